@@ -1,0 +1,1809 @@
+/*
+ * Config loader: YAML (or JSON) text → node tree → validated sg_conf_t.
+ *
+ * Loading happens in two steps. libyaml's event parser first builds a small tree of scalars,
+ * lists and mappings, each carrying its 1-based line, so that every later message can name the
+ * file, the line and the dotted key path. The tree is then mapped onto the model by one generic
+ * walker driven by declarative property tables (name, type, offset, range, default, doc), in
+ * the spirit of librdkafka's rdkafka_conf.c and nginx's ngx_command_t: adding an option is one
+ * table row, defaults are written as config text and parsed by the same code as user input, and
+ * the same tables free the model and print the Markdown reference. Checks that span several
+ * keys (a route's key naming a path parameter, conflicting paths, references to schemas and
+ * tables) run as per-struct hooks after the tables have filled a struct. Loading stops at the
+ * first error; everything allocated so far is freed by the table-driven destructor, which is
+ * why lists record their length before their elements are filled.
+ */
+#include "sg_conf.h"
+
+#include <arpa/inet.h>
+#include <assert.h>
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <yaml.h>
+
+#include "config_int.h"
+#include "sg_path.h"
+
+/* Limits on what a config file may ask of the loader: every size a user controls is bounded. */
+#define SG_CONF_MAX_FILE_BYTES (4u << 20) /* the whole file */
+#define SG_CONF_MAX_DEPTH 32              /* nesting of lists and mappings */
+#define SG_CONF_MAX_STRING 4096           /* one string value (names, paths, files) */
+#define SG_CONF_MAX_PROPERTY 65536        /* one kafka property value (inline PEM fits) */
+#define SG_CONF_MAX_NAME 128              /* route, table and schema names */
+#define SG_CONF_MAX_PROPS_PER_STRUCT 32   /* rows in one property table */
+#define KEYPATH_MAX 512                   /* dotted key path in messages (truncated beyond) */
+
+/* ------------------------------------------------------------------------------------------ */
+/* Node tree                                                                                  */
+
+typedef enum { NODE_SCALAR, NODE_SEQ, NODE_MAP } node_kind_t;
+
+typedef struct st_node_t node_t;
+struct st_node_t {
+    node_kind_t kind;
+    unsigned line; /* 1-based */
+    bool plain;    /* unquoted scalar: only those can be null */
+    char *text;    /* scalar text, NUL-terminated (embedded NULs are refused at parse) */
+    size_t len;
+    node_t **items; /* list: the items; mapping: key, value, key, value, ... */
+    size_t n, cap;
+};
+
+typedef struct st_ctx_t {
+    const char *file; /* name used in messages */
+    const char *dir;  /* directory relative files resolve against; NULL: leave them as given */
+    char *err;
+    size_t errlen;
+} ctx_t;
+
+__attribute__((format(printf, 4, 5))) static int fail(ctx_t *c, unsigned line, const char *key, const char *fmt, ...)
+{
+    if (c->err == NULL || c->errlen == 0)
+        return -1;
+    int n = snprintf(c->err, c->errlen, "%s:%u: %s: ", c->file, line, key[0] != '\0' ? key : "(root)");
+    if (n >= 0 && (size_t)n < c->errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(c->err + n, c->errlen - (size_t)n, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+/* Copies user text into buf for a message: quoted, control characters escaped, truncated. */
+static const char *quote(char *buf, size_t size, const char *text)
+{
+    size_t o = 0;
+    buf[o++] = '"';
+    for (const char *p = text; *p != '\0'; p++) {
+        unsigned char ch = (unsigned char)*p;
+        /* Room for this character (up to 4 bytes escaped), "...", the quote and the NUL. */
+        if (o + 4 + 3 + 2 > size) {
+            memcpy(buf + o, "...", 3);
+            o += 3;
+            break;
+        }
+        if (ch < 0x20 || ch == 0x7f) {
+            snprintf(buf + o, size - o, "\\x%02x", ch);
+            o += 4;
+        } else {
+            if (ch == '"' || ch == '\\')
+                buf[o++] = '\\';
+            buf[o++] = (char)ch;
+        }
+    }
+    buf[o++] = '"';
+    buf[o] = '\0';
+    return buf;
+}
+
+static bool node_is_null(const node_t *n)
+{
+    return n->kind == NODE_SCALAR && n->plain &&
+           (n->len == 0 || strcmp(n->text, "~") == 0 || strcmp(n->text, "null") == 0 ||
+            strcmp(n->text, "Null") == 0 || strcmp(n->text, "NULL") == 0);
+}
+
+/* Describes what a node is, for "expected X, got Y" messages. */
+static const char *node_what(const node_t *n, char *buf, size_t size)
+{
+    if (n->kind == NODE_MAP)
+        return "a mapping";
+    if (n->kind == NODE_SEQ)
+        return "a list";
+    if (node_is_null(n))
+        return "nothing (null)";
+    return quote(buf, size, n->text);
+}
+
+static node_t *node_new(node_kind_t kind, unsigned line)
+{
+    node_t *n = sg_config_calloc(1, sizeof(*n));
+    n->kind = kind;
+    n->line = line;
+    return n;
+}
+
+static void node_free(node_t *n)
+{
+    if (n == NULL)
+        return;
+    for (size_t i = 0; i < n->n; i++)
+        node_free(n->items[i]);
+    free(n->items);
+    free(n->text);
+    free(n);
+}
+
+static void node_append(node_t *parent, node_t *child)
+{
+    if (parent->n == parent->cap) {
+        parent->cap = parent->cap ? parent->cap * 2 : 8;
+        parent->items = sg_config_realloc_array(parent->items, parent->cap, sizeof(*parent->items));
+    }
+    parent->items[parent->n++] = child;
+}
+
+static const node_t *map_get(const node_t *map, const char *key)
+{
+    if (map == NULL || map->kind != NODE_MAP)
+        return NULL;
+    for (size_t i = 0; i + 1 < map->n; i += 2)
+        if (strcmp(map->items[i]->text, key) == 0)
+            return map->items[i + 1];
+    return NULL;
+}
+
+/* Line of map[key]'s value, or of the map itself when the key is absent (defaulted). */
+static unsigned value_line(const node_t *map, const char *key)
+{
+    const node_t *v = map_get(map, key);
+    return v != NULL ? v->line : map != NULL ? map->line : 1;
+}
+
+static const node_t *seq_item(const node_t *seq, size_t i)
+{
+    return seq != NULL && seq->kind == NODE_SEQ && i < seq->n ? seq->items[i] : NULL;
+}
+
+/* Key paths only feed messages: one longer than its buffer is cut short, never overflowed. */
+__attribute__((format(printf, 3, 4))) static void format_into(char *buf, size_t size, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, size, fmt, ap);
+    va_end(ap);
+}
+
+static void path_key(char *buf, size_t size, const char *parent, const char *key)
+{
+    if (parent[0] != '\0')
+        format_into(buf, size, "%s.%s", parent, key);
+    else
+        format_into(buf, size, "%s", key);
+}
+
+static void path_index(char *buf, size_t size, const char *parent, size_t i)
+{
+    format_into(buf, size, "%s[%zu]", parent, i);
+}
+
+/* Key path of the innermost open container, for syntax errors (libyaml knows only lines). */
+static void stack_path(node_t *const *stack, size_t depth, char *buf, size_t size)
+{
+    char tmp[KEYPATH_MAX];
+    buf[0] = '\0';
+    for (size_t d = 0; d < depth; d++) {
+        const node_t *frame = stack[d];
+        bool deeper = d + 1 < depth;
+        snprintf(tmp, sizeof(tmp), "%s", buf);
+        if (frame->kind == NODE_MAP) {
+            const node_t *key = NULL;
+            if (deeper && frame->n >= 2)
+                key = frame->items[frame->n - 2];
+            else if (!deeper && frame->n % 2 == 1)
+                key = frame->items[frame->n - 1];
+            if (key != NULL)
+                path_key(buf, size, tmp, key->text);
+        } else if (deeper && frame->n > 0) {
+            path_index(buf, size, tmp, frame->n - 1);
+        }
+    }
+}
+
+/* Builds the tree; *out is NULL when the stream holds no document (an empty file). */
+static int tree_parse(ctx_t *c, const char *text, size_t len, node_t **out)
+{
+    yaml_parser_t parser;
+    yaml_event_t ev;
+    node_t *stack[SG_CONF_MAX_DEPTH];
+    size_t depth = 0;
+    node_t *root = NULL;
+    int documents = 0;
+    char where[KEYPATH_MAX];
+
+    if (!yaml_parser_initialize(&parser))
+        sg_config_oom();
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    for (bool done = false; !done;) {
+        if (!yaml_parser_parse(&parser, &ev)) {
+            if (parser.error == YAML_MEMORY_ERROR)
+                sg_config_oom();
+            stack_path(stack, depth, where, sizeof(where));
+            if (parser.context != NULL)
+                fail(c, (unsigned)parser.problem_mark.line + 1, where, "YAML syntax error: %s (%s at line %u)",
+                     parser.problem ? parser.problem : "invalid YAML", parser.context,
+                     (unsigned)parser.context_mark.line + 1);
+            else
+                fail(c, (unsigned)parser.problem_mark.line + 1, where, "YAML syntax error: %s",
+                     parser.problem ? parser.problem : "invalid YAML");
+            goto fail;
+        }
+        unsigned line = (unsigned)ev.start_mark.line + 1;
+        node_t *node = NULL;
+        switch (ev.type) {
+        case YAML_STREAM_END_EVENT:
+            done = true;
+            break;
+        case YAML_DOCUMENT_START_EVENT:
+            if (documents++ > 0) {
+                fail(c, line, "(root)", "only one YAML document is allowed in a config file");
+                goto fail_event;
+            }
+            break;
+        case YAML_ALIAS_EVENT:
+            stack_path(stack, depth, where, sizeof(where));
+            fail(c, line, where, "YAML aliases (*name) are not supported");
+            goto fail_event;
+        case YAML_SCALAR_EVENT:
+            node = node_new(NODE_SCALAR, line);
+            node->text = sg_config_strndup((const char *)ev.data.scalar.value, ev.data.scalar.length);
+            node->len = ev.data.scalar.length;
+            node->plain = ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+            if (strlen(node->text) != node->len) {
+                node_free(node);
+                stack_path(stack, depth, where, sizeof(where));
+                fail(c, line, where, "a value contains a NUL character");
+                goto fail_event;
+            }
+            break;
+        case YAML_SEQUENCE_START_EVENT:
+        case YAML_MAPPING_START_EVENT:
+            if (depth == SG_CONF_MAX_DEPTH) {
+                stack_path(stack, depth, where, sizeof(where));
+                fail(c, line, where, "nested more than %d levels deep", SG_CONF_MAX_DEPTH);
+                goto fail_event;
+            }
+            node = node_new(ev.type == YAML_SEQUENCE_START_EVENT ? NODE_SEQ : NODE_MAP, line);
+            break;
+        case YAML_SEQUENCE_END_EVENT:
+        case YAML_MAPPING_END_EVENT:
+            depth--;
+            break;
+        default:
+            break;
+        }
+        if (node != NULL) {
+            if (depth == 0) {
+                root = node;
+            } else {
+                node_t *parent = stack[depth - 1];
+                if (parent->kind == NODE_MAP && parent->n % 2 == 0 && node->kind != NODE_SCALAR) {
+                    node_free(node);
+                    stack_path(stack, depth, where, sizeof(where));
+                    fail(c, line, where, "mapping keys must be plain strings");
+                    goto fail_event;
+                }
+                node_append(parent, node);
+            }
+            if (node->kind != NODE_SCALAR)
+                stack[depth++] = node;
+        }
+        yaml_event_delete(&ev);
+    }
+    yaml_parser_delete(&parser);
+    *out = root;
+    return 0;
+
+fail_event:
+    yaml_event_delete(&ev);
+fail:
+    yaml_parser_delete(&parser);
+    node_free(root);
+    return -1;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Property tables                                                                            */
+
+typedef enum {
+    PT_STRING,     /* any non-empty string */
+    PT_NAME,       /* route/table/schema name: [A-Za-z0-9._-], 1..128 */
+    PT_TOPIC,      /* Kafka topic name */
+    PT_FILE,       /* file name, resolved relative to the config file */
+    PT_PATH,       /* path template, not under a reserved prefix */
+    PT_STRENUM,    /* one of `enums`, case-insensitive, stored as the canonical char * */
+    PT_ENUM,       /* one of `enums`, stored as an int-sized enum (index) */
+    PT_INT,        /* integer in min..max, stored in `width` bytes */
+    PT_BOOL,       /* true | false */
+    PT_DURATION,   /* duration, stored as int64 milliseconds; min/max in ms */
+    PT_DURATION_S, /* duration in whole seconds, stored as int64 seconds; min/max in ms */
+    PT_SIZE,       /* byte size, stored as uint64; min/max in bytes */
+    PT_KEYSPEC,    /* sg_key_spec_t */
+    PT_HEADERS,    /* list of header names (char ** at offset, size_t count at aux) */
+    PT_ORIGINS,    /* list of CORS origins (char ** at offset, size_t count at aux) */
+    PT_PROPERTIES, /* mapping of string -> scalar (sg_kv_t * at offset, size_t count at aux) */
+    PT_HOSTPORT,   /* "host:port": char *host at offset, uint16_t port at aux */
+    PT_BROKERS,    /* "embedded" or a bootstrap list: char * at offset, bool embedded at aux */
+    PT_SECTION,    /* nested mapping described by `sub`, at base + offset */
+    PT_LIST,       /* list of `sub` structs: array pointer at offset, size_t count at aux */
+} prop_type_t;
+
+#define P_REQUIRED 0x1u
+#define P_PRESENCE 0x2u /* PT_SECTION: bool at aux says whether it was given; no defaults if not */
+
+typedef struct st_prop_t prop_t;
+typedef struct st_struct_desc_t struct_desc_t;
+
+struct st_prop_t {
+    const char *name;
+    prop_type_t type;
+    size_t offset;
+    size_t width; /* sizeof the field at offset */
+    size_t aux;   /* second field: list count, port, presence flag... (see prop_type_t) */
+    int64_t min, max; /* numeric range; for lists and maps, the number of items */
+    const char *def;  /* default, written as config text; NULL: none (zero) */
+    unsigned flags;
+    const struct_desc_t *sub;   /* PT_SECTION, PT_LIST */
+    const char *const *enums;   /* PT_ENUM, PT_STRENUM; NULL-terminated */
+    const char *unique;         /* PT_LIST: string field of `sub` that must be unique */
+    const char *doc;
+};
+
+typedef int (*struct_check_cb)(ctx_t *c, void *elem, const node_t *map, const char *path);
+
+struct st_struct_desc_t {
+    const char *name; /* singular noun for messages and docs: "route" */
+    size_t size;      /* element size, for lists */
+    const prop_t *props;
+    struct_check_cb check; /* cross-key checks after the rows are filled; NULL: none */
+    const char *shorthand; /* a scalar item stands for {shorthand: item}; NULL: not allowed */
+    bool has_line;
+    size_t line_offset; /* unsigned line of the element, when has_line */
+};
+
+#define FIELD(type, member) .offset = offsetof(type, member), .width = sizeof(((type *)0)->member)
+
+/* ------------------------------------------------------------------------------------------ */
+/* Scalar parsers (public ones first)                                                         */
+
+int sg_conf_parse_duration_ms(const char *text, int64_t *out)
+{
+    if (text == NULL || !isdigit((unsigned char)text[0]))
+        return -1;
+    int64_t value = 0;
+    const char *p = text;
+    for (; isdigit((unsigned char)*p); p++) {
+        int digit = *p - '0';
+        if (value > (INT64_MAX - digit) / 10)
+            return -1;
+        value = value * 10 + digit;
+    }
+    int64_t mult;
+    if (*p == '\0' || strcmp(p, "ms") == 0)
+        mult = 1;
+    else if (strcmp(p, "s") == 0)
+        mult = 1000;
+    else if (strcmp(p, "m") == 0)
+        mult = 60 * 1000;
+    else if (strcmp(p, "h") == 0)
+        mult = 3600 * 1000;
+    else
+        return -1;
+    if (value > INT64_MAX / mult)
+        return -1;
+    *out = value * mult;
+    return 0;
+}
+
+int sg_conf_parse_size(const char *text, uint64_t *out)
+{
+    static const struct {
+        const char *unit;
+        uint64_t mult;
+    } units[] = {
+        {"", 1},
+        {"B", 1},
+        {"KB", 1000},
+        {"MB", 1000 * 1000},
+        {"GB", 1000 * 1000 * 1000},
+        {"KiB", 1024},
+        {"MiB", 1024 * 1024},
+        {"GiB", 1024 * 1024 * 1024},
+    };
+    if (text == NULL || !isdigit((unsigned char)text[0]))
+        return -1;
+    uint64_t value = 0;
+    const char *p = text;
+    for (; isdigit((unsigned char)*p); p++) {
+        unsigned digit = (unsigned)(*p - '0');
+        if (value > (UINT64_MAX - digit) / 10)
+            return -1;
+        value = value * 10 + digit;
+    }
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (strcmp(p, units[i].unit) == 0) {
+            if (value > UINT64_MAX / units[i].mult)
+                return -1;
+            *out = value * units[i].mult;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Formats a duration in the largest unit that divides it, as a user would write it. */
+static const char *fmt_duration(char *buf, size_t size, int64_t ms)
+{
+    if (ms != 0 && ms % (3600 * 1000) == 0)
+        snprintf(buf, size, "%" PRId64 "h", ms / (3600 * 1000));
+    else if (ms != 0 && ms % (60 * 1000) == 0)
+        snprintf(buf, size, "%" PRId64 "m", ms / (60 * 1000));
+    else if (ms % 1000 == 0)
+        snprintf(buf, size, "%" PRId64 "s", ms / 1000);
+    else
+        snprintf(buf, size, "%" PRId64 "ms", ms);
+    return buf;
+}
+
+static const char *fmt_size(char *buf, size_t size, uint64_t bytes)
+{
+    if (bytes != 0 && bytes % (1024 * 1024 * 1024) == 0)
+        snprintf(buf, size, "%" PRIu64 "GiB", bytes / (1024 * 1024 * 1024));
+    else if (bytes != 0 && bytes % (1024 * 1024) == 0)
+        snprintf(buf, size, "%" PRIu64 "MiB", bytes / (1024 * 1024));
+    else if (bytes != 0 && bytes % 1024 == 0)
+        snprintf(buf, size, "%" PRIu64 "KiB", bytes / 1024);
+    else
+        snprintf(buf, size, "%" PRIu64 "B", bytes);
+    return buf;
+}
+
+static bool is_name_char(char ch)
+{
+    return isalnum((unsigned char)ch) || ch == '.' || ch == '_' || ch == '-';
+}
+
+static bool is_ident(const char *s)
+{
+    if (!(isalpha((unsigned char)s[0]) || s[0] == '_'))
+        return false;
+    for (const char *p = s + 1; *p != '\0'; p++)
+        if (!(isalnum((unsigned char)*p) || *p == '_'))
+            return false;
+    return true;
+}
+
+/* RFC 9110 token characters: what a header field name may contain. */
+static bool is_token(const char *s)
+{
+    if (s[0] == '\0')
+        return false;
+    for (const char *p = s; *p != '\0'; p++)
+        if (!isalnum((unsigned char)*p) && strchr("!#$%&'*+-.^_`|~", *p) == NULL)
+            return false;
+    return true;
+}
+
+static char *lowercase_dup(const char *s)
+{
+    char *copy = sg_config_strdup(s);
+    for (char *p = copy; *p != '\0'; p++)
+        *p = (char)tolower((unsigned char)*p);
+    return copy;
+}
+
+/* Parses a key spec into out (out->name owned). Returns NULL or the reason it is invalid. */
+static const char *keyspec_parse(const char *text, sg_key_spec_t *out)
+{
+    static const char expected[] = "expected path:NAME, body:/json/pointer, header:NAME or none";
+    out->source = SG_KEY_NONE;
+    out->name = NULL;
+    if (strcmp(text, "none") == 0)
+        return NULL;
+    if (strncmp(text, "path:", 5) == 0) {
+        if (!is_ident(text + 5))
+            return "path:NAME needs a parameter name ([A-Za-z_][A-Za-z0-9_]*), e.g. path:id";
+        out->source = SG_KEY_PATH;
+        out->name = sg_config_strdup(text + 5);
+        return NULL;
+    }
+    if (strncmp(text, "body:", 5) == 0) {
+        const char *ptr = text + 5;
+        if (ptr[0] != '\0' && ptr[0] != '/')
+            return "body: needs a JSON pointer that is empty or starts with '/', e.g. body:/customerId";
+        for (const char *p = ptr; *p != '\0'; p++)
+            if (*p == '~' && p[1] != '0' && p[1] != '1')
+                return "in a JSON pointer '~' must be followed by 0 or 1 (~0 is '~', ~1 is '/')";
+        out->source = SG_KEY_BODY;
+        out->name = sg_config_strdup(ptr);
+        return NULL;
+    }
+    if (strncmp(text, "header:", 7) == 0) {
+        if (!is_token(text + 7))
+            return "header:NAME needs a valid HTTP header name, e.g. header:x-customer-id";
+        out->source = SG_KEY_HEADER;
+        out->name = lowercase_dup(text + 7);
+        return NULL;
+    }
+    return expected;
+}
+
+/* Kafka's own rule for topic names; NULL or the reason. */
+static const char *topic_check(const char *name)
+{
+    size_t len = strlen(name);
+    if (len == 0 || len > 249)
+        return "a Kafka topic name has 1 to 249 characters";
+    if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+        return "\".\" and \"..\" are not valid Kafka topic names";
+    for (const char *p = name; *p != '\0'; p++)
+        if (!is_name_char(*p))
+            return "a Kafka topic name may only contain letters, digits, '.', '_' and '-'";
+    return NULL;
+}
+
+/* The built-in endpoints own these first segments, whatever follows (DESIGN §2). */
+static const char *const reserved_segments[] = {"requests", "tables", "registry", "metrics",
+                                                "healthz", "readyz", "openapi.json", NULL};
+
+static const char *reserved_prefix(const char *path)
+{
+    const char *first = path + 1;
+    size_t len = strcspn(first, "/");
+    for (size_t i = 0; reserved_segments[i] != NULL; i++)
+        if (strlen(reserved_segments[i]) == len && memcmp(first, reserved_segments[i], len) == 0)
+            return reserved_segments[i];
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Field access                                                                               */
+
+static void *field(char *base, size_t offset)
+{
+    return base + offset;
+}
+
+static void set_string(char *base, size_t offset, char *value)
+{
+    memcpy(field(base, offset), &value, sizeof(value));
+}
+
+static char *get_string(const char *base, size_t offset)
+{
+    char *value;
+    memcpy(&value, base + offset, sizeof(value));
+    return value;
+}
+
+static void set_size_t(char *base, size_t offset, size_t value)
+{
+    memcpy(field(base, offset), &value, sizeof(value));
+}
+
+static size_t get_size_t(const char *base, size_t offset)
+{
+    size_t value;
+    memcpy(&value, base + offset, sizeof(value));
+    return value;
+}
+
+static void set_bool(char *base, size_t offset, bool value)
+{
+    memcpy(field(base, offset), &value, sizeof(value));
+}
+
+/* Stores an integer in a signed or unsigned field of 1, 2, 4 or 8 bytes. The value is in the
+ * row's range, which fits the field, so the unsigned conversion keeps the right bits either way. */
+static void set_int(char *base, size_t offset, size_t width, int64_t value)
+{
+    void *dst = field(base, offset);
+    switch (width) {
+    case 1: {
+        uint8_t v = (uint8_t)value;
+        memcpy(dst, &v, 1);
+        break;
+    }
+    case 2: {
+        uint16_t v = (uint16_t)value;
+        memcpy(dst, &v, 2);
+        break;
+    }
+    case 4: {
+        uint32_t v = (uint32_t)value;
+        memcpy(dst, &v, 4);
+        break;
+    }
+    default: {
+        uint64_t v = (uint64_t)value;
+        memcpy(dst, &v, 8);
+        break;
+    }
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Row parsers                                                                                */
+
+typedef int (*prop_parse_cb)(ctx_t *c, const prop_t *row, const node_t *value, char *base, const char *path);
+typedef void (*prop_free_cb)(const prop_t *row, char *base);
+
+static int parse_struct(ctx_t *c, const struct_desc_t *desc, const node_t *node, char *base, const char *path);
+static void free_struct(const struct_desc_t *desc, char *base);
+
+static int want_scalar(ctx_t *c, const node_t *value, const char *path, const char *what)
+{
+    char buf[80];
+    if (value->kind != NODE_SCALAR || node_is_null(value))
+        return fail(c, value->line, path, "expected %s, got %s", what, node_what(value, buf, sizeof(buf)));
+    return 0;
+}
+
+static int want_string(ctx_t *c, const node_t *value, const char *path, size_t max)
+{
+    if (want_scalar(c, value, path, "a string") != 0)
+        return -1;
+    if (value->len == 0)
+        return fail(c, value->line, path, "must not be empty");
+    if (value->len > max)
+        return fail(c, value->line, path, "longer than %zu bytes", max);
+    return 0;
+}
+
+static int parse_string(ctx_t *c, const prop_t *row, const node_t *value, char *base, const char *path)
+{
+    if (want_string(c, value, path, SG_CONF_MAX_STRING) != 0)
+        return -1;
+    set_string(base, row->offset, sg_config_strdup(value->text));
+    return 0;
+}
+
+static int parse_name(ctx_t *c, const prop_t *row, const node_t *value, char *base, const char *path)
+{
+    char buf[80];
+    if (want_string(c, value, path, SG_CONF_MAX_STRING) != 0)
+        return -1;
+    bool ok = value->len <= SG_CONF_MAX_NAME;
+    for (const char *p = value->text; ok && *p != '\0'; p++)
+        ok = is_name_char(*p);
+    if (!ok)
+        return fail(c, value->line, path, "invalid name %s: use 1 to %d letters, digits, '.', '_' or '-'",
+                    quote(buf, sizeof(buf), value->text), SG_CONF_MAX_NAME);
+    set_string(base, row->offset, sg_config_strdup(value->text));
+    return 0;
+}
+
+static int parse_topic(ctx_t *c, const prop_t *row, const node_t *value, char *base, const char *path)
+{
+    char buf[80];
+    if (want_string(c, value, path, SG_CONF_MAX_STRING) != 0)
+        return -1;
+    const char *why = topic_check(value->text);
+    if (why != NULL)
+        return fail(c, value->line, path, "invalid topic name %s: %s", quote(buf, sizeof(buf), value->text), why);
+    set_string(base, row->offset, sg_config_strdup(value->text));
+    return 0;
+}
+
+static int parse_file(ctx_t *c, const prop_t *row, const node_t *value, char *base, const char *path)
+{
+    if (want_string(c, value, path, SG_CONF_MAX_STRING) != 0)
+        return -1;
+    char *resolved;
+    if (value->text[0] == '/' || c->dir == NULL) {
+        resolved = sg_config_strdup(value->text);
+    } else {
+        size_t dlen = strlen(c->dir);
+        resolved = sg_config_calloc(dlen + 1 + value->len + 1, 1);
+        memcpy(resolved, c->dir, dlen);
+        resolved[dlen] = '/';
+        memcpy(resolved + dlen + 1, value->text, value->len + 1);
+    }
+    set_string(base, row->offset, resolved);
+    return 0;
+}
+
+static int parse_path(ctx_t *c, const prop_t *row, const node_t *value, char *base, const char *path)
+{
+    char buf[80], why[160];
+    if (want_string(c, value, path, SG_CONF_MAX_STRING) != 0)
+        return -1;
+    if (value->text[0] != '/')
+        return fail(c, value->line, path, "path %s must start with '/'", quote(buf, sizeof(buf), value->text));
+    sg_path_template_t *tmpl = sg_path_template_parse(value->text, why, sizeof(why));
+    if (tmpl == NULL)
+        return fail(c, value->line, path, "invalid path template %s: %s", quote(buf, sizeof(buf), value->text), why);
+    sg_path_template_destroy(tmpl);
+    const char *reserved = reserved_prefix(value->text);
+    if (reserved != NULL)
+        return fail(c, value->line, path, "path %s is under /%s, which is reserved for the built-in endpoints",
+                    quote(buf, sizeof(buf), value->text), reserved);
+    set_string(base, row->offset, sg_config_strdup(value->text));
+    return 0;
+}
+
+static void enum_list(const char *const *enums, char *buf, size_t size)
+{
+    size_t o = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; enums[i] != NULL && o < size; i++)
+        o += (size_t)snprintf(buf + o, size - o, "%s%s", i ? ", " : "", enums[i]);
+}
+
+static int enum_lookup(ctx_t *c, const prop_t *row, const node_t *value, const char *path, size_t *index)
+{
+    char buf[80], list[160];
+    if (want_scalar(c, value, path, "a string") != 0)
+        return -1;
+    for (size_t i = 0; row->enums[i] != NULL; i++) {
+        if (strcasecmp(value->text, row->enums[i]) == 0) {
+            *index = i;
+            return 0;
+        }
+    }
+    enum_list(row->enums, list, sizeof(list));
+    return fail(c, value->line, path, "unknown %s %s (expected one of %s)", row->name,
+                quote(buf, sizeof(buf), value->text), list);
+}
+
+static int parse_strenum(ctx_t *c, const prop_t *row, const node_t *value, char *base, const char *path)
+{
+    size_t index;
+    if (enum_lookup(c, row, value, path, &index) != 0)
+        return -1;
+    set_string(base, row->offset, sg_config_strdup(row->enums[index]));
+    return 0;
+}
+
+static int parse_enum(ctx_t *c, const prop_t *row, const node_t *value, char *base, const char *path)
+{
+    size_t index;
+    if (enum_lookup(c, row, value, path, &index) != 0)
+        return -1;
+    set_int(base, row->offset, row->width, (int64_t)index);
+    return 0;
+}
+
+static int parse_int(ctx_t *c, const prop_t *row, const node_t *value, char *base, const char *path)
+{
+    char buf[80];
+    if (want_scalar(c, value, path, "an integer") != 0)
+        return -1;
+    const char *text = value->text;
+    char *end;
+    errno = 0;
+    long long parsed = strtoll(text, &end, 10);
+    if (!(isdigit((unsigned char)text[0]) || (text[0] == '-' && isdigit((unsigned char)text[1]))) || *end != '\0')
+        return fail(c, value->line, path, "expected an integer, got %s", quote(buf, sizeof(buf), text));
+    if (errno == ERANGE || parsed < row->min || parsed > row->max)
+        return fail(c, value->line, path, "%s is out of range (%" PRId64 "..%" PRId64 ")",
+                    quote(buf, sizeof(buf), text), row->min, row->max);
+    set_int(base, row->offset, row->width, parsed);
+    return 0;
+}
+
+static int parse_bool(ctx_t *c, const prop_t *row, const node_t *value, char *base, const char *path)
+{
+    char buf[80];
+    if (want_scalar(c, value, path, "true or false") != 0)
+        return -1;
+    const char *t = value->text;
+    bool parsed;
+    if (strcmp(t, "true") == 0 || strcmp(t, "True") == 0 || strcmp(t, "TRUE") == 0)
+        parsed = true;
+    else if (strcmp(t, "false") == 0 || strcmp(t, "False") == 0 || strcmp(t, "FALSE") == 0)
+        parsed = false;
+    else
+        return fail(c, value->line, path, "expected true or false, got %s", quote(buf, sizeof(buf), t));
+    set_bool(base, row->offset, parsed);
+    return 0;
+}
+
+static int duration_value(ctx_t *c, const prop_t *row, const node_t *value, const char *path, int64_t *ms)
+{
+    char buf[80], lo[32], hi[32];
+    if (want_scalar(c, value, path, "a duration") != 0)
+        return -1;
+    if (sg_conf_parse_duration_ms(value->text, ms) != 0)
+        return fail(c, value->line, path, "expected a duration such as 250ms, 10s, 2m or 1h, got %s",
+                    quote(buf, sizeof(buf), value->text));
+    if (*ms < row->min || *ms > row->max)
+        return fail(c, value->line, path, "%s is out of range (%s..%s)", quote(buf, sizeof(buf), value->text),
+                    fmt_duration(lo, sizeof(lo), row->min), fmt_duration(hi, sizeof(hi), row->max));
+    return 0;
+}
+
+static int parse_duration(ctx_t *c, const prop_t *row, const node_t *value, char *base, const char *path)
+{
+    int64_t ms;
+    if (duration_value(c, row, value, path, &ms) != 0)
+        return -1;
+    set_int(base, row->offset, row->width, ms);
+    return 0;
+}
+
+static int parse_duration_s(ctx_t *c, const prop_t *row, const node_t *value, char *base, const char *path)
+{
+    char buf[80];
+    int64_t ms;
+    if (duration_value(c, row, value, path, &ms) != 0)
+        return -1;
+    /* A bare number is milliseconds everywhere else; "600" here would be 0.6s, so say so. */
+    if (ms % 1000 != 0)
+        return fail(c, value->line, path, "%s is not a whole number of seconds (write e.g. 600s)",
+                    quote(buf, sizeof(buf), value->text));
+    set_int(base, row->offset, row->width, ms / 1000);
+    return 0;
+}
+
+static int parse_size(ctx_t *c, const prop_t *row, const node_t *value, char *base, const char *path)
+{
+    char buf[80], lo[32], hi[32];
+    uint64_t bytes;
+    if (want_scalar(c, value, path, "a size") != 0)
+        return -1;
+    if (sg_conf_parse_size(value->text, &bytes) != 0)
+        return fail(c, value->line, path, "expected a size such as 512, 64KiB, 1MiB or 10KB, got %s",
+                    quote(buf, sizeof(buf), value->text));
+    if (bytes < (uint64_t)row->min || bytes > (uint64_t)row->max)
+        return fail(c, value->line, path, "%s is out of range (%s..%s)", quote(buf, sizeof(buf), value->text),
+                    fmt_size(lo, sizeof(lo), (uint64_t)row->min), fmt_size(hi, sizeof(hi), (uint64_t)row->max));
+    memcpy(field(base, row->offset), &bytes, sizeof(bytes));
+    return 0;
+}
+
+static int parse_keyspec(ctx_t *c, const prop_t *row, const node_t *value, char *base, const char *path)
+{
+    char buf[80];
+    if (want_scalar(c, value, path, "a key spec (path:NAME, body:/json/pointer, header:NAME or none)") != 0)
+        return -1;
+    if (value->len > SG_CONF_MAX_STRING)
+        return fail(c, value->line, path, "longer than %d bytes", SG_CONF_MAX_STRING);
+    sg_key_spec_t spec;
+    const char *why = keyspec_parse(value->text, &spec);
+    if (why != NULL)
+        return fail(c, value->line, path, "%s, got %s", why, quote(buf, sizeof(buf), value->text));
+    memcpy(field(base, row->offset), &spec, sizeof(spec));
+    return 0;
+}
+
+typedef const char *(*item_check_cb)(const char *text);
+
+static const char *header_check(const char *text)
+{
+    return is_token(text) ? NULL : "is not a valid HTTP header name";
+}
+
+static const char *origin_check(const char *text)
+{
+    if (strcmp(text, "*") == 0)
+        return NULL;
+    const char *host;
+    if (strncmp(text, "http://", 7) == 0)
+        host = text + 7;
+    else if (strncmp(text, "https://", 8) == 0)
+        host = text + 8;
+    else
+        return "is not an origin: expected \"*\" or scheme://host[:port], e.g. http://localhost:5173";
+    /* Browsers send the origin without a path, so anything after the host could never match. */
+    if (host[0] == '\0' || strpbrk(host, "/?# \t") != NULL)
+        return "is not an origin: expected scheme://host[:port] with no path or trailing slash";
+    return NULL;
+}
+
+static int parse_strlist(ctx_t *c, const prop_t *row, const node_t *value, char *base, const char *path,
+                         item_check_cb check, bool lower)
+{
+    char buf[80], item_path[KEYPATH_MAX];
+    if (node_is_null(value))
+        return 0;
+    if (value->kind != NODE_SEQ)
+        return fail(c, value->line, path, "expected a list, got %s", node_what(value, buf, sizeof(buf)));
+    if ((int64_t)value->n > row->max)
+        return fail(c, value->line, path, "more than %" PRId64 " items", row->max);
+    char **items = sg_config_calloc(value->n, sizeof(*items));
+    set_string(base, row->offset, (char *)items);
+    set_size_t(base, row->aux, value->n);
+    for (size_t i = 0; i < value->n; i++) {
+        const node_t *item = value->items[i];
+        path_index(item_path, sizeof(item_path), path, i);
+        if (want_string(c, item, item_path, SG_CONF_MAX_STRING) != 0)
+            return -1;
+        const char *why = check(item->text);
+        if (why != NULL)
+            return fail(c, item->line, item_path, "%s %s", quote(buf, sizeof(buf), item->text), why);
+        items[i] = lower ? lowercase_dup(item->text) : sg_config_strdup(item->text);
+    }
+    return 0;
+}
+
+static int parse_headers(ctx_t *c, const prop_t *row, const node_t *value, char *base, const char *path)
+{
+    return parse_strlist(c, row, value, base, path, header_check, true);
+}
+
+static int parse_origins(ctx_t *c, const prop_t *row, const node_t *value, char *base, const char *path)
+{
+    if (parse_strlist(c, row, value, base, path, origin_check, false) != 0)
+        return -1;
+    if (value->kind == NODE_SEQ && value->n > 1) {
+        for (size_t i = 0; i < value->n; i++)
+            if (strcmp(value->items[i]->text, "*") == 0)
+                return fail(c, value->items[i]->line, path, "\"*\" allows every origin and must be the only entry");
+    }
+    return 0;
+}
+
+static int parse_properties(ctx_t *c, const prop_t *row, const node_t *value, char *base, const char *path)
+{
+    char buf[80], key_path[KEYPATH_MAX];
+    if (node_is_null(value))
+        return 0;
+    if (value->kind != NODE_MAP)
+        return fail(c, value->line, path, "expected a mapping of librdkafka property names to values, got %s",
+                    node_what(value, buf, sizeof(buf)));
+    size_t n = value->n / 2;
+    if ((int64_t)n > row->max)
+        return fail(c, value->line, path, "more than %" PRId64 " properties", row->max);
+    sg_kv_t *kvs = sg_config_calloc(n, sizeof(*kvs));
+    set_string(base, row->offset, (char *)kvs);
+    set_size_t(base, row->aux, n);
+    for (size_t i = 0; i < n; i++) {
+        const node_t *key = value->items[2 * i], *val = value->items[2 * i + 1];
+        path_key(key_path, sizeof(key_path), path, key->text);
+        if (key->len == 0 || key->len > SG_CONF_MAX_NAME)
+            return fail(c, key->line, key_path, "a property name has 1 to %d characters", SG_CONF_MAX_NAME);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(kvs[j].key, key->text) == 0)
+                return fail(c, key->line, key_path, "duplicate key %s (first at line %u)",
+                            quote(buf, sizeof(buf), key->text), value->items[2 * j]->line);
+        if (want_scalar(c, val, key_path, "a string, number or boolean") != 0)
+            return -1;
+        if (val->len > SG_CONF_MAX_PROPERTY)
+            return fail(c, val->line, key_path, "longer than %d bytes", SG_CONF_MAX_PROPERTY);
+        /* librdkafka wants "true"/"false"; YAML also spells them True and TRUE. */
+        const char *text = val->text;
+        if (val->plain && (strcmp(text, "True") == 0 || strcmp(text, "TRUE") == 0))
+            text = "true";
+        else if (val->plain && (strcmp(text, "False") == 0 || strcmp(text, "FALSE") == 0))
+            text = "false";
+        kvs[i].key = sg_config_strdup(key->text);
+        kvs[i].value = sg_config_strdup(text);
+    }
+    return 0;
+}
+
+static int parse_hostport(ctx_t *c, const prop_t *row, const node_t *value, char *base, const char *path)
+{
+    static const char expected[] = "expected host:port, e.g. 127.0.0.1:8080 or [::1]:8080";
+    char buf[80];
+    if (want_string(c, value, path, SG_CONF_MAX_STRING) != 0)
+        return -1;
+    const char *text = value->text, *host, *port;
+    size_t host_len;
+    if (text[0] == '[') {
+        const char *close = strchr(text, ']');
+        if (close == NULL || close[1] != ':')
+            return fail(c, value->line, path, "%s, got %s", expected, quote(buf, sizeof(buf), text));
+        host = text + 1;
+        host_len = (size_t)(close - host);
+        port = close + 2;
+        char addr[64];
+        struct in6_addr in6;
+        if (host_len == 0 || host_len >= sizeof(addr))
+            return fail(c, value->line, path, "invalid IPv6 address in %s", quote(buf, sizeof(buf), text));
+        memcpy(addr, host, host_len);
+        addr[host_len] = '\0';
+        if (inet_pton(AF_INET6, addr, &in6) != 1)
+            return fail(c, value->line, path, "invalid IPv6 address in %s", quote(buf, sizeof(buf), text));
+    } else {
+        const char *colon = strrchr(text, ':');
+        if (colon == NULL)
+            return fail(c, value->line, path, "%s, got %s", expected, quote(buf, sizeof(buf), text));
+        host = text;
+        host_len = (size_t)(colon - text);
+        port = colon + 1;
+        if (memchr(host, ':', host_len) != NULL)
+            return fail(c, value->line, path, "write an IPv6 address in brackets, e.g. [::1]:8080, got %s",
+                        quote(buf, sizeof(buf), text));
+        bool ok = host_len > 0 && host_len <= 253;
+        for (size_t i = 0; ok && i < host_len; i++)
+            ok = is_name_char(host[i]);
+        if (!ok)
+            return fail(c, value->line, path, "invalid host in %s (%s)", quote(buf, sizeof(buf), text), expected);
+    }
+    unsigned long port_value = 0;
+    size_t digits = strspn(port, "0123456789");
+    if (digits == 0 || digits > 5 || port[digits] != '\0' || (port_value = strtoul(port, NULL, 10)) > 65535)
+        return fail(c, value->line, path, "invalid port in %s (0..65535)", quote(buf, sizeof(buf), text));
+    set_string(base, row->offset, sg_config_strndup(host, host_len));
+    uint16_t port16 = (uint16_t)port_value;
+    memcpy(field(base, row->aux), &port16, sizeof(port16));
+    return 0;
+}
+
+static int parse_brokers(ctx_t *c, const prop_t *row, const node_t *value, char *base, const char *path)
+{
+    char buf[80];
+    if (want_string(c, value, path, SG_CONF_MAX_STRING) != 0)
+        return -1;
+    if (strcmp(value->text, "embedded") == 0) {
+        set_bool(base, row->aux, true);
+        return 0;
+    }
+    /* Normalise "h1:9092, h2:9092" to "h1:9092,h2:9092": each entry trimmed, none empty. */
+    char *list = sg_config_calloc(value->len + 1, 1);
+    size_t o = 0;
+    const char *p = value->text;
+    for (;;) {
+        size_t len = strcspn(p, ",");
+        const char *start = p, *end = p + len;
+        while (start < end && (*start == ' ' || *start == '\t'))
+            start++;
+        while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
+            end--;
+        bool ok = start < end;
+        for (const char *q = start; ok && q < end; q++)
+            ok = *q > 0x20 && *q != 0x7f;
+        if (!ok) {
+            free(list);
+            return fail(c, value->line, path, "expected \"embedded\" or a bootstrap list like \"h1:9092,h2:9092\", got %s",
+                        quote(buf, sizeof(buf), value->text));
+        }
+        if (o > 0)
+            list[o++] = ',';
+        memcpy(list + o, start, (size_t)(end - start));
+        o += (size_t)(end - start);
+        if (p[len] == '\0')
+            break;
+        p += len + 1;
+    }
+    set_string(base, row->offset, list);
+    set_bool(base, row->aux, false);
+    return 0;
+}
+
+static int parse_section(ctx_t *c, const prop_t *row, const node_t *value, char *base, const char *path)
+{
+    if (row->flags & P_PRESENCE)
+        set_bool(base, row->aux, true);
+    return parse_struct(c, row->sub, value, base + row->offset, path);
+}
+
+static const prop_t *find_prop(const struct_desc_t *desc, const char *name)
+{
+    for (const prop_t *row = desc->props; row->name != NULL; row++)
+        if (strcmp(row->name, name) == 0)
+            return row;
+    return NULL;
+}
+
+static int parse_list(ctx_t *c, const prop_t *row, const node_t *value, char *base, const char *path)
+{
+    char buf[80], item_path[KEYPATH_MAX];
+    const struct_desc_t *sub = row->sub;
+    size_t n = 0;
+    if (!node_is_null(value)) {
+        if (value->kind != NODE_SEQ)
+            return fail(c, value->line, path, "expected a list of %ss, got %s", sub->name,
+                        node_what(value, buf, sizeof(buf)));
+        n = value->n;
+    }
+    if ((int64_t)n < row->min)
+        return fail(c, value->line, path, "needs at least %" PRId64 " %s", row->min, sub->name);
+    if ((int64_t)n > row->max)
+        return fail(c, value->line, path, "more than %" PRId64 " %ss", row->max, sub->name);
+    if (n == 0)
+        return 0;
+    /* The count is set before the elements are filled so that a failure halfway is freed. */
+    char *array = sg_config_calloc(n, sub->size);
+    set_string(base, row->offset, array);
+    set_size_t(base, row->aux, n);
+    for (size_t i = 0; i < n; i++) {
+        char *elem = array + i * sub->size;
+        path_index(item_path, sizeof(item_path), path, i);
+        if (parse_struct(c, sub, value->items[i], elem, item_path) != 0)
+            return -1;
+        if (sub->has_line) {
+            unsigned line = value->items[i]->line;
+            memcpy(elem + sub->line_offset, &line, sizeof(line));
+        }
+    }
+    if (row->unique != NULL) {
+        const prop_t *key = find_prop(sub, row->unique);
+        for (size_t i = 1; i < n; i++) {
+            const char *name = get_string(array + i * sub->size, key->offset);
+            for (size_t j = 0; j < i; j++) {
+                if (strcmp(name, get_string(array + j * sub->size, key->offset)) == 0) {
+                    path_index(item_path, sizeof(item_path), path, i);
+                    char key_path[KEYPATH_MAX];
+                    path_key(key_path, sizeof(key_path), item_path, row->unique);
+                    return fail(c, value_line(value->items[i], row->unique), key_path,
+                                "duplicate %s %s %s (first at line %u)", sub->name, row->unique,
+                                quote(buf, sizeof(buf), name), value_line(value->items[j], row->unique));
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+static void free_string(const prop_t *row, char *base)
+{
+    free(get_string(base, row->offset));
+}
+
+static void free_nothing(const prop_t *row, char *base)
+{
+}
+
+static void free_keyspec(const prop_t *row, char *base)
+{
+    sg_key_spec_t spec;
+    memcpy(&spec, base + row->offset, sizeof(spec));
+    free(spec.name);
+}
+
+static void free_strlist(const prop_t *row, char *base)
+{
+    char **items = (char **)get_string(base, row->offset);
+    size_t n = get_size_t(base, row->aux);
+    for (size_t i = 0; items != NULL && i < n; i++)
+        free(items[i]);
+    free(items);
+}
+
+static void free_properties(const prop_t *row, char *base)
+{
+    sg_kv_t *kvs = (sg_kv_t *)get_string(base, row->offset);
+    size_t n = get_size_t(base, row->aux);
+    for (size_t i = 0; kvs != NULL && i < n; i++) {
+        free(kvs[i].key);
+        free(kvs[i].value);
+    }
+    free(kvs);
+}
+
+static void free_section(const prop_t *row, char *base)
+{
+    free_struct(row->sub, base + row->offset);
+}
+
+static void free_list(const prop_t *row, char *base)
+{
+    char *array = get_string(base, row->offset);
+    size_t n = get_size_t(base, row->aux);
+    for (size_t i = 0; array != NULL && i < n; i++)
+        free_struct(row->sub, array + i * row->sub->size);
+    free(array);
+}
+
+static const struct {
+    const char *doc; /* type name in the reference */
+    prop_parse_cb parse;
+    prop_free_cb free;
+} prop_types[] = {
+    [PT_STRING] = {"string", parse_string, free_string},
+    [PT_NAME] = {"name", parse_name, free_string},
+    [PT_TOPIC] = {"topic name", parse_topic, free_string},
+    [PT_FILE] = {"file", parse_file, free_string},
+    [PT_PATH] = {"path template", parse_path, free_string},
+    [PT_STRENUM] = {"enum", parse_strenum, free_string},
+    [PT_ENUM] = {"enum", parse_enum, free_nothing},
+    [PT_INT] = {"integer", parse_int, free_nothing},
+    [PT_BOOL] = {"boolean", parse_bool, free_nothing},
+    [PT_DURATION] = {"duration", parse_duration, free_nothing},
+    [PT_DURATION_S] = {"duration (whole seconds)", parse_duration_s, free_nothing},
+    [PT_SIZE] = {"size", parse_size, free_nothing},
+    [PT_KEYSPEC] = {"key spec", parse_keyspec, free_keyspec},
+    [PT_HEADERS] = {"list of header names", parse_headers, free_strlist},
+    [PT_ORIGINS] = {"list of origins", parse_origins, free_strlist},
+    [PT_PROPERTIES] = {"mapping of string to scalar", parse_properties, free_properties},
+    [PT_HOSTPORT] = {"host:port", parse_hostport, free_string},
+    [PT_BROKERS] = {"brokers", parse_brokers, free_string},
+    [PT_SECTION] = {"mapping", parse_section, free_section},
+    [PT_LIST] = {"list", parse_list, free_list},
+};
+
+/* Edit distance, for "did you mean" on unknown keys. Keys are short: a small fixed row. */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b), row[65];
+    if (la > 64 || lb > 64)
+        return SIZE_MAX;
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+static int fail_unknown_key(ctx_t *c, const struct_desc_t *desc, const node_t *key, const char *path)
+{
+    char buf[80], list[512];
+    const prop_t *best = NULL;
+    size_t best_distance = 3; /* suggest only close typos */
+    size_t o = 0;
+    list[0] = '\0';
+    for (const prop_t *row = desc->props; row->name != NULL; row++) {
+        size_t d = edit_distance(key->text, row->name);
+        if (d < best_distance && d < strlen(row->name)) {
+            best = row;
+            best_distance = d;
+        }
+        if (o < sizeof(list))
+            o += (size_t)snprintf(list + o, sizeof(list) - o, "%s%s", o ? ", " : "", row->name);
+    }
+    if (best != NULL)
+        return fail(c, key->line, path, "unknown key %s (did you mean \"%s\"?)", quote(buf, sizeof(buf), key->text),
+                    best->name);
+    return fail(c, key->line, path, "unknown key %s (valid keys: %s)", quote(buf, sizeof(buf), key->text), list);
+}
+
+/* Default values are config text, parsed by the same code as user input (line = the map's). */
+static int apply_default(ctx_t *c, const prop_t *row, const node_t *map, char *base, const char *path)
+{
+    if (row->type == PT_SECTION) {
+        if (row->flags & P_PRESENCE)
+            return 0;
+        node_t empty = {.kind = NODE_MAP, .line = map->line};
+        return parse_struct(c, row->sub, &empty, base + row->offset, path);
+    }
+    if (row->def == NULL)
+        return 0;
+    node_t scalar = {.kind = NODE_SCALAR, .line = map->line, .text = (char *)row->def, .len = strlen(row->def)};
+    if (row->type == PT_LIST) {
+        node_t *items[1] = {&scalar};
+        node_t seq = {.kind = NODE_SEQ, .line = map->line, .items = items, .n = 1};
+        return prop_types[row->type].parse(c, row, &seq, base, path);
+    }
+    return prop_types[row->type].parse(c, row, &scalar, base, path);
+}
+
+static int parse_struct(ctx_t *c, const struct_desc_t *desc, const node_t *node, char *base, const char *path)
+{
+    char buf[80], child[KEYPATH_MAX];
+    node_t short_key, short_map;
+    node_t *short_items[2];
+    if (node->kind == NODE_SCALAR && desc->shorthand != NULL && !node_is_null(node)) {
+        /* A scalar item stands for {shorthand: item}; messages keep the item's own path. */
+        short_key = (node_t){.kind = NODE_SCALAR, .line = node->line, .text = (char *)desc->shorthand,
+                             .len = strlen(desc->shorthand)};
+        short_items[0] = &short_key;
+        short_items[1] = (node_t *)node;
+        short_map = (node_t){.kind = NODE_MAP, .line = node->line, .items = short_items, .n = 2};
+        node = &short_map;
+    }
+    node_t empty = {.kind = NODE_MAP, .line = node->line};
+    if (node_is_null(node))
+        node = &empty;
+    if (node->kind != NODE_MAP)
+        return fail(c, node->line, path, "expected a mapping, got %s", node_what(node, buf, sizeof(buf)));
+
+    const node_t *given[SG_CONF_MAX_PROPS_PER_STRUCT] = {0};
+    for (size_t i = 0; i + 1 < node->n; i += 2) {
+        const node_t *key = node->items[i], *value = node->items[i + 1];
+        if (node == &short_map)
+            snprintf(child, sizeof(child), "%s", path);
+        else
+            path_key(child, sizeof(child), path, key->text);
+        const prop_t *row = find_prop(desc, key->text);
+        if (row == NULL)
+            return fail_unknown_key(c, desc, key, child);
+        size_t index = (size_t)(row - desc->props);
+        assert(index < SG_CONF_MAX_PROPS_PER_STRUCT); /* a table grew past `given` */
+        if (given[index] != NULL)
+            return fail(c, key->line, child, "duplicate key %s (first at line %u)", quote(buf, sizeof(buf), key->text),
+                        given[index]->line);
+        given[index] = key;
+        if (prop_types[row->type].parse(c, row, value, base, child) != 0)
+            return -1;
+    }
+    for (const prop_t *row = desc->props; row->name != NULL; row++) {
+        if (given[row - desc->props] != NULL)
+            continue;
+        path_key(child, sizeof(child), path, row->name);
+        if (row->flags & P_REQUIRED)
+            return fail(c, node->line, child, "required key \"%s\" is missing", row->name);
+        if (apply_default(c, row, node, base, child) != 0)
+            return -1;
+    }
+    if (desc->check != NULL)
+        return desc->check(c, base, node, path);
+    return 0;
+}
+
+static void free_struct(const struct_desc_t *desc, char *base)
+{
+    for (const prop_t *row = desc->props; row->name != NULL; row++)
+        prop_types[row->type].free(row, base);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Cross-key checks                                                                           */
+
+static int check_listen(ctx_t *c, void *elem, const node_t *map, const char *path)
+{
+    sg_listen_conf_t *listen = elem;
+    char key_path[KEYPATH_MAX];
+    if ((listen->cert == NULL) != (listen->key == NULL)) {
+        const char *missing = listen->cert == NULL ? "cert" : "key";
+        path_key(key_path, sizeof(key_path), path, missing);
+        return fail(c, map->line, key_path, "a TLS listener needs both cert and key");
+    }
+    return 0;
+}
+
+static int check_key_param(ctx_t *c, const char *tmpl_text, const sg_key_spec_t *key, const node_t *map,
+                           const char *path)
+{
+    if (key->source != SG_KEY_PATH)
+        return 0;
+    sg_path_template_t *tmpl = sg_path_template_parse(tmpl_text, NULL, 0);
+    int found = tmpl != NULL && sg_path_template_has_param(tmpl, key->name);
+    sg_path_template_destroy(tmpl);
+    if (found)
+        return 0;
+    char key_path[KEYPATH_MAX];
+    path_key(key_path, sizeof(key_path), path, "key");
+    return fail(c, value_line(map, "key"), key_path, "path:%s names no parameter of path \"%s\"", key->name, tmpl_text);
+}
+
+static int check_route(ctx_t *c, void *elem, const node_t *map, const char *path)
+{
+    sg_route_conf_t *route = elem;
+    char key_path[KEYPATH_MAX], a[32], b[32];
+    if (check_key_param(c, route->path, &route->key, map, path) != 0)
+        return -1;
+    if (route->format == SG_FORMAT_AVRO && route->schema == NULL) {
+        path_key(key_path, sizeof(key_path), path, "format");
+        return fail(c, value_line(map, "format"), key_path, "format avro needs a schema (add schema: NAME)");
+    }
+    if (route->has_reply && route->reply.max_timeout_ms < route->reply.timeout_ms) {
+        const node_t *reply = map_get(map, "reply");
+        char reply_path[KEYPATH_MAX];
+        path_key(reply_path, sizeof(reply_path), path, "reply");
+        bool explicit_max = map_get(reply, "max_timeout") != NULL;
+        path_key(key_path, sizeof(key_path), reply_path, explicit_max ? "max_timeout" : "timeout");
+        return fail(c, value_line(reply, explicit_max ? "max_timeout" : "timeout"), key_path,
+                    "max_timeout (%s) is shorter than timeout (%s)",
+                    fmt_duration(a, sizeof(a), route->reply.max_timeout_ms),
+                    fmt_duration(b, sizeof(b), route->reply.timeout_ms));
+    }
+    return 0;
+}
+
+static int check_query(ctx_t *c, void *elem, const node_t *map, const char *path)
+{
+    sg_query_conf_t *query = elem;
+    return check_key_param(c, query->path, &query->key, map, path);
+}
+
+static bool has_schema(const sg_conf_t *conf, const char *name)
+{
+    for (size_t i = 0; i < conf->n_schemas; i++)
+        if (strcmp(conf->schemas[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+static bool has_table(const sg_conf_t *conf, const char *name)
+{
+    for (size_t i = 0; i < conf->n_tables; i++)
+        if (strcmp(conf->tables[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+/* Two endpoints conflict when they answer the same method on paths of the same shape: the
+ * router could not tell which one a request means. Queries are always GET. */
+static int check_conflicts(ctx_t *c, const sg_conf_t *conf, const node_t *root)
+{
+    size_t n = conf->n_routes + conf->n_queries;
+    sg_path_template_t **tmpls = sg_config_calloc(n, sizeof(*tmpls));
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *text = i < conf->n_routes ? conf->routes[i].path : conf->queries[i - conf->n_routes].path;
+        tmpls[i] = sg_path_template_parse(text, NULL, 0); /* already validated */
+    }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        bool i_route = i < conf->n_routes;
+        const char *method_i = i_route ? conf->routes[i].method : "GET";
+        for (size_t j = 0; j < i && rc == 0; j++) {
+            const char *method_j = j < conf->n_routes ? conf->routes[j].method : "GET";
+            if (strcmp(method_i, method_j) != 0 || !sg_path_template_same_shape(tmpls[i], tmpls[j]))
+                continue;
+            char item_path[KEYPATH_MAX], key_path[KEYPATH_MAX], other[160];
+            if (j < conf->n_routes)
+                snprintf(other, sizeof(other), "route \"%s\" (%s %s, line %u)", conf->routes[j].name, method_j,
+                         conf->routes[j].path, conf->routes[j].line);
+            else
+                snprintf(other, sizeof(other), "query GET %s (line %u)", conf->queries[j - conf->n_routes].path,
+                         conf->queries[j - conf->n_routes].line);
+            size_t index = i_route ? i : i - conf->n_routes;
+            const char *list = i_route ? "routes" : "queries";
+            const node_t *item = seq_item(map_get(root, list), index);
+            path_index(item_path, sizeof(item_path), list, index);
+            path_key(key_path, sizeof(key_path), item_path, "path");
+            rc = fail(c, value_line(item, "path"), key_path, "%s %s conflicts with %s", method_i,
+                      i_route ? conf->routes[i].path : conf->queries[index].path, other);
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        sg_path_template_destroy(tmpls[i]);
+    free(tmpls);
+    return rc;
+}
+
+static int check_conf(ctx_t *c, void *elem, const node_t *root, const char *path)
+{
+    const sg_conf_t *conf = elem;
+    char item_path[KEYPATH_MAX], key_path[KEYPATH_MAX];
+    for (size_t i = 0; i < conf->n_routes; i++) {
+        const sg_route_conf_t *route = &conf->routes[i];
+        if (route->schema != NULL && !has_schema(conf, route->schema)) {
+            path_index(item_path, sizeof(item_path), "routes", i);
+            path_key(key_path, sizeof(key_path), item_path, "schema");
+            return fail(c, value_line(seq_item(map_get(root, "routes"), i), "schema"), key_path,
+                        "unknown schema \"%s\" (declare it under schemas)", route->schema);
+        }
+    }
+    for (size_t i = 0; i < conf->n_queries; i++) {
+        const sg_query_conf_t *query = &conf->queries[i];
+        if (!has_table(conf, query->table)) {
+            path_index(item_path, sizeof(item_path), "queries", i);
+            path_key(key_path, sizeof(key_path), item_path, "table");
+            return fail(c, value_line(seq_item(map_get(root, "queries"), i), "table"), key_path,
+                        "unknown table \"%s\" (declare it under tables)", query->table);
+        }
+    }
+    return check_conflicts(c, conf, root);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The tables. Adding an option: add a field to sg_conf.h and one row here.                  */
+
+static const char *const methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", NULL};
+static const char *const formats[] = {"json", "avro", NULL};
+
+static const prop_t listen_props[] = {
+    {.name = "address", .type = PT_HOSTPORT, FIELD(sg_listen_conf_t, host), .aux = offsetof(sg_listen_conf_t, port),
+     .flags = P_REQUIRED, .doc = "Address to listen on: host:port, or [ipv6]:port; port 0 picks a free port."},
+    {.name = "cert", .type = PT_FILE, FIELD(sg_listen_conf_t, cert),
+     .doc = "TLS certificate chain (PEM), relative to the config file; needs key."},
+    {.name = "key", .type = PT_FILE, FIELD(sg_listen_conf_t, key),
+     .doc = "TLS private key (PEM), relative to the config file; needs cert."},
+    {0},
+};
+static const struct_desc_t listen_desc = {.name = "listener", .size = sizeof(sg_listen_conf_t),
+                                          .props = listen_props, .check = check_listen, .shorthand = "address"};
+
+static const prop_t embedded_props[] = {
+    {.name = "brokers", .type = PT_INT, FIELD(sg_conf_t, kafka.embedded_brokers), .min = 1, .max = 16, .def = "1",
+     .doc = "Number of brokers of the embedded (in-process mock) cluster."},
+    {0},
+};
+static const struct_desc_t embedded_desc = {.name = "embedded cluster", .props = embedded_props};
+
+static const prop_t kafka_props[] = {
+    {.name = "brokers", .type = PT_BROKERS, FIELD(sg_conf_t, kafka.brokers), .aux = offsetof(sg_conf_t, kafka.embedded),
+     .def = "embedded",
+     .doc = "\"embedded\" runs an in-process cluster for development; otherwise a bootstrap list \"h1:9092,h2:9092\"."},
+    {.name = "embedded", .type = PT_SECTION, .sub = &embedded_desc, .doc = "Settings of the embedded cluster."},
+    {.name = "create_topics", .type = PT_BOOL, FIELD(sg_conf_t, kafka.create_topics), .def = "false",
+     .doc = "Create the declared topics through the Admin API on a real cluster."},
+    {.name = "produce_timeout", .type = PT_DURATION, FIELD(sg_conf_t, kafka.produce_timeout_ms), .min = 1,
+     .max = 300 * 1000, .def = "10s", .doc = "How long a produce may take before the request fails with 503."},
+    {.name = "properties", .type = PT_PROPERTIES, FIELD(sg_conf_t, kafka.properties),
+     .aux = offsetof(sg_conf_t, kafka.n_properties), .max = 256,
+     .doc = "librdkafka properties passed as-is, in file order (SASL, TLS, tuning); values become strings."},
+    {0},
+};
+static const struct_desc_t kafka_desc = {.name = "kafka", .props = kafka_props};
+
+static const prop_t topic_props[] = {
+    {.name = "name", .type = PT_TOPIC, FIELD(sg_topic_conf_t, name), .flags = P_REQUIRED, .doc = "Topic name."},
+    {.name = "partitions", .type = PT_INT, FIELD(sg_topic_conf_t, partitions), .min = 1, .max = 10000, .def = "1",
+     .doc = "Partition count when the topic is created."},
+    {.name = "replication", .type = PT_INT, FIELD(sg_topic_conf_t, replication), .min = 1, .max = 32, .def = "1",
+     .doc = "Replication factor when created (capped to the broker count in embedded mode)."},
+    {0},
+};
+static const struct_desc_t topic_desc = {.name = "topic", .size = sizeof(sg_topic_conf_t), .props = topic_props};
+
+static const prop_t schema_props[] = {
+    {.name = "name", .type = PT_NAME, FIELD(sg_schema_conf_t, name), .flags = P_REQUIRED,
+     .doc = "Name routes use to refer to the schema."},
+    {.name = "file", .type = PT_FILE, FIELD(sg_schema_conf_t, file), .flags = P_REQUIRED,
+     .doc = "Avro schema file (.avsc), relative to the config file."},
+    {0},
+};
+static const struct_desc_t schema_desc = {.name = "schema", .size = sizeof(sg_schema_conf_t), .props = schema_props};
+
+static const prop_t reply_props[] = {
+    {.name = "topic", .type = PT_TOPIC, FIELD(sg_reply_conf_t, topic), .flags = P_REQUIRED,
+     .doc = "Topic the workers send replies to."},
+    {.name = "timeout", .type = PT_DURATION, FIELD(sg_reply_conf_t, timeout_ms), .min = 1, .max = 3600 * 1000,
+     .def = "10s", .doc = "How long a request waits for its reply before answering 202 with a status link."},
+    {.name = "max_timeout", .type = PT_DURATION, FIELD(sg_reply_conf_t, max_timeout_ms), .min = 1,
+     .max = 3600 * 1000, .def = "60s", .doc = "Longest wait a client may ask for with Prefer: wait=N (>= timeout)."},
+    {.name = "headers", .type = PT_HEADERS, FIELD(sg_reply_conf_t, headers), .aux = offsetof(sg_reply_conf_t, n_headers),
+     .max = 64, .doc = "Reply event headers copied to the HTTP response (lower-cased)."},
+    {0},
+};
+static const struct_desc_t reply_desc = {.name = "reply", .props = reply_props};
+
+static const prop_t route_props[] = {
+    {.name = "name", .type = PT_NAME, FIELD(sg_route_conf_t, name), .flags = P_REQUIRED,
+     .doc = "Unique route name (metrics, event header)."},
+    {.name = "method", .type = PT_STRENUM, FIELD(sg_route_conf_t, method), .flags = P_REQUIRED, .enums = methods,
+     .doc = "HTTP method."},
+    {.name = "path", .type = PT_PATH, FIELD(sg_route_conf_t, path), .flags = P_REQUIRED,
+     .doc = "Path template, e.g. /orders/{id}; not under a reserved prefix."},
+    {.name = "topic", .type = PT_TOPIC, FIELD(sg_route_conf_t, topic), .flags = P_REQUIRED,
+     .doc = "Topic the request event is produced to."},
+    {.name = "key", .type = PT_KEYSPEC, FIELD(sg_route_conf_t, key), .def = "none",
+     .doc = "Event key: path:NAME, body:/json/pointer, header:NAME or none."},
+    {.name = "schema", .type = PT_NAME, FIELD(sg_route_conf_t, schema), .doc = "Schema (from schemas) of the body."},
+    {.name = "format", .type = PT_ENUM, FIELD(sg_route_conf_t, format), .enums = formats, .def = "json",
+     .doc = "Event value encoding; avro needs a schema."},
+    {.name = "reply", .type = PT_SECTION, FIELD(sg_route_conf_t, reply), .aux = offsetof(sg_route_conf_t, has_reply),
+     .flags = P_PRESENCE, .sub = &reply_desc, .doc = "Makes the route request-reply."},
+    {0},
+};
+static const struct_desc_t route_desc = {.name = "route", .size = sizeof(sg_route_conf_t), .props = route_props,
+                                         .check = check_route, .has_line = true,
+                                         .line_offset = offsetof(sg_route_conf_t, line)};
+
+static const prop_t table_props[] = {
+    {.name = "name", .type = PT_NAME, FIELD(sg_table_conf_t, name), .flags = P_REQUIRED,
+     .doc = "Table name, served under /tables/NAME."},
+    {.name = "topic", .type = PT_TOPIC, FIELD(sg_table_conf_t, topic), .flags = P_REQUIRED,
+     .doc = "Topic the table is materialized from."},
+    {0},
+};
+static const struct_desc_t table_desc = {.name = "table", .size = sizeof(sg_table_conf_t), .props = table_props,
+                                         .has_line = true, .line_offset = offsetof(sg_table_conf_t, line)};
+
+static const prop_t query_props[] = {
+    {.name = "path", .type = PT_PATH, FIELD(sg_query_conf_t, path), .flags = P_REQUIRED,
+     .doc = "GET path template exposing the table."},
+    {.name = "table", .type = PT_NAME, FIELD(sg_query_conf_t, table), .flags = P_REQUIRED,
+     .doc = "Table (from tables) to read."},
+    {.name = "key", .type = PT_KEYSPEC, FIELD(sg_query_conf_t, key), .flags = P_REQUIRED,
+     .doc = "Row key: path:NAME, header:NAME, ..."},
+    {0},
+};
+static const struct_desc_t query_desc = {.name = "query", .size = sizeof(sg_query_conf_t), .props = query_props,
+                                         .check = check_query, .has_line = true,
+                                         .line_offset = offsetof(sg_query_conf_t, line)};
+
+static const prop_t limits_props[] = {
+    {.name = "body_bytes", .type = PT_SIZE, FIELD(sg_conf_t, limits.body_bytes), .min = 1, .max = 64 << 20,
+     .def = "1MiB", .doc = "Largest request body (413 beyond)."},
+    {.name = "header_bytes", .type = PT_SIZE, FIELD(sg_conf_t, limits.header_bytes), .min = 1024, .max = 1 << 20,
+     .def = "64KiB", .doc = "Largest request header section."},
+    {.name = "pending", .type = PT_INT, FIELD(sg_conf_t, limits.pending), .min = 1, .max = 10000000,
+     .def = "100000", .doc = "Requests waiting for a broker ack or a reply at once (503 beyond)."},
+    {0},
+};
+static const struct_desc_t limits_desc = {.name = "limits", .props = limits_props};
+
+static const prop_t cors_props[] = {
+    {.name = "origins", .type = PT_ORIGINS, FIELD(sg_conf_t, cors.origins), .aux = offsetof(sg_conf_t, cors.n_origins),
+     .max = 64, .doc = "Allowed origins (scheme://host[:port]), or a single \"*\"; none by default."},
+    {.name = "max_age", .type = PT_DURATION_S, FIELD(sg_conf_t, cors.max_age_s), .min = 0, .max = 86400 * 1000,
+     .def = "600s", .doc = "Access-Control-Max-Age of preflight answers."},
+    {0},
+};
+static const struct_desc_t cors_desc = {.name = "cors", .props = cors_props};
+
+static const prop_t root_props[] = {
+    {.name = "listen", .type = PT_LIST, FIELD(sg_conf_t, listen), .aux = offsetof(sg_conf_t, n_listen), .min = 1,
+     .max = 16, .def = "127.0.0.1:8080", .sub = &listen_desc,
+     .doc = "Listeners: \"host:port\" strings or {address, cert, key} mappings."},
+    {.name = "threads", .type = PT_INT, FIELD(sg_conf_t, threads), .min = 1, .max = SG_CONF_MAX_THREADS, .def = "2",
+     .doc = "Event loop threads."},
+    {.name = "data_dir", .type = PT_STRING, FIELD(sg_conf_t, data_dir), .def = "./data",
+     .doc = "Directory for RocksDB state and kafka.bootstrap (relative to the working directory)."},
+    {.name = "kafka", .type = PT_SECTION, .sub = &kafka_desc, .doc = "Kafka connection."},
+    {.name = "topics", .type = PT_LIST, FIELD(sg_conf_t, topics), .aux = offsetof(sg_conf_t, n_topics), .max = 1000,
+     .sub = &topic_desc, .unique = "name", .doc = "Topics created in embedded mode (or with create_topics)."},
+    {.name = "schemas", .type = PT_LIST, FIELD(sg_conf_t, schemas), .aux = offsetof(sg_conf_t, n_schemas), .max = 1000,
+     .sub = &schema_desc, .unique = "name", .doc = "Avro schemas routes can validate against."},
+    {.name = "routes", .type = PT_LIST, FIELD(sg_conf_t, routes), .aux = offsetof(sg_conf_t, n_routes), .max = 1000,
+     .sub = &route_desc, .unique = "name", .doc = "Command routes: HTTP request -> event."},
+    {.name = "tables", .type = PT_LIST, FIELD(sg_conf_t, tables), .aux = offsetof(sg_conf_t, n_tables), .max = 256,
+     .sub = &table_desc, .unique = "name", .doc = "Tables materialized from topics."},
+    {.name = "queries", .type = PT_LIST, FIELD(sg_conf_t, queries), .aux = offsetof(sg_conf_t, n_queries), .max = 1000,
+     .sub = &query_desc, .doc = "Extra GET paths reading a table."},
+    {.name = "limits", .type = PT_SECTION, .sub = &limits_desc, .doc = "Request limits."},
+    {.name = "cors", .type = PT_SECTION, .sub = &cors_desc, .doc = "Cross-origin resource sharing."},
+    {.name = "shutdown_timeout", .type = PT_DURATION, FIELD(sg_conf_t, shutdown_timeout_ms), .min = 0,
+     .max = 3600 * 1000, .def = "10s", .doc = "Grace period for in-flight requests on SIGTERM."},
+    {0},
+};
+static const struct_desc_t root_desc = {.name = "config", .size = sizeof(sg_conf_t), .props = root_props,
+                                        .check = check_conf};
+
+/* ------------------------------------------------------------------------------------------ */
+/* Public API                                                                                 */
+
+static sg_conf_t *load(ctx_t *c, const char *text, size_t len)
+{
+    if (len > SG_CONF_MAX_FILE_BYTES) {
+        fail(c, 1, "(root)", "the config is larger than %u bytes", SG_CONF_MAX_FILE_BYTES);
+        return NULL;
+    }
+    node_t *root;
+    if (tree_parse(c, text, len, &root) != 0)
+        return NULL;
+    char buf[80];
+    sg_conf_t *conf = NULL;
+    if (root == NULL) {
+        fail(c, 1, "(root)", "the config is empty");
+        return NULL;
+    }
+    if (node_is_null(root)) {
+        fail(c, 1, "(root)", "the config is empty");
+        goto out;
+    }
+    if (root->kind != NODE_MAP) {
+        fail(c, root->line, "(root)", "expected a mapping at the top level, got %s", node_what(root, buf, sizeof(buf)));
+        goto out;
+    }
+    conf = sg_config_calloc(1, sizeof(*conf));
+    conf->file = sg_config_strdup(c->file);
+    if (parse_struct(c, &root_desc, root, (char *)conf, "") != 0) {
+        sg_conf_destroy(conf);
+        conf = NULL;
+    }
+out:
+    node_free(root);
+    return conf;
+}
+
+sg_conf_t *sg_conf_load_string(const char *name, const char *text, size_t len, char *err, size_t errlen)
+{
+    if (err != NULL && errlen > 0)
+        err[0] = '\0';
+    ctx_t c = {.file = name, .dir = NULL, .err = err, .errlen = errlen};
+    return load(&c, text, len);
+}
+
+sg_conf_t *sg_conf_load(const char *path, char *err, size_t errlen)
+{
+    if (err != NULL && errlen > 0)
+        err[0] = '\0';
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        if (err != NULL && errlen > 0)
+            snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    /* Read one byte past the limit so that an oversized file is refused, not truncated. */
+    char *text = sg_config_calloc(SG_CONF_MAX_FILE_BYTES + 2, 1);
+    size_t len = fread(text, 1, SG_CONF_MAX_FILE_BYTES + 1, f);
+    bool read_error = ferror(f) != 0;
+    fclose(f);
+    if (read_error) {
+        if (err != NULL && errlen > 0)
+            snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        free(text);
+        return NULL;
+    }
+    const char *slash = strrchr(path, '/');
+    char *dir = slash == NULL ? NULL : slash == path ? sg_config_strdup("") : sg_config_strndup(path, (size_t)(slash - path));
+    ctx_t c = {.file = path, .dir = dir, .err = err, .errlen = errlen};
+    sg_conf_t *conf = load(&c, text, len);
+    free(dir);
+    free(text);
+    return conf;
+}
+
+void sg_conf_destroy(sg_conf_t *conf)
+{
+    if (conf == NULL)
+        return;
+    free_struct(&root_desc, (char *)conf);
+    free(conf->file);
+    free(conf);
+}
+
+static const char *type_doc(const prop_t *row, char *buf, size_t size)
+{
+    char lo[32], hi[32], list[160];
+    switch (row->type) {
+    case PT_INT:
+        snprintf(buf, size, "integer %" PRId64 "..%" PRId64, row->min, row->max);
+        break;
+    case PT_DURATION:
+    case PT_DURATION_S:
+        snprintf(buf, size, "%s %s..%s", prop_types[row->type].doc, fmt_duration(lo, sizeof(lo), row->min),
+                 fmt_duration(hi, sizeof(hi), row->max));
+        break;
+    case PT_SIZE:
+        snprintf(buf, size, "size %s..%s", fmt_size(lo, sizeof(lo), (uint64_t)row->min),
+                 fmt_size(hi, sizeof(hi), (uint64_t)row->max));
+        break;
+    case PT_ENUM:
+    case PT_STRENUM: {
+        size_t o = 0;
+        list[0] = '\0';
+        for (size_t i = 0; row->enums[i] != NULL && o < sizeof(list); i++)
+            o += (size_t)snprintf(list + o, sizeof(list) - o, "%s%s", i ? " \\| " : "", row->enums[i]);
+        snprintf(buf, size, "%s", list);
+        break;
+    }
+    case PT_LIST:
+        snprintf(buf, size, "list of %s (max %" PRId64 ")", row->sub->name, row->max);
+        break;
+    default:
+        snprintf(buf, size, "%s", prop_types[row->type].doc);
+        break;
+    }
+    return buf;
+}
+
+static void dump_struct(FILE *out, const struct_desc_t *desc, const char *prefix)
+{
+    char key[KEYPATH_MAX], type[256], sub_prefix[KEYPATH_MAX + 8];
+    for (const prop_t *row = desc->props; row->name != NULL; row++) {
+        snprintf(key, sizeof(key), "%s%s", prefix, row->name);
+        const char *def = row->flags & P_REQUIRED ? "required" : NULL;
+        fprintf(out, "| `%s` | %s | ", key, type_doc(row, type, sizeof(type)));
+        if (def != NULL)
+            fprintf(out, "%s", def);
+        else if (row->def != NULL)
+            fprintf(out, "`%s`", row->def);
+        fprintf(out, " | %s |\n", row->doc);
+        if (row->type == PT_SECTION) {
+            snprintf(sub_prefix, sizeof(sub_prefix), "%s.", key);
+            dump_struct(out, row->sub, sub_prefix);
+        } else if (row->type == PT_LIST) {
+            snprintf(sub_prefix, sizeof(sub_prefix), "%s[].", key);
+            dump_struct(out, row->sub, sub_prefix);
+        }
+    }
+}
+
+void sg_conf_dump_reference(void *out)
+{
+    FILE *f = out;
+    fputs("# streamgate configuration reference\n\n"
+          "Durations: 250ms, 10s, 2m, 1h (a bare number is milliseconds). "
+          "Sizes: 512, 10KB (1000), 64KiB (1024), MB/MiB, GB/GiB.\n\n"
+          "| Key | Type | Default | Description |\n"
+          "|---|---|---|---|\n",
+          f);
+    dump_struct(f, &root_desc, "");
+}

@@ -1,0 +1,156 @@
+/*
+ * streamgate configuration model.
+ *
+ * The config file (YAML, or JSON, which libyaml reads as YAML flow style) is parsed once at
+ * start into this immutable, validated model. Every other module reads it through `const
+ * sg_conf_t *` and never changes it. Unlike the rest of the code base the model is a set of
+ * plain structs rather than opaque types: it is a value, read on every thread, and getters
+ * would only add noise. Everything in it is owned by the sg_conf_t and freed by
+ * sg_conf_destroy().
+ */
+#ifndef SG_CONF_H
+#define SG_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SG_CONF_MAX_THREADS 64
+#define SG_CONF_MAX_PATH_PARAMS 16
+
+typedef enum {
+    SG_KEY_NONE = 0,
+    SG_KEY_PATH,   /* name = path parameter name */
+    SG_KEY_BODY,   /* name = RFC 6901 JSON pointer, e.g. "/customer/id" ("" = whole body) */
+    SG_KEY_HEADER, /* name = header name, lower-cased */
+} sg_key_source_t;
+
+typedef struct st_sg_key_spec_t {
+    sg_key_source_t source;
+    char *name; /* NULL for SG_KEY_NONE */
+} sg_key_spec_t;
+
+typedef enum { SG_FORMAT_JSON = 0, SG_FORMAT_AVRO } sg_format_t;
+
+typedef struct st_sg_listen_conf_t {
+    char *host;    /* numeric IPv4/IPv6 address or host name */
+    uint16_t port; /* 0 = ephemeral (tests) */
+    char *cert;    /* TLS certificate file, NULL for plain TCP */
+    char *key;     /* TLS key file, NULL for plain TCP */
+} sg_listen_conf_t;
+
+typedef struct st_sg_kv_t {
+    char *key;
+    char *value;
+} sg_kv_t;
+
+typedef struct st_sg_topic_conf_t {
+    char *name;
+    int32_t partitions;  /* >= 1, default 1 */
+    int16_t replication; /* >= 1, default 1 (capped to the broker count in embedded mode) */
+} sg_topic_conf_t;
+
+typedef struct st_sg_schema_conf_t {
+    char *name;
+    char *file; /* resolved relative to the config file's directory */
+} sg_schema_conf_t;
+
+typedef struct st_sg_reply_conf_t {
+    char *topic;
+    int64_t timeout_ms;     /* default 10s */
+    int64_t max_timeout_ms; /* default 60s, >= timeout_ms */
+    char **headers;         /* reply headers copied to the HTTP response (lower-cased) */
+    size_t n_headers;
+} sg_reply_conf_t;
+
+typedef struct st_sg_route_conf_t {
+    char *name;
+    char *method; /* upper-case: GET POST PUT PATCH DELETE */
+    char *path;   /* template, e.g. "/orders/{id}" */
+    char *topic;
+    sg_key_spec_t key;
+    char *schema; /* NULL or a name from schemas */
+    sg_format_t format;
+    bool has_reply;
+    sg_reply_conf_t reply;
+    unsigned line; /* line of the route in the config file, for messages */
+} sg_route_conf_t;
+
+typedef struct st_sg_table_conf_t {
+    char *name;
+    char *topic;
+    unsigned line;
+} sg_table_conf_t;
+
+typedef struct st_sg_query_conf_t {
+    char *path; /* template */
+    char *table;
+    sg_key_spec_t key;
+    unsigned line;
+} sg_query_conf_t;
+
+typedef struct st_sg_conf_t {
+    char *file; /* path of the config file as given */
+
+    sg_listen_conf_t *listen;
+    size_t n_listen;
+    int threads; /* 1..SG_CONF_MAX_THREADS, default 2 */
+    char *data_dir;
+
+    struct {
+        bool embedded;      /* brokers: embedded (the default) */
+        char *brokers;      /* bootstrap list when !embedded, else NULL */
+        int embedded_brokers; /* embedded.brokers, 1..16, default 1 */
+        bool create_topics; /* create declared topics through the Admin API (real cluster) */
+        int64_t produce_timeout_ms; /* message.timeout.ms of the producer, default 10s */
+        sg_kv_t *properties; /* passed to librdkafka as-is, in file order */
+        size_t n_properties;
+    } kafka;
+
+    sg_topic_conf_t *topics;
+    size_t n_topics;
+    sg_schema_conf_t *schemas;
+    size_t n_schemas;
+    sg_route_conf_t *routes;
+    size_t n_routes;
+    sg_table_conf_t *tables;
+    size_t n_tables;
+    sg_query_conf_t *queries;
+    size_t n_queries;
+
+    struct {
+        uint64_t body_bytes;   /* default 1 MiB */
+        uint64_t header_bytes; /* default 64 KiB */
+        uint32_t pending;      /* default 100000 */
+    } limits;
+
+    struct {
+        char **origins; /* exact origins, or a single "*" */
+        size_t n_origins;
+        int64_t max_age_s; /* Access-Control-Max-Age, default 600 */
+    } cors;
+
+    int64_t shutdown_timeout_ms; /* grace for in-flight requests on SIGTERM, default 10s */
+} sg_conf_t;
+
+/** Loads and validates a config file. Returns owned model, or NULL with a message of the form
+ * "FILE:LINE: KEY: what is wrong" written to err. Any thread. */
+sg_conf_t *sg_conf_load(const char *path, char *err, size_t errlen);
+
+/** As sg_conf_load, from a string; `name` is used as the file name in messages and relative
+ * schema paths resolve against the current directory. */
+sg_conf_t *sg_conf_load_string(const char *name, const char *text, size_t len, char *err, size_t errlen);
+
+/** Frees a model; NULL is a no-op. */
+void sg_conf_destroy(sg_conf_t *conf);
+
+/** Parses "250ms", "10s", "2m", "1h" or a bare integer of milliseconds. Returns 0 or -1. */
+int sg_conf_parse_duration_ms(const char *text, int64_t *out);
+
+/** Parses "512", "64KiB", "1MiB", "1GiB", "10KB", "1MB" (KB = 1000). Returns 0 or -1. */
+int sg_conf_parse_size(const char *text, uint64_t *out);
+
+/** Writes the property reference (key, type, default, doc) as Markdown to `out` (FILE *). */
+void sg_conf_dump_reference(void *out);
+
+#endif

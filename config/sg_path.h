@@ -1,0 +1,60 @@
+/*
+ * Path templates: "/orders/{id}/items/{item}".
+ *
+ * A template is a sequence of '/'-separated segments, each either a literal or a whole-segment
+ * parameter "{name}". Matching is exact per segment (no prefix match, no wildcards); literal
+ * segments are compared byte for byte against the raw (still percent-encoded) request path and
+ * parameter values are percent-decoded. Both the config validator (conflicting paths) and the
+ * gateway router use this module, so it depends on nothing but libc.
+ */
+#ifndef SG_PATH_H
+#define SG_PATH_H
+
+#include <stddef.h>
+
+#define SG_PATH_MAX_SEGMENTS 32
+#define SG_PATH_MAX_PARAMS 16
+
+typedef struct st_sg_path_template_t sg_path_template_t;
+
+typedef struct st_sg_path_param_t {
+    const char *name; /* borrowed from the template */
+    char *value;      /* percent-decoded, NUL-terminated; owned by the match */
+    size_t len;
+} sg_path_param_t;
+
+typedef struct st_sg_path_match_t {
+    sg_path_param_t params[SG_PATH_MAX_PARAMS];
+    size_t n_params;
+} sg_path_match_t;
+
+/** Parses a template. Returns owned template, or NULL with the reason in err. */
+sg_path_template_t *sg_path_template_parse(const char *tmpl, char *err, size_t errlen);
+
+/** Frees a template; NULL is a no-op. */
+void sg_path_template_destroy(sg_path_template_t *t);
+
+/** Number of parameters in the template. */
+size_t sg_path_template_n_params(const sg_path_template_t *t);
+
+/** Whether the template declares parameter `name`. */
+int sg_path_template_has_param(const sg_path_template_t *t, const char *name);
+
+/** Whether two templates match exactly the same set of paths ("/a/{x}" and "/a/{y}" do). */
+int sg_path_template_same_shape(const sg_path_template_t *a, const sg_path_template_t *b);
+
+/** Number of literal segments: the router prefers the template with more literals. */
+size_t sg_path_template_n_literals(const sg_path_template_t *t);
+
+/** Matches a raw request path (without the query string). Returns 1 on match and fills `m`
+ * (call sg_path_match_dispose after), 0 on no match, -1 when a parameter value is not valid
+ * percent-encoding or decodes to a NUL byte. */
+int sg_path_template_match(const sg_path_template_t *t, const char *path, size_t len, sg_path_match_t *m);
+
+/** Frees the values held by a match (the struct itself is caller memory). */
+void sg_path_match_dispose(sg_path_match_t *m);
+
+/** Looks up a matched parameter value by name; NULL when absent. */
+const sg_path_param_t *sg_path_match_get(const sg_path_match_t *m, const char *name);
+
+#endif
