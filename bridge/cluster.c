@@ -1,0 +1,109 @@
+/*
+ * The embedded cluster wraps rd_kafka_mock_cluster_new(). The mock needs an rd_kafka_t for its
+ * book keeping; we give it a private producer handle that is never used to produce, so the
+ * cluster's lifetime is independent of the gateway's own clients (which connect to it over
+ * loopback like any external client would).
+ */
+#include "sg_cluster.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+struct st_sg_cluster_t {
+    rd_kafka_t *rk;
+    rd_kafka_mock_cluster_t *mock;
+    int brokers;
+};
+
+sg_cluster_t *sg_cluster_create(int brokers, char *err, size_t errlen)
+{
+    if (brokers < 1 || brokers > 16) {
+        snprintf(err, errlen, "embedded cluster: brokers must be 1..16, not %d", brokers);
+        return NULL;
+    }
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char rkerr[256];
+    /* The handle only hosts the mock; keep it quiet and away from any real network. */
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", "", rkerr, sizeof(rkerr)) != RD_KAFKA_CONF_OK ||
+        rd_kafka_conf_set(conf, "log_level", "3", rkerr, sizeof(rkerr)) != RD_KAFKA_CONF_OK) {
+        snprintf(err, errlen, "embedded cluster: %s", rkerr);
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rkerr, sizeof(rkerr));
+    if (rk == NULL) {
+        snprintf(err, errlen, "embedded cluster: %s", rkerr);
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_mock_cluster_t *mock = rd_kafka_mock_cluster_new(rk, brokers);
+    if (mock == NULL) {
+        snprintf(err, errlen, "embedded cluster: could not start the mock brokers");
+        rd_kafka_destroy(rk);
+        return NULL;
+    }
+    sg_cluster_t *cluster = calloc(1, sizeof(*cluster));
+    if (cluster == NULL)
+        abort();
+    cluster->rk = rk;
+    cluster->mock = mock;
+    cluster->brokers = brokers;
+    return cluster;
+}
+
+int sg_cluster_create_topic(sg_cluster_t *cluster, const char *name, int32_t partitions, int replication, char *err,
+                            size_t errlen)
+{
+    if (replication > cluster->brokers)
+        replication = cluster->brokers;
+    if (replication < 1)
+        replication = 1;
+    rd_kafka_resp_err_t rkerr = rd_kafka_mock_topic_create(cluster->mock, name, partitions, replication);
+    if (rkerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        snprintf(err, errlen, "embedded cluster: topic %s: %s", name, rd_kafka_err2str(rkerr));
+        return -1;
+    }
+    return 0;
+}
+
+const char *sg_cluster_bootstraps(const sg_cluster_t *cluster)
+{
+    return rd_kafka_mock_cluster_bootstraps(cluster->mock);
+}
+
+int sg_cluster_write_bootstrap_file(const sg_cluster_t *cluster, const char *path, char *err, size_t errlen)
+{
+    char tmp[4096];
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= sizeof(tmp)) {
+        snprintf(err, errlen, "bootstrap file path too long");
+        return -1;
+    }
+    FILE *fp = fopen(tmp, "w");
+    if (fp == NULL) {
+        snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+        return -1;
+    }
+    int failed = fprintf(fp, "%s\n", sg_cluster_bootstraps(cluster)) < 0;
+    failed |= fclose(fp) != 0;
+    if (failed || rename(tmp, path) != 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+void sg_cluster_destroy(sg_cluster_t *cluster)
+{
+    if (cluster == NULL)
+        return;
+    rd_kafka_mock_cluster_destroy(cluster->mock);
+    rd_kafka_destroy(cluster->rk);
+    free(cluster);
+}

@@ -1,0 +1,82 @@
+/*
+ * The bridge: streamgate's Kafka clients.
+ *
+ * One bridge thread owns every librdkafka callback: it polls the producer, so delivery
+ * reports are handed to the caller's callback on that thread, and the caller (the gateway)
+ * moves them to the event loop that owns the request. Producing is thread-safe and never
+ * blocks: a full queue is an error the caller turns into 503. Nothing here knows HTTP.
+ */
+#ifndef SG_BRIDGE_H
+#define SG_BRIDGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sg_conf.h"
+
+typedef struct st_sg_bridge_t sg_bridge_t;
+typedef struct st_sg_bridge_topic_t sg_bridge_topic_t;
+
+enum {
+    SG_BRIDGE_OK = 0,
+    SG_BRIDGE_E_QUEUE_FULL = -1, /* producer queue full: retry later */
+    SG_BRIDGE_E_TOO_LARGE = -2,  /* message larger than the producer accepts */
+    SG_BRIDGE_E_DELIVERY = -3,   /* broker did not acknowledge in time, or refused */
+    SG_BRIDGE_E_FATAL = -4,      /* the producer is unusable (fenced, fatal idempotence error) */
+    SG_BRIDGE_E_SHUTDOWN = -5,   /* the bridge is shutting down */
+};
+
+typedef struct st_sg_delivery_t {
+    int err;            /* SG_BRIDGE_OK or SG_BRIDGE_E_* */
+    const char *errstr; /* valid during the callback */
+    const char *topic;  /* valid during the callback */
+    int32_t partition;
+    int64_t offset;
+    int64_t timestamp_ms; /* the timestamp the broker reported (LogAppendTime), or the
+                           * CreateTime given to sg_bridge_produce */
+} sg_delivery_t;
+
+/** Called on the bridge thread once per produced message, with the produce call's opaque. */
+typedef void (*sg_bridge_delivery_cb)(void *opaque, const sg_delivery_t *delivery);
+
+typedef struct st_sg_bridge_header_t {
+    const char *name;
+    const void *value;
+    size_t len;
+} sg_bridge_header_t;
+
+/** Creates the producer for `bootstraps` with the config's kafka properties and starts the
+ * bridge thread, which fetches metadata (for readiness) and then serves delivery reports.
+ * Returns owned bridge or NULL with err. Main thread. */
+sg_bridge_t *sg_bridge_create(const sg_conf_t *conf, const char *bootstraps, sg_bridge_delivery_cb delivery_cb,
+                              char *err, size_t errlen);
+
+/** Handle for a topic (created on first use, owned by the bridge). Main thread, before serving. */
+sg_bridge_topic_t *sg_bridge_topic(sg_bridge_t *bridge, const char *name);
+
+/** Creates the config's declared topics through the Admin API, waiting at most timeout_ms.
+ * Topics that already exist are fine. Returns 0 or -1 with err. Main thread. */
+int sg_bridge_create_topics(sg_bridge_t *bridge, int64_t timeout_ms, char *err, size_t errlen);
+
+/** Queues a message (key/value/headers are copied) with CreateTime `timestamp_ms`. `partition`
+ * -1 lets the partitioner choose by key. Returns SG_BRIDGE_OK (the delivery callback will run exactly once with `opaque`) or
+ * SG_BRIDGE_E_* (it will not run). Any thread. */
+int sg_bridge_produce(sg_bridge_t *bridge, sg_bridge_topic_t *topic, int32_t partition, int64_t timestamp_ms,
+                      const void *key, size_t keylen, const void *value, size_t valuelen,
+                      const sg_bridge_header_t *headers, size_t n_headers, void *opaque);
+
+/** Whether cluster metadata has been fetched. Any thread. */
+int sg_bridge_is_ready(const sg_bridge_t *bridge);
+
+/** Number of messages produced and not yet reported. Any thread. */
+int sg_bridge_outstanding(const sg_bridge_t *bridge);
+
+/** Flushes outstanding messages (at most timeout_ms, delivery callbacks keep running on the
+ * bridge thread), then stops the bridge thread. Returns the number of messages that were
+ * still unacknowledged. Main thread; idempotent. */
+int sg_bridge_shutdown(sg_bridge_t *bridge, int64_t timeout_ms);
+
+/** Shuts down (if not yet) and frees; NULL is a no-op. Main thread. */
+void sg_bridge_destroy(sg_bridge_t *bridge);
+
+#endif

@@ -1,0 +1,33 @@
+/*
+ * The embedded Kafka cluster: librdkafka's mock cluster, in this process.
+ *
+ * It speaks the real Kafka protocol on loopback, keeps its log in memory, and is what
+ * `kafka.brokers: embedded` and `streamgate cluster` run. Nothing here is a Kafka imitation of
+ * our own: the brokers, the protocol and the storage are librdkafka's.
+ */
+#ifndef SG_CLUSTER_H
+#define SG_CLUSTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct st_sg_cluster_t sg_cluster_t;
+
+/** Starts a cluster of `brokers` (1..16) brokers. Returns owned cluster or NULL with err. */
+sg_cluster_t *sg_cluster_create(int brokers, char *err, size_t errlen);
+
+/** Creates a topic; replication is capped to the broker count. Returns 0 or -1 with err. */
+int sg_cluster_create_topic(sg_cluster_t *cluster, const char *name, int32_t partitions, int replication, char *err,
+                            size_t errlen);
+
+/** The bootstrap list ("127.0.0.1:PORT,..."), owned by the cluster. */
+const char *sg_cluster_bootstraps(const sg_cluster_t *cluster);
+
+/** Writes the bootstrap list and a newline to `path` atomically (temp file + rename).
+ * Returns 0 or -1 with err. */
+int sg_cluster_write_bootstrap_file(const sg_cluster_t *cluster, const char *path, char *err, size_t errlen);
+
+/** Stops the cluster; NULL is a no-op. */
+void sg_cluster_destroy(sg_cluster_t *cluster);
+
+#endif
