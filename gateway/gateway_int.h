@@ -1,0 +1,78 @@
+/*
+ * Private to gateway/: the server, its event loops and the pieces the handlers share.
+ *
+ * Threads: `threads` event loops (one h2o_context_t each) plus the bridge thread. A request is
+ * touched only on the loop that accepted it; everything the bridge thread touches is a
+ * heap-owned sg_cmd_t, handed back to the loop through that loop's multithread receiver.
+ */
+#ifndef SG_GATEWAY_INT_H
+#define SG_GATEWAY_INT_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <pthread.h>
+
+#include <h2o.h>
+#include <openssl/ssl.h>
+
+#include "router.h"
+#include "sg_bridge.h"
+#include "sg_conf.h"
+
+typedef struct st_sg_server_t sg_server_t;
+
+typedef struct st_sg_loop_t {
+    h2o_context_t ctx; /* first: handlers find their loop from req->conn->ctx */
+    sg_server_t *server;
+    size_t index;
+    pthread_t thread;
+    int thread_started;
+    h2o_multithread_receiver_t deliveries; /* sg_cmd_t completions from the bridge thread */
+    h2o_multithread_receiver_t control;    /* stop accepting / exit, from the main thread */
+    h2o_socket_t **listeners;              /* one per configured listen address */
+    int *listen_fds;
+    h2o_accept_ctx_t *accept_ctxs;
+    size_t n_listeners;
+    atomic_int exit_requested;
+    uint32_t reqid_counter;
+    uint64_t trace_rng; /* xorshift state for generated trace and span ids */
+} sg_loop_t;
+
+struct st_sg_server_t {
+    const sg_conf_t *conf;
+    sg_bridge_t *bridge;
+    sg_router_t *router;
+    sg_bridge_topic_t **route_topics; /* per conf->routes[i] */
+    h2o_globalconf_t globalconf;
+    SSL_CTX **ssl_ctxs; /* per listen address, NULL for plain TCP */
+    sg_loop_t *loops;
+    size_t n_loops;
+    uint32_t instance_id;
+    atomic_int draining;
+    atomic_long inflight; /* commands produced and not yet completed, all loops */
+};
+
+/* handlers.c */
+void sg_handlers_register(sg_server_t *server, h2o_hostconf_t *hostconf);
+void sg_handlers_on_delivery(void *opaque, const sg_delivery_t *delivery); /* bridge thread */
+void sg_handlers_on_deliveries(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
+
+/* problem.c: RFC 9457 responses; `field` may be NULL. Every response goes through
+ * sg_http_respond so CORS headers and the content length are never forgotten. */
+void sg_http_respond(h2o_req_t *req, int status, const char *reason, const char *content_type, const char *body,
+                     size_t len);
+void sg_problem_send(h2o_req_t *req, int status, const char *reason, const char *type, const char *title,
+                     const char *field, const char *detail_fmt, ...) __attribute__((format(printf, 7, 8)));
+void sg_cors_apply(const sg_conf_t *conf, h2o_req_t *req);
+int sg_cors_origin_allowed(const sg_conf_t *conf, const char *origin, size_t len);
+void sg_problem_register_fallback(h2o_pathconf_t *fallback);
+
+static inline sg_loop_t *sg_loop_of(h2o_req_t *req)
+{
+    return (sg_loop_t *)req->conn->ctx;
+}
+
+/* reqid.c */
+void sg_reqid_new(sg_loop_t *loop, char out[23]); /* 22 base64url chars + NUL */
+
+#endif

@@ -1,0 +1,461 @@
+/*
+ * Request handling: built-in endpoints, CORS preflights and command routes.
+ *
+ * A command request is checked completely on its loop (headers, media type, size, JSON, key)
+ * before anything is produced, so a bad request never reaches Kafka. It then becomes a
+ * heap-owned sg_cmd_t that travels to the bridge thread as the produce call's opaque and comes
+ * back to the same loop through the loop's receiver when the broker has acknowledged it. Only
+ * then is the 202 sent. If the client goes away first, a pool-owned guard clears cmd->req so
+ * the completion finds no request and just frees the record.
+ */
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "gateway_int.h"
+#include "keys.h"
+#include "sg_token.h"
+
+#define SG_ROUTE_HEADER "streamgate-route"
+#define SG_TRACEPARENT_LEN 55
+
+typedef struct st_sg_cmd_t {
+    h2o_multithread_message_t message; /* linked into the loop's receiver by the bridge thread */
+    sg_loop_t *loop;
+    h2o_req_t *req;          /* NULL once the client is gone; loop thread only */
+    struct st_sg_cmd_t **guard; /* pool-owned back pointer; loop thread only */
+    const sg_route_conf_t *route;
+    int64_t create_ms; /* the record's CreateTime, set by us */
+    /* filled on the bridge thread before the hand-off */
+    int err;
+    const char *errstr;
+    int32_t partition;
+    int64_t offset;
+    int64_t timestamp_ms;
+} sg_cmd_t;
+
+/* --- small helpers ----------------------------------------------------------------------- */
+
+static h2o_iovec_t find_header(h2o_req_t *req, const char *name, size_t len)
+{
+    ssize_t at = h2o_find_header_by_str(&req->headers, name, len, -1);
+    return at < 0 ? h2o_iovec_init(NULL, 0) : req->headers.entries[at].value;
+}
+
+static size_t request_path_len(h2o_req_t *req)
+{
+    return req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+}
+
+static int is_json_media_type(h2o_iovec_t value)
+{
+    /* type/subtype, optionally followed by parameters: application/json or application/x+json */
+    size_t len = 0;
+    while (len < value.len && value.base[len] != ';' && value.base[len] != ' ' && value.base[len] != '\t')
+        ++len;
+    if (h2o_lcstris(value.base, len, H2O_STRLIT("application/json")))
+        return 1;
+    return len > 17 && h2o_lcstris(value.base, 12, H2O_STRLIT("application/")) &&
+           h2o_lcstris(value.base + len - 5, 5, H2O_STRLIT("+json"));
+}
+
+static uint64_t next_random(sg_loop_t *loop)
+{
+    uint64_t x = loop->trace_rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return loop->trace_rng = x;
+}
+
+static int is_lower_hex(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; ++i)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return 0;
+    return 1;
+}
+
+static int is_all_zero(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; ++i)
+        if (s[i] != '0')
+            return 0;
+    return 1;
+}
+
+/* W3C trace context: keep the caller's trace id and flags, start a new span (we are a hop);
+ * a missing or malformed traceparent starts a new trace. */
+static void make_traceparent(sg_loop_t *loop, h2o_iovec_t incoming, char out[SG_TRACEPARENT_LEN + 1])
+{
+    uint64_t span = next_random(loop);
+    if (incoming.len == SG_TRACEPARENT_LEN && memcmp(incoming.base, "00-", 3) == 0 && incoming.base[35] == '-' &&
+        incoming.base[52] == '-' && is_lower_hex(incoming.base + 3, 32) && is_lower_hex(incoming.base + 53, 2) &&
+        !is_all_zero(incoming.base + 3, 32)) {
+        snprintf(out, SG_TRACEPARENT_LEN + 1, "00-%.32s-%016" PRIx64 "-%.2s", incoming.base + 3, span,
+                 incoming.base + 53);
+        return;
+    }
+    uint64_t hi = next_random(loop), lo = next_random(loop);
+    snprintf(out, SG_TRACEPARENT_LEN + 1, "00-%016" PRIx64 "%016" PRIx64 "-%016" PRIx64 "-01", hi, lo, span);
+}
+
+static size_t headers_size(h2o_req_t *req)
+{
+    size_t total = req->path.len + req->method.len;
+    for (size_t i = 0; i < req->headers.size; ++i)
+        total += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
+    return total;
+}
+
+/* --- built-in endpoints ------------------------------------------------------------------- */
+
+static int is_get_or_head(h2o_req_t *req)
+{
+    return h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) ||
+           h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
+}
+
+static void handle_builtin(h2o_req_t *req, int ready_check)
+{
+    sg_server_t *server = sg_loop_of(req)->server;
+    if (!is_get_or_head(req)) {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("GET, HEAD"));
+        sg_problem_send(req, 405, "Method Not Allowed", "method-not-allowed", "Method Not Allowed", NULL,
+                        "%.*s is not allowed here; use GET", (int)req->method.len, req->method.base);
+        return;
+    }
+    if (ready_check && (!sg_bridge_is_ready(server->bridge) || atomic_load(&server->draining))) {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+        sg_problem_send(req, 503, "Service Unavailable", "not-ready", "Not Ready", NULL, "%s",
+                        atomic_load(&server->draining) ? "the gateway is shutting down"
+                                                       : "Kafka metadata has not been fetched yet");
+        return;
+    }
+    static const char body[] = "{\"status\":\"ok\"}";
+    sg_http_respond(req, 200, "OK", "application/json", body, sizeof(body) - 1);
+}
+
+static int is_reserved_path(const char *path, size_t len)
+{
+    static const char *const prefixes[] = {"/requests", "/tables", "/registry", "/metrics", "/openapi.json"};
+    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); ++i) {
+        size_t plen = strlen(prefixes[i]);
+        if (len >= plen && memcmp(path, prefixes[i], plen) == 0 && (len == plen || path[plen] == '/'))
+            return 1;
+    }
+    return 0;
+}
+
+/* --- CORS preflight ----------------------------------------------------------------------- */
+
+static void handle_options(h2o_req_t *req, const sg_router_result_t *found)
+{
+    const sg_conf_t *conf = sg_loop_of(req)->server->conf;
+    h2o_iovec_t origin = find_header(req, H2O_STRLIT("origin"));
+    h2o_iovec_t want_method = find_header(req, H2O_STRLIT("access-control-request-method"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, found->allow, strlen(found->allow));
+    if (origin.base != NULL && want_method.base != NULL) {
+        if (!sg_cors_origin_allowed(conf, origin.base, origin.len)) {
+            sg_problem_send(req, 403, "Forbidden", "origin-not-allowed", "Origin Not Allowed", "Origin",
+                            "origin %.*s is not in cors.origins", (int)(origin.len > 200 ? 200 : origin.len),
+                            origin.base);
+            return;
+        }
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-allow-methods"), 0, NULL,
+                              found->allow, strlen(found->allow));
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-allow-headers"), 0, NULL,
+                              H2O_STRLIT("Content-Type, Idempotency-Key, Prefer, Consistency-Token, Traceparent, "
+                                         "Last-Event-ID, Authorization"));
+        char max_age[24];
+        int n = snprintf(max_age, sizeof(max_age), "%lld", (long long)conf->cors.max_age_s);
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-max-age"), 0, NULL,
+                              h2o_strdup(&req->pool, max_age, (size_t)n).base, (size_t)n);
+    }
+    sg_http_respond(req, 204, "No Content", NULL, "", 0);
+}
+
+/* --- command routes ----------------------------------------------------------------------- */
+
+static void on_guard_dispose(void *p)
+{
+    sg_cmd_t **guard = p;
+    if (*guard != NULL)
+        (*guard)->req = NULL;
+}
+
+static void send_unavailable(h2o_req_t *req, const char *type, const char *detail)
+{
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+    sg_problem_send(req, 503, "Service Unavailable", type, "Service Unavailable", NULL, "%s", detail);
+}
+
+/* Resolves the route's key. Returns the key length (0 for key: none) or -1 after answering. */
+static int extract_key(h2o_req_t *req, const sg_route_conf_t *route, const sg_path_match_t *match, json_t *body,
+                       char *key, size_t keylen)
+{
+    char why[256];
+    switch (route->key.source) {
+    case SG_KEY_NONE:
+        return 0;
+    case SG_KEY_PATH: {
+        const sg_path_param_t *param = sg_path_match_get(match, route->key.name);
+        if (param == NULL || param->len == 0 || param->len >= keylen) {
+            sg_problem_send(req, 400, "Bad Request", "invalid-key", "Invalid Key", route->key.name,
+                            "path parameter %s must be 1..%d bytes", route->key.name, SG_KEY_MAX_BYTES);
+            return -1;
+        }
+        memcpy(key, param->value, param->len + 1);
+        return (int)param->len;
+    }
+    case SG_KEY_HEADER: {
+        h2o_iovec_t value = find_header(req, route->key.name, strlen(route->key.name));
+        if (value.base == NULL || value.len == 0) {
+            sg_problem_send(req, 400, "Bad Request", "missing-key", "Missing Key", route->key.name,
+                            "header %s is required: it is this route's event key", route->key.name);
+            return -1;
+        }
+        if (value.len > SG_KEY_MAX_BYTES || value.len >= keylen) {
+            sg_problem_send(req, 400, "Bad Request", "invalid-key", "Invalid Key", route->key.name,
+                            "header %s is longer than %d bytes", route->key.name, SG_KEY_MAX_BYTES);
+            return -1;
+        }
+        memcpy(key, value.base, value.len);
+        key[value.len] = '\0';
+        return (int)value.len;
+    }
+    case SG_KEY_BODY: {
+        json_t *field = sg_json_pointer_get(body, route->key.name, why, sizeof(why));
+        if (field == NULL) {
+            sg_problem_send(req, 400, "Bad Request", "missing-key", "Missing Key", route->key.name,
+                            "body field %s is required: it is this route's event key (%s)", route->key.name, why);
+            return -1;
+        }
+        int len = sg_key_from_json(field, key, keylen, why, sizeof(why));
+        if (len < 0) {
+            sg_problem_send(req, 400, "Bad Request", "invalid-key", "Invalid Key", route->key.name,
+                            "body field %s %s", route->key.name, why);
+            return -1;
+        }
+        return len;
+    }
+    }
+    return -1;
+}
+
+static void handle_command(h2o_req_t *req, size_t route_index, const sg_path_match_t *match)
+{
+    sg_loop_t *loop = sg_loop_of(req);
+    sg_server_t *server = loop->server;
+    const sg_conf_t *conf = server->conf;
+    const sg_route_conf_t *route = &conf->routes[route_index];
+
+    if (atomic_load(&server->draining)) {
+        send_unavailable(req, "shutting-down", "the gateway is shutting down; retry on another instance");
+        return;
+    }
+    h2o_iovec_t content_type = find_header(req, H2O_STRLIT("content-type"));
+    if (content_type.base == NULL || !is_json_media_type(content_type)) {
+        sg_problem_send(req, 415, "Unsupported Media Type", "unsupported-media-type", "Unsupported Media Type",
+                        "Content-Type", "Content-Type must be application/json, not %.*s",
+                        content_type.base ? (int)(content_type.len > 100 ? 100 : content_type.len) : 6,
+                        content_type.base ? content_type.base : "absent");
+        return;
+    }
+    if (req->entity.len > conf->limits.body_bytes) {
+        sg_problem_send(req, 413, "Payload Too Large", "body-too-large", "Payload Too Large", "body",
+                        "the request body is %zu bytes; limits.body_bytes is %llu", req->entity.len,
+                        (unsigned long long)conf->limits.body_bytes);
+        return;
+    }
+    if (req->entity.base == NULL || req->entity.len == 0) {
+        sg_problem_send(req, 400, "Bad Request", "invalid-json", "Invalid JSON", "body",
+                        "the request body is empty; a JSON document is required");
+        return;
+    }
+    json_error_t jerr;
+    json_t *body = json_loadb(req->entity.base, req->entity.len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
+    if (body == NULL) {
+        sg_problem_send(req, 400, "Bad Request", "invalid-json", "Invalid JSON", "body",
+                        "malformed JSON at line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
+        return;
+    }
+    char key[SG_KEY_MAX_BYTES + 1];
+    int keylen = extract_key(req, route, match, body, key, sizeof(key));
+    json_decref(body);
+    if (keylen < 0)
+        return;
+
+    char reqid[23], traceparent[SG_TRACEPARENT_LEN + 1];
+    sg_reqid_new(loop, reqid);
+    make_traceparent(loop, find_header(req, H2O_STRLIT("traceparent")), traceparent);
+    sg_bridge_header_t headers[] = {
+        {"kafka_correlationId", reqid, 22},
+        {"content-type", "application/json", 16},
+        {"traceparent", traceparent, SG_TRACEPARENT_LEN},
+        {SG_ROUTE_HEADER, route->name, strlen(route->name)},
+    };
+
+    sg_cmd_t *cmd = calloc(1, sizeof(*cmd));
+    if (cmd == NULL)
+        abort();
+    cmd->loop = loop;
+    cmd->req = req;
+    cmd->route = route;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    cmd->create_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    int rc = sg_bridge_produce(server->bridge, server->route_topics[route_index], -1, cmd->create_ms, keylen ? key : NULL,
+                               (size_t)keylen, req->entity.base, req->entity.len, headers,
+                               sizeof(headers) / sizeof(headers[0]), cmd);
+    if (rc != SG_BRIDGE_OK) {
+        free(cmd);
+        if (rc == SG_BRIDGE_E_TOO_LARGE)
+            sg_problem_send(req, 413, "Payload Too Large", "body-too-large", "Payload Too Large", "body",
+                            "the event is larger than the producer's message.max.bytes");
+        else
+            send_unavailable(req, rc == SG_BRIDGE_E_QUEUE_FULL ? "producer-queue-full" : "kafka-unavailable",
+                             rc == SG_BRIDGE_E_QUEUE_FULL ? "the Kafka producer queue is full; retry shortly"
+                                                          : "the Kafka producer cannot accept events now");
+        return;
+    }
+    /* From here the bridge owns cmd until it hands it back; the guard lets the request vanish. */
+    cmd->guard = h2o_mem_alloc_shared(&req->pool, sizeof(*cmd->guard), on_guard_dispose);
+    *cmd->guard = cmd;
+    atomic_fetch_add(&server->inflight, 1);
+}
+
+void sg_handlers_on_delivery(void *opaque, const sg_delivery_t *delivery)
+{
+    sg_cmd_t *cmd = opaque;
+    cmd->err = delivery->err;
+    cmd->errstr = delivery->errstr; /* librdkafka's static strings */
+    cmd->partition = delivery->partition;
+    cmd->offset = delivery->offset;
+    /* The record's timestamp is our CreateTime unless the topic uses LogAppendTime, which is
+     * never earlier. (librdkafka's mock cluster reports a fixed LogAppendTime of 1234 while
+     * storing our CreateTime; taking the max keeps the token's stream time what consumers see.) */
+    cmd->timestamp_ms = delivery->timestamp_ms > cmd->create_ms ? delivery->timestamp_ms : cmd->create_ms;
+    h2o_multithread_send_message(&cmd->loop->deliveries, &cmd->message);
+}
+
+static void respond_accepted(h2o_req_t *req, const sg_cmd_t *cmd)
+{
+    sg_token_t *token = sg_token_create();
+    char text[512];
+    size_t tlen = 0;
+    if (sg_token_advance(token, cmd->route->topic, cmd->partition, cmd->offset, cmd->timestamp_ms) == 0)
+        tlen = sg_token_encode(token, text, sizeof(text));
+    sg_token_destroy(token);
+    if (tlen > 0 && tlen < sizeof(text))
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("consistency-token"), 0, NULL,
+                              h2o_strdup(&req->pool, text, tlen).base, tlen);
+    char body[384];
+    json_t *topic = json_string(cmd->route->topic);
+    char *topic_json = json_dumps(topic, JSON_ENCODE_ANY);
+    int len = snprintf(body, sizeof(body), "{\"topic\":%s,\"partition\":%" PRId32 ",\"offset\":%" PRId64 "}", topic_json,
+                       cmd->partition, cmd->offset);
+    free(topic_json);
+    json_decref(topic);
+    sg_http_respond(req, 202, "Accepted", "application/json", body, (size_t)len);
+}
+
+void sg_handlers_on_deliveries(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    while (!h2o_linklist_is_empty(messages)) {
+        h2o_multithread_message_t *message = H2O_STRUCT_FROM_MEMBER(h2o_multithread_message_t, link, messages->next);
+        h2o_linklist_unlink(&message->link);
+        sg_cmd_t *cmd = H2O_STRUCT_FROM_MEMBER(sg_cmd_t, message, message);
+        h2o_req_t *req = cmd->req;
+        if (req != NULL) {
+            *cmd->guard = NULL;
+            if (cmd->err == SG_BRIDGE_OK) {
+                respond_accepted(req, cmd);
+            } else {
+                char detail[256];
+                snprintf(detail, sizeof(detail), "the event was not acknowledged by Kafka: %s",
+                         cmd->errstr ? cmd->errstr : "unknown error");
+                send_unavailable(req, "kafka-unavailable", detail);
+            }
+        }
+        atomic_fetch_sub(&cmd->loop->server->inflight, 1);
+        free(cmd);
+    }
+}
+
+/* --- dispatch ----------------------------------------------------------------------------- */
+
+typedef struct st_sg_handler_t {
+    h2o_handler_t super;
+    sg_server_t *server;
+} sg_handler_t;
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    sg_server_t *server = ((sg_handler_t *)self)->server;
+    const sg_conf_t *conf = server->conf;
+    const char *path = req->path.base;
+    size_t path_len = request_path_len(req);
+
+    if (headers_size(req) > conf->limits.header_bytes) {
+        sg_problem_send(req, 431, "Request Header Fields Too Large", "headers-too-large",
+                        "Request Header Fields Too Large", "headers", "the request headers exceed limits.header_bytes (%llu)",
+                        (unsigned long long)conf->limits.header_bytes);
+        return 0;
+    }
+    if (h2o_memis(path, path_len, H2O_STRLIT("/healthz"))) {
+        handle_builtin(req, 0);
+        return 0;
+    }
+    if (h2o_memis(path, path_len, H2O_STRLIT("/readyz"))) {
+        handle_builtin(req, 1);
+        return 0;
+    }
+    if (is_reserved_path(path, path_len)) {
+        sg_problem_send(req, 404, "Not Found", "not-found", "Not Found", NULL, "no resource at %.*s",
+                        (int)(path_len > 200 ? 200 : path_len), path);
+        return 0;
+    }
+
+    sg_router_result_t found;
+    switch (sg_router_lookup(server->router, req->method.base, req->method.len, path, path_len, &found)) {
+    case SG_ROUTER_FOUND:
+        handle_command(req, found.route, &found.match);
+        sg_path_match_dispose(&found.match);
+        return 0;
+    case SG_ROUTER_METHOD_NOT_ALLOWED:
+        if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("OPTIONS"))) {
+            handle_options(req, &found);
+            return 0;
+        }
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL,
+                       h2o_strdup(&req->pool, found.allow, SIZE_MAX).base, strlen(found.allow));
+        sg_problem_send(req, 405, "Method Not Allowed", "method-not-allowed", "Method Not Allowed", NULL,
+                        "%.*s is not allowed on %.*s; allowed: %s", (int)(req->method.len > 20 ? 20 : req->method.len),
+                        req->method.base, (int)(path_len > 200 ? 200 : path_len), path, found.allow);
+        return 0;
+    case SG_ROUTER_BAD_PATH:
+        sg_problem_send(req, 400, "Bad Request", "invalid-path", "Invalid Path", "path",
+                        "a path parameter is not valid percent-encoding");
+        return 0;
+    case SG_ROUTER_NOT_FOUND:
+        break;
+    }
+    sg_problem_send(req, 404, "Not Found", "not-found", "Not Found", NULL, "no route for %.*s",
+                    (int)(path_len > 200 ? 200 : path_len), path);
+    return 0;
+}
+
+void sg_handlers_register(sg_server_t *server, h2o_hostconf_t *hostconf)
+{
+    h2o_pathconf_t *pathconf = h2o_config_register_path(hostconf, "/", 0);
+    sg_handler_t *handler = (void *)h2o_create_handler(pathconf, sizeof(*handler));
+    handler->super.on_req = on_req;
+    handler->server = server;
+    sg_problem_register_fallback(&hostconf->fallback_path);
+}

@@ -1,0 +1,317 @@
+/*
+ * streamgate's command line: run the gateway, check a config, or run only the embedded cluster.
+ *
+ * Signals are blocked in every thread (the mask is set before any thread, librdkafka's included,
+ * is created) and taken synchronously by main() with sigwait(), so shutdown runs as ordinary
+ * code on the main thread: stop accepting, let in-flight commands finish, flush the producer,
+ * stop the loops.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "server.h"
+#include "sg_bridge.h"
+#include "sg_cluster.h"
+#include "sg_conf.h"
+
+#define SG_EXIT_FAILURE 1
+#define SG_EXIT_USAGE 2
+
+static const char usage[] =
+    "usage: streamgate CONFIG                 run the gateway\n"
+    "       streamgate --check CONFIG         validate CONFIG and exit\n"
+    "       streamgate cluster [--brokers N] [--bootstrap-file PATH] [--topic NAME:PARTITIONS ...]\n"
+    "                                         run only the embedded Kafka cluster until SIGTERM\n"
+    "       streamgate --config-reference     print every config key with its type and default\n"
+    "       streamgate --help | --version\n";
+
+static void log_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void log_msg(const char *fmt, ...)
+{
+    va_list args;
+    va_start(args, fmt);
+    fputs("streamgate: ", stderr);
+    vfprintf(stderr, fmt, args);
+    fputc('\n', stderr);
+    va_end(args);
+}
+
+static void block_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static int wait_for_signal(const sigset_t *set)
+{
+    int sig = 0;
+    while (sigwait(set, &sig) != 0)
+        ;
+    return sig;
+}
+
+static int mkdir_p(const char *path, char *err, size_t errlen)
+{
+    char buf[4096];
+    if (strlen(path) >= sizeof(buf)) {
+        snprintf(err, errlen, "data_dir: path too long");
+        return -1;
+    }
+    strcpy(buf, path);
+    for (char *p = buf + 1; *p; ++p) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            goto fail;
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+        goto fail;
+    return 0;
+fail:
+    snprintf(err, errlen, "data_dir: cannot create %s: %s", buf, strerror(errno));
+    return -1;
+}
+
+static int write_file(const char *dir, const char *name, const char *text, char *err, size_t errlen)
+{
+    char path[4096], tmp[4200];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
+    FILE *fp = fopen(tmp, "w");
+    if (fp == NULL || fputs(text, fp) < 0 || fclose(fp) != 0 || rename(tmp, path) != 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* --- streamgate cluster ------------------------------------------------------------------ */
+
+static int parse_topic_arg(const char *arg, char *name, size_t namelen, int *partitions)
+{
+    const char *colon = strrchr(arg, ':');
+    size_t len = colon ? (size_t)(colon - arg) : strlen(arg);
+    if (len == 0 || len >= namelen)
+        return -1;
+    memcpy(name, arg, len);
+    name[len] = '\0';
+    *partitions = 1;
+    if (colon != NULL) {
+        char *end;
+        long value = strtol(colon + 1, &end, 10);
+        if (*end != '\0' || value < 1 || value > 10000)
+            return -1;
+        *partitions = (int)value;
+    }
+    return 0;
+}
+
+static int run_cluster(int argc, char **argv)
+{
+    static const struct option options[] = {{"brokers", required_argument, NULL, 'b'},
+                                            {"bootstrap-file", required_argument, NULL, 'f'},
+                                            {"topic", required_argument, NULL, 't'},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {NULL, 0, NULL, 0}};
+    int brokers = 1;
+    const char *bootstrap_file = NULL;
+    char err[512];
+    optind = 1;
+    int opt;
+    /* First pass: options other than topics, so topics are created on the right broker count. */
+    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        switch (opt) {
+        case 'b': {
+            char *end;
+            long value = strtol(optarg, &end, 10);
+            if (*end != '\0' || value < 1 || value > 16) {
+                fprintf(stderr, "streamgate cluster: --brokers must be 1..16, not %s\n", optarg);
+                return SG_EXIT_USAGE;
+            }
+            brokers = (int)value;
+            break;
+        }
+        case 'f':
+            bootstrap_file = optarg;
+            break;
+        case 't': {
+            char name[256];
+            int partitions;
+            if (parse_topic_arg(optarg, name, sizeof(name), &partitions) != 0) {
+                fprintf(stderr, "streamgate cluster: --topic expects NAME:PARTITIONS (1..10000), not %s\n", optarg);
+                return SG_EXIT_USAGE;
+            }
+            break;
+        }
+        case 'h':
+            fputs(usage, stdout);
+            return 0;
+        default:
+            fputs(usage, stderr);
+            return SG_EXIT_USAGE;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "streamgate cluster: unexpected argument %s\n%s", argv[optind], usage);
+        return SG_EXIT_USAGE;
+    }
+    sigset_t set;
+    block_signals(&set);
+    sg_cluster_t *cluster = sg_cluster_create(brokers, err, sizeof(err));
+    if (cluster == NULL) {
+        log_msg("%s", err);
+        return SG_EXIT_FAILURE;
+    }
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        if (opt != 't')
+            continue;
+        char name[256];
+        int partitions;
+        parse_topic_arg(optarg, name, sizeof(name), &partitions);
+        if (sg_cluster_create_topic(cluster, name, partitions, brokers, err, sizeof(err)) != 0) {
+            log_msg("%s", err);
+            sg_cluster_destroy(cluster);
+            return SG_EXIT_FAILURE;
+        }
+    }
+    if (bootstrap_file != NULL && sg_cluster_write_bootstrap_file(cluster, bootstrap_file, err, sizeof(err)) != 0) {
+        log_msg("%s", err);
+        sg_cluster_destroy(cluster);
+        return SG_EXIT_FAILURE;
+    }
+    printf("%s\n", sg_cluster_bootstraps(cluster));
+    fflush(stdout);
+    log_msg("embedded cluster with %d broker(s) at %s", brokers, sg_cluster_bootstraps(cluster));
+    int sig = wait_for_signal(&set);
+    log_msg("signal %d: stopping the cluster", sig);
+    sg_cluster_destroy(cluster);
+    return 0;
+}
+
+/* --- streamgate CONFIG -------------------------------------------------------------------- */
+
+static int run_gateway(const char *config_path)
+{
+    sigset_t set;
+    block_signals(&set);
+    char err[1024];
+    sg_conf_t *conf = sg_conf_load(config_path, err, sizeof(err));
+    if (conf == NULL) {
+        fprintf(stderr, "streamgate: %s\n", err);
+        return SG_EXIT_USAGE;
+    }
+    int rc = SG_EXIT_FAILURE;
+    sg_cluster_t *cluster = NULL;
+    sg_bridge_t *bridge = NULL;
+    sg_server_t *server = NULL;
+    if (mkdir_p(conf->data_dir, err, sizeof(err)) != 0)
+        goto done;
+
+    const char *bootstraps = conf->kafka.brokers;
+    if (conf->kafka.embedded) {
+        if ((cluster = sg_cluster_create(conf->kafka.embedded_brokers, err, sizeof(err))) == NULL)
+            goto done;
+        for (size_t i = 0; i < conf->n_topics; ++i)
+            if (sg_cluster_create_topic(cluster, conf->topics[i].name, conf->topics[i].partitions,
+                                        conf->topics[i].replication, err, sizeof(err)) != 0)
+                goto done;
+        bootstraps = sg_cluster_bootstraps(cluster);
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/kafka.bootstrap", conf->data_dir);
+        if (sg_cluster_write_bootstrap_file(cluster, path, err, sizeof(err)) != 0)
+            goto done;
+        log_msg("embedded Kafka cluster (%d broker(s), in memory) at %s, written to %s", conf->kafka.embedded_brokers,
+                bootstraps, path);
+    }
+    if ((bridge = sg_bridge_create(conf, bootstraps, sg_server_delivery_cb, err, sizeof(err))) == NULL)
+        goto done;
+    if (!conf->kafka.embedded && conf->kafka.create_topics &&
+        sg_bridge_create_topics(bridge, 10000, err, sizeof(err)) != 0)
+        goto done;
+    if ((server = sg_server_create(conf, bridge, err, sizeof(err))) == NULL)
+        goto done;
+    char addresses[2048];
+    sg_server_addresses(server, addresses, sizeof(addresses));
+    if (write_file(conf->data_dir, "listen.addr", addresses, err, sizeof(err)) != 0)
+        goto done;
+    if (sg_server_start(server, err, sizeof(err)) != 0)
+        goto done;
+    for (char *line = strtok(addresses, "\n"); line != NULL; line = strtok(NULL, "\n"))
+        log_msg("listening on %s", line);
+
+    int sig = wait_for_signal(&set);
+    log_msg("signal %d: draining (up to %lld ms)", sig, (long long)conf->shutdown_timeout_ms);
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    sg_server_stop_accepting(server);
+    long left = sg_server_wait_idle(server, conf->shutdown_timeout_ms);
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    int64_t spent = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+    int64_t remaining = conf->shutdown_timeout_ms > spent ? conf->shutdown_timeout_ms - spent : 0;
+    int undelivered = sg_bridge_shutdown(bridge, remaining);
+    /* Undelivered events were failed by the bridge; let the loops answer those requests 503. */
+    sg_server_wait_idle(server, 1000);
+    sg_server_stop(server);
+    if (left > 0 || undelivered > 0)
+        log_msg("stopped with %ld request(s) still waiting and %d event(s) unacknowledged", left, undelivered);
+    else
+        log_msg("stopped cleanly");
+    rc = 0;
+
+done:
+    if (rc != 0)
+        fprintf(stderr, "streamgate: %s\n", err);
+    sg_server_destroy(server);
+    sg_bridge_destroy(bridge);
+    sg_cluster_destroy(cluster);
+    sg_conf_destroy(conf);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 2 && strcmp(argv[1], "cluster") == 0)
+        return run_cluster(argc - 1, argv + 1);
+    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+        printf("streamgate %s\n", SG_VERSION);
+        return 0;
+    }
+    if (argc == 2 && strcmp(argv[1], "--config-reference") == 0) {
+        sg_conf_dump_reference(stdout);
+        return 0;
+    }
+    if (argc == 3 && strcmp(argv[1], "--check") == 0) {
+        char err[1024];
+        sg_conf_t *conf = sg_conf_load(argv[2], err, sizeof(err));
+        if (conf == NULL) {
+            fprintf(stderr, "streamgate: %s\n", err);
+            return SG_EXIT_USAGE;
+        }
+        printf("%s: ok (%zu route(s), %zu topic(s))\n", argv[2], conf->n_routes, conf->n_topics);
+        sg_conf_destroy(conf);
+        return 0;
+    }
+    if (argc == 2 && argv[1][0] != '-')
+        return run_gateway(argv[1]);
+    fputs(usage, stderr);
+    return SG_EXIT_USAGE;
+}

@@ -1,0 +1,98 @@
+/*
+ * Route lookup. See router.h for the precedence rule; ties between templates of the same
+ * specificity but different shapes ("/a/{x}/c" vs "/a/b/{y}") go to the one declared first.
+ */
+#include "router.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct st_sg_router_entry_t {
+    const char *method;
+    sg_path_template_t *tmpl;
+    size_t n_literals;
+} sg_router_entry_t;
+
+struct st_sg_router_t {
+    sg_router_entry_t *entries;
+    size_t n_entries;
+};
+
+sg_router_t *sg_router_create(const sg_conf_t *conf, char *err, size_t errlen)
+{
+    sg_router_t *router = calloc(1, sizeof(*router));
+    if (router == NULL || (conf->n_routes && (router->entries = calloc(conf->n_routes, sizeof(*router->entries))) == NULL))
+        abort();
+    for (size_t i = 0; i < conf->n_routes; ++i) {
+        sg_router_entry_t *entry = &router->entries[i];
+        entry->method = conf->routes[i].method;
+        entry->tmpl = sg_path_template_parse(conf->routes[i].path, err, errlen);
+        if (entry->tmpl == NULL) {
+            router->n_entries = i;
+            sg_router_destroy(router);
+            return NULL;
+        }
+        entry->n_literals = sg_path_template_n_literals(entry->tmpl);
+    }
+    router->n_entries = conf->n_routes;
+    return router;
+}
+
+void sg_router_destroy(sg_router_t *router)
+{
+    if (router == NULL)
+        return;
+    for (size_t i = 0; i < router->n_entries; ++i)
+        sg_path_template_destroy(router->entries[i].tmpl);
+    free(router->entries);
+    free(router);
+}
+
+static void append_method(char *allow, size_t size, const char *method)
+{
+    size_t len = strlen(allow);
+    if (strstr(allow, method) != NULL) /* methods are distinct upper-case words; no false hits */
+        return;
+    snprintf(allow + len, size - len, "%s%s", len ? ", " : "", method);
+}
+
+sg_router_status_t sg_router_lookup(const sg_router_t *router, const char *method, size_t method_len, const char *path,
+                                    size_t path_len, sg_router_result_t *result)
+{
+    memset(result, 0, sizeof(*result));
+    const sg_router_entry_t *best = NULL;
+    for (size_t i = 0; i < router->n_entries; ++i) {
+        const sg_router_entry_t *entry = &router->entries[i];
+        if (best != NULL && entry->n_literals <= best->n_literals)
+            continue;
+        sg_path_match_t probe;
+        int matched = sg_path_template_match(entry->tmpl, path, path_len, &probe);
+        if (matched < 0)
+            return result->status = SG_ROUTER_BAD_PATH;
+        if (matched > 0) {
+            sg_path_match_dispose(&probe);
+            best = entry;
+        }
+    }
+    if (best == NULL)
+        return result->status = SG_ROUTER_NOT_FOUND;
+
+    /* Every route of the winning shape contributes its method to Allow; one of them may match. */
+    const sg_router_entry_t *found = NULL;
+    for (size_t i = 0; i < router->n_entries; ++i) {
+        const sg_router_entry_t *entry = &router->entries[i];
+        if (entry != best && !sg_path_template_same_shape(entry->tmpl, best->tmpl))
+            continue;
+        append_method(result->allow, sizeof(result->allow), entry->method);
+        if (strlen(entry->method) == method_len && memcmp(entry->method, method, method_len) == 0)
+            found = entry;
+    }
+    append_method(result->allow, sizeof(result->allow), "OPTIONS");
+    if (found == NULL)
+        return result->status = SG_ROUTER_METHOD_NOT_ALLOWED;
+    result->route = (size_t)(found - router->entries);
+    if (sg_path_template_match(found->tmpl, path, path_len, &result->match) <= 0)
+        return result->status = SG_ROUTER_BAD_PATH; /* same shape matched above; defensive only */
+    return result->status = SG_ROUTER_FOUND;
+}

@@ -1,0 +1,299 @@
+/*
+ * The HTTP server: listeners, event-loop threads and the shutdown sequence.
+ *
+ * Each loop thread has its own listening socket per address, bound to the same port with
+ * SO_REUSEPORT, so the kernel spreads connections evenly over the loops (a shared fd lets the
+ * first loop to wake take most of them). The first socket binds the configured port (0 picks an
+ * ephemeral one) and the others bind whatever port it got.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#include "gateway_int.h"
+
+typedef struct st_sg_control_t {
+    h2o_multithread_message_t super;
+    enum { SG_CONTROL_STOP_ACCEPTING, SG_CONTROL_EXIT } kind;
+} sg_control_t;
+
+static int open_listener(const sg_listen_conf_t *listen_conf, uint16_t port, struct sockaddr_storage *bound,
+                         char *err, size_t errlen)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res;
+    char service[8];
+    snprintf(service, sizeof(service), "%u", (unsigned)port);
+    int gai = getaddrinfo(listen_conf->host, service, &hints, &res);
+    if (gai != 0) {
+        snprintf(err, errlen, "listen %s: %s", listen_conf->host, gai_strerror(gai));
+        return -1;
+    }
+    int fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, 0), on = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) != 0 ||
+        bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 1024) != 0 ||
+        fcntl(fd, F_SETFL, O_NONBLOCK) != 0) {
+        snprintf(err, errlen, "listen %s:%u: %s", listen_conf->host, (unsigned)port, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        freeaddrinfo(res);
+        return -1;
+    }
+    freeaddrinfo(res);
+    socklen_t len = sizeof(*bound);
+    getsockname(fd, (struct sockaddr *)bound, &len);
+    return fd;
+}
+
+static uint16_t port_of(const struct sockaddr_storage *sa)
+{
+    return ntohs(sa->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)sa)->sin6_port
+                                           : ((const struct sockaddr_in *)sa)->sin_port);
+}
+
+static SSL_CTX *create_ssl_ctx(const sg_listen_conf_t *listen_conf, char *err, size_t errlen)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL || SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
+        SSL_CTX_use_certificate_chain_file(ctx, listen_conf->cert) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, listen_conf->key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1) {
+        char ssl_err[256];
+        ERR_error_string_n(ERR_get_error(), ssl_err, sizeof(ssl_err));
+        snprintf(err, errlen, "listen %s: TLS with cert %s and key %s: %s", listen_conf->host, listen_conf->cert,
+                 listen_conf->key, ssl_err);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    h2o_ssl_register_alpn_protocols(ctx, h2o_http2_alpn_protocols);
+    return ctx;
+}
+
+static void on_accept(h2o_socket_t *listener, const char *error)
+{
+    if (error != NULL)
+        return;
+    h2o_accept_ctx_t *accept_ctx = listener->data;
+    /* Drain the backlog a few at a time so one loop cannot starve its own requests. */
+    for (int i = 0; i < 16; ++i) {
+        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
+        if (sock == NULL)
+            return;
+        h2o_accept(accept_ctx, sock);
+    }
+}
+
+static void on_control(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    sg_loop_t *loop = H2O_STRUCT_FROM_MEMBER(sg_loop_t, control, receiver);
+    while (!h2o_linklist_is_empty(messages)) {
+        sg_control_t *control = H2O_STRUCT_FROM_MEMBER(sg_control_t, super.link, messages->next);
+        h2o_linklist_unlink(&control->super.link);
+        if (control->kind == SG_CONTROL_STOP_ACCEPTING) {
+            for (size_t i = 0; i < loop->n_listeners; ++i) {
+                if (loop->listeners[i] != NULL) {
+                    h2o_socket_read_stop(loop->listeners[i]);
+                    h2o_socket_close(loop->listeners[i]);
+                    loop->listeners[i] = NULL;
+                }
+            }
+        }
+        /* SG_CONTROL_EXIT: the flag was set before sending; waking the loop is the point. */
+        free(control);
+    }
+}
+
+static void send_control(sg_loop_t *loop, int kind)
+{
+    sg_control_t *control = calloc(1, sizeof(*control));
+    if (control == NULL)
+        abort();
+    control->kind = kind;
+    h2o_multithread_send_message(&loop->control, &control->super);
+}
+
+static void *loop_main(void *arg)
+{
+    sg_loop_t *loop = arg;
+    while (!atomic_load(&loop->exit_requested))
+        h2o_evloop_run(loop->ctx.loop, INT32_MAX);
+    return NULL;
+}
+
+static int init_loop(sg_server_t *server, sg_loop_t *loop, size_t index)
+{
+    loop->server = server;
+    loop->index = index;
+    loop->trace_rng = ((uint64_t)server->instance_id << 32 | (uint64_t)index) ^ 0x9e3779b97f4a7c15ull;
+    if (loop->trace_rng == 0)
+        loop->trace_rng = 1;
+    h2o_context_init(&loop->ctx, h2o_evloop_create(), &server->globalconf);
+    h2o_multithread_register_receiver(loop->ctx.queue, &loop->deliveries, sg_handlers_on_deliveries);
+    h2o_multithread_register_receiver(loop->ctx.queue, &loop->control, on_control);
+    loop->n_listeners = server->conf->n_listen;
+    loop->listeners = calloc(loop->n_listeners, sizeof(*loop->listeners));
+    loop->listen_fds = calloc(loop->n_listeners, sizeof(*loop->listen_fds));
+    loop->accept_ctxs = calloc(loop->n_listeners, sizeof(*loop->accept_ctxs));
+    if (loop->listeners == NULL || loop->listen_fds == NULL || loop->accept_ctxs == NULL)
+        abort();
+    return 0;
+}
+
+sg_server_t *sg_server_create(const sg_conf_t *conf, sg_bridge_t *bridge, char *err, size_t errlen)
+{
+    sg_server_t *server = calloc(1, sizeof(*server));
+    if (server == NULL)
+        abort();
+    server->conf = conf;
+    server->bridge = bridge;
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    server->instance_id = (uint32_t)(tv.tv_usec * 2654435761u) ^ (uint32_t)getpid() ^ (uint32_t)tv.tv_sec;
+    if ((server->router = sg_router_create(conf, err, errlen)) == NULL)
+        goto fail;
+    server->route_topics = calloc(conf->n_routes + 1, sizeof(*server->route_topics));
+    if (server->route_topics == NULL)
+        abort();
+    for (size_t i = 0; i < conf->n_routes; ++i)
+        server->route_topics[i] = sg_bridge_topic(bridge, conf->routes[i].topic);
+
+    h2o_config_init(&server->globalconf);
+    server->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("streamgate"));
+    /* One byte over the limit reaches our handler, which answers 413 itself; larger bodies are
+     * refused by H2O before they are read, and problem.c rewrites that answer. */
+    server->globalconf.max_request_entity_size = (size_t)conf->limits.body_bytes + 1;
+    h2o_hostconf_t *hostconf = h2o_config_register_host(&server->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    sg_handlers_register(server, hostconf);
+
+    server->ssl_ctxs = calloc(conf->n_listen, sizeof(*server->ssl_ctxs));
+    if (server->ssl_ctxs == NULL)
+        abort();
+    for (size_t i = 0; i < conf->n_listen; ++i)
+        if (conf->listen[i].cert != NULL && (server->ssl_ctxs[i] = create_ssl_ctx(&conf->listen[i], err, errlen)) == NULL)
+            goto fail;
+
+    server->n_loops = (size_t)conf->threads;
+    server->loops = calloc(server->n_loops, sizeof(*server->loops));
+    if (server->loops == NULL)
+        abort();
+    for (size_t i = 0; i < server->n_loops; ++i)
+        init_loop(server, &server->loops[i], i);
+
+    for (size_t l = 0; l < conf->n_listen; ++l) {
+        uint16_t port = conf->listen[l].port;
+        for (size_t i = 0; i < server->n_loops; ++i) {
+            struct sockaddr_storage bound;
+            int fd = open_listener(&conf->listen[l], port, &bound, err, errlen);
+            if (fd < 0)
+                goto fail;
+            port = port_of(&bound);
+            sg_loop_t *loop = &server->loops[i];
+            loop->listen_fds[l] = fd;
+            loop->accept_ctxs[l] = (h2o_accept_ctx_t){.ctx = &loop->ctx, .hosts = server->globalconf.hosts,
+                                                      .ssl_ctx = server->ssl_ctxs[l]};
+            loop->listeners[l] = h2o_evloop_socket_create(loop->ctx.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+            loop->listeners[l]->data = &loop->accept_ctxs[l];
+            h2o_socket_read_start(loop->listeners[l], on_accept);
+        }
+    }
+    return server;
+
+fail:
+    sg_server_destroy(server);
+    return NULL;
+}
+
+size_t sg_server_addresses(const sg_server_t *server, char *buf, size_t buflen)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t l = 0; l < server->conf->n_listen; ++l) {
+        struct sockaddr_storage sa;
+        socklen_t len = sizeof(sa);
+        char host[INET6_ADDRSTRLEN + 2] = "?";
+        if (getsockname(server->loops[0].listen_fds[l], (struct sockaddr *)&sa, &len) != 0)
+            continue;
+        getnameinfo((struct sockaddr *)&sa, len, host, sizeof(host), NULL, 0, NI_NUMERICHOST);
+        int n = snprintf(buf + used, buflen - used, sa.ss_family == AF_INET6 ? "%s[%s]:%u\n" : "%s%s:%u\n",
+                         server->ssl_ctxs[l] ? "https://" : "http://", host, (unsigned)port_of(&sa));
+        if (n < 0 || (size_t)n >= buflen - used)
+            break;
+        used += (size_t)n;
+    }
+    return used;
+}
+
+int sg_server_start(sg_server_t *server, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < server->n_loops; ++i) {
+        if (pthread_create(&server->loops[i].thread, NULL, loop_main, &server->loops[i]) != 0) {
+            snprintf(err, errlen, "cannot start event loop thread %zu", i);
+            return -1;
+        }
+        server->loops[i].thread_started = 1;
+    }
+    return 0;
+}
+
+void sg_server_stop_accepting(sg_server_t *server)
+{
+    atomic_store(&server->draining, 1);
+    for (size_t i = 0; i < server->n_loops; ++i)
+        send_control(&server->loops[i], SG_CONTROL_STOP_ACCEPTING);
+}
+
+long sg_server_wait_idle(sg_server_t *server, int64_t timeout_ms)
+{
+    struct timespec step = {0, 5 * 1000 * 1000};
+    for (int64_t waited = 0; waited < timeout_ms && atomic_load(&server->inflight) > 0; waited += 5)
+        nanosleep(&step, NULL);
+    return atomic_load(&server->inflight);
+}
+
+void sg_server_stop(sg_server_t *server)
+{
+    for (size_t i = 0; i < server->n_loops; ++i) {
+        sg_loop_t *loop = &server->loops[i];
+        if (!loop->thread_started)
+            continue;
+        atomic_store(&loop->exit_requested, 1);
+        send_control(loop, SG_CONTROL_EXIT);
+        pthread_join(loop->thread, NULL);
+        loop->thread_started = 0;
+    }
+}
+
+/* Loops, contexts and open connections are left to process exit: H2O 2.2.5 cannot dispose a
+ * context that still has connections, and a server is destroyed only when the process ends.
+ * Keeping them referenced here tells leak checkers they are still owned. */
+static sg_server_t *retired_server;
+
+void sg_server_destroy(sg_server_t *server)
+{
+    if (server == NULL)
+        return;
+    sg_server_stop(server);
+    retired_server = server;
+    for (size_t i = 0; server->ssl_ctxs != NULL && i < server->conf->n_listen; ++i)
+        SSL_CTX_free(server->ssl_ctxs[i]);
+    free(server->ssl_ctxs);
+    sg_router_destroy(server->router);
+    free(server->route_topics);
+    server->ssl_ctxs = NULL;
+    server->router = NULL;
+    server->route_topics = NULL;
+}

@@ -1,0 +1,42 @@
+/*
+ * The HTTP side of the gateway, seen from main(): create (binds the listeners), start the loop
+ * threads, and the steps of a graceful shutdown.
+ */
+#ifndef SG_SERVER_H
+#define SG_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sg_bridge.h"
+#include "sg_conf.h"
+
+typedef struct st_sg_server_t sg_server_t;
+
+/** Builds the router and binds every listen address for every loop. Returns the server or NULL
+ * with err. The bridge must have been created with sg_server_delivery_cb. Main thread. */
+sg_server_t *sg_server_create(const sg_conf_t *conf, sg_bridge_t *bridge, char *err, size_t errlen);
+
+/** The delivery callback to give sg_bridge_create. */
+void sg_handlers_on_delivery(void *opaque, const sg_delivery_t *delivery);
+#define sg_server_delivery_cb sg_handlers_on_delivery
+
+/** Writes "http://HOST:PORT\n" per listen address into buf. Returns the length. */
+size_t sg_server_addresses(const sg_server_t *server, char *buf, size_t buflen);
+
+/** Starts the event-loop threads. Returns 0 or -1 with err. */
+int sg_server_start(sg_server_t *server, char *err, size_t errlen);
+
+/** Closes the listeners and makes new commands answer 503; in-flight ones continue. */
+void sg_server_stop_accepting(sg_server_t *server);
+
+/** Waits up to timeout_ms for in-flight commands to complete. Returns how many remain. */
+long sg_server_wait_idle(sg_server_t *server, int64_t timeout_ms);
+
+/** Stops and joins the loop threads. */
+void sg_server_stop(sg_server_t *server);
+
+/** Stops (if needed) and releases what can be released; NULL is a no-op. */
+void sg_server_destroy(sg_server_t *server);
+
+#endif

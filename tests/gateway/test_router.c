@@ -1,0 +1,121 @@
+/*
+ * Route lookup: exact and parameterised matches, literal-over-parameter precedence, 404 vs 405
+ * with the Allow list, and bad percent-encoding.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "router.h"
+
+static sg_route_conf_t routes[] = {
+    {.name = "create", .method = "POST", .path = "/orders"},
+    {.name = "get-one", .method = "PUT", .path = "/orders/{id}"},
+    {.name = "delete-one", .method = "DELETE", .path = "/orders/{order}"},
+    {.name = "new", .method = "POST", .path = "/orders/new"},
+    {.name = "item", .method = "PATCH", .path = "/orders/{id}/items/{item}"},
+    {.name = "root", .method = "POST", .path = "/"},
+};
+static sg_conf_t conf = {.routes = routes, .n_routes = sizeof(routes) / sizeof(routes[0])};
+
+static sg_router_status_t lookup(const sg_router_t *router, const char *method, const char *path,
+                                 sg_router_result_t *result)
+{
+    return sg_router_lookup(router, method, strlen(method), path, strlen(path), result);
+}
+
+static void test_exact_and_params(void **state)
+{
+    char err[256];
+    sg_router_t *router = sg_router_create(&conf, err, sizeof(err));
+    assert_non_null(router);
+    sg_router_result_t result;
+
+    assert_int_equal(lookup(router, "POST", "/orders", &result), SG_ROUTER_FOUND);
+    assert_int_equal(result.route, 0);
+    assert_int_equal(result.match.n_params, 0);
+    sg_path_match_dispose(&result.match);
+
+    assert_int_equal(lookup(router, "PUT", "/orders/a%2Fb", &result), SG_ROUTER_FOUND);
+    assert_int_equal(result.route, 1);
+    assert_string_equal(sg_path_match_get(&result.match, "id")->value, "a/b");
+    sg_path_match_dispose(&result.match);
+
+    /* same shape, other method, other parameter name */
+    assert_int_equal(lookup(router, "DELETE", "/orders/77", &result), SG_ROUTER_FOUND);
+    assert_int_equal(result.route, 2);
+    assert_string_equal(sg_path_match_get(&result.match, "order")->value, "77");
+    assert_null(sg_path_match_get(&result.match, "id"));
+    sg_path_match_dispose(&result.match);
+
+    assert_int_equal(lookup(router, "PATCH", "/orders/9/items/3", &result), SG_ROUTER_FOUND);
+    assert_int_equal(result.route, 4);
+    assert_string_equal(sg_path_match_get(&result.match, "id")->value, "9");
+    assert_string_equal(sg_path_match_get(&result.match, "item")->value, "3");
+    sg_path_match_dispose(&result.match);
+
+    assert_int_equal(lookup(router, "POST", "/", &result), SG_ROUTER_FOUND);
+    assert_int_equal(result.route, 5);
+    sg_path_match_dispose(&result.match);
+    sg_router_destroy(router);
+}
+
+static void test_literal_beats_parameter(void **state)
+{
+    char err[256];
+    sg_router_t *router = sg_router_create(&conf, err, sizeof(err));
+    sg_router_result_t result;
+    assert_int_equal(lookup(router, "POST", "/orders/new", &result), SG_ROUTER_FOUND);
+    assert_int_equal(result.route, 3);
+    sg_path_match_dispose(&result.match);
+    /* /orders/new is only POST: PUT there is a 405, not a match of /orders/{id} */
+    assert_int_equal(lookup(router, "PUT", "/orders/new", &result), SG_ROUTER_METHOD_NOT_ALLOWED);
+    assert_string_equal(result.allow, "POST, OPTIONS");
+    sg_router_destroy(router);
+}
+
+static void test_not_found_and_not_allowed(void **state)
+{
+    char err[256];
+    sg_router_t *router = sg_router_create(&conf, err, sizeof(err));
+    sg_router_result_t result;
+    assert_int_equal(lookup(router, "POST", "/order", &result), SG_ROUTER_NOT_FOUND);
+    assert_int_equal(lookup(router, "POST", "/orders/", &result), SG_ROUTER_NOT_FOUND);
+    assert_int_equal(lookup(router, "POST", "/orders/1/items", &result), SG_ROUTER_NOT_FOUND);
+    assert_int_equal(lookup(router, "POST", "/orders/1/items/2/x", &result), SG_ROUTER_NOT_FOUND);
+    assert_int_equal(lookup(router, "GET", "/orders", &result), SG_ROUTER_METHOD_NOT_ALLOWED);
+    assert_string_equal(result.allow, "POST, OPTIONS");
+    assert_int_equal(lookup(router, "GET", "/orders/5", &result), SG_ROUTER_METHOD_NOT_ALLOWED);
+    assert_string_equal(result.allow, "PUT, DELETE, OPTIONS");
+    assert_int_equal(lookup(router, "OPTIONS", "/orders/5", &result), SG_ROUTER_METHOD_NOT_ALLOWED);
+    assert_string_equal(result.allow, "PUT, DELETE, OPTIONS");
+    /* method comparison is exact (HTTP methods are case-sensitive) */
+    assert_int_equal(lookup(router, "post", "/orders", &result), SG_ROUTER_METHOD_NOT_ALLOWED);
+    sg_router_destroy(router);
+}
+
+static void test_bad_encoding(void **state)
+{
+    char err[256];
+    sg_router_t *router = sg_router_create(&conf, err, sizeof(err));
+    sg_router_result_t result;
+    assert_int_equal(lookup(router, "PUT", "/orders/%G1", &result), SG_ROUTER_BAD_PATH);
+    assert_int_equal(lookup(router, "PUT", "/orders/%", &result), SG_ROUTER_BAD_PATH);
+    assert_int_equal(lookup(router, "PUT", "/orders/a%00", &result), SG_ROUTER_BAD_PATH);
+    sg_router_destroy(router);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_exact_and_params),
+        cmocka_unit_test(test_literal_beats_parameter),
+        cmocka_unit_test(test_not_found_and_not_allowed),
+        cmocka_unit_test(test_bad_encoding),
+    };
+    return cmocka_run_group_tests_name("gateway-router", tests, NULL, NULL);
+}

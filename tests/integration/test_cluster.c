@@ -1,0 +1,144 @@
+/*
+ * The gateway against a separately started `streamgate cluster` (the same code path as a real
+ * broker list), and graceful shutdown: a command still waiting for its ack when SIGTERM arrives
+ * gets its 202, then the gateway exits 0.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "harness.h"
+
+static sg_test_proc_t cluster;
+
+static int setup(void **state)
+{
+    const char *args[] = {"--brokers", "2", "--topic", "ext.commands:3", NULL};
+    return sg_test_cluster_start(&cluster, args);
+}
+
+static int teardown(void **state)
+{
+    return sg_test_proc_stop(&cluster) == 0 ? 0 : -1;
+}
+
+static void start_gateway(sg_test_proc_t *gw, const char *extra)
+{
+    char config[2048];
+    snprintf(config, sizeof(config),
+             "listen: [\"127.0.0.1:0\"]\n"
+             "data_dir: @DIR@/data\n"
+             "kafka: {brokers: \"%s\"%s}\n"
+             "routes:\n"
+             "  - {name: ext, method: POST, path: \"/ext/{id}\", topic: ext.commands, key: \"path:id\"}\n",
+             cluster.bootstrap, extra);
+    assert_int_equal(sg_test_gateway_start(gw, config), 0);
+    snprintf(gw->bootstrap, sizeof(gw->bootstrap), "%s", cluster.bootstrap);
+}
+
+static void test_gateway_on_separate_cluster(void **state)
+{
+    sg_test_proc_t gw;
+    start_gateway(&gw, "");
+    /* no embedded cluster: no bootstrap file of its own */
+    char path[512];
+    snprintf(path, sizeof(path), "%s/data/kafka.bootstrap", gw.dir);
+    assert_int_not_equal(access(path, F_OK), 0);
+
+    const char body[] = "{\"v\":1}";
+    sg_test_response_t res;
+    assert_int_equal(sg_test_http(&gw, "POST", "/ext/k1", "Content-Type: application/json\r\n", body, strlen(body), &res),
+                     0);
+    assert_int_equal(res.status, 202);
+    json_t *doc = json_loads(res.body, 0, NULL);
+    assert_non_null(doc);
+    json_int_t partition = json_integer_value(json_object_get(doc, "partition"));
+    json_int_t offset = json_integer_value(json_object_get(doc, "offset"));
+    assert_string_equal(json_string_value(json_object_get(doc, "topic")), "ext.commands");
+    json_decref(doc);
+    sg_test_response_free(&res);
+
+    sg_test_record_t rec;
+    assert_int_equal(sg_test_consume(cluster.bootstrap, "ext.commands", (int32_t)partition, offset, &rec), 0);
+    assert_string_equal(rec.key, "k1");
+    assert_string_equal(rec.value, body);
+    sg_test_record_free(&rec);
+    assert_int_equal(sg_test_proc_stop(&gw), 0);
+}
+
+typedef struct {
+    sg_test_proc_t *gw;
+    int status;
+} inflight_t;
+
+static void *post_in_background(void *arg)
+{
+    inflight_t *inflight = arg;
+    sg_test_response_t res;
+    if (sg_test_http(inflight->gw, "POST", "/ext/slow", "Content-Type: application/json\r\n", "{\"slow\":true}", 13,
+                     &res) == 0) {
+        inflight->status = res.status;
+        sg_test_response_free(&res);
+    }
+    return NULL;
+}
+
+static void test_sigterm_finishes_inflight_commands(void **state)
+{
+    sg_test_proc_t gw;
+    start_gateway(&gw, "");
+    int64_t before = sg_test_topic_count(cluster.bootstrap, "ext.commands");
+
+    /* Freeze the brokers so the command is still waiting for its ack when SIGTERM arrives. */
+    assert_int_equal(kill(cluster.pid, SIGSTOP), 0);
+    inflight_t inflight = {.gw = &gw};
+    pthread_t thread;
+    pthread_create(&thread, NULL, post_in_background, &inflight);
+    struct timespec pause = {0, 300 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    assert_int_equal(kill(gw.pid, SIGTERM), 0);
+    nanosleep(&pause, NULL);
+    assert_int_equal(kill(cluster.pid, SIGCONT), 0);
+    pthread_join(thread, NULL);
+    assert_int_equal(inflight.status, 202);
+    assert_int_equal(sg_test_proc_stop(&gw), 0);
+    assert_int_equal(sg_test_topic_count(cluster.bootstrap, "ext.commands"), before + 1);
+}
+
+static void test_produce_timeout_is_503(void **state)
+{
+    sg_test_proc_t gw;
+    start_gateway(&gw, ", produce_timeout: 500ms");
+    assert_int_equal(kill(cluster.pid, SIGSTOP), 0);
+    sg_test_response_t res;
+    int rc = sg_test_http(&gw, "POST", "/ext/t", "Content-Type: application/json\r\n", "{}", 2, &res);
+    assert_int_equal(kill(cluster.pid, SIGCONT), 0);
+    assert_int_equal(rc, 0);
+    assert_int_equal(res.status, 503);
+    char value[64];
+    assert_non_null(sg_test_header(&res, "retry-after", value, sizeof(value)));
+    assert_non_null(strstr(res.body, "urn:streamgate:problem:kafka-unavailable"));
+    sg_test_response_free(&res);
+    assert_int_equal(sg_test_proc_stop(&gw), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gateway_on_separate_cluster),
+        cmocka_unit_test(test_sigterm_finishes_inflight_commands),
+        cmocka_unit_test(test_produce_timeout_is_503),
+    };
+    return cmocka_run_group_tests_name("integration-cluster", tests, setup, teardown);
+}
