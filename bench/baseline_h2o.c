@@ -1,0 +1,300 @@
+/*
+ * sg-bench-h2o: the bare-H2O baseline that streamgate is benchmarked against. It does what the
+ * gateway's HTTP edge does at minimum (N evloop threads, whole request body buffered by H2O,
+ * 202 with a small JSON body) and nothing else: no routing, no Kafka, no storage. The gap
+ * between its figures and streamgate's is the cost of everything streamgate adds.
+ *
+ * Listener choice: one listening socket per thread, all bound to the same address with
+ * SO_REUSEPORT. The kernel then spreads new connections over the threads by hash, each accept
+ * wakes exactly one loop, and the threads share no state at all. The alternative, one fd
+ * registered in every loop, wakes every loop on each connection (thundering herd) and lets
+ * whichever loop is least busy win, which skews the spread of wrk's few long-lived connections.
+ * All sockets are bound in main() before any thread starts, so "listening on" is printed only
+ * once every thread can accept, and port 0 resolves to one port shared by all of them.
+ *
+ * Shutdown: SIGTERM/SIGINT are blocked in every thread and taken by sigwait() in main(), which
+ * raises a flag the loops poll between evloop runs (at most 100 ms apart). A stopped worker meets
+ * main() at a barrier (which publishes its counters) and then parks instead of returning: H2O
+ * 2.2.5 keeps recycled buffers in thread-local lists it has no API to free, so a thread that
+ * exits would turn them into leaks under LeakSanitizer. exit() then ends the parked threads with
+ * their loops, contexts and any still-open connections, which nothing else needs.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "h2o.h"
+
+#define SG_BENCH_MAX_THREADS 256
+#define SG_BENCH_LOOP_WAIT_MS 100
+
+static const char sg_bench_reply_body[] = "{\"topic\":\"t\",\"partition\":0,\"offset\":0}";
+
+typedef struct st_sg_bench_worker_t {
+    pthread_t thread;
+    int listen_fd;
+    h2o_evloop_t *loop;
+    h2o_context_t context;
+    h2o_accept_ctx_t accept_ctx;
+    uint64_t requests;
+    uint64_t body_bytes;
+} sg_bench_worker_t;
+
+static h2o_globalconf_t sg_bench_config;
+static atomic_bool sg_bench_stopping;
+static pthread_barrier_t sg_bench_stopped;
+static sg_bench_worker_t *sg_bench_workers;
+static size_t sg_bench_worker_count;
+/* Handlers run on their loop's thread, so per-thread counters need no atomics. */
+static _Thread_local sg_bench_worker_t *sg_bench_current_worker;
+
+static int on_request(h2o_handler_t *self, h2o_req_t *req)
+{
+    static h2o_generator_t generator = {NULL, NULL};
+    h2o_iovec_t body = h2o_iovec_init(sg_bench_reply_body, sizeof(sg_bench_reply_body) - 1);
+    sg_bench_worker_t *worker = sg_bench_current_worker;
+
+    /* H2O 2.2.5 calls the handler only once the whole request body is buffered in req->entity;
+     * counting it keeps that explicit and gives a sanity figure at exit. */
+    if (worker != NULL) {
+        worker->requests++;
+        if (req->entity.base != NULL)
+            worker->body_bytes += req->entity.len;
+    }
+
+    req->res.status = 202;
+    req->res.reason = "Accepted";
+    /* h2o_start_response/h2o_send leave the length unset (chunked) unless we give it. */
+    req->res.content_length = body.len;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
+    h2o_start_response(req, &generator);
+    h2o_send(req, &body, 1, H2O_SEND_STATE_FINAL);
+    return 0;
+}
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+    if (err != NULL)
+        return;
+    h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
+    if (sock == NULL)
+        return;
+    h2o_accept(listener->data, sock);
+}
+
+static void *worker_main(void *arg)
+{
+    sg_bench_worker_t *worker = arg;
+
+    sg_bench_current_worker = worker;
+    h2o_socket_t *listener = h2o_evloop_socket_create(worker->loop, worker->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
+    listener->data = &worker->accept_ctx;
+    h2o_socket_read_start(listener, on_accept);
+
+    while (!atomic_load(&sg_bench_stopping))
+        h2o_evloop_run(worker->loop, SG_BENCH_LOOP_WAIT_MS);
+
+    h2o_socket_read_stop(listener);
+    pthread_barrier_wait(&sg_bench_stopped);
+    for (;;)
+        pause(); /* never returns: every signal is blocked in this thread */
+    return NULL;
+}
+
+/* Splits "HOST:PORT" or "[V6]:PORT" into caller buffers; returns 0 or -1. */
+static int split_host_port(const char *address, char *host, size_t hostlen, char *port, size_t portlen)
+{
+    const char *colon = strrchr(address, ':');
+    if (colon == NULL || colon[1] == '\0')
+        return -1;
+    const char *host_start = address;
+    size_t host_len = (size_t)(colon - address);
+    if (host_len >= 2 && address[0] == '[' && colon[-1] == ']') {
+        host_start++;
+        host_len -= 2;
+    }
+    size_t port_len = strlen(colon + 1);
+    if (host_len == 0 || host_len >= hostlen || port_len >= portlen)
+        return -1;
+    memcpy(host, host_start, host_len);
+    host[host_len] = '\0';
+    memcpy(port, colon + 1, port_len + 1);
+    return 0;
+}
+
+/* Returns a listening, non-blocking SO_REUSEPORT socket bound to addr, or -1 with errno set. */
+static int open_listener(const struct sockaddr *addr, socklen_t addrlen)
+{
+    int fd = socket(addr->sa_family, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    int on = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0 ||
+        /* Accepted sockets inherit TCP_NODELAY on Linux; small replies must not wait for ACKs. */
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) != 0 || bind(fd, addr, addrlen) != 0 ||
+        listen(fd, SOMAXCONN) != 0 || fcntl(fd, F_SETFL, O_NONBLOCK) != 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: sg-bench-h2o [--listen HOST:PORT] [--threads N]\n"
+                 "  Bare H2O server answering every request 202 with a small JSON body.\n"
+                 "  defaults: --listen 127.0.0.1:18080 --threads 2\n");
+}
+
+int main(int argc, char **argv)
+{
+    const char *listen_address = "127.0.0.1:18080";
+    long thread_count = 2;
+    static const struct option long_options[] = {
+        {"listen", required_argument, NULL, 'l'},
+        {"threads", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int opt;
+    while ((opt = getopt_long(argc, argv, "l:t:h", long_options, NULL)) != -1) {
+        switch (opt) {
+        case 'l':
+            listen_address = optarg;
+            break;
+        case 't': {
+            char *end;
+            thread_count = strtol(optarg, &end, 10);
+            if (*end != '\0' || thread_count < 1 || thread_count > SG_BENCH_MAX_THREADS) {
+                fprintf(stderr, "sg-bench-h2o: --threads must be 1..%d\n", SG_BENCH_MAX_THREADS);
+                return 2;
+            }
+        } break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+
+    char host[256], port[16];
+    if (split_host_port(listen_address, host, sizeof(host), port, sizeof(port)) != 0) {
+        fprintf(stderr, "sg-bench-h2o: --listen wants HOST:PORT, got '%s'\n", listen_address);
+        return 2;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV};
+    struct addrinfo *resolved;
+    int gai = getaddrinfo(host, port, &hints, &resolved);
+    if (gai != 0) {
+        fprintf(stderr, "sg-bench-h2o: %s: %s\n", listen_address, gai_strerror(gai));
+        return 2;
+    }
+    struct sockaddr_storage bind_addr;
+    socklen_t bind_addrlen = resolved->ai_addrlen;
+    memcpy(&bind_addr, resolved->ai_addr, bind_addrlen);
+    freeaddrinfo(resolved);
+
+    /* Block the stop signals before any thread exists so that only sigwait() below sees them. */
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    h2o_config_init(&sg_bench_config);
+    h2o_hostconf_t *hostconf = h2o_config_register_host(&sg_bench_config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *pathconf = h2o_config_register_path(hostconf, "/", 0);
+    h2o_handler_t *handler = h2o_create_handler(pathconf, sizeof(*handler));
+    handler->on_req = on_request;
+
+    sg_bench_worker_count = (size_t)thread_count;
+    sg_bench_workers = calloc(sg_bench_worker_count, sizeof(*sg_bench_workers));
+    if (sg_bench_workers == NULL) {
+        fprintf(stderr, "sg-bench-h2o: out of memory\n");
+        abort();
+    }
+
+    for (size_t i = 0; i < sg_bench_worker_count; ++i) {
+        sg_bench_worker_t *worker = &sg_bench_workers[i];
+        worker->listen_fd = open_listener((struct sockaddr *)&bind_addr, bind_addrlen);
+        if (worker->listen_fd < 0) {
+            fprintf(stderr, "sg-bench-h2o: cannot listen on %s: %s\n", listen_address, strerror(errno));
+            return 1;
+        }
+        if (i == 0) {
+            /* With port 0 the kernel picks one; every other socket must join that same port. */
+            if (getsockname(worker->listen_fd, (struct sockaddr *)&bind_addr, &bind_addrlen) != 0) {
+                fprintf(stderr, "sg-bench-h2o: getsockname: %s\n", strerror(errno));
+                return 1;
+            }
+        }
+        worker->loop = h2o_evloop_create();
+        h2o_context_init(&worker->context, worker->loop, &sg_bench_config);
+        worker->accept_ctx.ctx = &worker->context;
+        worker->accept_ctx.hosts = sg_bench_config.hosts;
+    }
+
+    char bound_host[NI_MAXHOST], bound_port[NI_MAXSERV];
+    if (getnameinfo((struct sockaddr *)&bind_addr, bind_addrlen, bound_host, sizeof(bound_host), bound_port,
+                    sizeof(bound_port), NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+        snprintf(bound_host, sizeof(bound_host), "%s", host);
+        snprintf(bound_port, sizeof(bound_port), "%s", port);
+    }
+
+    if (pthread_barrier_init(&sg_bench_stopped, NULL, (unsigned)sg_bench_worker_count + 1) != 0) {
+        fprintf(stderr, "sg-bench-h2o: pthread_barrier_init failed\n");
+        return 1;
+    }
+    for (size_t i = 0; i < sg_bench_worker_count; ++i) {
+        int rc = pthread_create(&sg_bench_workers[i].thread, NULL, worker_main, &sg_bench_workers[i]);
+        if (rc != 0) {
+            fprintf(stderr, "sg-bench-h2o: pthread_create: %s\n", strerror(rc));
+            return 1;
+        }
+    }
+    if (strchr(bound_host, ':') != NULL)
+        fprintf(stderr, "listening on [%s]:%s\n", bound_host, bound_port);
+    else
+        fprintf(stderr, "listening on %s:%s\n", bound_host, bound_port);
+
+    int signo;
+    while (sigwait(&stop_signals, &signo) != 0)
+        ;
+    atomic_store(&sg_bench_stopping, true);
+
+    pthread_barrier_wait(&sg_bench_stopped);
+
+    uint64_t requests = 0, body_bytes = 0;
+    for (size_t i = 0; i < sg_bench_worker_count; ++i) {
+        requests += sg_bench_workers[i].requests;
+        body_bytes += sg_bench_workers[i].body_bytes;
+    }
+    fprintf(stderr, "sg-bench-h2o: stopped by signal %d after %llu requests, %llu body bytes\n", signo,
+            (unsigned long long)requests, (unsigned long long)body_bytes);
+    return 0;
+}
