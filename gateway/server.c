@@ -126,11 +126,22 @@ static void send_control(sg_loop_t *loop, int kind)
     h2o_multithread_send_message(&loop->control, &control->super);
 }
 
+/* A stopped loop thread parks instead of returning: H2O 2.2.5 keeps per-thread buffer caches
+ * (h2o_mem_alloc_recycle) that it cannot free, so a thread that ended would leave them behind
+ * as leaks. A parked thread still owns them; the process exit that follows ends it. */
+static pthread_mutex_t park_mutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t park_cond = PTHREAD_COND_INITIALIZER;
+
 static void *loop_main(void *arg)
 {
     sg_loop_t *loop = arg;
     while (!atomic_load(&loop->exit_requested))
         h2o_evloop_run(loop->ctx.loop, INT32_MAX);
+    pthread_mutex_lock(&park_mutex);
+    loop->parked = 1;
+    pthread_cond_broadcast(&park_cond);
+    for (;;)
+        pthread_cond_wait(&park_cond, &park_mutex);
     return NULL;
 }
 
@@ -272,7 +283,10 @@ void sg_server_stop(sg_server_t *server)
             continue;
         atomic_store(&loop->exit_requested, 1);
         send_control(loop, SG_CONTROL_EXIT);
-        pthread_join(loop->thread, NULL);
+        pthread_mutex_lock(&park_mutex);
+        while (!loop->parked)
+            pthread_cond_wait(&park_cond, &park_mutex);
+        pthread_mutex_unlock(&park_mutex);
         loop->thread_started = 0;
     }
 }

@@ -424,7 +424,8 @@ int sg_test_consume(const char *bootstrap, const char *topic, int32_t partition,
         if (msg->err == 0 && msg->offset == offset) {
             rec->key_len = msg->key_len;
             rec->key = malloc(msg->key_len + 1);
-            memcpy(rec->key, msg->key, msg->key_len);
+            if (msg->key_len > 0)
+                memcpy(rec->key, msg->key, msg->key_len);
             rec->key[msg->key_len] = '\0';
             rec->value_len = msg->len;
             rec->value = malloc(msg->len + 1);
