@@ -27,7 +27,8 @@ typedef struct st_sg_loop_t {
     size_t index;
     pthread_t thread;
     int thread_started;
-    int parked; /* guarded by the server's park mutex */
+    int initialized; /* guarded by the server's park mutex */
+    int parked;      /* likewise */
     h2o_multithread_receiver_t deliveries; /* sg_cmd_t completions from the bridge thread */
     h2o_multithread_receiver_t control;    /* stop accepting / exit, from the main thread */
     h2o_socket_t **listeners;              /* one per configured listen address */

@@ -130,11 +130,17 @@ static void send_control(sg_loop_t *loop, int kind)
  * (h2o_mem_alloc_recycle) that it cannot free, so a thread that ended would leave them behind
  * as leaks. A parked thread still owns them; the process exit that follows ends it. */
 static pthread_mutex_t park_mutex = PTHREAD_MUTEX_INITIALIZER;
+static void init_loop_on_its_thread(sg_loop_t *loop);
 static pthread_cond_t park_cond = PTHREAD_COND_INITIALIZER;
 
 static void *loop_main(void *arg)
 {
     sg_loop_t *loop = arg;
+    init_loop_on_its_thread(loop);
+    pthread_mutex_lock(&park_mutex);
+    loop->initialized = 1;
+    pthread_cond_broadcast(&park_cond);
+    pthread_mutex_unlock(&park_mutex);
     while (!atomic_load(&loop->exit_requested))
         h2o_evloop_run(loop->ctx.loop, INT32_MAX);
     pthread_mutex_lock(&park_mutex);
@@ -145,23 +151,38 @@ static void *loop_main(void *arg)
     return NULL;
 }
 
-static int init_loop(sg_server_t *server, sg_loop_t *loop, size_t index)
+/* Everything H2O allocates for a loop must be allocated on that loop's thread: socket buffers
+ * remember the thread-local prototype (h2o_socket_buffer_prototype) of the thread that made
+ * them and recycle into it, so a context built on the main thread would have two loops sharing
+ * the main thread's free lists. main() waits for every loop to report ready. */
+static void init_loop_on_its_thread(sg_loop_t *loop)
+{
+    sg_server_t *server = loop->server;
+    h2o_context_init(&loop->ctx, h2o_evloop_create(), &server->globalconf);
+    h2o_multithread_register_receiver(loop->ctx.queue, &loop->deliveries, sg_handlers_on_deliveries);
+    h2o_multithread_register_receiver(loop->ctx.queue, &loop->control, on_control);
+    for (size_t l = 0; l < loop->n_listeners; ++l) {
+        loop->accept_ctxs[l] = (h2o_accept_ctx_t){.ctx = &loop->ctx, .hosts = server->globalconf.hosts,
+                                                  .ssl_ctx = server->ssl_ctxs[l]};
+        loop->listeners[l] = h2o_evloop_socket_create(loop->ctx.loop, loop->listen_fds[l], H2O_SOCKET_FLAG_DONT_READ);
+        loop->listeners[l]->data = &loop->accept_ctxs[l];
+        h2o_socket_read_start(loop->listeners[l], on_accept);
+    }
+}
+
+static void prepare_loop(sg_server_t *server, sg_loop_t *loop, size_t index)
 {
     loop->server = server;
     loop->index = index;
     loop->trace_rng = ((uint64_t)server->instance_id << 32 | (uint64_t)index) ^ 0x9e3779b97f4a7c15ull;
-    if (loop->trace_rng == 0)
-        loop->trace_rng = 1;
-    h2o_context_init(&loop->ctx, h2o_evloop_create(), &server->globalconf);
-    h2o_multithread_register_receiver(loop->ctx.queue, &loop->deliveries, sg_handlers_on_deliveries);
-    h2o_multithread_register_receiver(loop->ctx.queue, &loop->control, on_control);
     loop->n_listeners = server->conf->n_listen;
     loop->listeners = calloc(loop->n_listeners, sizeof(*loop->listeners));
     loop->listen_fds = calloc(loop->n_listeners, sizeof(*loop->listen_fds));
     loop->accept_ctxs = calloc(loop->n_listeners, sizeof(*loop->accept_ctxs));
     if (loop->listeners == NULL || loop->listen_fds == NULL || loop->accept_ctxs == NULL)
         abort();
-    return 0;
+    for (size_t l = 0; l < loop->n_listeners; ++l)
+        loop->listen_fds[l] = -1;
 }
 
 sg_server_t *sg_server_create(const sg_conf_t *conf, sg_bridge_t *bridge, char *err, size_t errlen)
@@ -202,7 +223,7 @@ sg_server_t *sg_server_create(const sg_conf_t *conf, sg_bridge_t *bridge, char *
     if (server->loops == NULL)
         abort();
     for (size_t i = 0; i < server->n_loops; ++i)
-        init_loop(server, &server->loops[i], i);
+        prepare_loop(server, &server->loops[i], i);
 
     for (size_t l = 0; l < conf->n_listen; ++l) {
         uint16_t port = conf->listen[l].port;
@@ -212,13 +233,7 @@ sg_server_t *sg_server_create(const sg_conf_t *conf, sg_bridge_t *bridge, char *
             if (fd < 0)
                 goto fail;
             port = port_of(&bound);
-            sg_loop_t *loop = &server->loops[i];
-            loop->listen_fds[l] = fd;
-            loop->accept_ctxs[l] = (h2o_accept_ctx_t){.ctx = &loop->ctx, .hosts = server->globalconf.hosts,
-                                                      .ssl_ctx = server->ssl_ctxs[l]};
-            loop->listeners[l] = h2o_evloop_socket_create(loop->ctx.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
-            loop->listeners[l]->data = &loop->accept_ctxs[l];
-            h2o_socket_read_start(loop->listeners[l], on_accept);
+            server->loops[i].listen_fds[l] = fd;
         }
     }
     return server;
@@ -257,6 +272,12 @@ int sg_server_start(sg_server_t *server, char *err, size_t errlen)
         }
         server->loops[i].thread_started = 1;
     }
+    /* Control messages may be sent only once every loop has registered its receivers. */
+    pthread_mutex_lock(&park_mutex);
+    for (size_t i = 0; i < server->n_loops; ++i)
+        while (!server->loops[i].initialized)
+            pthread_cond_wait(&park_cond, &park_mutex);
+    pthread_mutex_unlock(&park_mutex);
     return 0;
 }
 

@@ -267,6 +267,32 @@ static void test_http2_and_keepalive(void **state)
     assert_string_equal(out, "1.1 202 1\n1.1 202 0\n");
 }
 
+static void test_concurrent_load_on_every_loop(void **state)
+{
+    /* Both loops busy at once, HTTP/1.1 and HTTP/2: every request must be a 202. (A loop context
+     * built on the wrong thread corrupted the heap within a second of this.) */
+    char url[128], out[8192];
+    snprintf(url, sizeof(url), "http://%s:%u/orders", gw.host, gw.port);
+    char body_path[] = "/tmp/sg-load-body-XXXXXX";
+    int fd = mkstemp(body_path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "{\"customerId\":\"load\"}", 21), 21);
+    close(fd);
+    const char *h1[] = {"/usr/bin/h2load", "--h1", "-n", "20000", "-c", "32", "-t", "2", "-d", body_path, "-H",
+                        "content-type: application/json", url, NULL};
+    assert_int_equal(sg_test_run(h1, out, sizeof(out)), 0);
+    if (strstr(out, "20000 succeeded") == NULL)
+        fprintf(stderr, "%s\n", out);
+    assert_non_null(strstr(out, "20000 succeeded, 0 failed, 0 errored"));
+    assert_non_null(strstr(out, "status codes: 20000 2xx"));
+    const char *h2[] = {"/usr/bin/h2load", "-n", "20000", "-c", "16", "-m", "8", "-t", "2", "-d", body_path, "-H",
+                        "content-type: application/json", url, NULL};
+    assert_int_equal(sg_test_run(h2, out, sizeof(out)), 0);
+    unlink(body_path);
+    assert_non_null(strstr(out, "20000 succeeded, 0 failed, 0 errored"));
+    assert_non_null(strstr(out, "status codes: 20000 2xx"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -278,6 +304,7 @@ int main(void)
         cmocka_unit_test(test_health_and_ready),
         cmocka_unit_test(test_cors),
         cmocka_unit_test(test_http2_and_keepalive),
+        cmocka_unit_test(test_concurrent_load_on_every_loop),
     };
     return cmocka_run_group_tests_name("integration-command", tests, setup, teardown);
 }
