@@ -105,7 +105,7 @@ static char *replace_all(const char *text, const char *from, const char *to)
     return out;
 }
 
-int sg_test_gateway_start(sg_test_proc_t *gw, const char *config_yaml)
+static int start_gateway(sg_test_proc_t *gw, const char *config_yaml, int wait_ready)
 {
     memset(gw, 0, sizeof(*gw));
     if (make_dir(gw) != 0)
@@ -153,6 +153,8 @@ int sg_test_gateway_start(sg_test_proc_t *gw, const char *config_yaml)
         snprintf(gw->bootstrap, sizeof(gw->bootstrap), "%s", bootstrap);
         free(bootstrap);
     }
+    if (gw->port != 0 && !wait_ready)
+        return 0;
     while (gw->port != 0 && now_ms() < deadline) {
         sg_test_response_t res;
         if (sg_test_http(gw, "GET", "/readyz", NULL, NULL, 0, &res) == 0) {
@@ -166,6 +168,16 @@ int sg_test_gateway_start(sg_test_proc_t *gw, const char *config_yaml)
     fprintf(stderr, "gateway did not become ready\n");
     dump_log(gw);
     return -1;
+}
+
+int sg_test_gateway_start(sg_test_proc_t *gw, const char *config_yaml)
+{
+    return start_gateway(gw, config_yaml, 1);
+}
+
+int sg_test_gateway_start_unready(sg_test_proc_t *gw, const char *config_yaml)
+{
+    return start_gateway(gw, config_yaml, 0);
 }
 
 int sg_test_cluster_start(sg_test_proc_t *cluster, const char *const *extra)

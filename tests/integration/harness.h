@@ -42,6 +42,10 @@ typedef struct st_sg_test_record_t {
  * Waits up to 20 s for <data_dir>/listen.addr and /readyz = 200. Returns 0 or -1. */
 int sg_test_gateway_start(sg_test_proc_t *gw, const char *config_yaml);
 
+/** As sg_test_gateway_start, but returns once the addresses are written, without waiting for
+ * /readyz (for gateways that are not meant to become ready, or that speak only TLS). */
+int sg_test_gateway_start_unready(sg_test_proc_t *gw, const char *config_yaml);
+
 /** Starts `streamgate cluster` with the given extra arguments (NULL-terminated) and waits for
  * its bootstrap file. Returns 0 or -1. */
 int sg_test_cluster_start(sg_test_proc_t *cluster, const char *const *args);

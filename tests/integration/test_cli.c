@@ -91,6 +91,22 @@ static void test_check_good_and_bad_config(void **state)
     rmdir(dir);
 }
 
+static void test_bad_kafka_property_fails_start(void **state)
+{
+    char dir[] = "/tmp/sg-cli-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[512], cmd[600];
+    snprintf(path, sizeof(path), "%s/kafka.yaml", dir);
+    char text[512];
+    snprintf(text, sizeof(text), "data_dir: %s/data\nkafka: {properties: {no.such.property: 1}}\n", dir);
+    write_config(path, text);
+    const char *run[] = {sg_test_binary(), path, NULL};
+    assert_int_equal(sg_test_run(run, out, sizeof(out)), 1);
+    assert_non_null(strstr(out, "kafka.properties: no.such.property"));
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 static void test_demo_config_is_valid(void **state)
 {
     char path[1024];
@@ -105,6 +121,7 @@ int main(void)
         cmocka_unit_test(test_help_and_version),
         cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_check_good_and_bad_config),
+        cmocka_unit_test(test_bad_kafka_property_fails_start),
         cmocka_unit_test(test_demo_config_is_valid),
     };
     return cmocka_run_group_tests_name("integration-cli", tests, NULL, NULL);

@@ -133,12 +133,62 @@ static void test_produce_timeout_is_503(void **state)
     assert_int_equal(sg_test_proc_stop(&gw), 0);
 }
 
+static void test_full_producer_queue_is_503(void **state)
+{
+    /* kafka.properties reach librdkafka as-is: a one-message queue fills with one request. */
+    sg_test_proc_t gw;
+    start_gateway(&gw, ", properties: {queue.buffering.max.messages: 1}");
+    assert_int_equal(kill(cluster.pid, SIGSTOP), 0);
+    inflight_t first = {.gw = &gw};
+    pthread_t thread;
+    pthread_create(&thread, NULL, post_in_background, &first);
+    struct timespec pause = {0, 300 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    sg_test_response_t res;
+    int rc = sg_test_http(&gw, "POST", "/ext/second", "Content-Type: application/json\r\n", "{}", 2, &res);
+    assert_int_equal(kill(cluster.pid, SIGCONT), 0);
+    pthread_join(thread, NULL);
+    assert_int_equal(rc, 0);
+    assert_int_equal(res.status, 503);
+    char value[64];
+    assert_string_equal(sg_test_header(&res, "retry-after", value, sizeof(value)), "1");
+    assert_non_null(strstr(res.body, "urn:streamgate:problem:producer-queue-full"));
+    sg_test_response_free(&res);
+    assert_int_equal(first.status, 202); /* the queued one still made it */
+    assert_int_equal(sg_test_proc_stop(&gw), 0);
+}
+
+static void test_not_ready_without_kafka(void **state)
+{
+    /* Nothing listens on port 1: metadata never arrives, so the gateway is alive but not ready,
+     * and it still shuts down promptly and cleanly. */
+    sg_test_proc_t gw;
+    assert_int_equal(sg_test_gateway_start_unready(&gw, "listen: [\"127.0.0.1:0\"]\n"
+                                                        "data_dir: @DIR@/data\n"
+                                                        "kafka: {brokers: \"127.0.0.1:1\"}\n"
+                                                        "shutdown_timeout: 2s\n"),
+                     0);
+    sg_test_response_t res;
+    assert_int_equal(sg_test_http(&gw, "GET", "/healthz", NULL, NULL, 0, &res), 0);
+    assert_int_equal(res.status, 200);
+    sg_test_response_free(&res);
+    assert_int_equal(sg_test_http(&gw, "GET", "/readyz", NULL, NULL, 0, &res), 0);
+    assert_int_equal(res.status, 503);
+    assert_non_null(strstr(res.body, "urn:streamgate:problem:not-ready"));
+    char value[64];
+    assert_non_null(sg_test_header(&res, "retry-after", value, sizeof(value)));
+    sg_test_response_free(&res);
+    assert_int_equal(sg_test_proc_stop(&gw), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gateway_on_separate_cluster),
         cmocka_unit_test(test_sigterm_finishes_inflight_commands),
         cmocka_unit_test(test_produce_timeout_is_503),
+        cmocka_unit_test(test_full_producer_queue_is_503),
+        cmocka_unit_test(test_not_ready_without_kafka),
     };
     return cmocka_run_group_tests_name("integration-cluster", tests, setup, teardown);
 }
