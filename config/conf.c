@@ -765,7 +765,7 @@ static int enum_lookup(ctx_t *c, const prop_t *row, const node_t *value, const c
 
 static int parse_strenum(ctx_t *c, const prop_t *row, const node_t *value, char *base, const char *path)
 {
-    size_t index;
+    size_t index = 0; /* set by enum_lookup on success; gcc -O3 cannot see that */
     if (enum_lookup(c, row, value, path, &index) != 0)
         return -1;
     set_string(base, row->offset, sg_config_strdup(row->enums[index]));
@@ -774,7 +774,7 @@ static int parse_strenum(ctx_t *c, const prop_t *row, const node_t *value, char 
 
 static int parse_enum(ctx_t *c, const prop_t *row, const node_t *value, char *base, const char *path)
 {
-    size_t index;
+    size_t index = 0;
     if (enum_lookup(c, row, value, path, &index) != 0)
         return -1;
     set_int(base, row->offset, row->width, (int64_t)index);
