@@ -45,6 +45,7 @@ struct st_sg_server_t {
     sg_bridge_t *bridge;
     sg_router_t *router;
     sg_bridge_topic_t **route_topics; /* per conf->routes[i] */
+    h2o_iovec_t *route_accept_prefix; /* per route: {"topic":<json string>,"partition": */
     h2o_globalconf_t globalconf;
     SSL_CTX **ssl_ctxs; /* per listen address, NULL for plain TCP */
     sg_loop_t *loops;

@@ -89,20 +89,32 @@ static int is_all_zero(const char *s, size_t len)
     return 1;
 }
 
+static void put_hex64(char *out, uint64_t value)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 15; i >= 0; --i, value >>= 4)
+        out[i] = hex[value & 15];
+}
+
 /* W3C trace context: keep the caller's trace id and flags, start a new span (we are a hop);
  * a missing or malformed traceparent starts a new trace. */
 static void make_traceparent(sg_loop_t *loop, h2o_iovec_t incoming, char out[SG_TRACEPARENT_LEN + 1])
 {
-    uint64_t span = next_random(loop);
+    memcpy(out, "00-", 3);
     if (incoming.len == SG_TRACEPARENT_LEN && memcmp(incoming.base, "00-", 3) == 0 && incoming.base[35] == '-' &&
         incoming.base[52] == '-' && is_lower_hex(incoming.base + 3, 32) && is_lower_hex(incoming.base + 53, 2) &&
         !is_all_zero(incoming.base + 3, 32)) {
-        snprintf(out, SG_TRACEPARENT_LEN + 1, "00-%.32s-%016" PRIx64 "-%.2s", incoming.base + 3, span,
-                 incoming.base + 53);
-        return;
+        memcpy(out + 3, incoming.base + 3, 32);
+        memcpy(out + 53, incoming.base + 53, 2);
+    } else {
+        put_hex64(out + 3, next_random(loop));
+        put_hex64(out + 19, next_random(loop));
+        memcpy(out + 53, "01", 2);
     }
-    uint64_t hi = next_random(loop), lo = next_random(loop);
-    snprintf(out, SG_TRACEPARENT_LEN + 1, "00-%016" PRIx64 "%016" PRIx64 "-%016" PRIx64 "-01", hi, lo, span);
+    out[35] = '-';
+    put_hex64(out + 36, next_random(loop));
+    out[52] = '-';
+    out[SG_TRACEPARENT_LEN] = '\0';
 }
 
 static size_t headers_size(h2o_req_t *req)
@@ -344,25 +356,43 @@ void sg_handlers_on_delivery(void *opaque, const sg_delivery_t *delivery)
     h2o_multithread_send_message(&cmd->loop->deliveries, &cmd->message);
 }
 
+static size_t put_int(char *out, int64_t value)
+{
+    char digits[24];
+    size_t n = 0;
+    uint64_t v = value < 0 ? (uint64_t)0 - (uint64_t)value : (uint64_t)value;
+    do
+        digits[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    size_t len = 0;
+    if (value < 0)
+        out[len++] = '-';
+    while (n > 0)
+        out[len++] = digits[--n];
+    return len;
+}
+
+/* The 202 body is built by hand from a per-route prefix made at start: this runs for every
+ * command, and formatting it through printf or Jansson was a visible share of a request. */
 static void respond_accepted(h2o_req_t *req, const sg_cmd_t *cmd)
 {
-    sg_token_t *token = sg_token_create();
-    char text[512];
-    size_t tlen = 0;
-    if (sg_token_advance(token, cmd->route->topic, cmd->partition, cmd->offset, cmd->timestamp_ms) == 0)
-        tlen = sg_token_encode(token, text, sizeof(text));
-    sg_token_destroy(token);
-    if (tlen > 0 && tlen < sizeof(text))
+    sg_server_t *server = cmd->loop->server;
+    char token[320];
+    size_t tlen = sg_token_encode_one(cmd->route->topic, cmd->partition, cmd->offset, cmd->timestamp_ms, token,
+                                      sizeof(token));
+    if (tlen > 0 && tlen < sizeof(token))
         h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("consistency-token"), 0, NULL,
-                              h2o_strdup(&req->pool, text, tlen).base, tlen);
-    char body[384];
-    json_t *topic = json_string(cmd->route->topic);
-    char *topic_json = json_dumps(topic, JSON_ENCODE_ANY);
-    int len = snprintf(body, sizeof(body), "{\"topic\":%s,\"partition\":%" PRId32 ",\"offset\":%" PRId64 "}", topic_json,
-                       cmd->partition, cmd->offset);
-    free(topic_json);
-    json_decref(topic);
-    sg_http_respond(req, 202, "Accepted", "application/json", body, (size_t)len);
+                              h2o_strdup(&req->pool, token, tlen).base, tlen);
+    const h2o_iovec_t *prefix = &server->route_accept_prefix[cmd->route - server->conf->routes];
+    char *body = h2o_mem_alloc_pool(&req->pool, prefix->len + 64);
+    memcpy(body, prefix->base, prefix->len);
+    size_t len = prefix->len;
+    len += put_int(body + len, cmd->partition);
+    memcpy(body + len, ",\"offset\":", 10);
+    len += 10;
+    len += put_int(body + len, cmd->offset);
+    body[len++] = '}';
+    sg_http_respond(req, 202, "Accepted", "application/json", body, len);
 }
 
 void sg_handlers_on_deliveries(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)

@@ -200,8 +200,19 @@ sg_server_t *sg_server_create(const sg_conf_t *conf, sg_bridge_t *bridge, char *
     server->route_topics = calloc(conf->n_routes + 1, sizeof(*server->route_topics));
     if (server->route_topics == NULL)
         abort();
-    for (size_t i = 0; i < conf->n_routes; ++i)
+    server->route_accept_prefix = calloc(conf->n_routes + 1, sizeof(*server->route_accept_prefix));
+    if (server->route_accept_prefix == NULL)
+        abort();
+    for (size_t i = 0; i < conf->n_routes; ++i) {
         server->route_topics[i] = sg_bridge_topic(bridge, conf->routes[i].topic);
+        /* Topic names are [a-zA-Z0-9._-] (validated by config), so they need no JSON escaping. */
+        size_t len = strlen(conf->routes[i].topic) + sizeof("{\"topic\":\"\",\"partition\":");
+        char *prefix = malloc(len);
+        if (prefix == NULL)
+            abort();
+        snprintf(prefix, len, "{\"topic\":\"%s\",\"partition\":", conf->routes[i].topic);
+        server->route_accept_prefix[i] = h2o_iovec_init(prefix, strlen(prefix));
+    }
 
     h2o_config_init(&server->globalconf);
     server->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("streamgate"));
@@ -327,6 +338,10 @@ void sg_server_destroy(sg_server_t *server)
         SSL_CTX_free(server->ssl_ctxs[i]);
     free(server->ssl_ctxs);
     sg_router_destroy(server->router);
+    for (size_t i = 0; server->route_accept_prefix != NULL && i < server->conf->n_routes; ++i)
+        free(server->route_accept_prefix[i].base);
+    free(server->route_accept_prefix);
+    server->route_accept_prefix = NULL;
     free(server->route_topics);
     server->ssl_ctxs = NULL;
     server->router = NULL;

@@ -57,6 +57,12 @@ int sg_token_covers(const sg_token_t *view, const sg_token_t *want, int (*topic_
  * buf may be NULL when buflen is 0, to learn the length. */
 size_t sg_token_encode(const sg_token_t *token, char *buf, size_t buflen);
 
+/** Encodes the one-entry token {topic: {partition: (offset, stream_time_ms)}} without building
+ * a token or allocating: the hot path of every command response. Same contract as
+ * sg_token_encode; returns 0 when the arguments are out of range (as sg_token_advance). */
+size_t sg_token_encode_one(const char *topic, int32_t partition, int64_t offset, int64_t stream_time_ms, char *buf,
+                           size_t buflen);
+
 /** Decodes a text token strictly. Returns an owned token, or NULL with the reason in err
  * (bad base64url, unknown version, truncated, non-canonical order, checksum, limits). */
 sg_token_t *sg_token_decode(const char *text, size_t len, char *err, size_t errlen);

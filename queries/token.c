@@ -464,6 +464,32 @@ static int sg_token_b64_value(unsigned char c)
     return -1;
 }
 
+/* Appends the checksum to wire[0..n) and writes the base64url text; returns the text length. */
+static size_t sg_token_finish_text(uint8_t *wire, size_t n, char *buf, size_t buflen)
+{
+    uint32_t crc = sg_token_crc32c(wire, n);
+    for (int k = 0; k < SG_TOKEN_CHECKSUM_LEN; k++)
+        wire[n++] = (uint8_t)(crc >> (8 * k));
+
+    size_t text_len = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        size_t chunk = n - i < 3 ? n - i : 3;
+        uint32_t bits = (uint32_t)wire[i] << 16;
+        if (chunk > 1)
+            bits |= (uint32_t)wire[i + 1] << 8;
+        if (chunk > 2)
+            bits |= wire[i + 2];
+        for (size_t k = 0; k < chunk + 1; k++) {
+            if (text_len + 1 < buflen)
+                buf[text_len] = sg_token_b64_alphabet[(bits >> (18 - 6 * k)) & 0x3f];
+            text_len++;
+        }
+    }
+    if (buflen > 0)
+        buf[text_len < buflen ? text_len : buflen - 1] = '\0';
+    return text_len;
+}
+
 size_t sg_token_encode(const sg_token_t *token, char *buf, size_t buflen)
 {
     uint8_t *wire = sg_token_xrealloc(NULL, token->wire_len);
@@ -484,29 +510,31 @@ size_t sg_token_encode(const sg_token_t *token, char *buf, size_t buflen)
         }
         start = end;
     }
-    uint32_t crc = sg_token_crc32c(wire, n);
-    for (int k = 0; k < SG_TOKEN_CHECKSUM_LEN; k++)
-        wire[n++] = (uint8_t)(crc >> (8 * k));
-    assert(n == token->wire_len);
-
-    size_t text_len = 0;
-    for (size_t i = 0; i < n; i += 3) {
-        size_t chunk = n - i < 3 ? n - i : 3;
-        uint32_t bits = (uint32_t)wire[i] << 16;
-        if (chunk > 1)
-            bits |= (uint32_t)wire[i + 1] << 8;
-        if (chunk > 2)
-            bits |= wire[i + 2];
-        for (size_t k = 0; k < chunk + 1; k++) {
-            if (text_len + 1 < buflen)
-                buf[text_len] = sg_token_b64_alphabet[(bits >> (18 - 6 * k)) & 0x3f];
-            text_len++;
-        }
-    }
-    if (buflen > 0)
-        buf[text_len < buflen ? text_len : buflen - 1] = '\0';
+    assert(n + SG_TOKEN_CHECKSUM_LEN == token->wire_len);
+    size_t text_len = sg_token_finish_text(wire, n, buf, buflen);
     free(wire);
     return text_len;
+}
+
+size_t sg_token_encode_one(const char *topic, int32_t partition, int64_t offset, int64_t stream_time_ms, char *buf,
+                           size_t buflen)
+{
+    size_t name_len;
+    if (partition < 0 || offset < 0 || stream_time_ms < 0 || !sg_token_topic_ok(topic, &name_len))
+        return 0;
+    /* version + 2 counts + name length + name + 3 values + checksum, all varints <= 10 bytes */
+    uint8_t wire[1 + 10 + 10 + SG_TOKEN_MAX_TOPIC_LEN + 10 + 3 * 10 + SG_TOKEN_CHECKSUM_LEN];
+    size_t n = 0;
+    wire[n++] = SG_TOKEN_VERSION;
+    n += sg_token_put_varint(wire + n, 1);
+    n += sg_token_put_varint(wire + n, name_len);
+    memcpy(wire + n, topic, name_len);
+    n += name_len;
+    n += sg_token_put_varint(wire + n, 1);
+    n += sg_token_put_varint(wire + n, (uint64_t)partition);
+    n += sg_token_put_varint(wire + n, (uint64_t)offset);
+    n += sg_token_put_varint(wire + n, (uint64_t)stream_time_ms);
+    return sg_token_finish_text(wire, n, buf, buflen);
 }
 
 /* Decodes strict base64url (no padding, zero trailing bits) into a new buffer. */

@@ -1226,10 +1226,44 @@ static void test_advance_text_limit(void **state)
     sg_token_destroy(token);
 }
 
+/* The allocation-free single-entry encoder must produce exactly the general encoder's text. */
+static void test_encode_one_matches_encode(void **state)
+{
+    (void)state;
+    const struct {
+        const char *topic;
+        int32_t partition;
+        int64_t offset, stream_time;
+    } cases[] = {{"t", 0, 0, 0}, {"orders.commands", 3, 17, 1764129000123LL}, {"a-b_c.D9", INT32_MAX, INT64_MAX, INT64_MAX}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); ++i) {
+        sg_token_t *token = sg_token_create();
+        assert_int_equal(sg_token_advance(token, cases[i].topic, cases[i].partition, cases[i].offset, cases[i].stream_time), 0);
+        char want[256], got[256];
+        size_t want_len = sg_token_encode(token, want, sizeof(want));
+        size_t got_len = sg_token_encode_one(cases[i].topic, cases[i].partition, cases[i].offset, cases[i].stream_time, got,
+                                             sizeof(got));
+        assert_int_equal(got_len, want_len);
+        assert_string_equal(got, want);
+        sg_token_destroy(token);
+    }
+    char buf[64];
+    assert_int_equal(sg_token_encode_one("t", -1, 0, 0, buf, sizeof(buf)), 0);
+    assert_int_equal(sg_token_encode_one("t", 0, -1, 0, buf, sizeof(buf)), 0);
+    assert_int_equal(sg_token_encode_one("t", 0, 0, -1, buf, sizeof(buf)), 0);
+    assert_int_equal(sg_token_encode_one("bad topic", 0, 0, 0, buf, sizeof(buf)), 0);
+    assert_int_equal(sg_token_encode_one("", 0, 0, 0, buf, sizeof(buf)), 0);
+    /* truncation reports the full length, like sg_token_encode */
+    size_t full = sg_token_encode_one("orders", 1, 2, 3, buf, sizeof(buf));
+    assert_true(full > 8);
+    assert_int_equal(sg_token_encode_one("orders", 1, 2, 3, buf, 8), full);
+    assert_int_equal(strlen(buf), 7);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_empty_round_trip),
+        cmocka_unit_test(test_encode_one_matches_encode),
         cmocka_unit_test(test_single_round_trip),
         cmocka_unit_test(test_multi_round_trip),
         cmocka_unit_test(test_large_values_round_trip),
