@@ -237,9 +237,9 @@ int sg_bridge_create_topics(sg_bridge_t *bridge, int64_t timeout_ms, char *err, 
     rd_kafka_CreateTopics(bridge->rk, newtopics, conf->n_topics, options, queue);
     rd_kafka_event_t *event = rd_kafka_queue_poll(queue, (int)timeout_ms + 1000);
     if (event == NULL) {
-        snprintf(err, errlen, "creating topics: no answer within %lld ms", (long long)timeout_ms);
+        snprintf(err, errlen, "kafka.create_topics: no answer within %lld ms", (long long)timeout_ms);
     } else if (rd_kafka_event_error(event)) {
-        snprintf(err, errlen, "creating topics: %s", rd_kafka_event_error_string(event));
+        snprintf(err, errlen, "kafka.create_topics: %s", rd_kafka_event_error_string(event));
     } else {
         const rd_kafka_CreateTopics_result_t *result = rd_kafka_event_CreateTopics_result(event);
         size_t n = 0;
@@ -248,7 +248,7 @@ int sg_bridge_create_topics(sg_bridge_t *bridge, int64_t timeout_ms, char *err, 
         for (size_t i = 0; i < n && rc == 0; ++i) {
             rd_kafka_resp_err_t terr = rd_kafka_topic_result_error(results[i]);
             if (terr != RD_KAFKA_RESP_ERR_NO_ERROR && terr != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
-                snprintf(err, errlen, "creating topic %s: %s", rd_kafka_topic_result_name(results[i]),
+                snprintf(err, errlen, "kafka.create_topics: topic %s: %s", rd_kafka_topic_result_name(results[i]),
                          rd_kafka_topic_result_error_string(results[i]) ? rd_kafka_topic_result_error_string(results[i])
                                                                         : rd_kafka_err2str(terr));
                 rc = -1;
