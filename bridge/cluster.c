@@ -6,11 +6,9 @@
  */
 #include "sg_cluster.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -75,28 +73,6 @@ int sg_cluster_create_topic(sg_cluster_t *cluster, const char *name, int32_t par
 const char *sg_cluster_bootstraps(const sg_cluster_t *cluster)
 {
     return rd_kafka_mock_cluster_bootstraps(cluster->mock);
-}
-
-int sg_cluster_write_bootstrap_file(const sg_cluster_t *cluster, const char *path, char *err, size_t errlen)
-{
-    char tmp[4096];
-    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= sizeof(tmp)) {
-        snprintf(err, errlen, "bootstrap file path too long");
-        return -1;
-    }
-    FILE *fp = fopen(tmp, "w");
-    if (fp == NULL) {
-        snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
-        return -1;
-    }
-    int failed = fprintf(fp, "%s\n", sg_cluster_bootstraps(cluster)) < 0;
-    failed |= fclose(fp) != 0;
-    if (failed || rename(tmp, path) != 0) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
 }
 
 void sg_cluster_destroy(sg_cluster_t *cluster)

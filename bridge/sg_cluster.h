@@ -23,10 +23,6 @@ int sg_cluster_create_topic(sg_cluster_t *cluster, const char *name, int32_t par
 /** The bootstrap list ("127.0.0.1:PORT,..."), owned by the cluster. */
 const char *sg_cluster_bootstraps(const sg_cluster_t *cluster);
 
-/** Writes the bootstrap list and a newline to `path` atomically (temp file + rename).
- * Returns 0 or -1 with err. */
-int sg_cluster_write_bootstrap_file(const sg_cluster_t *cluster, const char *path, char *err, size_t errlen);
-
 /** Stops the cluster; NULL is a no-op. */
 void sg_cluster_destroy(sg_cluster_t *cluster);
 

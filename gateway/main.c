@@ -86,17 +86,31 @@ fail:
     return -1;
 }
 
-static int write_file(const char *dir, const char *name, const char *text, char *err, size_t errlen)
+/* Writes `text` to `path` atomically (temp file + rename): readers such as tests and workers
+ * polling for kafka.bootstrap or listen.addr never see a half-written file. */
+static int write_file(const char *path, const char *text, char *err, size_t errlen)
 {
-    char path[4096], tmp[4200];
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    char tmp[4200];
     snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
     FILE *fp = fopen(tmp, "w");
-    if (fp == NULL || fputs(text, fp) < 0 || fclose(fp) != 0 || rename(tmp, path) != 0) {
+    int failed = fp == NULL;
+    if (fp != NULL) {
+        failed |= fputs(text, fp) < 0;
+        failed |= fclose(fp) != 0;
+    }
+    if (failed || rename(tmp, path) != 0) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        unlink(tmp);
         return -1;
     }
     return 0;
+}
+
+static int write_bootstrap_file(const sg_cluster_t *cluster, const char *path, char *err, size_t errlen)
+{
+    char text[4096];
+    snprintf(text, sizeof(text), "%s\n", sg_cluster_bootstraps(cluster));
+    return write_file(path, text, err, errlen);
 }
 
 /* --- streamgate cluster ------------------------------------------------------------------ */
@@ -189,7 +203,7 @@ static int run_cluster(int argc, char **argv)
             return SG_EXIT_FAILURE;
         }
     }
-    if (bootstrap_file != NULL && sg_cluster_write_bootstrap_file(cluster, bootstrap_file, err, sizeof(err)) != 0) {
+    if (bootstrap_file != NULL && write_bootstrap_file(cluster, bootstrap_file, err, sizeof(err)) != 0) {
         log_msg("%s", err);
         sg_cluster_destroy(cluster);
         return SG_EXIT_FAILURE;
@@ -233,7 +247,7 @@ static int run_gateway(const char *config_path)
         bootstraps = sg_cluster_bootstraps(cluster);
         char path[4096];
         snprintf(path, sizeof(path), "%s/kafka.bootstrap", conf->data_dir);
-        if (sg_cluster_write_bootstrap_file(cluster, path, err, sizeof(err)) != 0)
+        if (write_bootstrap_file(cluster, path, err, sizeof(err)) != 0)
             goto done;
         log_msg("embedded Kafka cluster (%d broker(s), in memory) at %s, written to %s", conf->kafka.embedded_brokers,
                 bootstraps, path);
@@ -245,9 +259,10 @@ static int run_gateway(const char *config_path)
         goto done;
     if ((server = sg_server_create(conf, bridge, err, sizeof(err))) == NULL)
         goto done;
-    char addresses[2048];
+    char addresses[2048], path[4096];
     sg_server_addresses(server, addresses, sizeof(addresses));
-    if (write_file(conf->data_dir, "listen.addr", addresses, err, sizeof(err)) != 0)
+    snprintf(path, sizeof(path), "%s/listen.addr", conf->data_dir);
+    if (write_file(path, addresses, err, sizeof(err)) != 0)
         goto done;
     if (sg_server_start(server, err, sizeof(err)) != 0)
         goto done;

@@ -540,3 +540,39 @@ int sg_test_run(const char *const *args, char *out, size_t outlen)
     unlink(path);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
+
+char *sg_test_write_temp(const char *name, const char *text)
+{
+    char dir[] = "/tmp/sg-file-XXXXXX";
+    if (mkdtemp(dir) == NULL)
+        return NULL;
+    size_t len = strlen(dir) + strlen(name) + 2;
+    char *path = malloc(len);
+    snprintf(path, len, "%s/%s", dir, name);
+    char *content = replace_all(text, "@DIR@", dir);
+    FILE *fp = fopen(path, "w");
+    int ok = fp != NULL && fputs(content, fp) >= 0;
+    if (fp != NULL)
+        ok &= fclose(fp) == 0;
+    free(content);
+    if (!ok) {
+        sg_test_remove_temp(path);
+        return NULL;
+    }
+    return path;
+}
+
+void sg_test_remove_temp(char *path)
+{
+    if (path == NULL)
+        return;
+    char *slash = strrchr(path, '/');
+    if (slash != NULL && slash != path) {
+        *slash = '\0';
+        char cmd[600];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", path);
+    }
+    free(path);
+}

@@ -83,6 +83,13 @@ int64_t sg_test_topic_count(const char *bootstrap, const char *topic);
  * exit status or -1. */
 int sg_test_run(const char *const *args, char *out, size_t outlen);
 
+/** Writes `text` (with "@DIR@" replaced by the directory) to NAME in a new temp directory.
+ * Returns the file's path (owned; release with sg_test_remove_temp) or NULL. */
+char *sg_test_write_temp(const char *name, const char *text);
+
+/** Removes the temp directory holding `path` and frees `path`. */
+void sg_test_remove_temp(char *path);
+
 /** Path of the streamgate binary under test. */
 const char *sg_test_binary(void);
 

@@ -93,18 +93,12 @@ static void test_check_good_and_bad_config(void **state)
 
 static void test_bad_kafka_property_fails_start(void **state)
 {
-    char dir[] = "/tmp/sg-cli-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char path[512], cmd[600];
-    snprintf(path, sizeof(path), "%s/kafka.yaml", dir);
-    char text[512];
-    snprintf(text, sizeof(text), "data_dir: %s/data\nkafka: {properties: {no.such.property: 1}}\n", dir);
-    write_config(path, text);
+    char *path = sg_test_write_temp("kafka.yaml", "data_dir: @DIR@/data\nkafka: {properties: {no.such.property: 1}}\n");
+    assert_non_null(path);
     const char *run[] = {sg_test_binary(), path, NULL};
     assert_int_equal(sg_test_run(run, out, sizeof(out)), 1);
     assert_non_null(strstr(out, "kafka.properties: no.such.property"));
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+    sg_test_remove_temp(path);
 }
 
 static void test_demo_config_is_valid(void **state)

@@ -185,22 +185,18 @@ static void test_create_topics_failure_stops_the_start(void **state)
 {
     /* librdkafka's mock cluster does not implement CreateTopics: the start must fail, saying
      * which setting caused it, rather than serve routes whose topics may not exist. */
-    char dir[] = "/tmp/sg-ct-XXXXXX", path[256], out[4096];
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof(path), "%s/c.yaml", dir);
-    FILE *fp = fopen(path, "w");
-    fprintf(fp,
-            "listen: [\"127.0.0.1:0\"]\ndata_dir: %s/data\n"
-            "kafka: {brokers: \"%s\", create_topics: true}\n"
-            "topics: [{name: created.by.admin, partitions: 2}]\n",
-            dir, cluster.bootstrap);
-    fclose(fp);
+    char text[512], out[4096];
+    snprintf(text, sizeof(text),
+             "listen: [\"127.0.0.1:0\"]\ndata_dir: @DIR@/data\n"
+             "kafka: {brokers: \"%s\", create_topics: true}\n"
+             "topics: [{name: created.by.admin, partitions: 2}]\n",
+             cluster.bootstrap);
+    char *path = sg_test_write_temp("c.yaml", text);
+    assert_non_null(path);
     const char *run[] = {sg_test_binary(), path, NULL};
     assert_int_equal(sg_test_run(run, out, sizeof(out)), 1);
     assert_non_null(strstr(out, "kafka.create_topics: "));
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+    sg_test_remove_temp(path);
 }
 
 int main(void)

@@ -236,16 +236,13 @@ static void test_http2_and_keepalive(void **state)
 {
     char url[128], out[8192];
     snprintf(url, sizeof(url), "http://%s:%u/orders", gw.host, gw.port);
-    char body_path[] = "/tmp/sg-h2-body-XXXXXX";
-    int fd = mkstemp(body_path);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, "{\"customerId\":\"h2\"}", 19), 19);
-    close(fd);
+    char *body_path = sg_test_write_temp("body.json", "{\"customerId\":\"h2\"}");
+    assert_non_null(body_path);
     /* h2c with prior knowledge: 40 POSTs, 4 at a time, on one connection */
     const char *h2load[] = {"/usr/bin/h2load", "-n", "40", "-c", "1", "-m", "4", "-d", body_path, "-H",
                             "content-type: application/json", url, NULL};
     assert_int_equal(sg_test_run(h2load, out, sizeof(out)), 0);
-    unlink(body_path);
+    sg_test_remove_temp(body_path);
     if (strstr(out, "40 succeeded") == NULL)
         fprintf(stderr, "%s\n", out);
     assert_non_null(strstr(out, "40 succeeded, 0 failed"));
@@ -273,11 +270,8 @@ static void test_concurrent_load_on_every_loop(void **state)
      * built on the wrong thread corrupted the heap within a second of this.) */
     char url[128], out[8192];
     snprintf(url, sizeof(url), "http://%s:%u/orders", gw.host, gw.port);
-    char body_path[] = "/tmp/sg-load-body-XXXXXX";
-    int fd = mkstemp(body_path);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, "{\"customerId\":\"load\"}", 21), 21);
-    close(fd);
+    char *body_path = sg_test_write_temp("body.json", "{\"customerId\":\"load\"}");
+    assert_non_null(body_path);
     const char *h1[] = {"/usr/bin/h2load", "--h1", "-n", "20000", "-c", "32", "-t", "2", "-d", body_path, "-H",
                         "content-type: application/json", url, NULL};
     assert_int_equal(sg_test_run(h1, out, sizeof(out)), 0);
@@ -288,7 +282,7 @@ static void test_concurrent_load_on_every_loop(void **state)
     const char *h2[] = {"/usr/bin/h2load", "-n", "20000", "-c", "16", "-m", "8", "-t", "2", "-d", body_path, "-H",
                         "content-type: application/json", url, NULL};
     assert_int_equal(sg_test_run(h2, out, sizeof(out)), 0);
-    unlink(body_path);
+    sg_test_remove_temp(body_path);
     assert_non_null(strstr(out, "20000 succeeded, 0 failed, 0 errored"));
     assert_non_null(strstr(out, "status codes: 20000 2xx"));
 }

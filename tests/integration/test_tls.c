@@ -65,20 +65,13 @@ static void test_https_h2_and_h1(void **state)
 static void test_bad_certificate_fails_start(void **state)
 {
     char out[4096];
-    char dir[] = "/tmp/sg-tls-XXXXXX", path[256];
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof(path), "%s/c.yaml", dir);
-    FILE *fp = fopen(path, "w");
-    fprintf(fp, "listen: [{address: \"127.0.0.1:0\", cert: /nonexistent/cert.pem, key: /nonexistent/key.pem}]\n"
-                "data_dir: %s/data\n",
-            dir);
-    fclose(fp);
+    char *path = sg_test_write_temp("c.yaml", "listen: [{address: \"127.0.0.1:0\", cert: /nonexistent/cert.pem, "
+                                              "key: /nonexistent/key.pem}]\ndata_dir: @DIR@/data\n");
+    assert_non_null(path);
     const char *run[] = {sg_test_binary(), path, NULL};
     assert_int_equal(sg_test_run(run, out, sizeof(out)), 1);
     assert_non_null(strstr(out, "/nonexistent/cert.pem"));
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+    sg_test_remove_temp(path);
 }
 
 int main(void)
