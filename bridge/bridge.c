@@ -148,8 +148,12 @@ sg_bridge_t *sg_bridge_create(const sg_conf_t *conf, const char *bootstraps, sg_
 
     rd_kafka_conf_t *rkconf = rd_kafka_conf_new();
     char num[32];
-    /* Defaults first, so that kafka.properties can override any of them. A low linger keeps
-     * one request's latency small; under load librdkafka still batches what accumulates. */
+    /* Defaults first, so that kafka.properties can override any of them. linger.ms=0: any
+     * non-zero linger costs a request ~1.3 ms even when idle (the broker thread's poll timeout
+     * has millisecond granularity), while under load the messages that queue up behind the
+     * in-flight ProduceRequests are batched anyway. Measured with wrk on the embedded cluster:
+     * p50 at 1 connection 0.16 ms (linger 0) vs 1.36 ms (linger 0.1..1); req/s at 64 connections
+     * the same within noise. */
     snprintf(num, sizeof(num), "%lld", (long long)conf->kafka.produce_timeout_ms);
     uint64_t max_bytes = conf->limits.body_bytes + conf->limits.header_bytes + 65536;
     if (max_bytes < 1000000)
@@ -159,7 +163,7 @@ sg_bridge_t *sg_bridge_create(const sg_conf_t *conf, const char *bootstraps, sg_
     if (set_prop(rkconf, "bootstrap.servers", bootstraps, err, errlen) ||
         set_prop(rkconf, "client.id", "streamgate", err, errlen) ||
         set_prop(rkconf, "enable.idempotence", "true", err, errlen) ||
-        set_prop(rkconf, "acks", "all", err, errlen) || set_prop(rkconf, "linger.ms", "1", err, errlen) ||
+        set_prop(rkconf, "acks", "all", err, errlen) || set_prop(rkconf, "linger.ms", "0", err, errlen) ||
         set_prop(rkconf, "message.timeout.ms", num, err, errlen) ||
         set_prop(rkconf, "message.max.bytes", maxnum, err, errlen) ||
         set_prop(rkconf, "queue.buffering.max.messages", "1000000", err, errlen))
