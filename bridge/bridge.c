@@ -4,9 +4,9 @@
  * Design: a single idempotent producer (acks=all) shared by every event loop. Loops call
  * rd_kafka_producev() directly (it is thread-safe and, without RD_KAFKA_MSG_F_BLOCK, never
  * blocks); the bridge thread is the only caller of rd_kafka_poll(), so delivery reports reach
- * the gateway on one known thread. librdkafka batches what queues up behind in-flight requests;
- * the loops batches too (one wake-up per loop per burst of reports), which is what keeps a
- * durable POST close to a bare HTTP reply in throughput.
+ * the gateway on one known thread. librdkafka batches what queues up behind in-flight
+ * requests, and the hand-off to the loops batches too (one wake-up per loop per burst of
+ * reports).
  */
 #include "sg_bridge.h"
 
