@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
+#include <time.h>
 
 #include <librdkafka/rdkafka.h>
 
@@ -26,10 +27,23 @@ struct st_sg_bridge_topic_t {
     rd_kafka_topic_t *rkt;
 };
 
+#define SG_BRIDGE_MAX_REPLIES_PER_ROUND 4096
+
 struct st_sg_bridge_t {
     const sg_conf_t *conf;
     rd_kafka_t *rk;
+    rd_kafka_t *consumer; /* reply consumer; NULL when no route has a reply */
+    rd_kafka_queue_t *producer_queue, *consumer_queue;
+    /* Either queue becoming non-empty (librdkafka's event callback, from its own threads) or a
+     * shutdown sets `woken` and signals; the bridge thread sleeps on this, not on a queue. */
+    pthread_mutex_t wake_mutex;
+    pthread_cond_t wake_cond;
+    int woken;
+    char **reply_topics;
+    size_t n_reply_topics;
     sg_bridge_delivery_cb delivery_cb;
+    sg_bridge_reply_cb reply_cb;
+    void *reply_ctx;
     sg_bridge_topic_t *topics;
     size_t n_topics;
     pthread_t thread;
@@ -109,7 +123,6 @@ static void fetch_metadata(sg_bridge_t *bridge)
                             bridge->topics[i].name);
             }
             rd_kafka_metadata_destroy(md);
-            atomic_store(&bridge->ready, 1);
             return;
         }
         fprintf(stderr, "streamgate: kafka metadata: %s (retrying)\n", rd_kafka_err2str(rkerr));
@@ -117,12 +130,144 @@ static void fetch_metadata(sg_bridge_t *bridge)
     }
 }
 
+static void on_queue_event(rd_kafka_t *rk, void *opaque)
+{
+    sg_bridge_t *bridge = opaque;
+    pthread_mutex_lock(&bridge->wake_mutex);
+    bridge->woken = 1;
+    pthread_cond_signal(&bridge->wake_cond);
+    pthread_mutex_unlock(&bridge->wake_mutex);
+}
+
+/* Sleeps until a queue has something (or timeout_ms passes). The events fire on the edge of a
+ * queue becoming non-empty, so callers must drain the queues completely after each wake-up. */
+static void wait_for_work(sg_bridge_t *bridge, int timeout_ms)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_nsec += (long)timeout_ms * 1000000L;
+    deadline.tv_sec += deadline.tv_nsec / 1000000000L;
+    deadline.tv_nsec %= 1000000000L;
+    pthread_mutex_lock(&bridge->wake_mutex);
+    while (!bridge->woken && !atomic_load(&bridge->stopping))
+        if (pthread_cond_timedwait(&bridge->wake_cond, &bridge->wake_mutex, &deadline) != 0)
+            break;
+    bridge->woken = 0;
+    pthread_mutex_unlock(&bridge->wake_mutex);
+}
+
+/* Assigns every partition of every reply topic at its high watermark, read now: a reply to a
+ * request produced after this point cannot be missed, and no consumer group means no rebalance
+ * can ever pause the stream. Returns 0, or -1 to be retried. */
+static int assign_replies(sg_bridge_t *bridge)
+{
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(16);
+    int rc = 0;
+    for (size_t i = 0; i < bridge->n_reply_topics && rc == 0; ++i) {
+        const char *name = bridge->reply_topics[i];
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(bridge->consumer, name, NULL);
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t rkerr = rd_kafka_metadata(bridge->consumer, 0, rkt, &md, SG_BRIDGE_METADATA_TIMEOUT_MS);
+        if (rkerr != RD_KAFKA_RESP_ERR_NO_ERROR || md->topic_cnt != 1 || md->topics[0].err != 0 ||
+            md->topics[0].partition_cnt == 0) {
+            fprintf(stderr, "streamgate: reply topic %s: %s (retrying)\n", name,
+                    rkerr ? rd_kafka_err2str(rkerr)
+                          : rd_kafka_err2str(md->topic_cnt == 1 && md->topics[0].err ? md->topics[0].err
+                                                                                     : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC));
+            rc = -1;
+        }
+        for (int p = 0; rc == 0 && p < md->topics[0].partition_cnt; ++p) {
+            int32_t partition = md->topics[0].partitions[p].id;
+            int64_t low, high;
+            rkerr = rd_kafka_query_watermark_offsets(bridge->consumer, name, partition, &low, &high,
+                                                     SG_BRIDGE_METADATA_TIMEOUT_MS);
+            if (rkerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
+                fprintf(stderr, "streamgate: reply topic %s [%d]: %s (retrying)\n", name, (int)partition,
+                        rd_kafka_err2str(rkerr));
+                rc = -1;
+                break;
+            }
+            rd_kafka_topic_partition_list_add(parts, name, partition)->offset = high;
+        }
+        if (md != NULL)
+            rd_kafka_metadata_destroy(md);
+        rd_kafka_topic_destroy(rkt);
+    }
+    if (rc == 0 && rd_kafka_assign(bridge->consumer, parts) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        rc = -1;
+    rd_kafka_topic_partition_list_destroy(parts);
+    return rc;
+}
+
+int sg_bridge_reply_header(const sg_reply_t *reply, size_t i, const char **name, const void **value, size_t *len)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    if (rd_kafka_message_headers(reply->message, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return -1;
+    return rd_kafka_header_get_all(hdrs, i, name, value, len) == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -1;
+}
+
+int sg_bridge_reply_find_header(const sg_reply_t *reply, const char *name, const void **value, size_t *len)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    if (rd_kafka_message_headers(reply->message, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return -1;
+    return rd_kafka_header_get_last(hdrs, name, value, len) == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -1;
+}
+
+static void serve_replies(sg_bridge_t *bridge)
+{
+    for (int i = 0;; ++i) {
+        if (i == SG_BRIDGE_MAX_REPLIES_PER_ROUND) {
+            /* Leave the rest for the next round, so delivery reports are not starved; the queue
+             * is still non-empty, so no event will come: wake ourselves. */
+            on_queue_event(bridge->consumer, bridge);
+            return;
+        }
+        rd_kafka_message_t *msg = rd_kafka_consume_queue(bridge->consumer_queue, 0);
+        if (msg == NULL)
+            return;
+        if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            rd_kafka_timestamp_type_t tstype;
+            sg_reply_t reply = {
+                .topic = rd_kafka_topic_name(msg->rkt),
+                .partition = msg->partition,
+                .offset = msg->offset,
+                .timestamp_ms = rd_kafka_message_timestamp(msg, &tstype),
+                .value = msg->payload,
+                .value_len = msg->len,
+                .message = msg,
+            };
+            rd_kafka_headers_t *hdrs = NULL;
+            if (rd_kafka_message_headers(msg, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR)
+                rd_kafka_header_get_last(hdrs, "kafka_correlationId", &reply.correlation_id, &reply.correlation_len);
+            bridge->reply_cb(bridge->reply_ctx, &reply);
+        } else if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            fprintf(stderr, "streamgate: reply consumer: %s\n", rd_kafka_message_errstr(msg));
+        }
+        rd_kafka_message_destroy(msg);
+    }
+}
+
 static void *bridge_main(void *arg)
 {
     sg_bridge_t *bridge = arg;
     fetch_metadata(bridge);
-    while (!atomic_load(&bridge->stopping))
-        rd_kafka_poll(bridge->rk, SG_BRIDGE_POLL_MS);
+    while (bridge->consumer != NULL && !atomic_load(&bridge->stopping) && assign_replies(bridge) != 0) {
+        wait_for_work(bridge, SG_BRIDGE_POLL_MS);
+        rd_kafka_poll(bridge->rk, 0);
+    }
+    if (!atomic_load(&bridge->stopping))
+        atomic_store(&bridge->ready, 1);
+
+    /* One thread serves both clients: either queue's event wakes it, and every wake-up drains
+     * both queues. */
+    while (!atomic_load(&bridge->stopping)) {
+        wait_for_work(bridge, SG_BRIDGE_POLL_MS);
+        rd_kafka_poll(bridge->rk, 0);
+        if (bridge->consumer != NULL)
+            serve_replies(bridge);
+    }
 
     /* Shutdown: give in-flight messages their chance, then fail whatever is left so every
      * produce call still gets exactly one delivery callback. */
@@ -137,16 +282,88 @@ static void *bridge_main(void *arg)
     return NULL;
 }
 
+static rd_kafka_conf_t *client_conf(const sg_conf_t *conf, const char *bootstraps, char *err, size_t errlen)
+{
+    rd_kafka_conf_t *rkconf = rd_kafka_conf_new();
+    if (set_prop(rkconf, "bootstrap.servers", bootstraps, err, errlen) ||
+        set_prop(rkconf, "client.id", "streamgate", err, errlen)) {
+        rd_kafka_conf_destroy(rkconf);
+        return NULL;
+    }
+    rd_kafka_conf_set_log_cb(rkconf, on_log);
+    return rkconf;
+}
+
+static int apply_user_properties(const sg_conf_t *conf, rd_kafka_conf_t *rkconf, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < conf->kafka.n_properties; ++i)
+        if (set_prop(rkconf, conf->kafka.properties[i].key, conf->kafka.properties[i].value, err, errlen))
+            return -1;
+    return 0;
+}
+
+static void collect_reply_topics(sg_bridge_t *bridge)
+{
+    const sg_conf_t *conf = bridge->conf;
+    bridge->reply_topics = calloc(conf->n_routes + 1, sizeof(*bridge->reply_topics));
+    if (bridge->reply_topics == NULL)
+        abort();
+    for (size_t i = 0; i < conf->n_routes; ++i) {
+        if (!conf->routes[i].has_reply)
+            continue;
+        int seen = 0;
+        for (size_t j = 0; j < bridge->n_reply_topics && !seen; ++j)
+            seen = strcmp(bridge->reply_topics[j], conf->routes[i].reply.topic) == 0;
+        if (!seen)
+            bridge->reply_topics[bridge->n_reply_topics++] = conf->routes[i].reply.topic;
+    }
+}
+
+static int create_consumer(sg_bridge_t *bridge, const char *bootstraps, char *err, size_t errlen)
+{
+    rd_kafka_conf_t *rkconf = client_conf(bridge->conf, bootstraps, err, errlen);
+    if (rkconf == NULL)
+        return -1;
+    /* No group is joined (partitions are assigned), so group.id only names the client; a small
+     * fetch wait bounds how long a reply can sit in the broker before we see it. */
+    if (set_prop(rkconf, "group.id", "streamgate-replies", err, errlen) ||
+        set_prop(rkconf, "enable.auto.commit", "false", err, errlen) ||
+        set_prop(rkconf, "enable.partition.eof", "false", err, errlen) ||
+        set_prop(rkconf, "fetch.wait.max.ms", "10", err, errlen) ||
+        apply_user_properties(bridge->conf, rkconf, err, errlen)) {
+        rd_kafka_conf_destroy(rkconf);
+        return -1;
+    }
+    char rkerr[512];
+    if ((bridge->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, rkconf, rkerr, sizeof(rkerr))) == NULL) {
+        snprintf(err, errlen, "kafka reply consumer: %s", rkerr);
+        rd_kafka_conf_destroy(rkconf);
+        return -1;
+    }
+    rd_kafka_poll_set_consumer(bridge->consumer);
+    bridge->consumer_queue = rd_kafka_queue_get_consumer(bridge->consumer);
+    rd_kafka_queue_cb_event_enable(bridge->consumer_queue, on_queue_event, bridge);
+    return 0;
+}
+
 sg_bridge_t *sg_bridge_create(const sg_conf_t *conf, const char *bootstraps, sg_bridge_delivery_cb delivery_cb,
-                              char *err, size_t errlen)
+                              sg_bridge_reply_cb reply_cb, char *err, size_t errlen)
 {
     sg_bridge_t *bridge = calloc(1, sizeof(*bridge));
     if (bridge == NULL)
         abort();
     bridge->conf = conf;
     bridge->delivery_cb = delivery_cb;
+    bridge->reply_cb = reply_cb;
+    pthread_mutex_init(&bridge->wake_mutex, NULL);
+    pthread_cond_init(&bridge->wake_cond, NULL);
+    collect_reply_topics(bridge);
 
-    rd_kafka_conf_t *rkconf = rd_kafka_conf_new();
+    rd_kafka_conf_t *rkconf = client_conf(conf, bootstraps, err, errlen);
+    if (rkconf == NULL) {
+        sg_bridge_destroy(bridge);
+        return NULL;
+    }
     char num[32];
     /* Defaults first, so that kafka.properties can override any of them. linger.ms=0: any
      * non-zero linger costs a request ~1.3 ms even when idle (the broker thread's poll timeout
@@ -160,19 +377,14 @@ sg_bridge_t *sg_bridge_create(const sg_conf_t *conf, const char *bootstraps, sg_
         max_bytes = 1000000;
     char maxnum[32];
     snprintf(maxnum, sizeof(maxnum), "%llu", (unsigned long long)max_bytes);
-    if (set_prop(rkconf, "bootstrap.servers", bootstraps, err, errlen) ||
-        set_prop(rkconf, "client.id", "streamgate", err, errlen) ||
-        set_prop(rkconf, "enable.idempotence", "true", err, errlen) ||
+    if (set_prop(rkconf, "enable.idempotence", "true", err, errlen) ||
         set_prop(rkconf, "acks", "all", err, errlen) || set_prop(rkconf, "linger.ms", "0", err, errlen) ||
         set_prop(rkconf, "message.timeout.ms", num, err, errlen) ||
         set_prop(rkconf, "message.max.bytes", maxnum, err, errlen) ||
-        set_prop(rkconf, "queue.buffering.max.messages", "1000000", err, errlen))
+        set_prop(rkconf, "queue.buffering.max.messages", "1000000", err, errlen) ||
+        apply_user_properties(conf, rkconf, err, errlen))
         goto fail_conf;
-    for (size_t i = 0; i < conf->kafka.n_properties; ++i)
-        if (set_prop(rkconf, conf->kafka.properties[i].key, conf->kafka.properties[i].value, err, errlen))
-            goto fail_conf;
     rd_kafka_conf_set_dr_msg_cb(rkconf, on_delivery);
-    rd_kafka_conf_set_log_cb(rkconf, on_log);
     rd_kafka_conf_set_opaque(rkconf, bridge);
 
     char rkerr[512];
@@ -181,22 +393,33 @@ sg_bridge_t *sg_bridge_create(const sg_conf_t *conf, const char *bootstraps, sg_
         snprintf(err, errlen, "kafka producer: %s", rkerr);
         goto fail_conf;
     }
+    bridge->producer_queue = rd_kafka_queue_get_main(bridge->rk);
+    rd_kafka_queue_cb_event_enable(bridge->producer_queue, on_queue_event, bridge);
+    if (bridge->n_reply_topics > 0 && create_consumer(bridge, bootstraps, err, errlen) != 0) {
+        sg_bridge_destroy(bridge);
+        return NULL;
+    }
     /* Every topic the config names gets its handle now: the hot path never looks topics up. */
     for (size_t i = 0; i < conf->n_routes; ++i)
         sg_bridge_topic(bridge, conf->routes[i].topic);
     atomic_store(&bridge->flush_timeout_ms, conf->shutdown_timeout_ms);
-    if (pthread_create(&bridge->thread, NULL, bridge_main, bridge) != 0) {
-        snprintf(err, errlen, "cannot start the bridge thread");
-        sg_bridge_destroy(bridge);
-        return NULL;
-    }
-    bridge->thread_started = 1;
     return bridge;
 
 fail_conf:
     rd_kafka_conf_destroy(rkconf);
-    free(bridge);
+    sg_bridge_destroy(bridge);
     return NULL;
+}
+
+int sg_bridge_start(sg_bridge_t *bridge, void *reply_ctx, char *err, size_t errlen)
+{
+    bridge->reply_ctx = reply_ctx;
+    if (pthread_create(&bridge->thread, NULL, bridge_main, bridge) != 0) {
+        snprintf(err, errlen, "cannot start the bridge thread");
+        return -1;
+    }
+    bridge->thread_started = 1;
+    return 0;
 }
 
 sg_bridge_topic_t *sg_bridge_topic(sg_bridge_t *bridge, const char *name)
@@ -306,6 +529,7 @@ int sg_bridge_shutdown(sg_bridge_t *bridge, int64_t timeout_ms)
     if (bridge->thread_started) {
         atomic_store(&bridge->flush_timeout_ms, timeout_ms);
         atomic_store(&bridge->stopping, 1);
+        on_queue_event(bridge->rk, bridge);
         pthread_join(bridge->thread, NULL);
         bridge->thread_started = 0;
     }
@@ -322,7 +546,18 @@ void sg_bridge_destroy(sg_bridge_t *bridge)
         free(bridge->topics[i].name);
     }
     free(bridge->topics);
+    free(bridge->reply_topics);
+    if (bridge->consumer_queue != NULL)
+        rd_kafka_queue_destroy(bridge->consumer_queue);
+    if (bridge->consumer != NULL) {
+        rd_kafka_consumer_close(bridge->consumer);
+        rd_kafka_destroy(bridge->consumer);
+    }
+    if (bridge->producer_queue != NULL)
+        rd_kafka_queue_destroy(bridge->producer_queue);
     if (bridge->rk != NULL)
         rd_kafka_destroy(bridge->rk);
+    pthread_cond_destroy(&bridge->wake_cond);
+    pthread_mutex_destroy(&bridge->wake_mutex);
     free(bridge);
 }

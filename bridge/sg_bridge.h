@@ -39,17 +39,44 @@ typedef struct st_sg_delivery_t {
 /** Called on the bridge thread once per produced message, with the produce call's opaque. */
 typedef void (*sg_bridge_delivery_cb)(void *opaque, const sg_delivery_t *delivery);
 
+/* A record read from a reply topic. Every pointer is valid only during the callback. */
+typedef struct st_sg_reply_t {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    int64_t timestamp_ms;
+    const void *correlation_id; /* kafka_correlationId header, NULL when absent */
+    size_t correlation_len;
+    const void *value; /* NULL for a tombstone */
+    size_t value_len;
+    const void *message; /* for sg_bridge_reply_header */
+} sg_reply_t;
+
+/** Called on the bridge thread for every record of every reply topic, in partition order. */
+typedef void (*sg_bridge_reply_cb)(void *ctx, const sg_reply_t *reply);
+
+/** The i-th header of a reply: 0 and the outputs (valid during the callback), or -1 past the end. */
+int sg_bridge_reply_header(const sg_reply_t *reply, size_t i, const char **name, const void **value, size_t *len);
+
+/** The last header called `name`: 0 and the outputs, or -1 when absent. */
+int sg_bridge_reply_find_header(const sg_reply_t *reply, const char *name, const void **value, size_t *len);
+
 typedef struct st_sg_bridge_header_t {
     const char *name;
     const void *value;
     size_t len;
 } sg_bridge_header_t;
 
-/** Creates the producer for `bootstraps` with the config's kafka properties and starts the
- * bridge thread, which fetches metadata (for readiness) and then serves delivery reports.
- * Returns owned bridge or NULL with err. Main thread. */
+/** Creates the producer (and, when routes have replies, the reply consumer) for `bootstraps`
+ * with the config's kafka properties. Returns owned bridge or NULL with err. Main thread. */
 sg_bridge_t *sg_bridge_create(const sg_conf_t *conf, const char *bootstraps, sg_bridge_delivery_cb delivery_cb,
-                              char *err, size_t errlen);
+                              sg_bridge_reply_cb reply_cb, char *err, size_t errlen);
+
+/** Starts the bridge thread. It fetches metadata, assigns every partition of every reply topic
+ * at its current end (no consumer group, so no rebalances), and only then reports ready; from
+ * then on it serves delivery reports and replies (reply_cb gets `reply_ctx`). Returns 0 or -1
+ * with err. Main thread, once. */
+int sg_bridge_start(sg_bridge_t *bridge, void *reply_ctx, char *err, size_t errlen);
 
 /** Handle for a topic (created on first use, owned by the bridge). Main thread, before serving. */
 sg_bridge_topic_t *sg_bridge_topic(sg_bridge_t *bridge, const char *name);
@@ -65,7 +92,7 @@ int sg_bridge_produce(sg_bridge_t *bridge, sg_bridge_topic_t *topic, int32_t par
                       const void *key, size_t keylen, const void *value, size_t valuelen,
                       const sg_bridge_header_t *headers, size_t n_headers, void *opaque);
 
-/** Whether cluster metadata has been fetched. Any thread. */
+/** Whether cluster metadata has been fetched and every reply partition is assigned. Any thread. */
 int sg_bridge_is_ready(const sg_bridge_t *bridge);
 
 /** Number of messages produced and not yet reported. Any thread. */

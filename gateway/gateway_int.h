@@ -53,12 +53,14 @@ struct st_sg_server_t {
     uint32_t instance_id;
     atomic_int draining;
     atomic_long inflight; /* commands produced and not yet completed, all loops */
+    atomic_long replies_dropped; /* replies for unknown, expired or foreign requests */
 };
 
 /* handlers.c */
 void sg_handlers_register(sg_server_t *server, h2o_hostconf_t *hostconf);
 void sg_handlers_on_delivery(void *opaque, const sg_delivery_t *delivery); /* bridge thread */
 void sg_handlers_on_deliveries(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
+void sg_handlers_on_reply(void *server, const sg_reply_t *reply); /* bridge thread */
 
 /* problem.c: RFC 9457 responses; `field` may be NULL. Every response goes through
  * sg_http_respond so CORS headers and the content length are never forgotten. */

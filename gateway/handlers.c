@@ -418,6 +418,12 @@ void sg_handlers_on_deliveries(h2o_multithread_receiver_t *receiver, h2o_linklis
     }
 }
 
+void sg_handlers_on_reply(void *ctx, const sg_reply_t *reply)
+{
+    sg_server_t *server = ctx;
+    atomic_fetch_add(&server->replies_dropped, 1);
+}
+
 /* --- dispatch ----------------------------------------------------------------------------- */
 
 typedef struct st_sg_handler_t {

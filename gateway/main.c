@@ -252,12 +252,15 @@ static int run_gateway(const char *config_path)
         log_msg("embedded Kafka cluster (%d broker(s), in memory) at %s, written to %s", conf->kafka.embedded_brokers,
                 bootstraps, path);
     }
-    if ((bridge = sg_bridge_create(conf, bootstraps, sg_server_delivery_cb, err, sizeof(err))) == NULL)
+    if ((bridge = sg_bridge_create(conf, bootstraps, sg_server_delivery_cb, sg_server_reply_cb, err, sizeof(err))) ==
+        NULL)
         goto done;
     if (!conf->kafka.embedded && conf->kafka.create_topics &&
         sg_bridge_create_topics(bridge, 10000, err, sizeof(err)) != 0)
         goto done;
     if ((server = sg_server_create(conf, bridge, err, sizeof(err))) == NULL)
+        goto done;
+    if (sg_bridge_start(bridge, server, err, sizeof(err)) != 0)
         goto done;
     char addresses[2048], path[4096];
     sg_server_addresses(server, addresses, sizeof(addresses));

@@ -21,6 +21,10 @@ sg_server_t *sg_server_create(const sg_conf_t *conf, sg_bridge_t *bridge, char *
 void sg_handlers_on_delivery(void *opaque, const sg_delivery_t *delivery);
 #define sg_server_delivery_cb sg_handlers_on_delivery
 
+/** The reply callback to give sg_bridge_create; its context is the sg_server_t. */
+void sg_handlers_on_reply(void *server, const sg_reply_t *reply);
+#define sg_server_reply_cb sg_handlers_on_reply
+
 /** Writes "http://HOST:PORT\n" per listen address into buf. Returns the length. */
 size_t sg_server_addresses(const sg_server_t *server, char *buf, size_t buflen);
 
