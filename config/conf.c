@@ -1627,6 +1627,16 @@ static const prop_t cors_props[] = {
 };
 static const struct_desc_t cors_desc = {.name = "cors", .props = cors_props};
 
+static const prop_t requests_props[] = {
+    {.name = "secret", .type = PT_STRING, FIELD(sg_conf_t, requests.secret),
+     .doc = "Key for the MAC in request ids; every instance of a deployment needs the same one. Default: random "
+            "per process (ids then validate only on the instance that made them)."},
+    {.name = "retention", .type = PT_DURATION, FIELD(sg_conf_t, requests.retention_ms), .min = 1000,
+     .max = 30LL * 86400 * 1000, .def = "1h", .doc = "How long request outcomes and idempotency keys are kept."},
+    {0},
+};
+static const struct_desc_t requests_desc = {.name = "requests", .props = requests_props};
+
 static const prop_t root_props[] = {
     {.name = "listen", .type = PT_LIST, FIELD(sg_conf_t, listen), .aux = offsetof(sg_conf_t, n_listen), .min = 1,
      .max = 16, .def = "127.0.0.1:8080", .sub = &listen_desc,
@@ -1650,6 +1660,7 @@ static const prop_t root_props[] = {
     {.name = "cors", .type = PT_SECTION, .sub = &cors_desc, .doc = "Cross-origin resource sharing."},
     {.name = "shutdown_timeout", .type = PT_DURATION, FIELD(sg_conf_t, shutdown_timeout_ms), .min = 0,
      .max = 3600 * 1000, .def = "10s", .doc = "Grace period for in-flight requests on SIGTERM."},
+    {.name = "requests", .type = PT_SECTION, .sub = &requests_desc, .doc = "Request ids and request status."},
     {0},
 };
 static const struct_desc_t root_desc = {.name = "config", .size = sizeof(sg_conf_t), .props = root_props,

@@ -131,6 +131,11 @@ typedef struct st_sg_conf_t {
     } cors;
 
     int64_t shutdown_timeout_ms; /* grace for in-flight requests on SIGTERM, default 10s */
+
+    struct {
+        char *secret;         /* request-id MAC key shared by a deployment; NULL = random per process */
+        int64_t retention_ms; /* how long request outcomes and idempotency keys are kept, default 1h */
+    } requests;
 } sg_conf_t;
 
 /** Loads and validates a config file. Returns owned model, or NULL with a message of the form

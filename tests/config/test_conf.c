@@ -458,7 +458,7 @@ static void test_err_unknown_key(void **state)
     expect_error("listen:\n  - {adress: \"1.2.3.4:80\"}\n",
                  "t.yaml:2: listen[0].adress: unknown key \"adress\" (did you mean \"address\"?)");
     expect_error("zzz: 1\n", "t.yaml:1: zzz: unknown key \"zzz\" (valid keys: listen, threads, data_dir, kafka, "
-                             "topics, schemas, routes, tables, queries, limits, cors, shutdown_timeout)");
+                             "topics, schemas, routes, tables, queries, limits, cors, shutdown_timeout, requests)");
     expect_error("limits: {body: 1}\n", "t.yaml:1: limits.body: unknown key \"body\" "
                                         "(valid keys: body_bytes, header_bytes, pending)");
 }
@@ -855,11 +855,12 @@ static void test_dump_reference(void **state)
     assert_non_null(strstr(text, "| `routes[].reply.max_timeout` | duration 1ms..1h | `60s` |"));
     assert_non_null(strstr(text, "| `routes[].format` | json \\| avro | `json` |"));
     assert_non_null(strstr(text, "| `cors.max_age` | duration (whole seconds) 0s..24h | `600s` |"));
+    assert_non_null(strstr(text, "| `requests.retention` | duration 1s..720h | `1h` |"));
     /* Every table row of the model is documented: count the key rows. */
     size_t rows = 0;
     for (const char *p = text; (p = strstr(p, "\n| `")) != NULL; p++)
         rows++;
-    assert_int_equal(rows, 48);
+    assert_int_equal(rows, 51); /* 48 + the requests section and its two keys */
     free(text);
 }
 
