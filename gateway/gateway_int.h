@@ -17,6 +17,7 @@
 
 #include "router.h"
 #include "sg_bridge.h"
+#include "sg_reqid.h"
 #include "sg_conf.h"
 
 typedef struct st_sg_server_t sg_server_t;
@@ -31,6 +32,11 @@ typedef struct st_sg_loop_t {
     int parked;      /* likewise */
     h2o_multithread_receiver_t deliveries; /* sg_cmd_t completions from the bridge thread */
     h2o_multithread_receiver_t control;    /* stop accepting / exit, from the main thread */
+    h2o_multithread_receiver_t replies;    /* replies for this loop's requests, from the bridge thread */
+    struct st_sg_corr_t *pending;          /* reply routes' requests by id; loop thread only */
+    h2o_linklist_t waiting;                /* synchronous requests waiting for a reply */
+    h2o_timeout_t **wait_timeouts;         /* lazily made, one per 100 ms of wait */
+    size_t n_wait_timeouts;
     h2o_socket_t **listeners;              /* one per configured listen address */
     int *listen_fds;
     h2o_accept_ctx_t *accept_ctxs;
@@ -51,6 +57,7 @@ struct st_sg_server_t {
     sg_loop_t *loops;
     size_t n_loops;
     uint32_t instance_id;
+    sg_reqid_key_t reqid_key;
     atomic_int draining;
     atomic_long inflight; /* commands produced and not yet completed, all loops */
     atomic_long replies_dropped; /* replies for unknown, expired or foreign requests */
@@ -61,6 +68,11 @@ void sg_handlers_register(sg_server_t *server, h2o_hostconf_t *hostconf);
 void sg_handlers_on_delivery(void *opaque, const sg_delivery_t *delivery); /* bridge thread */
 void sg_handlers_on_deliveries(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
 void sg_handlers_on_reply(void *server, const sg_reply_t *reply); /* bridge thread */
+void sg_handlers_on_replies(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
+void sg_handlers_drain(sg_loop_t *loop); /* loop thread: answer waiting requests, we are stopping */
+
+/* server.c: the h2o_timeout_t for a wait of `ms` (rounded up to 100 ms), made on first use. */
+h2o_timeout_t *sg_loop_wait_timeout(sg_loop_t *loop, int64_t ms);
 
 /* problem.c: RFC 9457 responses; `field` may be NULL. Every response goes through
  * sg_http_respond so CORS headers and the content length are never forgotten. */
@@ -77,7 +89,5 @@ static inline sg_loop_t *sg_loop_of(h2o_req_t *req)
     return (sg_loop_t *)req->conn->ctx;
 }
 
-/* reqid.c */
-void sg_reqid_new(sg_loop_t *loop, char out[23]); /* 22 base64url chars + NUL */
 
 #endif

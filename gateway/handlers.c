@@ -7,18 +7,27 @@
  * back to the same loop through the loop's receiver when the broker has acknowledged it. Only
  * then is the 202 sent. If the client goes away first, a pool-owned guard clears cmd->req so
  * the completion finds no request and just frees the record.
+ *
+ * Routes with a reply also put the record in the loop's correlation table before producing
+ * (a reply can overtake the delivery report) and wait for whichever comes first: the reply
+ * (answered from it), the deadline (202 + Location, but never before the broker ack), or the
+ * client leaving. All of that happens on the loop thread; a record is freed only when the
+ * bridge has handed it back and it has been completed, so each one completes exactly once.
  */
 #include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <jansson.h>
 
 #include "gateway_int.h"
 #include "keys.h"
+#include "sg_corr.h"
+#include "sg_reqid.h"
 #include "sg_token.h"
 
 #define SG_ROUTE_HEADER "streamgate-route"
@@ -27,10 +36,16 @@
 typedef struct st_sg_cmd_t {
     h2o_multithread_message_t message; /* linked into the loop's receiver by the bridge thread */
     sg_loop_t *loop;
-    h2o_req_t *req;          /* NULL once the client is gone; loop thread only */
+    h2o_req_t *req;             /* NULL once the client is gone or answered; loop thread only */
     struct st_sg_cmd_t **guard; /* pool-owned back pointer; loop thread only */
     const sg_route_conf_t *route;
     int64_t create_ms; /* the record's CreateTime, set by us */
+    sg_reqid_t id;
+    char id_text[SG_REQID_TEXT_LEN + 1];
+    /* request-reply state; loop thread only */
+    unsigned dr_pending : 1, in_table : 1, async : 1, timed_out : 1, completed : 1, acked : 1;
+    h2o_timeout_entry_t timeout_entry;
+    h2o_linklist_t waiting; /* in loop->waiting while a reply route waits */
     /* filled on the bridge thread before the hand-off */
     int err;
     const char *errstr;
@@ -38,6 +53,26 @@ typedef struct st_sg_cmd_t {
     int64_t offset;
     int64_t timestamp_ms;
 } sg_cmd_t;
+
+/* A reply copied off the bridge thread for the loop that owns its request. */
+#define SG_REPLY_MAX_HEADERS 32
+typedef struct st_sg_reply_msg_t {
+    h2o_multithread_message_t message;
+    sg_reqid_t id;
+    int status; /* from :status; 0 when the reply's :status was not a valid status code */
+    char topic[256];
+    int32_t partition;
+    int64_t offset;
+    int64_t timestamp_ms;
+    size_t n_headers;
+    struct {
+        char *name;
+        char *value;
+        size_t len;
+    } headers[SG_REPLY_MAX_HEADERS];
+    char *body; /* NULL for a tombstone */
+    size_t body_len;
+} sg_reply_msg_t;
 
 /* --- small helpers ----------------------------------------------------------------------- */
 
@@ -194,11 +229,19 @@ static void handle_options(h2o_req_t *req, const sg_router_result_t *found)
 
 /* --- command routes ----------------------------------------------------------------------- */
 
+static void complete(sg_cmd_t *cmd);
+static void maybe_free(sg_cmd_t *cmd);
+
 static void on_guard_dispose(void *p)
 {
     sg_cmd_t **guard = p;
-    if (*guard != NULL)
-        (*guard)->req = NULL;
+    sg_cmd_t *cmd = *guard;
+    if (cmd == NULL)
+        return;
+    /* The client is gone: nobody waits for this request any more. */
+    cmd->guard = NULL;
+    complete(cmd);
+    maybe_free(cmd);
 }
 
 static void send_unavailable(h2o_req_t *req, const char *type, const char *detail)
@@ -260,6 +303,43 @@ static int extract_key(h2o_req_t *req, const sg_route_conf_t *route, const sg_pa
     return -1;
 }
 
+static void on_wait_timeout(h2o_timeout_entry_t *entry);
+
+/* RFC 7240 Prefer: "respond-async" and "wait=SECONDS" (any number of Prefer headers, comma-
+ * separated preferences, parameters after ';' ignored). A wait longer than the route's
+ * max_timeout is cut to it. */
+static void parse_prefer(h2o_req_t *req, const sg_route_conf_t *route, int *async, int64_t *wait_ms)
+{
+    for (ssize_t at = -1; (at = h2o_find_header_by_str(&req->headers, H2O_STRLIT("prefer"), at)) >= 0;) {
+        h2o_iovec_t value = req->headers.entries[at].value;
+        size_t i = 0;
+        while (i < value.len) {
+            while (i < value.len && (value.base[i] == ' ' || value.base[i] == '\t' || value.base[i] == ','))
+                ++i;
+            size_t start = i;
+            while (i < value.len && value.base[i] != ',')
+                ++i;
+            size_t end = start;
+            while (end < i && value.base[end] != ';' && value.base[end] != ' ' && value.base[end] != '\t')
+                ++end;
+            const char *item = value.base + start;
+            size_t len = end - start;
+            if (h2o_lcstris(item, len, H2O_STRLIT("respond-async"))) {
+                *async = 1;
+            } else if (len > 5 && h2o_lcstris(item, 5, H2O_STRLIT("wait="))) {
+                int64_t seconds = 0;
+                size_t k = 5;
+                for (; k < len && item[k] >= '0' && item[k] <= '9' && seconds < 1000000; ++k)
+                    seconds = seconds * 10 + (item[k] - '0');
+                if (k == len) {
+                    int64_t ms = seconds * 1000;
+                    *wait_ms = ms < route->reply.max_timeout_ms ? ms : route->reply.max_timeout_ms;
+                }
+            }
+        }
+    }
+}
+
 static void handle_command(h2o_req_t *req, size_t route_index, const sg_path_match_t *match)
 {
     sg_loop_t *loop = sg_loop_of(req);
@@ -303,15 +383,10 @@ static void handle_command(h2o_req_t *req, size_t route_index, const sg_path_mat
     if (keylen < 0)
         return;
 
-    char reqid[23], traceparent[SG_TRACEPARENT_LEN + 1];
-    sg_reqid_new(loop, reqid);
-    make_traceparent(loop, find_header(req, H2O_STRLIT("traceparent")), traceparent);
-    sg_bridge_header_t headers[] = {
-        {"kafka_correlationId", reqid, 22},
-        {"content-type", "application/json", 16},
-        {"traceparent", traceparent, SG_TRACEPARENT_LEN},
-        {SG_ROUTE_HEADER, route->name, strlen(route->name)},
-    };
+    int async = 0;
+    int64_t wait_ms = route->has_reply ? route->reply.timeout_ms : 0;
+    if (route->has_reply)
+        parse_prefer(req, route, &async, &wait_ms);
 
     sg_cmd_t *cmd = calloc(1, sizeof(*cmd));
     if (cmd == NULL)
@@ -319,13 +394,41 @@ static void handle_command(h2o_req_t *req, size_t route_index, const sg_path_mat
     cmd->loop = loop;
     cmd->req = req;
     cmd->route = route;
+    cmd->async = async;
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     cmd->create_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    cmd->id = (sg_reqid_t){.time_ms = (uint64_t)cmd->create_ms, .instance = server->instance_id,
+                           .loop = (uint16_t)loop->index, .counter = ++loop->reqid_counter};
+    sg_reqid_format(&server->reqid_key, &cmd->id, cmd->id_text);
+    if (route->has_reply) {
+        /* In the table before producing: the reply may overtake the delivery report. */
+        if (sg_corr_insert(loop->pending, &cmd->id, cmd) != SG_CORR_OK) {
+            free(cmd);
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+            sg_problem_send(req, 503, "Service Unavailable", "too-many-pending", "Too Many Pending Requests", NULL,
+                            "limits.pending (%u) requests are already waiting for replies", conf->limits.pending);
+            return;
+        }
+        cmd->in_table = 1;
+    }
+
+    char traceparent[SG_TRACEPARENT_LEN + 1];
+    make_traceparent(loop, find_header(req, H2O_STRLIT("traceparent")), traceparent);
+    sg_bridge_header_t headers[] = {
+        {"kafka_correlationId", cmd->id_text, SG_REQID_TEXT_LEN},
+        {"content-type", "application/json", 16},
+        {"traceparent", traceparent, SG_TRACEPARENT_LEN},
+        {SG_ROUTE_HEADER, route->name, strlen(route->name)},
+        {"kafka_replyTopic", route->has_reply ? route->reply.topic : NULL,
+         route->has_reply ? strlen(route->reply.topic) : 0},
+    };
     int rc = sg_bridge_produce(server->bridge, server->route_topics[route_index], -1, cmd->create_ms, keylen ? key : NULL,
                                (size_t)keylen, req->entity.base, req->entity.len, headers,
-                               sizeof(headers) / sizeof(headers[0]), cmd);
+                               sizeof(headers) / sizeof(headers[0]) - (route->has_reply ? 0 : 1), cmd);
     if (rc != SG_BRIDGE_OK) {
+        if (cmd->in_table)
+            sg_corr_remove(loop->pending, &cmd->id);
         free(cmd);
         if (rc == SG_BRIDGE_E_TOO_LARGE)
             sg_problem_send(req, 413, "Payload Too Large", "body-too-large", "Payload Too Large", "body",
@@ -336,10 +439,16 @@ static void handle_command(h2o_req_t *req, size_t route_index, const sg_path_mat
                                                           : "the Kafka producer cannot accept events now");
         return;
     }
-    /* From here the bridge owns cmd until it hands it back; the guard lets the request vanish. */
+    /* From here the bridge holds cmd until it hands it back; the guard lets the request vanish. */
+    cmd->dr_pending = 1;
     cmd->guard = h2o_mem_alloc_shared(&req->pool, sizeof(*cmd->guard), on_guard_dispose);
     *cmd->guard = cmd;
     atomic_fetch_add(&server->inflight, 1);
+    if (route->has_reply && !async) {
+        h2o_linklist_insert(&loop->waiting, &cmd->waiting);
+        cmd->timeout_entry.cb = on_wait_timeout;
+        h2o_timeout_link(loop->ctx.loop, sg_loop_wait_timeout(loop, wait_ms), &cmd->timeout_entry);
+    }
 }
 
 void sg_handlers_on_delivery(void *opaque, const sg_delivery_t *delivery)
@@ -395,33 +504,274 @@ static void respond_accepted(h2o_req_t *req, const sg_cmd_t *cmd)
     sg_http_respond(req, 202, "Accepted", "application/json", body, len);
 }
 
+/* The 202 of a reply route whose reply has not come (yet): where to poll, and the command's
+ * own position. */
+static void respond_pending(h2o_req_t *req, const sg_cmd_t *cmd)
+{
+    char token[320];
+    size_t tlen = sg_token_encode_one(cmd->route->topic, cmd->partition, cmd->offset, cmd->timestamp_ms, token,
+                                      sizeof(token));
+    if (tlen > 0 && tlen < sizeof(token))
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("consistency-token"), 0, NULL,
+                              h2o_strdup(&req->pool, token, tlen).base, tlen);
+    char location[sizeof("/requests/") + SG_REQID_TEXT_LEN];
+    int n = snprintf(location, sizeof(location), "/requests/%s", cmd->id_text);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_LOCATION, NULL, h2o_strdup(&req->pool, location, (size_t)n).base,
+                   (size_t)n);
+    if (cmd->async)
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("preference-applied"), 0, NULL,
+                              H2O_STRLIT("respond-async"));
+    char body[96];
+    int len = snprintf(body, sizeof(body), "{\"id\":\"%s\",\"state\":\"pending\"}", cmd->id_text);
+    sg_http_respond(req, 202, "Accepted", "application/json", body, (size_t)len);
+}
+
+/* Nobody waits for this request any more (answered, or the client left): leave the table, the
+ * waiting list and the timer. Idempotent; loop thread. */
+static void complete(sg_cmd_t *cmd)
+{
+    if (cmd->completed)
+        return;
+    cmd->completed = 1;
+    if (cmd->guard != NULL)
+        *cmd->guard = NULL;
+    cmd->guard = NULL;
+    cmd->req = NULL;
+    if (cmd->in_table) {
+        sg_corr_remove(cmd->loop->pending, &cmd->id);
+        cmd->in_table = 0;
+    }
+    if (h2o_linklist_is_linked(&cmd->waiting))
+        h2o_linklist_unlink(&cmd->waiting);
+    if (h2o_timeout_is_linked(&cmd->timeout_entry))
+        h2o_timeout_unlink(&cmd->timeout_entry);
+}
+
+/* Frees once both the bridge has handed the record back and it is complete. */
+static void maybe_free(sg_cmd_t *cmd)
+{
+    if (cmd->dr_pending || !cmd->completed)
+        return;
+    atomic_fetch_sub(&cmd->loop->server->inflight, 1);
+    free(cmd);
+}
+
+static void on_wait_timeout(h2o_timeout_entry_t *entry)
+{
+    sg_cmd_t *cmd = H2O_STRUCT_FROM_MEMBER(sg_cmd_t, timeout_entry, entry);
+    cmd->timed_out = 1;
+    if (!cmd->acked)
+        return; /* no 2xx before the broker ack: the delivery report answers */
+    if (cmd->req != NULL)
+        respond_pending(cmd->req, cmd);
+    complete(cmd);
+    maybe_free(cmd);
+}
+
+void sg_handlers_drain(sg_loop_t *loop)
+{
+    /* Stopping: synchronous waiters get their 202 + Location now (the request goes on and can
+     * be polled elsewhere); those not yet acknowledged get it from their delivery report. */
+    while (!h2o_linklist_is_empty(&loop->waiting)) {
+        sg_cmd_t *cmd = H2O_STRUCT_FROM_MEMBER(sg_cmd_t, waiting, loop->waiting.next);
+        h2o_linklist_unlink(&cmd->waiting);
+        if (h2o_timeout_is_linked(&cmd->timeout_entry))
+            h2o_timeout_unlink(&cmd->timeout_entry);
+        on_wait_timeout(&cmd->timeout_entry);
+    }
+}
+
 void sg_handlers_on_deliveries(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
 {
     while (!h2o_linklist_is_empty(messages)) {
         h2o_multithread_message_t *message = H2O_STRUCT_FROM_MEMBER(h2o_multithread_message_t, link, messages->next);
         h2o_linklist_unlink(&message->link);
         sg_cmd_t *cmd = H2O_STRUCT_FROM_MEMBER(sg_cmd_t, message, message);
-        h2o_req_t *req = cmd->req;
-        if (req != NULL) {
-            *cmd->guard = NULL;
-            if (cmd->err == SG_BRIDGE_OK) {
-                respond_accepted(req, cmd);
-            } else {
+        cmd->dr_pending = 0;
+        cmd->acked = cmd->err == SG_BRIDGE_OK;
+        if (!cmd->completed) {
+            h2o_req_t *req = cmd->req;
+            if (cmd->err != SG_BRIDGE_OK) {
                 char detail[256];
                 snprintf(detail, sizeof(detail), "the event was not acknowledged by Kafka: %s",
                          cmd->errstr ? cmd->errstr : "unknown error");
                 send_unavailable(req, "kafka-unavailable", detail);
+                complete(cmd);
+            } else if (!cmd->route->has_reply) {
+                respond_accepted(req, cmd);
+                complete(cmd);
+            } else if (cmd->async || cmd->timed_out || atomic_load(&cmd->loop->server->draining)) {
+                respond_pending(req, cmd);
+                complete(cmd);
             }
+            /* else: a synchronous request keeps waiting for its reply or its deadline */
         }
-        atomic_fetch_sub(&cmd->loop->server->inflight, 1);
-        free(cmd);
+        maybe_free(cmd);
     }
 }
 
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 409: return "Conflict";
+    case 422: return "Unprocessable Content";
+    case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    default: return "";
+    }
+}
+
+static int reply_header_allowed(const sg_route_conf_t *route, const char *name)
+{
+    for (size_t i = 0; i < route->reply.n_headers; ++i)
+        if (strcasecmp(route->reply.headers[i], name) == 0)
+            return 1;
+    return 0;
+}
+
+static void respond_with_reply(h2o_req_t *req, const sg_cmd_t *cmd, const sg_reply_msg_t *reply)
+{
+    if (reply->status == 0) {
+        sg_problem_send(req, 502, "Bad Gateway", "invalid-reply", "Invalid Reply", ":status",
+                        "the worker's reply has a :status header that is not an HTTP status code (100..599)");
+        return;
+    }
+    char token[320];
+    size_t tlen = sg_token_encode_one(reply->topic, reply->partition, reply->offset, reply->timestamp_ms, token,
+                                      sizeof(token));
+    if (tlen > 0 && tlen < sizeof(token))
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("consistency-token"), 0, NULL,
+                              h2o_strdup(&req->pool, token, tlen).base, tlen);
+    const char *content_type = "application/json";
+    for (size_t i = 0; i < reply->n_headers; ++i) {
+        const char *name = reply->headers[i].name;
+        if (strcasecmp(name, "content-type") == 0 && reply->headers[i].len > 0)
+            content_type = reply->headers[i].value;
+        else if (reply_header_allowed(cmd->route, name))
+            h2o_add_header_by_str(&req->pool, &req->res.headers, h2o_strdup(&req->pool, name, SIZE_MAX).base, strlen(name),
+                                  0, NULL, h2o_strdup(&req->pool, reply->headers[i].value, reply->headers[i].len).base,
+                                  reply->headers[i].len);
+    }
+    sg_http_respond(req, reply->status, reason_phrase(reply->status), content_type,
+                    reply->body != NULL ? reply->body : "", reply->body != NULL ? reply->body_len : 0);
+}
+
+static void reply_msg_free(sg_reply_msg_t *reply)
+{
+    for (size_t i = 0; i < reply->n_headers; ++i) {
+        free(reply->headers[i].name);
+        free(reply->headers[i].value);
+    }
+    free(reply->body);
+    free(reply);
+}
+
+void sg_handlers_on_replies(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    sg_loop_t *loop = H2O_STRUCT_FROM_MEMBER(sg_loop_t, replies, receiver);
+    while (!h2o_linklist_is_empty(messages)) {
+        h2o_multithread_message_t *message = H2O_STRUCT_FROM_MEMBER(h2o_multithread_message_t, link, messages->next);
+        h2o_linklist_unlink(&message->link);
+        sg_reply_msg_t *reply = H2O_STRUCT_FROM_MEMBER(sg_reply_msg_t, message, message);
+        sg_cmd_t *cmd = sg_corr_find(loop->pending, &reply->id);
+        if (cmd == NULL) {
+            /* answered by its deadline already, client gone, or from before a restart */
+            atomic_fetch_add(&loop->server->replies_dropped, 1);
+        } else {
+            if (cmd->req != NULL)
+                respond_with_reply(cmd->req, cmd, reply);
+            complete(cmd);
+            maybe_free(cmd);
+        }
+        reply_msg_free(reply);
+    }
+}
+
+static int parse_status(const void *value, size_t len)
+{
+    const char *text = value;
+    if (len != 3)
+        return 0;
+    int status = 0;
+    for (size_t i = 0; i < 3; ++i) {
+        if (text[i] < '0' || text[i] > '9')
+            return 0;
+        status = status * 10 + (text[i] - '0');
+    }
+    return status >= 100 && status <= 599 ? status : 0;
+}
+
+static char *dup_bytes(const void *data, size_t len)
+{
+    char *copy = malloc(len + 1);
+    if (copy == NULL)
+        abort();
+    if (len > 0)
+        memcpy(copy, data, len);
+    copy[len] = '\0';
+    return copy;
+}
+
+/* Reply headers are copied into HTTP responses: refuse anything that could split a header. */
+static int header_value_ok(const void *value, size_t len)
+{
+    const unsigned char *bytes = value;
+    for (size_t i = 0; i < len; ++i)
+        if (bytes[i] == '\r' || bytes[i] == '\n' || bytes[i] == '\0')
+            return 0;
+    return 1;
+}
+
+/* Bridge thread: a record from a reply topic. Its correlation id says, without any lookup,
+ * whether it is genuine (MAC) and which instance and loop wait for it. */
 void sg_handlers_on_reply(void *ctx, const sg_reply_t *reply)
 {
     sg_server_t *server = ctx;
-    atomic_fetch_add(&server->replies_dropped, 1);
+    sg_reqid_t id;
+    if (reply->correlation_id == NULL ||
+        sg_reqid_parse(&server->reqid_key, reply->correlation_id, reply->correlation_len, &id) != 0 ||
+        id.instance != server->instance_id || id.loop >= server->n_loops) {
+        atomic_fetch_add(&server->replies_dropped, 1);
+        return;
+    }
+    sg_reply_msg_t *msg = calloc(1, sizeof(*msg));
+    if (msg == NULL)
+        abort();
+    msg->id = id;
+    msg->status = 200;
+    snprintf(msg->topic, sizeof(msg->topic), "%s", reply->topic);
+    msg->partition = reply->partition;
+    msg->offset = reply->offset;
+    msg->timestamp_ms = reply->timestamp_ms;
+    if (reply->value != NULL) {
+        msg->body = dup_bytes(reply->value, reply->value_len);
+        msg->body_len = reply->value_len;
+    }
+    const char *name;
+    const void *value;
+    size_t len;
+    for (size_t i = 0; sg_bridge_reply_header(reply, i, &name, &value, &len) == 0; ++i) {
+        if (strcmp(name, ":status") == 0) {
+            msg->status = parse_status(value, len);
+        } else if (strcmp(name, "kafka_correlationId") != 0 && msg->n_headers < SG_REPLY_MAX_HEADERS &&
+                   value != NULL && len <= 8192 && header_value_ok(value, len)) {
+            msg->headers[msg->n_headers].name = dup_bytes(name, strlen(name));
+            msg->headers[msg->n_headers].value = dup_bytes(value, len);
+            msg->headers[msg->n_headers].len = len;
+            ++msg->n_headers;
+        }
+    }
+    h2o_multithread_send_message(&server->loops[id.loop].replies, &msg->message);
 }
 
 /* --- dispatch ----------------------------------------------------------------------------- */

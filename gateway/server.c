@@ -24,6 +24,7 @@
 #include <openssl/err.h>
 
 #include "gateway_int.h"
+#include "sg_corr.h"
 
 typedef struct st_sg_control_t {
     h2o_multithread_message_t super;
@@ -57,6 +58,16 @@ static int open_listener(const sg_listen_conf_t *listen_conf, uint16_t port, str
     socklen_t len = sizeof(*bound);
     getsockname(fd, (struct sockaddr *)bound, &len);
     return fd;
+}
+
+static int read_random(void *buf, size_t len)
+{
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, len);
+    close(fd);
+    return n == (ssize_t)len ? 0 : -1;
 }
 
 static uint16_t port_of(const struct sockaddr_storage *sa)
@@ -104,6 +115,7 @@ static void on_control(h2o_multithread_receiver_t *receiver, h2o_linklist_t *mes
         sg_control_t *control = H2O_STRUCT_FROM_MEMBER(sg_control_t, super.link, messages->next);
         h2o_linklist_unlink(&control->super.link);
         if (control->kind == SG_CONTROL_STOP_ACCEPTING) {
+            sg_handlers_drain(loop);
             for (size_t i = 0; i < loop->n_listeners; ++i) {
                 if (loop->listeners[i] != NULL) {
                     h2o_socket_read_stop(loop->listeners[i]);
@@ -161,6 +173,7 @@ static void init_loop_on_its_thread(sg_loop_t *loop)
     h2o_context_init(&loop->ctx, h2o_evloop_create(), &server->globalconf);
     h2o_multithread_register_receiver(loop->ctx.queue, &loop->deliveries, sg_handlers_on_deliveries);
     h2o_multithread_register_receiver(loop->ctx.queue, &loop->control, on_control);
+    h2o_multithread_register_receiver(loop->ctx.queue, &loop->replies, sg_handlers_on_replies);
     for (size_t l = 0; l < loop->n_listeners; ++l) {
         loop->accept_ctxs[l] = (h2o_accept_ctx_t){.ctx = &loop->ctx, .hosts = server->globalconf.hosts,
                                                   .ssl_ctx = server->ssl_ctxs[l]};
@@ -170,10 +183,38 @@ static void init_loop_on_its_thread(sg_loop_t *loop)
     }
 }
 
+h2o_timeout_t *sg_loop_wait_timeout(sg_loop_t *loop, int64_t ms)
+{
+    /* H2O 2.2.5 timeouts have one fixed duration each; waits vary per request (Prefer: wait),
+     * so keep one per 100 ms step up to the longest max_timeout, created when first needed. */
+    size_t step = ms <= 0 ? 0 : (size_t)((ms + 99) / 100);
+    if (step >= loop->n_wait_timeouts)
+        step = loop->n_wait_timeouts - 1;
+    if (loop->wait_timeouts[step] == NULL) {
+        loop->wait_timeouts[step] = malloc(sizeof(h2o_timeout_t));
+        if (loop->wait_timeouts[step] == NULL)
+            abort();
+        h2o_timeout_init(loop->ctx.loop, loop->wait_timeouts[step], (uint64_t)step * 100);
+    }
+    return loop->wait_timeouts[step];
+}
+
 static void prepare_loop(sg_server_t *server, sg_loop_t *loop, size_t index)
 {
     loop->server = server;
     loop->index = index;
+    const sg_conf_t *conf = server->conf;
+    int64_t longest = 0;
+    for (size_t i = 0; i < conf->n_routes; ++i)
+        if (conf->routes[i].has_reply && conf->routes[i].reply.max_timeout_ms > longest)
+            longest = conf->routes[i].reply.max_timeout_ms;
+    loop->n_wait_timeouts = (size_t)((longest + 99) / 100) + 1;
+    loop->wait_timeouts = calloc(loop->n_wait_timeouts, sizeof(*loop->wait_timeouts));
+    size_t share = (conf->limits.pending + server->n_loops - 1) / server->n_loops;
+    loop->pending = sg_corr_create(share > 0 ? share : 1);
+    h2o_linklist_init_anchor(&loop->waiting);
+    if (loop->wait_timeouts == NULL || loop->pending == NULL)
+        abort();
     loop->trace_rng = ((uint64_t)server->instance_id << 32 | (uint64_t)index) ^ 0x9e3779b97f4a7c15ull;
     loop->n_listeners = server->conf->n_listen;
     loop->listeners = calloc(loop->n_listeners, sizeof(*loop->listeners));
@@ -192,9 +233,18 @@ sg_server_t *sg_server_create(const sg_conf_t *conf, sg_bridge_t *bridge, char *
         abort();
     server->conf = conf;
     server->bridge = bridge;
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    server->instance_id = (uint32_t)(tv.tv_usec * 2654435761u) ^ (uint32_t)getpid() ^ (uint32_t)tv.tv_sec;
+    uint8_t random_bytes[20];
+    if (read_random(random_bytes, sizeof(random_bytes)) != 0) {
+        snprintf(err, errlen, "cannot read random bytes for request ids: %s", strerror(errno));
+        free(server);
+        return NULL;
+    }
+    memcpy(&server->instance_id, random_bytes, 4);
+    /* Without a configured secret, ids are valid only here; a deployment shares the secret. */
+    if (conf->requests.secret != NULL)
+        sg_reqid_key_derive(&server->reqid_key, conf->requests.secret, strlen(conf->requests.secret));
+    else
+        sg_reqid_key_derive(&server->reqid_key, random_bytes + 4, 16);
     if ((server->router = sg_router_create(conf, err, errlen)) == NULL)
         goto fail;
     server->route_topics = calloc(conf->n_routes + 1, sizeof(*server->route_topics));

@@ -15,6 +15,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <dirent.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -575,4 +576,41 @@ void sg_test_remove_temp(char *path)
             fprintf(stderr, "could not remove %s\n", path);
     }
     free(path);
+}
+
+static int all_threads_stopped(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+    DIR *dir = opendir(path);
+    if (dir == NULL)
+        return 0;
+    int stopped = 1;
+    struct dirent *entry;
+    while (stopped && (entry = readdir(dir)) != NULL) {
+        if (entry->d_name[0] == '.')
+            continue;
+        char stat_path[128], buf[512];
+        snprintf(stat_path, sizeof(stat_path), "%s/%s/stat", path, entry->d_name);
+        FILE *fp = fopen(stat_path, "r");
+        if (fp == NULL)
+            continue;
+        size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
+        fclose(fp);
+        buf[n] = '\0';
+        const char *close_paren = strrchr(buf, ')');
+        stopped = close_paren != NULL && close_paren[1] == ' ' && (close_paren[2] == 'T' || close_paren[2] == 't');
+    }
+    closedir(dir);
+    return stopped;
+}
+
+int sg_test_freeze(pid_t pid)
+{
+    if (kill(pid, SIGSTOP) != 0)
+        return -1;
+    for (int64_t deadline = now_ms() + 5000; now_ms() < deadline; sleep_ms(1))
+        if (all_threads_stopped(pid))
+            return 0;
+    return -1;
 }

@@ -90,6 +90,10 @@ char *sg_test_write_temp(const char *name, const char *text);
 /** Removes the temp directory holding `path` and frees `path`. */
 void sg_test_remove_temp(char *path);
 
+/** SIGSTOPs a process and waits (up to 5 s) until every one of its threads is stopped, so the
+ * caller knows it cannot answer anything any more. Returns 0 or -1. */
+int sg_test_freeze(pid_t pid);
+
 /** Path of the streamgate binary under test. */
 const char *sg_test_binary(void);
 

@@ -101,7 +101,7 @@ static void test_sigterm_finishes_inflight_commands(void **state)
     int64_t before = sg_test_topic_count(cluster.bootstrap, "ext.commands");
 
     /* Freeze the brokers so the command is still waiting for its ack when SIGTERM arrives. */
-    assert_int_equal(kill(cluster.pid, SIGSTOP), 0);
+    assert_int_equal(sg_test_freeze(cluster.pid), 0);
     inflight_t inflight = {.gw = &gw};
     pthread_t thread;
     pthread_create(&thread, NULL, post_in_background, &inflight);
@@ -120,7 +120,7 @@ static void test_produce_timeout_is_503(void **state)
 {
     sg_test_proc_t gw;
     start_gateway(&gw, ", produce_timeout: 500ms");
-    assert_int_equal(kill(cluster.pid, SIGSTOP), 0);
+    assert_int_equal(sg_test_freeze(cluster.pid), 0);
     sg_test_response_t res;
     int rc = sg_test_http(&gw, "POST", "/ext/t", "Content-Type: application/json\r\n", "{}", 2, &res);
     assert_int_equal(kill(cluster.pid, SIGCONT), 0);
@@ -138,7 +138,7 @@ static void test_full_producer_queue_is_503(void **state)
     /* kafka.properties reach librdkafka as-is: a one-message queue fills with one request. */
     sg_test_proc_t gw;
     start_gateway(&gw, ", properties: {queue.buffering.max.messages: 1}");
-    assert_int_equal(kill(cluster.pid, SIGSTOP), 0);
+    assert_int_equal(sg_test_freeze(cluster.pid), 0);
     inflight_t first = {.gw = &gw};
     pthread_t thread;
     pthread_create(&thread, NULL, post_in_background, &first);

@@ -112,8 +112,9 @@ static void test_post_is_in_kafka_before_202(void **state)
     assert_memory_equal(rec.value, body, strlen(body)); /* the body, byte for byte */
     char value[128];
     assert_non_null(sg_test_record_header(&rec, "kafka_correlationId", value, sizeof(value)));
-    assert_int_equal(strlen(value), 22);
-    assert_int_equal(strspn(value, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"), 22);
+    assert_int_equal(strlen(value), 32); /* request id: 24 bytes (fields + MAC), base64url */
+    assert_int_equal(strspn(value, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"), 32);
+    assert_null(sg_test_record_header(&rec, "kafka_replyTopic", value, sizeof(value))); /* no reply route */
     assert_non_null(sg_test_record_header(&rec, "content-type", value, sizeof(value)));
     assert_string_equal(value, "application/json");
     assert_non_null(sg_test_record_header(&rec, "streamgate-route", value, sizeof(value)));

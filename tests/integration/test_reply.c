@@ -1,0 +1,397 @@
+/*
+ * Request-reply end to end: the real gateway on its embedded cluster, and a worker in this
+ * process (a librdkafka consumer + producer on their own thread) that answers by the header
+ * contract. Each request body tells the worker what to do ({"status","delay_ms","headers",
+ * "body","content_type","no_reply","bad_status"}), so one worker serves every case.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+#include <librdkafka/rdkafka.h>
+
+#include "harness.h"
+#include "sg_token.h"
+
+static const char config[] = "listen: [\"127.0.0.1:0\"]\n"
+                             "threads: 2\n"
+                             "data_dir: @DIR@/data\n"
+                             "topics:\n"
+                             "  - {name: rr.requests, partitions: 2}\n"
+                             "  - {name: rr.replies, partitions: 2}\n"
+                             "routes:\n"
+                             "  - name: order\n"
+                             "    method: POST\n"
+                             "    path: /orders\n"
+                             "    topic: rr.requests\n"
+                             "    key: none\n"
+                             "    reply: {topic: rr.replies, timeout: 1500ms, max_timeout: 4s, headers: [x-order-id]}\n";
+
+static sg_test_proc_t gw;
+
+/* --- the worker ------------------------------------------------------------------------- */
+
+typedef struct st_due_t {
+    int64_t due_ms;
+    char *correlation;
+    size_t correlation_len;
+    char status[8];
+    char *body;
+    char *content_type;
+    char *header_name, *header_value;
+    struct st_due_t *next;
+} due_t;
+
+static pthread_t worker_thread;
+static atomic_int worker_stop;
+static atomic_int worker_replies;
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void send_reply(rd_kafka_t *producer, const char *reply_topic, const due_t *due)
+{
+    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(4);
+    rd_kafka_header_add(hdrs, "kafka_correlationId", -1, due->correlation, (ssize_t)due->correlation_len);
+    rd_kafka_header_add(hdrs, ":status", -1, due->status, -1);
+    rd_kafka_header_add(hdrs, "content-type", -1, due->content_type, -1);
+    if (due->header_name != NULL)
+        rd_kafka_header_add(hdrs, due->header_name, -1, due->header_value, -1);
+    rd_kafka_header_add(hdrs, "x-secret", -1, "not for clients", -1);
+    rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(reply_topic), RD_KAFKA_V_VALUE(due->body, strlen(due->body)),
+                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+    atomic_fetch_add(&worker_replies, 1);
+}
+
+static void due_free(due_t *due)
+{
+    free(due->correlation);
+    free(due->body);
+    free(due->content_type);
+    free(due->header_name);
+    free(due->header_value);
+    free(due);
+}
+
+static void *worker_main(void *arg)
+{
+    const char *bootstrap = arg;
+    char err[256];
+    rd_kafka_conf_t *cconf = rd_kafka_conf_new();
+    rd_kafka_conf_set(cconf, "bootstrap.servers", bootstrap, err, sizeof(err));
+    rd_kafka_conf_set(cconf, "group.id", "test-worker", err, sizeof(err));
+    rd_kafka_conf_set(cconf, "fetch.wait.max.ms", "5", err, sizeof(err));
+    rd_kafka_t *consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cconf, err, sizeof(err));
+    rd_kafka_conf_t *pconf = rd_kafka_conf_new();
+    rd_kafka_conf_set(pconf, "bootstrap.servers", bootstrap, err, sizeof(err));
+    rd_kafka_conf_set(pconf, "linger.ms", "0", err, sizeof(err));
+    rd_kafka_t *producer = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, err, sizeof(err));
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(2);
+    rd_kafka_topic_partition_list_add(parts, "rr.requests", 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_topic_partition_list_add(parts, "rr.requests", 1)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_assign(consumer, parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+
+    due_t *pending = NULL;
+    while (!atomic_load(&worker_stop)) {
+        rd_kafka_message_t *msg = rd_kafka_consumer_poll(consumer, 5);
+        rd_kafka_poll(producer, 0);
+        if (msg != NULL && msg->err == 0) {
+            rd_kafka_headers_t *hdrs = NULL;
+            const void *corr = NULL, *reply_topic = NULL;
+            size_t corr_len = 0, topic_len = 0;
+            json_t *doc = json_loadb(msg->payload, msg->len, 0, NULL);
+            if (rd_kafka_message_headers(msg, &hdrs) == 0 &&
+                rd_kafka_header_get_last(hdrs, "kafka_correlationId", &corr, &corr_len) == 0 &&
+                rd_kafka_header_get_last(hdrs, "kafka_replyTopic", &reply_topic, &topic_len) == 0 && doc != NULL &&
+                !json_is_true(json_object_get(doc, "no_reply"))) {
+                due_t *due = calloc(1, sizeof(*due));
+                due->correlation_len = corr_len;
+                due->correlation = malloc(corr_len);
+                memcpy(due->correlation, corr, corr_len);
+                if (json_is_string(json_object_get(doc, "forge")))
+                    memcpy(due->correlation, json_string_value(json_object_get(doc, "forge")),
+                           corr_len < strlen(json_string_value(json_object_get(doc, "forge")))
+                               ? corr_len
+                               : strlen(json_string_value(json_object_get(doc, "forge"))));
+                const char *status = json_string_value(json_object_get(doc, "status"));
+                snprintf(due->status, sizeof(due->status), "%s", status ? status : "200");
+                json_t *body = json_object_get(doc, "body");
+                due->body = body ? json_dumps(body, JSON_ENCODE_ANY | JSON_COMPACT) : strdup("{\"ok\":true}");
+                const char *ct = json_string_value(json_object_get(doc, "content_type"));
+                due->content_type = strdup(ct ? ct : "application/json");
+                json_t *header = json_object_get(doc, "header");
+                if (json_is_array(header) && json_array_size(header) == 2) {
+                    due->header_name = strdup(json_string_value(json_array_get(header, 0)));
+                    due->header_value = strdup(json_string_value(json_array_get(header, 1)));
+                }
+                due->due_ms = now_ms() + json_integer_value(json_object_get(doc, "delay_ms"));
+                due->next = pending;
+                pending = due;
+            }
+            json_decref(doc);
+        }
+        if (msg != NULL)
+            rd_kafka_message_destroy(msg);
+        for (due_t **at = &pending; *at != NULL;) {
+            due_t *due = *at;
+            if (due->due_ms <= now_ms()) {
+                send_reply(producer, "rr.replies", due);
+                *at = due->next;
+                due_free(due);
+            } else {
+                at = &due->next;
+            }
+        }
+    }
+    while (pending != NULL) {
+        due_t *next = pending->next;
+        due_free(pending);
+        pending = next;
+    }
+    rd_kafka_flush(producer, 2000);
+    rd_kafka_destroy(producer);
+    rd_kafka_consumer_close(consumer);
+    rd_kafka_destroy(consumer);
+    return NULL;
+}
+
+static int setup(void **state)
+{
+    if (sg_test_gateway_start(&gw, config) != 0)
+        return -1;
+    pthread_create(&worker_thread, NULL, worker_main, gw.bootstrap);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    atomic_store(&worker_stop, 1);
+    pthread_join(worker_thread, NULL);
+    return sg_test_proc_stop(&gw) == 0 ? 0 : -1;
+}
+
+/* --- helpers ------------------------------------------------------------------------------ */
+
+static int64_t post(const char *extra_headers, const char *body, sg_test_response_t *res)
+{
+    char headers[512];
+    snprintf(headers, sizeof(headers), "Content-Type: application/json\r\n%s", extra_headers ? extra_headers : "");
+    int64_t start = now_ms();
+    assert_int_equal(sg_test_http(&gw, "POST", "/orders", headers, body, strlen(body), res), 0);
+    return now_ms() - start;
+}
+
+static void assert_pending_202(sg_test_response_t *res, char id[64])
+{
+    char location[128];
+    if (res->status != 202)
+        fprintf(stderr, "got %d: %s\n", res->status, res->body);
+    assert_int_equal(res->status, 202);
+    assert_non_null(sg_test_header(res, "location", location, sizeof(location)));
+    assert_memory_equal(location, "/requests/", 10);
+    assert_int_equal(strlen(location), 10 + 32);
+    json_t *doc = json_loads(res->body, 0, NULL);
+    assert_non_null(doc);
+    assert_string_equal(json_string_value(json_object_get(doc, "state")), "pending");
+    assert_string_equal(json_string_value(json_object_get(doc, "id")), location + 10);
+    snprintf(id, 64, "%s", location + 10);
+    json_decref(doc);
+    char token[512];
+    assert_non_null(sg_test_header(res, "consistency-token", token, sizeof(token)));
+}
+
+/* --- tests -------------------------------------------------------------------------------- */
+
+static void test_sync_reply_200(void **state)
+{
+    sg_test_response_t res;
+    post(NULL, "{\"body\":{\"orderId\":7,\"state\":\"placed\"}}", &res);
+    assert_int_equal(res.status, 200);
+    assert_string_equal(res.body, "{\"orderId\":7,\"state\":\"placed\"}");
+    char value[512];
+    assert_string_equal(sg_test_header(&res, "content-type", value, sizeof(value)), "application/json");
+    /* the token is the reply's own position, on the reply topic */
+    assert_non_null(sg_test_header(&res, "consistency-token", value, sizeof(value)));
+    char err[128];
+    sg_token_t *token = sg_token_decode(value, strlen(value), err, sizeof(err));
+    assert_non_null(token);
+    assert_int_equal(sg_token_count(token), 1);
+    const char *topic;
+    int32_t partition;
+    int64_t offset, stream_time;
+    sg_token_entry(token, 0, &topic, &partition, &offset, &stream_time);
+    assert_string_equal(topic, "rr.replies");
+    sg_token_destroy(token);
+    sg_test_response_free(&res);
+}
+
+static void test_mapped_status_content_type_and_allowed_headers(void **state)
+{
+    sg_test_response_t res;
+    post(NULL,
+         "{\"status\":\"201\",\"content_type\":\"application/vnd.order+json\",\"header\":[\"x-order-id\",\"A-17\"],"
+         "\"body\":{\"id\":\"A-17\"}}",
+         &res);
+    assert_int_equal(res.status, 201);
+    assert_string_equal(res.body, "{\"id\":\"A-17\"}");
+    char value[256];
+    assert_string_equal(sg_test_header(&res, "content-type", value, sizeof(value)), "application/vnd.order+json");
+    assert_string_equal(sg_test_header(&res, "x-order-id", value, sizeof(value)), "A-17");
+    assert_null(sg_test_header(&res, "x-secret", value, sizeof(value))); /* not in reply.headers */
+    sg_test_response_free(&res);
+}
+
+static void test_reply_after_timeout_is_202_with_location(void **state)
+{
+    sg_test_response_t res;
+    char id[64];
+    int64_t elapsed = post(NULL, "{\"delay_ms\":2500}", &res);
+    assert_pending_202(&res, id);
+    assert_true(elapsed >= 1400 && elapsed < 2400); /* the route's 1.5 s timeout */
+    assert_null(sg_test_header(&res, "preference-applied", id, sizeof(id)));
+    sg_test_response_free(&res);
+    /* the late reply (at 2.5 s) must not disturb anything */
+    struct timespec pause = {1, 300 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    post(NULL, "{\"body\":1}", &res);
+    assert_int_equal(res.status, 200);
+    assert_string_equal(res.body, "1");
+    sg_test_response_free(&res);
+}
+
+static void test_prefer_wait_shortens_and_is_capped(void **state)
+{
+    sg_test_response_t res;
+    char id[64];
+    int64_t elapsed = post("Prefer: wait=0\r\n", "{\"delay_ms\":1000}", &res);
+    assert_pending_202(&res, id);
+    assert_true(elapsed < 900);
+    sg_test_response_free(&res);
+    /* wait=1 is shorter than the route's 1.5 s */
+    elapsed = post("Prefer: handling=lenient, wait=1\r\n", "{\"delay_ms\":2000}", &res);
+    assert_pending_202(&res, id);
+    assert_true(elapsed >= 900 && elapsed < 1400);
+    sg_test_response_free(&res);
+    /* wait=3 is longer than the timeout and within max_timeout: the 2 s reply makes it */
+    elapsed = post("Prefer: wait=3\r\n", "{\"delay_ms\":2000,\"body\":\"late but awaited\"}", &res);
+    assert_int_equal(res.status, 200);
+    assert_string_equal(res.body, "\"late but awaited\"");
+    assert_true(elapsed >= 1900);
+    sg_test_response_free(&res);
+}
+
+static void test_respond_async(void **state)
+{
+    sg_test_response_t res;
+    char id[64], value[64];
+    int64_t elapsed = post("Prefer: respond-async\r\n", "{\"delay_ms\":800}", &res);
+    assert_pending_202(&res, id);
+    assert_true(elapsed < 700);
+    assert_string_equal(sg_test_header(&res, "preference-applied", value, sizeof(value)), "respond-async");
+    sg_test_response_free(&res);
+}
+
+static void test_invalid_reply_status_is_502(void **state)
+{
+    sg_test_response_t res;
+    post(NULL, "{\"status\":\"2xx\"}", &res);
+    assert_int_equal(res.status, 502);
+    assert_non_null(strstr(res.body, "urn:streamgate:problem:invalid-reply"));
+    sg_test_response_free(&res);
+}
+
+static void test_forged_reply_is_ignored(void **state)
+{
+    /* The worker mangles the correlation id: the MAC fails, the reply is dropped, and the
+     * request times out into a 202 instead of being answered by someone else's reply. */
+    sg_test_response_t res;
+    char id[64];
+    post(NULL, "{\"forge\":\"AAAA\"}", &res);
+    assert_pending_202(&res, id);
+    sg_test_response_free(&res);
+}
+
+static void test_many_concurrent_sync_requests(void **state)
+{
+    char url[128], out[8192];
+    snprintf(url, sizeof(url), "http://%s:%u/orders", gw.host, gw.port);
+    char *body_path = sg_test_write_temp("body.json", "{\"body\":{\"ok\":1}}");
+    assert_non_null(body_path);
+    const char *h2load[] = {"/usr/bin/h2load", "--h1", "-n", "2000", "-c", "16", "-t", "2", "-d", body_path, "-H",
+                            "content-type: application/json", url, NULL};
+    assert_int_equal(sg_test_run(h2load, out, sizeof(out)), 0);
+    sg_test_remove_temp(body_path);
+    if (strstr(out, "2000 succeeded") == NULL)
+        fprintf(stderr, "%s\n", out);
+    assert_non_null(strstr(out, "2000 succeeded, 0 failed, 0 errored"));
+    assert_non_null(strstr(out, "status codes: 2000 2xx"));
+}
+
+static void test_pending_limit_is_503(void **state)
+{
+    sg_test_proc_t small;
+    assert_int_equal(sg_test_gateway_start(&small,
+                                           "listen: [\"127.0.0.1:0\"]\nthreads: 1\ndata_dir: @DIR@/data\n"
+                                           "limits: {pending: 1}\n"
+                                           "topics: [{name: q.requests}, {name: q.replies}]\n"
+                                           "routes:\n  - {name: q, method: POST, path: /q, topic: q.requests,\n"
+                                           "     reply: {topic: q.replies, timeout: 3s}}\n"),
+                     0);
+    /* nobody answers q.requests: the first request waits 3 s and holds the only slot */
+    sg_test_response_t res;
+    pid_t child = fork();
+    if (child == 0) {
+        sg_test_response_t first;
+        _exit(sg_test_http(&small, "POST", "/q", "Content-Type: application/json\r\n", "{}", 2, &first) == 0 &&
+                      first.status == 202
+                  ? 0
+                  : 1);
+    }
+    struct timespec pause = {0, 500 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    assert_int_equal(sg_test_http(&small, "POST", "/q", "Content-Type: application/json\r\n", "{}", 2, &res), 0);
+    assert_int_equal(res.status, 503);
+    assert_non_null(strstr(res.body, "urn:streamgate:problem:too-many-pending"));
+    char value[32];
+    assert_non_null(sg_test_header(&res, "retry-after", value, sizeof(value)));
+    sg_test_response_free(&res);
+    int status = -1;
+    waitpid(child, &status, 0);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0); /* the first one timed out into a 202 */
+    /* the slot is free again */
+    nanosleep(&pause, NULL);
+    assert_int_equal(sg_test_topic_count(small.bootstrap, "q.requests"), 1);
+    assert_int_equal(sg_test_proc_stop(&small), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sync_reply_200),
+        cmocka_unit_test(test_mapped_status_content_type_and_allowed_headers),
+        cmocka_unit_test(test_reply_after_timeout_is_202_with_location),
+        cmocka_unit_test(test_prefer_wait_shortens_and_is_capped),
+        cmocka_unit_test(test_respond_async),
+        cmocka_unit_test(test_invalid_reply_status_is_502),
+        cmocka_unit_test(test_forged_reply_is_ignored),
+        cmocka_unit_test(test_many_concurrent_sync_requests),
+        cmocka_unit_test(test_pending_limit_is_503),
+    };
+    return cmocka_run_group_tests_name("integration-reply", tests, setup, teardown);
+}
