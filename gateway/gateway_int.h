@@ -18,6 +18,7 @@
 #include "router.h"
 #include "sg_bridge.h"
 #include "sg_reqid.h"
+#include "sg_store.h"
 #include "sg_conf.h"
 
 typedef struct st_sg_server_t sg_server_t;
@@ -33,6 +34,8 @@ typedef struct st_sg_loop_t {
     h2o_multithread_receiver_t deliveries; /* sg_cmd_t completions from the bridge thread */
     h2o_multithread_receiver_t control;    /* stop accepting / exit, from the main thread */
     h2o_multithread_receiver_t replies;    /* replies for this loop's requests, from the bridge thread */
+    h2o_multithread_receiver_t stored;     /* "an outcome was recorded", for long-polls */
+    h2o_linklist_t watchers;               /* long-polling GET /requests/{id} */
     struct st_sg_corr_t *pending;          /* reply routes' requests by id; loop thread only */
     h2o_linklist_t waiting;                /* synchronous requests waiting for a reply */
     h2o_timeout_t **wait_timeouts;         /* lazily made, one per 100 ms of wait */
@@ -58,9 +61,13 @@ struct st_sg_server_t {
     size_t n_loops;
     uint32_t instance_id;
     sg_reqid_key_t reqid_key;
+    char **reply_allowed_headers; /* union of every route's reply.headers, for recorded outcomes */
+    size_t n_reply_allowed_headers;
     atomic_int draining;
     atomic_long inflight; /* commands produced and not yet completed, all loops */
     atomic_long replies_dropped; /* replies for unknown, expired or foreign requests */
+    atomic_long watchers;        /* long-polls parked on any loop */
+    sg_store_t *store;           /* request outcomes (RocksDB at <data_dir>/state) */
 };
 
 /* handlers.c */
@@ -70,6 +77,14 @@ void sg_handlers_on_deliveries(h2o_multithread_receiver_t *receiver, h2o_linklis
 void sg_handlers_on_reply(void *server, const sg_reply_t *reply); /* bridge thread */
 void sg_handlers_on_replies(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
 void sg_handlers_drain(sg_loop_t *loop); /* loop thread: answer waiting requests, we are stopping */
+
+/* requests.c: the status resource and its records */
+int64_t sg_now_ms(void);
+void sg_requests_record_done(sg_server_t *server, const sg_reqid_t *id, const char *id_text,
+                             const sg_request_record_t *outcome); /* bridge thread */
+void sg_requests_handle(h2o_req_t *req, const char *path, size_t path_len);
+void sg_requests_on_stored(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
+void sg_requests_record_pending(sg_server_t *server, const char *id_text, int64_t created_ms); /* bridge thread */
 
 /* server.c: the h2o_timeout_t for a wait of `ms` (rounded up to 100 ms), made on first use. */
 h2o_timeout_t *sg_loop_wait_timeout(sg_loop_t *loop, int64_t ms);

@@ -462,6 +462,9 @@ void sg_handlers_on_delivery(void *opaque, const sg_delivery_t *delivery)
      * never earlier. (librdkafka's mock cluster reports a fixed LogAppendTime of 1234 while
      * storing our CreateTime; taking the max keeps the token's stream time what consumers see.) */
     cmd->timestamp_ms = delivery->timestamp_ms > cmd->create_ms ? delivery->timestamp_ms : cmd->create_ms;
+    /* Recorded here, off the loops: from now on any instance can say this request is pending. */
+    if (cmd->route->has_reply && cmd->err == SG_BRIDGE_OK)
+        sg_requests_record_pending(cmd->loop->server, cmd->id_text, cmd->create_ms);
     h2o_multithread_send_message(&cmd->loop->deliveries, &cmd->message);
 }
 
@@ -734,13 +737,55 @@ static int header_value_ok(const void *value, size_t len)
 
 /* Bridge thread: a record from a reply topic. Its correlation id says, without any lookup,
  * whether it is genuine (MAC) and which instance and loop wait for it. */
+static int allowed_for_record(const sg_server_t *server, const char *name)
+{
+    for (size_t i = 0; i < server->n_reply_allowed_headers; ++i)
+        if (strcasecmp(server->reply_allowed_headers[i], name) == 0)
+            return 1;
+    return 0;
+}
+
+/* Records the outcome so that GET /requests/{id} on this instance can serve it. */
+static void record_outcome(sg_server_t *server, const sg_reqid_t *id, const sg_reply_t *reply,
+                           const sg_reply_msg_t *msg)
+{
+    char id_text[SG_REQID_TEXT_LEN + 1];
+    memcpy(id_text, reply->correlation_id, SG_REQID_TEXT_LEN);
+    id_text[SG_REQID_TEXT_LEN] = '\0';
+    char token[320];
+    size_t tlen = sg_token_encode_one(msg->topic, msg->partition, msg->offset, msg->timestamp_ms, token, sizeof(token));
+    json_t *headers = json_object();
+    const char *content_type = "application/json";
+    for (size_t i = 0; i < msg->n_headers; ++i) {
+        if (strcasecmp(msg->headers[i].name, "content-type") == 0)
+            content_type = msg->headers[i].value;
+        else if (allowed_for_record(server, msg->headers[i].name))
+            json_object_set_new(headers, msg->headers[i].name, json_stringn(msg->headers[i].value, msg->headers[i].len));
+    }
+    char *headers_text = json_dumps(headers, JSON_COMPACT);
+    json_decref(headers);
+    sg_request_record_t outcome = {
+        .status = msg->status != 0 ? msg->status : 502,
+        .content_type = (char *)content_type,
+        .headers_json = headers_text,
+        .body = msg->body,
+        .body_len = msg->body_len,
+        .completed_ms = msg->timestamp_ms,
+        .token = tlen > 0 && tlen < sizeof(token) ? token : NULL,
+    };
+    sg_requests_record_done(server, id, id_text, &outcome);
+    free(headers_text);
+}
+
+/* Bridge thread: a record from a reply topic. Its correlation id says, without any lookup,
+ * whether it is genuine (MAC) and which instance and loop wait for it. Every genuine reply is
+ * recorded, whichever instance made the request; the owning loop, if here, is told. */
 void sg_handlers_on_reply(void *ctx, const sg_reply_t *reply)
 {
     sg_server_t *server = ctx;
     sg_reqid_t id;
     if (reply->correlation_id == NULL ||
-        sg_reqid_parse(&server->reqid_key, reply->correlation_id, reply->correlation_len, &id) != 0 ||
-        id.instance != server->instance_id || id.loop >= server->n_loops) {
+        sg_reqid_parse(&server->reqid_key, reply->correlation_id, reply->correlation_len, &id) != 0) {
         atomic_fetch_add(&server->replies_dropped, 1);
         return;
     }
@@ -771,6 +816,11 @@ void sg_handlers_on_reply(void *ctx, const sg_reply_t *reply)
             ++msg->n_headers;
         }
     }
+    record_outcome(server, &id, reply, msg);
+    if (id.instance != server->instance_id || id.loop >= server->n_loops) {
+        reply_msg_free(msg); /* another instance's request: recorded, nobody waits here */
+        return;
+    }
     h2o_multithread_send_message(&server->loops[id.loop].replies, &msg->message);
 }
 
@@ -800,6 +850,10 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     }
     if (h2o_memis(path, path_len, H2O_STRLIT("/readyz"))) {
         handle_builtin(req, 1);
+        return 0;
+    }
+    if (path_len > sizeof("/requests/") - 1 && memcmp(path, "/requests/", sizeof("/requests/") - 1) == 0) {
+        sg_requests_handle(req, path, path_len);
         return 0;
     }
     if (is_reserved_path(path, path_len)) {

@@ -296,6 +296,7 @@ done:
         fprintf(stderr, "streamgate: %s\n", err);
     sg_server_destroy(server);
     sg_bridge_destroy(bridge);
+    sg_server_close_store(server);
     sg_cluster_destroy(cluster);
     sg_conf_destroy(conf);
     return rc;

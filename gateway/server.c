@@ -70,6 +70,42 @@ static int read_random(void *buf, size_t len)
     return n == (ssize_t)len ? 0 : -1;
 }
 
+static int load_or_make_secret(const char *data_dir, uint8_t *secret, size_t len, char *err, size_t errlen)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/request.secret", data_dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t n = read(fd, secret, len);
+        close(fd);
+        if (n == (ssize_t)len)
+            return 0;
+        snprintf(err, errlen, "%s: expected %zu bytes; delete it to make a new one (ids made with it become invalid)",
+                 path, len);
+        return -1;
+    }
+    if (read_random(secret, len) != 0 || (fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0 ||
+        write(fd, secret, len) != (ssize_t)len || close(fd) != 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static void collect_allowed_headers(sg_server_t *server)
+{
+    const sg_conf_t *conf = server->conf;
+    size_t total = 0;
+    for (size_t i = 0; i < conf->n_routes; ++i)
+        total += conf->routes[i].has_reply ? conf->routes[i].reply.n_headers : 0;
+    server->reply_allowed_headers = calloc(total + 1, sizeof(char *));
+    if (server->reply_allowed_headers == NULL)
+        abort();
+    for (size_t i = 0; i < conf->n_routes; ++i)
+        for (size_t h = 0; conf->routes[i].has_reply && h < conf->routes[i].reply.n_headers; ++h)
+            server->reply_allowed_headers[server->n_reply_allowed_headers++] = conf->routes[i].reply.headers[h];
+}
+
 static uint16_t port_of(const struct sockaddr_storage *sa)
 {
     return ntohs(sa->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)sa)->sin6_port
@@ -174,6 +210,7 @@ static void init_loop_on_its_thread(sg_loop_t *loop)
     h2o_multithread_register_receiver(loop->ctx.queue, &loop->deliveries, sg_handlers_on_deliveries);
     h2o_multithread_register_receiver(loop->ctx.queue, &loop->control, on_control);
     h2o_multithread_register_receiver(loop->ctx.queue, &loop->replies, sg_handlers_on_replies);
+    h2o_multithread_register_receiver(loop->ctx.queue, &loop->stored, sg_requests_on_stored);
     for (size_t l = 0; l < loop->n_listeners; ++l) {
         loop->accept_ctxs[l] = (h2o_accept_ctx_t){.ctx = &loop->ctx, .hosts = server->globalconf.hosts,
                                                   .ssl_ctx = server->ssl_ctxs[l]};
@@ -204,7 +241,7 @@ static void prepare_loop(sg_server_t *server, sg_loop_t *loop, size_t index)
     loop->server = server;
     loop->index = index;
     const sg_conf_t *conf = server->conf;
-    int64_t longest = 0;
+    int64_t longest = 60 * 1000; /* long-polls of GET /requests/{id} wait up to a minute */
     for (size_t i = 0; i < conf->n_routes; ++i)
         if (conf->routes[i].has_reply && conf->routes[i].reply.max_timeout_ms > longest)
             longest = conf->routes[i].reply.max_timeout_ms;
@@ -213,6 +250,7 @@ static void prepare_loop(sg_server_t *server, sg_loop_t *loop, size_t index)
     size_t share = (conf->limits.pending + server->n_loops - 1) / server->n_loops;
     loop->pending = sg_corr_create(share > 0 ? share : 1);
     h2o_linklist_init_anchor(&loop->waiting);
+    h2o_linklist_init_anchor(&loop->watchers);
     if (loop->wait_timeouts == NULL || loop->pending == NULL)
         abort();
     loop->trace_rng = ((uint64_t)server->instance_id << 32 | (uint64_t)index) ^ 0x9e3779b97f4a7c15ull;
@@ -240,11 +278,25 @@ sg_server_t *sg_server_create(const sg_conf_t *conf, sg_bridge_t *bridge, char *
         return NULL;
     }
     memcpy(&server->instance_id, random_bytes, 4);
-    /* Without a configured secret, ids are valid only here; a deployment shares the secret. */
-    if (conf->requests.secret != NULL)
+    /* A deployment shares requests.secret. Without one, a secret is made once and kept in
+     * data_dir, so ids stay valid across restarts of this instance. */
+    if (conf->requests.secret != NULL) {
         sg_reqid_key_derive(&server->reqid_key, conf->requests.secret, strlen(conf->requests.secret));
-    else
-        sg_reqid_key_derive(&server->reqid_key, random_bytes + 4, 16);
+    } else {
+        uint8_t secret[32];
+        if (load_or_make_secret(conf->data_dir, secret, sizeof(secret), err, errlen) != 0) {
+            free(server);
+            return NULL;
+        }
+        sg_reqid_key_derive(&server->reqid_key, secret, sizeof(secret));
+    }
+    char state_dir[4096];
+    snprintf(state_dir, sizeof(state_dir), "%s/state", conf->data_dir);
+    if ((server->store = sg_store_open(state_dir, err, errlen)) == NULL) {
+        free(server);
+        return NULL;
+    }
+    collect_allowed_headers(server);
     if ((server->router = sg_router_create(conf, err, errlen)) == NULL)
         goto fail;
     server->route_topics = calloc(conf->n_routes + 1, sizeof(*server->route_topics));
@@ -302,6 +354,14 @@ sg_server_t *sg_server_create(const sg_conf_t *conf, sg_bridge_t *bridge, char *
 fail:
     sg_server_destroy(server);
     return NULL;
+}
+
+void sg_server_close_store(sg_server_t *server)
+{
+    if (server == NULL)
+        return;
+    sg_store_close(server->store);
+    server->store = NULL;
 }
 
 size_t sg_server_addresses(const sg_server_t *server, char *buf, size_t buflen)
@@ -393,6 +453,8 @@ void sg_server_destroy(sg_server_t *server)
     free(server->route_accept_prefix);
     server->route_accept_prefix = NULL;
     free(server->route_topics);
+    free(server->reply_allowed_headers);
+    server->reply_allowed_headers = NULL;
     server->ssl_ctxs = NULL;
     server->router = NULL;
     server->route_topics = NULL;

@@ -40,6 +40,9 @@ long sg_server_wait_idle(sg_server_t *server, int64_t timeout_ms);
 /** Stops and joins the loop threads. */
 void sg_server_stop(sg_server_t *server);
 
+/** Closes the request store; call once the bridge thread (which writes to it) is stopped. */
+void sg_server_close_store(sg_server_t *server);
+
 /** Stops (if needed) and releases what can be released; NULL is a no-op. */
 void sg_server_destroy(sg_server_t *server);
 

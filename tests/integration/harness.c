@@ -106,19 +106,43 @@ static char *replace_all(const char *text, const char *from, const char *to)
     return out;
 }
 
+static int run_gateway(sg_test_proc_t *gw, int wait_ready);
+
 static int start_gateway(sg_test_proc_t *gw, const char *config_yaml, int wait_ready)
 {
     memset(gw, 0, sizeof(*gw));
     if (make_dir(gw) != 0)
         return -1;
-    char path[512], log_path[512];
+    char path[512];
     snprintf(path, sizeof(path), "%s/config.yaml", gw->dir);
-    snprintf(log_path, sizeof(log_path), "%s/log", gw->dir);
     char *config = replace_all(config_yaml, "@DIR@", gw->dir);
     FILE *fp = fopen(path, "w");
     fputs(config, fp);
     fclose(fp);
     free(config);
+    return run_gateway(gw, wait_ready);
+}
+
+int sg_test_gateway_restart(sg_test_proc_t *gw)
+{
+    kill(gw->pid, SIGTERM);
+    int status = 0;
+    if (waitpid(gw->pid, &status, 0) != gw->pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        dump_log(gw);
+        return -1;
+    }
+    char addr_path[512];
+    snprintf(addr_path, sizeof(addr_path), "%s/data/listen.addr", gw->dir);
+    unlink(addr_path);
+    gw->port = 0;
+    return run_gateway(gw, 1);
+}
+
+static int run_gateway(sg_test_proc_t *gw, int wait_ready)
+{
+    char path[512], log_path[512];
+    snprintf(path, sizeof(path), "%s/config.yaml", gw->dir);
+    snprintf(log_path, sizeof(log_path), "%s/log", gw->dir);
     const char *args[] = {sg_test_binary(), path, NULL};
     gw->pid = spawn(args, log_path);
 

@@ -46,6 +46,10 @@ int sg_test_gateway_start(sg_test_proc_t *gw, const char *config_yaml);
  * /readyz (for gateways that are not meant to become ready, or that speak only TLS). */
 int sg_test_gateway_start_unready(sg_test_proc_t *gw, const char *config_yaml);
 
+/** Stops the gateway (SIGTERM, expecting exit 0) and starts it again on the same config and
+ * data_dir. Returns 0 or -1. */
+int sg_test_gateway_restart(sg_test_proc_t *gw);
+
 /** Starts `streamgate cluster` with the given extra arguments (NULL-terminated) and waits for
  * its bootstrap file. Returns 0 or -1. */
 int sg_test_cluster_start(sg_test_proc_t *cluster, const char *const *args);

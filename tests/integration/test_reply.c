@@ -56,6 +56,7 @@ typedef struct st_due_t {
 static pthread_t worker_thread;
 static atomic_int worker_stop;
 static atomic_int worker_replies;
+static _Atomic int64_t worker_last_reply_ms; /* monotonic time of the last reply produced */
 
 static int64_t now_ms(void)
 {
@@ -76,6 +77,7 @@ static void send_reply(rd_kafka_t *producer, const char *reply_topic, const due_
     rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(reply_topic), RD_KAFKA_V_VALUE(due->body, strlen(due->body)),
                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
     atomic_fetch_add(&worker_replies, 1);
+    atomic_store(&worker_last_reply_ms, now_ms());
 }
 
 static void due_free(due_t *due)
@@ -380,6 +382,153 @@ static void test_pending_limit_is_503(void **state)
     assert_int_equal(sg_test_proc_stop(&small), 0);
 }
 
+static json_t *get_status(sg_test_proc_t *target, const char *id, const char *headers, int *status, int64_t *elapsed)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/requests/%s", id);
+    sg_test_response_t res;
+    int64_t start = now_ms();
+    assert_int_equal(sg_test_http(target, "GET", path, headers, NULL, 0, &res), 0);
+    if (elapsed != NULL)
+        *elapsed = now_ms() - start;
+    *status = res.status;
+    json_t *doc = json_loads(res.body, 0, NULL);
+    sg_test_response_free(&res);
+    return doc;
+}
+
+static void test_status_pending_then_long_poll_done(void **state)
+{
+    sg_test_response_t res;
+    char id[64];
+    post("Prefer: respond-async\r\n",
+         "{\"delay_ms\":700,\"status\":\"201\",\"header\":[\"x-order-id\",\"B-9\"],\"body\":{\"n\":9}}", &res);
+    assert_pending_202(&res, id);
+    sg_test_response_free(&res);
+
+    int status;
+    json_t *doc = get_status(&gw, id, NULL, &status, NULL);
+    assert_int_equal(status, 200);
+    assert_string_equal(json_string_value(json_object_get(doc, "state")), "pending");
+    assert_string_equal(json_string_value(json_object_get(doc, "id")), id);
+    assert_null(json_object_get(doc, "response"));
+    json_decref(doc);
+
+    /* long-poll: returns as soon as the reply is recorded, well before the 5 s wait */
+    int64_t elapsed;
+    doc = get_status(&gw, id, "Prefer: wait=5\r\n", &status, &elapsed);
+    int64_t since_reply = now_ms() - atomic_load(&worker_last_reply_ms);
+    assert_int_equal(status, 200);
+    assert_string_equal(json_string_value(json_object_get(doc, "state")), "done");
+    assert_true(elapsed < 4000);
+    assert_true(since_reply < 100); /* answered within 100 ms of the worker's reply */
+    json_t *response = json_object_get(doc, "response");
+    assert_int_equal(json_integer_value(json_object_get(response, "status")), 201);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(response, "body"), "n")), 9);
+    json_t *headers = json_object_get(response, "headers");
+    assert_string_equal(json_string_value(json_object_get(headers, "x-order-id")), "B-9");
+    assert_string_equal(json_string_value(json_object_get(headers, "content-type")), "application/json");
+    assert_null(json_object_get(headers, "x-secret"));
+    json_decref(doc);
+
+    /* a plain GET now sees it done too */
+    doc = get_status(&gw, id, NULL, &status, NULL);
+    assert_string_equal(json_string_value(json_object_get(doc, "state")), "done");
+    json_decref(doc);
+}
+
+static void test_status_after_sync_timeout(void **state)
+{
+    sg_test_response_t res;
+    char id[64];
+    post(NULL, "{\"delay_ms\":1800,\"body\":\"slow\"}", &res);
+    assert_pending_202(&res, id);
+    sg_test_response_free(&res);
+    int status;
+    json_t *doc = get_status(&gw, id, "Prefer: wait=3\r\n", &status, NULL);
+    assert_int_equal(status, 200);
+    assert_string_equal(json_string_value(json_object_get(doc, "state")), "done");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(doc, "response"), "body")), "slow");
+    json_decref(doc);
+}
+
+static void test_status_of_forged_or_mangled_ids_is_404(void **state)
+{
+    sg_test_response_t res;
+    char id[64];
+    post("Prefer: respond-async\r\n", "{}", &res);
+    assert_pending_202(&res, id);
+    sg_test_response_free(&res);
+    const char *bad[] = {"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "short", "%00%01", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); ++i) {
+        int status;
+        json_t *doc = get_status(&gw, bad[i], NULL, &status, NULL);
+        assert_int_equal(status, 404);
+        assert_string_equal(json_string_value(json_object_get(doc, "type")), "urn:streamgate:problem:unknown-request");
+        json_decref(doc);
+    }
+    id[5] = id[5] == 'A' ? 'B' : 'A'; /* one character changed: the MAC fails */
+    int status;
+    json_t *doc = get_status(&gw, id, NULL, &status, NULL);
+    assert_int_equal(status, 404);
+    json_decref(doc);
+}
+
+static void test_completed_request_survives_restart(void **state)
+{
+    sg_test_response_t res;
+    post("Prefer: respond-async\r\n", "{\"body\":{\"kept\":true}}", &res);
+    char id[64];
+    assert_pending_202(&res, id);
+    sg_test_response_free(&res);
+    int status;
+    json_t *doc = get_status(&gw, id, "Prefer: wait=5\r\n", &status, NULL);
+    assert_string_equal(json_string_value(json_object_get(doc, "state")), "done");
+    json_decref(doc);
+
+    /* the worker is tied to the old embedded cluster: stop it, restart the gateway */
+    atomic_store(&worker_stop, 1);
+    pthread_join(worker_thread, NULL);
+    assert_int_equal(sg_test_gateway_restart(&gw), 0);
+    atomic_store(&worker_stop, 0);
+    pthread_create(&worker_thread, NULL, worker_main, gw.bootstrap);
+
+    doc = get_status(&gw, id, NULL, &status, NULL);
+    assert_int_equal(status, 200);
+    assert_string_equal(json_string_value(json_object_get(doc, "state")), "done");
+    assert_true(json_is_true(json_object_get(json_object_get(json_object_get(doc, "response"), "body"), "kept")));
+    json_decref(doc);
+}
+
+static void test_status_expires_after_retention(void **state)
+{
+    sg_test_proc_t small;
+    assert_int_equal(sg_test_gateway_start(&small, "listen: [\"127.0.0.1:0\"]\ndata_dir: @DIR@/data\n"
+                                                   "requests: {retention: 1s}\n"
+                                                   "topics: [{name: e.requests}, {name: e.replies}]\n"
+                                                   "routes:\n  - {name: e, method: POST, path: /e, topic: e.requests,\n"
+                                                   "     reply: {topic: e.replies, timeout: 1s}}\n"),
+                     0);
+    sg_test_response_t res;
+    assert_int_equal(
+        sg_test_http(&small, "POST", "/e", "Content-Type: application/json\r\nPrefer: respond-async\r\n", "{}", 2, &res),
+        0);
+    char id[64];
+    assert_pending_202(&res, id);
+    sg_test_response_free(&res);
+    int status;
+    json_t *doc = get_status(&small, id, NULL, &status, NULL);
+    assert_string_equal(json_string_value(json_object_get(doc, "state")), "pending");
+    json_decref(doc);
+    struct timespec pause = {1, 200 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    doc = get_status(&small, id, NULL, &status, NULL);
+    assert_int_equal(status, 200);
+    assert_string_equal(json_string_value(json_object_get(doc, "state")), "expired");
+    json_decref(doc);
+    assert_int_equal(sg_test_proc_stop(&small), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -392,6 +541,11 @@ int main(void)
         cmocka_unit_test(test_forged_reply_is_ignored),
         cmocka_unit_test(test_many_concurrent_sync_requests),
         cmocka_unit_test(test_pending_limit_is_503),
+        cmocka_unit_test(test_status_pending_then_long_poll_done),
+        cmocka_unit_test(test_status_after_sync_timeout),
+        cmocka_unit_test(test_status_of_forged_or_mangled_ids_is_404),
+        cmocka_unit_test(test_status_expires_after_retention),
+        cmocka_unit_test(test_completed_request_survives_restart),
     };
     return cmocka_run_group_tests_name("integration-reply", tests, setup, teardown);
 }
