@@ -54,12 +54,22 @@ static void block_signals(sigset_t *set)
     signal(SIGPIPE, SIG_IGN);
 }
 
-static int wait_for_signal(const sigset_t *set)
+/* Waits for SIGTERM/SIGINT; every second without one, runs `tick` (if any) on this thread. */
+static int wait_for_signal(const sigset_t *set, void (*tick)(void *), void *arg)
 {
-    int sig = 0;
-    while (sigwait(set, &sig) != 0)
-        ;
-    return sig;
+    for (;;) {
+        struct timespec second = {1, 0};
+        int sig = sigtimedwait(set, NULL, &second);
+        if (sig > 0)
+            return sig;
+        if (tick != NULL)
+            tick(arg);
+    }
+}
+
+static void maintain(void *server)
+{
+    sg_server_maintain(server);
 }
 
 static int mkdir_p(const char *path, char *err, size_t errlen)
@@ -211,7 +221,7 @@ static int run_cluster(int argc, char **argv)
     printf("%s\n", sg_cluster_bootstraps(cluster));
     fflush(stdout);
     log_msg("embedded cluster with %d broker(s) at %s", brokers, sg_cluster_bootstraps(cluster));
-    int sig = wait_for_signal(&set);
+    int sig = wait_for_signal(&set, NULL, NULL);
     log_msg("signal %d: stopping the cluster", sig);
     sg_cluster_destroy(cluster);
     return 0;
@@ -272,7 +282,7 @@ static int run_gateway(const char *config_path)
     for (char *line = strtok(addresses, "\n"); line != NULL; line = strtok(NULL, "\n"))
         log_msg("listening on %s", line);
 
-    int sig = wait_for_signal(&set);
+    int sig = wait_for_signal(&set, maintain, server);
     log_msg("signal %d: draining (up to %lld ms)", sig, (long long)conf->shutdown_timeout_ms);
     struct timespec start, now;
     clock_gettime(CLOCK_MONOTONIC, &start);

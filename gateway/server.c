@@ -356,6 +356,14 @@ fail:
     return NULL;
 }
 
+void sg_server_maintain(sg_server_t *server)
+{
+    char err[256];
+    size_t deleted = 0;
+    if (sg_store_sweep(server->store, sg_now_ms(), 10000, &deleted, err, sizeof(err)) < 0)
+        fprintf(stderr, "streamgate: request store sweep: %s\n", err);
+}
+
 void sg_server_close_store(sg_server_t *server)
 {
     if (server == NULL)

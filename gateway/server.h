@@ -40,6 +40,10 @@ long sg_server_wait_idle(sg_server_t *server, int64_t timeout_ms);
 /** Stops and joins the loop threads. */
 void sg_server_stop(sg_server_t *server);
 
+/** Periodic upkeep off the event loops (the main thread, once a second): deletes expired
+ * request outcomes, a bounded number per call. */
+void sg_server_maintain(sg_server_t *server);
+
 /** Closes the request store; call once the bridge thread (which writes to it) is stopped. */
 void sg_server_close_store(sg_server_t *server);
 
