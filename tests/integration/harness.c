@@ -20,7 +20,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <stdatomic.h>
 
 #define DEADLINE_MS 20000
 
@@ -637,4 +640,163 @@ int sg_test_freeze(pid_t pid)
         if (all_threads_stopped(pid))
             return 0;
     return -1;
+}
+
+/* --- the worker ------------------------------------------------------------------------- */
+
+
+typedef struct st_due_t {
+    int64_t due_ms;
+    char *correlation;
+    size_t correlation_len;
+    char status[8];
+    char *body;
+    char *content_type;
+    char *header_name, *header_value;
+    struct st_due_t *next;
+} due_t;
+
+struct st_sg_test_worker_t {
+    pthread_t thread;
+    char bootstrap[256], request_topic[128], reply_topic[128];
+    int partitions;
+    atomic_int stop;
+    _Atomic int64_t last_reply_ms; /* monotonic time of the last reply produced */
+};
+
+static void send_reply(sg_test_worker_t *worker, rd_kafka_t *producer, const char *reply_topic, const due_t *due)
+{
+    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(4);
+    rd_kafka_header_add(hdrs, "kafka_correlationId", -1, due->correlation, (ssize_t)due->correlation_len);
+    rd_kafka_header_add(hdrs, ":status", -1, due->status, -1);
+    rd_kafka_header_add(hdrs, "content-type", -1, due->content_type, -1);
+    if (due->header_name != NULL)
+        rd_kafka_header_add(hdrs, due->header_name, -1, due->header_value, -1);
+    rd_kafka_header_add(hdrs, "x-secret", -1, "not for clients", -1);
+    rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(reply_topic), RD_KAFKA_V_VALUE(due->body, strlen(due->body)),
+                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+    atomic_store(&worker->last_reply_ms, now_ms());
+}
+
+static void due_free(due_t *due)
+{
+    free(due->correlation);
+    free(due->body);
+    free(due->content_type);
+    free(due->header_name);
+    free(due->header_value);
+    free(due);
+}
+
+static void *worker_main(void *arg)
+{
+    sg_test_worker_t *worker = arg;
+    const char *bootstrap = worker->bootstrap;
+    char err[256];
+    rd_kafka_conf_t *cconf = rd_kafka_conf_new();
+    rd_kafka_conf_set(cconf, "bootstrap.servers", bootstrap, err, sizeof(err));
+    rd_kafka_conf_set(cconf, "group.id", "test-worker", err, sizeof(err));
+    rd_kafka_conf_set(cconf, "fetch.wait.max.ms", "5", err, sizeof(err));
+    rd_kafka_t *consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cconf, err, sizeof(err));
+    rd_kafka_conf_t *pconf = rd_kafka_conf_new();
+    rd_kafka_conf_set(pconf, "bootstrap.servers", bootstrap, err, sizeof(err));
+    rd_kafka_conf_set(pconf, "linger.ms", "0", err, sizeof(err));
+    rd_kafka_t *producer = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, err, sizeof(err));
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(worker->partitions);
+    for (int p = 0; p < worker->partitions; ++p)
+        rd_kafka_topic_partition_list_add(parts, worker->request_topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_assign(consumer, parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+
+    due_t *pending = NULL;
+    while (!atomic_load(&worker->stop)) {
+        rd_kafka_message_t *msg = rd_kafka_consumer_poll(consumer, 5);
+        rd_kafka_poll(producer, 0);
+        if (msg != NULL && msg->err == 0) {
+            rd_kafka_headers_t *hdrs = NULL;
+            const void *corr = NULL, *reply_topic = NULL;
+            size_t corr_len = 0, topic_len = 0;
+            json_t *doc = json_loadb(msg->payload, msg->len, 0, NULL);
+            if (rd_kafka_message_headers(msg, &hdrs) == 0 &&
+                rd_kafka_header_get_last(hdrs, "kafka_correlationId", &corr, &corr_len) == 0 &&
+                rd_kafka_header_get_last(hdrs, "kafka_replyTopic", &reply_topic, &topic_len) == 0 && doc != NULL &&
+                !json_is_true(json_object_get(doc, "no_reply"))) {
+                due_t *due = calloc(1, sizeof(*due));
+                due->correlation_len = corr_len;
+                due->correlation = malloc(corr_len);
+                memcpy(due->correlation, corr, corr_len);
+                if (json_is_string(json_object_get(doc, "forge")))
+                    memcpy(due->correlation, json_string_value(json_object_get(doc, "forge")),
+                           corr_len < strlen(json_string_value(json_object_get(doc, "forge")))
+                               ? corr_len
+                               : strlen(json_string_value(json_object_get(doc, "forge"))));
+                const char *status = json_string_value(json_object_get(doc, "status"));
+                snprintf(due->status, sizeof(due->status), "%s", status ? status : "200");
+                json_t *body = json_object_get(doc, "body");
+                due->body = body ? json_dumps(body, JSON_ENCODE_ANY | JSON_COMPACT) : strdup("{\"ok\":true}");
+                const char *ct = json_string_value(json_object_get(doc, "content_type"));
+                due->content_type = strdup(ct ? ct : "application/json");
+                json_t *header = json_object_get(doc, "header");
+                if (json_is_array(header) && json_array_size(header) == 2) {
+                    due->header_name = strdup(json_string_value(json_array_get(header, 0)));
+                    due->header_value = strdup(json_string_value(json_array_get(header, 1)));
+                }
+                due->due_ms = now_ms() + json_integer_value(json_object_get(doc, "delay_ms"));
+                due->next = pending;
+                pending = due;
+            }
+            json_decref(doc);
+        }
+        if (msg != NULL)
+            rd_kafka_message_destroy(msg);
+        for (due_t **at = &pending; *at != NULL;) {
+            due_t *due = *at;
+            if (due->due_ms <= now_ms()) {
+                send_reply(worker, producer, worker->reply_topic, due);
+                *at = due->next;
+                due_free(due);
+            } else {
+                at = &due->next;
+            }
+        }
+    }
+    while (pending != NULL) {
+        due_t *next = pending->next;
+        due_free(pending);
+        pending = next;
+    }
+    rd_kafka_flush(producer, 2000);
+    rd_kafka_destroy(producer);
+    rd_kafka_consumer_close(consumer);
+    rd_kafka_destroy(consumer);
+    return NULL;
+}
+
+sg_test_worker_t *sg_test_worker_start(const char *bootstrap, const char *request_topic, int partitions,
+                                       const char *reply_topic)
+{
+    sg_test_worker_t *worker = calloc(1, sizeof(*worker));
+    snprintf(worker->bootstrap, sizeof(worker->bootstrap), "%s", bootstrap);
+    snprintf(worker->request_topic, sizeof(worker->request_topic), "%s", request_topic);
+    snprintf(worker->reply_topic, sizeof(worker->reply_topic), "%s", reply_topic);
+    worker->partitions = partitions;
+    if (pthread_create(&worker->thread, NULL, worker_main, worker) != 0) {
+        free(worker);
+        return NULL;
+    }
+    return worker;
+}
+
+void sg_test_worker_stop(sg_test_worker_t *worker)
+{
+    if (worker == NULL)
+        return;
+    atomic_store(&worker->stop, 1);
+    pthread_join(worker->thread, NULL);
+    free(worker);
+}
+
+int64_t sg_test_worker_last_reply_ms(const sg_test_worker_t *worker)
+{
+    return atomic_load(&worker->last_reply_ms);
 }

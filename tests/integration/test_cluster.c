@@ -24,7 +24,8 @@ static sg_test_proc_t cluster;
 
 static int setup(void **state)
 {
-    const char *args[] = {"--brokers", "2", "--topic", "ext.commands:3", NULL};
+    const char *args[] = {"--brokers", "2", "--topic", "ext.commands:3", "--topic", "mi.requests:2", "--topic",
+                          "mi.replies:2", NULL};
     return sg_test_cluster_start(&cluster, args);
 }
 
@@ -199,10 +200,63 @@ static void test_create_topics_failure_stops_the_start(void **state)
     sg_test_remove_temp(path);
 }
 
+static void start_instance(sg_test_proc_t *gw)
+{
+    char config[2048];
+    snprintf(config, sizeof(config),
+             "listen: [\"127.0.0.1:0\"]\n"
+             "data_dir: @DIR@/data\n"
+             "kafka: {brokers: \"%s\"}\n"
+             "requests: {secret: \"one deployment, one secret\"}\n"
+             "routes:\n"
+             "  - {name: mi, method: POST, path: /mi, topic: mi.requests, reply: {topic: mi.replies, timeout: 500ms}}\n",
+             cluster.bootstrap);
+    assert_int_equal(sg_test_gateway_start(gw, config), 0);
+}
+
+static void test_request_on_one_instance_polled_on_another(void **state)
+{
+    sg_test_proc_t a, b;
+    start_instance(&a);
+    start_instance(&b);
+    sg_test_worker_t *worker = sg_test_worker_start(cluster.bootstrap, "mi.requests", 2, "mi.replies");
+    assert_non_null(worker);
+
+    sg_test_response_t res;
+    const char body[] = "{\"delay_ms\":1200,\"status\":\"201\",\"body\":{\"made_on\":\"a\"}}";
+    assert_int_equal(sg_test_http(&a, "POST", "/mi", "Content-Type: application/json\r\n", body, strlen(body), &res), 0);
+    assert_int_equal(res.status, 202); /* the worker takes longer than the route's 500 ms */
+    char location[128];
+    assert_non_null(sg_test_header(&res, "location", location, sizeof(location)));
+    sg_test_response_free(&res);
+
+    /* B has never seen this request, yet knows the id is genuine and pending... */
+    assert_int_equal(sg_test_http(&b, "GET", location, NULL, NULL, 0, &res), 0);
+    assert_int_equal(res.status, 200);
+    assert_non_null(strstr(res.body, "\"state\":\"pending\""));
+    sg_test_response_free(&res);
+    /* ...and, reading every reply partition itself, answers the long-poll when the reply lands */
+    assert_int_equal(sg_test_http(&b, "GET", location, "Prefer: wait=10\r\n", NULL, 0, &res), 0);
+    assert_int_equal(res.status, 200);
+    json_t *doc = json_loads(res.body, 0, NULL);
+    assert_non_null(doc);
+    assert_string_equal(json_string_value(json_object_get(doc, "state")), "done");
+    json_t *response = json_object_get(doc, "response");
+    assert_int_equal(json_integer_value(json_object_get(response, "status")), 201);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(response, "body"), "made_on")), "a");
+    json_decref(doc);
+    sg_test_response_free(&res);
+
+    sg_test_worker_stop(worker);
+    assert_int_equal(sg_test_proc_stop(&a), 0);
+    assert_int_equal(sg_test_proc_stop(&b), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gateway_on_separate_cluster),
+        cmocka_unit_test(test_request_on_one_instance_polled_on_another),
         cmocka_unit_test(test_sigterm_finishes_inflight_commands),
         cmocka_unit_test(test_produce_timeout_is_503),
         cmocka_unit_test(test_full_producer_queue_is_503),

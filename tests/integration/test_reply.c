@@ -1,8 +1,7 @@
 /*
- * Request-reply end to end: the real gateway on its embedded cluster, and a worker in this
- * process (a librdkafka consumer + producer on their own thread) that answers by the header
- * contract. Each request body tells the worker what to do ({"status","delay_ms","headers",
- * "body","content_type","no_reply","bad_status"}), so one worker serves every case.
+ * Request-reply end to end: the real gateway on its embedded cluster, and the harness's worker
+ * (a librdkafka consumer + producer on a thread of this process) answering by the header
+ * contract, as each request body tells it.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -40,23 +39,7 @@ static const char config[] = "listen: [\"127.0.0.1:0\"]\n"
 
 static sg_test_proc_t gw;
 
-/* --- the worker ------------------------------------------------------------------------- */
-
-typedef struct st_due_t {
-    int64_t due_ms;
-    char *correlation;
-    size_t correlation_len;
-    char status[8];
-    char *body;
-    char *content_type;
-    char *header_name, *header_value;
-    struct st_due_t *next;
-} due_t;
-
-static pthread_t worker_thread;
-static atomic_int worker_stop;
-static atomic_int worker_replies;
-static _Atomic int64_t worker_last_reply_ms; /* monotonic time of the last reply produced */
+static sg_test_worker_t *worker;
 
 static int64_t now_ms(void)
 {
@@ -65,126 +48,17 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void send_reply(rd_kafka_t *producer, const char *reply_topic, const due_t *due)
-{
-    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(4);
-    rd_kafka_header_add(hdrs, "kafka_correlationId", -1, due->correlation, (ssize_t)due->correlation_len);
-    rd_kafka_header_add(hdrs, ":status", -1, due->status, -1);
-    rd_kafka_header_add(hdrs, "content-type", -1, due->content_type, -1);
-    if (due->header_name != NULL)
-        rd_kafka_header_add(hdrs, due->header_name, -1, due->header_value, -1);
-    rd_kafka_header_add(hdrs, "x-secret", -1, "not for clients", -1);
-    rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(reply_topic), RD_KAFKA_V_VALUE(due->body, strlen(due->body)),
-                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
-    atomic_fetch_add(&worker_replies, 1);
-    atomic_store(&worker_last_reply_ms, now_ms());
-}
-
-static void due_free(due_t *due)
-{
-    free(due->correlation);
-    free(due->body);
-    free(due->content_type);
-    free(due->header_name);
-    free(due->header_value);
-    free(due);
-}
-
-static void *worker_main(void *arg)
-{
-    const char *bootstrap = arg;
-    char err[256];
-    rd_kafka_conf_t *cconf = rd_kafka_conf_new();
-    rd_kafka_conf_set(cconf, "bootstrap.servers", bootstrap, err, sizeof(err));
-    rd_kafka_conf_set(cconf, "group.id", "test-worker", err, sizeof(err));
-    rd_kafka_conf_set(cconf, "fetch.wait.max.ms", "5", err, sizeof(err));
-    rd_kafka_t *consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cconf, err, sizeof(err));
-    rd_kafka_conf_t *pconf = rd_kafka_conf_new();
-    rd_kafka_conf_set(pconf, "bootstrap.servers", bootstrap, err, sizeof(err));
-    rd_kafka_conf_set(pconf, "linger.ms", "0", err, sizeof(err));
-    rd_kafka_t *producer = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, err, sizeof(err));
-    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(2);
-    rd_kafka_topic_partition_list_add(parts, "rr.requests", 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
-    rd_kafka_topic_partition_list_add(parts, "rr.requests", 1)->offset = RD_KAFKA_OFFSET_BEGINNING;
-    rd_kafka_assign(consumer, parts);
-    rd_kafka_topic_partition_list_destroy(parts);
-
-    due_t *pending = NULL;
-    while (!atomic_load(&worker_stop)) {
-        rd_kafka_message_t *msg = rd_kafka_consumer_poll(consumer, 5);
-        rd_kafka_poll(producer, 0);
-        if (msg != NULL && msg->err == 0) {
-            rd_kafka_headers_t *hdrs = NULL;
-            const void *corr = NULL, *reply_topic = NULL;
-            size_t corr_len = 0, topic_len = 0;
-            json_t *doc = json_loadb(msg->payload, msg->len, 0, NULL);
-            if (rd_kafka_message_headers(msg, &hdrs) == 0 &&
-                rd_kafka_header_get_last(hdrs, "kafka_correlationId", &corr, &corr_len) == 0 &&
-                rd_kafka_header_get_last(hdrs, "kafka_replyTopic", &reply_topic, &topic_len) == 0 && doc != NULL &&
-                !json_is_true(json_object_get(doc, "no_reply"))) {
-                due_t *due = calloc(1, sizeof(*due));
-                due->correlation_len = corr_len;
-                due->correlation = malloc(corr_len);
-                memcpy(due->correlation, corr, corr_len);
-                if (json_is_string(json_object_get(doc, "forge")))
-                    memcpy(due->correlation, json_string_value(json_object_get(doc, "forge")),
-                           corr_len < strlen(json_string_value(json_object_get(doc, "forge")))
-                               ? corr_len
-                               : strlen(json_string_value(json_object_get(doc, "forge"))));
-                const char *status = json_string_value(json_object_get(doc, "status"));
-                snprintf(due->status, sizeof(due->status), "%s", status ? status : "200");
-                json_t *body = json_object_get(doc, "body");
-                due->body = body ? json_dumps(body, JSON_ENCODE_ANY | JSON_COMPACT) : strdup("{\"ok\":true}");
-                const char *ct = json_string_value(json_object_get(doc, "content_type"));
-                due->content_type = strdup(ct ? ct : "application/json");
-                json_t *header = json_object_get(doc, "header");
-                if (json_is_array(header) && json_array_size(header) == 2) {
-                    due->header_name = strdup(json_string_value(json_array_get(header, 0)));
-                    due->header_value = strdup(json_string_value(json_array_get(header, 1)));
-                }
-                due->due_ms = now_ms() + json_integer_value(json_object_get(doc, "delay_ms"));
-                due->next = pending;
-                pending = due;
-            }
-            json_decref(doc);
-        }
-        if (msg != NULL)
-            rd_kafka_message_destroy(msg);
-        for (due_t **at = &pending; *at != NULL;) {
-            due_t *due = *at;
-            if (due->due_ms <= now_ms()) {
-                send_reply(producer, "rr.replies", due);
-                *at = due->next;
-                due_free(due);
-            } else {
-                at = &due->next;
-            }
-        }
-    }
-    while (pending != NULL) {
-        due_t *next = pending->next;
-        due_free(pending);
-        pending = next;
-    }
-    rd_kafka_flush(producer, 2000);
-    rd_kafka_destroy(producer);
-    rd_kafka_consumer_close(consumer);
-    rd_kafka_destroy(consumer);
-    return NULL;
-}
-
 static int setup(void **state)
 {
     if (sg_test_gateway_start(&gw, config) != 0)
         return -1;
-    pthread_create(&worker_thread, NULL, worker_main, gw.bootstrap);
-    return 0;
+    worker = sg_test_worker_start(gw.bootstrap, "rr.requests", 2, "rr.replies");
+    return worker != NULL ? 0 : -1;
 }
 
 static int teardown(void **state)
 {
-    atomic_store(&worker_stop, 1);
-    pthread_join(worker_thread, NULL);
+    sg_test_worker_stop(worker);
     return sg_test_proc_stop(&gw) == 0 ? 0 : -1;
 }
 
@@ -417,7 +291,7 @@ static void test_status_pending_then_long_poll_done(void **state)
     /* long-poll: returns as soon as the reply is recorded, well before the 5 s wait */
     int64_t elapsed;
     doc = get_status(&gw, id, "Prefer: wait=5\r\n", &status, &elapsed);
-    int64_t since_reply = now_ms() - atomic_load(&worker_last_reply_ms);
+    int64_t since_reply = now_ms() - sg_test_worker_last_reply_ms(worker);
     assert_int_equal(status, 200);
     assert_string_equal(json_string_value(json_object_get(doc, "state")), "done");
     assert_true(elapsed < 4000);
@@ -487,11 +361,10 @@ static void test_completed_request_survives_restart(void **state)
     json_decref(doc);
 
     /* the worker is tied to the old embedded cluster: stop it, restart the gateway */
-    atomic_store(&worker_stop, 1);
-    pthread_join(worker_thread, NULL);
+    sg_test_worker_stop(worker);
     assert_int_equal(sg_test_gateway_restart(&gw), 0);
-    atomic_store(&worker_stop, 0);
-    pthread_create(&worker_thread, NULL, worker_main, gw.bootstrap);
+    worker = sg_test_worker_start(gw.bootstrap, "rr.requests", 2, "rr.replies");
+    assert_non_null(worker);
 
     doc = get_status(&gw, id, NULL, &status, NULL);
     assert_int_equal(status, 200);
