@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include <jansson.h>
+#include <openssl/evp.h>
 
 #include "gateway_int.h"
 #include "keys.h"
@@ -46,6 +47,8 @@ typedef struct st_sg_cmd_t {
     unsigned dr_pending : 1, in_table : 1, async : 1, timed_out : 1, completed : 1, acked : 1;
     h2o_timeout_entry_t timeout_entry;
     h2o_linklist_t waiting; /* in loop->waiting while a reply route waits */
+    char *idem_key; /* Idempotency-Key this request claimed (owned), or NULL */
+    size_t idem_key_len;
     /* filled on the bridge thread before the hand-off */
     int err;
     const char *errstr;
@@ -305,6 +308,135 @@ static int extract_key(h2o_req_t *req, const sg_route_conf_t *route, const sg_pa
 
 static void on_wait_timeout(h2o_timeout_entry_t *entry);
 
+/* --- Idempotency-Key ---------------------------------------------------------------------- */
+
+#define SG_IDEM_MAX_KEY 255
+
+static const char *reason_phrase(int status);
+
+/* Replays a recorded outcome: what the first request got, marked as a replay. */
+static void replay_outcome(h2o_req_t *req, const sg_request_record_t *rec)
+{
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("idempotent-replayed"), 0, NULL, H2O_STRLIT("true"));
+    if (rec->token != NULL)
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("consistency-token"), 0, NULL,
+                              h2o_strdup(&req->pool, rec->token, SIZE_MAX).base, strlen(rec->token));
+    json_t *headers = rec->headers_json != NULL ? json_loads(rec->headers_json, 0, NULL) : NULL;
+    const char *name;
+    json_t *value;
+    json_object_foreach(headers, name, value)
+    {
+        if (json_is_string(value))
+            h2o_add_header_by_str(&req->pool, &req->res.headers, h2o_strdup(&req->pool, name, SIZE_MAX).base,
+                                  strlen(name), 0, NULL, h2o_strdup(&req->pool, json_string_value(value), SIZE_MAX).base,
+                                  json_string_length(value));
+    }
+    json_decref(headers);
+    sg_http_respond(req, rec->status, reason_phrase(rec->status), rec->content_type ? rec->content_type : "application/json",
+                    rec->body != NULL ? rec->body : "", rec->body_len);
+}
+
+/* Handles the Idempotency-Key header. Returns 1 when the request was answered here (replay,
+ * 409, 422, 400), 0 when it should go on; then *claimed says whether this request now holds the
+ * key (cmd_id_text is the id it was claimed for). */
+static int check_idempotency(h2o_req_t *req, const sg_route_conf_t *route, const char *cmd_id_text, char **key_out,
+                             size_t *key_len_out)
+{
+    sg_server_t *server = sg_loop_of(req)->server;
+    h2o_iovec_t key = find_header(req, H2O_STRLIT("idempotency-key"));
+    *key_out = NULL;
+    if (key.base == NULL)
+        return 0;
+    if (key.len >= 2 && key.base[0] == '"' && key.base[key.len - 1] == '"') { /* quoted (structured field) */
+        key.base += 1;
+        key.len -= 2;
+    }
+    int printable = key.len > 0 && key.len <= SG_IDEM_MAX_KEY;
+    for (size_t i = 0; printable && i < key.len; ++i)
+        printable = key.base[i] >= 0x21 && key.base[i] <= 0x7e;
+    if (!printable) {
+        sg_problem_send(req, 400, "Bad Request", "invalid-idempotency-key", "Invalid Idempotency-Key",
+                        "Idempotency-Key", "Idempotency-Key must be 1..%d printable ASCII characters", SG_IDEM_MAX_KEY);
+        return 1;
+    }
+    uint8_t digest[32];
+    unsigned int digest_len = 0;
+    if (EVP_Digest(req->entity.base, req->entity.len, digest, &digest_len, EVP_sha256(), NULL) != 1)
+        abort();
+    int64_t now = sg_now_ms();
+    sg_idem_result_t result;
+    char err[256];
+    if (sg_store_idem_claim(server->store, route->name, key.base, key.len, digest, cmd_id_text, SG_REQID_TEXT_LEN, now,
+                            now + server->conf->requests.retention_ms, &result, err, sizeof(err)) != 0) {
+        fprintf(stderr, "streamgate: idempotency store: %s\n", err);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+        sg_problem_send(req, 503, "Service Unavailable", "store-unavailable", "Store Unavailable", NULL,
+                        "the idempotency record could not be read");
+        return 1;
+    }
+    if (result.kind == SG_IDEM_CLAIMED) {
+        *key_out = malloc(key.len);
+        if (*key_out == NULL)
+            abort();
+        memcpy(*key_out, key.base, key.len);
+        *key_len_out = key.len;
+        return 0;
+    }
+    if (result.kind == SG_IDEM_MISMATCH) {
+        sg_problem_send(req, 422, "Unprocessable Content", "idempotency-key-reused", "Idempotency-Key Reused",
+                        "Idempotency-Key", "this Idempotency-Key was first used with a different request body");
+        return 1;
+    }
+    /* Same body: replay the first outcome if it is recorded (a reply route's claim is done once
+     * its reply is recorded, on whichever instance), else the first is still in flight. */
+    sg_request_record_t rec;
+    int rc = sg_store_get_request(server->store, result.request_id, result.request_id_len, now, &rec, err, sizeof(err));
+    if (rc == 0 && rec.state == SG_REQUEST_DONE) {
+        replay_outcome(req, &rec);
+        sg_request_record_dispose(&rec);
+        return 1;
+    }
+    if (rc == 0)
+        sg_request_record_dispose(&rec);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+    sg_problem_send(req, 409, "Conflict", "idempotency-key-in-flight", "Request In Flight", "Idempotency-Key",
+                    "a request with this Idempotency-Key is still in flight");
+    return 1;
+}
+
+/* The first outcome of a command route (no reply) is its 202: recorded so a retry with the same
+ * Idempotency-Key gets the same topic, partition and offset. Bridge thread. */
+static void record_accepted(sg_server_t *server, const sg_cmd_t *cmd)
+{
+    char body[384], token[320];
+    int len = snprintf(body, sizeof(body), "{\"topic\":\"%s\",\"partition\":%" PRId32 ",\"offset\":%" PRId64 "}",
+                       cmd->route->topic, cmd->partition, cmd->offset);
+    size_t tlen = sg_token_encode_one(cmd->route->topic, cmd->partition, cmd->offset, cmd->timestamp_ms, token,
+                                      sizeof(token));
+    sg_request_record_t rec = {.state = SG_REQUEST_DONE,
+                               .status = 202,
+                               .content_type = "application/json",
+                               .body = body,
+                               .body_len = (size_t)len,
+                               .created_ms = cmd->create_ms,
+                               .completed_ms = cmd->timestamp_ms,
+                               .expires_ms = cmd->create_ms + server->conf->requests.retention_ms,
+                               .token = tlen > 0 && tlen < sizeof(token) ? token : NULL};
+    char err[256];
+    if (sg_store_put_request(server->store, cmd->id_text, SG_REQID_TEXT_LEN, &rec, err, sizeof(err)) < 0 ||
+        sg_store_idem_complete(server->store, cmd->route->name, cmd->idem_key, cmd->idem_key_len, cmd->id_text,
+                               SG_REQID_TEXT_LEN, err, sizeof(err)) < 0)
+        fprintf(stderr, "streamgate: idempotency store: %s\n", err);
+}
+
+static void release_claim(sg_server_t *server, const sg_cmd_t *cmd)
+{
+    char err[256];
+    if (sg_store_idem_release(server->store, cmd->route->name, cmd->idem_key, cmd->idem_key_len, cmd->id_text,
+                              SG_REQID_TEXT_LEN, err, sizeof(err)) < 0)
+        fprintf(stderr, "streamgate: idempotency store: %s\n", err);
+}
+
 /* RFC 7240 Prefer: "respond-async" and "wait=SECONDS" (any number of Prefer headers, comma-
  * separated preferences, parameters after ';' ignored). A wait longer than the route's
  * max_timeout is cut to it. */
@@ -401,9 +533,16 @@ static void handle_command(h2o_req_t *req, size_t route_index, const sg_path_mat
     cmd->id = (sg_reqid_t){.time_ms = (uint64_t)cmd->create_ms, .instance = server->instance_id,
                            .loop = (uint16_t)loop->index, .counter = ++loop->reqid_counter};
     sg_reqid_format(&server->reqid_key, &cmd->id, cmd->id_text);
+    if (check_idempotency(req, route, cmd->id_text, &cmd->idem_key, &cmd->idem_key_len)) {
+        free(cmd);
+        return;
+    }
     if (route->has_reply) {
         /* In the table before producing: the reply may overtake the delivery report. */
         if (sg_corr_insert(loop->pending, &cmd->id, cmd) != SG_CORR_OK) {
+            if (cmd->idem_key != NULL)
+                release_claim(server, cmd);
+            free(cmd->idem_key);
             free(cmd);
             h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
             sg_problem_send(req, 503, "Service Unavailable", "too-many-pending", "Too Many Pending Requests", NULL,
@@ -429,6 +568,9 @@ static void handle_command(h2o_req_t *req, size_t route_index, const sg_path_mat
     if (rc != SG_BRIDGE_OK) {
         if (cmd->in_table)
             sg_corr_remove(loop->pending, &cmd->id);
+        if (cmd->idem_key != NULL)
+            release_claim(server, cmd);
+        free(cmd->idem_key);
         free(cmd);
         if (rc == SG_BRIDGE_E_TOO_LARGE)
             sg_problem_send(req, 413, "Payload Too Large", "body-too-large", "Payload Too Large", "body",
@@ -465,6 +607,12 @@ void sg_handlers_on_delivery(void *opaque, const sg_delivery_t *delivery)
     /* Recorded here, off the loops: from now on any instance can say this request is pending. */
     if (cmd->route->has_reply && cmd->err == SG_BRIDGE_OK)
         sg_requests_record_pending(cmd->loop->server, cmd->id_text, cmd->create_ms);
+    if (cmd->idem_key != NULL) {
+        if (cmd->err != SG_BRIDGE_OK)
+            release_claim(cmd->loop->server, cmd); /* not in Kafka: a retry may claim the key again */
+        else if (!cmd->route->has_reply)
+            record_accepted(cmd->loop->server, cmd);
+    }
     h2o_multithread_send_message(&cmd->loop->deliveries, &cmd->message);
 }
 
@@ -556,6 +704,7 @@ static void maybe_free(sg_cmd_t *cmd)
     if (cmd->dr_pending || !cmd->completed)
         return;
     atomic_fetch_sub(&cmd->loop->server->inflight, 1);
+    free(cmd->idem_key);
     free(cmd);
 }
 

@@ -288,6 +288,56 @@ static void test_concurrent_load_on_every_loop(void **state)
     assert_non_null(strstr(out, "status codes: 20000 2xx"));
 }
 
+static void test_idempotency_key_replays_the_first_202(void **state)
+{
+    int64_t before = sg_test_topic_count(gw.bootstrap, "orders.commands");
+    const char body[] = "{\"customerId\":\"idem\",\"n\":1}";
+    sg_test_response_t first, again, quoted, other;
+    const char *headers = "Content-Type: application/json\r\nIdempotency-Key: order-123\r\n";
+    assert_int_equal(sg_test_http(&gw, "POST", "/orders", headers, body, strlen(body), &first), 0);
+    assert_int_equal(first.status, 202);
+    char value[512], token[512];
+    assert_null(sg_test_header(&first, "idempotent-replayed", value, sizeof(value)));
+    assert_non_null(sg_test_header(&first, "consistency-token", token, sizeof(token)));
+
+    assert_int_equal(sg_test_http(&gw, "POST", "/orders", headers, body, strlen(body), &again), 0);
+    assert_int_equal(again.status, 202);
+    assert_string_equal(again.body, first.body); /* same topic, partition and offset */
+    assert_string_equal(sg_test_header(&again, "idempotent-replayed", value, sizeof(value)), "true");
+    assert_string_equal(sg_test_header(&again, "consistency-token", value, sizeof(value)), token);
+
+    /* the quoted form is the same key */
+    assert_int_equal(sg_test_http(&gw, "POST", "/orders",
+                                  "Content-Type: application/json\r\nIdempotency-Key: \"order-123\"\r\n", body,
+                                  strlen(body), &quoted),
+                     0);
+    assert_int_equal(quoted.status, 202);
+    assert_string_equal(quoted.body, first.body);
+
+    /* same key, different body */
+    const char changed[] = "{\"customerId\":\"idem\",\"n\":2}";
+    assert_int_equal(sg_test_http(&gw, "POST", "/orders", headers, changed, strlen(changed), &other), 0);
+    assert_int_equal(other.status, 422);
+    assert_non_null(strstr(other.body, "urn:streamgate:problem:idempotency-key-reused"));
+    sg_test_response_free(&first);
+    sg_test_response_free(&again);
+    sg_test_response_free(&quoted);
+    sg_test_response_free(&other);
+
+    /* malformed keys */
+    const char *bad[] = {"Idempotency-Key: has space\r\n", "Idempotency-Key: \"\"\r\n"};
+    for (size_t i = 0; i < 2; ++i) {
+        char h[256];
+        snprintf(h, sizeof(h), "Content-Type: application/json\r\n%s", bad[i]);
+        assert_int_equal(sg_test_http(&gw, "POST", "/orders", h, body, strlen(body), &other), 0);
+        assert_int_equal(other.status, 400);
+        assert_non_null(strstr(other.body, "urn:streamgate:problem:invalid-idempotency-key"));
+        sg_test_response_free(&other);
+    }
+    /* one event in Kafka for all of that */
+    assert_int_equal(sg_test_topic_count(gw.bootstrap, "orders.commands"), before + 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -298,6 +348,7 @@ int main(void)
         cmocka_unit_test(test_header_key_and_no_key),
         cmocka_unit_test(test_health_and_ready),
         cmocka_unit_test(test_cors),
+        cmocka_unit_test(test_idempotency_key_replays_the_first_202),
         cmocka_unit_test(test_http2_and_keepalive),
         cmocka_unit_test(test_concurrent_load_on_every_loop),
     };

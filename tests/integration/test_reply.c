@@ -402,6 +402,58 @@ static void test_status_expires_after_retention(void **state)
     assert_int_equal(sg_test_proc_stop(&small), 0);
 }
 
+typedef struct {
+    const char *key;
+    const char *body;
+    int status;
+    char replayed[16];
+    char body_out[256];
+} idem_call_t;
+
+static void *idem_post(void *arg)
+{
+    idem_call_t *call = arg;
+    char headers[256];
+    snprintf(headers, sizeof(headers), "Content-Type: application/json\r\nIdempotency-Key: %s\r\n", call->key);
+    sg_test_response_t res;
+    if (sg_test_http(&gw, "POST", "/orders", headers, call->body, strlen(call->body), &res) == 0) {
+        call->status = res.status;
+        if (sg_test_header(&res, "idempotent-replayed", call->replayed, sizeof(call->replayed)) == NULL)
+            call->replayed[0] = '\0';
+        snprintf(call->body_out, sizeof(call->body_out), "%s", res.body);
+        sg_test_response_free(&res);
+    }
+    return NULL;
+}
+
+static void test_idempotency_key_with_replies(void **state)
+{
+    int64_t before = sg_test_topic_count(gw.bootstrap, "rr.requests");
+    const char body[] = "{\"delay_ms\":700,\"status\":\"201\",\"body\":{\"charged\":1}}";
+    /* two at once: exactly one goes to Kafka, the other is told it is in flight */
+    idem_call_t a = {.key = "pay-1", .body = body}, b = {.key = "pay-1", .body = body};
+    pthread_t ta, tb;
+    pthread_create(&ta, NULL, idem_post, &a);
+    pthread_create(&tb, NULL, idem_post, &b);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    idem_call_t *winner = a.status == 201 ? &a : &b, *loser = a.status == 201 ? &b : &a;
+    assert_int_equal(winner->status, 201);
+    assert_string_equal(winner->body_out, "{\"charged\":1}");
+    assert_int_equal(loser->status, 409);
+    assert_non_null(strstr(loser->body_out, "urn:streamgate:problem:idempotency-key-in-flight"));
+    /* after the first completed: the same outcome, replayed, without producing again */
+    idem_call_t c = {.key = "pay-1", .body = body};
+    idem_post(&c);
+    assert_int_equal(c.status, 201);
+    assert_string_equal(c.body_out, "{\"charged\":1}");
+    assert_string_equal(c.replayed, "true");
+    idem_call_t d = {.key = "pay-1", .body = "{\"delay_ms\":1}"};
+    idem_post(&d);
+    assert_int_equal(d.status, 422);
+    assert_int_equal(sg_test_topic_count(gw.bootstrap, "rr.requests"), before + 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -414,6 +466,7 @@ int main(void)
         cmocka_unit_test(test_forged_reply_is_ignored),
         cmocka_unit_test(test_many_concurrent_sync_requests),
         cmocka_unit_test(test_pending_limit_is_503),
+        cmocka_unit_test(test_idempotency_key_with_replies),
         cmocka_unit_test(test_status_pending_then_long_poll_done),
         cmocka_unit_test(test_status_after_sync_timeout),
         cmocka_unit_test(test_status_of_forged_or_mangled_ids_is_404),
