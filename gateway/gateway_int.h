@@ -65,7 +65,8 @@ struct st_sg_server_t {
     size_t n_reply_allowed_headers;
     atomic_int draining;
     atomic_long inflight; /* commands produced and not yet completed, all loops */
-    atomic_long replies_dropped; /* replies for unknown, expired or foreign requests */
+    atomic_long replies_dropped;   /* replies with a forged/unknown id or past retention */
+    atomic_long replies_unawaited; /* genuine replies recorded with nobody waiting on this instance */
     atomic_long watchers;        /* long-polls parked on any loop */
     sg_store_t *store;           /* request outcomes (RocksDB at <data_dir>/state) */
 };

@@ -191,6 +191,41 @@ static void handle_builtin(h2o_req_t *req, int ready_check)
     sg_http_respond(req, 200, "OK", "application/json", body, sizeof(body) - 1);
 }
 
+/* Prometheus text format. Only what the gateway can report exactly, from atomics (no locks, no
+ * loop-private state read from another thread). */
+static void handle_metrics(h2o_req_t *req)
+{
+    sg_server_t *server = sg_loop_of(req)->server;
+    if (!is_get_or_head(req)) {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("GET, HEAD"));
+        sg_problem_send(req, 405, "Method Not Allowed", "method-not-allowed", "Method Not Allowed", NULL,
+                        "%.*s is not allowed here; use GET", (int)req->method.len, req->method.base);
+        return;
+    }
+    char *text = h2o_mem_alloc_pool(&req->pool, 2048);
+    int len = snprintf(text, 2048,
+                       "# HELP streamgate_inflight_requests Commands produced and not yet completed.\n"
+                       "# TYPE streamgate_inflight_requests gauge\n"
+                       "streamgate_inflight_requests %ld\n"
+                       "# HELP streamgate_replies_dropped_total Replies dropped unrecorded: forged or unknown id, "
+                       "or past requests.retention.\n"
+                       "# TYPE streamgate_replies_dropped_total counter\n"
+                       "streamgate_replies_dropped_total %ld\n"
+                       "# HELP streamgate_replies_unawaited_total Genuine replies recorded while no HTTP request "
+                       "waited for them.\n"
+                       "# TYPE streamgate_replies_unawaited_total counter\n"
+                       "streamgate_replies_unawaited_total %ld\n"
+                       "# HELP streamgate_status_watchers Long-polls and event streams waiting on request status.\n"
+                       "# TYPE streamgate_status_watchers gauge\n"
+                       "streamgate_status_watchers %ld\n"
+                       "# HELP streamgate_kafka_ready Whether metadata is fetched and reply partitions assigned.\n"
+                       "# TYPE streamgate_kafka_ready gauge\n"
+                       "streamgate_kafka_ready %d\n",
+                       atomic_load(&server->inflight), atomic_load(&server->replies_dropped),
+                       atomic_load(&server->replies_unawaited), atomic_load(&server->watchers), sg_bridge_is_ready(server->bridge));
+    sg_http_respond(req, 200, "OK", "text/plain; version=0.0.4", text, (size_t)len);
+}
+
 static int is_reserved_path(const char *path, size_t len)
 {
     static const char *const prefixes[] = {"/requests", "/tables", "/registry", "/metrics", "/openapi.json"};
@@ -837,8 +872,9 @@ void sg_handlers_on_replies(h2o_multithread_receiver_t *receiver, h2o_linklist_t
         sg_reply_msg_t *reply = H2O_STRUCT_FROM_MEMBER(sg_reply_msg_t, message, message);
         sg_cmd_t *cmd = sg_corr_find(loop->pending, &reply->id);
         if (cmd == NULL) {
-            /* answered by its deadline already, client gone, or from before a restart */
-            atomic_fetch_add(&loop->server->replies_dropped, 1);
+            /* recorded for GET /requests/{id}, but nobody waits here any more: answered at its
+             * deadline, asynchronous, client gone, or from before a restart */
+            atomic_fetch_add(&loop->server->replies_unawaited, 1);
         } else {
             if (cmd->req != NULL)
                 respond_with_reply(cmd->req, cmd, reply);
@@ -934,7 +970,9 @@ void sg_handlers_on_reply(void *ctx, const sg_reply_t *reply)
     sg_server_t *server = ctx;
     sg_reqid_t id;
     if (reply->correlation_id == NULL ||
-        sg_reqid_parse(&server->reqid_key, reply->correlation_id, reply->correlation_len, &id) != 0) {
+        sg_reqid_parse(&server->reqid_key, reply->correlation_id, reply->correlation_len, &id) != 0 ||
+        (int64_t)id.time_ms + server->conf->requests.retention_ms <= sg_now_ms()) {
+        /* not ours (forged, mangled, another deployment) or past its retention: dropped */
         atomic_fetch_add(&server->replies_dropped, 1);
         return;
     }
@@ -999,6 +1037,10 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     }
     if (h2o_memis(path, path_len, H2O_STRLIT("/readyz"))) {
         handle_builtin(req, 1);
+        return 0;
+    }
+    if (h2o_memis(path, path_len, H2O_STRLIT("/metrics"))) {
+        handle_metrics(req);
         return 0;
     }
     if (path_len > sizeof("/requests/") - 1 && memcmp(path, "/requests/", sizeof("/requests/") - 1) == 0) {

@@ -33,6 +33,12 @@ typedef struct st_sg_watch_t {
     sg_reqid_t id;
     char id_text[SG_REQID_TEXT_LEN + 1];
     h2o_timeout_entry_t timeout_entry;
+    int linked; /* in loop->watchers (and counted in server->watchers) */
+    /* Accept: text/event-stream: the response stays open; freed when the request is disposed */
+    int sse;
+    h2o_generator_t generator;
+    int sending;        /* an h2o_send is waiting for proceed */
+    h2o_iovec_t queued; /* the final event, when it had to wait */
 } sg_watch_t;
 
 typedef struct st_sg_stored_msg_t {
@@ -98,7 +104,8 @@ static json_t *body_json(const sg_request_record_t *rec)
     return text != NULL ? text : json_null();
 }
 
-static void respond_state(h2o_req_t *req, const char *id_text, const char *state, const sg_request_record_t *rec)
+/* The status document {"id","state","response"}, in req's pool. */
+static h2o_iovec_t state_json(h2o_req_t *req, const char *id_text, const char *state, const sg_request_record_t *rec)
 {
     json_t *doc = json_pack("{s:s, s:s}", "id", id_text, "state", state);
     if (rec != NULL && rec->state == SG_REQUEST_DONE) {
@@ -109,15 +116,57 @@ static void respond_state(h2o_req_t *req, const char *id_text, const char *state
             json_object_set_new(headers, "content-type", json_string(rec->content_type));
         json_object_set_new(doc, "response",
                             json_pack("{s:i, s:o, s:o}", "status", rec->status, "headers", headers, "body", body_json(rec)));
-        if (rec->token != NULL)
-            h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("consistency-token"), 0, NULL,
-                                  h2o_strdup(&req->pool, rec->token, SIZE_MAX).base, strlen(rec->token));
     }
     size_t len = json_dumpb(doc, NULL, 0, JSON_COMPACT);
     char *body = h2o_mem_alloc_pool(&req->pool, len + 1);
     json_dumpb(doc, body, len, JSON_COMPACT);
     json_decref(doc);
-    sg_http_respond(req, 200, "OK", "application/json", body, len);
+    return h2o_iovec_init(body, len);
+}
+
+static void respond_state(h2o_req_t *req, const char *id_text, const char *state, const sg_request_record_t *rec)
+{
+    if (rec != NULL && rec->state == SG_REQUEST_DONE && rec->token != NULL)
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("consistency-token"), 0, NULL,
+                              h2o_strdup(&req->pool, rec->token, SIZE_MAX).base, strlen(rec->token));
+    h2o_iovec_t doc = state_json(req, id_text, state, rec);
+    sg_http_respond(req, 200, "OK", "application/json", doc.base, doc.len);
+}
+
+/* One SSE event: "event: <state>" and the status document as data. */
+static h2o_iovec_t sse_event(h2o_req_t *req, const char *id_text, const char *state, const sg_request_record_t *rec)
+{
+    h2o_iovec_t doc = state_json(req, id_text, state, rec);
+    size_t cap = doc.len + strlen(state) + 32;
+    char *text = h2o_mem_alloc_pool(&req->pool, cap);
+    int len = snprintf(text, cap, "event: %s\ndata: %.*s\n\n", state, (int)doc.len, doc.base);
+    return h2o_iovec_init(text, (size_t)len);
+}
+
+static void sse_send(sg_watch_t *watch, h2o_iovec_t event, h2o_send_state_t state)
+{
+    if (watch->sending) { /* h2o allows one send in flight: the final event waits for proceed */
+        watch->queued = event;
+        return;
+    }
+    watch->sending = 1;
+    h2o_send(watch->req, &event, 1, state);
+}
+
+static void on_sse_proceed(h2o_generator_t *generator, h2o_req_t *req)
+{
+    sg_watch_t *watch = H2O_STRUCT_FROM_MEMBER(sg_watch_t, generator, generator);
+    watch->sending = 0;
+    if (watch->queued.base != NULL) {
+        h2o_iovec_t event = watch->queued;
+        watch->queued = h2o_iovec_init(NULL, 0);
+        sse_send(watch, event, H2O_SEND_STATE_FINAL);
+    }
+}
+
+static void on_sse_stop(h2o_generator_t *generator, h2o_req_t *req)
+{
+    /* the client went away; the pool guard frees the watch when the request is disposed */
 }
 
 /* Reads the state of a valid id. Returns "done", "pending" or "expired"; rec is filled (and
@@ -138,38 +187,48 @@ static const char *lookup(sg_server_t *server, const sg_reqid_t *id, const char 
     return (int64_t)id->time_ms + server->conf->requests.retention_ms <= now ? "expired" : "pending";
 }
 
-static void watch_finish(sg_watch_t *watch, int answer)
+static void watch_unlink(sg_watch_t *watch)
 {
-    sg_server_t *server = watch->loop->server;
-    h2o_linklist_unlink(&watch->link);
+    if (watch->linked) {
+        h2o_linklist_unlink(&watch->link);
+        atomic_fetch_sub(&watch->loop->server->watchers, 1);
+        watch->linked = 0;
+    }
     if (h2o_timeout_is_linked(&watch->timeout_entry))
         h2o_timeout_unlink(&watch->timeout_entry);
-    atomic_fetch_sub(&server->watchers, 1);
-    if (watch->guard != NULL)
+}
+
+/* The state may have changed (or the wait ended): answer with the current state. A long-poll
+ * is answered and freed; an event stream gets its final event and is freed on dispose. */
+static void watch_finish(sg_watch_t *watch)
+{
+    sg_server_t *server = watch->loop->server;
+    watch_unlink(watch);
+    sg_request_record_t rec;
+    int have_rec;
+    const char *state = lookup(server, &watch->id, watch->id_text, &rec, &have_rec);
+    if (watch->sse) {
+        sse_send(watch, sse_event(watch->req, watch->id_text, state, have_rec ? &rec : NULL), H2O_SEND_STATE_FINAL);
+    } else {
         *watch->guard = NULL;
-    if (answer && watch->req != NULL) {
-        sg_request_record_t rec;
-        int have_rec;
-        const char *state = lookup(server, &watch->id, watch->id_text, &rec, &have_rec);
         respond_state(watch->req, watch->id_text, state, have_rec ? &rec : NULL);
-        if (have_rec)
-            sg_request_record_dispose(&rec);
+        free(watch);
     }
-    free(watch);
+    if (have_rec)
+        sg_request_record_dispose(&rec);
 }
 
 static void on_watch_timeout(h2o_timeout_entry_t *entry)
 {
-    watch_finish(H2O_STRUCT_FROM_MEMBER(sg_watch_t, timeout_entry, entry), 1);
+    watch_finish(H2O_STRUCT_FROM_MEMBER(sg_watch_t, timeout_entry, entry));
 }
 
 static void on_watch_guard_dispose(void *p)
 {
     sg_watch_t **guard = p;
     if (*guard != NULL) {
-        (*guard)->req = NULL;
-        (*guard)->guard = NULL;
-        watch_finish(*guard, 0);
+        watch_unlink(*guard);
+        free(*guard);
     }
 }
 
@@ -189,7 +248,7 @@ void sg_requests_on_stored(h2o_multithread_receiver_t *receiver, h2o_linklist_t 
             sg_watch_t *watch = H2O_STRUCT_FROM_MEMBER(sg_watch_t, link, at);
             at = at->next;
             if (same_id(&watch->id, &msg->id))
-                watch_finish(watch, 1);
+                watch_finish(watch);
         }
         free(msg);
     }
@@ -240,31 +299,60 @@ void sg_requests_handle(h2o_req_t *req, const char *path, size_t path_len)
     sg_request_record_t rec;
     int have_rec;
     const char *state = lookup(server, &id, text, &rec, &have_rec);
-    int64_t wait_ms = prefer_wait_ms(req);
-    if (strcmp(state, "pending") != 0 || wait_ms == 0) {
+    h2o_iovec_t accept = h2o_iovec_init(NULL, 0);
+    ssize_t accept_at = h2o_find_header(&req->headers, H2O_TOKEN_ACCEPT, -1);
+    if (accept_at >= 0)
+        accept = req->headers.entries[accept_at].value;
+    int sse = accept.base != NULL && h2o_strstr(accept.base, accept.len, H2O_STRLIT("text/event-stream")) != SIZE_MAX;
+    int64_t wait_ms = sse ? SG_WATCH_MAX_WAIT_MS : prefer_wait_ms(req);
+    if (strcmp(state, "pending") != 0 && !sse) {
+        respond_state(req, text, state, have_rec ? &rec : NULL);
+    } else if (wait_ms == 0) {
         respond_state(req, text, state, have_rec ? &rec : NULL);
     } else {
-        /* Long-poll: park until the bridge records the reply, or the wait ends. */
+        /* Park until the bridge records the reply, or the wait ends. */
         sg_watch_t *watch = calloc(1, sizeof(*watch));
         if (watch == NULL)
             abort();
         watch->loop = loop;
         watch->req = req;
         watch->id = id;
+        watch->sse = sse;
         memcpy(watch->id_text, text, sizeof(text));
-        h2o_linklist_insert(&loop->watchers, &watch->link);
-        atomic_fetch_add(&server->watchers, 1);
         watch->guard = h2o_mem_alloc_shared(&req->pool, sizeof(*watch->guard), on_watch_guard_dispose);
         *watch->guard = watch;
+        if (sse) {
+            /* The current state now; the stream stays open for the change (a minute at most,
+             * then EventSource reconnects). A request already settled gets one event. */
+            req->res.status = 200;
+            req->res.reason = "OK";
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/event-stream"));
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-cache"));
+            sg_cors_apply(server->conf, req);
+            watch->generator = (h2o_generator_t){on_sse_proceed, on_sse_stop};
+            h2o_start_response(req, &watch->generator);
+            int settled = strcmp(state, "pending") != 0;
+            sse_send(watch, sse_event(req, text, state, have_rec ? &rec : NULL),
+                     settled ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+            if (settled) {
+                if (have_rec)
+                    sg_request_record_dispose(&rec);
+                return;
+            }
+        }
+        h2o_linklist_insert(&loop->watchers, &watch->link);
+        watch->linked = 1;
+        atomic_fetch_add(&server->watchers, 1);
         watch->timeout_entry.cb = on_watch_timeout;
         h2o_timeout_link(loop->ctx.loop, sg_loop_wait_timeout(loop, wait_ms), &watch->timeout_entry);
         /* The reply may have been recorded between the lookup and the watch: look once more. */
         sg_request_record_t again;
         int have_again;
-        if (strcmp(lookup(server, &id, text, &again, &have_again), "pending") != 0)
-            watch_finish(watch, 1);
+        const char *now_state = lookup(server, &id, text, &again, &have_again);
         if (have_again)
             sg_request_record_dispose(&again);
+        if (strcmp(now_state, "pending") != 0)
+            watch_finish(watch);
     }
     if (have_rec)
         sg_request_record_dispose(&rec);

@@ -133,11 +133,26 @@ static void test_mapped_status_content_type_and_allowed_headers(void **state)
     sg_test_response_free(&res);
 }
 
+static long metric(sg_test_proc_t *target, const char *name)
+{
+    sg_test_response_t res;
+    assert_int_equal(sg_test_http(target, "GET", "/metrics", NULL, NULL, 0, &res), 0);
+    assert_int_equal(res.status, 200);
+    char needle[128];
+    snprintf(needle, sizeof(needle), "\n%s ", name);
+    const char *line = strstr(res.body, needle);
+    assert_non_null(line);
+    long value = strtol(line + strlen(needle), NULL, 10);
+    sg_test_response_free(&res);
+    return value;
+}
+
 static void test_reply_after_timeout_is_202_with_location(void **state)
 {
     sg_test_response_t res;
     char id[64];
     int64_t elapsed = post(NULL, "{\"delay_ms\":2500}", &res);
+    long unawaited_before = metric(&gw, "streamgate_replies_unawaited_total");
     assert_pending_202(&res, id);
     assert_true(elapsed >= 1400 && elapsed < 2400); /* the route's 1.5 s timeout */
     assert_null(sg_test_header(&res, "preference-applied", id, sizeof(id)));
@@ -149,6 +164,8 @@ static void test_reply_after_timeout_is_202_with_location(void **state)
     assert_int_equal(res.status, 200);
     assert_string_equal(res.body, "1");
     sg_test_response_free(&res);
+    /* the late reply found nobody waiting (it is recorded for polling) and was counted */
+    assert_int_equal(metric(&gw, "streamgate_replies_unawaited_total"), unawaited_before + 1);
 }
 
 static void test_prefer_wait_shortens_and_is_capped(void **state)
@@ -198,9 +215,11 @@ static void test_forged_reply_is_ignored(void **state)
      * request times out into a 202 instead of being answered by someone else's reply. */
     sg_test_response_t res;
     char id[64];
+    long dropped_before = metric(&gw, "streamgate_replies_dropped_total");
     post(NULL, "{\"forge\":\"AAAA\"}", &res);
     assert_pending_202(&res, id);
     sg_test_response_free(&res);
+    assert_int_equal(metric(&gw, "streamgate_replies_dropped_total"), dropped_before + 1);
 }
 
 static void test_many_concurrent_sync_requests(void **state)
@@ -311,6 +330,37 @@ static void test_status_pending_then_long_poll_done(void **state)
     json_decref(doc);
 }
 
+static void test_status_event_stream(void **state)
+{
+    sg_test_response_t res;
+    char id[64];
+    post("Prefer: respond-async\r\n", "{\"delay_ms\":600,\"body\":{\"streamed\":true}}", &res);
+    assert_pending_202(&res, id);
+    sg_test_response_free(&res);
+    char url[160], out[8192];
+    snprintf(url, sizeof(url), "http://%s:%u/requests/%s", gw.host, gw.port, id);
+    const char *curl[] = {"/usr/bin/curl", "-sSN", "--max-time", "10", "-H", "Accept: text/event-stream", url, NULL};
+    int64_t start = now_ms();
+    assert_int_equal(sg_test_run(curl, out, sizeof(out)), 0); /* the stream ends by itself */
+    assert_true(now_ms() - start < 5000);
+    const char *pending = strstr(out, "event: pending\ndata: {");
+    const char *done = strstr(out, "event: done\ndata: {");
+    if (pending == NULL || done == NULL)
+        fprintf(stderr, "stream: %s\n", out);
+    assert_non_null(pending);
+    assert_non_null(done);
+    assert_true(pending < done);
+    assert_non_null(strstr(done, "\"streamed\":true"));
+    assert_non_null(strstr(done, "\n\n"));
+
+    /* a settled request: one event, and the stream closes */
+    start = now_ms();
+    assert_int_equal(sg_test_run(curl, out, sizeof(out)), 0);
+    assert_true(now_ms() - start < 2000);
+    assert_null(strstr(out, "event: pending"));
+    assert_non_null(strstr(out, "event: done\ndata: {"));
+}
+
 static void test_status_after_sync_timeout(void **state)
 {
     sg_test_response_t res;
@@ -382,10 +432,13 @@ static void test_status_expires_after_retention(void **state)
                                                    "routes:\n  - {name: e, method: POST, path: /e, topic: e.requests,\n"
                                                    "     reply: {topic: e.replies, timeout: 1s}}\n"),
                      0);
+    /* the worker answers after 1.5 s, when the request is past its 1 s retention */
+    sg_test_worker_t *late = sg_test_worker_start(small.bootstrap, "e.requests", 1, "e.replies");
+    assert_non_null(late);
     sg_test_response_t res;
-    assert_int_equal(
-        sg_test_http(&small, "POST", "/e", "Content-Type: application/json\r\nPrefer: respond-async\r\n", "{}", 2, &res),
-        0);
+    assert_int_equal(sg_test_http(&small, "POST", "/e", "Content-Type: application/json\r\nPrefer: respond-async\r\n",
+                                  "{\"delay_ms\":1500}", 17, &res),
+                     0);
     char id[64];
     assert_pending_202(&res, id);
     sg_test_response_free(&res);
@@ -399,6 +452,14 @@ static void test_status_expires_after_retention(void **state)
     assert_int_equal(status, 200);
     assert_string_equal(json_string_value(json_object_get(doc, "state")), "expired");
     json_decref(doc);
+    /* the late reply is dropped (not recorded: the request stays expired) and counted */
+    for (int i = 0; i < 100 && metric(&small, "streamgate_replies_dropped_total") == 0; ++i)
+        nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
+    assert_int_equal(metric(&small, "streamgate_replies_dropped_total"), 1);
+    doc = get_status(&small, id, NULL, &status, NULL);
+    assert_string_equal(json_string_value(json_object_get(doc, "state")), "expired");
+    json_decref(doc);
+    sg_test_worker_stop(late);
     assert_int_equal(sg_test_proc_stop(&small), 0);
 }
 
@@ -469,6 +530,7 @@ int main(void)
         cmocka_unit_test(test_idempotency_key_with_replies),
         cmocka_unit_test(test_status_pending_then_long_poll_done),
         cmocka_unit_test(test_status_after_sync_timeout),
+        cmocka_unit_test(test_status_event_stream),
         cmocka_unit_test(test_status_of_forged_or_mangled_ids_is_404),
         cmocka_unit_test(test_status_expires_after_retention),
         cmocka_unit_test(test_completed_request_survives_restart),
