@@ -4,6 +4,7 @@
  * contract, as each request body tells it.
  */
 #include <pthread.h>
+#include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -29,13 +30,20 @@ static const char config[] = "listen: [\"127.0.0.1:0\"]\n"
                              "topics:\n"
                              "  - {name: rr.requests, partitions: 2}\n"
                              "  - {name: rr.replies, partitions: 2}\n"
+                             "  - {name: py.requests, partitions: 2}\n"
+                             "  - {name: py.replies, partitions: 1}\n"
                              "routes:\n"
                              "  - name: order\n"
                              "    method: POST\n"
                              "    path: /orders\n"
                              "    topic: rr.requests\n"
                              "    key: none\n"
-                             "    reply: {topic: rr.replies, timeout: 1500ms, max_timeout: 4s, headers: [x-order-id]}\n";
+                             "    reply: {topic: rr.replies, timeout: 1500ms, max_timeout: 4s, headers: [x-order-id]}\n"
+                             "  - name: py\n"
+                             "    method: POST\n"
+                             "    path: /py\n"
+                             "    topic: py.requests\n"
+                             "    reply: {topic: py.replies, timeout: 10s}\n";
 
 static sg_test_proc_t gw;
 
@@ -463,6 +471,42 @@ static void test_status_expires_after_retention(void **state)
     assert_int_equal(sg_test_proc_stop(&small), 0);
 }
 
+static void test_python_worker(void **state)
+{
+    /* kafka-python, an independent client, answers by the header contract */
+    char script[1024];
+    snprintf(script, sizeof(script), "%s/tests/integration/py_worker.py",
+             getenv("SG_SOURCE_ROOT") ? getenv("SG_SOURCE_ROOT") : ".");
+    int out[2];
+    assert_int_equal(pipe(out), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(out[1], 1);
+        close(out[0]);
+        execl("/usr/bin/python3", "python3", script, gw.bootstrap, "py.requests", (char *)NULL);
+        _exit(127);
+    }
+    close(out[1]);
+    char line[64] = "";
+    FILE *fp = fdopen(out[0], "r");
+    assert_non_null(fgets(line, sizeof(line), fp)); /* blocks until the worker is reading */
+    assert_string_equal(line, "ready\n");
+
+    sg_test_response_t res;
+    const char body[] = "{\"from\":\"c\"}";
+    assert_int_equal(sg_test_http(&gw, "POST", "/py", "Content-Type: application/json\r\n", body, strlen(body), &res), 0);
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    fclose(fp);
+    assert_int_equal(res.status, 201);
+    json_t *doc = json_loads(res.body, 0, NULL);
+    assert_non_null(doc);
+    assert_string_equal(json_string_value(json_object_get(doc, "worker")), "kafka-python");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(doc, "echo"), "from")), "c");
+    json_decref(doc);
+    sg_test_response_free(&res);
+}
+
 typedef struct {
     const char *key;
     const char *body;
@@ -519,6 +563,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sync_reply_200),
+        cmocka_unit_test(test_python_worker),
         cmocka_unit_test(test_mapped_status_content_type_and_allowed_headers),
         cmocka_unit_test(test_reply_after_timeout_is_202_with_location),
         cmocka_unit_test(test_prefer_wait_shortens_and_is_capped),
