@@ -347,12 +347,12 @@ static void test_demo_and_file(void **state)
     assert_int_equal(conf->listen[0].port, 8080);
     assert_true(conf->kafka.embedded);
     assert_string_equal(conf->data_dir, "./data");
-    assert_int_equal(conf->n_topics, 2);
+    assert_int_equal(conf->n_topics, 4);
     assert_string_equal(conf->topics[0].name, "orders.commands");
     assert_int_equal(conf->topics[0].partitions, 4);
     assert_string_equal(conf->topics[1].name, "profiles");
     assert_int_equal(conf->topics[1].partitions, 2);
-    assert_int_equal(conf->n_routes, 2);
+    assert_int_equal(conf->n_routes, 3);
     assert_string_equal(conf->routes[0].name, "place-order");
     assert_string_equal(conf->routes[0].method, "POST");
     assert_string_equal(conf->routes[0].path, "/orders");
@@ -361,6 +361,11 @@ static void test_demo_and_file(void **state)
     assert_string_equal(conf->routes[1].name, "put-profile");
     assert_string_equal(conf->routes[1].method, "PUT");
     assert_int_equal(conf->routes[1].key.source, SG_KEY_PATH);
+    assert_string_equal(conf->routes[2].name, "get-quote");
+    assert_true(conf->routes[2].has_reply);
+    assert_string_equal(conf->routes[2].reply.topic, "quotes.replies");
+    assert_int_equal(conf->routes[2].reply.timeout_ms, 5000);
+    assert_int_equal(conf->routes[2].reply.max_timeout_ms, 30000);
     assert_int_equal(conf->n_tables, 0);
     assert_int_equal(conf->n_queries, 0);
     assert_int_equal(conf->cors.n_origins, 1);
