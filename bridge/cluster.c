@@ -70,6 +70,31 @@ int sg_cluster_create_topic(sg_cluster_t *cluster, const char *name, int32_t par
     return 0;
 }
 
+static int check(rd_kafka_resp_err_t rkerr, const char *what, char *err, size_t errlen)
+{
+    if (rkerr == RD_KAFKA_RESP_ERR_NO_ERROR)
+        return 0;
+    snprintf(err, errlen, "embedded cluster: %s: %s", what, rd_kafka_err2str(rkerr));
+    return -1;
+}
+
+int sg_cluster_set_leader(sg_cluster_t *cluster, const char *topic, int32_t partition, int32_t broker, char *err,
+                          size_t errlen)
+{
+    return check(rd_kafka_mock_partition_set_leader(cluster->mock, topic, partition, broker), "leader", err, errlen);
+}
+
+int sg_cluster_set_follower(sg_cluster_t *cluster, const char *topic, int32_t partition, int32_t broker, char *err,
+                            size_t errlen)
+{
+    return check(rd_kafka_mock_partition_set_follower(cluster->mock, topic, partition, broker), "follower", err, errlen);
+}
+
+int sg_cluster_set_rtt(sg_cluster_t *cluster, int32_t broker, int rtt_ms, char *err, size_t errlen)
+{
+    return check(rd_kafka_mock_broker_set_rtt(cluster->mock, broker, rtt_ms), "rtt", err, errlen);
+}
+
 const char *sg_cluster_bootstraps(const sg_cluster_t *cluster)
 {
     return rd_kafka_mock_cluster_bootstraps(cluster->mock);

@@ -572,8 +572,9 @@ static void handle_command(h2o_req_t *req, size_t route_index, const sg_path_mat
         free(cmd);
         return;
     }
-    if (route->has_reply) {
-        /* In the table before producing: the reply may overtake the delivery report. */
+    if (route->has_reply && !async) {
+        /* In the table before producing: the reply may overtake the delivery report. (An async
+         * request waits for nothing but the ack; its reply is only recorded, for polling.) */
         if (sg_corr_insert(loop->pending, &cmd->id, cmd) != SG_CORR_OK) {
             if (cmd->idem_key != NULL)
                 release_claim(server, cmd);

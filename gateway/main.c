@@ -30,6 +30,8 @@ static const char usage[] =
     "usage: streamgate CONFIG                 run the gateway\n"
     "       streamgate --check CONFIG         validate CONFIG and exit\n"
     "       streamgate cluster [--brokers N] [--bootstrap-file PATH] [--topic NAME:PARTITIONS ...]\n"
+    "                          [--leader TOPIC:PARTITION:BROKER ...] [--follower TOPIC:PARTITION:BROKER ...]\n"
+    "                          [--rtt BROKER:MS ...]\n"
     "                                         run only the embedded Kafka cluster until SIGTERM\n"
     "       streamgate --config-reference     print every config key with its type and default\n"
     "       streamgate --help | --version\n";
@@ -144,11 +146,49 @@ static int parse_topic_arg(const char *arg, char *name, size_t namelen, int *par
     return 0;
 }
 
+/* "TOPIC:PARTITION:BROKER" (topic names cannot contain ':'). */
+static int parse_placement(const char *arg, char *topic, size_t topiclen, int32_t *partition, int32_t *broker)
+{
+    const char *first = strchr(arg, ':');
+    const char *second = first ? strchr(first + 1, ':') : NULL;
+    if (first == NULL || second == NULL || first == arg || (size_t)(first - arg) >= topiclen)
+        return -1;
+    char *end;
+    long p = strtol(first + 1, &end, 10);
+    if (end != second || p < 0 || p > 100000)
+        return -1;
+    long b = strtol(second + 1, &end, 10);
+    if (*end != '\0' || b < 1 || b > 16)
+        return -1;
+    memcpy(topic, arg, (size_t)(first - arg));
+    topic[first - arg] = '\0';
+    *partition = (int32_t)p;
+    *broker = (int32_t)b;
+    return 0;
+}
+
+static int parse_rtt(const char *arg, int32_t *broker, int *rtt_ms)
+{
+    char *end;
+    long b = strtol(arg, &end, 10);
+    if (*end != ':' || b < -1 || b > 16 || b == 0)
+        return -1;
+    long ms = strtol(end + 1, &end, 10);
+    if (*end != '\0' || ms < 0 || ms > 60000)
+        return -1;
+    *broker = (int32_t)b;
+    *rtt_ms = (int)ms;
+    return 0;
+}
+
 static int run_cluster(int argc, char **argv)
 {
     static const struct option options[] = {{"brokers", required_argument, NULL, 'b'},
                                             {"bootstrap-file", required_argument, NULL, 'f'},
                                             {"topic", required_argument, NULL, 't'},
+                                            {"leader", required_argument, NULL, 'l'},
+                                            {"follower", required_argument, NULL, 'F'},
+                                            {"rtt", required_argument, NULL, 'r'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
     int brokers = 1;
@@ -181,6 +221,28 @@ static int run_cluster(int argc, char **argv)
             }
             break;
         }
+        case 'l':
+        case 'F': {
+            char topic[256];
+            int32_t partition, broker;
+            if (parse_placement(optarg, topic, sizeof(topic), &partition, &broker) != 0) {
+                fprintf(stderr, "streamgate cluster: --%s expects TOPIC:PARTITION:BROKER (broker 1..16), not %s\n",
+                        opt == 'l' ? "leader" : "follower", optarg);
+                return SG_EXIT_USAGE;
+            }
+            break;
+        }
+        case 'r': {
+            int32_t broker;
+            int rtt_ms;
+            if (parse_rtt(optarg, &broker, &rtt_ms) != 0) {
+                fprintf(stderr, "streamgate cluster: --rtt expects BROKER:MS (broker 1..16 or -1 for all, "
+                                "0..60000 ms), not %s\n",
+                        optarg);
+                return SG_EXIT_USAGE;
+            }
+            break;
+        }
         case 'h':
             fputs(usage, stdout);
             return 0;
@@ -200,17 +262,30 @@ static int run_cluster(int argc, char **argv)
         log_msg("%s", err);
         return SG_EXIT_FAILURE;
     }
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
-        if (opt != 't')
-            continue;
-        char name[256];
-        int partitions;
-        parse_topic_arg(optarg, name, sizeof(name), &partitions);
-        if (sg_cluster_create_topic(cluster, name, partitions, brokers, err, sizeof(err)) != 0) {
-            log_msg("%s", err);
-            sg_cluster_destroy(cluster);
-            return SG_EXIT_FAILURE;
+    /* Topics first, then placements and latencies (which refer to them), in command-line order. */
+    for (int pass = 0; pass < 2; ++pass) {
+        optind = 1;
+        while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+            char name[256];
+            int partitions, rtt_ms;
+            int32_t partition, broker;
+            int rc = 0;
+            if (pass == 0 && opt == 't') {
+                parse_topic_arg(optarg, name, sizeof(name), &partitions);
+                rc = sg_cluster_create_topic(cluster, name, partitions, brokers, err, sizeof(err));
+            } else if (pass == 1 && (opt == 'l' || opt == 'F')) {
+                parse_placement(optarg, name, sizeof(name), &partition, &broker);
+                rc = opt == 'l' ? sg_cluster_set_leader(cluster, name, partition, broker, err, sizeof(err))
+                                : sg_cluster_set_follower(cluster, name, partition, broker, err, sizeof(err));
+            } else if (pass == 1 && opt == 'r') {
+                parse_rtt(optarg, &broker, &rtt_ms);
+                rc = sg_cluster_set_rtt(cluster, broker, rtt_ms, err, sizeof(err));
+            }
+            if (rc != 0) {
+                log_msg("%s", err);
+                sg_cluster_destroy(cluster);
+                return SG_EXIT_FAILURE;
+            }
         }
     }
     if (bootstrap_file != NULL && write_bootstrap_file(cluster, bootstrap_file, err, sizeof(err)) != 0) {

@@ -50,6 +50,12 @@ static void test_usage_errors(void **state)
     const char *brokers[] = {sg_test_binary(), "cluster", "--brokers", "0", NULL};
     assert_int_equal(sg_test_run(brokers, out, sizeof(out)), 2);
     assert_non_null(strstr(out, "--brokers must be 1..16"));
+    const char *placement[] = {sg_test_binary(), "cluster", "--leader", "t:0", NULL};
+    assert_int_equal(sg_test_run(placement, out, sizeof(out)), 2);
+    assert_non_null(strstr(out, "--leader expects TOPIC:PARTITION:BROKER"));
+    const char *rtt[] = {sg_test_binary(), "cluster", "--rtt", "1:-5", NULL};
+    assert_int_equal(sg_test_run(rtt, out, sizeof(out)), 2);
+    assert_non_null(strstr(out, "--rtt expects BROKER:MS"));
     const char *topic[] = {sg_test_binary(), "cluster", "--topic", "t:zero", NULL};
     assert_int_equal(sg_test_run(topic, out, sizeof(out)), 2);
     assert_non_null(strstr(out, "NAME:PARTITIONS"));
