@@ -246,6 +246,49 @@ static void test_many_concurrent_sync_requests(void **state)
     assert_non_null(strstr(out, "status codes: 2000 2xx"));
 }
 
+typedef struct {
+    sg_test_proc_t *target;
+    int status;
+    char location[128];
+    int64_t elapsed;
+} waiter_t;
+
+static void *wait_in_background(void *arg)
+{
+    waiter_t *waiter = arg;
+    sg_test_response_t res;
+    int64_t start = now_ms();
+    if (sg_test_http(waiter->target, "POST", "/s", "Content-Type: application/json\r\n", "{}", 2, &res) == 0) {
+        waiter->status = res.status;
+        if (sg_test_header(&res, "location", waiter->location, sizeof(waiter->location)) == NULL)
+            waiter->location[0] = '\0';
+        sg_test_response_free(&res);
+    }
+    waiter->elapsed = now_ms() - start;
+    return NULL;
+}
+
+static void test_sigterm_answers_waiting_requests(void **state)
+{
+    sg_test_proc_t small;
+    assert_int_equal(sg_test_gateway_start(&small, "listen: [\"127.0.0.1:0\"]\ndata_dir: @DIR@/data\n"
+                                                   "topics: [{name: s.requests}, {name: s.replies}]\n"
+                                                   "routes:\n  - {name: s, method: POST, path: /s, topic: s.requests,\n"
+                                                   "     reply: {topic: s.replies, timeout: 30s}}\n"),
+                     0);
+    waiter_t waiter = {.target = &small};
+    pthread_t thread;
+    pthread_create(&thread, NULL, wait_in_background, &waiter);
+    struct timespec pause = {0, 400 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    /* nobody will answer; stopping the gateway hands the waiting client its Location */
+    assert_int_equal(sg_test_proc_stop(&small), 0);
+    pthread_join(thread, NULL);
+    assert_int_equal(waiter.status, 202);
+    assert_memory_equal(waiter.location, "/requests/", 10);
+    assert_true(waiter.elapsed < 5000);
+}
+
 static void test_pending_limit_is_503(void **state)
 {
     sg_test_proc_t small;
@@ -572,6 +615,7 @@ int main(void)
         cmocka_unit_test(test_forged_reply_is_ignored),
         cmocka_unit_test(test_many_concurrent_sync_requests),
         cmocka_unit_test(test_pending_limit_is_503),
+        cmocka_unit_test(test_sigterm_answers_waiting_requests),
         cmocka_unit_test(test_idempotency_key_with_replies),
         cmocka_unit_test(test_status_pending_then_long_poll_done),
         cmocka_unit_test(test_status_after_sync_timeout),
