@@ -97,6 +97,9 @@ void sg_http_respond(h2o_req_t *req, int status, const char *reason, const char 
 void sg_problem_send(h2o_req_t *req, int status, const char *reason, const char *type, const char *title,
                      const char *field, const char *detail_fmt, ...) __attribute__((format(printf, 7, 8)));
 void sg_cors_apply(const sg_conf_t *conf, h2o_req_t *req);
+void sg_problem_method_not_allowed(h2o_req_t *req, const char *allow); /* 405 with Allow */
+/* Prefer: sets *async for respond-async, *wait_ms for wait=N (left alone when absent). */
+void sg_http_parse_prefer(h2o_req_t *req, int *async, int64_t *wait_ms);
 int sg_cors_origin_allowed(const sg_conf_t *conf, const char *origin, size_t len);
 void sg_problem_register_fallback(h2o_pathconf_t *fallback);
 

@@ -20,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include <jansson.h>
 #include <openssl/evp.h>
@@ -175,9 +174,7 @@ static void handle_builtin(h2o_req_t *req, int ready_check)
 {
     sg_server_t *server = sg_loop_of(req)->server;
     if (!is_get_or_head(req)) {
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("GET, HEAD"));
-        sg_problem_send(req, 405, "Method Not Allowed", "method-not-allowed", "Method Not Allowed", NULL,
-                        "%.*s is not allowed here; use GET", (int)req->method.len, req->method.base);
+        sg_problem_method_not_allowed(req, "GET, HEAD");
         return;
     }
     if (ready_check && (!sg_bridge_is_ready(server->bridge) || atomic_load(&server->draining))) {
@@ -197,9 +194,7 @@ static void handle_metrics(h2o_req_t *req)
 {
     sg_server_t *server = sg_loop_of(req)->server;
     if (!is_get_or_head(req)) {
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("GET, HEAD"));
-        sg_problem_send(req, 405, "Method Not Allowed", "method-not-allowed", "Method Not Allowed", NULL,
-                        "%.*s is not allowed here; use GET", (int)req->method.len, req->method.base);
+        sg_problem_method_not_allowed(req, "GET, HEAD");
         return;
     }
     char *text = h2o_mem_alloc_pool(&req->pool, 2048);
@@ -472,41 +467,6 @@ static void release_claim(sg_server_t *server, const sg_cmd_t *cmd)
         fprintf(stderr, "streamgate: idempotency store: %s\n", err);
 }
 
-/* RFC 7240 Prefer: "respond-async" and "wait=SECONDS" (any number of Prefer headers, comma-
- * separated preferences, parameters after ';' ignored). A wait longer than the route's
- * max_timeout is cut to it. */
-static void parse_prefer(h2o_req_t *req, const sg_route_conf_t *route, int *async, int64_t *wait_ms)
-{
-    for (ssize_t at = -1; (at = h2o_find_header_by_str(&req->headers, H2O_STRLIT("prefer"), at)) >= 0;) {
-        h2o_iovec_t value = req->headers.entries[at].value;
-        size_t i = 0;
-        while (i < value.len) {
-            while (i < value.len && (value.base[i] == ' ' || value.base[i] == '\t' || value.base[i] == ','))
-                ++i;
-            size_t start = i;
-            while (i < value.len && value.base[i] != ',')
-                ++i;
-            size_t end = start;
-            while (end < i && value.base[end] != ';' && value.base[end] != ' ' && value.base[end] != '\t')
-                ++end;
-            const char *item = value.base + start;
-            size_t len = end - start;
-            if (h2o_lcstris(item, len, H2O_STRLIT("respond-async"))) {
-                *async = 1;
-            } else if (len > 5 && h2o_lcstris(item, 5, H2O_STRLIT("wait="))) {
-                int64_t seconds = 0;
-                size_t k = 5;
-                for (; k < len && item[k] >= '0' && item[k] <= '9' && seconds < 1000000; ++k)
-                    seconds = seconds * 10 + (item[k] - '0');
-                if (k == len) {
-                    int64_t ms = seconds * 1000;
-                    *wait_ms = ms < route->reply.max_timeout_ms ? ms : route->reply.max_timeout_ms;
-                }
-            }
-        }
-    }
-}
-
 static void handle_command(h2o_req_t *req, size_t route_index, const sg_path_match_t *match)
 {
     sg_loop_t *loop = sg_loop_of(req);
@@ -552,8 +512,11 @@ static void handle_command(h2o_req_t *req, size_t route_index, const sg_path_mat
 
     int async = 0;
     int64_t wait_ms = route->has_reply ? route->reply.timeout_ms : 0;
-    if (route->has_reply)
-        parse_prefer(req, route, &async, &wait_ms);
+    if (route->has_reply) {
+        sg_http_parse_prefer(req, &async, &wait_ms);
+        if (wait_ms > route->reply.max_timeout_ms) /* a longer wait than allowed is cut to it */
+            wait_ms = route->reply.max_timeout_ms;
+    }
 
     sg_cmd_t *cmd = calloc(1, sizeof(*cmd));
     if (cmd == NULL)
@@ -562,9 +525,7 @@ static void handle_command(h2o_req_t *req, size_t route_index, const sg_path_mat
     cmd->req = req;
     cmd->route = route;
     cmd->async = async;
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    cmd->create_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    cmd->create_ms = sg_now_ms();
     cmd->id = (sg_reqid_t){.time_ms = (uint64_t)cmd->create_ms, .instance = server->instance_id,
                            .loop = (uint16_t)loop->index, .counter = ++loop->reqid_counter};
     sg_reqid_format(&server->reqid_key, &cmd->id, cmd->id_text);
@@ -1065,11 +1026,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
             handle_options(req, &found);
             return 0;
         }
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL,
-                       h2o_strdup(&req->pool, found.allow, SIZE_MAX).base, strlen(found.allow));
-        sg_problem_send(req, 405, "Method Not Allowed", "method-not-allowed", "Method Not Allowed", NULL,
-                        "%.*s is not allowed on %.*s; allowed: %s", (int)(req->method.len > 20 ? 20 : req->method.len),
-                        req->method.base, (int)(path_len > 200 ? 200 : path_len), path, found.allow);
+        sg_problem_method_not_allowed(req, found.allow);
         return 0;
     case SG_ROUTER_BAD_PATH:
         sg_problem_send(req, 400, "Bad Request", "invalid-path", "Invalid Path", "path",

@@ -94,6 +94,48 @@ void sg_problem_send(h2o_req_t *req, int status, const char *reason, const char 
     sg_http_respond(req, status, reason, "application/problem+json", body.base, body.len);
 }
 
+void sg_problem_method_not_allowed(h2o_req_t *req, const char *allow)
+{
+    size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, h2o_strdup(&req->pool, allow, SIZE_MAX).base,
+                   strlen(allow));
+    sg_problem_send(req, 405, "Method Not Allowed", "method-not-allowed", "Method Not Allowed", NULL,
+                    "%.*s is not allowed on %.*s; allowed: %s", (int)(req->method.len > 20 ? 20 : req->method.len),
+                    req->method.base, (int)(path_len > 200 ? 200 : path_len), req->path.base, allow);
+}
+
+/* RFC 7240 Prefer: "respond-async" and "wait=SECONDS", from any number of Prefer headers with
+ * comma-separated preferences (parameters after ';' are ignored). */
+void sg_http_parse_prefer(h2o_req_t *req, int *async, int64_t *wait_ms)
+{
+    for (ssize_t at = -1; (at = h2o_find_header_by_str(&req->headers, H2O_STRLIT("prefer"), at)) >= 0;) {
+        h2o_iovec_t value = req->headers.entries[at].value;
+        size_t i = 0;
+        while (i < value.len) {
+            while (i < value.len && (value.base[i] == ' ' || value.base[i] == '\t' || value.base[i] == ','))
+                ++i;
+            size_t start = i;
+            while (i < value.len && value.base[i] != ',')
+                ++i;
+            size_t end = start;
+            while (end < i && value.base[end] != ';' && value.base[end] != ' ' && value.base[end] != '\t')
+                ++end;
+            const char *item = value.base + start;
+            size_t len = end - start;
+            if (h2o_lcstris(item, len, H2O_STRLIT("respond-async"))) {
+                *async = 1;
+            } else if (len > 5 && h2o_lcstris(item, 5, H2O_STRLIT("wait="))) {
+                int64_t seconds = 0;
+                size_t k = 5;
+                for (; k < len && item[k] >= '0' && item[k] <= '9' && seconds < 1000000; ++k)
+                    seconds = seconds * 10 + (item[k] - '0');
+                if (k == len)
+                    *wait_ms = seconds * 1000;
+            }
+        }
+    }
+}
+
 /* --- H2O's own error responses -> problem+json ------------------------------------------ */
 
 typedef struct st_sg_rewrite_ostream_t {

@@ -254,25 +254,6 @@ void sg_requests_on_stored(h2o_multithread_receiver_t *receiver, h2o_linklist_t 
     }
 }
 
-static int64_t prefer_wait_ms(h2o_req_t *req)
-{
-    int64_t wait_ms = 0;
-    for (ssize_t at = -1; (at = h2o_find_header_by_str(&req->headers, H2O_STRLIT("prefer"), at)) >= 0;) {
-        h2o_iovec_t value = req->headers.entries[at].value;
-        for (size_t i = 0; i + 5 <= value.len; ++i) {
-            if ((i == 0 || value.base[i - 1] == ' ' || value.base[i - 1] == ',') &&
-                h2o_lcstris(value.base + i, 5, H2O_STRLIT("wait="))) {
-                int64_t seconds = 0;
-                for (size_t k = i + 5; k < value.len && value.base[k] >= '0' && value.base[k] <= '9' && seconds < 100000;
-                     ++k)
-                    seconds = seconds * 10 + (value.base[k] - '0');
-                wait_ms = seconds * 1000;
-            }
-        }
-    }
-    return wait_ms < SG_WATCH_MAX_WAIT_MS ? wait_ms : SG_WATCH_MAX_WAIT_MS;
-}
-
 void sg_requests_handle(h2o_req_t *req, const char *path, size_t path_len)
 {
     sg_loop_t *loop = sg_loop_of(req);
@@ -282,9 +263,7 @@ void sg_requests_handle(h2o_req_t *req, const char *path, size_t path_len)
     size_t id_len = path_len - (sizeof(prefix) - 1);
     sg_reqid_t id;
     if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET"))) {
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("GET"));
-        sg_problem_send(req, 405, "Method Not Allowed", "method-not-allowed", "Method Not Allowed", NULL,
-                        "request status is read with GET");
+        sg_problem_method_not_allowed(req, "GET");
         return;
     }
     if (sg_reqid_parse(&server->reqid_key, id_text, id_len, &id) != 0) {
@@ -304,7 +283,11 @@ void sg_requests_handle(h2o_req_t *req, const char *path, size_t path_len)
     if (accept_at >= 0)
         accept = req->headers.entries[accept_at].value;
     int sse = accept.base != NULL && h2o_strstr(accept.base, accept.len, H2O_STRLIT("text/event-stream")) != SIZE_MAX;
-    int64_t wait_ms = sse ? SG_WATCH_MAX_WAIT_MS : prefer_wait_ms(req);
+    int async_ignored = 0;
+    int64_t wait_ms = 0;
+    sg_http_parse_prefer(req, &async_ignored, &wait_ms);
+    if (sse || wait_ms > SG_WATCH_MAX_WAIT_MS)
+        wait_ms = SG_WATCH_MAX_WAIT_MS;
     if (strcmp(state, "pending") != 0 && !sse) {
         respond_state(req, text, state, have_rec ? &rec : NULL);
     } else if (wait_ms == 0) {
