@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <dirent.h>
@@ -68,6 +69,8 @@ static pid_t spawn(const char *const *args, const char *log_path)
 {
     pid_t pid = fork();
     if (pid == 0) {
+        /* A failed assertion skips the test's own cleanup: the child must not outlive us. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
         if (fd >= 0) {
             dup2(fd, 1);
