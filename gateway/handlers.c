@@ -613,6 +613,16 @@ void sg_handlers_on_delivery(void *opaque, const sg_delivery_t *delivery)
     h2o_multithread_send_message(&cmd->loop->deliveries, &cmd->message);
 }
 
+/* Consistency-Token for one record's position (the record that must be visible). */
+static void add_token_header(h2o_req_t *req, const char *topic, int32_t partition, int64_t offset, int64_t timestamp_ms)
+{
+    char token[320];
+    size_t len = sg_token_encode_one(topic, partition, offset, timestamp_ms, token, sizeof(token));
+    if (len > 0 && len < sizeof(token))
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("consistency-token"), 0, NULL,
+                              h2o_strdup(&req->pool, token, len).base, len);
+}
+
 static size_t put_int(char *out, int64_t value)
 {
     char digits[24];
@@ -634,12 +644,7 @@ static size_t put_int(char *out, int64_t value)
 static void respond_accepted(h2o_req_t *req, const sg_cmd_t *cmd)
 {
     sg_server_t *server = cmd->loop->server;
-    char token[320];
-    size_t tlen = sg_token_encode_one(cmd->route->topic, cmd->partition, cmd->offset, cmd->timestamp_ms, token,
-                                      sizeof(token));
-    if (tlen > 0 && tlen < sizeof(token))
-        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("consistency-token"), 0, NULL,
-                              h2o_strdup(&req->pool, token, tlen).base, tlen);
+    add_token_header(req, cmd->route->topic, cmd->partition, cmd->offset, cmd->timestamp_ms);
     const h2o_iovec_t *prefix = &server->route_accept_prefix[cmd->route - server->conf->routes];
     char *body = h2o_mem_alloc_pool(&req->pool, prefix->len + 64);
     memcpy(body, prefix->base, prefix->len);
@@ -656,12 +661,7 @@ static void respond_accepted(h2o_req_t *req, const sg_cmd_t *cmd)
  * own position. */
 static void respond_pending(h2o_req_t *req, const sg_cmd_t *cmd)
 {
-    char token[320];
-    size_t tlen = sg_token_encode_one(cmd->route->topic, cmd->partition, cmd->offset, cmd->timestamp_ms, token,
-                                      sizeof(token));
-    if (tlen > 0 && tlen < sizeof(token))
-        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("consistency-token"), 0, NULL,
-                              h2o_strdup(&req->pool, token, tlen).base, tlen);
+    add_token_header(req, cmd->route->topic, cmd->partition, cmd->offset, cmd->timestamp_ms);
     char location[sizeof("/requests/") + SG_REQID_TEXT_LEN];
     int n = snprintf(location, sizeof(location), "/requests/%s", cmd->id_text);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_LOCATION, NULL, h2o_strdup(&req->pool, location, (size_t)n).base,
@@ -795,12 +795,7 @@ static void respond_with_reply(h2o_req_t *req, const sg_cmd_t *cmd, const sg_rep
                         "the worker's reply has a :status header that is not an HTTP status code (100..599)");
         return;
     }
-    char token[320];
-    size_t tlen = sg_token_encode_one(reply->topic, reply->partition, reply->offset, reply->timestamp_ms, token,
-                                      sizeof(token));
-    if (tlen > 0 && tlen < sizeof(token))
-        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("consistency-token"), 0, NULL,
-                              h2o_strdup(&req->pool, token, tlen).base, tlen);
+    add_token_header(req, reply->topic, reply->partition, reply->offset, reply->timestamp_ms);
     const char *content_type = "application/json";
     for (size_t i = 0; i < reply->n_headers; ++i) {
         const char *name = reply->headers[i].name;
