@@ -39,7 +39,12 @@ struct st_sg_bridge_t {
     pthread_mutex_t wake_mutex;
     pthread_cond_t wake_cond;
     int woken;
-    char **reply_topics;
+    struct {
+        const char *name;
+        int all;               /* some route reads every partition */
+        const int32_t **pins;  /* per route using the topic: its pinned partitions */
+        const size_t *n_pins;
+    } *reply_topics;
     size_t n_reply_topics;
     sg_bridge_delivery_cb delivery_cb;
     sg_bridge_reply_cb reply_cb;
@@ -156,15 +161,45 @@ static void wait_for_work(sg_bridge_t *bridge, int timeout_ms)
     pthread_mutex_unlock(&bridge->wake_mutex);
 }
 
-/* Assigns every partition of every reply topic at its high watermark, read now: a reply to a
- * request produced after this point cannot be missed, and no consumer group means no rebalance
- * can ever pause the stream. Returns 0, or -1 to be retried. */
+static int reads_partition(const sg_bridge_t *bridge, size_t t, int32_t partition)
+{
+    if (bridge->reply_topics[t].all)
+        return 1;
+    for (size_t r = 0; r < bridge->conf->n_routes; ++r)
+        for (size_t p = 0; p < bridge->reply_topics[t].n_pins[r]; ++p)
+            if (bridge->reply_topics[t].pins[r][p] == partition)
+                return 1;
+    return 0;
+}
+
+/* A pinned partition the topic does not have is a configuration error worth saying out loud. */
+static int pins_exist(const sg_bridge_t *bridge, size_t t, const struct rd_kafka_metadata_topic *md)
+{
+    for (size_t r = 0; r < bridge->conf->n_routes; ++r) {
+        for (size_t p = 0; p < bridge->reply_topics[t].n_pins[r]; ++p) {
+            int found = 0;
+            for (int k = 0; k < md->partition_cnt && !found; ++k)
+                found = md->partitions[k].id == bridge->reply_topics[t].pins[r][p];
+            if (!found) {
+                fprintf(stderr, "streamgate: routes[%zu].reply.partitions: topic %s has no partition %d (retrying)\n",
+                        r, md->topic, (int)bridge->reply_topics[t].pins[r][p]);
+                return 0;
+            }
+        }
+    }
+    return 1;
+}
+
+/* Assigns the reply partitions this instance reads (all of them unless routes pin theirs) at
+ * their high watermarks, read now: a reply to a request produced after this point cannot be
+ * missed, and no consumer group means no rebalance can ever pause the stream. Returns 0, or -1
+ * to be retried. */
 static int assign_replies(sg_bridge_t *bridge)
 {
     rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(16);
     int rc = 0;
     for (size_t i = 0; i < bridge->n_reply_topics && rc == 0; ++i) {
-        const char *name = bridge->reply_topics[i];
+        const char *name = bridge->reply_topics[i].name;
         rd_kafka_topic_t *rkt = rd_kafka_topic_new(bridge->consumer, name, NULL);
         const struct rd_kafka_metadata *md = NULL;
         rd_kafka_resp_err_t rkerr = rd_kafka_metadata(bridge->consumer, 0, rkt, &md, SG_BRIDGE_METADATA_TIMEOUT_MS);
@@ -176,8 +211,12 @@ static int assign_replies(sg_bridge_t *bridge)
                                                                                      : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC));
             rc = -1;
         }
+        if (rc == 0 && !pins_exist(bridge, i, &md->topics[0]))
+            rc = -1;
         for (int p = 0; rc == 0 && p < md->topics[0].partition_cnt; ++p) {
             int32_t partition = md->topics[0].partitions[p].id;
+            if (!reads_partition(bridge, i, partition))
+                continue;
             int64_t low, high;
             rkerr = rd_kafka_query_watermark_offsets(bridge->consumer, name, partition, &low, &high,
                                                      SG_BRIDGE_METADATA_TIMEOUT_MS);
@@ -302,6 +341,8 @@ static int apply_user_properties(const sg_conf_t *conf, rd_kafka_conf_t *rkconf,
     return 0;
 }
 
+/* Reply topics and the partitions this instance reads: every partition, unless every route
+ * replying on the topic pins its own set (then the union of those sets). */
 static void collect_reply_topics(sg_bridge_t *bridge)
 {
     const sg_conf_t *conf = bridge->conf;
@@ -309,13 +350,24 @@ static void collect_reply_topics(sg_bridge_t *bridge)
     if (bridge->reply_topics == NULL)
         abort();
     for (size_t i = 0; i < conf->n_routes; ++i) {
-        if (!conf->routes[i].has_reply)
+        const sg_route_conf_t *route = &conf->routes[i];
+        if (!route->has_reply)
             continue;
-        int seen = 0;
-        for (size_t j = 0; j < bridge->n_reply_topics && !seen; ++j)
-            seen = strcmp(bridge->reply_topics[j], conf->routes[i].reply.topic) == 0;
-        if (!seen)
-            bridge->reply_topics[bridge->n_reply_topics++] = conf->routes[i].reply.topic;
+        size_t t = 0;
+        while (t < bridge->n_reply_topics && strcmp(bridge->reply_topics[t].name, route->reply.topic) != 0)
+            ++t;
+        if (t == bridge->n_reply_topics) {
+            bridge->reply_topics[t].name = route->reply.topic;
+            bridge->reply_topics[t].pins = calloc(conf->n_routes, sizeof(*bridge->reply_topics[t].pins));
+            bridge->reply_topics[t].n_pins = calloc(conf->n_routes, sizeof(*bridge->reply_topics[t].n_pins));
+            if (bridge->reply_topics[t].pins == NULL || bridge->reply_topics[t].n_pins == NULL)
+                abort();
+            ++bridge->n_reply_topics;
+        }
+        if (route->reply.n_partitions == 0)
+            bridge->reply_topics[t].all = 1;
+        ((const int32_t **)bridge->reply_topics[t].pins)[i] = route->reply.partitions;
+        ((size_t *)bridge->reply_topics[t].n_pins)[i] = route->reply.n_partitions;
     }
 }
 
@@ -546,6 +598,10 @@ void sg_bridge_destroy(sg_bridge_t *bridge)
         free(bridge->topics[i].name);
     }
     free(bridge->topics);
+    for (size_t t = 0; t < bridge->n_reply_topics; ++t) {
+        free((void *)bridge->reply_topics[t].pins);
+        free((void *)bridge->reply_topics[t].n_pins);
+    }
     free(bridge->reply_topics);
     if (bridge->consumer_queue != NULL)
         rd_kafka_queue_destroy(bridge->consumer_queue);

@@ -343,6 +343,7 @@ typedef enum {
     PT_BROKERS,    /* "embedded" or a bootstrap list: char * at offset, bool embedded at aux */
     PT_SECTION,    /* nested mapping described by `sub`, at base + offset */
     PT_LIST,       /* list of `sub` structs: array pointer at offset, size_t count at aux */
+    PT_PARTITIONS, /* list of unique partition numbers in min..max (int32_t * at offset, size_t at aux) */
 } prop_type_t;
 
 #define P_REQUIRED 0x1u
@@ -934,6 +935,44 @@ static int parse_strlist(ctx_t *c, const prop_t *row, const node_t *value, char 
     return 0;
 }
 
+static int parse_partitions(ctx_t *c, const prop_t *row, const node_t *value, char *base, const char *path)
+{
+    char buf[80], item_path[KEYPATH_MAX];
+    if (node_is_null(value))
+        return 0;
+    if (value->kind != NODE_SEQ)
+        return fail(c, value->line, path, "expected a list of partition numbers, got %s",
+                    node_what(value, buf, sizeof(buf)));
+    if (value->n > 1024)
+        return fail(c, value->line, path, "more than 1024 partitions");
+    int32_t *items = sg_config_calloc(value->n ? value->n : 1, sizeof(*items));
+    set_string(base, row->offset, (char *)items);
+    set_size_t(base, row->aux, value->n);
+    for (size_t i = 0; i < value->n; i++) {
+        const node_t *item = value->items[i];
+        path_index(item_path, sizeof(item_path), path, i);
+        if (want_scalar(c, item, item_path, "a partition number") != 0)
+            return -1;
+        char *end;
+        errno = 0;
+        long long parsed = strtoll(item->text, &end, 10);
+        if (!isdigit((unsigned char)item->text[0]) || *end != '\0' || errno == ERANGE || parsed < row->min ||
+            parsed > row->max)
+            return fail(c, item->line, item_path, "expected a partition number %" PRId64 "..%" PRId64 ", got %s",
+                        row->min, row->max, quote(buf, sizeof(buf), item->text));
+        for (size_t j = 0; j < i; j++)
+            if (items[j] == (int32_t)parsed)
+                return fail(c, item->line, item_path, "partition %lld is listed twice", parsed);
+        items[i] = (int32_t)parsed;
+    }
+    return 0;
+}
+
+static void free_partitions(const prop_t *row, char *base)
+{
+    free(get_string(base, row->offset));
+}
+
 static int parse_headers(ctx_t *c, const prop_t *row, const node_t *value, char *base, const char *path)
 {
     return parse_strlist(c, row, value, base, path, header_check, true);
@@ -1220,6 +1259,7 @@ static const struct {
     [PT_BROKERS] = {"brokers", parse_brokers, free_string},
     [PT_SECTION] = {"mapping", parse_section, free_section},
     [PT_LIST] = {"list", parse_list, free_list},
+    [PT_PARTITIONS] = {"list of partitions", parse_partitions, free_partitions},
 };
 
 /* Edit distance, for "did you mean" on unknown keys. Keys are short: a small fixed row. */
@@ -1558,6 +1598,10 @@ static const prop_t reply_props[] = {
      .max = 3600 * 1000, .def = "60s", .doc = "Longest wait a client may ask for with Prefer: wait=N (>= timeout)."},
     {.name = "headers", .type = PT_HEADERS, FIELD(sg_reply_conf_t, headers), .aux = offsetof(sg_reply_conf_t, n_headers),
      .max = 64, .doc = "Reply event headers copied to the HTTP response (lower-cased)."},
+    {.name = "partitions", .type = PT_PARTITIONS, FIELD(sg_reply_conf_t, partitions),
+     .aux = offsetof(sg_reply_conf_t, n_partitions), .min = 0, .max = 100000,
+     .doc = "Pin this instance to these reply partitions: it reads only them and asks workers to reply there "
+            "(kafka_replyPartition). Default: every partition, so any instance can answer for any request."},
     {0},
 };
 static const struct_desc_t reply_desc = {.name = "reply", .props = reply_props};

@@ -61,6 +61,8 @@ typedef struct st_sg_reply_conf_t {
     int64_t max_timeout_ms; /* default 60s, >= timeout_ms */
     char **headers;         /* reply headers copied to the HTTP response (lower-cased) */
     size_t n_headers;
+    int32_t *partitions; /* pinned reply partitions; none = every partition */
+    size_t n_partitions;
 } sg_reply_conf_t;
 
 typedef struct st_sg_route_conf_t {

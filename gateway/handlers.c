@@ -558,10 +558,22 @@ static void handle_command(h2o_req_t *req, size_t route_index, const sg_path_mat
         {SG_ROUTE_HEADER, route->name, strlen(route->name)},
         {"kafka_replyTopic", route->has_reply ? route->reply.topic : NULL,
          route->has_reply ? strlen(route->reply.topic) : 0},
+        {"kafka_replyPartition", NULL, 4},
     };
+    size_t n_headers = route->has_reply ? 5 : 4;
+    uint8_t pinned[4];
+    if (route->has_reply && route->reply.n_partitions > 0) {
+        /* This instance reads only these partitions: ask the worker to reply to one of them. */
+        uint32_t partition = (uint32_t)route->reply.partitions[cmd->id.counter % route->reply.n_partitions];
+        pinned[0] = (uint8_t)(partition >> 24);
+        pinned[1] = (uint8_t)(partition >> 16);
+        pinned[2] = (uint8_t)(partition >> 8);
+        pinned[3] = (uint8_t)partition;
+        headers[5].value = pinned;
+        n_headers = 6;
+    }
     int rc = sg_bridge_produce(server->bridge, server->route_topics[route_index], -1, cmd->create_ms, keylen ? key : NULL,
-                               (size_t)keylen, req->entity.base, req->entity.len, headers,
-                               sizeof(headers) / sizeof(headers[0]) - (route->has_reply ? 0 : 1), cmd);
+                               (size_t)keylen, req->entity.base, req->entity.len, headers, n_headers, cmd);
     if (rc != SG_BRIDGE_OK) {
         if (cmd->in_table)
             sg_corr_remove(loop->pending, &cmd->id);

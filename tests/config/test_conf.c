@@ -704,6 +704,21 @@ static void test_err_route_other(void **state)
                  "t.yaml:2: routes[0].topic: invalid topic name \"bad topic\": a Kafka topic name may only contain "
                  "letters, digits, '.', '_' and '-'");
 
+    expect_error("routes:\n  - {name: a, method: POST, path: /a, topic: t, reply: {topic: r, partitions: [0, 2, 0]}}\n",
+                 "t.yaml:2: routes[0].reply.partitions[2]: partition 0 is listed twice");
+    expect_error("routes:\n  - {name: a, method: POST, path: /a, topic: t, reply: {topic: r, partitions: [-1]}}\n",
+                 "t.yaml:2: routes[0].reply.partitions[0]: expected a partition number 0..100000, got \"-1\"");
+    expect_error("routes:\n  - {name: a, method: POST, path: /a, topic: t, reply: {topic: r, partitions: 3}}\n",
+                 "t.yaml:2: routes[0].reply.partitions: expected a list of partition numbers, got \"3\"");
+
+    /* Pinned reply partitions, in file order. */
+    sg_conf_t *pinned = load_ok("routes:\n  - {name: a, method: POST, path: /a, topic: t, reply: {topic: r, "
+                                "partitions: [3, 1]}}\n");
+    assert_int_equal(pinned->routes[0].reply.n_partitions, 2);
+    assert_int_equal(pinned->routes[0].reply.partitions[0], 3);
+    assert_int_equal(pinned->routes[0].reply.partitions[1], 1);
+    sg_conf_destroy(pinned);
+
     /* Method is case-insensitive in the file and stored upper-case. */
     sg_conf_t *conf = load_ok("routes:\n  - {name: a, method: patch, path: /a, topic: t}\n"
                               "  - {name: b, method: Delete, path: /a, topic: t}\n");
@@ -865,7 +880,7 @@ static void test_dump_reference(void **state)
     size_t rows = 0;
     for (const char *p = text; (p = strstr(p, "\n| `")) != NULL; p++)
         rows++;
-    assert_int_equal(rows, 51); /* 48 + the requests section and its two keys */
+    assert_int_equal(rows, 52); /* 48 + the requests section and its two keys + reply.partitions */
     free(text);
 }
 

@@ -656,18 +656,20 @@ typedef struct st_due_t {
     char *body;
     char *content_type;
     char *header_name, *header_value;
+    char reply_topic[256]; /* from kafka_replyTopic */
+    int32_t reply_partition; /* from kafka_replyPartition, or -1 */
     struct st_due_t *next;
 } due_t;
 
 struct st_sg_test_worker_t {
     pthread_t thread;
-    char bootstrap[256], request_topic[128], reply_topic[128];
+    char bootstrap[256], request_topic[128];
     int partitions;
     atomic_int stop;
     _Atomic int64_t last_reply_ms; /* monotonic time of the last reply produced */
 };
 
-static void send_reply(sg_test_worker_t *worker, rd_kafka_t *producer, const char *reply_topic, const due_t *due)
+static void send_reply(sg_test_worker_t *worker, rd_kafka_t *producer, const due_t *due)
 {
     rd_kafka_headers_t *hdrs = rd_kafka_headers_new(4);
     rd_kafka_header_add(hdrs, "kafka_correlationId", -1, due->correlation, (ssize_t)due->correlation_len);
@@ -676,7 +678,9 @@ static void send_reply(sg_test_worker_t *worker, rd_kafka_t *producer, const cha
     if (due->header_name != NULL)
         rd_kafka_header_add(hdrs, due->header_name, -1, due->header_value, -1);
     rd_kafka_header_add(hdrs, "x-secret", -1, "not for clients", -1);
-    rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(reply_topic), RD_KAFKA_V_VALUE(due->body, strlen(due->body)),
+    rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(due->reply_topic),
+                      RD_KAFKA_V_PARTITION(due->reply_partition >= 0 ? due->reply_partition : RD_KAFKA_PARTITION_UA),
+                      RD_KAFKA_V_VALUE(due->body, strlen(due->body)),
                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
     atomic_store(&worker->last_reply_ms, now_ms());
 }
@@ -744,6 +748,14 @@ static void *worker_main(void *arg)
                     due->header_name = strdup(json_string_value(json_array_get(header, 0)));
                     due->header_value = strdup(json_string_value(json_array_get(header, 1)));
                 }
+                snprintf(due->reply_topic, sizeof(due->reply_topic), "%.*s", (int)topic_len, (const char *)reply_topic);
+                const void *pinned = NULL;
+                size_t pinned_len = 0;
+                due->reply_partition = -1;
+                if (rd_kafka_header_get_last(hdrs, "kafka_replyPartition", &pinned, &pinned_len) == 0 && pinned_len == 4) {
+                    const unsigned char *b = pinned;
+                    due->reply_partition = (int32_t)((uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3]);
+                }
                 due->due_ms = now_ms() + json_integer_value(json_object_get(doc, "delay_ms"));
                 due->next = pending;
                 pending = due;
@@ -755,7 +767,7 @@ static void *worker_main(void *arg)
         for (due_t **at = &pending; *at != NULL;) {
             due_t *due = *at;
             if (due->due_ms <= now_ms()) {
-                send_reply(worker, producer, worker->reply_topic, due);
+                send_reply(worker, producer, due);
                 *at = due->next;
                 due_free(due);
             } else {
@@ -775,13 +787,11 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-sg_test_worker_t *sg_test_worker_start(const char *bootstrap, const char *request_topic, int partitions,
-                                       const char *reply_topic)
+sg_test_worker_t *sg_test_worker_start(const char *bootstrap, const char *request_topic, int partitions)
 {
     sg_test_worker_t *worker = calloc(1, sizeof(*worker));
     snprintf(worker->bootstrap, sizeof(worker->bootstrap), "%s", bootstrap);
     snprintf(worker->request_topic, sizeof(worker->request_topic), "%s", request_topic);
-    snprintf(worker->reply_topic, sizeof(worker->reply_topic), "%s", reply_topic);
     worker->partitions = partitions;
     if (pthread_create(&worker->thread, NULL, worker_main, worker) != 0) {
         free(worker);

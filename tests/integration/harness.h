@@ -100,13 +100,12 @@ int sg_test_freeze(pid_t pid);
 
 /** A worker on a thread of the test process (librdkafka consumer + producer) that answers
  * requests on `request_topic` (partitions 0..partitions-1, from the beginning) by the header
- * contract, replying on `reply_topic`. Each request's JSON body says how: {"status": "201",
+ * contract: to kafka_replyTopic, and to kafka_replyPartition when present. Each request's JSON body says how: {"status": "201",
  * "delay_ms": N, "body": <json>, "content_type": "...", "header": [name, value],
  * "no_reply": true, "forge": "text overwriting the start of the correlation id"}. It always
  * adds an "x-secret" header (a route must not copy it unless allowed). */
 typedef struct st_sg_test_worker_t sg_test_worker_t;
-sg_test_worker_t *sg_test_worker_start(const char *bootstrap, const char *request_topic, int partitions,
-                                       const char *reply_topic);
+sg_test_worker_t *sg_test_worker_start(const char *bootstrap, const char *request_topic, int partitions);
 void sg_test_worker_stop(sg_test_worker_t *worker);
 /** Monotonic ms (CLOCK_MONOTONIC) when the worker last produced a reply. */
 int64_t sg_test_worker_last_reply_ms(const sg_test_worker_t *worker);

@@ -219,7 +219,7 @@ static void test_request_on_one_instance_polled_on_another(void **state)
     sg_test_proc_t a, b;
     start_instance(&a);
     start_instance(&b);
-    sg_test_worker_t *worker = sg_test_worker_start(cluster.bootstrap, "mi.requests", 2, "mi.replies");
+    sg_test_worker_t *worker = sg_test_worker_start(cluster.bootstrap, "mi.requests", 2);
     assert_non_null(worker);
 
     sg_test_response_t res;

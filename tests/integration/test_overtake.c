@@ -46,7 +46,7 @@ static int setup(void **state)
              cluster.bootstrap);
     if (sg_test_gateway_start(&gw, config) != 0)
         return -1;
-    worker = sg_test_worker_start(cluster.bootstrap, "ov.requests", 1, "ov.replies");
+    worker = sg_test_worker_start(cluster.bootstrap, "ov.requests", 1);
     return worker != NULL ? 0 : -1;
 }
 

@@ -32,6 +32,7 @@ static const char config[] = "listen: [\"127.0.0.1:0\"]\n"
                              "  - {name: rr.replies, partitions: 2}\n"
                              "  - {name: py.requests, partitions: 2}\n"
                              "  - {name: py.replies, partitions: 1}\n"
+                             "  - {name: rr.pinned, partitions: 3}\n"
                              "routes:\n"
                              "  - name: order\n"
                              "    method: POST\n"
@@ -39,6 +40,11 @@ static const char config[] = "listen: [\"127.0.0.1:0\"]\n"
                              "    topic: rr.requests\n"
                              "    key: none\n"
                              "    reply: {topic: rr.replies, timeout: 1500ms, max_timeout: 4s, headers: [x-order-id]}\n"
+                             "  - name: pinned\n"
+                             "    method: POST\n"
+                             "    path: /pinned\n"
+                             "    topic: rr.requests\n"
+                             "    reply: {topic: rr.pinned, timeout: 5s, partitions: [2]}\n"
                              "  - name: py\n"
                              "    method: POST\n"
                              "    path: /py\n"
@@ -60,7 +66,7 @@ static int setup(void **state)
 {
     if (sg_test_gateway_start(&gw, config) != 0)
         return -1;
-    worker = sg_test_worker_start(gw.bootstrap, "rr.requests", 2, "rr.replies");
+    worker = sg_test_worker_start(gw.bootstrap, "rr.requests", 2);
     return worker != NULL ? 0 : -1;
 }
 
@@ -123,6 +129,33 @@ static void test_sync_reply_200(void **state)
     assert_string_equal(topic, "rr.replies");
     sg_token_destroy(token);
     sg_test_response_free(&res);
+}
+
+static void test_pinned_reply_partition(void **state)
+{
+    /* The instance reads only partition 2 of rr.pinned (of 3) and says so in
+     * kafka_replyPartition; the worker replies there, and each reply's token shows where it came
+     * from. Four requests: a worker left to choose would miss partition 2 most of the time. */
+    for (int i = 0; i < 4; ++i) {
+        sg_test_response_t res;
+        const char body[] = "{\"body\":\"pinned\"}";
+        assert_int_equal(
+            sg_test_http(&gw, "POST", "/pinned", "Content-Type: application/json\r\n", body, strlen(body), &res), 0);
+        assert_int_equal(res.status, 200);
+        assert_string_equal(res.body, "\"pinned\"");
+        char value[512], err[128];
+        assert_non_null(sg_test_header(&res, "consistency-token", value, sizeof(value)));
+        sg_token_t *token = sg_token_decode(value, strlen(value), err, sizeof(err));
+        assert_non_null(token);
+        const char *topic;
+        int32_t partition;
+        int64_t offset, stream_time;
+        sg_token_entry(token, 0, &topic, &partition, &offset, &stream_time);
+        assert_string_equal(topic, "rr.pinned");
+        assert_int_equal(partition, 2);
+        sg_token_destroy(token);
+        sg_test_response_free(&res);
+    }
 }
 
 static void test_mapped_status_content_type_and_allowed_headers(void **state)
@@ -464,7 +497,7 @@ static void test_completed_request_survives_restart(void **state)
     /* the worker is tied to the old embedded cluster: stop it, restart the gateway */
     sg_test_worker_stop(worker);
     assert_int_equal(sg_test_gateway_restart(&gw), 0);
-    worker = sg_test_worker_start(gw.bootstrap, "rr.requests", 2, "rr.replies");
+    worker = sg_test_worker_start(gw.bootstrap, "rr.requests", 2);
     assert_non_null(worker);
 
     doc = get_status(&gw, id, NULL, &status, NULL);
@@ -484,7 +517,7 @@ static void test_status_expires_after_retention(void **state)
                                                    "     reply: {topic: e.replies, timeout: 1s}}\n"),
                      0);
     /* the worker answers after 1.5 s, when the request is past its 1 s retention */
-    sg_test_worker_t *late = sg_test_worker_start(small.bootstrap, "e.requests", 1, "e.replies");
+    sg_test_worker_t *late = sg_test_worker_start(small.bootstrap, "e.requests", 1);
     assert_non_null(late);
     sg_test_response_t res;
     assert_int_equal(sg_test_http(&small, "POST", "/e", "Content-Type: application/json\r\nPrefer: respond-async\r\n",
@@ -607,6 +640,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sync_reply_200),
         cmocka_unit_test(test_python_worker),
+        cmocka_unit_test(test_pinned_reply_partition),
         cmocka_unit_test(test_mapped_status_content_type_and_allowed_headers),
         cmocka_unit_test(test_reply_after_timeout_is_202_with_location),
         cmocka_unit_test(test_prefer_wait_shortens_and_is_capped),
