@@ -1,0 +1,1180 @@
+/*
+ * Materialized tables on RocksDB (DESIGN §2.3, §2.4, §4).
+ *
+ * The design choice that shapes this file: the applied position lives in the same database as
+ * the rows and is written in the same WriteBatch, so "what has been applied" can never disagree
+ * with "what the rows say", whatever the crash point. A batch keeps an in-memory copy of each
+ * partition's position it touched (loaded on first use) to drop records below the next offset;
+ * that copy is only trusted while nobody else has written the table, which a per-table commit
+ * counter checks at commit under the table's commit lock (optimistic, no lock while building).
+ *
+ * Layout (all integers fixed-width big-endian):
+ *   family "t:<table>"  key: the row key as given
+ *                       value: u8 version (1), u32 partition, u64 offset, u64 timestamp_ms,
+ *                              then the value bytes (the caller never sees this header)
+ *   family "positions"  key: u8 name length, table name, then
+ *                              'S'                               -> source identity bytes
+ *                              'P', topic, NUL, u32 partition    -> u8 version (1),
+ *                                                                   u64 next_offset, u64 stream_time
+ * The NUL after the topic (topics never contain one) makes positions sort by topic bytes, then
+ * partition, and keeps one table's keys a contiguous range, so a reset is two range deletions.
+ *
+ * Scan cursors are base64url (no padding) of u8 version (1), the last key returned, and a u32
+ * FNV-1a checksum over (table name, version, key): a cursor from another table or a mangled one
+ * is refused rather than silently resuming somewhere else.
+ */
+#include "sg_table.h"
+
+#include <pthread.h>
+#include <rocksdb/c.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__GNUC__)
+#define SG_TABLE_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define SG_TABLE_PRINTF(fmt, args)
+#endif
+
+#define SG_TABLE_ROW_VERSION 1
+#define SG_TABLE_ROW_HEADER 21 /* version, partition, offset, timestamp */
+#define SG_TABLE_POS_VERSION 1
+#define SG_TABLE_POS_VALUE_LEN 17
+#define SG_TABLE_CURSOR_VERSION 1
+#define SG_TABLE_CF_PREFIX "t:"
+#define SG_TABLE_POSITIONS_CF "positions"
+#define SG_TABLE_TAG_SOURCE 'S'
+#define SG_TABLE_TAG_POSITION 'P'
+/* u8 length, name, tag, topic, NUL, partition */
+#define SG_TABLE_POS_KEY_MAX (1 + SG_TABLE_MAX_NAME + 1 + SG_TOKEN_MAX_TOPIC_LEN + 1 + 4)
+
+/* Rows are bulk-loaded on a rebuild: larger memtables than the state store's. */
+#define SG_TABLE_WRITE_BUFFER (32u * 1024u * 1024u)
+#define SG_TABLE_MAX_TOTAL_WAL (128u * 1024u * 1024u)
+#define SG_TABLE_INFO_LOG_WARN 2 /* rocksdb::InfoLogLevel::WARN_LEVEL */
+
+typedef struct {
+    char *name;
+    size_t name_len;
+    rocksdb_column_family_handle_t *cf; /* borrowed from tables->cf_handles */
+    uint8_t pos_prefix[1 + SG_TABLE_MAX_NAME];
+    size_t pos_prefix_len;
+    pthread_mutex_t commit_lock;
+    _Atomic uint64_t commits;
+} sg_table_t;
+
+struct st_sg_tables_t {
+    rocksdb_t *db;
+    rocksdb_options_t *options;
+    size_t cf_count;
+    rocksdb_column_family_handle_t **cf_handles; /* every family opened, including stale ones */
+    rocksdb_column_family_handle_t *positions_cf;
+    rocksdb_readoptions_t *read_options;
+    rocksdb_writeoptions_t *write_options;
+    sg_table_t *tables;
+    size_t table_count;
+};
+
+typedef struct {
+    char topic[SG_TOKEN_MAX_TOPIC_LEN + 1];
+    int32_t partition;
+    int64_t next_offset;
+    int64_t stream_time_ms;
+    bool dirty;
+} sg_table_batch_pos_t;
+
+struct st_sg_table_batch_t {
+    sg_tables_t *tables;
+    sg_table_t *table;
+    rocksdb_writebatch_t *writes;
+    uint64_t base_commits; /* the table's commit count our cached positions are valid for */
+    sg_table_batch_pos_t *positions;
+    size_t pos_count, pos_cap, pos_last;
+    size_t records;
+};
+
+/* -- errors and memory ------------------------------------------------------------------------ */
+
+_Noreturn static void sg_table_oom(void)
+{
+    fputs("streamgate: out of memory\n", stderr);
+    abort();
+}
+
+static void *sg_table_malloc(size_t size)
+{
+    void *p = malloc(size != 0 ? size : 1);
+    if (p == NULL)
+        sg_table_oom();
+    return p;
+}
+
+static void *sg_table_calloc(size_t count, size_t size)
+{
+    void *p = calloc(count != 0 ? count : 1, size != 0 ? size : 1);
+    if (p == NULL)
+        sg_table_oom();
+    return p;
+}
+
+SG_TABLE_PRINTF(3, 4)
+static void sg_table_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err == NULL || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static int sg_table_rocksdb_fail(char *err, size_t errlen, const char *what, char *errptr)
+{
+    sg_table_errf(err, errlen, "tables: %s: %s", what, errptr != NULL ? errptr : "unknown RocksDB error");
+    rocksdb_free(errptr);
+    return -1;
+}
+
+/* -- small encodings -------------------------------------------------------------------------- */
+
+static void sg_table_put_uint(uint8_t *buf, uint64_t value, size_t width)
+{
+    for (size_t i = 0; i < width; i++)
+        buf[i] = (uint8_t)(value >> (8 * (width - 1 - i)));
+}
+
+static uint64_t sg_table_get_uint(const uint8_t *buf, size_t width)
+{
+    uint64_t value = 0;
+    for (size_t i = 0; i < width; i++)
+        value = (value << 8) | buf[i];
+    return value;
+}
+
+static uint64_t sg_table_fnv64(uint64_t hash, const void *bytes, size_t len)
+{
+    const uint8_t *p = bytes;
+    for (size_t i = 0; i < len; i++)
+        hash = (hash ^ p[i]) * 1099511628211u;
+    return hash;
+}
+
+static uint32_t sg_table_fnv32(uint32_t hash, const void *bytes, size_t len)
+{
+    const uint8_t *p = bytes;
+    for (size_t i = 0; i < len; i++)
+        hash = (hash ^ p[i]) * 16777619u;
+    return hash;
+}
+
+/* The key order of RocksDB's default bytewise comparator. */
+static int sg_table_keycmp(const void *a, size_t alen, const void *b, size_t blen)
+{
+    size_t common = alen < blen ? alen : blen;
+    int c = common != 0 ? memcmp(a, b, common) : 0;
+    if (c != 0)
+        return c;
+    return alen < blen ? -1 : alen > blen;
+}
+
+static bool sg_table_has_prefix(const void *key, size_t keylen, const void *prefix, size_t prefix_len)
+{
+    return keylen >= prefix_len && (prefix_len == 0 || memcmp(key, prefix, prefix_len) == 0);
+}
+
+static bool sg_table_name_char(int c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+           c == '-';
+}
+
+/* Length of a valid name of 1..max bytes of [a-zA-Z0-9._-], or 0. */
+static size_t sg_table_valid_name(const char *name, size_t max)
+{
+    if (name == NULL)
+        return 0;
+    size_t len = strnlen(name, max + 1);
+    if (len == 0 || len > max)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!sg_table_name_char((unsigned char)name[i]))
+            return 0;
+    return len;
+}
+
+/* Decodes a row value's header. Returns false when it is not a row this module wrote. */
+static bool sg_table_decode_row(const char *value, size_t len, sg_table_version_t *version)
+{
+    const uint8_t *p = (const uint8_t *)value;
+    if (len < SG_TABLE_ROW_HEADER || p[0] != SG_TABLE_ROW_VERSION)
+        return false;
+    uint64_t partition = sg_table_get_uint(p + 1, 4);
+    if (partition > INT32_MAX)
+        return false;
+    version->partition = (int32_t)partition;
+    version->offset = (int64_t)sg_table_get_uint(p + 5, 8);
+    version->timestamp_ms = (int64_t)sg_table_get_uint(p + 13, 8);
+    /* The header is the (partition, offset, timestamp) of the write; hashing it with the value makes
+     * the tag change on every rewrite, including after a rebuild from another cluster. */
+    version->etag = sg_table_fnv64(14695981039346656037u, value, len);
+    return version->offset >= 0;
+}
+
+/* -- lookup ----------------------------------------------------------------------------------- */
+
+static sg_table_t *sg_tables_find(sg_tables_t *tables, const char *name)
+{
+    if (name == NULL)
+        return NULL;
+    for (size_t i = 0; i < tables->table_count; i++)
+        if (strcmp(tables->tables[i].name, name) == 0)
+            return &tables->tables[i];
+    return NULL;
+}
+
+static sg_table_t *sg_tables_find_err(sg_tables_t *tables, const char *name, char *err, size_t errlen)
+{
+    sg_table_t *table = sg_tables_find(tables, name);
+    if (table == NULL)
+        sg_table_errf(err, errlen, "tables: unknown table '%.*s'", SG_TABLE_MAX_NAME, name != NULL ? name : "");
+    return table;
+}
+
+/* -- open / close ----------------------------------------------------------------------------- */
+
+static rocksdb_options_t *sg_tables_build_options(int compression)
+{
+    rocksdb_options_t *options = rocksdb_options_create();
+    rocksdb_options_set_create_if_missing(options, 1);
+    rocksdb_options_set_create_missing_column_families(options, 1);
+    rocksdb_options_set_write_buffer_size(options, SG_TABLE_WRITE_BUFFER);
+    rocksdb_options_set_max_write_buffer_number(options, 3);
+    rocksdb_options_set_max_total_wal_size(options, SG_TABLE_MAX_TOTAL_WAL);
+    rocksdb_options_set_compression(options, compression);
+    rocksdb_options_set_info_log_level(options, SG_TABLE_INFO_LOG_WARN);
+    rocksdb_options_set_max_log_file_size(options, 1024 * 1024);
+    rocksdb_options_set_keep_log_file_num(options, 4);
+    /* Point reads of absent keys (404s) are common: a Bloom filter answers them from memory. */
+    rocksdb_block_based_table_options_t *table = rocksdb_block_based_options_create();
+    rocksdb_block_based_options_set_filter_policy(table, rocksdb_filterpolicy_create_bloom(10));
+    rocksdb_options_set_block_based_table_factory(options, table);
+    rocksdb_block_based_options_destroy(table);
+    return options;
+}
+
+static int sg_tables_check_names(const char *const *table_names, size_t n, char *err, size_t errlen)
+{
+    if (n > SG_TABLE_MAX_TABLES || (n != 0 && table_names == NULL)) {
+        sg_table_errf(err, errlen, "tables: at most %d tables", SG_TABLE_MAX_TABLES);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (sg_table_valid_name(table_names[i], SG_TABLE_MAX_NAME) == 0) {
+            sg_table_errf(err, errlen, "tables: table name must be 1..%d bytes of [a-zA-Z0-9._-]",
+                          SG_TABLE_MAX_NAME);
+            return -1;
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(table_names[i], table_names[j]) == 0) {
+                sg_table_errf(err, errlen, "tables: table '%s' given twice", table_names[i]);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Builds the list of families to open: default, positions, one per table, then any family already
+ * in the database that is none of these (a table dropped from the config: RocksDB refuses to open
+ * a database without all its families, and deleting data on a config change is not ours to do).
+ * Table i's family is entry 2 + i. Returns an owned array of owned names. */
+static char **sg_tables_cf_names(const char *dir, const char *const *table_names, size_t n, size_t *count)
+{
+    char *errptr = NULL;
+    size_t existing_count = 0;
+    rocksdb_options_t *probe = rocksdb_options_create();
+    char **existing = rocksdb_list_column_families(probe, dir, &existing_count, &errptr);
+    rocksdb_options_destroy(probe);
+    /* An error here means there is no database yet: it is created with only our families. */
+    rocksdb_free(errptr);
+    if (existing == NULL)
+        existing_count = 0;
+
+    char **names = sg_table_calloc(2 + n + existing_count, sizeof(*names));
+    size_t used = 0;
+    names[used++] = strdup("default");
+    names[used++] = strdup(SG_TABLE_POSITIONS_CF);
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(SG_TABLE_CF_PREFIX) + strlen(table_names[i]) + 1;
+        names[used] = sg_table_malloc(len);
+        snprintf(names[used++], len, "%s%s", SG_TABLE_CF_PREFIX, table_names[i]);
+    }
+    for (size_t i = 0; i < existing_count; i++) {
+        bool known = false;
+        for (size_t j = 0; j < used && !known; j++)
+            known = strcmp(names[j], existing[i]) == 0;
+        if (!known)
+            names[used++] = strdup(existing[i]);
+    }
+    if (existing != NULL)
+        rocksdb_list_column_families_destroy(existing, existing_count);
+    for (size_t i = 0; i < used; i++)
+        if (names[i] == NULL)
+            sg_table_oom();
+    *count = used;
+    return names;
+}
+
+sg_tables_t *sg_tables_open(const char *dir, const char *const *table_names, size_t n, char *err, size_t errlen)
+{
+    if (dir == NULL || dir[0] == '\0') {
+        sg_table_errf(err, errlen, "tables: no directory given");
+        return NULL;
+    }
+    if (sg_tables_check_names(table_names, n, err, errlen) != 0)
+        return NULL;
+
+    sg_tables_t *tables = sg_table_calloc(1, sizeof(*tables));
+    char **names = sg_tables_cf_names(dir, table_names, n, &tables->cf_count);
+    tables->cf_handles = sg_table_calloc(tables->cf_count, sizeof(*tables->cf_handles));
+    const rocksdb_options_t **cf_options = sg_table_calloc(tables->cf_count, sizeof(*cf_options));
+
+    /* LZ4 when this RocksDB build has it, otherwise uncompressed (as the state store does). */
+    const int compressions[] = {rocksdb_lz4_compression, rocksdb_no_compression};
+    for (size_t i = 0; i < sizeof(compressions) / sizeof(compressions[0]); i++) {
+        char *errptr = NULL;
+        tables->options = sg_tables_build_options(compressions[i]);
+        for (size_t j = 0; j < tables->cf_count; j++)
+            cf_options[j] = tables->options;
+        tables->db = rocksdb_open_column_families(tables->options, dir, (int)tables->cf_count,
+                                                  (const char *const *)names, cf_options, tables->cf_handles, &errptr);
+        if (errptr == NULL && tables->db != NULL)
+            break;
+        tables->db = NULL;
+        rocksdb_options_destroy(tables->options);
+        tables->options = NULL;
+        bool last = i + 1 == sizeof(compressions) / sizeof(compressions[0]);
+        if (last || errptr == NULL || strstr(errptr, "ompression") == NULL) {
+            char what[300];
+            snprintf(what, sizeof(what), "cannot open %s", dir);
+            sg_table_rocksdb_fail(err, errlen, what, errptr);
+            break;
+        }
+        rocksdb_free(errptr);
+    }
+    for (size_t i = 0; i < tables->cf_count; i++)
+        free(names[i]);
+    free(names);
+    free(cf_options);
+    if (tables->db == NULL) {
+        memset(tables->cf_handles, 0, tables->cf_count * sizeof(*tables->cf_handles));
+        sg_tables_close(tables);
+        return NULL;
+    }
+
+    tables->positions_cf = tables->cf_handles[1];
+    tables->tables = sg_table_calloc(n, sizeof(*tables->tables));
+    tables->table_count = n;
+    for (size_t i = 0; i < n; i++) {
+        sg_table_t *table = &tables->tables[i];
+        table->name = strdup(table_names[i]);
+        if (table->name == NULL)
+            sg_table_oom();
+        table->name_len = strlen(table->name);
+        table->cf = tables->cf_handles[2 + i];
+        table->pos_prefix[0] = (uint8_t)table->name_len;
+        memcpy(table->pos_prefix + 1, table->name, table->name_len);
+        table->pos_prefix_len = 1 + table->name_len;
+        pthread_mutex_init(&table->commit_lock, NULL);
+        atomic_init(&table->commits, 0);
+    }
+    tables->read_options = rocksdb_readoptions_create();
+    tables->write_options = rocksdb_writeoptions_create();
+    return tables;
+}
+
+void sg_tables_close(sg_tables_t *tables)
+{
+    if (tables == NULL)
+        return;
+    if (tables->db != NULL) {
+        for (size_t i = 0; i < tables->cf_count; i++)
+            if (tables->cf_handles[i] != NULL)
+                rocksdb_column_family_handle_destroy(tables->cf_handles[i]);
+        rocksdb_close(tables->db);
+    }
+    if (tables->options != NULL)
+        rocksdb_options_destroy(tables->options);
+    if (tables->read_options != NULL)
+        rocksdb_readoptions_destroy(tables->read_options);
+    if (tables->write_options != NULL)
+        rocksdb_writeoptions_destroy(tables->write_options);
+    for (size_t i = 0; i < tables->table_count; i++) {
+        free(tables->tables[i].name);
+        pthread_mutex_destroy(&tables->tables[i].commit_lock);
+    }
+    free(tables->tables);
+    free(tables->cf_handles);
+    free(tables);
+}
+
+uint64_t sg_tables_commit_count(sg_tables_t *tables, const char *table_name)
+{
+    sg_table_t *table = sg_tables_find(tables, table_name);
+    return table != NULL ? atomic_load_explicit(&table->commits, memory_order_acquire) : 0;
+}
+
+/* -- positions -------------------------------------------------------------------------------- */
+
+static size_t sg_table_pos_key(const sg_table_t *table, const char *topic, size_t topic_len, int32_t partition,
+                               uint8_t *buf)
+{
+    size_t len = table->pos_prefix_len;
+    memcpy(buf, table->pos_prefix, len);
+    buf[len++] = SG_TABLE_TAG_POSITION;
+    memcpy(buf + len, topic, topic_len);
+    len += topic_len;
+    buf[len++] = '\0';
+    sg_table_put_uint(buf + len, (uint64_t)partition, 4);
+    return len + 4;
+}
+
+static void sg_table_pos_value(int64_t next_offset, int64_t stream_time_ms, uint8_t buf[SG_TABLE_POS_VALUE_LEN])
+{
+    buf[0] = SG_TABLE_POS_VERSION;
+    sg_table_put_uint(buf + 1, (uint64_t)next_offset, 8);
+    sg_table_put_uint(buf + 9, (uint64_t)stream_time_ms, 8);
+}
+
+static bool sg_table_decode_pos_value(const char *value, size_t len, int64_t *next_offset, int64_t *stream_time_ms)
+{
+    const uint8_t *p = (const uint8_t *)value;
+    if (len != SG_TABLE_POS_VALUE_LEN || p[0] != SG_TABLE_POS_VERSION)
+        return false;
+    *next_offset = (int64_t)sg_table_get_uint(p + 1, 8);
+    *stream_time_ms = (int64_t)sg_table_get_uint(p + 9, 8);
+    return *next_offset >= 0 && *stream_time_ms >= 0;
+}
+
+static size_t sg_table_check_topic(const char *topic, int32_t partition, char *err, size_t errlen)
+{
+    size_t topic_len = sg_table_valid_name(topic, SG_TOKEN_MAX_TOPIC_LEN);
+    if (topic_len == 0)
+        sg_table_errf(err, errlen, "tables: topic must be 1..%d bytes of [a-zA-Z0-9._-]", SG_TOKEN_MAX_TOPIC_LEN);
+    else if (partition < 0) {
+        sg_table_errf(err, errlen, "tables: negative partition %d", (int)partition);
+        topic_len = 0;
+    }
+    return topic_len;
+}
+
+/* Reads one stored position. Returns 0 found, 1 none, -1 error. */
+static int sg_table_read_pos(sg_tables_t *tables, const sg_table_t *table, const char *topic, size_t topic_len,
+                             int32_t partition, int64_t *next_offset, int64_t *stream_time_ms, char *err,
+                             size_t errlen)
+{
+    uint8_t key[SG_TABLE_POS_KEY_MAX];
+    size_t keylen = sg_table_pos_key(table, topic, topic_len, partition, key);
+    char *errptr = NULL;
+    *next_offset = 0;
+    *stream_time_ms = 0;
+    rocksdb_pinnableslice_t *found = rocksdb_get_pinned_cf(tables->db, tables->read_options, tables->positions_cf,
+                                                           (const char *)key, keylen, &errptr);
+    if (errptr != NULL)
+        return sg_table_rocksdb_fail(err, errlen, "reading position", errptr);
+    if (found == NULL)
+        return 1;
+    size_t len;
+    const char *value = rocksdb_pinnableslice_value(found, &len);
+    bool ok = sg_table_decode_pos_value(value, len, next_offset, stream_time_ms);
+    rocksdb_pinnableslice_destroy(found);
+    if (!ok) {
+        *next_offset = 0;
+        *stream_time_ms = 0;
+        sg_table_errf(err, errlen, "tables: corrupt position of %s/%s/%d (%zu bytes)", table->name, topic,
+                      (int)partition, len);
+        return -1;
+    }
+    return 0;
+}
+
+int sg_tables_position(sg_tables_t *tables, const char *table_name, const char *topic, int32_t partition,
+                       int64_t *next_offset, int64_t *stream_time_ms, char *err, size_t errlen)
+{
+    int64_t next = 0, stream = 0;
+    int ret = -1;
+    sg_table_t *table = sg_tables_find_err(tables, table_name, err, errlen);
+    size_t topic_len = table != NULL ? sg_table_check_topic(topic, partition, err, errlen) : 0;
+    if (topic_len != 0)
+        ret = sg_table_read_pos(tables, table, topic, topic_len, partition, &next, &stream, err, errlen);
+    if (next_offset != NULL)
+        *next_offset = next;
+    if (stream_time_ms != NULL)
+        *stream_time_ms = stream;
+    return ret;
+}
+
+/* Visits every position of table as read through read_options. Returns 0 or -1. */
+static int sg_table_each_pos(sg_tables_t *tables, const sg_table_t *table, const rocksdb_readoptions_t *read_options,
+                             sg_table_position_cb cb, void *arg, char *err, size_t errlen)
+{
+    uint8_t prefix[1 + SG_TABLE_MAX_NAME + 1];
+    memcpy(prefix, table->pos_prefix, table->pos_prefix_len);
+    prefix[table->pos_prefix_len] = SG_TABLE_TAG_POSITION;
+    size_t prefix_len = table->pos_prefix_len + 1;
+    int ret = 0;
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(tables->db, read_options, tables->positions_cf);
+    for (rocksdb_iter_seek(it, (const char *)prefix, prefix_len); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t keylen, len;
+        const char *key = rocksdb_iter_key(it, &keylen);
+        if (!sg_table_has_prefix(key, keylen, prefix, prefix_len))
+            break;
+        const char *value = rocksdb_iter_value(it, &len);
+        const char *topic = key + prefix_len;
+        size_t rest = keylen - prefix_len;
+        const char *nul = memchr(topic, '\0', rest);
+        int64_t next_offset, stream_time_ms;
+        if (nul == NULL || nul == topic || (size_t)(nul - topic) > SG_TOKEN_MAX_TOPIC_LEN ||
+            rest != (size_t)(nul - topic) + 1 + 4 || sg_table_get_uint((const uint8_t *)nul + 1, 4) > INT32_MAX ||
+            !sg_table_decode_pos_value(value, len, &next_offset, &stream_time_ms)) {
+            sg_table_errf(err, errlen, "tables: corrupt position record in table %s", table->name);
+            ret = -1;
+            break;
+        }
+        char topic_text[SG_TOKEN_MAX_TOPIC_LEN + 1];
+        memcpy(topic_text, topic, (size_t)(nul - topic));
+        topic_text[nul - topic] = '\0';
+        int32_t partition = (int32_t)sg_table_get_uint((const uint8_t *)nul + 1, 4);
+        if (cb(arg, topic_text, partition, next_offset, stream_time_ms) != 0)
+            break;
+    }
+    if (ret == 0) {
+        char *errptr = NULL;
+        rocksdb_iter_get_error(it, &errptr);
+        if (errptr != NULL)
+            ret = sg_table_rocksdb_fail(err, errlen, "listing positions", errptr);
+    }
+    rocksdb_iter_destroy(it);
+    return ret;
+}
+
+int sg_tables_positions(sg_tables_t *tables, const char *table_name, sg_table_position_cb cb, void *arg, char *err,
+                        size_t errlen)
+{
+    sg_table_t *table = sg_tables_find_err(tables, table_name, err, errlen);
+    if (table == NULL)
+        return -1;
+    return sg_table_each_pos(tables, table, tables->read_options, cb, arg, err, errlen);
+}
+
+typedef struct {
+    sg_token_t *token;
+    int failed;
+} sg_table_token_acc_t;
+
+static int sg_table_token_add(void *arg, const char *topic, int32_t partition, int64_t next_offset,
+                              int64_t stream_time_ms)
+{
+    sg_table_token_acc_t *acc = arg;
+    if (next_offset == 0)
+        return 0;
+    if (sg_token_advance(acc->token, topic, partition, next_offset - 1, stream_time_ms) != 0) {
+        acc->failed = 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* Merges the view position as read through read_options into `into` (unchanged on failure). */
+static int sg_table_collect_token(sg_tables_t *tables, const sg_table_t *table,
+                                  const rocksdb_readoptions_t *read_options, sg_token_t *into, char *err,
+                                  size_t errlen)
+{
+    sg_table_token_acc_t acc = {.token = sg_token_create(), .failed = 0};
+    if (acc.token == NULL)
+        sg_table_oom();
+    int ret = sg_table_each_pos(tables, table, read_options, sg_table_token_add, &acc, err, errlen);
+    if (ret == 0 && (acc.failed || sg_token_merge(into, acc.token) != 0)) {
+        sg_table_errf(err, errlen, "tables: the position of table %s exceeds the token limits", table->name);
+        ret = -1;
+    }
+    sg_token_destroy(acc.token);
+    return ret;
+}
+
+int sg_tables_token(sg_tables_t *tables, const char *table_name, sg_token_t *into, char *err, size_t errlen)
+{
+    sg_table_t *table = sg_tables_find_err(tables, table_name, err, errlen);
+    if (table == NULL)
+        return -1;
+    return sg_table_collect_token(tables, table, tables->read_options, into, err, errlen);
+}
+
+int sg_tables_get_source(sg_tables_t *tables, const char *table_name, char **source_out, char *err, size_t errlen)
+{
+    *source_out = NULL;
+    sg_table_t *table = sg_tables_find_err(tables, table_name, err, errlen);
+    if (table == NULL)
+        return -1;
+    uint8_t key[1 + SG_TABLE_MAX_NAME + 1];
+    memcpy(key, table->pos_prefix, table->pos_prefix_len);
+    key[table->pos_prefix_len] = SG_TABLE_TAG_SOURCE;
+    char *errptr = NULL;
+    rocksdb_pinnableslice_t *found = rocksdb_get_pinned_cf(tables->db, tables->read_options, tables->positions_cf,
+                                                           (const char *)key, table->pos_prefix_len + 1, &errptr);
+    if (errptr != NULL)
+        return sg_table_rocksdb_fail(err, errlen, "reading source identity", errptr);
+    if (found == NULL)
+        return 1;
+    size_t len;
+    const char *value = rocksdb_pinnableslice_value(found, &len);
+    int ret = 0;
+    if (len == 0 || len > SG_TABLE_MAX_SOURCE || memchr(value, '\0', len) != NULL) {
+        sg_table_errf(err, errlen, "tables: corrupt source identity of table %s (%zu bytes)", table->name, len);
+        ret = -1;
+    } else {
+        *source_out = sg_table_malloc(len + 1);
+        memcpy(*source_out, value, len);
+        (*source_out)[len] = '\0';
+    }
+    rocksdb_pinnableslice_destroy(found);
+    return ret;
+}
+
+int sg_tables_reset(sg_tables_t *tables, const char *table_name, const char *new_source, char *err, size_t errlen)
+{
+    sg_table_t *table = sg_tables_find_err(tables, table_name, err, errlen);
+    if (table == NULL)
+        return -1;
+    size_t source_len = new_source != NULL ? strnlen(new_source, SG_TABLE_MAX_SOURCE + 1) : 0;
+    if (source_len == 0 || source_len > SG_TABLE_MAX_SOURCE) {
+        sg_table_errf(err, errlen, "tables: source identity must be 1..%d bytes", SG_TABLE_MAX_SOURCE);
+        return -1;
+    }
+    /* Every row key is at most SG_TABLE_MAX_KEY bytes, so each sorts below MAX_KEY + 1 bytes of
+     * 0xff: one range deletion covers the whole family, whatever the keys. */
+    static const size_t row_end_len = SG_TABLE_MAX_KEY + 1;
+    char *row_end = sg_table_malloc(row_end_len);
+    memset(row_end, 0xff, row_end_len);
+    uint8_t pos_begin[1 + SG_TABLE_MAX_NAME + 1], pos_end[1 + SG_TABLE_MAX_NAME + 1];
+    uint8_t source_key[1 + SG_TABLE_MAX_NAME + 1];
+    size_t plen = table->pos_prefix_len;
+    memcpy(pos_begin, table->pos_prefix, plen);
+    memcpy(pos_end, table->pos_prefix, plen);
+    memcpy(source_key, table->pos_prefix, plen);
+    pos_begin[plen] = SG_TABLE_TAG_POSITION;
+    pos_end[plen] = SG_TABLE_TAG_POSITION + 1;
+    source_key[plen] = SG_TABLE_TAG_SOURCE;
+
+    rocksdb_writebatch_t *writes = rocksdb_writebatch_create();
+    rocksdb_writebatch_delete_range_cf(writes, table->cf, "", 0, row_end, row_end_len);
+    rocksdb_writebatch_delete_range_cf(writes, tables->positions_cf, (const char *)pos_begin, plen + 1,
+                                       (const char *)pos_end, plen + 1);
+    rocksdb_writebatch_put_cf(writes, tables->positions_cf, (const char *)source_key, plen + 1, new_source,
+                              source_len);
+    char *errptr = NULL;
+    int ret = 0;
+    pthread_mutex_lock(&table->commit_lock);
+    rocksdb_write(tables->db, tables->write_options, writes, &errptr);
+    if (errptr != NULL)
+        ret = sg_table_rocksdb_fail(err, errlen, "resetting table", errptr);
+    else
+        atomic_fetch_add_explicit(&table->commits, 1, memory_order_acq_rel);
+    pthread_mutex_unlock(&table->commit_lock);
+    rocksdb_writebatch_destroy(writes);
+    free(row_end);
+    return ret;
+}
+
+/* -- batches ---------------------------------------------------------------------------------- */
+
+sg_table_batch_t *sg_table_batch_new(sg_tables_t *tables, const char *table_name)
+{
+    sg_table_t *table = sg_tables_find(tables, table_name);
+    if (table == NULL)
+        return NULL;
+    sg_table_batch_t *batch = sg_table_calloc(1, sizeof(*batch));
+    batch->tables = tables;
+    batch->table = table;
+    batch->writes = rocksdb_writebatch_create();
+    batch->base_commits = atomic_load_explicit(&table->commits, memory_order_acquire);
+    return batch;
+}
+
+void sg_table_batch_destroy(sg_table_batch_t *batch)
+{
+    if (batch == NULL)
+        return;
+    rocksdb_writebatch_destroy(batch->writes);
+    free(batch->positions);
+    free(batch);
+}
+
+size_t sg_table_batch_count(const sg_table_batch_t *batch)
+{
+    return batch->records;
+}
+
+/* The batch's view of (topic, partition): from this batch, else loaded from the store. */
+static sg_table_batch_pos_t *sg_table_batch_pos(sg_table_batch_t *batch, const char *topic, size_t topic_len,
+                                                int32_t partition, char *err, size_t errlen)
+{
+    /* A materializer's batch usually holds runs of one partition: try the last one first. */
+    if (batch->pos_last < batch->pos_count) {
+        sg_table_batch_pos_t *pos = &batch->positions[batch->pos_last];
+        if (pos->partition == partition && strcmp(pos->topic, topic) == 0)
+            return pos;
+    }
+    for (size_t i = 0; i < batch->pos_count; i++) {
+        sg_table_batch_pos_t *pos = &batch->positions[i];
+        if (pos->partition == partition && strcmp(pos->topic, topic) == 0) {
+            batch->pos_last = i;
+            return pos;
+        }
+    }
+    int64_t next_offset, stream_time_ms;
+    if (sg_table_read_pos(batch->tables, batch->table, topic, topic_len, partition, &next_offset, &stream_time_ms,
+                          err, errlen) < 0)
+        return NULL;
+    if (batch->pos_count == batch->pos_cap) {
+        batch->pos_cap = batch->pos_cap != 0 ? batch->pos_cap * 2 : 8;
+        batch->positions = realloc(batch->positions, batch->pos_cap * sizeof(*batch->positions));
+        if (batch->positions == NULL)
+            sg_table_oom();
+    }
+    sg_table_batch_pos_t *pos = &batch->positions[batch->pos_count];
+    memcpy(pos->topic, topic, topic_len);
+    pos->topic[topic_len] = '\0';
+    pos->partition = partition;
+    pos->next_offset = next_offset;
+    pos->stream_time_ms = stream_time_ms;
+    pos->dirty = false;
+    batch->pos_last = batch->pos_count++;
+    return pos;
+}
+
+int sg_table_batch_put(sg_table_batch_t *batch, const char *topic, int32_t partition, int64_t offset,
+                       int64_t timestamp_ms, const void *key, size_t keylen, const void *value, size_t valuelen,
+                       char *err, size_t errlen)
+{
+    size_t topic_len = sg_table_check_topic(topic, partition, err, errlen);
+    if (topic_len == 0)
+        return -1;
+    if (offset < 0 || offset == INT64_MAX) {
+        sg_table_errf(err, errlen, "tables: offset %lld out of range", (long long)offset);
+        return -1;
+    }
+    if (key == NULL || keylen == 0 || keylen > SG_TABLE_MAX_KEY) {
+        sg_table_errf(err, errlen, "tables: key must be 1..%d bytes (got %zu)", SG_TABLE_MAX_KEY,
+                      key == NULL ? (size_t)0 : keylen);
+        return -1;
+    }
+    if (value != NULL && valuelen > SG_TABLE_MAX_VALUE) {
+        sg_table_errf(err, errlen, "tables: value of %zu bytes is over the limit of %u", valuelen,
+                      SG_TABLE_MAX_VALUE);
+        return -1;
+    }
+    sg_table_batch_pos_t *pos = sg_table_batch_pos(batch, topic, topic_len, partition, err, errlen);
+    if (pos == NULL)
+        return -1;
+    if (offset < pos->next_offset)
+        return 1;
+
+    if (value == NULL) {
+        rocksdb_writebatch_delete_cf(batch->writes, batch->table->cf, key, keylen);
+    } else {
+        uint8_t header[SG_TABLE_ROW_HEADER];
+        header[0] = SG_TABLE_ROW_VERSION;
+        sg_table_put_uint(header + 1, (uint64_t)partition, 4);
+        sg_table_put_uint(header + 5, (uint64_t)offset, 8);
+        sg_table_put_uint(header + 13, (uint64_t)timestamp_ms, 8);
+        /* Scatter-put: the value goes into the WriteBatch without an intermediate copy. */
+        const char *parts[2] = {(const char *)header, value};
+        size_t sizes[2] = {sizeof(header), valuelen};
+        const char *key_parts[1] = {key};
+        rocksdb_writebatch_putv_cf(batch->writes, batch->table->cf, 1, key_parts, &keylen, valuelen != 0 ? 2 : 1,
+                                   parts, sizes);
+    }
+    pos->next_offset = offset + 1;
+    /* Kafka uses -1 for "no timestamp": such a record does not move stream time. */
+    if (timestamp_ms > pos->stream_time_ms)
+        pos->stream_time_ms = timestamp_ms;
+    pos->dirty = true;
+    batch->records++;
+    return 0;
+}
+
+int sg_table_batch_advance(sg_table_batch_t *batch, const char *topic, int32_t partition, int64_t next_offset,
+                           char *err, size_t errlen)
+{
+    size_t topic_len = sg_table_check_topic(topic, partition, err, errlen);
+    if (topic_len == 0)
+        return -1;
+    if (next_offset < 0) {
+        sg_table_errf(err, errlen, "tables: offset %lld out of range", (long long)next_offset);
+        return -1;
+    }
+    sg_table_batch_pos_t *pos = sg_table_batch_pos(batch, topic, topic_len, partition, err, errlen);
+    if (pos == NULL)
+        return -1;
+    if (next_offset <= pos->next_offset)
+        return 1;
+    pos->next_offset = next_offset;
+    pos->dirty = true;
+    return 0;
+}
+
+/* Empties the batch; when `forget`, also drops the cached positions (they may be wrong). */
+static void sg_table_batch_clear(sg_table_batch_t *batch, bool forget, uint64_t base_commits)
+{
+    rocksdb_writebatch_clear(batch->writes);
+    batch->records = 0;
+    if (forget)
+        batch->pos_count = 0;
+    for (size_t i = 0; i < batch->pos_count; i++)
+        batch->positions[i].dirty = false;
+    batch->base_commits = base_commits;
+}
+
+int sg_table_batch_commit(sg_table_batch_t *batch, char *err, size_t errlen)
+{
+    sg_table_t *table = batch->table;
+    bool any = batch->records != 0;
+    for (size_t i = 0; i < batch->pos_count && !any; i++)
+        any = batch->positions[i].dirty;
+    if (!any)
+        return 0;
+    for (size_t i = 0; i < batch->pos_count; i++) {
+        sg_table_batch_pos_t *pos = &batch->positions[i];
+        if (!pos->dirty)
+            continue;
+        uint8_t key[SG_TABLE_POS_KEY_MAX], value[SG_TABLE_POS_VALUE_LEN];
+        size_t keylen = sg_table_pos_key(table, pos->topic, strlen(pos->topic), pos->partition, key);
+        sg_table_pos_value(pos->next_offset, pos->stream_time_ms, value);
+        rocksdb_writebatch_put_cf(batch->writes, batch->tables->positions_cf, (const char *)key, keylen,
+                                  (const char *)value, sizeof(value));
+    }
+
+    int ret = 0;
+    pthread_mutex_lock(&table->commit_lock);
+    uint64_t commits = atomic_load_explicit(&table->commits, memory_order_acquire);
+    if (commits != batch->base_commits) {
+        sg_table_errf(err, errlen, "tables: table %s was written by someone else while this batch was built",
+                      table->name);
+        ret = SG_TABLE_ECONFLICT;
+    } else {
+        char *errptr = NULL;
+        rocksdb_write(batch->tables->db, batch->tables->write_options, batch->writes, &errptr);
+        if (errptr != NULL)
+            ret = sg_table_rocksdb_fail(err, errlen, "committing batch", errptr);
+        else
+            commits = atomic_fetch_add_explicit(&table->commits, 1, memory_order_acq_rel) + 1;
+    }
+    pthread_mutex_unlock(&table->commit_lock);
+    sg_table_batch_clear(batch, ret != 0, commits);
+    return ret;
+}
+
+/* -- reads ------------------------------------------------------------------------------------ */
+
+/* Read options on a fresh snapshot, for answers that must agree with the token they carry. */
+typedef struct {
+    const rocksdb_snapshot_t *snapshot;
+    rocksdb_readoptions_t *options;
+} sg_table_snapshot_t;
+
+static void sg_table_snapshot_take(sg_tables_t *tables, sg_table_snapshot_t *snap)
+{
+    snap->snapshot = rocksdb_create_snapshot(tables->db);
+    snap->options = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_snapshot(snap->options, snap->snapshot);
+}
+
+static void sg_table_snapshot_release(sg_tables_t *tables, sg_table_snapshot_t *snap)
+{
+    if (snap->options == NULL)
+        return;
+    rocksdb_readoptions_destroy(snap->options);
+    rocksdb_release_snapshot(tables->db, snap->snapshot);
+    snap->options = NULL;
+}
+
+int sg_tables_get(sg_tables_t *tables, const char *table_name, const void *key, size_t keylen, void **value_out,
+                  size_t *len_out, sg_table_version_t *version, sg_token_t *token_into, char *err, size_t errlen)
+{
+    *value_out = NULL;
+    *len_out = 0;
+    if (version != NULL)
+        memset(version, 0, sizeof(*version));
+    sg_table_t *table = sg_tables_find_err(tables, table_name, err, errlen);
+    if (table == NULL)
+        return -1;
+    if (key == NULL || keylen == 0 || keylen > SG_TABLE_MAX_KEY) {
+        sg_table_errf(err, errlen, "tables: key must be 1..%d bytes (got %zu)", SG_TABLE_MAX_KEY,
+                      key == NULL ? (size_t)0 : keylen);
+        return -1;
+    }
+    sg_table_snapshot_t snap = {0};
+    const rocksdb_readoptions_t *read_options = tables->read_options;
+    if (token_into != NULL) {
+        sg_table_snapshot_take(tables, &snap);
+        read_options = snap.options;
+    }
+    char *errptr = NULL;
+    int ret = 1;
+    rocksdb_pinnableslice_t *found = rocksdb_get_pinned_cf(tables->db, read_options, table->cf, key, keylen, &errptr);
+    if (errptr != NULL) {
+        ret = sg_table_rocksdb_fail(err, errlen, "reading row", errptr);
+    } else if (found != NULL) {
+        size_t len;
+        const char *value = rocksdb_pinnableslice_value(found, &len);
+        sg_table_version_t row;
+        if (!sg_table_decode_row(value, len, &row)) {
+            sg_table_errf(err, errlen, "tables: corrupt row in table %s (%zu bytes)", table->name, len);
+            ret = -1;
+        } else {
+            size_t value_len = len - SG_TABLE_ROW_HEADER;
+            char *copy = sg_table_malloc(value_len + 1);
+            memcpy(copy, value + SG_TABLE_ROW_HEADER, value_len);
+            copy[value_len] = '\0';
+            *value_out = copy;
+            *len_out = value_len;
+            if (version != NULL)
+                *version = row;
+            ret = 0;
+        }
+        rocksdb_pinnableslice_destroy(found);
+    }
+    if (ret >= 0 && token_into != NULL &&
+        sg_table_collect_token(tables, table, read_options, token_into, err, errlen) != 0) {
+        free(*value_out);
+        *value_out = NULL;
+        *len_out = 0;
+        ret = -1;
+    }
+    sg_table_snapshot_release(tables, &snap);
+    return ret;
+}
+
+/* -- cursors ---------------------------------------------------------------------------------- */
+
+static const char sg_table_b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+static int sg_table_b64_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '-')
+        return 62;
+    if (c == '_')
+        return 63;
+    return -1;
+}
+
+/* Returns an owned NUL-terminated base64url text (no padding). */
+static char *sg_table_b64_encode(const uint8_t *bytes, size_t len)
+{
+    char *text = sg_table_malloc((len + 2) / 3 * 4 + 1);
+    size_t out = 0;
+    for (size_t i = 0; i < len; i += 3) {
+        uint32_t group = (uint32_t)bytes[i] << 16;
+        if (i + 1 < len)
+            group |= (uint32_t)bytes[i + 1] << 8;
+        if (i + 2 < len)
+            group |= bytes[i + 2];
+        size_t chars = len - i >= 3 ? 4 : len - i + 1;
+        for (size_t j = 0; j < chars; j++)
+            text[out++] = sg_table_b64[(group >> (18 - 6 * j)) & 63];
+    }
+    text[out] = '\0';
+    return text;
+}
+
+/* Strict decode into buf (room for len * 3 / 4 bytes): canonical unpadded base64url only (no
+ * padding, no stray characters, unused trailing bits zero). Returns the length or -1. */
+static long sg_table_b64_decode(const char *text, size_t len, uint8_t *buf)
+{
+    if (len % 4 == 1)
+        return -1;
+    size_t out = 0;
+    uint32_t acc = 0;
+    unsigned bits = 0;
+    for (size_t i = 0; i < len; i++) {
+        int v = sg_table_b64_value((unsigned char)text[i]);
+        if (v < 0)
+            return -1;
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            buf[out++] = (uint8_t)(acc >> bits);
+            acc &= (1u << bits) - 1;
+        }
+    }
+    if (acc != 0)
+        return -1;
+    return (long)out;
+}
+
+static uint32_t sg_table_cursor_check(const sg_table_t *table, const uint8_t *key, size_t keylen)
+{
+    uint8_t version = SG_TABLE_CURSOR_VERSION;
+    uint32_t hash = sg_table_fnv32(2166136261u, table->name, table->name_len + 1);
+    hash = sg_table_fnv32(hash, &version, 1);
+    return sg_table_fnv32(hash, key, keylen);
+}
+
+static char *sg_table_cursor_encode(const sg_table_t *table, const void *key, size_t keylen)
+{
+    uint8_t *raw = sg_table_malloc(1 + keylen + 4);
+    raw[0] = SG_TABLE_CURSOR_VERSION;
+    memcpy(raw + 1, key, keylen);
+    sg_table_put_uint(raw + 1 + keylen, sg_table_cursor_check(table, raw + 1, keylen), 4);
+    char *text = sg_table_b64_encode(raw, 1 + keylen + 4);
+    free(raw);
+    return text;
+}
+
+/* Decodes a cursor into buf (SG_TABLE_MAX_CURSOR bytes). Returns the key length or -1. */
+static long sg_table_cursor_decode(const sg_table_t *table, const char *text, uint8_t *buf, const uint8_t **key)
+{
+    size_t len = strnlen(text, SG_TABLE_MAX_CURSOR + 1);
+    if (len > SG_TABLE_MAX_CURSOR)
+        return -1;
+    long raw_len = sg_table_b64_decode(text, len, buf);
+    if (raw_len < 1 + 1 + 4 || buf[0] != SG_TABLE_CURSOR_VERSION)
+        return -1;
+    size_t keylen = (size_t)raw_len - 1 - 4;
+    if (keylen > SG_TABLE_MAX_KEY)
+        return -1;
+    if (sg_table_get_uint(buf + 1 + keylen, 4) != sg_table_cursor_check(table, buf + 1, keylen))
+        return -1;
+    *key = buf + 1;
+    return (long)keylen;
+}
+
+/* -- scans ------------------------------------------------------------------------------------ */
+
+int sg_tables_scan(sg_tables_t *tables, const char *table_name, const sg_table_scan_t *query, sg_table_row_cb cb,
+                   void *arg, char **next_cursor, sg_token_t *token_into, char *err, size_t errlen)
+{
+    *next_cursor = NULL;
+    sg_table_t *table = sg_tables_find_err(tables, table_name, err, errlen);
+    if (table == NULL)
+        return -1;
+    if (query->limit == 0 || query->limit > SG_TABLE_SCAN_MAX_LIMIT) {
+        sg_table_errf(err, errlen, "tables: scan limit must be 1..%d", SG_TABLE_SCAN_MAX_LIMIT);
+        return -1;
+    }
+    const void *prefix = query->prefix;
+    size_t prefix_len = prefix != NULL ? query->prefix_len : 0;
+    if (prefix_len > SG_TABLE_MAX_KEY || (query->from != NULL && query->from_len > SG_TABLE_MAX_KEY) ||
+        (query->to != NULL && query->to_len > SG_TABLE_MAX_KEY)) {
+        sg_table_errf(err, errlen, "tables: scan bounds are limited to %d bytes", SG_TABLE_MAX_KEY);
+        return -1;
+    }
+
+    /* Start at the largest of the lower bounds: prefix, from, cursor. */
+    const void *start = prefix;
+    size_t start_len = prefix_len;
+    if (query->from != NULL && sg_table_keycmp(query->from, query->from_len, start, start_len) > 0) {
+        start = query->from;
+        start_len = query->from_len;
+    }
+    uint8_t *cursor_buf = NULL;
+    const uint8_t *cursor_key = NULL;
+    size_t cursor_len = 0;
+    if (query->cursor != NULL) {
+        cursor_buf = sg_table_malloc(SG_TABLE_MAX_CURSOR);
+        long decoded = sg_table_cursor_decode(table, query->cursor, cursor_buf, &cursor_key);
+        if (decoded < 0) {
+            free(cursor_buf);
+            sg_table_errf(err, errlen, "tables: invalid scan cursor");
+            return -1;
+        }
+        cursor_len = (size_t)decoded;
+        /* The cursor names the last row of a page of this query: it must lie in its range. */
+        if (!sg_table_has_prefix(cursor_key, cursor_len, prefix, prefix_len) ||
+            (query->from != NULL && sg_table_keycmp(cursor_key, cursor_len, query->from, query->from_len) < 0) ||
+            (query->to != NULL && sg_table_keycmp(cursor_key, cursor_len, query->to, query->to_len) >= 0)) {
+            free(cursor_buf);
+            sg_table_errf(err, errlen, "tables: scan cursor does not belong to this query");
+            return -1;
+        }
+        start = cursor_key;
+        start_len = cursor_len;
+    }
+
+    sg_table_snapshot_t snap;
+    sg_table_snapshot_take(tables, &snap);
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(tables->db, snap.options, table->cf);
+    int delivered = 0;
+    int ret = 0;
+    /* A copy: the iterator's key memory is gone once it moves past the last row. */
+    uint8_t *last_key = sg_table_malloc(SG_TABLE_MAX_KEY);
+    size_t last_len = 0;
+    bool more = false;
+    rocksdb_iter_seek(it, start != NULL ? start : "", start_len);
+    if (cursor_key != NULL && rocksdb_iter_valid(it)) {
+        size_t keylen;
+        const char *key = rocksdb_iter_key(it, &keylen);
+        if (sg_table_keycmp(key, keylen, cursor_key, cursor_len) == 0)
+            rocksdb_iter_next(it);
+    }
+    for (; rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t keylen, len;
+        const char *key = rocksdb_iter_key(it, &keylen);
+        /* Keys with the prefix are contiguous and the start is at or past it: the first key
+         * without it is past them all. */
+        if (!sg_table_has_prefix(key, keylen, prefix, prefix_len))
+            break;
+        if (query->to != NULL && sg_table_keycmp(key, keylen, query->to, query->to_len) >= 0)
+            break;
+        if ((size_t)delivered == query->limit) {
+            more = true;
+            break;
+        }
+        const char *value = rocksdb_iter_value(it, &len);
+        sg_table_version_t version;
+        if (!sg_table_decode_row(value, len, &version)) {
+            sg_table_errf(err, errlen, "tables: corrupt row in table %s (%zu bytes)", table->name, len);
+            ret = -1;
+            break;
+        }
+        delivered++;
+        memcpy(last_key, key, keylen);
+        last_len = keylen;
+        if (cb(arg, key, keylen, value + SG_TABLE_ROW_HEADER, len - SG_TABLE_ROW_HEADER, &version) != 0) {
+            more = true;
+            break;
+        }
+    }
+    if (ret == 0) {
+        char *errptr = NULL;
+        rocksdb_iter_get_error(it, &errptr);
+        if (errptr != NULL)
+            ret = sg_table_rocksdb_fail(err, errlen, "scanning", errptr);
+    }
+    if (ret == 0 && more)
+        *next_cursor = sg_table_cursor_encode(table, last_key, last_len);
+    free(last_key);
+    rocksdb_iter_destroy(it);
+    if (ret == 0 && token_into != NULL)
+        ret = sg_table_collect_token(tables, table, snap.options, token_into, err, errlen);
+    sg_table_snapshot_release(tables, &snap);
+    free(cursor_buf);
+    if (ret != 0) {
+        free(*next_cursor);
+        *next_cursor = NULL;
+        return -1;
+    }
+    return delivered;
+}

@@ -1,0 +1,988 @@
+/*
+ * Tests for materialized tables (queries/table.c) against a real RocksDB in a temp directory per
+ * test. The crash test plays materializer: it applies a stream of "increment" records (each one
+ * reads the key's counter and writes counter + 1), so a record applied twice or skipped shows up
+ * as a wrong counter, not just as a wrong position.
+ */
+#define _XOPEN_SOURCE 700 /* nftw() for removing the temp directories */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <ftw.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sg_table.h"
+
+static const char *const two_tables[] = {"users", "orders"};
+
+typedef struct {
+    char dir[256];
+    char dir2[256];
+    sg_tables_t *tables;
+} fixture_t;
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void make_dir(char *dir, size_t size)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, size, "%s/sg-table-XXXXXX", tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
+    assert_non_null(mkdtemp(dir));
+}
+
+static sg_tables_t *open_tables(const char *dir)
+{
+    char err[256] = "";
+    sg_tables_t *tables = sg_tables_open(dir, two_tables, 2, err, sizeof(err));
+    assert_non_null(tables);
+    assert_string_equal(err, "");
+    return tables;
+}
+
+static int setup(void **state)
+{
+    fixture_t *fx = calloc(1, sizeof(*fx));
+    assert_non_null(fx);
+    make_dir(fx->dir, sizeof(fx->dir));
+    make_dir(fx->dir2, sizeof(fx->dir2));
+    fx->tables = open_tables(fx->dir);
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *fx = *state;
+    sg_tables_close(fx->tables);
+    nftw(fx->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    nftw(fx->dir2, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    free(fx);
+    return 0;
+}
+
+/* -- helpers ---------------------------------------------------------------------------------- */
+
+static int put(sg_table_batch_t *batch, const char *topic, int32_t partition, int64_t offset, int64_t ts,
+               const char *key, const char *value)
+{
+    char err[256] = "";
+    int ret = sg_table_batch_put(batch, topic, partition, offset, ts, key, strlen(key), value,
+                                 value != NULL ? strlen(value) : 0, err, sizeof(err));
+    assert_true(ret >= 0);
+    return ret;
+}
+
+static void commit(sg_table_batch_t *batch)
+{
+    char err[256] = "";
+    assert_int_equal(sg_table_batch_commit(batch, err, sizeof(err)), 0);
+    assert_string_equal(err, "");
+}
+
+/* Reads key; returns an owned value or NULL when absent (asserting no error). */
+static char *get(sg_tables_t *tables, const char *table, const char *key, sg_table_version_t *version)
+{
+    char err[256] = "";
+    void *value = NULL;
+    size_t len = 99;
+    int ret = sg_tables_get(tables, table, key, strlen(key), &value, &len, version, NULL, err, sizeof(err));
+    assert_true(ret == 0 || ret == 1);
+    if (ret == 1) {
+        assert_null(value);
+        assert_int_equal(len, 0);
+        return NULL;
+    }
+    assert_int_equal(strlen(value), len);
+    return value;
+}
+
+static void assert_row(sg_tables_t *tables, const char *table, const char *key, const char *want)
+{
+    char *value = get(tables, table, key, NULL);
+    if (want == NULL) {
+        assert_null(value);
+        return;
+    }
+    assert_non_null(value);
+    assert_string_equal(value, want);
+    free(value);
+}
+
+static void assert_position(sg_tables_t *tables, const char *table, const char *topic, int32_t partition,
+                            int want_ret, int64_t want_next, int64_t want_stream)
+{
+    char err[256] = "";
+    int64_t next = -7, stream = -7;
+    assert_int_equal(sg_tables_position(tables, table, topic, partition, &next, &stream, err, sizeof(err)), want_ret);
+    assert_int_equal(next, want_next);
+    assert_int_equal(stream, want_stream);
+}
+
+/* -- rows ------------------------------------------------------------------------------------- */
+
+static void test_upsert_then_get(void **state)
+{
+    fixture_t *fx = *state;
+    sg_table_batch_t *batch = sg_table_batch_new(fx->tables, "users");
+    assert_non_null(batch);
+    assert_int_equal(put(batch, "users-topic", 3, 41, 1000, "alice", "{\"age\":30}"), 0);
+    assert_int_equal(put(batch, "users-topic", 3, 42, 1001, "empty", ""), 0);
+    assert_int_equal(sg_table_batch_count(batch), 2);
+    /* Not visible before the commit. */
+    assert_row(fx->tables, "users", "alice", NULL);
+    commit(batch);
+    assert_int_equal(sg_table_batch_count(batch), 0);
+
+    sg_table_version_t version;
+    char *value = get(fx->tables, "users", "alice", &version);
+    assert_string_equal(value, "{\"age\":30}");
+    free(value);
+    assert_int_equal(version.partition, 3);
+    assert_int_equal(version.offset, 41);
+    assert_int_equal(version.timestamp_ms, 1000);
+    assert_row(fx->tables, "users", "empty", "");
+    assert_row(fx->tables, "users", "bob", NULL);
+    /* Tables are separate: the same key in another table is absent. */
+    assert_row(fx->tables, "orders", "alice", NULL);
+    sg_table_batch_destroy(batch);
+}
+
+static void test_tombstone_deletes(void **state)
+{
+    fixture_t *fx = *state;
+    sg_table_batch_t *batch = sg_table_batch_new(fx->tables, "users");
+    put(batch, "t", 0, 0, 10, "alice", "a");
+    put(batch, "t", 0, 1, 11, "bob", "b");
+    commit(batch);
+    assert_row(fx->tables, "users", "alice", "a");
+    assert_int_equal(put(batch, "t", 0, 2, 12, "alice", NULL), 0);
+    assert_int_equal(put(batch, "t", 0, 3, 13, "never-there", NULL), 0);
+    commit(batch);
+    assert_row(fx->tables, "users", "alice", NULL);
+    assert_row(fx->tables, "users", "never-there", NULL);
+    assert_row(fx->tables, "users", "bob", "b");
+    /* A tombstone advances the position like any record. */
+    assert_position(fx->tables, "users", "t", 0, 0, 4, 13);
+    sg_table_batch_destroy(batch);
+}
+
+static void test_later_record_wins(void **state)
+{
+    fixture_t *fx = *state;
+    sg_table_batch_t *batch = sg_table_batch_new(fx->tables, "users");
+    put(batch, "t", 0, 0, 10, "k", "first");
+    put(batch, "t", 0, 1, 11, "k", "second");
+    commit(batch);
+    sg_table_version_t v1, v2, v3;
+    char *value = get(fx->tables, "users", "k", &v1);
+    assert_string_equal(value, "second");
+    free(value);
+    assert_int_equal(v1.offset, 1);
+    put(batch, "t", 0, 2, 12, "k", "third");
+    put(batch, "t", 0, 3, 13, "k", NULL);
+    put(batch, "t", 0, 4, 14, "k", "fourth");
+    commit(batch);
+    value = get(fx->tables, "users", "k", &v2);
+    assert_string_equal(value, "fourth");
+    free(value);
+    assert_int_equal(v2.offset, 4);
+    assert_int_equal(v2.timestamp_ms, 14);
+    assert_true(v1.etag != v2.etag);
+    /* The same value written again by a later record gets a new ETag; an unchanged row keeps it. */
+    put(batch, "t", 0, 5, 15, "k", "fourth");
+    commit(batch);
+    value = get(fx->tables, "users", "k", &v3);
+    free(value);
+    assert_true(v3.etag != v2.etag);
+    value = get(fx->tables, "users", "k", &v2);
+    free(value);
+    assert_true(v3.etag == v2.etag);
+    sg_table_batch_destroy(batch);
+}
+
+/* -- positions -------------------------------------------------------------------------------- */
+
+typedef struct {
+    char topic[8][64];
+    int32_t partition[8];
+    int64_t next[8], stream[8];
+    size_t n;
+} pos_list_t;
+
+static int collect_pos(void *arg, const char *topic, int32_t partition, int64_t next_offset, int64_t stream_time)
+{
+    pos_list_t *list = arg;
+    if (list->n == 8)
+        return 1;
+    snprintf(list->topic[list->n], sizeof(list->topic[0]), "%s", topic);
+    list->partition[list->n] = partition;
+    list->next[list->n] = next_offset;
+    list->stream[list->n] = stream_time;
+    list->n++;
+    return 0;
+}
+
+static void test_positions_stored_with_rows(void **state)
+{
+    fixture_t *fx = *state;
+    assert_position(fx->tables, "users", "t", 0, 1, 0, 0);
+    sg_table_batch_t *batch = sg_table_batch_new(fx->tables, "users");
+    put(batch, "t", 1, 100, 5000, "a", "1");
+    put(batch, "t", 1, 101, 4000, "b", "2"); /* older timestamp: stream time stays at the max */
+    put(batch, "t", 0, 7, 3000, "c", "3");
+    put(batch, "s", 0, 9, -1, "d", "4"); /* no timestamp: stream time stays 0 */
+    put(batch, "t", 1, 105, 6000, "a", "5"); /* a gap: allowed (compacted topic) */
+    commit(batch);
+    sg_table_batch_destroy(batch);
+
+    sg_tables_close(fx->tables);
+    fx->tables = open_tables(fx->dir);
+    assert_position(fx->tables, "users", "t", 1, 0, 106, 6000);
+    assert_position(fx->tables, "users", "t", 0, 0, 8, 3000);
+    assert_position(fx->tables, "users", "s", 0, 0, 10, 0);
+    assert_position(fx->tables, "users", "t", 2, 1, 0, 0);
+    assert_position(fx->tables, "orders", "t", 1, 1, 0, 0);
+    assert_row(fx->tables, "users", "a", "5");
+    assert_row(fx->tables, "users", "b", "2");
+    assert_row(fx->tables, "users", "c", "3");
+    assert_row(fx->tables, "users", "d", "4");
+
+    pos_list_t list = {0};
+    char err[256] = "";
+    assert_int_equal(sg_tables_positions(fx->tables, "users", collect_pos, &list, err, sizeof(err)), 0);
+    assert_int_equal(list.n, 3);
+    assert_string_equal(list.topic[0], "s");
+    assert_string_equal(list.topic[1], "t");
+    assert_int_equal(list.partition[1], 0);
+    assert_int_equal(list.next[1], 8);
+    assert_string_equal(list.topic[2], "t");
+    assert_int_equal(list.partition[2], 1);
+    assert_int_equal(list.next[2], 106);
+    assert_int_equal(list.stream[2], 6000);
+    list.n = 0;
+    assert_int_equal(sg_tables_positions(fx->tables, "orders", collect_pos, &list, err, sizeof(err)), 0);
+    assert_int_equal(list.n, 0);
+
+    /* Below the stored position: ignored, row unchanged; advance raises the position alone. */
+    batch = sg_table_batch_new(fx->tables, "users");
+    assert_int_equal(put(batch, "t", 1, 105, 9000, "a", "stale"), 1);
+    assert_int_equal(put(batch, "t", 1, 50, 9000, "zz", "stale"), 1);
+    assert_int_equal(sg_table_batch_count(batch), 0);
+    assert_int_equal(sg_table_batch_advance(batch, "t", 1, 100, err, sizeof(err)), 1);
+    assert_int_equal(sg_table_batch_advance(batch, "t", 1, 110, err, sizeof(err)), 0);
+    assert_int_equal(put(batch, "t", 1, 109, 9000, "a", "stale"), 1);
+    commit(batch);
+    sg_table_batch_destroy(batch);
+    assert_row(fx->tables, "users", "a", "5");
+    assert_row(fx->tables, "users", "zz", NULL);
+    assert_position(fx->tables, "users", "t", 1, 0, 110, 6000);
+}
+
+/* -- crash between batches -------------------------------------------------------------------- */
+
+#define STREAM_LEN 120
+#define STREAM_KEYS 7
+
+typedef struct {
+    int32_t partition;
+    int64_t offset;
+    char key[16];
+} increment_t;
+
+/* Two partitions, interleaved; keys repeat so that counters accumulate. */
+static void make_stream(increment_t *stream)
+{
+    int64_t next[2] = {0, 0};
+    for (int i = 0; i < STREAM_LEN; i++) {
+        stream[i].partition = (i % 3 == 0) ? 1 : 0;
+        stream[i].offset = next[stream[i].partition]++;
+        snprintf(stream[i].key, sizeof(stream[i].key), "k%d", (i * 5) % STREAM_KEYS);
+    }
+}
+
+/* The test's materializer: counters of this batch not yet committed, else the stored row. */
+typedef struct {
+    sg_tables_t *tables;
+    sg_table_batch_t *batch;
+    long pending[STREAM_KEYS];
+    int has_pending[STREAM_KEYS];
+    int applied, ignored;
+} applier_t;
+
+static void applier_begin(applier_t *ap, sg_tables_t *tables)
+{
+    memset(ap, 0, sizeof(*ap));
+    ap->tables = tables;
+    ap->batch = sg_table_batch_new(tables, "users");
+    assert_non_null(ap->batch);
+}
+
+static void applier_apply(applier_t *ap, const increment_t *rec)
+{
+    int k = atoi(rec->key + 1);
+    long current = 0;
+    if (ap->has_pending[k]) {
+        current = ap->pending[k];
+    } else {
+        char *value = get(ap->tables, "users", rec->key, NULL);
+        if (value != NULL)
+            current = atol(value);
+        free(value);
+    }
+    char next[32];
+    snprintf(next, sizeof(next), "%ld", current + 1);
+    if (put(ap->batch, "events", rec->partition, rec->offset, 1000 + rec->offset, rec->key, next) == 0) {
+        ap->pending[k] = current + 1;
+        ap->has_pending[k] = 1;
+        ap->applied++;
+    } else {
+        ap->ignored++;
+    }
+}
+
+static void applier_commit(applier_t *ap)
+{
+    commit(ap->batch);
+    memset(ap->has_pending, 0, sizeof(ap->has_pending));
+}
+
+static void test_crash_between_batches(void **state)
+{
+    fixture_t *fx = *state;
+    increment_t stream[STREAM_LEN];
+    make_stream(stream);
+
+    /* Batch A committed, batch B built but lost in the "crash". */
+    applier_t ap;
+    applier_begin(&ap, fx->tables);
+    for (int i = 0; i < 50; i++)
+        applier_apply(&ap, &stream[i]);
+    applier_commit(&ap);
+    for (int i = 50; i < 90; i++)
+        applier_apply(&ap, &stream[i]);
+    assert_int_equal(ap.applied, 90);
+    sg_table_batch_destroy(ap.batch);
+    sg_tables_close(fx->tables);
+
+    fx->tables = open_tables(fx->dir);
+    int64_t next0, next1, stream_time;
+    char err[256] = "";
+    assert_int_equal(sg_tables_position(fx->tables, "users", "events", 0, &next0, &stream_time, err, sizeof(err)), 0);
+    assert_int_equal(sg_tables_position(fx->tables, "users", "events", 1, &next1, NULL, err, sizeof(err)), 0);
+    /* Batch A = stream[0..49]: partition 1 holds i % 3 == 0, i.e. 17 records, partition 0 33. */
+    assert_int_equal(next1, 17);
+    assert_int_equal(next0, 33);
+    assert_int_equal(stream_time, 1000 + 32);
+
+    /* Re-apply the whole stream from the beginning in batches of 25: exactly the records of batch
+     * A are ignored, every other one is applied once. */
+    applier_begin(&ap, fx->tables);
+    for (int i = 0; i < STREAM_LEN; i++) {
+        applier_apply(&ap, &stream[i]);
+        if (i % 25 == 24)
+            applier_commit(&ap);
+    }
+    applier_commit(&ap);
+    assert_int_equal(ap.ignored, 50);
+    assert_int_equal(ap.applied, STREAM_LEN - 50);
+    sg_table_batch_destroy(ap.batch);
+
+    /* A fresh full apply elsewhere: same rows, same positions. */
+    sg_tables_t *fresh = open_tables(fx->dir2);
+    applier_begin(&ap, fresh);
+    for (int i = 0; i < STREAM_LEN; i++)
+        applier_apply(&ap, &stream[i]);
+    applier_commit(&ap);
+    sg_table_batch_destroy(ap.batch);
+
+    long expected[STREAM_KEYS] = {0};
+    for (int i = 0; i < STREAM_LEN; i++)
+        expected[atoi(stream[i].key + 1)]++;
+    for (int k = 0; k < STREAM_KEYS; k++) {
+        char key[16], want[32];
+        snprintf(key, sizeof(key), "k%d", k);
+        snprintf(want, sizeof(want), "%ld", expected[k]);
+        assert_row(fx->tables, "users", key, want);
+        assert_row(fresh, "users", key, want);
+    }
+    pos_list_t a = {0}, b = {0};
+    assert_int_equal(sg_tables_positions(fx->tables, "users", collect_pos, &a, err, sizeof(err)), 0);
+    assert_int_equal(sg_tables_positions(fresh, "users", collect_pos, &b, err, sizeof(err)), 0);
+    assert_int_equal(a.n, 2);
+    assert_int_equal(b.n, 2);
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(a.partition[i], b.partition[i]);
+        assert_int_equal(a.next[i], b.next[i]);
+        assert_int_equal(a.stream[i], b.stream[i]);
+    }
+    assert_int_equal(a.next[0], 80);
+    assert_int_equal(a.next[1], 40);
+    sg_tables_close(fresh);
+}
+
+/* -- reset / rebuild -------------------------------------------------------------------------- */
+
+static void test_reset_clears_table(void **state)
+{
+    fixture_t *fx = *state;
+    char err[256] = "";
+    char *source = (char *)"untouched";
+    assert_int_equal(sg_tables_get_source(fx->tables, "users", &source, err, sizeof(err)), 1);
+    assert_null(source);
+    assert_int_equal(sg_tables_reset(fx->tables, "users", "cluster-A", err, sizeof(err)), 0);
+    assert_int_equal(sg_tables_get_source(fx->tables, "users", &source, err, sizeof(err)), 0);
+    assert_string_equal(source, "cluster-A");
+    free(source);
+
+    sg_table_batch_t *batch = sg_table_batch_new(fx->tables, "users");
+    sg_table_batch_t *other = sg_table_batch_new(fx->tables, "orders");
+    char big_key[SG_TABLE_MAX_KEY + 1];
+    memset(big_key, 0xff, SG_TABLE_MAX_KEY);
+    big_key[SG_TABLE_MAX_KEY] = '\0';
+    put(batch, "t", 0, 0, 10, "a", "1");
+    put(batch, "t", 1, 0, 10, "b", "2");
+    put(batch, "t", 1, 1, 10, big_key, "largest possible key");
+    put(other, "t", 0, 0, 10, "a", "other table");
+    commit(batch);
+    commit(other);
+    uint64_t before = sg_tables_commit_count(fx->tables, "users");
+    assert_int_equal(before, 2); /* one reset, one batch */
+
+    sg_table_batch_t *stale = sg_table_batch_new(fx->tables, "users");
+    put(stale, "t", 0, 1, 10, "c", "3");
+    assert_int_equal(sg_tables_reset(fx->tables, "users", "cluster-B", err, sizeof(err)), 0);
+    assert_int_equal(sg_tables_commit_count(fx->tables, "users"), before + 1);
+    assert_row(fx->tables, "users", "a", NULL);
+    assert_row(fx->tables, "users", "b", NULL);
+    assert_row(fx->tables, "users", big_key, NULL);
+    assert_position(fx->tables, "users", "t", 0, 1, 0, 0);
+    assert_position(fx->tables, "users", "t", 1, 1, 0, 0);
+    assert_int_equal(sg_tables_get_source(fx->tables, "users", &source, err, sizeof(err)), 0);
+    assert_string_equal(source, "cluster-B");
+    free(source);
+    /* The other table is untouched. */
+    assert_row(fx->tables, "orders", "a", "other table");
+    assert_position(fx->tables, "orders", "t", 0, 0, 1, 10);
+
+    /* A batch built before the reset must not write its stale positions. */
+    assert_int_equal(sg_table_batch_commit(stale, err, sizeof(err)), SG_TABLE_ECONFLICT);
+    assert_row(fx->tables, "users", "c", NULL);
+    assert_position(fx->tables, "users", "t", 0, 1, 0, 0);
+    /* The rebuild starts from offset 0 again. */
+    assert_int_equal(put(stale, "t", 0, 0, 20, "a", "rebuilt"), 0);
+    commit(stale);
+    assert_row(fx->tables, "users", "a", "rebuilt");
+    assert_position(fx->tables, "users", "t", 0, 0, 1, 20);
+
+    sg_tables_close(fx->tables);
+    fx->tables = open_tables(fx->dir);
+    assert_int_equal(sg_tables_get_source(fx->tables, "users", &source, err, sizeof(err)), 0);
+    assert_string_equal(source, "cluster-B");
+    free(source);
+    assert_row(fx->tables, "users", "a", "rebuilt");
+    assert_int_equal(sg_tables_commit_count(fx->tables, "users"), 0); /* per process */
+
+    assert_int_equal(sg_tables_reset(fx->tables, "users", "", err, sizeof(err)), -1);
+    assert_int_equal(sg_tables_reset(fx->tables, "nope", "x", err, sizeof(err)), -1);
+    sg_table_batch_destroy(batch);
+    sg_table_batch_destroy(other);
+    sg_table_batch_destroy(stale);
+}
+
+static void test_concurrent_batches_conflict(void **state)
+{
+    fixture_t *fx = *state;
+    char err[256] = "";
+    sg_table_batch_t *first = sg_table_batch_new(fx->tables, "users");
+    sg_table_batch_t *second = sg_table_batch_new(fx->tables, "users");
+    put(first, "t", 0, 0, 1, "a", "first");
+    put(second, "t", 0, 0, 1, "a", "second");
+    commit(first);
+    assert_int_equal(sg_table_batch_commit(second, err, sizeof(err)), SG_TABLE_ECONFLICT);
+    assert_non_null(strstr(err, "someone else"));
+    assert_row(fx->tables, "users", "a", "first");
+    /* Emptied and re-synchronised: re-applying from the stored position works. */
+    assert_int_equal(sg_table_batch_count(second), 0);
+    assert_int_equal(put(second, "t", 0, 0, 1, "a", "second"), 1);
+    assert_int_equal(put(second, "t", 0, 1, 2, "a", "second"), 0);
+    commit(second);
+    assert_row(fx->tables, "users", "a", "second");
+    /* An empty commit writes nothing and counts nothing. */
+    uint64_t count = sg_tables_commit_count(fx->tables, "users");
+    commit(first);
+    assert_int_equal(sg_tables_commit_count(fx->tables, "users"), count);
+    sg_table_batch_destroy(first);
+    sg_table_batch_destroy(second);
+}
+
+/* -- scans ------------------------------------------------------------------------------------ */
+
+typedef struct {
+    char keys[64][16];
+    char values[64][16];
+    size_t n;
+    size_t stop_after; /* 0: never */
+} rows_t;
+
+static int collect_row(void *arg, const void *key, size_t keylen, const void *value, size_t valuelen,
+                       const sg_table_version_t *version)
+{
+    rows_t *rows = arg;
+    if (rows->n == 64 || keylen >= 16 || valuelen >= 16 || version->offset < 0)
+        return 1;
+    memcpy(rows->keys[rows->n], key, keylen);
+    rows->keys[rows->n][keylen] = '\0';
+    memcpy(rows->values[rows->n], value, valuelen);
+    rows->values[rows->n][valuelen] = '\0';
+    rows->n++;
+    return rows->stop_after != 0 && rows->n == rows->stop_after;
+}
+
+static void load_keys(sg_tables_t *tables, const char *table, const char *const *keys, size_t n)
+{
+    sg_table_batch_t *batch = sg_table_batch_new(tables, table);
+    for (size_t i = 0; i < n; i++) {
+        char value[16];
+        snprintf(value, sizeof(value), "v-%s", keys[i]);
+        put(batch, "t", 0, (int64_t)i, 100, keys[i], value);
+    }
+    commit(batch);
+    sg_table_batch_destroy(batch);
+}
+
+static int scan(sg_tables_t *tables, const char *table, const sg_table_scan_t *query, rows_t *rows, char **next)
+{
+    char err[256] = "";
+    int ret = sg_tables_scan(tables, table, query, collect_row, rows, next, NULL, err, sizeof(err));
+    return ret;
+}
+
+static void test_scan_prefix_and_bounds(void **state)
+{
+    fixture_t *fx = *state;
+    static const char *const keys[] = {"c", "b2", "a1", "b1", "a2", "b3", "ba"};
+    load_keys(fx->tables, "users", keys, 7);
+    char *next = NULL;
+
+    rows_t rows = {0};
+    sg_table_scan_t query = {.prefix = "b", .prefix_len = 1, .limit = 10};
+    assert_int_equal(scan(fx->tables, "users", &query, &rows, &next), 4);
+    assert_null(next);
+    assert_string_equal(rows.keys[0], "b1");
+    assert_string_equal(rows.keys[1], "b2");
+    assert_string_equal(rows.keys[2], "b3");
+    assert_string_equal(rows.keys[3], "ba");
+    assert_string_equal(rows.values[0], "v-b1");
+
+    memset(&rows, 0, sizeof(rows));
+    query = (sg_table_scan_t){.from = "a2", .from_len = 2, .to = "b3", .to_len = 2, .limit = 10};
+    assert_int_equal(scan(fx->tables, "users", &query, &rows, &next), 3);
+    assert_null(next);
+    assert_string_equal(rows.keys[0], "a2");
+    assert_string_equal(rows.keys[1], "b1");
+    assert_string_equal(rows.keys[2], "b2");
+
+    /* Prefix and bounds together: the intersection. */
+    memset(&rows, 0, sizeof(rows));
+    query = (sg_table_scan_t){.prefix = "b", .prefix_len = 1, .from = "b2", .from_len = 2, .limit = 10};
+    assert_int_equal(scan(fx->tables, "users", &query, &rows, &next), 3);
+    assert_string_equal(rows.keys[0], "b2");
+    assert_string_equal(rows.keys[2], "ba");
+
+    memset(&rows, 0, sizeof(rows));
+    query = (sg_table_scan_t){.limit = 10};
+    assert_int_equal(scan(fx->tables, "users", &query, &rows, &next), 7);
+    assert_string_equal(rows.keys[0], "a1");
+    assert_string_equal(rows.keys[6], "c");
+
+    memset(&rows, 0, sizeof(rows));
+    query = (sg_table_scan_t){.prefix = "zz", .prefix_len = 2, .limit = 10};
+    assert_int_equal(scan(fx->tables, "users", &query, &rows, &next), 0);
+    assert_null(next);
+    assert_int_equal(scan(fx->tables, "orders", &(sg_table_scan_t){.limit = 1}, &rows, &next), 0);
+
+    /* The callback stops the scan: a cursor resumes after the last row it took. */
+    memset(&rows, 0, sizeof(rows));
+    rows.stop_after = 2;
+    query = (sg_table_scan_t){.limit = 10};
+    assert_int_equal(scan(fx->tables, "users", &query, &rows, &next), 2);
+    assert_non_null(next);
+    query.cursor = next;
+    memset(&rows, 0, sizeof(rows));
+    assert_int_equal(scan(fx->tables, "users", &query, &rows, &next), 5);
+    assert_string_equal(rows.keys[0], "b1");
+    free((char *)query.cursor);
+    assert_null(next);
+}
+
+static void test_scan_paging_visits_every_row_once(void **state)
+{
+    fixture_t *fx = *state;
+    char names[50][8];
+    const char *keys[50];
+    for (int i = 0; i < 50; i++) {
+        snprintf(names[i], sizeof(names[i]), "p%02d", (i * 17) % 50); /* inserted out of order */
+        keys[i] = names[i];
+    }
+    load_keys(fx->tables, "users", keys, 50);
+    static const char *const others[] = {"o1", "q1"};
+    load_keys(fx->tables, "orders", others, 2);
+
+    /* 50 rows in pages of 7, then in pages of 10 (an exact multiple: no empty last page). */
+    static const size_t limits[] = {7, 10};
+    for (size_t l = 0; l < 2; l++) {
+        int seen[50] = {0};
+        char *cursor = NULL;
+        size_t pages = 0, total = 0;
+        char last[16] = "";
+        do {
+            rows_t rows = {0};
+            sg_table_scan_t query = {.prefix = "p", .prefix_len = 1, .limit = limits[l], .cursor = cursor};
+            char *next = NULL;
+            int n = scan(fx->tables, "users", &query, &rows, &next);
+            assert_true(n > 0);
+            assert_true((size_t)n <= limits[l]);
+            for (int i = 0; i < n; i++) {
+                assert_true(strcmp(rows.keys[i], last) > 0);
+                snprintf(last, sizeof(last), "%s", rows.keys[i]);
+                seen[atoi(rows.keys[i] + 1)]++;
+            }
+            total += (size_t)n;
+            pages++;
+            free(cursor);
+            cursor = next;
+        } while (cursor != NULL);
+        assert_int_equal(total, 50);
+        assert_int_equal(pages, (50 + limits[l] - 1) / limits[l]);
+        for (int i = 0; i < 50; i++)
+            assert_int_equal(seen[i], 1);
+    }
+}
+
+static void test_scan_rejects_bad_input(void **state)
+{
+    fixture_t *fx = *state;
+    static const char *const keys[] = {"a1", "a2", "a3", "b1"};
+    load_keys(fx->tables, "users", keys, 4);
+    load_keys(fx->tables, "orders", keys, 4);
+    char err[256] = "";
+    char *next = NULL;
+    rows_t rows = {0};
+    sg_table_scan_t query = {.prefix = "a", .prefix_len = 1, .limit = 1};
+    assert_int_equal(scan(fx->tables, "users", &query, &rows, &next), 1);
+    assert_non_null(next);
+    char *good = next;
+
+    /* The good cursor works, for this table and this query only. */
+    query.cursor = good;
+    memset(&rows, 0, sizeof(rows));
+    assert_int_equal(scan(fx->tables, "users", &query, &rows, &next), 1);
+    assert_string_equal(rows.keys[0], "a2");
+    free(next);
+    assert_int_equal(sg_tables_scan(fx->tables, "orders", &query, collect_row, &rows, &next, NULL, err, sizeof(err)),
+                     -1);
+    assert_null(next);
+    assert_non_null(strstr(err, "invalid scan cursor"));
+    sg_table_scan_t other_range = {.prefix = "b", .prefix_len = 1, .limit = 1, .cursor = good};
+    assert_int_equal(
+        sg_tables_scan(fx->tables, "users", &other_range, collect_row, &rows, &next, NULL, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "does not belong"));
+    other_range = (sg_table_scan_t){.to = "a1", .to_len = 2, .limit = 1, .cursor = good};
+    assert_int_equal(
+        sg_tables_scan(fx->tables, "users", &other_range, collect_row, &rows, &next, NULL, err, sizeof(err)), -1);
+
+    /* Mangled forms: every one-character change, truncation, padding, junk. */
+    size_t len = strlen(good);
+    char *bad = malloc(len + 3);
+    for (size_t i = 0; i < len; i++) {
+        memcpy(bad, good, len + 1);
+        bad[i] = bad[i] == 'A' ? 'B' : 'A';
+        query.cursor = bad;
+        assert_int_equal(sg_tables_scan(fx->tables, "users", &query, collect_row, &rows, &next, NULL, err, sizeof(err)),
+                         -1);
+        assert_null(next);
+    }
+    const char *junk[] = {"", "!", "A", "AA", "AAAA", "====", "YQ", "not a cursor", NULL};
+    for (size_t i = 0; junk[i] != NULL; i++) {
+        query.cursor = junk[i];
+        assert_int_equal(sg_tables_scan(fx->tables, "users", &query, collect_row, &rows, &next, NULL, err, sizeof(err)),
+                         -1);
+    }
+    memcpy(bad, good, len + 1);
+    bad[len - 1] = '\0';
+    query.cursor = bad;
+    assert_int_equal(scan(fx->tables, "users", &query, &rows, &next), -1);
+    snprintf(bad, len + 3, "%s==", good);
+    assert_int_equal(scan(fx->tables, "users", &query, &rows, &next), -1);
+    char *huge = malloc(SG_TABLE_MAX_CURSOR + 2);
+    memset(huge, 'A', SG_TABLE_MAX_CURSOR + 1);
+    huge[SG_TABLE_MAX_CURSOR + 1] = '\0';
+    query.cursor = huge;
+    assert_int_equal(scan(fx->tables, "users", &query, &rows, &next), -1);
+    free(huge);
+    free(bad);
+    free(good);
+
+    /* Limits. */
+    query = (sg_table_scan_t){.limit = 0};
+    assert_int_equal(scan(fx->tables, "users", &query, &rows, &next), -1);
+    query.limit = SG_TABLE_SCAN_MAX_LIMIT + 1;
+    assert_int_equal(scan(fx->tables, "users", &query, &rows, &next), -1);
+    query.limit = SG_TABLE_SCAN_MAX_LIMIT;
+    memset(&rows, 0, sizeof(rows));
+    assert_int_equal(scan(fx->tables, "users", &query, &rows, &next), 4);
+    assert_int_equal(scan(fx->tables, "nope", &query, &rows, &next), -1);
+}
+
+/* -- tokens ----------------------------------------------------------------------------------- */
+
+static void test_token_from_positions(void **state)
+{
+    fixture_t *fx = *state;
+    char err[256] = "";
+    sg_table_batch_t *batch = sg_table_batch_new(fx->tables, "users");
+    put(batch, "users-topic", 0, 0, 500, "a", "1");
+    put(batch, "users-topic", 0, 9, 700, "b", "2");
+    put(batch, "users-topic", 2, 4, 900, "c", "3");
+    commit(batch);
+    sg_table_batch_destroy(batch);
+
+    sg_token_t *token = sg_token_create();
+    assert_int_equal(sg_token_advance(token, "elsewhere", 5, 77, 1), 0); /* merged, not replaced */
+    assert_int_equal(sg_tables_token(fx->tables, "users", token, err, sizeof(err)), 0);
+    size_t len = sg_token_encode(token, NULL, 0);
+    char *text = malloc(len + 1);
+    assert_int_equal(sg_token_encode(token, text, len + 1), len);
+    sg_token_t *decoded = sg_token_decode(text, len, err, sizeof(err));
+    assert_non_null(decoded);
+    assert_int_equal(sg_token_count(decoded), 3);
+    int64_t offset, stream;
+    assert_int_equal(sg_token_get(decoded, "users-topic", 0, &offset, &stream), 0);
+    assert_int_equal(offset, 9); /* next_offset - 1 */
+    assert_int_equal(stream, 700);
+    assert_int_equal(sg_token_get(decoded, "users-topic", 2, &offset, &stream), 0);
+    assert_int_equal(offset, 4);
+    assert_int_equal(stream, 900);
+    assert_int_equal(sg_token_get(decoded, "elsewhere", 5, &offset, &stream), 0);
+    assert_int_equal(offset, 77);
+    assert_int_equal(sg_token_get(decoded, "users-topic", 1, &offset, &stream), -1);
+    sg_token_destroy(decoded);
+    free(text);
+    sg_token_destroy(token);
+
+    /* An empty table adds nothing; reads can carry the token of the snapshot they read. */
+    token = sg_token_create();
+    assert_int_equal(sg_tables_token(fx->tables, "orders", token, err, sizeof(err)), 0);
+    assert_int_equal(sg_token_count(token), 0);
+    void *value = NULL;
+    size_t value_len = 0;
+    assert_int_equal(sg_tables_get(fx->tables, "users", "zz", 2, &value, &value_len, NULL, token, err, sizeof(err)), 1);
+    assert_int_equal(sg_token_count(token), 2);
+    assert_int_equal(sg_token_get(token, "users-topic", 0, &offset, &stream), 0);
+    assert_int_equal(offset, 9);
+    sg_token_destroy(token);
+
+    token = sg_token_create();
+    rows_t rows = {0};
+    char *next = NULL;
+    sg_table_scan_t query = {.limit = 10};
+    assert_int_equal(sg_tables_scan(fx->tables, "users", &query, collect_row, &rows, &next, token, err, sizeof(err)),
+                     3);
+    assert_int_equal(sg_token_get(token, "users-topic", 2, &offset, &stream), 0);
+    assert_int_equal(offset, 4);
+    sg_token_destroy(token);
+    assert_int_equal(sg_tables_token(fx->tables, "nope", NULL, err, sizeof(err)), -1);
+}
+
+/* -- concurrency ------------------------------------------------------------------------------ */
+
+#define WRITER_BATCHES 300
+
+typedef struct {
+    sg_tables_t *tables;
+    atomic_int done;
+    atomic_int failures;
+    atomic_long reads;
+} race_t;
+
+/* Readers check what a materializer's readers rely on: no errors, every value well formed, and
+ * never older than a value already seen (one key is rewritten with an increasing counter). */
+static void *reader(void *arg)
+{
+    race_t *race = arg;
+    long last_seen = -1;
+    uint64_t last_count = 0;
+    while (!atomic_load(&race->done)) {
+        char err[256] = "";
+        uint64_t count = sg_tables_commit_count(race->tables, "users");
+        if (count < last_count)
+            atomic_fetch_add(&race->failures, 1);
+        last_count = count;
+        void *value = NULL;
+        size_t len = 0;
+        int ret = sg_tables_get(race->tables, "users", "counter", 7, &value, &len, NULL, NULL, err, sizeof(err));
+        if (ret == 0) {
+            long seen = atol(value);
+            if (seen < last_seen)
+                atomic_fetch_add(&race->failures, 1);
+            last_seen = seen;
+            free(value);
+        } else if (ret != 1) {
+            atomic_fetch_add(&race->failures, 1);
+        }
+        rows_t rows = {0};
+        char *next = NULL;
+        sg_token_t *token = sg_token_create();
+        sg_table_scan_t query = {.prefix = "row", .prefix_len = 3, .limit = 20};
+        int n = sg_tables_scan(race->tables, "users", &query, collect_row, &rows, &next, token, err, sizeof(err));
+        if (n < 0 || (size_t)n != rows.n)
+            atomic_fetch_add(&race->failures, 1);
+        for (size_t i = 0; i < rows.n; i++)
+            if (strncmp(rows.values[i], "v", 1) != 0)
+                atomic_fetch_add(&race->failures, 1);
+        free(next);
+        sg_token_destroy(token);
+        atomic_fetch_add(&race->reads, 1);
+    }
+    return NULL;
+}
+
+static void test_concurrent_reads_while_committing(void **state)
+{
+    fixture_t *fx = *state;
+    race_t race = {.tables = fx->tables};
+    atomic_init(&race.done, 0);
+    atomic_init(&race.failures, 0);
+    atomic_init(&race.reads, 0);
+    pthread_t threads[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&threads[i], NULL, reader, &race), 0);
+
+    sg_table_batch_t *batch = sg_table_batch_new(fx->tables, "users");
+    int64_t offset = 0;
+    for (int b = 0; b < WRITER_BATCHES; b++) {
+        char value[32], key[16];
+        for (int i = 0; i < 5; i++) {
+            snprintf(key, sizeof(key), "row%02d", (b * 5 + i) % 40);
+            snprintf(value, sizeof(value), "v%d", b);
+            put(batch, "t", b % 3, offset++, b, key, (b + i) % 7 == 0 ? NULL : value);
+        }
+        snprintf(value, sizeof(value), "%d", b);
+        put(batch, "t", 0, offset++, b, "counter", value);
+        commit(batch);
+    }
+    /* Keep the readers going until each has had a chance to overlap some commits. */
+    while (atomic_load(&race.reads) < 20)
+        sched_yield();
+    atomic_store(&race.done, 1);
+    for (int i = 0; i < 2; i++)
+        pthread_join(threads[i], NULL);
+    sg_table_batch_destroy(batch);
+    assert_int_equal(atomic_load(&race.failures), 0);
+    assert_int_equal(sg_tables_commit_count(fx->tables, "users"), WRITER_BATCHES);
+    assert_row(fx->tables, "users", "counter", "299");
+}
+
+/* -- errors and open ---------------------------------------------------------------------------- */
+
+static void test_invalid_arguments(void **state)
+{
+    fixture_t *fx = *state;
+    char err[256] = "";
+    assert_null(sg_table_batch_new(fx->tables, "nope"));
+    assert_null(sg_table_batch_new(fx->tables, NULL));
+    assert_int_equal(sg_tables_commit_count(fx->tables, "nope"), 0);
+    sg_table_batch_t *batch = sg_table_batch_new(fx->tables, "users");
+    assert_int_equal(sg_table_batch_put(batch, "", 0, 0, 0, "k", 1, "v", 1, err, sizeof(err)), -1);
+    assert_int_equal(sg_table_batch_put(batch, "bad topic", 0, 0, 0, "k", 1, "v", 1, err, sizeof(err)), -1);
+    assert_int_equal(sg_table_batch_put(batch, "t", -1, 0, 0, "k", 1, "v", 1, err, sizeof(err)), -1);
+    assert_int_equal(sg_table_batch_put(batch, "t", 0, -1, 0, "k", 1, "v", 1, err, sizeof(err)), -1);
+    assert_int_equal(sg_table_batch_put(batch, "t", 0, 0, 0, "k", 0, "v", 1, err, sizeof(err)), -1);
+    char *big = calloc(1, SG_TABLE_MAX_KEY + 1);
+    assert_int_equal(sg_table_batch_put(batch, "t", 0, 0, 0, big, SG_TABLE_MAX_KEY + 1, "v", 1, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "key must be"));
+    assert_int_equal(
+        sg_table_batch_put(batch, "t", 0, 0, 0, "k", 1, big, (size_t)SG_TABLE_MAX_VALUE + 1, err, sizeof(err)), -1);
+    assert_int_equal(sg_table_batch_count(batch), 0);
+    assert_int_equal(sg_table_batch_advance(batch, "t", 0, -5, err, sizeof(err)), -1);
+    void *value = NULL;
+    size_t len = 0;
+    assert_int_equal(sg_tables_get(fx->tables, "users", big, SG_TABLE_MAX_KEY + 1, &value, &len, NULL, NULL, err,
+                                   sizeof(err)),
+                     -1);
+    assert_int_equal(sg_tables_get(fx->tables, "nope", "k", 1, &value, &len, NULL, NULL, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "unknown table"));
+    assert_int_equal(sg_tables_position(fx->tables, "users", "bad/topic", 0, NULL, NULL, err, sizeof(err)), -1);
+    char *source = NULL;
+    assert_int_equal(sg_tables_get_source(fx->tables, "nope", &source, err, sizeof(err)), -1);
+    free(big);
+    sg_table_batch_destroy(batch);
+    sg_table_batch_destroy(NULL);
+    sg_tables_close(NULL);
+
+    static const char *const dup[] = {"a", "a"};
+    static const char *const bad_name[] = {"a/b"};
+    assert_null(sg_tables_open(fx->dir2, dup, 2, err, sizeof(err)));
+    assert_non_null(strstr(err, "twice"));
+    assert_null(sg_tables_open(fx->dir2, bad_name, 1, err, sizeof(err)));
+    assert_null(sg_tables_open("", two_tables, 2, err, sizeof(err)));
+    /* Already open (RocksDB's lock). */
+    assert_null(sg_tables_open(fx->dir, two_tables, 2, err, sizeof(err)));
+    assert_non_null(strstr(err, "cannot open"));
+}
+
+static void test_reopen_with_other_tables(void **state)
+{
+    fixture_t *fx = *state;
+    static const char *const keys[] = {"x"};
+    load_keys(fx->tables, "orders", keys, 1);
+    sg_tables_close(fx->tables);
+
+    /* "orders" left the config: its family stays, untouched, and a new table appears. */
+    static const char *const fewer[] = {"users", "events"};
+    char err[256] = "";
+    fx->tables = sg_tables_open(fx->dir, fewer, 2, err, sizeof(err));
+    assert_non_null(fx->tables);
+    assert_null(sg_table_batch_new(fx->tables, "orders"));
+    load_keys(fx->tables, "events", keys, 1);
+    sg_tables_close(fx->tables);
+
+    fx->tables = open_tables(fx->dir);
+    assert_row(fx->tables, "orders", "x", "v-x");
+    assert_position(fx->tables, "orders", "t", 0, 0, 1, 100);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_upsert_then_get, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tombstone_deletes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_later_record_wins, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_positions_stored_with_rows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crash_between_batches, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reset_clears_table, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_batches_conflict, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scan_prefix_and_bounds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scan_paging_visits_every_row_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scan_rejects_bad_input, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_token_from_positions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_reads_while_committing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invalid_arguments, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_with_other_tables, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("queries-table", tests, NULL, NULL);
+}
