@@ -1,0 +1,65 @@
+/*
+ * Schema-directed conversion between Jansson JSON values and Avro binary (Avro-C), and the
+ * Confluent wire-format framing. A pure module: no Kafka, no HTTP. Every function may be called
+ * from any thread; a parsed schema is immutable and may be shared between threads.
+ *
+ * JSON form (in): Avro's JSON encoding, except that a null-union ["null", T] (either order) takes
+ * a plain value, and logical types take friendlier forms:
+ *   decimal           JSON number or numeric string ("12.5"), at most `scale` fraction digits
+ *                     (trailing zeros are ignored) and at most `precision` significant digits
+ *   uuid              string, 8-4-4-4-12 hex
+ *   date              JSON integer (days since 1970-01-01) or "YYYY-MM-DD"
+ *   time-millis       JSON integer, 0 <= v < 86400000
+ *   timestamp-millis  JSON integer or RFC 3339 string "2024-01-02T03:04:05.678Z" (offsets allowed,
+ *   timestamp-micros  at most 3 resp. 6 fraction digits)
+ * JSON form (out): decimal as a string with exactly `scale` fraction digits ("12.50"), uuid as
+ * its string, date as "YYYY-MM-DD" (years outside 0000..9999 stay integers), time-millis and
+ * timestamps as integers (unambiguous, lossless and what Avro's JSON encoding does).
+ * Bytes and fixed are strings whose code points 0..255 are the bytes, as in Avro's JSON encoding.
+ * (Parse request bodies with JSON_ALLOW_NUL so a zero byte can be sent.) Schema defaults are in
+ * Avro's JSON encoding: a union's default belongs to its first branch, a decimal's is raw bytes.
+ * Records reject unknown fields. Avro-C 1.11 refuses "\u0000" anywhere in a schema's text.
+ */
+#ifndef SG_AVRO_H
+#define SG_AVRO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+/* Nesting limit for values (records, arrays, maps, unions) and schemas. */
+#define SG_AVRO_MAX_DEPTH 64
+/* Largest decimal, in bytes of its unscaled two's-complement value (precision <= 153). */
+#define SG_AVRO_DECIMAL_MAX_BYTES 64
+/* Length of the Confluent header: magic byte 0 and a 4-byte big-endian schema id. */
+#define SG_AVRO_FRAME_HEADER 5
+
+typedef struct st_sg_avro_schema_t sg_avro_schema_t;
+
+/* Parses an Avro schema (JSON text of `len` bytes). Returns an owned schema, or NULL with a
+ * message in err. */
+sg_avro_schema_t *sg_avro_schema_parse(const char *json, size_t len, char *err, size_t errlen);
+/* Frees a schema; NULL is a no-op. */
+void sg_avro_schema_destroy(sg_avro_schema_t *schema);
+
+/* Validates `value` against the schema and encodes it. Returns 0 with *out an owned malloc'd
+ * buffer (free()) of *outlen bytes, or -1 with `path` the JSON pointer of the offending value
+ * ("" for the root, "/items/2/price") and err the reason ("expected number"). */
+int sg_avro_from_json(const sg_avro_schema_t *schema, const json_t *value, void **out,
+                      size_t *outlen, char *path, size_t pathlen, char *err, size_t errlen);
+
+/* Decodes exactly `len` bytes of Avro binary (truncated data or trailing bytes are errors).
+ * Returns 0 with *out a new reference, or -1 with a message in err. */
+int sg_avro_to_json(const sg_avro_schema_t *schema, const void *data, size_t len, json_t **out,
+                    char *err, size_t errlen);
+
+/* Frames an Avro payload in the Confluent wire format. Returns the framed length, with *out an
+ * owned malloc'd buffer (free()). */
+size_t sg_avro_frame(uint32_t schema_id, const void *avro, size_t len, void **out);
+/* Splits Confluent-framed data. Returns 0 with the schema id and a payload pointing into `data`
+ * (borrowed), or -1 if the data is not framed (too short or wrong magic byte). */
+int sg_avro_unframe(const void *data, size_t len, uint32_t *schema_id, const void **payload,
+                    size_t *payload_len);
+
+#endif
