@@ -2,7 +2,7 @@
  * A reply that overtakes the request's own delivery report still completes the request.
  *
  * The embedded cluster makes it happen for real: the request topic's leader (broker 1) answers
- * every request 400 ms late, so the gateway's produce acknowledgement is late; the worker
+ * every request a second late, so the gateway's produce acknowledgement is late; the worker
  * fetches from the partition's follower (broker 2, KIP-392), sees the request at once, and
  * replies through broker 2. The reply reaches the gateway long before the acknowledgement.
  */
@@ -19,7 +19,7 @@
 
 #include "harness.h"
 
-#define LEADER_RTT_MS 400
+#define LEADER_RTT_MS 1000
 
 static sg_test_proc_t cluster, gw;
 static sg_test_worker_t *worker;
@@ -35,14 +35,14 @@ static int setup(void **state)
 {
     const char *args[] = {"--brokers", "2", "--topic", "ov.requests:1", "--topic", "ov.replies:1", "--leader",
                           "ov.requests:0:1", "--follower", "ov.requests:0:2", "--leader", "ov.replies:0:2", "--rtt",
-                          "1:" /* LEADER_RTT_MS */ "400", NULL};
+                          "1:" /* LEADER_RTT_MS */ "1000", NULL};
     if (sg_test_cluster_start(&cluster, args) != 0)
         return -1;
     char config[1024];
     snprintf(config, sizeof(config),
              "listen: [\"127.0.0.1:0\"]\ndata_dir: @DIR@/data\nkafka: {brokers: \"%s\"}\n"
              "routes:\n  - {name: ov, method: POST, path: /ov, topic: ov.requests, reply: {topic: ov.replies, "
-             "timeout: 5s}}\n",
+             "timeout: 20s}}\n",
              cluster.bootstrap);
     if (sg_test_gateway_start(&gw, config) != 0)
         return -1;
