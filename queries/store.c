@@ -25,6 +25,8 @@
  */
 #include "sg_store.h"
 
+#include "queries_int.h"
+
 #include <pthread.h>
 #include <rocksdb/c.h>
 #include <stdarg.h>
@@ -33,12 +35,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#if defined(__GNUC__)
-#define SG_STORE_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
-#else
-#define SG_STORE_PRINTF(fmt, args)
-#endif
 
 #define SG_STORE_VERSION 1
 #define SG_STORE_TYPE_REQUEST 'R'
@@ -54,7 +50,6 @@
  * that is written less often does not pin old log files. */
 #define SG_STORE_WRITE_BUFFER (8u * 1024u * 1024u)
 #define SG_STORE_MAX_TOTAL_WAL (32u * 1024u * 1024u)
-#define SG_STORE_INFO_LOG_WARN 2 /* rocksdb::InfoLogLevel::WARN_LEVEL; the C API takes an int */
 
 enum { SG_STORE_CF_DEFAULT, SG_STORE_CF_REQUESTS, SG_STORE_CF_IDEM, SG_STORE_CF_COUNT };
 
@@ -80,38 +75,8 @@ struct st_sg_store_t {
 
 /* -- errors and memory ------------------------------------------------------------------------ */
 
-_Noreturn static void sg_store_oom(void)
-{
-    fputs("streamgate: out of memory\n", stderr);
-    abort();
-}
-
-static void *sg_store_malloc(size_t size)
-{
-    void *p = malloc(size != 0 ? size : 1);
-    if (p == NULL)
-        sg_store_oom();
-    return p;
-}
-
-SG_STORE_PRINTF(3, 4)
-static void sg_store_errf(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
-/* Translates a RocksDB error string into ours and frees it. Returns -1 for `return`. */
-static int sg_store_rocksdb_fail(char *err, size_t errlen, const char *what, char *errptr)
-{
-    sg_store_errf(err, errlen, "store: %s: %s", what, errptr != NULL ? errptr : "unknown RocksDB error");
-    rocksdb_free(errptr);
-    return -1;
-}
+/* Errors name this module; memory and error helpers are the module's (queries_int.h). */
+#define sg_store_rocksdb_fail(err, errlen, what, errptr) sg_queries_rocksdb_fail(err, errlen, "store", what, errptr)
 
 /* -- encoding --------------------------------------------------------------------------------- */
 
@@ -218,7 +183,7 @@ static bool sg_store_get_opt_string(sg_store_reader_t *r, char **out)
         r->problem = "NUL byte in a string";
         return false;
     }
-    *out = sg_store_malloc((size_t)len + 1);
+    *out = sg_queries_malloc((size_t)len + 1);
     memcpy(*out, bytes, (size_t)len);
     (*out)[len] = '\0';
     return true;
@@ -263,7 +228,7 @@ static uint8_t *sg_store_encode_request(const sg_request_record_t *rec, size_t c
     size += rec->content_type != NULL ? 4 + ct_len : 0;
     size += rec->headers_json != NULL ? 4 + headers_len : 0;
     size += rec->token != NULL ? 4 + token_len : 0;
-    sg_store_writer_t w = {.buf = sg_store_malloc(size), .len = 0};
+    sg_store_writer_t w = {.buf = sg_queries_malloc(size), .len = 0};
     sg_store_put_header(&w, SG_STORE_TYPE_REQUEST, rec->expires_ms);
     sg_store_put_u8(&w, (unsigned)rec->state);
     sg_store_put_uint(&w, (uint64_t)rec->status, 2);
@@ -315,7 +280,7 @@ static const char *sg_store_decode_request(const char *value, size_t len, sg_req
         goto fail;
     if (body_len != 0) {
         /* The extra NUL lets a text body be used as a C string; it is not part of body_len. */
-        rec->body = sg_store_malloc((size_t)body_len + 1);
+        rec->body = sg_queries_malloc((size_t)body_len + 1);
         memcpy(rec->body, body, (size_t)body_len);
         ((char *)rec->body)[body_len] = '\0';
         rec->body_len = (size_t)body_len;
@@ -449,24 +414,8 @@ static void sg_store_destroy_options(sg_store_t *store)
 
 static void sg_store_build_options(sg_store_t *store, int compression)
 {
-    rocksdb_options_t *options = rocksdb_options_create();
-    rocksdb_options_set_create_if_missing(options, 1);
-    rocksdb_options_set_create_missing_column_families(options, 1);
-    rocksdb_options_set_write_buffer_size(options, SG_STORE_WRITE_BUFFER);
-    rocksdb_options_set_max_write_buffer_number(options, 2);
-    rocksdb_options_set_max_total_wal_size(options, SG_STORE_MAX_TOTAL_WAL);
-    rocksdb_options_set_compression(options, compression);
-    rocksdb_options_set_info_log_level(options, SG_STORE_INFO_LOG_WARN);
-    rocksdb_options_set_max_log_file_size(options, 1024 * 1024);
-    rocksdb_options_set_keep_log_file_num(options, 4);
-
-    /* Most idempotency claims and many polls look up keys that are not there: a Bloom filter
-     * answers those without reading data blocks. */
-    rocksdb_block_based_table_options_t *table = rocksdb_block_based_options_create();
-    rocksdb_block_based_options_set_filter_policy(table, rocksdb_filterpolicy_create_bloom(10));
-    rocksdb_options_set_block_based_table_factory(options, table);
-    rocksdb_block_based_options_destroy(table);
-
+    rocksdb_options_t *options =
+        sg_queries_db_options(SG_STORE_WRITE_BUFFER, 2, SG_STORE_MAX_TOTAL_WAL, compression);
     store->db_options = options;
     for (int i = 0; i < SG_STORE_CF_COUNT; i++) {
         store->cf_options[i] = rocksdb_options_create_copy(options);
@@ -478,10 +427,10 @@ static void sg_store_build_options(sg_store_t *store, int compression)
 sg_store_t *sg_store_open(const char *dir, char *err, size_t errlen)
 {
     if (dir == NULL || dir[0] == '\0') {
-        sg_store_errf(err, errlen, "store: no directory given");
+        sg_queries_errf(err, errlen, "store: no directory given");
         return NULL;
     }
-    sg_store_t *store = sg_store_malloc(sizeof(*store));
+    sg_store_t *store = sg_queries_malloc(sizeof(*store));
     memset(store, 0, sizeof(*store));
     for (int i = 0; i < SG_STORE_LOCK_STRIPES; i++)
         pthread_mutex_init(&store->stripes[i], NULL);
@@ -550,7 +499,7 @@ void sg_store_close(sg_store_t *store)
 static int sg_store_check_id(const void *id, size_t idlen, char *err, size_t errlen)
 {
     if (id == NULL || idlen == 0 || idlen > SG_STORE_MAX_ID) {
-        sg_store_errf(err, errlen, "store: request id must be 1..%d bytes (got %zu)", SG_STORE_MAX_ID,
+        sg_queries_errf(err, errlen, "store: request id must be 1..%d bytes (got %zu)", SG_STORE_MAX_ID,
                       id == NULL ? (size_t)0 : idlen);
         return -1;
     }
@@ -566,7 +515,7 @@ static int sg_store_check_string(const char *s, const char *name, size_t *len, c
         return 0;
     *len = strnlen(s, SG_STORE_MAX_STRING + 1);
     if (*len > SG_STORE_MAX_STRING) {
-        sg_store_errf(err, errlen, "store: %s is longer than %u bytes", name, SG_STORE_MAX_STRING);
+        sg_queries_errf(err, errlen, "store: %s is longer than %u bytes", name, SG_STORE_MAX_STRING);
         return -1;
     }
     return 0;
@@ -579,15 +528,15 @@ int sg_store_put_request(sg_store_t *store, const void *id, size_t idlen, const 
     if (sg_store_check_id(id, idlen, err, errlen) != 0)
         return -1;
     if (rec->state != SG_REQUEST_PENDING && rec->state != SG_REQUEST_DONE) {
-        sg_store_errf(err, errlen, "store: invalid request state %d", rec->state);
+        sg_queries_errf(err, errlen, "store: invalid request state %d", rec->state);
         return -1;
     }
     if (rec->status < 0 || rec->status > SG_STORE_MAX_STATUS) {
-        sg_store_errf(err, errlen, "store: invalid HTTP status %d", rec->status);
+        sg_queries_errf(err, errlen, "store: invalid HTTP status %d", rec->status);
         return -1;
     }
     if (rec->body_len > SG_STORE_MAX_BODY || (rec->body == NULL && rec->body_len != 0)) {
-        sg_store_errf(err, errlen, "store: reply body of %zu bytes is over the limit of %u or missing", rec->body_len,
+        sg_queries_errf(err, errlen, "store: reply body of %zu bytes is over the limit of %u or missing", rec->body_len,
                       SG_STORE_MAX_BODY);
         return -1;
     }
@@ -656,7 +605,7 @@ int sg_store_get_request(sg_store_t *store, const void *id, size_t idlen, int64_
     else
         ret = 1;
     if (problem != NULL) {
-        sg_store_errf(err, errlen, "store: corrupt request record (%zu bytes): %s", len, problem);
+        sg_queries_errf(err, errlen, "store: corrupt request record (%zu bytes): %s", len, problem);
         ret = -1;
     }
     rocksdb_pinnableslice_destroy(found);
@@ -682,11 +631,11 @@ static int sg_store_idem_key(const char *route, const void *key, size_t keylen, 
 {
     size_t route_len = route != NULL ? strnlen(route, SG_STORE_MAX_ROUTE + 1) : 0;
     if (route_len == 0 || route_len > SG_STORE_MAX_ROUTE) {
-        sg_store_errf(err, errlen, "store: route name must be 1..%d bytes", SG_STORE_MAX_ROUTE);
+        sg_queries_errf(err, errlen, "store: route name must be 1..%d bytes", SG_STORE_MAX_ROUTE);
         return -1;
     }
     if (key == NULL || keylen == 0 || keylen > SG_STORE_MAX_IDEM_KEY) {
-        sg_store_errf(err, errlen, "store: Idempotency-Key must be 1..%d bytes (got %zu)", SG_STORE_MAX_IDEM_KEY,
+        sg_queries_errf(err, errlen, "store: Idempotency-Key must be 1..%d bytes (got %zu)", SG_STORE_MAX_IDEM_KEY,
                       key == NULL ? (size_t)0 : keylen);
         return -1;
     }
@@ -714,7 +663,7 @@ static int sg_store_read_claim(sg_store_t *store, const uint8_t *k, size_t klen,
     rocksdb_pinnableslice_destroy(found);
     if (problem != NULL) {
         /* Not replaced like a corrupt request record: guessing here could produce a command twice. */
-        sg_store_errf(err, errlen, "store: corrupt idempotency claim (%zu bytes): %s", len, problem);
+        sg_queries_errf(err, errlen, "store: corrupt idempotency claim (%zu bytes): %s", len, problem);
         return -1;
     }
     return 0;
@@ -857,7 +806,7 @@ static int sg_store_delete_if_expired(sg_store_t *store, int cf, const char *key
 static void sg_store_sweep_remember(sg_store_t *store, const char *key, size_t keylen)
 {
     free(store->sweep_key);
-    store->sweep_key = sg_store_malloc(keylen);
+    store->sweep_key = sg_queries_malloc(keylen);
     memcpy(store->sweep_key, key, keylen);
     store->sweep_key_len = keylen;
 }
@@ -886,7 +835,7 @@ int sg_store_sweep(sg_store_t *store, int64_t now_ms, size_t max_records, size_t
     if (deleted != NULL)
         *deleted = 0;
     if (max_records == 0) {
-        sg_store_errf(err, errlen, "store: sweep needs max_records > 0");
+        sg_queries_errf(err, errlen, "store: sweep needs max_records > 0");
         return -1;
     }
     size_t examined = 0, removed = 0;

@@ -25,6 +25,8 @@
  */
 #include "sg_table.h"
 
+#include "queries_int.h"
+
 #include <pthread.h>
 #include <rocksdb/c.h>
 #include <stdarg.h>
@@ -33,12 +35,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#if defined(__GNUC__)
-#define SG_TABLE_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
-#else
-#define SG_TABLE_PRINTF(fmt, args)
-#endif
 
 #define SG_TABLE_ROW_VERSION 1
 #define SG_TABLE_ROW_HEADER 21 /* version, partition, offset, timestamp */
@@ -55,7 +51,6 @@
 /* Rows are bulk-loaded on a rebuild: larger memtables than the state store's. */
 #define SG_TABLE_WRITE_BUFFER (32u * 1024u * 1024u)
 #define SG_TABLE_MAX_TOTAL_WAL (128u * 1024u * 1024u)
-#define SG_TABLE_INFO_LOG_WARN 2 /* rocksdb::InfoLogLevel::WARN_LEVEL */
 
 typedef struct {
     char *name;
@@ -99,45 +94,7 @@ struct st_sg_table_batch_t {
 
 /* -- errors and memory ------------------------------------------------------------------------ */
 
-_Noreturn static void sg_table_oom(void)
-{
-    fputs("streamgate: out of memory\n", stderr);
-    abort();
-}
-
-static void *sg_table_malloc(size_t size)
-{
-    void *p = malloc(size != 0 ? size : 1);
-    if (p == NULL)
-        sg_table_oom();
-    return p;
-}
-
-static void *sg_table_calloc(size_t count, size_t size)
-{
-    void *p = calloc(count != 0 ? count : 1, size != 0 ? size : 1);
-    if (p == NULL)
-        sg_table_oom();
-    return p;
-}
-
-SG_TABLE_PRINTF(3, 4)
-static void sg_table_errf(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
-static int sg_table_rocksdb_fail(char *err, size_t errlen, const char *what, char *errptr)
-{
-    sg_table_errf(err, errlen, "tables: %s: %s", what, errptr != NULL ? errptr : "unknown RocksDB error");
-    rocksdb_free(errptr);
-    return -1;
-}
+#define sg_table_rocksdb_fail(err, errlen, what, errptr) sg_queries_rocksdb_fail(err, errlen, "tables", what, errptr)
 
 /* -- small encodings -------------------------------------------------------------------------- */
 
@@ -240,47 +197,27 @@ static sg_table_t *sg_tables_find_err(sg_tables_t *tables, const char *name, cha
 {
     sg_table_t *table = sg_tables_find(tables, name);
     if (table == NULL)
-        sg_table_errf(err, errlen, "tables: unknown table '%.*s'", SG_TABLE_MAX_NAME, name != NULL ? name : "");
+        sg_queries_errf(err, errlen, "tables: unknown table '%.*s'", SG_TABLE_MAX_NAME, name != NULL ? name : "");
     return table;
 }
 
 /* -- open / close ----------------------------------------------------------------------------- */
 
-static rocksdb_options_t *sg_tables_build_options(int compression)
-{
-    rocksdb_options_t *options = rocksdb_options_create();
-    rocksdb_options_set_create_if_missing(options, 1);
-    rocksdb_options_set_create_missing_column_families(options, 1);
-    rocksdb_options_set_write_buffer_size(options, SG_TABLE_WRITE_BUFFER);
-    rocksdb_options_set_max_write_buffer_number(options, 3);
-    rocksdb_options_set_max_total_wal_size(options, SG_TABLE_MAX_TOTAL_WAL);
-    rocksdb_options_set_compression(options, compression);
-    rocksdb_options_set_info_log_level(options, SG_TABLE_INFO_LOG_WARN);
-    rocksdb_options_set_max_log_file_size(options, 1024 * 1024);
-    rocksdb_options_set_keep_log_file_num(options, 4);
-    /* Point reads of absent keys (404s) are common: a Bloom filter answers them from memory. */
-    rocksdb_block_based_table_options_t *table = rocksdb_block_based_options_create();
-    rocksdb_block_based_options_set_filter_policy(table, rocksdb_filterpolicy_create_bloom(10));
-    rocksdb_options_set_block_based_table_factory(options, table);
-    rocksdb_block_based_options_destroy(table);
-    return options;
-}
-
 static int sg_tables_check_names(const char *const *table_names, size_t n, char *err, size_t errlen)
 {
     if (n > SG_TABLE_MAX_TABLES || (n != 0 && table_names == NULL)) {
-        sg_table_errf(err, errlen, "tables: at most %d tables", SG_TABLE_MAX_TABLES);
+        sg_queries_errf(err, errlen, "tables: at most %d tables", SG_TABLE_MAX_TABLES);
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
         if (sg_table_valid_name(table_names[i], SG_TABLE_MAX_NAME) == 0) {
-            sg_table_errf(err, errlen, "tables: table name must be 1..%d bytes of [a-zA-Z0-9._-]",
+            sg_queries_errf(err, errlen, "tables: table name must be 1..%d bytes of [a-zA-Z0-9._-]",
                           SG_TABLE_MAX_NAME);
             return -1;
         }
         for (size_t j = 0; j < i; j++) {
             if (strcmp(table_names[i], table_names[j]) == 0) {
-                sg_table_errf(err, errlen, "tables: table '%s' given twice", table_names[i]);
+                sg_queries_errf(err, errlen, "tables: table '%s' given twice", table_names[i]);
                 return -1;
             }
         }
@@ -304,13 +241,13 @@ static char **sg_tables_cf_names(const char *dir, const char *const *table_names
     if (existing == NULL)
         existing_count = 0;
 
-    char **names = sg_table_calloc(2 + n + existing_count, sizeof(*names));
+    char **names = sg_queries_calloc(2 + n + existing_count, sizeof(*names));
     size_t used = 0;
     names[used++] = strdup("default");
     names[used++] = strdup(SG_TABLE_POSITIONS_CF);
     for (size_t i = 0; i < n; i++) {
         size_t len = strlen(SG_TABLE_CF_PREFIX) + strlen(table_names[i]) + 1;
-        names[used] = sg_table_malloc(len);
+        names[used] = sg_queries_malloc(len);
         snprintf(names[used++], len, "%s%s", SG_TABLE_CF_PREFIX, table_names[i]);
     }
     for (size_t i = 0; i < existing_count; i++) {
@@ -324,7 +261,7 @@ static char **sg_tables_cf_names(const char *dir, const char *const *table_names
         rocksdb_list_column_families_destroy(existing, existing_count);
     for (size_t i = 0; i < used; i++)
         if (names[i] == NULL)
-            sg_table_oom();
+            sg_queries_oom();
     *count = used;
     return names;
 }
@@ -332,22 +269,22 @@ static char **sg_tables_cf_names(const char *dir, const char *const *table_names
 sg_tables_t *sg_tables_open(const char *dir, const char *const *table_names, size_t n, char *err, size_t errlen)
 {
     if (dir == NULL || dir[0] == '\0') {
-        sg_table_errf(err, errlen, "tables: no directory given");
+        sg_queries_errf(err, errlen, "tables: no directory given");
         return NULL;
     }
     if (sg_tables_check_names(table_names, n, err, errlen) != 0)
         return NULL;
 
-    sg_tables_t *tables = sg_table_calloc(1, sizeof(*tables));
+    sg_tables_t *tables = sg_queries_calloc(1, sizeof(*tables));
     char **names = sg_tables_cf_names(dir, table_names, n, &tables->cf_count);
-    tables->cf_handles = sg_table_calloc(tables->cf_count, sizeof(*tables->cf_handles));
-    const rocksdb_options_t **cf_options = sg_table_calloc(tables->cf_count, sizeof(*cf_options));
+    tables->cf_handles = sg_queries_calloc(tables->cf_count, sizeof(*tables->cf_handles));
+    const rocksdb_options_t **cf_options = sg_queries_calloc(tables->cf_count, sizeof(*cf_options));
 
     /* LZ4 when this RocksDB build has it, otherwise uncompressed (as the state store does). */
     const int compressions[] = {rocksdb_lz4_compression, rocksdb_no_compression};
     for (size_t i = 0; i < sizeof(compressions) / sizeof(compressions[0]); i++) {
         char *errptr = NULL;
-        tables->options = sg_tables_build_options(compressions[i]);
+        tables->options = sg_queries_db_options(SG_TABLE_WRITE_BUFFER, 3, SG_TABLE_MAX_TOTAL_WAL, compressions[i]);
         for (size_t j = 0; j < tables->cf_count; j++)
             cf_options[j] = tables->options;
         tables->db = rocksdb_open_column_families(tables->options, dir, (int)tables->cf_count,
@@ -377,13 +314,13 @@ sg_tables_t *sg_tables_open(const char *dir, const char *const *table_names, siz
     }
 
     tables->positions_cf = tables->cf_handles[1];
-    tables->tables = sg_table_calloc(n, sizeof(*tables->tables));
+    tables->tables = sg_queries_calloc(n, sizeof(*tables->tables));
     tables->table_count = n;
     for (size_t i = 0; i < n; i++) {
         sg_table_t *table = &tables->tables[i];
         table->name = strdup(table_names[i]);
         if (table->name == NULL)
-            sg_table_oom();
+            sg_queries_oom();
         table->name_len = strlen(table->name);
         table->cf = tables->cf_handles[2 + i];
         table->pos_prefix[0] = (uint8_t)table->name_len;
@@ -464,9 +401,9 @@ static size_t sg_table_check_topic(const char *topic, int32_t partition, char *e
 {
     size_t topic_len = sg_table_valid_name(topic, SG_TOKEN_MAX_TOPIC_LEN);
     if (topic_len == 0)
-        sg_table_errf(err, errlen, "tables: topic must be 1..%d bytes of [a-zA-Z0-9._-]", SG_TOKEN_MAX_TOPIC_LEN);
+        sg_queries_errf(err, errlen, "tables: topic must be 1..%d bytes of [a-zA-Z0-9._-]", SG_TOKEN_MAX_TOPIC_LEN);
     else if (partition < 0) {
-        sg_table_errf(err, errlen, "tables: negative partition %d", (int)partition);
+        sg_queries_errf(err, errlen, "tables: negative partition %d", (int)partition);
         topic_len = 0;
     }
     return topic_len;
@@ -495,7 +432,7 @@ static int sg_table_read_pos(sg_tables_t *tables, const sg_table_t *table, const
     if (!ok) {
         *next_offset = 0;
         *stream_time_ms = 0;
-        sg_table_errf(err, errlen, "tables: corrupt position of %s/%s/%d (%zu bytes)", table->name, topic,
+        sg_queries_errf(err, errlen, "tables: corrupt position of %s/%s/%d (%zu bytes)", table->name, topic,
                       (int)partition, len);
         return -1;
     }
@@ -541,7 +478,7 @@ static int sg_table_each_pos(sg_tables_t *tables, const sg_table_t *table, const
         if (nul == NULL || nul == topic || (size_t)(nul - topic) > SG_TOKEN_MAX_TOPIC_LEN ||
             rest != (size_t)(nul - topic) + 1 + 4 || sg_table_get_uint((const uint8_t *)nul + 1, 4) > INT32_MAX ||
             !sg_table_decode_pos_value(value, len, &next_offset, &stream_time_ms)) {
-            sg_table_errf(err, errlen, "tables: corrupt position record in table %s", table->name);
+            sg_queries_errf(err, errlen, "tables: corrupt position record in table %s", table->name);
             ret = -1;
             break;
         }
@@ -596,10 +533,10 @@ static int sg_table_collect_token(sg_tables_t *tables, const sg_table_t *table,
 {
     sg_table_token_acc_t acc = {.token = sg_token_create(), .failed = 0};
     if (acc.token == NULL)
-        sg_table_oom();
+        sg_queries_oom();
     int ret = sg_table_each_pos(tables, table, read_options, sg_table_token_add, &acc, err, errlen);
     if (ret == 0 && (acc.failed || sg_token_merge(into, acc.token) != 0)) {
-        sg_table_errf(err, errlen, "tables: the position of table %s exceeds the token limits", table->name);
+        sg_queries_errf(err, errlen, "tables: the position of table %s exceeds the token limits", table->name);
         ret = -1;
     }
     sg_token_destroy(acc.token);
@@ -634,10 +571,10 @@ int sg_tables_get_source(sg_tables_t *tables, const char *table_name, char **sou
     const char *value = rocksdb_pinnableslice_value(found, &len);
     int ret = 0;
     if (len == 0 || len > SG_TABLE_MAX_SOURCE || memchr(value, '\0', len) != NULL) {
-        sg_table_errf(err, errlen, "tables: corrupt source identity of table %s (%zu bytes)", table->name, len);
+        sg_queries_errf(err, errlen, "tables: corrupt source identity of table %s (%zu bytes)", table->name, len);
         ret = -1;
     } else {
-        *source_out = sg_table_malloc(len + 1);
+        *source_out = sg_queries_malloc(len + 1);
         memcpy(*source_out, value, len);
         (*source_out)[len] = '\0';
     }
@@ -652,13 +589,13 @@ int sg_tables_reset(sg_tables_t *tables, const char *table_name, const char *new
         return -1;
     size_t source_len = new_source != NULL ? strnlen(new_source, SG_TABLE_MAX_SOURCE + 1) : 0;
     if (source_len == 0 || source_len > SG_TABLE_MAX_SOURCE) {
-        sg_table_errf(err, errlen, "tables: source identity must be 1..%d bytes", SG_TABLE_MAX_SOURCE);
+        sg_queries_errf(err, errlen, "tables: source identity must be 1..%d bytes", SG_TABLE_MAX_SOURCE);
         return -1;
     }
     /* Every row key is at most SG_TABLE_MAX_KEY bytes, so each sorts below MAX_KEY + 1 bytes of
      * 0xff: one range deletion covers the whole family, whatever the keys. */
     static const size_t row_end_len = SG_TABLE_MAX_KEY + 1;
-    char *row_end = sg_table_malloc(row_end_len);
+    char *row_end = sg_queries_malloc(row_end_len);
     memset(row_end, 0xff, row_end_len);
     uint8_t pos_begin[1 + SG_TABLE_MAX_NAME + 1], pos_end[1 + SG_TABLE_MAX_NAME + 1];
     uint8_t source_key[1 + SG_TABLE_MAX_NAME + 1];
@@ -697,7 +634,7 @@ sg_table_batch_t *sg_table_batch_new(sg_tables_t *tables, const char *table_name
     sg_table_t *table = sg_tables_find(tables, table_name);
     if (table == NULL)
         return NULL;
-    sg_table_batch_t *batch = sg_table_calloc(1, sizeof(*batch));
+    sg_table_batch_t *batch = sg_queries_calloc(1, sizeof(*batch));
     batch->tables = tables;
     batch->table = table;
     batch->writes = rocksdb_writebatch_create();
@@ -744,7 +681,7 @@ static sg_table_batch_pos_t *sg_table_batch_pos(sg_table_batch_t *batch, const c
         batch->pos_cap = batch->pos_cap != 0 ? batch->pos_cap * 2 : 8;
         batch->positions = realloc(batch->positions, batch->pos_cap * sizeof(*batch->positions));
         if (batch->positions == NULL)
-            sg_table_oom();
+            sg_queries_oom();
     }
     sg_table_batch_pos_t *pos = &batch->positions[batch->pos_count];
     memcpy(pos->topic, topic, topic_len);
@@ -765,16 +702,16 @@ int sg_table_batch_put(sg_table_batch_t *batch, const char *topic, int32_t parti
     if (topic_len == 0)
         return -1;
     if (offset < 0 || offset == INT64_MAX) {
-        sg_table_errf(err, errlen, "tables: offset %lld out of range", (long long)offset);
+        sg_queries_errf(err, errlen, "tables: offset %lld out of range", (long long)offset);
         return -1;
     }
     if (key == NULL || keylen == 0 || keylen > SG_TABLE_MAX_KEY) {
-        sg_table_errf(err, errlen, "tables: key must be 1..%d bytes (got %zu)", SG_TABLE_MAX_KEY,
+        sg_queries_errf(err, errlen, "tables: key must be 1..%d bytes (got %zu)", SG_TABLE_MAX_KEY,
                       key == NULL ? (size_t)0 : keylen);
         return -1;
     }
     if (value != NULL && valuelen > SG_TABLE_MAX_VALUE) {
-        sg_table_errf(err, errlen, "tables: value of %zu bytes is over the limit of %u", valuelen,
+        sg_queries_errf(err, errlen, "tables: value of %zu bytes is over the limit of %u", valuelen,
                       SG_TABLE_MAX_VALUE);
         return -1;
     }
@@ -815,7 +752,7 @@ int sg_table_batch_advance(sg_table_batch_t *batch, const char *topic, int32_t p
     if (topic_len == 0)
         return -1;
     if (next_offset < 0) {
-        sg_table_errf(err, errlen, "tables: offset %lld out of range", (long long)next_offset);
+        sg_queries_errf(err, errlen, "tables: offset %lld out of range", (long long)next_offset);
         return -1;
     }
     sg_table_batch_pos_t *pos = sg_table_batch_pos(batch, topic, topic_len, partition, err, errlen);
@@ -863,7 +800,7 @@ int sg_table_batch_commit(sg_table_batch_t *batch, char *err, size_t errlen)
     pthread_mutex_lock(&table->commit_lock);
     uint64_t commits = atomic_load_explicit(&table->commits, memory_order_acquire);
     if (commits != batch->base_commits) {
-        sg_table_errf(err, errlen, "tables: table %s was written by someone else while this batch was built",
+        sg_queries_errf(err, errlen, "tables: table %s was written by someone else while this batch was built",
                       table->name);
         ret = SG_TABLE_ECONFLICT;
     } else {
@@ -914,7 +851,7 @@ int sg_tables_get(sg_tables_t *tables, const char *table_name, const void *key, 
     if (table == NULL)
         return -1;
     if (key == NULL || keylen == 0 || keylen > SG_TABLE_MAX_KEY) {
-        sg_table_errf(err, errlen, "tables: key must be 1..%d bytes (got %zu)", SG_TABLE_MAX_KEY,
+        sg_queries_errf(err, errlen, "tables: key must be 1..%d bytes (got %zu)", SG_TABLE_MAX_KEY,
                       key == NULL ? (size_t)0 : keylen);
         return -1;
     }
@@ -934,11 +871,11 @@ int sg_tables_get(sg_tables_t *tables, const char *table_name, const void *key, 
         const char *value = rocksdb_pinnableslice_value(found, &len);
         sg_table_version_t row;
         if (!sg_table_decode_row(value, len, &row)) {
-            sg_table_errf(err, errlen, "tables: corrupt row in table %s (%zu bytes)", table->name, len);
+            sg_queries_errf(err, errlen, "tables: corrupt row in table %s (%zu bytes)", table->name, len);
             ret = -1;
         } else {
             size_t value_len = len - SG_TABLE_ROW_HEADER;
-            char *copy = sg_table_malloc(value_len + 1);
+            char *copy = sg_queries_malloc(value_len + 1);
             memcpy(copy, value + SG_TABLE_ROW_HEADER, value_len);
             copy[value_len] = '\0';
             *value_out = copy;
@@ -962,27 +899,10 @@ int sg_tables_get(sg_tables_t *tables, const char *table_name, const void *key, 
 
 /* -- cursors ---------------------------------------------------------------------------------- */
 
-static const char sg_table_b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-static int sg_table_b64_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '-')
-        return 62;
-    if (c == '_')
-        return 63;
-    return -1;
-}
-
 /* Returns an owned NUL-terminated base64url text (no padding). */
 static char *sg_table_b64_encode(const uint8_t *bytes, size_t len)
 {
-    char *text = sg_table_malloc((len + 2) / 3 * 4 + 1);
+    char *text = sg_queries_malloc((len + 2) / 3 * 4 + 1);
     size_t out = 0;
     for (size_t i = 0; i < len; i += 3) {
         uint32_t group = (uint32_t)bytes[i] << 16;
@@ -992,7 +912,7 @@ static char *sg_table_b64_encode(const uint8_t *bytes, size_t len)
             group |= bytes[i + 2];
         size_t chars = len - i >= 3 ? 4 : len - i + 1;
         for (size_t j = 0; j < chars; j++)
-            text[out++] = sg_table_b64[(group >> (18 - 6 * j)) & 63];
+            text[out++] = sg_b64url_alphabet[(group >> (18 - 6 * j)) & 63];
     }
     text[out] = '\0';
     return text;
@@ -1008,7 +928,7 @@ static long sg_table_b64_decode(const char *text, size_t len, uint8_t *buf)
     uint32_t acc = 0;
     unsigned bits = 0;
     for (size_t i = 0; i < len; i++) {
-        int v = sg_table_b64_value((unsigned char)text[i]);
+        int v = sg_b64url_value((unsigned char)text[i]);
         if (v < 0)
             return -1;
         acc = (acc << 6) | (uint32_t)v;
@@ -1034,7 +954,7 @@ static uint32_t sg_table_cursor_check(const sg_table_t *table, const uint8_t *ke
 
 static char *sg_table_cursor_encode(const sg_table_t *table, const void *key, size_t keylen)
 {
-    uint8_t *raw = sg_table_malloc(1 + keylen + 4);
+    uint8_t *raw = sg_queries_malloc(1 + keylen + 4);
     raw[0] = SG_TABLE_CURSOR_VERSION;
     memcpy(raw + 1, key, keylen);
     sg_table_put_uint(raw + 1 + keylen, sg_table_cursor_check(table, raw + 1, keylen), 4);
@@ -1071,14 +991,14 @@ int sg_tables_scan(sg_tables_t *tables, const char *table_name, const sg_table_s
     if (table == NULL)
         return -1;
     if (query->limit == 0 || query->limit > SG_TABLE_SCAN_MAX_LIMIT) {
-        sg_table_errf(err, errlen, "tables: scan limit must be 1..%d", SG_TABLE_SCAN_MAX_LIMIT);
+        sg_queries_errf(err, errlen, "tables: scan limit must be 1..%d", SG_TABLE_SCAN_MAX_LIMIT);
         return -1;
     }
     const void *prefix = query->prefix;
     size_t prefix_len = prefix != NULL ? query->prefix_len : 0;
     if (prefix_len > SG_TABLE_MAX_KEY || (query->from != NULL && query->from_len > SG_TABLE_MAX_KEY) ||
         (query->to != NULL && query->to_len > SG_TABLE_MAX_KEY)) {
-        sg_table_errf(err, errlen, "tables: scan bounds are limited to %d bytes", SG_TABLE_MAX_KEY);
+        sg_queries_errf(err, errlen, "tables: scan bounds are limited to %d bytes", SG_TABLE_MAX_KEY);
         return -1;
     }
 
@@ -1093,11 +1013,11 @@ int sg_tables_scan(sg_tables_t *tables, const char *table_name, const sg_table_s
     const uint8_t *cursor_key = NULL;
     size_t cursor_len = 0;
     if (query->cursor != NULL) {
-        cursor_buf = sg_table_malloc(SG_TABLE_MAX_CURSOR);
+        cursor_buf = sg_queries_malloc(SG_TABLE_MAX_CURSOR);
         long decoded = sg_table_cursor_decode(table, query->cursor, cursor_buf, &cursor_key);
         if (decoded < 0) {
             free(cursor_buf);
-            sg_table_errf(err, errlen, "tables: invalid scan cursor");
+            sg_queries_errf(err, errlen, "tables: invalid scan cursor");
             return -1;
         }
         cursor_len = (size_t)decoded;
@@ -1106,7 +1026,7 @@ int sg_tables_scan(sg_tables_t *tables, const char *table_name, const sg_table_s
             (query->from != NULL && sg_table_keycmp(cursor_key, cursor_len, query->from, query->from_len) < 0) ||
             (query->to != NULL && sg_table_keycmp(cursor_key, cursor_len, query->to, query->to_len) >= 0)) {
             free(cursor_buf);
-            sg_table_errf(err, errlen, "tables: scan cursor does not belong to this query");
+            sg_queries_errf(err, errlen, "tables: scan cursor does not belong to this query");
             return -1;
         }
         start = cursor_key;
@@ -1119,7 +1039,7 @@ int sg_tables_scan(sg_tables_t *tables, const char *table_name, const sg_table_s
     int delivered = 0;
     int ret = 0;
     /* A copy: the iterator's key memory is gone once it moves past the last row. */
-    uint8_t *last_key = sg_table_malloc(SG_TABLE_MAX_KEY);
+    uint8_t *last_key = sg_queries_malloc(SG_TABLE_MAX_KEY);
     size_t last_len = 0;
     bool more = false;
     rocksdb_iter_seek(it, start != NULL ? start : "", start_len);
@@ -1145,7 +1065,7 @@ int sg_tables_scan(sg_tables_t *tables, const char *table_name, const sg_table_s
         const char *value = rocksdb_iter_value(it, &len);
         sg_table_version_t version;
         if (!sg_table_decode_row(value, len, &version)) {
-            sg_table_errf(err, errlen, "tables: corrupt row in table %s (%zu bytes)", table->name, len);
+            sg_queries_errf(err, errlen, "tables: corrupt row in table %s (%zu bytes)", table->name, len);
             ret = -1;
             break;
         }
