@@ -707,6 +707,16 @@ static void complete(sg_cmd_t *cmd)
         h2o_timeout_unlink(&cmd->timeout_entry);
 }
 
+/* Completes cmd and returns the request to answer (NULL if the client is gone). Completing
+ * first means that whatever H2O does while we respond (even disposing the request) finds the
+ * guard already cleared. */
+static h2o_req_t *take_request(sg_cmd_t *cmd)
+{
+    h2o_req_t *req = cmd->req;
+    complete(cmd);
+    return req;
+}
+
 /* Frees once both the bridge has handed the record back and it is complete. */
 static void maybe_free(sg_cmd_t *cmd)
 {
@@ -723,9 +733,9 @@ static void on_wait_timeout(h2o_timeout_entry_t *entry)
     cmd->timed_out = 1;
     if (!cmd->acked)
         return; /* no 2xx before the broker ack: the delivery report answers */
-    if (cmd->req != NULL)
-        respond_pending(cmd->req, cmd);
-    complete(cmd);
+    h2o_req_t *req = take_request(cmd);
+    if (req != NULL)
+        respond_pending(req, cmd);
     maybe_free(cmd);
 }
 
@@ -751,19 +761,15 @@ void sg_handlers_on_deliveries(h2o_multithread_receiver_t *receiver, h2o_linklis
         cmd->dr_pending = 0;
         cmd->acked = cmd->err == SG_BRIDGE_OK;
         if (!cmd->completed) {
-            h2o_req_t *req = cmd->req;
             if (cmd->err != SG_BRIDGE_OK) {
                 char detail[256];
                 snprintf(detail, sizeof(detail), "the event was not acknowledged by Kafka: %s",
                          cmd->errstr ? cmd->errstr : "unknown error");
-                send_unavailable(req, "kafka-unavailable", detail);
-                complete(cmd);
+                send_unavailable(take_request(cmd), "kafka-unavailable", detail);
             } else if (!cmd->route->has_reply) {
-                respond_accepted(req, cmd);
-                complete(cmd);
+                respond_accepted(take_request(cmd), cmd);
             } else if (cmd->async || cmd->timed_out || atomic_load(&cmd->loop->server->draining)) {
-                respond_pending(req, cmd);
-                complete(cmd);
+                respond_pending(take_request(cmd), cmd);
             }
             /* else: a synchronous request keeps waiting for its reply or its deadline */
         }
@@ -845,9 +851,9 @@ void sg_handlers_on_replies(h2o_multithread_receiver_t *receiver, h2o_linklist_t
              * deadline, asynchronous, client gone, or from before a restart */
             atomic_fetch_add(&loop->server->replies_unawaited, 1);
         } else {
-            if (cmd->req != NULL)
-                respond_with_reply(cmd->req, cmd, reply);
-            complete(cmd);
+            h2o_req_t *req = take_request(cmd);
+            if (req != NULL)
+                respond_with_reply(req, cmd, reply);
             maybe_free(cmd);
         }
         reply_msg_free(reply);
