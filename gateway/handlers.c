@@ -62,6 +62,7 @@ typedef struct st_sg_reply_msg_t {
     h2o_multithread_message_t message;
     sg_reqid_t id;
     int status; /* from :status; 0 when the reply's :status was not a valid status code */
+    int oversized; /* the reply value was over SG_STORE_MAX_BODY and was not copied */
     char topic[256];
     int32_t partition;
     int64_t offset;
@@ -808,6 +809,11 @@ static int reply_header_allowed(const sg_route_conf_t *route, const char *name)
 
 static void respond_with_reply(h2o_req_t *req, const sg_cmd_t *cmd, const sg_reply_msg_t *reply)
 {
+    if (reply->oversized) {
+        sg_problem_send(req, 502, "Bad Gateway", "reply-too-large", "Reply Too Large", "body",
+                        "the worker's reply is larger than %u bytes", SG_STORE_MAX_BODY);
+        return;
+    }
     if (reply->status == 0) {
         sg_problem_send(req, 502, "Bad Gateway", "invalid-reply", "Invalid Reply", ":status",
                         "the worker's reply has a :status header that is not an HTTP status code (100..599)");
@@ -960,7 +966,12 @@ void sg_handlers_on_reply(void *ctx, const sg_reply_t *reply)
     msg->partition = reply->partition;
     msg->offset = reply->offset;
     msg->timestamp_ms = reply->timestamp_ms;
-    if (reply->value != NULL) {
+    if (reply->value_len > SG_STORE_MAX_BODY) {
+        /* A reply this large is not copied: the waiter gets a 502 saying why, and the outcome is
+         * recorded as a 502 without a body. */
+        msg->status = 0;
+        msg->oversized = 1;
+    } else if (reply->value != NULL) {
         msg->body = dup_bytes(reply->value, reply->value_len);
         msg->body_len = reply->value_len;
     }
@@ -969,7 +980,8 @@ void sg_handlers_on_reply(void *ctx, const sg_reply_t *reply)
     size_t len;
     for (size_t i = 0; sg_bridge_reply_header(reply, i, &name, &value, &len) == 0; ++i) {
         if (strcmp(name, ":status") == 0) {
-            msg->status = parse_status(value, len);
+            if (!msg->oversized)
+                msg->status = parse_status(value, len);
         } else if (strcmp(name, "kafka_correlationId") != 0 && msg->n_headers < SG_REPLY_MAX_HEADERS &&
                    value != NULL && len <= 8192 && header_value_ok(value, len)) {
             msg->headers[msg->n_headers].name = dup_bytes(name, strlen(name));

@@ -293,7 +293,16 @@ void sg_requests_handle(h2o_req_t *req, const char *path, size_t path_len)
     } else if (wait_ms == 0) {
         respond_state(req, text, state, have_rec ? &rec : NULL);
     } else {
-        /* Park until the bridge records the reply, or the wait ends. */
+        /* Park until the bridge records the reply, or the wait ends; parked requests count
+         * against limits.pending like waiting commands do. */
+        if (atomic_load(&server->watchers) >= (long)server->conf->limits.pending) {
+            if (have_rec)
+                sg_request_record_dispose(&rec);
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+            sg_problem_send(req, 503, "Service Unavailable", "too-many-pending", "Too Many Pending Requests", NULL,
+                            "limits.pending (%u) status requests are already waiting", server->conf->limits.pending);
+            return;
+        }
         sg_watch_t *watch = calloc(1, sizeof(*watch));
         if (watch == NULL)
             abort();

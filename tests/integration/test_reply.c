@@ -353,9 +353,30 @@ static void test_pending_limit_is_503(void **state)
     int status = -1;
     waitpid(child, &status, 0);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0); /* the first one timed out into a 202 */
-    /* the slot is free again */
+
+    /* long-polls count against the same limit: one parked, the next one is refused */
+    assert_int_equal(sg_test_http(&small, "POST", "/q", "Content-Type: application/json\r\nPrefer: respond-async\r\n",
+                                  "{}", 2, &res),
+                     0);
+    char location[128];
+    assert_non_null(sg_test_header(&res, "location", location, sizeof(location)));
+    sg_test_response_free(&res);
+    pid_t poller = fork();
+    if (poller == 0) {
+        sg_test_response_t parked;
+        _exit(sg_test_http(&small, "GET", location, "Prefer: wait=2\r\n", NULL, 0, &parked) == 0 && parked.status == 200
+                  ? 0
+                  : 1);
+    }
     nanosleep(&pause, NULL);
-    assert_int_equal(sg_test_topic_count(small.bootstrap, "q.requests"), 1);
+    assert_int_equal(sg_test_http(&small, "GET", location, "Prefer: wait=2\r\n", NULL, 0, &res), 0);
+    assert_int_equal(res.status, 503);
+    assert_non_null(strstr(res.body, "urn:streamgate:problem:too-many-pending"));
+    sg_test_response_free(&res);
+    waitpid(poller, &status, 0);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0); /* the parked one got its answer */
+    /* the refused ones never reached Kafka: only the waiting request and the async one did */
+    assert_int_equal(sg_test_topic_count(small.bootstrap, "q.requests"), 2);
     assert_int_equal(sg_test_proc_stop(&small), 0);
 }
 
