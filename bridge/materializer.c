@@ -1,0 +1,561 @@
+/*
+ * The materializer: Kafka topics in, table batches out (DESIGN §4).
+ *
+ * Design: one consumer, no consumer group (partitions are assigned, so no rebalance can pause a
+ * table), and one thread that is the only writer of the tables. Tables on the same topic share
+ * its partitions: a partition is assigned at the lowest stored position of those tables and
+ * queries/table.c ignores what a table has already applied. Each poll round ends with one commit
+ * per table touched (bounded in records and time), so a position is always stored in the same
+ * WriteBatch as the rows it covers. If a commit fails, the round's records are lost by contract:
+ * the thread sets everything up again from the stored positions, which is also what a restart
+ * does, so there is one recovery path.
+ */
+#include "sg_materializer.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <pthread.h>
+#include <time.h>
+
+#include <librdkafka/rdkafka.h>
+
+#define SG_MAT_POLL_MS 100            /* longest wait for a first record; bounds stop latency */
+#define SG_MAT_METADATA_TIMEOUT_MS 2000
+#define SG_MAT_ROUND_RECORDS 10000    /* a commit at least every this many records ... */
+#define SG_MAT_ROUND_MS 50            /* ... or this long after a round's first record */
+#define SG_MAT_CATCHUP_WAIT_MS 5      /* while restoring, wait this long for more of a round */
+#define SG_MAT_RETRY_MS 500
+
+typedef struct {
+    const char *name;
+    size_t *tables; /* indices into conf->tables */
+    size_t n_tables;
+} sg_mat_topic_t;
+
+typedef struct {
+    size_t topic;
+    int32_t partition;
+    int64_t start_offset; /* where this assignment started reading */
+    int64_t start_high;   /* high watermark seen at setup: the readiness target */
+    int64_t next;         /* next offset to read (everything below is in a batch or committed) */
+} sg_mat_part_t;
+
+typedef struct {
+    sg_table_batch_t *batch;
+    int dirty;       /* the batch has rows or advanced positions to commit */
+    int warned_put;  /* an unusable record was logged for this table */
+} sg_mat_table_t;
+
+struct st_sg_materializer_t {
+    const sg_conf_t *conf;
+    sg_tables_t *tables;
+    rd_kafka_t *rk;
+    rd_kafka_queue_t *queue;
+    sg_mat_topic_t *topics;
+    size_t n_topics;
+    sg_mat_table_t *state; /* per conf->tables[i] */
+    sg_mat_part_t *parts;
+    size_t n_parts;
+    sg_materializer_progress_cb progress_cb;
+    void *ctx;
+    pthread_t thread;
+    int thread_started;
+    atomic_int stopping;
+    atomic_int caught_up;
+    /* restore progress, logged at most once a second until caught up */
+    uint64_t applied;
+    uint64_t applied_at_log;
+    int64_t started_ms, logged_ms;
+    uint64_t null_keys;
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int set_prop(rd_kafka_conf_t *rkconf, const char *name, const char *value, char *err, size_t errlen)
+{
+    char rkerr[512];
+    if (rd_kafka_conf_set(rkconf, name, value, rkerr, sizeof(rkerr)) != RD_KAFKA_CONF_OK) {
+        snprintf(err, errlen, "kafka.properties: %s: %s", name, rkerr);
+        return -1;
+    }
+    return 0;
+}
+
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    fprintf(stderr, "streamgate: kafka: %s: %s\n", fac, buf);
+}
+
+static void sleep_ms(sg_materializer_t *m, int ms)
+{
+    /* Short steps, so a stop request is seen quickly. */
+    for (int slept = 0; slept < ms && !atomic_load(&m->stopping); slept += 10) {
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static void destroy_batches(sg_materializer_t *m)
+{
+    for (size_t i = 0; i < m->conf->n_tables; ++i) {
+        sg_table_batch_destroy(m->state[i].batch);
+        m->state[i].batch = NULL;
+        m->state[i].dirty = 0;
+    }
+}
+
+/* Resets table i when its source is not cluster_id or a stored position lies beyond the end of
+ * its partition (high watermarks in highs, per partition of md). Returns 0 or -1 (retry). */
+static int check_table(sg_materializer_t *m, size_t i, const char *cluster_id, const char *topic,
+                       const struct rd_kafka_metadata_topic *md, const int64_t *highs)
+{
+    const char *name = m->conf->tables[i].name;
+    char err[512];
+    char *source = NULL;
+    int rc = sg_tables_get_source(m->tables, name, &source, err, sizeof(err));
+    if (rc < 0) {
+        fprintf(stderr, "streamgate: table %s: %s (retrying)\n", name, err);
+        return -1;
+    }
+    int fresh = rc == 1;
+    const char *reason = NULL;
+    if (fresh)
+        reason = "new table";
+    else if (strcmp(source, cluster_id) != 0)
+        reason = "the Kafka cluster id changed";
+    for (int p = 0; reason == NULL && p < md->partition_cnt; ++p) {
+        int64_t next_offset;
+        rc = sg_tables_position(m->tables, name, topic, md->partitions[p].id, &next_offset, NULL, err, sizeof(err));
+        if (rc < 0) {
+            free(source);
+            fprintf(stderr, "streamgate: table %s: %s (retrying)\n", name, err);
+            return -1;
+        }
+        if (rc == 0 && next_offset > highs[p])
+            reason = "a stored position is beyond the end of the topic";
+    }
+    free(source);
+    if (reason == NULL)
+        return 0;
+    if (sg_tables_reset(m->tables, name, cluster_id, err, sizeof(err)) != 0) {
+        fprintf(stderr, "streamgate: table %s: %s (retrying)\n", name, err);
+        return -1;
+    }
+    if (!fresh)
+        fprintf(stderr, "streamgate: rebuilding table %s from the beginning (%s)\n", name, reason);
+    return 0;
+}
+
+/* Reads the cluster id and each topic's partitions and watermarks, resets tables that must be
+ * rebuilt, and assigns every partition at the lowest stored position of its tables. Returns 0,
+ * or -1 to be retried. */
+static int setup(sg_materializer_t *m)
+{
+    destroy_batches(m);
+    m->n_parts = 0;
+    char *cluster_id = rd_kafka_clusterid(m->rk, SG_MAT_METADATA_TIMEOUT_MS);
+    if (cluster_id == NULL) {
+        fprintf(stderr, "streamgate: tables: no Kafka cluster id yet (retrying)\n");
+        return -1;
+    }
+    rd_kafka_topic_partition_list_t *assignment = rd_kafka_topic_partition_list_new(16);
+    int rc = 0;
+    for (size_t t = 0; t < m->n_topics && rc == 0 && !atomic_load(&m->stopping); ++t) {
+        const char *name = m->topics[t].name;
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(m->rk, name, NULL);
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t rkerr = rd_kafka_metadata(m->rk, 0, rkt, &md, SG_MAT_METADATA_TIMEOUT_MS);
+        if (rkerr == RD_KAFKA_RESP_ERR_NO_ERROR && (md->topic_cnt != 1 || md->topics[0].err != 0 ||
+                                                    md->topics[0].partition_cnt == 0))
+            rkerr = md->topic_cnt == 1 && md->topics[0].err ? md->topics[0].err : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+        if (rkerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            fprintf(stderr, "streamgate: table topic %s: %s (retrying)\n", name, rd_kafka_err2str(rkerr));
+            rc = -1;
+        }
+        const struct rd_kafka_metadata_topic *mdt = rc == 0 ? &md->topics[0] : NULL;
+        int64_t *lows = NULL, *highs = NULL;
+        if (rc == 0) {
+            lows = calloc((size_t)mdt->partition_cnt, sizeof(*lows));
+            highs = calloc((size_t)mdt->partition_cnt, sizeof(*highs));
+            if (lows == NULL || highs == NULL)
+                abort();
+        }
+        for (int p = 0; rc == 0 && p < mdt->partition_cnt; ++p) {
+            rkerr = rd_kafka_query_watermark_offsets(m->rk, name, mdt->partitions[p].id, &lows[p], &highs[p],
+                                                     SG_MAT_METADATA_TIMEOUT_MS);
+            if (rkerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
+                fprintf(stderr, "streamgate: table topic %s [%d]: %s (retrying)\n", name,
+                        (int)mdt->partitions[p].id, rd_kafka_err2str(rkerr));
+                rc = -1;
+            }
+        }
+        for (size_t k = 0; rc == 0 && k < m->topics[t].n_tables; ++k)
+            rc = check_table(m, m->topics[t].tables[k], cluster_id, name, mdt, highs);
+        for (int p = 0; rc == 0 && p < mdt->partition_cnt; ++p) {
+            int32_t partition = mdt->partitions[p].id;
+            int64_t start = INT64_MAX;
+            for (size_t k = 0; rc == 0 && k < m->topics[t].n_tables; ++k) {
+                char err[512];
+                int64_t next_offset = 0;
+                if (sg_tables_position(m->tables, m->conf->tables[m->topics[t].tables[k]].name, name, partition,
+                                       &next_offset, NULL, err, sizeof(err)) < 0) {
+                    fprintf(stderr, "streamgate: table %s: %s (retrying)\n",
+                            m->conf->tables[m->topics[t].tables[k]].name, err);
+                    rc = -1;
+                }
+                if (next_offset < start)
+                    start = next_offset;
+            }
+            if (rc != 0)
+                break;
+            /* Below the low watermark (retention removed it): start at the first record there is. */
+            int64_t offset = start <= lows[p] ? RD_KAFKA_OFFSET_BEGINNING : start;
+            rd_kafka_topic_partition_list_add(assignment, name, partition)->offset = offset;
+            m->parts = realloc(m->parts, (m->n_parts + 1) * sizeof(*m->parts));
+            if (m->parts == NULL)
+                abort();
+            sg_mat_part_t *part = &m->parts[m->n_parts++];
+            part->topic = t;
+            part->partition = partition;
+            part->start_offset = start > lows[p] ? start : lows[p];
+            part->start_high = highs[p];
+            part->next = part->start_offset;
+        }
+        free(lows);
+        free(highs);
+        if (md != NULL)
+            rd_kafka_metadata_destroy(md);
+        rd_kafka_topic_destroy(rkt);
+    }
+    rd_kafka_mem_free(m->rk, cluster_id);
+    if (rc == 0 && atomic_load(&m->stopping))
+        rc = -1;
+    if (rc == 0) {
+        rd_kafka_resp_err_t rkerr = rd_kafka_assign(m->rk, assignment);
+        if (rkerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            fprintf(stderr, "streamgate: tables: assign: %s (retrying)\n", rd_kafka_err2str(rkerr));
+            rc = -1;
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(assignment);
+    /* Batches are made after any reset: a reset makes older batches of the table unusable. */
+    for (size_t i = 0; rc == 0 && i < m->conf->n_tables; ++i)
+        if ((m->state[i].batch = sg_table_batch_new(m->tables, m->conf->tables[i].name)) == NULL) {
+            fprintf(stderr, "streamgate: table %s is not open\n", m->conf->tables[i].name);
+            rc = -1;
+        }
+    return rc;
+}
+
+static sg_mat_part_t *find_part(sg_materializer_t *m, const char *topic, int32_t partition)
+{
+    for (size_t i = 0; i < m->n_parts; ++i)
+        if (m->parts[i].partition == partition && strcmp(m->topics[m->parts[i].topic].name, topic) == 0)
+            return &m->parts[i];
+    return NULL;
+}
+
+/* Moves table positions past offsets that carry no row. Returns 0, or -1 (the round is lost). */
+static int advance_all(sg_materializer_t *m, const sg_mat_part_t *part, int64_t next_offset)
+{
+    const sg_mat_topic_t *topic = &m->topics[part->topic];
+    for (size_t k = 0; k < topic->n_tables; ++k) {
+        sg_mat_table_t *state = &m->state[topic->tables[k]];
+        char err[512];
+        int rc = sg_table_batch_advance(state->batch, topic->name, part->partition, next_offset, err, sizeof(err));
+        if (rc < 0) {
+            fprintf(stderr, "streamgate: table %s: %s\n", m->conf->tables[topic->tables[k]].name, err);
+            return -1;
+        }
+        if (rc == 0)
+            state->dirty = 1;
+    }
+    return 0;
+}
+
+/* Applies one consumed message to every table on its topic. Returns 0, or -1 (the round is lost). */
+static int apply(sg_materializer_t *m, const rd_kafka_message_t *msg)
+{
+    const char *topic_name = rd_kafka_topic_name(msg->rkt);
+    sg_mat_part_t *part = find_part(m, topic_name, msg->partition);
+    if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        /* The end of the partition: positions move up to it even when the last offsets held no
+         * record to apply (transaction markers, compaction), so the table reads as complete. */
+        if (part == NULL || msg->offset < part->next)
+            return 0;
+        part->next = msg->offset;
+        return advance_all(m, part, msg->offset);
+    }
+    if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        fprintf(stderr, "streamgate: tables: %s [%d]: %s\n", topic_name, (int)msg->partition,
+                rd_kafka_message_errstr(msg));
+        return 0;
+    }
+    if (part == NULL)
+        return 0; /* from an assignment we have since replaced */
+    part->next = msg->offset + 1;
+    ++m->applied;
+    if (msg->key == NULL || msg->key_len == 0) {
+        if (m->null_keys++ == 0)
+            fprintf(stderr, "streamgate: tables: %s [%d] offset %lld has no key; records without a key are "
+                            "skipped (logged once)\n", topic_name, (int)msg->partition, (long long)msg->offset);
+        return advance_all(m, part, msg->offset + 1);
+    }
+    rd_kafka_timestamp_type_t tstype;
+    int64_t timestamp_ms = rd_kafka_message_timestamp(msg, &tstype);
+    const sg_mat_topic_t *topic = &m->topics[part->topic];
+    for (size_t k = 0; k < topic->n_tables; ++k) {
+        sg_mat_table_t *state = &m->state[topic->tables[k]];
+        char err[512];
+        int rc = sg_table_batch_put(state->batch, topic->name, msg->partition, msg->offset, timestamp_ms, msg->key,
+                                    msg->key_len, msg->payload, msg->payload != NULL ? msg->len : 0, err,
+                                    sizeof(err));
+        if (rc == 0) {
+            state->dirty = 1;
+        } else if (rc < 0) {
+            /* Unusable record (key or value over the limits): skipped, never a stopped table. */
+            if (!state->warned_put) {
+                state->warned_put = 1;
+                fprintf(stderr, "streamgate: table %s: %s [%d] offset %lld skipped: %s (logged once)\n",
+                        m->conf->tables[topic->tables[k]].name, topic->name, (int)msg->partition,
+                        (long long)msg->offset, err);
+            }
+            rc = sg_table_batch_advance(state->batch, topic->name, msg->partition, msg->offset + 1, err,
+                                        sizeof(err));
+            if (rc < 0) {
+                fprintf(stderr, "streamgate: table %s: %s\n", m->conf->tables[topic->tables[k]].name, err);
+                return -1;
+            }
+            if (rc == 0)
+                state->dirty = 1;
+        }
+    }
+    return 0;
+}
+
+static void log_progress(sg_materializer_t *m, int64_t now)
+{
+    uint64_t total = 0, done = 0;
+    for (size_t i = 0; i < m->n_parts; ++i) {
+        const sg_mat_part_t *part = &m->parts[i];
+        if (part->start_high <= part->start_offset)
+            continue;
+        total += (uint64_t)(part->start_high - part->start_offset);
+        int64_t upto = part->next < part->start_high ? part->next : part->start_high;
+        done += (uint64_t)(upto - part->start_offset);
+    }
+    double seconds = (double)(now - m->logged_ms) / 1000.0;
+    fprintf(stderr, "streamgate: restoring tables: %llu records applied, %.0f records/s, %.1f%% done\n",
+            (unsigned long long)m->applied, seconds > 0 ? (double)(m->applied - m->applied_at_log) / seconds : 0.0,
+            total > 0 ? 100.0 * (double)done / (double)total : 100.0);
+    m->applied_at_log = m->applied;
+    m->logged_ms = now;
+}
+
+static void check_caught_up(sg_materializer_t *m)
+{
+    if (atomic_load(&m->caught_up))
+        return;
+    for (size_t i = 0; i < m->n_parts; ++i)
+        if (m->parts[i].next < m->parts[i].start_high)
+            return;
+    int64_t elapsed = now_ms() - m->started_ms;
+    fprintf(stderr, "streamgate: tables caught up: %llu records applied in %.1f s\n",
+            (unsigned long long)m->applied, (double)elapsed / 1000.0);
+    atomic_store(&m->caught_up, 1);
+}
+
+/* One poll round: read up to the round's bounds, then commit each touched table. Returns 0, or
+ * -1 when a commit failed and the positions must be read again. */
+static int round_trip(sg_materializer_t *m)
+{
+    int64_t deadline = 0;
+    size_t records = 0;
+    int rc = 0;
+    while (rc == 0 && records < SG_MAT_ROUND_RECORDS) {
+        int timeout;
+        if (records == 0) {
+            timeout = SG_MAT_POLL_MS;
+        } else {
+            int64_t left = deadline - now_ms();
+            if (left <= 0)
+                break;
+            /* Restoring: wait a little for a bigger batch. Caught up: commit what is here now. */
+            timeout = atomic_load(&m->caught_up) ? 0 : (int)(left < SG_MAT_CATCHUP_WAIT_MS ? left : SG_MAT_CATCHUP_WAIT_MS);
+        }
+        rd_kafka_message_t *msg = rd_kafka_consume_queue(m->queue, timeout);
+        if (msg == NULL)
+            break;
+        if (records++ == 0)
+            deadline = now_ms() + SG_MAT_ROUND_MS;
+        rc = apply(m, msg);
+        rd_kafka_message_destroy(msg);
+        if (atomic_load(&m->stopping))
+            break;
+    }
+    for (size_t i = 0; rc == 0 && i < m->conf->n_tables; ++i) {
+        sg_mat_table_t *state = &m->state[i];
+        if (!state->dirty)
+            continue;
+        char err[512];
+        int crc = sg_table_batch_commit(state->batch, err, sizeof(err));
+        state->dirty = 0;
+        if (crc != 0) {
+            fprintf(stderr, "streamgate: table %s: commit: %s (resuming from the stored positions)\n",
+                    m->conf->tables[i].name, crc == SG_TABLE_ECONFLICT ? "written by someone else" : err);
+            rc = -1;
+        } else if (m->progress_cb != NULL) {
+            m->progress_cb(m->ctx, i);
+        }
+    }
+    return rc;
+}
+
+static void *materializer_main(void *arg)
+{
+    sg_materializer_t *m = arg;
+    m->started_ms = m->logged_ms = now_ms();
+    while (!atomic_load(&m->stopping)) {
+        if (setup(m) != 0) {
+            sleep_ms(m, SG_MAT_RETRY_MS);
+            continue;
+        }
+        check_caught_up(m);
+        while (!atomic_load(&m->stopping)) {
+            if (round_trip(m) != 0)
+                break; /* set up again from the stored positions */
+            check_caught_up(m);
+            int64_t now = now_ms();
+            if (!atomic_load(&m->caught_up) && now - m->logged_ms >= 1000)
+                log_progress(m, now);
+        }
+    }
+    destroy_batches(m);
+    return NULL;
+}
+
+sg_materializer_t *sg_materializer_create(const sg_conf_t *conf, const char *bootstraps, sg_tables_t *tables,
+                                          char *err, size_t errlen)
+{
+    sg_materializer_t *m = calloc(1, sizeof(*m));
+    if (m == NULL)
+        abort();
+    m->conf = conf;
+    m->tables = tables;
+    m->state = calloc(conf->n_tables + 1, sizeof(*m->state));
+    m->topics = calloc(conf->n_tables + 1, sizeof(*m->topics));
+    if (m->state == NULL || m->topics == NULL)
+        abort();
+    for (size_t i = 0; i < conf->n_tables; ++i) {
+        /* Every configured table must be open: a typo here would otherwise only show at run time. */
+        sg_table_batch_t *probe = sg_table_batch_new(tables, conf->tables[i].name);
+        if (probe == NULL) {
+            snprintf(err, errlen, "tables[%zu]: table %s is not open", i, conf->tables[i].name);
+            sg_materializer_destroy(m);
+            return NULL;
+        }
+        sg_table_batch_destroy(probe);
+        size_t t = 0;
+        while (t < m->n_topics && strcmp(m->topics[t].name, conf->tables[i].topic) != 0)
+            ++t;
+        if (t == m->n_topics) {
+            m->topics[t].name = conf->tables[i].topic;
+            m->topics[t].tables = calloc(conf->n_tables, sizeof(*m->topics[t].tables));
+            if (m->topics[t].tables == NULL)
+                abort();
+            ++m->n_topics;
+        }
+        m->topics[t].tables[m->topics[t].n_tables++] = i;
+    }
+
+    rd_kafka_conf_t *rkconf = rd_kafka_conf_new();
+    /* Defaults first, so kafka.properties can override any of them. group.id only names the
+     * client (librdkafka's consumer queue needs one): no group is joined, nothing is committed to
+     * Kafka; the tables hold the positions. Partition EOF events end restore rounds exactly. */
+    if (set_prop(rkconf, "bootstrap.servers", bootstraps, err, errlen) ||
+        set_prop(rkconf, "client.id", "streamgate", err, errlen) ||
+        set_prop(rkconf, "group.id", "streamgate-tables", err, errlen) ||
+        set_prop(rkconf, "enable.auto.commit", "false", err, errlen) ||
+        set_prop(rkconf, "enable.auto.offset.store", "false", err, errlen) ||
+        set_prop(rkconf, "enable.partition.eof", "true", err, errlen) ||
+        set_prop(rkconf, "auto.offset.reset", "earliest", err, errlen) ||
+        set_prop(rkconf, "fetch.wait.max.ms", "10", err, errlen)) {
+        rd_kafka_conf_destroy(rkconf);
+        sg_materializer_destroy(m);
+        return NULL;
+    }
+    for (size_t i = 0; i < conf->kafka.n_properties; ++i)
+        if (set_prop(rkconf, conf->kafka.properties[i].key, conf->kafka.properties[i].value, err, errlen)) {
+            rd_kafka_conf_destroy(rkconf);
+            sg_materializer_destroy(m);
+            return NULL;
+        }
+    rd_kafka_conf_set_log_cb(rkconf, on_log);
+    char rkerr[512];
+    if ((m->rk = rd_kafka_new(RD_KAFKA_CONSUMER, rkconf, rkerr, sizeof(rkerr))) == NULL) {
+        snprintf(err, errlen, "kafka table consumer: %s", rkerr);
+        rd_kafka_conf_destroy(rkconf);
+        sg_materializer_destroy(m);
+        return NULL;
+    }
+    rd_kafka_poll_set_consumer(m->rk);
+    m->queue = rd_kafka_queue_get_consumer(m->rk);
+    return m;
+}
+
+int sg_materializer_start(sg_materializer_t *m, sg_materializer_progress_cb progress_cb, void *ctx, char *err,
+                          size_t errlen)
+{
+    if (m->thread_started) {
+        snprintf(err, errlen, "tables: the materializer is already started");
+        return -1;
+    }
+    m->progress_cb = progress_cb;
+    m->ctx = ctx;
+    if (m->conf->n_tables == 0) {
+        atomic_store(&m->caught_up, 1);
+        return 0;
+    }
+    int rc = pthread_create(&m->thread, NULL, materializer_main, m);
+    if (rc != 0) {
+        snprintf(err, errlen, "tables: cannot start the materializer thread: %s", strerror(rc));
+        return -1;
+    }
+    m->thread_started = 1;
+    return 0;
+}
+
+int sg_materializer_caught_up(const sg_materializer_t *m)
+{
+    return atomic_load(&m->caught_up);
+}
+
+void sg_materializer_destroy(sg_materializer_t *m)
+{
+    if (m == NULL)
+        return;
+    atomic_store(&m->stopping, 1);
+    if (m->thread_started)
+        pthread_join(m->thread, NULL);
+    destroy_batches(m);
+    if (m->queue != NULL)
+        rd_kafka_queue_destroy(m->queue);
+    if (m->rk != NULL) {
+        rd_kafka_consumer_close(m->rk);
+        rd_kafka_destroy(m->rk);
+    }
+    for (size_t t = 0; t < m->n_topics; ++t)
+        free(m->topics[t].tables);
+    free(m->topics);
+    free(m->state);
+    free(m->parts);
+    free(m);
+}

@@ -1,0 +1,43 @@
+/*
+ * The materializer: feeds the configured tables (queries/sg_table.h) from their Kafka topics.
+ *
+ * One consumer without a consumer group assigns every partition of every table topic at the
+ * table's stored position and applies what it reads in bounded batches, on its own thread (the
+ * only thread that writes tables). A table whose stored source (the Kafka cluster id) differs
+ * from the cluster's, or whose stored position lies beyond a partition's end, is reset and
+ * rebuilt from the beginning.
+ */
+#ifndef SG_MATERIALIZER_H
+#define SG_MATERIALIZER_H
+
+#include <stddef.h>
+
+#include "sg_conf.h"
+#include "sg_table.h"
+
+typedef struct st_sg_materializer_t sg_materializer_t;
+
+/* Called on the materializer thread after a batch of table conf->tables[table_index] was
+ * committed. Must not block for long. */
+typedef void (*sg_materializer_progress_cb)(void *ctx, size_t table_index);
+
+/** Creates the consumer for every conf->tables[i] (conf and tables are borrowed and must outlive
+ * the materializer; tables must contain every configured table). Returns owned materializer, or
+ * NULL with a message in err. Nothing is read until sg_materializer_start(). */
+sg_materializer_t *sg_materializer_create(const sg_conf_t *conf, const char *bootstraps, sg_tables_t *tables,
+                                          char *err, size_t errlen);
+
+/** Starts the materializer thread; progress_cb (may be NULL) is called on it. Call once.
+ * Returns 0, or -1 with err. */
+int sg_materializer_start(sg_materializer_t *m, sg_materializer_progress_cb progress_cb, void *ctx, char *err,
+                          size_t errlen);
+
+/** 1 once every table has applied its partitions up to the high watermarks seen at start (and
+ * from then on), else 0. Any thread. */
+int sg_materializer_caught_up(const sg_materializer_t *m);
+
+/** Stops the thread (within about the metadata timeout, 2 s) and closes the consumer; committed
+ * batches stay. NULL is a no-op. */
+void sg_materializer_destroy(sg_materializer_t *m);
+
+#endif
