@@ -69,6 +69,8 @@ struct st_sg_server_t {
     atomic_long replies_unawaited; /* genuine replies recorded with nobody waiting on this instance */
     atomic_long watchers;        /* long-polls parked on any loop */
     sg_store_t *store;           /* request outcomes (RocksDB at <data_dir>/state) */
+    struct st_sg_tables_t *tables;             /* materialized tables, or NULL (none configured) */
+    struct st_sg_materializer_t *materializer; /* feeds them; readiness waits for it */
 };
 
 /* handlers.c */
@@ -86,6 +88,9 @@ void sg_requests_record_done(sg_server_t *server, const sg_reqid_t *id, const ch
 void sg_requests_handle(h2o_req_t *req, const char *path, size_t path_len);
 void sg_requests_on_stored(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
 void sg_requests_record_pending(sg_server_t *server, const char *id_text, int64_t created_ms); /* bridge thread */
+
+/* tables.c: GET /tables/{table}/{key} */
+void sg_tables_handle(h2o_req_t *req, const char *path, size_t path_len);
 
 /* server.c: the h2o_timeout_t for a wait of `ms` (rounded up to 100 ms), made on first use. */
 h2o_timeout_t *sg_loop_wait_timeout(sg_loop_t *loop, int64_t ms);

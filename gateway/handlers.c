@@ -27,6 +27,7 @@
 #include "gateway_int.h"
 #include "keys.h"
 #include "sg_corr.h"
+#include "sg_materializer.h"
 #include "sg_reqid.h"
 #include "sg_token.h"
 
@@ -178,10 +179,12 @@ static void handle_builtin(h2o_req_t *req, int ready_check)
         sg_problem_method_not_allowed(req, "GET, HEAD");
         return;
     }
-    if (ready_check && (!sg_bridge_is_ready(server->bridge) || atomic_load(&server->draining))) {
+    int tables_behind = server->materializer != NULL && !sg_materializer_caught_up(server->materializer);
+    if (ready_check && (!sg_bridge_is_ready(server->bridge) || tables_behind || atomic_load(&server->draining))) {
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
         sg_problem_send(req, 503, "Service Unavailable", "not-ready", "Not Ready", NULL, "%s",
                         atomic_load(&server->draining) ? "the gateway is shutting down"
+                        : tables_behind                ? "tables are still catching up with their topics"
                                                        : "Kafka metadata has not been fetched yet");
         return;
     }
@@ -1032,6 +1035,10 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     }
     if (path_len > sizeof("/requests/") - 1 && memcmp(path, "/requests/", sizeof("/requests/") - 1) == 0) {
         sg_requests_handle(req, path, path_len);
+        return 0;
+    }
+    if (path_len > sizeof("/tables/") - 1 && memcmp(path, "/tables/", sizeof("/tables/") - 1) == 0) {
+        sg_tables_handle(req, path, path_len);
         return 0;
     }
     if (is_reserved_path(path, path_len)) {

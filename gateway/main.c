@@ -22,6 +22,8 @@
 #include "sg_bridge.h"
 #include "sg_cluster.h"
 #include "sg_conf.h"
+#include "sg_materializer.h"
+#include "sg_table.h"
 
 #define SG_EXIT_FAILURE 1
 #define SG_EXIT_USAGE 2
@@ -318,6 +320,8 @@ static int run_gateway(const char *config_path)
     sg_cluster_t *cluster = NULL;
     sg_bridge_t *bridge = NULL;
     sg_server_t *server = NULL;
+    sg_tables_t *tables = NULL;
+    sg_materializer_t *materializer = NULL;
     if (mkdir_p(conf->data_dir, err, sizeof(err)) != 0)
         goto done;
 
@@ -345,7 +349,20 @@ static int run_gateway(const char *config_path)
         goto done;
     if ((server = sg_server_create(conf, bridge, err, sizeof(err))) == NULL)
         goto done;
+    if (conf->n_tables > 0) {
+        const char *names[256];
+        for (size_t i = 0; i < conf->n_tables && i < 256; ++i)
+            names[i] = conf->tables[i].name;
+        char dir[4096];
+        snprintf(dir, sizeof(dir), "%s/tables", conf->data_dir);
+        if ((tables = sg_tables_open(dir, names, conf->n_tables, err, sizeof(err))) == NULL ||
+            (materializer = sg_materializer_create(conf, bootstraps, tables, err, sizeof(err))) == NULL)
+            goto done;
+        sg_server_set_tables(server, tables, materializer);
+    }
     if (sg_bridge_start(bridge, server, err, sizeof(err)) != 0)
+        goto done;
+    if (materializer != NULL && sg_materializer_start(materializer, NULL, NULL, err, sizeof(err)) != 0)
         goto done;
     char addresses[2048], path[4096];
     sg_server_addresses(server, addresses, sizeof(addresses));
@@ -380,6 +397,8 @@ done:
     if (rc != 0)
         fprintf(stderr, "streamgate: %s\n", err);
     sg_server_destroy(server);
+    sg_materializer_destroy(materializer);
+    sg_tables_close(tables);
     sg_bridge_destroy(bridge);
     sg_server_close_store(server);
     sg_cluster_destroy(cluster);

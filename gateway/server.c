@@ -356,6 +356,12 @@ fail:
     return NULL;
 }
 
+void sg_server_set_tables(sg_server_t *server, struct st_sg_tables_t *tables, struct st_sg_materializer_t *materializer)
+{
+    server->tables = tables;
+    server->materializer = materializer;
+}
+
 void sg_server_maintain(sg_server_t *server)
 {
     char err[256];

@@ -25,6 +25,12 @@ void sg_handlers_on_delivery(void *opaque, const sg_delivery_t *delivery);
 void sg_handlers_on_reply(void *server, const sg_reply_t *reply);
 #define sg_server_reply_cb sg_handlers_on_reply
 
+/** Serves `tables` under /tables/ and waits for `materializer` in /readyz (both borrowed; set
+ * before sg_server_start). */
+struct st_sg_tables_t;
+struct st_sg_materializer_t;
+void sg_server_set_tables(sg_server_t *server, struct st_sg_tables_t *tables, struct st_sg_materializer_t *materializer);
+
 /** Writes "http://HOST:PORT\n" per listen address into buf. Returns the length. */
 size_t sg_server_addresses(const sg_server_t *server, char *buf, size_t buflen);
 

@@ -170,6 +170,9 @@ static void test_unknown_path_404_and_reserved(void **state)
     sg_test_response_free(&res);
     /* reserved prefixes: built-ins, never routes */
     assert_int_equal(sg_test_http(&gw, "GET", "/tables/t/k", NULL, NULL, 0, &res), 0);
+    assert_problem(&res, 404, "unknown-table", "table");
+    sg_test_response_free(&res);
+    assert_int_equal(sg_test_http(&gw, "GET", "/metrics/x", NULL, NULL, 0, &res), 0);
     assert_problem(&res, 404, "not-found", NULL);
     sg_test_response_free(&res);
     assert_int_equal(sg_test_http(&gw, "GET", "/requests/abc", NULL, NULL, 0, &res), 0);
