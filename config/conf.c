@@ -1658,6 +1658,10 @@ static const prop_t limits_props[] = {
      .def = "64KiB", .doc = "Largest request header section."},
     {.name = "pending", .type = PT_INT, FIELD(sg_conf_t, limits.pending), .min = 1, .max = 10000000,
      .def = "100000", .doc = "Requests waiting for a broker ack or a reply at once (503 beyond)."},
+    {.name = "token_wait", .type = PT_DURATION, FIELD(sg_conf_t, limits.token_wait_ms), .min = 0, .max = 600 * 1000,
+     .def = "5s", .doc = "How long a table read waits for the view to reach its Consistency-Token (503 after)."},
+    {.name = "token_wait_max", .type = PT_DURATION, FIELD(sg_conf_t, limits.token_wait_max_ms), .min = 0,
+     .max = 600 * 1000, .def = "30s", .doc = "Longest such wait a client may ask for with Prefer: wait=N."},
     {0},
 };
 static const struct_desc_t limits_desc = {.name = "limits", .props = limits_props};

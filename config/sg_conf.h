@@ -124,6 +124,8 @@ typedef struct st_sg_conf_t {
         uint64_t body_bytes;   /* default 1 MiB */
         uint64_t header_bytes; /* default 64 KiB */
         uint32_t pending;      /* default 100000 */
+        int64_t token_wait_ms;     /* a table read waits this long for its token by default (5s) */
+        int64_t token_wait_max_ms; /* and at most this long with Prefer: wait (30s) */
     } limits;
 
     struct {

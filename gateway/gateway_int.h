@@ -36,6 +36,8 @@ typedef struct st_sg_loop_t {
     h2o_multithread_receiver_t replies;    /* replies for this loop's requests, from the bridge thread */
     h2o_multithread_receiver_t stored;     /* "an outcome was recorded", for long-polls */
     h2o_linklist_t watchers;               /* long-polling GET /requests/{id} */
+    h2o_multithread_receiver_t table_progress; /* "table N committed", from the materializer */
+    h2o_linklist_t table_waiters;              /* table reads waiting for their token */
     struct st_sg_corr_t *pending;          /* reply routes' requests by id; loop thread only */
     h2o_linklist_t waiting;                /* synchronous requests waiting for a reply */
     h2o_timeout_t **wait_timeouts;         /* lazily made, one per 100 ms of wait */
@@ -68,6 +70,7 @@ struct st_sg_server_t {
     atomic_long replies_dropped;   /* replies with a forged/unknown id or past retention */
     atomic_long replies_unawaited; /* genuine replies recorded with nobody waiting on this instance */
     atomic_long watchers;        /* long-polls parked on any loop */
+    atomic_long table_waiters;   /* table reads waiting for their token, any loop */
     sg_store_t *store;           /* request outcomes (RocksDB at <data_dir>/state) */
     struct st_sg_tables_t *tables;             /* materialized tables, or NULL (none configured) */
     struct st_sg_materializer_t *materializer; /* feeds them; readiness waits for it */
@@ -91,6 +94,7 @@ void sg_requests_record_pending(sg_server_t *server, const char *id_text, int64_
 
 /* tables.c: GET /tables/{table}/{key} */
 void sg_tables_handle(h2o_req_t *req, const char *path, size_t path_len);
+void sg_tables_on_progress(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
 
 /* server.c: the h2o_timeout_t for a wait of `ms` (rounded up to 100 ms), made on first use. */
 h2o_timeout_t *sg_loop_wait_timeout(sg_loop_t *loop, int64_t ms);

@@ -362,7 +362,7 @@ static int run_gateway(const char *config_path)
     }
     if (sg_bridge_start(bridge, server, err, sizeof(err)) != 0)
         goto done;
-    if (materializer != NULL && sg_materializer_start(materializer, NULL, NULL, err, sizeof(err)) != 0)
+    if (materializer != NULL && sg_materializer_start(materializer, sg_tables_progress_cb, server, err, sizeof(err)) != 0)
         goto done;
     char addresses[2048], path[4096];
     sg_server_addresses(server, addresses, sizeof(addresses));

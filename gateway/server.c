@@ -211,6 +211,7 @@ static void init_loop_on_its_thread(sg_loop_t *loop)
     h2o_multithread_register_receiver(loop->ctx.queue, &loop->control, on_control);
     h2o_multithread_register_receiver(loop->ctx.queue, &loop->replies, sg_handlers_on_replies);
     h2o_multithread_register_receiver(loop->ctx.queue, &loop->stored, sg_requests_on_stored);
+    h2o_multithread_register_receiver(loop->ctx.queue, &loop->table_progress, sg_tables_on_progress);
     for (size_t l = 0; l < loop->n_listeners; ++l) {
         loop->accept_ctxs[l] = (h2o_accept_ctx_t){.ctx = &loop->ctx, .hosts = server->globalconf.hosts,
                                                   .ssl_ctx = server->ssl_ctxs[l]};
@@ -242,6 +243,10 @@ static void prepare_loop(sg_server_t *server, sg_loop_t *loop, size_t index)
     loop->index = index;
     const sg_conf_t *conf = server->conf;
     int64_t longest = 60 * 1000; /* long-polls of GET /requests/{id} wait up to a minute */
+    if (conf->limits.token_wait_max_ms > longest)
+        longest = conf->limits.token_wait_max_ms;
+    if (conf->limits.token_wait_ms > longest)
+        longest = conf->limits.token_wait_ms;
     for (size_t i = 0; i < conf->n_routes; ++i)
         if (conf->routes[i].has_reply && conf->routes[i].reply.max_timeout_ms > longest)
             longest = conf->routes[i].reply.max_timeout_ms;
@@ -251,6 +256,7 @@ static void prepare_loop(sg_server_t *server, sg_loop_t *loop, size_t index)
     loop->pending = sg_corr_create(share > 0 ? share : 1);
     h2o_linklist_init_anchor(&loop->waiting);
     h2o_linklist_init_anchor(&loop->watchers);
+    h2o_linklist_init_anchor(&loop->table_waiters);
     if (loop->wait_timeouts == NULL || loop->pending == NULL)
         abort();
     loop->trace_rng = ((uint64_t)server->instance_id << 32 | (uint64_t)index) ^ 0x9e3779b97f4a7c15ull;

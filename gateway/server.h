@@ -31,6 +31,10 @@ struct st_sg_tables_t;
 struct st_sg_materializer_t;
 void sg_server_set_tables(sg_server_t *server, struct st_sg_tables_t *tables, struct st_sg_materializer_t *materializer);
 
+/** The materializer's progress callback (its context is the sg_server_t): wakes table reads
+ * waiting for their token. */
+void sg_tables_progress_cb(void *server, size_t table_index);
+
 /** Writes "http://HOST:PORT\n" per listen address into buf. Returns the length. */
 size_t sg_server_addresses(const sg_server_t *server, char *buf, size_t buflen);
 

@@ -465,7 +465,7 @@ static void test_err_unknown_key(void **state)
     expect_error("zzz: 1\n", "t.yaml:1: zzz: unknown key \"zzz\" (valid keys: listen, threads, data_dir, kafka, "
                              "topics, schemas, routes, tables, queries, limits, cors, shutdown_timeout, requests)");
     expect_error("limits: {body: 1}\n", "t.yaml:1: limits.body: unknown key \"body\" "
-                                        "(valid keys: body_bytes, header_bytes, pending)");
+                                        "(valid keys: body_bytes, header_bytes, pending, token_wait, token_wait_max)");
 }
 
 static void test_err_types(void **state)
@@ -880,7 +880,7 @@ static void test_dump_reference(void **state)
     size_t rows = 0;
     for (const char *p = text; (p = strstr(p, "\n| `")) != NULL; p++)
         rows++;
-    assert_int_equal(rows, 52); /* 48 + the requests section and its two keys + reply.partitions */
+    assert_int_equal(rows, 54); /* 48 + requests (3 rows) + reply.partitions + limits.token_wait(_max) */
     free(text);
 }
 
