@@ -366,7 +366,9 @@ static void test_demo_and_file(void **state)
     assert_string_equal(conf->routes[2].reply.topic, "quotes.replies");
     assert_int_equal(conf->routes[2].reply.timeout_ms, 5000);
     assert_int_equal(conf->routes[2].reply.max_timeout_ms, 30000);
-    assert_int_equal(conf->n_tables, 0);
+    assert_int_equal(conf->n_tables, 1);
+    assert_string_equal(conf->tables[0].name, "profiles");
+    assert_string_equal(conf->tables[0].topic, "profiles");
     assert_int_equal(conf->n_queries, 0);
     assert_int_equal(conf->cors.n_origins, 1);
     assert_string_equal(conf->cors.origins[0], "http://localhost:5173");
