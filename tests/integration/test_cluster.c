@@ -25,7 +25,7 @@ static sg_test_proc_t cluster;
 static int setup(void **state)
 {
     const char *args[] = {"--brokers", "2", "--topic", "ext.commands:3", "--topic", "mi.requests:2", "--topic",
-                          "mi.replies:2", NULL};
+                          "mi.replies:2", "--topic", "tb.profiles:3", NULL};
     return sg_test_cluster_start(&cluster, args);
 }
 
@@ -252,11 +252,54 @@ static void test_request_on_one_instance_polled_on_another(void **state)
     assert_int_equal(sg_test_proc_stop(&b), 0);
 }
 
+static void start_table_instance(sg_test_proc_t *gw)
+{
+    char config[2048];
+    snprintf(config, sizeof(config),
+             "listen: [\"127.0.0.1:0\"]\n"
+             "data_dir: @DIR@/data\n"
+             "kafka: {brokers: \"%s\"}\n"
+             "routes:\n"
+             "  - {name: put, method: PUT, path: \"/profiles/{id}\", topic: tb.profiles, key: \"path:id\"}\n"
+             "tables: [{name: profiles, topic: tb.profiles}]\n",
+             cluster.bootstrap);
+    assert_int_equal(sg_test_gateway_start(gw, config), 0);
+}
+
+static void test_write_on_one_instance_read_on_another(void **state)
+{
+    /* Read-your-writes across instances: the PUT's token, carried to the other gateway, makes
+     * it answer only once its own view has applied the write. */
+    sg_test_proc_t a, b;
+    start_table_instance(&a);
+    start_table_instance(&b);
+    for (int i = 0; i < 20; ++i) {
+        char path[64], body[64], token[512], headers[600];
+        snprintf(path, sizeof(path), "/profiles/u%d", i % 3);
+        snprintf(body, sizeof(body), "{\"v\":%d}", i);
+        sg_test_response_t res;
+        assert_int_equal(sg_test_http(&a, "PUT", path, "Content-Type: application/json\r\n", body, strlen(body), &res),
+                         0);
+        assert_int_equal(res.status, 202);
+        assert_non_null(sg_test_header(&res, "consistency-token", token, sizeof(token)));
+        sg_test_response_free(&res);
+        snprintf(path, sizeof(path), "/tables/profiles/u%d", i % 3);
+        snprintf(headers, sizeof(headers), "Consistency-Token: %s\r\n", token);
+        assert_int_equal(sg_test_http(&b, "GET", path, headers, NULL, 0, &res), 0);
+        assert_int_equal(res.status, 200);
+        assert_string_equal(res.body, body); /* the write itself, never an older value */
+        sg_test_response_free(&res);
+    }
+    assert_int_equal(sg_test_proc_stop(&a), 0);
+    assert_int_equal(sg_test_proc_stop(&b), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gateway_on_separate_cluster),
         cmocka_unit_test(test_request_on_one_instance_polled_on_another),
+        cmocka_unit_test(test_write_on_one_instance_read_on_another),
         cmocka_unit_test(test_sigterm_finishes_inflight_commands),
         cmocka_unit_test(test_produce_timeout_is_503),
         cmocka_unit_test(test_full_producer_queue_is_503),
