@@ -482,6 +482,12 @@ static void handle_command(h2o_req_t *req, size_t route_index, const sg_path_mat
         send_unavailable(req, "shutting-down", "the gateway is shutting down; retry on another instance");
         return;
     }
+    if (route->has_reply && !sg_bridge_is_ready(server->bridge)) {
+        /* No request of a reply route is produced before the reply partitions are assigned:
+         * its reply could otherwise land before the position the consumer starts from. */
+        send_unavailable(req, "not-ready", "the reply consumer is not assigned yet; retry shortly");
+        return;
+    }
     h2o_iovec_t content_type = find_header(req, H2O_STRLIT("content-type"));
     if (content_type.base == NULL || !is_json_media_type(content_type)) {
         sg_problem_send(req, 415, "Unsupported Media Type", "unsupported-media-type", "Unsupported Media Type",

@@ -167,7 +167,9 @@ static void test_not_ready_without_kafka(void **state)
     assert_int_equal(sg_test_gateway_start_unready(&gw, "listen: [\"127.0.0.1:0\"]\n"
                                                         "data_dir: @DIR@/data\n"
                                                         "kafka: {brokers: \"127.0.0.1:1\"}\n"
-                                                        "shutdown_timeout: 2s\n"),
+                                                        "shutdown_timeout: 2s\n"
+                                                        "routes: [{name: r, method: POST, path: /r, topic: t,\n"
+                                                        "          reply: {topic: t.replies}}]\n"),
                      0);
     sg_test_response_t res;
     assert_int_equal(sg_test_http(&gw, "GET", "/healthz", NULL, NULL, 0, &res), 0);
@@ -178,6 +180,11 @@ static void test_not_ready_without_kafka(void **state)
     assert_non_null(strstr(res.body, "urn:streamgate:problem:not-ready"));
     char value[64];
     assert_non_null(sg_test_header(&res, "retry-after", value, sizeof(value)));
+    sg_test_response_free(&res);
+    /* a reply route refuses requests until its reply partitions are assigned */
+    assert_int_equal(sg_test_http(&gw, "POST", "/r", "Content-Type: application/json\r\n", "{}", 2, &res), 0);
+    assert_int_equal(res.status, 503);
+    assert_non_null(strstr(res.body, "urn:streamgate:problem:not-ready"));
     sg_test_response_free(&res);
     assert_int_equal(sg_test_proc_stop(&gw), 0);
 }
