@@ -202,9 +202,8 @@ int sg_path_template_same_shape(const sg_path_template_t *a, const sg_path_templ
     return 1;
 }
 
-/* Percent-decodes src into a new string; NULL when an escape is malformed or decodes to NUL
- * (a NUL would silently truncate the value for every C consumer downstream). */
-static char *percent_decode(const char *src, size_t len, size_t *out_len)
+/* A NUL is refused: it would silently truncate the value for every C consumer downstream. */
+char *sg_path_decode(const char *src, size_t len, size_t *out_len)
 {
     char *out = sg_config_strndup(src, len);
     size_t o = 0;
@@ -268,7 +267,7 @@ int sg_path_template_match(const sg_path_template_t *t, const char *path, size_t
         if (!seg->is_param)
             continue;
         sg_path_param_t *param = &m->params[m->n_params];
-        param->value = percent_decode(starts[i], lens[i], &param->len);
+        param->value = sg_path_decode(starts[i], lens[i], &param->len);
         if (param->value == NULL) {
             sg_path_match_dispose(m);
             return -1;

@@ -51,6 +51,10 @@ size_t sg_path_template_n_literals(const sg_path_template_t *t);
  * percent-encoding or decodes to a NUL byte. */
 int sg_path_template_match(const sg_path_template_t *t, const char *path, size_t len, sg_path_match_t *m);
 
+/** Percent-decodes src[0..len). Returns an owned NUL-terminated string (free()) and its length,
+ * or NULL when an escape is malformed or decodes to a NUL byte. */
+char *sg_path_decode(const char *src, size_t len, size_t *out_len);
+
 /** Frees the values held by a match (the struct itself is caller memory). */
 void sg_path_match_dispose(sg_path_match_t *m);
 

@@ -15,6 +15,7 @@
 
 #include "gateway_int.h"
 #include "server.h"
+#include "sg_path.h"
 #include "sg_table.h"
 #include "sg_token.h"
 
@@ -26,38 +27,18 @@ static const sg_table_conf_t *find_table(const sg_conf_t *conf, const char *name
     return NULL;
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes a key into the pool. Returns its length, or -1 (bad escape, %00, empty). */
 static ssize_t decode_key(h2o_req_t *req, const char *text, size_t len, char **out)
 {
-    char *key = h2o_mem_alloc_pool(&req->pool, len + 1);
-    size_t n = 0;
-    for (size_t i = 0; i < len; ++i) {
-        if (text[i] != '%') {
-            key[n++] = text[i];
-            continue;
-        }
-        if (i + 2 >= len)
-            return -1;
-        int hi = hex_value(text[i + 1]), lo = hex_value(text[i + 2]);
-        if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
-            return -1;
-        key[n++] = (char)(hi * 16 + lo);
-        i += 2;
+    size_t n;
+    char *decoded = sg_path_decode(text, len, &n);
+    if (decoded == NULL || n == 0) {
+        free(decoded);
+        return -1;
     }
-    key[n] = '\0';
-    *out = key;
-    return n > 0 ? (ssize_t)n : -1;
+    *out = h2o_strdup(&req->pool, decoded, n).base;
+    free(decoded);
+    return (ssize_t)n;
 }
 
 static int topic_is(const char *topic, void *arg)
