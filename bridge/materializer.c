@@ -20,6 +20,7 @@
 #include <pthread.h>
 #include <time.h>
 
+#include <jansson.h>
 #include <librdkafka/rdkafka.h>
 
 #define SG_MAT_POLL_MS 100            /* longest wait for a first record; bounds stop latency */
@@ -28,6 +29,7 @@
 #define SG_MAT_ROUND_MS 50            /* ... or this long after a round's first record */
 #define SG_MAT_CATCHUP_WAIT_MS 5      /* while restoring, wait this long for more of a round */
 #define SG_MAT_RETRY_MS 500
+#define SG_MAT_LATEST_TIMEOUT_MS 2000  /* a fresh=latest query's ListOffsets round */
 
 typedef struct {
     const char *name;
@@ -44,9 +46,22 @@ typedef struct {
 } sg_mat_part_t;
 
 typedef struct {
+    int32_t *partitions;
+    size_t n;
+} sg_mat_known_t;
+
+typedef struct st_sg_mat_latest_t {
+    struct st_sg_mat_latest_t *next;
+    size_t topic;
+    sg_materializer_latest_cb cb;
+    void *ctx;
+} sg_mat_latest_t;
+
+typedef struct {
     sg_table_batch_t *batch;
     int dirty;       /* the batch has rows or advanced positions to commit */
     int warned_put;  /* an unusable record was logged for this table */
+    int warned_json; /* a value that is not JSON was logged for this table */
 } sg_mat_table_t;
 
 struct st_sg_materializer_t {
@@ -70,6 +85,16 @@ struct st_sg_materializer_t {
     uint64_t applied_at_log;
     int64_t started_ms, logged_ms;
     uint64_t null_keys;
+    atomic_ullong skipped; /* records not applied: not JSON, over the limits */
+    /* Partitions per topic as of the last setup, for the watermark query thread. */
+    pthread_mutex_t parts_lock;
+    sg_mat_known_t *known; /* per topic */
+    /* "latest" queries: asked by loop threads, answered on the query thread */
+    pthread_mutex_t latest_lock;
+    pthread_cond_t latest_cond;
+    sg_mat_latest_t *latest_jobs; /* LIFO list */
+    pthread_t latest_thread;
+    int latest_started;
 };
 
 static int64_t now_ms(void)
@@ -154,6 +179,20 @@ static int check_table(sg_materializer_t *m, size_t i, const char *cluster_id, c
     return 0;
 }
 
+/* Makes topic t's partitions visible to the watermark query thread. */
+static void publish_known(sg_materializer_t *m, size_t t, const struct rd_kafka_metadata_topic *md)
+{
+    int32_t *partitions = calloc((size_t)md->partition_cnt, sizeof(*partitions));
+    if (partitions == NULL)
+        abort();
+    for (int p = 0; p < md->partition_cnt; ++p)
+        partitions[p] = md->partitions[p].id;
+    pthread_mutex_lock(&m->parts_lock);
+    free(m->known[t].partitions);
+    m->known[t] = (sg_mat_known_t){partitions, (size_t)md->partition_cnt};
+    pthread_mutex_unlock(&m->parts_lock);
+}
+
 /* Reads the cluster id and each topic's partitions and watermarks, resets tables that must be
  * rebuilt, and assigns every partition at the lowest stored position of its tables. Returns 0,
  * or -1 to be retried. */
@@ -229,6 +268,8 @@ static int setup(sg_materializer_t *m)
             part->start_high = highs[p];
             part->next = part->start_offset;
         }
+        if (rc == 0)
+            publish_known(m, t, mdt);
         free(lows);
         free(highs);
         if (md != NULL)
@@ -281,6 +322,19 @@ static int advance_all(sg_materializer_t *m, const sg_mat_part_t *part, int64_t 
     return 0;
 }
 
+/* Tables serve values as JSON documents: a value must be one JSON text (any type). */
+static int value_is_json(const void *data, size_t len, char *why, size_t whylen)
+{
+    json_error_t error;
+    json_t *doc = json_loadb(data, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &error);
+    if (doc == NULL) {
+        snprintf(why, whylen, "%s at byte %d", error.text, error.position);
+        return 0;
+    }
+    json_decref(doc);
+    return 1;
+}
+
 /* Applies one consumed message to every table on its topic. Returns 0, or -1 (the round is lost). */
 static int apply(sg_materializer_t *m, const rd_kafka_message_t *msg)
 {
@@ -312,12 +366,38 @@ static int apply(sg_materializer_t *m, const rd_kafka_message_t *msg)
     rd_kafka_timestamp_type_t tstype;
     int64_t timestamp_ms = rd_kafka_message_timestamp(msg, &tstype);
     const sg_mat_topic_t *topic = &m->topics[part->topic];
+    char why[256] = "";
+    int usable = msg->payload == NULL || value_is_json(msg->payload, msg->len, why, sizeof(why));
+    if (!usable)
+        atomic_fetch_add(&m->skipped, 1);
     for (size_t k = 0; k < topic->n_tables; ++k) {
         sg_mat_table_t *state = &m->state[topic->tables[k]];
         char err[512];
-        int rc = sg_table_batch_put(state->batch, topic->name, msg->partition, msg->offset, timestamp_ms, msg->key,
+        int rc;
+        if (usable) {
+            rc = sg_table_batch_put(state->batch, topic->name, msg->partition, msg->offset, timestamp_ms, msg->key,
                                     msg->key_len, msg->payload, msg->payload != NULL ? msg->len : 0, err,
                                     sizeof(err));
+            if (rc < 0)
+                atomic_fetch_add(&m->skipped, 1);
+        } else {
+            if (!state->warned_json) {
+                state->warned_json = 1;
+                fprintf(stderr, "streamgate: table %s: %s [%d] offset %lld skipped: the value is not JSON (%s); "
+                                "such records are counted in streamgate_table_records_skipped_total (logged once)\n",
+                        m->conf->tables[topic->tables[k]].name, topic->name, (int)msg->partition,
+                        (long long)msg->offset, why);
+            }
+            rc = sg_table_batch_advance(state->batch, topic->name, msg->partition, msg->offset + 1, err,
+                                        sizeof(err));
+            if (rc < 0) {
+                fprintf(stderr, "streamgate: table %s: %s\n", m->conf->tables[topic->tables[k]].name, err);
+                return -1;
+            }
+            if (rc == 0)
+                state->dirty = 1;
+            continue;
+        }
         if (rc == 0) {
             state->dirty = 1;
         } else if (rc < 0) {
@@ -452,8 +532,12 @@ sg_materializer_t *sg_materializer_create(const sg_conf_t *conf, const char *boo
     m->tables = tables;
     m->state = calloc(conf->n_tables + 1, sizeof(*m->state));
     m->topics = calloc(conf->n_tables + 1, sizeof(*m->topics));
-    if (m->state == NULL || m->topics == NULL)
+    m->known = calloc(conf->n_tables + 1, sizeof(*m->known));
+    if (m->state == NULL || m->topics == NULL || m->known == NULL)
         abort();
+    pthread_mutex_init(&m->parts_lock, NULL);
+    pthread_mutex_init(&m->latest_lock, NULL);
+    pthread_cond_init(&m->latest_cond, NULL);
     for (size_t i = 0; i < conf->n_tables; ++i) {
         /* Every configured table must be open: a typo here would otherwise only show at run time. */
         sg_table_batch_t *probe = sg_table_batch_new(tables, conf->tables[i].name);
@@ -511,6 +595,101 @@ sg_materializer_t *sg_materializer_create(const sg_conf_t *conf, const char *boo
     return m;
 }
 
+static size_t topic_of_table(const sg_materializer_t *m, size_t table_index)
+{
+    for (size_t t = 0; t < m->n_topics; ++t)
+        if (strcmp(m->topics[t].name, m->conf->tables[table_index].topic) == 0)
+            return t;
+    return SIZE_MAX;
+}
+
+/* Answers every queued "latest" job with one round of ListOffsets per topic asked about. */
+static void answer_latest(sg_materializer_t *m, sg_mat_latest_t *jobs)
+{
+    for (size_t t = 0; t < m->n_topics; ++t) {
+        int asked = 0;
+        for (sg_mat_latest_t *job = jobs; job != NULL && !asked; job = job->next)
+            asked = job->topic == t;
+        if (!asked)
+            continue;
+        pthread_mutex_lock(&m->parts_lock);
+        size_t n = m->known[t].n;
+        int32_t *partitions = calloc(n + 1, sizeof(*partitions));
+        int64_t *highs = calloc(n + 1, sizeof(*highs));
+        if (partitions == NULL || highs == NULL)
+            abort();
+        if (n > 0)
+            memcpy(partitions, m->known[t].partitions, n * sizeof(*partitions));
+        pthread_mutex_unlock(&m->parts_lock);
+        int rc = n > 0 ? 0 : -1;
+        for (size_t i = 0; rc == 0 && i < n; ++i) {
+            int64_t low;
+            if (rd_kafka_query_watermark_offsets(m->rk, m->topics[t].name, partitions[i], &low, &highs[i],
+                                                 SG_MAT_LATEST_TIMEOUT_MS) != RD_KAFKA_RESP_ERR_NO_ERROR)
+                rc = -1;
+        }
+        for (sg_mat_latest_t *job = jobs; job != NULL; job = job->next)
+            if (job->topic == t)
+                job->cb(job->ctx, rc, partitions, highs, rc == 0 ? n : 0);
+        free(partitions);
+        free(highs);
+    }
+    while (jobs != NULL) {
+        sg_mat_latest_t *next = jobs->next;
+        free(jobs);
+        jobs = next;
+    }
+}
+
+static void *latest_main(void *arg)
+{
+    sg_materializer_t *m = arg;
+    pthread_mutex_lock(&m->latest_lock);
+    for (;;) {
+        while (m->latest_jobs == NULL && !atomic_load(&m->stopping))
+            pthread_cond_wait(&m->latest_cond, &m->latest_lock);
+        sg_mat_latest_t *jobs = m->latest_jobs;
+        m->latest_jobs = NULL;
+        if (jobs == NULL)
+            break; /* stopping, nothing left to answer */
+        /* Every job taken here arrived before this round's requests are sent: the watermarks
+         * it gets are at least those at its arrival. */
+        pthread_mutex_unlock(&m->latest_lock);
+        if (atomic_load(&m->stopping)) {
+            while (jobs != NULL) {
+                sg_mat_latest_t *next = jobs->next;
+                jobs->cb(jobs->ctx, -1, NULL, NULL, 0);
+                free(jobs);
+                jobs = next;
+            }
+        } else {
+            answer_latest(m, jobs);
+        }
+        pthread_mutex_lock(&m->latest_lock);
+    }
+    pthread_mutex_unlock(&m->latest_lock);
+    return NULL;
+}
+
+int sg_materializer_query_latest(sg_materializer_t *m, size_t table_index, sg_materializer_latest_cb cb, void *ctx)
+{
+    size_t t = table_index < m->conf->n_tables ? topic_of_table(m, table_index) : SIZE_MAX;
+    if (t == SIZE_MAX || !m->latest_started || atomic_load(&m->stopping))
+        return -1;
+    sg_mat_latest_t *job = calloc(1, sizeof(*job));
+    if (job == NULL)
+        abort();
+    job->topic = t;
+    job->cb = cb;
+    job->ctx = ctx;
+    pthread_mutex_lock(&m->latest_lock);
+    job->next = m->latest_jobs;
+    m->latest_jobs = job;
+    pthread_cond_signal(&m->latest_cond);
+    pthread_mutex_unlock(&m->latest_lock);
+    return 0;
+}
+
 int sg_materializer_start(sg_materializer_t *m, sg_materializer_progress_cb progress_cb, void *ctx, char *err,
                           size_t errlen)
 {
@@ -530,7 +709,17 @@ int sg_materializer_start(sg_materializer_t *m, sg_materializer_progress_cb prog
         return -1;
     }
     m->thread_started = 1;
+    if ((rc = pthread_create(&m->latest_thread, NULL, latest_main, m)) != 0) {
+        snprintf(err, errlen, "tables: cannot start the watermark query thread: %s", strerror(rc));
+        return -1;
+    }
+    m->latest_started = 1;
     return 0;
+}
+
+unsigned long long sg_materializer_skipped(const sg_materializer_t *m)
+{
+    return atomic_load(&m->skipped);
 }
 
 int sg_materializer_caught_up(const sg_materializer_t *m)
@@ -545,6 +734,12 @@ void sg_materializer_destroy(sg_materializer_t *m)
     atomic_store(&m->stopping, 1);
     if (m->thread_started)
         pthread_join(m->thread, NULL);
+    if (m->latest_started) {
+        pthread_mutex_lock(&m->latest_lock);
+        pthread_cond_signal(&m->latest_cond);
+        pthread_mutex_unlock(&m->latest_lock);
+        pthread_join(m->latest_thread, NULL);
+    }
     destroy_batches(m);
     if (m->queue != NULL)
         rd_kafka_queue_destroy(m->queue);
@@ -552,8 +747,17 @@ void sg_materializer_destroy(sg_materializer_t *m)
         rd_kafka_consumer_close(m->rk);
         rd_kafka_destroy(m->rk);
     }
-    for (size_t t = 0; t < m->n_topics; ++t)
+    for (size_t t = 0; t < m->n_topics; ++t) {
         free(m->topics[t].tables);
+        if (m->known != NULL)
+            free(m->known[t].partitions);
+    }
+    if (m->known != NULL) {
+        pthread_mutex_destroy(&m->parts_lock);
+        pthread_mutex_destroy(&m->latest_lock);
+        pthread_cond_destroy(&m->latest_cond);
+    }
+    free(m->known);
     free(m->topics);
     free(m->state);
     free(m->parts);

@@ -11,6 +11,7 @@
 #define SG_MATERIALIZER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "sg_conf.h"
 #include "sg_table.h"
@@ -35,6 +36,21 @@ int sg_materializer_start(sg_materializer_t *m, sg_materializer_progress_cb prog
 /** 1 once every table has applied its partitions up to the high watermarks seen at start (and
  * from then on), else 0. Any thread. */
 int sg_materializer_caught_up(const sg_materializer_t *m);
+
+/** Records read but not applied (a value that is not JSON, a key or value over the limits),
+ * since start. Any thread. */
+unsigned long long sg_materializer_skipped(const sg_materializer_t *m);
+
+/* Called on the materializer's query thread with the high watermarks (rc 0; arrays valid during
+ * the call only), or rc -1 when the brokers did not answer in time or the materializer stops. */
+typedef void (*sg_materializer_latest_cb)(void *ctx, int rc, const int32_t *partitions, const int64_t *highs,
+                                          size_t n);
+
+/** Asks the brokers (ListOffsets, off the caller's thread) for the high watermarks of the table's
+ * topic as of now: cb is called once, later, on the query thread; concurrent askers share one
+ * round whose requests are sent after they asked. Returns 0 queued, or -1 (cb will not be called)
+ * for an unknown table or a materializer not running. Any thread. */
+int sg_materializer_query_latest(sg_materializer_t *m, size_t table_index, sg_materializer_latest_cb cb, void *ctx);
 
 /** Stops the thread (within about the metadata timeout, 2 s) and closes the consumer; committed
  * batches stay. NULL is a no-op. */

@@ -1445,6 +1445,12 @@ static int check_route(ctx_t *c, void *elem, const node_t *map, const char *path
 static int check_query(ctx_t *c, void *elem, const node_t *map, const char *path)
 {
     sg_query_conf_t *query = elem;
+    if (query->key.source == SG_KEY_BODY) {
+        char key_path[KEYPATH_MAX];
+        path_key(key_path, sizeof(key_path), path, "key");
+        return fail(c, value_line(map, "key"), key_path,
+                    "a query is a GET without a body: take the key from path:NAME or header:NAME (none: a scan)");
+    }
     return check_key_param(c, query->path, &query->key, map, path);
 }
 

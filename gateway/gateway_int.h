@@ -37,7 +37,8 @@ typedef struct st_sg_loop_t {
     h2o_multithread_receiver_t stored;     /* "an outcome was recorded", for long-polls */
     h2o_linklist_t watchers;               /* long-polling GET /requests/{id} */
     h2o_multithread_receiver_t table_progress; /* "table N committed", from the materializer */
-    h2o_linklist_t table_waiters;              /* table reads waiting for their token */
+    h2o_linklist_t table_waiters;              /* table reads waiting for their token, and watches */
+    h2o_multithread_receiver_t table_latest;   /* fresh=latest watermarks, from the materializer */
     struct st_sg_corr_t *pending;          /* reply routes' requests by id; loop thread only */
     h2o_linklist_t waiting;                /* synchronous requests waiting for a reply */
     h2o_timeout_t **wait_timeouts;         /* lazily made, one per 100 ms of wait */
@@ -92,9 +93,14 @@ void sg_requests_handle(h2o_req_t *req, const char *path, size_t path_len);
 void sg_requests_on_stored(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
 void sg_requests_record_pending(sg_server_t *server, const char *id_text, int64_t created_ms); /* bridge thread */
 
-/* tables.c: GET /tables/{table}/{key} */
+/* tables.c: GET /tables/{table}[/{key}] and configured queries; table_progress and
+ * table_latest receivers; drain answers waiting reads and closes watches (loop stopping). */
 void sg_tables_handle(h2o_req_t *req, const char *path, size_t path_len);
+void sg_tables_handle_query(h2o_req_t *req, size_t query_index, const sg_path_match_t *match);
 void sg_tables_on_progress(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
+void sg_tables_on_latest(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
+void sg_tables_drain(sg_loop_t *loop);
+
 
 /* server.c: the h2o_timeout_t for a wait of `ms` (rounded up to 100 ms), made on first use. */
 h2o_timeout_t *sg_loop_wait_timeout(sg_loop_t *loop, int64_t ms);

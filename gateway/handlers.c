@@ -219,9 +219,18 @@ static void handle_metrics(h2o_req_t *req)
                        "streamgate_status_watchers %ld\n"
                        "# HELP streamgate_kafka_ready Whether metadata is fetched and reply partitions assigned.\n"
                        "# TYPE streamgate_kafka_ready gauge\n"
-                       "streamgate_kafka_ready %d\n",
+                       "streamgate_kafka_ready %d\n"
+                       "# HELP streamgate_table_waiters Table reads waiting for their conditions, and watches.\n"
+                       "# TYPE streamgate_table_waiters gauge\n"
+                       "streamgate_table_waiters %ld\n"
+                       "# HELP streamgate_table_records_skipped_total Table records not applied: a value that is "
+                       "not JSON (or not decodable), a key or value over the limits.\n"
+                       "# TYPE streamgate_table_records_skipped_total counter\n"
+                       "streamgate_table_records_skipped_total %llu\n",
                        atomic_load(&server->inflight), atomic_load(&server->replies_dropped),
-                       atomic_load(&server->replies_unawaited), atomic_load(&server->watchers), sg_bridge_is_ready(server->bridge));
+                       atomic_load(&server->replies_unawaited), atomic_load(&server->watchers), sg_bridge_is_ready(server->bridge),
+                       atomic_load(&server->table_waiters),
+                       server->materializer != NULL ? sg_materializer_skipped(server->materializer) : 0ULL);
     sg_http_respond(req, 200, "OK", "text/plain; version=0.0.4", text, (size_t)len);
 }
 
@@ -751,6 +760,7 @@ static void on_wait_timeout(h2o_timeout_entry_t *entry)
 
 void sg_handlers_drain(sg_loop_t *loop)
 {
+    sg_tables_drain(loop);
     /* Stopping: synchronous waiters get their 202 + Location now (the request goes on and can
      * be polled elsewhere); those not yet acknowledged get it from their delivery report. */
     while (!h2o_linklist_is_empty(&loop->waiting)) {
@@ -1056,7 +1066,10 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     sg_router_result_t found;
     switch (sg_router_lookup(server->router, req->method.base, req->method.len, path, path_len, &found)) {
     case SG_ROUTER_FOUND:
-        handle_command(req, found.route, &found.match);
+        if (found.is_query)
+            sg_tables_handle_query(req, found.route, &found.match);
+        else
+            handle_command(req, found.route, &found.match);
         sg_path_match_dispose(&found.match);
         return 0;
     case SG_ROUTER_METHOD_NOT_ALLOWED:

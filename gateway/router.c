@@ -10,6 +10,8 @@
 
 typedef struct st_sg_router_entry_t {
     const char *method;
+    size_t index; /* into conf->routes, or conf->queries for a query */
+    int is_query;
     sg_path_template_t *tmpl;
     size_t n_literals;
 } sg_router_entry_t;
@@ -22,20 +24,24 @@ struct st_sg_router_t {
 sg_router_t *sg_router_create(const sg_conf_t *conf, char *err, size_t errlen)
 {
     sg_router_t *router = calloc(1, sizeof(*router));
-    if (router == NULL || (conf->n_routes && (router->entries = calloc(conf->n_routes, sizeof(*router->entries))) == NULL))
+    size_t n = conf->n_routes + conf->n_queries;
+    if (router == NULL || (n && (router->entries = calloc(n, sizeof(*router->entries))) == NULL))
         abort();
-    for (size_t i = 0; i < conf->n_routes; ++i) {
+    for (size_t i = 0; i < n; ++i) {
         sg_router_entry_t *entry = &router->entries[i];
-        entry->method = conf->routes[i].method;
-        entry->tmpl = sg_path_template_parse(conf->routes[i].path, err, errlen);
+        entry->is_query = i >= conf->n_routes;
+        entry->index = entry->is_query ? i - conf->n_routes : i;
+        entry->method = entry->is_query ? "GET" : conf->routes[i].method;
+        entry->tmpl = sg_path_template_parse(entry->is_query ? conf->queries[entry->index].path : conf->routes[i].path,
+                                             err, errlen);
         if (entry->tmpl == NULL) {
             router->n_entries = i;
             sg_router_destroy(router);
             return NULL;
         }
         entry->n_literals = sg_path_template_n_literals(entry->tmpl);
+        router->n_entries = i + 1;
     }
-    router->n_entries = conf->n_routes;
     return router;
 }
 
@@ -91,7 +97,8 @@ sg_router_status_t sg_router_lookup(const sg_router_t *router, const char *metho
     append_method(result->allow, sizeof(result->allow), "OPTIONS");
     if (found == NULL)
         return result->status = SG_ROUTER_METHOD_NOT_ALLOWED;
-    result->route = (size_t)(found - router->entries);
+    result->route = found->index;
+    result->is_query = found->is_query;
     if (sg_path_template_match(found->tmpl, path, path_len, &result->match) <= 0)
         return result->status = SG_ROUTER_BAD_PATH; /* same shape matched above; defensive only */
     return result->status = SG_ROUTER_FOUND;

@@ -25,12 +25,13 @@ typedef enum {
 
 typedef struct st_sg_router_result_t {
     sg_router_status_t status;
-    size_t route;          /* index into conf->routes when FOUND */
+    size_t route;          /* index into conf->routes (or conf->queries if is_query) when FOUND */
+    int is_query;          /* a configured query: GET reading a table */
     sg_path_match_t match; /* parameters when FOUND; dispose with sg_path_match_dispose */
     char allow[96];        /* "GET, POST, OPTIONS" when FOUND or METHOD_NOT_ALLOWED */
 } sg_router_result_t;
 
-/** Builds the table from conf->routes (templates already validated by config). Returns owned
+/** Builds the table from conf->routes and conf->queries (GET; templates already validated by config). Returns owned
  * router, or NULL with err. */
 sg_router_t *sg_router_create(const sg_conf_t *conf, char *err, size_t errlen);
 

@@ -212,6 +212,7 @@ static void init_loop_on_its_thread(sg_loop_t *loop)
     h2o_multithread_register_receiver(loop->ctx.queue, &loop->replies, sg_handlers_on_replies);
     h2o_multithread_register_receiver(loop->ctx.queue, &loop->stored, sg_requests_on_stored);
     h2o_multithread_register_receiver(loop->ctx.queue, &loop->table_progress, sg_tables_on_progress);
+    h2o_multithread_register_receiver(loop->ctx.queue, &loop->table_latest, sg_tables_on_latest);
     for (size_t l = 0; l < loop->n_listeners; ++l) {
         loop->accept_ctxs[l] = (h2o_accept_ctx_t){.ctx = &loop->ctx, .hosts = server->globalconf.hosts,
                                                   .ssl_ctx = server->ssl_ctxs[l]};

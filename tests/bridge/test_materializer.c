@@ -111,8 +111,9 @@ static int teardown(void **state)
 
 typedef struct {
     const char *key; /* NULL: a record without a key */
-    const char *value; /* NULL: tombstone */
+    const char *value; /* NULL: tombstone; produced as a JSON string ("v1" -> "\"v1\"") unless raw */
     int32_t partition;
+    int raw; /* produce value as it is (e.g. not JSON) */
 } record_t;
 
 static void produce(sg_cluster_t *cluster, const record_t *records, size_t n)
@@ -128,12 +129,19 @@ static void produce(sg_cluster_t *cluster, const record_t *records, size_t n)
     for (size_t i = 0; i < n; ++i) {
         const record_t *r = &records[i];
         size_t keylen = r->key != NULL ? strlen(r->key) : 0;
-        size_t valuelen = r->value != NULL ? strlen(r->value) : 0;
+        /* Table values are JSON documents: plain test values travel as JSON strings. */
+        char json[256];
+        const char *value = r->value;
+        if (value != NULL && !r->raw) {
+            snprintf(json, sizeof(json), "\"%s\"", r->value);
+            value = json;
+        }
+        size_t valuelen = value != NULL ? strlen(value) : 0;
         rd_kafka_resp_err_t rkerr =
             rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(TOPIC), RD_KAFKA_V_PARTITION(r->partition),
                               RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                               RD_KAFKA_V_KEY(r->key, keylen),
-                              RD_KAFKA_V_VALUE((void *)r->value, valuelen),
+                              RD_KAFKA_V_VALUE((void *)value, valuelen),
                               RD_KAFKA_V_END);
         assert_int_equal(rkerr, RD_KAFKA_RESP_ERR_NO_ERROR);
     }
@@ -198,6 +206,12 @@ static char *get(sg_tables_t *tables, const char *table, const char *key)
     size_t len = 0;
     int rc = sg_tables_get(tables, table, key, strlen(key), &value, &len, NULL, NULL, err, sizeof(err));
     assert_true(rc == 0 || rc == 1);
+    if (value != NULL) { /* back from its JSON string */
+        char *text = value;
+        assert_true(len >= 2 && text[0] == '"' && text[len - 1] == '"');
+        memmove(text, text + 1, len - 2);
+        text[len - 2] = '\0';
+    }
     return value;
 }
 
@@ -219,8 +233,9 @@ static int append_row(void *arg, const void *key, size_t keylen, const void *val
     (void)version;
     char *out = arg;
     size_t used = strlen(out);
-    snprintf(out + used, 4096 - used, "%.*s=%.*s;", (int)keylen, (const char *)key, (int)valuelen,
-             (const char *)value);
+    assert_true(valuelen >= 2);
+    snprintf(out + used, 4096 - used, "%.*s=%.*s;", (int)keylen, (const char *)key, (int)valuelen - 2,
+             (const char *)value + 1);
     return 0;
 }
 
@@ -320,7 +335,7 @@ static void test_restart_resumes(void **state)
      * start would set it back to "1". */
     char err[256];
     sg_table_batch_t *batch = sg_table_batch_new(fx->tables, "users2");
-    assert_int_equal(sg_table_batch_put(batch, "elsewhere", 0, 0, 1, "b", 1, "tampered", 8, err, sizeof(err)), 0);
+    assert_int_equal(sg_table_batch_put(batch, "elsewhere", 0, 0, 1, "b", 1, "\"tampered\"", 10, err, sizeof(err)), 0);
     assert_int_equal(sg_table_batch_commit(batch, err, sizeof(err)), 0);
     sg_table_batch_destroy(batch);
 
@@ -435,9 +450,36 @@ static void test_empty_topic_is_caught_up(void **state)
     sg_materializer_destroy(m);
 }
 
+static void test_values_that_are_not_json_are_skipped(void **state)
+{
+    fixture_t *fx = *state;
+    sg_materializer_t *m = start(fx, fx->cluster, fx->tables);
+    wait_caught_up(m);
+    /* "x" keeps its JSON value; the broken records after it are skipped, yet the positions move
+     * past them (a poison record never stops a table) and the count says how many. */
+    const record_t records[] = {{"x", "good", 0}, {"x", "{not json", 0, 1}, {"y", "plain words", 0, 1},
+                                {"z", "{\"ok\":1} trailing", 0, 1}, {"w", "42", 0, 1}};
+    produce(fx->cluster, records, 5);
+    wait_position(fx->tables, "users", 0, 5);
+    wait_position(fx->tables, "users2", 0, 5);
+    assert_row(fx->tables, "users", "x", "good");
+    assert_row(fx->tables, "users", "y", NULL);
+    assert_row(fx->tables, "users", "z", NULL);
+    char err[256];
+    void *value = NULL;
+    size_t len = 0;
+    /* a bare JSON number is a JSON document */
+    assert_int_equal(sg_tables_get(fx->tables, "users", "w", 1, &value, &len, NULL, NULL, err, sizeof(err)), 0);
+    assert_string_equal(value, "42");
+    free(value);
+    assert_int_equal(sg_materializer_skipped(m), 3);
+    sg_materializer_destroy(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_values_that_are_not_json_are_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_resumes, setup, teardown),

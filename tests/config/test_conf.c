@@ -735,6 +735,9 @@ static void test_err_query(void **state)
                  "t.yaml:3: queries[0].table: unknown table \"q\" (declare it under tables)");
     expect_error("tables: [{name: p, topic: t}]\nqueries:\n  - path: \"/p/{k}\"\n    table: p\n    key: \"path:id\"\n",
                  "t.yaml:5: queries[0].key: path:id names no parameter of path \"/p/{k}\"");
+    expect_error("tables: [{name: p, topic: t}]\nqueries:\n  - {path: \"/p\", table: p, key: \"body:/id\"}\n",
+                 "t.yaml:3: queries[0].key: a query is a GET without a body: take the key from path:NAME or "
+                 "header:NAME (none: a scan)");
 }
 
 static void test_err_missing_required(void **state)

@@ -1,7 +1,9 @@
 /*
- * Point reads of a table materialized from a topic: a PUT through the gateway, then GET
+ * Reads of a table materialized from a topic: a PUT through the gateway, then GET
  * /tables/{table}/{key} with the PUT's token; ETag and 304; tokens refused strictly; a tombstone
- * written straight to the topic deletes the row.
+ * written straight to the topic deletes the row; scans with prefix, range, limit and cursor;
+ * configured queries; fresh=latest against records produced by other clients (kcat and
+ * librdkafka); min_stream_time with an idle partition; watches with Last-Event-ID.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,6 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <librdkafka/rdkafka.h>
@@ -24,7 +32,11 @@ static const char config[] = "listen: [\"127.0.0.1:0\"]\n"
                              "routes:\n"
                              "  - {name: put-profile, method: PUT, path: \"/profiles/{id}\", topic: profiles, key: "
                              "\"path:id\"}\n"
-                             "tables: [{name: profiles, topic: profiles}]\n";
+                             "tables: [{name: profiles, topic: profiles}]\n"
+                             "queries:\n"
+                             "  - {path: \"/profiles/{id}\", table: profiles, key: \"path:id\"}\n"
+                             "  - {path: \"/people\", table: profiles, key: none}\n"
+                             "  - {path: \"/me\", table: profiles, key: \"header:x-user\"}\n";
 
 static sg_test_proc_t gw;
 
@@ -214,12 +226,381 @@ static void test_tombstone_deletes(void **state)
     sg_test_response_free(&res);
 }
 
+
+/* A record produced straight to the topic by another client (librdkafka); acknowledged. */
+static void produce_raw(const char *key, const char *value, int64_t timestamp_ms)
+{
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", gw.bootstrap, errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "linger.ms", "0", errstr, sizeof(errstr));
+    rd_kafka_t *producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    assert_non_null(producer);
+    assert_int_equal(rd_kafka_producev(producer, RD_KAFKA_V_TOPIC("profiles"), RD_KAFKA_V_KEY(key, strlen(key)),
+                                       RD_KAFKA_V_VALUE((void *)value, value ? strlen(value) : 0),
+                                       RD_KAFKA_V_TIMESTAMP(timestamp_ms), RD_KAFKA_V_END),
+                     0);
+    assert_int_equal(rd_kafka_flush(producer, 5000), 0);
+    rd_kafka_destroy(producer);
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void get(const char *path, const char *headers, sg_test_response_t *res)
+{
+    assert_int_equal(sg_test_http(&gw, "GET", path, headers, NULL, 0, res), 0);
+}
+
+static void expect_problem(const char *path, int status, const char *type, const char *field)
+{
+    sg_test_response_t res;
+    get(path, NULL, &res);
+    if (res.status != status || strstr(res.body, type) == NULL)
+        fprintf(stderr, "%s -> %d %s\n", path, res.status, res.body);
+    assert_int_equal(res.status, status);
+    assert_non_null(strstr(res.body, type));
+    if (field != NULL) {
+        char want[128];
+        snprintf(want, sizeof(want), "\"field\":\"%s\"", field);
+        assert_non_null(strstr(res.body, want));
+    }
+    sg_test_response_free(&res);
+}
+
+static void test_scan_prefix_range_limit_cursor(void **state)
+{
+    char token[512], session[512] = "";
+    const char *keys[] = {"s-a1", "s-a2", "s-a3", "s-b1", "s-b2", "s-c1"};
+    for (size_t i = 0; i < 6; ++i) {
+        char body[64];
+        snprintf(body, sizeof(body), "{\"n\":%zu}", i);
+        put_profile(keys[i], body, token, sizeof(token));
+        sg_test_response_t res;
+        get_with_token("/tables/profiles/s-a1", token, &res); /* the view has this write */
+        sg_test_response_free(&res);
+    }
+    put_profile("s-b2", "{\"n\":\"gone\"}", token, sizeof(token));
+    produce_raw("s-b2", NULL, wall_ms()); /* tombstone: not in scans */
+    sg_test_response_t res;
+    char headers[1024];
+    for (int i = 0; i < 250; ++i) {
+        get("/tables/profiles/s-b2", NULL, &res);
+        int gone = res.status == 404;
+        sg_test_response_free(&res);
+        if (gone)
+            break;
+        sleep_ms(20);
+    }
+    snprintf(headers, sizeof(headers), "Consistency-Token: %s\r\n", token);
+
+    /* prefix, two pages of 2 */
+    get("/tables/profiles?prefix=s-a&limit=2", headers, &res);
+    assert_int_equal(res.status, 200);
+    assert_string_equal(sg_test_header(&res, "content-type", session, sizeof(session)), "application/json");
+    assert_non_null(sg_test_header(&res, "stream-time", session, sizeof(session)));
+    assert_non_null(sg_test_header(&res, "consistency-token", session, sizeof(session)));
+    const char *next_at = strstr(res.body, "\"next\":\"");
+    assert_non_null(next_at);
+    assert_true(strncmp(res.body, "{\"rows\":[{\"key\":\"s-a1\",\"value\":{\"n\":0}},{\"key\":\"s-a2\",\"value\":{\"n\":1}}],",
+                        strlen("{\"rows\":[{\"key\":\"s-a1\",\"value\":{\"n\":0}},{\"key\":\"s-a2\",\"value\":{\"n\":1}}],")) == 0);
+    char cursor[512];
+    snprintf(cursor, sizeof(cursor), "%.*s", (int)strcspn(next_at + 8, "\""), next_at + 8);
+    sg_test_response_free(&res);
+    char path[1024];
+    snprintf(path, sizeof(path), "/tables/profiles?prefix=s-a&limit=2&cursor=%s", cursor);
+    get(path, NULL, &res);
+    assert_int_equal(res.status, 200);
+    assert_string_equal(res.body, "{\"rows\":[{\"key\":\"s-a3\",\"value\":{\"n\":2}}],\"next\":null}");
+    sg_test_response_free(&res);
+
+    /* from/to: [s-a3, s-c1), the tombstoned s-b2 absent */
+    get("/tables/profiles?from=s-a3&to=s-c1", NULL, &res);
+    assert_int_equal(res.status, 200);
+    assert_string_equal(res.body,
+                        "{\"rows\":[{\"key\":\"s-a3\",\"value\":{\"n\":2}},{\"key\":\"s-b1\",\"value\":{\"n\":3}}],\"next\":null}");
+    sg_test_response_free(&res);
+    /* percent-encoded bounds */
+    get("/tables/profiles?prefix=s%2Dc", NULL, &res);
+    assert_int_equal(res.status, 200);
+    assert_string_equal(res.body, "{\"rows\":[{\"key\":\"s-c1\",\"value\":{\"n\":5}}],\"next\":null}");
+    sg_test_response_free(&res);
+    /* the configured scan query (key: none) is the same read under another path */
+    get("/people?prefix=s-c", NULL, &res);
+    assert_int_equal(res.status, 200);
+    assert_string_equal(res.body, "{\"rows\":[{\"key\":\"s-c1\",\"value\":{\"n\":5}}],\"next\":null}");
+    sg_test_response_free(&res);
+
+    /* bad input: a named field each */
+    expect_problem("/tables/profiles?limit=0", 400, "invalid-query", "limit");
+    expect_problem("/tables/profiles?limit=1001", 400, "invalid-query", "limit");
+    expect_problem("/tables/profiles?limit=ten", 400, "invalid-query", "limit");
+    expect_problem("/tables/profiles?colour=red", 400, "invalid-query", "query");
+    expect_problem("/tables/profiles?prefix=a&prefix=b", 400, "invalid-query", "prefix");
+    expect_problem("/tables/profiles?prefix=a&from=b", 400, "invalid-query", "prefix");
+    expect_problem("/tables/profiles?cursor=AAAA", 400, "invalid-cursor", "cursor");
+    expect_problem("/tables/profiles?prefix=%zz", 400, "invalid-query", "prefix");
+    expect_problem("/tables/profiles/s-a1?limit=2", 400, "invalid-query", "limit");
+    expect_problem("/tables/profiles?fresh=yesterday", 400, "invalid-query", "fresh");
+    expect_problem("/tables/profiles?min_stream_time=-5", 400, "invalid-query", "min_stream_time");
+    expect_problem("/tables/profiles?token=bm90LWEtdG9rZW4", 400, "invalid-token", "token");
+    /* a cursor of another query is refused, not followed */
+    snprintf(path, sizeof(path), "/tables/profiles?prefix=s-b&cursor=%s", cursor);
+    expect_problem(path, 400, "invalid-cursor", "cursor");
+}
+
+static void test_scan_skips_values_that_are_not_json(void **state)
+{
+    char token[512];
+    produce_raw("nj-1", "this is not json", wall_ms());
+    put_profile("nj-2", "{\"ok\":true}", token, sizeof(token));
+    sg_test_response_t res;
+    get_with_token("/tables/profiles/nj-2", token, &res);
+    assert_int_equal(res.status, 200);
+    sg_test_response_free(&res);
+    get("/tables/profiles?prefix=nj-", NULL, &res);
+    assert_int_equal(res.status, 200);
+    assert_string_equal(res.body, "{\"rows\":[{\"key\":\"nj-2\",\"value\":{\"ok\":true}}],\"next\":null}");
+    sg_test_response_free(&res);
+    get("/metrics", NULL, &res);
+    assert_int_equal(res.status, 200);
+    const char *line = strstr(res.body, "\nstreamgate_table_records_skipped_total ");
+    assert_non_null(line);
+    assert_true(atoi(line + strlen("\nstreamgate_table_records_skipped_total ")) >= 1);
+    sg_test_response_free(&res);
+}
+
+static void test_configured_queries(void **state)
+{
+    char token[512], headers[1024], value[128];
+    put_profile("q-1", "{\"q\":1}", token, sizeof(token));
+    sg_test_response_t res;
+    snprintf(headers, sizeof(headers), "Consistency-Token: %s\r\n", token);
+    get("/profiles/q-1", headers, &res); /* GET beside the PUT route on the same path */
+    assert_int_equal(res.status, 200);
+    assert_string_equal(res.body, "{\"q\":1}");
+    assert_non_null(sg_test_header(&res, "etag", value, sizeof(value)));
+    sg_test_response_free(&res);
+    snprintf(headers, sizeof(headers), "Consistency-Token: %s\r\nX-User: q-1\r\n", token);
+    get("/me", headers, &res);
+    assert_int_equal(res.status, 200);
+    assert_string_equal(res.body, "{\"q\":1}");
+    sg_test_response_free(&res);
+    expect_problem("/me", 400, "missing-key", "x-user");
+    get("/profiles/q-none", NULL, &res);
+    assert_int_equal(res.status, 404);
+    assert_non_null(strstr(res.body, "no-such-row"));
+    sg_test_response_free(&res);
+    /* the path answers GET and PUT */
+    assert_int_equal(sg_test_http(&gw, "DELETE", "/profiles/q-1", NULL, NULL, 0, &res), 0);
+    assert_int_equal(res.status, 405);
+    assert_non_null(sg_test_header(&res, "allow", value, sizeof(value)));
+    assert_non_null(strstr(value, "GET"));
+    assert_non_null(strstr(value, "PUT"));
+    sg_test_response_free(&res);
+}
+
+static void test_fresh_latest_sees_other_producers(void **state)
+{
+    /* kcat writes straight to the topic; the next fresh=latest read must see it */
+    char line[128];
+    snprintf(line, sizeof(line), "fk-kcat:{\"by\":\"kcat\"}\n");
+    char *file = sg_test_write_temp("kcat-input", line);
+    assert_non_null(file);
+    const char *kcat[] = {"/usr/bin/kcat", "-P", "-b", gw.bootstrap, "-t", "profiles", "-K:", "-l", file, NULL};
+    char out[4096];
+    assert_int_equal(sg_test_run(kcat, out, sizeof(out)), 0);
+    sg_test_remove_temp(file);
+    sg_test_response_t res;
+    get("/tables/profiles/fk-kcat?fresh=latest", NULL, &res);
+    assert_int_equal(res.status, 200);
+    assert_string_equal(res.body, "{\"by\":\"kcat\"}");
+    sg_test_response_free(&res);
+    /* and many times over: each record acknowledged, then read at once */
+    for (int i = 0; i < 40; ++i) {
+        char key[32], value[64], path[96];
+        snprintf(key, sizeof(key), "fk-%d", i);
+        snprintf(value, sizeof(value), "{\"i\":%d}", i);
+        produce_raw(key, value, wall_ms());
+        snprintf(path, sizeof(path), "/tables/profiles/%s?fresh=latest", key);
+        get(path, NULL, &res);
+        assert_int_equal(res.status, 200);
+        assert_string_equal(res.body, value);
+        sg_test_response_free(&res);
+    }
+    get("/tables/profiles?prefix=fk-&fresh=latest&limit=1000", NULL, &res);
+    assert_int_equal(res.status, 200);
+    int rows = 0;
+    for (const char *at = res.body; (at = strstr(at, "\"key\":")) != NULL; ++at)
+        ++rows;
+    assert_int_equal(rows, 41);
+    sg_test_response_free(&res);
+}
+
+static void test_min_stream_time_idle_partition(void **state)
+{
+    /* one partition gets a record stamped t; the other stays idle and must not block */
+    int64_t t = wall_ms();
+    produce_raw("mst-1", "{\"m\":1}", t);
+    char path[128], value[64];
+    snprintf(path, sizeof(path), "/tables/profiles/mst-1?min_stream_time=%lld", (long long)t);
+    sg_test_response_t res;
+    int64_t start = now_ms();
+    get(path, NULL, &res);
+    assert_true(now_ms() - start < 3000);
+    assert_int_equal(res.status, 200);
+    assert_string_equal(res.body, "{\"m\":1}");
+    assert_true(atoll(sg_test_header(&res, "stream-time", value, sizeof(value))) >= t);
+    sg_test_response_free(&res);
+    /* a time no record has reached yet: every partition is read to its end, so it answers */
+    snprintf(path, sizeof(path), "/tables/profiles/mst-1?min_stream_time=%lld", (long long)(t + 3600 * 1000));
+    get(path, NULL, &res);
+    assert_int_equal(res.status, 200);
+    sg_test_response_free(&res);
+}
+
+/* --- watches: a raw socket reading the event stream as it comes ------------------------------- */
+
+static int open_stream(const char *path, const char *extra_headers)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)gw.port)};
+    inet_pton(AF_INET, gw.host, &addr.sin_addr);
+    assert_int_equal(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    char req[2048];
+    int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n%s\r\n", path,
+                     extra_headers ? extra_headers : "");
+    assert_int_equal(write(fd, req, (size_t)n), n);
+    return fd;
+}
+
+/* Reads until `count` events ("\n\n"-terminated blocks that start with "event:") are in buf, or
+ * the deadline. Returns the number of events seen. */
+static int read_events(int fd, char *buf, size_t cap, size_t *len, int count, int timeout_ms)
+{
+    int64_t deadline = now_ms() + timeout_ms;
+    for (;;) {
+        buf[*len] = '\0';
+        int seen = 0;
+        for (const char *at = buf; (at = strstr(at, "event: ")) != NULL; ++at)
+            if (strstr(at, "\n\n") != NULL)
+                ++seen;
+        int64_t left = deadline - now_ms();
+        if (seen >= count || left <= 0)
+            return seen;
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        if (poll(&pfd, 1, (int)left) <= 0)
+            continue;
+        ssize_t got = read(fd, buf + *len, cap - 1 - *len);
+        if (got <= 0)
+            return seen;
+        *len += (size_t)got;
+    }
+}
+
+/* The id: line of the n-th event (0-based) in the buffer. */
+static void event_id(const char *buf, int n, char *out, size_t outlen)
+{
+    const char *at = buf;
+    for (int i = 0; i <= n; ++i) {
+        at = strstr(at, "event: ");
+        assert_non_null(at);
+        if (i < n)
+            ++at;
+    }
+    const char *id = strstr(at, "\nid: ");
+    assert_non_null(id);
+    id += 5;
+    snprintf(out, outlen, "%.*s", (int)strcspn(id, "\n"), id);
+}
+
+static void test_watch_updates_deletes_and_resume(void **state)
+{
+    char token[512];
+    put_profile("w-1", "{\"w\":1}", token, sizeof(token));
+    char headers[1024];
+    snprintf(headers, sizeof(headers), "Consistency-Token: %s\r\n", token);
+    int fd = open_stream("/tables/profiles/w-1", headers);
+    static char buf[65536];
+    size_t len = 0;
+    assert_int_equal(read_events(fd, buf, sizeof(buf), &len, 1, 5000), 1);
+    assert_non_null(strstr(buf, "HTTP/1.1 200"));
+    assert_non_null(strstr(buf, "content-type: text/event-stream"));
+    assert_non_null(strstr(buf, "event: update\nid: "));
+    assert_non_null(strstr(buf, "\ndata: {\"w\":1}\n\n"));
+
+    put_profile("w-1", "{\"w\":2}", token, sizeof(token));
+    assert_int_equal(read_events(fd, buf, sizeof(buf), &len, 2, 5000), 2);
+    assert_non_null(strstr(buf, "\ndata: {\"w\":2}\n\n"));
+    char second_id[512];
+    event_id(buf, 1, second_id, sizeof(second_id));
+    /* the event id is a token covering the write that caused it */
+    char err[128];
+    sg_token_t *id_token = sg_token_decode(second_id, strlen(second_id), err, sizeof(err));
+    sg_token_t *write_token = sg_token_decode(token, strlen(token), err, sizeof(err));
+    assert_non_null(id_token);
+    assert_non_null(write_token);
+    assert_true(sg_token_covers(id_token, write_token, NULL, NULL));
+    sg_token_destroy(id_token);
+    sg_token_destroy(write_token);
+
+    produce_raw("w-1", NULL, wall_ms()); /* tombstone */
+    assert_int_equal(read_events(fd, buf, sizeof(buf), &len, 3, 5000), 3);
+    assert_non_null(strstr(buf, "event: delete\nid: "));
+    assert_non_null(strstr(buf, "\ndata: null\n\n"));
+    /* other keys' changes are not this watch's events */
+    put_profile("w-other", "{\"w\":0}", token, sizeof(token));
+    assert_int_equal(read_events(fd, buf, sizeof(buf), &len, 4, 700), 3);
+    close(fd);
+
+    /* resume after the second event: the delete (missed) comes, then new changes */
+    snprintf(headers, sizeof(headers), "Last-Event-ID: %s\r\n", second_id);
+    fd = open_stream("/tables/profiles/w-1", headers);
+    len = 0;
+    assert_int_equal(read_events(fd, buf, sizeof(buf), &len, 1, 5000), 1);
+    assert_non_null(strstr(buf, "event: delete\n"));
+    put_profile("w-1", "{\"w\":3}", token, sizeof(token));
+    assert_int_equal(read_events(fd, buf, sizeof(buf), &len, 2, 5000), 2);
+    assert_non_null(strstr(buf, "\ndata: {\"w\":3}\n\n"));
+    char third_id[512];
+    event_id(buf, 1, third_id, sizeof(third_id));
+    close(fd);
+    /* resume at the latest event: nothing is replayed until the next change */
+    snprintf(headers, sizeof(headers), "Last-Event-ID: %s\r\n", third_id);
+    fd = open_stream("/tables/profiles/w-1", headers);
+    len = 0;
+    assert_int_equal(read_events(fd, buf, sizeof(buf), &len, 1, 700), 0);
+    assert_non_null(strstr(buf, "HTTP/1.1 200"));
+    put_profile("w-1", "{\"w\":4}", token, sizeof(token));
+    assert_int_equal(read_events(fd, buf, sizeof(buf), &len, 1, 5000), 1);
+    assert_non_null(strstr(buf, "\ndata: {\"w\":4}\n\n"));
+    assert_null(strstr(buf, "{\"w\":3}"));
+    close(fd);
+    /* a bad Last-Event-ID is a 400 naming it */
+    sg_test_response_t res;
+    get("/tables/profiles/w-1", "Accept: text/event-stream\r\nLast-Event-ID: nope\r\n", &res);
+    assert_int_equal(res.status, 400);
+    assert_non_null(strstr(res.body, "\"field\":\"Last-Event-ID\""));
+    sg_test_response_free(&res);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_read_your_write_etag_and_304),
         cmocka_unit_test(test_tokens_ahead_bad_and_unknown),
         cmocka_unit_test(test_tombstone_deletes),
+        cmocka_unit_test(test_scan_prefix_range_limit_cursor),
+        cmocka_unit_test(test_scan_skips_values_that_are_not_json),
+        cmocka_unit_test(test_configured_queries),
+        cmocka_unit_test(test_fresh_latest_sees_other_producers),
+        cmocka_unit_test(test_min_stream_time_idle_partition),
+        cmocka_unit_test(test_watch_updates_deletes_and_resume),
     };
     return cmocka_run_group_tests_name("integration-tables", tests, setup, teardown);
 }
