@@ -450,10 +450,8 @@ static int serve(sg_tq_t *tq, int final)
             answered = 0;
             goto done;
         }
-        if (tq->wanted != NULL)
-            sg_token_merge(view, tq->wanted);
         tq_done(tq);
-        add_token(req, view);
+        add_token(req, view); /* the view's own position: how far it has got */
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
         sg_problem_send(req, 503, "Service Unavailable", "not-caught-up", "Not Caught Up", "Consistency-Token",
                         "table %s has not yet applied what the read asks for (token, fresh or min_stream_time)",

@@ -654,6 +654,7 @@ typedef struct st_due_t {
     size_t correlation_len;
     char status[8];
     char *body;
+    size_t body_len;
     char *content_type;
     char *header_name, *header_value;
     char reply_topic[256]; /* from kafka_replyTopic */
@@ -680,7 +681,7 @@ static void send_reply(sg_test_worker_t *worker, rd_kafka_t *producer, const due
     rd_kafka_header_add(hdrs, "x-secret", -1, "not for clients", -1);
     rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(due->reply_topic),
                       RD_KAFKA_V_PARTITION(due->reply_partition >= 0 ? due->reply_partition : RD_KAFKA_PARTITION_UA),
-                      RD_KAFKA_V_VALUE(due->body, strlen(due->body)),
+                      RD_KAFKA_V_VALUE(due->body, due->body_len),
                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
     atomic_store(&worker->last_reply_ms, now_ms());
 }
@@ -741,6 +742,18 @@ static void *worker_main(void *arg)
                 snprintf(due->status, sizeof(due->status), "%s", status ? status : "200");
                 json_t *body = json_object_get(doc, "body");
                 due->body = body ? json_dumps(body, JSON_ENCODE_ANY | JSON_COMPACT) : strdup("{\"ok\":true}");
+                due->body_len = strlen(due->body);
+                const char *hex = json_string_value(json_object_get(doc, "body_hex")); /* raw bytes */
+                if (hex != NULL) {
+                    due->body_len = strlen(hex) / 2;
+                    free(due->body);
+                    due->body = malloc(due->body_len + 1);
+                    for (size_t i = 0; i < due->body_len; ++i) {
+                        unsigned byte = 0;
+                        sscanf(hex + 2 * i, "%2x", &byte);
+                        due->body[i] = (char)byte;
+                    }
+                }
                 const char *ct = json_string_value(json_object_get(doc, "content_type"));
                 due->content_type = strdup(ct ? ct : "application/json");
                 json_t *header = json_object_get(doc, "header");
@@ -812,4 +825,51 @@ void sg_test_worker_stop(sg_test_worker_t *worker)
 int64_t sg_test_worker_last_reply_ms(const sg_test_worker_t *worker)
 {
     return atomic_load(&worker->last_reply_ms);
+}
+
+int sg_test_proc_kill9(sg_test_proc_t *proc)
+{
+    if (proc->pid <= 0)
+        return -1;
+    int status = 0;
+    int killed = kill(proc->pid, SIGKILL) == 0 && waitpid(proc->pid, &status, 0) == proc->pid &&
+                 WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+    proc->pid = 0;
+    return killed ? 0 : -1;
+}
+
+int sg_test_gateway_rerun(sg_test_proc_t *gw, int wait_ready)
+{
+    if (gw->pid > 0 || gw->dir[0] == '\0')
+        return -1;
+    char addr_path[512];
+    snprintf(addr_path, sizeof(addr_path), "%s/data/listen.addr", gw->dir);
+    unlink(addr_path); /* a killed gateway leaves its old one behind */
+    gw->port = 0;
+    return run_gateway(gw, wait_ready);
+}
+
+int sg_test_proc_terminate(sg_test_proc_t *proc)
+{
+    if (proc->pid <= 0)
+        return -1;
+    kill(proc->pid, SIGTERM);
+    int64_t deadline = now_ms() + DEADLINE_MS;
+    int status = 0;
+    pid_t done = 0;
+    while (now_ms() < deadline && (done = waitpid(proc->pid, &status, WNOHANG)) == 0)
+        sleep_ms(10);
+    int exited = done == proc->pid && WIFEXITED(status);
+    if (done != proc->pid) {
+        kill(proc->pid, SIGKILL);
+        waitpid(proc->pid, NULL, 0);
+    }
+    proc->pid = 0;
+    if (!exited) {
+        dump_log(proc);
+        return -1;
+    }
+    if (WEXITSTATUS(status) != 0)
+        dump_log(proc);
+    return WEXITSTATUS(status);
 }

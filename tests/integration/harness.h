@@ -102,7 +102,8 @@ int sg_test_freeze(pid_t pid);
  * requests on `request_topic` (partitions 0..partitions-1, from the beginning) by the header
  * contract: to kafka_replyTopic, and to kafka_replyPartition when present. Each request's JSON body says how: {"status": "201",
  * "delay_ms": N, "body": <json>, "content_type": "...", "header": [name, value],
- * "no_reply": true, "forge": "text overwriting the start of the correlation id"}. It always
+ * "no_reply": true, "forge": "text overwriting the start of the correlation id", "body_hex": "00..."
+ * (raw reply bytes instead of body)}. It always
  * adds an "x-secret" header (a route must not copy it unless allowed). */
 typedef struct st_sg_test_worker_t sg_test_worker_t;
 sg_test_worker_t *sg_test_worker_start(const char *bootstrap, const char *request_topic, int partitions);
@@ -112,5 +113,18 @@ int64_t sg_test_worker_last_reply_ms(const sg_test_worker_t *worker);
 
 /** Path of the streamgate binary under test. */
 const char *sg_test_binary(void);
+
+/** Kills the process with SIGKILL (no shutdown of any kind) and reaps it; its temp dir stays.
+ * Returns 0 when it died of SIGKILL, -1 otherwise (it had already exited, or no process). */
+int sg_test_proc_kill9(sg_test_proc_t *proc);
+
+/** Starts a gateway again on its own config and data_dir after it exited or was killed (see
+ * sg_test_proc_kill9, sg_test_proc_terminate); waits for /readyz = 200 only when wait_ready.
+ * Returns 0 or -1. */
+int sg_test_gateway_rerun(sg_test_proc_t *gw, int wait_ready);
+
+/** Sends SIGTERM and waits up to 20 s like sg_test_proc_stop, but keeps the temp dir (its data
+ * can then be inspected; sg_test_proc_stop removes it later). Returns the exit status, or -1. */
+int sg_test_proc_terminate(sg_test_proc_t *proc);
 
 #endif

@@ -153,6 +153,18 @@ static void test_tokens_ahead_bad_and_unknown(void **state)
     assert_true(elapsed >= 900 && elapsed < 3000); /* waited its second, then gave up */
     assert_non_null(strstr(res.body, "urn:streamgate:problem:not-caught-up"));
     assert_non_null(sg_test_header(&res, "consistency-token", value, sizeof(value)));
+    {
+        /* the view's own token: it covers the write, not the token from the future */
+        sg_token_t *view = sg_token_decode(value, strlen(value), err, sizeof(err));
+        sg_token_t *wanted = sg_token_decode(ahead, strlen(ahead), err, sizeof(err));
+        sg_token_t *written = sg_token_decode(token, strlen(token), err, sizeof(err));
+        assert_non_null(view);
+        assert_true(sg_token_covers(view, written, NULL, NULL));
+        assert_false(sg_token_covers(view, wanted, NULL, NULL));
+        sg_token_destroy(view);
+        sg_token_destroy(wanted);
+        sg_token_destroy(written);
+    }
     assert_non_null(sg_test_header(&res, "retry-after", value, sizeof(value)));
     sg_test_response_free(&res);
     snprintf(headers, sizeof(headers), "Consistency-Token: %s\r\nPrefer: wait=0\r\n", ahead);
