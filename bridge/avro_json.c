@@ -156,6 +156,11 @@ static int collect(json_t *named, json_t *def, const char *ns, int depth, char *
                 snprintf(fullname, sizeof(fullname), "%s", name);
         }
         json_object_set(named, fullname, def);
+        /* Avro-C writes a zero-size fixed but cannot read one back ("Cannot allocate"). */
+        if (strcmp(type_name, "fixed") == 0 && json_integer_value(json_object_get(def, "size")) < 1) {
+            set_err(err, errlen, "fixed %s: size must be at least 1", fullname);
+            return -1;
+        }
         if (strcmp(type_name, "enum") == 0 || strcmp(type_name, "fixed") == 0)
             return 0;
         size_t i;
@@ -879,7 +884,10 @@ static int encode(enc_ctx_t *ctx, avro_value_t *dst, avro_schema_t node, const j
     case AVRO_ENUM: {
         if (!json_is_string(value))
             return enc_fail(ctx, "expected string");
-        int symbol = avro_schema_enum_get_by_name(node, json_string_value(value));
+        /* Avro-C looks symbols up as C strings: "A\u0000x" must not pass for "A". */
+        int symbol = strlen(json_string_value(value)) != json_string_length(value)
+                         ? -1
+                         : avro_schema_enum_get_by_name(node, json_string_value(value));
         if (symbol < 0)
             return enc_fail(ctx, "unknown enum symbol \"%s\"", json_string_value(value));
         rc = avro_value_set_enum(dst, symbol);
@@ -1141,10 +1149,13 @@ static json_t *decode_container(dec_ctx_t *ctx, avro_value_t *src, avro_schema_t
             json_decref(result);
             return NULL;
         }
-        if (is_avro_array(node))
+        if (is_avro_array(node)) {
             json_array_append_new(result, item);
-        else
-            json_object_set_new(result, name, item);
+        } else if (json_object_set_new(result, name, item) != 0) {
+            /* Jansson refuses a key that is not UTF-8; dropping the entry would lose data. */
+            json_decref(result);
+            return dec_fail(ctx, "map key is not valid UTF-8");
+        }
     }
     return result;
 }
@@ -1159,13 +1170,13 @@ static json_t *decode(dec_ctx_t *ctx, avro_value_t *src, avro_schema_t node, con
     case AVRO_NULL:
         return json_null();
     case AVRO_BOOLEAN: {
-        int flag;
+        int flag = 0;
         rc = avro_value_get_boolean(src, &flag);
         result = json_boolean(flag);
         break;
     }
     case AVRO_INT32: {
-        int32_t number;
+        int32_t number = 0;
         rc = avro_value_get_int(src, &number);
         int64_t year;
         int month, day;
@@ -1181,7 +1192,7 @@ static json_t *decode(dec_ctx_t *ctx, avro_value_t *src, avro_schema_t node, con
         break;
     }
     case AVRO_INT64: {
-        int64_t number;
+        int64_t number = 0;
         rc = avro_value_get_long(src, &number);
         result = json_integer(number);
         break;
@@ -1190,7 +1201,7 @@ static json_t *decode(dec_ctx_t *ctx, avro_value_t *src, avro_schema_t node, con
     case AVRO_DOUBLE: {
         double number;
         if (is_avro_float(node)) {
-            float single;
+            float single = 0;
             rc = avro_value_get_float(src, &single);
             number = single;
         } else {

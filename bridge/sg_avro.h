@@ -18,7 +18,8 @@
  * Bytes and fixed are strings whose code points 0..255 are the bytes, as in Avro's JSON encoding.
  * (Parse request bodies with JSON_ALLOW_NUL so a zero byte can be sent.) Schema defaults are in
  * Avro's JSON encoding: a union's default belongs to its first branch, a decimal's is raw bytes.
- * Records reject unknown fields. Avro-C 1.11 refuses "\u0000" anywhere in a schema's text.
+ * Records reject unknown fields. Avro-C 1.11 refuses "\u0000" anywhere in a schema's text, and
+ * a fixed of size 0 is refused at parse time (Avro-C writes one it cannot read back).
  */
 #ifndef SG_AVRO_H
 #define SG_AVRO_H

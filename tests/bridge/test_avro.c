@@ -245,6 +245,9 @@ static void test_reject_types(void **state)
             "expected string");
     snprintf(doc, sizeof(doc), "%s\"items\":[],\"attrs\":{},\"status\":\"NOPE\",\"hash\":\"abcd\",\"count\":1}", good_prefix);
     rejects(complex_schema, doc, "/status", "unknown enum symbol \"NOPE\"");
+    /* Found with the fuzz corpus: Avro-C compares symbols as C strings, so "NEW\0x" passed for NEW. */
+    snprintf(doc, sizeof(doc), "%s\"items\":[],\"attrs\":{},\"status\":\"NEW\\u0000x\",\"hash\":\"abcd\",\"count\":1}", good_prefix);
+    rejects(complex_schema, doc, "/status", "unknown enum symbol \"NEW\"");
     snprintf(doc, sizeof(doc), "%s\"items\":[],\"attrs\":{},\"status\":\"NEW\",\"hash\":\"abc\",\"count\":1}", good_prefix);
     rejects(complex_schema, doc, "/hash", "expected string of 4 bytes");
     snprintf(doc, sizeof(doc), "%s\"items\":[],\"attrs\":{},\"status\":\"NEW\",\"hash\":\"abcd\",\"count\":2147483648}", good_prefix);
@@ -338,6 +341,10 @@ static void test_bad_schemas(void **state)
         assert_null(sg_avro_schema_parse(bad[i], strlen(bad[i]), err, sizeof(err)));
         assert_true(strlen(err) > 0);
     }
+    /* Found by fuzzing: Avro-C writes a zero-size fixed but cannot read it back. */
+    const char *zero_fixed = "{\"type\":\"fixed\",\"name\":\"Z\",\"namespace\":\"n\",\"size\":0}";
+    assert_null(sg_avro_schema_parse(zero_fixed, strlen(zero_fixed), err, sizeof(err)));
+    assert_string_equal(err, "fixed n.Z: size must be at least 1");
     sg_avro_schema_destroy(NULL);
 }
 
@@ -467,6 +474,8 @@ static void test_decode_errors(void **state)
         {"[\"null\",\"int\"]", {0x04}, 1, "invalid Avro data: union index out of range"},
         {"\"int\"", {0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, 6, "invalid Avro data: varint too long"},
         {"\"string\"", {0x02, 0xff}, 2, "string is not valid UTF-8"},
+        /* A map entry whose key is not UTF-8 was silently dropped: {} instead of an error. */
+        {"{\"type\":\"map\",\"values\":\"int\"}", {0x02, 0x02, 0xff, 0x00, 0x00}, 5, "map key is not valid UTF-8"},
         {"\"double\"", {0, 0, 0, 0, 0, 0, 0xf8, 0x7f}, 8, "non-finite number has no JSON form"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
