@@ -13,11 +13,14 @@
  *                       value: u8 version (1), u32 partition, u64 offset, u64 timestamp_ms,
  *                              then the value bytes (the caller never sees this header)
  *   family "positions"  key: u8 name length, table name, then
- *                              'S'                               -> source identity bytes
- *                              'P', topic, NUL, u32 partition    -> u8 version (1),
- *                                                                   u64 next_offset, u64 stream_time
- * The NUL after the topic (topics never contain one) makes positions sort by topic bytes, then
- * partition, and keeps one table's keys a contiguous range, so a reset is two range deletions.
+ *                              'S'  -> source identity bytes
+ *                              'P'  -> u8 version (2), u32 count, then per partition, sorted by
+ *                                      (topic bytes, partition): u8 topic length, topic,
+ *                                      u32 partition, u64 next_offset, u64 stream_time
+ * All of a table's positions are one record, rewritten whole by every commit: reading the view
+ * is one point lookup (its newest version), however many commits the memtable still holds; a
+ * record per partition made every read walk the old versions of each of them. One table's keys
+ * are a contiguous range, so a reset is two range deletions.
  *
  * Scan cursors are base64url (no padding) of u8 version (1), the last key returned, and a u32
  * FNV-1a checksum over (table name, version, key): a cursor from another table or a mangled one
@@ -38,15 +41,15 @@
 
 #define SG_TABLE_ROW_VERSION 1
 #define SG_TABLE_ROW_HEADER 21 /* version, partition, offset, timestamp */
-#define SG_TABLE_POS_VERSION 1
-#define SG_TABLE_POS_VALUE_LEN 17
+#define SG_TABLE_POS_VERSION 2
+#define SG_TABLE_POS_ENTRY_FIXED 21 /* u8 topic length, u32 partition, u64 next, u64 stream time */
 #define SG_TABLE_CURSOR_VERSION 1
 #define SG_TABLE_CF_PREFIX "t:"
 #define SG_TABLE_POSITIONS_CF "positions"
 #define SG_TABLE_TAG_SOURCE 'S'
 #define SG_TABLE_TAG_POSITION 'P'
-/* u8 length, name, tag, topic, NUL, partition */
-#define SG_TABLE_POS_KEY_MAX (1 + SG_TABLE_MAX_NAME + 1 + SG_TOKEN_MAX_TOPIC_LEN + 1 + 4)
+/* u8 length, name, tag */
+#define SG_TABLE_POS_KEY_MAX (1 + SG_TABLE_MAX_NAME + 1)
 
 /* Rows are bulk-loaded on a rebuild: larger memtables than the state store's. */
 #define SG_TABLE_WRITE_BUFFER (32u * 1024u * 1024u)
@@ -87,8 +90,9 @@ struct st_sg_table_batch_t {
     sg_table_t *table;
     rocksdb_writebatch_t *writes;
     uint64_t base_commits; /* the table's commit count our cached positions are valid for */
-    sg_table_batch_pos_t *positions;
+    sg_table_batch_pos_t *positions; /* every stored position once loaded, plus new ones */
     size_t pos_count, pos_cap, pos_last;
+    bool pos_loaded;
     size_t records;
 };
 
@@ -367,34 +371,12 @@ uint64_t sg_tables_commit_count(sg_tables_t *tables, const char *table_name)
 
 /* -- positions -------------------------------------------------------------------------------- */
 
-static size_t sg_table_pos_key(const sg_table_t *table, const char *topic, size_t topic_len, int32_t partition,
-                               uint8_t *buf)
+static size_t sg_table_pos_key(const sg_table_t *table, uint8_t *buf)
 {
     size_t len = table->pos_prefix_len;
     memcpy(buf, table->pos_prefix, len);
     buf[len++] = SG_TABLE_TAG_POSITION;
-    memcpy(buf + len, topic, topic_len);
-    len += topic_len;
-    buf[len++] = '\0';
-    sg_table_put_uint(buf + len, (uint64_t)partition, 4);
-    return len + 4;
-}
-
-static void sg_table_pos_value(int64_t next_offset, int64_t stream_time_ms, uint8_t buf[SG_TABLE_POS_VALUE_LEN])
-{
-    buf[0] = SG_TABLE_POS_VERSION;
-    sg_table_put_uint(buf + 1, (uint64_t)next_offset, 8);
-    sg_table_put_uint(buf + 9, (uint64_t)stream_time_ms, 8);
-}
-
-static bool sg_table_decode_pos_value(const char *value, size_t len, int64_t *next_offset, int64_t *stream_time_ms)
-{
-    const uint8_t *p = (const uint8_t *)value;
-    if (len != SG_TABLE_POS_VALUE_LEN || p[0] != SG_TABLE_POS_VERSION)
-        return false;
-    *next_offset = (int64_t)sg_table_get_uint(p + 1, 8);
-    *stream_time_ms = (int64_t)sg_table_get_uint(p + 9, 8);
-    return *next_offset >= 0 && *stream_time_ms >= 0;
+    return len;
 }
 
 static size_t sg_table_check_topic(const char *topic, int32_t partition, char *err, size_t errlen)
@@ -409,34 +391,108 @@ static size_t sg_table_check_topic(const char *topic, int32_t partition, char *e
     return topic_len;
 }
 
-/* Reads one stored position. Returns 0 found, 1 none, -1 error. */
-static int sg_table_read_pos(sg_tables_t *tables, const sg_table_t *table, const char *topic, size_t topic_len,
-                             int32_t partition, int64_t *next_offset, int64_t *stream_time_ms, char *err,
-                             size_t errlen)
+static int sg_table_pos_cmp(const void *a, const void *b)
+{
+    const sg_table_batch_pos_t *x = a, *y = b;
+    int c = strcmp(x->topic, y->topic);
+    return c != 0 ? c : (x->partition > y->partition) - (x->partition < y->partition);
+}
+
+/* Decodes a positions record, calling cb per position in stored order (cb's topic is valid
+ * during the call). Returns the number of positions, or -1 when the record is corrupt. */
+static long sg_table_decode_pos(const uint8_t *p, size_t len, sg_table_position_cb cb, void *arg)
+{
+    if (len < 5 || p[0] != SG_TABLE_POS_VERSION)
+        return -1;
+    uint64_t n = sg_table_get_uint(p + 1, 4);
+    if (n > SG_TOKEN_MAX_ENTRIES)
+        return -1;
+    size_t at = 5;
+    bool stopped = false;
+    for (uint64_t i = 0; i < n; i++) {
+        if (at >= len || p[at] == 0 || p[at] > SG_TOKEN_MAX_TOPIC_LEN ||
+            len - at < (size_t)SG_TABLE_POS_ENTRY_FIXED + p[at])
+            return -1;
+        size_t topic_len = p[at++];
+        char topic[SG_TOKEN_MAX_TOPIC_LEN + 1];
+        memcpy(topic, p + at, topic_len);
+        topic[topic_len] = '\0';
+        at += topic_len;
+        uint64_t partition = sg_table_get_uint(p + at, 4);
+        int64_t next_offset = (int64_t)sg_table_get_uint(p + at + 4, 8);
+        int64_t stream_time_ms = (int64_t)sg_table_get_uint(p + at + 12, 8);
+        at += 20;
+        if (partition > INT32_MAX || next_offset < 0 || stream_time_ms < 0 ||
+            sg_table_valid_name(topic, SG_TOKEN_MAX_TOPIC_LEN) != topic_len)
+            return -1;
+        if (!stopped && cb(arg, topic, (int32_t)partition, next_offset, stream_time_ms) != 0)
+            stopped = true; /* the rest is still checked: a corrupt record is never half-used */
+    }
+    return at == len ? (long)n : -1;
+}
+
+/* Calls cb per stored position of table as read through read_options, in (topic, partition)
+ * order. Returns the number of positions (0: none stored), or -1 on error. */
+static long sg_table_each_pos(sg_tables_t *tables, const sg_table_t *table, const rocksdb_readoptions_t *read_options,
+                              sg_table_position_cb cb, void *arg, char *err, size_t errlen)
 {
     uint8_t key[SG_TABLE_POS_KEY_MAX];
-    size_t keylen = sg_table_pos_key(table, topic, topic_len, partition, key);
+    size_t keylen = sg_table_pos_key(table, key);
     char *errptr = NULL;
-    *next_offset = 0;
-    *stream_time_ms = 0;
-    rocksdb_pinnableslice_t *found = rocksdb_get_pinned_cf(tables->db, tables->read_options, tables->positions_cf,
+    rocksdb_pinnableslice_t *found = rocksdb_get_pinned_cf(tables->db, read_options, tables->positions_cf,
                                                            (const char *)key, keylen, &errptr);
     if (errptr != NULL)
-        return sg_table_rocksdb_fail(err, errlen, "reading position", errptr);
+        return sg_table_rocksdb_fail(err, errlen, "reading positions", errptr);
     if (found == NULL)
-        return 1;
+        return 0;
     size_t len;
-    const char *value = rocksdb_pinnableslice_value(found, &len);
-    bool ok = sg_table_decode_pos_value(value, len, next_offset, stream_time_ms);
+    const uint8_t *value = (const uint8_t *)rocksdb_pinnableslice_value(found, &len);
+    long count = sg_table_decode_pos(value, len, cb, arg);
     rocksdb_pinnableslice_destroy(found);
-    if (!ok) {
-        *next_offset = 0;
-        *stream_time_ms = 0;
-        sg_queries_errf(err, errlen, "tables: corrupt position of %s/%s/%d (%zu bytes)", table->name, topic,
-                      (int)partition, len);
-        return -1;
-    }
+    if (count < 0)
+        sg_queries_errf(err, errlen, "tables: corrupt positions record of table %s (%zu bytes)", table->name, len);
+    return count;
+}
+
+typedef struct {
+    sg_table_batch_pos_t *positions;
+    size_t count;
+} sg_table_pos_list_t;
+
+static int sg_table_pos_collect(void *arg, const char *topic, int32_t partition, int64_t next_offset,
+                                int64_t stream_time_ms)
+{
+    sg_table_pos_list_t *list = arg;
+    sg_table_batch_pos_t *pos = &list->positions[list->count++];
+    snprintf(pos->topic, sizeof(pos->topic), "%s", topic);
+    pos->partition = partition;
+    pos->next_offset = next_offset;
+    pos->stream_time_ms = stream_time_ms;
+    pos->dirty = false;
     return 0;
+}
+
+/* Loads every stored position into an owned array (NULL when none). Returns the count or -1. */
+static long sg_table_load_pos(sg_tables_t *tables, const sg_table_t *table, const rocksdb_readoptions_t *read_options,
+                              sg_table_batch_pos_t **out, char *err, size_t errlen)
+{
+    sg_table_pos_list_t list = {sg_queries_calloc(SG_TOKEN_MAX_ENTRIES, sizeof(*list.positions)), 0};
+    long count = sg_table_each_pos(tables, table, read_options, sg_table_pos_collect, &list, err, errlen);
+    if (count <= 0) {
+        free(list.positions);
+        list.positions = NULL;
+    }
+    *out = list.positions;
+    return count;
+}
+
+static sg_table_batch_pos_t *sg_table_find_pos(sg_table_batch_pos_t *positions, size_t count, const char *topic,
+                                               int32_t partition)
+{
+    for (size_t i = 0; i < count; i++)
+        if (positions[i].partition == partition && strcmp(positions[i].topic, topic) == 0)
+            return &positions[i];
+    return NULL;
 }
 
 int sg_tables_position(sg_tables_t *tables, const char *table_name, const char *topic, int32_t partition,
@@ -446,56 +502,23 @@ int sg_tables_position(sg_tables_t *tables, const char *table_name, const char *
     int ret = -1;
     sg_table_t *table = sg_tables_find_err(tables, table_name, err, errlen);
     size_t topic_len = table != NULL ? sg_table_check_topic(topic, partition, err, errlen) : 0;
-    if (topic_len != 0)
-        ret = sg_table_read_pos(tables, table, topic, topic_len, partition, &next, &stream, err, errlen);
+    if (topic_len != 0) {
+        sg_table_batch_pos_t *positions;
+        long count = sg_table_load_pos(tables, table, tables->read_options, &positions, err, errlen);
+        if (count >= 0) {
+            const sg_table_batch_pos_t *pos = sg_table_find_pos(positions, (size_t)count, topic, partition);
+            ret = pos != NULL ? 0 : 1;
+            if (pos != NULL) {
+                next = pos->next_offset;
+                stream = pos->stream_time_ms;
+            }
+        }
+        free(positions);
+    }
     if (next_offset != NULL)
         *next_offset = next;
     if (stream_time_ms != NULL)
         *stream_time_ms = stream;
-    return ret;
-}
-
-/* Visits every position of table as read through read_options. Returns 0 or -1. */
-static int sg_table_each_pos(sg_tables_t *tables, const sg_table_t *table, const rocksdb_readoptions_t *read_options,
-                             sg_table_position_cb cb, void *arg, char *err, size_t errlen)
-{
-    uint8_t prefix[1 + SG_TABLE_MAX_NAME + 1];
-    memcpy(prefix, table->pos_prefix, table->pos_prefix_len);
-    prefix[table->pos_prefix_len] = SG_TABLE_TAG_POSITION;
-    size_t prefix_len = table->pos_prefix_len + 1;
-    int ret = 0;
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(tables->db, read_options, tables->positions_cf);
-    for (rocksdb_iter_seek(it, (const char *)prefix, prefix_len); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
-        size_t keylen, len;
-        const char *key = rocksdb_iter_key(it, &keylen);
-        if (!sg_table_has_prefix(key, keylen, prefix, prefix_len))
-            break;
-        const char *value = rocksdb_iter_value(it, &len);
-        const char *topic = key + prefix_len;
-        size_t rest = keylen - prefix_len;
-        const char *nul = memchr(topic, '\0', rest);
-        int64_t next_offset, stream_time_ms;
-        if (nul == NULL || nul == topic || (size_t)(nul - topic) > SG_TOKEN_MAX_TOPIC_LEN ||
-            rest != (size_t)(nul - topic) + 1 + 4 || sg_table_get_uint((const uint8_t *)nul + 1, 4) > INT32_MAX ||
-            !sg_table_decode_pos_value(value, len, &next_offset, &stream_time_ms)) {
-            sg_queries_errf(err, errlen, "tables: corrupt position record in table %s", table->name);
-            ret = -1;
-            break;
-        }
-        char topic_text[SG_TOKEN_MAX_TOPIC_LEN + 1];
-        memcpy(topic_text, topic, (size_t)(nul - topic));
-        topic_text[nul - topic] = '\0';
-        int32_t partition = (int32_t)sg_table_get_uint((const uint8_t *)nul + 1, 4);
-        if (cb(arg, topic_text, partition, next_offset, stream_time_ms) != 0)
-            break;
-    }
-    if (ret == 0) {
-        char *errptr = NULL;
-        rocksdb_iter_get_error(it, &errptr);
-        if (errptr != NULL)
-            ret = sg_table_rocksdb_fail(err, errlen, "listing positions", errptr);
-    }
-    rocksdb_iter_destroy(it);
     return ret;
 }
 
@@ -505,7 +528,7 @@ int sg_tables_positions(sg_tables_t *tables, const char *table_name, sg_table_po
     sg_table_t *table = sg_tables_find_err(tables, table_name, err, errlen);
     if (table == NULL)
         return -1;
-    return sg_table_each_pos(tables, table, tables->read_options, cb, arg, err, errlen);
+    return sg_table_each_pos(tables, table, tables->read_options, cb, arg, err, errlen) < 0 ? -1 : 0;
 }
 
 typedef struct {
@@ -534,7 +557,7 @@ static int sg_table_collect_token(sg_tables_t *tables, const sg_table_t *table,
     sg_table_token_acc_t acc = {.token = sg_token_create(), .failed = 0};
     if (acc.token == NULL)
         sg_queries_oom();
-    int ret = sg_table_each_pos(tables, table, read_options, sg_table_token_add, &acc, err, errlen);
+    int ret = sg_table_each_pos(tables, table, read_options, sg_table_token_add, &acc, err, errlen) < 0 ? -1 : 0;
     if (ret == 0 && (acc.failed || sg_token_merge(into, acc.token) != 0)) {
         sg_queries_errf(err, errlen, "tables: the position of table %s exceeds the token limits", table->name);
         ret = -1;
@@ -656,7 +679,8 @@ size_t sg_table_batch_count(const sg_table_batch_t *batch)
     return batch->records;
 }
 
-/* The batch's view of (topic, partition): from this batch, else loaded from the store. */
+/* The batch's view of (topic, partition): every stored position is loaded on first use; a
+ * partition never applied starts at 0. */
 static sg_table_batch_pos_t *sg_table_batch_pos(sg_table_batch_t *batch, const char *topic, size_t topic_len,
                                                 int32_t partition, char *err, size_t errlen)
 {
@@ -666,6 +690,17 @@ static sg_table_batch_pos_t *sg_table_batch_pos(sg_table_batch_t *batch, const c
         if (pos->partition == partition && strcmp(pos->topic, topic) == 0)
             return pos;
     }
+    if (!batch->pos_loaded) {
+        sg_table_batch_pos_t *stored;
+        long count = sg_table_load_pos(batch->tables, batch->table, batch->tables->read_options, &stored, err, errlen);
+        if (count < 0)
+            return NULL;
+        free(batch->positions);
+        batch->positions = stored;
+        batch->pos_count = batch->pos_cap = (size_t)count;
+        batch->pos_last = 0;
+        batch->pos_loaded = true;
+    }
     for (size_t i = 0; i < batch->pos_count; i++) {
         sg_table_batch_pos_t *pos = &batch->positions[i];
         if (pos->partition == partition && strcmp(pos->topic, topic) == 0) {
@@ -673,10 +708,11 @@ static sg_table_batch_pos_t *sg_table_batch_pos(sg_table_batch_t *batch, const c
             return pos;
         }
     }
-    int64_t next_offset, stream_time_ms;
-    if (sg_table_read_pos(batch->tables, batch->table, topic, topic_len, partition, &next_offset, &stream_time_ms,
-                          err, errlen) < 0)
+    if (batch->pos_count >= SG_TOKEN_MAX_ENTRIES) {
+        sg_queries_errf(err, errlen, "tables: table %s has positions for %d partitions, the most a token can name",
+                        batch->table->name, SG_TOKEN_MAX_ENTRIES);
         return NULL;
+    }
     if (batch->pos_count == batch->pos_cap) {
         batch->pos_cap = batch->pos_cap != 0 ? batch->pos_cap * 2 : 8;
         batch->positions = realloc(batch->positions, batch->pos_cap * sizeof(*batch->positions));
@@ -687,8 +723,8 @@ static sg_table_batch_pos_t *sg_table_batch_pos(sg_table_batch_t *batch, const c
     memcpy(pos->topic, topic, topic_len);
     pos->topic[topic_len] = '\0';
     pos->partition = partition;
-    pos->next_offset = next_offset;
-    pos->stream_time_ms = stream_time_ms;
+    pos->next_offset = 0;
+    pos->stream_time_ms = 0;
     pos->dirty = false;
     batch->pos_last = batch->pos_count++;
     return pos;
@@ -770,8 +806,10 @@ static void sg_table_batch_clear(sg_table_batch_t *batch, bool forget, uint64_t 
 {
     rocksdb_writebatch_clear(batch->writes);
     batch->records = 0;
-    if (forget)
+    if (forget) {
         batch->pos_count = 0;
+        batch->pos_loaded = false;
+    }
     for (size_t i = 0; i < batch->pos_count; i++)
         batch->positions[i].dirty = false;
     batch->base_commits = base_commits;
@@ -785,15 +823,36 @@ int sg_table_batch_commit(sg_table_batch_t *batch, char *err, size_t errlen)
         any = batch->positions[i].dirty;
     if (!any)
         return 0;
-    for (size_t i = 0; i < batch->pos_count; i++) {
-        sg_table_batch_pos_t *pos = &batch->positions[i];
-        if (!pos->dirty)
-            continue;
-        uint8_t key[SG_TABLE_POS_KEY_MAX], value[SG_TABLE_POS_VALUE_LEN];
-        size_t keylen = sg_table_pos_key(table, pos->topic, strlen(pos->topic), pos->partition, key);
-        sg_table_pos_value(pos->next_offset, pos->stream_time_ms, value);
+    bool moved = false;
+    for (size_t i = 0; i < batch->pos_count && !moved; i++)
+        moved = batch->positions[i].dirty;
+    if (moved) {
+        /* The whole record, sorted: a reader decodes it in token order. */
+        qsort(batch->positions, batch->pos_count, sizeof(*batch->positions), sg_table_pos_cmp);
+        batch->pos_last = 0;
+        size_t cap = 5;
+        for (size_t i = 0; i < batch->pos_count; i++)
+            cap += SG_TABLE_POS_ENTRY_FIXED + strlen(batch->positions[i].topic);
+        uint8_t *value = sg_queries_malloc(cap);
+        value[0] = SG_TABLE_POS_VERSION;
+        sg_table_put_uint(value + 1, batch->pos_count, 4);
+        size_t at = 5;
+        for (size_t i = 0; i < batch->pos_count; i++) {
+            const sg_table_batch_pos_t *pos = &batch->positions[i];
+            size_t topic_len = strlen(pos->topic);
+            value[at++] = (uint8_t)topic_len;
+            memcpy(value + at, pos->topic, topic_len);
+            at += topic_len;
+            sg_table_put_uint(value + at, (uint64_t)pos->partition, 4);
+            sg_table_put_uint(value + at + 4, (uint64_t)pos->next_offset, 8);
+            sg_table_put_uint(value + at + 12, (uint64_t)pos->stream_time_ms, 8);
+            at += 20;
+        }
+        uint8_t key[SG_TABLE_POS_KEY_MAX];
+        size_t keylen = sg_table_pos_key(table, key);
         rocksdb_writebatch_put_cf(batch->writes, batch->tables->positions_cf, (const char *)key, keylen,
-                                  (const char *)value, sizeof(value));
+                                  (const char *)value, at);
+        free(value);
     }
 
     int ret = 0;
