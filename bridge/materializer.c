@@ -12,6 +12,8 @@
  */
 #include "sg_materializer.h"
 
+#include "sg_decode.h"
+
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -85,7 +87,10 @@ struct st_sg_materializer_t {
     uint64_t applied_at_log;
     int64_t started_ms, logged_ms;
     uint64_t null_keys;
-    atomic_ullong skipped; /* records not applied: not JSON, over the limits */
+    atomic_ullong skipped; /* records not applied: not JSON, undecodable, over the limits */
+    sg_registry_t *registry; /* decodes Confluent-framed values; may be NULL */
+    uint32_t warned_ids[64]; /* schema ids whose undecodable records were logged */
+    size_t n_warned_ids;
     /* Partitions per topic as of the last setup, for the watermark query thread. */
     pthread_mutex_t parts_lock;
     sg_mat_known_t *known; /* per topic */
@@ -335,6 +340,8 @@ static int value_is_json(const void *data, size_t len, char *why, size_t whylen)
     return 1;
 }
 
+static int warn_id_once(sg_materializer_t *m, uint32_t id);
+
 /* Applies one consumed message to every table on its topic. Returns 0, or -1 (the round is lost). */
 static int apply(sg_materializer_t *m, const rd_kafka_message_t *msg)
 {
@@ -366,59 +373,79 @@ static int apply(sg_materializer_t *m, const rd_kafka_message_t *msg)
     rd_kafka_timestamp_type_t tstype;
     int64_t timestamp_ms = rd_kafka_message_timestamp(msg, &tstype);
     const sg_mat_topic_t *topic = &m->topics[part->topic];
-    char why[256] = "";
-    int usable = msg->payload == NULL || value_is_json(msg->payload, msg->len, why, sizeof(why));
-    if (!usable)
-        atomic_fetch_add(&m->skipped, 1);
-    for (size_t k = 0; k < topic->n_tables; ++k) {
-        sg_mat_table_t *state = &m->state[topic->tables[k]];
-        char err[512];
-        int rc;
-        if (usable) {
-            rc = sg_table_batch_put(state->batch, topic->name, msg->partition, msg->offset, timestamp_ms, msg->key,
-                                    msg->key_len, msg->payload, msg->payload != NULL ? msg->len : 0, err,
-                                    sizeof(err));
-            if (rc < 0)
-                atomic_fetch_add(&m->skipped, 1);
+    char why[512] = "";
+    const void *value = msg->payload;
+    size_t value_len = msg->payload != NULL ? msg->len : 0;
+    char *decoded = NULL;
+    int framed = sg_decode_is_framed(value, value_len);
+    int usable = 1;
+    if (framed) {
+        /* Avro in the Confluent wire format: stored as the JSON it decodes to. */
+        uint32_t schema_id;
+        if (sg_decode_framed(m->registry, value, value_len, &decoded, &value_len, &schema_id, why, sizeof(why)) == 0) {
+            value = decoded;
         } else {
-            if (!state->warned_json) {
-                state->warned_json = 1;
-                fprintf(stderr, "streamgate: table %s: %s [%d] offset %lld skipped: the value is not JSON (%s); "
-                                "such records are counted in streamgate_table_records_skipped_total (logged once)\n",
-                        m->conf->tables[topic->tables[k]].name, topic->name, (int)msg->partition,
-                        (long long)msg->offset, why);
-            }
-            rc = sg_table_batch_advance(state->batch, topic->name, msg->partition, msg->offset + 1, err,
-                                        sizeof(err));
-            if (rc < 0) {
-                fprintf(stderr, "streamgate: table %s: %s\n", m->conf->tables[topic->tables[k]].name, err);
-                return -1;
-            }
-            if (rc == 0)
-                state->dirty = 1;
-            continue;
+            usable = 0;
+            if (warn_id_once(m, schema_id))
+                fprintf(stderr, "streamgate: tables: %s [%d] offset %lld skipped: %s (logged once per schema id; "
+                                "counted in streamgate_table_records_skipped_total)\n",
+                        topic_name, (int)msg->partition, (long long)msg->offset, why);
         }
-        if (rc == 0) {
-            state->dirty = 1;
-        } else if (rc < 0) {
-            /* Unusable record (key or value over the limits): skipped, never a stopped table. */
-            if (!state->warned_put) {
+    } else if (value != NULL) {
+        usable = value_is_json(value, value_len, why, sizeof(why));
+    }
+    if (!usable)
+        atomic_fetch_add(&m->skipped, 1); /* once per record, whatever the number of tables */
+    int rc = 0;
+    for (size_t k = 0; k < topic->n_tables && rc == 0; ++k) {
+        size_t table = topic->tables[k];
+        sg_mat_table_t *state = &m->state[table];
+        char err[512];
+        int put = -1;
+        if (usable) {
+            put = sg_table_batch_put(state->batch, topic->name, msg->partition, msg->offset, timestamp_ms, msg->key,
+                                     msg->key_len, value, value_len, err, sizeof(err));
+            if (put < 0 && !state->warned_put) {
+                /* Unusable record (key or value over the limits): skipped, never a stopped table. */
                 state->warned_put = 1;
                 fprintf(stderr, "streamgate: table %s: %s [%d] offset %lld skipped: %s (logged once)\n",
-                        m->conf->tables[topic->tables[k]].name, topic->name, (int)msg->partition,
-                        (long long)msg->offset, err);
+                        m->conf->tables[table].name, topic->name, (int)msg->partition, (long long)msg->offset, err);
             }
-            rc = sg_table_batch_advance(state->batch, topic->name, msg->partition, msg->offset + 1, err,
-                                        sizeof(err));
-            if (rc < 0) {
-                fprintf(stderr, "streamgate: table %s: %s\n", m->conf->tables[topic->tables[k]].name, err);
-                return -1;
-            }
-            if (rc == 0)
+        } else if (!framed && !state->warned_json) {
+            state->warned_json = 1;
+            fprintf(stderr, "streamgate: table %s: %s [%d] offset %lld skipped: the value is not JSON (%s); "
+                            "such records are counted in streamgate_table_records_skipped_total (logged once)\n",
+                    m->conf->tables[table].name, topic->name, (int)msg->partition, (long long)msg->offset, why);
+        }
+        if (put == 0) {
+            state->dirty = 1;
+        } else if (put < 0) {
+            if (usable)
+                atomic_fetch_add(&m->skipped, 1);
+            /* The position still moves past it. */
+            int advanced = sg_table_batch_advance(state->batch, topic->name, msg->partition, msg->offset + 1, err,
+                                                  sizeof(err));
+            if (advanced < 0) {
+                fprintf(stderr, "streamgate: table %s: %s\n", m->conf->tables[table].name, err);
+                rc = -1;
+            } else if (advanced == 0) {
                 state->dirty = 1;
+            }
         }
     }
-    return 0;
+    free(decoded);
+    return rc;
+}
+
+/* Whether undecodable records of schema id should be logged: once per id (the first 64 ids). */
+static int warn_id_once(sg_materializer_t *m, uint32_t id)
+{
+    for (size_t i = 0; i < m->n_warned_ids; ++i)
+        if (m->warned_ids[i] == id)
+            return 0;
+    if (m->n_warned_ids < sizeof(m->warned_ids) / sizeof(m->warned_ids[0]))
+        m->warned_ids[m->n_warned_ids++] = id;
+    return 1;
 }
 
 static void log_progress(sg_materializer_t *m, int64_t now)
@@ -715,6 +742,11 @@ int sg_materializer_start(sg_materializer_t *m, sg_materializer_progress_cb prog
     }
     m->latest_started = 1;
     return 0;
+}
+
+void sg_materializer_set_registry(sg_materializer_t *m, sg_registry_t *registry)
+{
+    m->registry = registry;
 }
 
 unsigned long long sg_materializer_skipped(const sg_materializer_t *m)

@@ -5,7 +5,8 @@
  * table's stored position and applies what it reads in bounded batches, on its own thread (the
  * only thread that writes tables). A table whose stored source (the Kafka cluster id) differs
  * from the cluster's, or whose stored position lies beyond a partition's end, is reset and
- * rebuilt from the beginning.
+ * rebuilt from the beginning. A value must be JSON, or Avro in the Confluent wire format (decoded
+ * to JSON by schema id); anything else is counted and skipped.
  */
 #ifndef SG_MATERIALIZER_H
 #define SG_MATERIALIZER_H
@@ -14,6 +15,7 @@
 #include <stdint.h>
 
 #include "sg_conf.h"
+#include "sg_registry.h"
 #include "sg_table.h"
 
 typedef struct st_sg_materializer_t sg_materializer_t;
@@ -36,6 +38,10 @@ int sg_materializer_start(sg_materializer_t *m, sg_materializer_progress_cb prog
 /** 1 once every table has applied its partitions up to the high watermarks seen at start (and
  * from then on), else 0. Any thread. */
 int sg_materializer_caught_up(const sg_materializer_t *m);
+
+/** Values in the Confluent wire format are decoded to JSON through `registry` (borrowed; must
+ * outlive the materializer); without one they are skipped as undecodable. Call before start. */
+void sg_materializer_set_registry(sg_materializer_t *m, sg_registry_t *registry);
 
 /** Records read but not applied (a value that is not JSON, a key or value over the limits),
  * since start. Any thread. */

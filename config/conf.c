@@ -1691,6 +1691,47 @@ static const prop_t requests_props[] = {
 };
 static const struct_desc_t requests_desc = {.name = "requests", .props = requests_props};
 
+/* schema_registry.url: plain HTTP only (the client is a small blocking one used at start and by
+ * the decode threads); host and port are checked here so a typo fails at start, not at first use. */
+static int check_schema_registry(ctx_t *c, void *elem, const node_t *map, const char *path)
+{
+    const sg_conf_t *conf = elem;
+    const char *url = conf->schema_registry.url;
+    if (url == NULL)
+        return 0;
+    char key_path[KEYPATH_MAX];
+    path_key(key_path, sizeof(key_path), path, "url");
+    unsigned line = value_line(map, "url");
+    if (strncmp(url, "http://", 7) != 0)
+        return fail(c, line, key_path, "expected http://HOST[:PORT][/PREFIX]%s",
+                    strncmp(url, "https://", 8) == 0 ? " (https is not supported)" : "");
+    const char *host = url + 7, *end = host + strcspn(host, ":/");
+    if (end == host)
+        return fail(c, line, key_path, "the URL has no host");
+    for (const char *p = url; *p != '\0'; p++)
+        if ((unsigned char)*p <= ' ' || *p == '?' || *p == '#' || (unsigned char)*p >= 0x7f)
+            return fail(c, line, key_path, "the URL must not contain spaces, control characters, '?' or '#'");
+    if (*end == ':') {
+        char *after;
+        long port = strtol(end + 1, &after, 10);
+        if (after == end + 1 || port < 1 || port > 65535 || (*after != '\0' && *after != '/'))
+            return fail(c, line, key_path, "the port must be 1..65535");
+        end = after;
+    }
+    if (strlen(end) > 0 && end[strlen(end) - 1] == '/')
+        return fail(c, line, key_path, "remove the trailing '/'");
+    return 0;
+}
+
+static const prop_t schema_registry_props[] = {
+    {.name = "url", .type = PT_STRING, FIELD(sg_conf_t, schema_registry.url),
+     .doc = "External Confluent-compatible schema registry, http://HOST[:PORT][/PREFIX]: config schemas are "
+            "registered there and /registry is not served. Default: the built-in registry under /registry."},
+    {0},
+};
+static const struct_desc_t schema_registry_desc = {.name = "schema_registry", .props = schema_registry_props,
+                                                   .check = check_schema_registry};
+
 static const prop_t root_props[] = {
     {.name = "listen", .type = PT_LIST, FIELD(sg_conf_t, listen), .aux = offsetof(sg_conf_t, n_listen), .min = 1,
      .max = 16, .def = "127.0.0.1:8080", .sub = &listen_desc,
@@ -1715,6 +1756,8 @@ static const prop_t root_props[] = {
     {.name = "shutdown_timeout", .type = PT_DURATION, FIELD(sg_conf_t, shutdown_timeout_ms), .min = 0,
      .max = 3600 * 1000, .def = "10s", .doc = "Grace period for in-flight requests on SIGTERM."},
     {.name = "requests", .type = PT_SECTION, .sub = &requests_desc, .doc = "Request ids and request status."},
+    {.name = "schema_registry", .type = PT_SECTION, .sub = &schema_registry_desc,
+     .doc = "Where schemas are registered: built in (default) or an external registry."},
     {0},
 };
 static const struct_desc_t root_desc = {.name = "config", .size = sizeof(sg_conf_t), .props = root_props,

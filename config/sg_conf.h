@@ -140,6 +140,11 @@ typedef struct st_sg_conf_t {
         char *secret;         /* request-id MAC key shared by a deployment; NULL = random per process */
         int64_t retention_ms; /* how long request outcomes and idempotency keys are kept, default 1h */
     } requests;
+
+    struct {
+        char *url; /* external Confluent-compatible registry "http://HOST[:PORT][/PREFIX]" (no trailing
+                    * '/'); NULL: the built-in registry serves /registry from the _schemas topic */
+    } schema_registry;
 } sg_conf_t;
 
 /** Loads and validates a config file. Returns owned model, or NULL with a message of the form

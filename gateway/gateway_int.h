@@ -39,6 +39,7 @@ typedef struct st_sg_loop_t {
     h2o_multithread_receiver_t table_progress; /* "table N committed", from the materializer */
     h2o_linklist_t table_waiters;              /* table reads waiting for their token, and watches */
     h2o_multithread_receiver_t table_latest;   /* fresh=latest watermarks, from the materializer */
+    h2o_multithread_receiver_t registry_done;  /* answers to parked /registry writes, from the registry thread */
     struct st_sg_corr_t *pending;          /* reply routes' requests by id; loop thread only */
     h2o_linklist_t waiting;                /* synchronous requests waiting for a reply */
     h2o_timeout_t **wait_timeouts;         /* lazily made, one per 100 ms of wait */
@@ -70,11 +71,14 @@ struct st_sg_server_t {
     atomic_long inflight; /* commands produced and not yet completed, all loops */
     atomic_long replies_dropped;   /* replies with a forged/unknown id or past retention */
     atomic_long replies_unawaited; /* genuine replies recorded with nobody waiting on this instance */
+    atomic_long replies_undecodable; /* Confluent-framed replies with an unknown id or bad data (502) */
     atomic_long watchers;        /* long-polls parked on any loop */
     atomic_long table_waiters;   /* table reads waiting for their token, any loop */
     sg_store_t *store;           /* request outcomes (RocksDB at <data_dir>/state) */
     struct st_sg_tables_t *tables;             /* materialized tables, or NULL (none configured) */
     struct st_sg_materializer_t *materializer; /* feeds them; readiness waits for it */
+    struct st_sg_registry_t *registry;         /* schemas (built in or external client); NULL: none */
+    atomic_long registry_waiters;              /* /registry writes parked on any loop */
 };
 
 /* handlers.c */
@@ -101,6 +105,12 @@ void sg_tables_on_progress(h2o_multithread_receiver_t *receiver, h2o_linklist_t 
 void sg_tables_on_latest(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
 void sg_tables_drain(sg_loop_t *loop);
 
+/* registry.c: /registry, the Confluent-compatible schema registry API */
+void sg_registry_handle(h2o_req_t *req, const char *path, size_t path_len);
+void sg_registry_on_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
+
+/* openapi.c: GET /openapi.json, generated from the config once */
+void sg_openapi_handle(h2o_req_t *req);
 
 /* server.c: the h2o_timeout_t for a wait of `ms` (rounded up to 100 ms), made on first use. */
 h2o_timeout_t *sg_loop_wait_timeout(sg_loop_t *loop, int64_t ms);

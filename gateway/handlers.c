@@ -27,7 +27,9 @@
 #include "gateway_int.h"
 #include "keys.h"
 #include "sg_corr.h"
+#include "sg_decode.h"
 #include "sg_materializer.h"
+#include "sg_registry.h"
 #include "sg_reqid.h"
 #include "sg_token.h"
 
@@ -64,6 +66,8 @@ typedef struct st_sg_reply_msg_t {
     sg_reqid_t id;
     int status; /* from :status; 0 when the reply's :status was not a valid status code */
     int oversized; /* the reply value was over SG_STORE_MAX_BODY and was not copied */
+    int decoded;   /* the body is the JSON of a Confluent-framed Avro value */
+    char undecodable[256]; /* why a Confluent-framed value could not be decoded; "" when it could */
     char topic[256];
     int32_t partition;
     int64_t offset;
@@ -180,11 +184,14 @@ static void handle_builtin(h2o_req_t *req, int ready_check)
         return;
     }
     int tables_behind = server->materializer != NULL && !sg_materializer_caught_up(server->materializer);
-    if (ready_check && (!sg_bridge_is_ready(server->bridge) || tables_behind || atomic_load(&server->draining))) {
+    int registry_behind = server->registry != NULL && !sg_registry_is_ready(server->registry);
+    if (ready_check &&
+        (!sg_bridge_is_ready(server->bridge) || tables_behind || registry_behind || atomic_load(&server->draining))) {
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
         sg_problem_send(req, 503, "Service Unavailable", "not-ready", "Not Ready", NULL, "%s",
                         atomic_load(&server->draining) ? "the gateway is shutting down"
                         : tables_behind                ? "tables are still catching up with their topics"
+                        : registry_behind              ? "the schema registry is still reading _schemas"
                                                        : "Kafka metadata has not been fetched yet");
         return;
     }
@@ -201,8 +208,8 @@ static void handle_metrics(h2o_req_t *req)
         sg_problem_method_not_allowed(req, "GET, HEAD");
         return;
     }
-    char *text = h2o_mem_alloc_pool(&req->pool, 2048);
-    int len = snprintf(text, 2048,
+    char *text = h2o_mem_alloc_pool(&req->pool, 4096);
+    int len = snprintf(text, 4096,
                        "# HELP streamgate_inflight_requests Commands produced and not yet completed.\n"
                        "# TYPE streamgate_inflight_requests gauge\n"
                        "streamgate_inflight_requests %ld\n"
@@ -226,11 +233,16 @@ static void handle_metrics(h2o_req_t *req)
                        "# HELP streamgate_table_records_skipped_total Table records not applied: a value that is "
                        "not JSON (or not decodable), a key or value over the limits.\n"
                        "# TYPE streamgate_table_records_skipped_total counter\n"
-                       "streamgate_table_records_skipped_total %llu\n",
+                       "streamgate_table_records_skipped_total %llu\n"
+                       "# HELP streamgate_replies_undecodable_total Replies in the Confluent wire format whose schema "
+                       "id is unknown or whose data does not decode (answered 502).\n"
+                       "# TYPE streamgate_replies_undecodable_total counter\n"
+                       "streamgate_replies_undecodable_total %ld\n",
                        atomic_load(&server->inflight), atomic_load(&server->replies_dropped),
                        atomic_load(&server->replies_unawaited), atomic_load(&server->watchers), sg_bridge_is_ready(server->bridge),
                        atomic_load(&server->table_waiters),
-                       server->materializer != NULL ? sg_materializer_skipped(server->materializer) : 0ULL);
+                       server->materializer != NULL ? sg_materializer_skipped(server->materializer) : 0ULL,
+                       atomic_load(&server->replies_undecodable));
     sg_http_respond(req, 200, "OK", "text/plain; version=0.0.4", text, (size_t)len);
 }
 
@@ -516,8 +528,16 @@ static void handle_command(h2o_req_t *req, size_t route_index, const sg_path_mat
                         "the request body is empty; a JSON document is required");
         return;
     }
+    const sg_registry_schema_t *schema = NULL;
+    if (route->schema != NULL &&
+        (server->registry == NULL || (schema = sg_registry_route_schema(server->registry, route_index)) == NULL)) {
+        send_unavailable(req, "schema-unavailable", "the route's schema is not registered");
+        return;
+    }
     json_error_t jerr;
-    json_t *body = json_loadb(req->entity.base, req->entity.len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
+    /* With a schema, "\u0000" is a legal byte of an Avro bytes/fixed value. */
+    size_t flags = JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | (schema != NULL ? JSON_ALLOW_NUL : 0);
+    json_t *body = json_loadb(req->entity.base, req->entity.len, flags, &jerr);
     if (body == NULL) {
         sg_problem_send(req, 400, "Bad Request", "invalid-json", "Invalid JSON", "body",
                         "malformed JSON at line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
@@ -525,9 +545,38 @@ static void handle_command(h2o_req_t *req, size_t route_index, const sg_path_mat
     }
     char key[SG_KEY_MAX_BYTES + 1];
     int keylen = extract_key(req, route, match, body, key, sizeof(key));
-    json_decref(body);
-    if (keylen < 0)
+    if (keylen < 0) {
+        json_decref(body);
         return;
+    }
+    /* The event value: the body as sent, or (format avro) its Confluent-framed Avro encoding.
+     * Either way a body the schema refuses is a 422 naming the field, and never produced. */
+    h2o_iovec_t value = req->entity;
+    const char *value_type = "application/json";
+    if (schema != NULL) {
+        void *avro = NULL;
+        size_t avro_len = 0;
+        char field[256], why[256];
+        int rc = sg_avro_from_json(sg_registry_schema_avro(schema), body, &avro, &avro_len, field, sizeof(field), why,
+                                   sizeof(why));
+        json_decref(body);
+        if (rc != 0) {
+            sg_problem_send(req, 422, "Unprocessable Content", "schema-violation", "Schema Violation",
+                            field[0] != '\0' ? field : "/", "%s: %s (schema %s, id %u)", field[0] ? field : "/", why,
+                            route->schema, (unsigned)sg_registry_schema_id(schema));
+            return;
+        }
+        if (route->format == SG_FORMAT_AVRO) {
+            void *framed = NULL;
+            size_t framed_len = sg_avro_frame(sg_registry_schema_id(schema), avro, avro_len, &framed);
+            value = h2o_strdup(&req->pool, framed, framed_len);
+            value_type = "application/vnd.apache.avro+binary";
+            free(framed);
+        }
+        free(avro);
+    } else {
+        json_decref(body);
+    }
 
     int async = 0;
     int64_t wait_ms = route->has_reply ? route->reply.timeout_ms : 0;
@@ -572,7 +621,7 @@ static void handle_command(h2o_req_t *req, size_t route_index, const sg_path_mat
     make_traceparent(loop, find_header(req, H2O_STRLIT("traceparent")), traceparent);
     sg_bridge_header_t headers[] = {
         {"kafka_correlationId", cmd->id_text, SG_REQID_TEXT_LEN},
-        {"content-type", "application/json", 16},
+        {"content-type", value_type, strlen(value_type)},
         {"traceparent", traceparent, SG_TRACEPARENT_LEN},
         {SG_ROUTE_HEADER, route->name, strlen(route->name)},
         {"kafka_replyTopic", route->has_reply ? route->reply.topic : NULL,
@@ -592,7 +641,7 @@ static void handle_command(h2o_req_t *req, size_t route_index, const sg_path_mat
         n_headers = 6;
     }
     int rc = sg_bridge_produce(server->bridge, server->route_topics[route_index], -1, cmd->create_ms, keylen ? key : NULL,
-                               (size_t)keylen, req->entity.base, req->entity.len, headers, n_headers, cmd);
+                               (size_t)keylen, value.base, value.len, headers, n_headers, cmd);
     if (rc != SG_BRIDGE_OK) {
         if (cmd->in_table)
             sg_corr_remove(loop->pending, &cmd->id);
@@ -833,6 +882,11 @@ static void respond_with_reply(h2o_req_t *req, const sg_cmd_t *cmd, const sg_rep
                         "the worker's reply is larger than %u bytes", SG_STORE_MAX_BODY);
         return;
     }
+    if (reply->undecodable[0] != '\0') {
+        sg_problem_send(req, 502, "Bad Gateway", "undecodable-reply", "Undecodable Reply", "body",
+                        "the worker's reply is in the Confluent wire format but does not decode: %s", reply->undecodable);
+        return;
+    }
     if (reply->status == 0) {
         sg_problem_send(req, 502, "Bad Gateway", "invalid-reply", "Invalid Reply", ":status",
                         "the worker's reply has a :status header that is not an HTTP status code (100..599)");
@@ -842,9 +896,10 @@ static void respond_with_reply(h2o_req_t *req, const sg_cmd_t *cmd, const sg_rep
     const char *content_type = "application/json";
     for (size_t i = 0; i < reply->n_headers; ++i) {
         const char *name = reply->headers[i].name;
-        if (strcasecmp(name, "content-type") == 0 && reply->headers[i].len > 0)
-            content_type = reply->headers[i].value;
-        else if (reply_header_allowed(cmd->route, name))
+        if (strcasecmp(name, "content-type") == 0) {
+            if (reply->headers[i].len > 0 && !reply->decoded) /* decoded Avro is served as JSON */
+                content_type = reply->headers[i].value;
+        } else if (reply_header_allowed(cmd->route, name))
             h2o_add_header_by_str(&req->pool, &req->res.headers, h2o_strdup(&req->pool, name, SIZE_MAX).base, strlen(name),
                                   0, NULL, h2o_strdup(&req->pool, reply->headers[i].value, reply->headers[i].len).base,
                                   reply->headers[i].len);
@@ -930,6 +985,20 @@ static int allowed_for_record(const sg_server_t *server, const char *name)
     return 0;
 }
 
+/* Whether an undecodable reply of schema id should be logged: once per id (the first 64 ids).
+ * Bridge thread only. */
+static int warn_reply_id_once(uint32_t id)
+{
+    static uint32_t warned[64];
+    static size_t n_warned;
+    for (size_t i = 0; i < n_warned; ++i)
+        if (warned[i] == id)
+            return 0;
+    if (n_warned < sizeof(warned) / sizeof(warned[0]))
+        warned[n_warned++] = id;
+    return 1;
+}
+
 /* Records the outcome so that GET /requests/{id} on this instance can serve it. */
 static void record_outcome(sg_server_t *server, const sg_reqid_t *id, const sg_reply_t *reply,
                            const sg_reply_msg_t *msg)
@@ -942,15 +1011,17 @@ static void record_outcome(sg_server_t *server, const sg_reqid_t *id, const sg_r
     json_t *headers = json_object();
     const char *content_type = "application/json";
     for (size_t i = 0; i < msg->n_headers; ++i) {
-        if (strcasecmp(msg->headers[i].name, "content-type") == 0)
-            content_type = msg->headers[i].value;
+        if (strcasecmp(msg->headers[i].name, "content-type") == 0) {
+            if (!msg->decoded)
+                content_type = msg->headers[i].value;
+        }
         else if (allowed_for_record(server, msg->headers[i].name))
             json_object_set_new(headers, msg->headers[i].name, json_stringn(msg->headers[i].value, msg->headers[i].len));
     }
     char *headers_text = json_dumps(headers, JSON_COMPACT);
     json_decref(headers);
     sg_request_record_t outcome = {
-        .status = msg->status != 0 ? msg->status : 502,
+        .status = msg->status != 0 && msg->undecodable[0] == '\0' ? msg->status : 502,
         .content_type = (char *)content_type,
         .headers_json = headers_text,
         .body = msg->body,
@@ -990,6 +1061,21 @@ void sg_handlers_on_reply(void *ctx, const sg_reply_t *reply)
          * recorded as a 502 without a body. */
         msg->status = 0;
         msg->oversized = 1;
+    } else if (sg_decode_is_framed(reply->value, reply->value_len)) {
+        /* Avro in the Confluent wire format: answered as the JSON it decodes to, by schema id. */
+        uint32_t schema_id;
+        if (sg_decode_framed(server->registry, reply->value, reply->value_len, &msg->body, &msg->body_len, &schema_id,
+                             msg->undecodable, sizeof(msg->undecodable)) == 0) {
+            msg->decoded = 1;
+        } else {
+            if (msg->undecodable[0] == '\0')
+                snprintf(msg->undecodable, sizeof(msg->undecodable), "schema id %u", (unsigned)schema_id);
+            atomic_fetch_add(&server->replies_undecodable, 1);
+            if (warn_reply_id_once(schema_id))
+                fprintf(stderr, "streamgate: reply %s [%d] offset %lld answered 502: %s (logged once per schema id; "
+                                "counted in streamgate_replies_undecodable_total)\n",
+                        reply->topic, (int)reply->partition, (long long)reply->offset, msg->undecodable);
+        }
     } else if (reply->value != NULL) {
         msg->body = dup_bytes(reply->value, reply->value_len);
         msg->body_len = reply->value_len;
@@ -1049,12 +1135,21 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         handle_metrics(req);
         return 0;
     }
+    if (h2o_memis(path, path_len, H2O_STRLIT("/openapi.json"))) {
+        sg_openapi_handle(req);
+        return 0;
+    }
     if (path_len > sizeof("/requests/") - 1 && memcmp(path, "/requests/", sizeof("/requests/") - 1) == 0) {
         sg_requests_handle(req, path, path_len);
         return 0;
     }
     if (path_len > sizeof("/tables/") - 1 && memcmp(path, "/tables/", sizeof("/tables/") - 1) == 0) {
         sg_tables_handle(req, path, path_len);
+        return 0;
+    }
+    if (path_len >= sizeof("/registry") - 1 && memcmp(path, "/registry", sizeof("/registry") - 1) == 0 &&
+        (path_len == sizeof("/registry") - 1 || path[sizeof("/registry") - 1] == '/')) {
+        sg_registry_handle(req, path, path_len);
         return 0;
     }
     if (is_reserved_path(path, path_len)) {

@@ -23,6 +23,7 @@
 #include "sg_cluster.h"
 #include "sg_conf.h"
 #include "sg_materializer.h"
+#include "sg_registry.h"
 #include "sg_table.h"
 
 #define SG_EXIT_FAILURE 1
@@ -306,6 +307,14 @@ static int run_cluster(int argc, char **argv)
 
 /* --- streamgate CONFIG -------------------------------------------------------------------- */
 
+static int has_route_schemas(const sg_conf_t *conf)
+{
+    for (size_t i = 0; i < conf->n_routes; ++i)
+        if (conf->routes[i].schema != NULL)
+            return 1;
+    return 0;
+}
+
 static int run_gateway(const char *config_path)
 {
     sigset_t set;
@@ -322,6 +331,7 @@ static int run_gateway(const char *config_path)
     sg_server_t *server = NULL;
     sg_tables_t *tables = NULL;
     sg_materializer_t *materializer = NULL;
+    sg_registry_t *registry = NULL;
     if (mkdir_p(conf->data_dir, err, sizeof(err)) != 0)
         goto done;
 
@@ -333,6 +343,14 @@ static int run_gateway(const char *config_path)
             if (sg_cluster_create_topic(cluster, conf->topics[i].name, conf->topics[i].partitions,
                                         conf->topics[i].replication, err, sizeof(err)) != 0)
                 goto done;
+        /* The built-in registry's log; it dies with the process, like every embedded topic, so
+         * config schemas get their ids again in config order on every start. */
+        int declared = 0;
+        for (size_t i = 0; i < conf->n_topics; ++i)
+            declared |= strcmp(conf->topics[i].name, SG_REGISTRY_TOPIC) == 0;
+        if (!declared && conf->schema_registry.url == NULL &&
+            sg_cluster_create_topic(cluster, SG_REGISTRY_TOPIC, 1, conf->kafka.embedded_brokers, err, sizeof(err)) != 0)
+            goto done;
         bootstraps = sg_cluster_bootstraps(cluster);
         char path[4096];
         snprintf(path, sizeof(path), "%s/kafka.bootstrap", conf->data_dir);
@@ -347,8 +365,11 @@ static int run_gateway(const char *config_path)
     if (!conf->kafka.embedded && conf->kafka.create_topics &&
         sg_bridge_create_topics(bridge, 10000, err, sizeof(err)) != 0)
         goto done;
+    if ((registry = sg_registry_create(conf, bootstraps, err, sizeof(err))) == NULL)
+        goto done;
     if ((server = sg_server_create(conf, bridge, err, sizeof(err))) == NULL)
         goto done;
+    sg_server_set_registry(server, registry);
     if (conf->n_tables > 0) {
         const char *names[256];
         for (size_t i = 0; i < conf->n_tables && i < 256; ++i)
@@ -362,7 +383,17 @@ static int run_gateway(const char *config_path)
     }
     if (sg_bridge_start(bridge, server, err, sizeof(err)) != 0)
         goto done;
+    if (materializer != NULL)
+        sg_materializer_set_registry(materializer, registry); /* Confluent-framed values decode by schema id */
     if (materializer != NULL && sg_materializer_start(materializer, sg_tables_progress_cb, server, err, sizeof(err)) != 0)
+        goto done;
+    /* Config schemas before the first request: the registry reads its log up to where it was at
+     * start, then registers them (an incompatible change fails the start). Without config schemas
+     * nothing waits for it, so a gateway without Kafka still starts (unready). */
+    if (sg_registry_start(registry, err, sizeof(err)) != 0)
+        goto done;
+    if (has_route_schemas(conf) && (sg_registry_wait_ready(registry, 30000, err, sizeof(err)) != 0 ||
+                                    sg_registry_register_config(registry, 30000, err, sizeof(err)) != 0))
         goto done;
     char addresses[2048], path[4096];
     sg_server_addresses(server, addresses, sizeof(addresses));
@@ -400,6 +431,9 @@ done:
     sg_materializer_destroy(materializer);
     sg_tables_close(tables);
     sg_bridge_destroy(bridge);
+    /* Last of the three: the loops (parked writes), the materializer and the bridge thread
+     * (decoding by schema id) all use it until they are stopped. */
+    sg_registry_destroy(registry);
     sg_server_close_store(server);
     sg_cluster_destroy(cluster);
     sg_conf_destroy(conf);
@@ -427,6 +461,11 @@ int main(int argc, char **argv)
         sg_conf_t *conf = sg_conf_load(argv[2], err, sizeof(err));
         if (conf == NULL) {
             fprintf(stderr, "streamgate: %s\n", err);
+            return SG_EXIT_USAGE;
+        }
+        if (sg_registry_check_files(conf, err, sizeof(err)) != 0) {
+            fprintf(stderr, "streamgate: %s: %s\n", argv[2], err);
+            sg_conf_destroy(conf);
             return SG_EXIT_USAGE;
         }
         printf("%s: ok (%zu route(s), %zu topic(s))\n", argv[2], conf->n_routes, conf->n_topics);

@@ -213,6 +213,7 @@ static void init_loop_on_its_thread(sg_loop_t *loop)
     h2o_multithread_register_receiver(loop->ctx.queue, &loop->stored, sg_requests_on_stored);
     h2o_multithread_register_receiver(loop->ctx.queue, &loop->table_progress, sg_tables_on_progress);
     h2o_multithread_register_receiver(loop->ctx.queue, &loop->table_latest, sg_tables_on_latest);
+    h2o_multithread_register_receiver(loop->ctx.queue, &loop->registry_done, sg_registry_on_done);
     for (size_t l = 0; l < loop->n_listeners; ++l) {
         loop->accept_ctxs[l] = (h2o_accept_ctx_t){.ctx = &loop->ctx, .hosts = server->globalconf.hosts,
                                                   .ssl_ctx = server->ssl_ctxs[l]};
@@ -367,6 +368,11 @@ void sg_server_set_tables(sg_server_t *server, struct st_sg_tables_t *tables, st
 {
     server->tables = tables;
     server->materializer = materializer;
+}
+
+void sg_server_set_registry(sg_server_t *server, struct st_sg_registry_t *registry)
+{
+    server->registry = registry;
 }
 
 void sg_server_maintain(sg_server_t *server)

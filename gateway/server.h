@@ -31,6 +31,11 @@ struct st_sg_tables_t;
 struct st_sg_materializer_t;
 void sg_server_set_tables(sg_server_t *server, struct st_sg_tables_t *tables, struct st_sg_materializer_t *materializer);
 
+/** Serves /registry from `registry` (borrowed; built in) or answers that an external one is in
+ * use. Set before sg_server_start. */
+struct st_sg_registry_t;
+void sg_server_set_registry(sg_server_t *server, struct st_sg_registry_t *registry);
+
 /** The materializer's progress callback (its context is the sg_server_t): wakes table reads
  * waiting for their token. */
 void sg_tables_progress_cb(void *server, size_t table_index);

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include <ftw.h>
 #include <stdio.h>
@@ -26,6 +27,8 @@
 
 #include "sg_cluster.h"
 #include "sg_materializer.h"
+#include "sg_registry.h"
+#include "sg_avro.h"
 #include "sg_table.h"
 
 #define TOPIC "users"
@@ -476,10 +479,91 @@ static void test_values_that_are_not_json_are_skipped(void **state)
     sg_materializer_destroy(m);
 }
 
+
+/* Avro values in the Confluent wire format are stored as the JSON they decode to, found by their
+ * schema id in the registry; an unknown id or bytes that do not decode are skipped and counted. */
+static void test_confluent_framed_values_are_decoded(void **state)
+{
+    fixture_t *fx = *state;
+    static const char schema_text[] =
+        "{\"type\":\"record\",\"name\":\"User\",\"fields\":[{\"name\":\"name\",\"type\":\"string\"},"
+        "{\"name\":\"age\",\"type\":\"int\"}]}";
+    sg_registry_t *reg = sg_registry_create_local();
+    assert_non_null(reg);
+    char *key = NULL, *value = NULL, err[256];
+    uint32_t id = 0;
+    int version = 0;
+    assert_int_equal(sg_registry_next_claim(reg, "users-value", schema_text, strlen(schema_text), &id, &version, err,
+                                            sizeof(err)),
+                     0);
+    assert_int_equal(sg_registry_schema_record("users-value", version, id, schema_text, strlen(schema_text), &key, &value, err,
+                                               sizeof(err)),
+                     0);
+    assert_int_equal(sg_registry_apply(reg, key, strlen(key), value, strlen(value), 0), 1);
+    free(key);
+    free(value);
+    const sg_registry_schema_t *schema = sg_registry_lookup(reg, id);
+    assert_non_null(schema);
+
+    json_error_t jerr;
+    json_t *doc = json_loads("{\"name\":\"Ada\",\"age\":36}", 0, &jerr);
+    void *avro = NULL, *framed = NULL, *unknown = NULL;
+    size_t avro_len = 0;
+    char path[128];
+    assert_int_equal(sg_avro_from_json(sg_registry_schema_avro(schema), doc, &avro, &avro_len, path, sizeof(path), err,
+                                       sizeof(err)),
+                     0);
+    json_decref(doc);
+    size_t framed_len = sg_avro_frame(id, avro, avro_len, &framed);
+    size_t unknown_len = sg_avro_frame(id + 99, avro, avro_len, &unknown);
+    unsigned char broken[] = {0, 0, 0, 0, (unsigned char)id, 0xff}; /* the User id, but not a User */
+
+    sg_materializer_t *m = sg_materializer_create(&fx->conf, sg_cluster_bootstraps(fx->cluster), fx->tables, err,
+                                                  sizeof(err));
+    assert_non_null(m);
+    sg_materializer_set_registry(m, reg);
+    assert_int_equal(sg_materializer_start(m, on_progress, fx, err, sizeof(err)), 0);
+    wait_caught_up(m);
+    char errstr[256];
+    rd_kafka_conf_t *rkconf = rd_kafka_conf_new();
+    rd_kafka_conf_set(rkconf, "bootstrap.servers", sg_cluster_bootstraps(fx->cluster), errstr, sizeof(errstr));
+    rd_kafka_conf_set(rkconf, "enable.idempotence", "true", errstr, sizeof(errstr));
+    rd_kafka_t *producer = rd_kafka_new(RD_KAFKA_PRODUCER, rkconf, errstr, sizeof(errstr));
+    assert_non_null(producer);
+    const struct {
+        const char *key;
+        const void *value;
+        size_t len;
+    } records[] = {{"ada", framed, framed_len}, {"nobody", unknown, unknown_len}, {"bad", broken, sizeof(broken)}};
+    for (size_t i = 0; i < 3; ++i)
+        assert_int_equal(rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(TOPIC), RD_KAFKA_V_PARTITION(0),
+                                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                           RD_KAFKA_V_KEY(records[i].key, strlen(records[i].key)),
+                                           RD_KAFKA_V_VALUE((void *)records[i].value, records[i].len), RD_KAFKA_V_END),
+                         0);
+    assert_int_equal(rd_kafka_flush(producer, 10000), 0);
+    rd_kafka_destroy(producer);
+    wait_position(fx->tables, "users", 0, 3);
+    void *row = NULL;
+    size_t row_len = 0;
+    assert_int_equal(sg_tables_get(fx->tables, "users", "ada", 3, &row, &row_len, NULL, NULL, err, sizeof(err)), 0);
+    assert_string_equal(row, "{\"name\":\"Ada\",\"age\":36}");
+    free(row);
+    assert_int_equal(sg_tables_get(fx->tables, "users", "nobody", 6, &row, &row_len, NULL, NULL, err, sizeof(err)), 1);
+    assert_int_equal(sg_tables_get(fx->tables, "users", "bad", 3, &row, &row_len, NULL, NULL, err, sizeof(err)), 1);
+    assert_int_equal(sg_materializer_skipped(m), 2);
+    sg_materializer_destroy(m);
+    sg_registry_destroy(reg);
+    free(avro);
+    free(framed);
+    free(unknown);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_values_that_are_not_json_are_skipped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_confluent_framed_values_are_decoded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_resumes, setup, teardown),

@@ -465,7 +465,8 @@ static void test_err_unknown_key(void **state)
     expect_error("listen:\n  - {adress: \"1.2.3.4:80\"}\n",
                  "t.yaml:2: listen[0].adress: unknown key \"adress\" (did you mean \"address\"?)");
     expect_error("zzz: 1\n", "t.yaml:1: zzz: unknown key \"zzz\" (valid keys: listen, threads, data_dir, kafka, "
-                             "topics, schemas, routes, tables, queries, limits, cors, shutdown_timeout, requests)");
+                             "topics, schemas, routes, tables, queries, limits, cors, shutdown_timeout, requests, "
+                             "schema_registry)");
     expect_error("limits: {body: 1}\n", "t.yaml:1: limits.body: unknown key \"body\" "
                                         "(valid keys: body_bytes, header_bytes, pending, token_wait, token_wait_max)");
 }
@@ -885,13 +886,40 @@ static void test_dump_reference(void **state)
     size_t rows = 0;
     for (const char *p = text; (p = strstr(p, "\n| `")) != NULL; p++)
         rows++;
-    assert_int_equal(rows, 54); /* 48 + requests (3 rows) + reply.partitions + limits.token_wait(_max) */
+    assert_int_equal(rows, 56); /* 48 + requests (3 rows) + reply.partitions + limits.token_wait(_max)
+                                 * + schema_registry (2 rows) */
     free(text);
+}
+
+static void test_schema_registry(void **state)
+{
+    sg_conf_t *conf = load_ok("{}");
+    assert_null(conf->schema_registry.url);
+    sg_conf_destroy(conf);
+    conf = load_ok("schema_registry: {url: \"http://registry.internal:8081/prefix/path\"}\n");
+    assert_string_equal(conf->schema_registry.url, "http://registry.internal:8081/prefix/path");
+    sg_conf_destroy(conf);
+    conf = load_ok("schema_registry:\n  url: http://127.0.0.1\n");
+    assert_string_equal(conf->schema_registry.url, "http://127.0.0.1");
+    sg_conf_destroy(conf);
+    expect_error("schema_registry: {url: \"https://r:8081\"}\n",
+                 "t.yaml:1: schema_registry.url: expected http://HOST[:PORT][/PREFIX] (https is not supported)");
+    expect_error("schema_registry: {url: \"r:8081\"}\n",
+                 "t.yaml:1: schema_registry.url: expected http://HOST[:PORT][/PREFIX]");
+    expect_error("schema_registry: {url: \"http://:8081\"}\n", "t.yaml:1: schema_registry.url: the URL has no host");
+    expect_error("schema_registry: {url: \"http://r:0\"}\n", "t.yaml:1: schema_registry.url: the port must be 1..65535");
+    expect_error("schema_registry: {url: \"http://r:80x\"}\n", "t.yaml:1: schema_registry.url: the port must be 1..65535");
+    expect_error("schema_registry: {url: \"http://r:8081/\"}\n", "t.yaml:1: schema_registry.url: remove the trailing '/'");
+    expect_error("schema_registry: {url: \"http://r/a?b=c\"}\n",
+                 "t.yaml:1: schema_registry.url: the URL must not contain spaces, control characters, '?' or '#'");
+    expect_error("schema_registry: {uri: x}\n",
+                 "t.yaml:1: schema_registry.uri: unknown key \"uri\" (did you mean \"url\"?)");
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_schema_registry),
         cmocka_unit_test(test_full_yaml),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_json),

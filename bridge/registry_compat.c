@@ -1,0 +1,440 @@
+/*
+ * Schema compatibility by Avro schema resolution, and the canonical text of a schema.
+ *
+ * Why not Avro-C's resolver: avro_resolved_writer_new() (1.11) refuses a reader field that is
+ * missing from the writer even when the field has a default ("TODO: Handle default values" in
+ * resolved-writer.c), and Avro-C's schema model keeps neither defaults nor enum defaults. Adding a
+ * field with a default is the canonical BACKWARD-compatible change, so the check walks the two
+ * schemas' JSON here instead, following the specification's resolution rules: same primitive or a
+ * promotion (int->long->float->double, string<->bytes); records by full name, each reader field
+ * found in the writer (by name or alias) or defaulted; enums by name, every writer symbol known
+ * to the reader (or the reader has a default symbol); fixed by name and size; arrays and maps by
+ * their items; a writer union needs every branch readable, a reader union one matching branch.
+ * Avro-C still validates every text first, so only valid schemas reach the walk.
+ */
+#include "sg_registry.h"
+
+#include <avro.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NAME_MAX_LEN 512
+#define PATH_MAX_LEN 512
+
+typedef struct {
+    json_t *doc;
+    json_t *named; /* full name -> [definition, namespace inside it] */
+} cschema_t;
+
+typedef struct {
+    const char *kind; /* "int", ..., "record", "enum", "fixed", "array", "map", "union" */
+    const json_t *def;
+    char ns[NAME_MAX_LEN];       /* namespace for names inside def */
+    char fullname[NAME_MAX_LEN]; /* named types */
+} tnode_t;
+
+typedef struct st_pair_t {
+    const json_t *writer, *reader;
+    const struct st_pair_t *up;
+} pair_t;
+
+typedef struct {
+    const cschema_t *w, *r;
+    char *err;
+    size_t errlen;
+    int quiet; /* probing reader union branches: no message */
+} walk_t;
+
+static const char *const primitives[] = {"null", "boolean", "int", "long", "float", "double", "bytes", "string", NULL};
+
+static const char *primitive(const char *name)
+{
+    for (size_t i = 0; primitives[i] != NULL; i++)
+        if (strcmp(primitives[i], name) == 0)
+            return primitives[i];
+    return NULL;
+}
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err == NULL || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* The full name and inner namespace of a named definition seen in namespace `ns`. */
+static void names_of(const json_t *def, const char *ns, char *fullname, char *inner_ns)
+{
+    const char *name = json_string_value(json_object_get(def, "name"));
+    if (name == NULL)
+        name = "";
+    const char *dot = strrchr(name, '.');
+    if (dot != NULL) {
+        snprintf(fullname, NAME_MAX_LEN, "%s", name);
+        snprintf(inner_ns, NAME_MAX_LEN, "%.*s", (int)(dot - name), name);
+        return;
+    }
+    const char *own = json_string_value(json_object_get(def, "namespace"));
+    snprintf(inner_ns, NAME_MAX_LEN, "%s", own != NULL ? own : ns);
+    if (inner_ns[0] != '\0')
+        snprintf(fullname, NAME_MAX_LEN, "%s.%s", inner_ns, name);
+    else
+        snprintf(fullname, NAME_MAX_LEN, "%s", name);
+}
+
+static void collect(json_t *named, json_t *def, const char *ns, int depth)
+{
+    if (depth > SG_AVRO_MAX_DEPTH)
+        return;
+    if (json_is_array(def)) {
+        size_t i;
+        json_t *branch;
+        json_array_foreach(def, i, branch) collect(named, branch, ns, depth + 1);
+        return;
+    }
+    if (!json_is_object(def))
+        return;
+    json_t *type = json_object_get(def, "type");
+    if (!json_is_string(type)) {
+        collect(named, type, ns, depth + 1);
+        return;
+    }
+    const char *kind = json_string_value(type);
+    if (strcmp(kind, "record") == 0 || strcmp(kind, "error") == 0 || strcmp(kind, "enum") == 0 ||
+        strcmp(kind, "fixed") == 0) {
+        char fullname[NAME_MAX_LEN], inner[NAME_MAX_LEN];
+        names_of(def, ns, fullname, inner);
+        json_t *entry = json_pack("[O,s]", def, inner);
+        if (entry == NULL)
+            abort();
+        json_object_set_new(named, fullname, entry);
+        size_t i;
+        json_t *field;
+        json_array_foreach(json_object_get(def, "fields"), i, field)
+            collect(named, json_object_get(field, "type"), inner, depth + 1);
+    } else if (strcmp(kind, "array") == 0) {
+        collect(named, json_object_get(def, "items"), ns, depth + 1);
+    } else if (strcmp(kind, "map") == 0) {
+        collect(named, json_object_get(def, "values"), ns, depth + 1);
+    }
+}
+
+/* Parses and validates (through Avro-C) a schema text. Returns 0 or -1 with err. */
+static int cschema_parse(cschema_t *cs, const char *text, size_t len, char *err, size_t errlen)
+{
+    json_error_t jerr;
+    cs->doc = json_loadb(text, len, JSON_DECODE_ANY, &jerr);
+    cs->named = NULL;
+    if (cs->doc == NULL) {
+        set_err(err, errlen, "the schema is not JSON: %s (line %d)", jerr.text, jerr.line);
+        return -1;
+    }
+    avro_schema_t schema;
+    if (avro_schema_from_json_length(text, len, &schema) != 0) {
+        set_err(err, errlen, "invalid Avro schema: %s", avro_strerror());
+        json_decref(cs->doc);
+        return -1;
+    }
+    avro_schema_decref(schema);
+    if ((cs->named = json_object()) == NULL)
+        abort();
+    collect(cs->named, cs->doc, "", 0);
+    return 0;
+}
+
+static void cschema_dispose(cschema_t *cs)
+{
+    json_decref(cs->named);
+    json_decref(cs->doc);
+}
+
+/* Resolves a schema node into what it is. Returns 0 or -1 (unknown name: cannot happen after
+ * Avro-C accepted the schema, but a walk must not trust that). */
+static int resolve(const cschema_t *cs, const json_t *def, const char *ns, tnode_t *out, int depth)
+{
+    out->ns[0] = out->fullname[0] = '\0';
+    snprintf(out->ns, sizeof(out->ns), "%s", ns);
+    if (depth > 8)
+        return -1;
+    if (json_is_array(def)) {
+        out->kind = "union";
+        out->def = def;
+        return 0;
+    }
+    if (json_is_string(def)) {
+        const char *name = json_string_value(def);
+        if ((out->kind = primitive(name)) != NULL) {
+            out->def = def;
+            return 0;
+        }
+        char fullname[NAME_MAX_LEN];
+        json_t *entry = NULL;
+        if (strchr(name, '.') == NULL && ns[0] != '\0') {
+            snprintf(fullname, sizeof(fullname), "%s.%s", ns, name);
+            entry = json_object_get(cs->named, fullname);
+        }
+        if (entry == NULL) {
+            snprintf(fullname, sizeof(fullname), "%s", name);
+            entry = json_object_get(cs->named, fullname);
+        }
+        if (entry == NULL)
+            return -1;
+        return resolve(cs, json_array_get(entry, 0), json_string_value(json_array_get(entry, 1)), out, depth + 1) == 0
+                   ? 0
+                   : -1;
+    }
+    if (!json_is_object(def))
+        return -1;
+    const json_t *type = json_object_get(def, "type");
+    if (!json_is_string(type))
+        return resolve(cs, type, ns, out, depth + 1);
+    const char *kind = json_string_value(type);
+    out->def = def;
+    if ((out->kind = primitive(kind)) != NULL)
+        return 0;
+    if (strcmp(kind, "array") == 0 || strcmp(kind, "map") == 0) {
+        out->kind = strcmp(kind, "array") == 0 ? "array" : "map";
+        return 0;
+    }
+    if (strcmp(kind, "record") == 0 || strcmp(kind, "error") == 0)
+        out->kind = "record";
+    else if (strcmp(kind, "enum") == 0)
+        out->kind = "enum";
+    else if (strcmp(kind, "fixed") == 0)
+        out->kind = "fixed";
+    else
+        return resolve(cs, type, ns, out, depth + 1); /* a named reference in "type" */
+    char inner[NAME_MAX_LEN];
+    names_of(def, ns, out->fullname, inner);
+    snprintf(out->ns, sizeof(out->ns), "%s", inner);
+    return 0;
+}
+
+static int fail(walk_t *walk, const char *path, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(walk_t *walk, const char *path, const char *fmt, ...)
+{
+    if (walk->quiet)
+        return 0;
+    char reason[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof(reason), fmt, ap);
+    va_end(ap);
+    set_err(walk->err, walk->errlen, "%s: %s", path[0] != '\0' ? path : "/", reason);
+    return 0;
+}
+
+static int promotes(const char *writer, const char *reader)
+{
+    if (strcmp(writer, "int") == 0)
+        return strcmp(reader, "long") == 0 || strcmp(reader, "float") == 0 || strcmp(reader, "double") == 0;
+    if (strcmp(writer, "long") == 0)
+        return strcmp(reader, "float") == 0 || strcmp(reader, "double") == 0;
+    if (strcmp(writer, "float") == 0)
+        return strcmp(reader, "double") == 0;
+    if (strcmp(writer, "string") == 0)
+        return strcmp(reader, "bytes") == 0;
+    if (strcmp(writer, "bytes") == 0)
+        return strcmp(reader, "string") == 0;
+    return 0;
+}
+
+static const char *describe(const tnode_t *node)
+{
+    return node->fullname[0] != '\0' ? node->fullname : node->kind;
+}
+
+static int names_match(const tnode_t *w, const tnode_t *r)
+{
+    if (strcmp(w->fullname, r->fullname) == 0)
+        return 1;
+    /* The reader may name the writer's type among its aliases (relative to its namespace). */
+    size_t i;
+    const json_t *alias;
+    json_array_foreach(json_object_get(r->def, "aliases"), i, alias) {
+        const char *text = json_string_value(alias);
+        char full[NAME_MAX_LEN];
+        if (text == NULL)
+            continue;
+        if (strchr(text, '.') == NULL && r->ns[0] != '\0')
+            snprintf(full, sizeof(full), "%s.%s", r->ns, text);
+        else
+            snprintf(full, sizeof(full), "%s", text);
+        if (strcmp(full, w->fullname) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static const json_t *writer_field(const json_t *wfields, const json_t *rfield)
+{
+    const char *name = json_string_value(json_object_get(rfield, "name"));
+    size_t i, k;
+    const json_t *field, *alias;
+    json_array_foreach(wfields, i, field) {
+        const char *wname = json_string_value(json_object_get(field, "name"));
+        if (name != NULL && wname != NULL && strcmp(wname, name) == 0)
+            return field;
+    }
+    json_array_foreach(json_object_get(rfield, "aliases"), k, alias) {
+        json_array_foreach(wfields, i, field) {
+            const char *wname = json_string_value(json_object_get(field, "name"));
+            if (json_is_string(alias) && wname != NULL && strcmp(wname, json_string_value(alias)) == 0)
+                return field;
+        }
+    }
+    return NULL;
+}
+
+static int can_read(walk_t *walk, const json_t *wdef, const char *wns, const json_t *rdef, const char *rns,
+                    const char *path, const pair_t *up, int depth);
+
+static int can_read_node(walk_t *walk, const tnode_t *w, const tnode_t *r, const char *path, const pair_t *up,
+                         int depth)
+{
+    char sub[PATH_MAX_LEN];
+    if (strcmp(w->kind, "union") == 0) {
+        size_t i;
+        const json_t *branch;
+        json_array_foreach(w->def, i, branch) {
+            snprintf(sub, sizeof(sub), "%s", path);
+            if (!can_read(walk, branch, w->ns, r->def, r->ns, sub, up, depth + 1))
+                return 0;
+        }
+        return 1;
+    }
+    if (strcmp(r->kind, "union") == 0) {
+        int quiet = walk->quiet;
+        walk->quiet = 1;
+        size_t i;
+        const json_t *branch;
+        int found = 0;
+        json_array_foreach(r->def, i, branch) {
+            if (can_read(walk, w->def, w->ns, branch, r->ns, path, up, depth + 1)) {
+                found = 1;
+                break;
+            }
+        }
+        walk->quiet = quiet;
+        return found ? 1 : fail(walk, path, "the reader's union has no branch for the writer's %s", describe(w));
+    }
+    if (primitive(w->kind) != NULL || primitive(r->kind) != NULL) {
+        if (w->kind == r->kind || (primitive(w->kind) && primitive(r->kind) && promotes(w->kind, r->kind)))
+            return 1;
+        return fail(walk, path, "the writer's %s cannot be read as %s", describe(w), describe(r));
+    }
+    if (strcmp(w->kind, r->kind) != 0)
+        return fail(walk, path, "the writer's %s %s cannot be read as %s %s", w->kind, describe(w), r->kind,
+                    describe(r));
+    if (strcmp(w->kind, "array") == 0) {
+        snprintf(sub, sizeof(sub), "%s/items", path);
+        return can_read(walk, json_object_get(w->def, "items"), w->ns, json_object_get(r->def, "items"), r->ns, sub,
+                        up, depth + 1);
+    }
+    if (strcmp(w->kind, "map") == 0) {
+        snprintf(sub, sizeof(sub), "%s/values", path);
+        return can_read(walk, json_object_get(w->def, "values"), w->ns, json_object_get(r->def, "values"), r->ns,
+                        sub, up, depth + 1);
+    }
+    if (!names_match(w, r))
+        return fail(walk, path, "the writer's %s %s has another name than the reader's %s", w->kind, w->fullname,
+                    r->fullname);
+    if (strcmp(w->kind, "fixed") == 0) {
+        json_int_t wsize = json_integer_value(json_object_get(w->def, "size"));
+        json_int_t rsize = json_integer_value(json_object_get(r->def, "size"));
+        if (wsize != rsize)
+            return fail(walk, path, "fixed %s changed size from %lld to %lld", r->fullname, (long long)wsize,
+                        (long long)rsize);
+        return 1;
+    }
+    if (strcmp(w->kind, "enum") == 0) {
+        const json_t *rsymbols = json_object_get(r->def, "symbols");
+        if (json_object_get(r->def, "default") != NULL)
+            return 1; /* unknown writer symbols read as the reader's default */
+        size_t i, k;
+        const json_t *wsym, *rsym;
+        json_array_foreach(json_object_get(w->def, "symbols"), i, wsym) {
+            int known = 0;
+            json_array_foreach(rsymbols, k, rsym) known |= json_equal(wsym, rsym);
+            if (!known)
+                return fail(walk, path, "the writer's enum %s has symbol %s, which the reader's lacks (and it has no "
+                                        "default)", w->fullname, json_string_value(wsym));
+        }
+        return 1;
+    }
+    /* records: a pair already being compared is assumed compatible (recursive types) */
+    for (const pair_t *p = up; p != NULL; p = p->up)
+        if (p->writer == w->def && p->reader == r->def)
+            return 1;
+    pair_t here = {w->def, r->def, up};
+    const json_t *wfields = json_object_get(w->def, "fields");
+    size_t i;
+    const json_t *rfield;
+    json_array_foreach(json_object_get(r->def, "fields"), i, rfield) {
+        const char *name = json_string_value(json_object_get(rfield, "name"));
+        snprintf(sub, sizeof(sub), "%s/%s", path, name != NULL ? name : "?");
+        const json_t *wfield = writer_field(wfields, rfield);
+        if (wfield == NULL) {
+            if (json_object_get(rfield, "default") != NULL)
+                continue;
+            return fail(walk, sub, "the reader's field %s is not in the writer's %s and has no default",
+                        name != NULL ? name : "?", w->fullname);
+        }
+        if (!can_read(walk, json_object_get(wfield, "type"), w->ns, json_object_get(rfield, "type"), r->ns, sub,
+                      &here, depth + 1))
+            return 0;
+    }
+    return 1;
+}
+
+static int can_read(walk_t *walk, const json_t *wdef, const char *wns, const json_t *rdef, const char *rns,
+                    const char *path, const pair_t *up, int depth)
+{
+    if (depth > SG_AVRO_MAX_DEPTH * 2)
+        return fail(walk, path, "schemas nested deeper than %d", SG_AVRO_MAX_DEPTH);
+    tnode_t w, r;
+    if (resolve(walk->w, wdef, wns, &w, 0) != 0)
+        return fail(walk, path, "the writer's schema names an unknown type");
+    if (resolve(walk->r, rdef, rns, &r, 0) != 0)
+        return fail(walk, path, "the reader's schema names an unknown type");
+    return can_read_node(walk, &w, &r, path, up, depth);
+}
+
+int sg_schema_can_read(const char *writer, size_t writer_len, const char *reader, size_t reader_len, char *err,
+                       size_t errlen)
+{
+    cschema_t w, r;
+    char why[256];
+    if (cschema_parse(&w, writer, writer_len, why, sizeof(why)) != 0) {
+        set_err(err, errlen, "writer: %s", why);
+        return -1;
+    }
+    if (cschema_parse(&r, reader, reader_len, why, sizeof(why)) != 0) {
+        set_err(err, errlen, "reader: %s", why);
+        cschema_dispose(&w);
+        return -1;
+    }
+    walk_t walk = {.w = &w, .r = &r, .err = err, .errlen = errlen};
+    int ok = can_read(&walk, w.doc, "", r.doc, "", "", NULL, 0);
+    cschema_dispose(&w);
+    cschema_dispose(&r);
+    return ok ? 1 : 0;
+}
+
+char *sg_schema_canonical(const char *text, size_t len, char *err, size_t errlen)
+{
+    cschema_t cs;
+    if (cschema_parse(&cs, text, len, err, errlen) != 0)
+        return NULL;
+    char *canonical = json_dumps(cs.doc, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+    cschema_dispose(&cs);
+    if (canonical == NULL)
+        abort();
+    return canonical;
+}

@@ -1,0 +1,31 @@
+/*
+ * Private to the registry: the small blocking HTTP/1.1 client it uses to talk to an external
+ * registry (plain sockets, one request per connection, deadlines on connect and on every read,
+ * a bound on the response size). Used at start-up and from non-loop threads only.
+ */
+#ifndef SG_REGISTRY_INT_H
+#define SG_REGISTRY_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Largest response body accepted from an external registry. */
+#define SG_REG_HTTP_MAX_RESPONSE (1024 * 1024)
+
+typedef struct st_sg_reg_url_t {
+    char host[256];
+    uint16_t port;
+    char prefix[512]; /* "" or "/path" without a trailing '/' */
+} sg_reg_url_t;
+
+/** Splits "http://HOST[:PORT][/PREFIX]". Returns 0 or -1. */
+int sg_reg_url_parse(const char *url, sg_reg_url_t *out);
+
+/** One request (Connection: close) to url->prefix + path, at most timeout_ms in all. `body` may be
+ * NULL. Returns 0 with *status and *resp (owned, NUL-terminated, free()) of *resp_len bytes, or -1
+ * with err (connection, deadline, oversized or malformed response). */
+int sg_reg_http_request(const sg_reg_url_t *url, const char *method, const char *path, const char *body,
+                        size_t body_len, int64_t timeout_ms, int *status, char **resp, size_t *resp_len, char *err,
+                        size_t errlen);
+
+#endif

@@ -1,0 +1,348 @@
+/*
+ * GET /openapi.json: an OpenAPI 3.1 description generated from the config (DESIGN §2.5).
+ *
+ * Built once per server, on first request, from the immutable config and the registry's parsed
+ * config schemas, and served as bytes afterwards. Request bodies of routes with a schema get a
+ * JSON Schema derived from the Avro schema in the JSON form the gateway accepts (a null-union is
+ * a plain value or null, decimals numbers or strings, timestamps integers or RFC 3339 strings);
+ * named types are described once under components.schemas and referenced elsewhere.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "gateway_int.h"
+#include "sg_registry.h"
+
+#define SG_OPENAPI_MAX_DEPTH 32
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static char *document; /* built once; lives until exit (reachable: not a leak) */
+static size_t document_len;
+static const sg_server_t *document_server;
+
+static json_t *problem_response(const char *description)
+{
+    return json_pack("{s:s, s:{s:{s:{s:s}}}}", "description", description, "content", "application/problem+json",
+                     "schema", "$ref", "#/components/schemas/Problem");
+}
+
+/* Avro (as parsed JSON) to JSON Schema; named types go to defs and are referenced by name. */
+static json_t *avro_to_json_schema(const json_t *avro, const char *ns, json_t *defs, int depth);
+
+static json_t *named_ref(const char *fullname)
+{
+    char ref[512];
+    snprintf(ref, sizeof(ref), "#/components/schemas/%s", fullname);
+    return json_pack("{s:s}", "$ref", ref);
+}
+
+static void full_name(const json_t *avro, const char *ns, char *out, size_t outlen)
+{
+    const char *name = json_string_value(json_object_get(avro, "name"));
+    const char *own_ns = json_string_value(json_object_get(avro, "namespace"));
+    if (name == NULL)
+        name = "anonymous";
+    if (strchr(name, '.') != NULL || ((own_ns == NULL || *own_ns == '\0') && (ns == NULL || *ns == '\0')))
+        snprintf(out, outlen, "%s", name);
+    else
+        snprintf(out, outlen, "%s.%s", own_ns != NULL && *own_ns ? own_ns : ns, name);
+}
+
+static json_t *primitive(const char *type)
+{
+    if (strcmp(type, "null") == 0)
+        return json_pack("{s:s}", "type", "null");
+    if (strcmp(type, "boolean") == 0)
+        return json_pack("{s:s}", "type", "boolean");
+    if (strcmp(type, "int") == 0 || strcmp(type, "long") == 0)
+        return json_pack("{s:s}", "type", "integer");
+    if (strcmp(type, "float") == 0 || strcmp(type, "double") == 0)
+        return json_pack("{s:s}", "type", "number");
+    if (strcmp(type, "string") == 0)
+        return json_pack("{s:s}", "type", "string");
+    if (strcmp(type, "bytes") == 0)
+        return json_pack("{s:s, s:s}", "type", "string", "description", "bytes: code points 0..255");
+    return NULL;
+}
+
+static json_t *logical(const json_t *avro)
+{
+    const char *logical_type = json_string_value(json_object_get(avro, "logicalType"));
+    if (logical_type == NULL)
+        return NULL;
+    if (strcmp(logical_type, "decimal") == 0)
+        return json_pack("{s:[s,s], s:s}", "type", "number", "string", "description",
+                         "decimal: a number or a numeric string");
+    if (strcmp(logical_type, "uuid") == 0)
+        return json_pack("{s:s, s:s}", "type", "string", "format", "uuid");
+    if (strcmp(logical_type, "date") == 0)
+        return json_pack("{s:[s,s], s:s}", "type", "string", "integer", "description",
+                         "date: YYYY-MM-DD or days since 1970-01-01");
+    if (strcmp(logical_type, "time-millis") == 0)
+        return json_pack("{s:s, s:i, s:i}", "type", "integer", "minimum", 0, "maximum", 86399999);
+    if (strcmp(logical_type, "timestamp-millis") == 0 || strcmp(logical_type, "timestamp-micros") == 0)
+        return json_pack("{s:[s,s], s:s}", "type", "integer", "string", "description",
+                         "timestamp: an integer since the epoch, or an RFC 3339 date-time");
+    return NULL;
+}
+
+static json_t *avro_to_json_schema(const json_t *avro, const char *ns, json_t *defs, int depth)
+{
+    if (depth > SG_OPENAPI_MAX_DEPTH)
+        return json_object();
+    if (json_is_string(avro)) {
+        const char *type = json_string_value(avro);
+        json_t *prim = primitive(type);
+        if (prim != NULL)
+            return prim;
+        char name[512];
+        if (strchr(type, '.') == NULL && ns != NULL && *ns != '\0')
+            snprintf(name, sizeof(name), "%s.%s", ns, type);
+        else
+            snprintf(name, sizeof(name), "%s", type);
+        return named_ref(name);
+    }
+    if (json_is_array(avro)) {
+        size_t n = json_array_size(avro);
+        int has_null = 0;
+        json_t *branches = json_array();
+        for (size_t i = 0; i < n; ++i) {
+            const json_t *branch = json_array_get(avro, i);
+            if (json_is_string(branch) && strcmp(json_string_value(branch), "null") == 0)
+                has_null = 1;
+            json_array_append_new(branches, avro_to_json_schema(branch, ns, defs, depth + 1));
+        }
+        if (has_null && n == 2) /* a null-union takes a plain value */
+            return json_pack("{s:o}", "anyOf", branches);
+        json_decref(branches);
+        return json_pack("{s:s, s:s}", "type", "object", "description",
+                         "a union in Avro's JSON form: {\"<branch type>\": value}");
+    }
+    if (!json_is_object(avro))
+        return json_object();
+    json_t *lt = logical(avro);
+    if (lt != NULL)
+        return lt;
+    const char *type = json_string_value(json_object_get(avro, "type"));
+    if (type == NULL)
+        return avro_to_json_schema(json_object_get(avro, "type"), ns, defs, depth + 1);
+    if (strcmp(type, "record") == 0 || strcmp(type, "error") == 0 || strcmp(type, "enum") == 0 ||
+        strcmp(type, "fixed") == 0) {
+        char name[512];
+        full_name(avro, ns, name, sizeof(name));
+        if (json_object_get(defs, name) != NULL)
+            return named_ref(name);
+        const char *own_ns = json_string_value(json_object_get(avro, "namespace"));
+        char inner_ns[512];
+        snprintf(inner_ns, sizeof(inner_ns), "%s", own_ns != NULL ? own_ns : ns != NULL ? ns : "");
+        if (strchr(name, '.') != NULL) { /* a full name sets the namespace for what it contains */
+            snprintf(inner_ns, sizeof(inner_ns), "%s", name);
+            *strrchr(inner_ns, '.') = '\0';
+        }
+        json_t *def;
+        if (strcmp(type, "enum") == 0) {
+            def = json_pack("{s:s, s:O}", "type", "string", "enum", json_object_get(avro, "symbols"));
+        } else if (strcmp(type, "fixed") == 0) {
+            json_int_t size = json_integer_value(json_object_get(avro, "size"));
+            def = json_pack("{s:s, s:I, s:I, s:s}", "type", "string", "minLength", size, "maxLength", size,
+                            "description", "fixed: code points 0..255");
+        } else {
+            json_object_set_new(defs, name, json_object()); /* placeholder: recursive references */
+            json_t *properties = json_object();
+            json_t *required = json_array();
+            size_t i;
+            json_t *field;
+            json_array_foreach(json_object_get(avro, "fields"), i, field)
+            {
+                const char *field_name = json_string_value(json_object_get(field, "name"));
+                if (field_name == NULL)
+                    continue;
+                json_t *field_schema = avro_to_json_schema(json_object_get(field, "type"), inner_ns, defs, depth + 1);
+                const char *doc = json_string_value(json_object_get(field, "doc"));
+                if (doc != NULL)
+                    json_object_set_new(field_schema, "description", json_string(doc));
+                json_object_set_new(properties, field_name, field_schema);
+                if (json_object_get(field, "default") == NULL)
+                    json_array_append_new(required, json_string(field_name));
+            }
+            def = json_pack("{s:s, s:o, s:o, s:b}", "type", "object", "properties", properties, "required", required,
+                            "additionalProperties", 0);
+        }
+        const char *doc = json_string_value(json_object_get(avro, "doc"));
+        if (doc != NULL)
+            json_object_set_new(def, "description", json_string(doc));
+        json_object_set_new(defs, name, def);
+        return named_ref(name);
+    }
+    if (strcmp(type, "array") == 0)
+        return json_pack("{s:s, s:o}", "type", "array", "items",
+                         avro_to_json_schema(json_object_get(avro, "items"), ns, defs, depth + 1));
+    if (strcmp(type, "map") == 0)
+        return json_pack("{s:s, s:o}", "type", "object", "additionalProperties",
+                         avro_to_json_schema(json_object_get(avro, "values"), ns, defs, depth + 1));
+    json_t *prim = primitive(type);
+    return prim != NULL ? prim : json_object();
+}
+
+/* "/orders/{id}" -> its path parameters as OpenAPI parameter objects. */
+static json_t *path_parameters(const char *path)
+{
+    json_t *params = json_array();
+    for (const char *at = strchr(path, '{'); at != NULL; at = strchr(at + 1, '{')) {
+        const char *end = strchr(at, '}');
+        if (end == NULL)
+            break;
+        json_array_append_new(params, json_pack("{s:s%, s:s, s:b, s:{s:s}}", "name", at + 1, (size_t)(end - at - 1),
+                                                "in", "path", "required", 1, "schema", "type", "string"));
+    }
+    return params;
+}
+
+static json_t *path_item(json_t *paths, const char *path)
+{
+    json_t *item = json_object_get(paths, path);
+    if (item == NULL) {
+        item = json_object();
+        json_object_set_new(paths, path, item);
+    }
+    return item;
+}
+
+static json_t *read_responses(void)
+{
+    return json_pack("{s:{s:s, s:{s:{s:{}}}}, s:o, s:o, s:o}", "200", "description", "the row (JSON)", "content",
+                     "application/json", "schema", "404", problem_response("no such row"), "400",
+                     problem_response("invalid key, token or query"), "503",
+                     problem_response("not caught up within the wait (carries the view's Consistency-Token)"));
+}
+
+static json_t *read_parameters(json_t *params, int scan)
+{
+    json_array_append_new(params, json_pack("{s:s, s:s, s:s, s:{s:s}}", "name", "Consistency-Token", "in", "header",
+                                            "description", "read at least this position", "schema", "type",
+                                            "string"));
+    json_array_append_new(params, json_pack("{s:s, s:s, s:{s:s}}", "name", "token", "in", "query", "schema", "type",
+                                            "string"));
+    json_array_append_new(params, json_pack("{s:s, s:s, s:{s:s, s:[s]}}", "name", "fresh", "in", "query", "schema",
+                                            "type", "string", "enum", "latest"));
+    json_array_append_new(params, json_pack("{s:s, s:s, s:{s:s, s:i}}", "name", "min_stream_time", "in", "query",
+                                            "schema", "type", "integer", "minimum", 0));
+    if (scan) {
+        const char *names[] = {"prefix", "from", "to", "cursor"};
+        for (size_t i = 0; i < 4; ++i)
+            json_array_append_new(params, json_pack("{s:s, s:s, s:{s:s}}", "name", names[i], "in", "query", "schema",
+                                                    "type", "string"));
+        json_array_append_new(params, json_pack("{s:s, s:s, s:{s:s, s:i, s:i, s:i}}", "name", "limit", "in", "query",
+                                                "schema", "type", "integer", "minimum", 1, "maximum", 1000, "default",
+                                                100));
+    }
+    return params;
+}
+
+static void build(void)
+{
+    const sg_server_t *server = document_server;
+    const sg_conf_t *conf = server->conf;
+    json_t *defs = json_object();
+    json_object_set_new(defs, "Problem",
+                        json_pack("{s:s, s:{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}}}", "type", "object",
+                                  "properties", "type", "type", "string", "title", "type", "string", "status", "type",
+                                  "integer", "detail", "type", "string", "field", "type", "string"));
+    json_t *paths = json_object();
+    for (size_t i = 0; i < conf->n_routes; ++i) {
+        const sg_route_conf_t *route = &conf->routes[i];
+        json_t *body_schema = json_object();
+        if (route->schema != NULL && server->registry != NULL) {
+            const sg_registry_schema_t *schema = sg_registry_config_schema(server->registry, route->schema);
+            size_t len = 0;
+            const char *text = schema != NULL ? sg_registry_schema_text(schema, &len) : NULL;
+            json_t *avro = text != NULL ? json_loadb(text, len, 0, NULL) : NULL;
+            if (avro != NULL) {
+                json_decref(body_schema);
+                body_schema = avro_to_json_schema(avro, NULL, defs, 0);
+                json_decref(avro);
+            }
+        }
+        json_t *responses = json_object();
+        if (route->has_reply) {
+            json_object_set_new(responses, "200", json_pack("{s:s}", "description",
+                                                           "the worker's reply (status from its :status header)"));
+            json_object_set_new(responses, "202", json_pack("{s:s}", "description",
+                                                           "accepted; the reply did not come in time (Location)"));
+        } else {
+            json_object_set_new(responses, "202",
+                                json_pack("{s:s, s:{s:{s:{s:s, s:{s:{s:s}, s:{s:s}, s:{s:s}}}}}}", "description",
+                                          "durably in Kafka (Consistency-Token)", "content", "application/json",
+                                          "schema", "type", "object", "properties", "topic", "type", "string",
+                                          "partition", "type", "integer", "offset", "type", "integer"));
+        }
+        json_object_set_new(responses, "400", problem_response("malformed JSON, key or path"));
+        json_object_set_new(responses, "413", problem_response("body over limits.body_bytes"));
+        json_object_set_new(responses, "415", problem_response("not application/json"));
+        if (route->schema != NULL)
+            json_object_set_new(responses, "422", problem_response("the body does not match the schema (field)"));
+        json_object_set_new(responses, "503", problem_response("Kafka did not acknowledge; retry (Retry-After)"));
+        char method[16];
+        size_t m = 0;
+        for (; route->method[m] != '\0' && m + 1 < sizeof(method); ++m)
+            method[m] = (char)(route->method[m] | 0x20);
+        method[m] = '\0';
+        json_t *operation =
+            json_pack("{s:s, s:s, s:o, s:{s:b, s:{s:{s:o}}}, s:o}", "operationId", route->name, "summary", route->topic,
+                      "parameters", path_parameters(route->path), "requestBody", "required", 1, "content",
+                      "application/json", "schema", body_schema, "responses", responses);
+        json_object_set_new(path_item(paths, route->path), method, operation);
+    }
+    for (size_t i = 0; i < conf->n_queries; ++i) {
+        const sg_query_conf_t *query = &conf->queries[i];
+        json_t *params = read_parameters(path_parameters(query->path), query->key.source == SG_KEY_NONE);
+        if (query->key.source == SG_KEY_HEADER)
+            json_array_append_new(params, json_pack("{s:s, s:s, s:b, s:{s:s}}", "name", query->key.name, "in",
+                                                    "header", "required", 1, "schema", "type", "string"));
+        char summary[256];
+        snprintf(summary, sizeof(summary), "table %s", query->table);
+        json_object_set_new(path_item(paths, query->path), "get",
+                            json_pack("{s:s, s:o, s:o}", "summary", summary, "parameters", params, "responses",
+                                      read_responses()));
+    }
+    json_t *table_params = path_parameters("/tables/{table}/{key}");
+    json_object_set_new(path_item(paths, "/tables/{table}/{key}"), "get",
+                        json_pack("{s:s, s:o, s:o}", "summary", "read a row (Accept: text/event-stream watches it)",
+                                  "parameters", read_parameters(table_params, 0), "responses", read_responses()));
+    json_object_set_new(path_item(paths, "/tables/{table}"), "get",
+                        json_pack("{s:s, s:o, s:o}", "summary", "scan a table: {\"rows\":[{key,value}],\"next\"}",
+                                  "parameters", read_parameters(path_parameters("/tables/{table}"), 1), "responses",
+                                  read_responses()));
+    json_object_set_new(path_item(paths, "/requests/{id}"), "get",
+                        json_pack("{s:s, s:o, s:{s:{s:s}, s:o}}", "summary", "request status", "parameters",
+                                  path_parameters("/requests/{id}"), "responses", "200", "description",
+                                  "{id, state, response?}", "404", problem_response("unknown or forged id")));
+    const char *ops[] = {"/healthz", "/readyz", "/metrics"};
+    for (size_t i = 0; i < 3; ++i)
+        json_object_set_new(path_item(paths, ops[i]), "get",
+                            json_pack("{s:{s:{s:s}}}", "responses", "200", "description", "ok"));
+    json_t *doc = json_pack("{s:s, s:{s:s, s:s}, s:o, s:{s:o}}", "openapi", "3.1.0", "info", "title", "streamgate",
+                            "version", SG_VERSION, "paths", paths, "components", "schemas", defs);
+    document = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(doc);
+    if (document == NULL)
+        abort();
+    document_len = strlen(document);
+}
+
+void sg_openapi_handle(h2o_req_t *req)
+{
+    sg_server_t *server = sg_loop_of(req)->server;
+    if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) &&
+        !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"))) {
+        sg_problem_method_not_allowed(req, "GET, HEAD");
+        return;
+    }
+    document_server = server;
+    pthread_once(&once, build);
+    sg_http_respond(req, 200, "OK", "application/json", document, document_len);
+}
