@@ -2,7 +2,8 @@
  * sg-bench-h2o: the bare-H2O baseline that streamgate is benchmarked against. It does what the
  * gateway's HTTP edge does at minimum (N evloop threads, whole request body buffered by H2O,
  * 202 with a small JSON body) and nothing else: no routing, no Kafka, no storage. The gap
- * between its figures and streamgate's is the cost of everything streamgate adds.
+ * between its figures and streamgate's is the cost of everything streamgate adds. --status,
+ * --body and --header change the fixed answer (the tables bench: GET 200 with a row-size body).
  *
  * Listener choice: one listening socket per thread, all bound to the same address with
  * SO_REUSEPORT. The kernel then spreads new connections over the threads by hash, each accept
@@ -42,7 +43,19 @@
 #define SG_BENCH_MAX_THREADS 256
 #define SG_BENCH_LOOP_WAIT_MS 100
 
-static const char sg_bench_reply_body[] = "{\"topic\":\"t\",\"partition\":0,\"offset\":0}";
+#define SG_BENCH_MAX_HEADERS 16
+#define SG_BENCH_MAX_BODY 65536
+
+static const char sg_bench_default_body[] = "{\"topic\":\"t\",\"partition\":0,\"offset\":0}";
+
+/* The answer: 202 + sg_bench_default_body unless --status/--body/--header say otherwise (the
+ * tables bench answers GETs 200 with a body and headers the size of a table row's). */
+static int sg_bench_status = 202;
+static const char *sg_bench_reason = "Accepted";
+static h2o_iovec_t sg_bench_body;
+static h2o_iovec_t sg_bench_header_names[SG_BENCH_MAX_HEADERS];
+static h2o_iovec_t sg_bench_header_values[SG_BENCH_MAX_HEADERS];
+static size_t sg_bench_header_count;
 
 typedef struct st_sg_bench_worker_t {
     pthread_t thread;
@@ -65,7 +78,7 @@ static _Thread_local sg_bench_worker_t *sg_bench_current_worker;
 static int on_request(h2o_handler_t *self, h2o_req_t *req)
 {
     static h2o_generator_t generator = {NULL, NULL};
-    h2o_iovec_t body = h2o_iovec_init(sg_bench_reply_body, sizeof(sg_bench_reply_body) - 1);
+    h2o_iovec_t body = sg_bench_body;
     sg_bench_worker_t *worker = sg_bench_current_worker;
 
     /* H2O 2.2.5 calls the handler only once the whole request body is buffered in req->entity;
@@ -76,11 +89,15 @@ static int on_request(h2o_handler_t *self, h2o_req_t *req)
             worker->body_bytes += req->entity.len;
     }
 
-    req->res.status = 202;
-    req->res.reason = "Accepted";
+    req->res.status = sg_bench_status;
+    req->res.reason = sg_bench_reason;
     /* h2o_start_response/h2o_send leave the length unset (chunked) unless we give it. */
     req->res.content_length = body.len;
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
+    for (size_t i = 0; i < sg_bench_header_count; ++i)
+        h2o_add_header_by_str(&req->pool, &req->res.headers, sg_bench_header_names[i].base,
+                              sg_bench_header_names[i].len, 0, NULL, sg_bench_header_values[i].base,
+                              sg_bench_header_values[i].len);
     h2o_start_response(req, &generator);
     h2o_send(req, &body, 1, H2O_SEND_STATE_FINAL);
     return 0;
@@ -158,9 +175,13 @@ static int open_listener(const struct sockaddr *addr, socklen_t addrlen)
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: sg-bench-h2o [--listen HOST:PORT] [--threads N]\n"
-                 "  Bare H2O server answering every request 202 with a small JSON body.\n"
-                 "  defaults: --listen 127.0.0.1:18080 --threads 2\n");
+    fprintf(out, "usage: sg-bench-h2o [--listen HOST:PORT] [--threads N] [--status CODE] [--body TEXT]\n"
+                 "                    [--header 'NAME: VALUE' ...]\n"
+                 "  Bare H2O server answering every request (any method, any path) with a small JSON body.\n"
+                 "  defaults: --listen 127.0.0.1:18080 --threads 2 --status 202\n"
+                 "            --body '{\"topic\":\"t\",\"partition\":0,\"offset\":0}'\n"
+                 "  --header adds a response header (up to %d; lower-case NAME).\n",
+            SG_BENCH_MAX_HEADERS);
 }
 
 int main(int argc, char **argv)
@@ -170,11 +191,15 @@ int main(int argc, char **argv)
     static const struct option long_options[] = {
         {"listen", required_argument, NULL, 'l'},
         {"threads", required_argument, NULL, 't'},
+        {"status", required_argument, NULL, 's'},
+        {"body", required_argument, NULL, 'b'},
+        {"header", required_argument, NULL, 'H'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     int opt;
-    while ((opt = getopt_long(argc, argv, "l:t:h", long_options, NULL)) != -1) {
+    sg_bench_body = h2o_iovec_init(sg_bench_default_body, sizeof(sg_bench_default_body) - 1);
+    while ((opt = getopt_long(argc, argv, "l:t:s:b:H:h", long_options, NULL)) != -1) {
         switch (opt) {
         case 'l':
             listen_address = optarg;
@@ -186,6 +211,36 @@ int main(int argc, char **argv)
                 fprintf(stderr, "sg-bench-h2o: --threads must be 1..%d\n", SG_BENCH_MAX_THREADS);
                 return 2;
             }
+        } break;
+        case 's': {
+            char *end;
+            long status = strtol(optarg, &end, 10);
+            if (*end != '\0' || status < 200 || status > 599) {
+                fprintf(stderr, "sg-bench-h2o: --status must be 200..599\n");
+                return 2;
+            }
+            sg_bench_status = (int)status;
+            sg_bench_reason = status == 200 ? "OK" : status == 202 ? "Accepted" : "Status";
+        } break;
+        case 'b':
+            if (strlen(optarg) > SG_BENCH_MAX_BODY) {
+                fprintf(stderr, "sg-bench-h2o: --body is limited to %d bytes\n", SG_BENCH_MAX_BODY);
+                return 2;
+            }
+            sg_bench_body = h2o_iovec_init(optarg, strlen(optarg));
+            break;
+        case 'H': {
+            const char *colon = strchr(optarg, ':');
+            if (colon == NULL || colon == optarg || sg_bench_header_count == SG_BENCH_MAX_HEADERS) {
+                fprintf(stderr, "sg-bench-h2o: --header wants 'NAME: VALUE' (at most %d)\n", SG_BENCH_MAX_HEADERS);
+                return 2;
+            }
+            const char *value = colon + 1;
+            while (*value == ' ')
+                ++value;
+            sg_bench_header_names[sg_bench_header_count] = h2o_iovec_init(optarg, (size_t)(colon - optarg));
+            sg_bench_header_values[sg_bench_header_count] = h2o_iovec_init(value, strlen(value));
+            ++sg_bench_header_count;
         } break;
         case 'h':
             usage(stdout);

@@ -1,0 +1,345 @@
+/*
+ * sg-bench-consume: the raw librdkafka read of a whole topic that streamgate's table restore is
+ * measured against. It does what the materializer does to read a topic and nothing else: one
+ * consumer, no consumer group (every partition assigned at the beginning), partition EOF events
+ * on, fetch.wait.max.ms 10 and every other fetch setting at librdkafka's default (as
+ * bridge/materializer.c sets them), messages taken from the consumer queue with
+ * rd_kafka_consume_queue(). It stops once every partition has been read up to the high
+ * watermark it queried at start; nothing is written anywhere.
+ *
+ * The clock starts right after rd_kafka_new(), before the metadata and watermark queries, like
+ * the materializer's "caught up in X s", which counts from the start of its thread (the handle
+ * exists by then) and includes its own metadata round trips.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
+
+#define SG_CONSUME_METADATA_TIMEOUT_MS 10000
+#define SG_CONSUME_POLL_MS 100
+
+static const char usage[] =
+    "usage: sg-bench-consume (--brokers LIST | --bootstrap-file PATH) --topic NAME\n"
+    "                        [--fetch-wait-ms N] [--timeout S] [--json]\n"
+    "\n"
+    "  --brokers LIST        bootstrap servers (host:port,...)\n"
+    "  --bootstrap-file PATH read the bootstrap servers from the first line of PATH\n"
+    "  --topic NAME          topic to read from the beginning to its high watermarks\n"
+    "  --fetch-wait-ms N     fetch.wait.max.ms (default 10, the materializer's)\n"
+    "  --timeout S           give up after S seconds (default 600)\n"
+    "  --json                print one JSON line instead of the text summary\n";
+
+typedef struct st_sg_options_t {
+    const char *brokers;
+    const char *topic;
+    const char *fetch_wait_ms;
+    long timeout_s;
+    bool json;
+} sg_options_t;
+
+typedef struct st_sg_part_t {
+    int32_t id;
+    int64_t high; /* the target: the high watermark at start */
+    int64_t next; /* next offset to read */
+} sg_part_t;
+
+static volatile sig_atomic_t stop_signal;
+static char bootstrap_buf[4096];
+
+static void on_signal(int sig)
+{
+    stop_signal = sig;
+}
+
+static void log_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void log_msg(const char *fmt, ...)
+{
+    va_list args;
+    va_start(args, fmt);
+    fputs("sg-bench-consume: ", stderr);
+    vfprintf(stderr, fmt, args);
+    fputc('\n', stderr);
+    va_end(args);
+}
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    log_msg("librdkafka %s: %s", fac, buf);
+}
+
+static int set_prop(rd_kafka_conf_t *conf, const char *name, const char *value)
+{
+    char err[512];
+    if (rd_kafka_conf_set(conf, name, value, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+        log_msg("%s=%s: %s", name, value, err);
+        return -1;
+    }
+    return 0;
+}
+
+static const char *read_bootstrap_file(const char *path)
+{
+    FILE *file = fopen(path, "r");
+    if (file == NULL) {
+        log_msg("%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *line = fgets(bootstrap_buf, sizeof(bootstrap_buf), file);
+    fclose(file);
+    if (line == NULL) {
+        log_msg("%s: empty", path);
+        return NULL;
+    }
+    line[strcspn(line, "\r\n")] = '\0';
+    if (line[0] == '\0') {
+        log_msg("%s: empty first line", path);
+        return NULL;
+    }
+    return line;
+}
+
+static bool parse_long(const char *text, long long min, long long max, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long value = strtoll(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || value < min || value > max)
+        return false;
+    *out = value;
+    return true;
+}
+
+static int parse_options(int argc, char **argv, sg_options_t *opts)
+{
+    *opts = (sg_options_t){.fetch_wait_ms = "10", .timeout_s = 600};
+    for (int i = 1; i < argc; ++i) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--json") == 0) {
+            opts->json = true;
+            continue;
+        }
+        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+            fputs(usage, stdout);
+            exit(0);
+        }
+        if (i + 1 >= argc) {
+            log_msg("%s needs a value (or is unknown)", arg);
+            return -1;
+        }
+        const char *value = argv[++i];
+        long long num;
+        if (strcmp(arg, "--brokers") == 0) {
+            opts->brokers = value;
+        } else if (strcmp(arg, "--bootstrap-file") == 0) {
+            if ((opts->brokers = read_bootstrap_file(value)) == NULL)
+                return -1;
+        } else if (strcmp(arg, "--topic") == 0) {
+            opts->topic = value;
+        } else if (strcmp(arg, "--fetch-wait-ms") == 0) {
+            if (!parse_long(value, 0, 60000, &num)) {
+                log_msg("--fetch-wait-ms wants 0..60000, not %s", value);
+                return -1;
+            }
+            opts->fetch_wait_ms = value;
+        } else if (strcmp(arg, "--timeout") == 0) {
+            if (!parse_long(value, 1, 86400, &num)) {
+                log_msg("--timeout wants 1..86400 seconds, not %s", value);
+                return -1;
+            }
+            opts->timeout_s = (long)num;
+        } else {
+            log_msg("unknown option %s", arg);
+            return -1;
+        }
+    }
+    if (opts->brokers == NULL || opts->topic == NULL) {
+        log_msg("--brokers (or --bootstrap-file) and --topic are required");
+        return -1;
+    }
+    return 0;
+}
+
+/* The materializer's consumer settings (bridge/materializer.c): group.id only names the client
+ * (rd_kafka_assign() wants one; no group is joined, nothing is committed), partition EOF on,
+ * fetch.wait.max.ms 10, the other fetch settings at their defaults. */
+static rd_kafka_t *create_consumer(const sg_options_t *opts)
+{
+    char group[64];
+    snprintf(group, sizeof(group), "sg-bench-consume-%ld", (long)getpid());
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (set_prop(conf, "bootstrap.servers", opts->brokers) || set_prop(conf, "client.id", "sg-bench-consume") ||
+        set_prop(conf, "group.id", group) || set_prop(conf, "enable.auto.commit", "false") ||
+        set_prop(conf, "enable.auto.offset.store", "false") || set_prop(conf, "enable.partition.eof", "true") ||
+        set_prop(conf, "auto.offset.reset", "earliest") || set_prop(conf, "fetch.wait.max.ms", opts->fetch_wait_ms)) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_conf_set_log_cb(conf, on_log);
+    char err[512];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+    if (rk == NULL) {
+        log_msg("consumer: %s", err);
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_poll_set_consumer(rk);
+    return rk;
+}
+
+/* Reads the topic's partitions and high watermarks into *parts and assigns every partition at
+ * the beginning. Returns the partition count, or -1. */
+static int assign_from_beginning(rd_kafka_t *rk, const char *topic, sg_part_t **parts)
+{
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    if (rkt == NULL) {
+        log_msg("%s: %s", topic, rd_kafka_err2str(rd_kafka_last_error()));
+        return -1;
+    }
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, SG_CONSUME_METADATA_TIMEOUT_MS);
+    rd_kafka_topic_destroy(rkt);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR && (md->topic_cnt != 1 || md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR ||
+                                              md->topics[0].partition_cnt == 0))
+        err = md->topic_cnt == 1 && md->topics[0].err ? md->topics[0].err : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        log_msg("topic %s: %s", topic, rd_kafka_err2str(err));
+        if (md != NULL)
+            rd_kafka_metadata_destroy(md);
+        return -1;
+    }
+    int n = md->topics[0].partition_cnt;
+    *parts = calloc((size_t)n, sizeof(**parts));
+    if (*parts == NULL)
+        abort();
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(n);
+    for (int i = 0; i < n && err == RD_KAFKA_RESP_ERR_NO_ERROR; ++i) {
+        sg_part_t *part = &(*parts)[i];
+        int64_t low;
+        part->id = md->topics[0].partitions[i].id;
+        err = rd_kafka_query_watermark_offsets(rk, topic, part->id, &low, &part->high,
+                                               SG_CONSUME_METADATA_TIMEOUT_MS);
+        if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            log_msg("topic %s [%" PRId32 "] watermarks: %s", topic, part->id, rd_kafka_err2str(err));
+            break;
+        }
+        part->next = low;
+        rd_kafka_topic_partition_list_add(list, topic, part->id)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    }
+    rd_kafka_metadata_destroy(md);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR && (err = rd_kafka_assign(rk, list)) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        log_msg("assign %s: %s", topic, rd_kafka_err2str(err));
+    rd_kafka_topic_partition_list_destroy(list);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        free(*parts);
+        *parts = NULL;
+        return -1;
+    }
+    return n;
+}
+
+static sg_part_t *find_part(sg_part_t *parts, int n, int32_t id)
+{
+    for (int i = 0; i < n; ++i)
+        if (parts[i].id == id)
+            return &parts[i];
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    sg_options_t opts;
+    if (parse_options(argc, argv, &opts) != 0) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+
+    rd_kafka_t *rk = create_consumer(&opts);
+    if (rk == NULL)
+        return 1;
+    const int64_t start_ns = now_ns();
+    sg_part_t *parts = NULL;
+    int n_parts = assign_from_beginning(rk, opts.topic, &parts);
+    if (n_parts < 0) {
+        rd_kafka_destroy(rk);
+        return 1;
+    }
+    const int64_t assigned_ns = now_ns();
+    int64_t target = 0;
+    int left = 0; /* partitions not read up to their high watermark yet */
+    for (int i = 0; i < n_parts; ++i) {
+        target += parts[i].high - parts[i].next;
+        if (parts[i].next < parts[i].high)
+            ++left;
+    }
+
+    rd_kafka_queue_t *queue = rd_kafka_queue_get_consumer(rk);
+    const int64_t deadline_ns = start_ns + (int64_t)opts.timeout_s * 1000000000;
+    uint64_t records = 0, bytes = 0, errors = 0, checksum = 0;
+    while (left > 0 && !stop_signal && now_ns() < deadline_ns) {
+        rd_kafka_message_t *msg = rd_kafka_consume_queue(queue, SG_CONSUME_POLL_MS);
+        if (msg == NULL)
+            continue;
+        sg_part_t *part = find_part(parts, n_parts, msg->partition);
+        int64_t next = -1;
+        if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            next = msg->offset;
+        } else if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            if (errors++ == 0)
+                log_msg("consume: %s", rd_kafka_message_errstr(msg));
+        } else {
+            ++records;
+            bytes += msg->key_len + msg->len;
+            /* Touch the bytes a table would read, so nothing is optimised into a count. */
+            if (msg->len > 0)
+                checksum += ((const unsigned char *)msg->payload)[msg->len - 1];
+            next = msg->offset + 1;
+        }
+        if (part != NULL && next > part->next) {
+            bool was_left = part->next < part->high;
+            part->next = next;
+            if (was_left && part->next >= part->high)
+                --left;
+        }
+        rd_kafka_message_destroy(msg);
+    }
+    const int64_t end_ns = now_ns();
+    rd_kafka_queue_destroy(queue);
+    free(parts);
+    rd_kafka_destroy(rk);
+
+    double seconds = (double)(end_ns - start_ns) / 1e9;
+    double rps = seconds > 0 ? (double)records / seconds : 0;
+    if (opts.json)
+        printf("{\"tool\":\"sg-bench-consume\",\"topic\":\"%s\",\"partitions\":%d,\"records\":%" PRIu64
+               ",\"target\":%" PRId64 ",\"bytes\":%" PRIu64 ",\"seconds\":%.3f,\"setup_seconds\":%.3f,"
+               "\"rps\":%.1f,\"errors\":%" PRIu64 ",\"complete\":%s,\"checksum\":%" PRIu64 "}\n",
+               opts.topic, n_parts, records, target, bytes, seconds, (double)(assigned_ns - start_ns) / 1e9, rps,
+               errors, left == 0 ? "true" : "false", checksum);
+    else
+        printf("%s: %" PRIu64 " of %" PRId64 " records (%" PRIu64 " key+value bytes, %d partitions) in %.3f s"
+               " (%.3f s metadata and assign): %.0f records/s%s\n",
+               opts.topic, records, target, bytes, n_parts, seconds, (double)(assigned_ns - start_ns) / 1e9, rps,
+               left == 0 ? "" : " (INCOMPLETE)");
+    return left == 0 ? 0 : 1;
+}
