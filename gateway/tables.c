@@ -440,12 +440,13 @@ static int serve(sg_tq_t *tq, int final)
     char err[256];
     sg_token_t *view = sg_token_create();
     int answered = 1;
-    if (sg_tables_token(server->tables, tq->table->name, view, err, sizeof(err)) != 0) {
+    int conditional = tq->wanted != NULL || tq->min_stream_time >= 0;
+    if (conditional && sg_tables_token(server->tables, tq->table->name, view, err, sizeof(err)) != 0) {
         tq_done(tq);
         store_unavailable(req, table, err);
         goto done;
     }
-    if (!conditions_met(tq, view)) {
+    if (conditional && !conditions_met(tq, view)) {
         if (!final) {
             answered = 0;
             goto done;

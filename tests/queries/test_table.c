@@ -211,6 +211,26 @@ static void test_later_record_wins(void **state)
     value = get(fx->tables, "users", "k", &v2);
     free(value);
     assert_true(v3.etag == v2.etag);
+    /* Within one batch the last record of a key wins whatever the key order of the others,
+     * across partitions too, and a tombstone last deletes. */
+    put(batch, "t", 1, 0, 20, "m", "m-first");
+    put(batch, "t", 0, 6, 21, "z", "z-only");
+    put(batch, "t", 0, 7, 22, "m", "m-second");
+    put(batch, "t", 1, 1, 23, "a", "a-first");
+    put(batch, "t", 0, 8, 24, "k", NULL);
+    put(batch, "t", 1, 2, 25, "a", "a-second");
+    commit(batch);
+    value = get(fx->tables, "users", "m", &v1);
+    assert_string_equal(value, "m-second");
+    free(value);
+    assert_int_equal(v1.partition, 0);
+    value = get(fx->tables, "users", "a", NULL);
+    assert_string_equal(value, "a-second");
+    free(value);
+    value = get(fx->tables, "users", "z", NULL);
+    assert_string_equal(value, "z-only");
+    free(value);
+    assert_null(get(fx->tables, "users", "k", NULL));
     sg_table_batch_destroy(batch);
 }
 
