@@ -184,7 +184,12 @@ static void handle_builtin(h2o_req_t *req, int ready_check)
         return;
     }
     int tables_behind = server->materializer != NULL && !sg_materializer_caught_up(server->materializer);
-    int registry_behind = server->registry != NULL && !sg_registry_is_ready(server->registry);
+    /* The registry counts when routes depend on it: a deployment that uses no schemas must not
+     * wait for a _schemas topic it may have no right to create. */
+    int uses_schemas = 0;
+    for (size_t i = 0; i < server->conf->n_routes; ++i)
+        uses_schemas |= server->conf->routes[i].schema != NULL;
+    int registry_behind = uses_schemas && server->registry != NULL && !sg_registry_is_ready(server->registry);
     if (ready_check &&
         (!sg_bridge_is_ready(server->bridge) || tables_behind || registry_behind || atomic_load(&server->draining))) {
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
