@@ -119,8 +119,14 @@ static void test_read_your_write_etag_and_304(void **state)
     assert_int_equal(res.status, 304);
     sg_test_response_free(&res);
 
-    /* a later write wins, with a new ETag */
+    /* a later write wins, with a new ETag; ?token= works like the header */
     put_profile("ada", "{\"name\":\"Ada\",\"v\":2}", token, sizeof(token));
+    char path[1024];
+    snprintf(path, sizeof(path), "/tables/profiles/ada?token=%s", token);
+    assert_int_equal(sg_test_http(&gw, "GET", path, NULL, NULL, 0, &res), 0);
+    assert_int_equal(res.status, 200);
+    assert_string_equal(res.body, "{\"name\":\"Ada\",\"v\":2}");
+    sg_test_response_free(&res);
     get_with_token("/tables/profiles/ada", token, &res);
     assert_int_equal(res.status, 200);
     assert_string_equal(res.body, "{\"name\":\"Ada\",\"v\":2}");
@@ -172,6 +178,13 @@ static void test_tokens_ahead_bad_and_unknown(void **state)
     assert_int_equal(sg_test_http(&gw, "GET", "/tables/profiles/bob", headers, NULL, 0, &res), 0);
     assert_int_equal(res.status, 503);
     assert_true(now_ms() - start < 500);
+    sg_test_response_free(&res);
+    /* the same token as ?token= holds the read back just the same */
+    char ahead_path[1024];
+    snprintf(ahead_path, sizeof(ahead_path), "/tables/profiles/bob?token=%s", ahead);
+    assert_int_equal(sg_test_http(&gw, "GET", ahead_path, "Prefer: wait=0\r\n", NULL, 0, &res), 0);
+    assert_int_equal(res.status, 503);
+    assert_non_null(strstr(res.body, "urn:streamgate:problem:not-caught-up"));
     sg_test_response_free(&res);
     /* a token for another topic does not hold the read back: its components are ignored */
     sg_token_t *other = sg_token_create();
