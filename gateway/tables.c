@@ -67,6 +67,7 @@ typedef struct st_sg_tq_t {
     int sent_any;
     int sent_present;
     uint64_t sent_etag;
+    char *event; /* the event being sent (heap), freed once sent */
     h2o_generator_t generator;
 } sg_tq_t;
 
@@ -94,13 +95,20 @@ static int topic_is(const char *topic, void *arg)
     return strcmp(topic, (const char *)arg) == 0;
 }
 
+/* The token's text in the pool (any size a token can have). */
+static h2o_iovec_t token_text(h2o_req_t *req, const sg_token_t *token)
+{
+    char *text = h2o_mem_alloc_pool(&req->pool, SG_TOKEN_MAX_TEXT + 1);
+    size_t len = sg_token_encode(token, text, SG_TOKEN_MAX_TEXT + 1);
+    return h2o_iovec_init(text, len <= SG_TOKEN_MAX_TEXT ? len : 0);
+}
+
 static void add_token(h2o_req_t *req, const sg_token_t *token)
 {
-    char text[4096];
-    size_t len = sg_token_encode(token, text, sizeof(text));
-    if (len > 0 && len < sizeof(text))
-        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("consistency-token"), 0, NULL,
-                              h2o_strdup(&req->pool, text, len).base, len);
+    h2o_iovec_t text = token_text(req, token);
+    if (text.len > 0)
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("consistency-token"), 0, NULL, text.base,
+                              text.len);
 }
 
 /* The view's stream time for the table's topic: the largest of its partitions'. */
@@ -255,17 +263,26 @@ static int on_scan_row(void *arg, const void *key, size_t keylen, const void *va
 
 /* --- watches --------------------------------------------------------------------------------- */
 
-/* One SSE event; the value's lines each become a data: line (JSON may hold newlines). */
-static h2o_iovec_t sse_event(h2o_req_t *req, const char *kind, const sg_token_t *token, const char *value,
+/* One SSE event, in a heap buffer the watch owns until H2O has sent it (events of a long watch
+ * must not pile up in the request's pool). The value's lines each become a data: line. */
+static h2o_iovec_t sse_event(sg_tq_t *tq, const char *kind, const sg_token_t *token, const char *value,
                              size_t value_len)
 {
-    char id[4096];
-    size_t id_len = sg_token_encode(token, id, sizeof(id));
-    if (id_len >= sizeof(id))
-        id_len = 0;
-    size_t cap = 64 + id_len + value_len * 2 + 16;
-    char *text = h2o_mem_alloc_pool(&req->pool, cap);
-    size_t len = (size_t)snprintf(text, cap, "event: %s\nid: %.*s\ndata: ", kind, (int)id_len, id);
+    char *id_text = malloc(SG_TOKEN_MAX_TEXT + 1);
+    if (id_text == NULL)
+        abort();
+    size_t id_len = sg_token_encode(token, id_text, SG_TOKEN_MAX_TEXT + 1);
+    h2o_iovec_t id = h2o_iovec_init(id_text, id_len <= SG_TOKEN_MAX_TEXT ? id_len : 0);
+    size_t newlines = 0;
+    for (size_t i = 0; i < value_len; ++i)
+        newlines += value[i] == '\n';
+    size_t cap = 32 + strlen(kind) + id.len + value_len + newlines * 6 + 2;
+    free(tq->event);
+    char *text = tq->event = malloc(cap);
+    if (text == NULL)
+        abort();
+    size_t len = (size_t)snprintf(text, cap, "event: %s\nid: %.*s\ndata: ", kind, (int)id.len, id.base);
+    free(id_text);
     for (size_t i = 0; i < value_len; ++i) {
         if (value[i] == '\n') {
             memcpy(text + len, "\ndata: ", 7);
@@ -347,8 +364,8 @@ static void watch_check(sg_tq_t *tq)
     if (changed) {
         if (tq->wanted != NULL)
             sg_token_merge(view, tq->wanted);
-        h2o_iovec_t event = present ? sse_event(tq->req, "update", view, value, value_len)
-                                    : sse_event(tq->req, "delete", view, "null", 4);
+        h2o_iovec_t event = present ? sse_event(tq, "update", view, value, value_len)
+                                    : sse_event(tq, "delete", view, "null", 4);
         tq->sent_any = 1;
         tq->sent_present = present;
         tq->sent_etag = present ? version.etag : 0;
@@ -363,6 +380,8 @@ static void on_watch_proceed(h2o_generator_t *generator, h2o_req_t *req)
 {
     sg_tq_t *tq = H2O_STRUCT_FROM_MEMBER(sg_tq_t, generator, generator);
     tq->sending = 0;
+    free(tq->event);
+    tq->event = NULL;
     if (tq->closing) {
         tq->sending = 1;
         h2o_send(tq->req, NULL, 0, H2O_SEND_STATE_FINAL);
@@ -419,6 +438,7 @@ static void tq_free(sg_tq_t *tq)
     unlink_tq(tq);
     sg_token_destroy(tq->wanted);
     sg_token_destroy(tq->arrival);
+    free(tq->event);
     free(tq);
 }
 
@@ -558,6 +578,10 @@ static void on_guard_dispose(void *p)
 static void proceed(sg_tq_t *tq)
 {
     int can_wait = tq->deadline_ms > sg_now_ms();
+    /* Counted as waiting before the view is read: a commit landing in between then wakes it
+     * (the materializer skips the wake-up while nobody is counted). */
+    if (can_wait)
+        link_tq(tq);
     if (serve(tq, !can_wait))
         return;
     link_tq(tq);
@@ -638,6 +662,7 @@ void sg_tables_on_latest(h2o_multithread_receiver_t *receiver, h2o_linklist_t *m
         h2o_linklist_unlink(&msg->message.link);
         sg_tq_t *tq = msg->tq;
         tq->fresh_outstanding = 0;
+        atomic_fetch_sub(&tq->loop->server->table_waiters, 1);
         if (tq->req == NULL) {
             tq_free(tq); /* the client left, or the read was answered at its deadline */
         } else if (msg->highs == NULL) {
@@ -740,7 +765,10 @@ static int parse_int(h2o_iovec_t text, int64_t min, int64_t max, int64_t *out)
     for (size_t i = 0; i < text.len; ++i) {
         if (text.base[i] < '0' || text.base[i] > '9')
             return -1;
-        value = value * 10 + (text.base[i] - '0');
+        int digit = text.base[i] - '0';
+        if (value > (INT64_MAX - digit) / 10)
+            return -1;
+        value = value * 10 + digit;
     }
     if (value < min || value > max)
         return -1;
@@ -877,6 +905,14 @@ static void start_read(h2o_req_t *req, const sg_table_conf_t *table, const char 
                             "limits.pending (%u) table reads and watches are already waiting", conf->limits.pending);
             return;
         }
+        if (params[QP_FRESH].base != NULL || min_stream_time >= 0) {
+            /* these always wait for the brokers' answer: refused at the limit */
+            sg_token_destroy(wanted);
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+            sg_problem_send(req, 503, "Service Unavailable", "too-many-pending", "Too Many Pending Requests", NULL,
+                            "limits.pending (%u) table reads and watches are already waiting", conf->limits.pending);
+            return;
+        }
         wait_ms = 0; /* answered now: from the view if it meets the conditions, else 503 */
     }
     sg_tq_t *tq = calloc(1, sizeof(*tq));
@@ -908,6 +944,7 @@ static void start_read(h2o_req_t *req, const sg_table_conf_t *table, const char 
             return;
         }
         tq->fresh_outstanding = 1;
+        atomic_fetch_add(&server->table_waiters, 1); /* counted until the watermarks arrive */
         int64_t budget = wait_ms > 2000 ? wait_ms : 2000; /* the brokers get their time in any case */
         tq->deadline_ms = sg_now_ms() + budget;
         tq->timeout_entry.cb = on_wait_timeout;

@@ -614,6 +614,55 @@ static void test_watch_updates_deletes_and_resume(void **state)
     sg_test_response_free(&res);
 }
 
+/* Regressions: a value full of newlines (each becomes a "data:" line, 7 bytes for 1) streams
+ * intact; a token too long for a fixed buffer still comes back on the answer. */
+static void test_watch_multiline_value_and_long_tokens(void **state)
+{
+    static char body[8192];
+    size_t n = 0;
+    body[n++] = '{';
+    for (int i = 0; i < 3000; ++i)
+        body[n++] = '\n';
+    n += (size_t)snprintf(body + n, sizeof(body) - n, "\"a\":1}");
+    char token[512];
+    put_profile("w-nl", body, token, sizeof(token));
+    char headers[1024];
+    snprintf(headers, sizeof(headers), "Consistency-Token: %s\r\n", token);
+    int fd = open_stream("/tables/profiles/w-nl", headers);
+    static char buf[65536];
+    size_t len = 0;
+    assert_int_equal(read_events(fd, buf, sizeof(buf), &len, 1, 5000), 1);
+    close(fd);
+    int data_lines = 0;
+    for (const char *at = buf; (at = strstr(at, "\ndata: ")) != NULL; ++at)
+        ++data_lines;
+    assert_int_equal(data_lines, 3001);
+    assert_non_null(strstr(buf, "\ndata: \"a\":1}\n\n"));
+
+    /* 300 partitions of another topic: a token of ~4.3 KB, merged into the answer's token */
+    sg_token_t *big = sg_token_create();
+    for (int p = 0; p < 300; ++p)
+        assert_int_equal(sg_token_advance(big, "another.topic.with.a.long.name", p, 1000000 + p, 1700000000000LL), 0);
+    static char big_text[32768];
+    size_t big_len = sg_token_encode(big, big_text, sizeof(big_text));
+    sg_token_destroy(big);
+    assert_true(big_len > 4096 && big_len < 8192);
+    static char big_headers[9000];
+    snprintf(big_headers, sizeof(big_headers), "Consistency-Token: %s\r\n", big_text);
+    sg_test_response_t res;
+    assert_int_equal(sg_test_http(&gw, "GET", "/tables/profiles/w-nl", big_headers, NULL, 0, &res), 0);
+    assert_int_equal(res.status, 200);
+    static char answer[32768];
+    assert_non_null(sg_test_header(&res, "consistency-token", answer, sizeof(answer)));
+    assert_true(strlen(answer) > big_len);
+    sg_test_response_free(&res);
+    /* and a number too large for 64 bits is a 400, not an overflow */
+    expect_problem("/tables/profiles/w-nl?min_stream_time=99999999999999999999", 400, "invalid-query",
+                   "min_stream_time");
+    expect_problem("/tables/profiles/w-nl?min_stream_time=9999999999999999999", 400, "invalid-query",
+                   "min_stream_time");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -626,6 +675,7 @@ int main(void)
         cmocka_unit_test(test_fresh_latest_sees_other_producers),
         cmocka_unit_test(test_min_stream_time_idle_partition),
         cmocka_unit_test(test_watch_updates_deletes_and_resume),
+        cmocka_unit_test(test_watch_multiline_value_and_long_tokens),
     };
     return cmocka_run_group_tests_name("integration-tables", tests, setup, teardown);
 }
