@@ -45,7 +45,13 @@ typedef struct {
     char *err;
     size_t errlen;
     int quiet; /* probing reader union branches: no message */
+    unsigned long steps; /* comparisons made; bounded, since unions nested in records multiply */
+    int exhausted;
 } walk_t;
+
+/* Unions of records of unions... make the pairwise walk exponential in the nesting (a 5 KB
+ * schema took hours): past this many comparisons the check gives up, as incompatible. */
+#define SG_COMPAT_MAX_STEPS 200000UL
 
 static const char *const primitives[] = {"null", "boolean", "int", "long", "float", "double", "bytes", "string", NULL};
 
@@ -398,6 +404,10 @@ static int can_read(walk_t *walk, const json_t *wdef, const char *wns, const jso
 {
     if (depth > SG_AVRO_MAX_DEPTH * 2)
         return fail(walk, path, "schemas nested deeper than %d", SG_AVRO_MAX_DEPTH);
+    if (walk->exhausted || ++walk->steps > SG_COMPAT_MAX_STEPS) {
+        walk->exhausted = 1; /* every open comparison fails fast, probing or not */
+        return 0;
+    }
     tnode_t w, r;
     if (resolve(walk->w, wdef, wns, &w, 0) != 0)
         return fail(walk, path, "the writer's schema names an unknown type");
@@ -422,6 +432,11 @@ int sg_schema_can_read(const char *writer, size_t writer_len, const char *reader
     }
     walk_t walk = {.w = &w, .r = &r, .err = err, .errlen = errlen};
     int ok = can_read(&walk, w.doc, "", r.doc, "", "", NULL, 0);
+    if (walk.exhausted) {
+        ok = 0;
+        set_err(err, errlen, "/: the schemas are too complex to check (more than %lu type comparisons)",
+                SG_COMPAT_MAX_STEPS);
+    }
     cschema_dispose(&w);
     cschema_dispose(&r);
     return ok ? 1 : 0;

@@ -100,6 +100,7 @@ struct st_sg_table_batch_t {
     sg_table_batch_pos_t *positions; /* every stored position once loaded, plus new ones */
     size_t pos_count, pos_cap, pos_last;
     bool pos_loaded;
+    bool pos_v1; /* loaded from first-layout records, which the next commit deletes */
     size_t records;
     /* Rows wait here until the commit, which writes them sorted by key, the last write of each
      * key only: RocksDB's memtable takes sorted inserts several times faster. */
@@ -444,6 +445,60 @@ static long sg_table_decode_pos(const uint8_t *p, size_t len, sg_table_position_
     return at == len ? (long)n : -1;
 }
 
+/* Positions as the first layout stored them, a record per partition (key: prefix 'P' topic NUL
+ * u32 partition; value: u8 version 1, u64 next_offset, u64 stream_time): read when a table has
+ * no positions record yet, so a data_dir from before resumes instead of replaying its topic. The
+ * next commit writes the record and deletes these. Returns the count, or -1. */
+static long sg_table_each_pos_v1(sg_tables_t *tables, const sg_table_t *table,
+                                 const rocksdb_readoptions_t *read_options, sg_table_position_cb cb, void *arg,
+                                 char *err, size_t errlen)
+{
+    uint8_t prefix[SG_TABLE_POS_KEY_MAX];
+    size_t prefix_len = sg_table_pos_key(table, prefix);
+    long count = 0;
+    bool stopped = false;
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(tables->db, read_options, tables->positions_cf);
+    for (rocksdb_iter_seek(it, (const char *)prefix, prefix_len); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t keylen, len;
+        const char *key = rocksdb_iter_key(it, &keylen);
+        if (!sg_table_has_prefix(key, keylen, prefix, prefix_len))
+            break;
+        if (keylen == prefix_len)
+            continue;
+        const uint8_t *value = (const uint8_t *)rocksdb_iter_value(it, &len);
+        const char *topic = key + prefix_len;
+        size_t rest = keylen - prefix_len;
+        const char *nul = memchr(topic, '\0', rest);
+        if (nul == NULL || nul == topic || (size_t)(nul - topic) > SG_TOKEN_MAX_TOPIC_LEN ||
+            rest != (size_t)(nul - topic) + 1 + 4 || sg_table_get_uint((const uint8_t *)nul + 1, 4) > INT32_MAX ||
+            len != 17 || value[0] != 1) {
+            count = -1;
+            break;
+        }
+        char topic_text[SG_TOKEN_MAX_TOPIC_LEN + 1];
+        memcpy(topic_text, topic, (size_t)(nul - topic));
+        topic_text[nul - topic] = '\0';
+        int64_t next_offset = (int64_t)sg_table_get_uint(value + 1, 8);
+        int64_t stream_time_ms = (int64_t)sg_table_get_uint(value + 9, 8);
+        if (next_offset < 0 || stream_time_ms < 0) {
+            count = -1;
+            break;
+        }
+        ++count;
+        if (!stopped && cb(arg, topic_text, (int32_t)sg_table_get_uint((const uint8_t *)nul + 1, 4), next_offset,
+                           stream_time_ms) != 0)
+            stopped = true;
+    }
+    char *errptr = NULL;
+    rocksdb_iter_get_error(it, &errptr);
+    rocksdb_iter_destroy(it);
+    if (errptr != NULL)
+        return sg_table_rocksdb_fail(err, errlen, "reading positions", errptr);
+    if (count < 0)
+        sg_queries_errf(err, errlen, "tables: corrupt position record in table %s", table->name);
+    return count;
+}
+
 /* Calls cb per stored position of table as read through read_options, in (topic, partition)
  * order. Returns the number of positions (0: none stored), or -1 on error. */
 static long sg_table_each_pos(sg_tables_t *tables, const sg_table_t *table, const rocksdb_readoptions_t *read_options,
@@ -457,7 +512,7 @@ static long sg_table_each_pos(sg_tables_t *tables, const sg_table_t *table, cons
     if (errptr != NULL)
         return sg_table_rocksdb_fail(err, errlen, "reading positions", errptr);
     if (found == NULL)
-        return 0;
+        return sg_table_each_pos_v1(tables, table, read_options, cb, arg, err, errlen);
     size_t len;
     const uint8_t *value = (const uint8_t *)rocksdb_pinnableslice_value(found, &len);
     long count = sg_table_decode_pos(value, len, cb, arg);
@@ -723,6 +778,21 @@ static sg_table_batch_pos_t *sg_table_batch_pos(sg_table_batch_t *batch, const c
         batch->pos_count = batch->pos_cap = (size_t)count;
         batch->pos_last = 0;
         batch->pos_loaded = true;
+        if (count > 0) {
+            uint8_t key[SG_TABLE_POS_KEY_MAX];
+            size_t keylen = sg_table_pos_key(batch->table, key);
+            char *errptr = NULL;
+            rocksdb_pinnableslice_t *found = rocksdb_get_pinned_cf(
+                batch->tables->db, batch->tables->read_options, batch->tables->positions_cf, (const char *)key, keylen,
+                &errptr);
+            if (errptr != NULL) {
+                batch->pos_loaded = false;
+                sg_table_rocksdb_fail(err, errlen, "reading positions", errptr);
+                return NULL;
+            }
+            batch->pos_v1 = found == NULL;
+            rocksdb_pinnableslice_destroy(found);
+        }
     }
     for (size_t i = 0; i < batch->pos_count; i++) {
         sg_table_batch_pos_t *pos = &batch->positions[i];
@@ -847,6 +917,7 @@ static void sg_table_batch_clear(sg_table_batch_t *batch, bool forget, uint64_t 
 {
     rocksdb_writebatch_clear(batch->writes);
     batch->records = 0;
+    batch->pos_v1 = false; /* written (or, after a failure, reloaded) */
     batch->rows_count = 0;
     batch->arena_len = 0;
     if (forget) {
@@ -912,6 +983,19 @@ int sg_table_batch_commit(sg_table_batch_t *batch, char *err, size_t errlen)
         rocksdb_writebatch_put_cf(batch->writes, batch->tables->positions_cf, (const char *)key, keylen,
                                   (const char *)value, at);
         free(value);
+    }
+    if (moved && batch->pos_v1) {
+        /* Records of the first layout (prefix 'P' topic ...) sort right after the record's key:
+         * gone with the write that replaces them. */
+        uint8_t key[SG_TABLE_POS_KEY_MAX];
+        size_t keylen = sg_table_pos_key(table, key);
+        uint8_t v1_begin[SG_TABLE_POS_KEY_MAX + 1], v1_end[SG_TABLE_POS_KEY_MAX];
+        memcpy(v1_begin, key, keylen);
+        v1_begin[keylen] = 0;
+        memcpy(v1_end, key, keylen);
+        v1_end[keylen - 1] = SG_TABLE_TAG_POSITION + 1;
+        rocksdb_writebatch_delete_range_cf(batch->writes, batch->tables->positions_cf, (const char *)v1_begin,
+                                           keylen + 1, (const char *)v1_end, keylen);
     }
 
     int ret = 0;

@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <rocksdb/c.h>
+
 #include "sg_table.h"
 
 static const char *const two_tables[] = {"users", "orders"};
@@ -986,6 +988,83 @@ static void test_reopen_with_other_tables(void **state)
     assert_position(fx->tables, "orders", "t", 0, 0, 1, 100);
 }
 
+/* A data_dir from the first layout (a positions record per partition) resumes where it was: its
+ * positions are read, and the first commit replaces them by the one record. Written raw here
+ * with the RocksDB C API, byte for byte as that layout stored them. */
+static void put_v1_position(rocksdb_t *db, rocksdb_column_family_handle_t *cf, const char *table,
+                            const char *topic, uint32_t partition, uint64_t next, uint64_t stream)
+{
+    uint8_t key[300], value[17];
+    size_t n = 0;
+    key[n++] = (uint8_t)strlen(table);
+    memcpy(key + n, table, strlen(table));
+    n += strlen(table);
+    key[n++] = 'P';
+    memcpy(key + n, topic, strlen(topic));
+    n += strlen(topic);
+    key[n++] = 0;
+    for (int i = 3; i >= 0; --i)
+        key[n++] = (uint8_t)(partition >> (8 * i));
+    value[0] = 1;
+    for (int i = 0; i < 8; ++i) {
+        value[1 + i] = (uint8_t)(next >> (8 * (7 - i)));
+        value[9 + i] = (uint8_t)(stream >> (8 * (7 - i)));
+    }
+    char *errptr = NULL;
+    rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+    rocksdb_put_cf(db, wo, cf, (const char *)key, n, (const char *)value, sizeof(value), &errptr);
+    rocksdb_writeoptions_destroy(wo);
+    assert_null(errptr);
+}
+
+static void test_first_layout_positions_are_read_and_replaced(void **state)
+{
+    fixture_t *fx = *state;
+    sg_tables_close(fx->tables);
+    fx->tables = NULL;
+    /* the families as sg_tables_open made them */
+    const char *names[] = {"default", "positions", "t:users", "t:orders"};
+    rocksdb_options_t *options = rocksdb_options_create();
+    const rocksdb_options_t *cf_options[4] = {options, options, options, options};
+    rocksdb_column_family_handle_t *handles[4];
+    char *errptr = NULL;
+    size_t n_cf = 0;
+    char **existing = rocksdb_list_column_families(options, fx->dir, &n_cf, &errptr);
+    assert_null(errptr);
+    assert_int_equal(n_cf, 4);
+    rocksdb_list_column_families_destroy(existing, n_cf);
+    rocksdb_t *db = rocksdb_open_column_families(options, fx->dir, 4, names, cf_options, handles, &errptr);
+    assert_null(errptr);
+    put_v1_position(db, handles[1], "users", "t", 0, 7, 1700);
+    put_v1_position(db, handles[1], "users", "t", 1, 3, 1600);
+    for (int i = 0; i < 4; ++i)
+        rocksdb_column_family_handle_destroy(handles[i]);
+    rocksdb_close(db);
+    rocksdb_options_destroy(options);
+
+    fx->tables = open_tables(fx->dir);
+    int64_t next = 0, stream = 0;
+    char err[256];
+    assert_int_equal(sg_tables_position(fx->tables, "users", "t", 0, &next, &stream, err, sizeof(err)), 0);
+    assert_int_equal(next, 7);
+    assert_int_equal(stream, 1700);
+    sg_table_batch_t *batch = sg_table_batch_new(fx->tables, "users");
+    /* offset 6 is below the stored position: ignored, not applied twice */
+    assert_int_equal(sg_table_batch_put(batch, "t", 0, 6, 1750, "old", 3, "\"x\"", 3, err, sizeof(err)), 1);
+    put(batch, "t", 0, 7, 1800, "k", "v");
+    commit(batch);
+    sg_table_batch_destroy(batch);
+    assert_int_equal(sg_tables_position(fx->tables, "users", "t", 0, &next, &stream, err, sizeof(err)), 0);
+    assert_int_equal(next, 8);
+    assert_int_equal(stream, 1800);
+    assert_int_equal(sg_tables_position(fx->tables, "users", "t", 1, &next, &stream, err, sizeof(err)), 0);
+    assert_int_equal(next, 3); /* carried over into the record */
+    pos_list_t list = {0};
+    assert_int_equal(sg_tables_positions(fx->tables, "users", collect_pos, &list, err, sizeof(err)), 0);
+    assert_int_equal(list.n, 2); /* from the new record: each partition once */
+    assert_null(get(fx->tables, "users", "old", NULL));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1003,6 +1082,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrent_reads_while_committing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_arguments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_with_other_tables, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_first_layout_positions_are_read_and_replaced, setup, teardown),
     };
     return cmocka_run_group_tests_name("queries-table", tests, NULL, NULL);
 }
