@@ -822,6 +822,12 @@ static void op_begin(sg_registry_t *reg, sg_reg_op_t *op)
 {
     char err[1024];
     char *key, *value;
+    if (mono_ms() > op->deadline_ms) {
+        /* queued past its deadline: its caller has been answered 503 already; never write it */
+        reg->inflight = NULL;
+        op_finish(op, SG_REG_E_UNAVAILABLE, "the operation waited past its deadline", 0, 0);
+        return;
+    }
     if (op->kind == OP_LEVEL) {
         sg_registry_config_record(op->subject, op->level, op->clear, &key, &value);
         if (produce(reg, op, key, value, err, sizeof(err)) != 0) {

@@ -1072,6 +1072,13 @@ void sg_handlers_on_reply(void *ctx, const sg_reply_t *reply)
         if (sg_decode_framed(server->registry, reply->value, reply->value_len, &msg->body, &msg->body_len, &schema_id,
                              msg->undecodable, sizeof(msg->undecodable)) == 0) {
             msg->decoded = 1;
+            if (msg->body_len > SG_STORE_MAX_BODY) { /* JSON can be ~6x the Avro (bytes as \u00XX) */
+                free(msg->body);
+                msg->body = NULL;
+                msg->body_len = 0;
+                msg->status = 0;
+                msg->oversized = 1;
+            }
         } else {
             if (msg->undecodable[0] == '\0')
                 snprintf(msg->undecodable, sizeof(msg->undecodable), "schema id %u", (unsigned)schema_id);

@@ -381,19 +381,20 @@ static int run_gateway(const char *config_path)
             goto done;
         sg_server_set_tables(server, tables, materializer);
     }
-    if (sg_bridge_start(bridge, server, err, sizeof(err)) != 0)
-        goto done;
-    if (materializer != NULL)
-        sg_materializer_set_registry(materializer, registry); /* Confluent-framed values decode by schema id */
-    if (materializer != NULL && sg_materializer_start(materializer, sg_tables_progress_cb, server, err, sizeof(err)) != 0)
-        goto done;
-    /* Config schemas before the first request: the registry reads its log up to where it was at
+    /* Config schemas before the first request, and before the threads that decode by schema id
+     * (reply consumer, materializer) start reading: the registry reads its log up to where it was at
      * start, then registers them (an incompatible change fails the start). Without config schemas
      * nothing waits for it, so a gateway without Kafka still starts (unready). */
     if (sg_registry_start(registry, err, sizeof(err)) != 0)
         goto done;
     if (has_route_schemas(conf) && (sg_registry_wait_ready(registry, 30000, err, sizeof(err)) != 0 ||
                                     sg_registry_register_config(registry, 30000, err, sizeof(err)) != 0))
+        goto done;
+    if (sg_bridge_start(bridge, server, err, sizeof(err)) != 0)
+        goto done;
+    if (materializer != NULL)
+        sg_materializer_set_registry(materializer, registry); /* Confluent-framed values decode by schema id */
+    if (materializer != NULL && sg_materializer_start(materializer, sg_tables_progress_cb, server, err, sizeof(err)) != 0)
         goto done;
     char addresses[2048], path[4096];
     sg_server_addresses(server, addresses, sizeof(addresses));

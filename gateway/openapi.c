@@ -1,7 +1,7 @@
 /*
  * GET /openapi.json: an OpenAPI 3.1 description generated from the config (DESIGN §2.5).
  *
- * Built once per server, on first request, from the immutable config and the registry's parsed
+ * Built once, on first request, from the immutable config and the registry's parsed
  * config schemas, and served as bytes afterwards. Request bodies of routes with a schema get a
  * JSON Schema derived from the Avro schema in the JSON form the gateway accepts (a null-union is
  * a plain value or null, decimals numbers or strings, timestamps integers or RFC 3339 strings);
@@ -19,10 +19,10 @@
 
 #define SG_OPENAPI_MAX_DEPTH 32
 
-static pthread_once_t once = PTHREAD_ONCE_INIT;
-static char *document; /* built once; lives until exit (reachable: not a leak) */
+/* Built by the first request on any loop, under the lock; one server per process. */
+static pthread_mutex_t document_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *document; /* lives until exit (reachable: not a leak) */
 static size_t document_len;
-static const sg_server_t *document_server;
 
 static json_t *problem_response(const char *description)
 {
@@ -243,9 +243,8 @@ static json_t *read_parameters(json_t *params, int scan)
     return params;
 }
 
-static void build(void)
+static void build(const sg_server_t *server)
 {
-    const sg_server_t *server = document_server;
     const sg_conf_t *conf = server->conf;
     json_t *defs = json_object();
     json_object_set_new(defs, "Problem",
@@ -342,7 +341,9 @@ void sg_openapi_handle(h2o_req_t *req)
         sg_problem_method_not_allowed(req, "GET, HEAD");
         return;
     }
-    document_server = server;
-    pthread_once(&once, build);
+    pthread_mutex_lock(&document_lock);
+    if (document == NULL)
+        build(server);
+    pthread_mutex_unlock(&document_lock);
     sg_http_respond(req, 200, "OK", "application/json", document, document_len);
 }

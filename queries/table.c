@@ -524,13 +524,19 @@ static long sg_table_each_pos(sg_tables_t *tables, const sg_table_t *table, cons
 
 typedef struct {
     sg_table_batch_pos_t *positions;
-    size_t count;
+    size_t count, cap;
 } sg_table_pos_list_t;
 
 static int sg_table_pos_collect(void *arg, const char *topic, int32_t partition, int64_t next_offset,
                                 int64_t stream_time_ms)
 {
     sg_table_pos_list_t *list = arg;
+    if (list->count == list->cap) {
+        list->cap = list->cap ? list->cap * 2 : 16;
+        list->positions = realloc(list->positions, list->cap * sizeof(*list->positions));
+        if (list->positions == NULL)
+            sg_queries_oom();
+    }
     sg_table_batch_pos_t *pos = &list->positions[list->count++];
     snprintf(pos->topic, sizeof(pos->topic), "%s", topic);
     pos->partition = partition;
@@ -544,7 +550,7 @@ static int sg_table_pos_collect(void *arg, const char *topic, int32_t partition,
 static long sg_table_load_pos(sg_tables_t *tables, const sg_table_t *table, const rocksdb_readoptions_t *read_options,
                               sg_table_batch_pos_t **out, char *err, size_t errlen)
 {
-    sg_table_pos_list_t list = {sg_queries_calloc(SG_TOKEN_MAX_ENTRIES, sizeof(*list.positions)), 0};
+    sg_table_pos_list_t list = {NULL, 0, 0};
     long count = sg_table_each_pos(tables, table, read_options, sg_table_pos_collect, &list, err, errlen);
     if (count <= 0) {
         free(list.positions);
