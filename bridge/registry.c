@@ -91,6 +91,7 @@ struct st_sg_registry_t {
     pthread_rwlock_t lock;
     sg_registry_schema_t **schemas; /* built in: by id-1; external: a cache in fetch order */
     size_t n_schemas, cap_schemas;
+    size_t schema_bytes; /* canonical text of every schema: bounded by SG_REGISTRY_MAX_TOTAL_BYTES */
     sg_subject_t *subjects;
     size_t n_subjects, cap_subjects;
     sg_compat_t global_level;
@@ -316,6 +317,7 @@ static void schema_add_locked(sg_registry_t *reg, sg_registry_schema_t *schema)
             reg_oom();
     }
     reg->schemas[reg->n_schemas++] = schema;
+    reg->schema_bytes += schema->len;
 }
 
 /* The version of a subject holding this canonical text, or 0. */
@@ -675,7 +677,8 @@ static int apply_schema(sg_registry_t *reg, const void *value, size_t valuelen, 
         accept = accept && known->id == (uint32_t)id;
     else
         accept = accept && at_id == NULL && (uint32_t)id == reg->n_schemas + 1 &&
-                 reg->n_schemas < SG_REGISTRY_MAX_SCHEMAS;
+                 reg->n_schemas < SG_REGISTRY_MAX_SCHEMAS &&
+                 reg->schema_bytes + canonical_len <= SG_REGISTRY_MAX_TOTAL_BYTES;
     pthread_rwlock_unlock(&reg->lock);
     sg_registry_schema_t *fresh = NULL;
     if (accept && known == NULL &&
@@ -851,9 +854,11 @@ static void op_begin(sg_registry_t *reg, sg_reg_op_t *op)
         op_finish(op, rc != 0 ? rc : SG_REG_E_INVALID, err, 0, 0);
         return;
     }
-    if (version > SG_REGISTRY_MAX_VERSIONS || (id > reg->n_schemas && reg->n_schemas >= SG_REGISTRY_MAX_SCHEMAS)) {
-        snprintf(err, sizeof(err), "the registry holds at most %d versions per subject and %d schemas",
-                 SG_REGISTRY_MAX_VERSIONS, SG_REGISTRY_MAX_SCHEMAS);
+    if (version > SG_REGISTRY_MAX_VERSIONS ||
+        (id > reg->n_schemas && (reg->n_schemas >= SG_REGISTRY_MAX_SCHEMAS ||
+                                 reg->schema_bytes + op->len > SG_REGISTRY_MAX_TOTAL_BYTES))) {
+        snprintf(err, sizeof(err), "the registry holds at most %d versions per subject, %d schemas and %d MiB of schemas",
+                 SG_REGISTRY_MAX_VERSIONS, SG_REGISTRY_MAX_SCHEMAS, SG_REGISTRY_MAX_TOTAL_BYTES >> 20);
         reg->inflight = NULL;
         op_finish(op, SG_REG_E_LIMIT, err, 0, 0);
         return;

@@ -39,6 +39,7 @@
 #define SG_REGISTRY_MAX_VERSIONS 1000
 #define SG_REGISTRY_MAX_SUBJECTS 10000
 #define SG_REGISTRY_MAX_SCHEMAS 100000
+#define SG_REGISTRY_MAX_TOTAL_BYTES (32 * 1024 * 1024) /* canonical text of all schemas together */
 
 typedef struct st_sg_registry_t sg_registry_t;
 typedef struct st_sg_registry_schema_t sg_registry_schema_t;
