@@ -513,6 +513,44 @@ static void test_exponential_schemas_are_bounded(void **state)
     assert_true(seconds < 5.0); /* unbounded, this takes hours */
 }
 
+/* The registry holds at most SG_REGISTRY_MAX_TOTAL_BYTES of schema text: a claim past it is
+ * ignored when applied (so every instance refuses it alike), and a registration is refused. */
+static void test_total_schema_bytes_are_bounded(void **state)
+{
+    sg_registry_t *reg = sg_registry_create_local();
+    assert_non_null(reg);
+    size_t doc_len = 250 * 1024;
+    char *text = malloc(doc_len + 200);
+    assert_non_null(text);
+    size_t accepted = 0, total = 0;
+    for (int i = 0; i < 200; ++i) {
+        int n = snprintf(text, 200, "{\"type\":\"record\",\"name\":\"Big%d\",\"doc\":\"", i);
+        memset(text + n, 'x', doc_len);
+        snprintf(text + n + doc_len, 100, "\",\"fields\":[{\"name\":\"a\",\"type\":\"int\"}]}");
+        char subject[32], err[256], *key = NULL, *value = NULL;
+        snprintf(subject, sizeof(subject), "big-%d", i);
+        uint32_t id;
+        int version;
+        assert_int_equal(sg_registry_next_claim(reg, subject, text, strlen(text), &id, &version, err, sizeof(err)), 0);
+        assert_int_equal(sg_registry_schema_record(subject, version, id, text, strlen(text), &key, &value, err,
+                                                   sizeof(err)),
+                         0);
+        int applied = sg_registry_apply(reg, key, strlen(key), value, strlen(value), i);
+        free(key);
+        free(value);
+        if (!applied)
+            break;
+        ++accepted;
+        total += strlen(text);
+    }
+    assert_true(accepted >= 100 && accepted < 200);
+    assert_true(total <= SG_REGISTRY_MAX_TOTAL_BYTES);
+    assert_true(total + strlen(text) > SG_REGISTRY_MAX_TOTAL_BYTES);
+    assert_null(sg_registry_lookup(reg, (uint32_t)accepted + 1));
+    free(text);
+    sg_registry_destroy(reg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -521,6 +559,7 @@ int main(void)
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_external_fetch),
         cmocka_unit_test(test_exponential_schemas_are_bounded),
+        cmocka_unit_test(test_total_schema_bytes_are_bounded),
     };
     return cmocka_run_group_tests_name("bridge-registry", tests, NULL, NULL);
 }
