@@ -945,6 +945,12 @@ static int encode(enc_ctx_t *ctx, avro_value_t *dst, avro_schema_t node, const j
     return rc != 0 ? avro_fail(ctx) : 0;
 }
 
+int sg_avro_validate_json(const sg_avro_schema_t *schema, const json_t *value, char *path, size_t pathlen, char *err,
+                          size_t errlen)
+{
+    return sg_avro_from_json(schema, value, NULL, NULL, path, pathlen, err, errlen);
+}
+
 int sg_avro_from_json(const sg_avro_schema_t *schema, const json_t *value, void **out,
                       size_t *outlen, char *path, size_t pathlen, char *err, size_t errlen)
 {
@@ -954,13 +960,15 @@ int sg_avro_from_json(const sg_avro_schema_t *schema, const json_t *value, void 
     ctx->pathlen = 0;
     ctx->err[0] = '\0';
     ctx->depth = 0;
-    *out = NULL;
-    *outlen = 0;
+    if (out != NULL) {
+        *out = NULL;
+        *outlen = 0;
+    }
     avro_value_t record;
     if (avro_generic_value_new(schema->iface, &record) != 0)
         avro_oom();
     int rc = encode(ctx, &record, schema->schema, schema->json, value, 0);
-    if (rc == 0) {
+    if (rc == 0 && out != NULL) { /* out NULL: validation only, nothing to write */
         size_t size;
         if (avro_value_sizeof(&record, &size) != 0) {
             rc = avro_fail(ctx);

@@ -50,6 +50,11 @@ void sg_avro_schema_destroy(sg_avro_schema_t *schema);
 int sg_avro_from_json(const sg_avro_schema_t *schema, const json_t *value, void **out,
                       size_t *outlen, char *path, size_t pathlen, char *err, size_t errlen);
 
+/* As sg_avro_from_json without producing the encoding (sizing and writing it would be wasted
+ * work then): for values that are checked against a schema but sent as JSON. Returns 0 or -1. */
+int sg_avro_validate_json(const sg_avro_schema_t *schema, const json_t *value, char *path, size_t pathlen,
+                          char *err, size_t errlen);
+
 /* Decodes exactly `len` bytes of Avro binary (truncated data or trailing bytes are errors).
  * Returns 0 with *out a new reference, or -1 with a message in err. */
 int sg_avro_to_json(const sg_avro_schema_t *schema, const void *data, size_t len, json_t **out,

@@ -562,8 +562,11 @@ static void handle_command(h2o_req_t *req, size_t route_index, const sg_path_mat
         void *avro = NULL;
         size_t avro_len = 0;
         char field[256], why[256];
-        int rc = sg_avro_from_json(sg_registry_schema_avro(schema), body, &avro, &avro_len, field, sizeof(field), why,
-                                   sizeof(why));
+        int rc = route->format == SG_FORMAT_AVRO
+                     ? sg_avro_from_json(sg_registry_schema_avro(schema), body, &avro, &avro_len, field,
+                                         sizeof(field), why, sizeof(why))
+                     : sg_avro_validate_json(sg_registry_schema_avro(schema), body, field, sizeof(field), why,
+                                             sizeof(why));
         json_decref(body);
         if (rc != 0) {
             sg_problem_send(req, 422, "Unprocessable Content", "schema-violation", "Schema Violation",

@@ -47,6 +47,7 @@ static void round_trip(const char *schema_text, const char *input, const char *e
     int rc = sg_avro_from_json(schema, value, &avro, &len, path, sizeof(path), err, sizeof(err));
     if (rc != 0)
         fail_msg("encode failed at '%s': %s", path, err);
+    assert_int_equal(sg_avro_validate_json(schema, value, path, sizeof(path), err, sizeof(err)), 0);
     json_t *back = NULL;
     rc = sg_avro_to_json(schema, avro, len, &back, err, sizeof(err));
     if (rc != 0)
@@ -76,6 +77,11 @@ static void rejects(const char *schema_text, const char *input, const char *want
     assert_int_equal(len, 0);
     assert_string_equal(path, want_path);
     assert_string_equal(err, want_err);
+    /* validation alone refuses it the same way */
+    char vpath[256] = "?", verr[256] = "";
+    assert_int_equal(sg_avro_validate_json(schema, value, vpath, sizeof(vpath), verr, sizeof(verr)), -1);
+    assert_string_equal(vpath, want_path);
+    assert_string_equal(verr, want_err);
     json_decref(value);
     sg_avro_schema_destroy(schema);
 }
