@@ -595,32 +595,41 @@ static void proceed(sg_tq_t *tq)
 void sg_tables_on_progress(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
 {
     sg_loop_t *loop = H2O_STRUCT_FROM_MEMBER(sg_loop_t, table_progress, receiver);
+    /* Several commits may have queued up while the loop was busy: each table is looked at once
+     * for all of them (a watch or a waiting read only needs the latest state). */
+    size_t n_tables = loop->server->conf->n_tables;
+    uint8_t *touched = calloc(n_tables + 1, 1);
+    if (touched == NULL)
+        abort();
     while (!h2o_linklist_is_empty(messages)) {
         sg_progress_msg_t *msg = H2O_STRUCT_FROM_MEMBER(sg_progress_msg_t, message.link, messages->next);
         h2o_linklist_unlink(&msg->message.link);
-        /* Collected first: answering may unlink (and free) other entries of the list. */
-        size_t n = 0;
-        for (h2o_linklist_t *at = loop->table_waiters.next; at != &loop->table_waiters; at = at->next)
-            ++n;
-        sg_tq_t **due = n ? malloc(n * sizeof(*due)) : NULL;
-        if (n && due == NULL)
-            abort();
-        size_t k = 0;
-        for (h2o_linklist_t *at = loop->table_waiters.next; at != &loop->table_waiters; at = at->next) {
-            sg_tq_t *tq = H2O_STRUCT_FROM_MEMBER(sg_tq_t, link, at);
-            if (tq->table_index == msg->table_index)
-                due[k++] = tq;
-        }
-        for (size_t i = 0; i < k; ++i) {
-            sg_tq_t *tq = due[i];
-            if (tq->streaming)
-                watch_check(tq);
-            else
-                serve(tq, 0);
-        }
-        free(due);
+        if (msg->table_index < n_tables)
+            touched[msg->table_index] = 1;
         free(msg);
     }
+    /* Collected first: answering may unlink (and free) entries of the list. */
+    size_t n = 0;
+    for (h2o_linklist_t *at = loop->table_waiters.next; at != &loop->table_waiters; at = at->next)
+        ++n;
+    sg_tq_t **due = n ? malloc(n * sizeof(*due)) : NULL;
+    if (n && due == NULL)
+        abort();
+    size_t k = 0;
+    for (h2o_linklist_t *at = loop->table_waiters.next; at != &loop->table_waiters; at = at->next) {
+        sg_tq_t *tq = H2O_STRUCT_FROM_MEMBER(sg_tq_t, link, at);
+        if (touched[tq->table_index])
+            due[k++] = tq;
+    }
+    for (size_t i = 0; i < k; ++i) {
+        sg_tq_t *tq = due[i];
+        if (tq->streaming)
+            watch_check(tq);
+        else
+            serve(tq, 0);
+    }
+    free(due);
+    free(touched);
 }
 
 /* Materializer thread: a table committed a batch; wake the loops only if someone waits. */
