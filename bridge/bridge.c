@@ -8,6 +8,7 @@
  * requests, and the hand-off to the loops batches too (one wake-up per loop per burst of
  * reports).
  */
+#include "bridge_int.h"
 #include "sg_bridge.h"
 
 #include <stdatomic.h>
@@ -58,16 +59,6 @@ struct st_sg_bridge_t {
     atomic_llong flush_timeout_ms;
     int undelivered;
 };
-
-static int set_prop(rd_kafka_conf_t *rkconf, const char *name, const char *value, char *err, size_t errlen)
-{
-    char rkerr[512];
-    if (rd_kafka_conf_set(rkconf, name, value, rkerr, sizeof(rkerr)) != RD_KAFKA_CONF_OK) {
-        snprintf(err, errlen, "kafka.properties: %s: %s", name, rkerr);
-        return -1;
-    }
-    return 0;
-}
 
 static int map_produce_error(rd_kafka_resp_err_t rkerr)
 {
@@ -324,21 +315,13 @@ static void *bridge_main(void *arg)
 static rd_kafka_conf_t *client_conf(const sg_conf_t *conf, const char *bootstraps, char *err, size_t errlen)
 {
     rd_kafka_conf_t *rkconf = rd_kafka_conf_new();
-    if (set_prop(rkconf, "bootstrap.servers", bootstraps, err, errlen) ||
-        set_prop(rkconf, "client.id", "streamgate", err, errlen)) {
+    if (sg_kafka_conf_set(rkconf, "bootstrap.servers", bootstraps, err, errlen) ||
+        sg_kafka_conf_set(rkconf, "client.id", "streamgate", err, errlen)) {
         rd_kafka_conf_destroy(rkconf);
         return NULL;
     }
     rd_kafka_conf_set_log_cb(rkconf, on_log);
     return rkconf;
-}
-
-static int apply_user_properties(const sg_conf_t *conf, rd_kafka_conf_t *rkconf, char *err, size_t errlen)
-{
-    for (size_t i = 0; i < conf->kafka.n_properties; ++i)
-        if (set_prop(rkconf, conf->kafka.properties[i].key, conf->kafka.properties[i].value, err, errlen))
-            return -1;
-    return 0;
 }
 
 /* Reply topics and the partitions this instance reads: every partition, unless every route
@@ -378,11 +361,11 @@ static int create_consumer(sg_bridge_t *bridge, const char *bootstraps, char *er
         return -1;
     /* No group is joined (partitions are assigned), so group.id only names the client; a small
      * fetch wait bounds how long a reply can sit in the broker before we see it. */
-    if (set_prop(rkconf, "group.id", "streamgate-replies", err, errlen) ||
-        set_prop(rkconf, "enable.auto.commit", "false", err, errlen) ||
-        set_prop(rkconf, "enable.partition.eof", "false", err, errlen) ||
-        set_prop(rkconf, "fetch.wait.max.ms", "10", err, errlen) ||
-        apply_user_properties(bridge->conf, rkconf, err, errlen)) {
+    if (sg_kafka_conf_set(rkconf, "group.id", "streamgate-replies", err, errlen) ||
+        sg_kafka_conf_set(rkconf, "enable.auto.commit", "false", err, errlen) ||
+        sg_kafka_conf_set(rkconf, "enable.partition.eof", "false", err, errlen) ||
+        sg_kafka_conf_set(rkconf, "fetch.wait.max.ms", "10", err, errlen) ||
+        sg_kafka_conf_apply(rkconf, bridge->conf, err, errlen)) {
         rd_kafka_conf_destroy(rkconf);
         return -1;
     }
@@ -429,12 +412,12 @@ sg_bridge_t *sg_bridge_create(const sg_conf_t *conf, const char *bootstraps, sg_
         max_bytes = 1000000;
     char maxnum[32];
     snprintf(maxnum, sizeof(maxnum), "%llu", (unsigned long long)max_bytes);
-    if (set_prop(rkconf, "enable.idempotence", "true", err, errlen) ||
-        set_prop(rkconf, "acks", "all", err, errlen) || set_prop(rkconf, "linger.ms", "0", err, errlen) ||
-        set_prop(rkconf, "message.timeout.ms", num, err, errlen) ||
-        set_prop(rkconf, "message.max.bytes", maxnum, err, errlen) ||
-        set_prop(rkconf, "queue.buffering.max.messages", "1000000", err, errlen) ||
-        apply_user_properties(conf, rkconf, err, errlen))
+    if (sg_kafka_conf_set(rkconf, "enable.idempotence", "true", err, errlen) ||
+        sg_kafka_conf_set(rkconf, "acks", "all", err, errlen) || sg_kafka_conf_set(rkconf, "linger.ms", "0", err, errlen) ||
+        sg_kafka_conf_set(rkconf, "message.timeout.ms", num, err, errlen) ||
+        sg_kafka_conf_set(rkconf, "message.max.bytes", maxnum, err, errlen) ||
+        sg_kafka_conf_set(rkconf, "queue.buffering.max.messages", "1000000", err, errlen) ||
+        sg_kafka_conf_apply(rkconf, conf, err, errlen))
         goto fail_conf;
     rd_kafka_conf_set_dr_msg_cb(rkconf, on_delivery);
     rd_kafka_conf_set_opaque(rkconf, bridge);

@@ -10,6 +10,7 @@
  * the thread sets everything up again from the stored positions, which is also what a restart
  * does, so there is one recovery path.
  */
+#include "bridge_int.h"
 #include "sg_materializer.h"
 
 #include "sg_decode.h"
@@ -107,16 +108,6 @@ static int64_t now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int set_prop(rd_kafka_conf_t *rkconf, const char *name, const char *value, char *err, size_t errlen)
-{
-    char rkerr[512];
-    if (rd_kafka_conf_set(rkconf, name, value, rkerr, sizeof(rkerr)) != RD_KAFKA_CONF_OK) {
-        snprintf(err, errlen, "kafka.properties: %s: %s", name, rkerr);
-        return -1;
-    }
-    return 0;
 }
 
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
@@ -594,24 +585,23 @@ sg_materializer_t *sg_materializer_create(const sg_conf_t *conf, const char *boo
     /* Defaults first, so kafka.properties can override any of them. group.id only names the
      * client (librdkafka's consumer queue needs one): no group is joined, nothing is committed to
      * Kafka; the tables hold the positions. Partition EOF events end restore rounds exactly. */
-    if (set_prop(rkconf, "bootstrap.servers", bootstraps, err, errlen) ||
-        set_prop(rkconf, "client.id", "streamgate", err, errlen) ||
-        set_prop(rkconf, "group.id", "streamgate-tables", err, errlen) ||
-        set_prop(rkconf, "enable.auto.commit", "false", err, errlen) ||
-        set_prop(rkconf, "enable.auto.offset.store", "false", err, errlen) ||
-        set_prop(rkconf, "enable.partition.eof", "true", err, errlen) ||
-        set_prop(rkconf, "auto.offset.reset", "earliest", err, errlen) ||
-        set_prop(rkconf, "fetch.wait.max.ms", "10", err, errlen)) {
+    if (sg_kafka_conf_set(rkconf, "bootstrap.servers", bootstraps, err, errlen) ||
+        sg_kafka_conf_set(rkconf, "client.id", "streamgate", err, errlen) ||
+        sg_kafka_conf_set(rkconf, "group.id", "streamgate-tables", err, errlen) ||
+        sg_kafka_conf_set(rkconf, "enable.auto.commit", "false", err, errlen) ||
+        sg_kafka_conf_set(rkconf, "enable.auto.offset.store", "false", err, errlen) ||
+        sg_kafka_conf_set(rkconf, "enable.partition.eof", "true", err, errlen) ||
+        sg_kafka_conf_set(rkconf, "auto.offset.reset", "earliest", err, errlen) ||
+        sg_kafka_conf_set(rkconf, "fetch.wait.max.ms", "10", err, errlen)) {
         rd_kafka_conf_destroy(rkconf);
         sg_materializer_destroy(m);
         return NULL;
     }
-    for (size_t i = 0; i < conf->kafka.n_properties; ++i)
-        if (set_prop(rkconf, conf->kafka.properties[i].key, conf->kafka.properties[i].value, err, errlen)) {
-            rd_kafka_conf_destroy(rkconf);
-            sg_materializer_destroy(m);
-            return NULL;
-        }
+    if (sg_kafka_conf_apply(rkconf, conf, err, errlen) != 0) {
+        rd_kafka_conf_destroy(rkconf);
+        sg_materializer_destroy(m);
+        return NULL;
+    }
     rd_kafka_conf_set_log_cb(rkconf, on_log);
     char rkerr[512];
     if ((m->rk = rd_kafka_new(RD_KAFKA_CONSUMER, rkconf, rkerr, sizeof(rkerr))) == NULL) {

@@ -19,6 +19,7 @@
  * record is applied, answer or retry), which keeps a single instance from racing itself; races
  * between instances are settled by the log as above, and the loser retries against the new state.
  */
+#include "bridge_int.h"
 #include "sg_registry.h"
 
 #include <ctype.h>
@@ -1409,16 +1410,6 @@ sg_registry_t *sg_registry_create_local(void)
     return reg;
 }
 
-static int set_prop(rd_kafka_conf_t *rkconf, const char *name, const char *value, char *err, size_t errlen)
-{
-    char rkerr[512];
-    if (rd_kafka_conf_set(rkconf, name, value, rkerr, sizeof(rkerr)) != RD_KAFKA_CONF_OK) {
-        snprintf(err, errlen, "kafka.properties: %s: %s", name, rkerr);
-        return -1;
-    }
-    return 0;
-}
-
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     fprintf(stderr, "streamgate: kafka (registry): %s: %s\n", fac, buf);
@@ -1429,23 +1420,22 @@ static rd_kafka_t *make_client(const sg_registry_t *reg, rd_kafka_type_t type, c
     rd_kafka_conf_t *rkconf = rd_kafka_conf_new();
     char timeout[32];
     snprintf(timeout, sizeof(timeout), "%d", SG_REG_PRODUCE_TIMEOUT_MS);
-    int rc = set_prop(rkconf, "bootstrap.servers", reg->bootstraps, err, errlen) ||
-             set_prop(rkconf, "client.id", "streamgate-registry", err, errlen);
+    int rc = sg_kafka_conf_set(rkconf, "bootstrap.servers", reg->bootstraps, err, errlen) ||
+             sg_kafka_conf_set(rkconf, "client.id", "streamgate-registry", err, errlen);
     if (type == RD_KAFKA_PRODUCER)
-        rc = rc || set_prop(rkconf, "acks", "all", err, errlen) ||
-             set_prop(rkconf, "enable.idempotence", "true", err, errlen) ||
-             set_prop(rkconf, "linger.ms", "0", err, errlen) ||
-             set_prop(rkconf, "message.timeout.ms", timeout, err, errlen);
+        rc = rc || sg_kafka_conf_set(rkconf, "acks", "all", err, errlen) ||
+             sg_kafka_conf_set(rkconf, "enable.idempotence", "true", err, errlen) ||
+             sg_kafka_conf_set(rkconf, "linger.ms", "0", err, errlen) ||
+             sg_kafka_conf_set(rkconf, "message.timeout.ms", timeout, err, errlen);
     else
         /* group.id only names the client: no group is joined, nothing is committed */
-        rc = rc || set_prop(rkconf, "group.id", "streamgate-registry", err, errlen) ||
-             set_prop(rkconf, "enable.auto.commit", "false", err, errlen) ||
-             set_prop(rkconf, "enable.auto.offset.store", "false", err, errlen) ||
-             set_prop(rkconf, "enable.partition.eof", "true", err, errlen) ||
-             set_prop(rkconf, "auto.offset.reset", "earliest", err, errlen) ||
-             set_prop(rkconf, "fetch.wait.max.ms", "10", err, errlen);
-    for (size_t i = 0; rc == 0 && i < reg->conf->kafka.n_properties; ++i)
-        rc = set_prop(rkconf, reg->conf->kafka.properties[i].key, reg->conf->kafka.properties[i].value, err, errlen);
+        rc = rc || sg_kafka_conf_set(rkconf, "group.id", "streamgate-registry", err, errlen) ||
+             sg_kafka_conf_set(rkconf, "enable.auto.commit", "false", err, errlen) ||
+             sg_kafka_conf_set(rkconf, "enable.auto.offset.store", "false", err, errlen) ||
+             sg_kafka_conf_set(rkconf, "enable.partition.eof", "true", err, errlen) ||
+             sg_kafka_conf_set(rkconf, "auto.offset.reset", "earliest", err, errlen) ||
+             sg_kafka_conf_set(rkconf, "fetch.wait.max.ms", "10", err, errlen);
+    rc = rc || sg_kafka_conf_apply(rkconf, reg->conf, err, errlen);
     if (rc != 0) {
         rd_kafka_conf_destroy(rkconf);
         return NULL;
