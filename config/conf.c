@@ -1650,7 +1650,7 @@ static const prop_t query_props[] = {
     {.name = "table", .type = PT_NAME, FIELD(sg_query_conf_t, table), .flags = P_REQUIRED,
      .doc = "Table (from tables) to read."},
     {.name = "key", .type = PT_KEYSPEC, FIELD(sg_query_conf_t, key), .flags = P_REQUIRED,
-     .doc = "Row key: path:NAME, header:NAME, ..."},
+     .doc = "Row key: path:NAME or header:NAME; none makes the path a scan of the table."},
     {0},
 };
 static const struct_desc_t query_desc = {.name = "query", .size = sizeof(sg_query_conf_t), .props = query_props,
