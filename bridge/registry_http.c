@@ -55,6 +55,20 @@ int sg_reg_url_parse(const char *url, sg_reg_url_t *out)
     if (len >= sizeof(out->prefix))
         return -1;
     memcpy(out->prefix, rest, len);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
+    char service[8];
+    snprintf(service, sizeof(service), "%u", (unsigned)out->port);
+    if (getaddrinfo(out->host, service, &hints, &res) == 0) {
+        for (struct addrinfo *ai = res; ai != NULL && out->n_addrs < SG_REG_URL_MAX_ADDRS; ai = ai->ai_next) {
+            if (ai->ai_addrlen > sizeof(out->addrs[0]))
+                continue;
+            memcpy(&out->addrs[out->n_addrs], ai->ai_addr, ai->ai_addrlen);
+            out->addr_lens[out->n_addrs] = ai->ai_addrlen;
+            out->families[out->n_addrs] = ai->ai_family;
+            out->n_addrs++;
+        }
+        freeaddrinfo(res);
+    }
     return 0;
 }
 
@@ -80,20 +94,23 @@ static int wait_fd(int fd, short events, int64_t deadline, char *err, size_t err
 
 static int connect_to(const sg_reg_url_t *url, int64_t deadline, char *err, size_t errlen)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
-    char service[8];
-    snprintf(service, sizeof(service), "%u", (unsigned)url->port);
-    int gai = getaddrinfo(url->host, service, &hints, &res);
-    if (gai != 0) {
-        snprintf(err, errlen, "%s: %s", url->host, gai_strerror(gai));
-        return -1;
+    sg_reg_url_t resolved;
+    if (url->n_addrs == 0) { /* it did not resolve at start: try again (no deadline, sadly) */
+        char text[1024];
+        snprintf(text, sizeof(text), "http://%s:%u", url->host, (unsigned)url->port);
+        if (sg_reg_url_parse(text, &resolved) != 0 || resolved.n_addrs == 0) {
+            snprintf(err, errlen, "%s: the host does not resolve", url->host);
+            return -1;
+        }
+        url = &resolved;
     }
     int fd = -1;
-    for (struct addrinfo *ai = res; ai != NULL && fd < 0; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    snprintf(err, errlen, "connect %s:%u: no usable address", url->host, (unsigned)url->port);
+    for (size_t i = 0; i < url->n_addrs && fd < 0; ++i) {
+        fd = socket(url->families[i], SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
             continue;
-        if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+        if (connect(fd, (const struct sockaddr *)&url->addrs[i], url->addr_lens[i]) != 0) {
             int so_error = errno;
             if (so_error == EINPROGRESS && wait_fd(fd, POLLOUT, deadline, err, errlen) == 0) {
                 socklen_t len = sizeof(so_error);
@@ -108,7 +125,6 @@ static int connect_to(const sg_reg_url_t *url, int64_t deadline, char *err, size
             }
         }
     }
-    freeaddrinfo(res);
     return fd;
 }
 

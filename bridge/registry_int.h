@@ -8,17 +8,27 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 /* Largest response body accepted from an external registry. */
 #define SG_REG_HTTP_MAX_RESPONSE (1024 * 1024)
+
+#define SG_REG_URL_MAX_ADDRS 4
 
 typedef struct st_sg_reg_url_t {
     char host[256];
     uint16_t port;
     char prefix[512]; /* "" or "/path" without a trailing '/' */
+    /* The host's addresses, resolved once by sg_reg_url_parse: getaddrinfo has no deadline, so
+     * the threads that fetch schemas never call it (0 addresses: resolved at each connect). */
+    struct sockaddr_storage addrs[SG_REG_URL_MAX_ADDRS];
+    socklen_t addr_lens[SG_REG_URL_MAX_ADDRS];
+    int families[SG_REG_URL_MAX_ADDRS];
+    size_t n_addrs;
 } sg_reg_url_t;
 
-/** Splits "http://HOST[:PORT][/PREFIX]". Returns 0 or -1. */
+/** Splits "http://HOST[:PORT][/PREFIX]" and resolves HOST (blocking: call at start-up). Returns 0
+ * or -1 (malformed); a host that does not resolve yet is resolved again at each connection. */
 int sg_reg_url_parse(const char *url, sg_reg_url_t *out);
 
 /** One request (Connection: close) to url->prefix + path, at most timeout_ms in all. `body` may be
