@@ -30,6 +30,12 @@
 #define SG_MAT_METADATA_TIMEOUT_MS 2000
 #define SG_MAT_ROUND_RECORDS 10000    /* a commit at least every this many records ... */
 #define SG_MAT_ROUND_MS 50            /* ... or this long after a round's first record */
+/* While restoring nobody reads the table's latest state yet: bigger rounds make fewer, larger
+ * sorted batches (bench, 1M records: 7.5 s -> 5.2 s). Caught up, rounds stay short, because a
+ * read waiting for its own write waits for the round's commit. */
+#define SG_MAT_RESTORE_ROUND_RECORDS 100000
+#define SG_MAT_RESTORE_ROUND_MS 200
+#define SG_MAT_ROUND_BYTES (64u * 1024u * 1024u) /* keys + values a batch holds until its commit */
 #define SG_MAT_CATCHUP_WAIT_MS 5      /* while restoring, wait this long for more of a round */
 #define SG_MAT_RETRY_MS 500
 #define SG_MAT_LATEST_TIMEOUT_MS 2000  /* a fresh=latest query's ListOffsets round */
@@ -479,9 +485,11 @@ static void check_caught_up(sg_materializer_t *m)
 static int round_trip(sg_materializer_t *m)
 {
     int64_t deadline = 0;
-    size_t records = 0;
+    size_t records = 0, bytes = 0;
     int rc = 0;
-    while (rc == 0 && records < SG_MAT_ROUND_RECORDS) {
+    int restoring = !atomic_load(&m->caught_up);
+    size_t max_records = restoring ? SG_MAT_RESTORE_ROUND_RECORDS : SG_MAT_ROUND_RECORDS;
+    while (rc == 0 && records < max_records && bytes < SG_MAT_ROUND_BYTES) {
         int timeout;
         if (records == 0) {
             timeout = SG_MAT_POLL_MS;
@@ -496,7 +504,8 @@ static int round_trip(sg_materializer_t *m)
         if (msg == NULL)
             break;
         if (records++ == 0)
-            deadline = now_ms() + SG_MAT_ROUND_MS;
+            deadline = now_ms() + (restoring ? SG_MAT_RESTORE_ROUND_MS : SG_MAT_ROUND_MS);
+        bytes += msg->len + msg->key_len;
         rc = apply(m, msg);
         rd_kafka_message_destroy(msg);
         if (atomic_load(&m->stopping))
