@@ -25,6 +25,8 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "bench_util.h"
+
 #define SG_CONSUME_METADATA_TIMEOUT_MS 10000
 #define SG_CONSUME_POLL_MS 100
 
@@ -54,76 +56,10 @@ typedef struct st_sg_part_t {
 } sg_part_t;
 
 static volatile sig_atomic_t stop_signal;
-static char bootstrap_buf[4096];
 
 static void on_signal(int sig)
 {
     stop_signal = sig;
-}
-
-static void log_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void log_msg(const char *fmt, ...)
-{
-    va_list args;
-    va_start(args, fmt);
-    fputs("sg-bench-consume: ", stderr);
-    vfprintf(stderr, fmt, args);
-    fputc('\n', stderr);
-    va_end(args);
-}
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-    log_msg("librdkafka %s: %s", fac, buf);
-}
-
-static int set_prop(rd_kafka_conf_t *conf, const char *name, const char *value)
-{
-    char err[512];
-    if (rd_kafka_conf_set(conf, name, value, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
-        log_msg("%s=%s: %s", name, value, err);
-        return -1;
-    }
-    return 0;
-}
-
-static const char *read_bootstrap_file(const char *path)
-{
-    FILE *file = fopen(path, "r");
-    if (file == NULL) {
-        log_msg("%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *line = fgets(bootstrap_buf, sizeof(bootstrap_buf), file);
-    fclose(file);
-    if (line == NULL) {
-        log_msg("%s: empty", path);
-        return NULL;
-    }
-    line[strcspn(line, "\r\n")] = '\0';
-    if (line[0] == '\0') {
-        log_msg("%s: empty first line", path);
-        return NULL;
-    }
-    return line;
-}
-
-static bool parse_long(const char *text, long long min, long long max, long long *out)
-{
-    char *end;
-    errno = 0;
-    long long value = strtoll(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || value < min || value > max)
-        return false;
-    *out = value;
-    return true;
 }
 
 static int parse_options(int argc, char **argv, sg_options_t *opts)
@@ -140,7 +76,7 @@ static int parse_options(int argc, char **argv, sg_options_t *opts)
             exit(0);
         }
         if (i + 1 >= argc) {
-            log_msg("%s needs a value (or is unknown)", arg);
+            sg_bench_log("%s needs a value (or is unknown)", arg);
             return -1;
         }
         const char *value = argv[++i];
@@ -148,29 +84,29 @@ static int parse_options(int argc, char **argv, sg_options_t *opts)
         if (strcmp(arg, "--brokers") == 0) {
             opts->brokers = value;
         } else if (strcmp(arg, "--bootstrap-file") == 0) {
-            if ((opts->brokers = read_bootstrap_file(value)) == NULL)
+            if ((opts->brokers = sg_bench_read_bootstrap_file(value)) == NULL)
                 return -1;
         } else if (strcmp(arg, "--topic") == 0) {
             opts->topic = value;
         } else if (strcmp(arg, "--fetch-wait-ms") == 0) {
-            if (!parse_long(value, 0, 60000, &num)) {
-                log_msg("--fetch-wait-ms wants 0..60000, not %s", value);
+            if (!sg_bench_parse_long(value, 0, 60000, &num)) {
+                sg_bench_log("--fetch-wait-ms wants 0..60000, not %s", value);
                 return -1;
             }
             opts->fetch_wait_ms = value;
         } else if (strcmp(arg, "--timeout") == 0) {
-            if (!parse_long(value, 1, 86400, &num)) {
-                log_msg("--timeout wants 1..86400 seconds, not %s", value);
+            if (!sg_bench_parse_long(value, 1, 86400, &num)) {
+                sg_bench_log("--timeout wants 1..86400 seconds, not %s", value);
                 return -1;
             }
             opts->timeout_s = (long)num;
         } else {
-            log_msg("unknown option %s", arg);
+            sg_bench_log("unknown option %s", arg);
             return -1;
         }
     }
     if (opts->brokers == NULL || opts->topic == NULL) {
-        log_msg("--brokers (or --bootstrap-file) and --topic are required");
+        sg_bench_log("--brokers (or --bootstrap-file) and --topic are required");
         return -1;
     }
     return 0;
@@ -184,18 +120,18 @@ static rd_kafka_t *create_consumer(const sg_options_t *opts)
     char group[64];
     snprintf(group, sizeof(group), "sg-bench-consume-%ld", (long)getpid());
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    if (set_prop(conf, "bootstrap.servers", opts->brokers) || set_prop(conf, "client.id", "sg-bench-consume") ||
-        set_prop(conf, "group.id", group) || set_prop(conf, "enable.auto.commit", "false") ||
-        set_prop(conf, "enable.auto.offset.store", "false") || set_prop(conf, "enable.partition.eof", "true") ||
-        set_prop(conf, "auto.offset.reset", "earliest") || set_prop(conf, "fetch.wait.max.ms", opts->fetch_wait_ms)) {
+    if (sg_bench_set_prop(conf, "bootstrap.servers", opts->brokers) || sg_bench_set_prop(conf, "client.id", "sg-bench-consume") ||
+        sg_bench_set_prop(conf, "group.id", group) || sg_bench_set_prop(conf, "enable.auto.commit", "false") ||
+        sg_bench_set_prop(conf, "enable.auto.offset.store", "false") || sg_bench_set_prop(conf, "enable.partition.eof", "true") ||
+        sg_bench_set_prop(conf, "auto.offset.reset", "earliest") || sg_bench_set_prop(conf, "fetch.wait.max.ms", opts->fetch_wait_ms)) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
-    rd_kafka_conf_set_log_cb(conf, on_log);
+    rd_kafka_conf_set_log_cb(conf, sg_bench_on_log);
     char err[512];
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
     if (rk == NULL) {
-        log_msg("consumer: %s", err);
+        sg_bench_log("consumer: %s", err);
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
@@ -209,7 +145,7 @@ static int assign_from_beginning(rd_kafka_t *rk, const char *topic, sg_part_t **
 {
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
     if (rkt == NULL) {
-        log_msg("%s: %s", topic, rd_kafka_err2str(rd_kafka_last_error()));
+        sg_bench_log("%s: %s", topic, rd_kafka_err2str(rd_kafka_last_error()));
         return -1;
     }
     const struct rd_kafka_metadata *md = NULL;
@@ -219,7 +155,7 @@ static int assign_from_beginning(rd_kafka_t *rk, const char *topic, sg_part_t **
                                               md->topics[0].partition_cnt == 0))
         err = md->topic_cnt == 1 && md->topics[0].err ? md->topics[0].err : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        log_msg("topic %s: %s", topic, rd_kafka_err2str(err));
+        sg_bench_log("topic %s: %s", topic, rd_kafka_err2str(err));
         if (md != NULL)
             rd_kafka_metadata_destroy(md);
         return -1;
@@ -236,7 +172,7 @@ static int assign_from_beginning(rd_kafka_t *rk, const char *topic, sg_part_t **
         err = rd_kafka_query_watermark_offsets(rk, topic, part->id, &low, &part->high,
                                                SG_CONSUME_METADATA_TIMEOUT_MS);
         if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            log_msg("topic %s [%" PRId32 "] watermarks: %s", topic, part->id, rd_kafka_err2str(err));
+            sg_bench_log("topic %s [%" PRId32 "] watermarks: %s", topic, part->id, rd_kafka_err2str(err));
             break;
         }
         part->next = low;
@@ -244,7 +180,7 @@ static int assign_from_beginning(rd_kafka_t *rk, const char *topic, sg_part_t **
     }
     rd_kafka_metadata_destroy(md);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR && (err = rd_kafka_assign(rk, list)) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        log_msg("assign %s: %s", topic, rd_kafka_err2str(err));
+        sg_bench_log("assign %s: %s", topic, rd_kafka_err2str(err));
     rd_kafka_topic_partition_list_destroy(list);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         free(*parts);
@@ -264,6 +200,7 @@ static sg_part_t *find_part(sg_part_t *parts, int n, int32_t id)
 
 int main(int argc, char **argv)
 {
+    sg_bench_set_name("sg-bench-consume");
     sg_options_t opts;
     if (parse_options(argc, argv, &opts) != 0) {
         fputs(usage, stderr);
@@ -277,14 +214,14 @@ int main(int argc, char **argv)
     rd_kafka_t *rk = create_consumer(&opts);
     if (rk == NULL)
         return 1;
-    const int64_t start_ns = now_ns();
+    const int64_t start_ns = sg_bench_now_ns();
     sg_part_t *parts = NULL;
     int n_parts = assign_from_beginning(rk, opts.topic, &parts);
     if (n_parts < 0) {
         rd_kafka_destroy(rk);
         return 1;
     }
-    const int64_t assigned_ns = now_ns();
+    const int64_t assigned_ns = sg_bench_now_ns();
     int64_t target = 0;
     int left = 0; /* partitions not read up to their high watermark yet */
     for (int i = 0; i < n_parts; ++i) {
@@ -296,7 +233,7 @@ int main(int argc, char **argv)
     rd_kafka_queue_t *queue = rd_kafka_queue_get_consumer(rk);
     const int64_t deadline_ns = start_ns + (int64_t)opts.timeout_s * 1000000000;
     uint64_t records = 0, bytes = 0, errors = 0, checksum = 0;
-    while (left > 0 && !stop_signal && now_ns() < deadline_ns) {
+    while (left > 0 && !stop_signal && sg_bench_now_ns() < deadline_ns) {
         rd_kafka_message_t *msg = rd_kafka_consume_queue(queue, SG_CONSUME_POLL_MS);
         if (msg == NULL)
             continue;
@@ -306,7 +243,7 @@ int main(int argc, char **argv)
             next = msg->offset;
         } else if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
             if (errors++ == 0)
-                log_msg("consume: %s", rd_kafka_message_errstr(msg));
+                sg_bench_log("consume: %s", rd_kafka_message_errstr(msg));
         } else {
             ++records;
             bytes += msg->key_len + msg->len;
@@ -323,7 +260,7 @@ int main(int argc, char **argv)
         }
         rd_kafka_message_destroy(msg);
     }
-    const int64_t end_ns = now_ns();
+    const int64_t end_ns = sg_bench_now_ns();
     rd_kafka_queue_destroy(queue);
     free(parts);
     rd_kafka_destroy(rk);

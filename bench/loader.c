@@ -22,6 +22,8 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "bench_util.h"
+
 #define SG_LOAD_MAX_COUNT 100000000LL
 #define SG_LOAD_MIN_VALUE 48 /* the JSON skeleton with a key of up to 9 digits fits */
 #define SG_LOAD_MAX_VALUE 65536
@@ -51,7 +53,6 @@ typedef struct st_sg_options_t {
 } sg_options_t;
 
 static volatile sig_atomic_t stop_signal;
-static char bootstrap_buf[4096];
 static uint64_t delivered, delivered_bytes, failed;
 
 static void on_signal(int sig)
@@ -59,80 +60,15 @@ static void on_signal(int sig)
     stop_signal = sig;
 }
 
-static void log_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void log_msg(const char *fmt, ...)
-{
-    va_list args;
-    va_start(args, fmt);
-    fputs("sg-bench-load: ", stderr);
-    vfprintf(stderr, fmt, args);
-    fputc('\n', stderr);
-    va_end(args);
-}
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 {
     if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         if (failed++ == 0)
-            log_msg("record not delivered: %s", rd_kafka_err2str(msg->err));
+            sg_bench_log("record not delivered: %s", rd_kafka_err2str(msg->err));
         return;
     }
     ++delivered;
     delivered_bytes += msg->key_len + msg->len;
-}
-
-static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-    log_msg("librdkafka %s: %s", fac, buf);
-}
-
-static int set_prop(rd_kafka_conf_t *conf, const char *name, const char *value)
-{
-    char err[512];
-    if (rd_kafka_conf_set(conf, name, value, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
-        log_msg("%s=%s: %s", name, value, err);
-        return -1;
-    }
-    return 0;
-}
-
-static const char *read_bootstrap_file(const char *path)
-{
-    FILE *file = fopen(path, "r");
-    if (file == NULL) {
-        log_msg("%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *line = fgets(bootstrap_buf, sizeof(bootstrap_buf), file);
-    fclose(file);
-    if (line == NULL) {
-        log_msg("%s: empty", path);
-        return NULL;
-    }
-    line[strcspn(line, "\r\n")] = '\0';
-    if (line[0] == '\0') {
-        log_msg("%s: empty first line", path);
-        return NULL;
-    }
-    return line;
-}
-
-static bool parse_long(const char *text, long long min, long long max, long long *out)
-{
-    char *end;
-    errno = 0;
-    long long value = strtoll(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || value < min || value > max)
-        return false;
-    *out = value;
-    return true;
 }
 
 static int parse_options(int argc, char **argv, sg_options_t *opts)
@@ -149,7 +85,7 @@ static int parse_options(int argc, char **argv, sg_options_t *opts)
             exit(0);
         }
         if (i + 1 >= argc) {
-            log_msg("%s needs a value (or is unknown)", arg);
+            sg_bench_log("%s needs a value (or is unknown)", arg);
             return -1;
         }
         const char *value = argv[++i];
@@ -157,37 +93,37 @@ static int parse_options(int argc, char **argv, sg_options_t *opts)
         if (strcmp(arg, "--brokers") == 0) {
             opts->brokers = value;
         } else if (strcmp(arg, "--bootstrap-file") == 0) {
-            if ((opts->brokers = read_bootstrap_file(value)) == NULL)
+            if ((opts->brokers = sg_bench_read_bootstrap_file(value)) == NULL)
                 return -1;
         } else if (strcmp(arg, "--topic") == 0) {
             opts->topic = value;
         } else if (strcmp(arg, "--count") == 0) {
-            if (!parse_long(value, 1, SG_LOAD_MAX_COUNT, &num)) {
-                log_msg("--count wants 1..%lld, not %s", SG_LOAD_MAX_COUNT, value);
+            if (!sg_bench_parse_long(value, 1, SG_LOAD_MAX_COUNT, &num)) {
+                sg_bench_log("--count wants 1..%lld, not %s", SG_LOAD_MAX_COUNT, value);
                 return -1;
             }
             opts->count = num;
         } else if (strcmp(arg, "--value-size") == 0) {
-            if (!parse_long(value, SG_LOAD_MIN_VALUE, SG_LOAD_MAX_VALUE, &num)) {
-                log_msg("--value-size wants %d..%d, not %s", SG_LOAD_MIN_VALUE, SG_LOAD_MAX_VALUE, value);
+            if (!sg_bench_parse_long(value, SG_LOAD_MIN_VALUE, SG_LOAD_MAX_VALUE, &num)) {
+                sg_bench_log("--value-size wants %d..%d, not %s", SG_LOAD_MIN_VALUE, SG_LOAD_MAX_VALUE, value);
                 return -1;
             }
             opts->value_size = (long)num;
         } else if (strcmp(arg, "--linger-ms") == 0) {
-            if (!parse_long(value, 0, 60000, &num)) {
-                log_msg("--linger-ms wants 0..60000, not %s", value);
+            if (!sg_bench_parse_long(value, 0, 60000, &num)) {
+                sg_bench_log("--linger-ms wants 0..60000, not %s", value);
                 return -1;
             }
             opts->linger_ms = value;
         } else if (strcmp(arg, "--compression") == 0) {
             opts->compression = value;
         } else {
-            log_msg("unknown option %s", arg);
+            sg_bench_log("unknown option %s", arg);
             return -1;
         }
     }
     if (opts->brokers == NULL || opts->topic == NULL) {
-        log_msg("--brokers (or --bootstrap-file) and --topic are required");
+        sg_bench_log("--brokers (or --bootstrap-file) and --topic are required");
         return -1;
     }
     return 0;
@@ -199,21 +135,21 @@ static int parse_options(int argc, char **argv, sg_options_t *opts)
 static rd_kafka_t *create_producer(const sg_options_t *opts)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    if (set_prop(conf, "bootstrap.servers", opts->brokers) || set_prop(conf, "client.id", "sg-bench-load") ||
-        set_prop(conf, "enable.idempotence", "true") || set_prop(conf, "acks", "all") ||
-        set_prop(conf, "linger.ms", opts->linger_ms) || set_prop(conf, "batch.num.messages", "10000") ||
-        set_prop(conf, "batch.size", "1000000") || set_prop(conf, "queue.buffering.max.messages", "1000000") ||
-        set_prop(conf, "queue.buffering.max.kbytes", "1048576") ||
-        set_prop(conf, "compression.codec", opts->compression)) {
+    if (sg_bench_set_prop(conf, "bootstrap.servers", opts->brokers) || sg_bench_set_prop(conf, "client.id", "sg-bench-load") ||
+        sg_bench_set_prop(conf, "enable.idempotence", "true") || sg_bench_set_prop(conf, "acks", "all") ||
+        sg_bench_set_prop(conf, "linger.ms", opts->linger_ms) || sg_bench_set_prop(conf, "batch.num.messages", "10000") ||
+        sg_bench_set_prop(conf, "batch.size", "1000000") || sg_bench_set_prop(conf, "queue.buffering.max.messages", "1000000") ||
+        sg_bench_set_prop(conf, "queue.buffering.max.kbytes", "1048576") ||
+        sg_bench_set_prop(conf, "compression.codec", opts->compression)) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-    rd_kafka_conf_set_log_cb(conf, on_log);
+    rd_kafka_conf_set_log_cb(conf, sg_bench_on_log);
     char err[512];
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
     if (rk == NULL) {
-        log_msg("producer: %s", err);
+        sg_bench_log("producer: %s", err);
         rd_kafka_conf_destroy(conf);
     }
     return rk;
@@ -247,6 +183,7 @@ static int make_record(long long i, long value_size, char *key, size_t keycap, c
 
 int main(int argc, char **argv)
 {
+    sg_bench_set_name("sg-bench-load");
     sg_options_t opts;
     if (parse_options(argc, argv, &opts) != 0) {
         fputs(usage, stderr);
@@ -262,7 +199,7 @@ int main(int argc, char **argv)
         return 1;
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, opts.topic, NULL);
     if (rkt == NULL) {
-        log_msg("%s: %s", opts.topic, rd_kafka_err2str(rd_kafka_last_error()));
+        sg_bench_log("%s: %s", opts.topic, rd_kafka_err2str(rd_kafka_last_error()));
         rd_kafka_destroy(rk);
         return 1;
     }
@@ -274,7 +211,7 @@ int main(int argc, char **argv)
     if (md != NULL)
         rd_kafka_metadata_destroy(md);
     if (mderr != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        log_msg("topic %s: %s", opts.topic, rd_kafka_err2str(mderr));
+        sg_bench_log("topic %s: %s", opts.topic, rd_kafka_err2str(mderr));
         rd_kafka_topic_destroy(rkt);
         rd_kafka_destroy(rk);
         return 1;
@@ -286,7 +223,7 @@ int main(int argc, char **argv)
     char key[32];
     uint64_t refused = 0;
     long long produced = 0;
-    const int64_t start_ns = now_ns();
+    const int64_t start_ns = sg_bench_now_ns();
     for (long long i = 0; i < opts.count && !stop_signal; ++i) {
         int keylen = make_record(i, opts.value_size, key, sizeof(key), value);
         for (;;) {
@@ -296,7 +233,7 @@ int main(int argc, char **argv)
             rd_kafka_resp_err_t err = rd_kafka_last_error();
             if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || stop_signal) {
                 if (refused++ == 0)
-                    log_msg("produce to %s: %s", opts.topic, rd_kafka_err2str(err));
+                    sg_bench_log("produce to %s: %s", opts.topic, rd_kafka_err2str(err));
                 break;
             }
             rd_kafka_poll(rk, 10);
@@ -305,11 +242,11 @@ int main(int argc, char **argv)
         if ((i & 1023) == 0)
             rd_kafka_poll(rk, 0);
     }
-    const int64_t produced_ns = now_ns();
+    const int64_t produced_ns = sg_bench_now_ns();
     rd_kafka_resp_err_t flush_err = rd_kafka_flush(rk, stop_signal ? 5000 : SG_LOAD_FLUSH_MS);
-    const int64_t end_ns = now_ns();
+    const int64_t end_ns = sg_bench_now_ns();
     if (flush_err != RD_KAFKA_RESP_ERR_NO_ERROR)
-        log_msg("flush: %s (%d record(s) still queued)", rd_kafka_err2str(flush_err), rd_kafka_outq_len(rk));
+        sg_bench_log("flush: %s (%d record(s) still queued)", rd_kafka_err2str(flush_err), rd_kafka_outq_len(rk));
     free(value);
     rd_kafka_topic_destroy(rkt);
     rd_kafka_destroy(rk);

@@ -24,6 +24,8 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "bench_util.h"
+
 #define SG_HDR_CORRELATION "kafka_correlationId"
 #define SG_HDR_REPLY_TOPIC "kafka_replyTopic"
 #define SG_HDR_REPLY_PARTITION "kafka_replyPartition"
@@ -94,7 +96,6 @@ typedef struct st_sg_stats_t {
 
 static volatile sig_atomic_t stop_signal;
 static volatile sig_atomic_t exit_status;
-static char bootstrap_buf[4096];
 static uint64_t rng_state;
 static uint64_t reply_seq;
 static sg_stats_t stats;
@@ -107,23 +108,6 @@ static void on_signal(int sig)
 static void on_alarm(int sig)
 {
     _exit(exit_status);
-}
-
-static void log_msg(const char *fmt, ...)
-{
-    va_list args;
-    va_start(args, fmt);
-    fputs("sg-bench-responder: ", stderr);
-    vfprintf(stderr, fmt, args);
-    fputc('\n', stderr);
-    va_end(args);
-}
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 static void *xmalloc(size_t size)
@@ -209,12 +193,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opa
         return;
     }
     ++stats.failed;
-    log_msg("reply to %s not delivered: %s", rd_kafka_topic_name(msg->rkt), rd_kafka_err2str(msg->err));
-}
-
-static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-    log_msg("librdkafka %s: %s", fac, buf);
+    sg_bench_log("reply to %s not delivered: %s", rd_kafka_topic_name(msg->rkt), rd_kafka_err2str(msg->err));
 }
 
 /* Produces one reply (librdkafka copies every buffer). Returns 0, or -1 when the producer
@@ -235,7 +214,7 @@ static int produce_reply(rd_kafka_t *producer, const char *topic, int32_t partit
         }
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             ++stats.failed;
-            log_msg("reply to %s [%" PRId32 "] refused: %s", topic, partition, rd_kafka_err2str(err));
+            sg_bench_log("reply to %s [%" PRId32 "] refused: %s", topic, partition, rd_kafka_err2str(err));
             return -1;
         }
         /* The local queue drains as the broker acks: serve delivery reports and try again. */
@@ -337,7 +316,7 @@ static void handle_request(const sg_options_t *opts, rd_kafka_t *producer, sg_re
         return;
     }
     sg_reply_t *reply = xmalloc(sizeof(*reply));
-    reply->due_ns = now_ns() + (int64_t)opts->delay_ms * 1000000;
+    reply->due_ns = sg_bench_now_ns() + (int64_t)opts->delay_ms * 1000000;
     reply->seq = reply_seq++;
     reply->topic = xmalloc(topic_len + 1);
     memcpy(reply->topic, topic_name, topic_len + 1);
@@ -365,48 +344,6 @@ static void produce_due(rd_kafka_t *producer, sg_reply_heap_t *heap, int64_t now
 
 /* --- setup -------------------------------------------------------------------------------- */
 
-static int set_prop(rd_kafka_conf_t *conf, const char *name, const char *value)
-{
-    char err[512];
-    if (rd_kafka_conf_set(conf, name, value, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
-        log_msg("%s=%s: %s", name, value, err);
-        return -1;
-    }
-    return 0;
-}
-
-static const char *read_bootstrap_file(const char *path)
-{
-    FILE *file = fopen(path, "r");
-    if (file == NULL) {
-        log_msg("%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *line = fgets(bootstrap_buf, sizeof(bootstrap_buf), file);
-    fclose(file);
-    if (line == NULL) {
-        log_msg("%s: empty", path);
-        return NULL;
-    }
-    line[strcspn(line, "\r\n")] = '\0';
-    if (line[0] == '\0') {
-        log_msg("%s: empty first line", path);
-        return NULL;
-    }
-    return line;
-}
-
-static bool parse_long(const char *text, long long min, long long max, long long *out)
-{
-    char *end;
-    errno = 0;
-    long long value = strtoll(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || value < min || value > max)
-        return false;
-    *out = value;
-    return true;
-}
-
 static int parse_options(int argc, char **argv, sg_options_t *opts)
 {
     *opts = (sg_options_t){.fetch_wait_ms = "1", .group = "sg-responder", .status = 200, .error_status = 500};
@@ -425,7 +362,7 @@ static int parse_options(int argc, char **argv, sg_options_t *opts)
             exit(0);
         }
         if (i + 1 >= argc) {
-            log_msg("%s needs a value (or is unknown)", arg);
+            sg_bench_log("%s needs a value (or is unknown)", arg);
             return -1;
         }
         const char *value = argv[++i];
@@ -433,17 +370,17 @@ static int parse_options(int argc, char **argv, sg_options_t *opts)
         if (strcmp(arg, "--brokers") == 0) {
             opts->brokers = value;
         } else if (strcmp(arg, "--bootstrap-file") == 0) {
-            if ((opts->brokers = read_bootstrap_file(value)) == NULL)
+            if ((opts->brokers = sg_bench_read_bootstrap_file(value)) == NULL)
                 return -1;
         } else if (strcmp(arg, "--fetch-wait-ms") == 0) {
-            if (!parse_long(value, 0, 60000, &num)) {
-                log_msg("--fetch-wait-ms wants 0..60000, not %s", value);
+            if (!sg_bench_parse_long(value, 0, 60000, &num)) {
+                sg_bench_log("--fetch-wait-ms wants 0..60000, not %s", value);
                 return -1;
             }
             opts->fetch_wait_ms = value;
         } else if (strcmp(arg, "--topic") == 0) {
             if (opts->n_topics == SG_MAX_TOPICS || value[0] == '\0') {
-                log_msg("--topic: at most %d non-empty names", SG_MAX_TOPICS);
+                sg_bench_log("--topic: at most %d non-empty names", SG_MAX_TOPICS);
                 return -1;
             }
             opts->topics[opts->n_topics++] = value;
@@ -452,14 +389,14 @@ static int parse_options(int argc, char **argv, sg_options_t *opts)
         } else if (strcmp(arg, "--body") == 0) {
             opts->body = value;
         } else if (strcmp(arg, "--delay-ms") == 0) {
-            if (!parse_long(value, 0, 3600000, &num)) {
-                log_msg("--delay-ms wants 0..3600000, not %s", value);
+            if (!sg_bench_parse_long(value, 0, 3600000, &num)) {
+                sg_bench_log("--delay-ms wants 0..3600000, not %s", value);
                 return -1;
             }
             opts->delay_ms = (long)num;
         } else if (strcmp(arg, "--status") == 0 || strcmp(arg, "--error-status") == 0) {
-            if (!parse_long(value, 100, 999, &num)) {
-                log_msg("%s wants an HTTP status 100..999, not %s", arg, value);
+            if (!sg_bench_parse_long(value, 100, 999, &num)) {
+                sg_bench_log("%s wants an HTTP status 100..999, not %s", arg, value);
                 return -1;
             }
             if (strcmp(arg, "--status") == 0)
@@ -467,8 +404,8 @@ static int parse_options(int argc, char **argv, sg_options_t *opts)
             else
                 opts->error_status = (int)num;
         } else if (strcmp(arg, "--count") == 0) {
-            if (!parse_long(value, 1, INT64_MAX, &num)) {
-                log_msg("--count wants N > 0, not %s", value);
+            if (!sg_bench_parse_long(value, 1, INT64_MAX, &num)) {
+                sg_bench_log("--count wants N > 0, not %s", value);
                 return -1;
             }
             opts->count = num;
@@ -477,16 +414,16 @@ static int parse_options(int argc, char **argv, sg_options_t *opts)
             errno = 0;
             opts->error_rate = strtod(value, &end);
             if (errno != 0 || end == value || *end != '\0' || !(opts->error_rate >= 0 && opts->error_rate <= 1)) {
-                log_msg("--error-rate wants 0..1, not %s", value);
+                sg_bench_log("--error-rate wants 0..1, not %s", value);
                 return -1;
             }
         } else {
-            log_msg("unknown option %s", arg);
+            sg_bench_log("unknown option %s", arg);
             return -1;
         }
     }
     if (opts->brokers == NULL || opts->n_topics == 0) {
-        log_msg("--brokers (or --bootstrap-file) and at least one --topic are required");
+        sg_bench_log("--brokers (or --bootstrap-file) and at least one --topic are required");
         return -1;
     }
     return 0;
@@ -495,18 +432,18 @@ static int parse_options(int argc, char **argv, sg_options_t *opts)
 static rd_kafka_t *create_producer(const sg_options_t *opts)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    if (set_prop(conf, "bootstrap.servers", opts->brokers) || set_prop(conf, "client.id", "sg-bench-responder") ||
-        set_prop(conf, "enable.idempotence", "true") || set_prop(conf, "linger.ms", "0") ||
-        set_prop(conf, "queue.buffering.max.messages", "1000000")) {
+    if (sg_bench_set_prop(conf, "bootstrap.servers", opts->brokers) || sg_bench_set_prop(conf, "client.id", "sg-bench-responder") ||
+        sg_bench_set_prop(conf, "enable.idempotence", "true") || sg_bench_set_prop(conf, "linger.ms", "0") ||
+        sg_bench_set_prop(conf, "queue.buffering.max.messages", "1000000")) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-    rd_kafka_conf_set_log_cb(conf, on_log);
+    rd_kafka_conf_set_log_cb(conf, sg_bench_on_log);
     char err[512];
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
     if (rk == NULL) {
-        log_msg("producer: %s", err);
+        sg_bench_log("producer: %s", err);
         rd_kafka_conf_destroy(conf);
     }
     return rk;
@@ -518,19 +455,19 @@ static rd_kafka_t *create_consumer(const sg_options_t *opts)
     /* fetch.wait.max.ms is how long a broker may hold an empty fetch; small, so that a request
      * is picked up as soon as it lands (the embedded cluster does not answer a waiting fetch
      * early when data arrives). */
-    if (set_prop(conf, "bootstrap.servers", opts->brokers) || set_prop(conf, "client.id", "sg-bench-responder") ||
-        set_prop(conf, "group.id", opts->group) ||
-        set_prop(conf, "auto.offset.reset", opts->from_end ? "latest" : "earliest") ||
-        set_prop(conf, "fetch.wait.max.ms", opts->fetch_wait_ms) || set_prop(conf, "fetch.min.bytes", "1") ||
-        set_prop(conf, "enable.partition.eof", "false")) {
+    if (sg_bench_set_prop(conf, "bootstrap.servers", opts->brokers) || sg_bench_set_prop(conf, "client.id", "sg-bench-responder") ||
+        sg_bench_set_prop(conf, "group.id", opts->group) ||
+        sg_bench_set_prop(conf, "auto.offset.reset", opts->from_end ? "latest" : "earliest") ||
+        sg_bench_set_prop(conf, "fetch.wait.max.ms", opts->fetch_wait_ms) || sg_bench_set_prop(conf, "fetch.min.bytes", "1") ||
+        sg_bench_set_prop(conf, "enable.partition.eof", "false")) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
-    rd_kafka_conf_set_log_cb(conf, on_log);
+    rd_kafka_conf_set_log_cb(conf, sg_bench_on_log);
     char err[512];
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
     if (rk == NULL) {
-        log_msg("consumer: %s", err);
+        sg_bench_log("consumer: %s", err);
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
@@ -541,7 +478,7 @@ static rd_kafka_t *create_consumer(const sg_options_t *opts)
     rd_kafka_resp_err_t rerr = rd_kafka_subscribe(rk, topics);
     rd_kafka_topic_partition_list_destroy(topics);
     if (rerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        log_msg("subscribe: %s", rd_kafka_err2str(rerr));
+        sg_bench_log("subscribe: %s", rd_kafka_err2str(rerr));
         rd_kafka_destroy(rk);
         return NULL;
     }
@@ -550,12 +487,13 @@ static rd_kafka_t *create_consumer(const sg_options_t *opts)
 
 int main(int argc, char **argv)
 {
+    sg_bench_set_name("sg-bench-responder");
     sg_options_t opts;
     if (parse_options(argc, argv, &opts) != 0) {
         fputs(usage, stderr);
         return 2;
     }
-    rng_state = (uint64_t)now_ns() ^ ((uint64_t)getpid() << 32) ^ 0x9E3779B97F4A7C15ULL;
+    rng_state = (uint64_t)sg_bench_now_ns() ^ ((uint64_t)getpid() << 32) ^ 0x9E3779B97F4A7C15ULL;
     if (rng_state == 0)
         rng_state = 1;
 
@@ -573,7 +511,7 @@ int main(int argc, char **argv)
         return 1;
     }
     if (!opts.quiet)
-        log_msg("answering %s%s (group %s) via %s: status %d, delay %ld ms, error rate %g", opts.topics[0],
+        sg_bench_log("answering %s%s (group %s) via %s: status %d, delay %ld ms, error rate %g", opts.topics[0],
                 opts.n_topics > 1 ? " and more" : "", opts.group, opts.brokers, opts.status, opts.delay_ms,
                 opts.error_rate);
 
@@ -583,7 +521,7 @@ int main(int argc, char **argv)
     while (!stop_signal && (opts.count == 0 || (long long)stats.replies < opts.count)) {
         int timeout_ms = 100;
         if (heap.len > 0) {
-            int64_t wait_ns = heap.items[0]->due_ns - now_ns();
+            int64_t wait_ns = heap.items[0]->due_ns - sg_bench_now_ns();
             /* Round up: waking before the due time would only spin. */
             int64_t wait_ms = wait_ns <= 0 ? 0 : (wait_ns + 999999) / 1000000;
             if (wait_ms < timeout_ms)
@@ -595,14 +533,14 @@ int main(int argc, char **argv)
             if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR)
                 handle_request(&opts, producer, &heap, msg, &body_buf, &body_cap);
             else
-                log_msg("consume: %s", rd_kafka_message_errstr(msg));
+                sg_bench_log("consume: %s", rd_kafka_message_errstr(msg));
             rd_kafka_message_destroy(msg);
             if (stop_signal || (opts.count != 0 && (long long)stats.replies >= opts.count))
                 break;
             msg = rd_kafka_consumer_poll(consumer, 0);
         }
         if (heap.len > 0)
-            produce_due(producer, &heap, now_ns());
+            produce_due(producer, &heap, sg_bench_now_ns());
         rd_kafka_poll(producer, 0);
     }
 
@@ -614,7 +552,7 @@ int main(int argc, char **argv)
      * should count the acks. */
     rd_kafka_resp_err_t ferr = rd_kafka_flush(producer, SG_FLUSH_MS);
     if (ferr != RD_KAFKA_RESP_ERR_NO_ERROR)
-        log_msg("flush: %s (%d message(s) still queued after %d ms)", rd_kafka_err2str(ferr),
+        sg_bench_log("flush: %s (%d message(s) still queued after %d ms)", rd_kafka_err2str(ferr),
                 rd_kafka_outq_len(producer), SG_FLUSH_MS);
     printf("sg-bench-responder: requests %" PRIu64 ", replies %" PRIu64 " (delivered %" PRIu64 ", failed %" PRIu64
            ", sent early at shutdown %" PRIu64 "), skipped %" PRIu64 "\n",

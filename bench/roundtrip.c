@@ -27,6 +27,8 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "bench_util.h"
+
 #define SG_HDR_CORRELATION "kafka_correlationId"
 #define SG_HDR_REPLY_TOPIC "kafka_replyTopic"
 #define SG_MAX_CONCURRENCY 100000
@@ -71,7 +73,6 @@ typedef struct st_sg_options_t {
 
 static volatile sig_atomic_t stop_signal;
 static volatile sig_atomic_t exit_status;
-static char bootstrap_buf[4096];
 static uint64_t produce_failed;
 
 static void on_signal(int sig)
@@ -84,79 +85,15 @@ static void on_alarm(int sig)
     _exit(exit_status);
 }
 
-static void log_msg(const char *fmt, ...)
-{
-    va_list args;
-    va_start(args, fmt);
-    fputs("sg-bench-roundtrip: ", stderr);
-    vfprintf(stderr, fmt, args);
-    fputc('\n', stderr);
-    va_end(args);
-}
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 {
     if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         if (produce_failed++ == 0)
-            log_msg("request not delivered: %s", rd_kafka_err2str(msg->err));
+            sg_bench_log("request not delivered: %s", rd_kafka_err2str(msg->err));
     }
-}
-
-static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-    log_msg("librdkafka %s: %s", fac, buf);
-}
-
-static int set_prop(rd_kafka_conf_t *conf, const char *name, const char *value)
-{
-    char err[512];
-    if (rd_kafka_conf_set(conf, name, value, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
-        log_msg("%s=%s: %s", name, value, err);
-        return -1;
-    }
-    return 0;
 }
 
 /* --- options ------------------------------------------------------------------------------ */
-
-static const char *read_bootstrap_file(const char *path)
-{
-    FILE *file = fopen(path, "r");
-    if (file == NULL) {
-        log_msg("%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *line = fgets(bootstrap_buf, sizeof(bootstrap_buf), file);
-    fclose(file);
-    if (line == NULL) {
-        log_msg("%s: empty", path);
-        return NULL;
-    }
-    line[strcspn(line, "\r\n")] = '\0';
-    if (line[0] == '\0') {
-        log_msg("%s: empty first line", path);
-        return NULL;
-    }
-    return line;
-}
-
-static bool parse_long(const char *text, long long min, long long max, long long *out)
-{
-    char *end;
-    errno = 0;
-    long long value = strtoll(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || value < min || value > max)
-        return false;
-    *out = value;
-    return true;
-}
 
 static bool parse_seconds(const char *text, double min, double *out)
 {
@@ -183,7 +120,7 @@ static int parse_options(int argc, char **argv, sg_options_t *opts)
             exit(0);
         }
         if (i + 1 >= argc) {
-            log_msg("%s needs a value (or is unknown)", arg);
+            sg_bench_log("%s needs a value (or is unknown)", arg);
             return -1;
         }
         const char *value = argv[++i];
@@ -191,11 +128,11 @@ static int parse_options(int argc, char **argv, sg_options_t *opts)
         if (strcmp(arg, "--brokers") == 0) {
             opts->brokers = value;
         } else if (strcmp(arg, "--bootstrap-file") == 0) {
-            if ((opts->brokers = read_bootstrap_file(value)) == NULL)
+            if ((opts->brokers = sg_bench_read_bootstrap_file(value)) == NULL)
                 return -1;
         } else if (strcmp(arg, "--fetch-wait-ms") == 0) {
-            if (!parse_long(value, 0, 60000, &num)) {
-                log_msg("--fetch-wait-ms wants 0..60000, not %s", value);
+            if (!sg_bench_parse_long(value, 0, 60000, &num)) {
+                sg_bench_log("--fetch-wait-ms wants 0..60000, not %s", value);
                 return -1;
             }
             opts->fetch_wait_ms = value;
@@ -204,40 +141,40 @@ static int parse_options(int argc, char **argv, sg_options_t *opts)
         } else if (strcmp(arg, "--reply-topic") == 0) {
             opts->reply_topic = value;
         } else if (strcmp(arg, "--concurrency") == 0) {
-            if (!parse_long(value, 1, SG_MAX_CONCURRENCY, &num)) {
-                log_msg("--concurrency wants 1..%d, not %s", SG_MAX_CONCURRENCY, value);
+            if (!sg_bench_parse_long(value, 1, SG_MAX_CONCURRENCY, &num)) {
+                sg_bench_log("--concurrency wants 1..%d, not %s", SG_MAX_CONCURRENCY, value);
                 return -1;
             }
             opts->concurrency = (long)num;
         } else if (strcmp(arg, "--count") == 0) {
-            if (!parse_long(value, 1, 1000000000, &num)) {
-                log_msg("--count wants 1..1000000000, not %s", value);
+            if (!sg_bench_parse_long(value, 1, 1000000000, &num)) {
+                sg_bench_log("--count wants 1..1000000000, not %s", value);
                 return -1;
             }
             opts->count = num;
         } else if (strcmp(arg, "--timeout-ms") == 0) {
-            if (!parse_long(value, 1, 3600000, &num)) {
-                log_msg("--timeout-ms wants 1..3600000, not %s", value);
+            if (!sg_bench_parse_long(value, 1, 3600000, &num)) {
+                sg_bench_log("--timeout-ms wants 1..3600000, not %s", value);
                 return -1;
             }
             opts->timeout_ms = (long)num;
         } else if (strcmp(arg, "--duration") == 0) {
             if (!parse_seconds(value, 0.001, &opts->duration_s)) {
-                log_msg("--duration wants seconds > 0, not %s", value);
+                sg_bench_log("--duration wants seconds > 0, not %s", value);
                 return -1;
             }
         } else if (strcmp(arg, "--warmup") == 0) {
             if (!parse_seconds(value, 0, &opts->warmup_s)) {
-                log_msg("--warmup wants seconds >= 0, not %s", value);
+                sg_bench_log("--warmup wants seconds >= 0, not %s", value);
                 return -1;
             }
         } else {
-            log_msg("unknown option %s", arg);
+            sg_bench_log("unknown option %s", arg);
             return -1;
         }
     }
     if (opts->brokers == NULL || opts->topic == NULL || opts->reply_topic == NULL) {
-        log_msg("--brokers (or --bootstrap-file), --topic and --reply-topic are required");
+        sg_bench_log("--brokers (or --bootstrap-file), --topic and --reply-topic are required");
         return -1;
     }
     return 0;
@@ -250,18 +187,18 @@ static int parse_options(int argc, char **argv, sg_options_t *opts)
 static rd_kafka_t *create_producer(const sg_options_t *opts)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    if (set_prop(conf, "bootstrap.servers", opts->brokers) || set_prop(conf, "client.id", "sg-bench-roundtrip") ||
-        set_prop(conf, "enable.idempotence", "true") || set_prop(conf, "acks", "all") ||
-        set_prop(conf, "linger.ms", "0")) {
+    if (sg_bench_set_prop(conf, "bootstrap.servers", opts->brokers) || sg_bench_set_prop(conf, "client.id", "sg-bench-roundtrip") ||
+        sg_bench_set_prop(conf, "enable.idempotence", "true") || sg_bench_set_prop(conf, "acks", "all") ||
+        sg_bench_set_prop(conf, "linger.ms", "0")) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-    rd_kafka_conf_set_log_cb(conf, on_log);
+    rd_kafka_conf_set_log_cb(conf, sg_bench_on_log);
     char err[512];
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
     if (rk == NULL) {
-        log_msg("producer: %s", err);
+        sg_bench_log("producer: %s", err);
         rd_kafka_conf_destroy(conf);
     }
     return rk;
@@ -277,18 +214,18 @@ static rd_kafka_t *create_consumer(const sg_options_t *opts)
     char group[64];
     snprintf(group, sizeof(group), "sg-bench-roundtrip-%ld", (long)getpid());
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    if (set_prop(conf, "bootstrap.servers", opts->brokers) || set_prop(conf, "client.id", "sg-bench-roundtrip") ||
-        set_prop(conf, "group.id", group) || set_prop(conf, "enable.auto.commit", "false") ||
-        set_prop(conf, "enable.auto.offset.store", "false") || set_prop(conf, "fetch.wait.max.ms", opts->fetch_wait_ms) ||
-        set_prop(conf, "fetch.min.bytes", "1") || set_prop(conf, "enable.partition.eof", "false")) {
+    if (sg_bench_set_prop(conf, "bootstrap.servers", opts->brokers) || sg_bench_set_prop(conf, "client.id", "sg-bench-roundtrip") ||
+        sg_bench_set_prop(conf, "group.id", group) || sg_bench_set_prop(conf, "enable.auto.commit", "false") ||
+        sg_bench_set_prop(conf, "enable.auto.offset.store", "false") || sg_bench_set_prop(conf, "fetch.wait.max.ms", opts->fetch_wait_ms) ||
+        sg_bench_set_prop(conf, "fetch.min.bytes", "1") || sg_bench_set_prop(conf, "enable.partition.eof", "false")) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
-    rd_kafka_conf_set_log_cb(conf, on_log);
+    rd_kafka_conf_set_log_cb(conf, sg_bench_on_log);
     char err[512];
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
     if (rk == NULL) {
-        log_msg("consumer: %s", err);
+        sg_bench_log("consumer: %s", err);
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
@@ -301,7 +238,7 @@ static int assign_reply_topic(rd_kafka_t *consumer, const char *topic)
 {
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(consumer, topic, NULL);
     if (rkt == NULL) {
-        log_msg("%s: %s", topic, rd_kafka_err2str(rd_kafka_last_error()));
+        sg_bench_log("%s: %s", topic, rd_kafka_err2str(rd_kafka_last_error()));
         return -1;
     }
     const struct rd_kafka_metadata *md = NULL;
@@ -309,7 +246,7 @@ static int assign_reply_topic(rd_kafka_t *consumer, const char *topic)
     rd_kafka_topic_destroy(rkt);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR || md->topic_cnt != 1 || md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR ||
         md->topics[0].partition_cnt == 0) {
-        log_msg("reply topic %s: %s", topic,
+        sg_bench_log("reply topic %s: %s", topic,
                 rd_kafka_err2str(err != RD_KAFKA_RESP_ERR_NO_ERROR ? err
                                  : md->topic_cnt == 1 && md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR
                                      ? md->topics[0].err
@@ -325,7 +262,7 @@ static int assign_reply_topic(rd_kafka_t *consumer, const char *topic)
         int64_t low, high;
         err = rd_kafka_query_watermark_offsets(consumer, topic, partition, &low, &high, 10000);
         if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            log_msg("reply topic %s [%" PRId32 "] watermarks: %s", topic, partition, rd_kafka_err2str(err));
+            sg_bench_log("reply topic %s [%" PRId32 "] watermarks: %s", topic, partition, rd_kafka_err2str(err));
             rd_kafka_topic_partition_list_destroy(list);
             rd_kafka_metadata_destroy(md);
             return -1;
@@ -336,7 +273,7 @@ static int assign_reply_topic(rd_kafka_t *consumer, const char *topic)
     err = rd_kafka_assign(consumer, list);
     rd_kafka_topic_partition_list_destroy(list);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        log_msg("assign %s: %s", topic, rd_kafka_err2str(err));
+        sg_bench_log("assign %s: %s", topic, rd_kafka_err2str(err));
         return -1;
     }
     return 0;
@@ -365,7 +302,7 @@ static int send_request(sg_run_t *run, long index, bool measured)
     int id_len = snprintf(id, sizeof(id), "%s-%ld-%" PRIu64, run->id_prefix, index, slot->seq);
     int value_len = snprintf(value, sizeof(value), "{\"slot\":%ld,\"seq\":%" PRIu64 "}", index, slot->seq);
     for (;;) {
-        slot->sent_ns = now_ns();
+        slot->sent_ns = sg_bench_now_ns();
         rd_kafka_resp_err_t err = rd_kafka_producev(
             run->producer, RD_KAFKA_V_TOPIC(run->opts->topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
             RD_KAFKA_V_VALUE(value, (size_t)value_len), RD_KAFKA_V_HEADER(SG_HDR_CORRELATION, id, id_len),
@@ -374,7 +311,7 @@ static int send_request(sg_run_t *run, long index, bool measured)
             break;
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             if (run->refused++ == 0)
-                log_msg("produce to %s: %s", run->opts->topic, rd_kafka_err2str(err));
+                sg_bench_log("produce to %s: %s", run->opts->topic, rd_kafka_err2str(err));
             return -1;
         }
         rd_kafka_poll(run->producer, 1);
@@ -450,6 +387,7 @@ static double percentile_ms(const int64_t *sorted, size_t n, size_t per_mille)
 
 int main(int argc, char **argv)
 {
+    sg_bench_set_name("sg-bench-roundtrip");
     sg_options_t opts;
     if (parse_options(argc, argv, &opts) != 0) {
         fputs(usage, stderr);
@@ -478,7 +416,7 @@ int main(int argc, char **argv)
         abort();
 
     const int64_t timeout_ns = (int64_t)opts.timeout_ms * 1000000;
-    const int64_t start_ns = now_ns();
+    const int64_t start_ns = sg_bench_now_ns();
     int64_t measure_start_ns = start_ns + (int64_t)(opts.warmup_s * 1e9);
     const int64_t measure_end_ns = opts.count != 0 ? INT64_MAX : measure_start_ns + (int64_t)(opts.duration_s * 1e9);
     int64_t last_reply_ns = measure_start_ns, next_timeout_scan_ns = start_ns + 100000000;
@@ -491,7 +429,7 @@ int main(int argc, char **argv)
     for (long i = 0; i < opts.concurrency; ++i)
         send_request(&run, i, measuring);
     for (;;) {
-        int64_t now = now_ns();
+        int64_t now = sg_bench_now_ns();
         if (!measuring && now >= measure_start_ns)
             measuring = true;
         if (!SG_ISSUING(now) && run.in_flight == 0)
@@ -500,9 +438,9 @@ int main(int argc, char **argv)
             break;
         rd_kafka_message_t *msg = rd_kafka_consumer_poll(consumer, 10);
         while (msg != NULL) {
-            int64_t received_ns = now_ns();
+            int64_t received_ns = sg_bench_now_ns();
             if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-                log_msg("consume: %s", rd_kafka_message_errstr(msg));
+                sg_bench_log("consume: %s", rd_kafka_message_errstr(msg));
             } else {
                 long index = match_reply(&run, msg);
                 if (index < 0) {
@@ -525,7 +463,7 @@ int main(int argc, char **argv)
             msg = rd_kafka_consumer_poll(consumer, 0);
         }
         rd_kafka_poll(producer, 0);
-        now = now_ns();
+        now = sg_bench_now_ns();
         if (now >= next_timeout_scan_ns) {
             next_timeout_scan_ns = now + 100000000;
             for (long i = 0; i < opts.concurrency; ++i) {
