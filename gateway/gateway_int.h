@@ -123,6 +123,10 @@ void sg_problem_send(h2o_req_t *req, int status, const char *reason, const char 
                      const char *field, const char *detail_fmt, ...) __attribute__((format(printf, 7, 8)));
 void sg_cors_apply(const sg_conf_t *conf, h2o_req_t *req);
 void sg_problem_method_not_allowed(h2o_req_t *req, const char *allow); /* 405 with Allow */
+/* The first header called `name` (lower-case), or {NULL, 0}. */
+h2o_iovec_t sg_http_header(h2o_req_t *req, const char *name, size_t len);
+int sg_http_is_get_or_head(h2o_req_t *req);
+int sg_http_wants_event_stream(h2o_req_t *req); /* Accept names text/event-stream */
 /* Prefer: sets *async for respond-async, *wait_ms for wait=N (left alone when absent). */
 void sg_http_parse_prefer(h2o_req_t *req, int *async, int64_t *wait_ms);
 int sg_cors_origin_allowed(const sg_conf_t *conf, const char *origin, size_t len);

@@ -84,12 +84,6 @@ typedef struct st_sg_reply_msg_t {
 
 /* --- small helpers ----------------------------------------------------------------------- */
 
-static h2o_iovec_t find_header(h2o_req_t *req, const char *name, size_t len)
-{
-    ssize_t at = h2o_find_header_by_str(&req->headers, name, len, -1);
-    return at < 0 ? h2o_iovec_init(NULL, 0) : req->headers.entries[at].value;
-}
-
 static size_t request_path_len(h2o_req_t *req)
 {
     return req->query_at != SIZE_MAX ? req->query_at : req->path.len;
@@ -170,16 +164,10 @@ static size_t headers_size(h2o_req_t *req)
 
 /* --- built-in endpoints ------------------------------------------------------------------- */
 
-static int is_get_or_head(h2o_req_t *req)
-{
-    return h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) ||
-           h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
-}
-
 static void handle_builtin(h2o_req_t *req, int ready_check)
 {
     sg_server_t *server = sg_loop_of(req)->server;
-    if (!is_get_or_head(req)) {
+    if (!sg_http_is_get_or_head(req)) {
         sg_problem_method_not_allowed(req, "GET, HEAD");
         return;
     }
@@ -209,7 +197,7 @@ static void handle_builtin(h2o_req_t *req, int ready_check)
 static void handle_metrics(h2o_req_t *req)
 {
     sg_server_t *server = sg_loop_of(req)->server;
-    if (!is_get_or_head(req)) {
+    if (!sg_http_is_get_or_head(req)) {
         sg_problem_method_not_allowed(req, "GET, HEAD");
         return;
     }
@@ -267,8 +255,8 @@ static int is_reserved_path(const char *path, size_t len)
 static void handle_options(h2o_req_t *req, const sg_router_result_t *found)
 {
     const sg_conf_t *conf = sg_loop_of(req)->server->conf;
-    h2o_iovec_t origin = find_header(req, H2O_STRLIT("origin"));
-    h2o_iovec_t want_method = find_header(req, H2O_STRLIT("access-control-request-method"));
+    h2o_iovec_t origin = sg_http_header(req, H2O_STRLIT("origin"));
+    h2o_iovec_t want_method = sg_http_header(req, H2O_STRLIT("access-control-request-method"));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, found->allow, strlen(found->allow));
     if (origin.base != NULL && want_method.base != NULL) {
         if (!sg_cors_origin_allowed(conf, origin.base, origin.len)) {
@@ -332,7 +320,7 @@ static int extract_key(h2o_req_t *req, const sg_route_conf_t *route, const sg_pa
         return (int)param->len;
     }
     case SG_KEY_HEADER: {
-        h2o_iovec_t value = find_header(req, route->key.name, strlen(route->key.name));
+        h2o_iovec_t value = sg_http_header(req, route->key.name, strlen(route->key.name));
         if (value.base == NULL || value.len == 0) {
             sg_problem_send(req, 400, "Bad Request", "missing-key", "Missing Key", route->key.name,
                             "header %s is required: it is this route's event key", route->key.name);
@@ -403,7 +391,7 @@ static int check_idempotency(h2o_req_t *req, const sg_route_conf_t *route, const
                              size_t *key_len_out)
 {
     sg_server_t *server = sg_loop_of(req)->server;
-    h2o_iovec_t key = find_header(req, H2O_STRLIT("idempotency-key"));
+    h2o_iovec_t key = sg_http_header(req, H2O_STRLIT("idempotency-key"));
     *key_out = NULL;
     if (key.base == NULL)
         return 0;
@@ -514,7 +502,7 @@ static void handle_command(h2o_req_t *req, size_t route_index, const sg_path_mat
         send_unavailable(req, "not-ready", "the reply consumer is not assigned yet; retry shortly");
         return;
     }
-    h2o_iovec_t content_type = find_header(req, H2O_STRLIT("content-type"));
+    h2o_iovec_t content_type = sg_http_header(req, H2O_STRLIT("content-type"));
     if (content_type.base == NULL || !is_json_media_type(content_type)) {
         sg_problem_send(req, 415, "Unsupported Media Type", "unsupported-media-type", "Unsupported Media Type",
                         "Content-Type", "Content-Type must be application/json, not %.*s",
@@ -626,7 +614,7 @@ static void handle_command(h2o_req_t *req, size_t route_index, const sg_path_mat
     }
 
     char traceparent[SG_TRACEPARENT_LEN + 1];
-    make_traceparent(loop, find_header(req, H2O_STRLIT("traceparent")), traceparent);
+    make_traceparent(loop, sg_http_header(req, H2O_STRLIT("traceparent")), traceparent);
     sg_bridge_header_t headers[] = {
         {"kafka_correlationId", cmd->id_text, SG_REQID_TEXT_LEN},
         {"content-type", value_type, strlen(value_type)},

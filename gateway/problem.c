@@ -43,6 +43,25 @@ void sg_cors_apply(const sg_conf_t *conf, h2o_req_t *req)
                                      "Idempotent-Replayed, Stream-Time, ETag"));
 }
 
+h2o_iovec_t sg_http_header(h2o_req_t *req, const char *name, size_t len)
+{
+    ssize_t at = h2o_find_header_by_str(&req->headers, name, len, -1);
+    return at >= 0 ? req->headers.entries[at].value : h2o_iovec_init(NULL, 0);
+}
+
+int sg_http_is_get_or_head(h2o_req_t *req)
+{
+    return h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) ||
+           h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
+}
+
+int sg_http_wants_event_stream(h2o_req_t *req)
+{
+    ssize_t at = h2o_find_header(&req->headers, H2O_TOKEN_ACCEPT, -1);
+    return at >= 0 && h2o_strstr(req->headers.entries[at].value.base, req->headers.entries[at].value.len,
+                                 H2O_STRLIT("text/event-stream")) != SIZE_MAX;
+}
+
 void sg_http_respond(h2o_req_t *req, int status, const char *reason, const char *content_type, const char *body,
                      size_t len)
 {

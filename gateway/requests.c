@@ -278,11 +278,7 @@ void sg_requests_handle(h2o_req_t *req, const char *path, size_t path_len)
     sg_request_record_t rec;
     int have_rec;
     const char *state = lookup(server, &id, text, &rec, &have_rec);
-    h2o_iovec_t accept = h2o_iovec_init(NULL, 0);
-    ssize_t accept_at = h2o_find_header(&req->headers, H2O_TOKEN_ACCEPT, -1);
-    if (accept_at >= 0)
-        accept = req->headers.entries[accept_at].value;
-    int sse = accept.base != NULL && h2o_strstr(accept.base, accept.len, H2O_STRLIT("text/event-stream")) != SIZE_MAX;
+    int sse = sg_http_wants_event_stream(req);
     int async_ignored = 0;
     int64_t wait_ms = 0;
     sg_http_parse_prefer(req, &async_ignored, &wait_ms);

@@ -785,12 +785,6 @@ static int parse_int(h2o_iovec_t text, int64_t min, int64_t max, int64_t *out)
     return 0;
 }
 
-static h2o_iovec_t header_value(h2o_req_t *req, const char *name, size_t len)
-{
-    ssize_t at = h2o_find_header_by_str(&req->headers, name, len, -1);
-    return at >= 0 ? req->headers.entries[at].value : h2o_iovec_init(NULL, 0);
-}
-
 /* Adds a token text (header, ?token= or Last-Event-ID) to the read's conditions. Returns 0, or
  * -1 after answering 400 naming `field`. */
 static int add_wanted(h2o_req_t *req, sg_token_t **wanted, h2o_iovec_t text, const char *field)
@@ -815,13 +809,6 @@ static int add_wanted(h2o_req_t *req, sg_token_t **wanted, h2o_iovec_t text, con
         return -1;
     }
     return 0;
-}
-
-static int wants_event_stream(h2o_req_t *req)
-{
-    ssize_t at = h2o_find_header(&req->headers, H2O_TOKEN_ACCEPT, -1);
-    return at >= 0 && h2o_strstr(req->headers.entries[at].value.base, req->headers.entries[at].value.len,
-                                 H2O_STRLIT("text/event-stream")) != SIZE_MAX;
 }
 
 /* The common read: key (NULL for a scan) already validated; the query string gives the rest. */
@@ -889,10 +876,10 @@ static void start_read(h2o_req_t *req, const sg_table_conf_t *table, const char 
                         "fresh takes one value: latest");
         return;
     }
-    int sse = key != NULL && wants_event_stream(req);
+    int sse = key != NULL && sg_http_wants_event_stream(req);
     sg_token_t *wanted = NULL;
-    h2o_iovec_t header = header_value(req, H2O_STRLIT("consistency-token"));
-    h2o_iovec_t last_event = sse ? header_value(req, H2O_STRLIT("last-event-id")) : h2o_iovec_init(NULL, 0);
+    h2o_iovec_t header = sg_http_header(req, H2O_STRLIT("consistency-token"));
+    h2o_iovec_t last_event = sse ? sg_http_header(req, H2O_STRLIT("last-event-id")) : h2o_iovec_init(NULL, 0);
     if ((header.base != NULL && add_wanted(req, &wanted, header, "Consistency-Token") != 0) ||
         (params[QP_TOKEN].base != NULL && add_wanted(req, &wanted, params[QP_TOKEN], "token") != 0) ||
         (last_event.base != NULL && add_wanted(req, &wanted, last_event, "Last-Event-ID") != 0)) {
@@ -963,12 +950,6 @@ static void start_read(h2o_req_t *req, const sg_table_conf_t *table, const char 
     proceed(tq);
 }
 
-static int is_get_or_head(h2o_req_t *req)
-{
-    return h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) ||
-           h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
-}
-
 static void invalid_key(h2o_req_t *req, const char *field)
 {
     sg_problem_send(req, 400, "Bad Request", "invalid-key", "Invalid Key", field,
@@ -982,7 +963,7 @@ void sg_tables_handle(h2o_req_t *req, const char *path, size_t path_len)
     size_t rest_len = path_len - (sizeof("/tables/") - 1);
     const char *slash = memchr(rest, '/', rest_len);
     size_t name_len = slash ? (size_t)(slash - rest) : rest_len;
-    if (!is_get_or_head(req)) {
+    if (!sg_http_is_get_or_head(req)) {
         sg_problem_method_not_allowed(req, "GET, HEAD");
         return;
     }
@@ -1032,7 +1013,7 @@ void sg_tables_handle_query(h2o_req_t *req, size_t query_index, const sg_path_ma
         return;
     }
     case SG_KEY_HEADER: {
-        h2o_iovec_t value = header_value(req, query->key.name, strlen(query->key.name));
+        h2o_iovec_t value = sg_http_header(req, query->key.name, strlen(query->key.name));
         if (value.base == NULL || value.len == 0 || value.len > SG_TABLE_MAX_KEY) {
             sg_problem_send(req, 400, "Bad Request", value.base == NULL ? "missing-key" : "invalid-key",
                             value.base == NULL ? "Missing Key" : "Invalid Key", query->key.name,
