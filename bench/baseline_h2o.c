@@ -95,9 +95,8 @@ static int on_request(h2o_handler_t *self, h2o_req_t *req)
     req->res.content_length = body.len;
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
     for (size_t i = 0; i < sg_bench_header_count; ++i)
-        h2o_add_header_by_str(&req->pool, &req->res.headers, sg_bench_header_names[i].base,
-                              sg_bench_header_names[i].len, 0, NULL, sg_bench_header_values[i].base,
-                              sg_bench_header_values[i].len);
+        h2o_add_header_by_str(&req->pool, &req->res.headers, sg_bench_header_names[i].base, sg_bench_header_names[i].len, 0, NULL,
+                              sg_bench_header_values[i].base, sg_bench_header_values[i].len);
     h2o_start_response(req, &generator);
     h2o_send(req, &body, 1, H2O_SEND_STATE_FINAL);
     return 0;
@@ -175,12 +174,13 @@ static int open_listener(const struct sockaddr *addr, socklen_t addrlen)
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: sg-bench-h2o [--listen HOST:PORT] [--threads N] [--status CODE] [--body TEXT]\n"
-                 "                    [--header 'NAME: VALUE' ...]\n"
-                 "  Bare H2O server answering every request (any method, any path) with a small JSON body.\n"
-                 "  defaults: --listen 127.0.0.1:18080 --threads 2 --status 202\n"
-                 "            --body '{\"topic\":\"t\",\"partition\":0,\"offset\":0}'\n"
-                 "  --header adds a response header (up to %d; lower-case NAME).\n",
+    fprintf(out,
+            "usage: sg-bench-h2o [--listen HOST:PORT] [--threads N] [--status CODE] [--body TEXT]\n"
+            "                    [--header 'NAME: VALUE' ...]\n"
+            "  Bare H2O server answering every request (any method, any path) with a small JSON body.\n"
+            "  defaults: --listen 127.0.0.1:18080 --threads 2 --status 202\n"
+            "            --body '{\"topic\":\"t\",\"partition\":0,\"offset\":0}'\n"
+            "  --header adds a response header (up to %d; lower-case NAME).\n",
             SG_BENCH_MAX_HEADERS);
 }
 
@@ -201,9 +201,7 @@ int main(int argc, char **argv)
     sg_bench_body = h2o_iovec_init(sg_bench_default_body, sizeof(sg_bench_default_body) - 1);
     while ((opt = getopt_long(argc, argv, "l:t:s:b:H:h", long_options, NULL)) != -1) {
         switch (opt) {
-        case 'l':
-            listen_address = optarg;
-            break;
+        case 'l': listen_address = optarg; break;
         case 't': {
             char *end;
             thread_count = strtol(optarg, &end, 10);
@@ -242,12 +240,8 @@ int main(int argc, char **argv)
             sg_bench_header_values[sg_bench_header_count] = h2o_iovec_init(value, strlen(value));
             ++sg_bench_header_count;
         } break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
         }
     }
     if (optind != argc) {
@@ -260,8 +254,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "sg-bench-h2o: --listen wants HOST:PORT, got '%s'\n", listen_address);
         return 2;
     }
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV};
     struct addrinfo *resolved;
     int gai = getaddrinfo(host, port, &hints, &resolved);
     if (gai != 0) {
@@ -315,8 +309,8 @@ int main(int argc, char **argv)
     }
 
     char bound_host[NI_MAXHOST], bound_port[NI_MAXSERV];
-    if (getnameinfo((struct sockaddr *)&bind_addr, bind_addrlen, bound_host, sizeof(bound_host), bound_port,
-                    sizeof(bound_port), NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+    if (getnameinfo((struct sockaddr *)&bind_addr, bind_addrlen, bound_host, sizeof(bound_host), bound_port, sizeof(bound_port),
+                    NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
         snprintf(bound_host, sizeof(bound_host), "%s", host);
         snprintf(bound_port, sizeof(bound_port), "%s", port);
     }

@@ -30,16 +30,15 @@
 #define SG_CONSUME_METADATA_TIMEOUT_MS 10000
 #define SG_CONSUME_POLL_MS 100
 
-static const char usage[] =
-    "usage: sg-bench-consume (--brokers LIST | --bootstrap-file PATH) --topic NAME\n"
-    "                        [--fetch-wait-ms N] [--timeout S] [--json]\n"
-    "\n"
-    "  --brokers LIST        bootstrap servers (host:port,...)\n"
-    "  --bootstrap-file PATH read the bootstrap servers from the first line of PATH\n"
-    "  --topic NAME          topic to read from the beginning to its high watermarks\n"
-    "  --fetch-wait-ms N     fetch.wait.max.ms (default 10, the materializer's)\n"
-    "  --timeout S           give up after S seconds (default 600)\n"
-    "  --json                print one JSON line instead of the text summary\n";
+static const char usage[] = "usage: sg-bench-consume (--brokers LIST | --bootstrap-file PATH) --topic NAME\n"
+                            "                        [--fetch-wait-ms N] [--timeout S] [--json]\n"
+                            "\n"
+                            "  --brokers LIST        bootstrap servers (host:port,...)\n"
+                            "  --bootstrap-file PATH read the bootstrap servers from the first line of PATH\n"
+                            "  --topic NAME          topic to read from the beginning to its high watermarks\n"
+                            "  --fetch-wait-ms N     fetch.wait.max.ms (default 10, the materializer's)\n"
+                            "  --timeout S           give up after S seconds (default 600)\n"
+                            "  --json                print one JSON line instead of the text summary\n";
 
 typedef struct st_sg_options_t {
     const char *brokers;
@@ -123,7 +122,8 @@ static rd_kafka_t *create_consumer(const sg_options_t *opts)
     if (sg_bench_set_prop(conf, "bootstrap.servers", opts->brokers) || sg_bench_set_prop(conf, "client.id", "sg-bench-consume") ||
         sg_bench_set_prop(conf, "group.id", group) || sg_bench_set_prop(conf, "enable.auto.commit", "false") ||
         sg_bench_set_prop(conf, "enable.auto.offset.store", "false") || sg_bench_set_prop(conf, "enable.partition.eof", "true") ||
-        sg_bench_set_prop(conf, "auto.offset.reset", "earliest") || sg_bench_set_prop(conf, "fetch.wait.max.ms", opts->fetch_wait_ms)) {
+        sg_bench_set_prop(conf, "auto.offset.reset", "earliest") ||
+        sg_bench_set_prop(conf, "fetch.wait.max.ms", opts->fetch_wait_ms)) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
@@ -151,8 +151,8 @@ static int assign_from_beginning(rd_kafka_t *rk, const char *topic, sg_part_t **
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, SG_CONSUME_METADATA_TIMEOUT_MS);
     rd_kafka_topic_destroy(rkt);
-    if (err == RD_KAFKA_RESP_ERR_NO_ERROR && (md->topic_cnt != 1 || md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR ||
-                                              md->topics[0].partition_cnt == 0))
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        (md->topic_cnt != 1 || md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR || md->topics[0].partition_cnt == 0))
         err = md->topic_cnt == 1 && md->topics[0].err ? md->topics[0].err : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         sg_bench_log("topic %s: %s", topic, rd_kafka_err2str(err));
@@ -169,8 +169,7 @@ static int assign_from_beginning(rd_kafka_t *rk, const char *topic, sg_part_t **
         sg_part_t *part = &(*parts)[i];
         int64_t low;
         part->id = md->topics[0].partitions[i].id;
-        err = rd_kafka_query_watermark_offsets(rk, topic, part->id, &low, &part->high,
-                                               SG_CONSUME_METADATA_TIMEOUT_MS);
+        err = rd_kafka_query_watermark_offsets(rk, topic, part->id, &low, &part->high, SG_CONSUME_METADATA_TIMEOUT_MS);
         if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
             sg_bench_log("topic %s [%" PRId32 "] watermarks: %s", topic, part->id, rd_kafka_err2str(err));
             break;
@@ -268,11 +267,11 @@ int main(int argc, char **argv)
     double seconds = (double)(end_ns - start_ns) / 1e9;
     double rps = seconds > 0 ? (double)records / seconds : 0;
     if (opts.json)
-        printf("{\"tool\":\"sg-bench-consume\",\"topic\":\"%s\",\"partitions\":%d,\"records\":%" PRIu64
-               ",\"target\":%" PRId64 ",\"bytes\":%" PRIu64 ",\"seconds\":%.3f,\"setup_seconds\":%.3f,"
+        printf("{\"tool\":\"sg-bench-consume\",\"topic\":\"%s\",\"partitions\":%d,\"records\":%" PRIu64 ",\"target\":%" PRId64
+               ",\"bytes\":%" PRIu64 ",\"seconds\":%.3f,\"setup_seconds\":%.3f,"
                "\"rps\":%.1f,\"errors\":%" PRIu64 ",\"complete\":%s,\"checksum\":%" PRIu64 "}\n",
-               opts.topic, n_parts, records, target, bytes, seconds, (double)(assigned_ns - start_ns) / 1e9, rps,
-               errors, left == 0 ? "true" : "false", checksum);
+               opts.topic, n_parts, records, target, bytes, seconds, (double)(assigned_ns - start_ns) / 1e9, rps, errors,
+               left == 0 ? "true" : "false", checksum);
     else
         printf("%s: %" PRIu64 " of %" PRId64 " records (%" PRIu64 " key+value bytes, %d partitions) in %.3f s"
                " (%.3f s metadata and assign): %.0f records/s%s\n",

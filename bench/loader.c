@@ -29,18 +29,17 @@
 #define SG_LOAD_MAX_VALUE 65536
 #define SG_LOAD_FLUSH_MS 120000
 
-static const char usage[] =
-    "usage: sg-bench-load (--brokers LIST | --bootstrap-file PATH) --topic NAME [--count N]\n"
-    "                     [--value-size BYTES] [--linger-ms N] [--compression CODEC] [--json]\n"
-    "\n"
-    "  --brokers LIST        bootstrap servers (host:port,...)\n"
-    "  --bootstrap-file PATH read the bootstrap servers from the first line of PATH\n"
-    "  --topic NAME          the table topic (must exist)\n"
-    "  --count N             records, keys k0000000 .. k<N-1> (default 1000000)\n"
-    "  --value-size BYTES    size of each JSON value, 48..65536 (default 100)\n"
-    "  --linger-ms N         producer linger.ms (default 20)\n"
-    "  --compression CODEC   producer compression.codec (default none)\n"
-    "  --json                print one JSON line instead of the text summary\n";
+static const char usage[] = "usage: sg-bench-load (--brokers LIST | --bootstrap-file PATH) --topic NAME [--count N]\n"
+                            "                     [--value-size BYTES] [--linger-ms N] [--compression CODEC] [--json]\n"
+                            "\n"
+                            "  --brokers LIST        bootstrap servers (host:port,...)\n"
+                            "  --bootstrap-file PATH read the bootstrap servers from the first line of PATH\n"
+                            "  --topic NAME          the table topic (must exist)\n"
+                            "  --count N             records, keys k0000000 .. k<N-1> (default 1000000)\n"
+                            "  --value-size BYTES    size of each JSON value, 48..65536 (default 100)\n"
+                            "  --linger-ms N         producer linger.ms (default 20)\n"
+                            "  --compression CODEC   producer compression.codec (default none)\n"
+                            "  --json                print one JSON line instead of the text summary\n";
 
 typedef struct st_sg_options_t {
     const char *brokers;
@@ -164,8 +163,7 @@ static int make_record(long long i, long value_size, char *key, size_t keycap, c
     static const char letters[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     int keylen = snprintf(key, keycap, "k%07lld", i);
     char head[128];
-    int headlen = snprintf(head, sizeof(head), "{\"id\":\"%s\",\"n\":%lld,\"score\":%lld,\"pad\":\"", key, i,
-                           (i * 7919) % 100000);
+    int headlen = snprintf(head, sizeof(head), "{\"id\":\"%s\",\"n\":%lld,\"score\":%lld,\"pad\":\"", key, i, (i * 7919) % 100000);
     long pad = value_size - headlen - 2; /* the closing "} */
     if (pad < 0)
         pad = 0;
@@ -258,14 +256,12 @@ int main(int argc, char **argv)
         printf("{\"tool\":\"sg-bench-load\",\"topic\":\"%s\",\"records\":%" PRIu64 ",\"bytes\":%" PRIu64
                ",\"seconds\":%.3f,\"produce_seconds\":%.3f,\"rps\":%.1f,\"mb_per_s\":%.2f,\"failed\":%" PRIu64
                ",\"refused\":%" PRIu64 "}\n",
-               opts.topic, delivered, delivered_bytes, seconds, (double)(produced_ns - start_ns) / 1e9, rps, mbps,
-               failed, refused);
+               opts.topic, delivered, delivered_bytes, seconds, (double)(produced_ns - start_ns) / 1e9, rps, mbps, failed, refused);
     else
         printf("%s: %" PRIu64 " records acked, %" PRIu64 " key+value bytes in %.3f s: %.0f records/s, %.2f MB/s"
                " (failed %" PRIu64 ", refused %" PRIu64 ")\n",
                opts.topic, delivered, delivered_bytes, seconds, rps, mbps, failed, refused);
-    if (failed != 0 || refused != 0 || flush_err != RD_KAFKA_RESP_ERR_NO_ERROR || stop_signal ||
-        delivered != (uint64_t)produced)
+    if (failed != 0 || refused != 0 || flush_err != RD_KAFKA_RESP_ERR_NO_ERROR || stop_signal || delivered != (uint64_t)produced)
         return 1;
     return 0;
 }

@@ -203,11 +203,9 @@ static int produce_reply(rd_kafka_t *producer, const char *topic, int32_t partit
 {
     for (;;) {
         rd_kafka_resp_err_t err = rd_kafka_producev(
-            producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_VALUE((void *)body, body_len),
-            RD_KAFKA_V_HEADER(SG_HDR_CORRELATION, correlation, (ssize_t)correlation_len),
-            RD_KAFKA_V_HEADER(":status", status, -1), RD_KAFKA_V_HEADER("content-type", "application/json", -1),
-            RD_KAFKA_V_END);
+            producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_VALUE((void *)body, body_len), RD_KAFKA_V_HEADER(SG_HDR_CORRELATION, correlation, (ssize_t)correlation_len),
+            RD_KAFKA_V_HEADER(":status", status, -1), RD_KAFKA_V_HEADER("content-type", "application/json", -1), RD_KAFKA_V_END);
         if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
             ++stats.replies;
             return 0;
@@ -237,8 +235,7 @@ static bool looks_like_json(const char *value, size_t len)
 }
 
 /* Writes the reply body into *buf (grown as needed) and returns its length. */
-static size_t build_body(const sg_options_t *opts, bool injected, const rd_kafka_message_t *msg, char **buf,
-                         size_t *cap)
+static size_t build_body(const sg_options_t *opts, bool injected, const rd_kafka_message_t *msg, char **buf, size_t *cap)
 {
     static const char head[] = "{\"ok\":true,\"echo\":";
     const char *fixed = NULL;
@@ -272,25 +269,23 @@ static size_t build_body(const sg_options_t *opts, bool injected, const rd_kafka
 }
 
 /* Answers (or queues the answer to) one request record. */
-static void handle_request(const sg_options_t *opts, rd_kafka_t *producer, sg_reply_heap_t *heap,
-                           const rd_kafka_message_t *msg, char **body_buf, size_t *body_cap)
+static void handle_request(const sg_options_t *opts, rd_kafka_t *producer, sg_reply_heap_t *heap, const rd_kafka_message_t *msg,
+                           char **body_buf, size_t *body_cap)
 {
     ++stats.requests;
     rd_kafka_headers_t *headers = NULL;
     const void *correlation = NULL, *topic = NULL, *partition_bytes = NULL;
     size_t correlation_len = 0, topic_len = 0, partition_len = 0;
     if (rd_kafka_message_headers(msg, &headers) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-        rd_kafka_header_get_last(headers, SG_HDR_REPLY_TOPIC, &topic, &topic_len) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-        topic == NULL || topic_len == 0 || topic_len > SG_MAX_TOPIC_NAME ||
-        rd_kafka_header_get_last(headers, SG_HDR_CORRELATION, &correlation, &correlation_len) !=
-            RD_KAFKA_RESP_ERR_NO_ERROR ||
+        rd_kafka_header_get_last(headers, SG_HDR_REPLY_TOPIC, &topic, &topic_len) != RD_KAFKA_RESP_ERR_NO_ERROR || topic == NULL ||
+        topic_len == 0 || topic_len > SG_MAX_TOPIC_NAME ||
+        rd_kafka_header_get_last(headers, SG_HDR_CORRELATION, &correlation, &correlation_len) != RD_KAFKA_RESP_ERR_NO_ERROR ||
         correlation == NULL) {
         ++stats.skipped;
         return;
     }
     int32_t partition = RD_KAFKA_PARTITION_UA;
-    if (rd_kafka_header_get_last(headers, SG_HDR_REPLY_PARTITION, &partition_bytes, &partition_len) ==
-        RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (rd_kafka_header_get_last(headers, SG_HDR_REPLY_PARTITION, &partition_bytes, &partition_len) == RD_KAFKA_RESP_ERR_NO_ERROR) {
         const unsigned char *b = partition_bytes;
         if (b == NULL || partition_len != 4) {
             ++stats.skipped;
@@ -336,8 +331,8 @@ static void produce_due(rd_kafka_t *producer, sg_reply_heap_t *heap, int64_t now
 {
     while (heap->len > 0 && heap->items[0]->due_ns <= now) {
         sg_reply_t *reply = heap_pop(heap);
-        produce_reply(producer, reply->topic, reply->partition, reply->correlation, reply->correlation_len,
-                      reply->status, reply->body, reply->body_len);
+        produce_reply(producer, reply->topic, reply->partition, reply->correlation, reply->correlation_len, reply->status,
+                      reply->body, reply->body_len);
         reply_destroy(reply);
     }
 }
@@ -512,8 +507,7 @@ int main(int argc, char **argv)
     }
     if (!opts.quiet)
         sg_bench_log("answering %s%s (group %s) via %s: status %d, delay %ld ms, error rate %g", opts.topics[0],
-                opts.n_topics > 1 ? " and more" : "", opts.group, opts.brokers, opts.status, opts.delay_ms,
-                opts.error_rate);
+                     opts.n_topics > 1 ? " and more" : "", opts.group, opts.brokers, opts.status, opts.delay_ms, opts.error_rate);
 
     sg_reply_heap_t heap = {0};
     char *body_buf = NULL;
@@ -552,8 +546,8 @@ int main(int argc, char **argv)
      * should count the acks. */
     rd_kafka_resp_err_t ferr = rd_kafka_flush(producer, SG_FLUSH_MS);
     if (ferr != RD_KAFKA_RESP_ERR_NO_ERROR)
-        sg_bench_log("flush: %s (%d message(s) still queued after %d ms)", rd_kafka_err2str(ferr),
-                rd_kafka_outq_len(producer), SG_FLUSH_MS);
+        sg_bench_log("flush: %s (%d message(s) still queued after %d ms)", rd_kafka_err2str(ferr), rd_kafka_outq_len(producer),
+                     SG_FLUSH_MS);
     printf("sg-bench-responder: requests %" PRIu64 ", replies %" PRIu64 " (delivered %" PRIu64 ", failed %" PRIu64
            ", sent early at shutdown %" PRIu64 "), skipped %" PRIu64 "\n",
            stats.requests, stats.replies, stats.delivered, stats.failed, stats.early, stats.skipped);

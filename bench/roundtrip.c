@@ -33,23 +33,22 @@
 #define SG_HDR_REPLY_TOPIC "kafka_replyTopic"
 #define SG_MAX_CONCURRENCY 100000
 
-static const char usage[] =
-    "usage: sg-bench-roundtrip (--brokers LIST | --bootstrap-file PATH) --topic NAME --reply-topic NAME\n"
-    "                          [--concurrency N] [--duration S | --count N] [--warmup S]\n"
-    "                          [--timeout-ms N] [--json] [--fetch-wait-ms N]\n"
-    "\n"
-    "  --brokers LIST        bootstrap servers (host:port,...)\n"
-    "  --bootstrap-file PATH read the bootstrap servers from the first line of PATH\n"
-    "  --topic NAME          request topic (a responder must be answering it)\n"
-    "  --reply-topic NAME    reply topic, sent as kafka_replyTopic and read from its end\n"
-    "  --concurrency N       requests in flight, closed loop (default 1)\n"
-    "  --duration S          measured seconds (default 10)\n"
-    "  --count N             measure N requests instead of a duration\n"
-    "  --warmup S            unmeasured seconds first (default 2)\n"
-    "  --timeout-ms N        a request without a reply after N ms is counted lost and its slot\n"
-    "                        reused (default 10000)\n"
-    "  --json                print one JSON line instead of the text summary\n"
-    "  --fetch-wait-ms N     reply consumer fetch.wait.max.ms (default 1; see bench/README.md)\n";
+static const char usage[] = "usage: sg-bench-roundtrip (--brokers LIST | --bootstrap-file PATH) --topic NAME --reply-topic NAME\n"
+                            "                          [--concurrency N] [--duration S | --count N] [--warmup S]\n"
+                            "                          [--timeout-ms N] [--json] [--fetch-wait-ms N]\n"
+                            "\n"
+                            "  --brokers LIST        bootstrap servers (host:port,...)\n"
+                            "  --bootstrap-file PATH read the bootstrap servers from the first line of PATH\n"
+                            "  --topic NAME          request topic (a responder must be answering it)\n"
+                            "  --reply-topic NAME    reply topic, sent as kafka_replyTopic and read from its end\n"
+                            "  --concurrency N       requests in flight, closed loop (default 1)\n"
+                            "  --duration S          measured seconds (default 10)\n"
+                            "  --count N             measure N requests instead of a duration\n"
+                            "  --warmup S            unmeasured seconds first (default 2)\n"
+                            "  --timeout-ms N        a request without a reply after N ms is counted lost and its slot\n"
+                            "                        reused (default 10000)\n"
+                            "  --json                print one JSON line instead of the text summary\n"
+                            "  --fetch-wait-ms N     reply consumer fetch.wait.max.ms (default 1; see bench/README.md)\n";
 
 typedef struct st_sg_slot_t {
     uint64_t seq;
@@ -216,8 +215,9 @@ static rd_kafka_t *create_consumer(const sg_options_t *opts)
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     if (sg_bench_set_prop(conf, "bootstrap.servers", opts->brokers) || sg_bench_set_prop(conf, "client.id", "sg-bench-roundtrip") ||
         sg_bench_set_prop(conf, "group.id", group) || sg_bench_set_prop(conf, "enable.auto.commit", "false") ||
-        sg_bench_set_prop(conf, "enable.auto.offset.store", "false") || sg_bench_set_prop(conf, "fetch.wait.max.ms", opts->fetch_wait_ms) ||
-        sg_bench_set_prop(conf, "fetch.min.bytes", "1") || sg_bench_set_prop(conf, "enable.partition.eof", "false")) {
+        sg_bench_set_prop(conf, "enable.auto.offset.store", "false") ||
+        sg_bench_set_prop(conf, "fetch.wait.max.ms", opts->fetch_wait_ms) || sg_bench_set_prop(conf, "fetch.min.bytes", "1") ||
+        sg_bench_set_prop(conf, "enable.partition.eof", "false")) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
@@ -247,10 +247,10 @@ static int assign_reply_topic(rd_kafka_t *consumer, const char *topic)
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR || md->topic_cnt != 1 || md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR ||
         md->topics[0].partition_cnt == 0) {
         sg_bench_log("reply topic %s: %s", topic,
-                rd_kafka_err2str(err != RD_KAFKA_RESP_ERR_NO_ERROR ? err
-                                 : md->topic_cnt == 1 && md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR
-                                     ? md->topics[0].err
-                                     : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC));
+                     rd_kafka_err2str(err != RD_KAFKA_RESP_ERR_NO_ERROR ? err
+                                      : md->topic_cnt == 1 && md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR
+                                          ? md->topics[0].err
+                                          : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC));
         if (md != NULL)
             rd_kafka_metadata_destroy(md);
         return -1;
@@ -303,10 +303,10 @@ static int send_request(sg_run_t *run, long index, bool measured)
     int value_len = snprintf(value, sizeof(value), "{\"slot\":%ld,\"seq\":%" PRIu64 "}", index, slot->seq);
     for (;;) {
         slot->sent_ns = sg_bench_now_ns();
-        rd_kafka_resp_err_t err = rd_kafka_producev(
-            run->producer, RD_KAFKA_V_TOPIC(run->opts->topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_VALUE(value, (size_t)value_len), RD_KAFKA_V_HEADER(SG_HDR_CORRELATION, id, id_len),
-            RD_KAFKA_V_HEADER(SG_HDR_REPLY_TOPIC, run->opts->reply_topic, -1), RD_KAFKA_V_END);
+        rd_kafka_resp_err_t err =
+            rd_kafka_producev(run->producer, RD_KAFKA_V_TOPIC(run->opts->topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                              RD_KAFKA_V_VALUE(value, (size_t)value_len), RD_KAFKA_V_HEADER(SG_HDR_CORRELATION, id, id_len),
+                              RD_KAFKA_V_HEADER(SG_HDR_REPLY_TOPIC, run->opts->reply_topic, -1), RD_KAFKA_V_END);
         if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
             break;
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -343,8 +343,8 @@ static long match_reply(sg_run_t *run, const rd_kafka_message_t *msg)
     const void *value = NULL;
     size_t len = 0;
     if (rd_kafka_message_headers(msg, &headers) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-        rd_kafka_header_get_last(headers, SG_HDR_CORRELATION, &value, &len) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-        value == NULL || len >= 96)
+        rd_kafka_header_get_last(headers, SG_HDR_CORRELATION, &value, &len) != RD_KAFKA_RESP_ERR_NO_ERROR || value == NULL ||
+        len >= 96)
         return -1;
     char id[96];
     memcpy(id, value, len);
@@ -423,8 +423,7 @@ int main(int argc, char **argv)
     bool measuring = opts.warmup_s <= 0;
 
     /* Whether a freed slot should send again, and whether that request is measured. */
-#define SG_ISSUING(now) \
-    (!stop_signal && (now) < measure_end_ns && (opts.count == 0 || run.measured_sent < opts.count))
+#define SG_ISSUING(now) (!stop_signal && (now) < measure_end_ns && (opts.count == 0 || run.measured_sent < opts.count))
 
     for (long i = 0; i < opts.concurrency; ++i)
         send_request(&run, i, measuring);
@@ -495,10 +494,9 @@ int main(int argc, char **argv)
     if (opts.json)
         printf("{\"tool\":\"sg-bench-roundtrip\",\"concurrency\":%ld,\"requests\":%zu,\"seconds\":%.3f,"
                "\"rps\":%.1f,\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,"
-               "\"lost\":%" PRIu64 ",\"errors\":%" PRIu64 ",\"unmatched\":%" PRIu64 ",\"produce_failed\":%" PRIu64
-               "}\n",
-               opts.concurrency, run.n_samples, seconds, rps, p50, p90, p99, max, run.lost, run.errors,
-               run.unmatched, produce_failed + run.refused);
+               "\"lost\":%" PRIu64 ",\"errors\":%" PRIu64 ",\"unmatched\":%" PRIu64 ",\"produce_failed\":%" PRIu64 "}\n",
+               opts.concurrency, run.n_samples, seconds, rps, p50, p90, p99, max, run.lost, run.errors, run.unmatched,
+               produce_failed + run.refused);
     else
         printf("sg-bench-roundtrip: concurrency %ld: %zu requests in %.2f s, %.1f req/s\n"
                "latency ms: p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n"

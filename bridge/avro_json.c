@@ -90,21 +90,19 @@ static void full_name(avro_schema_t schema, char *buf, size_t buflen)
 
 static int is_definition_keyword(const char *type)
 {
-    return strcmp(type, "record") == 0 || strcmp(type, "error") == 0 ||
-           strcmp(type, "enum") == 0 || strcmp(type, "fixed") == 0;
+    return strcmp(type, "record") == 0 || strcmp(type, "error") == 0 || strcmp(type, "enum") == 0 || strcmp(type, "fixed") == 0;
 }
 
 static int check_decimal_attrs(const json_t *def, char *err, size_t errlen)
 {
     const json_t *precision = json_object_get(def, "precision");
     const json_t *scale = json_object_get(def, "scale");
-    if (!json_is_integer(precision) || json_integer_value(precision) < 1 ||
-        json_integer_value(precision) > DECIMAL_MAX_PRECISION) {
+    if (!json_is_integer(precision) || json_integer_value(precision) < 1 || json_integer_value(precision) > DECIMAL_MAX_PRECISION) {
         set_err(err, errlen, "decimal precision must be an integer in 1..%d", DECIMAL_MAX_PRECISION);
         return -1;
     }
-    if (scale != NULL && (!json_is_integer(scale) || json_integer_value(scale) < 0 ||
-                          json_integer_value(scale) > json_integer_value(precision))) {
+    if (scale != NULL &&
+        (!json_is_integer(scale) || json_integer_value(scale) < 0 || json_integer_value(scale) > json_integer_value(precision))) {
         set_err(err, errlen, "decimal scale must be an integer in 0..precision");
         return -1;
     }
@@ -121,7 +119,8 @@ static int collect(json_t *named, json_t *def, const char *ns, int depth, char *
     if (json_is_array(def)) {
         size_t i;
         json_t *branch;
-        json_array_foreach(def, i, branch) {
+        json_array_foreach(def, i, branch)
+        {
             if (collect(named, branch, ns, depth + 1, err, errlen) != 0)
                 return -1;
         }
@@ -165,7 +164,8 @@ static int collect(json_t *named, json_t *def, const char *ns, int depth, char *
             return 0;
         size_t i;
         json_t *field;
-        json_array_foreach(json_object_get(def, "fields"), i, field) {
+        json_array_foreach(json_object_get(def, "fields"), i, field)
+        {
             if (collect(named, json_object_get(field, "type"), inner_ns, depth + 1, err, errlen) != 0)
                 return -1;
         }
@@ -244,8 +244,7 @@ static const json_t *resolve(const sg_avro_schema_t *sc, avro_schema_t *node, co
         if (!json_is_object(def))
             return def;
         const json_t *type = json_object_get(def, "type");
-        if (json_is_string(type) && (!is_avro_named_type(*node) ||
-                                     is_definition_keyword(json_string_value(type))))
+        if (json_is_string(type) && (!is_avro_named_type(*node) || is_definition_keyword(json_string_value(type))))
             return def;
         def = type;
     }
@@ -259,10 +258,8 @@ static enum sg_logical logical_of(avro_schema_t node, const json_t *def)
         return LT_NONE;
     switch (avro_typeof(node)) {
     case AVRO_BYTES:
-    case AVRO_FIXED:
-        return strcmp(name, "decimal") == 0 ? LT_DECIMAL : LT_NONE;
-    case AVRO_STRING:
-        return strcmp(name, "uuid") == 0 ? LT_UUID : LT_NONE;
+    case AVRO_FIXED: return strcmp(name, "decimal") == 0 ? LT_DECIMAL : LT_NONE;
+    case AVRO_STRING: return strcmp(name, "uuid") == 0 ? LT_UUID : LT_NONE;
     case AVRO_INT32:
         if (strcmp(name, "date") == 0)
             return LT_DATE;
@@ -271,8 +268,7 @@ static enum sg_logical logical_of(avro_schema_t node, const json_t *def)
         if (strcmp(name, "timestamp-millis") == 0)
             return LT_TS_MILLIS;
         return strcmp(name, "timestamp-micros") == 0 ? LT_TS_MICROS : LT_NONE;
-    default:
-        return LT_NONE;
+    default: return LT_NONE;
     }
 }
 
@@ -333,8 +329,8 @@ static int parse_digits(const char *s, int count, int *out)
 static int parse_date(const char *s, int64_t *days)
 {
     int year, month, day;
-    if (parse_digits(s, 4, &year) != 0 || s[4] != '-' || parse_digits(s + 5, 2, &month) != 0 ||
-        s[7] != '-' || parse_digits(s + 8, 2, &day) != 0)
+    if (parse_digits(s, 4, &year) != 0 || s[4] != '-' || parse_digits(s + 5, 2, &month) != 0 || s[7] != '-' ||
+        parse_digits(s + 8, 2, &day) != 0)
         return -1;
     static const int month_days[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     if (month < 1 || month > 12 || day < 1 || day > month_days[month - 1])
@@ -351,10 +347,9 @@ static int parse_timestamp(const char *s, int64_t units_per_sec, int64_t *out)
 {
     int64_t days;
     int hour, minute, second;
-    if (strlen(s) < 20 || parse_date(s, &days) != 0 || (s[10] != 'T' && s[10] != 't') ||
-        parse_digits(s + 11, 2, &hour) != 0 || s[13] != ':' ||
-        parse_digits(s + 14, 2, &minute) != 0 || s[16] != ':' ||
-        parse_digits(s + 17, 2, &second) != 0 || hour > 23 || minute > 59 || second > 59)
+    if (strlen(s) < 20 || parse_date(s, &days) != 0 || (s[10] != 'T' && s[10] != 't') || parse_digits(s + 11, 2, &hour) != 0 ||
+        s[13] != ':' || parse_digits(s + 14, 2, &minute) != 0 || s[16] != ':' || parse_digits(s + 17, 2, &second) != 0 ||
+        hour > 23 || minute > 59 || second > 59)
         return -1;
     const char *p = s + 19;
     int64_t fraction = 0, scale = units_per_sec;
@@ -376,8 +371,8 @@ static int parse_timestamp(const char *s, int64_t units_per_sec, int64_t *out)
         p++;
     } else if (*p == '+' || *p == '-') {
         int off_hour, off_minute;
-        if (parse_digits(p + 1, 2, &off_hour) != 0 || p[3] != ':' ||
-            parse_digits(p + 4, 2, &off_minute) != 0 || off_hour > 23 || off_minute > 59)
+        if (parse_digits(p + 1, 2, &off_hour) != 0 || p[3] != ':' || parse_digits(p + 4, 2, &off_minute) != 0 || off_hour > 23 ||
+            off_minute > 59)
             return -1;
         offset = (off_hour * 3600 + off_minute * 60) * (*p == '-' ? -1 : 1);
         p += 6;
@@ -405,8 +400,8 @@ static void shortest_double(double value, char *buf, size_t buflen)
 
 /* Converts decimal text into the unscaled big-endian two's-complement value, in a
  * SG_AVRO_DECIMAL_MAX_BYTES buffer. Returns 0, or -1 with a message in err. */
-static int decimal_encode(const char *text, int precision, int scale,
-                          uint8_t out[SG_AVRO_DECIMAL_MAX_BYTES], char *err, size_t errlen)
+static int decimal_encode(const char *text, int precision, int scale, uint8_t out[SG_AVRO_DECIMAL_MAX_BYTES], char *err,
+                          size_t errlen)
 {
     char digits[DECIMAL_MAX_PRECISION * 3 + 8];
     int ndigits = 0, frac_digits = 0, seen_point = 0, negative = 0, any_digit = 0;
@@ -491,8 +486,7 @@ static int decimal_min_start(const uint8_t value[SG_AVRO_DECIMAL_MAX_BYTES])
 {
     int start = 0;
     while (start < SG_AVRO_DECIMAL_MAX_BYTES - 1 &&
-           ((value[start] == 0x00 && !(value[start + 1] & 0x80)) ||
-            (value[start] == 0xff && (value[start + 1] & 0x80))))
+           ((value[start] == 0x00 && !(value[start + 1] & 0x80)) || (value[start] == 0xff && (value[start + 1] & 0x80))))
         start++;
     return start;
 }
@@ -605,8 +599,7 @@ static void path_pop(enc_ctx_t *ctx, size_t saved)
     ctx->path[saved] = '\0';
 }
 
-static int encode(enc_ctx_t *ctx, avro_value_t *dst, avro_schema_t node, const json_t *def,
-                  const json_t *value, int is_default);
+static int encode(enc_ctx_t *ctx, avro_value_t *dst, avro_schema_t node, const json_t *def, const json_t *value, int is_default);
 
 /* Avro's JSON form of bytes: each code point 0..255 is one byte. */
 static int string_to_bytes(const json_t *value, uint8_t *out, size_t *outlen)
@@ -644,8 +637,7 @@ static json_t *bytes_to_string(const uint8_t *bytes, size_t len)
     return result;
 }
 
-static int encode_decimal(enc_ctx_t *ctx, avro_value_t *dst, avro_schema_t node,
-                          const json_t *def, const json_t *value)
+static int encode_decimal(enc_ctx_t *ctx, avro_value_t *dst, avro_schema_t node, const json_t *def, const json_t *value)
 {
     char text[64];
     const char *src;
@@ -694,8 +686,7 @@ static int is_uuid(const char *s, size_t len)
     return 1;
 }
 
-static int encode_int(enc_ctx_t *ctx, avro_value_t *dst, enum sg_logical logical,
-                      const json_t *value)
+static int encode_int(enc_ctx_t *ctx, avro_value_t *dst, enum sg_logical logical, const json_t *value)
 {
     int64_t number;
     if (logical == LT_DATE && json_is_string(value)) {
@@ -713,14 +704,12 @@ static int encode_int(enc_ctx_t *ctx, avro_value_t *dst, enum sg_logical logical
     return avro_value_set_int(dst, (int32_t)number) != 0 ? avro_fail(ctx) : 0;
 }
 
-static int encode_long(enc_ctx_t *ctx, avro_value_t *dst, enum sg_logical logical,
-                       const json_t *value)
+static int encode_long(enc_ctx_t *ctx, avro_value_t *dst, enum sg_logical logical, const json_t *value)
 {
     int64_t number;
     int is_ts = logical == LT_TS_MILLIS || logical == LT_TS_MICROS;
     if (is_ts && json_is_string(value)) {
-        if (parse_timestamp(json_string_value(value), logical == LT_TS_MILLIS ? 1000 : 1000000,
-                            &number) != 0)
+        if (parse_timestamp(json_string_value(value), logical == LT_TS_MILLIS ? 1000 : 1000000, &number) != 0)
             return enc_fail(ctx, "invalid timestamp (expected RFC 3339)");
     } else if (json_is_integer(value)) {
         number = json_integer_value(value);
@@ -730,8 +719,8 @@ static int encode_long(enc_ctx_t *ctx, avro_value_t *dst, enum sg_logical logica
     return avro_value_set_long(dst, number) != 0 ? avro_fail(ctx) : 0;
 }
 
-static int encode_record(enc_ctx_t *ctx, avro_value_t *dst, avro_schema_t node,
-                         const json_t *def, const json_t *value, int is_default)
+static int encode_record(enc_ctx_t *ctx, avro_value_t *dst, avro_schema_t node, const json_t *def, const json_t *value,
+                         int is_default)
 {
     if (!json_is_object(value))
         return enc_fail(ctx, "expected object");
@@ -752,14 +741,15 @@ static int encode_record(enc_ctx_t *ctx, avro_value_t *dst, avro_schema_t node,
         avro_value_t child;
         if (avro_value_get_by_index(dst, i, &child, NULL) != 0)
             return avro_fail(ctx);
-        if (encode(ctx, &child, avro_schema_record_field_get_by_index(node, (int)i),
-                   json_object_get(field_def, "type"), field_value, from_default) != 0)
+        if (encode(ctx, &child, avro_schema_record_field_get_by_index(node, (int)i), json_object_get(field_def, "type"),
+                   field_value, from_default) != 0)
             return -1;
         path_pop(ctx, saved);
     }
     const char *key;
     const json_t *member;
-    json_object_foreach((json_t *)value, key, member) {
+    json_object_foreach((json_t *)value, key, member)
+    {
         if (avro_schema_record_field_get_index(node, key) < 0) {
             path_push(ctx, key);
             return enc_fail(ctx, "unknown field");
@@ -768,8 +758,8 @@ static int encode_record(enc_ctx_t *ctx, avro_value_t *dst, avro_schema_t node,
     return 0;
 }
 
-static int encode_union(enc_ctx_t *ctx, avro_value_t *dst, avro_schema_t node,
-                        const json_t *def, const json_t *value, int is_default)
+static int encode_union(enc_ctx_t *ctx, avro_value_t *dst, avro_schema_t node, const json_t *def, const json_t *value,
+                        int is_default)
 {
     size_t nbranches = avro_schema_union_size(node);
     int null_index = -1;
@@ -792,8 +782,7 @@ static int encode_union(enc_ctx_t *ctx, avro_value_t *dst, avro_schema_t node,
             avro_schema_t branch = deref(avro_schema_union_branch(node, (int)i));
             char name[512];
             branch_name(branch, name, sizeof(name));
-            if (strcmp(name, key) == 0 ||
-                (is_avro_named_type(branch) && strcmp(avro_schema_name(branch), key) == 0))
+            if (strcmp(name, key) == 0 || (is_avro_named_type(branch) && strcmp(avro_schema_name(branch), key) == 0))
                 index = (int)i;
         }
         if (index >= 0) {
@@ -806,15 +795,14 @@ static int encode_union(enc_ctx_t *ctx, avro_value_t *dst, avro_schema_t node,
     avro_value_t branch;
     if (avro_value_set_branch(dst, index, &branch) != 0)
         return avro_fail(ctx);
-    if (encode(ctx, &branch, avro_schema_union_branch(node, index), json_array_get(def, (size_t)index),
-               branch_value, is_default) != 0)
+    if (encode(ctx, &branch, avro_schema_union_branch(node, index), json_array_get(def, (size_t)index), branch_value, is_default) !=
+        0)
         return -1;
     path_pop(ctx, saved);
     return 0;
 }
 
-static int encode(enc_ctx_t *ctx, avro_value_t *dst, avro_schema_t node, const json_t *def,
-                  const json_t *value, int is_default)
+static int encode(enc_ctx_t *ctx, avro_value_t *dst, avro_schema_t node, const json_t *def, const json_t *value, int is_default)
 {
     def = resolve(ctx->sc, &node, def);
     enum sg_logical logical = logical_of(node, def);
@@ -830,10 +818,8 @@ static int encode(enc_ctx_t *ctx, avro_value_t *dst, avro_schema_t node, const j
             return enc_fail(ctx, "expected boolean");
         rc = avro_value_set_boolean(dst, json_is_true(value));
         break;
-    case AVRO_INT32:
-        return encode_int(ctx, dst, logical, value);
-    case AVRO_INT64:
-        return encode_long(ctx, dst, logical, value);
+    case AVRO_INT32: return encode_int(ctx, dst, logical, value);
+    case AVRO_INT64: return encode_long(ctx, dst, logical, value);
     case AVRO_FLOAT:
     case AVRO_DOUBLE: {
         if (!json_is_number(value))
@@ -909,15 +895,15 @@ static int encode(enc_ctx_t *ctx, avro_value_t *dst, avro_schema_t node, const j
                 return enc_fail(ctx, "expected array");
             size_t i;
             const json_t *item;
-            json_array_foreach(value, i, item) {
+            json_array_foreach(value, i, item)
+            {
                 char index[24];
                 snprintf(index, sizeof(index), "%zu", i);
                 size_t saved = path_push(ctx, index);
                 avro_value_t child;
                 if (avro_value_append(dst, &child, NULL) != 0)
                     return avro_fail(ctx);
-                if (encode(ctx, &child, avro_schema_array_items(node), json_object_get(def, "items"),
-                           item, is_default) != 0)
+                if (encode(ctx, &child, avro_schema_array_items(node), json_object_get(def, "items"), item, is_default) != 0)
                     return -1;
                 path_pop(ctx, saved);
             }
@@ -926,33 +912,31 @@ static int encode(enc_ctx_t *ctx, avro_value_t *dst, avro_schema_t node, const j
                 return enc_fail(ctx, "expected object");
             const char *key;
             const json_t *item;
-            json_object_foreach((json_t *)value, key, item) {
+            json_object_foreach((json_t *)value, key, item)
+            {
                 size_t saved = path_push(ctx, key);
                 avro_value_t child;
                 if (avro_value_add(dst, key, &child, NULL, NULL) != 0)
                     return avro_fail(ctx);
-                if (encode(ctx, &child, avro_schema_map_values(node), json_object_get(def, "values"),
-                           item, is_default) != 0)
+                if (encode(ctx, &child, avro_schema_map_values(node), json_object_get(def, "values"), item, is_default) != 0)
                     return -1;
                 path_pop(ctx, saved);
             }
         }
         ctx->depth--;
         return rc;
-    default:
-        return enc_fail(ctx, "unsupported schema type");
+    default: return enc_fail(ctx, "unsupported schema type");
     }
     return rc != 0 ? avro_fail(ctx) : 0;
 }
 
-int sg_avro_validate_json(const sg_avro_schema_t *schema, const json_t *value, char *path, size_t pathlen, char *err,
-                          size_t errlen)
+int sg_avro_validate_json(const sg_avro_schema_t *schema, const json_t *value, char *path, size_t pathlen, char *err, size_t errlen)
 {
     return sg_avro_from_json(schema, value, NULL, NULL, path, pathlen, err, errlen);
 }
 
-int sg_avro_from_json(const sg_avro_schema_t *schema, const json_t *value, void **out,
-                      size_t *outlen, char *path, size_t pathlen, char *err, size_t errlen)
+int sg_avro_from_json(const sg_avro_schema_t *schema, const json_t *value, void **out, size_t *outlen, char *path, size_t pathlen,
+                      char *err, size_t errlen)
 {
     enc_ctx_t *ctx = xmalloc(sizeof(*ctx));
     ctx->sc = schema;
@@ -1044,27 +1028,21 @@ static int scan(scan_t *sc, avro_schema_t node, int depth)
     if (depth > SG_AVRO_MAX_DEPTH)
         return scan_fail(sc, "nesting too deep");
     switch (avro_typeof(node)) {
-    case AVRO_NULL:
-        return 0;
-    case AVRO_BOOLEAN:
-        return scan_skip(sc, 1);
+    case AVRO_NULL: return 0;
+    case AVRO_BOOLEAN: return scan_skip(sc, 1);
     case AVRO_INT32:
         if (scan_varint(sc, 5, &number) != 0)
             return -1;
         return number < INT32_MIN || number > INT32_MAX ? scan_fail(sc, "int out of range") : 0;
-    case AVRO_INT64:
-        return scan_varint(sc, 10, &number);
-    case AVRO_FLOAT:
-        return scan_skip(sc, 4);
-    case AVRO_DOUBLE:
-        return scan_skip(sc, 8);
+    case AVRO_INT64: return scan_varint(sc, 10, &number);
+    case AVRO_FLOAT: return scan_skip(sc, 4);
+    case AVRO_DOUBLE: return scan_skip(sc, 8);
     case AVRO_STRING:
     case AVRO_BYTES:
         if (scan_varint(sc, 10, &number) != 0)
             return -1;
         return scan_skip(sc, number);
-    case AVRO_FIXED:
-        return scan_skip(sc, avro_schema_fixed_size(node));
+    case AVRO_FIXED: return scan_skip(sc, avro_schema_fixed_size(node));
     case AVRO_ENUM:
         if (scan_varint(sc, 5, &number) != 0)
             return -1;
@@ -1104,13 +1082,11 @@ static int scan(scan_t *sc, avro_schema_t node, int depth)
                     if (scan_varint(sc, 10, &number) != 0 || scan_skip(sc, number) != 0)
                         return -1;
                 }
-                if (scan(sc, is_avro_map(node) ? avro_schema_map_values(node)
-                                               : avro_schema_array_items(node), depth + 1) != 0)
+                if (scan(sc, is_avro_map(node) ? avro_schema_map_values(node) : avro_schema_array_items(node), depth + 1) != 0)
                     return -1;
             }
         }
-    default:
-        return scan_fail(sc, "unsupported schema type");
+    default: return scan_fail(sc, "unsupported schema type");
     }
 }
 
@@ -1128,8 +1104,7 @@ static json_t *dec_fail(dec_ctx_t *ctx, const char *what)
 
 static json_t *decode(dec_ctx_t *ctx, avro_value_t *src, avro_schema_t node, const json_t *def);
 
-static json_t *decode_container(dec_ctx_t *ctx, avro_value_t *src, avro_schema_t node,
-                                const json_t *def)
+static json_t *decode_container(dec_ctx_t *ctx, avro_value_t *src, avro_schema_t node, const json_t *def)
 {
     size_t count;
     if (avro_value_get_size(src, &count) != 0)
@@ -1175,8 +1150,7 @@ static json_t *decode(dec_ctx_t *ctx, avro_value_t *src, avro_schema_t node, con
     int rc = 0;
     json_t *result = NULL;
     switch (avro_typeof(node)) {
-    case AVRO_NULL:
-        return json_null();
+    case AVRO_NULL: return json_null();
     case AVRO_BOOLEAN: {
         int flag = 0;
         rc = avro_value_get_boolean(src, &flag);
@@ -1232,8 +1206,7 @@ static json_t *decode(dec_ctx_t *ctx, avro_value_t *src, avro_schema_t node, con
     case AVRO_FIXED: {
         const void *bytes;
         size_t size;
-        rc = is_avro_bytes(node) ? avro_value_get_bytes(src, &bytes, &size)
-                                 : avro_value_get_fixed(src, &bytes, &size);
+        rc = is_avro_bytes(node) ? avro_value_get_bytes(src, &bytes, &size) : avro_value_get_fixed(src, &bytes, &size);
         if (rc != 0)
             break;
         if (logical == LT_DECIMAL) {
@@ -1253,13 +1226,11 @@ static json_t *decode(dec_ctx_t *ctx, avro_value_t *src, avro_schema_t node, con
     }
     case AVRO_RECORD:
     case AVRO_ARRAY:
-    case AVRO_MAP:
-        return decode_container(ctx, src, node, def);
+    case AVRO_MAP: return decode_container(ctx, src, node, def);
     case AVRO_UNION: {
         int index;
         avro_value_t branch;
-        if (avro_value_get_discriminant(src, &index) != 0 ||
-            avro_value_get_current_branch(src, &branch) != 0)
+        if (avro_value_get_discriminant(src, &index) != 0 || avro_value_get_current_branch(src, &branch) != 0)
             return dec_fail(ctx, avro_strerror());
         avro_schema_t branch_node = deref(avro_schema_union_branch(node, index));
         json_t *inner = decode(ctx, &branch, branch_node, json_array_get(def, (size_t)index));
@@ -1279,8 +1250,7 @@ static json_t *decode(dec_ctx_t *ctx, avro_value_t *src, avro_schema_t node, con
         json_object_set_new(result, name, inner);
         return result;
     }
-    default:
-        return dec_fail(ctx, "unsupported schema type");
+    default: return dec_fail(ctx, "unsupported schema type");
     }
     if (rc != 0)
         return dec_fail(ctx, avro_strerror());
@@ -1289,8 +1259,7 @@ static json_t *decode(dec_ctx_t *ctx, avro_value_t *src, avro_schema_t node, con
     return result;
 }
 
-int sg_avro_to_json(const sg_avro_schema_t *schema, const void *data, size_t len, json_t **out,
-                    char *err, size_t errlen)
+int sg_avro_to_json(const sg_avro_schema_t *schema, const void *data, size_t len, json_t **out, char *err, size_t errlen)
 {
     *out = NULL;
     if (data == NULL)
@@ -1337,14 +1306,12 @@ size_t sg_avro_frame(uint32_t schema_id, const void *avro, size_t len, void **ou
     return SG_AVRO_FRAME_HEADER + len;
 }
 
-int sg_avro_unframe(const void *data, size_t len, uint32_t *schema_id, const void **payload,
-                    size_t *payload_len)
+int sg_avro_unframe(const void *data, size_t len, uint32_t *schema_id, const void **payload, size_t *payload_len)
 {
     const uint8_t *bytes = data;
     if (data == NULL || len < SG_AVRO_FRAME_HEADER || bytes[0] != 0)
         return -1;
-    *schema_id = (uint32_t)bytes[1] << 24 | (uint32_t)bytes[2] << 16 | (uint32_t)bytes[3] << 8 |
-                 (uint32_t)bytes[4];
+    *schema_id = (uint32_t)bytes[1] << 24 | (uint32_t)bytes[2] << 16 | (uint32_t)bytes[3] << 8 | (uint32_t)bytes[4];
     *payload = bytes + SG_AVRO_FRAME_HEADER;
     *payload_len = len - SG_AVRO_FRAME_HEADER;
     return 0;

@@ -42,10 +42,10 @@ struct st_sg_bridge_t {
     int woken;
     struct {
         const char *name;
-        int all;               /* some route reads every partition */
-        const int32_t **pins;  /* per route using the topic: its pinned partitions */
+        int all;              /* some route reads every partition */
+        const int32_t **pins; /* per route using the topic: its pinned partitions */
         const size_t *n_pins;
-    } *reply_topics;
+    } * reply_topics;
     size_t n_reply_topics;
     sg_bridge_delivery_cb delivery_cb;
     sg_bridge_reply_cb reply_cb;
@@ -63,19 +63,13 @@ struct st_sg_bridge_t {
 static int map_produce_error(rd_kafka_resp_err_t rkerr)
 {
     switch (rkerr) {
-    case RD_KAFKA_RESP_ERR_NO_ERROR:
-        return SG_BRIDGE_OK;
-    case RD_KAFKA_RESP_ERR__QUEUE_FULL:
-        return SG_BRIDGE_E_QUEUE_FULL;
-    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
-        return SG_BRIDGE_E_TOO_LARGE;
+    case RD_KAFKA_RESP_ERR_NO_ERROR: return SG_BRIDGE_OK;
+    case RD_KAFKA_RESP_ERR__QUEUE_FULL: return SG_BRIDGE_E_QUEUE_FULL;
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE: return SG_BRIDGE_E_TOO_LARGE;
     case RD_KAFKA_RESP_ERR__FATAL:
-    case RD_KAFKA_RESP_ERR__FENCED:
-        return SG_BRIDGE_E_FATAL;
-    case RD_KAFKA_RESP_ERR__DESTROY:
-        return SG_BRIDGE_E_SHUTDOWN;
-    default:
-        return SG_BRIDGE_E_DELIVERY;
+    case RD_KAFKA_RESP_ERR__FENCED: return SG_BRIDGE_E_FATAL;
+    case RD_KAFKA_RESP_ERR__DESTROY: return SG_BRIDGE_E_SHUTDOWN;
+    default: return SG_BRIDGE_E_DELIVERY;
     }
 }
 
@@ -115,8 +109,7 @@ static void fetch_metadata(sg_bridge_t *bridge)
                 for (int t = 0; t < md->topic_cnt && !found; ++t)
                     found = strcmp(md->topics[t].topic, bridge->topics[i].name) == 0 && md->topics[t].err == 0;
                 if (!found)
-                    fprintf(stderr, "streamgate: warning: topic %s does not exist (yet) in the cluster\n",
-                            bridge->topics[i].name);
+                    fprintf(stderr, "streamgate: warning: topic %s does not exist (yet) in the cluster\n", bridge->topics[i].name);
             }
             rd_kafka_metadata_destroy(md);
             return;
@@ -172,8 +165,8 @@ static int pins_exist(const sg_bridge_t *bridge, size_t t, const struct rd_kafka
             for (int k = 0; k < md->partition_cnt && !found; ++k)
                 found = md->partitions[k].id == bridge->reply_topics[t].pins[r][p];
             if (!found) {
-                fprintf(stderr, "streamgate: routes[%zu].reply.partitions: topic %s has no partition %d (retrying)\n",
-                        r, md->topic, (int)bridge->reply_topics[t].pins[r][p]);
+                fprintf(stderr, "streamgate: routes[%zu].reply.partitions: topic %s has no partition %d (retrying)\n", r, md->topic,
+                        (int)bridge->reply_topics[t].pins[r][p]);
                 return 0;
             }
         }
@@ -209,11 +202,9 @@ static int assign_replies(sg_bridge_t *bridge)
             if (!reads_partition(bridge, i, partition))
                 continue;
             int64_t low, high;
-            rkerr = rd_kafka_query_watermark_offsets(bridge->consumer, name, partition, &low, &high,
-                                                     SG_BRIDGE_METADATA_TIMEOUT_MS);
+            rkerr = rd_kafka_query_watermark_offsets(bridge->consumer, name, partition, &low, &high, SG_BRIDGE_METADATA_TIMEOUT_MS);
             if (rkerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
-                fprintf(stderr, "streamgate: reply topic %s [%d]: %s (retrying)\n", name, (int)partition,
-                        rd_kafka_err2str(rkerr));
+                fprintf(stderr, "streamgate: reply topic %s [%d]: %s (retrying)\n", name, (int)partition, rd_kafka_err2str(rkerr));
                 rc = -1;
                 break;
             }
@@ -486,8 +477,8 @@ int sg_bridge_create_topics(sg_bridge_t *bridge, int64_t timeout_ms, char *err, 
     int rc = -1;
     char rkerr[512];
     for (size_t i = 0; i < conf->n_topics; ++i) {
-        newtopics[i] = rd_kafka_NewTopic_new(conf->topics[i].name, conf->topics[i].partitions,
-                                             conf->topics[i].replication, rkerr, sizeof(rkerr));
+        newtopics[i] = rd_kafka_NewTopic_new(conf->topics[i].name, conf->topics[i].partitions, conf->topics[i].replication, rkerr,
+                                             sizeof(rkerr));
         if (newtopics[i] == NULL) {
             snprintf(err, errlen, "topics[%zu]: %s", i, rkerr);
             goto done;
@@ -529,19 +520,20 @@ done:
     return rc;
 }
 
-int sg_bridge_produce(sg_bridge_t *bridge, sg_bridge_topic_t *topic, int32_t partition, int64_t timestamp_ms,
-                      const void *key, size_t keylen, const void *value, size_t valuelen,
-                      const sg_bridge_header_t *headers, size_t n_headers, void *opaque)
+int sg_bridge_produce(sg_bridge_t *bridge, sg_bridge_topic_t *topic, int32_t partition, int64_t timestamp_ms, const void *key,
+                      size_t keylen, const void *value, size_t valuelen, const sg_bridge_header_t *headers, size_t n_headers,
+                      void *opaque)
 {
     if (atomic_load(&bridge->stopping))
         return SG_BRIDGE_E_SHUTDOWN;
     rd_kafka_headers_t *hdrs = rd_kafka_headers_new(n_headers);
     for (size_t i = 0; i < n_headers; ++i)
         rd_kafka_header_add(hdrs, headers[i].name, -1, headers[i].value, (ssize_t)headers[i].len);
-    rd_kafka_resp_err_t rkerr = rd_kafka_producev(
-        bridge->rk, RD_KAFKA_V_RKT(topic->rkt), RD_KAFKA_V_TIMESTAMP(timestamp_ms), RD_KAFKA_V_PARTITION(partition < 0 ? RD_KAFKA_PARTITION_UA : partition),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, keylen), RD_KAFKA_V_VALUE((void *)value, valuelen),
-        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+    rd_kafka_resp_err_t rkerr = rd_kafka_producev(bridge->rk, RD_KAFKA_V_RKT(topic->rkt), RD_KAFKA_V_TIMESTAMP(timestamp_ms),
+                                                  RD_KAFKA_V_PARTITION(partition < 0 ? RD_KAFKA_PARTITION_UA : partition),
+                                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, keylen),
+                                                  RD_KAFKA_V_VALUE((void *)value, valuelen), RD_KAFKA_V_HEADERS(hdrs),
+                                                  RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
     if (rkerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
         rd_kafka_headers_destroy(hdrs); /* ownership passes to librdkafka only on success */
         return map_produce_error(rkerr);

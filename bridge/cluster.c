@@ -55,8 +55,7 @@ sg_cluster_t *sg_cluster_create(int brokers, char *err, size_t errlen)
     return cluster;
 }
 
-int sg_cluster_create_topic(sg_cluster_t *cluster, const char *name, int32_t partitions, int replication, char *err,
-                            size_t errlen)
+int sg_cluster_create_topic(sg_cluster_t *cluster, const char *name, int32_t partitions, int replication, char *err, size_t errlen)
 {
     if (replication > cluster->brokers)
         replication = cluster->brokers;
@@ -78,14 +77,12 @@ static int check(rd_kafka_resp_err_t rkerr, const char *what, char *err, size_t 
     return -1;
 }
 
-int sg_cluster_set_leader(sg_cluster_t *cluster, const char *topic, int32_t partition, int32_t broker, char *err,
-                          size_t errlen)
+int sg_cluster_set_leader(sg_cluster_t *cluster, const char *topic, int32_t partition, int32_t broker, char *err, size_t errlen)
 {
     return check(rd_kafka_mock_partition_set_leader(cluster->mock, topic, partition, broker), "leader", err, errlen);
 }
 
-int sg_cluster_set_follower(sg_cluster_t *cluster, const char *topic, int32_t partition, int32_t broker, char *err,
-                            size_t errlen)
+int sg_cluster_set_follower(sg_cluster_t *cluster, const char *topic, int32_t partition, int32_t broker, char *err, size_t errlen)
 {
     return check(rd_kafka_mock_partition_set_follower(cluster->mock, topic, partition, broker), "follower", err, errlen);
 }

@@ -77,8 +77,8 @@ static uint32_t sg_corr_hash(const sg_reqid_t *id)
 
 static int sg_corr_slot_is(const sg_corr_slot_t *slot, const sg_reqid_t *id, uint32_t hash)
 {
-    return slot->hash == hash && slot->counter == id->counter && slot->time_ms == id->time_ms &&
-           slot->instance == id->instance && slot->loop == id->loop;
+    return slot->hash == hash && slot->counter == id->counter && slot->time_ms == id->time_ms && slot->instance == id->instance &&
+           slot->loop == id->loop;
 }
 
 sg_corr_t *sg_corr_create(size_t capacity)

@@ -16,8 +16,8 @@ int sg_decode_is_framed(const void *data, size_t len)
     return data != NULL && len >= SG_AVRO_FRAME_HEADER && ((const unsigned char *)data)[0] == 0;
 }
 
-int sg_decode_framed(sg_registry_t *reg, const void *data, size_t len, char **json, size_t *json_len,
-                     uint32_t *schema_id, char *err, size_t errlen)
+int sg_decode_framed(sg_registry_t *reg, const void *data, size_t len, char **json, size_t *json_len, uint32_t *schema_id,
+                     char *err, size_t errlen)
 {
     const void *payload;
     size_t payload_len;

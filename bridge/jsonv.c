@@ -140,8 +140,8 @@ static int string(cursor_t *c)
                     if (!hex4(c, &low) || low < 0xdc00 || low > 0xdfff)
                         return 0;
                 }
-            } else if (esc != '"' && esc != '\\' && esc != '/' && esc != 'b' && esc != 'f' && esc != 'n' &&
-                       esc != 'r' && esc != 't') {
+            } else if (esc != '"' && esc != '\\' && esc != '/' && esc != 'b' && esc != 'f' && esc != 'n' && esc != 'r' &&
+                       esc != 't') {
                 return 0;
             }
         } else if (ch >= 0x80) {
@@ -198,27 +198,13 @@ static int value(cursor_t *c, int depth)
         return 0;
     int ok;
     switch (*c->at) {
-    case '{':
-        ok = container(c, depth, '}', 1);
-        break;
-    case '[':
-        ok = container(c, depth, ']', 0);
-        break;
-    case '"':
-        ok = string(c);
-        break;
-    case 't':
-        ok = literal(c, "true", 4);
-        break;
-    case 'f':
-        ok = literal(c, "false", 5);
-        break;
-    case 'n':
-        ok = literal(c, "null", 4);
-        break;
-    default:
-        ok = number(c);
-        break;
+    case '{': ok = container(c, depth, '}', 1); break;
+    case '[': ok = container(c, depth, ']', 0); break;
+    case '"': ok = string(c); break;
+    case 't': ok = literal(c, "true", 4); break;
+    case 'f': ok = literal(c, "false", 5); break;
+    case 'n': ok = literal(c, "null", 4); break;
+    default: ok = number(c); break;
     }
     if (ok)
         skip_ws(c);

@@ -26,19 +26,19 @@
 
 #include <librdkafka/rdkafka.h>
 
-#define SG_MAT_POLL_MS 100            /* longest wait for a first record; bounds stop latency */
+#define SG_MAT_POLL_MS 100 /* longest wait for a first record; bounds stop latency */
 #define SG_MAT_METADATA_TIMEOUT_MS 2000
-#define SG_MAT_ROUND_RECORDS 10000    /* a commit at least every this many records ... */
-#define SG_MAT_ROUND_MS 50            /* ... or this long after a round's first record */
+#define SG_MAT_ROUND_RECORDS 10000 /* a commit at least every this many records ... */
+#define SG_MAT_ROUND_MS 50         /* ... or this long after a round's first record */
 /* While restoring nobody reads the table's latest state yet: bigger rounds make fewer, larger
  * sorted batches (bench, 1M records: 7.5 s -> 5.2 s). Caught up, rounds stay short, because a
  * read waiting for its own write waits for the round's commit. */
 #define SG_MAT_RESTORE_ROUND_RECORDS 100000
 #define SG_MAT_RESTORE_ROUND_MS 200
 #define SG_MAT_ROUND_BYTES (64u * 1024u * 1024u) /* keys + values a batch holds until its commit */
-#define SG_MAT_CATCHUP_WAIT_MS 5      /* while restoring, wait this long for more of a round */
+#define SG_MAT_CATCHUP_WAIT_MS 5                 /* while restoring, wait this long for more of a round */
 #define SG_MAT_RETRY_MS 500
-#define SG_MAT_LATEST_TIMEOUT_MS 2000  /* a fresh=latest query's ListOffsets round */
+#define SG_MAT_LATEST_TIMEOUT_MS 2000 /* a fresh=latest query's ListOffsets round */
 
 typedef struct {
     const char *name;
@@ -94,7 +94,7 @@ struct st_sg_materializer_t {
     uint64_t applied_at_log;
     int64_t started_ms, logged_ms;
     uint64_t null_keys;
-    atomic_ullong skipped; /* records not applied: not JSON, undecodable, over the limits */
+    atomic_ullong skipped;   /* records not applied: not JSON, undecodable, over the limits */
     sg_registry_t *registry; /* decodes Confluent-framed values; may be NULL */
     uint32_t warned_ids[64]; /* schema ids whose undecodable records were logged */
     size_t n_warned_ids;
@@ -219,8 +219,8 @@ static int setup(sg_materializer_t *m)
         rd_kafka_topic_t *rkt = rd_kafka_topic_new(m->rk, name, NULL);
         const struct rd_kafka_metadata *md = NULL;
         rd_kafka_resp_err_t rkerr = rd_kafka_metadata(m->rk, 0, rkt, &md, SG_MAT_METADATA_TIMEOUT_MS);
-        if (rkerr == RD_KAFKA_RESP_ERR_NO_ERROR && (md->topic_cnt != 1 || md->topics[0].err != 0 ||
-                                                    md->topics[0].partition_cnt == 0))
+        if (rkerr == RD_KAFKA_RESP_ERR_NO_ERROR &&
+            (md->topic_cnt != 1 || md->topics[0].err != 0 || md->topics[0].partition_cnt == 0))
             rkerr = md->topic_cnt == 1 && md->topics[0].err ? md->topics[0].err : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
         if (rkerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
             fprintf(stderr, "streamgate: table topic %s: %s (retrying)\n", name, rd_kafka_err2str(rkerr));
@@ -238,8 +238,8 @@ static int setup(sg_materializer_t *m)
             rkerr = rd_kafka_query_watermark_offsets(m->rk, name, mdt->partitions[p].id, &lows[p], &highs[p],
                                                      SG_MAT_METADATA_TIMEOUT_MS);
             if (rkerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
-                fprintf(stderr, "streamgate: table topic %s [%d]: %s (retrying)\n", name,
-                        (int)mdt->partitions[p].id, rd_kafka_err2str(rkerr));
+                fprintf(stderr, "streamgate: table topic %s [%d]: %s (retrying)\n", name, (int)mdt->partitions[p].id,
+                        rd_kafka_err2str(rkerr));
                 rc = -1;
             }
         }
@@ -251,10 +251,9 @@ static int setup(sg_materializer_t *m)
             for (size_t k = 0; rc == 0 && k < m->topics[t].n_tables; ++k) {
                 char err[512];
                 int64_t next_offset = 0;
-                if (sg_tables_position(m->tables, m->conf->tables[m->topics[t].tables[k]].name, name, partition,
-                                       &next_offset, NULL, err, sizeof(err)) < 0) {
-                    fprintf(stderr, "streamgate: table %s: %s (retrying)\n",
-                            m->conf->tables[m->topics[t].tables[k]].name, err);
+                if (sg_tables_position(m->tables, m->conf->tables[m->topics[t].tables[k]].name, name, partition, &next_offset, NULL,
+                                       err, sizeof(err)) < 0) {
+                    fprintf(stderr, "streamgate: table %s: %s (retrying)\n", m->conf->tables[m->topics[t].tables[k]].name, err);
                     rc = -1;
                 }
                 if (next_offset < start)
@@ -356,8 +355,7 @@ static int apply(sg_materializer_t *m, const rd_kafka_message_t *msg)
         return advance_all(m, part, msg->offset);
     }
     if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        fprintf(stderr, "streamgate: tables: %s [%d]: %s\n", topic_name, (int)msg->partition,
-                rd_kafka_message_errstr(msg));
+        fprintf(stderr, "streamgate: tables: %s [%d]: %s\n", topic_name, (int)msg->partition, rd_kafka_message_errstr(msg));
         return 0;
     }
     if (part == NULL)
@@ -366,8 +364,10 @@ static int apply(sg_materializer_t *m, const rd_kafka_message_t *msg)
     ++m->applied;
     if (msg->key == NULL || msg->key_len == 0) {
         if (m->null_keys++ == 0)
-            fprintf(stderr, "streamgate: tables: %s [%d] offset %lld has no key; records without a key are "
-                            "skipped (logged once)\n", topic_name, (int)msg->partition, (long long)msg->offset);
+            fprintf(stderr,
+                    "streamgate: tables: %s [%d] offset %lld has no key; records without a key are "
+                    "skipped (logged once)\n",
+                    topic_name, (int)msg->partition, (long long)msg->offset);
         return advance_all(m, part, msg->offset + 1);
     }
     rd_kafka_timestamp_type_t tstype;
@@ -387,8 +387,9 @@ static int apply(sg_materializer_t *m, const rd_kafka_message_t *msg)
         } else {
             usable = 0;
             if (warn_id_once(m, schema_id))
-                fprintf(stderr, "streamgate: tables: %s [%d] offset %lld skipped: %s (logged once per schema id; "
-                                "counted in streamgate_table_records_skipped_total)\n",
+                fprintf(stderr,
+                        "streamgate: tables: %s [%d] offset %lld skipped: %s (logged once per schema id; "
+                        "counted in streamgate_table_records_skipped_total)\n",
                         topic_name, (int)msg->partition, (long long)msg->offset, why);
         }
     } else if (value != NULL) {
@@ -403,8 +404,8 @@ static int apply(sg_materializer_t *m, const rd_kafka_message_t *msg)
         char err[512];
         int put = -1;
         if (usable) {
-            put = sg_table_batch_put(state->batch, topic->name, msg->partition, msg->offset, timestamp_ms, msg->key,
-                                     msg->key_len, value, value_len, err, sizeof(err));
+            put = sg_table_batch_put(state->batch, topic->name, msg->partition, msg->offset, timestamp_ms, msg->key, msg->key_len,
+                                     value, value_len, err, sizeof(err));
             if (put < 0 && !state->warned_put) {
                 /* Unusable record (key or value over the limits): skipped, never a stopped table. */
                 state->warned_put = 1;
@@ -413,8 +414,9 @@ static int apply(sg_materializer_t *m, const rd_kafka_message_t *msg)
             }
         } else if (!framed && !state->warned_json) {
             state->warned_json = 1;
-            fprintf(stderr, "streamgate: table %s: %s [%d] offset %lld skipped: the value is %s; "
-                            "such records are counted in streamgate_table_records_skipped_total (logged once)\n",
+            fprintf(stderr,
+                    "streamgate: table %s: %s [%d] offset %lld skipped: the value is %s; "
+                    "such records are counted in streamgate_table_records_skipped_total (logged once)\n",
                     m->conf->tables[table].name, topic->name, (int)msg->partition, (long long)msg->offset, why);
         }
         if (put == 0) {
@@ -423,8 +425,7 @@ static int apply(sg_materializer_t *m, const rd_kafka_message_t *msg)
             if (usable)
                 atomic_fetch_add(&m->skipped, 1);
             /* The position still moves past it. */
-            int advanced = sg_table_batch_advance(state->batch, topic->name, msg->partition, msg->offset + 1, err,
-                                                  sizeof(err));
+            int advanced = sg_table_batch_advance(state->batch, topic->name, msg->partition, msg->offset + 1, err, sizeof(err));
             if (advanced < 0) {
                 fprintf(stderr, "streamgate: table %s: %s\n", m->conf->tables[table].name, err);
                 rc = -1;
@@ -475,8 +476,8 @@ static void check_caught_up(sg_materializer_t *m)
         if (m->parts[i].next < m->parts[i].start_high)
             return;
     int64_t elapsed = now_ms() - m->started_ms;
-    fprintf(stderr, "streamgate: tables caught up: %llu records applied in %.1f s\n",
-            (unsigned long long)m->applied, (double)elapsed / 1000.0);
+    fprintf(stderr, "streamgate: tables caught up: %llu records applied in %.1f s\n", (unsigned long long)m->applied,
+            (double)elapsed / 1000.0);
     atomic_store(&m->caught_up, 1);
 }
 
@@ -519,8 +520,8 @@ static int round_trip(sg_materializer_t *m)
         int crc = sg_table_batch_commit(state->batch, err, sizeof(err));
         state->dirty = 0;
         if (crc != 0) {
-            fprintf(stderr, "streamgate: table %s: commit: %s (resuming from the stored positions)\n",
-                    m->conf->tables[i].name, crc == SG_TABLE_ECONFLICT ? "written by someone else" : err);
+            fprintf(stderr, "streamgate: table %s: commit: %s (resuming from the stored positions)\n", m->conf->tables[i].name,
+                    crc == SG_TABLE_ECONFLICT ? "written by someone else" : err);
             rc = -1;
         } else if (m->progress_cb != NULL) {
             m->progress_cb(m->ctx, i);
@@ -552,8 +553,8 @@ static void *materializer_main(void *arg)
     return NULL;
 }
 
-sg_materializer_t *sg_materializer_create(const sg_conf_t *conf, const char *bootstraps, sg_tables_t *tables,
-                                          char *err, size_t errlen)
+sg_materializer_t *sg_materializer_create(const sg_conf_t *conf, const char *bootstraps, sg_tables_t *tables, char *err,
+                                          size_t errlen)
 {
     sg_materializer_t *m = calloc(1, sizeof(*m));
     if (m == NULL)
@@ -719,8 +720,7 @@ int sg_materializer_query_latest(sg_materializer_t *m, size_t table_index, sg_ma
     return 0;
 }
 
-int sg_materializer_start(sg_materializer_t *m, sg_materializer_progress_cb progress_cb, void *ctx, char *err,
-                          size_t errlen)
+int sg_materializer_start(sg_materializer_t *m, sg_materializer_progress_cb progress_cb, void *ctx, char *err, size_t errlen)
 {
     if (m->thread_started) {
         snprintf(err, errlen, "tables: the materializer is already started");

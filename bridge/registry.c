@@ -37,14 +37,14 @@
 
 #include "registry_int.h"
 
-#define SG_REG_OP_TIMEOUT_MS 15000   /* an operation waits this long for its record to be applied */
+#define SG_REG_OP_TIMEOUT_MS 15000      /* an operation waits this long for its record to be applied */
 #define SG_REG_PRODUCE_TIMEOUT_MS 10000 /* message.timeout.ms: a delivery report always comes first */
-#define SG_REG_ATTEMPTS 10           /* claims lost to other instances before giving up */
+#define SG_REG_ATTEMPTS 10              /* claims lost to other instances before giving up */
 #define SG_REG_POLL_MS 10
 #define SG_REG_METADATA_TIMEOUT_MS 2000
 #define SG_REG_HTTP_TIMEOUT_MS 5000
-#define SG_REG_MISS_TTL_MS 5000      /* an external id that failed is not asked again for this long */
-#define SG_REG_CACHE_MAX 10000       /* external mode: schemas kept */
+#define SG_REG_MISS_TTL_MS 5000 /* an external id that failed is not asked again for this long */
+#define SG_REG_CACHE_MAX 10000  /* external mode: schemas kept */
 
 struct st_sg_registry_schema_t {
     uint32_t id;
@@ -99,9 +99,9 @@ struct st_sg_registry_t {
     int ignored_logged;
 
     /* config schemas */
-    sg_registry_schema_t **config_schemas;           /* per conf->schemas, parsed at create, id 0 */
-    const sg_registry_schema_t **config_registered;  /* per conf->schemas, once a route registered it */
-    const sg_registry_schema_t **route_schemas;      /* per conf->routes */
+    sg_registry_schema_t **config_schemas;          /* per conf->schemas, parsed at create, id 0 */
+    const sg_registry_schema_t **config_registered; /* per conf->schemas, once a route registered it */
+    const sg_registry_schema_t **route_schemas;     /* per conf->routes */
 
     /* external */
     char *url;
@@ -178,8 +178,8 @@ static uint64_t fingerprint(const char *text, size_t len)
 
 /* ---- levels and names ---------------------------------------------------------------------- */
 
-static const char *const level_names[] = {"NONE", "BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD",
-                                          "FORWARD_TRANSITIVE", "FULL", "FULL_TRANSITIVE"};
+static const char *const level_names[] = {"NONE", "BACKWARD",       "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE",
+                                          "FULL", "FULL_TRANSITIVE"};
 
 const char *sg_compat_name(sg_compat_t level)
 {
@@ -354,7 +354,7 @@ json_t *sg_registry_subjects_json(sg_registry_t *reg)
     const char **names = xcalloc(reg->n_subjects, sizeof(*names));
     size_t n = 0;
     for (size_t i = 0; i < reg->n_subjects; i++)
-        if (reg->subjects[i].n_versions > 0) /* a level alone does not make a subject */
+        if (reg->subjects[i].n_versions > 0)    /* a level alone does not make a subject */
             names[n++] = reg->subjects[i].name; /* names are never freed before destroy */
     pthread_rwlock_unlock(&reg->lock);
     qsort(names, n, sizeof(*names), cmp_names);
@@ -382,8 +382,8 @@ json_t *sg_registry_versions_json(sg_registry_t *reg, const char *subject_name)
     return list;
 }
 
-int sg_registry_get_version(sg_registry_t *reg, const char *subject_name, int version,
-                            const sg_registry_schema_t **schema, int *version_out)
+int sg_registry_get_version(sg_registry_t *reg, const char *subject_name, int version, const sg_registry_schema_t **schema,
+                            int *version_out)
 {
     pthread_rwlock_rdlock(&reg->lock);
     const sg_subject_t *subject = subject_locked(reg, subject_name);
@@ -456,11 +456,11 @@ static sg_compat_t effective_level(sg_registry_t *reg, const char *subject_name)
 }
 
 /* Checks `text` against one registered schema in the level's direction. */
-static int check_one(sg_compat_t level, const sg_registry_schema_t *old, int old_version, const char *text,
-                     size_t len, char *err, size_t errlen)
+static int check_one(sg_compat_t level, const sg_registry_schema_t *old, int old_version, const char *text, size_t len, char *err,
+                     size_t errlen)
 {
-    int backward = level == SG_COMPAT_BACKWARD || level == SG_COMPAT_BACKWARD_TRANSITIVE ||
-                   level == SG_COMPAT_FULL || level == SG_COMPAT_FULL_TRANSITIVE;
+    int backward = level == SG_COMPAT_BACKWARD || level == SG_COMPAT_BACKWARD_TRANSITIVE || level == SG_COMPAT_FULL ||
+                   level == SG_COMPAT_FULL_TRANSITIVE;
     int forward = level == SG_COMPAT_FORWARD || level == SG_COMPAT_FORWARD_TRANSITIVE || level == SG_COMPAT_FULL ||
                   level == SG_COMPAT_FULL_TRANSITIVE;
     char why[512];
@@ -471,8 +471,8 @@ static int check_one(sg_compat_t level, const sg_registry_schema_t *old, int old
             return SG_REG_E_INVALID;
         }
         if (!ok) {
-            snprintf(err, errlen, "%s: the new schema cannot read data written with version %d: %s",
-                     sg_compat_name(level), old_version, why);
+            snprintf(err, errlen, "%s: the new schema cannot read data written with version %d: %s", sg_compat_name(level),
+                     old_version, why);
             return SG_REG_E_INCOMPATIBLE;
         }
     }
@@ -483,16 +483,16 @@ static int check_one(sg_compat_t level, const sg_registry_schema_t *old, int old
             return SG_REG_E_INVALID;
         }
         if (!ok) {
-            snprintf(err, errlen, "%s: version %d cannot read data written with the new schema: %s",
-                     sg_compat_name(level), old_version, why);
+            snprintf(err, errlen, "%s: version %d cannot read data written with the new schema: %s", sg_compat_name(level),
+                     old_version, why);
             return SG_REG_E_INCOMPATIBLE;
         }
     }
     return SG_REG_OK;
 }
 
-int sg_registry_check(sg_registry_t *reg, const char *subject_name, int version, const char *text, size_t len,
-                      char *err, size_t errlen)
+int sg_registry_check(sg_registry_t *reg, const char *subject_name, int version, const char *text, size_t len, char *err,
+                      size_t errlen)
 {
     const sg_registry_schema_t *old;
     int old_version;
@@ -507,14 +507,13 @@ int sg_registry_check(sg_registry_t *reg, const char *subject_name, int version,
     return rc;
 }
 
-int sg_registry_check_register(sg_registry_t *reg, const char *subject_name, const char *text, size_t len, char *err,
-                               size_t errlen)
+int sg_registry_check_register(sg_registry_t *reg, const char *subject_name, const char *text, size_t len, char *err, size_t errlen)
 {
     sg_compat_t level = effective_level(reg, subject_name);
     if (level == SG_COMPAT_NONE)
         return SG_REG_OK;
-    int transitive = level == SG_COMPAT_BACKWARD_TRANSITIVE || level == SG_COMPAT_FORWARD_TRANSITIVE ||
-                     level == SG_COMPAT_FULL_TRANSITIVE;
+    int transitive =
+        level == SG_COMPAT_BACKWARD_TRANSITIVE || level == SG_COMPAT_FORWARD_TRANSITIVE || level == SG_COMPAT_FULL_TRANSITIVE;
     pthread_rwlock_rdlock(&reg->lock);
     const sg_subject_t *subject = subject_locked(reg, subject_name);
     size_t n = subject != NULL ? subject->n_versions : 0;
@@ -533,8 +532,8 @@ int sg_registry_check_register(sg_registry_t *reg, const char *subject_name, con
     return rc;
 }
 
-int sg_registry_next_claim(sg_registry_t *reg, const char *subject_name, const char *text, size_t len, uint32_t *id,
-                           int *version, char *err, size_t errlen)
+int sg_registry_next_claim(sg_registry_t *reg, const char *subject_name, const char *text, size_t len, uint32_t *id, int *version,
+                           char *err, size_t errlen)
 {
     char *canonical = sg_schema_canonical(text, len, err, errlen);
     if (canonical == NULL)
@@ -551,18 +550,18 @@ int sg_registry_next_claim(sg_registry_t *reg, const char *subject_name, const c
 
 /* ---- the log ------------------------------------------------------------------------------- */
 
-int sg_registry_schema_record(const char *subject, int version, uint32_t id, const char *text, size_t len,
-                              char **key, char **value, char *err, size_t errlen)
+int sg_registry_schema_record(const char *subject, int version, uint32_t id, const char *text, size_t len, char **key, char **value,
+                              char *err, size_t errlen)
 {
     char *canonical = sg_schema_canonical(text, len, err, errlen);
     if (canonical == NULL)
         return -1;
     char fp[17];
     snprintf(fp, sizeof(fp), "%016" PRIx64, fingerprint(canonical, strlen(canonical)));
-    json_t *key_doc = json_pack("{s:s, s:s, s:i, s:I, s:s, s:i}", "keytype", "SCHEMA", "subject", subject, "version",
-                                version, "id", (json_int_t)id, "fingerprint", fp, "magic", 1);
-    json_t *value_doc = json_pack("{s:s, s:i, s:I, s:s, s:b}", "subject", subject, "version", version, "id",
-                                  (json_int_t)id, "schema", canonical, "deleted", 0);
+    json_t *key_doc = json_pack("{s:s, s:s, s:i, s:I, s:s, s:i}", "keytype", "SCHEMA", "subject", subject, "version", version, "id",
+                                (json_int_t)id, "fingerprint", fp, "magic", 1);
+    json_t *value_doc = json_pack("{s:s, s:i, s:I, s:s, s:b}", "subject", subject, "version", version, "id", (json_int_t)id,
+                                  "schema", canonical, "deleted", 0);
     free(canonical);
     if (key_doc == NULL || value_doc == NULL)
         reg_oom();
@@ -600,8 +599,8 @@ static void log_ignored(sg_registry_t *reg, int64_t offset, const char *why)
 {
     /* Lost races are normal; only malformed records are worth a line, and only the first. */
     if (reg->ignored_logged++ == 0)
-        fprintf(stderr, "streamgate: registry: %s offset %lld ignored: %s (logged once)\n", SG_REGISTRY_TOPIC,
-                (long long)offset, why);
+        fprintf(stderr, "streamgate: registry: %s offset %lld ignored: %s (logged once)\n", SG_REGISTRY_TOPIC, (long long)offset,
+                why);
 }
 
 static int apply_config(sg_registry_t *reg, const json_t *key_doc, const void *value, size_t valuelen, int64_t offset)
@@ -617,8 +616,7 @@ static int apply_config(sg_registry_t *reg, const json_t *key_doc, const void *v
     int clear = value == NULL;
     if (!clear) {
         json_t *doc = json_loadb(value, valuelen, 0, NULL);
-        int ok = doc != NULL &&
-                 sg_compat_parse(json_string_value(json_object_get(doc, "compatibilityLevel")), &level) == 0;
+        int ok = doc != NULL && sg_compat_parse(json_string_value(json_object_get(doc, "compatibilityLevel")), &level) == 0;
         json_decref(doc);
         if (!ok) {
             log_ignored(reg, offset, "a CONFIG value without a valid compatibilityLevel");
@@ -677,13 +675,11 @@ static int apply_schema(sg_registry_t *reg, const void *value, size_t valuelen, 
     if (known != NULL)
         accept = accept && known->id == (uint32_t)id;
     else
-        accept = accept && at_id == NULL && (uint32_t)id == reg->n_schemas + 1 &&
-                 reg->n_schemas < SG_REGISTRY_MAX_SCHEMAS &&
+        accept = accept && at_id == NULL && (uint32_t)id == reg->n_schemas + 1 && reg->n_schemas < SG_REGISTRY_MAX_SCHEMAS &&
                  reg->schema_bytes + canonical_len <= SG_REGISTRY_MAX_TOTAL_BYTES;
     pthread_rwlock_unlock(&reg->lock);
     sg_registry_schema_t *fresh = NULL;
-    if (accept && known == NULL &&
-        (fresh = schema_new((uint32_t)id, canonical, canonical_len, err, sizeof(err))) == NULL) {
+    if (accept && known == NULL && (fresh = schema_new((uint32_t)id, canonical, canonical_len, err, sizeof(err))) == NULL) {
         log_ignored(reg, offset, err);
         accept = 0;
     }
@@ -710,8 +706,7 @@ static int apply_schema(sg_registry_t *reg, const void *value, size_t valuelen, 
     return 1;
 }
 
-int sg_registry_apply(sg_registry_t *reg, const void *key, size_t keylen, const void *value, size_t valuelen,
-                      int64_t offset)
+int sg_registry_apply(sg_registry_t *reg, const void *key, size_t keylen, const void *value, size_t valuelen, int64_t offset)
 {
     json_t *key_doc = key != NULL ? json_loadb(key, keylen, 0, NULL) : NULL;
     const char *keytype = json_string_value(json_object_get(key_doc, "keytype"));
@@ -760,8 +755,8 @@ static int enqueue(sg_registry_t *reg, sg_reg_op_t *op)
     return 0;
 }
 
-int sg_registry_register_async(sg_registry_t *reg, const char *subject, const char *text, size_t len,
-                               sg_registry_done_cb done_cb, void *opaque)
+int sg_registry_register_async(sg_registry_t *reg, const char *subject, const char *text, size_t len, sg_registry_done_cb done_cb,
+                               void *opaque)
 {
     if (reg->url != NULL)
         return SG_REG_E_EXTERNAL;
@@ -775,8 +770,8 @@ int sg_registry_register_async(sg_registry_t *reg, const char *subject, const ch
     return enqueue(reg, op);
 }
 
-int sg_registry_set_level_async(sg_registry_t *reg, const char *subject, sg_compat_t level, int clear,
-                                sg_registry_done_cb done_cb, void *opaque)
+int sg_registry_set_level_async(sg_registry_t *reg, const char *subject, sg_compat_t level, int clear, sg_registry_done_cb done_cb,
+                                void *opaque)
 {
     if (reg->url != NULL)
         return SG_REG_E_EXTERNAL;
@@ -806,10 +801,9 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opa
 static int produce(sg_registry_t *reg, sg_reg_op_t *op, char *key, char *value, char *err, size_t errlen)
 {
     size_t keylen = strlen(key), valuelen = value != NULL ? strlen(value) : 0;
-    rd_kafka_resp_err_t rkerr = rd_kafka_producev(
-        reg->producer, RD_KAFKA_V_RKT(reg->producer_topic), RD_KAFKA_V_PARTITION(0),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, keylen), RD_KAFKA_V_VALUE(value, valuelen),
-        RD_KAFKA_V_OPAQUE(op), RD_KAFKA_V_END);
+    rd_kafka_resp_err_t rkerr = rd_kafka_producev(reg->producer, RD_KAFKA_V_RKT(reg->producer_topic), RD_KAFKA_V_PARTITION(0),
+                                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, keylen),
+                                                  RD_KAFKA_V_VALUE(value, valuelen), RD_KAFKA_V_OPAQUE(op), RD_KAFKA_V_END);
     free(key);
     free(value);
     if (rkerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -856,8 +850,8 @@ static void op_begin(sg_registry_t *reg, sg_reg_op_t *op)
         return;
     }
     if (version > SG_REGISTRY_MAX_VERSIONS ||
-        (id > reg->n_schemas && (reg->n_schemas >= SG_REGISTRY_MAX_SCHEMAS ||
-                                 reg->schema_bytes + op->len > SG_REGISTRY_MAX_TOTAL_BYTES))) {
+        (id > reg->n_schemas &&
+         (reg->n_schemas >= SG_REGISTRY_MAX_SCHEMAS || reg->schema_bytes + op->len > SG_REGISTRY_MAX_TOTAL_BYTES))) {
         snprintf(err, sizeof(err), "the registry holds at most %d versions per subject, %d schemas and %d MiB of schemas",
                  SG_REGISTRY_MAX_VERSIONS, SG_REGISTRY_MAX_SCHEMAS, SG_REGISTRY_MAX_TOTAL_BYTES >> 20);
         reg->inflight = NULL;
@@ -933,8 +927,8 @@ static void op_progress(sg_registry_t *reg)
         return;
     }
     /* Another claim on the same version or id came first: check again against the new state. */
-    fprintf(stderr, "streamgate: registry: another instance registered %s first (offset %lld); retrying\n",
-            op->subject, (long long)op->offset);
+    fprintf(stderr, "streamgate: registry: another instance registered %s first (offset %lld); retrying\n", op->subject,
+            (long long)op->offset);
     if (++op->attempts >= SG_REG_ATTEMPTS || mono_ms() > op->deadline_ms) {
         reg->inflight = NULL;
         op_finish(op, SG_REG_E_UNAVAILABLE, "concurrent registrations kept winning; try again", 0, 0);
@@ -950,16 +944,14 @@ static int setup(sg_registry_t *reg)
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(reg->consumer, SG_REGISTRY_TOPIC, NULL);
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_resp_err_t rkerr = rd_kafka_metadata(reg->consumer, 0, rkt, &md, SG_REG_METADATA_TIMEOUT_MS);
-    if (rkerr == RD_KAFKA_RESP_ERR_NO_ERROR &&
-        (md->topic_cnt != 1 || md->topics[0].err != 0 || md->topics[0].partition_cnt == 0))
+    if (rkerr == RD_KAFKA_RESP_ERR_NO_ERROR && (md->topic_cnt != 1 || md->topics[0].err != 0 || md->topics[0].partition_cnt == 0))
         rkerr = md->topic_cnt == 1 && md->topics[0].err ? md->topics[0].err : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
     if (md != NULL)
         rd_kafka_metadata_destroy(md);
     rd_kafka_topic_destroy(rkt);
     int64_t low = 0, high = 0;
     if (rkerr == RD_KAFKA_RESP_ERR_NO_ERROR)
-        rkerr = rd_kafka_query_watermark_offsets(reg->consumer, SG_REGISTRY_TOPIC, 0, &low, &high,
-                                                 SG_REG_METADATA_TIMEOUT_MS);
+        rkerr = rd_kafka_query_watermark_offsets(reg->consumer, SG_REGISTRY_TOPIC, 0, &low, &high, SG_REG_METADATA_TIMEOUT_MS);
     if (rkerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
         fprintf(stderr, "streamgate: registry: topic %s: %s (retrying)\n", SG_REGISTRY_TOPIC, rd_kafka_err2str(rkerr));
         return -1;
@@ -1083,8 +1075,8 @@ const sg_registry_schema_t *sg_registry_fetch(sg_registry_t *reg, uint32_t id, c
     int status = 0;
     char *body = NULL;
     size_t body_len = 0;
-    if (sg_reg_http_request(&reg->parsed_url, "GET", path, NULL, 0, SG_REG_HTTP_TIMEOUT_MS, &status, &body, &body_len,
-                            why, sizeof(why)) != 0) {
+    if (sg_reg_http_request(&reg->parsed_url, "GET", path, NULL, 0, SG_REG_HTTP_TIMEOUT_MS, &status, &body, &body_len, why,
+                            sizeof(why)) != 0) {
         snprintf(err, errlen, "%s%s: %s", reg->url, path, why);
     } else if (status != 200) {
         snprintf(err, errlen, "%s%s: HTTP %d", reg->url, path, status);
@@ -1092,8 +1084,7 @@ const sg_registry_schema_t *sg_registry_fetch(sg_registry_t *reg, uint32_t id, c
         json_t *doc = json_loadb(body, body_len, 0, NULL);
         const char *text = json_string_value(json_object_get(doc, "schema"));
         sg_registry_schema_t *fresh =
-            text != NULL ? schema_new(id, text, json_string_length(json_object_get(doc, "schema")), why, sizeof(why))
-                         : NULL;
+            text != NULL ? schema_new(id, text, json_string_length(json_object_get(doc, "schema")), why, sizeof(why)) : NULL;
         if (fresh == NULL)
             snprintf(err, errlen, "%s%s: %s", reg->url, path, text == NULL ? "no schema in the answer" : why);
         else if ((schema = cache_put(reg, fresh)) == NULL)
@@ -1122,8 +1113,8 @@ static void encode_subject(const char *subject, char *out, size_t outlen)
     out[o] = '\0';
 }
 
-static int external_register(sg_registry_t *reg, const char *subject, const char *text, size_t len,
-                             int64_t timeout_ms, uint32_t *id, char *err, size_t errlen)
+static int external_register(sg_registry_t *reg, const char *subject, const char *text, size_t len, int64_t timeout_ms,
+                             uint32_t *id, char *err, size_t errlen)
 {
     char why[512];
     sg_registry_schema_t *parsed = schema_new(0, text, len, why, sizeof(why));
@@ -1143,8 +1134,8 @@ static int external_register(sg_registry_t *reg, const char *subject, const char
     char *resp = NULL;
     size_t resp_len = 0;
     int rc = SG_REG_E_UNAVAILABLE;
-    if (sg_reg_http_request(&reg->parsed_url, "POST", path, body, strlen(body), timeout_ms, &status, &resp, &resp_len,
-                            why, sizeof(why)) != 0) {
+    if (sg_reg_http_request(&reg->parsed_url, "POST", path, body, strlen(body), timeout_ms, &status, &resp, &resp_len, why,
+                            sizeof(why)) != 0) {
         snprintf(err, errlen, "%s%s: %s", reg->url, path, why);
     } else {
         json_t *doc = json_loadb(resp, resp_len, 0, NULL);
@@ -1160,8 +1151,7 @@ static int external_register(sg_registry_t *reg, const char *subject, const char
             rc = SG_REG_OK;
         } else {
             rc = status == 409 ? SG_REG_E_INCOMPATIBLE : status == 422 ? SG_REG_E_INVALID : SG_REG_E_UNAVAILABLE;
-            snprintf(err, errlen, "%s%s: HTTP %d: %s", reg->url, path, status,
-                     message != NULL ? message : "(no message)");
+            snprintf(err, errlen, "%s%s: HTTP %d: %s", reg->url, path, status, message != NULL ? message : "(no message)");
         }
         json_decref(doc);
     }
@@ -1210,12 +1200,11 @@ static void waiter_done(void *opaque, const sg_registry_result_t *result)
     waiter_release(waiter);
 }
 
-int sg_registry_register(sg_registry_t *reg, const char *subject, const char *text, size_t len, int64_t timeout_ms,
-                         uint32_t *id, int *version, char *err, size_t errlen)
+int sg_registry_register(sg_registry_t *reg, const char *subject, const char *text, size_t len, int64_t timeout_ms, uint32_t *id,
+                         int *version, char *err, size_t errlen)
 {
     if (!sg_registry_subject_ok(subject, strlen(subject))) {
-        snprintf(err, errlen, "subject %s: must be 1..%d characters of [A-Za-z0-9._:@+-]", subject,
-                 SG_REGISTRY_MAX_SUBJECT_LEN);
+        snprintf(err, errlen, "subject %s: must be 1..%d characters of [A-Za-z0-9._:@+-]", subject, SG_REGISTRY_MAX_SUBJECT_LEN);
         return SG_REG_E_BAD_SUBJECT;
     }
     if (reg->url != NULL) {
@@ -1342,8 +1331,8 @@ int sg_registry_register_config(sg_registry_t *reg, int64_t timeout_ms, char *er
         uint32_t id = 0;
         int version = 0;
         int64_t left = deadline - mono_ms();
-        int rc = sg_registry_register(reg, subject, parsed->text, parsed->len, left > 0 ? left : 1, &id, &version, why,
-                                      sizeof(why));
+        int rc =
+            sg_registry_register(reg, subject, parsed->text, parsed->len, left > 0 ? left : 1, &id, &version, why, sizeof(why));
         if (rc == SG_REG_E_INCOMPATIBLE) {
             const sg_registry_schema_t *latest = NULL;
             int latest_version = 0;
@@ -1357,8 +1346,8 @@ int sg_registry_register_config(sg_registry_t *reg, int64_t timeout_ms, char *er
             return -1;
         }
         if (rc != SG_REG_OK) {
-            snprintf(err, errlen, "routes[%zu] (%s): registering schema %s under %s: %s", r, route->name,
-                     route->schema, subject, why);
+            snprintf(err, errlen, "routes[%zu] (%s): registering schema %s under %s: %s", r, route->name, route->schema, subject,
+                     why);
             return -1;
         }
         const sg_registry_schema_t *registered = sg_registry_lookup(reg, id);
@@ -1508,17 +1497,14 @@ static void create_topic(sg_registry_t *reg)
     if (event != NULL) {
         const rd_kafka_CreateTopics_result_t *result = rd_kafka_event_CreateTopics_result(event);
         size_t n = 0;
-        const rd_kafka_topic_result_t **results =
-            result != NULL ? rd_kafka_CreateTopics_result_topics(result, &n) : NULL;
+        const rd_kafka_topic_result_t **results = result != NULL ? rd_kafka_CreateTopics_result_topics(result, &n) : NULL;
         for (size_t i = 0; i < n; i++) {
             rd_kafka_resp_err_t terr = rd_kafka_topic_result_error(results[i]);
             if (terr != RD_KAFKA_RESP_ERR_NO_ERROR && terr != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
-                fprintf(stderr, "streamgate: registry: cannot create %s: %s\n", SG_REGISTRY_TOPIC,
-                        rd_kafka_err2str(terr));
+                fprintf(stderr, "streamgate: registry: cannot create %s: %s\n", SG_REGISTRY_TOPIC, rd_kafka_err2str(terr));
         }
         if (rd_kafka_event_error(event))
-            fprintf(stderr, "streamgate: registry: cannot create %s: %s\n", SG_REGISTRY_TOPIC,
-                    rd_kafka_event_error_string(event));
+            fprintf(stderr, "streamgate: registry: cannot create %s: %s\n", SG_REGISTRY_TOPIC, rd_kafka_event_error_string(event));
         rd_kafka_event_destroy(event);
     } else {
         fprintf(stderr, "streamgate: registry: no answer to creating %s; waiting for it to exist\n", SG_REGISTRY_TOPIC);
@@ -1554,8 +1540,8 @@ int sg_registry_wait_ready(sg_registry_t *reg, int64_t timeout_ms, char *err, si
     int64_t deadline = mono_ms() + timeout_ms;
     while (!atomic_load(&reg->ready)) {
         if (mono_ms() >= deadline) {
-            snprintf(err, errlen, "the schema registry did not read topic %s within %lld ms (does it exist?)",
-                     SG_REGISTRY_TOPIC, (long long)timeout_ms);
+            snprintf(err, errlen, "the schema registry did not read topic %s within %lld ms (does it exist?)", SG_REGISTRY_TOPIC,
+                     (long long)timeout_ms);
             return -1;
         }
         sleep_ms(10);

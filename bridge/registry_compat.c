@@ -44,7 +44,7 @@ typedef struct {
     const cschema_t *w, *r;
     char *err;
     size_t errlen;
-    int quiet; /* probing reader union branches: no message */
+    int quiet;           /* probing reader union branches: no message */
     unsigned long steps; /* comparisons made; bounded, since unions nested in records multiply */
     int exhausted;
 } walk_t;
@@ -112,8 +112,7 @@ static void collect(json_t *named, json_t *def, const char *ns, int depth)
         return;
     }
     const char *kind = json_string_value(type);
-    if (strcmp(kind, "record") == 0 || strcmp(kind, "error") == 0 || strcmp(kind, "enum") == 0 ||
-        strcmp(kind, "fixed") == 0) {
+    if (strcmp(kind, "record") == 0 || strcmp(kind, "error") == 0 || strcmp(kind, "enum") == 0 || strcmp(kind, "fixed") == 0) {
         char fullname[NAME_MAX_LEN], inner[NAME_MAX_LEN];
         names_of(def, ns, fullname, inner);
         json_t *entry = json_pack("[O,s]", def, inner);
@@ -191,9 +190,7 @@ static int resolve(const cschema_t *cs, const json_t *def, const char *ns, tnode
         }
         if (entry == NULL)
             return -1;
-        return resolve(cs, json_array_get(entry, 0), json_string_value(json_array_get(entry, 1)), out, depth + 1) == 0
-                   ? 0
-                   : -1;
+        return resolve(cs, json_array_get(entry, 0), json_string_value(json_array_get(entry, 1)), out, depth + 1) == 0 ? 0 : -1;
     }
     if (!json_is_object(def))
         return -1;
@@ -263,7 +260,8 @@ static int names_match(const tnode_t *w, const tnode_t *r)
     /* The reader may name the writer's type among its aliases (relative to its namespace). */
     size_t i;
     const json_t *alias;
-    json_array_foreach(json_object_get(r->def, "aliases"), i, alias) {
+    json_array_foreach(json_object_get(r->def, "aliases"), i, alias)
+    {
         const char *text = json_string_value(alias);
         char full[NAME_MAX_LEN];
         if (text == NULL)
@@ -283,13 +281,16 @@ static const json_t *writer_field(const json_t *wfields, const json_t *rfield)
     const char *name = json_string_value(json_object_get(rfield, "name"));
     size_t i, k;
     const json_t *field, *alias;
-    json_array_foreach(wfields, i, field) {
+    json_array_foreach(wfields, i, field)
+    {
         const char *wname = json_string_value(json_object_get(field, "name"));
         if (name != NULL && wname != NULL && strcmp(wname, name) == 0)
             return field;
     }
-    json_array_foreach(json_object_get(rfield, "aliases"), k, alias) {
-        json_array_foreach(wfields, i, field) {
+    json_array_foreach(json_object_get(rfield, "aliases"), k, alias)
+    {
+        json_array_foreach(wfields, i, field)
+        {
             const char *wname = json_string_value(json_object_get(field, "name"));
             if (json_is_string(alias) && wname != NULL && strcmp(wname, json_string_value(alias)) == 0)
                 return field;
@@ -298,17 +299,17 @@ static const json_t *writer_field(const json_t *wfields, const json_t *rfield)
     return NULL;
 }
 
-static int can_read(walk_t *walk, const json_t *wdef, const char *wns, const json_t *rdef, const char *rns,
-                    const char *path, const pair_t *up, int depth);
+static int can_read(walk_t *walk, const json_t *wdef, const char *wns, const json_t *rdef, const char *rns, const char *path,
+                    const pair_t *up, int depth);
 
-static int can_read_node(walk_t *walk, const tnode_t *w, const tnode_t *r, const char *path, const pair_t *up,
-                         int depth)
+static int can_read_node(walk_t *walk, const tnode_t *w, const tnode_t *r, const char *path, const pair_t *up, int depth)
 {
     char sub[PATH_MAX_LEN];
     if (strcmp(w->kind, "union") == 0) {
         size_t i;
         const json_t *branch;
-        json_array_foreach(w->def, i, branch) {
+        json_array_foreach(w->def, i, branch)
+        {
             snprintf(sub, sizeof(sub), "%s", path);
             if (!can_read(walk, branch, w->ns, r->def, r->ns, sub, up, depth + 1))
                 return 0;
@@ -321,7 +322,8 @@ static int can_read_node(walk_t *walk, const tnode_t *w, const tnode_t *r, const
         size_t i;
         const json_t *branch;
         int found = 0;
-        json_array_foreach(r->def, i, branch) {
+        json_array_foreach(r->def, i, branch)
+        {
             if (can_read(walk, w->def, w->ns, branch, r->ns, path, up, depth + 1)) {
                 found = 1;
                 break;
@@ -336,27 +338,23 @@ static int can_read_node(walk_t *walk, const tnode_t *w, const tnode_t *r, const
         return fail(walk, path, "the writer's %s cannot be read as %s", describe(w), describe(r));
     }
     if (strcmp(w->kind, r->kind) != 0)
-        return fail(walk, path, "the writer's %s %s cannot be read as %s %s", w->kind, describe(w), r->kind,
-                    describe(r));
+        return fail(walk, path, "the writer's %s %s cannot be read as %s %s", w->kind, describe(w), r->kind, describe(r));
     if (strcmp(w->kind, "array") == 0) {
         snprintf(sub, sizeof(sub), "%s/items", path);
-        return can_read(walk, json_object_get(w->def, "items"), w->ns, json_object_get(r->def, "items"), r->ns, sub,
-                        up, depth + 1);
+        return can_read(walk, json_object_get(w->def, "items"), w->ns, json_object_get(r->def, "items"), r->ns, sub, up, depth + 1);
     }
     if (strcmp(w->kind, "map") == 0) {
         snprintf(sub, sizeof(sub), "%s/values", path);
-        return can_read(walk, json_object_get(w->def, "values"), w->ns, json_object_get(r->def, "values"), r->ns,
-                        sub, up, depth + 1);
+        return can_read(walk, json_object_get(w->def, "values"), w->ns, json_object_get(r->def, "values"), r->ns, sub, up,
+                        depth + 1);
     }
     if (!names_match(w, r))
-        return fail(walk, path, "the writer's %s %s has another name than the reader's %s", w->kind, w->fullname,
-                    r->fullname);
+        return fail(walk, path, "the writer's %s %s has another name than the reader's %s", w->kind, w->fullname, r->fullname);
     if (strcmp(w->kind, "fixed") == 0) {
         json_int_t wsize = json_integer_value(json_object_get(w->def, "size"));
         json_int_t rsize = json_integer_value(json_object_get(r->def, "size"));
         if (wsize != rsize)
-            return fail(walk, path, "fixed %s changed size from %lld to %lld", r->fullname, (long long)wsize,
-                        (long long)rsize);
+            return fail(walk, path, "fixed %s changed size from %lld to %lld", r->fullname, (long long)wsize, (long long)rsize);
         return 1;
     }
     if (strcmp(w->kind, "enum") == 0) {
@@ -365,12 +363,15 @@ static int can_read_node(walk_t *walk, const tnode_t *w, const tnode_t *r, const
             return 1; /* unknown writer symbols read as the reader's default */
         size_t i, k;
         const json_t *wsym, *rsym;
-        json_array_foreach(json_object_get(w->def, "symbols"), i, wsym) {
+        json_array_foreach(json_object_get(w->def, "symbols"), i, wsym)
+        {
             int known = 0;
             json_array_foreach(rsymbols, k, rsym) known |= json_equal(wsym, rsym);
             if (!known)
-                return fail(walk, path, "the writer's enum %s has symbol %s, which the reader's lacks (and it has no "
-                                        "default)", w->fullname, json_string_value(wsym));
+                return fail(walk, path,
+                            "the writer's enum %s has symbol %s, which the reader's lacks (and it has no "
+                            "default)",
+                            w->fullname, json_string_value(wsym));
         }
         return 1;
     }
@@ -382,25 +383,25 @@ static int can_read_node(walk_t *walk, const tnode_t *w, const tnode_t *r, const
     const json_t *wfields = json_object_get(w->def, "fields");
     size_t i;
     const json_t *rfield;
-    json_array_foreach(json_object_get(r->def, "fields"), i, rfield) {
+    json_array_foreach(json_object_get(r->def, "fields"), i, rfield)
+    {
         const char *name = json_string_value(json_object_get(rfield, "name"));
         snprintf(sub, sizeof(sub), "%s/%s", path, name != NULL ? name : "?");
         const json_t *wfield = writer_field(wfields, rfield);
         if (wfield == NULL) {
             if (json_object_get(rfield, "default") != NULL)
                 continue;
-            return fail(walk, sub, "the reader's field %s is not in the writer's %s and has no default",
-                        name != NULL ? name : "?", w->fullname);
+            return fail(walk, sub, "the reader's field %s is not in the writer's %s and has no default", name != NULL ? name : "?",
+                        w->fullname);
         }
-        if (!can_read(walk, json_object_get(wfield, "type"), w->ns, json_object_get(rfield, "type"), r->ns, sub,
-                      &here, depth + 1))
+        if (!can_read(walk, json_object_get(wfield, "type"), w->ns, json_object_get(rfield, "type"), r->ns, sub, &here, depth + 1))
             return 0;
     }
     return 1;
 }
 
-static int can_read(walk_t *walk, const json_t *wdef, const char *wns, const json_t *rdef, const char *rns,
-                    const char *path, const pair_t *up, int depth)
+static int can_read(walk_t *walk, const json_t *wdef, const char *wns, const json_t *rdef, const char *rns, const char *path,
+                    const pair_t *up, int depth)
 {
     if (depth > SG_AVRO_MAX_DEPTH * 2)
         return fail(walk, path, "schemas nested deeper than %d", SG_AVRO_MAX_DEPTH);
@@ -416,8 +417,7 @@ static int can_read(walk_t *walk, const json_t *wdef, const char *wns, const jso
     return can_read_node(walk, &w, &r, path, up, depth);
 }
 
-int sg_schema_can_read(const char *writer, size_t writer_len, const char *reader, size_t reader_len, char *err,
-                       size_t errlen)
+int sg_schema_can_read(const char *writer, size_t writer_len, const char *reader, size_t reader_len, char *err, size_t errlen)
 {
     cschema_t w, r;
     char why[256];
@@ -434,8 +434,7 @@ int sg_schema_can_read(const char *writer, size_t writer_len, const char *reader
     int ok = can_read(&walk, w.doc, "", r.doc, "", "", NULL, 0);
     if (walk.exhausted) {
         ok = 0;
-        set_err(err, errlen, "/: the schemas are too complex to check (more than %lu type comparisons)",
-                SG_COMPAT_MAX_STEPS);
+        set_err(err, errlen, "/: the schemas are too complex to check (more than %lu type comparisons)", SG_COMPAT_MAX_STEPS);
     }
     cschema_dispose(&w);
     cschema_dispose(&r);

@@ -206,9 +206,8 @@ static ssize_t dechunk(char *body, size_t len)
     }
 }
 
-int sg_reg_http_request(const sg_reg_url_t *url, const char *method, const char *path, const char *body,
-                        size_t body_len, int64_t timeout_ms, int *status, char **resp, size_t *resp_len, char *err,
-                        size_t errlen)
+int sg_reg_http_request(const sg_reg_url_t *url, const char *method, const char *path, const char *body, size_t body_len,
+                        int64_t timeout_ms, int *status, char **resp, size_t *resp_len, char *err, size_t errlen)
 {
     int64_t deadline = mono_ms() + timeout_ms;
     *resp = NULL;

@@ -34,8 +34,7 @@ int sg_reg_url_parse(const char *url, sg_reg_url_t *out);
 /** One request (Connection: close) to url->prefix + path, at most timeout_ms in all. `body` may be
  * NULL. Returns 0 with *status and *resp (owned, NUL-terminated, free()) of *resp_len bytes, or -1
  * with err (connection, deadline, oversized or malformed response). */
-int sg_reg_http_request(const sg_reg_url_t *url, const char *method, const char *path, const char *body,
-                        size_t body_len, int64_t timeout_ms, int *status, char **resp, size_t *resp_len, char *err,
-                        size_t errlen);
+int sg_reg_http_request(const sg_reg_url_t *url, const char *method, const char *path, const char *body, size_t body_len,
+                        int64_t timeout_ms, int *status, char **resp, size_t *resp_len, char *err, size_t errlen);
 
 #endif

@@ -32,22 +32,22 @@ static inline uint64_t sg_reqid_load_le64(const uint8_t *p)
     return v;
 }
 
-#define SG_SIPROUND(v0, v1, v2, v3)                                                                                    \
-    do {                                                                                                               \
-        v0 += v1;                                                                                                      \
-        v1 = sg_reqid_rotl(v1, 13);                                                                                    \
-        v1 ^= v0;                                                                                                      \
-        v0 = sg_reqid_rotl(v0, 32);                                                                                    \
-        v2 += v3;                                                                                                      \
-        v3 = sg_reqid_rotl(v3, 16);                                                                                    \
-        v3 ^= v2;                                                                                                      \
-        v0 += v3;                                                                                                      \
-        v3 = sg_reqid_rotl(v3, 21);                                                                                    \
-        v3 ^= v0;                                                                                                      \
-        v2 += v1;                                                                                                      \
-        v1 = sg_reqid_rotl(v1, 17);                                                                                    \
-        v1 ^= v2;                                                                                                      \
-        v2 = sg_reqid_rotl(v2, 32);                                                                                    \
+#define SG_SIPROUND(v0, v1, v2, v3)                                                                                                \
+    do {                                                                                                                           \
+        v0 += v1;                                                                                                                  \
+        v1 = sg_reqid_rotl(v1, 13);                                                                                                \
+        v1 ^= v0;                                                                                                                  \
+        v0 = sg_reqid_rotl(v0, 32);                                                                                                \
+        v2 += v3;                                                                                                                  \
+        v3 = sg_reqid_rotl(v3, 16);                                                                                                \
+        v3 ^= v2;                                                                                                                  \
+        v0 += v3;                                                                                                                  \
+        v3 = sg_reqid_rotl(v3, 21);                                                                                                \
+        v3 ^= v0;                                                                                                                  \
+        v2 += v1;                                                                                                                  \
+        v1 = sg_reqid_rotl(v1, 17);                                                                                                \
+        v1 ^= v2;                                                                                                                  \
+        v2 = sg_reqid_rotl(v2, 32);                                                                                                \
     } while (0)
 
 uint64_t sg_siphash24(const sg_reqid_key_t *key, const void *data, size_t len)
@@ -93,9 +93,9 @@ void sg_reqid_key_derive(sg_reqid_key_t *key, const void *secret, size_t len)
      * copied into one buffer sized by the secret. This runs once at start-up, so the context
      * allocation does not matter; the SHA256_Init family is deprecated in OpenSSL 3. */
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
-        EVP_DigestUpdate(ctx, label, sizeof(label)) != 1 || (len != 0 && EVP_DigestUpdate(ctx, secret, len) != 1) ||
-        EVP_DigestFinal_ex(ctx, digest, &digest_len) != 1 || digest_len != 32) {
+    if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 || EVP_DigestUpdate(ctx, label, sizeof(label)) != 1 ||
+        (len != 0 && EVP_DigestUpdate(ctx, secret, len) != 1) || EVP_DigestFinal_ex(ctx, digest, &digest_len) != 1 ||
+        digest_len != 32) {
         /* With the default provider these fail only when an allocation does. */
         fputs("streamgate: SHA-256 unavailable (out of memory?)\n", stderr);
         abort();

@@ -47,25 +47,23 @@ void sg_avro_schema_destroy(sg_avro_schema_t *schema);
 /* Validates `value` against the schema and encodes it. Returns 0 with *out an owned malloc'd
  * buffer (free()) of *outlen bytes, or -1 with `path` the JSON pointer of the offending value
  * ("" for the root, "/items/2/price") and err the reason ("expected number"). */
-int sg_avro_from_json(const sg_avro_schema_t *schema, const json_t *value, void **out,
-                      size_t *outlen, char *path, size_t pathlen, char *err, size_t errlen);
+int sg_avro_from_json(const sg_avro_schema_t *schema, const json_t *value, void **out, size_t *outlen, char *path, size_t pathlen,
+                      char *err, size_t errlen);
 
 /* As sg_avro_from_json without producing the encoding (sizing and writing it would be wasted
  * work then): for values that are checked against a schema but sent as JSON. Returns 0 or -1. */
-int sg_avro_validate_json(const sg_avro_schema_t *schema, const json_t *value, char *path, size_t pathlen,
-                          char *err, size_t errlen);
+int sg_avro_validate_json(const sg_avro_schema_t *schema, const json_t *value, char *path, size_t pathlen, char *err,
+                          size_t errlen);
 
 /* Decodes exactly `len` bytes of Avro binary (truncated data or trailing bytes are errors).
  * Returns 0 with *out a new reference, or -1 with a message in err. */
-int sg_avro_to_json(const sg_avro_schema_t *schema, const void *data, size_t len, json_t **out,
-                    char *err, size_t errlen);
+int sg_avro_to_json(const sg_avro_schema_t *schema, const void *data, size_t len, json_t **out, char *err, size_t errlen);
 
 /* Frames an Avro payload in the Confluent wire format. Returns the framed length, with *out an
  * owned malloc'd buffer (free()). */
 size_t sg_avro_frame(uint32_t schema_id, const void *avro, size_t len, void **out);
 /* Splits Confluent-framed data. Returns 0 with the schema id and a payload pointing into `data`
  * (borrowed), or -1 if the data is not framed (too short or wrong magic byte). */
-int sg_avro_unframe(const void *data, size_t len, uint32_t *schema_id, const void **payload,
-                    size_t *payload_len);
+int sg_avro_unframe(const void *data, size_t len, uint32_t *schema_id, const void **payload, size_t *payload_len);
 
 #endif

@@ -88,9 +88,9 @@ int sg_bridge_create_topics(sg_bridge_t *bridge, int64_t timeout_ms, char *err, 
 /** Queues a message (key/value/headers are copied) with CreateTime `timestamp_ms`. `partition`
  * -1 lets the partitioner choose by key. Returns SG_BRIDGE_OK (the delivery callback will run exactly once with `opaque`) or
  * SG_BRIDGE_E_* (it will not run). Any thread. */
-int sg_bridge_produce(sg_bridge_t *bridge, sg_bridge_topic_t *topic, int32_t partition, int64_t timestamp_ms,
-                      const void *key, size_t keylen, const void *value, size_t valuelen,
-                      const sg_bridge_header_t *headers, size_t n_headers, void *opaque);
+int sg_bridge_produce(sg_bridge_t *bridge, sg_bridge_topic_t *topic, int32_t partition, int64_t timestamp_ms, const void *key,
+                      size_t keylen, const void *value, size_t valuelen, const sg_bridge_header_t *headers, size_t n_headers,
+                      void *opaque);
 
 /** Whether cluster metadata has been fetched and every reply partition is assigned. Any thread. */
 int sg_bridge_is_ready(const sg_bridge_t *bridge);

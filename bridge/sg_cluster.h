@@ -17,16 +17,13 @@ typedef struct st_sg_cluster_t sg_cluster_t;
 sg_cluster_t *sg_cluster_create(int brokers, char *err, size_t errlen);
 
 /** Creates a topic; replication is capped to the broker count. Returns 0 or -1 with err. */
-int sg_cluster_create_topic(sg_cluster_t *cluster, const char *name, int32_t partitions, int replication, char *err,
-                            size_t errlen);
+int sg_cluster_create_topic(sg_cluster_t *cluster, const char *name, int32_t partitions, int replication, char *err, size_t errlen);
 
 /** Development and test knobs of the mock cluster: the leader of a partition, the follower
  * consumers are told to fetch from (KIP-392), and a broker's added round-trip time. Each
  * returns 0 or -1 with err. */
-int sg_cluster_set_leader(sg_cluster_t *cluster, const char *topic, int32_t partition, int32_t broker, char *err,
-                          size_t errlen);
-int sg_cluster_set_follower(sg_cluster_t *cluster, const char *topic, int32_t partition, int32_t broker, char *err,
-                            size_t errlen);
+int sg_cluster_set_leader(sg_cluster_t *cluster, const char *topic, int32_t partition, int32_t broker, char *err, size_t errlen);
+int sg_cluster_set_follower(sg_cluster_t *cluster, const char *topic, int32_t partition, int32_t broker, char *err, size_t errlen);
 int sg_cluster_set_rtt(sg_cluster_t *cluster, int32_t broker, int rtt_ms, char *err, size_t errlen);
 
 /** The bootstrap list ("127.0.0.1:PORT,..."), owned by the cluster. */

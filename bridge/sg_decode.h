@@ -20,7 +20,7 @@ int sg_decode_is_framed(const void *data, size_t len);
  * 0 with *json (owned, NUL-terminated) and *json_len, or -1 with *schema_id (0 when not framed)
  * and a reason in err: unknown id, or data the schema does not decode. reg NULL: every id is
  * unknown. */
-int sg_decode_framed(sg_registry_t *reg, const void *data, size_t len, char **json, size_t *json_len,
-                     uint32_t *schema_id, char *err, size_t errlen);
+int sg_decode_framed(sg_registry_t *reg, const void *data, size_t len, char **json, size_t *json_len, uint32_t *schema_id,
+                     char *err, size_t errlen);
 
 #endif

@@ -27,13 +27,12 @@ typedef void (*sg_materializer_progress_cb)(void *ctx, size_t table_index);
 /** Creates the consumer for every conf->tables[i] (conf and tables are borrowed and must outlive
  * the materializer; tables must contain every configured table). Returns owned materializer, or
  * NULL with a message in err. Nothing is read until sg_materializer_start(). */
-sg_materializer_t *sg_materializer_create(const sg_conf_t *conf, const char *bootstraps, sg_tables_t *tables,
-                                          char *err, size_t errlen);
+sg_materializer_t *sg_materializer_create(const sg_conf_t *conf, const char *bootstraps, sg_tables_t *tables, char *err,
+                                          size_t errlen);
 
 /** Starts the materializer thread; progress_cb (may be NULL) is called on it. Call once.
  * Returns 0, or -1 with err. */
-int sg_materializer_start(sg_materializer_t *m, sg_materializer_progress_cb progress_cb, void *ctx, char *err,
-                          size_t errlen);
+int sg_materializer_start(sg_materializer_t *m, sg_materializer_progress_cb progress_cb, void *ctx, char *err, size_t errlen);
 
 /** 1 once every table has applied its partitions up to the high watermarks seen at start (and
  * from then on), else 0. Any thread. */
@@ -49,8 +48,7 @@ unsigned long long sg_materializer_skipped(const sg_materializer_t *m);
 
 /* Called on the materializer's query thread with the high watermarks (rc 0; arrays valid during
  * the call only), or rc -1 when the brokers did not answer in time or the materializer stops. */
-typedef void (*sg_materializer_latest_cb)(void *ctx, int rc, const int32_t *partitions, const int64_t *highs,
-                                          size_t n);
+typedef void (*sg_materializer_latest_cb)(void *ctx, int rc, const int32_t *partitions, const int64_t *highs, size_t n);
 
 /** Asks the brokers (ListOffsets, off the caller's thread) for the high watermarks of the table's
  * topic as of now: cb is called once, later, on the query thread; concurrent askers share one

@@ -80,8 +80,7 @@ int sg_compat_parse(const char *text, sg_compat_t *level);
  * schema resolution rules (promotions, reader defaults for missing fields, enum symbols, unions,
  * names). Returns 1, 0 with the reason in err ("/fields/price: ..."), or -1 if a text is not a
  * valid schema. Any thread. */
-int sg_schema_can_read(const char *writer, size_t writer_len, const char *reader, size_t reader_len, char *err,
-                       size_t errlen);
+int sg_schema_can_read(const char *writer, size_t writer_len, const char *reader, size_t reader_len, char *err, size_t errlen);
 
 /** The canonical text of a schema: its JSON with object keys sorted and no insignificant
  * whitespace, so texts differing only in layout or key order compare equal. Returns an owned
@@ -168,8 +167,8 @@ int sg_registry_get_version(sg_registry_t *reg, const char *subject, int version
 
 /** Looks `text` up under a subject (canonical comparison). Returns SG_REG_OK with *schema and
  * *version_out, SG_REG_E_NO_SUBJECT, SG_REG_E_NO_SCHEMA (not under it) or SG_REG_E_INVALID (err). */
-int sg_registry_find(sg_registry_t *reg, const char *subject, const char *text, size_t len,
-                     const sg_registry_schema_t **schema, int *version_out, char *err, size_t errlen);
+int sg_registry_find(sg_registry_t *reg, const char *subject, const char *text, size_t len, const sg_registry_schema_t **schema,
+                     int *version_out, char *err, size_t errlen);
 
 /** The compatibility level of a subject (NULL: the global one). Returns SG_REG_OK, or
  * SG_REG_E_NO_LEVEL when the subject has none of its own. Any thread. */
@@ -179,8 +178,7 @@ int sg_registry_get_level(sg_registry_t *reg, const char *subject, sg_compat_t *
  * subject's level (transitivity does not apply to a single version; NONE: compatible). Returns
  * SG_REG_OK (compatible), SG_REG_E_INCOMPATIBLE with the reason in err, SG_REG_E_INVALID,
  * SG_REG_E_NO_SUBJECT or SG_REG_E_NO_VERSION. Any thread (parses: bounded by the text limit). */
-int sg_registry_check(sg_registry_t *reg, const char *subject, int version, const char *text, size_t len, char *err,
-                      size_t errlen);
+int sg_registry_check(sg_registry_t *reg, const char *subject, int version, const char *text, size_t len, char *err, size_t errlen);
 
 /** Whether a subject name is acceptable: 1..SG_REGISTRY_MAX_SUBJECT_LEN bytes of
  * [A-Za-z0-9._:@+-]. Returns 1 or 0. */
@@ -202,19 +200,19 @@ typedef void (*sg_registry_done_cb)(void *opaque, const sg_registry_result_t *re
  * schema is already there, else checks compatibility and appends a version. Returns 0 (done_cb
  * will run with `opaque`), or SG_REG_E_EXTERNAL / SG_REG_E_UNAVAILABLE (it will not). Any thread;
  * never blocks. */
-int sg_registry_register_async(sg_registry_t *reg, const char *subject, const char *text, size_t len,
-                               sg_registry_done_cb done_cb, void *opaque);
+int sg_registry_register_async(sg_registry_t *reg, const char *subject, const char *text, size_t len, sg_registry_done_cb done_cb,
+                               void *opaque);
 
 /** Sets (or, with `clear`, removes) the compatibility level of a subject (NULL: the global one)
  * through the log. Same contract as sg_registry_register_async. */
-int sg_registry_set_level_async(sg_registry_t *reg, const char *subject, sg_compat_t level, int clear,
-                                sg_registry_done_cb done_cb, void *opaque);
+int sg_registry_set_level_async(sg_registry_t *reg, const char *subject, sg_compat_t level, int clear, sg_registry_done_cb done_cb,
+                                void *opaque);
 
 /** Blocking registration (start-up, tools): built in through the log, external over HTTP.
  * Waits at most timeout_ms. Returns SG_REG_OK with *id and *version (external: version 0, the
  * external registry answers only the id), or SG_REG_E_* with err. Not on an event loop. */
-int sg_registry_register(sg_registry_t *reg, const char *subject, const char *text, size_t len, int64_t timeout_ms,
-                         uint32_t *id, int *version, char *err, size_t errlen);
+int sg_registry_register(sg_registry_t *reg, const char *subject, const char *text, size_t len, int64_t timeout_ms, uint32_t *id,
+                         int *version, char *err, size_t errlen);
 
 /* ---- the log (built in) -------------------------------------------------------------------- */
 
@@ -222,26 +220,24 @@ int sg_registry_register(sg_registry_t *reg, const char *subject, const char *te
  * `offset`, exactly as the registry thread does. Records that do not parse, or that lose to an
  * earlier record, are ignored. Returns 1 if the state changed, 0 if ignored. Registry thread
  * (or the only thread of a local registry). */
-int sg_registry_apply(sg_registry_t *reg, const void *key, size_t keylen, const void *value, size_t valuelen,
-                      int64_t offset);
+int sg_registry_apply(sg_registry_t *reg, const void *key, size_t keylen, const void *value, size_t valuelen, int64_t offset);
 
 /** The record that claims `version` of `subject` with global id `id` for `text` (canonicalized),
  * as owned key and value strings (free()). Returns 0, or -1 with err (invalid schema). */
-int sg_registry_schema_record(const char *subject, int version, uint32_t id, const char *text, size_t len,
-                              char **key, char **value, char *err, size_t errlen);
+int sg_registry_schema_record(const char *subject, int version, uint32_t id, const char *text, size_t len, char **key, char **value,
+                              char *err, size_t errlen);
 
 /** The record that sets (value non-NULL) or clears (*value NULL) a level. Returns 0. */
 int sg_registry_config_record(const char *subject, sg_compat_t level, int clear, char **key, char **value);
 
 /** The id a new registration of `text` would claim (its existing id, else max+1) and the next
  * version of `subject`. Returns 0, or -1 with err (invalid schema). Any thread. */
-int sg_registry_next_claim(sg_registry_t *reg, const char *subject, const char *text, size_t len, uint32_t *id,
-                           int *version, char *err, size_t errlen);
+int sg_registry_next_claim(sg_registry_t *reg, const char *subject, const char *text, size_t len, uint32_t *id, int *version,
+                           char *err, size_t errlen);
 
 /** Checks whether `text` may be registered under `subject` at its level (transitive levels check
  * every version, the others the latest). Returns SG_REG_OK, or SG_REG_E_INCOMPATIBLE /
  * SG_REG_E_INVALID with err. Any thread. */
-int sg_registry_check_register(sg_registry_t *reg, const char *subject, const char *text, size_t len, char *err,
-                               size_t errlen);
+int sg_registry_check_register(sg_registry_t *reg, const char *subject, const char *text, size_t len, char *err, size_t errlen);
 
 #endif

@@ -106,8 +106,8 @@ static const char *quote(char *buf, size_t size, const char *text)
 static bool node_is_null(const node_t *n)
 {
     return n->kind == NODE_SCALAR && n->plain &&
-           (n->len == 0 || strcmp(n->text, "~") == 0 || strcmp(n->text, "null") == 0 ||
-            strcmp(n->text, "Null") == 0 || strcmp(n->text, "NULL") == 0);
+           (n->len == 0 || strcmp(n->text, "~") == 0 || strcmp(n->text, "null") == 0 || strcmp(n->text, "Null") == 0 ||
+            strcmp(n->text, "NULL") == 0);
 }
 
 /* Describes what a node is, for "expected X, got Y" messages. */
@@ -238,8 +238,7 @@ static int tree_parse(ctx_t *c, const char *text, size_t len, node_t **out)
             stack_path(stack, depth, where, sizeof(where));
             if (parser.context != NULL)
                 fail(c, (unsigned)parser.problem_mark.line + 1, where, "YAML syntax error: %s (%s at line %u)",
-                     parser.problem ? parser.problem : "invalid YAML", parser.context,
-                     (unsigned)parser.context_mark.line + 1);
+                     parser.problem ? parser.problem : "invalid YAML", parser.context, (unsigned)parser.context_mark.line + 1);
             else
                 fail(c, (unsigned)parser.problem_mark.line + 1, where, "YAML syntax error: %s",
                      parser.problem ? parser.problem : "invalid YAML");
@@ -248,9 +247,7 @@ static int tree_parse(ctx_t *c, const char *text, size_t len, node_t **out)
         unsigned line = (unsigned)ev.start_mark.line + 1;
         node_t *node = NULL;
         switch (ev.type) {
-        case YAML_STREAM_END_EVENT:
-            done = true;
-            break;
+        case YAML_STREAM_END_EVENT: done = true; break;
         case YAML_DOCUMENT_START_EVENT:
             if (documents++ > 0) {
                 fail(c, line, "(root)", "only one YAML document is allowed in a config file");
@@ -283,11 +280,8 @@ static int tree_parse(ctx_t *c, const char *text, size_t len, node_t **out)
             node = node_new(ev.type == YAML_SEQUENCE_START_EVENT ? NODE_SEQ : NODE_MAP, line);
             break;
         case YAML_SEQUENCE_END_EVENT:
-        case YAML_MAPPING_END_EVENT:
-            depth--;
-            break;
-        default:
-            break;
+        case YAML_MAPPING_END_EVENT: depth--; break;
+        default: break;
         }
         if (node != NULL) {
             if (depth == 0) {
@@ -356,14 +350,14 @@ struct st_prop_t {
     const char *name;
     prop_type_t type;
     size_t offset;
-    size_t width; /* sizeof the field at offset */
-    size_t aux;   /* second field: list count, port, presence flag... (see prop_type_t) */
+    size_t width;     /* sizeof the field at offset */
+    size_t aux;       /* second field: list count, port, presence flag... (see prop_type_t) */
     int64_t min, max; /* numeric range; for lists and maps, the number of items */
     const char *def;  /* default, written as config text; NULL: none (zero) */
     unsigned flags;
-    const struct_desc_t *sub;   /* PT_SECTION, PT_LIST */
-    const char *const *enums;   /* PT_ENUM, PT_STRENUM; NULL-terminated */
-    const char *unique;         /* PT_LIST: string field of `sub` that must be unique */
+    const struct_desc_t *sub; /* PT_SECTION, PT_LIST */
+    const char *const *enums; /* PT_ENUM, PT_STRENUM; NULL-terminated */
+    const char *unique;       /* PT_LIST: string field of `sub` that must be unique */
     const char *doc;
 };
 
@@ -561,8 +555,8 @@ static const char *topic_check(const char *name)
 }
 
 /* The built-in endpoints own these first segments, whatever follows (DESIGN §2). */
-static const char *const reserved_segments[] = {"requests", "tables", "registry", "metrics",
-                                                "healthz", "readyz", "openapi.json", NULL};
+static const char *const reserved_segments[] = {"requests", "tables", "registry",     "metrics",
+                                                "healthz",  "readyz", "openapi.json", NULL};
 
 static const char *reserved_prefix(const char *path)
 {
@@ -760,8 +754,7 @@ static int enum_lookup(ctx_t *c, const prop_t *row, const node_t *value, const c
         }
     }
     enum_list(row->enums, list, sizeof(list));
-    return fail(c, value->line, path, "unknown %s %s (expected one of %s)", row->name,
-                quote(buf, sizeof(buf), value->text), list);
+    return fail(c, value->line, path, "unknown %s %s (expected one of %s)", row->name, quote(buf, sizeof(buf), value->text), list);
 }
 
 static int parse_strenum(ctx_t *c, const prop_t *row, const node_t *value, char *base, const char *path)
@@ -794,8 +787,8 @@ static int parse_int(ctx_t *c, const prop_t *row, const node_t *value, char *bas
     if (!(isdigit((unsigned char)text[0]) || (text[0] == '-' && isdigit((unsigned char)text[1]))) || *end != '\0')
         return fail(c, value->line, path, "expected an integer, got %s", quote(buf, sizeof(buf), text));
     if (errno == ERANGE || parsed < row->min || parsed > row->max)
-        return fail(c, value->line, path, "%s is out of range (%" PRId64 "..%" PRId64 ")",
-                    quote(buf, sizeof(buf), text), row->min, row->max);
+        return fail(c, value->line, path, "%s is out of range (%" PRId64 "..%" PRId64 ")", quote(buf, sizeof(buf), text), row->min,
+                    row->max);
     set_int(base, row->offset, row->width, parsed);
     return 0;
 }
@@ -909,8 +902,8 @@ static const char *origin_check(const char *text)
     return NULL;
 }
 
-static int parse_strlist(ctx_t *c, const prop_t *row, const node_t *value, char *base, const char *path,
-                         item_check_cb check, bool lower)
+static int parse_strlist(ctx_t *c, const prop_t *row, const node_t *value, char *base, const char *path, item_check_cb check,
+                         bool lower)
 {
     char buf[80], item_path[KEYPATH_MAX];
     if (node_is_null(value))
@@ -941,8 +934,7 @@ static int parse_partitions(ctx_t *c, const prop_t *row, const node_t *value, ch
     if (node_is_null(value))
         return 0;
     if (value->kind != NODE_SEQ)
-        return fail(c, value->line, path, "expected a list of partition numbers, got %s",
-                    node_what(value, buf, sizeof(buf)));
+        return fail(c, value->line, path, "expected a list of partition numbers, got %s", node_what(value, buf, sizeof(buf)));
     if (value->n > 1024)
         return fail(c, value->line, path, "more than 1024 partitions");
     int32_t *items = sg_config_calloc(value->n ? value->n : 1, sizeof(*items));
@@ -956,10 +948,9 @@ static int parse_partitions(ctx_t *c, const prop_t *row, const node_t *value, ch
         char *end;
         errno = 0;
         long long parsed = strtoll(item->text, &end, 10);
-        if (!isdigit((unsigned char)item->text[0]) || *end != '\0' || errno == ERANGE || parsed < row->min ||
-            parsed > row->max)
-            return fail(c, item->line, item_path, "expected a partition number %" PRId64 "..%" PRId64 ", got %s",
-                        row->min, row->max, quote(buf, sizeof(buf), item->text));
+        if (!isdigit((unsigned char)item->text[0]) || *end != '\0' || errno == ERANGE || parsed < row->min || parsed > row->max)
+            return fail(c, item->line, item_path, "expected a partition number %" PRId64 "..%" PRId64 ", got %s", row->min,
+                        row->max, quote(buf, sizeof(buf), item->text));
         for (size_t j = 0; j < i; j++)
             if (items[j] == (int32_t)parsed)
                 return fail(c, item->line, item_path, "partition %lld is listed twice", parsed);
@@ -1011,8 +1002,8 @@ static int parse_properties(ctx_t *c, const prop_t *row, const node_t *value, ch
             return fail(c, key->line, key_path, "a property name has 1 to %d characters", SG_CONF_MAX_NAME);
         for (size_t j = 0; j < i; j++)
             if (strcmp(kvs[j].key, key->text) == 0)
-                return fail(c, key->line, key_path, "duplicate key %s (first at line %u)",
-                            quote(buf, sizeof(buf), key->text), value->items[2 * j]->line);
+                return fail(c, key->line, key_path, "duplicate key %s (first at line %u)", quote(buf, sizeof(buf), key->text),
+                            value->items[2 * j]->line);
         if (want_scalar(c, val, key_path, "a string, number or boolean") != 0)
             return -1;
         if (val->len > SG_CONF_MAX_PROPERTY)
@@ -1141,8 +1132,7 @@ static int parse_list(ctx_t *c, const prop_t *row, const node_t *value, char *ba
     size_t n = 0;
     if (!node_is_null(value)) {
         if (value->kind != NODE_SEQ)
-            return fail(c, value->line, path, "expected a list of %ss, got %s", sub->name,
-                        node_what(value, buf, sizeof(buf)));
+            return fail(c, value->line, path, "expected a list of %ss, got %s", sub->name, node_what(value, buf, sizeof(buf)));
         n = value->n;
     }
     if ((int64_t)n < row->min)
@@ -1174,9 +1164,8 @@ static int parse_list(ctx_t *c, const prop_t *row, const node_t *value, char *ba
                     path_index(item_path, sizeof(item_path), path, i);
                     char key_path[KEYPATH_MAX];
                     path_key(key_path, sizeof(key_path), item_path, row->unique);
-                    return fail(c, value_line(value->items[i], row->unique), key_path,
-                                "duplicate %s %s %s (first at line %u)", sub->name, row->unique,
-                                quote(buf, sizeof(buf), name), value_line(value->items[j], row->unique));
+                    return fail(c, value_line(value->items[i], row->unique), key_path, "duplicate %s %s %s (first at line %u)",
+                                sub->name, row->unique, quote(buf, sizeof(buf), name), value_line(value->items[j], row->unique));
                 }
             }
         }
@@ -1304,8 +1293,7 @@ static int fail_unknown_key(ctx_t *c, const struct_desc_t *desc, const node_t *k
             o += (size_t)snprintf(list + o, sizeof(list) - o, "%s%s", o ? ", " : "", row->name);
     }
     if (best != NULL)
-        return fail(c, key->line, path, "unknown key %s (did you mean \"%s\"?)", quote(buf, sizeof(buf), key->text),
-                    best->name);
+        return fail(c, key->line, path, "unknown key %s (did you mean \"%s\"?)", quote(buf, sizeof(buf), key->text), best->name);
     return fail(c, key->line, path, "unknown key %s (valid keys: %s)", quote(buf, sizeof(buf), key->text), list);
 }
 
@@ -1336,8 +1324,8 @@ static int parse_struct(ctx_t *c, const struct_desc_t *desc, const node_t *node,
     node_t *short_items[2];
     if (node->kind == NODE_SCALAR && desc->shorthand != NULL && !node_is_null(node)) {
         /* A scalar item stands for {shorthand: item}; messages keep the item's own path. */
-        short_key = (node_t){.kind = NODE_SCALAR, .line = node->line, .text = (char *)desc->shorthand,
-                             .len = strlen(desc->shorthand)};
+        short_key =
+            (node_t){.kind = NODE_SCALAR, .line = node->line, .text = (char *)desc->shorthand, .len = strlen(desc->shorthand)};
         short_items[0] = &short_key;
         short_items[1] = (node_t *)node;
         short_map = (node_t){.kind = NODE_MAP, .line = node->line, .items = short_items, .n = 2};
@@ -1403,8 +1391,7 @@ static int check_listen(ctx_t *c, void *elem, const node_t *map, const char *pat
     return 0;
 }
 
-static int check_key_param(ctx_t *c, const char *tmpl_text, const sg_key_spec_t *key, const node_t *map,
-                           const char *path)
+static int check_key_param(ctx_t *c, const char *tmpl_text, const sg_key_spec_t *key, const node_t *map, const char *path)
 {
     if (key->source != SG_KEY_PATH)
         return 0;
@@ -1435,8 +1422,7 @@ static int check_route(ctx_t *c, void *elem, const node_t *map, const char *path
         bool explicit_max = map_get(reply, "max_timeout") != NULL;
         path_key(key_path, sizeof(key_path), reply_path, explicit_max ? "max_timeout" : "timeout");
         return fail(c, value_line(reply, explicit_max ? "max_timeout" : "timeout"), key_path,
-                    "max_timeout (%s) is shorter than timeout (%s)",
-                    fmt_duration(a, sizeof(a), route->reply.max_timeout_ms),
+                    "max_timeout (%s) is shorter than timeout (%s)", fmt_duration(a, sizeof(a), route->reply.max_timeout_ms),
                     fmt_duration(b, sizeof(b), route->reply.timeout_ms));
     }
     return 0;
@@ -1542,35 +1528,62 @@ static const char *const methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", N
 static const char *const formats[] = {"json", "avro", NULL};
 
 static const prop_t listen_props[] = {
-    {.name = "address", .type = PT_HOSTPORT, FIELD(sg_listen_conf_t, host), .aux = offsetof(sg_listen_conf_t, port),
-     .flags = P_REQUIRED, .doc = "Address to listen on: host:port, or [ipv6]:port; port 0 picks a free port."},
-    {.name = "cert", .type = PT_FILE, FIELD(sg_listen_conf_t, cert),
+    {.name = "address",
+     .type = PT_HOSTPORT,
+     FIELD(sg_listen_conf_t, host),
+     .aux = offsetof(sg_listen_conf_t, port),
+     .flags = P_REQUIRED,
+     .doc = "Address to listen on: host:port, or [ipv6]:port; port 0 picks a free port."},
+    {.name = "cert",
+     .type = PT_FILE,
+     FIELD(sg_listen_conf_t, cert),
      .doc = "TLS certificate chain (PEM), relative to the config file; needs key."},
-    {.name = "key", .type = PT_FILE, FIELD(sg_listen_conf_t, key),
+    {.name = "key",
+     .type = PT_FILE,
+     FIELD(sg_listen_conf_t, key),
      .doc = "TLS private key (PEM), relative to the config file; needs cert."},
     {0},
 };
-static const struct_desc_t listen_desc = {.name = "listener", .size = sizeof(sg_listen_conf_t),
-                                          .props = listen_props, .check = check_listen, .shorthand = "address"};
+static const struct_desc_t listen_desc = {
+    .name = "listener", .size = sizeof(sg_listen_conf_t), .props = listen_props, .check = check_listen, .shorthand = "address"};
 
 static const prop_t embedded_props[] = {
-    {.name = "brokers", .type = PT_INT, FIELD(sg_conf_t, kafka.embedded_brokers), .min = 1, .max = 16, .def = "1",
+    {.name = "brokers",
+     .type = PT_INT,
+     FIELD(sg_conf_t, kafka.embedded_brokers),
+     .min = 1,
+     .max = 16,
+     .def = "1",
      .doc = "Number of brokers of the embedded (in-process mock) cluster."},
     {0},
 };
 static const struct_desc_t embedded_desc = {.name = "embedded cluster", .props = embedded_props};
 
 static const prop_t kafka_props[] = {
-    {.name = "brokers", .type = PT_BROKERS, FIELD(sg_conf_t, kafka.brokers), .aux = offsetof(sg_conf_t, kafka.embedded),
+    {.name = "brokers",
+     .type = PT_BROKERS,
+     FIELD(sg_conf_t, kafka.brokers),
+     .aux = offsetof(sg_conf_t, kafka.embedded),
      .def = "embedded",
      .doc = "\"embedded\" runs an in-process cluster for development; otherwise a bootstrap list \"h1:9092,h2:9092\"."},
     {.name = "embedded", .type = PT_SECTION, .sub = &embedded_desc, .doc = "Settings of the embedded cluster."},
-    {.name = "create_topics", .type = PT_BOOL, FIELD(sg_conf_t, kafka.create_topics), .def = "false",
+    {.name = "create_topics",
+     .type = PT_BOOL,
+     FIELD(sg_conf_t, kafka.create_topics),
+     .def = "false",
      .doc = "Create the declared topics through the Admin API on a real cluster."},
-    {.name = "produce_timeout", .type = PT_DURATION, FIELD(sg_conf_t, kafka.produce_timeout_ms), .min = 1,
-     .max = 300 * 1000, .def = "10s", .doc = "How long a produce may take before the request fails with 503."},
-    {.name = "properties", .type = PT_PROPERTIES, FIELD(sg_conf_t, kafka.properties),
-     .aux = offsetof(sg_conf_t, kafka.n_properties), .max = 256,
+    {.name = "produce_timeout",
+     .type = PT_DURATION,
+     FIELD(sg_conf_t, kafka.produce_timeout_ms),
+     .min = 1,
+     .max = 300 * 1000,
+     .def = "10s",
+     .doc = "How long a produce may take before the request fails with 503."},
+    {.name = "properties",
+     .type = PT_PROPERTIES,
+     FIELD(sg_conf_t, kafka.properties),
+     .aux = offsetof(sg_conf_t, kafka.n_properties),
+     .max = 256,
      .doc = "librdkafka properties passed as-is, in file order (SASL, TLS, tuning); values become strings."},
     {0},
 };
@@ -1578,34 +1591,71 @@ static const struct_desc_t kafka_desc = {.name = "kafka", .props = kafka_props};
 
 static const prop_t topic_props[] = {
     {.name = "name", .type = PT_TOPIC, FIELD(sg_topic_conf_t, name), .flags = P_REQUIRED, .doc = "Topic name."},
-    {.name = "partitions", .type = PT_INT, FIELD(sg_topic_conf_t, partitions), .min = 1, .max = 10000, .def = "1",
+    {.name = "partitions",
+     .type = PT_INT,
+     FIELD(sg_topic_conf_t, partitions),
+     .min = 1,
+     .max = 10000,
+     .def = "1",
      .doc = "Partition count when the topic is created."},
-    {.name = "replication", .type = PT_INT, FIELD(sg_topic_conf_t, replication), .min = 1, .max = 32, .def = "1",
+    {.name = "replication",
+     .type = PT_INT,
+     FIELD(sg_topic_conf_t, replication),
+     .min = 1,
+     .max = 32,
+     .def = "1",
      .doc = "Replication factor when created (capped to the broker count in embedded mode)."},
     {0},
 };
 static const struct_desc_t topic_desc = {.name = "topic", .size = sizeof(sg_topic_conf_t), .props = topic_props};
 
 static const prop_t schema_props[] = {
-    {.name = "name", .type = PT_NAME, FIELD(sg_schema_conf_t, name), .flags = P_REQUIRED,
+    {.name = "name",
+     .type = PT_NAME,
+     FIELD(sg_schema_conf_t, name),
+     .flags = P_REQUIRED,
      .doc = "Name routes use to refer to the schema."},
-    {.name = "file", .type = PT_FILE, FIELD(sg_schema_conf_t, file), .flags = P_REQUIRED,
+    {.name = "file",
+     .type = PT_FILE,
+     FIELD(sg_schema_conf_t, file),
+     .flags = P_REQUIRED,
      .doc = "Avro schema file (.avsc), relative to the config file."},
     {0},
 };
 static const struct_desc_t schema_desc = {.name = "schema", .size = sizeof(sg_schema_conf_t), .props = schema_props};
 
 static const prop_t reply_props[] = {
-    {.name = "topic", .type = PT_TOPIC, FIELD(sg_reply_conf_t, topic), .flags = P_REQUIRED,
+    {.name = "topic",
+     .type = PT_TOPIC,
+     FIELD(sg_reply_conf_t, topic),
+     .flags = P_REQUIRED,
      .doc = "Topic the workers send replies to."},
-    {.name = "timeout", .type = PT_DURATION, FIELD(sg_reply_conf_t, timeout_ms), .min = 1, .max = 3600 * 1000,
-     .def = "10s", .doc = "How long a request waits for its reply before answering 202 with a status link."},
-    {.name = "max_timeout", .type = PT_DURATION, FIELD(sg_reply_conf_t, max_timeout_ms), .min = 1,
-     .max = 3600 * 1000, .def = "60s", .doc = "Longest wait a client may ask for with Prefer: wait=N (>= timeout)."},
-    {.name = "headers", .type = PT_HEADERS, FIELD(sg_reply_conf_t, headers), .aux = offsetof(sg_reply_conf_t, n_headers),
-     .max = 64, .doc = "Reply event headers copied to the HTTP response (lower-cased)."},
-    {.name = "partitions", .type = PT_PARTITIONS, FIELD(sg_reply_conf_t, partitions),
-     .aux = offsetof(sg_reply_conf_t, n_partitions), .min = 0, .max = 100000,
+    {.name = "timeout",
+     .type = PT_DURATION,
+     FIELD(sg_reply_conf_t, timeout_ms),
+     .min = 1,
+     .max = 3600 * 1000,
+     .def = "10s",
+     .doc = "How long a request waits for its reply before answering 202 with a status link."},
+    {.name = "max_timeout",
+     .type = PT_DURATION,
+     FIELD(sg_reply_conf_t, max_timeout_ms),
+     .min = 1,
+     .max = 3600 * 1000,
+     .def = "60s",
+     .doc = "Longest wait a client may ask for with Prefer: wait=N (>= timeout)."},
+    {.name = "headers",
+     .type = PT_HEADERS,
+     FIELD(sg_reply_conf_t, headers),
+     .aux = offsetof(sg_reply_conf_t, n_headers),
+     .max = 64,
+     .doc = "Reply event headers copied to the HTTP response (lower-cased)."},
+    {.name = "partitions",
+     .type = PT_PARTITIONS,
+     FIELD(sg_reply_conf_t, partitions),
+     .aux = offsetof(sg_reply_conf_t, n_partitions),
+     .min = 0,
+     .max = 100000,
      .doc = "Pin this instance to these reply partitions: it reads only them and asks workers to reply there "
             "(kafka_replyPartition). Default: every partition, so any instance can answer for any request."},
     {0},
@@ -1613,80 +1663,166 @@ static const prop_t reply_props[] = {
 static const struct_desc_t reply_desc = {.name = "reply", .props = reply_props};
 
 static const prop_t route_props[] = {
-    {.name = "name", .type = PT_NAME, FIELD(sg_route_conf_t, name), .flags = P_REQUIRED,
+    {.name = "name",
+     .type = PT_NAME,
+     FIELD(sg_route_conf_t, name),
+     .flags = P_REQUIRED,
      .doc = "Unique route name (metrics, event header)."},
-    {.name = "method", .type = PT_STRENUM, FIELD(sg_route_conf_t, method), .flags = P_REQUIRED, .enums = methods,
+    {.name = "method",
+     .type = PT_STRENUM,
+     FIELD(sg_route_conf_t, method),
+     .flags = P_REQUIRED,
+     .enums = methods,
      .doc = "HTTP method."},
-    {.name = "path", .type = PT_PATH, FIELD(sg_route_conf_t, path), .flags = P_REQUIRED,
+    {.name = "path",
+     .type = PT_PATH,
+     FIELD(sg_route_conf_t, path),
+     .flags = P_REQUIRED,
      .doc = "Path template, e.g. /orders/{id}; not under a reserved prefix."},
-    {.name = "topic", .type = PT_TOPIC, FIELD(sg_route_conf_t, topic), .flags = P_REQUIRED,
+    {.name = "topic",
+     .type = PT_TOPIC,
+     FIELD(sg_route_conf_t, topic),
+     .flags = P_REQUIRED,
      .doc = "Topic the request event is produced to."},
-    {.name = "key", .type = PT_KEYSPEC, FIELD(sg_route_conf_t, key), .def = "none",
+    {.name = "key",
+     .type = PT_KEYSPEC,
+     FIELD(sg_route_conf_t, key),
+     .def = "none",
      .doc = "Event key: path:NAME, body:/json/pointer, header:NAME or none."},
     {.name = "schema", .type = PT_NAME, FIELD(sg_route_conf_t, schema), .doc = "Schema (from schemas) of the body."},
-    {.name = "format", .type = PT_ENUM, FIELD(sg_route_conf_t, format), .enums = formats, .def = "json",
+    {.name = "format",
+     .type = PT_ENUM,
+     FIELD(sg_route_conf_t, format),
+     .enums = formats,
+     .def = "json",
      .doc = "Event value encoding; avro needs a schema."},
-    {.name = "reply", .type = PT_SECTION, FIELD(sg_route_conf_t, reply), .aux = offsetof(sg_route_conf_t, has_reply),
-     .flags = P_PRESENCE, .sub = &reply_desc, .doc = "Makes the route request-reply."},
+    {.name = "reply",
+     .type = PT_SECTION,
+     FIELD(sg_route_conf_t, reply),
+     .aux = offsetof(sg_route_conf_t, has_reply),
+     .flags = P_PRESENCE,
+     .sub = &reply_desc,
+     .doc = "Makes the route request-reply."},
     {0},
 };
-static const struct_desc_t route_desc = {.name = "route", .size = sizeof(sg_route_conf_t), .props = route_props,
-                                         .check = check_route, .has_line = true,
+static const struct_desc_t route_desc = {.name = "route",
+                                         .size = sizeof(sg_route_conf_t),
+                                         .props = route_props,
+                                         .check = check_route,
+                                         .has_line = true,
                                          .line_offset = offsetof(sg_route_conf_t, line)};
 
 static const prop_t table_props[] = {
-    {.name = "name", .type = PT_NAME, FIELD(sg_table_conf_t, name), .flags = P_REQUIRED,
+    {.name = "name",
+     .type = PT_NAME,
+     FIELD(sg_table_conf_t, name),
+     .flags = P_REQUIRED,
      .doc = "Table name, served under /tables/NAME."},
-    {.name = "topic", .type = PT_TOPIC, FIELD(sg_table_conf_t, topic), .flags = P_REQUIRED,
+    {.name = "topic",
+     .type = PT_TOPIC,
+     FIELD(sg_table_conf_t, topic),
+     .flags = P_REQUIRED,
      .doc = "Topic the table is materialized from."},
     {0},
 };
-static const struct_desc_t table_desc = {.name = "table", .size = sizeof(sg_table_conf_t), .props = table_props,
-                                         .has_line = true, .line_offset = offsetof(sg_table_conf_t, line)};
+static const struct_desc_t table_desc = {.name = "table",
+                                         .size = sizeof(sg_table_conf_t),
+                                         .props = table_props,
+                                         .has_line = true,
+                                         .line_offset = offsetof(sg_table_conf_t, line)};
 
 static const prop_t query_props[] = {
-    {.name = "path", .type = PT_PATH, FIELD(sg_query_conf_t, path), .flags = P_REQUIRED,
+    {.name = "path",
+     .type = PT_PATH,
+     FIELD(sg_query_conf_t, path),
+     .flags = P_REQUIRED,
      .doc = "GET path template exposing the table."},
-    {.name = "table", .type = PT_NAME, FIELD(sg_query_conf_t, table), .flags = P_REQUIRED,
-     .doc = "Table (from tables) to read."},
-    {.name = "key", .type = PT_KEYSPEC, FIELD(sg_query_conf_t, key), .flags = P_REQUIRED,
+    {.name = "table", .type = PT_NAME, FIELD(sg_query_conf_t, table), .flags = P_REQUIRED, .doc = "Table (from tables) to read."},
+    {.name = "key",
+     .type = PT_KEYSPEC,
+     FIELD(sg_query_conf_t, key),
+     .flags = P_REQUIRED,
      .doc = "Row key: path:NAME or header:NAME; none makes the path a scan of the table."},
     {0},
 };
-static const struct_desc_t query_desc = {.name = "query", .size = sizeof(sg_query_conf_t), .props = query_props,
-                                         .check = check_query, .has_line = true,
+static const struct_desc_t query_desc = {.name = "query",
+                                         .size = sizeof(sg_query_conf_t),
+                                         .props = query_props,
+                                         .check = check_query,
+                                         .has_line = true,
                                          .line_offset = offsetof(sg_query_conf_t, line)};
 
 static const prop_t limits_props[] = {
-    {.name = "body_bytes", .type = PT_SIZE, FIELD(sg_conf_t, limits.body_bytes), .min = 1, .max = 64 << 20,
-     .def = "1MiB", .doc = "Largest request body (413 beyond)."},
-    {.name = "header_bytes", .type = PT_SIZE, FIELD(sg_conf_t, limits.header_bytes), .min = 1024, .max = 1 << 20,
-     .def = "64KiB", .doc = "Largest request header section."},
-    {.name = "pending", .type = PT_INT, FIELD(sg_conf_t, limits.pending), .min = 1, .max = 10000000,
-     .def = "100000", .doc = "Requests waiting for a broker ack or a reply at once (503 beyond)."},
-    {.name = "token_wait", .type = PT_DURATION, FIELD(sg_conf_t, limits.token_wait_ms), .min = 0, .max = 600 * 1000,
-     .def = "5s", .doc = "How long a table read waits for the view to reach its Consistency-Token (503 after)."},
-    {.name = "token_wait_max", .type = PT_DURATION, FIELD(sg_conf_t, limits.token_wait_max_ms), .min = 0,
-     .max = 600 * 1000, .def = "30s", .doc = "Longest such wait a client may ask for with Prefer: wait=N."},
+    {.name = "body_bytes",
+     .type = PT_SIZE,
+     FIELD(sg_conf_t, limits.body_bytes),
+     .min = 1,
+     .max = 64 << 20,
+     .def = "1MiB",
+     .doc = "Largest request body (413 beyond)."},
+    {.name = "header_bytes",
+     .type = PT_SIZE,
+     FIELD(sg_conf_t, limits.header_bytes),
+     .min = 1024,
+     .max = 1 << 20,
+     .def = "64KiB",
+     .doc = "Largest request header section."},
+    {.name = "pending",
+     .type = PT_INT,
+     FIELD(sg_conf_t, limits.pending),
+     .min = 1,
+     .max = 10000000,
+     .def = "100000",
+     .doc = "Requests waiting for a broker ack or a reply at once (503 beyond)."},
+    {.name = "token_wait",
+     .type = PT_DURATION,
+     FIELD(sg_conf_t, limits.token_wait_ms),
+     .min = 0,
+     .max = 600 * 1000,
+     .def = "5s",
+     .doc = "How long a table read waits for the view to reach its Consistency-Token (503 after)."},
+    {.name = "token_wait_max",
+     .type = PT_DURATION,
+     FIELD(sg_conf_t, limits.token_wait_max_ms),
+     .min = 0,
+     .max = 600 * 1000,
+     .def = "30s",
+     .doc = "Longest such wait a client may ask for with Prefer: wait=N."},
     {0},
 };
 static const struct_desc_t limits_desc = {.name = "limits", .props = limits_props};
 
 static const prop_t cors_props[] = {
-    {.name = "origins", .type = PT_ORIGINS, FIELD(sg_conf_t, cors.origins), .aux = offsetof(sg_conf_t, cors.n_origins),
-     .max = 64, .doc = "Allowed origins (scheme://host[:port]), or a single \"*\"; none by default."},
-    {.name = "max_age", .type = PT_DURATION_S, FIELD(sg_conf_t, cors.max_age_s), .min = 0, .max = 86400 * 1000,
-     .def = "600s", .doc = "Access-Control-Max-Age of preflight answers."},
+    {.name = "origins",
+     .type = PT_ORIGINS,
+     FIELD(sg_conf_t, cors.origins),
+     .aux = offsetof(sg_conf_t, cors.n_origins),
+     .max = 64,
+     .doc = "Allowed origins (scheme://host[:port]), or a single \"*\"; none by default."},
+    {.name = "max_age",
+     .type = PT_DURATION_S,
+     FIELD(sg_conf_t, cors.max_age_s),
+     .min = 0,
+     .max = 86400 * 1000,
+     .def = "600s",
+     .doc = "Access-Control-Max-Age of preflight answers."},
     {0},
 };
 static const struct_desc_t cors_desc = {.name = "cors", .props = cors_props};
 
 static const prop_t requests_props[] = {
-    {.name = "secret", .type = PT_STRING, FIELD(sg_conf_t, requests.secret),
+    {.name = "secret",
+     .type = PT_STRING,
+     FIELD(sg_conf_t, requests.secret),
      .doc = "Key for the MAC in request ids; every instance of a deployment needs the same one. Default: random "
             "per process (ids then validate only on the instance that made them)."},
-    {.name = "retention", .type = PT_DURATION, FIELD(sg_conf_t, requests.retention_ms), .min = 1000,
-     .max = 30LL * 86400 * 1000, .def = "1h", .doc = "How long request outcomes and idempotency keys are kept."},
+    {.name = "retention",
+     .type = PT_DURATION,
+     FIELD(sg_conf_t, requests.retention_ms),
+     .min = 1000,
+     .max = 30LL * 86400 * 1000,
+     .def = "1h",
+     .doc = "How long request outcomes and idempotency keys are kept."},
     {0},
 };
 static const struct_desc_t requests_desc = {.name = "requests", .props = requests_props};
@@ -1724,44 +1860,95 @@ static int check_schema_registry(ctx_t *c, void *elem, const node_t *map, const 
 }
 
 static const prop_t schema_registry_props[] = {
-    {.name = "url", .type = PT_STRING, FIELD(sg_conf_t, schema_registry.url),
+    {.name = "url",
+     .type = PT_STRING,
+     FIELD(sg_conf_t, schema_registry.url),
      .doc = "External Confluent-compatible schema registry, http://HOST[:PORT][/PREFIX]: config schemas are "
             "registered there and /registry is not served. Default: the built-in registry under /registry."},
     {0},
 };
-static const struct_desc_t schema_registry_desc = {.name = "schema_registry", .props = schema_registry_props,
-                                                   .check = check_schema_registry};
+static const struct_desc_t schema_registry_desc = {
+    .name = "schema_registry", .props = schema_registry_props, .check = check_schema_registry};
 
 static const prop_t root_props[] = {
-    {.name = "listen", .type = PT_LIST, FIELD(sg_conf_t, listen), .aux = offsetof(sg_conf_t, n_listen), .min = 1,
-     .max = 16, .def = "127.0.0.1:8080", .sub = &listen_desc,
+    {.name = "listen",
+     .type = PT_LIST,
+     FIELD(sg_conf_t, listen),
+     .aux = offsetof(sg_conf_t, n_listen),
+     .min = 1,
+     .max = 16,
+     .def = "127.0.0.1:8080",
+     .sub = &listen_desc,
      .doc = "Listeners: \"host:port\" strings or {address, cert, key} mappings."},
-    {.name = "threads", .type = PT_INT, FIELD(sg_conf_t, threads), .min = 1, .max = SG_CONF_MAX_THREADS, .def = "2",
+    {.name = "threads",
+     .type = PT_INT,
+     FIELD(sg_conf_t, threads),
+     .min = 1,
+     .max = SG_CONF_MAX_THREADS,
+     .def = "2",
      .doc = "Event loop threads."},
-    {.name = "data_dir", .type = PT_STRING, FIELD(sg_conf_t, data_dir), .def = "./data",
+    {.name = "data_dir",
+     .type = PT_STRING,
+     FIELD(sg_conf_t, data_dir),
+     .def = "./data",
      .doc = "Directory for RocksDB state and kafka.bootstrap (relative to the working directory)."},
     {.name = "kafka", .type = PT_SECTION, .sub = &kafka_desc, .doc = "Kafka connection."},
-    {.name = "topics", .type = PT_LIST, FIELD(sg_conf_t, topics), .aux = offsetof(sg_conf_t, n_topics), .max = 1000,
-     .sub = &topic_desc, .unique = "name", .doc = "Topics created in embedded mode (or with create_topics)."},
-    {.name = "schemas", .type = PT_LIST, FIELD(sg_conf_t, schemas), .aux = offsetof(sg_conf_t, n_schemas), .max = 1000,
-     .sub = &schema_desc, .unique = "name", .doc = "Avro schemas routes can validate against."},
-    {.name = "routes", .type = PT_LIST, FIELD(sg_conf_t, routes), .aux = offsetof(sg_conf_t, n_routes), .max = 1000,
-     .sub = &route_desc, .unique = "name", .doc = "Command routes: HTTP request -> event."},
-    {.name = "tables", .type = PT_LIST, FIELD(sg_conf_t, tables), .aux = offsetof(sg_conf_t, n_tables), .max = 256,
-     .sub = &table_desc, .unique = "name", .doc = "Tables materialized from topics."},
-    {.name = "queries", .type = PT_LIST, FIELD(sg_conf_t, queries), .aux = offsetof(sg_conf_t, n_queries), .max = 1000,
-     .sub = &query_desc, .doc = "Extra GET paths reading a table."},
+    {.name = "topics",
+     .type = PT_LIST,
+     FIELD(sg_conf_t, topics),
+     .aux = offsetof(sg_conf_t, n_topics),
+     .max = 1000,
+     .sub = &topic_desc,
+     .unique = "name",
+     .doc = "Topics created in embedded mode (or with create_topics)."},
+    {.name = "schemas",
+     .type = PT_LIST,
+     FIELD(sg_conf_t, schemas),
+     .aux = offsetof(sg_conf_t, n_schemas),
+     .max = 1000,
+     .sub = &schema_desc,
+     .unique = "name",
+     .doc = "Avro schemas routes can validate against."},
+    {.name = "routes",
+     .type = PT_LIST,
+     FIELD(sg_conf_t, routes),
+     .aux = offsetof(sg_conf_t, n_routes),
+     .max = 1000,
+     .sub = &route_desc,
+     .unique = "name",
+     .doc = "Command routes: HTTP request -> event."},
+    {.name = "tables",
+     .type = PT_LIST,
+     FIELD(sg_conf_t, tables),
+     .aux = offsetof(sg_conf_t, n_tables),
+     .max = 256,
+     .sub = &table_desc,
+     .unique = "name",
+     .doc = "Tables materialized from topics."},
+    {.name = "queries",
+     .type = PT_LIST,
+     FIELD(sg_conf_t, queries),
+     .aux = offsetof(sg_conf_t, n_queries),
+     .max = 1000,
+     .sub = &query_desc,
+     .doc = "Extra GET paths reading a table."},
     {.name = "limits", .type = PT_SECTION, .sub = &limits_desc, .doc = "Request limits."},
     {.name = "cors", .type = PT_SECTION, .sub = &cors_desc, .doc = "Cross-origin resource sharing."},
-    {.name = "shutdown_timeout", .type = PT_DURATION, FIELD(sg_conf_t, shutdown_timeout_ms), .min = 0,
-     .max = 3600 * 1000, .def = "10s", .doc = "Grace period for in-flight requests on SIGTERM."},
+    {.name = "shutdown_timeout",
+     .type = PT_DURATION,
+     FIELD(sg_conf_t, shutdown_timeout_ms),
+     .min = 0,
+     .max = 3600 * 1000,
+     .def = "10s",
+     .doc = "Grace period for in-flight requests on SIGTERM."},
     {.name = "requests", .type = PT_SECTION, .sub = &requests_desc, .doc = "Request ids and request status."},
-    {.name = "schema_registry", .type = PT_SECTION, .sub = &schema_registry_desc,
+    {.name = "schema_registry",
+     .type = PT_SECTION,
+     .sub = &schema_registry_desc,
      .doc = "Where schemas are registered: built in (default) or an external registry."},
     {0},
 };
-static const struct_desc_t root_desc = {.name = "config", .size = sizeof(sg_conf_t), .props = root_props,
-                                        .check = check_conf};
+static const struct_desc_t root_desc = {.name = "config", .size = sizeof(sg_conf_t), .props = root_props, .check = check_conf};
 
 /* ------------------------------------------------------------------------------------------ */
 /* Public API                                                                                 */
@@ -1851,9 +2038,7 @@ static const char *type_doc(const prop_t *row, char *buf, size_t size)
 {
     char lo[32], hi[32], list[160];
     switch (row->type) {
-    case PT_INT:
-        snprintf(buf, size, "integer %" PRId64 "..%" PRId64, row->min, row->max);
-        break;
+    case PT_INT: snprintf(buf, size, "integer %" PRId64 "..%" PRId64, row->min, row->max); break;
     case PT_DURATION:
     case PT_DURATION_S:
         snprintf(buf, size, "%s %s..%s", prop_types[row->type].doc, fmt_duration(lo, sizeof(lo), row->min),
@@ -1872,12 +2057,8 @@ static const char *type_doc(const prop_t *row, char *buf, size_t size)
         snprintf(buf, size, "%s", list);
         break;
     }
-    case PT_LIST:
-        snprintf(buf, size, "list of %s (max %" PRId64 ")", row->sub->name, row->max);
-        break;
-    default:
-        snprintf(buf, size, "%s", prop_types[row->type].doc);
-        break;
+    case PT_LIST: snprintf(buf, size, "list of %s (max %" PRId64 ")", row->sub->name, row->max); break;
+    default: snprintf(buf, size, "%s", prop_types[row->type].doc); break;
     }
     return buf;
 }

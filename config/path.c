@@ -124,8 +124,7 @@ sg_path_template_t *sg_path_template_parse(const char *tmpl, char *err, size_t e
                 goto fail;
             }
             for (size_t i = 0; i < t->n_segments; i++) {
-                if (t->segments[i].is_param && t->segments[i].len == len - 2 &&
-                    memcmp(t->segments[i].text, p + 1, len - 2) == 0) {
+                if (t->segments[i].is_param && t->segments[i].len == len - 2 && memcmp(t->segments[i].text, p + 1, len - 2) == 0) {
                     set_err(err, errlen, "duplicate parameter name in path template");
                     goto fail;
                 }

@@ -100,12 +100,12 @@ typedef struct st_sg_conf_t {
     char *data_dir;
 
     struct {
-        bool embedded;      /* brokers: embedded (the default) */
-        char *brokers;      /* bootstrap list when !embedded, else NULL */
-        int embedded_brokers; /* embedded.brokers, 1..16, default 1 */
-        bool create_topics; /* create declared topics through the Admin API (real cluster) */
+        bool embedded;              /* brokers: embedded (the default) */
+        char *brokers;              /* bootstrap list when !embedded, else NULL */
+        int embedded_brokers;       /* embedded.brokers, 1..16, default 1 */
+        bool create_topics;         /* create declared topics through the Admin API (real cluster) */
         int64_t produce_timeout_ms; /* message.timeout.ms of the producer, default 10s */
-        sg_kv_t *properties; /* passed to librdkafka as-is, in file order */
+        sg_kv_t *properties;        /* passed to librdkafka as-is, in file order */
         size_t n_properties;
     } kafka;
 
@@ -121,9 +121,9 @@ typedef struct st_sg_conf_t {
     size_t n_queries;
 
     struct {
-        uint64_t body_bytes;   /* default 1 MiB */
-        uint64_t header_bytes; /* default 64 KiB */
-        uint32_t pending;      /* default 100000 */
+        uint64_t body_bytes;       /* default 1 MiB */
+        uint64_t header_bytes;     /* default 64 KiB */
+        uint32_t pending;          /* default 100000 */
         int64_t token_wait_ms;     /* a table read waits this long for its token by default (5s) */
         int64_t token_wait_max_ms; /* and at most this long with Prefer: wait (30s) */
     } limits;

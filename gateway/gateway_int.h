@@ -29,22 +29,22 @@ typedef struct st_sg_loop_t {
     size_t index;
     pthread_t thread;
     int thread_started;
-    int initialized; /* guarded by the server's park mutex */
-    int parked;      /* likewise */
-    h2o_multithread_receiver_t deliveries; /* sg_cmd_t completions from the bridge thread */
-    h2o_multithread_receiver_t control;    /* stop accepting / exit, from the main thread */
-    h2o_multithread_receiver_t replies;    /* replies for this loop's requests, from the bridge thread */
-    h2o_multithread_receiver_t stored;     /* "an outcome was recorded", for long-polls */
-    h2o_linklist_t watchers;               /* long-polling GET /requests/{id} */
+    int initialized;                           /* guarded by the server's park mutex */
+    int parked;                                /* likewise */
+    h2o_multithread_receiver_t deliveries;     /* sg_cmd_t completions from the bridge thread */
+    h2o_multithread_receiver_t control;        /* stop accepting / exit, from the main thread */
+    h2o_multithread_receiver_t replies;        /* replies for this loop's requests, from the bridge thread */
+    h2o_multithread_receiver_t stored;         /* "an outcome was recorded", for long-polls */
+    h2o_linklist_t watchers;                   /* long-polling GET /requests/{id} */
     h2o_multithread_receiver_t table_progress; /* "table N committed", from the materializer */
     h2o_linklist_t table_waiters;              /* table reads waiting for their token, and watches */
     h2o_multithread_receiver_t table_latest;   /* fresh=latest watermarks, from the materializer */
     h2o_multithread_receiver_t registry_done;  /* answers to parked /registry writes, from the registry thread */
-    struct st_sg_corr_t *pending;          /* reply routes' requests by id; loop thread only */
-    h2o_linklist_t waiting;                /* synchronous requests waiting for a reply */
-    h2o_timeout_t **wait_timeouts;         /* lazily made, one per 100 ms of wait */
+    struct st_sg_corr_t *pending;              /* reply routes' requests by id; loop thread only */
+    h2o_linklist_t waiting;                    /* synchronous requests waiting for a reply */
+    h2o_timeout_t **wait_timeouts;             /* lazily made, one per 100 ms of wait */
     size_t n_wait_timeouts;
-    h2o_socket_t **listeners;              /* one per configured listen address */
+    h2o_socket_t **listeners; /* one per configured listen address */
     int *listen_fds;
     h2o_accept_ctx_t *accept_ctxs;
     size_t n_listeners;
@@ -68,13 +68,13 @@ struct st_sg_server_t {
     char **reply_allowed_headers; /* union of every route's reply.headers, for recorded outcomes */
     size_t n_reply_allowed_headers;
     atomic_int draining;
-    atomic_long inflight; /* commands produced and not yet completed, all loops */
-    atomic_long replies_dropped;   /* replies with a forged/unknown id or past retention */
-    atomic_long replies_unawaited; /* genuine replies recorded with nobody waiting on this instance */
-    atomic_long replies_undecodable; /* Confluent-framed replies with an unknown id or bad data (502) */
-    atomic_long watchers;        /* long-polls parked on any loop */
-    atomic_long table_waiters;   /* table reads waiting for their token, any loop */
-    sg_store_t *store;           /* request outcomes (RocksDB at <data_dir>/state) */
+    atomic_long inflight;                      /* commands produced and not yet completed, all loops */
+    atomic_long replies_dropped;               /* replies with a forged/unknown id or past retention */
+    atomic_long replies_unawaited;             /* genuine replies recorded with nobody waiting on this instance */
+    atomic_long replies_undecodable;           /* Confluent-framed replies with an unknown id or bad data (502) */
+    atomic_long watchers;                      /* long-polls parked on any loop */
+    atomic_long table_waiters;                 /* table reads waiting for their token, any loop */
+    sg_store_t *store;                         /* request outcomes (RocksDB at <data_dir>/state) */
     struct st_sg_tables_t *tables;             /* materialized tables, or NULL (none configured) */
     struct st_sg_materializer_t *materializer; /* feeds them; readiness waits for it */
     struct st_sg_registry_t *registry;         /* schemas (built in or external client); NULL: none */
@@ -117,10 +117,9 @@ h2o_timeout_t *sg_loop_wait_timeout(sg_loop_t *loop, int64_t ms);
 
 /* problem.c: RFC 9457 responses; `field` may be NULL. Every response goes through
  * sg_http_respond so CORS headers and the content length are never forgotten. */
-void sg_http_respond(h2o_req_t *req, int status, const char *reason, const char *content_type, const char *body,
-                     size_t len);
-void sg_problem_send(h2o_req_t *req, int status, const char *reason, const char *type, const char *title,
-                     const char *field, const char *detail_fmt, ...) __attribute__((format(printf, 7, 8)));
+void sg_http_respond(h2o_req_t *req, int status, const char *reason, const char *content_type, const char *body, size_t len);
+void sg_problem_send(h2o_req_t *req, int status, const char *reason, const char *type, const char *title, const char *field,
+                     const char *detail_fmt, ...) __attribute__((format(printf, 7, 8)));
 void sg_cors_apply(const sg_conf_t *conf, h2o_req_t *req);
 void sg_problem_method_not_allowed(h2o_req_t *req, const char *allow); /* 405 with Allow */
 /* The first header called `name` (lower-case), or {NULL, 0}. */
@@ -136,6 +135,5 @@ static inline sg_loop_t *sg_loop_of(h2o_req_t *req)
 {
     return (sg_loop_t *)req->conn->ctx;
 }
-
 
 #endif

@@ -49,7 +49,7 @@ typedef struct st_sg_cmd_t {
     unsigned dr_pending : 1, in_table : 1, async : 1, timed_out : 1, completed : 1, acked : 1;
     h2o_timeout_entry_t timeout_entry;
     h2o_linklist_t waiting; /* in loop->waiting while a reply route waits */
-    char *idem_key; /* Idempotency-Key this request claimed (owned), or NULL */
+    char *idem_key;         /* Idempotency-Key this request claimed (owned), or NULL */
     size_t idem_key_len;
     /* filled on the bridge thread before the hand-off */
     int err;
@@ -64,9 +64,9 @@ typedef struct st_sg_cmd_t {
 typedef struct st_sg_reply_msg_t {
     h2o_multithread_message_t message;
     sg_reqid_t id;
-    int status; /* from :status; 0 when the reply's :status was not a valid status code */
-    int oversized; /* the reply value was over SG_STORE_MAX_BODY and was not copied */
-    int decoded;   /* the body is the JSON of a Confluent-framed Avro value */
+    int status;            /* from :status; 0 when the reply's :status was not a valid status code */
+    int oversized;         /* the reply value was over SG_STORE_MAX_BODY and was not copied */
+    int decoded;           /* the body is the JSON of a Confluent-framed Avro value */
     char undecodable[256]; /* why a Confluent-framed value could not be decoded; "" when it could */
     char topic[256];
     int32_t partition;
@@ -202,40 +202,40 @@ static void handle_metrics(h2o_req_t *req)
         return;
     }
     char *text = h2o_mem_alloc_pool(&req->pool, 4096);
-    int len = snprintf(text, 4096,
-                       "# HELP streamgate_inflight_requests Commands produced and not yet completed.\n"
-                       "# TYPE streamgate_inflight_requests gauge\n"
-                       "streamgate_inflight_requests %ld\n"
-                       "# HELP streamgate_replies_dropped_total Replies dropped unrecorded: forged or unknown id, "
-                       "or past requests.retention.\n"
-                       "# TYPE streamgate_replies_dropped_total counter\n"
-                       "streamgate_replies_dropped_total %ld\n"
-                       "# HELP streamgate_replies_unawaited_total Genuine replies recorded while no HTTP request "
-                       "waited for them.\n"
-                       "# TYPE streamgate_replies_unawaited_total counter\n"
-                       "streamgate_replies_unawaited_total %ld\n"
-                       "# HELP streamgate_status_watchers Long-polls and event streams waiting on request status.\n"
-                       "# TYPE streamgate_status_watchers gauge\n"
-                       "streamgate_status_watchers %ld\n"
-                       "# HELP streamgate_kafka_ready Whether metadata is fetched and reply partitions assigned.\n"
-                       "# TYPE streamgate_kafka_ready gauge\n"
-                       "streamgate_kafka_ready %d\n"
-                       "# HELP streamgate_table_waiters Table reads waiting for their conditions, and watches.\n"
-                       "# TYPE streamgate_table_waiters gauge\n"
-                       "streamgate_table_waiters %ld\n"
-                       "# HELP streamgate_table_records_skipped_total Table records not applied: a value that is "
-                       "not JSON (or not decodable), a key or value over the limits.\n"
-                       "# TYPE streamgate_table_records_skipped_total counter\n"
-                       "streamgate_table_records_skipped_total %llu\n"
-                       "# HELP streamgate_replies_undecodable_total Replies in the Confluent wire format whose schema "
-                       "id is unknown or whose data does not decode (answered 502).\n"
-                       "# TYPE streamgate_replies_undecodable_total counter\n"
-                       "streamgate_replies_undecodable_total %ld\n",
-                       atomic_load(&server->inflight), atomic_load(&server->replies_dropped),
-                       atomic_load(&server->replies_unawaited), atomic_load(&server->watchers), sg_bridge_is_ready(server->bridge),
-                       atomic_load(&server->table_waiters),
-                       server->materializer != NULL ? sg_materializer_skipped(server->materializer) : 0ULL,
-                       atomic_load(&server->replies_undecodable));
+    int len =
+        snprintf(text, 4096,
+                 "# HELP streamgate_inflight_requests Commands produced and not yet completed.\n"
+                 "# TYPE streamgate_inflight_requests gauge\n"
+                 "streamgate_inflight_requests %ld\n"
+                 "# HELP streamgate_replies_dropped_total Replies dropped unrecorded: forged or unknown id, "
+                 "or past requests.retention.\n"
+                 "# TYPE streamgate_replies_dropped_total counter\n"
+                 "streamgate_replies_dropped_total %ld\n"
+                 "# HELP streamgate_replies_unawaited_total Genuine replies recorded while no HTTP request "
+                 "waited for them.\n"
+                 "# TYPE streamgate_replies_unawaited_total counter\n"
+                 "streamgate_replies_unawaited_total %ld\n"
+                 "# HELP streamgate_status_watchers Long-polls and event streams waiting on request status.\n"
+                 "# TYPE streamgate_status_watchers gauge\n"
+                 "streamgate_status_watchers %ld\n"
+                 "# HELP streamgate_kafka_ready Whether metadata is fetched and reply partitions assigned.\n"
+                 "# TYPE streamgate_kafka_ready gauge\n"
+                 "streamgate_kafka_ready %d\n"
+                 "# HELP streamgate_table_waiters Table reads waiting for their conditions, and watches.\n"
+                 "# TYPE streamgate_table_waiters gauge\n"
+                 "streamgate_table_waiters %ld\n"
+                 "# HELP streamgate_table_records_skipped_total Table records not applied: a value that is "
+                 "not JSON (or not decodable), a key or value over the limits.\n"
+                 "# TYPE streamgate_table_records_skipped_total counter\n"
+                 "streamgate_table_records_skipped_total %llu\n"
+                 "# HELP streamgate_replies_undecodable_total Replies in the Confluent wire format whose schema "
+                 "id is unknown or whose data does not decode (answered 502).\n"
+                 "# TYPE streamgate_replies_undecodable_total counter\n"
+                 "streamgate_replies_undecodable_total %ld\n",
+                 atomic_load(&server->inflight), atomic_load(&server->replies_dropped), atomic_load(&server->replies_unawaited),
+                 atomic_load(&server->watchers), sg_bridge_is_ready(server->bridge), atomic_load(&server->table_waiters),
+                 server->materializer != NULL ? sg_materializer_skipped(server->materializer) : 0ULL,
+                 atomic_load(&server->replies_undecodable));
     sg_http_respond(req, 200, "OK", "text/plain; version=0.0.4", text, (size_t)len);
 }
 
@@ -261,12 +261,11 @@ static void handle_options(h2o_req_t *req, const sg_router_result_t *found)
     if (origin.base != NULL && want_method.base != NULL) {
         if (!sg_cors_origin_allowed(conf, origin.base, origin.len)) {
             sg_problem_send(req, 403, "Forbidden", "origin-not-allowed", "Origin Not Allowed", "Origin",
-                            "origin %.*s is not in cors.origins", (int)(origin.len > 200 ? 200 : origin.len),
-                            origin.base);
+                            "origin %.*s is not in cors.origins", (int)(origin.len > 200 ? 200 : origin.len), origin.base);
             return;
         }
-        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-allow-methods"), 0, NULL,
-                              found->allow, strlen(found->allow));
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-allow-methods"), 0, NULL, found->allow,
+                              strlen(found->allow));
         h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-allow-headers"), 0, NULL,
                               H2O_STRLIT("Content-Type, Idempotency-Key, Prefer, Consistency-Token, Traceparent, "
                                          "Last-Event-ID, Authorization"));
@@ -302,13 +301,12 @@ static void send_unavailable(h2o_req_t *req, const char *type, const char *detai
 }
 
 /* Resolves the route's key. Returns the key length (0 for key: none) or -1 after answering. */
-static int extract_key(h2o_req_t *req, const sg_route_conf_t *route, const sg_path_match_t *match, json_t *body,
-                       char *key, size_t keylen)
+static int extract_key(h2o_req_t *req, const sg_route_conf_t *route, const sg_path_match_t *match, json_t *body, char *key,
+                       size_t keylen)
 {
     char why[256];
     switch (route->key.source) {
-    case SG_KEY_NONE:
-        return 0;
+    case SG_KEY_NONE: return 0;
     case SG_KEY_PATH: {
         const sg_path_param_t *param = sg_path_match_get(match, route->key.name);
         if (param == NULL || param->len == 0 || param->len >= keylen) {
@@ -344,8 +342,8 @@ static int extract_key(h2o_req_t *req, const sg_route_conf_t *route, const sg_pa
         }
         int len = sg_key_from_json(field, key, keylen, why, sizeof(why));
         if (len < 0) {
-            sg_problem_send(req, 400, "Bad Request", "invalid-key", "Invalid Key", route->key.name,
-                            "body field %s %s", route->key.name, why);
+            sg_problem_send(req, 400, "Bad Request", "invalid-key", "Invalid Key", route->key.name, "body field %s %s",
+                            route->key.name, why);
             return -1;
         }
         return len;
@@ -375,9 +373,8 @@ static void replay_outcome(h2o_req_t *req, const sg_request_record_t *rec)
     json_object_foreach(headers, name, value)
     {
         if (json_is_string(value))
-            h2o_add_header_by_str(&req->pool, &req->res.headers, h2o_strdup(&req->pool, name, SIZE_MAX).base,
-                                  strlen(name), 0, NULL, h2o_strdup(&req->pool, json_string_value(value), SIZE_MAX).base,
-                                  json_string_length(value));
+            h2o_add_header_by_str(&req->pool, &req->res.headers, h2o_strdup(&req->pool, name, SIZE_MAX).base, strlen(name), 0, NULL,
+                                  h2o_strdup(&req->pool, json_string_value(value), SIZE_MAX).base, json_string_length(value));
     }
     json_decref(headers);
     sg_http_respond(req, rec->status, reason_phrase(rec->status), rec->content_type ? rec->content_type : "application/json",
@@ -403,8 +400,8 @@ static int check_idempotency(h2o_req_t *req, const sg_route_conf_t *route, const
     for (size_t i = 0; printable && i < key.len; ++i)
         printable = key.base[i] >= 0x21 && key.base[i] <= 0x7e;
     if (!printable) {
-        sg_problem_send(req, 400, "Bad Request", "invalid-idempotency-key", "Invalid Idempotency-Key",
-                        "Idempotency-Key", "Idempotency-Key must be 1..%d printable ASCII characters", SG_IDEM_MAX_KEY);
+        sg_problem_send(req, 400, "Bad Request", "invalid-idempotency-key", "Invalid Idempotency-Key", "Idempotency-Key",
+                        "Idempotency-Key must be 1..%d printable ASCII characters", SG_IDEM_MAX_KEY);
         return 1;
     }
     uint8_t digest[32];
@@ -431,8 +428,8 @@ static int check_idempotency(h2o_req_t *req, const sg_route_conf_t *route, const
         return 0;
     }
     if (result.kind == SG_IDEM_MISMATCH) {
-        sg_problem_send(req, 422, "Unprocessable Content", "idempotency-key-reused", "Idempotency-Key Reused",
-                        "Idempotency-Key", "this Idempotency-Key was first used with a different request body");
+        sg_problem_send(req, 422, "Unprocessable Content", "idempotency-key-reused", "Idempotency-Key Reused", "Idempotency-Key",
+                        "this Idempotency-Key was first used with a different request body");
         return 1;
     }
     /* Same body: replay the first outcome if it is recorded (a reply route's claim is done once
@@ -457,10 +454,9 @@ static int check_idempotency(h2o_req_t *req, const sg_route_conf_t *route, const
 static void record_accepted(sg_server_t *server, const sg_cmd_t *cmd)
 {
     char body[384], token[320];
-    int len = snprintf(body, sizeof(body), "{\"topic\":\"%s\",\"partition\":%" PRId32 ",\"offset\":%" PRId64 "}",
-                       cmd->route->topic, cmd->partition, cmd->offset);
-    size_t tlen = sg_token_encode_one(cmd->route->topic, cmd->partition, cmd->offset, cmd->timestamp_ms, token,
-                                      sizeof(token));
+    int len = snprintf(body, sizeof(body), "{\"topic\":\"%s\",\"partition\":%" PRId32 ",\"offset\":%" PRId64 "}", cmd->route->topic,
+                       cmd->partition, cmd->offset);
+    size_t tlen = sg_token_encode_one(cmd->route->topic, cmd->partition, cmd->offset, cmd->timestamp_ms, token, sizeof(token));
     sg_request_record_t rec = {.state = SG_REQUEST_DONE,
                                .status = 202,
                                .content_type = "application/json",
@@ -472,16 +468,16 @@ static void record_accepted(sg_server_t *server, const sg_cmd_t *cmd)
                                .token = tlen > 0 && tlen < sizeof(token) ? token : NULL};
     char err[256];
     if (sg_store_put_request(server->store, cmd->id_text, SG_REQID_TEXT_LEN, &rec, err, sizeof(err)) < 0 ||
-        sg_store_idem_complete(server->store, cmd->route->name, cmd->idem_key, cmd->idem_key_len, cmd->id_text,
-                               SG_REQID_TEXT_LEN, err, sizeof(err)) < 0)
+        sg_store_idem_complete(server->store, cmd->route->name, cmd->idem_key, cmd->idem_key_len, cmd->id_text, SG_REQID_TEXT_LEN,
+                               err, sizeof(err)) < 0)
         fprintf(stderr, "streamgate: idempotency store: %s\n", err);
 }
 
 static void release_claim(sg_server_t *server, const sg_cmd_t *cmd)
 {
     char err[256];
-    if (sg_store_idem_release(server->store, cmd->route->name, cmd->idem_key, cmd->idem_key_len, cmd->id_text,
-                              SG_REQID_TEXT_LEN, err, sizeof(err)) < 0)
+    if (sg_store_idem_release(server->store, cmd->route->name, cmd->idem_key, cmd->idem_key_len, cmd->id_text, SG_REQID_TEXT_LEN,
+                              err, sizeof(err)) < 0)
         fprintf(stderr, "streamgate: idempotency store: %s\n", err);
 }
 
@@ -504,8 +500,8 @@ static void handle_command(h2o_req_t *req, size_t route_index, const sg_path_mat
     }
     h2o_iovec_t content_type = sg_http_header(req, H2O_STRLIT("content-type"));
     if (content_type.base == NULL || !is_json_media_type(content_type)) {
-        sg_problem_send(req, 415, "Unsupported Media Type", "unsupported-media-type", "Unsupported Media Type",
-                        "Content-Type", "Content-Type must be application/json, not %.*s",
+        sg_problem_send(req, 415, "Unsupported Media Type", "unsupported-media-type", "Unsupported Media Type", "Content-Type",
+                        "Content-Type must be application/json, not %.*s",
                         content_type.base ? (int)(content_type.len > 100 ? 100 : content_type.len) : 6,
                         content_type.base ? content_type.base : "absent");
         return;
@@ -532,8 +528,8 @@ static void handle_command(h2o_req_t *req, size_t route_index, const sg_path_mat
     size_t flags = JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | (schema != NULL ? JSON_ALLOW_NUL : 0);
     json_t *body = json_loadb(req->entity.base, req->entity.len, flags, &jerr);
     if (body == NULL) {
-        sg_problem_send(req, 400, "Bad Request", "invalid-json", "Invalid JSON", "body",
-                        "malformed JSON at line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
+        sg_problem_send(req, 400, "Bad Request", "invalid-json", "Invalid JSON", "body", "malformed JSON at line %d, column %d: %s",
+                        jerr.line, jerr.column, jerr.text);
         return;
     }
     char key[SG_KEY_MAX_BYTES + 1];
@@ -550,16 +546,15 @@ static void handle_command(h2o_req_t *req, size_t route_index, const sg_path_mat
         void *avro = NULL;
         size_t avro_len = 0;
         char field[256], why[256];
-        int rc = route->format == SG_FORMAT_AVRO
-                     ? sg_avro_from_json(sg_registry_schema_avro(schema), body, &avro, &avro_len, field,
-                                         sizeof(field), why, sizeof(why))
-                     : sg_avro_validate_json(sg_registry_schema_avro(schema), body, field, sizeof(field), why,
-                                             sizeof(why));
+        int rc =
+            route->format == SG_FORMAT_AVRO
+                ? sg_avro_from_json(sg_registry_schema_avro(schema), body, &avro, &avro_len, field, sizeof(field), why, sizeof(why))
+                : sg_avro_validate_json(sg_registry_schema_avro(schema), body, field, sizeof(field), why, sizeof(why));
         json_decref(body);
         if (rc != 0) {
             sg_problem_send(req, 422, "Unprocessable Content", "schema-violation", "Schema Violation",
-                            field[0] != '\0' ? field : "/", "%s: %s (schema %s, id %u)", field[0] ? field : "/", why,
-                            route->schema, (unsigned)sg_registry_schema_id(schema));
+                            field[0] != '\0' ? field : "/", "%s: %s (schema %s, id %u)", field[0] ? field : "/", why, route->schema,
+                            (unsigned)sg_registry_schema_id(schema));
             return;
         }
         if (route->format == SG_FORMAT_AVRO) {
@@ -590,8 +585,10 @@ static void handle_command(h2o_req_t *req, size_t route_index, const sg_path_mat
     cmd->route = route;
     cmd->async = async;
     cmd->create_ms = sg_now_ms();
-    cmd->id = (sg_reqid_t){.time_ms = (uint64_t)cmd->create_ms, .instance = server->instance_id,
-                           .loop = (uint16_t)loop->index, .counter = ++loop->reqid_counter};
+    cmd->id = (sg_reqid_t){.time_ms = (uint64_t)cmd->create_ms,
+                           .instance = server->instance_id,
+                           .loop = (uint16_t)loop->index,
+                           .counter = ++loop->reqid_counter};
     sg_reqid_format(&server->reqid_key, &cmd->id, cmd->id_text);
     if (check_idempotency(req, route, cmd->id_text, &cmd->idem_key, &cmd->idem_key_len)) {
         free(cmd);
@@ -620,8 +617,7 @@ static void handle_command(h2o_req_t *req, size_t route_index, const sg_path_mat
         {"content-type", value_type, strlen(value_type)},
         {"traceparent", traceparent, SG_TRACEPARENT_LEN},
         {SG_ROUTE_HEADER, route->name, strlen(route->name)},
-        {"kafka_replyTopic", route->has_reply ? route->reply.topic : NULL,
-         route->has_reply ? strlen(route->reply.topic) : 0},
+        {"kafka_replyTopic", route->has_reply ? route->reply.topic : NULL, route->has_reply ? strlen(route->reply.topic) : 0},
         {"kafka_replyPartition", NULL, 4},
     };
     size_t n_headers = route->has_reply ? 5 : 4;
@@ -896,12 +892,12 @@ static void respond_with_reply(h2o_req_t *req, const sg_cmd_t *cmd, const sg_rep
             if (reply->headers[i].len > 0 && !reply->decoded) /* decoded Avro is served as JSON */
                 content_type = reply->headers[i].value;
         } else if (reply_header_allowed(cmd->route, name))
-            h2o_add_header_by_str(&req->pool, &req->res.headers, h2o_strdup(&req->pool, name, SIZE_MAX).base, strlen(name),
-                                  0, NULL, h2o_strdup(&req->pool, reply->headers[i].value, reply->headers[i].len).base,
+            h2o_add_header_by_str(&req->pool, &req->res.headers, h2o_strdup(&req->pool, name, SIZE_MAX).base, strlen(name), 0, NULL,
+                                  h2o_strdup(&req->pool, reply->headers[i].value, reply->headers[i].len).base,
                                   reply->headers[i].len);
     }
-    sg_http_respond(req, reply->status, reason_phrase(reply->status), content_type,
-                    reply->body != NULL ? reply->body : "", reply->body != NULL ? reply->body_len : 0);
+    sg_http_respond(req, reply->status, reason_phrase(reply->status), content_type, reply->body != NULL ? reply->body : "",
+                    reply->body != NULL ? reply->body_len : 0);
 }
 
 static void reply_msg_free(sg_reply_msg_t *reply)
@@ -996,8 +992,7 @@ static int warn_reply_id_once(uint32_t id)
 }
 
 /* Records the outcome so that GET /requests/{id} on this instance can serve it. */
-static void record_outcome(sg_server_t *server, const sg_reqid_t *id, const sg_reply_t *reply,
-                           const sg_reply_msg_t *msg)
+static void record_outcome(sg_server_t *server, const sg_reqid_t *id, const sg_reply_t *reply, const sg_reply_msg_t *msg)
 {
     char id_text[SG_REQID_TEXT_LEN + 1];
     memcpy(id_text, reply->correlation_id, SG_REQID_TEXT_LEN);
@@ -1010,8 +1005,7 @@ static void record_outcome(sg_server_t *server, const sg_reqid_t *id, const sg_r
         if (strcasecmp(msg->headers[i].name, "content-type") == 0) {
             if (!msg->decoded)
                 content_type = msg->headers[i].value;
-        }
-        else if (allowed_for_record(server, msg->headers[i].name))
+        } else if (allowed_for_record(server, msg->headers[i].name))
             json_object_set_new(headers, msg->headers[i].name, json_stringn(msg->headers[i].value, msg->headers[i].len));
     }
     char *headers_text = json_dumps(headers, JSON_COMPACT);
@@ -1075,8 +1069,9 @@ void sg_handlers_on_reply(void *ctx, const sg_reply_t *reply)
                 snprintf(msg->undecodable, sizeof(msg->undecodable), "schema id %u", (unsigned)schema_id);
             atomic_fetch_add(&server->replies_undecodable, 1);
             if (warn_reply_id_once(schema_id))
-                fprintf(stderr, "streamgate: reply %s [%d] offset %lld answered 502: %s (logged once per schema id; "
-                                "counted in streamgate_replies_undecodable_total)\n",
+                fprintf(stderr,
+                        "streamgate: reply %s [%d] offset %lld answered 502: %s (logged once per schema id; "
+                        "counted in streamgate_replies_undecodable_total)\n",
                         reply->topic, (int)reply->partition, (long long)reply->offset, msg->undecodable);
         }
     } else if (reply->value != NULL) {
@@ -1090,8 +1085,8 @@ void sg_handlers_on_reply(void *ctx, const sg_reply_t *reply)
         if (strcmp(name, ":status") == 0) {
             if (!msg->oversized)
                 msg->status = parse_status(value, len);
-        } else if (strcmp(name, "kafka_correlationId") != 0 && msg->n_headers < SG_REPLY_MAX_HEADERS &&
-                   value != NULL && len <= 8192 && header_value_ok(value, len)) {
+        } else if (strcmp(name, "kafka_correlationId") != 0 && msg->n_headers < SG_REPLY_MAX_HEADERS && value != NULL &&
+                   len <= 8192 && header_value_ok(value, len)) {
             msg->headers[msg->n_headers].name = dup_bytes(name, strlen(name));
             msg->headers[msg->n_headers].value = dup_bytes(value, len);
             msg->headers[msg->n_headers].len = len;
@@ -1121,8 +1116,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     size_t path_len = request_path_len(req);
 
     if (headers_size(req) > conf->limits.header_bytes) {
-        sg_problem_send(req, 431, "Request Header Fields Too Large", "headers-too-large",
-                        "Request Header Fields Too Large", "headers", "the request headers exceed limits.header_bytes (%llu)",
+        sg_problem_send(req, 431, "Request Header Fields Too Large", "headers-too-large", "Request Header Fields Too Large",
+                        "headers", "the request headers exceed limits.header_bytes (%llu)",
                         (unsigned long long)conf->limits.header_bytes);
         return 0;
     }
@@ -1181,8 +1176,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         sg_problem_send(req, 400, "Bad Request", "invalid-path", "Invalid Path", "path",
                         "a path parameter is not valid percent-encoding");
         return 0;
-    case SG_ROUTER_NOT_FOUND:
-        break;
+    case SG_ROUTER_NOT_FOUND: break;
     }
     sg_problem_send(req, 404, "Not Found", "not-found", "Not Found", NULL, "no route for %.*s",
                     (int)(path_len > 200 ? 200 : path_len), path);

@@ -104,8 +104,7 @@ int sg_key_from_json(const json_t *value, char *buf, size_t buflen, char *err, s
         }
         return len;
     }
-    static const char *names[] = {"an object", "an array", "a string", "an integer", "a real number",
-                                  "true",      "false",    "null"};
+    static const char *names[] = {"an object", "an array", "a string", "an integer", "a real number", "true", "false", "null"};
     snprintf(err, errlen, "must be a string or an integer, not %s", names[json_typeof(value)]);
     return -1;
 }

@@ -186,14 +186,11 @@ static int parse_rtt(const char *arg, int32_t *broker, int *rtt_ms)
 
 static int run_cluster(int argc, char **argv)
 {
-    static const struct option options[] = {{"brokers", required_argument, NULL, 'b'},
-                                            {"bootstrap-file", required_argument, NULL, 'f'},
-                                            {"topic", required_argument, NULL, 't'},
-                                            {"leader", required_argument, NULL, 'l'},
-                                            {"follower", required_argument, NULL, 'F'},
-                                            {"rtt", required_argument, NULL, 'r'},
-                                            {"help", no_argument, NULL, 'h'},
-                                            {NULL, 0, NULL, 0}};
+    static const struct option options[] = {
+        {"brokers", required_argument, NULL, 'b'},  {"bootstrap-file", required_argument, NULL, 'f'},
+        {"topic", required_argument, NULL, 't'},    {"leader", required_argument, NULL, 'l'},
+        {"follower", required_argument, NULL, 'F'}, {"rtt", required_argument, NULL, 'r'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
     int brokers = 1;
     const char *bootstrap_file = NULL;
     char err[512];
@@ -212,9 +209,7 @@ static int run_cluster(int argc, char **argv)
             brokers = (int)value;
             break;
         }
-        case 'f':
-            bootstrap_file = optarg;
-            break;
+        case 'f': bootstrap_file = optarg; break;
         case 't': {
             char name[256];
             int partitions;
@@ -239,19 +234,16 @@ static int run_cluster(int argc, char **argv)
             int32_t broker;
             int rtt_ms;
             if (parse_rtt(optarg, &broker, &rtt_ms) != 0) {
-                fprintf(stderr, "streamgate cluster: --rtt expects BROKER:MS (broker 1..16 or -1 for all, "
-                                "0..60000 ms), not %s\n",
+                fprintf(stderr,
+                        "streamgate cluster: --rtt expects BROKER:MS (broker 1..16 or -1 for all, "
+                        "0..60000 ms), not %s\n",
                         optarg);
                 return SG_EXIT_USAGE;
             }
             break;
         }
-        case 'h':
-            fputs(usage, stdout);
-            return 0;
-        default:
-            fputs(usage, stderr);
-            return SG_EXIT_USAGE;
+        case 'h': fputs(usage, stdout); return 0;
+        default: fputs(usage, stderr); return SG_EXIT_USAGE;
         }
     }
     if (optind != argc) {
@@ -340,8 +332,8 @@ static int run_gateway(const char *config_path)
         if ((cluster = sg_cluster_create(conf->kafka.embedded_brokers, err, sizeof(err))) == NULL)
             goto done;
         for (size_t i = 0; i < conf->n_topics; ++i)
-            if (sg_cluster_create_topic(cluster, conf->topics[i].name, conf->topics[i].partitions,
-                                        conf->topics[i].replication, err, sizeof(err)) != 0)
+            if (sg_cluster_create_topic(cluster, conf->topics[i].name, conf->topics[i].partitions, conf->topics[i].replication, err,
+                                        sizeof(err)) != 0)
                 goto done;
         /* The built-in registry's log; it dies with the process, like every embedded topic, so
          * config schemas get their ids again in config order on every start. */
@@ -356,14 +348,12 @@ static int run_gateway(const char *config_path)
         snprintf(path, sizeof(path), "%s/kafka.bootstrap", conf->data_dir);
         if (write_bootstrap_file(cluster, path, err, sizeof(err)) != 0)
             goto done;
-        log_msg("embedded Kafka cluster (%d broker(s), in memory) at %s, written to %s", conf->kafka.embedded_brokers,
-                bootstraps, path);
+        log_msg("embedded Kafka cluster (%d broker(s), in memory) at %s, written to %s", conf->kafka.embedded_brokers, bootstraps,
+                path);
     }
-    if ((bridge = sg_bridge_create(conf, bootstraps, sg_server_delivery_cb, sg_server_reply_cb, err, sizeof(err))) ==
-        NULL)
+    if ((bridge = sg_bridge_create(conf, bootstraps, sg_server_delivery_cb, sg_server_reply_cb, err, sizeof(err))) == NULL)
         goto done;
-    if (!conf->kafka.embedded && conf->kafka.create_topics &&
-        sg_bridge_create_topics(bridge, 10000, err, sizeof(err)) != 0)
+    if (!conf->kafka.embedded && conf->kafka.create_topics && sg_bridge_create_topics(bridge, 10000, err, sizeof(err)) != 0)
         goto done;
     if ((registry = sg_registry_create(conf, bootstraps, err, sizeof(err))) == NULL)
         goto done;

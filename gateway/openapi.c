@@ -26,8 +26,8 @@ static size_t document_len;
 
 static json_t *problem_response(const char *description)
 {
-    return json_pack("{s:s, s:{s:{s:{s:s}}}}", "description", description, "content", "application/problem+json",
-                     "schema", "$ref", "#/components/schemas/Problem");
+    return json_pack("{s:s, s:{s:{s:{s:s}}}}", "description", description, "content", "application/problem+json", "schema", "$ref",
+                     "#/components/schemas/Problem");
 }
 
 /* Avro (as parsed JSON) to JSON Schema; named types go to defs and are referenced by name. */
@@ -75,13 +75,11 @@ static json_t *logical(const json_t *avro)
     if (logical_type == NULL)
         return NULL;
     if (strcmp(logical_type, "decimal") == 0)
-        return json_pack("{s:[s,s], s:s}", "type", "number", "string", "description",
-                         "decimal: a number or a numeric string");
+        return json_pack("{s:[s,s], s:s}", "type", "number", "string", "description", "decimal: a number or a numeric string");
     if (strcmp(logical_type, "uuid") == 0)
         return json_pack("{s:s, s:s}", "type", "string", "format", "uuid");
     if (strcmp(logical_type, "date") == 0)
-        return json_pack("{s:[s,s], s:s}", "type", "string", "integer", "description",
-                         "date: YYYY-MM-DD or days since 1970-01-01");
+        return json_pack("{s:[s,s], s:s}", "type", "string", "integer", "description", "date: YYYY-MM-DD or days since 1970-01-01");
     if (strcmp(logical_type, "time-millis") == 0)
         return json_pack("{s:s, s:i, s:i}", "type", "integer", "minimum", 0, "maximum", 86399999);
     if (strcmp(logical_type, "timestamp-millis") == 0 || strcmp(logical_type, "timestamp-micros") == 0)
@@ -119,8 +117,7 @@ static json_t *avro_to_json_schema(const json_t *avro, const char *ns, json_t *d
         if (has_null && n == 2) /* a null-union takes a plain value */
             return json_pack("{s:o}", "anyOf", branches);
         json_decref(branches);
-        return json_pack("{s:s, s:s}", "type", "object", "description",
-                         "a union in Avro's JSON form: {\"<branch type>\": value}");
+        return json_pack("{s:s, s:s}", "type", "object", "description", "a union in Avro's JSON form: {\"<branch type>\": value}");
     }
     if (!json_is_object(avro))
         return json_object();
@@ -130,8 +127,7 @@ static json_t *avro_to_json_schema(const json_t *avro, const char *ns, json_t *d
     const char *type = json_string_value(json_object_get(avro, "type"));
     if (type == NULL)
         return avro_to_json_schema(json_object_get(avro, "type"), ns, defs, depth + 1);
-    if (strcmp(type, "record") == 0 || strcmp(type, "error") == 0 || strcmp(type, "enum") == 0 ||
-        strcmp(type, "fixed") == 0) {
+    if (strcmp(type, "record") == 0 || strcmp(type, "error") == 0 || strcmp(type, "enum") == 0 || strcmp(type, "fixed") == 0) {
         char name[512];
         full_name(avro, ns, name, sizeof(name));
         if (json_object_get(defs, name) != NULL)
@@ -148,8 +144,8 @@ static json_t *avro_to_json_schema(const json_t *avro, const char *ns, json_t *d
             def = json_pack("{s:s, s:O}", "type", "string", "enum", json_object_get(avro, "symbols"));
         } else if (strcmp(type, "fixed") == 0) {
             json_int_t size = json_integer_value(json_object_get(avro, "size"));
-            def = json_pack("{s:s, s:I, s:I, s:s}", "type", "string", "minLength", size, "maxLength", size,
-                            "description", "fixed: code points 0..255");
+            def = json_pack("{s:s, s:I, s:I, s:s}", "type", "string", "minLength", size, "maxLength", size, "description",
+                            "fixed: code points 0..255");
         } else {
             json_object_set_new(defs, name, json_object()); /* placeholder: recursive references */
             json_t *properties = json_object();
@@ -196,8 +192,8 @@ static json_t *path_parameters(const char *path)
         const char *end = strchr(at, '}');
         if (end == NULL)
             break;
-        json_array_append_new(params, json_pack("{s:s%, s:s, s:b, s:{s:s}}", "name", at + 1, (size_t)(end - at - 1),
-                                                "in", "path", "required", 1, "schema", "type", "string"));
+        json_array_append_new(params, json_pack("{s:s%, s:s, s:b, s:{s:s}}", "name", at + 1, (size_t)(end - at - 1), "in", "path",
+                                                "required", 1, "schema", "type", "string"));
     }
     return params;
 }
@@ -222,23 +218,20 @@ static json_t *read_responses(void)
 
 static json_t *read_parameters(json_t *params, int scan)
 {
-    json_array_append_new(params, json_pack("{s:s, s:s, s:s, s:{s:s}}", "name", "Consistency-Token", "in", "header",
-                                            "description", "read at least this position", "schema", "type",
-                                            "string"));
-    json_array_append_new(params, json_pack("{s:s, s:s, s:{s:s}}", "name", "token", "in", "query", "schema", "type",
-                                            "string"));
-    json_array_append_new(params, json_pack("{s:s, s:s, s:{s:s, s:[s]}}", "name", "fresh", "in", "query", "schema",
-                                            "type", "string", "enum", "latest"));
-    json_array_append_new(params, json_pack("{s:s, s:s, s:{s:s, s:i}}", "name", "min_stream_time", "in", "query",
-                                            "schema", "type", "integer", "minimum", 0));
+    json_array_append_new(params, json_pack("{s:s, s:s, s:s, s:{s:s}}", "name", "Consistency-Token", "in", "header", "description",
+                                            "read at least this position", "schema", "type", "string"));
+    json_array_append_new(params, json_pack("{s:s, s:s, s:{s:s}}", "name", "token", "in", "query", "schema", "type", "string"));
+    json_array_append_new(params, json_pack("{s:s, s:s, s:{s:s, s:[s]}}", "name", "fresh", "in", "query", "schema", "type",
+                                            "string", "enum", "latest"));
+    json_array_append_new(params, json_pack("{s:s, s:s, s:{s:s, s:i}}", "name", "min_stream_time", "in", "query", "schema", "type",
+                                            "integer", "minimum", 0));
     if (scan) {
         const char *names[] = {"prefix", "from", "to", "cursor"};
         for (size_t i = 0; i < 4; ++i)
-            json_array_append_new(params, json_pack("{s:s, s:s, s:{s:s}}", "name", names[i], "in", "query", "schema",
-                                                    "type", "string"));
-        json_array_append_new(params, json_pack("{s:s, s:s, s:{s:s, s:i, s:i, s:i}}", "name", "limit", "in", "query",
-                                                "schema", "type", "integer", "minimum", 1, "maximum", 1000, "default",
-                                                100));
+            json_array_append_new(params,
+                                  json_pack("{s:s, s:s, s:{s:s}}", "name", names[i], "in", "query", "schema", "type", "string"));
+        json_array_append_new(params, json_pack("{s:s, s:s, s:{s:s, s:i, s:i, s:i}}", "name", "limit", "in", "query", "schema",
+                                                "type", "integer", "minimum", 1, "maximum", 1000, "default", 100));
     }
     return params;
 }
@@ -248,9 +241,9 @@ static void build(const sg_server_t *server)
     const sg_conf_t *conf = server->conf;
     json_t *defs = json_object();
     json_object_set_new(defs, "Problem",
-                        json_pack("{s:s, s:{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}}}", "type", "object",
-                                  "properties", "type", "type", "string", "title", "type", "string", "status", "type",
-                                  "integer", "detail", "type", "string", "field", "type", "string"));
+                        json_pack("{s:s, s:{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}}}", "type", "object", "properties", "type",
+                                  "type", "string", "title", "type", "string", "status", "type", "integer", "detail", "type",
+                                  "string", "field", "type", "string"));
     json_t *paths = json_object();
     for (size_t i = 0; i < conf->n_routes; ++i) {
         const sg_route_conf_t *route = &conf->routes[i];
@@ -268,16 +261,16 @@ static void build(const sg_server_t *server)
         }
         json_t *responses = json_object();
         if (route->has_reply) {
-            json_object_set_new(responses, "200", json_pack("{s:s}", "description",
-                                                           "the worker's reply (status from its :status header)"));
-            json_object_set_new(responses, "202", json_pack("{s:s}", "description",
-                                                           "accepted; the reply did not come in time (Location)"));
+            json_object_set_new(responses, "200",
+                                json_pack("{s:s}", "description", "the worker's reply (status from its :status header)"));
+            json_object_set_new(responses, "202",
+                                json_pack("{s:s}", "description", "accepted; the reply did not come in time (Location)"));
         } else {
             json_object_set_new(responses, "202",
                                 json_pack("{s:s, s:{s:{s:{s:s, s:{s:{s:s}, s:{s:s}, s:{s:s}}}}}}", "description",
-                                          "durably in Kafka (Consistency-Token)", "content", "application/json",
-                                          "schema", "type", "object", "properties", "topic", "type", "string",
-                                          "partition", "type", "integer", "offset", "type", "integer"));
+                                          "durably in Kafka (Consistency-Token)", "content", "application/json", "schema", "type",
+                                          "object", "properties", "topic", "type", "string", "partition", "type", "integer",
+                                          "offset", "type", "integer"));
         }
         json_object_set_new(responses, "400", problem_response("malformed JSON, key or path"));
         json_object_set_new(responses, "413", problem_response("body over limits.body_bytes"));
@@ -290,42 +283,38 @@ static void build(const sg_server_t *server)
         for (; route->method[m] != '\0' && m + 1 < sizeof(method); ++m)
             method[m] = (char)(route->method[m] | 0x20);
         method[m] = '\0';
-        json_t *operation =
-            json_pack("{s:s, s:s, s:o, s:{s:b, s:{s:{s:o}}}, s:o}", "operationId", route->name, "summary", route->topic,
-                      "parameters", path_parameters(route->path), "requestBody", "required", 1, "content",
-                      "application/json", "schema", body_schema, "responses", responses);
+        json_t *operation = json_pack("{s:s, s:s, s:o, s:{s:b, s:{s:{s:o}}}, s:o}", "operationId", route->name, "summary",
+                                      route->topic, "parameters", path_parameters(route->path), "requestBody", "required", 1,
+                                      "content", "application/json", "schema", body_schema, "responses", responses);
         json_object_set_new(path_item(paths, route->path), method, operation);
     }
     for (size_t i = 0; i < conf->n_queries; ++i) {
         const sg_query_conf_t *query = &conf->queries[i];
         json_t *params = read_parameters(path_parameters(query->path), query->key.source == SG_KEY_NONE);
         if (query->key.source == SG_KEY_HEADER)
-            json_array_append_new(params, json_pack("{s:s, s:s, s:b, s:{s:s}}", "name", query->key.name, "in",
-                                                    "header", "required", 1, "schema", "type", "string"));
+            json_array_append_new(params, json_pack("{s:s, s:s, s:b, s:{s:s}}", "name", query->key.name, "in", "header", "required",
+                                                    1, "schema", "type", "string"));
         char summary[256];
         snprintf(summary, sizeof(summary), "table %s", query->table);
         json_object_set_new(path_item(paths, query->path), "get",
-                            json_pack("{s:s, s:o, s:o}", "summary", summary, "parameters", params, "responses",
-                                      read_responses()));
+                            json_pack("{s:s, s:o, s:o}", "summary", summary, "parameters", params, "responses", read_responses()));
     }
     json_t *table_params = path_parameters("/tables/{table}/{key}");
     json_object_set_new(path_item(paths, "/tables/{table}/{key}"), "get",
-                        json_pack("{s:s, s:o, s:o}", "summary", "read a row (Accept: text/event-stream watches it)",
-                                  "parameters", read_parameters(table_params, 0), "responses", read_responses()));
+                        json_pack("{s:s, s:o, s:o}", "summary", "read a row (Accept: text/event-stream watches it)", "parameters",
+                                  read_parameters(table_params, 0), "responses", read_responses()));
     json_object_set_new(path_item(paths, "/tables/{table}"), "get",
-                        json_pack("{s:s, s:o, s:o}", "summary", "scan a table: {\"rows\":[{key,value}],\"next\"}",
-                                  "parameters", read_parameters(path_parameters("/tables/{table}"), 1), "responses",
-                                  read_responses()));
+                        json_pack("{s:s, s:o, s:o}", "summary", "scan a table: {\"rows\":[{key,value}],\"next\"}", "parameters",
+                                  read_parameters(path_parameters("/tables/{table}"), 1), "responses", read_responses()));
     json_object_set_new(path_item(paths, "/requests/{id}"), "get",
                         json_pack("{s:s, s:o, s:{s:{s:s}, s:o}}", "summary", "request status", "parameters",
-                                  path_parameters("/requests/{id}"), "responses", "200", "description",
-                                  "{id, state, response?}", "404", problem_response("unknown or forged id")));
+                                  path_parameters("/requests/{id}"), "responses", "200", "description", "{id, state, response?}",
+                                  "404", problem_response("unknown or forged id")));
     const char *ops[] = {"/healthz", "/readyz", "/metrics"};
     for (size_t i = 0; i < 3; ++i)
-        json_object_set_new(path_item(paths, ops[i]), "get",
-                            json_pack("{s:{s:{s:s}}}", "responses", "200", "description", "ok"));
-    json_t *doc = json_pack("{s:s, s:{s:s, s:s}, s:o, s:{s:o}}", "openapi", "3.1.0", "info", "title", "streamgate",
-                            "version", SG_VERSION, "paths", paths, "components", "schemas", defs);
+        json_object_set_new(path_item(paths, ops[i]), "get", json_pack("{s:{s:{s:s}}}", "responses", "200", "description", "ok"));
+    json_t *doc = json_pack("{s:s, s:{s:s, s:s}, s:o, s:{s:o}}", "openapi", "3.1.0", "info", "title", "streamgate", "version",
+                            SG_VERSION, "paths", paths, "components", "schemas", defs);
     document = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(doc);
     if (document == NULL)

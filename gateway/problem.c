@@ -62,8 +62,7 @@ int sg_http_wants_event_stream(h2o_req_t *req)
                                  H2O_STRLIT("text/event-stream")) != SIZE_MAX;
 }
 
-void sg_http_respond(h2o_req_t *req, int status, const char *reason, const char *content_type, const char *body,
-                     size_t len)
+void sg_http_respond(h2o_req_t *req, int status, const char *reason, const char *content_type, const char *body, size_t len)
 {
     req->res.status = status;
     req->res.reason = reason;
@@ -74,8 +73,8 @@ void sg_http_respond(h2o_req_t *req, int status, const char *reason, const char 
     h2o_send_inline(req, body, len);
 }
 
-static h2o_iovec_t problem_body(h2o_mem_pool_t *pool, int status, const char *type, const char *title,
-                                const char *field, const char *detail)
+static h2o_iovec_t problem_body(h2o_mem_pool_t *pool, int status, const char *type, const char *title, const char *field,
+                                const char *detail)
 {
     char type_uri[128];
     snprintf(type_uri, sizeof(type_uri), SG_PROBLEM_TYPE_PREFIX "%s", type);
@@ -101,8 +100,8 @@ static h2o_iovec_t problem_body(h2o_mem_pool_t *pool, int status, const char *ty
     return out;
 }
 
-void sg_problem_send(h2o_req_t *req, int status, const char *reason, const char *type, const char *title,
-                     const char *field, const char *detail_fmt, ...)
+void sg_problem_send(h2o_req_t *req, int status, const char *reason, const char *type, const char *title, const char *field,
+                     const char *detail_fmt, ...)
 {
     char detail[1024];
     va_list args;
@@ -162,8 +161,7 @@ typedef struct st_sg_rewrite_ostream_t {
     h2o_iovec_t body;
 } sg_rewrite_ostream_t;
 
-static void rewrite_do_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *inbufs, size_t inbufcnt,
-                            h2o_send_state_t state)
+static void rewrite_do_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *inbufs, size_t inbufcnt, h2o_send_state_t state)
 {
     sg_rewrite_ostream_t *rewrite = (void *)self;
     /* Drop H2O's text/plain body; emit ours once, with the final state. */
@@ -177,14 +175,10 @@ static void rewrite_do_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *in
 static const char *problem_type_for(int status)
 {
     switch (status) {
-    case 400:
-        return "bad-request";
-    case 413:
-        return "body-too-large";
-    case 417:
-        return "expectation-failed";
-    default:
-        return "http-error";
+    case 400: return "bad-request";
+    case 413: return "body-too-large";
+    case 417: return "expectation-failed";
+    default: return "http-error";
     }
 }
 

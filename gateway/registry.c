@@ -25,8 +25,8 @@
 #include "sg_registry.h"
 
 #define SG_REG_CONTENT_TYPE "application/vnd.schemaregistry.v1+json"
-#define SG_REG_WAIT_MS 20000     /* longer than the registry's own deadline: it answers first */
-#define SG_REG_MAX_WAITERS 1024  /* writes parked at once, all loops */
+#define SG_REG_WAIT_MS 20000    /* longer than the registry's own deadline: it answers first */
+#define SG_REG_MAX_WAITERS 1024 /* writes parked at once, all loops */
 #define SG_REG_MAX_SEGMENTS 8
 
 typedef enum { WAIT_REGISTER, WAIT_LEVEL } wait_kind_t;
@@ -72,8 +72,8 @@ static void problem_for(h2o_req_t *req, int err, const char *subject, const char
                         subject != NULL ? subject : "");
         break;
     case SG_REG_E_NO_VERSION:
-        sg_problem_send(req, 404, "Not Found", "unknown-version", "Unknown Version", "version",
-                        "subject %s has no such version", subject != NULL ? subject : "");
+        sg_problem_send(req, 404, "Not Found", "unknown-version", "Unknown Version", "version", "subject %s has no such version",
+                        subject != NULL ? subject : "");
         break;
     case SG_REG_E_NO_SCHEMA:
         sg_problem_send(req, 404, "Not Found", "unknown-schema", "Unknown Schema", "schema", "%s",
@@ -83,8 +83,8 @@ static void problem_for(h2o_req_t *req, int err, const char *subject, const char
         sg_problem_send(req, 422, "Unprocessable Content", "registry-limit", "Registry Limit", NULL, "%s", msg);
         break;
     case SG_REG_E_BAD_LEVEL:
-        sg_problem_send(req, 422, "Unprocessable Content", "invalid-compatibility-level",
-                        "Invalid Compatibility Level", "compatibility", "%s", msg);
+        sg_problem_send(req, 422, "Unprocessable Content", "invalid-compatibility-level", "Invalid Compatibility Level",
+                        "compatibility", "%s", msg);
         break;
     default:
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
@@ -227,8 +227,7 @@ static json_t *body_object(h2o_req_t *req)
     ssize_t at = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
     if (at < 0 || !is_registry_media_type(req->headers.entries[at].value)) {
         h2o_iovec_t value = at >= 0 ? req->headers.entries[at].value : h2o_iovec_init(H2O_STRLIT("absent"));
-        sg_problem_send(req, 415, "Unsupported Media Type", "unsupported-media-type", "Unsupported Media Type",
-                        "Content-Type",
+        sg_problem_send(req, 415, "Unsupported Media Type", "unsupported-media-type", "Unsupported Media Type", "Content-Type",
                         "Content-Type must be application/vnd.schemaregistry.v1+json or application/json, not %.*s",
                         (int)(value.len > 100 ? 100 : value.len), value.base);
         return NULL;
@@ -240,13 +239,11 @@ static json_t *body_object(h2o_req_t *req)
         return NULL;
     }
     json_error_t jerr;
-    json_t *doc = req->entity.len > 0 ? json_loadb(req->entity.base, req->entity.len, JSON_REJECT_DUPLICATES, &jerr)
-                                      : NULL;
+    json_t *doc = req->entity.len > 0 ? json_loadb(req->entity.base, req->entity.len, JSON_REJECT_DUPLICATES, &jerr) : NULL;
     if (doc == NULL || !json_is_object(doc)) {
         json_decref(doc);
         sg_problem_send(req, 400, "Bad Request", "invalid-json", "Invalid JSON", NULL, "%s",
-                        req->entity.len == 0 ? "the request needs a JSON object body"
-                                             : "the body is not a JSON object");
+                        req->entity.len == 0 ? "the request needs a JSON object body" : "the body is not a JSON object");
         return NULL;
     }
     return doc;
@@ -258,14 +255,14 @@ static const char *schema_of(h2o_req_t *req, json_t *doc, size_t *len)
 {
     const json_t *type = json_object_get(doc, "schemaType");
     if (type != NULL && !(json_is_string(type) && strcmp(json_string_value(type), "AVRO") == 0)) {
-        sg_problem_send(req, 422, "Unprocessable Content", "unsupported-schema-type", "Unsupported Schema Type",
-                        "schemaType", "only AVRO schemas are supported");
+        sg_problem_send(req, 422, "Unprocessable Content", "unsupported-schema-type", "Unsupported Schema Type", "schemaType",
+                        "only AVRO schemas are supported");
         return NULL;
     }
     const json_t *refs = json_object_get(doc, "references");
     if (refs != NULL && !(json_is_array(refs) && json_array_size(refs) == 0)) {
-        sg_problem_send(req, 422, "Unprocessable Content", "unsupported-references", "Unsupported References",
-                        "references", "schema references are not supported");
+        sg_problem_send(req, 422, "Unprocessable Content", "unsupported-references", "Unsupported References", "references",
+                        "schema references are not supported");
         return NULL;
     }
     const json_t *schema = json_object_get(doc, "schema");
@@ -302,8 +299,7 @@ static const char *subject_of(h2o_req_t *req, h2o_iovec_t segment)
 /* "latest" or -1 -> -1; 1..INT32_MAX -> itself. Returns 0, or -1 after answering 422. */
 static int version_of(h2o_req_t *req, h2o_iovec_t segment, int *version)
 {
-    if (h2o_memis(segment.base, segment.len, H2O_STRLIT("latest")) ||
-        h2o_memis(segment.base, segment.len, H2O_STRLIT("-1"))) {
+    if (h2o_memis(segment.base, segment.len, H2O_STRLIT("latest")) || h2o_memis(segment.base, segment.len, H2O_STRLIT("-1"))) {
         *version = -1;
         return 0;
     }
@@ -391,8 +387,7 @@ static void handle_lookup(h2o_req_t *req, sg_registry_t *reg, const char *subjec
         if (rc == SG_REG_OK)
             respond_json(req, 200, version_doc(subject, version, schema));
         else
-            problem_for(req, rc, subject,
-                        rc == SG_REG_E_NO_SCHEMA ? "the schema is not registered under this subject" : err);
+            problem_for(req, rc, subject, rc == SG_REG_E_NO_SCHEMA ? "the schema is not registered under this subject" : err);
     }
     json_decref(doc);
 }
@@ -425,7 +420,8 @@ static void handle_config(h2o_req_t *req, sg_registry_t *reg, const char *subjec
             if (!query_flag(req, "defaultToGlobal")) {
                 sg_problem_send(req, 404, "Not Found", "no-subject-level", "No Subject Level", "subject",
                                 "subject %s has no compatibility level of its own (the global one applies; "
-                                "?defaultToGlobal=true shows it)", subject);
+                                "?defaultToGlobal=true shows it)",
+                                subject);
                 return;
             }
             sg_registry_get_level(reg, NULL, &level);

@@ -57,16 +57,14 @@ int64_t sg_now_ms(void)
 
 void sg_requests_record_pending(sg_server_t *server, const char *id_text, int64_t created_ms)
 {
-    sg_request_record_t rec = {.state = SG_REQUEST_PENDING,
-                               .created_ms = created_ms,
-                               .expires_ms = created_ms + server->conf->requests.retention_ms};
+    sg_request_record_t rec = {
+        .state = SG_REQUEST_PENDING, .created_ms = created_ms, .expires_ms = created_ms + server->conf->requests.retention_ms};
     char err[256];
     if (sg_store_put_request(server->store, id_text, SG_REQID_TEXT_LEN, &rec, err, sizeof(err)) < 0)
         fprintf(stderr, "streamgate: request store: %s\n", err);
 }
 
-void sg_requests_record_done(sg_server_t *server, const sg_reqid_t *id, const char *id_text,
-                             const sg_request_record_t *outcome)
+void sg_requests_record_done(sg_server_t *server, const sg_reqid_t *id, const char *id_text, const sg_request_record_t *outcome)
 {
     sg_request_record_t rec = *outcome;
     rec.state = SG_REQUEST_DONE;
@@ -171,8 +169,7 @@ static void on_sse_stop(h2o_generator_t *generator, h2o_req_t *req)
 
 /* Reads the state of a valid id. Returns "done", "pending" or "expired"; rec is filled (and
  * must be disposed) when the return is "done" or a stored "pending". */
-static const char *lookup(sg_server_t *server, const sg_reqid_t *id, const char *id_text, sg_request_record_t *rec,
-                          int *have_rec)
+static const char *lookup(sg_server_t *server, const sg_reqid_t *id, const char *id_text, sg_request_record_t *rec, int *have_rec)
 {
     char err[256];
     int64_t now = sg_now_ms();

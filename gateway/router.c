@@ -32,8 +32,8 @@ sg_router_t *sg_router_create(const sg_conf_t *conf, char *err, size_t errlen)
         entry->is_query = i >= conf->n_routes;
         entry->index = entry->is_query ? i - conf->n_routes : i;
         entry->method = entry->is_query ? "GET" : conf->routes[i].method;
-        entry->tmpl = sg_path_template_parse(entry->is_query ? conf->queries[entry->index].path : conf->routes[i].path,
-                                             err, errlen);
+        entry->tmpl =
+            sg_path_template_parse(entry->is_query ? conf->queries[entry->index].path : conf->routes[i].path, err, errlen);
         if (entry->tmpl == NULL) {
             router->n_entries = i;
             sg_router_destroy(router);

@@ -31,8 +31,8 @@ typedef struct st_sg_control_t {
     enum { SG_CONTROL_STOP_ACCEPTING, SG_CONTROL_EXIT } kind;
 } sg_control_t;
 
-static int open_listener(const sg_listen_conf_t *listen_conf, uint16_t port, struct sockaddr_storage *bound,
-                         char *err, size_t errlen)
+static int open_listener(const sg_listen_conf_t *listen_conf, uint16_t port, struct sockaddr_storage *bound, char *err,
+                         size_t errlen)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res;
     char service[8];
@@ -45,9 +45,8 @@ static int open_listener(const sg_listen_conf_t *listen_conf, uint16_t port, str
     int fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, 0), on = 1;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0 ||
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) != 0 ||
-        bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 1024) != 0 ||
-        fcntl(fd, F_SETFL, O_NONBLOCK) != 0) {
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) != 0 || bind(fd, res->ai_addr, res->ai_addrlen) != 0 ||
+        listen(fd, 1024) != 0 || fcntl(fd, F_SETFL, O_NONBLOCK) != 0) {
         snprintf(err, errlen, "listen %s:%u: %s", listen_conf->host, (unsigned)port, strerror(errno));
         if (fd >= 0)
             close(fd);
@@ -80,8 +79,7 @@ static int load_or_make_secret(const char *data_dir, uint8_t *secret, size_t len
         close(fd);
         if (n == (ssize_t)len)
             return 0;
-        snprintf(err, errlen, "%s: expected %zu bytes; delete it to make a new one (ids made with it become invalid)",
-                 path, len);
+        snprintf(err, errlen, "%s: expected %zu bytes; delete it to make a new one (ids made with it become invalid)", path, len);
         return -1;
     }
     if (read_random(secret, len) != 0 || (fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0 ||
@@ -117,12 +115,11 @@ static SSL_CTX *create_ssl_ctx(const sg_listen_conf_t *listen_conf, char *err, s
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (ctx == NULL || SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
         SSL_CTX_use_certificate_chain_file(ctx, listen_conf->cert) != 1 ||
-        SSL_CTX_use_PrivateKey_file(ctx, listen_conf->key, SSL_FILETYPE_PEM) != 1 ||
-        SSL_CTX_check_private_key(ctx) != 1) {
+        SSL_CTX_use_PrivateKey_file(ctx, listen_conf->key, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
         char ssl_err[256];
         ERR_error_string_n(ERR_get_error(), ssl_err, sizeof(ssl_err));
-        snprintf(err, errlen, "listen %s: TLS with cert %s and key %s: %s", listen_conf->host, listen_conf->cert,
-                 listen_conf->key, ssl_err);
+        snprintf(err, errlen, "listen %s: TLS with cert %s and key %s: %s", listen_conf->host, listen_conf->cert, listen_conf->key,
+                 ssl_err);
         SSL_CTX_free(ctx);
         return NULL;
     }
@@ -215,8 +212,8 @@ static void init_loop_on_its_thread(sg_loop_t *loop)
     h2o_multithread_register_receiver(loop->ctx.queue, &loop->table_latest, sg_tables_on_latest);
     h2o_multithread_register_receiver(loop->ctx.queue, &loop->registry_done, sg_registry_on_done);
     for (size_t l = 0; l < loop->n_listeners; ++l) {
-        loop->accept_ctxs[l] = (h2o_accept_ctx_t){.ctx = &loop->ctx, .hosts = server->globalconf.hosts,
-                                                  .ssl_ctx = server->ssl_ctxs[l]};
+        loop->accept_ctxs[l] =
+            (h2o_accept_ctx_t){.ctx = &loop->ctx, .hosts = server->globalconf.hosts, .ssl_ctx = server->ssl_ctxs[l]};
         loop->listeners[l] = h2o_evloop_socket_create(loop->ctx.loop, loop->listen_fds[l], H2O_SOCKET_FLAG_DONT_READ);
         loop->listeners[l]->data = &loop->accept_ctxs[l];
         h2o_socket_read_start(loop->listeners[l], on_accept);

@@ -59,11 +59,11 @@ typedef struct st_sg_tq_t {
     h2o_timeout_entry_t timeout_entry;
     /* watch */
     int sse;
-    int streaming;   /* the response has started */
-    int sending;     /* an h2o_send waits for proceed */
-    int dirty;       /* progress arrived while sending */
-    int closing;     /* end the stream at the next chance */
-    int resumed;     /* Last-Event-ID given: skip a current row the client has seen */
+    int streaming; /* the response has started */
+    int sending;   /* an h2o_send waits for proceed */
+    int dirty;     /* progress arrived while sending */
+    int closing;   /* end the stream at the next chance */
+    int resumed;   /* Last-Event-ID given: skip a current row the client has seen */
     int sent_any;
     int sent_present;
     uint64_t sent_etag;
@@ -107,8 +107,7 @@ static void add_token(h2o_req_t *req, const sg_token_t *token)
 {
     h2o_iovec_t text = token_text(req, token);
     if (text.len > 0)
-        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("consistency-token"), 0, NULL, text.base,
-                              text.len);
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("consistency-token"), 0, NULL, text.base, text.len);
 }
 
 /* The view's stream time for the table's topic: the largest of its partitions'. */
@@ -169,8 +168,7 @@ static int conditions_met(const sg_tq_t *tq, const sg_token_t *view)
 static void store_unavailable(h2o_req_t *req, const sg_table_conf_t *table, const char *err)
 {
     fprintf(stderr, "streamgate: table %s: %s\n", table->name, err);
-    sg_problem_send(req, 503, "Service Unavailable", "store-unavailable", "Store Unavailable", NULL,
-                    "the table could not be read");
+    sg_problem_send(req, 503, "Service Unavailable", "store-unavailable", "Store Unavailable", NULL, "the table could not be read");
 }
 
 static void send_point(h2o_req_t *req, const sg_table_conf_t *table, int rc, const void *value, size_t value_len,
@@ -184,11 +182,10 @@ static void send_point(h2o_req_t *req, const sg_table_conf_t *table, int rc, con
     }
     char etag[24];
     int n = snprintf(etag, sizeof(etag), "\"%016" PRIx64 "\"", version->etag);
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ETAG, NULL, h2o_strdup(&req->pool, etag, (size_t)n).base,
-                   (size_t)n);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ETAG, NULL, h2o_strdup(&req->pool, etag, (size_t)n).base, (size_t)n);
     ssize_t inm = h2o_find_header(&req->headers, H2O_TOKEN_IF_NONE_MATCH, -1);
-    if (inm >= 0 && h2o_strstr(req->headers.entries[inm].value.base, req->headers.entries[inm].value.len, etag,
-                               (size_t)n) != SIZE_MAX) {
+    if (inm >= 0 &&
+        h2o_strstr(req->headers.entries[inm].value.base, req->headers.entries[inm].value.len, etag, (size_t)n) != SIZE_MAX) {
         sg_http_respond(req, 304, "Not Modified", NULL, "", 0);
         return;
     }
@@ -240,8 +237,7 @@ static void buf_add_key(sg_buf_t *buf, const void *key, size_t keylen)
     const unsigned char *in = key;
     buf_add(buf, "\"key_base64url\":\"", 17);
     for (size_t i = 0; i < keylen; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < keylen ? (uint32_t)in[i + 1] << 8 : 0) |
-                     (i + 2 < keylen ? in[i + 2] : 0);
+        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < keylen ? (uint32_t)in[i + 1] << 8 : 0) | (i + 2 < keylen ? in[i + 2] : 0);
         char out[4] = {alphabet[v >> 18 & 63], alphabet[v >> 12 & 63], alphabet[v >> 6 & 63], alphabet[v & 63]};
         buf_add(buf, out, i + 2 < keylen ? 4 : i + 1 < keylen ? 3 : 2);
     }
@@ -265,8 +261,7 @@ static int on_scan_row(void *arg, const void *key, size_t keylen, const void *va
 
 /* One SSE event, in a heap buffer the watch owns until H2O has sent it (events of a long watch
  * must not pile up in the request's pool). The value's lines each become a data: line. */
-static h2o_iovec_t sse_event(sg_tq_t *tq, const char *kind, const sg_token_t *token, const char *value,
-                             size_t value_len)
+static h2o_iovec_t sse_event(sg_tq_t *tq, const char *kind, const sg_token_t *token, const char *value, size_t value_len)
 {
     char *id_text = malloc(SG_TOKEN_MAX_TEXT + 1);
     if (id_text == NULL)
@@ -341,8 +336,8 @@ static void watch_check(sg_tq_t *tq)
     size_t value_len = 0;
     sg_table_version_t version;
     sg_token_t *view = sg_token_create();
-    int rc = sg_tables_get(server->tables, tq->table->name, tq->key, tq->keylen, &value, &value_len, &version, view,
-                           err, sizeof(err));
+    int rc =
+        sg_tables_get(server->tables, tq->table->name, tq->key, tq->keylen, &value, &value_len, &version, view, err, sizeof(err));
     if (rc < 0) {
         fprintf(stderr, "streamgate: table %s: %s (closing a watch)\n", tq->table->name, err);
         sg_token_destroy(view);
@@ -354,8 +349,7 @@ static void watch_check(sg_tq_t *tq)
     if (changed && tq->resumed && !tq->sent_any) {
         /* Resumed: a row whose record the client's last event already covered is not news. */
         int64_t seen = -1;
-        if (present && sg_token_get(tq->wanted, tq->table->topic, version.partition, &seen, NULL) == 0 &&
-            version.offset <= seen)
+        if (present && sg_token_get(tq->wanted, tq->table->topic, version.partition, &seen, NULL) == 0 && version.offset <= seen)
             changed = 0;
         tq->sent_any = 1;
         tq->sent_present = present;
@@ -364,8 +358,7 @@ static void watch_check(sg_tq_t *tq)
     if (changed) {
         if (tq->wanted != NULL)
             sg_token_merge(view, tq->wanted);
-        h2o_iovec_t event = present ? sse_event(tq, "update", view, value, value_len)
-                                    : sse_event(tq, "delete", view, "null", 4);
+        h2o_iovec_t event = present ? sse_event(tq, "update", view, value, value_len) : sse_event(tq, "delete", view, "null", 4);
         tq->sent_any = 1;
         tq->sent_present = present;
         tq->sent_etag = present ? version.etag : 0;
@@ -475,8 +468,7 @@ static int serve(sg_tq_t *tq, int final)
         add_token(req, view); /* the view's own position: how far it has got */
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
         sg_problem_send(req, 503, "Service Unavailable", "not-caught-up", "Not Caught Up", "Consistency-Token",
-                        "table %s has not yet applied what the read asks for (token, fresh or min_stream_time)",
-                        table->name);
+                        "table %s has not yet applied what the read asks for (token, fresh or min_stream_time)", table->name);
         goto done;
     }
     /* Met: answer from a snapshot at least as new as the view just checked. */
@@ -497,8 +489,8 @@ static int serve(sg_tq_t *tq, int final)
         void *value = NULL;
         size_t value_len = 0;
         sg_table_version_t version;
-        int rc = sg_tables_get(server->tables, tq->table->name, tq->key, tq->keylen, &value, &value_len, &version,
-                               view, err, sizeof(err));
+        int rc = sg_tables_get(server->tables, tq->table->name, tq->key, tq->keylen, &value, &value_len, &version, view, err,
+                               sizeof(err));
         if (rc >= 0 && tq->wanted != NULL)
             sg_token_merge(view, tq->wanted); /* one session token across instances and tables */
         tq_done(tq);
@@ -512,8 +504,7 @@ static int serve(sg_tq_t *tq, int final)
     sg_buf_t buf = {0};
     buf_add(&buf, "{\"rows\":[", 9);
     char *next = NULL;
-    int rows = sg_tables_scan(server->tables, tq->table->name, &tq->scan, on_scan_row, &buf, &next, view, err,
-                              sizeof(err));
+    int rows = sg_tables_scan(server->tables, tq->table->name, &tq->scan, on_scan_row, &buf, &next, view, err, sizeof(err));
     if (rows < 0) {
         tq_done(tq);
         free(buf.data);
@@ -587,8 +578,7 @@ static void proceed(sg_tq_t *tq)
     link_tq(tq);
     if (!h2o_timeout_is_linked(&tq->timeout_entry)) {
         tq->timeout_entry.cb = on_wait_timeout;
-        h2o_timeout_link(tq->loop->ctx.loop, sg_loop_wait_timeout(tq->loop, tq->deadline_ms - sg_now_ms()),
-                         &tq->timeout_entry);
+        h2o_timeout_link(tq->loop->ctx.loop, sg_loop_wait_timeout(tq->loop, tq->deadline_ms - sg_now_ms()), &tq->timeout_entry);
     }
 }
 
@@ -715,8 +705,7 @@ typedef struct {
 } sg_qparam_t;
 
 enum { QP_PREFIX, QP_FROM, QP_TO, QP_LIMIT, QP_CURSOR, QP_TOKEN, QP_FRESH, QP_MIN_STREAM_TIME, QP_COUNT };
-static const char *const qparam_names[QP_COUNT] = {"prefix", "from",  "to",   "limit",
-                                                   "cursor", "token", "fresh", "min_stream_time"};
+static const char *const qparam_names[QP_COUNT] = {"prefix", "from", "to", "limit", "cursor", "token", "fresh", "min_stream_time"};
 
 /* Parses the query string into params. Returns 0, or -1 after answering 400. */
 static int parse_query(h2o_req_t *req, h2o_iovec_t params[QP_COUNT])
@@ -754,8 +743,7 @@ static int parse_query(h2o_req_t *req, h2o_iovec_t params[QP_COUNT])
             char *decoded = sg_path_decode(value, (size_t)(stop - value), &decoded_len);
             if (decoded == NULL) {
                 sg_problem_send(req, 400, "Bad Request", "invalid-query", "Invalid Query", qparam_names[which],
-                                "query parameter %s is not valid percent-encoding (or holds %%00)",
-                                qparam_names[which]);
+                                "query parameter %s is not valid percent-encoding (or holds %%00)", qparam_names[which]);
                 return -1;
             }
             params[which] = h2o_strdup(&req->pool, decoded, decoded_len);
@@ -824,8 +812,7 @@ static void start_read(h2o_req_t *req, const sg_table_conf_t *table, const char 
         for (int i = QP_PREFIX; i <= QP_CURSOR; ++i)
             if (params[i].base != NULL) {
                 sg_problem_send(req, 400, "Bad Request", "invalid-query", "Invalid Query", qparam_names[i],
-                                "%s applies to a table scan (GET /tables/%s), not to a row", qparam_names[i],
-                                table->name);
+                                "%s applies to a table scan (GET /tables/%s), not to a row", qparam_names[i], table->name);
                 return;
             }
     }
@@ -850,8 +837,8 @@ static void start_read(h2o_req_t *req, const sg_table_conf_t *table, const char 
         scan.to_len = params[QP_TO].len;
         int64_t limit = SG_SCAN_DEFAULT_LIMIT;
         if (params[QP_LIMIT].base != NULL && parse_int(params[QP_LIMIT], 1, SG_TABLE_SCAN_MAX_LIMIT, &limit) != 0) {
-            sg_problem_send(req, 400, "Bad Request", "invalid-query", "Invalid Query", "limit",
-                            "limit must be an integer 1..%d", SG_TABLE_SCAN_MAX_LIMIT);
+            sg_problem_send(req, 400, "Bad Request", "invalid-query", "Invalid Query", "limit", "limit must be an integer 1..%d",
+                            SG_TABLE_SCAN_MAX_LIMIT);
             return;
         }
         scan.limit = (size_t)limit;
@@ -865,15 +852,13 @@ static void start_read(h2o_req_t *req, const sg_table_conf_t *table, const char 
         }
     }
     int64_t min_stream_time = -1;
-    if (params[QP_MIN_STREAM_TIME].base != NULL &&
-        parse_int(params[QP_MIN_STREAM_TIME], 0, INT64_MAX / 2, &min_stream_time) != 0) {
+    if (params[QP_MIN_STREAM_TIME].base != NULL && parse_int(params[QP_MIN_STREAM_TIME], 0, INT64_MAX / 2, &min_stream_time) != 0) {
         sg_problem_send(req, 400, "Bad Request", "invalid-query", "Invalid Query", "min_stream_time",
                         "min_stream_time must be milliseconds since the epoch (a non-negative integer)");
         return;
     }
     if (params[QP_FRESH].base != NULL && !h2o_memis(params[QP_FRESH].base, params[QP_FRESH].len, H2O_STRLIT("latest"))) {
-        sg_problem_send(req, 400, "Bad Request", "invalid-query", "Invalid Query", "fresh",
-                        "fresh takes one value: latest");
+        sg_problem_send(req, 400, "Bad Request", "invalid-query", "Invalid Query", "fresh", "fresh takes one value: latest");
         return;
     }
     int sse = key != NULL && sg_http_wants_event_stream(req);
@@ -940,7 +925,7 @@ static void start_read(h2o_req_t *req, const sg_table_conf_t *table, const char 
             return;
         }
         tq->fresh_outstanding = 1;
-        atomic_fetch_add(&server->table_waiters, 1); /* counted until the watermarks arrive */
+        atomic_fetch_add(&server->table_waiters, 1);      /* counted until the watermarks arrive */
         int64_t budget = wait_ms > 2000 ? wait_ms : 2000; /* the brokers get their time in any case */
         tq->deadline_ms = sg_now_ms() + budget;
         tq->timeout_entry.cb = on_wait_timeout;
@@ -1023,8 +1008,7 @@ void sg_tables_handle_query(h2o_req_t *req, size_t query_index, const sg_path_ma
         start_read(req, table, value.base, value.len);
         return;
     }
-    case SG_KEY_BODY:
-        break;
+    case SG_KEY_BODY: break;
     }
     sg_problem_send(req, 400, "Bad Request", "invalid-key", "Invalid Key", "key", "a query has no body to take a key from");
 }

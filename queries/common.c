@@ -60,8 +60,7 @@ int sg_queries_rocksdb_fail(char *err, size_t errlen, const char *module, const 
 
 #define SG_QUERIES_INFO_LOG_WARN 2 /* rocksdb::InfoLogLevel::WARN_LEVEL; the C API takes an int */
 
-rocksdb_options_t *sg_queries_db_options(size_t write_buffer, int max_write_buffers, uint64_t max_total_wal,
-                                         int compression)
+rocksdb_options_t *sg_queries_db_options(size_t write_buffer, int max_write_buffers, uint64_t max_total_wal, int compression)
 {
     rocksdb_options_t *options = rocksdb_options_create();
     rocksdb_options_set_create_if_missing(options, 1);

@@ -72,14 +72,13 @@ void sg_store_close(sg_store_t *store);
  * DONE (the first reply wins, so every poll and replay sees the same outcome). Returns 0 stored,
  * 1 not stored because a DONE record exists, -1 on error (invalid argument, limits, RocksDB).
  * An unreadable existing record is replaced. rec is borrowed. */
-int sg_store_put_request(sg_store_t *store, const void *id, size_t idlen, const sg_request_record_t *rec, char *err,
-                         size_t errlen);
+int sg_store_put_request(sg_store_t *store, const void *id, size_t idlen, const sg_request_record_t *rec, char *err, size_t errlen);
 
 /** Loads the record for id. Returns 0 found (out filled with owned fields: release them with
  * sg_request_record_dispose), 1 absent or expired (out zeroed), -1 on error, including a
  * corrupt stored value (out zeroed). */
-int sg_store_get_request(sg_store_t *store, const void *id, size_t idlen, int64_t now_ms, sg_request_record_t *out,
-                         char *err, size_t errlen);
+int sg_store_get_request(sg_store_t *store, const void *id, size_t idlen, int64_t now_ms, sg_request_record_t *out, char *err,
+                         size_t errlen);
 
 /** Frees the fields of a record filled by sg_store_get_request and zeroes it; NULL is a no-op. */
 void sg_request_record_dispose(sg_request_record_t *rec);
@@ -88,21 +87,21 @@ void sg_request_record_dispose(sg_request_record_t *rec);
  * result (see sg_idem_kind_t). An expired claim counts as absent and is replaced. route is a
  * NUL-terminated name (1..SG_STORE_MAX_ROUTE bytes), key 1..SG_STORE_MAX_IDEM_KEY bytes,
  * body_sha256 the SHA-256 of the request body. Returns 0 (result filled) or -1 on error. */
-int sg_store_idem_claim(sg_store_t *store, const char *route, const void *key, size_t keylen,
-                        const uint8_t body_sha256[32], const void *request_id, size_t idlen, int64_t now_ms,
-                        int64_t expires_ms, sg_idem_result_t *result, char *err, size_t errlen);
+int sg_store_idem_claim(sg_store_t *store, const char *route, const void *key, size_t keylen, const uint8_t body_sha256[32],
+                        const void *request_id, size_t idlen, int64_t now_ms, int64_t expires_ms, sg_idem_result_t *result,
+                        char *err, size_t errlen);
 
 /** Marks the claim on (route, key) done, if it is still held by request_id (a claim that expired
  * and was taken by another request is left alone). Keeps its expiry. Returns 0 marked, 1 no such
  * claim held by request_id, -1 on error. */
-int sg_store_idem_complete(sg_store_t *store, const char *route, const void *key, size_t keylen,
-                           const void *request_id, size_t idlen, char *err, size_t errlen);
+int sg_store_idem_complete(sg_store_t *store, const char *route, const void *key, size_t keylen, const void *request_id,
+                           size_t idlen, char *err, size_t errlen);
 
 /** Deletes the claim on (route, key) if it is held by request_id, so a retry can claim again
  * (used when the produce failed). Returns 0 deleted, 1 no such claim held by request_id, -1 on
  * error. */
-int sg_store_idem_release(sg_store_t *store, const char *route, const void *key, size_t keylen,
-                          const void *request_id, size_t idlen, char *err, size_t errlen);
+int sg_store_idem_release(sg_store_t *store, const char *route, const void *key, size_t keylen, const void *request_id,
+                          size_t idlen, char *err, size_t errlen);
 
 /** Deletes expired records of both families, examining at most max_records records (> 0) and
  * resuming next call where this one stopped. Sets *deleted (may be NULL) to the number deleted.

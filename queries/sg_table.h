@@ -29,10 +29,10 @@
 #include "sg_token.h"
 
 #define SG_TABLE_MAX_TABLES 256
-#define SG_TABLE_MAX_NAME 128                  /* table name bytes, [a-zA-Z0-9._-] */
-#define SG_TABLE_MAX_KEY 4096                  /* row key bytes (1..) */
+#define SG_TABLE_MAX_NAME 128                    /* table name bytes, [a-zA-Z0-9._-] */
+#define SG_TABLE_MAX_KEY 4096                    /* row key bytes (1..) */
 #define SG_TABLE_MAX_VALUE (16u * 1024u * 1024u) /* row value bytes */
-#define SG_TABLE_MAX_SOURCE 1024               /* source identity bytes */
+#define SG_TABLE_MAX_SOURCE 1024                 /* source identity bytes */
 #define SG_TABLE_SCAN_MAX_LIMIT 1000
 /* Longest cursor text sg_tables_scan produces or accepts (base64url of version, key, checksum). */
 #define SG_TABLE_MAX_CURSOR (((1 + SG_TABLE_MAX_KEY + 4) * 4 + 2) / 3)
@@ -68,18 +68,16 @@ uint64_t sg_tables_commit_count(sg_tables_t *tables, const char *table);
 
 /** Loads the stored position of (table, topic, partition). Returns 0 found, 1 none stored
  * (outputs set to 0), -1 error (unknown table, RocksDB, corrupt record). Outputs may be NULL. */
-int sg_tables_position(sg_tables_t *tables, const char *table, const char *topic, int32_t partition,
-                       int64_t *next_offset, int64_t *stream_time_ms, char *err, size_t errlen);
+int sg_tables_position(sg_tables_t *tables, const char *table, const char *topic, int32_t partition, int64_t *next_offset,
+                       int64_t *stream_time_ms, char *err, size_t errlen);
 
 /* Called per stored position in (topic bytes, partition) order; topic is valid during the call
  * only. Non-zero stops the listing. */
-typedef int (*sg_table_position_cb)(void *arg, const char *topic, int32_t partition, int64_t next_offset,
-                                    int64_t stream_time_ms);
+typedef int (*sg_table_position_cb)(void *arg, const char *topic, int32_t partition, int64_t next_offset, int64_t stream_time_ms);
 
 /** Lists every stored position of table from one consistent snapshot. Returns 0 (including when
  * the callback stopped it), -1 error. */
-int sg_tables_positions(sg_tables_t *tables, const char *table, sg_table_position_cb cb, void *arg, char *err,
-                        size_t errlen);
+int sg_tables_positions(sg_tables_t *tables, const char *table, sg_table_position_cb cb, void *arg, char *err, size_t errlen);
 
 /** Merges the table's view position into `into`: per stored partition with next_offset > 0,
  * (topic, partition, next_offset - 1, stream time). Returns 0, or -1 (into unchanged) on error,
@@ -105,14 +103,13 @@ sg_table_batch_t *sg_table_batch_new(sg_tables_t *tables, const char *table);
  * key 1..SG_TABLE_MAX_KEY bytes, valuelen <= SG_TABLE_MAX_VALUE. Returns 0 added, 1 ignored
  * because offset is below the partition's next offset (stored or already in this batch), -1
  * invalid argument or error reading the stored position (the batch is unchanged). */
-int sg_table_batch_put(sg_table_batch_t *batch, const char *topic, int32_t partition, int64_t offset,
-                       int64_t timestamp_ms, const void *key, size_t keylen, const void *value, size_t valuelen,
-                       char *err, size_t errlen);
+int sg_table_batch_put(sg_table_batch_t *batch, const char *topic, int32_t partition, int64_t offset, int64_t timestamp_ms,
+                       const void *key, size_t keylen, const void *value, size_t valuelen, char *err, size_t errlen);
 
 /** Raises the partition's next offset to next_offset without a row (offsets with no record to
  * apply: transaction markers, compacted gaps). Returns 0 raised, 1 already there, -1 error. */
-int sg_table_batch_advance(sg_table_batch_t *batch, const char *topic, int32_t partition, int64_t next_offset,
-                           char *err, size_t errlen);
+int sg_table_batch_advance(sg_table_batch_t *batch, const char *topic, int32_t partition, int64_t next_offset, char *err,
+                           size_t errlen);
 
 /** Records added to the batch since it was created or last committed. */
 size_t sg_table_batch_count(const sg_table_batch_t *batch);
@@ -131,8 +128,8 @@ void sg_table_batch_destroy(sg_table_batch_t *batch);
  * version filled if not NULL), 1 absent (*value_out NULL), -1 error (unknown table, key out of
  * range, RocksDB, corrupt row). When token_into is not NULL the table's view position is merged
  * into it from the same snapshot as the row (see sg_tables_token). */
-int sg_tables_get(sg_tables_t *tables, const char *table, const void *key, size_t keylen, void **value_out,
-                  size_t *len_out, sg_table_version_t *version, sg_token_t *token_into, char *err, size_t errlen);
+int sg_tables_get(sg_tables_t *tables, const char *table, const void *key, size_t keylen, void **value_out, size_t *len_out,
+                  sg_table_version_t *version, sg_token_t *token_into, char *err, size_t errlen);
 
 /* Called per row in key order; value is without the header; all pointers valid only during the
  * call. Non-zero stops the scan after this row. */
@@ -142,9 +139,9 @@ typedef int (*sg_table_row_cb)(void *arg, const void *key, size_t keylen, const 
 typedef struct {
     const void *prefix; /* only keys starting with prefix (NULL or 0 length: any) */
     size_t prefix_len;
-    const void *from;   /* only keys >= from (NULL: no lower bound) */
+    const void *from; /* only keys >= from (NULL: no lower bound) */
     size_t from_len;
-    const void *to;     /* only keys < to (NULL: no upper bound) */
+    const void *to; /* only keys < to (NULL: no upper bound) */
     size_t to_len;
     size_t limit;       /* 1..SG_TABLE_SCAN_MAX_LIMIT rows per call */
     const char *cursor; /* NUL-terminated next_cursor of the previous page of the same query, or NULL */
@@ -156,7 +153,7 @@ typedef struct {
  * of this module's format, belongs to another table, or lies outside the query's range is
  * rejected. When token_into is not NULL the view position is merged into it from the same
  * snapshot. Returns the number of rows delivered (>= 0), or -1 on error (*next_cursor NULL). */
-int sg_tables_scan(sg_tables_t *tables, const char *table, const sg_table_scan_t *query, sg_table_row_cb cb,
-                   void *arg, char **next_cursor, sg_token_t *token_into, char *err, size_t errlen);
+int sg_tables_scan(sg_tables_t *tables, const char *table, const sg_table_scan_t *query, sg_table_row_cb cb, void *arg,
+                   char **next_cursor, sg_token_t *token_into, char *err, size_t errlen);
 
 #endif

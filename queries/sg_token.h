@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 #define SG_TOKEN_VERSION 1
-#define SG_TOKEN_MAX_ENTRIES 4096 /* partitions over all topics */
+#define SG_TOKEN_MAX_ENTRIES 4096  /* partitions over all topics */
 #define SG_TOKEN_MAX_TOPIC_LEN 249 /* Kafka's own limit */
 #define SG_TOKEN_MAX_TEXT 32768    /* longest accepted text form */
 
@@ -49,8 +49,7 @@ void sg_token_entry(const sg_token_t *token, size_t i, const char **topic, int32
 
 /** Whether `view` has reached `want` for every entry of `want` whose topic satisfies
  * `topic_filter(topic, arg)` (NULL filter = every entry): view offset >= want offset. */
-int sg_token_covers(const sg_token_t *view, const sg_token_t *want, int (*topic_filter)(const char *topic, void *arg),
-                    void *arg);
+int sg_token_covers(const sg_token_t *view, const sg_token_t *want, int (*topic_filter)(const char *topic, void *arg), void *arg);
 
 /** Encodes to text. Returns the length of the text (excluding NUL); writes at most buflen bytes
  * including the NUL; when the return value >= buflen the text was truncated (call again).
@@ -60,8 +59,7 @@ size_t sg_token_encode(const sg_token_t *token, char *buf, size_t buflen);
 /** Encodes the one-entry token {topic: {partition: (offset, stream_time_ms)}} without building
  * a token or allocating: the hot path of every command response. Same contract as
  * sg_token_encode; returns 0 when the arguments are out of range (as sg_token_advance). */
-size_t sg_token_encode_one(const char *topic, int32_t partition, int64_t offset, int64_t stream_time_ms, char *buf,
-                           size_t buflen);
+size_t sg_token_encode_one(const char *topic, int32_t partition, int64_t offset, int64_t stream_time_ms, char *buf, size_t buflen);
 
 /** Decodes a text token strictly. Returns an owned token, or NULL with the reason in err
  * (bad base64url, unknown version, truncated, non-canonical order, checksum, limits). */

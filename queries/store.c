@@ -193,8 +193,7 @@ static bool sg_store_get_opt_string(sg_store_reader_t *r, char **out)
 static bool sg_store_get_header(sg_store_reader_t *r, int type, int64_t *expires_ms)
 {
     uint64_t version, found_type, expires;
-    if (!sg_store_get_uint(r, 1, &version) || !sg_store_get_uint(r, 1, &found_type) ||
-        !sg_store_get_uint(r, 8, &expires))
+    if (!sg_store_get_uint(r, 1, &version) || !sg_store_get_uint(r, 1, &found_type) || !sg_store_get_uint(r, 8, &expires))
         return false;
     if (version != SG_STORE_VERSION) {
         r->problem = "unsupported format version";
@@ -221,8 +220,8 @@ static sg_store_reader_t sg_store_reader(const char *value, size_t len)
 }
 
 /* Encodes a validated request record; returns an owned buffer of *len bytes. */
-static uint8_t *sg_store_encode_request(const sg_request_record_t *rec, size_t ct_len, size_t headers_len,
-                                        size_t token_len, size_t *len)
+static uint8_t *sg_store_encode_request(const sg_request_record_t *rec, size_t ct_len, size_t headers_len, size_t token_len,
+                                        size_t *len)
 {
     size_t size = SG_STORE_HEADER_LEN + 1 + 2 + 8 + 8 + 3 + 4 + rec->body_len;
     size += rec->content_type != NULL ? 4 + ct_len : 0;
@@ -379,8 +378,7 @@ static int64_t sg_store_wall_ms(void)
  * whose expiry has passed by the wall clock; keeps anything it cannot read, so that a corrupt
  * value stays for someone to look at instead of vanishing. */
 static unsigned char sg_store_expiry_filter(void *state, int level, const char *key, size_t keylen, const char *value,
-                                            size_t value_len, char **new_value, size_t *new_value_len,
-                                            unsigned char *value_changed)
+                                            size_t value_len, char **new_value, size_t *new_value_len, unsigned char *value_changed)
 {
     int64_t expires_ms;
     *value_changed = 0;
@@ -414,8 +412,7 @@ static void sg_store_destroy_options(sg_store_t *store)
 
 static void sg_store_build_options(sg_store_t *store, int compression)
 {
-    rocksdb_options_t *options =
-        sg_queries_db_options(SG_STORE_WRITE_BUFFER, 2, SG_STORE_MAX_TOTAL_WAL, compression);
+    rocksdb_options_t *options = sg_queries_db_options(SG_STORE_WRITE_BUFFER, 2, SG_STORE_MAX_TOTAL_WAL, compression);
     store->db_options = options;
     for (int i = 0; i < SG_STORE_CF_COUNT; i++) {
         store->cf_options[i] = rocksdb_options_create_copy(options);
@@ -436,8 +433,8 @@ sg_store_t *sg_store_open(const char *dir, char *err, size_t errlen)
         pthread_mutex_init(&store->stripes[i], NULL);
     pthread_mutex_init(&store->sweep_lock, NULL);
     store->sweep_cf = SG_STORE_CF_REQUESTS;
-    store->expiry_filter = rocksdb_compactionfilter_create(NULL, sg_store_expiry_filter_destroy, sg_store_expiry_filter,
-                                                           sg_store_expiry_filter_name);
+    store->expiry_filter =
+        rocksdb_compactionfilter_create(NULL, sg_store_expiry_filter_destroy, sg_store_expiry_filter, sg_store_expiry_filter_name);
 
     /* LZ4 if this RocksDB build links it (Debian's does); a build without it refuses to open with
      * an error naming the compression, and we retry uncompressed: the data is small anyway. */
@@ -446,8 +443,7 @@ sg_store_t *sg_store_open(const char *dir, char *err, size_t errlen)
         char *errptr = NULL;
         sg_store_build_options(store, compressions[i]);
         store->db = rocksdb_open_column_families(store->db_options, dir, SG_STORE_CF_COUNT, sg_store_cf_names,
-                                                 (const rocksdb_options_t *const *)store->cf_options, store->cf,
-                                                 &errptr);
+                                                 (const rocksdb_options_t *const *)store->cf_options, store->cf, &errptr);
         if (errptr == NULL && store->db != NULL)
             break;
         store->db = NULL;
@@ -500,7 +496,7 @@ static int sg_store_check_id(const void *id, size_t idlen, char *err, size_t err
 {
     if (id == NULL || idlen == 0 || idlen > SG_STORE_MAX_ID) {
         sg_queries_errf(err, errlen, "store: request id must be 1..%d bytes (got %zu)", SG_STORE_MAX_ID,
-                      id == NULL ? (size_t)0 : idlen);
+                        id == NULL ? (size_t)0 : idlen);
         return -1;
     }
     return 0;
@@ -521,8 +517,7 @@ static int sg_store_check_string(const char *s, const char *name, size_t *len, c
     return 0;
 }
 
-int sg_store_put_request(sg_store_t *store, const void *id, size_t idlen, const sg_request_record_t *rec, char *err,
-                         size_t errlen)
+int sg_store_put_request(sg_store_t *store, const void *id, size_t idlen, const sg_request_record_t *rec, char *err, size_t errlen)
 {
     size_t ct_len, headers_len, token_len;
     if (sg_store_check_id(id, idlen, err, errlen) != 0)
@@ -537,7 +532,7 @@ int sg_store_put_request(sg_store_t *store, const void *id, size_t idlen, const 
     }
     if (rec->body_len > SG_STORE_MAX_BODY || (rec->body == NULL && rec->body_len != 0)) {
         sg_queries_errf(err, errlen, "store: reply body of %zu bytes is over the limit of %u or missing", rec->body_len,
-                      SG_STORE_MAX_BODY);
+                        SG_STORE_MAX_BODY);
         return -1;
     }
     if (sg_store_check_string(rec->content_type, "content type", &ct_len, err, errlen) != 0 ||
@@ -563,8 +558,7 @@ int sg_store_put_request(sg_store_t *store, const void *id, size_t idlen, const 
         const char *existing_value = rocksdb_pinnableslice_value(existing, &existing_len);
         int existing_state;
         /* An unreadable record is replaced: it can never be served, and refusing would wedge the id. */
-        bool keep = sg_store_peek_request(existing_value, existing_len, &existing_state) &&
-                    existing_state == SG_REQUEST_DONE;
+        bool keep = sg_store_peek_request(existing_value, existing_len, &existing_state) && existing_state == SG_REQUEST_DONE;
         rocksdb_pinnableslice_destroy(existing);
         if (keep) {
             ret = 1;
@@ -580,15 +574,15 @@ out:
     return ret;
 }
 
-int sg_store_get_request(sg_store_t *store, const void *id, size_t idlen, int64_t now_ms, sg_request_record_t *out,
-                         char *err, size_t errlen)
+int sg_store_get_request(sg_store_t *store, const void *id, size_t idlen, int64_t now_ms, sg_request_record_t *out, char *err,
+                         size_t errlen)
 {
     memset(out, 0, sizeof(*out));
     if (sg_store_check_id(id, idlen, err, errlen) != 0)
         return -1;
     char *errptr = NULL;
-    rocksdb_pinnableslice_t *found = rocksdb_get_pinned_cf(store->db, store->read_options,
-                                                           store->cf[SG_STORE_CF_REQUESTS], id, idlen, &errptr);
+    rocksdb_pinnableslice_t *found =
+        rocksdb_get_pinned_cf(store->db, store->read_options, store->cf[SG_STORE_CF_REQUESTS], id, idlen, &errptr);
     if (errptr != NULL)
         return sg_store_rocksdb_fail(err, errlen, "reading request record", errptr);
     if (found == NULL)
@@ -626,8 +620,8 @@ void sg_request_record_dispose(sg_request_record_t *rec)
 /* -- idempotency claims ----------------------------------------------------------------------- */
 
 /* Builds the (route, key) store key into buf (SG_STORE_IDEM_KEY_MAX bytes). */
-static int sg_store_idem_key(const char *route, const void *key, size_t keylen, uint8_t *buf, size_t *buflen,
-                             char *err, size_t errlen)
+static int sg_store_idem_key(const char *route, const void *key, size_t keylen, uint8_t *buf, size_t *buflen, char *err,
+                             size_t errlen)
 {
     size_t route_len = route != NULL ? strnlen(route, SG_STORE_MAX_ROUTE + 1) : 0;
     if (route_len == 0 || route_len > SG_STORE_MAX_ROUTE) {
@@ -636,7 +630,7 @@ static int sg_store_idem_key(const char *route, const void *key, size_t keylen, 
     }
     if (key == NULL || keylen == 0 || keylen > SG_STORE_MAX_IDEM_KEY) {
         sg_queries_errf(err, errlen, "store: Idempotency-Key must be 1..%d bytes (got %zu)", SG_STORE_MAX_IDEM_KEY,
-                      key == NULL ? (size_t)0 : keylen);
+                        key == NULL ? (size_t)0 : keylen);
         return -1;
     }
     buf[0] = (uint8_t)route_len;
@@ -647,12 +641,11 @@ static int sg_store_idem_key(const char *route, const void *key, size_t keylen, 
 }
 
 /* Reads the claim at k. Returns 0 found (claim filled), 1 absent, -1 error or corrupt. */
-static int sg_store_read_claim(sg_store_t *store, const uint8_t *k, size_t klen, sg_store_claim_t *claim, char *err,
-                               size_t errlen)
+static int sg_store_read_claim(sg_store_t *store, const uint8_t *k, size_t klen, sg_store_claim_t *claim, char *err, size_t errlen)
 {
     char *errptr = NULL;
-    rocksdb_pinnableslice_t *found = rocksdb_get_pinned_cf(store->db, store->read_options, store->cf[SG_STORE_CF_IDEM],
-                                                           (const char *)k, klen, &errptr);
+    rocksdb_pinnableslice_t *found =
+        rocksdb_get_pinned_cf(store->db, store->read_options, store->cf[SG_STORE_CF_IDEM], (const char *)k, klen, &errptr);
     if (errptr != NULL)
         return sg_store_rocksdb_fail(err, errlen, "reading idempotency claim", errptr);
     if (found == NULL)
@@ -669,28 +662,27 @@ static int sg_store_read_claim(sg_store_t *store, const uint8_t *k, size_t klen,
     return 0;
 }
 
-static int sg_store_write_claim(sg_store_t *store, const uint8_t *k, size_t klen, const sg_store_claim_t *claim,
-                                char *err, size_t errlen)
+static int sg_store_write_claim(sg_store_t *store, const uint8_t *k, size_t klen, const sg_store_claim_t *claim, char *err,
+                                size_t errlen)
 {
     uint8_t value[SG_STORE_CLAIM_MAX_LEN];
     size_t value_len = sg_store_encode_claim(claim, value);
     char *errptr = NULL;
-    rocksdb_put_cf(store->db, store->write_options, store->cf[SG_STORE_CF_IDEM], (const char *)k, klen,
-                   (const char *)value, value_len, &errptr);
+    rocksdb_put_cf(store->db, store->write_options, store->cf[SG_STORE_CF_IDEM], (const char *)k, klen, (const char *)value,
+                   value_len, &errptr);
     if (errptr != NULL)
         return sg_store_rocksdb_fail(err, errlen, "writing idempotency claim", errptr);
     return 0;
 }
 
-int sg_store_idem_claim(sg_store_t *store, const char *route, const void *key, size_t keylen,
-                        const uint8_t body_sha256[32], const void *request_id, size_t idlen, int64_t now_ms,
-                        int64_t expires_ms, sg_idem_result_t *result, char *err, size_t errlen)
+int sg_store_idem_claim(sg_store_t *store, const char *route, const void *key, size_t keylen, const uint8_t body_sha256[32],
+                        const void *request_id, size_t idlen, int64_t now_ms, int64_t expires_ms, sg_idem_result_t *result,
+                        char *err, size_t errlen)
 {
     uint8_t k[SG_STORE_IDEM_KEY_MAX];
     size_t klen;
     memset(result, 0, sizeof(*result));
-    if (sg_store_idem_key(route, key, keylen, k, &klen, err, errlen) != 0 ||
-        sg_store_check_id(request_id, idlen, err, errlen) != 0)
+    if (sg_store_idem_key(route, key, keylen, k, &klen, err, errlen) != 0 || sg_store_check_id(request_id, idlen, err, errlen) != 0)
         return -1;
 
     sg_store_claim_t existing, mine = {.expires_ms = expires_ms, .state = SG_STORE_IDEM_IN_FLIGHT, .request_id_len = idlen};
@@ -722,13 +714,12 @@ int sg_store_idem_claim(sg_store_t *store, const char *route, const void *key, s
 }
 
 /* complete (done = true) or release (done = false) the claim held by request_id. */
-static int sg_store_idem_finish(sg_store_t *store, const char *route, const void *key, size_t keylen,
-                                const void *request_id, size_t idlen, bool done, char *err, size_t errlen)
+static int sg_store_idem_finish(sg_store_t *store, const char *route, const void *key, size_t keylen, const void *request_id,
+                                size_t idlen, bool done, char *err, size_t errlen)
 {
     uint8_t k[SG_STORE_IDEM_KEY_MAX];
     size_t klen;
-    if (sg_store_idem_key(route, key, keylen, k, &klen, err, errlen) != 0 ||
-        sg_store_check_id(request_id, idlen, err, errlen) != 0)
+    if (sg_store_idem_key(route, key, keylen, k, &klen, err, errlen) != 0 || sg_store_check_id(request_id, idlen, err, errlen) != 0)
         return -1;
     sg_store_claim_t claim;
     pthread_mutex_t *lock = sg_store_stripe(store, SG_STORE_CF_IDEM, k, klen);
@@ -761,14 +752,14 @@ out:
     return ret;
 }
 
-int sg_store_idem_complete(sg_store_t *store, const char *route, const void *key, size_t keylen,
-                           const void *request_id, size_t idlen, char *err, size_t errlen)
+int sg_store_idem_complete(sg_store_t *store, const char *route, const void *key, size_t keylen, const void *request_id,
+                           size_t idlen, char *err, size_t errlen)
 {
     return sg_store_idem_finish(store, route, key, keylen, request_id, idlen, true, err, errlen);
 }
 
-int sg_store_idem_release(sg_store_t *store, const char *route, const void *key, size_t keylen,
-                          const void *request_id, size_t idlen, char *err, size_t errlen)
+int sg_store_idem_release(sg_store_t *store, const char *route, const void *key, size_t keylen, const void *request_id,
+                          size_t idlen, char *err, size_t errlen)
 {
     return sg_store_idem_finish(store, route, key, keylen, request_id, idlen, false, err, errlen);
 }
@@ -778,15 +769,14 @@ int sg_store_idem_release(sg_store_t *store, const char *route, const void *key,
 /* Deletes key from family cf if it is still expired: re-read under the key's stripe lock, because
  * between the sweep's iterator snapshot and now a writer may have stored a fresh record there.
  * Returns 1 deleted, 0 kept, -1 error. */
-static int sg_store_delete_if_expired(sg_store_t *store, int cf, const char *key, size_t keylen, int64_t now_ms,
-                                      char *err, size_t errlen)
+static int sg_store_delete_if_expired(sg_store_t *store, int cf, const char *key, size_t keylen, int64_t now_ms, char *err,
+                                      size_t errlen)
 {
     pthread_mutex_t *lock = sg_store_stripe(store, cf, key, keylen);
     char *errptr = NULL;
     int ret = 0;
     pthread_mutex_lock(lock);
-    rocksdb_pinnableslice_t *found = rocksdb_get_pinned_cf(store->db, store->read_options, store->cf[cf], key, keylen,
-                                                           &errptr);
+    rocksdb_pinnableslice_t *found = rocksdb_get_pinned_cf(store->db, store->read_options, store->cf[cf], key, keylen, &errptr);
     if (errptr != NULL) {
         ret = sg_store_rocksdb_fail(err, errlen, "sweep: reading record", errptr);
     } else if (found != NULL) {
@@ -814,8 +804,7 @@ static void sg_store_sweep_remember(sg_store_t *store, const char *key, size_t k
 /* Positions a new iterator on the first key after the cursor in the cursor's family. */
 static rocksdb_iterator_t *sg_store_sweep_iterator(sg_store_t *store)
 {
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(store->db, store->sweep_read_options,
-                                                         store->cf[store->sweep_cf]);
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(store->db, store->sweep_read_options, store->cf[store->sweep_cf]);
     if (store->sweep_key == NULL) {
         rocksdb_iter_seek_to_first(it);
         return it;

@@ -96,7 +96,7 @@ struct st_sg_table_batch_t {
     sg_tables_t *tables;
     sg_table_t *table;
     rocksdb_writebatch_t *writes;
-    uint64_t base_commits; /* the table's commit count our cached positions are valid for */
+    uint64_t base_commits;           /* the table's commit count our cached positions are valid for */
     sg_table_batch_pos_t *positions; /* every stored position once loaded, plus new ones */
     size_t pos_count, pos_cap, pos_last;
     bool pos_loaded;
@@ -163,8 +163,7 @@ static bool sg_table_has_prefix(const void *key, size_t keylen, const void *pref
 
 static bool sg_table_name_char(int c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-           c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
 }
 
 /* Length of a valid name of 1..max bytes of [a-zA-Z0-9._-], or 0. */
@@ -229,8 +228,7 @@ static int sg_tables_check_names(const char *const *table_names, size_t n, char 
     }
     for (size_t i = 0; i < n; i++) {
         if (sg_table_valid_name(table_names[i], SG_TABLE_MAX_NAME) == 0) {
-            sg_queries_errf(err, errlen, "tables: table name must be 1..%d bytes of [a-zA-Z0-9._-]",
-                          SG_TABLE_MAX_NAME);
+            sg_queries_errf(err, errlen, "tables: table name must be 1..%d bytes of [a-zA-Z0-9._-]", SG_TABLE_MAX_NAME);
             return -1;
         }
         for (size_t j = 0; j < i; j++) {
@@ -305,8 +303,8 @@ sg_tables_t *sg_tables_open(const char *dir, const char *const *table_names, siz
         tables->options = sg_queries_db_options(SG_TABLE_WRITE_BUFFER, 3, SG_TABLE_MAX_TOTAL_WAL, compressions[i]);
         for (size_t j = 0; j < tables->cf_count; j++)
             cf_options[j] = tables->options;
-        tables->db = rocksdb_open_column_families(tables->options, dir, (int)tables->cf_count,
-                                                  (const char *const *)names, cf_options, tables->cf_handles, &errptr);
+        tables->db = rocksdb_open_column_families(tables->options, dir, (int)tables->cf_count, (const char *const *)names,
+                                                  cf_options, tables->cf_handles, &errptr);
         if (errptr == NULL && tables->db != NULL)
             break;
         tables->db = NULL;
@@ -424,8 +422,7 @@ static long sg_table_decode_pos(const uint8_t *p, size_t len, sg_table_position_
     size_t at = 5;
     bool stopped = false;
     for (uint64_t i = 0; i < n; i++) {
-        if (at >= len || p[at] == 0 || p[at] > SG_TOKEN_MAX_TOPIC_LEN ||
-            len - at < (size_t)SG_TABLE_POS_ENTRY_FIXED + p[at])
+        if (at >= len || p[at] == 0 || p[at] > SG_TOKEN_MAX_TOPIC_LEN || len - at < (size_t)SG_TABLE_POS_ENTRY_FIXED + p[at])
             return -1;
         size_t topic_len = p[at++];
         char topic[SG_TOKEN_MAX_TOPIC_LEN + 1];
@@ -449,9 +446,8 @@ static long sg_table_decode_pos(const uint8_t *p, size_t len, sg_table_position_
  * u32 partition; value: u8 version 1, u64 next_offset, u64 stream_time): read when a table has
  * no positions record yet, so a data_dir from before resumes instead of replaying its topic. The
  * next commit writes the record and deletes these. Returns the count, or -1. */
-static long sg_table_each_pos_v1(sg_tables_t *tables, const sg_table_t *table,
-                                 const rocksdb_readoptions_t *read_options, sg_table_position_cb cb, void *arg,
-                                 char *err, size_t errlen)
+static long sg_table_each_pos_v1(sg_tables_t *tables, const sg_table_t *table, const rocksdb_readoptions_t *read_options,
+                                 sg_table_position_cb cb, void *arg, char *err, size_t errlen)
 {
     uint8_t prefix[SG_TABLE_POS_KEY_MAX];
     size_t prefix_len = sg_table_pos_key(table, prefix);
@@ -470,8 +466,8 @@ static long sg_table_each_pos_v1(sg_tables_t *tables, const sg_table_t *table,
         size_t rest = keylen - prefix_len;
         const char *nul = memchr(topic, '\0', rest);
         if (nul == NULL || nul == topic || (size_t)(nul - topic) > SG_TOKEN_MAX_TOPIC_LEN ||
-            rest != (size_t)(nul - topic) + 1 + 4 || sg_table_get_uint((const uint8_t *)nul + 1, 4) > INT32_MAX ||
-            len != 17 || value[0] != 1) {
+            rest != (size_t)(nul - topic) + 1 + 4 || sg_table_get_uint((const uint8_t *)nul + 1, 4) > INT32_MAX || len != 17 ||
+            value[0] != 1) {
             count = -1;
             break;
         }
@@ -485,8 +481,8 @@ static long sg_table_each_pos_v1(sg_tables_t *tables, const sg_table_t *table,
             break;
         }
         ++count;
-        if (!stopped && cb(arg, topic_text, (int32_t)sg_table_get_uint((const uint8_t *)nul + 1, 4), next_offset,
-                           stream_time_ms) != 0)
+        if (!stopped &&
+            cb(arg, topic_text, (int32_t)sg_table_get_uint((const uint8_t *)nul + 1, 4), next_offset, stream_time_ms) != 0)
             stopped = true;
     }
     char *errptr = NULL;
@@ -507,8 +503,8 @@ static long sg_table_each_pos(sg_tables_t *tables, const sg_table_t *table, cons
     uint8_t key[SG_TABLE_POS_KEY_MAX];
     size_t keylen = sg_table_pos_key(table, key);
     char *errptr = NULL;
-    rocksdb_pinnableslice_t *found = rocksdb_get_pinned_cf(tables->db, read_options, tables->positions_cf,
-                                                           (const char *)key, keylen, &errptr);
+    rocksdb_pinnableslice_t *found =
+        rocksdb_get_pinned_cf(tables->db, read_options, tables->positions_cf, (const char *)key, keylen, &errptr);
     if (errptr != NULL)
         return sg_table_rocksdb_fail(err, errlen, "reading positions", errptr);
     if (found == NULL)
@@ -527,8 +523,7 @@ typedef struct {
     size_t count, cap;
 } sg_table_pos_list_t;
 
-static int sg_table_pos_collect(void *arg, const char *topic, int32_t partition, int64_t next_offset,
-                                int64_t stream_time_ms)
+static int sg_table_pos_collect(void *arg, const char *topic, int32_t partition, int64_t next_offset, int64_t stream_time_ms)
 {
     sg_table_pos_list_t *list = arg;
     if (list->count == list->cap) {
@@ -560,8 +555,7 @@ static long sg_table_load_pos(sg_tables_t *tables, const sg_table_t *table, cons
     return count;
 }
 
-static sg_table_batch_pos_t *sg_table_find_pos(sg_table_batch_pos_t *positions, size_t count, const char *topic,
-                                               int32_t partition)
+static sg_table_batch_pos_t *sg_table_find_pos(sg_table_batch_pos_t *positions, size_t count, const char *topic, int32_t partition)
 {
     for (size_t i = 0; i < count; i++)
         if (positions[i].partition == partition && strcmp(positions[i].topic, topic) == 0)
@@ -569,8 +563,8 @@ static sg_table_batch_pos_t *sg_table_find_pos(sg_table_batch_pos_t *positions, 
     return NULL;
 }
 
-int sg_tables_position(sg_tables_t *tables, const char *table_name, const char *topic, int32_t partition,
-                       int64_t *next_offset, int64_t *stream_time_ms, char *err, size_t errlen)
+int sg_tables_position(sg_tables_t *tables, const char *table_name, const char *topic, int32_t partition, int64_t *next_offset,
+                       int64_t *stream_time_ms, char *err, size_t errlen)
 {
     int64_t next = 0, stream = 0;
     int ret = -1;
@@ -596,8 +590,7 @@ int sg_tables_position(sg_tables_t *tables, const char *table_name, const char *
     return ret;
 }
 
-int sg_tables_positions(sg_tables_t *tables, const char *table_name, sg_table_position_cb cb, void *arg, char *err,
-                        size_t errlen)
+int sg_tables_positions(sg_tables_t *tables, const char *table_name, sg_table_position_cb cb, void *arg, char *err, size_t errlen)
 {
     sg_table_t *table = sg_tables_find_err(tables, table_name, err, errlen);
     if (table == NULL)
@@ -610,8 +603,7 @@ typedef struct {
     int failed;
 } sg_table_token_acc_t;
 
-static int sg_table_token_add(void *arg, const char *topic, int32_t partition, int64_t next_offset,
-                              int64_t stream_time_ms)
+static int sg_table_token_add(void *arg, const char *topic, int32_t partition, int64_t next_offset, int64_t stream_time_ms)
 {
     sg_table_token_acc_t *acc = arg;
     if (next_offset == 0)
@@ -624,9 +616,8 @@ static int sg_table_token_add(void *arg, const char *topic, int32_t partition, i
 }
 
 /* Merges the view position as read through read_options into `into` (unchanged on failure). */
-static int sg_table_collect_token(sg_tables_t *tables, const sg_table_t *table,
-                                  const rocksdb_readoptions_t *read_options, sg_token_t *into, char *err,
-                                  size_t errlen)
+static int sg_table_collect_token(sg_tables_t *tables, const sg_table_t *table, const rocksdb_readoptions_t *read_options,
+                                  sg_token_t *into, char *err, size_t errlen)
 {
     sg_table_token_acc_t acc = {.token = sg_token_create(), .failed = 0};
     if (acc.token == NULL)
@@ -706,10 +697,9 @@ int sg_tables_reset(sg_tables_t *tables, const char *table_name, const char *new
 
     rocksdb_writebatch_t *writes = rocksdb_writebatch_create();
     rocksdb_writebatch_delete_range_cf(writes, table->cf, "", 0, row_end, row_end_len);
-    rocksdb_writebatch_delete_range_cf(writes, tables->positions_cf, (const char *)pos_begin, plen + 1,
-                                       (const char *)pos_end, plen + 1);
-    rocksdb_writebatch_put_cf(writes, tables->positions_cf, (const char *)source_key, plen + 1, new_source,
-                              source_len);
+    rocksdb_writebatch_delete_range_cf(writes, tables->positions_cf, (const char *)pos_begin, plen + 1, (const char *)pos_end,
+                                       plen + 1);
+    rocksdb_writebatch_put_cf(writes, tables->positions_cf, (const char *)source_key, plen + 1, new_source, source_len);
     char *errptr = NULL;
     int ret = 0;
     pthread_mutex_lock(&table->commit_lock);
@@ -765,8 +755,8 @@ static int sg_table_row_cmp(const void *a, const void *b)
 
 /* The batch's view of (topic, partition): every stored position is loaded on first use; a
  * partition never applied starts at 0. */
-static sg_table_batch_pos_t *sg_table_batch_pos(sg_table_batch_t *batch, const char *topic, size_t topic_len,
-                                                int32_t partition, char *err, size_t errlen)
+static sg_table_batch_pos_t *sg_table_batch_pos(sg_table_batch_t *batch, const char *topic, size_t topic_len, int32_t partition,
+                                                char *err, size_t errlen)
 {
     /* A materializer's batch usually holds runs of one partition: try the last one first. */
     if (batch->pos_last < batch->pos_count) {
@@ -788,9 +778,8 @@ static sg_table_batch_pos_t *sg_table_batch_pos(sg_table_batch_t *batch, const c
             uint8_t key[SG_TABLE_POS_KEY_MAX];
             size_t keylen = sg_table_pos_key(batch->table, key);
             char *errptr = NULL;
-            rocksdb_pinnableslice_t *found = rocksdb_get_pinned_cf(
-                batch->tables->db, batch->tables->read_options, batch->tables->positions_cf, (const char *)key, keylen,
-                &errptr);
+            rocksdb_pinnableslice_t *found = rocksdb_get_pinned_cf(batch->tables->db, batch->tables->read_options,
+                                                                   batch->tables->positions_cf, (const char *)key, keylen, &errptr);
             if (errptr != NULL) {
                 batch->pos_loaded = false;
                 sg_table_rocksdb_fail(err, errlen, "reading positions", errptr);
@@ -829,9 +818,8 @@ static sg_table_batch_pos_t *sg_table_batch_pos(sg_table_batch_t *batch, const c
     return pos;
 }
 
-int sg_table_batch_put(sg_table_batch_t *batch, const char *topic, int32_t partition, int64_t offset,
-                       int64_t timestamp_ms, const void *key, size_t keylen, const void *value, size_t valuelen,
-                       char *err, size_t errlen)
+int sg_table_batch_put(sg_table_batch_t *batch, const char *topic, int32_t partition, int64_t offset, int64_t timestamp_ms,
+                       const void *key, size_t keylen, const void *value, size_t valuelen, char *err, size_t errlen)
 {
     size_t topic_len = sg_table_check_topic(topic, partition, err, errlen);
     if (topic_len == 0)
@@ -842,12 +830,11 @@ int sg_table_batch_put(sg_table_batch_t *batch, const char *topic, int32_t parti
     }
     if (key == NULL || keylen == 0 || keylen > SG_TABLE_MAX_KEY) {
         sg_queries_errf(err, errlen, "tables: key must be 1..%d bytes (got %zu)", SG_TABLE_MAX_KEY,
-                      key == NULL ? (size_t)0 : keylen);
+                        key == NULL ? (size_t)0 : keylen);
         return -1;
     }
     if (value != NULL && valuelen > SG_TABLE_MAX_VALUE) {
-        sg_queries_errf(err, errlen, "tables: value of %zu bytes is over the limit of %u", valuelen,
-                      SG_TABLE_MAX_VALUE);
+        sg_queries_errf(err, errlen, "tables: value of %zu bytes is over the limit of %u", valuelen, SG_TABLE_MAX_VALUE);
         return -1;
     }
     sg_table_batch_pos_t *pos = sg_table_batch_pos(batch, topic, topic_len, partition, err, errlen);
@@ -898,8 +885,8 @@ int sg_table_batch_put(sg_table_batch_t *batch, const char *topic, int32_t parti
     return 0;
 }
 
-int sg_table_batch_advance(sg_table_batch_t *batch, const char *topic, int32_t partition, int64_t next_offset,
-                           char *err, size_t errlen)
+int sg_table_batch_advance(sg_table_batch_t *batch, const char *topic, int32_t partition, int64_t next_offset, char *err,
+                           size_t errlen)
 {
     size_t topic_len = sg_table_check_topic(topic, partition, err, errlen);
     if (topic_len == 0)
@@ -955,8 +942,8 @@ int sg_table_batch_commit(sg_table_batch_t *batch, char *err, size_t errlen)
             if (row->valuelen == 0)
                 rocksdb_writebatch_delete_cf(batch->writes, table->cf, row->key, row->keylen);
             else
-                rocksdb_writebatch_put_cf(batch->writes, table->cf, row->key, row->keylen,
-                                          batch->arena + row->value_at, row->valuelen);
+                rocksdb_writebatch_put_cf(batch->writes, table->cf, row->key, row->keylen, batch->arena + row->value_at,
+                                          row->valuelen);
         }
     }
     bool moved = false;
@@ -986,8 +973,7 @@ int sg_table_batch_commit(sg_table_batch_t *batch, char *err, size_t errlen)
         }
         uint8_t key[SG_TABLE_POS_KEY_MAX];
         size_t keylen = sg_table_pos_key(table, key);
-        rocksdb_writebatch_put_cf(batch->writes, batch->tables->positions_cf, (const char *)key, keylen,
-                                  (const char *)value, at);
+        rocksdb_writebatch_put_cf(batch->writes, batch->tables->positions_cf, (const char *)key, keylen, (const char *)value, at);
         free(value);
     }
     if (moved && batch->pos_v1) {
@@ -1000,16 +986,15 @@ int sg_table_batch_commit(sg_table_batch_t *batch, char *err, size_t errlen)
         v1_begin[keylen] = 0;
         memcpy(v1_end, key, keylen);
         v1_end[keylen - 1] = SG_TABLE_TAG_POSITION + 1;
-        rocksdb_writebatch_delete_range_cf(batch->writes, batch->tables->positions_cf, (const char *)v1_begin,
-                                           keylen + 1, (const char *)v1_end, keylen);
+        rocksdb_writebatch_delete_range_cf(batch->writes, batch->tables->positions_cf, (const char *)v1_begin, keylen + 1,
+                                           (const char *)v1_end, keylen);
     }
 
     int ret = 0;
     pthread_mutex_lock(&table->commit_lock);
     uint64_t commits = atomic_load_explicit(&table->commits, memory_order_acquire);
     if (commits != batch->base_commits) {
-        sg_queries_errf(err, errlen, "tables: table %s was written by someone else while this batch was built",
-                      table->name);
+        sg_queries_errf(err, errlen, "tables: table %s was written by someone else while this batch was built", table->name);
         ret = SG_TABLE_ECONFLICT;
     } else {
         char *errptr = NULL;
@@ -1048,8 +1033,8 @@ static void sg_table_snapshot_release(sg_tables_t *tables, sg_table_snapshot_t *
     snap->options = NULL;
 }
 
-int sg_tables_get(sg_tables_t *tables, const char *table_name, const void *key, size_t keylen, void **value_out,
-                  size_t *len_out, sg_table_version_t *version, sg_token_t *token_into, char *err, size_t errlen)
+int sg_tables_get(sg_tables_t *tables, const char *table_name, const void *key, size_t keylen, void **value_out, size_t *len_out,
+                  sg_table_version_t *version, sg_token_t *token_into, char *err, size_t errlen)
 {
     *value_out = NULL;
     *len_out = 0;
@@ -1060,7 +1045,7 @@ int sg_tables_get(sg_tables_t *tables, const char *table_name, const void *key, 
         return -1;
     if (key == NULL || keylen == 0 || keylen > SG_TABLE_MAX_KEY) {
         sg_queries_errf(err, errlen, "tables: key must be 1..%d bytes (got %zu)", SG_TABLE_MAX_KEY,
-                      key == NULL ? (size_t)0 : keylen);
+                        key == NULL ? (size_t)0 : keylen);
         return -1;
     }
     sg_table_snapshot_t snap = {0};
@@ -1094,8 +1079,7 @@ int sg_tables_get(sg_tables_t *tables, const char *table_name, const void *key, 
         }
         rocksdb_pinnableslice_destroy(found);
     }
-    if (ret >= 0 && token_into != NULL &&
-        sg_table_collect_token(tables, table, read_options, token_into, err, errlen) != 0) {
+    if (ret >= 0 && token_into != NULL && sg_table_collect_token(tables, table, read_options, token_into, err, errlen) != 0) {
         free(*value_out);
         *value_out = NULL;
         *len_out = 0;
@@ -1191,8 +1175,8 @@ static long sg_table_cursor_decode(const sg_table_t *table, const char *text, ui
 
 /* -- scans ------------------------------------------------------------------------------------ */
 
-int sg_tables_scan(sg_tables_t *tables, const char *table_name, const sg_table_scan_t *query, sg_table_row_cb cb,
-                   void *arg, char **next_cursor, sg_token_t *token_into, char *err, size_t errlen)
+int sg_tables_scan(sg_tables_t *tables, const char *table_name, const sg_table_scan_t *query, sg_table_row_cb cb, void *arg,
+                   char **next_cursor, sg_token_t *token_into, char *err, size_t errlen)
 {
     *next_cursor = NULL;
     sg_table_t *table = sg_tables_find_err(tables, table_name, err, errlen);

@@ -111,8 +111,7 @@ static uint32_t sg_token_crc32c(const uint8_t *data, size_t len)
 
 static bool sg_token_topic_char_ok(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-           c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
 }
 
 /* Whether `topic` is a name Kafka would accept; returns its length in *len. */
@@ -413,8 +412,7 @@ void sg_token_entry(const sg_token_t *token, size_t i, const char **topic, int32
         *stream_time_ms = entry->stream_time_ms;
 }
 
-int sg_token_covers(const sg_token_t *view, const sg_token_t *want, int (*topic_filter)(const char *topic, void *arg),
-                    void *arg)
+int sg_token_covers(const sg_token_t *view, const sg_token_t *want, int (*topic_filter)(const char *topic, void *arg), void *arg)
 {
     bool wanted = false;
     for (size_t i = 0; i < want->count; i++) {
@@ -484,8 +482,7 @@ size_t sg_token_encode(const sg_token_t *token, char *buf, size_t buflen)
     return text_len;
 }
 
-size_t sg_token_encode_one(const char *topic, int32_t partition, int64_t offset, int64_t stream_time_ms, char *buf,
-                           size_t buflen)
+size_t sg_token_encode_one(const char *topic, int32_t partition, int64_t offset, int64_t stream_time_ms, char *buf, size_t buflen)
 {
     size_t name_len;
     if (partition < 0 || offset < 0 || stream_time_ms < 0 || !sg_token_topic_ok(topic, &name_len))
@@ -565,8 +562,7 @@ static int sg_token_read_varint(sg_token_reader_t *reader, uint64_t *out, const 
         uint8_t byte = reader->data[reader->pos++];
         if (i == SG_TOKEN_VARINT_MAX - 1) {
             if (byte & 0x80) {
-                sg_queries_errf(reader->err, reader->errlen, "%s: varint longer than %d bytes", what,
-                                SG_TOKEN_VARINT_MAX);
+                sg_queries_errf(reader->err, reader->errlen, "%s: varint longer than %d bytes", what, SG_TOKEN_VARINT_MAX);
                 return -1;
             }
             if (byte > 1) {
@@ -595,8 +591,7 @@ static int sg_token_parse(sg_token_t *token, sg_token_reader_t *reader)
         return -1;
     /* Every topic has at least one partition, so this also bounds the work below. */
     if (topic_count > SG_TOKEN_MAX_ENTRIES) {
-        sg_queries_errf(reader->err, reader->errlen, "too many topics (%" PRIu64 ", limit %d)", topic_count,
-                        SG_TOKEN_MAX_ENTRIES);
+        sg_queries_errf(reader->err, reader->errlen, "too many topics (%" PRIu64 ", limit %d)", topic_count, SG_TOKEN_MAX_ENTRIES);
         return -1;
     }
     const char *prev_topic = NULL;
@@ -619,8 +614,7 @@ static int sg_token_parse(sg_token_t *token, sg_token_reader_t *reader)
         const char *name = (const char *)reader->data + reader->pos;
         for (size_t k = 0; k < name_len; k++) {
             if (!sg_token_topic_char_ok((unsigned char)name[k])) {
-                sg_queries_errf(reader->err, reader->errlen, "invalid character 0x%02x in topic name",
-                                (unsigned char)name[k]);
+                sg_queries_errf(reader->err, reader->errlen, "invalid character 0x%02x in topic name", (unsigned char)name[k]);
                 return -1;
             }
         }
@@ -630,8 +624,7 @@ static int sg_token_parse(sg_token_t *token, sg_token_reader_t *reader)
         if (prev_topic != NULL) {
             int c = strcmp(prev_topic, topic);
             if (c >= 0) {
-                sg_queries_errf(reader->err, reader->errlen, c == 0 ? "duplicate topic %s" : "topic %s out of order",
-                                topic);
+                sg_queries_errf(reader->err, reader->errlen, c == 0 ? "duplicate topic %s" : "topic %s out of order", topic);
                 free(topic);
                 return -1;
             }
@@ -666,7 +659,7 @@ static int sg_token_parse(sg_token_t *token, sg_token_reader_t *reader)
             if ((int64_t)partition <= prev_partition) {
                 sg_queries_errf(reader->err, reader->errlen,
                                 (int64_t)partition == prev_partition ? "duplicate partition %s/%" PRIu64
-                                                                      : "partition %s/%" PRIu64 " out of order",
+                                                                     : "partition %s/%" PRIu64 " out of order",
                                 topic, partition);
                 goto fail;
             }
@@ -679,12 +672,10 @@ static int sg_token_parse(sg_token_t *token, sg_token_reader_t *reader)
             if (sg_token_read_varint(reader, &stream_time, "stream time") != 0)
                 goto fail;
             if (stream_time > INT64_MAX) {
-                sg_queries_errf(reader->err, reader->errlen, "stream time of %s/%" PRIu64 " out of range", topic,
-                                partition);
+                sg_queries_errf(reader->err, reader->errlen, "stream time of %s/%" PRIu64 " out of range", topic, partition);
                 goto fail;
             }
-            token->entries[token->count++] =
-                (sg_token_entry_t){topic, (int32_t)partition, (int64_t)offset, (int64_t)stream_time};
+            token->entries[token->count++] = (sg_token_entry_t){topic, (int32_t)partition, (int64_t)offset, (int64_t)stream_time};
             owned = true;
             prev_partition = (int64_t)partition;
         }
@@ -697,8 +688,7 @@ static int sg_token_parse(sg_token_t *token, sg_token_reader_t *reader)
         return -1;
     }
     if (reader->pos != reader->end) {
-        sg_queries_errf(reader->err, reader->errlen, "%zu trailing bytes after the last topic",
-                        reader->end - reader->pos);
+        sg_queries_errf(reader->err, reader->errlen, "%zu trailing bytes after the last topic", reader->end - reader->pos);
         return -1;
     }
     return 0;

@@ -64,8 +64,7 @@ static void round_trip(const char *schema_text, const char *input, const char *e
     sg_avro_schema_destroy(schema);
 }
 
-static void rejects(const char *schema_text, const char *input, const char *want_path,
-                    const char *want_err)
+static void rejects(const char *schema_text, const char *input, const char *want_path, const char *want_err)
 {
     sg_avro_schema_t *schema = parse_schema(schema_text);
     json_t *value = load(input);
@@ -86,12 +85,11 @@ static void rejects(const char *schema_text, const char *input, const char *want
     sg_avro_schema_destroy(schema);
 }
 
-static const char primitives_schema[] =
-    "{\"type\":\"record\",\"name\":\"P\",\"fields\":["
-    "{\"name\":\"n\",\"type\":\"null\"},{\"name\":\"b\",\"type\":\"boolean\"},"
-    "{\"name\":\"i\",\"type\":\"int\"},{\"name\":\"l\",\"type\":\"long\"},"
-    "{\"name\":\"f\",\"type\":\"float\"},{\"name\":\"d\",\"type\":\"double\"},"
-    "{\"name\":\"s\",\"type\":\"string\"},{\"name\":\"by\",\"type\":\"bytes\"}]}";
+static const char primitives_schema[] = "{\"type\":\"record\",\"name\":\"P\",\"fields\":["
+                                        "{\"name\":\"n\",\"type\":\"null\"},{\"name\":\"b\",\"type\":\"boolean\"},"
+                                        "{\"name\":\"i\",\"type\":\"int\"},{\"name\":\"l\",\"type\":\"long\"},"
+                                        "{\"name\":\"f\",\"type\":\"float\"},{\"name\":\"d\",\"type\":\"double\"},"
+                                        "{\"name\":\"s\",\"type\":\"string\"},{\"name\":\"by\",\"type\":\"bytes\"}]}";
 
 static void test_primitives(void **state)
 {
@@ -128,38 +126,33 @@ static const char complex_schema[] =
 static void test_complex(void **state)
 {
     (void)state;
-    const char *doc =
-        "{\"customer\":{\"name\":\"Ann\",\"address\":{\"city\":\"Oslo\"}},"
-        "\"seller\":{\"name\":\"Bob\",\"address\":{\"city\":\"Rome\"}},"
-        "\"items\":[{\"sku\":\"a\",\"price\":1.25},{\"sku\":\"b/~\",\"price\":2}],"
-        "\"attrs\":{\"x\":1,\"y\":-5},\"status\":\"PAID\",\"hash\":\"ab\\u00ff\\u0000\",\"count\":3}";
-    const char *want =
-        "{\"customer\":{\"name\":\"Ann\",\"address\":{\"city\":\"Oslo\"}},"
-        "\"seller\":{\"name\":\"Bob\",\"address\":{\"city\":\"Rome\"}},"
-        "\"items\":[{\"sku\":\"a\",\"price\":1.25},{\"sku\":\"b/~\",\"price\":2.0}],"
-        "\"attrs\":{\"x\":1,\"y\":-5},\"status\":\"PAID\",\"hash\":\"ab\\u00ff\\u0000\",\"count\":3}";
+    const char *doc = "{\"customer\":{\"name\":\"Ann\",\"address\":{\"city\":\"Oslo\"}},"
+                      "\"seller\":{\"name\":\"Bob\",\"address\":{\"city\":\"Rome\"}},"
+                      "\"items\":[{\"sku\":\"a\",\"price\":1.25},{\"sku\":\"b/~\",\"price\":2}],"
+                      "\"attrs\":{\"x\":1,\"y\":-5},\"status\":\"PAID\",\"hash\":\"ab\\u00ff\\u0000\",\"count\":3}";
+    const char *want = "{\"customer\":{\"name\":\"Ann\",\"address\":{\"city\":\"Oslo\"}},"
+                       "\"seller\":{\"name\":\"Bob\",\"address\":{\"city\":\"Rome\"}},"
+                       "\"items\":[{\"sku\":\"a\",\"price\":1.25},{\"sku\":\"b/~\",\"price\":2.0}],"
+                       "\"attrs\":{\"x\":1,\"y\":-5},\"status\":\"PAID\",\"hash\":\"ab\\u00ff\\u0000\",\"count\":3}";
     round_trip(complex_schema, doc, want);
-    round_trip("{\"type\":\"array\",\"items\":{\"type\":\"map\",\"values\":\"string\"}}",
-               "[{},{\"k\":\"v\"}]", "[{},{\"k\":\"v\"}]");
+    round_trip("{\"type\":\"array\",\"items\":{\"type\":\"map\",\"values\":\"string\"}}", "[{},{\"k\":\"v\"}]",
+               "[{},{\"k\":\"v\"}]");
 }
 
-static const char union_schema[] =
-    "{\"type\":\"record\",\"name\":\"U\",\"namespace\":\"ns\",\"fields\":["
-    " {\"name\":\"opt\",\"type\":[\"null\",\"string\"]},"
-    " {\"name\":\"rev\",\"type\":[\"long\",\"null\"]},"
-    " {\"name\":\"u\",\"type\":[\"null\",\"int\",\"string\","
-    "   {\"type\":\"record\",\"name\":\"Rec\",\"fields\":[{\"name\":\"a\",\"type\":\"int\"}]},"
-    "   {\"type\":\"array\",\"items\":\"int\"}]}"
-    "]}";
+static const char union_schema[] = "{\"type\":\"record\",\"name\":\"U\",\"namespace\":\"ns\",\"fields\":["
+                                   " {\"name\":\"opt\",\"type\":[\"null\",\"string\"]},"
+                                   " {\"name\":\"rev\",\"type\":[\"long\",\"null\"]},"
+                                   " {\"name\":\"u\",\"type\":[\"null\",\"int\",\"string\","
+                                   "   {\"type\":\"record\",\"name\":\"Rec\",\"fields\":[{\"name\":\"a\",\"type\":\"int\"}]},"
+                                   "   {\"type\":\"array\",\"items\":\"int\"}]}"
+                                   "]}";
 
 static void test_unions(void **state)
 {
     (void)state;
     const char *docs[] = {
-        "{\"opt\":\"x\",\"rev\":5,\"u\":{\"string\":\"s\"}}",
-        "{\"opt\":null,\"rev\":null,\"u\":null}",
-        "{\"opt\":\"\",\"rev\":-1,\"u\":{\"int\":7}}",
-        "{\"opt\":null,\"rev\":0,\"u\":{\"ns.Rec\":{\"a\":1}}}",
+        "{\"opt\":\"x\",\"rev\":5,\"u\":{\"string\":\"s\"}}", "{\"opt\":null,\"rev\":null,\"u\":null}",
+        "{\"opt\":\"\",\"rev\":-1,\"u\":{\"int\":7}}",        "{\"opt\":null,\"rev\":0,\"u\":{\"ns.Rec\":{\"a\":1}}}",
         "{\"opt\":null,\"rev\":0,\"u\":{\"array\":[1,2]}}",
     };
     for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++)
@@ -172,7 +165,8 @@ static void test_unions(void **state)
 static const char logical_schema[] =
     "{\"type\":\"record\",\"name\":\"L\",\"fields\":["
     " {\"name\":\"amount\",\"type\":{\"type\":\"bytes\",\"logicalType\":\"decimal\",\"precision\":5,\"scale\":2}},"
-    " {\"name\":\"fx\",\"type\":{\"type\":\"fixed\",\"name\":\"F8\",\"size\":8,\"logicalType\":\"decimal\",\"precision\":18,\"scale\":4}},"
+    " {\"name\":\"fx\",\"type\":{\"type\":\"fixed\",\"name\":\"F8\",\"size\":8,\"logicalType\":\"decimal\",\"precision\":18,"
+    "\"scale\":4}},"
     " {\"name\":\"id\",\"type\":{\"type\":\"string\",\"logicalType\":\"uuid\"}},"
     " {\"name\":\"day\",\"type\":{\"type\":\"int\",\"logicalType\":\"date\"}},"
     " {\"name\":\"tod\",\"type\":{\"type\":\"int\",\"logicalType\":\"time-millis\"}},"
@@ -202,11 +196,12 @@ static void test_logical(void **state)
                "\"day\":19000,\"tod\":86399999,\"ts\":\"2024-01-02T03:04:05Z\",\"tsu\":0,\"maybe\":\"2000-01-01\"}",
                "{\"amount\":\"0.10\",\"fx\":\"1500.0000\",\"id\":\"123e4567-e89b-12d3-a456-426614174000\","
                "\"day\":\"2022-01-08\",\"tod\":86399999,\"ts\":1704164645000,\"tsu\":0,\"maybe\":\"2000-01-01\"}");
-    round_trip(logical_schema,
-               "{\"amount\":\"-0.00\",\"fx\":7,\"id\":\"123e4567-e89b-12d3-a456-426614174000\","
-               "\"day\":-1,\"tod\":1,\"ts\":\"1970-01-01T00:00:00.100000Z\",\"tsu\":\"1970-01-01T00:00:00.000001Z\",\"maybe\":null}",
-               "{\"amount\":\"0.00\",\"fx\":\"7.0000\",\"id\":\"123e4567-e89b-12d3-a456-426614174000\","
-               "\"day\":\"1969-12-31\",\"tod\":1,\"ts\":100,\"tsu\":1,\"maybe\":null}");
+    round_trip(
+        logical_schema,
+        "{\"amount\":\"-0.00\",\"fx\":7,\"id\":\"123e4567-e89b-12d3-a456-426614174000\","
+        "\"day\":-1,\"tod\":1,\"ts\":\"1970-01-01T00:00:00.100000Z\",\"tsu\":\"1970-01-01T00:00:00.000001Z\",\"maybe\":null}",
+        "{\"amount\":\"0.00\",\"fx\":\"7.0000\",\"id\":\"123e4567-e89b-12d3-a456-426614174000\","
+        "\"day\":\"1969-12-31\",\"tod\":1,\"ts\":100,\"tsu\":1,\"maybe\":null}");
 }
 
 static void test_defaults(void **state)
@@ -236,44 +231,49 @@ static void test_defaults(void **state)
 static void test_reject_types(void **state)
 {
     (void)state;
-    const char *good_prefix =
-        "{\"customer\":{\"name\":\"Ann\",\"address\":{\"city\":\"Oslo\"}},"
-        "\"seller\":{\"name\":\"Bob\",\"address\":{\"city\":\"Rome\"}},";
+    const char *good_prefix = "{\"customer\":{\"name\":\"Ann\",\"address\":{\"city\":\"Oslo\"}},"
+                              "\"seller\":{\"name\":\"Bob\",\"address\":{\"city\":\"Rome\"}},";
     char doc[1024];
-    snprintf(doc, sizeof(doc), "%s\"items\":[{\"sku\":\"a\",\"price\":1},{\"sku\":\"b\",\"price\":2},"
-             "{\"sku\":\"c\",\"price\":\"3\"}],\"attrs\":{},\"status\":\"NEW\",\"hash\":\"abcd\",\"count\":1}", good_prefix);
+    snprintf(doc, sizeof(doc),
+             "%s\"items\":[{\"sku\":\"a\",\"price\":1},{\"sku\":\"b\",\"price\":2},"
+             "{\"sku\":\"c\",\"price\":\"3\"}],\"attrs\":{},\"status\":\"NEW\",\"hash\":\"abcd\",\"count\":1}",
+             good_prefix);
     rejects(complex_schema, doc, "/items/2/price", "expected number");
-    rejects(complex_schema,
-            "{\"customer\":{\"address\":{\"city\":\"Oslo\"}}}", "/customer/name",
+    rejects(complex_schema, "{\"customer\":{\"address\":{\"city\":\"Oslo\"}}}", "/customer/name",
             "missing required field \"name\"");
-    rejects(complex_schema,
-            "{\"customer\":{\"name\":\"Ann\",\"address\":{\"city\":5}}}", "/customer/address/city",
+    rejects(complex_schema, "{\"customer\":{\"name\":\"Ann\",\"address\":{\"city\":5}}}", "/customer/address/city",
             "expected string");
     snprintf(doc, sizeof(doc), "%s\"items\":[],\"attrs\":{},\"status\":\"NOPE\",\"hash\":\"abcd\",\"count\":1}", good_prefix);
     rejects(complex_schema, doc, "/status", "unknown enum symbol \"NOPE\"");
     /* Found with the fuzz corpus: Avro-C compares symbols as C strings, so "NEW\0x" passed for NEW. */
-    snprintf(doc, sizeof(doc), "%s\"items\":[],\"attrs\":{},\"status\":\"NEW\\u0000x\",\"hash\":\"abcd\",\"count\":1}", good_prefix);
+    snprintf(doc, sizeof(doc), "%s\"items\":[],\"attrs\":{},\"status\":\"NEW\\u0000x\",\"hash\":\"abcd\",\"count\":1}",
+             good_prefix);
     rejects(complex_schema, doc, "/status", "unknown enum symbol \"NEW\"");
     snprintf(doc, sizeof(doc), "%s\"items\":[],\"attrs\":{},\"status\":\"NEW\",\"hash\":\"abc\",\"count\":1}", good_prefix);
     rejects(complex_schema, doc, "/hash", "expected string of 4 bytes");
-    snprintf(doc, sizeof(doc), "%s\"items\":[],\"attrs\":{},\"status\":\"NEW\",\"hash\":\"abcd\",\"count\":2147483648}", good_prefix);
+    snprintf(doc, sizeof(doc), "%s\"items\":[],\"attrs\":{},\"status\":\"NEW\",\"hash\":\"abcd\",\"count\":2147483648}",
+             good_prefix);
     rejects(complex_schema, doc, "/count", "integer out of range for int");
-    snprintf(doc, sizeof(doc), "%s\"items\":[],\"attrs\":{},\"status\":\"NEW\",\"hash\":\"abcd\",\"count\":-2147483649}", good_prefix);
+    snprintf(doc, sizeof(doc), "%s\"items\":[],\"attrs\":{},\"status\":\"NEW\",\"hash\":\"abcd\",\"count\":-2147483649}",
+             good_prefix);
     rejects(complex_schema, doc, "/count", "integer out of range for int");
-    snprintf(doc, sizeof(doc), "%s\"items\":[],\"attrs\":{\"a/b\":\"x\"},\"status\":\"NEW\",\"hash\":\"abcd\",\"count\":1}", good_prefix);
+    snprintf(doc, sizeof(doc), "%s\"items\":[],\"attrs\":{\"a/b\":\"x\"},\"status\":\"NEW\",\"hash\":\"abcd\",\"count\":1}",
+             good_prefix);
     rejects(complex_schema, doc, "/attrs/a~1b", "expected integer");
-    snprintf(doc, sizeof(doc), "%s\"items\":[],\"attrs\":{},\"status\":\"NEW\",\"hash\":\"abcd\",\"count\":1,\"extra\":0}", good_prefix);
+    snprintf(doc, sizeof(doc), "%s\"items\":[],\"attrs\":{},\"status\":\"NEW\",\"hash\":\"abcd\",\"count\":1,\"extra\":0}",
+             good_prefix);
     rejects(complex_schema, doc, "/extra", "unknown field");
     rejects(complex_schema, "[]", "", "expected object");
-    rejects(complex_schema, "{\"customer\":{\"name\":\"A\",\"address\":{\"city\":\"B\"}},\"seller\":{\"name\":\"A\",\"address\":{\"city\":\"B\"}},\"items\":{}}",
+    rejects(complex_schema,
+            "{\"customer\":{\"name\":\"A\",\"address\":{\"city\":\"B\"}},\"seller\":{\"name\":\"A\",\"address\":{\"city\":\"B\"}},"
+            "\"items\":{}}",
             "/items", "expected array");
     rejects(primitives_schema, "{\"n\":0}", "/n", "expected null");
     rejects(primitives_schema, "{\"n\":null,\"b\":1}", "/b", "expected boolean");
     rejects(primitives_schema, "{\"n\":null,\"b\":true,\"i\":1.5}", "/i", "expected integer");
-    rejects(primitives_schema, "{\"n\":null,\"b\":true,\"i\":1,\"l\":1,\"f\":1e300}", "/f",
-            "number out of range for float");
-    rejects(primitives_schema, "{\"n\":null,\"b\":true,\"i\":1,\"l\":1,\"f\":1,\"d\":1,\"s\":\"\",\"by\":\"\\u0100\"}",
-            "/by", "expected a byte string (code points 0-255)");
+    rejects(primitives_schema, "{\"n\":null,\"b\":true,\"i\":1,\"l\":1,\"f\":1e300}", "/f", "number out of range for float");
+    rejects(primitives_schema, "{\"n\":null,\"b\":true,\"i\":1,\"l\":1,\"f\":1,\"d\":1,\"s\":\"\",\"by\":\"\\u0100\"}", "/by",
+            "expected a byte string (code points 0-255)");
 }
 
 static void test_reject_unions(void **state)
@@ -290,7 +290,8 @@ static void test_reject_unions(void **state)
 static void test_reject_logical(void **state)
 {
     (void)state;
-    const char *base = "\"fx\":0,\"id\":\"123e4567-e89b-12d3-a456-426614174000\",\"day\":0,\"tod\":0,\"ts\":0,\"tsu\":0,\"maybe\":null";
+    const char *base =
+        "\"fx\":0,\"id\":\"123e4567-e89b-12d3-a456-426614174000\",\"day\":0,\"tod\":0,\"ts\":0,\"tsu\":0,\"maybe\":null";
     struct {
         const char *fields, *path, *err;
     } cases[] = {
@@ -314,10 +315,9 @@ static void test_reject_logical(void **state)
         {"\"amount\":1,\"ts\":1.5", "/ts", "expected integer or RFC 3339 string"},
         {"\"amount\":1,\"maybe\":\"2023-02-30\"", "/maybe", "invalid date (expected YYYY-MM-DD)"},
     };
-    const char *fixed_schema =
-        "{\"type\":\"record\",\"name\":\"X\",\"fields\":[{\"name\":\"v\",\"type\":{\"type\":\"fixed\","
-        "\"name\":\"F2\",\"size\":2,\"logicalType\":\"decimal\",\"precision\":6,\"scale\":0}},"
-        "{\"name\":\"w\",\"type\":\"F2\",\"default\":\"\\u00ff\\u00fe\"}]}";
+    const char *fixed_schema = "{\"type\":\"record\",\"name\":\"X\",\"fields\":[{\"name\":\"v\",\"type\":{\"type\":\"fixed\","
+                               "\"name\":\"F2\",\"size\":2,\"logicalType\":\"decimal\",\"precision\":6,\"scale\":0}},"
+                               "{\"name\":\"w\",\"type\":\"F2\",\"default\":\"\\u00ff\\u00fe\"}]}";
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char doc[512];
         /* Later keys win in Jansson, so a case's fields override the base ones. */
@@ -388,26 +388,26 @@ static void test_depth_limit(void **state)
 static void test_interop_bytes(void **state)
 {
     (void)state;
-    sg_avro_schema_t *schema = parse_schema(
-        "{\"type\":\"record\",\"name\":\"R\",\"fields\":["
-        "{\"name\":\"id\",\"type\":\"long\"},{\"name\":\"name\",\"type\":\"string\"},"
-        "{\"name\":\"ok\",\"type\":\"boolean\"},{\"name\":\"tags\",\"type\":{\"type\":\"array\",\"items\":\"int\"}},"
-        "{\"name\":\"opt\",\"type\":[\"null\",\"string\"]},"
-        "{\"name\":\"amount\",\"type\":{\"type\":\"bytes\",\"logicalType\":\"decimal\",\"precision\":9,\"scale\":2}},"
-        "{\"name\":\"neg\",\"type\":{\"type\":\"bytes\",\"logicalType\":\"decimal\",\"precision\":9,\"scale\":2}},"
-        "{\"name\":\"x\",\"type\":\"double\"}]}");
+    sg_avro_schema_t *schema =
+        parse_schema("{\"type\":\"record\",\"name\":\"R\",\"fields\":["
+                     "{\"name\":\"id\",\"type\":\"long\"},{\"name\":\"name\",\"type\":\"string\"},"
+                     "{\"name\":\"ok\",\"type\":\"boolean\"},{\"name\":\"tags\",\"type\":{\"type\":\"array\",\"items\":\"int\"}},"
+                     "{\"name\":\"opt\",\"type\":[\"null\",\"string\"]},"
+                     "{\"name\":\"amount\",\"type\":{\"type\":\"bytes\",\"logicalType\":\"decimal\",\"precision\":9,\"scale\":2}},"
+                     "{\"name\":\"neg\",\"type\":{\"type\":\"bytes\",\"logicalType\":\"decimal\",\"precision\":9,\"scale\":2}},"
+                     "{\"name\":\"x\",\"type\":\"double\"}]}");
     json_t *value = load("{\"id\":-3,\"name\":\"abc\",\"ok\":true,\"tags\":[1,-1,64],\"opt\":\"x\","
                          "\"amount\":\"12.5\",\"neg\":\"-0.01\",\"x\":1.0}");
     static const uint8_t want[] = {
-        0x05,                         /* id -3: zigzag 5 */
-        0x06, 'a', 'b', 'c',          /* name: length 3 (zigzag 6) */
-        0x01,                         /* ok */
-        0x06, 0x02, 0x01, 0x80, 0x01, /* tags: block of 3; 1, -1, 64 (zigzag 128) */
-        0x00,                         /* end of array */
-        0x02, 0x02, 'x',              /* opt: branch 1, length 1 */
-        0x04, 0x04, 0xe2,             /* amount: 1250 = 0x04e2, length 2 */
-        0x02, 0xff,                   /* neg: -1, length 1 */
-        0, 0, 0, 0, 0, 0, 0xf0, 0x3f, /* x: 1.0, little-endian IEEE 754 */
+        0x05,                                        /* id -3: zigzag 5 */
+        0x06, 'a',  'b',  'c',                       /* name: length 3 (zigzag 6) */
+        0x01,                                        /* ok */
+        0x06, 0x02, 0x01, 0x80, 0x01,                /* tags: block of 3; 1, -1, 64 (zigzag 128) */
+        0x00,                                        /* end of array */
+        0x02, 0x02, 'x',                             /* opt: branch 1, length 1 */
+        0x04, 0x04, 0xe2,                            /* amount: 1250 = 0x04e2, length 2 */
+        0x02, 0xff,                                  /* neg: -1, length 1 */
+        0,    0,    0,    0,    0,    0, 0xf0, 0x3f, /* x: 1.0, little-endian IEEE 754 */
     };
     void *avro;
     size_t len;
@@ -418,10 +418,9 @@ static void test_interop_bytes(void **state)
 
     /* Another writer may split arrays into blocks, with a negative count and a byte size. */
     static const uint8_t blocked[] = {
-        0x05, 0x06, 'a', 'b', 'c', 0x01,
-        0x01, 0x02, 0x02,             /* block of -1 item, 1 byte: [1] */
-        0x03, 0x03, 0x01, 0x80, 0x01, /* block of -2 items, 3 bytes: [-1, 64] */
-        0x00, 0x00, 0x04, 0x04, 0xe2, 0x02, 0xff, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f,
+        0x05, 0x06, 'a',  'b',  'c',  0x01, 0x01, 0x02, 0x02, /* block of -1 item, 1 byte: [1] */
+        0x03, 0x03, 0x01, 0x80, 0x01,                         /* block of -2 items, 3 bytes: [-1, 64] */
+        0x00, 0x00, 0x04, 0x04, 0xe2, 0x02, 0xff, 0,    0,    0, 0, 0, 0, 0xf0, 0x3f,
     };
     json_t *back;
     assert_int_equal(sg_avro_to_json(schema, blocked, sizeof(blocked), &back, err, sizeof(err)), 0);
@@ -525,18 +524,10 @@ static void test_framing(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_primitives),
-        cmocka_unit_test(test_complex),
-        cmocka_unit_test(test_unions),
-        cmocka_unit_test(test_logical),
-        cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_reject_types),
-        cmocka_unit_test(test_reject_unions),
-        cmocka_unit_test(test_reject_logical),
-        cmocka_unit_test(test_bad_schemas),
-        cmocka_unit_test(test_depth_limit),
-        cmocka_unit_test(test_interop_bytes),
-        cmocka_unit_test(test_decode_errors),
+        cmocka_unit_test(test_primitives),    cmocka_unit_test(test_complex),        cmocka_unit_test(test_unions),
+        cmocka_unit_test(test_logical),       cmocka_unit_test(test_defaults),       cmocka_unit_test(test_reject_types),
+        cmocka_unit_test(test_reject_unions), cmocka_unit_test(test_reject_logical), cmocka_unit_test(test_bad_schemas),
+        cmocka_unit_test(test_depth_limit),   cmocka_unit_test(test_interop_bytes),  cmocka_unit_test(test_decode_errors),
         cmocka_unit_test(test_framing),
     };
     return cmocka_run_group_tests_name("bridge-avro", tests, NULL, NULL);

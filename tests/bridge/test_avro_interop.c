@@ -59,7 +59,8 @@ static const char schema_text[] =
     " {\"name\":\"rev\",\"type\":[\"long\",\"null\"]},"
     " {\"name\":\"u\",\"type\":[\"null\",\"int\",\"string\",\"Inner\",{\"type\":\"array\",\"items\":\"string\"},\"Suit\",\"MD4\"]},"
     " {\"name\":\"amount\",\"type\":{\"type\":\"bytes\",\"logicalType\":\"decimal\",\"precision\":9,\"scale\":2}},"
-    " {\"name\":\"price\",\"type\":{\"type\":\"fixed\",\"name\":\"Price\",\"size\":8,\"logicalType\":\"decimal\",\"precision\":18,\"scale\":4}},"
+    " {\"name\":\"price\",\"type\":{\"type\":\"fixed\",\"name\":\"Price\",\"size\":8,\"logicalType\":\"decimal\",\"precision\":18,"
+    "\"scale\":4}},"
     " {\"name\":\"id\",\"type\":{\"type\":\"string\",\"logicalType\":\"uuid\"}},"
     " {\"name\":\"day\",\"type\":{\"type\":\"int\",\"logicalType\":\"date\"}},"
     " {\"name\":\"tod\",\"type\":{\"type\":\"int\",\"logicalType\":\"time-millis\"}},"
@@ -189,8 +190,7 @@ static void write_file(const char *path, const void *data, size_t len)
  * returns its exit status (-1 if it did not finish within the deadline); *out (owned) gets
  * stdout, NUL-terminated. Python is /usr/bin/python3 (Debian's, which has python3-avro) unless
  * SG_PYTHON says otherwise. */
-static int run_tool(fixture_t *fx, const char *const *args, const void *in, size_t inlen,
-                    char **out, size_t *outlen)
+static int run_tool(fixture_t *fx, const char *const *args, const void *in, size_t inlen, char **out, size_t *outlen)
 {
     char in_path[160], out_path[160], script[1024];
     snprintf(in_path, sizeof(in_path), "%s/stdin", fx->dir);
@@ -274,7 +274,8 @@ static void assert_same_fields(const json_t *got, const json_t *want, const char
     assert_true(json_is_object(got));
     const char *key;
     json_t *want_value;
-    json_object_foreach((json_t *)want, key, want_value) {
+    json_object_foreach((json_t *)want, key, want_value)
+    {
         json_t *got_value = json_object_get(got, key);
         if (got_value == NULL || !json_equal(got_value, want_value)) {
             char *g = got_value ? json_dumps(got_value, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;

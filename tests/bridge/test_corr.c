@@ -205,8 +205,8 @@ static void test_randomized_against_reference(void **state)
     ref_entry_t *pool = calloc(POOL, sizeof(*pool));
     assert_non_null(pool);
     for (uint32_t i = 0; i < POOL; ++i)
-        pool[i].id = (sg_reqid_t){UINT64_C(1700000000000) + rng_next() % 4, (uint32_t)(rng_next() % 3),
-                                  (uint16_t)(rng_next() % 2), i};
+        pool[i].id =
+            (sg_reqid_t){UINT64_C(1700000000000) + rng_next() % 4, (uint32_t)(rng_next() % 3), (uint16_t)(rng_next() % 2), i};
     size_t present = 0;
     size_t full_seen = 0, dup_seen = 0, removed = 0, absent_removes = 0;
     sg_corr_t *corr = sg_corr_create(CAPACITY);

@@ -23,20 +23,62 @@ static int check(const char *text)
 
 static void test_fixed_cases(void **state)
 {
-    const char *valid[] = {"0", "-0", "1.5e+10", "-12.25E-3", "\"\"", "\"a\\u00e9\\ud83d\\ude00\"", " true ",
-                           "false", "null", "[]", "{}", "[1,[2,[3,{}]]]", "{\"a\":{\"b\":[null,\"\\n\"]}}",
-                           "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"", "\"\\u0000\"", "\t\r\n{ \"k\" : 1 }\n"};
+    const char *valid[] = {"0",
+                           "-0",
+                           "1.5e+10",
+                           "-12.25E-3",
+                           "\"\"",
+                           "\"a\\u00e9\\ud83d\\ude00\"",
+                           " true ",
+                           "false",
+                           "null",
+                           "[]",
+                           "{}",
+                           "[1,[2,[3,{}]]]",
+                           "{\"a\":{\"b\":[null,\"\\n\"]}}",
+                           "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"",
+                           "\"\\u0000\"",
+                           "\t\r\n{ \"k\" : 1 }\n"};
     for (size_t i = 0; i < sizeof(valid) / sizeof(valid[0]); ++i) {
         if (!check(valid[i]))
             fprintf(stderr, "refused: %s\n", valid[i]);
         assert_true(check(valid[i]));
     }
-    const char *invalid[] = {"",        " ",         "01",          "1.",        ".5",         "+1",
-                             "1e",      "-",         "tru",         "nul",       "[1,]",       "{\"a\":1,}",
-                             "{a:1}",   "{\"a\"1}",  "[1 2]",       "\"abc",     "\"\\x\"",    "\"\\u12\"",
-                             "\"\\ud800\"", "\"\\udc00\"", "\"\\ud800\\u0041\"", "\"\t\"", "1 2", "{} {}",
-                             "\"\xc0\xaf\"", "\"\xed\xa0\x80\"", "\"\xf4\x90\x80\x80\"", "\"\xe2\x82\"", "\"\x80\"",
-                             "[", "]", "{\"a\"}", "NaN", "Infinity", "\"\xff\""};
+    const char *invalid[] = {"",
+                             " ",
+                             "01",
+                             "1.",
+                             ".5",
+                             "+1",
+                             "1e",
+                             "-",
+                             "tru",
+                             "nul",
+                             "[1,]",
+                             "{\"a\":1,}",
+                             "{a:1}",
+                             "{\"a\"1}",
+                             "[1 2]",
+                             "\"abc",
+                             "\"\\x\"",
+                             "\"\\u12\"",
+                             "\"\\ud800\"",
+                             "\"\\udc00\"",
+                             "\"\\ud800\\u0041\"",
+                             "\"\t\"",
+                             "1 2",
+                             "{} {}",
+                             "\"\xc0\xaf\"",
+                             "\"\xed\xa0\x80\"",
+                             "\"\xf4\x90\x80\x80\"",
+                             "\"\xe2\x82\"",
+                             "\"\x80\"",
+                             "[",
+                             "]",
+                             "{\"a\"}",
+                             "NaN",
+                             "Infinity",
+                             "\"\xff\""};
     for (size_t i = 0; i < sizeof(invalid) / sizeof(invalid[0]); ++i) {
         if (check(invalid[i]))
             fprintf(stderr, "accepted: %s\n", invalid[i]);
@@ -65,10 +107,10 @@ static uint64_t next_random(void)
 
 static void test_agrees_with_jansson(void **state)
 {
-    static const char *seeds[] = {
-        "{\"name\":\"Ada\",\"age\":36,\"tags\":[\"x\",\"y\"],\"ok\":true,\"none\":null,\"pi\":3.14e0}",
-        "[0,-1,2.5,\"\\u00e9\\ud83d\\ude00\",{\"a\":[{}]},false]", "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"",
-        "{\"nested\":{\"deeper\":{\"deepest\":[1,2,{\"k\":\"v\\\"q\\\\\"}]}}}", "-0.0e-0"};
+    static const char *seeds[] = {"{\"name\":\"Ada\",\"age\":36,\"tags\":[\"x\",\"y\"],\"ok\":true,\"none\":null,\"pi\":3.14e0}",
+                                  "[0,-1,2.5,\"\\u00e9\\ud83d\\ude00\",{\"a\":[{}]},false]",
+                                  "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"",
+                                  "{\"nested\":{\"deeper\":{\"deepest\":[1,2,{\"k\":\"v\\\"q\\\\\"}]}}}", "-0.0e-0"};
     static const char alphabet[] = "{}[]\",:0123456789-+.eE \\utrfnlsa\x80\xc3\xa9\xed\xf0\xff\x01";
     size_t agreements = 0;
     for (int round = 0; round < 200000; ++round) {
@@ -105,8 +147,7 @@ static void test_agrees_with_jansson(void **state)
         int theirs = parsed != NULL;
         json_decref(parsed);
         if (ours != theirs && !(ours && strstr(error.text, "overflow") != NULL)) {
-            fprintf(stderr, "disagree (ours %d, jansson %d: %s): %.*s\n", ours, theirs, theirs ? "" : error.text,
-                    (int)len, doc);
+            fprintf(stderr, "disagree (ours %d, jansson %d: %s): %.*s\n", ours, theirs, theirs ? "" : error.text, (int)len, doc);
             fail();
         }
         ++agreements;

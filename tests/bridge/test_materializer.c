@@ -113,7 +113,7 @@ static int teardown(void **state)
 /* -- helpers ---------------------------------------------------------------------------------- */
 
 typedef struct {
-    const char *key; /* NULL: a record without a key */
+    const char *key;   /* NULL: a record without a key */
     const char *value; /* NULL: tombstone; produced as a JSON string ("v1" -> "\"v1\"") unless raw */
     int32_t partition;
     int raw; /* produce value as it is (e.g. not JSON) */
@@ -140,12 +140,9 @@ static void produce(sg_cluster_t *cluster, const record_t *records, size_t n)
             value = json;
         }
         size_t valuelen = value != NULL ? strlen(value) : 0;
-        rd_kafka_resp_err_t rkerr =
-            rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(TOPIC), RD_KAFKA_V_PARTITION(r->partition),
-                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                              RD_KAFKA_V_KEY(r->key, keylen),
-                              RD_KAFKA_V_VALUE((void *)value, valuelen),
-                              RD_KAFKA_V_END);
+        rd_kafka_resp_err_t rkerr = rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(TOPIC), RD_KAFKA_V_PARTITION(r->partition),
+                                                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(r->key, keylen),
+                                                      RD_KAFKA_V_VALUE((void *)value, valuelen), RD_KAFKA_V_END);
         assert_int_equal(rkerr, RD_KAFKA_RESP_ERR_NO_ERROR);
     }
     assert_int_equal(rd_kafka_flush(producer, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
@@ -237,8 +234,7 @@ static int append_row(void *arg, const void *key, size_t keylen, const void *val
     char *out = arg;
     size_t used = strlen(out);
     assert_true(valuelen >= 2);
-    snprintf(out + used, 4096 - used, "%.*s=%.*s;", (int)keylen, (const char *)key, (int)valuelen - 2,
-             (const char *)value + 1);
+    snprintf(out + used, 4096 - used, "%.*s=%.*s;", (int)keylen, (const char *)key, (int)valuelen - 2, (const char *)value + 1);
     return 0;
 }
 
@@ -254,7 +250,7 @@ static void dump(sg_tables_t *tables, const char *table, char *out)
 }
 
 static const record_t first_records[] = {
-    {"a", "1", 0}, {"b", "1", 0}, {"a", "2", 0},              /* p0: offsets 0..2, later record wins */
+    {"a", "1", 0}, {"b", "1", 0}, {"a", "2", 0},                  /* p0: offsets 0..2, later record wins */
     {"c", "1", 1}, {"d", "1", 1}, {"c", NULL, 1}, {NULL, "x", 1}, /* p1: 0..3, tombstone, no key */
 };
 
@@ -281,8 +277,7 @@ static void test_create_errors(void **state)
     /* A valid user property is accepted (and overrides the default). */
     sg_kv_t good = {.key = (char *)"fetch.wait.max.ms", .value = (char *)"20"};
     fx->conf.kafka.properties = &good;
-    sg_materializer_t *m = sg_materializer_create(&fx->conf, sg_cluster_bootstraps(fx->cluster), fx->tables, err,
-                                                  sizeof(err));
+    sg_materializer_t *m = sg_materializer_create(&fx->conf, sg_cluster_bootstraps(fx->cluster), fx->tables, err, sizeof(err));
     assert_non_null(m);
     assert_int_equal(sg_materializer_caught_up(m), 0);
     sg_materializer_destroy(m);
@@ -390,8 +385,8 @@ static void test_cluster_change_rebuilds(void **state)
      * at least as many records per partition as the table's positions, so only the cluster id
      * tells them apart. */
     sg_cluster_t *other = new_cluster();
-    const record_t records[] = {{"x", "1", 0}, {"y", "1", 0}, {"x", "2", 0}, {"z", "1", 0},
-                               {"w", "1", 1}, {"v", "1", 1}, {"w", NULL, 1}, {"u", "1", 1}};
+    const record_t records[] = {{"x", "1", 0}, {"y", "1", 0}, {"x", "2", 0},  {"z", "1", 0},
+                                {"w", "1", 1}, {"v", "1", 1}, {"w", NULL, 1}, {"u", "1", 1}};
     produce(other, records, 8);
     m = start(fx, other, fx->tables);
     wait_caught_up(m);
@@ -460,8 +455,11 @@ static void test_values_that_are_not_json_are_skipped(void **state)
     wait_caught_up(m);
     /* "x" keeps its JSON value; the broken records after it are skipped, yet the positions move
      * past them (a poison record never stops a table) and the count says how many. */
-    const record_t records[] = {{"x", "good", 0}, {"x", "{not json", 0, 1}, {"y", "plain words", 0, 1},
-                                {"z", "{\"ok\":1} trailing", 0, 1}, {"w", "42", 0, 1}};
+    const record_t records[] = {{"x", "good", 0},
+                                {"x", "{not json", 0, 1},
+                                {"y", "plain words", 0, 1},
+                                {"z", "{\"ok\":1} trailing", 0, 1},
+                                {"w", "42", 0, 1}};
     produce(fx->cluster, records, 5);
     wait_position(fx->tables, "users", 0, 5);
     wait_position(fx->tables, "users2", 0, 5);
@@ -479,26 +477,22 @@ static void test_values_that_are_not_json_are_skipped(void **state)
     sg_materializer_destroy(m);
 }
 
-
 /* Avro values in the Confluent wire format are stored as the JSON they decode to, found by their
  * schema id in the registry; an unknown id or bytes that do not decode are skipped and counted. */
 static void test_confluent_framed_values_are_decoded(void **state)
 {
     fixture_t *fx = *state;
-    static const char schema_text[] =
-        "{\"type\":\"record\",\"name\":\"User\",\"fields\":[{\"name\":\"name\",\"type\":\"string\"},"
-        "{\"name\":\"age\",\"type\":\"int\"}]}";
+    static const char schema_text[] = "{\"type\":\"record\",\"name\":\"User\",\"fields\":[{\"name\":\"name\",\"type\":\"string\"},"
+                                      "{\"name\":\"age\",\"type\":\"int\"}]}";
     sg_registry_t *reg = sg_registry_create_local();
     assert_non_null(reg);
     char *key = NULL, *value = NULL, err[256];
     uint32_t id = 0;
     int version = 0;
-    assert_int_equal(sg_registry_next_claim(reg, "users-value", schema_text, strlen(schema_text), &id, &version, err,
-                                            sizeof(err)),
+    assert_int_equal(sg_registry_next_claim(reg, "users-value", schema_text, strlen(schema_text), &id, &version, err, sizeof(err)),
                      0);
-    assert_int_equal(sg_registry_schema_record("users-value", version, id, schema_text, strlen(schema_text), &key, &value, err,
-                                               sizeof(err)),
-                     0);
+    assert_int_equal(
+        sg_registry_schema_record("users-value", version, id, schema_text, strlen(schema_text), &key, &value, err, sizeof(err)), 0);
     assert_int_equal(sg_registry_apply(reg, key, strlen(key), value, strlen(value), 0), 1);
     free(key);
     free(value);
@@ -510,16 +504,14 @@ static void test_confluent_framed_values_are_decoded(void **state)
     void *avro = NULL, *framed = NULL, *unknown = NULL;
     size_t avro_len = 0;
     char path[128];
-    assert_int_equal(sg_avro_from_json(sg_registry_schema_avro(schema), doc, &avro, &avro_len, path, sizeof(path), err,
-                                       sizeof(err)),
-                     0);
+    assert_int_equal(
+        sg_avro_from_json(sg_registry_schema_avro(schema), doc, &avro, &avro_len, path, sizeof(path), err, sizeof(err)), 0);
     json_decref(doc);
     size_t framed_len = sg_avro_frame(id, avro, avro_len, &framed);
     size_t unknown_len = sg_avro_frame(id + 99, avro, avro_len, &unknown);
     unsigned char broken[] = {0, 0, 0, 0, (unsigned char)id, 0xff}; /* the User id, but not a User */
 
-    sg_materializer_t *m = sg_materializer_create(&fx->conf, sg_cluster_bootstraps(fx->cluster), fx->tables, err,
-                                                  sizeof(err));
+    sg_materializer_t *m = sg_materializer_create(&fx->conf, sg_cluster_bootstraps(fx->cluster), fx->tables, err, sizeof(err));
     assert_non_null(m);
     sg_materializer_set_registry(m, reg);
     assert_int_equal(sg_materializer_start(m, on_progress, fx, err, sizeof(err)), 0);

@@ -135,8 +135,7 @@ static void test_canonical_equality(void **state)
 static int claim(sg_registry_t *reg, const char *subject, int version, uint32_t id, const char *text, int64_t offset)
 {
     char err[256], *key, *value;
-    assert_int_equal(sg_registry_schema_record(subject, version, id, text, strlen(text), &key, &value, err, sizeof(err)),
-                     0);
+    assert_int_equal(sg_registry_schema_record(subject, version, id, text, strlen(text), &key, &value, err, sizeof(err)), 0);
     int changed = sg_registry_apply(reg, key, strlen(key), value, strlen(value), offset);
     free(key);
     free(value);
@@ -212,9 +211,8 @@ static void test_first_claim_wins(void **state)
     void *avro;
     size_t avro_len;
     char path[64];
-    assert_int_equal(sg_avro_from_json(sg_registry_schema_avro(schema), doc, &avro, &avro_len, path, sizeof(path),
-                                       err, sizeof(err)),
-                     0);
+    assert_int_equal(
+        sg_avro_from_json(sg_registry_schema_avro(schema), doc, &avro, &avro_len, path, sizeof(path), err, sizeof(err)), 0);
     assert_int_equal(avro_len, 1);
     free(avro);
     json_decref(doc);
@@ -289,8 +287,10 @@ static void test_levels(void **state)
     /* FORWARD (not transitive) vs FORWARD_TRANSITIVE: new {a:int, b:int}: v2 (b:string) cannot
      * read it, so both fail; new {a, b="x", c}: both read it */
     set_level(reg, NULL, SG_COMPAT_FULL_TRANSITIVE, 0, 8);
-    assert_int_equal(check(reg, "s", REC(F_A "," F_B_DEFAULT "," "{\"name\":\"c\",\"type\":\"long\",\"default\":0}"), err,
-                           sizeof(err)),
+    assert_int_equal(check(reg, "s",
+                           REC(F_A "," F_B_DEFAULT ","
+                                   "{\"name\":\"c\",\"type\":\"long\",\"default\":0}"),
+                           err, sizeof(err)),
                      SG_REG_OK);
     assert_int_equal(check(reg, "s", REC(F_A "," F_B), err, sizeof(err)), SG_REG_E_INCOMPATIBLE);
     assert_non_null(strstr(err, "FULL_TRANSITIVE"));
@@ -304,9 +304,9 @@ static void test_levels(void **state)
     assert_int_equal(sg_registry_check(reg, "q", 1, text, strlen(text), err, sizeof(err)), SG_REG_E_NO_SUBJECT);
     assert_int_equal(sg_registry_check(reg, "s", 1, "{", 1, err, sizeof(err)), SG_REG_E_INVALID);
     /* a CONFIG value that is not a level is ignored */
-    assert_int_equal(sg_registry_apply(reg, "{\"keytype\":\"CONFIG\",\"subject\":null}", 35,
-                                       "{\"compatibilityLevel\":\"SIDEWAYS\"}", 33, 10),
-                     0);
+    assert_int_equal(
+        sg_registry_apply(reg, "{\"keytype\":\"CONFIG\",\"subject\":null}", 35, "{\"compatibilityLevel\":\"SIDEWAYS\"}", 33, 10),
+        0);
     assert_int_equal(sg_registry_get_level(reg, NULL, &level), SG_REG_OK);
     assert_int_equal(level, SG_COMPAT_BACKWARD);
     sg_registry_destroy(reg);
@@ -378,15 +378,11 @@ static void *fake_main(void *arg)
                    "5\r\n{\"sch\r\n"
                    "12\r\nema\":\"\\\"string\\\"\"}\r\n0\r\n\r\n";
             break;
-        case 8:
-            resp = "HTTP/1.1 200 OK\r\nContent-Length: 21\r\n\r\n{\"schema\":\"\\\"long\\\"\"}";
-            break;
+        case 8: resp = "HTTP/1.1 200 OK\r\nContent-Length: 21\r\n\r\n{\"schema\":\"\\\"long\\\"\"}"; break;
         case 9:
             resp = "HTTP/1.1 404 Not Found\r\nContent-Length: 49\r\n\r\n{\"error_code\":40403,\"message\":\"Schema not found\"}";
             break;
-        default:
-            resp = "HTTP/1.1 200 OK\r\n\r\nthis is not json";
-            break;
+        default: resp = "HTTP/1.1 200 OK\r\n\r\nthis is not json"; break;
         }
         send(fd, resp, strlen(resp), MSG_NOSIGNAL);
         close(fd);
@@ -470,8 +466,8 @@ static void append_union(char *out, size_t cap, int level, int width, int depth)
     snprintf(out + len, cap - len, "[");
     for (int i = 0; i < width; ++i) {
         len = strlen(out);
-        snprintf(out + len, cap - len, "%s{\"type\":\"record\",\"name\":\"R%d_%d\",\"fields\":[{\"name\":\"g\",\"type\":",
-                 i ? "," : "", level, i);
+        snprintf(out + len, cap - len,
+                 "%s{\"type\":\"record\",\"name\":\"R%d_%d\",\"fields\":[{\"name\":\"g\",\"type\":", i ? "," : "", level, i);
         if (i == 0) {
             append_union(out, cap, level + 1, width, depth);
         } else if (level + 1 > depth) {
@@ -532,9 +528,7 @@ static void test_total_schema_bytes_are_bounded(void **state)
         uint32_t id;
         int version;
         assert_int_equal(sg_registry_next_claim(reg, subject, text, strlen(text), &id, &version, err, sizeof(err)), 0);
-        assert_int_equal(sg_registry_schema_record(subject, version, id, text, strlen(text), &key, &value, err,
-                                                   sizeof(err)),
-                         0);
+        assert_int_equal(sg_registry_schema_record(subject, version, id, text, strlen(text), &key, &value, err, sizeof(err)), 0);
         int applied = sg_registry_apply(reg, key, strlen(key), value, strlen(value), i);
         free(key);
         free(value);
@@ -554,8 +548,10 @@ static void test_total_schema_bytes_are_bounded(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_resolution_rules), cmocka_unit_test(test_canonical_equality),
-        cmocka_unit_test(test_first_claim_wins), cmocka_unit_test(test_levels),
+        cmocka_unit_test(test_resolution_rules),
+        cmocka_unit_test(test_canonical_equality),
+        cmocka_unit_test(test_first_claim_wins),
+        cmocka_unit_test(test_levels),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_external_fetch),
         cmocka_unit_test(test_exponential_schemas_are_bounded),

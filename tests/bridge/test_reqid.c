@@ -322,7 +322,7 @@ static void test_ids_differ_and_are_unique(void **state)
     sg_reqid_key_t key;
     sg_reqid_key_derive(&key, "unique", 6);
     enum { N = 100000 };
-    char (*texts)[SG_REQID_TEXT_LEN + 1] = malloc(N * sizeof(*texts));
+    char(*texts)[SG_REQID_TEXT_LEN + 1] = malloc(N * sizeof(*texts));
     assert_non_null(texts);
 
     char first[SG_REQID_TEXT_LEN + 1], second[SG_REQID_TEXT_LEN + 1];

@@ -59,55 +59,54 @@ static void expect_error_prefix_at(const char *text, const char *prefix, int lin
 #define expect_error_prefix(text, prefix) expect_error_prefix_at((text), (prefix), __LINE__)
 
 /* One flow-style route per line, for the error tests that need several routes. */
-#define TOPIC_ROUTE(name, method, path) \
-    "  - {name: " name ", method: " method ", path: \"" path "\", topic: t}\n"
+#define TOPIC_ROUTE(name, method, path) "  - {name: " name ", method: " method ", path: \"" path "\", topic: t}\n"
 
 /* ------------------------------------------------------------------------------------------ */
 
 static const char full_yaml[] =
-    "listen:\n"                                                                    /* 1 */
-    "  - \"0.0.0.0:8080\"\n"                                                       /* 2 */
-    "  - \"[::1]:0\"\n"                                                            /* 3 */
-    "  - {address: \"localhost:8443\", cert: tls/cert.pem, key: /etc/key.pem}\n"   /* 4 */
-    "threads: 8\n"                                                                 /* 5 */
-    "data_dir: /var/lib/sg\n"                                                      /* 6 */
-    "kafka:\n"                                                                     /* 7 */
-    "  brokers: \"k1:9092, k2:9092\"\n"                                            /* 8 */
-    "  embedded: {brokers: 3}\n"                                                   /* 9 */
-    "  create_topics: true\n"                                                      /* 10 */
-    "  produce_timeout: 250ms\n"                                                   /* 11 */
-    "  properties:\n"                                                              /* 12 */
-    "    security.protocol: SASL_SSL\n"                                            /* 13 */
-    "    linger.ms: 5\n"                                                           /* 14 */
-    "    enable.idempotence: True\n"                                               /* 15 */
-    "    client.id: \"042\"\n"                                                     /* 16 */
-    "topics:\n"                                                                    /* 17 */
-    "  - {name: orders.commands, partitions: 4, replication: 3}\n"                 /* 18 */
-    "  - name: orders.replies\n"                                                   /* 19 */
-    "schemas:\n"                                                                   /* 20 */
-    "  - {name: PlaceOrder, file: schemas/place_order.avsc}\n"                     /* 21 */
-    "routes:\n"                                                                    /* 22 */
-    "  - name: place-order\n"                                                      /* 23 */
-    "    method: post\n"                                                           /* 24 */
-    "    path: /orders\n"                                                          /* 25 */
-    "    topic: orders.commands\n"                                                 /* 26 */
-    "    key: body:/customerId\n"                                                  /* 27 */
-    "    schema: PlaceOrder\n"                                                     /* 28 */
-    "    format: avro\n"                                                           /* 29 */
-    "    reply:\n"                                                                 /* 30 */
-    "      topic: orders.replies\n"                                                /* 31 */
-    "      timeout: 2s\n"                                                          /* 32 */
-    "      max_timeout: 1m\n"                                                      /* 33 */
-    "      headers: [X-Trace, etag]\n"                                             /* 34 */
-    "  - {name: put-profile, method: PUT, path: \"/profiles/{id}\", topic: profiles, key: \"path:id\"}\n" /* 35 */
+    "listen:\n"                                                                                             /* 1 */
+    "  - \"0.0.0.0:8080\"\n"                                                                                /* 2 */
+    "  - \"[::1]:0\"\n"                                                                                     /* 3 */
+    "  - {address: \"localhost:8443\", cert: tls/cert.pem, key: /etc/key.pem}\n"                            /* 4 */
+    "threads: 8\n"                                                                                          /* 5 */
+    "data_dir: /var/lib/sg\n"                                                                               /* 6 */
+    "kafka:\n"                                                                                              /* 7 */
+    "  brokers: \"k1:9092, k2:9092\"\n"                                                                     /* 8 */
+    "  embedded: {brokers: 3}\n"                                                                            /* 9 */
+    "  create_topics: true\n"                                                                               /* 10 */
+    "  produce_timeout: 250ms\n"                                                                            /* 11 */
+    "  properties:\n"                                                                                       /* 12 */
+    "    security.protocol: SASL_SSL\n"                                                                     /* 13 */
+    "    linger.ms: 5\n"                                                                                    /* 14 */
+    "    enable.idempotence: True\n"                                                                        /* 15 */
+    "    client.id: \"042\"\n"                                                                              /* 16 */
+    "topics:\n"                                                                                             /* 17 */
+    "  - {name: orders.commands, partitions: 4, replication: 3}\n"                                          /* 18 */
+    "  - name: orders.replies\n"                                                                            /* 19 */
+    "schemas:\n"                                                                                            /* 20 */
+    "  - {name: PlaceOrder, file: schemas/place_order.avsc}\n"                                              /* 21 */
+    "routes:\n"                                                                                             /* 22 */
+    "  - name: place-order\n"                                                                               /* 23 */
+    "    method: post\n"                                                                                    /* 24 */
+    "    path: /orders\n"                                                                                   /* 25 */
+    "    topic: orders.commands\n"                                                                          /* 26 */
+    "    key: body:/customerId\n"                                                                           /* 27 */
+    "    schema: PlaceOrder\n"                                                                              /* 28 */
+    "    format: avro\n"                                                                                    /* 29 */
+    "    reply:\n"                                                                                          /* 30 */
+    "      topic: orders.replies\n"                                                                         /* 31 */
+    "      timeout: 2s\n"                                                                                   /* 32 */
+    "      max_timeout: 1m\n"                                                                               /* 33 */
+    "      headers: [X-Trace, etag]\n"                                                                      /* 34 */
+    "  - {name: put-profile, method: PUT, path: \"/profiles/{id}\", topic: profiles, key: \"path:id\"}\n"   /* 35 */
     "  - {name: get-thing, method: GET, path: \"/things/{id}\", topic: things, key: \"header:X-Tenant\"}\n" /* 36 */
-    "tables:\n"                                                                    /* 37 */
-    "  - {name: profiles, topic: profiles}\n"                                      /* 38 */
-    "queries:\n"                                                                   /* 39 */
-    "  - {path: \"/profiles/{id}\", table: profiles, key: \"path:id\"}\n"          /* 40 */
-    "limits: {body_bytes: 2MiB, header_bytes: 16KB, pending: 500}\n"               /* 41 */
-    "cors: {origins: [\"http://localhost:5173\", \"https://app.example.com\"], max_age: 1h}\n" /* 42 */
-    "shutdown_timeout: 30s\n";                                                     /* 43 */
+    "tables:\n"                                                                                             /* 37 */
+    "  - {name: profiles, topic: profiles}\n"                                                               /* 38 */
+    "queries:\n"                                                                                            /* 39 */
+    "  - {path: \"/profiles/{id}\", table: profiles, key: \"path:id\"}\n"                                   /* 40 */
+    "limits: {body_bytes: 2MiB, header_bytes: 16KB, pending: 500}\n"                                        /* 41 */
+    "cors: {origins: [\"http://localhost:5173\", \"https://app.example.com\"], max_age: 1h}\n"              /* 42 */
+    "shutdown_timeout: 30s\n";                                                                              /* 43 */
 
 static void test_full_yaml(void **state)
 {
@@ -281,7 +280,8 @@ static void test_json(void **state)
         "  \"kafka\": {\"brokers\": \"embedded\", \"embedded\": {\"brokers\": 2},\n"
         "            \"properties\": {\"linger.ms\": 10, \"enable.idempotence\": true, \"acks\": \"all\"}},\n"
         "  \"topics\": [{\"name\": \"orders\", \"partitions\": 3}],\n"
-        "  \"routes\": [{\"name\":\"place\",\"method\":\"POST\",\"path\":\"/orders/{id}\",\"topic\":\"orders\",\"key\":\"path:id\",\n"
+        "  \"routes\": "
+        "[{\"name\":\"place\",\"method\":\"POST\",\"path\":\"/orders/{id}\",\"topic\":\"orders\",\"key\":\"path:id\",\n"
         "              \"reply\": {\"topic\": \"orders.replies\", \"timeout\": 1500, \"headers\": []}}],\n"
         "  \"limits\": {\"body_bytes\": 4096},\n"
         "  \"cors\": {\"origins\": [\"*\"], \"max_age\": \"0s\"}\n"
@@ -445,9 +445,8 @@ static void test_err_syntax(void **state)
     expect_error("threads: 2\nroutes:\n  - name: a\n    method: \"POST\n",
                  "t.yaml:5: routes[0].method: YAML syntax error: found unexpected end of stream "
                  "(while scanning a quoted scalar at line 4)");
-    expect_error("threads: 2\nkafka: {brokers: x\n",
-                 "t.yaml:3: kafka: YAML syntax error: did not find expected ',' or '}' "
-                 "(while parsing a flow mapping at line 2)");
+    expect_error("threads: 2\nkafka: {brokers: x\n", "t.yaml:3: kafka: YAML syntax error: did not find expected ',' or '}' "
+                                                     "(while parsing a flow mapping at line 2)");
     expect_error("threads: 1\n---\nthreads: 2\n", "t.yaml:2: (root): only one YAML document is allowed in a config file");
     expect_error("a: &x 1\nb: *x\n", "t.yaml:2: b: YAML aliases (*name) are not supported");
     expect_error("? [a]\n: 1\n", "t.yaml:1: (root): mapping keys must be plain strings");
@@ -508,26 +507,20 @@ static void test_err_range(void **state)
     expect_error("threads: 65\n", "t.yaml:1: threads: \"65\" is out of range (1..64)");
     expect_error("threads: 0\n", "t.yaml:1: threads: \"0\" is out of range (1..64)");
     expect_error("threads: -3\n", "t.yaml:1: threads: \"-3\" is out of range (1..64)");
-    expect_error("threads: 99999999999999999999\n",
-                 "t.yaml:1: threads: \"99999999999999999999\" is out of range (1..64)");
+    expect_error("threads: 99999999999999999999\n", "t.yaml:1: threads: \"99999999999999999999\" is out of range (1..64)");
     expect_error("kafka:\n  embedded:\n    brokers: 17\n", "t.yaml:3: kafka.embedded.brokers: \"17\" is out of range (1..16)");
     expect_error("topics:\n  - {name: a, partitions: 10001}\n",
                  "t.yaml:2: topics[0].partitions: \"10001\" is out of range (1..10000)");
-    expect_error("topics:\n  - {name: a, replication: 33}\n",
-                 "t.yaml:2: topics[0].replication: \"33\" is out of range (1..32)");
+    expect_error("topics:\n  - {name: a, replication: 33}\n", "t.yaml:2: topics[0].replication: \"33\" is out of range (1..32)");
     expect_error("limits:\n  pending: 10000001\n", "t.yaml:2: limits.pending: \"10000001\" is out of range (1..10000000)");
     expect_error("limits:\n  body_bytes: 65MiB\n", "t.yaml:2: limits.body_bytes: \"65MiB\" is out of range (1B..64MiB)");
     expect_error("limits:\n  body_bytes: 0\n", "t.yaml:2: limits.body_bytes: \"0\" is out of range (1B..64MiB)");
-    expect_error("limits:\n  header_bytes: 2MiB\n",
-                 "t.yaml:2: limits.header_bytes: \"2MiB\" is out of range (1KiB..1MiB)");
-    expect_error("kafka:\n  produce_timeout: 301s\n",
-                 "t.yaml:2: kafka.produce_timeout: \"301s\" is out of range (1ms..5m)");
+    expect_error("limits:\n  header_bytes: 2MiB\n", "t.yaml:2: limits.header_bytes: \"2MiB\" is out of range (1KiB..1MiB)");
+    expect_error("kafka:\n  produce_timeout: 301s\n", "t.yaml:2: kafka.produce_timeout: \"301s\" is out of range (1ms..5m)");
     expect_error("kafka:\n  produce_timeout: 0\n", "t.yaml:2: kafka.produce_timeout: \"0\" is out of range (1ms..5m)");
-    expect_error("cors:\n  max_age: 2d\n",
-                 "t.yaml:2: cors.max_age: expected a duration such as 250ms, 10s, 2m or 1h, got \"2d\"");
+    expect_error("cors:\n  max_age: 2d\n", "t.yaml:2: cors.max_age: expected a duration such as 250ms, 10s, 2m or 1h, got \"2d\"");
     expect_error("cors:\n  max_age: 25h\n", "t.yaml:2: cors.max_age: \"25h\" is out of range (0s..24h)");
-    expect_error("cors:\n  max_age: 600\n",
-                 "t.yaml:2: cors.max_age: \"600\" is not a whole number of seconds (write e.g. 600s)");
+    expect_error("cors:\n  max_age: 600\n", "t.yaml:2: cors.max_age: \"600\" is not a whole number of seconds (write e.g. 600s)");
     expect_error("listen: []\n", "t.yaml:1: listen: needs at least 1 listener");
     expect_error("listen: [\":1\", \":2\", \":3\", \":4\", \":5\", \":6\", \":7\", \":8\", \":9\", \":10\", \":11\", "
                  "\":12\", \":13\", \":14\", \":15\", \":16\", \":17\"]\n",
@@ -603,18 +596,18 @@ static void test_err_conflicts(void **state)
     expect_error("threads: 2\nroutes:\n" TOPIC_ROUTE("a", "POST", "/a/{x}") TOPIC_ROUTE("b", "POST", "/a/{y}"),
                  "t.yaml:4: routes[1].path: POST /a/{y} conflicts with route \"a\" (POST /a/{x}, line 3)");
     expect_error("routes:\n" TOPIC_ROUTE("a", "GET", "/p/{id}") "tables: [{name: p, topic: t}]\n"
-                 "queries:\n  - {path: \"/p/{key}\", table: p, key: \"path:key\"}\n",
+                                                                "queries:\n  - {path: \"/p/{key}\", table: p, key: \"path:key\"}\n",
                  "t.yaml:5: queries[0].path: GET /p/{key} conflicts with route \"a\" (GET /p/{id}, line 2)");
     expect_error("tables: [{name: p, topic: t}]\nqueries:\n  - {path: \"/p/{a}\", table: p, key: \"path:a\"}\n"
                  "  - {path: \"/p/{b}\", table: p, key: \"path:b\"}\n",
                  "t.yaml:4: queries[1].path: GET /p/{b} conflicts with query GET /p/{a} (line 3)");
 
     /* Different methods, literals or shapes do not conflict. */
-    sg_conf_t *conf = load_ok("routes:\n" TOPIC_ROUTE("a", "POST", "/a/{x}") TOPIC_ROUTE("b", "PUT", "/a/{y}")
-                                  TOPIC_ROUTE("c", "POST", "/a/b") TOPIC_ROUTE("d", "POST", "/a/{x}/")
-                                      TOPIC_ROUTE("e", "POST", "/metricsfoo") TOPIC_ROUTE("f", "GET", "/")
-                              "tables: [{name: p, topic: t}]\n"
-                              "queries:\n  - {path: \"/a/{x}\", table: p, key: \"path:x\"}\n");
+    sg_conf_t *conf =
+        load_ok("routes:\n" TOPIC_ROUTE("a", "POST", "/a/{x}") TOPIC_ROUTE("b", "PUT", "/a/{y}") TOPIC_ROUTE("c", "POST", "/a/b")
+                    TOPIC_ROUTE("d", "POST", "/a/{x}/") TOPIC_ROUTE("e", "POST", "/metricsfoo")
+                        TOPIC_ROUTE("f", "GET", "/") "tables: [{name: p, topic: t}]\n"
+                                                     "queries:\n  - {path: \"/a/{x}\", table: p, key: \"path:x\"}\n");
     assert_int_equal(conf->n_routes, 6);
     assert_int_equal(conf->n_queries, 1);
     sg_conf_destroy(conf);
@@ -622,15 +615,15 @@ static void test_err_conflicts(void **state)
 
 static void test_err_reserved(void **state)
 {
-    static const char *const paths[] = {"/metrics", "/metrics/x", "/tables/x", "/requests/{id}", "/registry",
-                                        "/healthz", "/readyz", "/openapi.json", "/tables"};
+    static const char *const paths[] = {"/metrics", "/metrics/x", "/tables/x",     "/requests/{id}", "/registry",
+                                        "/healthz", "/readyz",    "/openapi.json", "/tables"};
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
         char text[256], expected[256], segment[32];
         snprintf(text, sizeof(text), "routes:\n" TOPIC_ROUTE("a", "GET", "%s"), paths[i]);
         snprintf(segment, sizeof(segment), "%.*s", (int)strcspn(paths[i] + 1, "/"), paths[i] + 1);
         snprintf(expected, sizeof(expected),
-                 "t.yaml:2: routes[0].path: path \"%s\" is under /%s, which is reserved for the built-in endpoints",
-                 paths[i], segment);
+                 "t.yaml:2: routes[0].path: path \"%s\" is under /%s, which is reserved for the built-in endpoints", paths[i],
+                 segment);
         expect_error(text, expected);
     }
     expect_error("tables: [{name: p, topic: t}]\nqueries:\n  - {path: \"/tables/p/{k}\", table: p, key: \"path:k\"}\n",
@@ -755,7 +748,8 @@ static void test_err_missing_required(void **state)
                  "t.yaml:2: routes[0].method: required key \"method\" is missing");
     expect_error("routes:\n  - {name: x, method: GET, path: /x, topic: t}\n  - name: a\n    method: POST\n    topic: t\n",
                  "t.yaml:3: routes[1].path: required key \"path\" is missing");
-    expect_error("routes:\n  - name: a\n    method: POST\n    path: /a\n", "t.yaml:2: routes[0].topic: required key \"topic\" is missing");
+    expect_error("routes:\n  - name: a\n    method: POST\n    path: /a\n",
+                 "t.yaml:2: routes[0].topic: required key \"topic\" is missing");
     expect_error("tables:\n  - topic: t\n", "t.yaml:2: tables[0].name: required key \"name\" is missing");
     expect_error("tables:\n  - {name: p}\n", "t.yaml:2: tables[0].topic: required key \"topic\" is missing");
     expect_error("tables: [{name: p, topic: t}]\nqueries:\n  - {table: p, key: \"path:k\"}\n",
@@ -791,13 +785,15 @@ static void test_err_topic_names(void **state)
 
 static void test_err_listen_kafka_cors(void **state)
 {
-    expect_error("listen: [\"::1:80\"]\n", "t.yaml:1: listen[0]: write an IPv6 address in brackets, e.g. [::1]:8080, got \"::1:80\"");
+    expect_error("listen: [\"::1:80\"]\n",
+                 "t.yaml:1: listen[0]: write an IPv6 address in brackets, e.g. [::1]:8080, got \"::1:80\"");
     expect_error("listen: [\"127.0.0.1\"]\n",
                  "t.yaml:1: listen[0]: expected host:port, e.g. 127.0.0.1:8080 or [::1]:8080, got \"127.0.0.1\"");
     expect_error("listen: [\"127.0.0.1:70000\"]\n", "t.yaml:1: listen[0]: invalid port in \"127.0.0.1:70000\" (0..65535)");
     expect_error("listen: [\"127.0.0.1:\"]\n", "t.yaml:1: listen[0]: invalid port in \"127.0.0.1:\" (0..65535)");
     expect_error("listen: [\"[zz]:80\"]\n", "t.yaml:1: listen[0]: invalid IPv6 address in \"[zz]:80\"");
-    expect_error("listen:\n  - {address: \"a:1\", cert: c.pem}\n", "t.yaml:2: listen[0].key: a TLS listener needs both cert and key");
+    expect_error("listen:\n  - {address: \"a:1\", cert: c.pem}\n",
+                 "t.yaml:2: listen[0].key: a TLS listener needs both cert and key");
     expect_error("listen:\n  - {cert: c.pem, key: k.pem}\n", "t.yaml:2: listen[0].address: required key \"address\" is missing");
     expect_error("kafka:\n  brokers: \"h1:9092,,h2\"\n",
                  "t.yaml:2: kafka.brokers: expected \"embedded\" or a bootstrap list like \"h1:9092,h2:9092\", "
@@ -820,8 +816,10 @@ static void test_parse_duration(void **state)
         const char *text;
         int64_t ms;
     } good[] = {
-        {"0", 0},       {"250", 250},    {"250ms", 250},        {"10s", 10000},
-        {"2m", 120000}, {"1h", 3600000}, {"0s", 0},             {"9223372036854775807", INT64_MAX},
+        {"0", 0},       {"250", 250},
+        {"250ms", 250}, {"10s", 10000},
+        {"2m", 120000}, {"1h", 3600000},
+        {"0s", 0},      {"9223372036854775807", INT64_MAX},
         {"007s", 7000}, {"2562047788015h", 2562047788015LL * 3600 * 1000},
     };
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
@@ -829,8 +827,21 @@ static void test_parse_duration(void **state)
         if (sg_conf_parse_duration_ms(good[i].text, &ms) != 0 || ms != good[i].ms)
             fail_msg("duration %s: got %lld", good[i].text, (long long)ms);
     }
-    static const char *const bad[] = {"",  "s",  "-1s", "+1s", "1.5s", "10 s", "10parsecs", "10S",  "1d",
-                                      "1ms ", " 1s", "1sm", "9223372036854775808", "2562047788016h", "9223372036854776s"};
+    static const char *const bad[] = {"",
+                                      "s",
+                                      "-1s",
+                                      "+1s",
+                                      "1.5s",
+                                      "10 s",
+                                      "10parsecs",
+                                      "10S",
+                                      "1d",
+                                      "1ms ",
+                                      " 1s",
+                                      "1sm",
+                                      "9223372036854775808",
+                                      "2562047788016h",
+                                      "9223372036854776s"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         int64_t ms = -42;
         if (sg_conf_parse_duration_ms(bad[i], &ms) != -1 || ms != -42)
@@ -863,8 +874,8 @@ static void test_parse_size(void **state)
         if (sg_conf_parse_size(good[i].text, &bytes) != 0 || bytes != good[i].bytes)
             fail_msg("size %s: got %llu", good[i].text, (unsigned long long)bytes);
     }
-    static const char *const bad[] = {"",    "B",    "-1",    "+1",    "1.5MiB", "1 MiB", "1kb",
-                                      "1KIB", "1TiB", "1MiBx", " 1", "18446744073709551616", "17179869184GiB"};
+    static const char *const bad[] = {
+        "", "B", "-1", "+1", "1.5MiB", "1 MiB", "1kb", "1KIB", "1TiB", "1MiBx", " 1", "18446744073709551616", "17179869184GiB"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         uint64_t bytes = 42;
         if (sg_conf_parse_size(bad[i], &bytes) != -1 || bytes != 42)
@@ -911,16 +922,14 @@ static void test_schema_registry(void **state)
     sg_conf_destroy(conf);
     expect_error("schema_registry: {url: \"https://r:8081\"}\n",
                  "t.yaml:1: schema_registry.url: expected http://HOST[:PORT][/PREFIX] (https is not supported)");
-    expect_error("schema_registry: {url: \"r:8081\"}\n",
-                 "t.yaml:1: schema_registry.url: expected http://HOST[:PORT][/PREFIX]");
+    expect_error("schema_registry: {url: \"r:8081\"}\n", "t.yaml:1: schema_registry.url: expected http://HOST[:PORT][/PREFIX]");
     expect_error("schema_registry: {url: \"http://:8081\"}\n", "t.yaml:1: schema_registry.url: the URL has no host");
     expect_error("schema_registry: {url: \"http://r:0\"}\n", "t.yaml:1: schema_registry.url: the port must be 1..65535");
     expect_error("schema_registry: {url: \"http://r:80x\"}\n", "t.yaml:1: schema_registry.url: the port must be 1..65535");
     expect_error("schema_registry: {url: \"http://r:8081/\"}\n", "t.yaml:1: schema_registry.url: remove the trailing '/'");
     expect_error("schema_registry: {url: \"http://r/a?b=c\"}\n",
                  "t.yaml:1: schema_registry.url: the URL must not contain spaces, control characters, '?' or '#'");
-    expect_error("schema_registry: {uri: x}\n",
-                 "t.yaml:1: schema_registry.uri: unknown key \"uri\" (did you mean \"url\"?)");
+    expect_error("schema_registry: {uri: x}\n", "t.yaml:1: schema_registry.uri: unknown key \"uri\" (did you mean \"url\"?)");
 }
 
 int main(void)

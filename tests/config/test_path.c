@@ -208,18 +208,10 @@ static void test_same_shape(void **state)
         const char *a, *b;
         int same;
     } cases[] = {
-        {"/a/{x}", "/a/{y}", 1},
-        {"/a/{x}", "/a/{x}", 1},
-        {"/a/{x}/b", "/a/{y}/b", 1},
-        {"/a/{x}", "/a/b", 0},
-        {"/a/{x}", "/b/{x}", 0},
-        {"/a/{x}", "/a/{x}/", 0},
-        {"/a", "/a/", 0},
-        {"/", "/", 1},
-        {"/a/b", "/a/b", 1},
-        {"/a/b", "/a/c", 0},
-        {"/a/bc", "/a/b", 0},
-        {"/{x}/b", "/a/{y}", 0},
+        {"/a/{x}", "/a/{y}", 1}, {"/a/{x}", "/a/{x}", 1}, {"/a/{x}/b", "/a/{y}/b", 1},
+        {"/a/{x}", "/a/b", 0},   {"/a/{x}", "/b/{x}", 0}, {"/a/{x}", "/a/{x}/", 0},
+        {"/a", "/a/", 0},        {"/", "/", 1},           {"/a/b", "/a/b", 1},
+        {"/a/b", "/a/c", 0},     {"/a/bc", "/a/b", 0},    {"/{x}/b", "/a/{y}", 0},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         sg_path_template_t *a = parse_ok(cases[i].a), *b = parse_ok(cases[i].b);
@@ -233,9 +225,8 @@ static void test_same_shape(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_counts),  cmocka_unit_test(test_parse_errors),
-        cmocka_unit_test(test_match_literals), cmocka_unit_test(test_match_params),
-        cmocka_unit_test(test_same_shape),
+        cmocka_unit_test(test_parse_counts), cmocka_unit_test(test_parse_errors), cmocka_unit_test(test_match_literals),
+        cmocka_unit_test(test_match_params), cmocka_unit_test(test_same_shape),
     };
     return cmocka_run_group_tests_name("config-path", tests, NULL, NULL);
 }

@@ -51,7 +51,8 @@ static const char *const schema_texts[] = {
     "   {\"name\":\"sku\",\"type\":\"string\"},{\"name\":\"qty\",\"type\":\"int\",\"default\":1},"
     "   {\"name\":\"price\",\"type\":\"double\"}]}},\"default\":[]},"
     " {\"name\":\"tags\",\"type\":{\"type\":\"map\",\"values\":\"string\"},\"default\":{\"a\":\"b\"}},"
-    " {\"name\":\"state\",\"type\":{\"type\":\"enum\",\"name\":\"State\",\"symbols\":[\"NEW\",\"PAID\",\"SHIPPED\"]},\"default\":\"NEW\"},"
+    " {\"name\":\"state\",\"type\":{\"type\":\"enum\",\"name\":\"State\",\"symbols\":[\"NEW\",\"PAID\",\"SHIPPED\"]},\"default\":"
+    "\"NEW\"},"
     " {\"name\":\"pick\",\"type\":[\"int\",\"string\"],\"default\":5},"
     " {\"name\":\"note\",\"type\":[\"string\",\"null\"],\"default\":\"none\"}]}",
     /* 2: arrays and maps, nested both ways. */
@@ -74,7 +75,8 @@ static const char *const schema_texts[] = {
     "{\"type\":\"record\",\"name\":\"U\",\"namespace\":\"ns\",\"fields\":["
     " {\"name\":\"opt\",\"type\":[\"null\",\"string\"]},"
     " {\"name\":\"rev\",\"type\":[\"long\",\"null\"]},"
-    " {\"name\":\"optrec\",\"type\":[\"null\",{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"a\",\"type\":\"int\"}]}]},"
+    " {\"name\":\"optrec\",\"type\":[\"null\",{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"a\",\"type\":\"int\"}]}]}"
+    ","
     " {\"name\":\"u\",\"type\":[\"null\",\"boolean\",\"int\",\"long\",\"float\",\"double\",\"string\",\"bytes\","
     "   \"R\",{\"type\":\"array\",\"items\":\"int\"},{\"type\":\"map\",\"values\":\"string\"},"
     "   {\"type\":\"enum\",\"name\":\"E\",\"symbols\":[\"A\",\"B\"]},{\"type\":\"fixed\",\"name\":\"F\",\"size\":2},"
@@ -84,10 +86,13 @@ static const char *const schema_texts[] = {
     /* 5: logical types, including inside unions and as defaults. */
     "{\"type\":\"record\",\"name\":\"L\",\"fields\":["
     " {\"name\":\"amount\",\"type\":{\"type\":\"bytes\",\"logicalType\":\"decimal\",\"precision\":5,\"scale\":2}},"
-    " {\"name\":\"fx\",\"type\":{\"type\":\"fixed\",\"name\":\"F8\",\"size\":8,\"logicalType\":\"decimal\",\"precision\":18,\"scale\":4}},"
-    " {\"name\":\"big\",\"type\":{\"type\":\"bytes\",\"logicalType\":\"decimal\",\"precision\":153,\"scale\":20},\"default\":\"\\u0001\"},"
+    " {\"name\":\"fx\",\"type\":{\"type\":\"fixed\",\"name\":\"F8\",\"size\":8,\"logicalType\":\"decimal\",\"precision\":18,"
+    "\"scale\":4}},"
+    " {\"name\":\"big\",\"type\":{\"type\":\"bytes\",\"logicalType\":\"decimal\",\"precision\":153,\"scale\":20},\"default\":"
+    "\"\\u0001\"},"
     " {\"name\":\"whole\",\"type\":{\"type\":\"bytes\",\"logicalType\":\"decimal\",\"precision\":3},\"default\":\"\\u00ff\"},"
-    " {\"name\":\"f1\",\"type\":{\"type\":\"fixed\",\"name\":\"F1\",\"size\":1,\"logicalType\":\"decimal\",\"precision\":2,\"scale\":1},\"default\":\"\\u00f6\"},"
+    " {\"name\":\"f1\",\"type\":{\"type\":\"fixed\",\"name\":\"F1\",\"size\":1,\"logicalType\":\"decimal\",\"precision\":2,"
+    "\"scale\":1},\"default\":\"\\u00f6\"},"
     " {\"name\":\"id\",\"type\":{\"type\":\"string\",\"logicalType\":\"uuid\"}},"
     " {\"name\":\"day\",\"type\":{\"type\":\"int\",\"logicalType\":\"date\"}},"
     " {\"name\":\"tod\",\"type\":{\"type\":\"int\",\"logicalType\":\"time-millis\"}},"
@@ -96,13 +101,15 @@ static const char *const schema_texts[] = {
     " {\"name\":\"maybe\",\"type\":[\"null\",{\"type\":\"int\",\"logicalType\":\"date\"}],\"default\":null},"
     " {\"name\":\"lu\",\"type\":[\"null\",{\"type\":\"long\",\"logicalType\":\"timestamp-micros\"},"
     "   {\"type\":\"string\",\"logicalType\":\"uuid\"},\"F8\"],\"default\":null},"
-    " {\"name\":\"days\",\"type\":{\"type\":\"map\",\"values\":{\"type\":\"int\",\"logicalType\":\"date\"}},\"default\":{\"z\":0}}]}",
+    " {\"name\":\"days\",\"type\":{\"type\":\"map\",\"values\":{\"type\":\"int\",\"logicalType\":\"date\"}},\"default\":{\"z\":0}}]"
+    "}",
     /* 6: a recursive list, for the depth limit. */
     "{\"type\":\"record\",\"name\":\"Node\",\"fields\":[{\"name\":\"v\",\"type\":\"int\",\"default\":0},"
     " {\"name\":\"next\",\"type\":[\"null\",\"Node\"],\"default\":null},"
     " {\"name\":\"kids\",\"type\":{\"type\":\"array\",\"items\":\"Node\"},\"default\":[]}]}",
     /* 7..9: bare (non-record) top-level schemas. */
-    "[\"null\",\"int\",\"string\",{\"type\":\"array\",\"items\":{\"type\":\"bytes\",\"logicalType\":\"decimal\",\"precision\":9,\"scale\":3}}]",
+    "[\"null\",\"int\",\"string\",{\"type\":\"array\",\"items\":{\"type\":\"bytes\",\"logicalType\":\"decimal\",\"precision\":9,"
+    "\"scale\":3}}]",
     "{\"type\":\"map\",\"values\":[\"null\",{\"type\":\"long\",\"logicalType\":\"timestamp-millis\"}]}",
     "{\"type\":\"array\",\"items\":{\"type\":\"string\",\"logicalType\":\"uuid\"}}",
 };

@@ -79,8 +79,7 @@ static void test_value_rules(void **state)
     int len;
     assert_string_equal(key_of(doc, "/n", buf, sizeof(buf), &len), "42");
     assert_string_equal(key_of(doc, "/neg", buf, sizeof(buf), &len), "-7");
-    const char *refused[][2] = {{"/f", "a real number"}, {"/t", "true"}, {"/z", "null"},
-                                {"/o", "an object"},     {"/arr", "an array"}};
+    const char *refused[][2] = {{"/f", "a real number"}, {"/t", "true"}, {"/z", "null"}, {"/o", "an object"}, {"/arr", "an array"}};
     for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); ++i) {
         json_t *value = sg_json_pointer_get(doc, refused[i][0], err, sizeof(err));
         assert_non_null(value);

@@ -22,8 +22,7 @@ static sg_route_conf_t routes[] = {
 };
 static sg_conf_t conf = {.routes = routes, .n_routes = sizeof(routes) / sizeof(routes[0])};
 
-static sg_router_status_t lookup(const sg_router_t *router, const char *method, const char *path,
-                                 sg_router_result_t *result)
+static sg_router_status_t lookup(const sg_router_t *router, const char *method, const char *path, sg_router_result_t *result)
 {
     return sg_router_lookup(router, method, strlen(method), path, strlen(path), result);
 }

@@ -384,13 +384,13 @@ static int exchange(const sg_test_proc_t *gw, const char *req, size_t req_len, s
     return rc;
 }
 
-int sg_test_http(const sg_test_proc_t *gw, const char *method, const char *path, const char *headers,
-                 const char *body, size_t body_len, sg_test_response_t *res)
+int sg_test_http(const sg_test_proc_t *gw, const char *method, const char *path, const char *headers, const char *body,
+                 size_t body_len, sg_test_response_t *res)
 {
     size_t cap = 1024 + strlen(path) + (headers ? strlen(headers) : 0) + body_len;
     char *req = malloc(cap);
-    int n = snprintf(req, cap, "%s %s HTTP/1.1\r\nHost: %s:%u\r\nConnection: close\r\n%s", method, path, gw->host,
-                     gw->port, headers ? headers : "");
+    int n = snprintf(req, cap, "%s %s HTTP/1.1\r\nHost: %s:%u\r\nConnection: close\r\n%s", method, path, gw->host, gw->port,
+                     headers ? headers : "");
     if (body != NULL)
         n += snprintf(req + n, cap - (size_t)n, "Content-Length: %zu\r\n", body_len);
     n += snprintf(req + n, cap - (size_t)n, "\r\n");
@@ -447,8 +447,7 @@ static rd_kafka_t *new_consumer(const char *bootstrap)
     return rk;
 }
 
-int sg_test_consume(const char *bootstrap, const char *topic, int32_t partition, int64_t offset,
-                    sg_test_record_t *rec)
+int sg_test_consume(const char *bootstrap, const char *topic, int32_t partition, int64_t offset, sg_test_record_t *rec)
 {
     memset(rec, 0, sizeof(*rec));
     rd_kafka_t *rk = new_consumer(bootstrap);
@@ -647,7 +646,6 @@ int sg_test_freeze(pid_t pid)
 
 /* --- the worker ------------------------------------------------------------------------- */
 
-
 typedef struct st_due_t {
     int64_t due_ms;
     char *correlation;
@@ -657,7 +655,7 @@ typedef struct st_due_t {
     size_t body_len;
     char *content_type;
     char *header_name, *header_value;
-    char reply_topic[256]; /* from kafka_replyTopic */
+    char reply_topic[256];   /* from kafka_replyTopic */
     int32_t reply_partition; /* from kafka_replyPartition, or -1 */
     struct st_due_t *next;
 } due_t;
@@ -681,8 +679,8 @@ static void send_reply(sg_test_worker_t *worker, rd_kafka_t *producer, const due
     rd_kafka_header_add(hdrs, "x-secret", -1, "not for clients", -1);
     rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(due->reply_topic),
                       RD_KAFKA_V_PARTITION(due->reply_partition >= 0 ? due->reply_partition : RD_KAFKA_PARTITION_UA),
-                      RD_KAFKA_V_VALUE(due->body, due->body_len),
-                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+                      RD_KAFKA_V_VALUE(due->body, due->body_len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                      RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
     atomic_store(&worker->last_reply_ms, now_ms());
 }
 
@@ -832,8 +830,8 @@ int sg_test_proc_kill9(sg_test_proc_t *proc)
     if (proc->pid <= 0)
         return -1;
     int status = 0;
-    int killed = kill(proc->pid, SIGKILL) == 0 && waitpid(proc->pid, &status, 0) == proc->pid &&
-                 WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+    int killed = kill(proc->pid, SIGKILL) == 0 && waitpid(proc->pid, &status, 0) == proc->pid && WIFSIGNALED(status) &&
+                 WTERMSIG(status) == SIGKILL;
     proc->pid = 0;
     return killed ? 0 : -1;
 }

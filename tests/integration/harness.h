@@ -13,8 +13,8 @@
 
 typedef struct st_sg_test_proc_t {
     pid_t pid;
-    char dir[256];       /* temp dir: config, data_dir, logs */
-    char host[64];       /* listening address */
+    char dir[256]; /* temp dir: config, data_dir, logs */
+    char host[64]; /* listening address */
     unsigned port;
     char bootstrap[256]; /* Kafka bootstrap list the gateway uses */
 } sg_test_proc_t;
@@ -60,8 +60,8 @@ int sg_test_proc_stop(sg_test_proc_t *proc);
 
 /** One HTTP/1.1 request on a new connection (Connection: close). `headers` is a block of
  * "Name: value\r\n" lines or NULL. Returns 0 and fills res, or -1. 10 s deadline. */
-int sg_test_http(const sg_test_proc_t *gw, const char *method, const char *path, const char *headers,
-                 const char *body, size_t body_len, sg_test_response_t *res);
+int sg_test_http(const sg_test_proc_t *gw, const char *method, const char *path, const char *headers, const char *body,
+                 size_t body_len, sg_test_response_t *res);
 
 /** Sends raw bytes and reads until close; for malformed-protocol tests. */
 int sg_test_http_raw(const sg_test_proc_t *gw, const char *raw, size_t raw_len, sg_test_response_t *res);
@@ -72,8 +72,7 @@ const char *sg_test_header(const sg_test_response_t *res, const char *name, char
 void sg_test_response_free(sg_test_response_t *res);
 
 /** Reads the record at topic/partition/offset with a fresh consumer (10 s deadline). */
-int sg_test_consume(const char *bootstrap, const char *topic, int32_t partition, int64_t offset,
-                    sg_test_record_t *rec);
+int sg_test_consume(const char *bootstrap, const char *topic, int32_t partition, int64_t offset, sg_test_record_t *rec);
 
 /** Record header value by name, NUL-terminated copy in buf; NULL when absent. */
 const char *sg_test_record_header(const sg_test_record_t *rec, const char *name, char *buf, size_t buflen);

@@ -118,10 +118,8 @@ static void test_demo_config_is_valid(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_help_and_version),
-        cmocka_unit_test(test_usage_errors),
-        cmocka_unit_test(test_check_good_and_bad_config),
-        cmocka_unit_test(test_bad_kafka_property_fails_start),
+        cmocka_unit_test(test_help_and_version),          cmocka_unit_test(test_usage_errors),
+        cmocka_unit_test(test_check_good_and_bad_config), cmocka_unit_test(test_bad_kafka_property_fails_start),
         cmocka_unit_test(test_demo_config_is_valid),
     };
     return cmocka_run_group_tests_name("integration-cli", tests, NULL, NULL);

@@ -24,8 +24,9 @@ static sg_test_proc_t cluster;
 
 static int setup(void **state)
 {
-    const char *args[] = {"--brokers", "2", "--topic", "ext.commands:3", "--topic", "mi.requests:2", "--topic",
-                          "mi.replies:2", "--topic", "tb.profiles:3", NULL};
+    const char *args[] = {
+        "--brokers",     "2", "--topic", "ext.commands:3", "--topic", "mi.requests:2", "--topic", "mi.replies:2", "--topic",
+        "tb.profiles:3", NULL};
     return sg_test_cluster_start(&cluster, args);
 }
 
@@ -59,8 +60,7 @@ static void test_gateway_on_separate_cluster(void **state)
 
     const char body[] = "{\"v\":1}";
     sg_test_response_t res;
-    assert_int_equal(sg_test_http(&gw, "POST", "/ext/k1", "Content-Type: application/json\r\n", body, strlen(body), &res),
-                     0);
+    assert_int_equal(sg_test_http(&gw, "POST", "/ext/k1", "Content-Type: application/json\r\n", body, strlen(body), &res), 0);
     assert_int_equal(res.status, 202);
     json_t *doc = json_loads(res.body, 0, NULL);
     assert_non_null(doc);
@@ -87,8 +87,7 @@ static void *post_in_background(void *arg)
 {
     inflight_t *inflight = arg;
     sg_test_response_t res;
-    if (sg_test_http(inflight->gw, "POST", "/ext/slow", "Content-Type: application/json\r\n", "{\"slow\":true}", 13,
-                     &res) == 0) {
+    if (sg_test_http(inflight->gw, "POST", "/ext/slow", "Content-Type: application/json\r\n", "{\"slow\":true}", 13, &res) == 0) {
         inflight->status = res.status;
         sg_test_response_free(&res);
     }
@@ -285,8 +284,7 @@ static void test_write_on_one_instance_read_on_another(void **state)
         snprintf(path, sizeof(path), "/profiles/u%d", i % 3);
         snprintf(body, sizeof(body), "{\"v\":%d}", i);
         sg_test_response_t res;
-        assert_int_equal(sg_test_http(&a, "PUT", path, "Content-Type: application/json\r\n", body, strlen(body), &res),
-                         0);
+        assert_int_equal(sg_test_http(&a, "PUT", path, "Content-Type: application/json\r\n", body, strlen(body), &res), 0);
         assert_int_equal(res.status, 202);
         assert_non_null(sg_test_header(&res, "consistency-token", token, sizeof(token)));
         sg_test_response_free(&res);

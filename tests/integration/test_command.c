@@ -54,8 +54,7 @@ typedef struct {
 } accepted_t;
 
 /* POSTs/PUTs a JSON body and checks the 202 contract; fills `out`. */
-static void send_command(const char *method, const char *path, const char *headers, const char *body,
-                         accepted_t *out)
+static void send_command(const char *method, const char *path, const char *headers, const char *body, accepted_t *out)
 {
     char extra[1024];
     snprintf(extra, sizeof(extra), "Content-Type: application/json\r\n%s", headers ? headers : "");
@@ -213,8 +212,7 @@ static void test_cors(void **state)
 
     /* preflight from another origin is refused */
     assert_int_equal(sg_test_http(&gw, "OPTIONS", "/orders",
-                                  "Origin: http://evil.example\r\nAccess-Control-Request-Method: POST\r\n", NULL, 0,
-                                  &res),
+                                  "Origin: http://evil.example\r\nAccess-Control-Request-Method: POST\r\n", NULL, 0, &res),
                      0);
     assert_int_equal(res.status, 403);
     assert_null(sg_test_header(&res, "access-control-allow-origin", value, sizeof(value)));
@@ -222,14 +220,12 @@ static void test_cors(void **state)
 
     /* the actual request carries the CORS headers, and exposes the token */
     const char body[] = "{\"customerId\":\"cors\"}";
-    assert_int_equal(sg_test_http(&gw, "POST", "/orders",
-                                  "Origin: http://app.example\r\nContent-Type: application/json\r\n", body,
+    assert_int_equal(sg_test_http(&gw, "POST", "/orders", "Origin: http://app.example\r\nContent-Type: application/json\r\n", body,
                                   strlen(body), &res),
                      0);
     assert_int_equal(res.status, 202);
     assert_string_equal(sg_test_header(&res, "access-control-allow-origin", value, sizeof(value)), "http://app.example");
-    assert_non_null(strstr(sg_test_header(&res, "access-control-expose-headers", value, sizeof(value)),
-                           "Consistency-Token"));
+    assert_non_null(strstr(sg_test_header(&res, "access-control-expose-headers", value, sizeof(value)), "Consistency-Token"));
     sg_test_response_free(&res);
 }
 
@@ -240,8 +236,8 @@ static void test_http2_and_keepalive(void **state)
     char *body_path = sg_test_write_temp("body.json", "{\"customerId\":\"h2\"}");
     assert_non_null(body_path);
     /* h2c with prior knowledge: 40 POSTs, 4 at a time, on one connection */
-    const char *h2load[] = {"/usr/bin/h2load", "-n", "40", "-c", "1", "-m", "4", "-d", body_path, "-H",
-                            "content-type: application/json", url, NULL};
+    const char *h2load[] = {
+        "/usr/bin/h2load", "-n", "40", "-c", "1", "-m", "4", "-d", body_path, "-H", "content-type: application/json", url, NULL};
     assert_int_equal(sg_test_run(h2load, out, sizeof(out)), 0);
     sg_test_remove_temp(body_path);
     if (strstr(out, "40 succeeded") == NULL)
@@ -250,17 +246,47 @@ static void test_http2_and_keepalive(void **state)
     assert_non_null(strstr(out, "status codes: 40 2xx"));
 
     /* HTTP/1.1 Upgrade: h2c */
-    const char *upgrade[] = {"/usr/bin/curl", "-sS", "--http2", "-o", "/dev/null", "-w", "%{http_version} %{http_code}",
-                             "-H", "Content-Type: application/json", "--data", "{\"customerId\":\"up\"}", url, NULL};
+    const char *upgrade[] = {"/usr/bin/curl",
+                             "-sS",
+                             "--http2",
+                             "-o",
+                             "/dev/null",
+                             "-w",
+                             "%{http_version} %{http_code}",
+                             "-H",
+                             "Content-Type: application/json",
+                             "--data",
+                             "{\"customerId\":\"up\"}",
+                             url,
+                             NULL};
     assert_int_equal(sg_test_run(upgrade, out, sizeof(out)), 0);
     assert_string_equal(out, "2 202");
 
     /* HTTP/1.1 keep-alive: the second request reuses the connection (0 new connects) */
-    const char *keepalive[] = {"/usr/bin/curl", "-sS", "--http1.1", "-o", "/dev/null", "-w",
-                               "%{http_version} %{http_code} %{num_connects}\\n", "-H", "Content-Type: application/json",
-                               "--data", "{\"customerId\":\"h1\"}", url, "--next", "--http1.1", "-o", "/dev/null", "-w",
-                               "%{http_version} %{http_code} %{num_connects}\\n", "-H", "Content-Type: application/json",
-                               "--data", "{\"customerId\":\"h1b\"}", url, NULL};
+    const char *keepalive[] = {"/usr/bin/curl",
+                               "-sS",
+                               "--http1.1",
+                               "-o",
+                               "/dev/null",
+                               "-w",
+                               "%{http_version} %{http_code} %{num_connects}\\n",
+                               "-H",
+                               "Content-Type: application/json",
+                               "--data",
+                               "{\"customerId\":\"h1\"}",
+                               url,
+                               "--next",
+                               "--http1.1",
+                               "-o",
+                               "/dev/null",
+                               "-w",
+                               "%{http_version} %{http_code} %{num_connects}\\n",
+                               "-H",
+                               "Content-Type: application/json",
+                               "--data",
+                               "{\"customerId\":\"h1b\"}",
+                               url,
+                               NULL};
     assert_int_equal(sg_test_run(keepalive, out, sizeof(out)), 0);
     assert_string_equal(out, "1.1 202 1\n1.1 202 0\n");
 }
@@ -273,15 +299,40 @@ static void test_concurrent_load_on_every_loop(void **state)
     snprintf(url, sizeof(url), "http://%s:%u/orders", gw.host, gw.port);
     char *body_path = sg_test_write_temp("body.json", "{\"customerId\":\"load\"}");
     assert_non_null(body_path);
-    const char *h1[] = {"/usr/bin/h2load", "--h1", "-n", "20000", "-c", "32", "-t", "2", "-d", body_path, "-H",
-                        "content-type: application/json", url, NULL};
+    const char *h1[] = {"/usr/bin/h2load",
+                        "--h1",
+                        "-n",
+                        "20000",
+                        "-c",
+                        "32",
+                        "-t",
+                        "2",
+                        "-d",
+                        body_path,
+                        "-H",
+                        "content-type: application/json",
+                        url,
+                        NULL};
     assert_int_equal(sg_test_run(h1, out, sizeof(out)), 0);
     if (strstr(out, "20000 succeeded") == NULL)
         fprintf(stderr, "%s\n", out);
     assert_non_null(strstr(out, "20000 succeeded, 0 failed, 0 errored"));
     assert_non_null(strstr(out, "status codes: 20000 2xx"));
-    const char *h2[] = {"/usr/bin/h2load", "-n", "20000", "-c", "16", "-m", "8", "-t", "2", "-d", body_path, "-H",
-                        "content-type: application/json", url, NULL};
+    const char *h2[] = {"/usr/bin/h2load",
+                        "-n",
+                        "20000",
+                        "-c",
+                        "16",
+                        "-m",
+                        "8",
+                        "-t",
+                        "2",
+                        "-d",
+                        body_path,
+                        "-H",
+                        "content-type: application/json",
+                        url,
+                        NULL};
     assert_int_equal(sg_test_run(h2, out, sizeof(out)), 0);
     sg_test_remove_temp(body_path);
     assert_non_null(strstr(out, "20000 succeeded, 0 failed, 0 errored"));
@@ -307,9 +358,8 @@ static void test_idempotency_key_replays_the_first_202(void **state)
     assert_string_equal(sg_test_header(&again, "consistency-token", value, sizeof(value)), token);
 
     /* the quoted form is the same key */
-    assert_int_equal(sg_test_http(&gw, "POST", "/orders",
-                                  "Content-Type: application/json\r\nIdempotency-Key: \"order-123\"\r\n", body,
-                                  strlen(body), &quoted),
+    assert_int_equal(sg_test_http(&gw, "POST", "/orders", "Content-Type: application/json\r\nIdempotency-Key: \"order-123\"\r\n",
+                                  body, strlen(body), &quoted),
                      0);
     assert_int_equal(quoted.status, 202);
     assert_string_equal(quoted.body, first.body);

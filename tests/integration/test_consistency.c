@@ -45,10 +45,10 @@
 #define N_THREADS 8
 #define KEYS_PER_THREAD 4
 #define N_KEYS (N_THREADS * KEYS_PER_THREAD)
-#define OPS_PER_THREAD 4000       /* 32,000 operations in all, unless the deadline stops them */
+#define OPS_PER_THREAD 4000 /* 32,000 operations in all, unless the deadline stops them */
 #define MIN_OPS 10000
-#define RUN_DEADLINE_MS 60000     /* a thread stops early past this (at least MIN_OPS must be done) */
-#define IO_DEADLINE_MS 30000      /* one request/response, including a token wait */
+#define RUN_DEADLINE_MS 60000 /* a thread stops early past this (at least MIN_OPS must be done) */
+#define IO_DEADLINE_MS 30000  /* one request/response, including a token wait */
 #define MAX_REPORTED 10
 
 static sg_test_proc_t cluster;
@@ -67,7 +67,7 @@ typedef struct {
     const sg_test_proc_t *gw;
     int fd;
     char buf[65536];
-    size_t len; /* bytes in buf */
+    size_t len;     /* bytes in buf */
     unsigned opens; /* connections opened: 1 unless the gateway closed one */
 } conn_t;
 
@@ -227,8 +227,7 @@ static int conn_exchange(conn_t *c, const char *req, size_t req_len, reply_t *ou
 
 /* A request with one resend on a fresh connection when the kept-alive one turned out closed
  * before any answer (a PUT resent that way writes the same seq again: harmless to every check). */
-static int conn_request(conn_t *c, const char *method, const char *path, const char *token, const char *body,
-                        reply_t *out)
+static int conn_request(conn_t *c, const char *method, const char *path, const char *token, const char *body, reply_t *out)
 {
     memset(out, 0, sizeof(*out));
     char req[4096];
@@ -236,8 +235,8 @@ static int conn_request(conn_t *c, const char *method, const char *path, const c
     if (token != NULL && token[0] != '\0')
         n += snprintf(req + n, sizeof(req) - (size_t)n, "Consistency-Token: %s\r\n", token);
     if (body != NULL)
-        n += snprintf(req + n, sizeof(req) - (size_t)n,
-                      "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s", strlen(body), body);
+        n += snprintf(req + n, sizeof(req) - (size_t)n, "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                      strlen(body), body);
     else
         n += snprintf(req + n, sizeof(req) - (size_t)n, "\r\n");
     if (n <= 0 || (size_t)n >= sizeof(req))
@@ -271,7 +270,7 @@ typedef struct {
 /* What a violation broke; counted per kind for the report. */
 enum { V_RYW, V_MONOTONIC, V_SESSION, V_STREAM_TIME, V_TOKEN, V_SHAPE, N_KINDS };
 static const char *const kind_names[N_KINDS] = {"read-your-write", "monotonic read", "session read",
-                                               "stream time", "answer token", "answer shape"};
+                                                "stream time",     "answer token",   "answer shape"};
 static atomic_uint total_violations, total_reported, kind_counts[N_KINDS];
 
 static unsigned next_rand(worker_t *w)
@@ -345,9 +344,9 @@ static int answer_covers(const reply_t *r, const char *sent)
 }
 
 typedef struct {
-    int found;    /* 200 */
-    int64_t seq;  /* when found */
-    int refused;  /* 503 not-caught-up */
+    int found;   /* 200 */
+    int64_t seq; /* when found */
+    int refused; /* 503 not-caught-up */
 } row_t;
 
 /* GET /tables/kv/<key> on gateway g with an optional token. Checks the shape of the answer and
@@ -385,8 +384,8 @@ static int read_row(worker_t *w, int g, int key, const char *token, reply_t *r, 
         return -1;
     }
     if (token != NULL && !answer_covers(r, token)) {
-        violation(w, V_TOKEN, "GET %s on gateway %d: the answer's token %s does not cover the request's %s", path, g,
-                  r->token, token);
+        violation(w, V_TOKEN, "GET %s on gateway %d: the answer's token %s does not cover the request's %s", path, g, r->token,
+                  token);
         return -1;
     }
     if (merge_into(w->session, r->token) != 0) {
@@ -409,14 +408,13 @@ static int read_row(worker_t *w, int g, int key, const char *token, reply_t *r, 
 }
 
 /* Checks a read made with the session token against everything this thread has seen. */
-static void check_session(worker_t *w, int g, int key, const row_t *row, int64_t seen_before,
-                          int64_t session_time, const reply_t *r)
+static void check_session(worker_t *w, int g, int key, const row_t *row, int64_t seen_before, int64_t session_time,
+                          const reply_t *r)
 {
     char name[32];
     key_name(key, name, sizeof(name));
     if (seen_before >= 0 && !row->found)
-        violation(w, V_SESSION, "session read of %s on gateway %d: 404 after this session saw seq %" PRId64, name, g,
-                  seen_before);
+        violation(w, V_SESSION, "session read of %s on gateway %d: 404 after this session saw seq %" PRId64, name, g, seen_before);
     else if (row->found && row->seq < seen_before)
         violation(w, V_SESSION, "session read of %s on gateway %d: seq %" PRId64 " after this session saw %" PRId64, name, g,
                   row->seq, seen_before);
@@ -448,8 +446,7 @@ static void op_write_read(worker_t *w)
     char name[32], path[64], body[128];
     key_name(key, name, sizeof(name));
     snprintf(path, sizeof(path), "/kv/%s", name);
-    snprintf(body, sizeof(body), "{\"w\":%d,\"seq\":%" PRId64 ",\"pad\":\"%0*d\"}", w->id, seq,
-             (int)(next_rand(w) % 64), 0);
+    snprintf(body, sizeof(body), "{\"w\":%d,\"seq\":%" PRId64 ",\"pad\":\"%0*d\"}", w->id, seq, (int)(next_rand(w) % 64), 0);
     int gw = (int)(next_rand(w) % 2);
     reply_t r;
     ++w->writes;
@@ -470,11 +467,11 @@ static void op_write_read(worker_t *w)
     if (read_row(w, gr, key, write_token, &r, &row) != 0 || row.refused)
         return;
     if (!row.found)
-        violation(w, V_RYW, "read-your-write of %s: PUT seq %" PRId64 " on gateway %d, token %s; GET on gateway %d: 404",
-                  name, seq, gw, write_token, gr);
+        violation(w, V_RYW, "read-your-write of %s: PUT seq %" PRId64 " on gateway %d, token %s; GET on gateway %d: 404", name, seq,
+                  gw, write_token, gr);
     else if (row.seq < seq || row.seq > w->seq_issued[own])
-        violation(w, V_RYW, "read-your-write of %s: PUT seq %" PRId64 " on gateway %d, token %s; GET on gateway %d: seq %"
-                  PRId64, name, seq, gw, write_token, gr, row.seq);
+        violation(w, V_RYW, "read-your-write of %s: PUT seq %" PRId64 " on gateway %d, token %s; GET on gateway %d: seq %" PRId64,
+                  name, seq, gw, write_token, gr, row.seq);
     note_seen(w, key, &row);
     if (seq > w->seen[key])
         w->seen[key] = seq; /* acknowledged: the session must see it from now on */
@@ -508,8 +505,9 @@ static void op_read_pair(worker_t *w)
         violation(w, V_MONOTONIC, "monotonic read of %s: seq %" PRId64 " on gateway %d, then 404 on gateway %d with token %s", name,
                   first.seq, g1, g2, r1.token);
     else if (first.found && second.seq < first.seq)
-        violation(w, V_MONOTONIC, "monotonic read of %s: seq %" PRId64 " on gateway %d, then seq %" PRId64
-                  " on gateway %d with token %s", name, first.seq, g1, second.seq, g2, r1.token);
+        violation(w, V_MONOTONIC,
+                  "monotonic read of %s: seq %" PRId64 " on gateway %d, then seq %" PRId64 " on gateway %d with token %s", name,
+                  first.seq, g1, second.seq, g2, r1.token);
     if (r2.stream_time < r1.stream_time)
         violation(w, V_STREAM_TIME, "monotonic read of %s: Stream-Time %" PRId64 " on gateway %d, then %" PRId64 " on gateway %d",
                   name, r1.stream_time, g1, r2.stream_time, g2);
@@ -602,8 +600,8 @@ static void test_no_violations_under_concurrency(void **state)
             w->seen[k] = -1;
         assert_int_equal(pthread_create(&threads[t], NULL, worker_main, w), 0);
     }
-    unsigned ops = 0, writes = 0, reads = 0, session_reads = 0, pairs = 0, not_caught_up = 0, violations = 0,
-             errors = 0, reconnects = 0, per_gw[2] = {0, 0};
+    unsigned ops = 0, writes = 0, reads = 0, session_reads = 0, pairs = 0, not_caught_up = 0, violations = 0, errors = 0,
+             reconnects = 0, per_gw[2] = {0, 0};
     for (int t = 0; t < N_THREADS; ++t) {
         pthread_join(threads[t], NULL);
         worker_t *w = &workers[t];
@@ -627,9 +625,8 @@ static void test_no_violations_under_concurrency(void **state)
             "consistency: %u operations (%u write->read, %u read pairs, %u session reads; %u reads) in %.1f s "
             "(%.0f ops/s), requests per gateway %u/%u, %u reconnects; violations %u, 503 not-caught-up %u "
             "(%.3f%% of reads), errors %u\n",
-            ops, writes, pairs, session_reads, reads, (double)elapsed / 1000.0,
-            elapsed > 0 ? ops * 1000.0 / (double)elapsed : 0.0, per_gw[0], per_gw[1], reconnects, violations,
-            not_caught_up, reads ? 100.0 * not_caught_up / reads : 0.0, errors);
+            ops, writes, pairs, session_reads, reads, (double)elapsed / 1000.0, elapsed > 0 ? ops * 1000.0 / (double)elapsed : 0.0,
+            per_gw[0], per_gw[1], reconnects, violations, not_caught_up, reads ? 100.0 * not_caught_up / reads : 0.0, errors);
     for (int k = 0; k < N_KINDS; ++k)
         if (atomic_load(&kind_counts[k]) > 0)
             fprintf(stderr, "  %u %s violations\n", atomic_load(&kind_counts[k]), kind_names[k]);

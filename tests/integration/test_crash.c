@@ -105,8 +105,8 @@ typedef struct {
     rd_kafka_t *rk;
     delivery_t *deliveries; /* per record i */
     atomic_int delivered, failed, done;
-    atomic_int hold; /* set: from half way on, a trickle (bounded) until cleared, so the first kill
-                      * lands while records are still being written however slow the machine is */
+    atomic_int hold;                         /* set: from half way on, a trickle (bounded) until cleared, so the first kill
+                                              * lands while records are still being written however slow the machine is */
     _Atomic int64_t next_offset[PARTITIONS]; /* per partition: highest delivered offset + 1 */
     pthread_t thread;
 } producer_t;
@@ -146,10 +146,10 @@ static void *producer_main(void *arg)
         void *payload = len < 0 ? NULL : value; /* NULL: a tombstone */
         size_t payload_len = len < 0 ? 0 : (size_t)len;
         for (;;) {
-            rd_kafka_resp_err_t err = rd_kafka_producev(
-                producer->rk, RD_KAFKA_V_TOPIC(TOPIC), RD_KAFKA_V_KEY(key, strlen(key)),
-                RD_KAFKA_V_VALUE(payload, payload_len), RD_KAFKA_V_TIMESTAMP(record_timestamp(i)),
-                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE((void *)(intptr_t)i), RD_KAFKA_V_END);
+            rd_kafka_resp_err_t err =
+                rd_kafka_producev(producer->rk, RD_KAFKA_V_TOPIC(TOPIC), RD_KAFKA_V_KEY(key, strlen(key)),
+                                  RD_KAFKA_V_VALUE(payload, payload_len), RD_KAFKA_V_TIMESTAMP(record_timestamp(i)),
+                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE((void *)(intptr_t)i), RD_KAFKA_V_END);
             if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
                 break;
             if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -269,8 +269,7 @@ typedef struct {
     int64_t stream_time[PARTITIONS];
 } positions_t;
 
-static int collect_position(void *arg, const char *topic, int32_t partition, int64_t next_offset,
-                            int64_t stream_time_ms)
+static int collect_position(void *arg, const char *topic, int32_t partition, int64_t next_offset, int64_t stream_time_ms)
 {
     positions_t *positions = arg;
     if (strcmp(topic, TOPIC) == 0 && partition >= 0 && partition < PARTITIONS) {
@@ -400,14 +399,12 @@ static void assert_same_rows(const char *what, const rows_t *got, const rows_t *
     size_t shown = 0;
     for (size_t i = 0; i < got->n && i < want->n && shown < 5; ++i) {
         const row_t *a = &got->rows[i], *b = &want->rows[i];
-        int same = strcmp(a->key, b->key) == 0 && a->value_len == b->value_len &&
-                   memcmp(a->value, b->value, a->value_len) == 0 && a->version.partition == b->version.partition &&
-                   a->version.offset == b->version.offset && a->version.timestamp_ms == b->version.timestamp_ms &&
-                   (!with_etags || a->version.etag == b->version.etag);
+        int same = strcmp(a->key, b->key) == 0 && a->value_len == b->value_len && memcmp(a->value, b->value, a->value_len) == 0 &&
+                   a->version.partition == b->version.partition && a->version.offset == b->version.offset &&
+                   a->version.timestamp_ms == b->version.timestamp_ms && (!with_etags || a->version.etag == b->version.etag);
         if (!same) {
-            fprintf(stderr, "%s: row %zu: %s = %s (p%d@%" PRId64 ") vs %s = %s (p%d@%" PRId64 ")\n", what, i, a->key,
-                    a->value, (int)a->version.partition, a->version.offset, b->key, b->value,
-                    (int)b->version.partition, b->version.offset);
+            fprintf(stderr, "%s: row %zu: %s = %s (p%d@%" PRId64 ") vs %s = %s (p%d@%" PRId64 ")\n", what, i, a->key, a->value,
+                    (int)a->version.partition, a->version.offset, b->key, b->value, (int)b->version.partition, b->version.offset);
             ++shown;
         }
     }
@@ -525,10 +522,10 @@ static int kill_while_behind(sg_test_proc_t *a, producer_t *producer, int64_t mi
                 read_killed_table(a, &kill->positions, &kill->rows);
                 for (int p = 0; p < PARTITIONS; ++p)
                     kill->total += kill->positions.next_offset[p];
-                fprintf(stderr, "killed A: %d records delivered, %" PRId64 " seen applied just before, %" PRId64
+                fprintf(stderr,
+                        "killed A: %d records delivered, %" PRId64 " seen applied just before, %" PRId64
                         " stored, %zu rows; producer %s\n",
-                        atomic_load(&producer->delivered), applied, kill->total, kill->rows.n,
-                        producing ? "writing" : "done");
+                        atomic_load(&producer->delivered), applied, kill->total, kill->rows.n, producing ? "writing" : "done");
                 /* what a read saw was committed; what it had not applied was not all there */
                 assert_true(kill->total >= applied);
                 assert_true(kill->total < N_RECORDS);
@@ -558,8 +555,7 @@ static void test_kill9_restart_equals_rebuild(void **state)
     kill_t kills[KILLS];
     int n_kills = 0;
     int64_t last_total = 0;
-    while (n_kills < KILLS &&
-           kill_while_behind(&a, &producer, n_kills == 0 ? 1000 : last_total + MIN_PROGRESS, &kills[n_kills])) {
+    while (n_kills < KILLS && kill_while_behind(&a, &producer, n_kills == 0 ? 1000 : last_total + MIN_PROGRESS, &kills[n_kills])) {
         kill_t *kill = &kills[n_kills++];
         atomic_store(&producer.hold, 0);
         last_total = kill->total;
@@ -581,8 +577,7 @@ static void test_kill9_restart_equals_rebuild(void **state)
     assert_int_equal(atomic_load(&producer.failed), 0);
     assert_int_equal(atomic_load(&producer.delivered), N_RECORDS);
     assert_int_equal(sg_test_topic_count(cluster.bootstrap, TOPIC), N_RECORDS);
-    fprintf(stderr, "produced %d records in %.1f s; A killed %d times\n", N_RECORDS,
-            (double)(now_ms() - start) / 1000.0, n_kills);
+    fprintf(stderr, "produced %d records in %.1f s; A killed %d times\n", N_RECORDS, (double)(now_ms() - start) / 1000.0, n_kills);
 
     /* What A left on disk at each kill was one consistent state: the rows of exactly the records
      * below its stored positions (rows and positions are committed in the same WriteBatch). */
@@ -604,8 +599,7 @@ static void test_kill9_restart_equals_rebuild(void **state)
     wait_applied(&a, all, "A");
     wait_applied(&b, all, "B");
     free(all);
-    fprintf(stderr, "A and B caught up %.1f s after the producer finished\n",
-            (double)(now_ms() - wait_start) / 1000.0);
+    fprintf(stderr, "A and B caught up %.1f s after the producer finished\n", (double)(now_ms() - wait_start) / 1000.0);
 
     assert_int_equal(sg_test_proc_terminate(&a), 0);
     assert_int_equal(sg_test_proc_terminate(&b), 0);

@@ -33,9 +33,14 @@ static int64_t now_ms(void)
 
 static int setup(void **state)
 {
-    const char *args[] = {"--brokers", "2", "--topic", "ov.requests:1", "--topic", "ov.replies:1", "--leader",
-                          "ov.requests:0:1", "--follower", "ov.requests:0:2", "--leader", "ov.replies:0:2", "--rtt",
-                          "1:" /* LEADER_RTT_MS */ "1000", NULL};
+    const char *args[] = {"--brokers",  "2",
+                          "--topic",    "ov.requests:1",
+                          "--topic",    "ov.replies:1",
+                          "--leader",   "ov.requests:0:1",
+                          "--follower", "ov.requests:0:2",
+                          "--leader",   "ov.replies:0:2",
+                          "--rtt",      "1:" /* LEADER_RTT_MS */ "1000",
+                          NULL};
     if (sg_test_cluster_start(&cluster, args) != 0)
         return -1;
     char config[1024];
@@ -71,8 +76,7 @@ static void test_reply_before_delivery_report_completes_the_request(void **state
         char body[64];
         snprintf(body, sizeof(body), "{\"body\":{\"n\":%d}}", i);
         int64_t start = now_ms();
-        assert_int_equal(sg_test_http(&gw, "POST", "/ov", "Content-Type: application/json\r\n", body, strlen(body), &res),
-                         0);
+        assert_int_equal(sg_test_http(&gw, "POST", "/ov", "Content-Type: application/json\r\n", body, strlen(body), &res), 0);
         int64_t elapsed = now_ms() - start;
         assert_int_equal(res.status, 200);
         char want[32];
@@ -88,8 +92,7 @@ static void test_reply_before_delivery_report_completes_the_request(void **state
 
     /* and the acknowledgement really is that late: an async 202 waits for it */
     int64_t start = now_ms();
-    assert_int_equal(sg_test_http(&gw, "POST", "/ov", "Content-Type: application/json\r\nPrefer: respond-async\r\n",
-                                  "{}", 2, &res),
+    assert_int_equal(sg_test_http(&gw, "POST", "/ov", "Content-Type: application/json\r\nPrefer: respond-async\r\n", "{}", 2, &res),
                      0);
     assert_int_equal(res.status, 202);
     assert_true(now_ms() - start >= LEADER_RTT_MS - 20);

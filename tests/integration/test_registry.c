@@ -89,8 +89,8 @@ static int teardown(void **state)
 }
 
 /* One request; returns the status and (if JSON) the parsed body in *doc (may be NULL). */
-static int call(const sg_test_proc_t *proc, const char *method, const char *path, const char *headers,
-                const char *body, json_t **doc)
+static int call(const sg_test_proc_t *proc, const char *method, const char *path, const char *headers, const char *body,
+                json_t **doc)
 {
     sg_test_response_t res;
     assert_int_equal(sg_test_http(proc, method, path, headers, body, body ? strlen(body) : 0, &res), 0);
@@ -145,8 +145,9 @@ static void test_endpoints(void **state)
     const char *v1 = REC(F_A);
     /* register, then the same schema again (other layout, other key order): same id */
     assert_int_equal(post_schema(&gw, "ep-value", v1, &id1), 200);
-    assert_int_equal(post_schema(&gw, "ep-value", "{ \"fields\": [ {\"type\": \"int\", \"name\": \"a\"} ], \"namespace\": "
-                                                  "\"shop\", \"name\": \"Order\", \"type\": \"record\" }",
+    assert_int_equal(post_schema(&gw, "ep-value",
+                                 "{ \"fields\": [ {\"type\": \"int\", \"name\": \"a\"} ], \"namespace\": "
+                                 "\"shop\", \"name\": \"Order\", \"type\": \"record\" }",
                                  &again),
                      200);
     assert_int_equal(again, id1);
@@ -162,8 +163,8 @@ static void test_endpoints(void **state)
     int seen = 0;
     size_t i;
     json_t *item;
-    json_array_foreach(doc, i, item) seen += strcmp(json_string_value(item), "ep-value") == 0 ||
-                                             strcmp(json_string_value(item), "ep-other") == 0;
+    json_array_foreach(doc, i, item) seen +=
+        strcmp(json_string_value(item), "ep-value") == 0 || strcmp(json_string_value(item), "ep-other") == 0;
     assert_int_equal(seen, 2);
     json_decref(doc);
     assert_int_equal(call(&gw, "GET", "/registry/subjects/ep-value/versions", NULL, NULL, &doc), 200);
@@ -232,8 +233,7 @@ static void test_endpoints(void **state)
     json_decref(doc);
     assert_int_equal(call(&gw, "POST", "/registry/subjects/ep-value/versions", CT, "{\"schema\":", &doc), 400);
     json_decref(doc);
-    assert_int_equal(call(&gw, "POST", "/registry/subjects/ep-value/versions", "Content-Type: text/plain\r\n", body, &doc),
-                     415);
+    assert_int_equal(call(&gw, "POST", "/registry/subjects/ep-value/versions", "Content-Type: text/plain\r\n", body, &doc), 415);
     json_decref(doc);
     assert_int_equal(call(&gw, "POST", "/registry/subjects/ep-value/versions", CT,
                           "{\"schema\":\"syntax = \\\"proto3\\\";\",\"schemaType\":\"PROTOBUF\"}", &doc),
@@ -348,7 +348,8 @@ static json_t *versions_map(const sg_test_proc_t *proc, const char *subject)
     assert_int_equal(call(proc, "GET", path, NULL, NULL, &versions), 200);
     size_t i;
     json_t *v;
-    json_array_foreach(versions, i, v) {
+    json_array_foreach(versions, i, v)
+    {
         json_t *doc;
         snprintf(path, sizeof(path), "/registry/subjects/%s/versions/%lld", subject, (long long)json_integer_value(v));
         assert_int_equal(call(proc, "GET", path, NULL, NULL, &doc), 200);
@@ -433,7 +434,8 @@ static void test_two_instances_concurrently(void **state)
         int found_a = 0, found_b = 0;
         const char *key;
         json_t *entry;
-        json_object_foreach(on_a, key, entry) {
+        json_object_foreach(on_a, key, entry)
+        {
             found_a += json_integer_value(json_array_get(entry, 0)) == a.ids[i];
             found_b += json_integer_value(json_array_get(entry, 0)) == b.ids[i];
         }
@@ -464,8 +466,8 @@ static void test_config_schemas(void **state)
              file);
     /* gw_config already has routes: use a config of its own */
     char config[4096];
-    snprintf(config, sizeof(config),
-             "listen: [\"127.0.0.1:0\"]\ndata_dir: @DIR@/data\nkafka: {brokers: \"%s\"}\n%s", cluster.bootstrap, extra);
+    snprintf(config, sizeof(config), "listen: [\"127.0.0.1:0\"]\ndata_dir: @DIR@/data\nkafka: {brokers: \"%s\"}\n%s",
+             cluster.bootstrap, extra);
     sg_test_proc_t proc;
     assert_int_equal(sg_test_gateway_start(&proc, config), 0);
     json_t *doc;
@@ -504,8 +506,7 @@ static void test_config_schemas(void **state)
     fclose(fp);
     status = sg_test_run(args, out, sizeof(out));
     assert_int_not_equal(status, 0);
-    if (strstr(out, "schemas[0] (Order)") == NULL || strstr(out, file) == NULL ||
-        strstr(out, "invalid Avro schema") == NULL)
+    if (strstr(out, "schemas[0] (Order)") == NULL || strstr(out, file) == NULL || strstr(out, "invalid Avro schema") == NULL)
         fail_msg("unexpected output: %s", out);
     /* --check parses schema files too */
     const char *check_args[] = {sg_test_binary(), "--check", config_path, NULL};
@@ -518,7 +519,8 @@ static void test_config_schemas(void **state)
 
 static void test_external_registry(void **state)
 {
-    char *file = schema_file(REC(F_A "," "{\"name\":\"ext\",\"type\":\"string\"}"));
+    char *file = schema_file(REC(F_A ","
+                                     "{\"name\":\"ext\",\"type\":\"string\"}"));
     char config[4096];
     /* an embedded-mode gateway whose registry is gw's /registry */
     snprintf(config, sizeof(config),
@@ -547,7 +549,9 @@ static void test_external_registry(void **state)
 
     /* an incompatible change is refused by the external registry: the start fails with its reason */
     FILE *fp = fopen(file, "w");
-    fputs(REC(F_A "," "{\"name\":\"ext\",\"type\":\"string\"}," F_C), fp);
+    fputs(REC(F_A ","
+                  "{\"name\":\"ext\",\"type\":\"string\"}," F_C),
+          fp);
     fclose(fp);
     char *config_path = sg_test_write_temp("gw.yaml", config);
     const char *args[] = {sg_test_binary(), config_path, NULL};
@@ -623,8 +627,7 @@ static void test_not_ready_without_kafka(void **state)
     assert_int_equal(call(&proc, "GET", "/registry/subjects", NULL, NULL, &doc), 503);
     assert_string_equal(problem_type(doc), "urn:streamgate:problem:registry-not-ready");
     json_decref(doc);
-    assert_int_equal(call(&proc, "POST", "/registry/subjects/x/versions", CT, "{\"schema\":\"\\\"int\\\"\"}", &doc),
-                     503);
+    assert_int_equal(call(&proc, "POST", "/registry/subjects/x/versions", CT, "{\"schema\":\"\\\"int\\\"\"}", &doc), 503);
     json_decref(doc);
     assert_int_equal(sg_test_proc_stop(&proc), 0);
 }

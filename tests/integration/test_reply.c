@@ -139,8 +139,7 @@ static void test_pinned_reply_partition(void **state)
     for (int i = 0; i < 4; ++i) {
         sg_test_response_t res;
         const char body[] = "{\"body\":\"pinned\"}";
-        assert_int_equal(
-            sg_test_http(&gw, "POST", "/pinned", "Content-Type: application/json\r\n", body, strlen(body), &res), 0);
+        assert_int_equal(sg_test_http(&gw, "POST", "/pinned", "Content-Type: application/json\r\n", body, strlen(body), &res), 0);
         assert_int_equal(res.status, 200);
         assert_string_equal(res.body, "\"pinned\"");
         char value[512], err[128];
@@ -269,8 +268,20 @@ static void test_many_concurrent_sync_requests(void **state)
     snprintf(url, sizeof(url), "http://%s:%u/orders", gw.host, gw.port);
     char *body_path = sg_test_write_temp("body.json", "{\"body\":{\"ok\":1}}");
     assert_non_null(body_path);
-    const char *h2load[] = {"/usr/bin/h2load", "--h1", "-n", "2000", "-c", "16", "-t", "2", "-d", body_path, "-H",
-                            "content-type: application/json", url, NULL};
+    const char *h2load[] = {"/usr/bin/h2load",
+                            "--h1",
+                            "-n",
+                            "2000",
+                            "-c",
+                            "16",
+                            "-t",
+                            "2",
+                            "-d",
+                            body_path,
+                            "-H",
+                            "content-type: application/json",
+                            url,
+                            NULL};
     assert_int_equal(sg_test_run(h2load, out, sizeof(out)), 0);
     sg_test_remove_temp(body_path);
     if (strstr(out, "2000 succeeded") == NULL)
@@ -325,20 +336,18 @@ static void test_sigterm_answers_waiting_requests(void **state)
 static void test_pending_limit_is_503(void **state)
 {
     sg_test_proc_t small;
-    assert_int_equal(sg_test_gateway_start(&small,
-                                           "listen: [\"127.0.0.1:0\"]\nthreads: 1\ndata_dir: @DIR@/data\n"
-                                           "limits: {pending: 1}\n"
-                                           "topics: [{name: q.requests}, {name: q.replies}]\n"
-                                           "routes:\n  - {name: q, method: POST, path: /q, topic: q.requests,\n"
-                                           "     reply: {topic: q.replies, timeout: 3s}}\n"),
+    assert_int_equal(sg_test_gateway_start(&small, "listen: [\"127.0.0.1:0\"]\nthreads: 1\ndata_dir: @DIR@/data\n"
+                                                   "limits: {pending: 1}\n"
+                                                   "topics: [{name: q.requests}, {name: q.replies}]\n"
+                                                   "routes:\n  - {name: q, method: POST, path: /q, topic: q.requests,\n"
+                                                   "     reply: {topic: q.replies, timeout: 3s}}\n"),
                      0);
     /* nobody answers q.requests: the first request waits 3 s and holds the only slot */
     sg_test_response_t res;
     pid_t child = fork();
     if (child == 0) {
         sg_test_response_t first;
-        _exit(sg_test_http(&small, "POST", "/q", "Content-Type: application/json\r\n", "{}", 2, &first) == 0 &&
-                      first.status == 202
+        _exit(sg_test_http(&small, "POST", "/q", "Content-Type: application/json\r\n", "{}", 2, &first) == 0 && first.status == 202
                   ? 0
                   : 1);
     }
@@ -355,18 +364,15 @@ static void test_pending_limit_is_503(void **state)
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0); /* the first one timed out into a 202 */
 
     /* long-polls count against the same limit: one parked, the next one is refused */
-    assert_int_equal(sg_test_http(&small, "POST", "/q", "Content-Type: application/json\r\nPrefer: respond-async\r\n",
-                                  "{}", 2, &res),
-                     0);
+    assert_int_equal(
+        sg_test_http(&small, "POST", "/q", "Content-Type: application/json\r\nPrefer: respond-async\r\n", "{}", 2, &res), 0);
     char location[128];
     assert_non_null(sg_test_header(&res, "location", location, sizeof(location)));
     sg_test_response_free(&res);
     pid_t poller = fork();
     if (poller == 0) {
         sg_test_response_t parked;
-        _exit(sg_test_http(&small, "GET", location, "Prefer: wait=2\r\n", NULL, 0, &parked) == 0 && parked.status == 200
-                  ? 0
-                  : 1);
+        _exit(sg_test_http(&small, "GET", location, "Prefer: wait=2\r\n", NULL, 0, &parked) == 0 && parked.status == 200 ? 0 : 1);
     }
     nanosleep(&pause, NULL);
     assert_int_equal(sg_test_http(&small, "GET", location, "Prefer: wait=2\r\n", NULL, 0, &res), 0);

@@ -186,11 +186,9 @@ static void test_avro_route_produces_confluent_framing(void **state)
     assert_true(rec.value_len > 5);
     const unsigned char *frame = (const unsigned char *)rec.value;
     assert_int_equal(frame[0], 0);
-    assert_int_equal((long)((uint32_t)frame[1] << 24 | (uint32_t)frame[2] << 16 | (uint32_t)frame[3] << 8 | frame[4]),
-                     id);
+    assert_int_equal((long)((uint32_t)frame[1] << 24 | (uint32_t)frame[2] << 16 | (uint32_t)frame[3] << 8 | frame[4]), id);
     char ct[128];
-    assert_string_equal(sg_test_record_header(&rec, "content-type", ct, sizeof(ct)),
-                        "application/vnd.apache.avro+binary");
+    assert_string_equal(sg_test_record_header(&rec, "content-type", ct, sizeof(ct)), "application/vnd.apache.avro+binary");
 
     /* an independent implementation reads it */
     char args[1200];
@@ -291,7 +289,8 @@ static void test_reply_in_confluent_framing_is_answered_as_json(void **state)
     char hex[4096], body[4200];
     to_hex(framed, len, hex);
     free(framed);
-    snprintf(body, sizeof(body), "{\"status\":\"201\",\"body_hex\":\"%s\",\"content_type\":\"application/vnd.apache.avro+binary\"}", hex);
+    snprintf(body, sizeof(body), "{\"status\":\"201\",\"body_hex\":\"%s\",\"content_type\":\"application/vnd.apache.avro+binary\"}",
+             hex);
     sg_test_response_t res;
     post("/calls", body, &res);
     if (res.status != 201)
@@ -313,7 +312,6 @@ static void test_reply_in_confluent_framing_is_answered_as_json(void **state)
     assert_non_null(strstr(res.body, "\nstreamgate_replies_undecodable_total 1\n"));
     sg_test_response_free(&res);
 }
-
 
 static void test_openapi_describes_routes_and_schemas(void **state)
 {

@@ -235,8 +235,8 @@ static void test_tombstone_deletes(void **state)
     rd_kafka_conf_set(conf, "bootstrap.servers", gw.bootstrap, errstr, sizeof(errstr));
     rd_kafka_t *producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
     assert_non_null(producer);
-    assert_int_equal(rd_kafka_producev(producer, RD_KAFKA_V_TOPIC("profiles"), RD_KAFKA_V_KEY("cy", 2),
-                                       RD_KAFKA_V_VALUE(NULL, 0), RD_KAFKA_V_END),
+    assert_int_equal(rd_kafka_producev(producer, RD_KAFKA_V_TOPIC("profiles"), RD_KAFKA_V_KEY("cy", 2), RD_KAFKA_V_VALUE(NULL, 0),
+                                       RD_KAFKA_V_END),
                      0);
     assert_int_equal(rd_kafka_flush(producer, 5000), 0);
     rd_kafka_destroy(producer);
@@ -250,7 +250,6 @@ static void test_tombstone_deletes(void **state)
     assert_int_equal(res.status, 404);
     sg_test_response_free(&res);
 }
-
 
 /* A record produced straight to the topic by another client (librdkafka); acknowledged. */
 static void produce_raw(const char *key, const char *value, int64_t timestamp_ms)
@@ -657,10 +656,8 @@ static void test_watch_multiline_value_and_long_tokens(void **state)
     assert_true(strlen(answer) > big_len);
     sg_test_response_free(&res);
     /* and a number too large for 64 bits is a 400, not an overflow */
-    expect_problem("/tables/profiles/w-nl?min_stream_time=99999999999999999999", 400, "invalid-query",
-                   "min_stream_time");
-    expect_problem("/tables/profiles/w-nl?min_stream_time=9999999999999999999", 400, "invalid-query",
-                   "min_stream_time");
+    expect_problem("/tables/profiles/w-nl?min_stream_time=99999999999999999999", 400, "invalid-query", "min_stream_time");
+    expect_problem("/tables/profiles/w-nl?min_stream_time=9999999999999999999", 400, "invalid-query", "min_stream_time");
 }
 
 int main(void)

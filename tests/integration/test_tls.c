@@ -22,9 +22,23 @@ static void test_https_h2_and_h1(void **state)
     assert_non_null(mkdtemp(dir));
     snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
     snprintf(key, sizeof(key), "%s/key.pem", dir);
-    const char *gen[] = {"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                         "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert, "-days", "1",
-                         "-subj", "/CN=127.0.0.1", NULL};
+    const char *gen[] = {"/usr/bin/openssl",
+                         "req",
+                         "-x509",
+                         "-newkey",
+                         "ec",
+                         "-pkeyopt",
+                         "ec_paramgen_curve:prime256v1",
+                         "-nodes",
+                         "-keyout",
+                         key,
+                         "-out",
+                         cert,
+                         "-days",
+                         "1",
+                         "-subj",
+                         "/CN=127.0.0.1",
+                         NULL};
     assert_int_equal(sg_test_run(gen, out, sizeof(out)), 0);
 
     char config[1024];
@@ -47,12 +61,34 @@ static void test_https_h2_and_h1(void **state)
         struct timespec pause = {0, 50 * 1000 * 1000};
         nanosleep(&pause, NULL);
     }
-    const char *h2[] = {"/usr/bin/curl", "-sSk", "--http2", "-o", "/dev/null", "-w", "%{http_version} %{http_code}",
-                        "-H", "Content-Type: application/json", "--data", "{\"a\":1}", url, NULL};
+    const char *h2[] = {"/usr/bin/curl",
+                        "-sSk",
+                        "--http2",
+                        "-o",
+                        "/dev/null",
+                        "-w",
+                        "%{http_version} %{http_code}",
+                        "-H",
+                        "Content-Type: application/json",
+                        "--data",
+                        "{\"a\":1}",
+                        url,
+                        NULL};
     assert_int_equal(sg_test_run(h2, out, sizeof(out)), 0);
     assert_string_equal(out, "2 202");
-    const char *h1[] = {"/usr/bin/curl", "-sSk", "--http1.1", "-o", "/dev/null", "-w", "%{http_version} %{http_code}",
-                        "-H", "Content-Type: application/json", "--data", "{\"a\":2}", url, NULL};
+    const char *h1[] = {"/usr/bin/curl",
+                        "-sSk",
+                        "--http1.1",
+                        "-o",
+                        "/dev/null",
+                        "-w",
+                        "%{http_version} %{http_code}",
+                        "-H",
+                        "Content-Type: application/json",
+                        "--data",
+                        "{\"a\":2}",
+                        url,
+                        NULL};
     assert_int_equal(sg_test_run(h1, out, sizeof(out)), 0);
     assert_string_equal(out, "1.1 202");
     assert_int_equal(sg_test_topic_count(gw.bootstrap, "tls.commands"), 2);

@@ -254,8 +254,13 @@ static void test_done_not_overwritten(void **state)
 {
     fixture_t *fx = *state;
     char err[256] = "";
-    sg_request_record_t done = {.state = SG_REQUEST_DONE, .status = 200, .body = "ok", .body_len = 2,
-                                .created_ms = fx->now, .completed_ms = fx->now + 3, .expires_ms = fx->now + 60000};
+    sg_request_record_t done = {.state = SG_REQUEST_DONE,
+                                .status = 200,
+                                .body = "ok",
+                                .body_len = 2,
+                                .created_ms = fx->now,
+                                .completed_ms = fx->now + 3,
+                                .expires_ms = fx->now + 60000};
     put_ok(fx, "id", &done);
 
     /* The pending write of a request whose reply already landed arrives late. */
@@ -346,13 +351,18 @@ static void test_reopen_keeps_records(void **state)
 {
     fixture_t *fx = *state;
     char err[256] = "";
-    sg_request_record_t done = {.state = SG_REQUEST_DONE, .status = 201, .content_type = "application/json",
-                                .body = "{\"id\":7}", .body_len = 8, .created_ms = fx->now,
-                                .completed_ms = fx->now + 1, .expires_ms = fx->now + 86400000};
+    sg_request_record_t done = {.state = SG_REQUEST_DONE,
+                                .status = 201,
+                                .content_type = "application/json",
+                                .body = "{\"id\":7}",
+                                .body_len = 8,
+                                .created_ms = fx->now,
+                                .completed_ms = fx->now + 1,
+                                .expires_ms = fx->now + 86400000};
     put_ok(fx, "survivor", &done);
     sg_idem_result_t result;
-    assert_int_equal(sg_store_idem_claim(fx->store, "orders", "k1", 2, sha_a, "survivor", 8, fx->now,
-                                         fx->now + 86400000, &result, err, sizeof(err)),
+    assert_int_equal(sg_store_idem_claim(fx->store, "orders", "k1", 2, sha_a, "survivor", 8, fx->now, fx->now + 86400000, &result,
+                                         err, sizeof(err)),
                      0);
     assert_int_equal(sg_store_idem_complete(fx->store, "orders", "k1", 2, "survivor", 8, err, sizeof(err)), 0);
 
@@ -366,9 +376,9 @@ static void test_reopen_keeps_records(void **state)
     assert_int_equal(got.body_len, 8);
     assert_memory_equal(got.body, "{\"id\":7}", 8);
     sg_request_record_dispose(&got);
-    assert_int_equal(sg_store_idem_claim(fx->store, "orders", "k1", 2, sha_a, "retry", 5, fx->now, fx->now + 1000,
-                                         &result, err, sizeof(err)),
-                     0);
+    assert_int_equal(
+        sg_store_idem_claim(fx->store, "orders", "k1", 2, sha_a, "retry", 5, fx->now, fx->now + 1000, &result, err, sizeof(err)),
+        0);
     assert_int_equal(result.kind, SG_IDEM_DONE);
     assert_int_equal(result.request_id_len, 8);
     assert_memory_equal(result.request_id, "survivor", 8);
@@ -443,25 +453,23 @@ static void test_invalid_arguments(void **state)
     memset(long_route, 'r', sizeof(long_route) - 1);
     long_route[sizeof(long_route) - 1] = '\0';
     err[0] = '\0';
-    assert_int_equal(sg_store_idem_claim(fx->store, long_route, "k", 1, sha_a, "id", 2, fx->now, fx->now + 10,
-                                         &result, err, sizeof(err)),
-                     -1);
+    assert_int_equal(
+        sg_store_idem_claim(fx->store, long_route, "k", 1, sha_a, "id", 2, fx->now, fx->now + 10, &result, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "route"));
     err[0] = '\0';
-    assert_int_equal(sg_store_idem_claim(fx->store, "", "k", 1, sha_a, "id", 2, fx->now, fx->now + 10, &result, err,
-                                         sizeof(err)),
+    assert_int_equal(sg_store_idem_claim(fx->store, "", "k", 1, sha_a, "id", 2, fx->now, fx->now + 10, &result, err, sizeof(err)),
                      -1);
     assert_non_null(strstr(err, "route"));
     char long_key[SG_STORE_MAX_IDEM_KEY + 1];
     memset(long_key, 'k', sizeof(long_key));
     err[0] = '\0';
-    assert_int_equal(sg_store_idem_claim(fx->store, "orders", long_key, sizeof(long_key), sha_a, "id", 2, fx->now,
-                                         fx->now + 10, &result, err, sizeof(err)),
+    assert_int_equal(sg_store_idem_claim(fx->store, "orders", long_key, sizeof(long_key), sha_a, "id", 2, fx->now, fx->now + 10,
+                                         &result, err, sizeof(err)),
                      -1);
     assert_non_null(strstr(err, "Idempotency-Key"));
     err[0] = '\0';
-    assert_int_equal(sg_store_idem_claim(fx->store, "orders", "k", 1, sha_a, long_id, sizeof(long_id), fx->now,
-                                         fx->now + 10, &result, err, sizeof(err)),
+    assert_int_equal(sg_store_idem_claim(fx->store, "orders", "k", 1, sha_a, long_id, sizeof(long_id), fx->now, fx->now + 10,
+                                         &result, err, sizeof(err)),
                      -1);
     assert_non_null(strstr(err, "request id"));
     err[0] = '\0';
@@ -497,31 +505,29 @@ static void test_idem_lifecycle(void **state)
     char err[256] = "";
     sg_idem_result_t result;
     int64_t expires = fx->now + 86400000;
-    assert_int_equal(sg_store_idem_claim(fx->store, "orders", "key-1", 5, sha_a, "req-1", 5, fx->now, expires,
-                                         &result, err, sizeof(err)),
-                     0);
+    assert_int_equal(
+        sg_store_idem_claim(fx->store, "orders", "key-1", 5, sha_a, "req-1", 5, fx->now, expires, &result, err, sizeof(err)), 0);
     assert_int_equal(result.kind, SG_IDEM_CLAIMED);
     assert_int_equal(result.request_id_len, 5);
     assert_memory_equal(result.request_id, "req-1", 5);
     assert_int_equal(result.expires_ms, expires);
 
-    assert_int_equal(sg_store_idem_claim(fx->store, "orders", "key-1", 5, sha_a, "req-2", 5, fx->now + 1,
-                                         fx->now + 999, &result, err, sizeof(err)),
+    assert_int_equal(sg_store_idem_claim(fx->store, "orders", "key-1", 5, sha_a, "req-2", 5, fx->now + 1, fx->now + 999, &result,
+                                         err, sizeof(err)),
                      0);
     assert_int_equal(result.kind, SG_IDEM_IN_FLIGHT);
     assert_memory_equal(result.request_id, "req-1", 5);
     assert_int_equal(result.expires_ms, expires);
 
     /* Same key on another route is another claim. */
-    assert_int_equal(sg_store_idem_claim(fx->store, "payments", "key-1", 5, sha_a, "req-3", 5, fx->now, expires,
-                                         &result, err, sizeof(err)),
-                     0);
+    assert_int_equal(
+        sg_store_idem_claim(fx->store, "payments", "key-1", 5, sha_a, "req-3", 5, fx->now, expires, &result, err, sizeof(err)), 0);
     assert_int_equal(result.kind, SG_IDEM_CLAIMED);
 
     assert_int_equal(sg_store_idem_complete(fx->store, "orders", "key-1", 5, "req-1", 5, err, sizeof(err)), 0);
     assert_int_equal(sg_store_idem_complete(fx->store, "orders", "key-1", 5, "req-1", 5, err, sizeof(err)), 0);
-    assert_int_equal(sg_store_idem_claim(fx->store, "orders", "key-1", 5, sha_a, "req-4", 5, fx->now + 2,
-                                         fx->now + 999, &result, err, sizeof(err)),
+    assert_int_equal(sg_store_idem_claim(fx->store, "orders", "key-1", 5, sha_a, "req-4", 5, fx->now + 2, fx->now + 999, &result,
+                                         err, sizeof(err)),
                      0);
     assert_int_equal(result.kind, SG_IDEM_DONE);
     assert_int_equal(result.request_id_len, 5);
@@ -539,20 +545,20 @@ static void test_idem_mismatch(void **state)
     fixture_t *fx = *state;
     char err[256] = "";
     sg_idem_result_t result;
-    assert_int_equal(sg_store_idem_claim(fx->store, "orders", "k", 1, sha_a, "req-1", 5, fx->now, fx->now + 60000,
-                                         &result, err, sizeof(err)),
-                     0);
+    assert_int_equal(
+        sg_store_idem_claim(fx->store, "orders", "k", 1, sha_a, "req-1", 5, fx->now, fx->now + 60000, &result, err, sizeof(err)),
+        0);
     assert_int_equal(result.kind, SG_IDEM_CLAIMED);
-    assert_int_equal(sg_store_idem_claim(fx->store, "orders", "k", 1, sha_b, "req-2", 5, fx->now, fx->now + 60000,
-                                         &result, err, sizeof(err)),
-                     0);
+    assert_int_equal(
+        sg_store_idem_claim(fx->store, "orders", "k", 1, sha_b, "req-2", 5, fx->now, fx->now + 60000, &result, err, sizeof(err)),
+        0);
     assert_int_equal(result.kind, SG_IDEM_MISMATCH);
     assert_memory_equal(result.request_id, "req-1", 5);
     /* Mismatch also once done. */
     assert_int_equal(sg_store_idem_complete(fx->store, "orders", "k", 1, "req-1", 5, err, sizeof(err)), 0);
-    assert_int_equal(sg_store_idem_claim(fx->store, "orders", "k", 1, sha_b, "req-2", 5, fx->now, fx->now + 60000,
-                                         &result, err, sizeof(err)),
-                     0);
+    assert_int_equal(
+        sg_store_idem_claim(fx->store, "orders", "k", 1, sha_b, "req-2", 5, fx->now, fx->now + 60000, &result, err, sizeof(err)),
+        0);
     assert_int_equal(result.kind, SG_IDEM_MISMATCH);
 }
 
@@ -561,18 +567,18 @@ static void test_idem_release_then_claim(void **state)
     fixture_t *fx = *state;
     char err[256] = "";
     sg_idem_result_t result;
-    assert_int_equal(sg_store_idem_claim(fx->store, "orders", "k", 1, sha_a, "req-1", 5, fx->now, fx->now + 60000,
-                                         &result, err, sizeof(err)),
-                     0);
+    assert_int_equal(
+        sg_store_idem_claim(fx->store, "orders", "k", 1, sha_a, "req-1", 5, fx->now, fx->now + 60000, &result, err, sizeof(err)),
+        0);
     /* Only the holder may release. */
     assert_int_equal(sg_store_idem_release(fx->store, "orders", "k", 1, "req-9", 5, err, sizeof(err)), 1);
     assert_int_equal(sg_store_idem_complete(fx->store, "orders", "k", 1, "req-9", 5, err, sizeof(err)), 1);
     assert_int_equal(sg_store_idem_release(fx->store, "orders", "k", 1, "req-1", 5, err, sizeof(err)), 0);
     assert_int_equal(sg_store_idem_release(fx->store, "orders", "k", 1, "req-1", 5, err, sizeof(err)), 1);
     /* The retry may even carry another body: the first one was never produced. */
-    assert_int_equal(sg_store_idem_claim(fx->store, "orders", "k", 1, sha_b, "req-2", 5, fx->now, fx->now + 60000,
-                                         &result, err, sizeof(err)),
-                     0);
+    assert_int_equal(
+        sg_store_idem_claim(fx->store, "orders", "k", 1, sha_b, "req-2", 5, fx->now, fx->now + 60000, &result, err, sizeof(err)),
+        0);
     assert_int_equal(result.kind, SG_IDEM_CLAIMED);
     assert_memory_equal(result.request_id, "req-2", 5);
 }
@@ -582,21 +588,20 @@ static void test_idem_expired_claim_replaced(void **state)
     fixture_t *fx = *state;
     char err[256] = "";
     sg_idem_result_t result;
-    assert_int_equal(sg_store_idem_claim(fx->store, "orders", "k", 1, sha_a, "req-1", 5, fx->now, fx->now + 1000,
-                                         &result, err, sizeof(err)),
-                     0);
+    assert_int_equal(
+        sg_store_idem_claim(fx->store, "orders", "k", 1, sha_a, "req-1", 5, fx->now, fx->now + 1000, &result, err, sizeof(err)), 0);
     assert_int_equal(sg_store_idem_complete(fx->store, "orders", "k", 1, "req-1", 5, err, sizeof(err)), 0);
     /* At expires_ms exactly the claim is gone, whatever body comes. */
-    assert_int_equal(sg_store_idem_claim(fx->store, "orders", "k", 1, sha_b, "req-2", 5, fx->now + 1000,
-                                         fx->now + 5000, &result, err, sizeof(err)),
+    assert_int_equal(sg_store_idem_claim(fx->store, "orders", "k", 1, sha_b, "req-2", 5, fx->now + 1000, fx->now + 5000, &result,
+                                         err, sizeof(err)),
                      0);
     assert_int_equal(result.kind, SG_IDEM_CLAIMED);
     assert_memory_equal(result.request_id, "req-2", 5);
     assert_int_equal(result.expires_ms, fx->now + 5000);
     /* The old holder's late completion does not touch the new claim. */
     assert_int_equal(sg_store_idem_complete(fx->store, "orders", "k", 1, "req-1", 5, err, sizeof(err)), 1);
-    assert_int_equal(sg_store_idem_claim(fx->store, "orders", "k", 1, sha_b, "req-3", 5, fx->now + 1001,
-                                         fx->now + 5000, &result, err, sizeof(err)),
+    assert_int_equal(sg_store_idem_claim(fx->store, "orders", "k", 1, sha_b, "req-3", 5, fx->now + 1001, fx->now + 5000, &result,
+                                         err, sizeof(err)),
                      0);
     assert_int_equal(result.kind, SG_IDEM_IN_FLIGHT);
     assert_memory_equal(result.request_id, "req-2", 5);
@@ -615,8 +620,8 @@ static void *claim_thread(void *arg)
     claim_arg_t *claim = arg;
     char err[256];
     pthread_barrier_wait(claim->barrier);
-    claim->rc = sg_store_idem_claim(claim->fx->store, "orders", "same-key", 8, sha_a, claim->id, strlen(claim->id),
-                                    claim->fx->now, claim->fx->now + 60000, &claim->result, err, sizeof(err));
+    claim->rc = sg_store_idem_claim(claim->fx->store, "orders", "same-key", 8, sha_a, claim->id, strlen(claim->id), claim->fx->now,
+                                    claim->fx->now + 60000, &claim->result, err, sizeof(err));
     return NULL;
 }
 
@@ -655,9 +660,9 @@ static void test_idem_concurrent_claims(void **state)
             assert_memory_equal(args[i].result.request_id, args[winner].id, strlen(args[winner].id));
         }
         char err[256] = "";
-        assert_int_equal(sg_store_idem_release(fx->store, "orders", "same-key", 8, args[winner].id,
-                                               strlen(args[winner].id), err, sizeof(err)),
-                         0);
+        assert_int_equal(
+            sg_store_idem_release(fx->store, "orders", "same-key", 8, args[winner].id, strlen(args[winner].id), err, sizeof(err)),
+            0);
     }
 }
 
@@ -711,8 +716,8 @@ static void test_sweep(void **state)
     for (int i = 0; i < 10; i++) {
         sg_idem_result_t result;
         snprintf(id, sizeof(id), "key-%02d", i);
-        assert_int_equal(sg_store_idem_claim(fx->store, "orders", id, strlen(id), sha_b, "other", 5, fx->now,
-                                             fx->now + 60000, &result, err, sizeof(err)),
+        assert_int_equal(sg_store_idem_claim(fx->store, "orders", id, strlen(id), sha_b, "other", 5, fx->now, fx->now + 60000,
+                                             &result, err, sizeof(err)),
                          0);
         /* A swept claim is gone (claimed anew); a live one reports its body mismatch. */
         assert_int_equal(result.kind, i % 2 == 0 ? SG_IDEM_CLAIMED : SG_IDEM_MISMATCH);
@@ -754,12 +759,12 @@ static void test_compaction_filter_drops_expired(void **state)
     rec.expires_ms = fx->now + 3600000;
     put_ok(fx, "new", &rec);
     sg_idem_result_t result;
-    assert_int_equal(sg_store_idem_claim(fx->store, "orders", "old", 3, sha_a, "old", 3, fx->now - 5000,
-                                         fx->now - 1000, &result, err, sizeof(err)),
+    assert_int_equal(sg_store_idem_claim(fx->store, "orders", "old", 3, sha_a, "old", 3, fx->now - 5000, fx->now - 1000, &result,
+                                         err, sizeof(err)),
                      0);
-    assert_int_equal(sg_store_idem_claim(fx->store, "orders", "new", 3, sha_a, "new", 3, fx->now, fx->now + 3600000,
-                                         &result, err, sizeof(err)),
-                     0);
+    assert_int_equal(
+        sg_store_idem_claim(fx->store, "orders", "new", 3, sha_a, "new", 3, fx->now, fx->now + 3600000, &result, err, sizeof(err)),
+        0);
     sg_store_compact(fx->store);
     sg_store_close(fx->store);
     fx->store = NULL;
@@ -889,9 +894,8 @@ static void test_corrupt_claim(void **state)
     sg_idem_result_t result;
     err[0] = '\0';
     /* Never guessed over: that could produce a command twice. */
-    assert_int_equal(sg_store_idem_claim(fx->store, "orders", "k1", 2, sha_a, "req", 3, fx->now, fx->now + 1000,
-                                         &result, err, sizeof(err)),
-                     -1);
+    assert_int_equal(
+        sg_store_idem_claim(fx->store, "orders", "k1", 2, sha_a, "req", 3, fx->now, fx->now + 1000, &result, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "corrupt idempotency claim"));
     err[0] = '\0';
     assert_int_equal(sg_store_idem_complete(fx->store, "orders", "k1", 2, "req", 3, err, sizeof(err)), -1);

@@ -78,12 +78,12 @@ static int teardown(void **state)
 
 /* -- helpers ---------------------------------------------------------------------------------- */
 
-static int put(sg_table_batch_t *batch, const char *topic, int32_t partition, int64_t offset, int64_t ts,
-               const char *key, const char *value)
+static int put(sg_table_batch_t *batch, const char *topic, int32_t partition, int64_t offset, int64_t ts, const char *key,
+               const char *value)
 {
     char err[256] = "";
-    int ret = sg_table_batch_put(batch, topic, partition, offset, ts, key, strlen(key), value,
-                                 value != NULL ? strlen(value) : 0, err, sizeof(err));
+    int ret = sg_table_batch_put(batch, topic, partition, offset, ts, key, strlen(key), value, value != NULL ? strlen(value) : 0,
+                                 err, sizeof(err));
     assert_true(ret >= 0);
     return ret;
 }
@@ -124,8 +124,8 @@ static void assert_row(sg_tables_t *tables, const char *table, const char *key, 
     free(value);
 }
 
-static void assert_position(sg_tables_t *tables, const char *table, const char *topic, int32_t partition,
-                            int want_ret, int64_t want_next, int64_t want_stream)
+static void assert_position(sg_tables_t *tables, const char *table, const char *topic, int32_t partition, int want_ret,
+                            int64_t want_next, int64_t want_stream)
 {
     char err[256] = "";
     int64_t next = -7, stream = -7;
@@ -266,7 +266,7 @@ static void test_positions_stored_with_rows(void **state)
     put(batch, "t", 1, 100, 5000, "a", "1");
     put(batch, "t", 1, 101, 4000, "b", "2"); /* older timestamp: stream time stays at the max */
     put(batch, "t", 0, 7, 3000, "c", "3");
-    put(batch, "s", 0, 9, -1, "d", "4"); /* no timestamp: stream time stays 0 */
+    put(batch, "s", 0, 9, -1, "d", "4");     /* no timestamp: stream time stays 0 */
     put(batch, "t", 1, 105, 6000, "a", "5"); /* a gap: allowed (compacted topic) */
     commit(batch);
     sg_table_batch_destroy(batch);
@@ -715,17 +715,14 @@ static void test_scan_rejects_bad_input(void **state)
     assert_int_equal(scan(fx->tables, "users", &query, &rows, &next), 1);
     assert_string_equal(rows.keys[0], "a2");
     free(next);
-    assert_int_equal(sg_tables_scan(fx->tables, "orders", &query, collect_row, &rows, &next, NULL, err, sizeof(err)),
-                     -1);
+    assert_int_equal(sg_tables_scan(fx->tables, "orders", &query, collect_row, &rows, &next, NULL, err, sizeof(err)), -1);
     assert_null(next);
     assert_non_null(strstr(err, "invalid scan cursor"));
     sg_table_scan_t other_range = {.prefix = "b", .prefix_len = 1, .limit = 1, .cursor = good};
-    assert_int_equal(
-        sg_tables_scan(fx->tables, "users", &other_range, collect_row, &rows, &next, NULL, err, sizeof(err)), -1);
+    assert_int_equal(sg_tables_scan(fx->tables, "users", &other_range, collect_row, &rows, &next, NULL, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "does not belong"));
     other_range = (sg_table_scan_t){.to = "a1", .to_len = 2, .limit = 1, .cursor = good};
-    assert_int_equal(
-        sg_tables_scan(fx->tables, "users", &other_range, collect_row, &rows, &next, NULL, err, sizeof(err)), -1);
+    assert_int_equal(sg_tables_scan(fx->tables, "users", &other_range, collect_row, &rows, &next, NULL, err, sizeof(err)), -1);
 
     /* Mangled forms: every one-character change, truncation, padding, junk. */
     size_t len = strlen(good);
@@ -734,15 +731,13 @@ static void test_scan_rejects_bad_input(void **state)
         memcpy(bad, good, len + 1);
         bad[i] = bad[i] == 'A' ? 'B' : 'A';
         query.cursor = bad;
-        assert_int_equal(sg_tables_scan(fx->tables, "users", &query, collect_row, &rows, &next, NULL, err, sizeof(err)),
-                         -1);
+        assert_int_equal(sg_tables_scan(fx->tables, "users", &query, collect_row, &rows, &next, NULL, err, sizeof(err)), -1);
         assert_null(next);
     }
     const char *junk[] = {"", "!", "A", "AA", "AAAA", "====", "YQ", "not a cursor", NULL};
     for (size_t i = 0; junk[i] != NULL; i++) {
         query.cursor = junk[i];
-        assert_int_equal(sg_tables_scan(fx->tables, "users", &query, collect_row, &rows, &next, NULL, err, sizeof(err)),
-                         -1);
+        assert_int_equal(sg_tables_scan(fx->tables, "users", &query, collect_row, &rows, &next, NULL, err, sizeof(err)), -1);
     }
     memcpy(bad, good, len + 1);
     bad[len - 1] = '\0';
@@ -822,8 +817,7 @@ static void test_token_from_positions(void **state)
     rows_t rows = {0};
     char *next = NULL;
     sg_table_scan_t query = {.limit = 10};
-    assert_int_equal(sg_tables_scan(fx->tables, "users", &query, collect_row, &rows, &next, token, err, sizeof(err)),
-                     3);
+    assert_int_equal(sg_tables_scan(fx->tables, "users", &query, collect_row, &rows, &next, token, err, sizeof(err)), 3);
     assert_int_equal(sg_token_get(token, "users-topic", 2, &offset, &stream), 0);
     assert_int_equal(offset, 4);
     sg_token_destroy(token);
@@ -937,15 +931,12 @@ static void test_invalid_arguments(void **state)
     char *big = calloc(1, SG_TABLE_MAX_KEY + 1);
     assert_int_equal(sg_table_batch_put(batch, "t", 0, 0, 0, big, SG_TABLE_MAX_KEY + 1, "v", 1, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "key must be"));
-    assert_int_equal(
-        sg_table_batch_put(batch, "t", 0, 0, 0, "k", 1, big, (size_t)SG_TABLE_MAX_VALUE + 1, err, sizeof(err)), -1);
+    assert_int_equal(sg_table_batch_put(batch, "t", 0, 0, 0, "k", 1, big, (size_t)SG_TABLE_MAX_VALUE + 1, err, sizeof(err)), -1);
     assert_int_equal(sg_table_batch_count(batch), 0);
     assert_int_equal(sg_table_batch_advance(batch, "t", 0, -5, err, sizeof(err)), -1);
     void *value = NULL;
     size_t len = 0;
-    assert_int_equal(sg_tables_get(fx->tables, "users", big, SG_TABLE_MAX_KEY + 1, &value, &len, NULL, NULL, err,
-                                   sizeof(err)),
-                     -1);
+    assert_int_equal(sg_tables_get(fx->tables, "users", big, SG_TABLE_MAX_KEY + 1, &value, &len, NULL, NULL, err, sizeof(err)), -1);
     assert_int_equal(sg_tables_get(fx->tables, "nope", "k", 1, &value, &len, NULL, NULL, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "unknown table"));
     assert_int_equal(sg_tables_position(fx->tables, "users", "bad/topic", 0, NULL, NULL, err, sizeof(err)), -1);
@@ -991,8 +982,8 @@ static void test_reopen_with_other_tables(void **state)
 /* A data_dir from the first layout (a positions record per partition) resumes where it was: its
  * positions are read, and the first commit replaces them by the one record. Written raw here
  * with the RocksDB C API, byte for byte as that layout stored them. */
-static void put_v1_position(rocksdb_t *db, rocksdb_column_family_handle_t *cf, const char *table,
-                            const char *topic, uint32_t partition, uint64_t next, uint64_t stream)
+static void put_v1_position(rocksdb_t *db, rocksdb_column_family_handle_t *cf, const char *table, const char *topic,
+                            uint32_t partition, uint64_t next, uint64_t stream)
 {
     uint8_t key[300], value[17];
     size_t n = 0;

@@ -176,8 +176,7 @@ static void assert_same_text(const sg_token_t *a, const sg_token_t *b)
     free(tb);
 }
 
-static void assert_entry(const sg_token_t *token, const char *topic, int32_t partition, int64_t offset,
-                         int64_t stream_time)
+static void assert_entry(const sg_token_t *token, const char *topic, int32_t partition, int64_t offset, int64_t stream_time)
 {
     int64_t got_offset = -7, got_time = -7;
     assert_int_equal(sg_token_get(token, topic, partition, &got_offset, &got_time), 0);
@@ -272,8 +271,7 @@ static void test_multi_round_trip(void **state)
         const char *topic;
         int32_t partition;
         int64_t offset, stream_time;
-    } want[] = {{"Orders", 1, 7, 8}, {"orders", 0, 1, 2}, {"orders", 2, 300, 5}, {"payments", 0, 10, 100},
-                {"payments", 200, 0, 0}};
+    } want[] = {{"Orders", 1, 7, 8}, {"orders", 0, 1, 2}, {"orders", 2, 300, 5}, {"payments", 0, 10, 100}, {"payments", 200, 0, 0}};
     for (size_t i = 0; i < 5; i++) {
         const char *topic;
         int32_t partition;
@@ -1240,8 +1238,8 @@ static void test_encode_one_matches_encode(void **state)
         assert_int_equal(sg_token_advance(token, cases[i].topic, cases[i].partition, cases[i].offset, cases[i].stream_time), 0);
         char want[256], got[256];
         size_t want_len = sg_token_encode(token, want, sizeof(want));
-        size_t got_len = sg_token_encode_one(cases[i].topic, cases[i].partition, cases[i].offset, cases[i].stream_time, got,
-                                             sizeof(got));
+        size_t got_len =
+            sg_token_encode_one(cases[i].topic, cases[i].partition, cases[i].offset, cases[i].stream_time, got, sizeof(got));
         assert_int_equal(got_len, want_len);
         assert_string_equal(got, want);
         sg_token_destroy(token);
