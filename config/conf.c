@@ -27,7 +27,7 @@
 #include <strings.h>
 #include <yaml.h>
 
-#include "config_int.h"
+#include "sg_base.h"
 #include "sg_path.h"
 
 /* Limits on what a config file may ask of the loader: every size a user controls is bounded. */
@@ -124,7 +124,7 @@ static const char *node_what(const node_t *n, char *buf, size_t size)
 
 static node_t *node_new(node_kind_t kind, unsigned line)
 {
-    node_t *n = sg_config_calloc(1, sizeof(*n));
+    node_t *n = sg_calloc(1, sizeof(*n));
     n->kind = kind;
     n->line = line;
     return n;
@@ -145,7 +145,7 @@ static void node_append(node_t *parent, node_t *child)
 {
     if (parent->n == parent->cap) {
         parent->cap = parent->cap ? parent->cap * 2 : 8;
-        parent->items = sg_config_realloc_array(parent->items, parent->cap, sizeof(*parent->items));
+        parent->items = sg_reallocarray(parent->items, parent->cap, sizeof(*parent->items));
     }
     parent->items[parent->n++] = child;
 }
@@ -229,12 +229,12 @@ static int tree_parse(ctx_t *c, const char *text, size_t len, node_t **out)
     char where[KEYPATH_MAX];
 
     if (!yaml_parser_initialize(&parser))
-        sg_config_oom();
+        sg_oom();
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
     for (bool done = false; !done;) {
         if (!yaml_parser_parse(&parser, &ev)) {
             if (parser.error == YAML_MEMORY_ERROR)
-                sg_config_oom();
+                sg_oom();
             stack_path(stack, depth, where, sizeof(where));
             if (parser.context != NULL)
                 fail(c, (unsigned)parser.problem_mark.line + 1, where, "YAML syntax error: %s (%s at line %u)",
@@ -260,7 +260,7 @@ static int tree_parse(ctx_t *c, const char *text, size_t len, node_t **out)
             goto fail_event;
         case YAML_SCALAR_EVENT:
             node = node_new(NODE_SCALAR, line);
-            node->text = sg_config_strndup((const char *)ev.data.scalar.value, ev.data.scalar.length);
+            node->text = sg_memdup((const char *)ev.data.scalar.value, ev.data.scalar.length);
             node->len = ev.data.scalar.length;
             node->plain = ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
             if (strlen(node->text) != node->len) {
@@ -498,7 +498,7 @@ static bool is_token(const char *s)
 
 static char *lowercase_dup(const char *s)
 {
-    char *copy = sg_config_strdup(s);
+    char *copy = sg_strdup(s);
     for (char *p = copy; *p != '\0'; p++)
         *p = (char)tolower((unsigned char)*p);
     return copy;
@@ -516,7 +516,7 @@ static const char *keyspec_parse(const char *text, sg_key_spec_t *out)
         if (!is_ident(text + 5))
             return "path:NAME needs a parameter name ([A-Za-z_][A-Za-z0-9_]*), e.g. path:id";
         out->source = SG_KEY_PATH;
-        out->name = sg_config_strdup(text + 5);
+        out->name = sg_strdup(text + 5);
         return NULL;
     }
     if (strncmp(text, "body:", 5) == 0) {
@@ -527,7 +527,7 @@ static const char *keyspec_parse(const char *text, sg_key_spec_t *out)
             if (*p == '~' && p[1] != '0' && p[1] != '1')
                 return "in a JSON pointer '~' must be followed by 0 or 1 (~0 is '~', ~1 is '/')";
         out->source = SG_KEY_BODY;
-        out->name = sg_config_strdup(ptr);
+        out->name = sg_strdup(ptr);
         return NULL;
     }
     if (strncmp(text, "header:", 7) == 0) {
@@ -666,7 +666,7 @@ static int parse_string(ctx_t *c, const prop_t *row, const node_t *value, char *
 {
     if (want_string(c, value, path, SG_CONF_MAX_STRING) != 0)
         return -1;
-    set_string(base, row->offset, sg_config_strdup(value->text));
+    set_string(base, row->offset, sg_strdup(value->text));
     return 0;
 }
 
@@ -681,7 +681,7 @@ static int parse_name(ctx_t *c, const prop_t *row, const node_t *value, char *ba
     if (!ok)
         return fail(c, value->line, path, "invalid name %s: use 1 to %d letters, digits, '.', '_' or '-'",
                     quote(buf, sizeof(buf), value->text), SG_CONF_MAX_NAME);
-    set_string(base, row->offset, sg_config_strdup(value->text));
+    set_string(base, row->offset, sg_strdup(value->text));
     return 0;
 }
 
@@ -693,7 +693,7 @@ static int parse_topic(ctx_t *c, const prop_t *row, const node_t *value, char *b
     const char *why = topic_check(value->text);
     if (why != NULL)
         return fail(c, value->line, path, "invalid topic name %s: %s", quote(buf, sizeof(buf), value->text), why);
-    set_string(base, row->offset, sg_config_strdup(value->text));
+    set_string(base, row->offset, sg_strdup(value->text));
     return 0;
 }
 
@@ -703,10 +703,10 @@ static int parse_file(ctx_t *c, const prop_t *row, const node_t *value, char *ba
         return -1;
     char *resolved;
     if (value->text[0] == '/' || c->dir == NULL) {
-        resolved = sg_config_strdup(value->text);
+        resolved = sg_strdup(value->text);
     } else {
         size_t dlen = strlen(c->dir);
-        resolved = sg_config_calloc(dlen + 1 + value->len + 1, 1);
+        resolved = sg_calloc(dlen + 1 + value->len + 1, 1);
         memcpy(resolved, c->dir, dlen);
         resolved[dlen] = '/';
         memcpy(resolved + dlen + 1, value->text, value->len + 1);
@@ -730,7 +730,7 @@ static int parse_path(ctx_t *c, const prop_t *row, const node_t *value, char *ba
     if (reserved != NULL)
         return fail(c, value->line, path, "path %s is under /%s, which is reserved for the built-in endpoints",
                     quote(buf, sizeof(buf), value->text), reserved);
-    set_string(base, row->offset, sg_config_strdup(value->text));
+    set_string(base, row->offset, sg_strdup(value->text));
     return 0;
 }
 
@@ -762,7 +762,7 @@ static int parse_strenum(ctx_t *c, const prop_t *row, const node_t *value, char 
     size_t index = 0; /* set by enum_lookup on success; gcc -O3 cannot see that */
     if (enum_lookup(c, row, value, path, &index) != 0)
         return -1;
-    set_string(base, row->offset, sg_config_strdup(row->enums[index]));
+    set_string(base, row->offset, sg_strdup(row->enums[index]));
     return 0;
 }
 
@@ -912,7 +912,7 @@ static int parse_strlist(ctx_t *c, const prop_t *row, const node_t *value, char 
         return fail(c, value->line, path, "expected a list, got %s", node_what(value, buf, sizeof(buf)));
     if ((int64_t)value->n > row->max)
         return fail(c, value->line, path, "more than %" PRId64 " items", row->max);
-    char **items = sg_config_calloc(value->n, sizeof(*items));
+    char **items = sg_calloc(value->n, sizeof(*items));
     set_string(base, row->offset, (char *)items);
     set_size_t(base, row->aux, value->n);
     for (size_t i = 0; i < value->n; i++) {
@@ -923,7 +923,7 @@ static int parse_strlist(ctx_t *c, const prop_t *row, const node_t *value, char 
         const char *why = check(item->text);
         if (why != NULL)
             return fail(c, item->line, item_path, "%s %s", quote(buf, sizeof(buf), item->text), why);
-        items[i] = lower ? lowercase_dup(item->text) : sg_config_strdup(item->text);
+        items[i] = lower ? lowercase_dup(item->text) : sg_strdup(item->text);
     }
     return 0;
 }
@@ -937,7 +937,7 @@ static int parse_partitions(ctx_t *c, const prop_t *row, const node_t *value, ch
         return fail(c, value->line, path, "expected a list of partition numbers, got %s", node_what(value, buf, sizeof(buf)));
     if (value->n > 1024)
         return fail(c, value->line, path, "more than 1024 partitions");
-    int32_t *items = sg_config_calloc(value->n ? value->n : 1, sizeof(*items));
+    int32_t *items = sg_calloc(value->n ? value->n : 1, sizeof(*items));
     set_string(base, row->offset, (char *)items);
     set_size_t(base, row->aux, value->n);
     for (size_t i = 0; i < value->n; i++) {
@@ -992,7 +992,7 @@ static int parse_properties(ctx_t *c, const prop_t *row, const node_t *value, ch
     size_t n = value->n / 2;
     if ((int64_t)n > row->max)
         return fail(c, value->line, path, "more than %" PRId64 " properties", row->max);
-    sg_kv_t *kvs = sg_config_calloc(n, sizeof(*kvs));
+    sg_kv_t *kvs = sg_calloc(n, sizeof(*kvs));
     set_string(base, row->offset, (char *)kvs);
     set_size_t(base, row->aux, n);
     for (size_t i = 0; i < n; i++) {
@@ -1014,8 +1014,8 @@ static int parse_properties(ctx_t *c, const prop_t *row, const node_t *value, ch
             text = "true";
         else if (val->plain && (strcmp(text, "False") == 0 || strcmp(text, "FALSE") == 0))
             text = "false";
-        kvs[i].key = sg_config_strdup(key->text);
-        kvs[i].value = sg_config_strdup(text);
+        kvs[i].key = sg_strdup(key->text);
+        kvs[i].value = sg_strdup(text);
     }
     return 0;
 }
@@ -1063,7 +1063,7 @@ static int parse_hostport(ctx_t *c, const prop_t *row, const node_t *value, char
     size_t digits = strspn(port, "0123456789");
     if (digits == 0 || digits > 5 || port[digits] != '\0' || (port_value = strtoul(port, NULL, 10)) > 65535)
         return fail(c, value->line, path, "invalid port in %s (0..65535)", quote(buf, sizeof(buf), text));
-    set_string(base, row->offset, sg_config_strndup(host, host_len));
+    set_string(base, row->offset, sg_memdup(host, host_len));
     uint16_t port16 = (uint16_t)port_value;
     memcpy(field(base, row->aux), &port16, sizeof(port16));
     return 0;
@@ -1079,7 +1079,7 @@ static int parse_brokers(ctx_t *c, const prop_t *row, const node_t *value, char 
         return 0;
     }
     /* Normalise "h1:9092, h2:9092" to "h1:9092,h2:9092": each entry trimmed, none empty. */
-    char *list = sg_config_calloc(value->len + 1, 1);
+    char *list = sg_calloc(value->len + 1, 1);
     size_t o = 0;
     const char *p = value->text;
     for (;;) {
@@ -1142,7 +1142,7 @@ static int parse_list(ctx_t *c, const prop_t *row, const node_t *value, char *ba
     if (n == 0)
         return 0;
     /* The count is set before the elements are filled so that a failure halfway is freed. */
-    char *array = sg_config_calloc(n, sub->size);
+    char *array = sg_calloc(n, sub->size);
     set_string(base, row->offset, array);
     set_size_t(base, row->aux, n);
     for (size_t i = 0; i < n; i++) {
@@ -1461,7 +1461,7 @@ static bool has_table(const sg_conf_t *conf, const char *name)
 static int check_conflicts(ctx_t *c, const sg_conf_t *conf, const node_t *root)
 {
     size_t n = conf->n_routes + conf->n_queries;
-    sg_path_template_t **tmpls = sg_config_calloc(n, sizeof(*tmpls));
+    sg_path_template_t **tmpls = sg_calloc(n, sizeof(*tmpls));
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
         const char *text = i < conf->n_routes ? conf->routes[i].path : conf->queries[i - conf->n_routes].path;
@@ -1870,6 +1870,20 @@ static const prop_t schema_registry_props[] = {
 static const struct_desc_t schema_registry_desc = {
     .name = "schema_registry", .props = schema_registry_props, .check = check_schema_registry};
 
+/* In sg_log_level_t order (config/base/sg_log.h). */
+static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
+
+static const prop_t log_props[] = {
+    {.name = "level",
+     .type = PT_ENUM,
+     FIELD(sg_conf_t, log.level),
+     .enums = log_levels,
+     .def = "info",
+     .doc = "Most verbose level written to the log: error, warn, info or debug."},
+    {0},
+};
+static const struct_desc_t log_desc = {.name = "log", .props = log_props};
+
 static const prop_t root_props[] = {
     {.name = "listen",
      .type = PT_LIST,
@@ -1942,6 +1956,7 @@ static const prop_t root_props[] = {
      .def = "10s",
      .doc = "Grace period for in-flight requests on SIGTERM."},
     {.name = "requests", .type = PT_SECTION, .sub = &requests_desc, .doc = "Request ids and request status."},
+    {.name = "log", .type = PT_SECTION, .sub = &log_desc, .doc = "The gateway's own log (standard error)."},
     {.name = "schema_registry",
      .type = PT_SECTION,
      .sub = &schema_registry_desc,
@@ -1976,8 +1991,8 @@ static sg_conf_t *load(ctx_t *c, const char *text, size_t len)
         fail(c, root->line, "(root)", "expected a mapping at the top level, got %s", node_what(root, buf, sizeof(buf)));
         goto out;
     }
-    conf = sg_config_calloc(1, sizeof(*conf));
-    conf->file = sg_config_strdup(c->file);
+    conf = sg_calloc(1, sizeof(*conf));
+    conf->file = sg_strdup(c->file);
     if (parse_struct(c, &root_desc, root, (char *)conf, "") != 0) {
         sg_conf_destroy(conf);
         conf = NULL;
@@ -2006,7 +2021,7 @@ sg_conf_t *sg_conf_load(const char *path, char *err, size_t errlen)
         return NULL;
     }
     /* Read one byte past the limit so that an oversized file is refused, not truncated. */
-    char *text = sg_config_calloc(SG_CONF_MAX_FILE_BYTES + 2, 1);
+    char *text = sg_calloc(SG_CONF_MAX_FILE_BYTES + 2, 1);
     size_t len = fread(text, 1, SG_CONF_MAX_FILE_BYTES + 1, f);
     bool read_error = ferror(f) != 0;
     fclose(f);
@@ -2017,7 +2032,7 @@ sg_conf_t *sg_conf_load(const char *path, char *err, size_t errlen)
         return NULL;
     }
     const char *slash = strrchr(path, '/');
-    char *dir = slash == NULL ? NULL : slash == path ? sg_config_strdup("") : sg_config_strndup(path, (size_t)(slash - path));
+    char *dir = slash == NULL ? NULL : slash == path ? sg_strdup("") : sg_memdup(path, (size_t)(slash - path));
     ctx_t c = {.file = path, .dir = dir, .err = err, .errlen = errlen};
     sg_conf_t *conf = load(&c, text, len);
     free(dir);

@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "config_int.h"
+#include <stdlib.h>
+
+#include "sg_base.h"
 
 /* A template longer than this is a typo or an attack, not a route. */
 #define SG_PATH_MAX_TEMPLATE_LEN 2048
@@ -30,12 +32,6 @@ struct st_sg_path_template_t {
     size_t n_segments;
     size_t n_params;
 };
-
-static void set_err(char *err, size_t errlen, const char *msg)
-{
-    if (err != NULL && errlen > 0)
-        snprintf(err, errlen, "%s", msg);
-}
 
 static bool is_hex(char c)
 {
@@ -85,66 +81,66 @@ static const char *check_literal(const char *s, size_t len)
 sg_path_template_t *sg_path_template_parse(const char *tmpl, char *err, size_t errlen)
 {
     if (tmpl == NULL || tmpl[0] != '/') {
-        set_err(err, errlen, "a path template must start with '/'");
+        sg_errf(err, errlen, "%s", "a path template must start with '/'");
         return NULL;
     }
     size_t total = strlen(tmpl);
     if (total > SG_PATH_MAX_TEMPLATE_LEN) {
-        set_err(err, errlen, "path template is longer than 2048 bytes");
+        sg_errf(err, errlen, "%s", "path template is longer than 2048 bytes");
         return NULL;
     }
 
-    sg_path_template_t *t = sg_config_calloc(1, sizeof(*t));
+    sg_path_template_t *t = sg_calloc(1, sizeof(*t));
     char msg[128];
     const char *p = tmpl + 1;
     for (;;) {
         const char *slash = strchr(p, '/');
         size_t len = slash != NULL ? (size_t)(slash - p) : strlen(p);
         if (len == 0 && slash != NULL) {
-            set_err(err, errlen, "empty segment (\"//\") in path template");
+            sg_errf(err, errlen, "%s", "empty segment (\"//\") in path template");
             goto fail;
         }
         if (t->n_segments == SG_PATH_MAX_SEGMENTS) {
             snprintf(msg, sizeof(msg), "path template has more than %d segments", SG_PATH_MAX_SEGMENTS);
-            set_err(err, errlen, msg);
+            sg_errf(err, errlen, "%s", msg);
             goto fail;
         }
         sg_path_segment_t *seg = &t->segments[t->n_segments];
         if (len > 0 && p[0] == '{') {
             if (memchr(p, '}', len) == NULL) {
-                set_err(err, errlen, "unterminated '{' in path template");
+                sg_errf(err, errlen, "%s", "unterminated '{' in path template");
                 goto fail;
             }
             if (p[len - 1] != '}' || memchr(p + 1, '{', len - 1) != NULL || memchr(p, '}', len - 1) != NULL) {
-                set_err(err, errlen, "a parameter must be a whole segment, e.g. /a/{id}");
+                sg_errf(err, errlen, "%s", "a parameter must be a whole segment, e.g. /a/{id}");
                 goto fail;
             }
             if (!is_param_name(p + 1, len - 2)) {
-                set_err(err, errlen, "parameter names are [A-Za-z_][A-Za-z0-9_]*");
+                sg_errf(err, errlen, "%s", "parameter names are [A-Za-z_][A-Za-z0-9_]*");
                 goto fail;
             }
             for (size_t i = 0; i < t->n_segments; i++) {
                 if (t->segments[i].is_param && t->segments[i].len == len - 2 && memcmp(t->segments[i].text, p + 1, len - 2) == 0) {
-                    set_err(err, errlen, "duplicate parameter name in path template");
+                    sg_errf(err, errlen, "%s", "duplicate parameter name in path template");
                     goto fail;
                 }
             }
             if (t->n_params == SG_PATH_MAX_PARAMS) {
                 snprintf(msg, sizeof(msg), "path template has more than %d parameters", SG_PATH_MAX_PARAMS);
-                set_err(err, errlen, msg);
+                sg_errf(err, errlen, "%s", msg);
                 goto fail;
             }
-            seg->text = sg_config_strndup(p + 1, len - 2);
+            seg->text = sg_memdup(p + 1, len - 2);
             seg->len = len - 2;
             seg->is_param = true;
             t->n_params++;
         } else {
             const char *why = check_literal(p, len);
             if (why != NULL) {
-                set_err(err, errlen, why);
+                sg_errf(err, errlen, "%s", why);
                 goto fail;
             }
-            seg->text = sg_config_strndup(p, len);
+            seg->text = sg_memdup(p, len);
             seg->len = len;
         }
         t->n_segments++;
@@ -204,7 +200,7 @@ int sg_path_template_same_shape(const sg_path_template_t *a, const sg_path_templ
 /* A NUL is refused: it would silently truncate the value for every C consumer downstream. */
 char *sg_path_decode(const char *src, size_t len, size_t *out_len)
 {
-    char *out = sg_config_strndup(src, len);
+    char *out = sg_memdup(src, len);
     size_t o = 0;
     for (size_t i = 0; i < len; i++) {
         if (src[i] != '%') {

@@ -142,6 +142,10 @@ typedef struct st_sg_conf_t {
     } requests;
 
     struct {
+        int level; /* an sg_log_level_t: 0 error, 1 warn, 2 info (default), 3 debug */
+    } log;
+
+    struct {
         char *url; /* external Confluent-compatible registry "http://HOST[:PORT][/PREFIX]" (no trailing
                     * '/'); NULL: the built-in registry serves /registry from the _schemas topic */
     } schema_registry;

@@ -20,6 +20,8 @@
 #include "sg_reqid.h"
 #include "sg_store.h"
 #include "sg_conf.h"
+#include "sg_base.h"
+#include "sg_log.h"
 
 typedef struct st_sg_server_t sg_server_t;
 
@@ -90,7 +92,6 @@ void sg_handlers_on_replies(h2o_multithread_receiver_t *receiver, h2o_linklist_t
 void sg_handlers_drain(sg_loop_t *loop); /* loop thread: answer waiting requests, we are stopping */
 
 /* requests.c: the status resource and its records */
-int64_t sg_now_ms(void);
 void sg_requests_record_done(sg_server_t *server, const sg_reqid_t *id, const char *id_text,
                              const sg_request_record_t *outcome); /* bridge thread */
 void sg_requests_handle(h2o_req_t *req, const char *path, size_t path_len);

@@ -19,7 +19,9 @@
 #include <unistd.h>
 
 #include "server.h"
+#include "sg_base.h"
 #include "sg_bridge.h"
+#include "sg_log.h"
 #include "sg_cluster.h"
 #include "sg_conf.h"
 #include "sg_materializer.h"
@@ -38,17 +40,6 @@ static const char usage[] =
     "                                         run only the embedded Kafka cluster until SIGTERM\n"
     "       streamgate --config-reference     print every config key with its type and default\n"
     "       streamgate --help | --version\n";
-
-static void log_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void log_msg(const char *fmt, ...)
-{
-    va_list args;
-    va_start(args, fmt);
-    fputs("streamgate: ", stderr);
-    vfprintf(stderr, fmt, args);
-    fputc('\n', stderr);
-    va_end(args);
-}
 
 static void block_signals(sigset_t *set)
 {
@@ -254,7 +245,7 @@ static int run_cluster(int argc, char **argv)
     block_signals(&set);
     sg_cluster_t *cluster = sg_cluster_create(brokers, err, sizeof(err));
     if (cluster == NULL) {
-        log_msg("%s", err);
+        sg_log_info("%s", err);
         return SG_EXIT_FAILURE;
     }
     /* Topics first, then placements and latencies (which refer to them), in command-line order. */
@@ -277,22 +268,22 @@ static int run_cluster(int argc, char **argv)
                 rc = sg_cluster_set_rtt(cluster, broker, rtt_ms, err, sizeof(err));
             }
             if (rc != 0) {
-                log_msg("%s", err);
+                sg_log_info("%s", err);
                 sg_cluster_destroy(cluster);
                 return SG_EXIT_FAILURE;
             }
         }
     }
     if (bootstrap_file != NULL && write_bootstrap_file(cluster, bootstrap_file, err, sizeof(err)) != 0) {
-        log_msg("%s", err);
+        sg_log_info("%s", err);
         sg_cluster_destroy(cluster);
         return SG_EXIT_FAILURE;
     }
     printf("%s\n", sg_cluster_bootstraps(cluster));
     fflush(stdout);
-    log_msg("embedded cluster with %d broker(s) at %s", brokers, sg_cluster_bootstraps(cluster));
+    sg_log_info("embedded cluster with %d broker(s) at %s", brokers, sg_cluster_bootstraps(cluster));
     int sig = wait_for_signal(&set, NULL, NULL);
-    log_msg("signal %d: stopping the cluster", sig);
+    sg_log_info("signal %d: stopping the cluster", sig);
     sg_cluster_destroy(cluster);
     return 0;
 }
@@ -314,9 +305,10 @@ static int run_gateway(const char *config_path)
     char err[1024];
     sg_conf_t *conf = sg_conf_load(config_path, err, sizeof(err));
     if (conf == NULL) {
-        fprintf(stderr, "streamgate: %s\n", err);
+        sg_log_error("%s", err);
         return SG_EXIT_USAGE;
     }
+    sg_log_set_level((sg_log_level_t)conf->log.level);
     int rc = SG_EXIT_FAILURE;
     sg_cluster_t *cluster = NULL;
     sg_bridge_t *bridge = NULL;
@@ -348,8 +340,8 @@ static int run_gateway(const char *config_path)
         snprintf(path, sizeof(path), "%s/kafka.bootstrap", conf->data_dir);
         if (write_bootstrap_file(cluster, path, err, sizeof(err)) != 0)
             goto done;
-        log_msg("embedded Kafka cluster (%d broker(s), in memory) at %s, written to %s", conf->kafka.embedded_brokers, bootstraps,
-                path);
+        sg_log_info("embedded Kafka cluster (%d broker(s), in memory) at %s, written to %s", conf->kafka.embedded_brokers,
+                    bootstraps, path);
     }
     if ((bridge = sg_bridge_create(conf, bootstraps, sg_server_delivery_cb, sg_server_reply_cb, err, sizeof(err))) == NULL)
         goto done;
@@ -394,30 +386,28 @@ static int run_gateway(const char *config_path)
     if (sg_server_start(server, err, sizeof(err)) != 0)
         goto done;
     for (char *line = strtok(addresses, "\n"); line != NULL; line = strtok(NULL, "\n"))
-        log_msg("listening on %s", line);
+        sg_log_info("listening on %s", line);
 
     int sig = wait_for_signal(&set, maintain, server);
-    log_msg("signal %d: draining (up to %lld ms)", sig, (long long)conf->shutdown_timeout_ms);
-    struct timespec start, now;
-    clock_gettime(CLOCK_MONOTONIC, &start);
+    sg_log_info("signal %d: draining (up to %lld ms)", sig, (long long)conf->shutdown_timeout_ms);
+    int64_t start_ms = sg_mono_ms();
     sg_server_stop_accepting(server);
     long left = sg_server_wait_idle(server, conf->shutdown_timeout_ms);
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    int64_t spent = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+    int64_t spent = sg_mono_ms() - start_ms;
     int64_t remaining = conf->shutdown_timeout_ms > spent ? conf->shutdown_timeout_ms - spent : 0;
     int undelivered = sg_bridge_shutdown(bridge, remaining);
     /* Undelivered events were failed by the bridge; let the loops answer those requests 503. */
     sg_server_wait_idle(server, 1000);
     sg_server_stop(server);
     if (left > 0 || undelivered > 0)
-        log_msg("stopped with %ld request(s) still waiting and %d event(s) unacknowledged", left, undelivered);
+        sg_log_info("stopped with %ld request(s) still waiting and %d event(s) unacknowledged", left, undelivered);
     else
-        log_msg("stopped cleanly");
+        sg_log_info("stopped cleanly");
     rc = 0;
 
 done:
     if (rc != 0)
-        fprintf(stderr, "streamgate: %s\n", err);
+        sg_log_error("%s", err);
     sg_server_destroy(server);
     sg_materializer_destroy(materializer);
     sg_tables_close(tables);

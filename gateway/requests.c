@@ -46,13 +46,6 @@ typedef struct st_sg_stored_msg_t {
     sg_reqid_t id;
 } sg_stored_msg_t;
 
-int64_t sg_now_ms(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
-
 /* --- recording (bridge thread) ------------------------------------------------------------ */
 
 void sg_requests_record_pending(sg_server_t *server, const char *id_text, int64_t created_ms)

@@ -1,59 +1,13 @@
 /*
- * See queries_int.h. Out of memory aborts here and only here: a gateway that cannot allocate a
- * few bytes for a token or a row cannot do anything useful, and unwinding every caller for it
- * would hide the errors that matter.
+ * See queries_int.h.
  */
 #include "queries_int.h"
 
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-
 #include <rocksdb/c.h>
-
-_Noreturn void sg_queries_oom(void)
-{
-    fputs("streamgate: out of memory\n", stderr);
-    abort();
-}
-
-void *sg_queries_malloc(size_t size)
-{
-    void *p = malloc(size != 0 ? size : 1);
-    if (p == NULL)
-        sg_queries_oom();
-    return p;
-}
-
-void *sg_queries_calloc(size_t count, size_t size)
-{
-    void *p = calloc(count != 0 ? count : 1, size != 0 ? size : 1);
-    if (p == NULL)
-        sg_queries_oom();
-    return p;
-}
-
-void *sg_queries_realloc(void *ptr, size_t size)
-{
-    void *grown = realloc(ptr, size != 0 ? size : 1);
-    if (grown == NULL)
-        sg_queries_oom();
-    return grown;
-}
-
-void sg_queries_errf(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 int sg_queries_rocksdb_fail(char *err, size_t errlen, const char *module, const char *what, char *errptr)
 {
-    sg_queries_errf(err, errlen, "%s: %s: %s", module, what, errptr != NULL ? errptr : "unknown RocksDB error");
+    sg_errf(err, errlen, "%s: %s: %s", module, what, errptr != NULL ? errptr : "unknown RocksDB error");
     rocksdb_free(errptr);
     return -1;
 }
@@ -79,21 +33,4 @@ rocksdb_options_t *sg_queries_db_options(size_t write_buffer, int max_write_buff
     rocksdb_options_set_block_based_table_factory(options, table);
     rocksdb_block_based_options_destroy(table);
     return options;
-}
-
-const char sg_b64url_alphabet[65] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-int sg_b64url_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '-')
-        return 62;
-    if (c == '_')
-        return 63;
-    return -1;
 }

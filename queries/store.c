@@ -183,7 +183,7 @@ static bool sg_store_get_opt_string(sg_store_reader_t *r, char **out)
         r->problem = "NUL byte in a string";
         return false;
     }
-    *out = sg_queries_malloc((size_t)len + 1);
+    *out = sg_malloc((size_t)len + 1);
     memcpy(*out, bytes, (size_t)len);
     (*out)[len] = '\0';
     return true;
@@ -227,7 +227,7 @@ static uint8_t *sg_store_encode_request(const sg_request_record_t *rec, size_t c
     size += rec->content_type != NULL ? 4 + ct_len : 0;
     size += rec->headers_json != NULL ? 4 + headers_len : 0;
     size += rec->token != NULL ? 4 + token_len : 0;
-    sg_store_writer_t w = {.buf = sg_queries_malloc(size), .len = 0};
+    sg_store_writer_t w = {.buf = sg_malloc(size), .len = 0};
     sg_store_put_header(&w, SG_STORE_TYPE_REQUEST, rec->expires_ms);
     sg_store_put_u8(&w, (unsigned)rec->state);
     sg_store_put_uint(&w, (uint64_t)rec->status, 2);
@@ -279,7 +279,7 @@ static const char *sg_store_decode_request(const char *value, size_t len, sg_req
         goto fail;
     if (body_len != 0) {
         /* The extra NUL lets a text body be used as a C string; it is not part of body_len. */
-        rec->body = sg_queries_malloc((size_t)body_len + 1);
+        rec->body = sg_malloc((size_t)body_len + 1);
         memcpy(rec->body, body, (size_t)body_len);
         ((char *)rec->body)[body_len] = '\0';
         rec->body_len = (size_t)body_len;
@@ -424,10 +424,10 @@ static void sg_store_build_options(sg_store_t *store, int compression)
 sg_store_t *sg_store_open(const char *dir, char *err, size_t errlen)
 {
     if (dir == NULL || dir[0] == '\0') {
-        sg_queries_errf(err, errlen, "store: no directory given");
+        sg_errf(err, errlen, "store: no directory given");
         return NULL;
     }
-    sg_store_t *store = sg_queries_malloc(sizeof(*store));
+    sg_store_t *store = sg_malloc(sizeof(*store));
     memset(store, 0, sizeof(*store));
     for (int i = 0; i < SG_STORE_LOCK_STRIPES; i++)
         pthread_mutex_init(&store->stripes[i], NULL);
@@ -495,8 +495,7 @@ void sg_store_close(sg_store_t *store)
 static int sg_store_check_id(const void *id, size_t idlen, char *err, size_t errlen)
 {
     if (id == NULL || idlen == 0 || idlen > SG_STORE_MAX_ID) {
-        sg_queries_errf(err, errlen, "store: request id must be 1..%d bytes (got %zu)", SG_STORE_MAX_ID,
-                        id == NULL ? (size_t)0 : idlen);
+        sg_errf(err, errlen, "store: request id must be 1..%d bytes (got %zu)", SG_STORE_MAX_ID, id == NULL ? (size_t)0 : idlen);
         return -1;
     }
     return 0;
@@ -511,7 +510,7 @@ static int sg_store_check_string(const char *s, const char *name, size_t *len, c
         return 0;
     *len = strnlen(s, SG_STORE_MAX_STRING + 1);
     if (*len > SG_STORE_MAX_STRING) {
-        sg_queries_errf(err, errlen, "store: %s is longer than %u bytes", name, SG_STORE_MAX_STRING);
+        sg_errf(err, errlen, "store: %s is longer than %u bytes", name, SG_STORE_MAX_STRING);
         return -1;
     }
     return 0;
@@ -523,16 +522,15 @@ int sg_store_put_request(sg_store_t *store, const void *id, size_t idlen, const 
     if (sg_store_check_id(id, idlen, err, errlen) != 0)
         return -1;
     if (rec->state != SG_REQUEST_PENDING && rec->state != SG_REQUEST_DONE) {
-        sg_queries_errf(err, errlen, "store: invalid request state %d", rec->state);
+        sg_errf(err, errlen, "store: invalid request state %d", rec->state);
         return -1;
     }
     if (rec->status < 0 || rec->status > SG_STORE_MAX_STATUS) {
-        sg_queries_errf(err, errlen, "store: invalid HTTP status %d", rec->status);
+        sg_errf(err, errlen, "store: invalid HTTP status %d", rec->status);
         return -1;
     }
     if (rec->body_len > SG_STORE_MAX_BODY || (rec->body == NULL && rec->body_len != 0)) {
-        sg_queries_errf(err, errlen, "store: reply body of %zu bytes is over the limit of %u or missing", rec->body_len,
-                        SG_STORE_MAX_BODY);
+        sg_errf(err, errlen, "store: reply body of %zu bytes is over the limit of %u or missing", rec->body_len, SG_STORE_MAX_BODY);
         return -1;
     }
     if (sg_store_check_string(rec->content_type, "content type", &ct_len, err, errlen) != 0 ||
@@ -599,7 +597,7 @@ int sg_store_get_request(sg_store_t *store, const void *id, size_t idlen, int64_
     else
         ret = 1;
     if (problem != NULL) {
-        sg_queries_errf(err, errlen, "store: corrupt request record (%zu bytes): %s", len, problem);
+        sg_errf(err, errlen, "store: corrupt request record (%zu bytes): %s", len, problem);
         ret = -1;
     }
     rocksdb_pinnableslice_destroy(found);
@@ -625,12 +623,12 @@ static int sg_store_idem_key(const char *route, const void *key, size_t keylen, 
 {
     size_t route_len = route != NULL ? strnlen(route, SG_STORE_MAX_ROUTE + 1) : 0;
     if (route_len == 0 || route_len > SG_STORE_MAX_ROUTE) {
-        sg_queries_errf(err, errlen, "store: route name must be 1..%d bytes", SG_STORE_MAX_ROUTE);
+        sg_errf(err, errlen, "store: route name must be 1..%d bytes", SG_STORE_MAX_ROUTE);
         return -1;
     }
     if (key == NULL || keylen == 0 || keylen > SG_STORE_MAX_IDEM_KEY) {
-        sg_queries_errf(err, errlen, "store: Idempotency-Key must be 1..%d bytes (got %zu)", SG_STORE_MAX_IDEM_KEY,
-                        key == NULL ? (size_t)0 : keylen);
+        sg_errf(err, errlen, "store: Idempotency-Key must be 1..%d bytes (got %zu)", SG_STORE_MAX_IDEM_KEY,
+                key == NULL ? (size_t)0 : keylen);
         return -1;
     }
     buf[0] = (uint8_t)route_len;
@@ -656,7 +654,7 @@ static int sg_store_read_claim(sg_store_t *store, const uint8_t *k, size_t klen,
     rocksdb_pinnableslice_destroy(found);
     if (problem != NULL) {
         /* Not replaced like a corrupt request record: guessing here could produce a command twice. */
-        sg_queries_errf(err, errlen, "store: corrupt idempotency claim (%zu bytes): %s", len, problem);
+        sg_errf(err, errlen, "store: corrupt idempotency claim (%zu bytes): %s", len, problem);
         return -1;
     }
     return 0;
@@ -796,7 +794,7 @@ static int sg_store_delete_if_expired(sg_store_t *store, int cf, const char *key
 static void sg_store_sweep_remember(sg_store_t *store, const char *key, size_t keylen)
 {
     free(store->sweep_key);
-    store->sweep_key = sg_queries_malloc(keylen);
+    store->sweep_key = sg_malloc(keylen);
     memcpy(store->sweep_key, key, keylen);
     store->sweep_key_len = keylen;
 }
@@ -824,7 +822,7 @@ int sg_store_sweep(sg_store_t *store, int64_t now_ms, size_t max_records, size_t
     if (deleted != NULL)
         *deleted = 0;
     if (max_records == 0) {
-        sg_queries_errf(err, errlen, "store: sweep needs max_records > 0");
+        sg_errf(err, errlen, "store: sweep needs max_records > 0");
         return -1;
     }
     size_t examined = 0, removed = 0;

@@ -214,7 +214,7 @@ static sg_table_t *sg_tables_find_err(sg_tables_t *tables, const char *name, cha
 {
     sg_table_t *table = sg_tables_find(tables, name);
     if (table == NULL)
-        sg_queries_errf(err, errlen, "tables: unknown table '%.*s'", SG_TABLE_MAX_NAME, name != NULL ? name : "");
+        sg_errf(err, errlen, "tables: unknown table '%.*s'", SG_TABLE_MAX_NAME, name != NULL ? name : "");
     return table;
 }
 
@@ -223,17 +223,17 @@ static sg_table_t *sg_tables_find_err(sg_tables_t *tables, const char *name, cha
 static int sg_tables_check_names(const char *const *table_names, size_t n, char *err, size_t errlen)
 {
     if (n > SG_TABLE_MAX_TABLES || (n != 0 && table_names == NULL)) {
-        sg_queries_errf(err, errlen, "tables: at most %d tables", SG_TABLE_MAX_TABLES);
+        sg_errf(err, errlen, "tables: at most %d tables", SG_TABLE_MAX_TABLES);
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
         if (sg_table_valid_name(table_names[i], SG_TABLE_MAX_NAME) == 0) {
-            sg_queries_errf(err, errlen, "tables: table name must be 1..%d bytes of [a-zA-Z0-9._-]", SG_TABLE_MAX_NAME);
+            sg_errf(err, errlen, "tables: table name must be 1..%d bytes of [a-zA-Z0-9._-]", SG_TABLE_MAX_NAME);
             return -1;
         }
         for (size_t j = 0; j < i; j++) {
             if (strcmp(table_names[i], table_names[j]) == 0) {
-                sg_queries_errf(err, errlen, "tables: table '%s' given twice", table_names[i]);
+                sg_errf(err, errlen, "tables: table '%s' given twice", table_names[i]);
                 return -1;
             }
         }
@@ -257,13 +257,13 @@ static char **sg_tables_cf_names(const char *dir, const char *const *table_names
     if (existing == NULL)
         existing_count = 0;
 
-    char **names = sg_queries_calloc(2 + n + existing_count, sizeof(*names));
+    char **names = sg_calloc(2 + n + existing_count, sizeof(*names));
     size_t used = 0;
     names[used++] = strdup("default");
     names[used++] = strdup(SG_TABLE_POSITIONS_CF);
     for (size_t i = 0; i < n; i++) {
         size_t len = strlen(SG_TABLE_CF_PREFIX) + strlen(table_names[i]) + 1;
-        names[used] = sg_queries_malloc(len);
+        names[used] = sg_malloc(len);
         snprintf(names[used++], len, "%s%s", SG_TABLE_CF_PREFIX, table_names[i]);
     }
     for (size_t i = 0; i < existing_count; i++) {
@@ -277,7 +277,7 @@ static char **sg_tables_cf_names(const char *dir, const char *const *table_names
         rocksdb_list_column_families_destroy(existing, existing_count);
     for (size_t i = 0; i < used; i++)
         if (names[i] == NULL)
-            sg_queries_oom();
+            sg_oom();
     *count = used;
     return names;
 }
@@ -285,16 +285,16 @@ static char **sg_tables_cf_names(const char *dir, const char *const *table_names
 sg_tables_t *sg_tables_open(const char *dir, const char *const *table_names, size_t n, char *err, size_t errlen)
 {
     if (dir == NULL || dir[0] == '\0') {
-        sg_queries_errf(err, errlen, "tables: no directory given");
+        sg_errf(err, errlen, "tables: no directory given");
         return NULL;
     }
     if (sg_tables_check_names(table_names, n, err, errlen) != 0)
         return NULL;
 
-    sg_tables_t *tables = sg_queries_calloc(1, sizeof(*tables));
+    sg_tables_t *tables = sg_calloc(1, sizeof(*tables));
     char **names = sg_tables_cf_names(dir, table_names, n, &tables->cf_count);
-    tables->cf_handles = sg_queries_calloc(tables->cf_count, sizeof(*tables->cf_handles));
-    const rocksdb_options_t **cf_options = sg_queries_calloc(tables->cf_count, sizeof(*cf_options));
+    tables->cf_handles = sg_calloc(tables->cf_count, sizeof(*tables->cf_handles));
+    const rocksdb_options_t **cf_options = sg_calloc(tables->cf_count, sizeof(*cf_options));
 
     /* LZ4 when this RocksDB build has it, otherwise uncompressed (as the state store does). */
     const int compressions[] = {rocksdb_lz4_compression, rocksdb_no_compression};
@@ -330,13 +330,13 @@ sg_tables_t *sg_tables_open(const char *dir, const char *const *table_names, siz
     }
 
     tables->positions_cf = tables->cf_handles[1];
-    tables->tables = sg_queries_calloc(n, sizeof(*tables->tables));
+    tables->tables = sg_calloc(n, sizeof(*tables->tables));
     tables->table_count = n;
     for (size_t i = 0; i < n; i++) {
         sg_table_t *table = &tables->tables[i];
         table->name = strdup(table_names[i]);
         if (table->name == NULL)
-            sg_queries_oom();
+            sg_oom();
         table->name_len = strlen(table->name);
         table->cf = tables->cf_handles[2 + i];
         table->pos_prefix[0] = (uint8_t)table->name_len;
@@ -395,9 +395,9 @@ static size_t sg_table_check_topic(const char *topic, int32_t partition, char *e
 {
     size_t topic_len = sg_table_valid_name(topic, SG_TOKEN_MAX_TOPIC_LEN);
     if (topic_len == 0)
-        sg_queries_errf(err, errlen, "tables: topic must be 1..%d bytes of [a-zA-Z0-9._-]", SG_TOKEN_MAX_TOPIC_LEN);
+        sg_errf(err, errlen, "tables: topic must be 1..%d bytes of [a-zA-Z0-9._-]", SG_TOKEN_MAX_TOPIC_LEN);
     else if (partition < 0) {
-        sg_queries_errf(err, errlen, "tables: negative partition %d", (int)partition);
+        sg_errf(err, errlen, "tables: negative partition %d", (int)partition);
         topic_len = 0;
     }
     return topic_len;
@@ -491,7 +491,7 @@ static long sg_table_each_pos_v1(sg_tables_t *tables, const sg_table_t *table, c
     if (errptr != NULL)
         return sg_table_rocksdb_fail(err, errlen, "reading positions", errptr);
     if (count < 0)
-        sg_queries_errf(err, errlen, "tables: corrupt position record in table %s", table->name);
+        sg_errf(err, errlen, "tables: corrupt position record in table %s", table->name);
     return count;
 }
 
@@ -514,7 +514,7 @@ static long sg_table_each_pos(sg_tables_t *tables, const sg_table_t *table, cons
     long count = sg_table_decode_pos(value, len, cb, arg);
     rocksdb_pinnableslice_destroy(found);
     if (count < 0)
-        sg_queries_errf(err, errlen, "tables: corrupt positions record of table %s (%zu bytes)", table->name, len);
+        sg_errf(err, errlen, "tables: corrupt positions record of table %s (%zu bytes)", table->name, len);
     return count;
 }
 
@@ -530,7 +530,7 @@ static int sg_table_pos_collect(void *arg, const char *topic, int32_t partition,
         list->cap = list->cap ? list->cap * 2 : 16;
         list->positions = realloc(list->positions, list->cap * sizeof(*list->positions));
         if (list->positions == NULL)
-            sg_queries_oom();
+            sg_oom();
     }
     sg_table_batch_pos_t *pos = &list->positions[list->count++];
     snprintf(pos->topic, sizeof(pos->topic), "%s", topic);
@@ -621,10 +621,10 @@ static int sg_table_collect_token(sg_tables_t *tables, const sg_table_t *table, 
 {
     sg_table_token_acc_t acc = {.token = sg_token_create(), .failed = 0};
     if (acc.token == NULL)
-        sg_queries_oom();
+        sg_oom();
     int ret = sg_table_each_pos(tables, table, read_options, sg_table_token_add, &acc, err, errlen) < 0 ? -1 : 0;
     if (ret == 0 && (acc.failed || sg_token_merge(into, acc.token) != 0)) {
-        sg_queries_errf(err, errlen, "tables: the position of table %s exceeds the token limits", table->name);
+        sg_errf(err, errlen, "tables: the position of table %s exceeds the token limits", table->name);
         ret = -1;
     }
     sg_token_destroy(acc.token);
@@ -659,10 +659,10 @@ int sg_tables_get_source(sg_tables_t *tables, const char *table_name, char **sou
     const char *value = rocksdb_pinnableslice_value(found, &len);
     int ret = 0;
     if (len == 0 || len > SG_TABLE_MAX_SOURCE || memchr(value, '\0', len) != NULL) {
-        sg_queries_errf(err, errlen, "tables: corrupt source identity of table %s (%zu bytes)", table->name, len);
+        sg_errf(err, errlen, "tables: corrupt source identity of table %s (%zu bytes)", table->name, len);
         ret = -1;
     } else {
-        *source_out = sg_queries_malloc(len + 1);
+        *source_out = sg_malloc(len + 1);
         memcpy(*source_out, value, len);
         (*source_out)[len] = '\0';
     }
@@ -677,13 +677,13 @@ int sg_tables_reset(sg_tables_t *tables, const char *table_name, const char *new
         return -1;
     size_t source_len = new_source != NULL ? strnlen(new_source, SG_TABLE_MAX_SOURCE + 1) : 0;
     if (source_len == 0 || source_len > SG_TABLE_MAX_SOURCE) {
-        sg_queries_errf(err, errlen, "tables: source identity must be 1..%d bytes", SG_TABLE_MAX_SOURCE);
+        sg_errf(err, errlen, "tables: source identity must be 1..%d bytes", SG_TABLE_MAX_SOURCE);
         return -1;
     }
     /* Every row key is at most SG_TABLE_MAX_KEY bytes, so each sorts below MAX_KEY + 1 bytes of
      * 0xff: one range deletion covers the whole family, whatever the keys. */
     static const size_t row_end_len = SG_TABLE_MAX_KEY + 1;
-    char *row_end = sg_queries_malloc(row_end_len);
+    char *row_end = sg_malloc(row_end_len);
     memset(row_end, 0xff, row_end_len);
     uint8_t pos_begin[1 + SG_TABLE_MAX_NAME + 1], pos_end[1 + SG_TABLE_MAX_NAME + 1];
     uint8_t source_key[1 + SG_TABLE_MAX_NAME + 1];
@@ -721,7 +721,7 @@ sg_table_batch_t *sg_table_batch_new(sg_tables_t *tables, const char *table_name
     sg_table_t *table = sg_tables_find(tables, table_name);
     if (table == NULL)
         return NULL;
-    sg_table_batch_t *batch = sg_queries_calloc(1, sizeof(*batch));
+    sg_table_batch_t *batch = sg_calloc(1, sizeof(*batch));
     batch->tables = tables;
     batch->table = table;
     batch->writes = rocksdb_writebatch_create();
@@ -797,15 +797,15 @@ static sg_table_batch_pos_t *sg_table_batch_pos(sg_table_batch_t *batch, const c
         }
     }
     if (batch->pos_count >= SG_TOKEN_MAX_ENTRIES) {
-        sg_queries_errf(err, errlen, "tables: table %s has positions for %d partitions, the most a token can name",
-                        batch->table->name, SG_TOKEN_MAX_ENTRIES);
+        sg_errf(err, errlen, "tables: table %s has positions for %d partitions, the most a token can name", batch->table->name,
+                SG_TOKEN_MAX_ENTRIES);
         return NULL;
     }
     if (batch->pos_count == batch->pos_cap) {
         batch->pos_cap = batch->pos_cap != 0 ? batch->pos_cap * 2 : 8;
         batch->positions = realloc(batch->positions, batch->pos_cap * sizeof(*batch->positions));
         if (batch->positions == NULL)
-            sg_queries_oom();
+            sg_oom();
     }
     sg_table_batch_pos_t *pos = &batch->positions[batch->pos_count];
     memcpy(pos->topic, topic, topic_len);
@@ -825,16 +825,15 @@ int sg_table_batch_put(sg_table_batch_t *batch, const char *topic, int32_t parti
     if (topic_len == 0)
         return -1;
     if (offset < 0 || offset == INT64_MAX) {
-        sg_queries_errf(err, errlen, "tables: offset %lld out of range", (long long)offset);
+        sg_errf(err, errlen, "tables: offset %lld out of range", (long long)offset);
         return -1;
     }
     if (key == NULL || keylen == 0 || keylen > SG_TABLE_MAX_KEY) {
-        sg_queries_errf(err, errlen, "tables: key must be 1..%d bytes (got %zu)", SG_TABLE_MAX_KEY,
-                        key == NULL ? (size_t)0 : keylen);
+        sg_errf(err, errlen, "tables: key must be 1..%d bytes (got %zu)", SG_TABLE_MAX_KEY, key == NULL ? (size_t)0 : keylen);
         return -1;
     }
     if (value != NULL && valuelen > SG_TABLE_MAX_VALUE) {
-        sg_queries_errf(err, errlen, "tables: value of %zu bytes is over the limit of %u", valuelen, SG_TABLE_MAX_VALUE);
+        sg_errf(err, errlen, "tables: value of %zu bytes is over the limit of %u", valuelen, SG_TABLE_MAX_VALUE);
         return -1;
     }
     sg_table_batch_pos_t *pos = sg_table_batch_pos(batch, topic, topic_len, partition, err, errlen);
@@ -848,14 +847,14 @@ int sg_table_batch_put(sg_table_batch_t *batch, const char *topic, int32_t parti
         batch->rows_cap = batch->rows_cap != 0 ? batch->rows_cap * 2 : 1024;
         batch->rows = realloc(batch->rows, batch->rows_cap * sizeof(*batch->rows));
         if (batch->rows == NULL)
-            sg_queries_oom();
+            sg_oom();
     }
     if (batch->arena_len + keylen + row_len > batch->arena_cap) {
         size_t cap = batch->arena_cap != 0 ? batch->arena_cap : 64 * 1024;
         while (cap < batch->arena_len + keylen + row_len)
             cap *= 2;
         if ((batch->arena = realloc(batch->arena, cap)) == NULL)
-            sg_queries_oom();
+            sg_oom();
         batch->arena_cap = cap;
     }
     sg_table_row_t *row = &batch->rows[batch->rows_count];
@@ -892,7 +891,7 @@ int sg_table_batch_advance(sg_table_batch_t *batch, const char *topic, int32_t p
     if (topic_len == 0)
         return -1;
     if (next_offset < 0) {
-        sg_queries_errf(err, errlen, "tables: offset %lld out of range", (long long)next_offset);
+        sg_errf(err, errlen, "tables: offset %lld out of range", (long long)next_offset);
         return -1;
     }
     sg_table_batch_pos_t *pos = sg_table_batch_pos(batch, topic, topic_len, partition, err, errlen);
@@ -956,7 +955,7 @@ int sg_table_batch_commit(sg_table_batch_t *batch, char *err, size_t errlen)
         size_t cap = 5;
         for (size_t i = 0; i < batch->pos_count; i++)
             cap += SG_TABLE_POS_ENTRY_FIXED + strlen(batch->positions[i].topic);
-        uint8_t *value = sg_queries_malloc(cap);
+        uint8_t *value = sg_malloc(cap);
         value[0] = SG_TABLE_POS_VERSION;
         sg_table_put_uint(value + 1, batch->pos_count, 4);
         size_t at = 5;
@@ -994,7 +993,7 @@ int sg_table_batch_commit(sg_table_batch_t *batch, char *err, size_t errlen)
     pthread_mutex_lock(&table->commit_lock);
     uint64_t commits = atomic_load_explicit(&table->commits, memory_order_acquire);
     if (commits != batch->base_commits) {
-        sg_queries_errf(err, errlen, "tables: table %s was written by someone else while this batch was built", table->name);
+        sg_errf(err, errlen, "tables: table %s was written by someone else while this batch was built", table->name);
         ret = SG_TABLE_ECONFLICT;
     } else {
         char *errptr = NULL;
@@ -1044,8 +1043,7 @@ int sg_tables_get(sg_tables_t *tables, const char *table_name, const void *key, 
     if (table == NULL)
         return -1;
     if (key == NULL || keylen == 0 || keylen > SG_TABLE_MAX_KEY) {
-        sg_queries_errf(err, errlen, "tables: key must be 1..%d bytes (got %zu)", SG_TABLE_MAX_KEY,
-                        key == NULL ? (size_t)0 : keylen);
+        sg_errf(err, errlen, "tables: key must be 1..%d bytes (got %zu)", SG_TABLE_MAX_KEY, key == NULL ? (size_t)0 : keylen);
         return -1;
     }
     sg_table_snapshot_t snap = {0};
@@ -1064,11 +1062,11 @@ int sg_tables_get(sg_tables_t *tables, const char *table_name, const void *key, 
         const char *value = rocksdb_pinnableslice_value(found, &len);
         sg_table_version_t row;
         if (!sg_table_decode_row(value, len, &row)) {
-            sg_queries_errf(err, errlen, "tables: corrupt row in table %s (%zu bytes)", table->name, len);
+            sg_errf(err, errlen, "tables: corrupt row in table %s (%zu bytes)", table->name, len);
             ret = -1;
         } else {
             size_t value_len = len - SG_TABLE_ROW_HEADER;
-            char *copy = sg_queries_malloc(value_len + 1);
+            char *copy = sg_malloc(value_len + 1);
             memcpy(copy, value + SG_TABLE_ROW_HEADER, value_len);
             copy[value_len] = '\0';
             *value_out = copy;
@@ -1091,51 +1089,6 @@ int sg_tables_get(sg_tables_t *tables, const char *table_name, const void *key, 
 
 /* -- cursors ---------------------------------------------------------------------------------- */
 
-/* Returns an owned NUL-terminated base64url text (no padding). */
-static char *sg_table_b64_encode(const uint8_t *bytes, size_t len)
-{
-    char *text = sg_queries_malloc((len + 2) / 3 * 4 + 1);
-    size_t out = 0;
-    for (size_t i = 0; i < len; i += 3) {
-        uint32_t group = (uint32_t)bytes[i] << 16;
-        if (i + 1 < len)
-            group |= (uint32_t)bytes[i + 1] << 8;
-        if (i + 2 < len)
-            group |= bytes[i + 2];
-        size_t chars = len - i >= 3 ? 4 : len - i + 1;
-        for (size_t j = 0; j < chars; j++)
-            text[out++] = sg_b64url_alphabet[(group >> (18 - 6 * j)) & 63];
-    }
-    text[out] = '\0';
-    return text;
-}
-
-/* Strict decode into buf (room for len * 3 / 4 bytes): canonical unpadded base64url only (no
- * padding, no stray characters, unused trailing bits zero). Returns the length or -1. */
-static long sg_table_b64_decode(const char *text, size_t len, uint8_t *buf)
-{
-    if (len % 4 == 1)
-        return -1;
-    size_t out = 0;
-    uint32_t acc = 0;
-    unsigned bits = 0;
-    for (size_t i = 0; i < len; i++) {
-        int v = sg_b64url_value((unsigned char)text[i]);
-        if (v < 0)
-            return -1;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            buf[out++] = (uint8_t)(acc >> bits);
-            acc &= (1u << bits) - 1;
-        }
-    }
-    if (acc != 0)
-        return -1;
-    return (long)out;
-}
-
 static uint32_t sg_table_cursor_check(const sg_table_t *table, const uint8_t *key, size_t keylen)
 {
     uint8_t version = SG_TABLE_CURSOR_VERSION;
@@ -1146,11 +1099,12 @@ static uint32_t sg_table_cursor_check(const sg_table_t *table, const uint8_t *ke
 
 static char *sg_table_cursor_encode(const sg_table_t *table, const void *key, size_t keylen)
 {
-    uint8_t *raw = sg_queries_malloc(1 + keylen + 4);
+    uint8_t *raw = sg_malloc(1 + keylen + 4);
     raw[0] = SG_TABLE_CURSOR_VERSION;
     memcpy(raw + 1, key, keylen);
     sg_table_put_uint(raw + 1 + keylen, sg_table_cursor_check(table, raw + 1, keylen), 4);
-    char *text = sg_table_b64_encode(raw, 1 + keylen + 4);
+    char *text = sg_malloc(sg_b64url_encoded_len(1 + keylen + 4) + 1);
+    sg_b64url_encode(raw, 1 + keylen + 4, text);
     free(raw);
     return text;
 }
@@ -1161,7 +1115,7 @@ static long sg_table_cursor_decode(const sg_table_t *table, const char *text, ui
     size_t len = strnlen(text, SG_TABLE_MAX_CURSOR + 1);
     if (len > SG_TABLE_MAX_CURSOR)
         return -1;
-    long raw_len = sg_table_b64_decode(text, len, buf);
+    long raw_len = sg_b64url_decode(text, len, buf, NULL, 0);
     if (raw_len < 1 + 1 + 4 || buf[0] != SG_TABLE_CURSOR_VERSION)
         return -1;
     size_t keylen = (size_t)raw_len - 1 - 4;
@@ -1183,14 +1137,14 @@ int sg_tables_scan(sg_tables_t *tables, const char *table_name, const sg_table_s
     if (table == NULL)
         return -1;
     if (query->limit == 0 || query->limit > SG_TABLE_SCAN_MAX_LIMIT) {
-        sg_queries_errf(err, errlen, "tables: scan limit must be 1..%d", SG_TABLE_SCAN_MAX_LIMIT);
+        sg_errf(err, errlen, "tables: scan limit must be 1..%d", SG_TABLE_SCAN_MAX_LIMIT);
         return -1;
     }
     const void *prefix = query->prefix;
     size_t prefix_len = prefix != NULL ? query->prefix_len : 0;
     if (prefix_len > SG_TABLE_MAX_KEY || (query->from != NULL && query->from_len > SG_TABLE_MAX_KEY) ||
         (query->to != NULL && query->to_len > SG_TABLE_MAX_KEY)) {
-        sg_queries_errf(err, errlen, "tables: scan bounds are limited to %d bytes", SG_TABLE_MAX_KEY);
+        sg_errf(err, errlen, "tables: scan bounds are limited to %d bytes", SG_TABLE_MAX_KEY);
         return -1;
     }
 
@@ -1205,11 +1159,11 @@ int sg_tables_scan(sg_tables_t *tables, const char *table_name, const sg_table_s
     const uint8_t *cursor_key = NULL;
     size_t cursor_len = 0;
     if (query->cursor != NULL) {
-        cursor_buf = sg_queries_malloc(SG_TABLE_MAX_CURSOR);
+        cursor_buf = sg_malloc(SG_TABLE_MAX_CURSOR);
         long decoded = sg_table_cursor_decode(table, query->cursor, cursor_buf, &cursor_key);
         if (decoded < 0) {
             free(cursor_buf);
-            sg_queries_errf(err, errlen, "tables: invalid scan cursor");
+            sg_errf(err, errlen, "tables: invalid scan cursor");
             return -1;
         }
         cursor_len = (size_t)decoded;
@@ -1218,7 +1172,7 @@ int sg_tables_scan(sg_tables_t *tables, const char *table_name, const sg_table_s
             (query->from != NULL && sg_table_keycmp(cursor_key, cursor_len, query->from, query->from_len) < 0) ||
             (query->to != NULL && sg_table_keycmp(cursor_key, cursor_len, query->to, query->to_len) >= 0)) {
             free(cursor_buf);
-            sg_queries_errf(err, errlen, "tables: scan cursor does not belong to this query");
+            sg_errf(err, errlen, "tables: scan cursor does not belong to this query");
             return -1;
         }
         start = cursor_key;
@@ -1231,7 +1185,7 @@ int sg_tables_scan(sg_tables_t *tables, const char *table_name, const sg_table_s
     int delivered = 0;
     int ret = 0;
     /* A copy: the iterator's key memory is gone once it moves past the last row. */
-    uint8_t *last_key = sg_queries_malloc(SG_TABLE_MAX_KEY);
+    uint8_t *last_key = sg_malloc(SG_TABLE_MAX_KEY);
     size_t last_len = 0;
     bool more = false;
     rocksdb_iter_seek(it, start != NULL ? start : "", start_len);
@@ -1257,7 +1211,7 @@ int sg_tables_scan(sg_tables_t *tables, const char *table_name, const sg_table_s
         const char *value = rocksdb_iter_value(it, &len);
         sg_table_version_t version;
         if (!sg_table_decode_row(value, len, &version)) {
-            sg_queries_errf(err, errlen, "tables: corrupt row in table %s (%zu bytes)", table->name, len);
+            sg_errf(err, errlen, "tables: corrupt row in table %s (%zu bytes)", table->name, len);
             ret = -1;
             break;
         }

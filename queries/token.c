@@ -57,7 +57,7 @@ struct st_sg_token_t {
 
 static char *sg_token_strndup(const char *src, size_t len)
 {
-    char *copy = sg_queries_realloc(NULL, len + 1);
+    char *copy = sg_realloc(NULL, len + 1);
     memcpy(copy, src, len);
     copy[len] = '\0';
     return copy;
@@ -199,13 +199,13 @@ static void sg_token_reserve(sg_token_t *token, size_t want)
         capacity *= 2;
     if (capacity > SG_TOKEN_MAX_ENTRIES && want <= SG_TOKEN_MAX_ENTRIES)
         capacity = SG_TOKEN_MAX_ENTRIES;
-    token->entries = sg_queries_realloc(token->entries, capacity * sizeof(*token->entries));
+    token->entries = sg_realloc(token->entries, capacity * sizeof(*token->entries));
     token->capacity = capacity;
 }
 
 sg_token_t *sg_token_create(void)
 {
-    sg_token_t *token = sg_queries_realloc(NULL, sizeof(*token));
+    sg_token_t *token = sg_realloc(NULL, sizeof(*token));
     memset(token, 0, sizeof(*token));
     token->wire_len = SG_TOKEN_MIN_WIRE;
     return token;
@@ -312,10 +312,10 @@ int sg_token_advance(sg_token_t *token, const char *topic, int32_t partition, in
 int sg_token_merge(sg_token_t *dst, const sg_token_t *src)
 {
     size_t cap = dst->count + src->count;
-    sg_token_entry_t *merged = sg_queries_realloc(NULL, cap * sizeof(*merged));
+    sg_token_entry_t *merged = sg_realloc(NULL, cap * sizeof(*merged));
     /* Entries whose topic pointer still belongs to src: copied only once the merge is known to
      * fit, so a rejected merge leaves dst untouched and allocates nothing that outlives it. */
-    bool *borrowed = sg_queries_realloc(NULL, cap * sizeof(*borrowed));
+    bool *borrowed = sg_realloc(NULL, cap * sizeof(*borrowed));
     size_t n = 0, i = 0, j = 0;
 
     while (i < dst->count || j < src->count) {
@@ -436,29 +436,22 @@ static size_t sg_token_finish_text(uint8_t *wire, size_t n, char *buf, size_t bu
     uint32_t crc = sg_token_crc32c(wire, n);
     for (int k = 0; k < SG_TOKEN_CHECKSUM_LEN; k++)
         wire[n++] = (uint8_t)(crc >> (8 * k));
-
-    size_t text_len = 0;
-    for (size_t i = 0; i < n; i += 3) {
-        size_t chunk = n - i < 3 ? n - i : 3;
-        uint32_t bits = (uint32_t)wire[i] << 16;
-        if (chunk > 1)
-            bits |= (uint32_t)wire[i + 1] << 8;
-        if (chunk > 2)
-            bits |= wire[i + 2];
-        for (size_t k = 0; k < chunk + 1; k++) {
-            if (text_len + 1 < buflen)
-                buf[text_len] = sg_b64url_alphabet[(bits >> (18 - 6 * k)) & 0x3f];
-            text_len++;
-        }
+    size_t text_len = sg_b64url_encoded_len(n);
+    if (text_len < buflen)
+        return sg_b64url_encode(wire, n, buf);
+    if (buflen > 0) { /* truncated, as snprintf would */
+        char *full = sg_malloc(text_len + 1);
+        sg_b64url_encode(wire, n, full);
+        memcpy(buf, full, buflen - 1);
+        buf[buflen - 1] = '\0';
+        free(full);
     }
-    if (buflen > 0)
-        buf[text_len < buflen ? text_len : buflen - 1] = '\0';
     return text_len;
 }
 
 size_t sg_token_encode(const sg_token_t *token, char *buf, size_t buflen)
 {
-    uint8_t *wire = sg_queries_realloc(NULL, token->wire_len);
+    uint8_t *wire = sg_realloc(NULL, token->wire_len);
     size_t n = 0;
     wire[n++] = SG_TOKEN_VERSION;
     n += sg_token_put_varint(wire + n, token->topic_count);
@@ -505,41 +498,15 @@ size_t sg_token_encode_one(const char *topic, int32_t partition, int64_t offset,
 /* Decodes strict base64url (no padding, zero trailing bits) into a new buffer. */
 static uint8_t *sg_token_b64_decode(const char *text, size_t len, size_t *out_len, char *err, size_t errlen)
 {
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)text[i];
-        if (c == '=') {
-            sg_queries_errf(err, errlen, "token must not be padded ('=' at position %zu)", i);
-            return NULL;
-        }
-        if (sg_b64url_value(c) < 0) {
-            sg_queries_errf(err, errlen, "invalid base64url character 0x%02x at position %zu", c, i);
-            return NULL;
-        }
-    }
-    if (len % 4 == 1) {
-        sg_queries_errf(err, errlen, "invalid base64url length %zu", len);
-        return NULL;
-    }
-    uint8_t *wire = sg_queries_realloc(NULL, len / 4 * 3 + 2);
-    size_t n = 0;
-    uint32_t bits = 0;
-    int nbits = 0;
-    for (size_t i = 0; i < len; i++) {
-        bits = (bits << 6) | (uint32_t)sg_b64url_value((unsigned char)text[i]);
-        nbits += 6;
-        if (nbits >= 8) {
-            nbits -= 8;
-            wire[n++] = (uint8_t)(bits >> nbits);
-            bits &= (1u << nbits) - 1;
-        }
-    }
-    /* Leftover bits must be zero, otherwise two texts would decode to the same bytes. */
-    if (bits != 0) {
+    char why[128];
+    uint8_t *wire = sg_malloc(len / 4 * 3 + 2);
+    long n = sg_b64url_decode(text, len, wire, why, sizeof(why));
+    if (n < 0) {
         free(wire);
-        sg_queries_errf(err, errlen, "non-canonical base64url (trailing bits set)");
+        sg_errf(err, errlen, "token %s", why);
         return NULL;
     }
-    *out_len = n;
+    *out_len = (size_t)n;
     return wire;
 }
 
@@ -556,24 +523,24 @@ static int sg_token_read_varint(sg_token_reader_t *reader, uint64_t *out, const 
     uint64_t value = 0;
     for (int i = 0; i < SG_TOKEN_VARINT_MAX; i++) {
         if (reader->pos >= reader->end) {
-            sg_queries_errf(reader->err, reader->errlen, "truncated token: %s ends early", what);
+            sg_errf(reader->err, reader->errlen, "truncated token: %s ends early", what);
             return -1;
         }
         uint8_t byte = reader->data[reader->pos++];
         if (i == SG_TOKEN_VARINT_MAX - 1) {
             if (byte & 0x80) {
-                sg_queries_errf(reader->err, reader->errlen, "%s: varint longer than %d bytes", what, SG_TOKEN_VARINT_MAX);
+                sg_errf(reader->err, reader->errlen, "%s: varint longer than %d bytes", what, SG_TOKEN_VARINT_MAX);
                 return -1;
             }
             if (byte > 1) {
-                sg_queries_errf(reader->err, reader->errlen, "%s: varint overflows 64 bits", what);
+                sg_errf(reader->err, reader->errlen, "%s: varint overflows 64 bits", what);
                 return -1;
             }
         }
         value |= (uint64_t)(byte & 0x7f) << (7 * i);
         if ((byte & 0x80) == 0) {
             if (byte == 0 && i > 0) {
-                sg_queries_errf(reader->err, reader->errlen, "%s: non-minimal varint", what);
+                sg_errf(reader->err, reader->errlen, "%s: non-minimal varint", what);
                 return -1;
             }
             *out = value;
@@ -591,7 +558,7 @@ static int sg_token_parse(sg_token_t *token, sg_token_reader_t *reader)
         return -1;
     /* Every topic has at least one partition, so this also bounds the work below. */
     if (topic_count > SG_TOKEN_MAX_ENTRIES) {
-        sg_queries_errf(reader->err, reader->errlen, "too many topics (%" PRIu64 ", limit %d)", topic_count, SG_TOKEN_MAX_ENTRIES);
+        sg_errf(reader->err, reader->errlen, "too many topics (%" PRIu64 ", limit %d)", topic_count, SG_TOKEN_MAX_ENTRIES);
         return -1;
     }
     const char *prev_topic = NULL;
@@ -600,21 +567,21 @@ static int sg_token_parse(sg_token_t *token, sg_token_reader_t *reader)
         if (sg_token_read_varint(reader, &name_len, "topic name length") != 0)
             return -1;
         if (name_len == 0) {
-            sg_queries_errf(reader->err, reader->errlen, "empty topic name");
+            sg_errf(reader->err, reader->errlen, "empty topic name");
             return -1;
         }
         if (name_len > SG_TOKEN_MAX_TOPIC_LEN) {
-            sg_queries_errf(reader->err, reader->errlen, "topic name longer than %d bytes", SG_TOKEN_MAX_TOPIC_LEN);
+            sg_errf(reader->err, reader->errlen, "topic name longer than %d bytes", SG_TOKEN_MAX_TOPIC_LEN);
             return -1;
         }
         if (reader->end - reader->pos < name_len) {
-            sg_queries_errf(reader->err, reader->errlen, "truncated token: topic name ends early");
+            sg_errf(reader->err, reader->errlen, "truncated token: topic name ends early");
             return -1;
         }
         const char *name = (const char *)reader->data + reader->pos;
         for (size_t k = 0; k < name_len; k++) {
             if (!sg_token_topic_char_ok((unsigned char)name[k])) {
-                sg_queries_errf(reader->err, reader->errlen, "invalid character 0x%02x in topic name", (unsigned char)name[k]);
+                sg_errf(reader->err, reader->errlen, "invalid character 0x%02x in topic name", (unsigned char)name[k]);
                 return -1;
             }
         }
@@ -624,7 +591,7 @@ static int sg_token_parse(sg_token_t *token, sg_token_reader_t *reader)
         if (prev_topic != NULL) {
             int c = strcmp(prev_topic, topic);
             if (c >= 0) {
-                sg_queries_errf(reader->err, reader->errlen, c == 0 ? "duplicate topic %s" : "topic %s out of order", topic);
+                sg_errf(reader->err, reader->errlen, c == 0 ? "duplicate topic %s" : "topic %s out of order", topic);
                 free(topic);
                 return -1;
             }
@@ -635,12 +602,12 @@ static int sg_token_parse(sg_token_t *token, sg_token_reader_t *reader)
             return -1;
         }
         if (partitions == 0) {
-            sg_queries_errf(reader->err, reader->errlen, "topic %s has no partitions", topic);
+            sg_errf(reader->err, reader->errlen, "topic %s has no partitions", topic);
             free(topic);
             return -1;
         }
         if (partitions > SG_TOKEN_MAX_ENTRIES - token->count) {
-            sg_queries_errf(reader->err, reader->errlen, "too many entries (limit %d)", SG_TOKEN_MAX_ENTRIES);
+            sg_errf(reader->err, reader->errlen, "too many entries (limit %d)", SG_TOKEN_MAX_ENTRIES);
             free(topic);
             return -1;
         }
@@ -653,26 +620,26 @@ static int sg_token_parse(sg_token_t *token, sg_token_reader_t *reader)
             if (sg_token_read_varint(reader, &partition, "partition") != 0)
                 goto fail;
             if (partition > INT32_MAX) {
-                sg_queries_errf(reader->err, reader->errlen, "partition %" PRIu64 " out of range", partition);
+                sg_errf(reader->err, reader->errlen, "partition %" PRIu64 " out of range", partition);
                 goto fail;
             }
             if ((int64_t)partition <= prev_partition) {
-                sg_queries_errf(reader->err, reader->errlen,
-                                (int64_t)partition == prev_partition ? "duplicate partition %s/%" PRIu64
-                                                                     : "partition %s/%" PRIu64 " out of order",
-                                topic, partition);
+                sg_errf(reader->err, reader->errlen,
+                        (int64_t)partition == prev_partition ? "duplicate partition %s/%" PRIu64
+                                                             : "partition %s/%" PRIu64 " out of order",
+                        topic, partition);
                 goto fail;
             }
             if (sg_token_read_varint(reader, &offset, "offset") != 0)
                 goto fail;
             if (offset > INT64_MAX) {
-                sg_queries_errf(reader->err, reader->errlen, "offset of %s/%" PRIu64 " out of range", topic, partition);
+                sg_errf(reader->err, reader->errlen, "offset of %s/%" PRIu64 " out of range", topic, partition);
                 goto fail;
             }
             if (sg_token_read_varint(reader, &stream_time, "stream time") != 0)
                 goto fail;
             if (stream_time > INT64_MAX) {
-                sg_queries_errf(reader->err, reader->errlen, "stream time of %s/%" PRIu64 " out of range", topic, partition);
+                sg_errf(reader->err, reader->errlen, "stream time of %s/%" PRIu64 " out of range", topic, partition);
                 goto fail;
             }
             token->entries[token->count++] = (sg_token_entry_t){topic, (int32_t)partition, (int64_t)offset, (int64_t)stream_time};
@@ -688,7 +655,7 @@ static int sg_token_parse(sg_token_t *token, sg_token_reader_t *reader)
         return -1;
     }
     if (reader->pos != reader->end) {
-        sg_queries_errf(reader->err, reader->errlen, "%zu trailing bytes after the last topic", reader->end - reader->pos);
+        sg_errf(reader->err, reader->errlen, "%zu trailing bytes after the last topic", reader->end - reader->pos);
         return -1;
     }
     return 0;
@@ -697,11 +664,11 @@ static int sg_token_parse(sg_token_t *token, sg_token_reader_t *reader)
 sg_token_t *sg_token_decode(const char *text, size_t len, char *err, size_t errlen)
 {
     if (text == NULL || len == 0) {
-        sg_queries_errf(err, errlen, "empty token");
+        sg_errf(err, errlen, "empty token");
         return NULL;
     }
     if (len > SG_TOKEN_MAX_TEXT) {
-        sg_queries_errf(err, errlen, "token longer than %d characters", SG_TOKEN_MAX_TEXT);
+        sg_errf(err, errlen, "token longer than %d characters", SG_TOKEN_MAX_TEXT);
         return NULL;
     }
     size_t wire_len;
@@ -712,11 +679,11 @@ sg_token_t *sg_token_decode(const char *text, size_t len, char *err, size_t errl
     sg_token_t *token = NULL;
     /* Version first: a future version may change everything after it, checksum included. */
     if (wire[0] != SG_TOKEN_VERSION) {
-        sg_queries_errf(err, errlen, "unsupported token version %u", wire[0]);
+        sg_errf(err, errlen, "unsupported token version %u", wire[0]);
         goto out;
     }
     if (wire_len < SG_TOKEN_MIN_WIRE) {
-        sg_queries_errf(err, errlen, "truncated token (%zu bytes)", wire_len);
+        sg_errf(err, errlen, "truncated token (%zu bytes)", wire_len);
         goto out;
     }
     size_t body_end = wire_len - SG_TOKEN_CHECKSUM_LEN;
@@ -724,7 +691,7 @@ sg_token_t *sg_token_decode(const char *text, size_t len, char *err, size_t errl
     for (int k = 0; k < SG_TOKEN_CHECKSUM_LEN; k++)
         stored |= (uint32_t)wire[body_end + (size_t)k] << (8 * k);
     if (stored != sg_token_crc32c(wire, body_end)) {
-        sg_queries_errf(err, errlen, "token checksum mismatch");
+        sg_errf(err, errlen, "token checksum mismatch");
         goto out;
     }
 

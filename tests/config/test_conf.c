@@ -472,7 +472,7 @@ static void test_err_unknown_key(void **state)
                  "t.yaml:2: listen[0].adress: unknown key \"adress\" (did you mean \"address\"?)");
     expect_error("zzz: 1\n", "t.yaml:1: zzz: unknown key \"zzz\" (valid keys: listen, threads, data_dir, kafka, "
                              "topics, schemas, routes, tables, queries, limits, cors, shutdown_timeout, requests, "
-                             "schema_registry)");
+                             "log, schema_registry)");
     expect_error("limits: {body: 1}\n", "t.yaml:1: limits.body: unknown key \"body\" "
                                         "(valid keys: body_bytes, header_bytes, pending, token_wait, token_wait_max)");
 }
@@ -904,9 +904,24 @@ static void test_dump_reference(void **state)
     size_t rows = 0;
     for (const char *p = text; (p = strstr(p, "\n| `")) != NULL; p++)
         rows++;
-    assert_int_equal(rows, 56); /* 48 + requests (3 rows) + reply.partitions + limits.token_wait(_max)
-                                 * + schema_registry (2 rows) */
+    assert_int_equal(rows, 58); /* 48 + requests (3 rows) + reply.partitions + limits.token_wait(_max)
+                                 * + schema_registry (2 rows) + log (2 rows) */
+    assert_non_null(strstr(text, "| `log.level` | error \\| warn \\| info \\| debug | `info` |"));
     free(text);
+}
+
+static void test_log_level(void **state)
+{
+    sg_conf_t *conf = load_ok("{}");
+    assert_int_equal(conf->log.level, 2); /* info */
+    sg_conf_destroy(conf);
+    conf = load_ok("log: {level: debug}\n");
+    assert_int_equal(conf->log.level, 3);
+    sg_conf_destroy(conf);
+    conf = load_ok("log: {level: error}\n");
+    assert_int_equal(conf->log.level, 0);
+    sg_conf_destroy(conf);
+    expect_error_prefix("log:\n  level: verbose\n", "t.yaml:2: log.level: ");
 }
 
 static void test_schema_registry(void **state)
@@ -936,6 +951,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_schema_registry),
+        cmocka_unit_test(test_log_level),
         cmocka_unit_test(test_full_yaml),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_json),
