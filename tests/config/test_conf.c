@@ -347,17 +347,21 @@ static void test_demo_and_file(void **state)
     assert_int_equal(conf->listen[0].port, 8080);
     assert_true(conf->kafka.embedded);
     assert_string_equal(conf->data_dir, "./data");
-    assert_int_equal(conf->n_topics, 5);
+    assert_int_equal(conf->n_topics, 6);
     assert_string_equal(conf->topics[0].name, "orders.commands");
     assert_int_equal(conf->topics[0].partitions, 4);
-    assert_string_equal(conf->topics[1].name, "profiles");
-    assert_int_equal(conf->topics[1].partitions, 2);
+    assert_string_equal(conf->topics[1].name, "orders.replies");
+    assert_string_equal(conf->topics[2].name, "profiles");
+    assert_int_equal(conf->topics[2].partitions, 2);
     assert_int_equal(conf->n_routes, 4);
     assert_string_equal(conf->routes[0].name, "place-order");
     assert_string_equal(conf->routes[0].method, "POST");
     assert_string_equal(conf->routes[0].path, "/orders");
     assert_int_equal(conf->routes[0].key.source, SG_KEY_BODY);
     assert_string_equal(conf->routes[0].key.name, "/customerId");
+    assert_true(conf->routes[0].has_reply); /* answered by config/demo's worker */
+    assert_string_equal(conf->routes[0].reply.topic, "orders.replies");
+    assert_int_equal(conf->routes[0].reply.timeout_ms, 3000);
     assert_string_equal(conf->routes[1].name, "put-profile");
     assert_string_equal(conf->routes[1].method, "PUT");
     assert_int_equal(conf->routes[1].key.source, SG_KEY_PATH);
@@ -377,8 +381,9 @@ static void test_demo_and_file(void **state)
     assert_string_equal(conf->tables[1].topic, "payments");
     assert_int_equal(conf->n_queries, 2);
     assert_string_equal(conf->queries[0].path, "/profiles/{id}");
-    assert_int_equal(conf->cors.n_origins, 1);
+    assert_int_equal(conf->cors.n_origins, 2);
     assert_string_equal(conf->cors.origins[0], "http://localhost:5173");
+    assert_string_equal(conf->cors.origins[1], "http://127.0.0.1:5173");
     sg_conf_destroy(conf);
 
     /* A config file resolves schema and TLS files against its own directory. */
