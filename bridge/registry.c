@@ -178,24 +178,6 @@ static uint64_t fingerprint(const char *text, size_t len)
 
 /* ---- levels and names ---------------------------------------------------------------------- */
 
-static const char *const level_names[] = {"NONE", "BACKWARD",       "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE",
-                                          "FULL", "FULL_TRANSITIVE"};
-
-const char *sg_compat_name(sg_compat_t level)
-{
-    return (size_t)level < sizeof(level_names) / sizeof(level_names[0]) ? level_names[level] : "?";
-}
-
-int sg_compat_parse(const char *text, sg_compat_t *level)
-{
-    for (size_t i = 0; text != NULL && i < sizeof(level_names) / sizeof(level_names[0]); i++)
-        if (strcasecmp(text, level_names[i]) == 0) {
-            *level = (sg_compat_t)i;
-            return 0;
-        }
-    return -1;
-}
-
 int sg_registry_subject_ok(const char *subject, size_t len)
 {
     if (subject == NULL || len == 0 || len > SG_REGISTRY_MAX_SUBJECT_LEN)

@@ -1,5 +1,5 @@
 /*
- * libFuzzer target for the JSON -> Avro converter and the Avro decoder (bridge/avro_json.c).
+ * libFuzzer target for the JSON -> Avro converter and the Avro decoder (bridge/codec/avro_json.c).
  *
  * The first input byte picks one of a fixed set of schemas that together cover every type the
  * converter supports; the rest of the input is tried two ways:
@@ -21,6 +21,7 @@
 #include <jansson.h>
 
 #include "sg_avro.h"
+#include "sg_frame.h"
 
 /* JSON text longer than this is not parsed: the run script's -max_len is below it anyway. */
 #define FUZZ_MAX_JSON 65536

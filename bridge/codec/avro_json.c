@@ -1,5 +1,5 @@
 /*
- * JSON <-> Avro binary, directed by a schema, plus the Confluent framing.
+ * JSON <-> Avro binary, directed by a schema (sg_avro.h).
  *
  * Avro-C 1.11 owns the binary encoding (generic values, avro_value_write/avro_value_read), so
  * the bytes are the standard ones. Its schema API does not represent logical types, so we keep
@@ -12,6 +12,8 @@
  * near-endless loop), and it cannot tell us whether trailing bytes were left over.
  */
 #include "sg_avro.h"
+
+#include "sg_base.h"
 
 #include <avro.h>
 #include <ctype.h>
@@ -45,31 +47,6 @@ enum sg_logical {
 #define PATH_MAX_LEN 1024
 #define ERR_MAX_LEN 256
 
-_Noreturn static void avro_oom(void)
-{
-    fprintf(stderr, "streamgate: out of memory\n");
-    abort();
-}
-
-static void *xmalloc(size_t size)
-{
-    void *mem = malloc(size ? size : 1);
-    if (mem == NULL)
-        avro_oom();
-    return mem;
-}
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* ---- schema ------------------------------------------------------------------------------ */
 
 static avro_schema_t deref(avro_schema_t schema)
@@ -98,12 +75,12 @@ static int check_decimal_attrs(const json_t *def, char *err, size_t errlen)
     const json_t *precision = json_object_get(def, "precision");
     const json_t *scale = json_object_get(def, "scale");
     if (!json_is_integer(precision) || json_integer_value(precision) < 1 || json_integer_value(precision) > DECIMAL_MAX_PRECISION) {
-        set_err(err, errlen, "decimal precision must be an integer in 1..%d", DECIMAL_MAX_PRECISION);
+        sg_errf(err, errlen, "decimal precision must be an integer in 1..%d", DECIMAL_MAX_PRECISION);
         return -1;
     }
     if (scale != NULL &&
         (!json_is_integer(scale) || json_integer_value(scale) < 0 || json_integer_value(scale) > json_integer_value(precision))) {
-        set_err(err, errlen, "decimal scale must be an integer in 0..precision");
+        sg_errf(err, errlen, "decimal scale must be an integer in 0..precision");
         return -1;
     }
     return 0;
@@ -113,7 +90,7 @@ static int check_decimal_attrs(const json_t *def, char *err, size_t errlen)
 static int collect(json_t *named, json_t *def, const char *ns, int depth, char *err, size_t errlen)
 {
     if (depth > SG_AVRO_MAX_DEPTH) {
-        set_err(err, errlen, "schema nesting deeper than %d", SG_AVRO_MAX_DEPTH);
+        sg_errf(err, errlen, "schema nesting deeper than %d", SG_AVRO_MAX_DEPTH);
         return -1;
     }
     if (json_is_array(def)) {
@@ -138,7 +115,7 @@ static int collect(json_t *named, json_t *def, const char *ns, int depth, char *
     if (is_definition_keyword(type_name)) {
         const char *name = json_string_value(json_object_get(def, "name"));
         if (name == NULL) {
-            set_err(err, errlen, "%s without a name", type_name);
+            sg_errf(err, errlen, "%s without a name", type_name);
             return -1;
         }
         char fullname[512], inner_ns[512];
@@ -157,7 +134,7 @@ static int collect(json_t *named, json_t *def, const char *ns, int depth, char *
         json_object_set(named, fullname, def);
         /* Avro-C writes a zero-size fixed but cannot read one back ("Cannot allocate"). */
         if (strcmp(type_name, "fixed") == 0 && json_integer_value(json_object_get(def, "size")) < 1) {
-            set_err(err, errlen, "fixed %s: size must be at least 1", fullname);
+            sg_errf(err, errlen, "fixed %s: size must be at least 1", fullname);
             return -1;
         }
         if (strcmp(type_name, "enum") == 0 || strcmp(type_name, "fixed") == 0)
@@ -183,18 +160,18 @@ sg_avro_schema_t *sg_avro_schema_parse(const char *json, size_t len, char *err, 
     json_error_t jerr;
     json_t *doc = json_loadb(json, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
     if (doc == NULL) {
-        set_err(err, errlen, "schema is not JSON: %s (line %d)", jerr.text, jerr.line);
+        sg_errf(err, errlen, "schema is not JSON: %s (line %d)", jerr.text, jerr.line);
         return NULL;
     }
     avro_schema_t schema;
     if (avro_schema_from_json_length(json, len, &schema) != 0) {
-        set_err(err, errlen, "invalid Avro schema: %s", avro_strerror());
+        sg_errf(err, errlen, "invalid Avro schema: %s", avro_strerror());
         json_decref(doc);
         return NULL;
     }
     json_t *named = json_object();
     if (named == NULL)
-        avro_oom();
+        sg_oom();
     if (collect(named, doc, "", 0, err, errlen) != 0) {
         json_decref(named);
         json_decref(doc);
@@ -203,13 +180,13 @@ sg_avro_schema_t *sg_avro_schema_parse(const char *json, size_t len, char *err, 
     }
     avro_value_iface_t *iface = avro_generic_class_from_schema(schema);
     if (iface == NULL) {
-        set_err(err, errlen, "unsupported Avro schema: %s", avro_strerror());
+        sg_errf(err, errlen, "unsupported Avro schema: %s", avro_strerror());
         json_decref(named);
         json_decref(doc);
         avro_schema_decref(schema);
         return NULL;
     }
-    sg_avro_schema_t *result = xmalloc(sizeof(*result));
+    sg_avro_schema_t *result = sg_malloc(sizeof(*result));
     result->schema = schema;
     result->iface = iface;
     result->json = doc;
@@ -414,7 +391,7 @@ static int decimal_encode(const char *text, int precision, int scale, uint8_t ou
             if (ndigits == 0 && *p == '0' && !seen_point)
                 continue; /* leading zero */
             if (ndigits >= (int)sizeof(digits) - 1) {
-                set_err(err, errlen, "precision overflow (precision %d)", precision);
+                sg_errf(err, errlen, "precision overflow (precision %d)", precision);
                 return -1;
             }
             digits[ndigits++] = *p;
@@ -434,7 +411,7 @@ static int decimal_encode(const char *text, int precision, int scale, uint8_t ou
         p = end;
     }
     if (!any_digit || *p != '\0') {
-        set_err(err, errlen, "expected a decimal number");
+        sg_errf(err, errlen, "expected a decimal number");
         return -1;
     }
     long power = exponent - frac_digits; /* value = digits * 10^power */
@@ -443,13 +420,13 @@ static int decimal_encode(const char *text, int precision, int scale, uint8_t ou
         power++;
     }
     if (power < -scale && ndigits > 0) {
-        set_err(err, errlen, "too many fraction digits (scale %d)", scale);
+        sg_errf(err, errlen, "too many fraction digits (scale %d)", scale);
         return -1;
     }
     /* Rescale so that the digits are the unscaled value. */
     for (long extra = power + scale; ndigits > 0 && extra > 0; extra--) {
         if (ndigits >= (int)sizeof(digits) - 1) {
-            set_err(err, errlen, "precision overflow (precision %d)", precision);
+            sg_errf(err, errlen, "precision overflow (precision %d)", precision);
             return -1;
         }
         digits[ndigits++] = '0';
@@ -458,7 +435,7 @@ static int decimal_encode(const char *text, int precision, int scale, uint8_t ou
     while (start < ndigits && digits[start] == '0')
         start++;
     if (ndigits - start > precision) {
-        set_err(err, errlen, "precision overflow (precision %d)", precision);
+        sg_errf(err, errlen, "precision overflow (precision %d)", precision);
         return -1;
     }
     memset(out, 0, SG_AVRO_DECIMAL_MAX_BYTES);
@@ -622,7 +599,7 @@ static int string_to_bytes(const json_t *value, uint8_t *out, size_t *outlen)
 
 static json_t *bytes_to_string(const uint8_t *bytes, size_t len)
 {
-    char *buf = xmalloc(len * 2);
+    char *buf = sg_malloc(len * 2);
     size_t n = 0;
     for (size_t i = 0; i < len; i++) {
         if (bytes[i] < 0x80) {
@@ -663,7 +640,7 @@ static int encode_decimal(enc_ctx_t *ctx, avro_value_t *dst, avro_schema_t node,
     size_t size = (size_t)avro_schema_fixed_size(node);
     if (len > size)
         return enc_fail(ctx, "precision overflow (fixed of %zu bytes)", size);
-    uint8_t *buf = xmalloc(size);
+    uint8_t *buf = sg_malloc(size);
     memset(buf, (full[start] & 0x80) ? 0xff : 0x00, size - len);
     memcpy(buf + size - len, full + start, len);
     int rc = avro_value_set_fixed(dst, buf, size);
@@ -850,7 +827,7 @@ static int encode(enc_ctx_t *ctx, avro_value_t *dst, avro_schema_t node, const j
             return encode_decimal(ctx, dst, node, def, value);
         if (!json_is_string(value))
             return enc_fail(ctx, "expected string");
-        uint8_t *bytes = xmalloc(json_string_length(value));
+        uint8_t *bytes = sg_malloc(json_string_length(value));
         size_t len;
         if (string_to_bytes(value, bytes, &len) != 0) {
             free(bytes);
@@ -938,7 +915,7 @@ int sg_avro_validate_json(const sg_avro_schema_t *schema, const json_t *value, c
 int sg_avro_from_json(const sg_avro_schema_t *schema, const json_t *value, void **out, size_t *outlen, char *path, size_t pathlen,
                       char *err, size_t errlen)
 {
-    enc_ctx_t *ctx = xmalloc(sizeof(*ctx));
+    enc_ctx_t *ctx = sg_malloc(sizeof(*ctx));
     ctx->sc = schema;
     ctx->path[0] = '\0';
     ctx->pathlen = 0;
@@ -950,17 +927,17 @@ int sg_avro_from_json(const sg_avro_schema_t *schema, const json_t *value, void 
     }
     avro_value_t record;
     if (avro_generic_value_new(schema->iface, &record) != 0)
-        avro_oom();
+        sg_oom();
     int rc = encode(ctx, &record, schema->schema, schema->json, value, 0);
     if (rc == 0 && out != NULL) { /* out NULL: validation only, nothing to write */
         size_t size;
         if (avro_value_sizeof(&record, &size) != 0) {
             rc = avro_fail(ctx);
         } else {
-            char *buf = xmalloc(size);
+            char *buf = sg_malloc(size);
             avro_writer_t writer = avro_writer_memory(buf, (int64_t)size);
             if (writer == NULL)
-                avro_oom();
+                sg_oom();
             if (avro_value_write(writer, &record) != 0) {
                 rc = avro_fail(ctx);
                 free(buf);
@@ -974,7 +951,7 @@ int sg_avro_from_json(const sg_avro_schema_t *schema, const json_t *value, void 
     if (rc != 0) {
         if (path != NULL && pathlen > 0)
             snprintf(path, pathlen, "%s", ctx->path);
-        set_err(err, errlen, "%s", ctx->err);
+        sg_errf(err, errlen, "%s", ctx->err);
     }
     avro_value_decref(&record);
     free(ctx);
@@ -992,7 +969,7 @@ typedef struct {
 
 static int scan_fail(scan_t *sc, const char *what)
 {
-    set_err(sc->err, sc->errlen, "invalid Avro data: %s", what);
+    sg_errf(sc->err, sc->errlen, "invalid Avro data: %s", what);
     return -1;
 }
 
@@ -1098,7 +1075,7 @@ typedef struct {
 
 static json_t *dec_fail(dec_ctx_t *ctx, const char *what)
 {
-    set_err(ctx->err, ctx->errlen, "%s", what);
+    sg_errf(ctx->err, ctx->errlen, "%s", what);
     return NULL;
 }
 
@@ -1111,7 +1088,7 @@ static json_t *decode_container(dec_ctx_t *ctx, avro_value_t *src, avro_schema_t
         return dec_fail(ctx, avro_strerror());
     json_t *result = is_avro_array(node) ? json_array() : json_object();
     if (result == NULL)
-        avro_oom();
+        sg_oom();
     const json_t *fields = json_object_get(def, "fields");
     for (size_t i = 0; i < count; i++) {
         avro_value_t child;
@@ -1246,7 +1223,7 @@ static json_t *decode(dec_ctx_t *ctx, avro_value_t *src, avro_schema_t node, con
         branch_name(branch_node, name, sizeof(name));
         result = json_object();
         if (result == NULL)
-            avro_oom();
+            sg_oom();
         json_object_set_new(result, name, inner);
         return result;
     }
@@ -1255,7 +1232,7 @@ static json_t *decode(dec_ctx_t *ctx, avro_value_t *src, avro_schema_t node, con
     if (rc != 0)
         return dec_fail(ctx, avro_strerror());
     if (result == NULL)
-        avro_oom();
+        sg_oom();
     return result;
 }
 
@@ -1268,18 +1245,18 @@ int sg_avro_to_json(const sg_avro_schema_t *schema, const void *data, size_t len
     if (scan(&sc, schema->schema, 0) != 0)
         return -1;
     if (sc.p != sc.end) {
-        set_err(err, errlen, "invalid Avro data: %zu trailing bytes", (size_t)(sc.end - sc.p));
+        sg_errf(err, errlen, "invalid Avro data: %zu trailing bytes", (size_t)(sc.end - sc.p));
         return -1;
     }
     avro_value_t value;
     if (avro_generic_value_new(schema->iface, &value) != 0)
-        avro_oom();
+        sg_oom();
     avro_reader_t reader = avro_reader_memory(data, (int64_t)len);
     if (reader == NULL)
-        avro_oom();
+        sg_oom();
     int rc = -1;
     if (avro_value_read(reader, &value) != 0) {
-        set_err(err, errlen, "invalid Avro data: %s", avro_strerror());
+        sg_errf(err, errlen, "invalid Avro data: %s", avro_strerror());
     } else {
         dec_ctx_t ctx = {schema, err, errlen};
         *out = decode(&ctx, &value, schema->schema, schema->json);
@@ -1288,31 +1265,4 @@ int sg_avro_to_json(const sg_avro_schema_t *schema, const void *data, size_t len
     avro_reader_free(reader);
     avro_value_decref(&value);
     return rc;
-}
-
-/* ---- Confluent framing ------------------------------------------------------------------- */
-
-size_t sg_avro_frame(uint32_t schema_id, const void *avro, size_t len, void **out)
-{
-    uint8_t *buf = xmalloc(SG_AVRO_FRAME_HEADER + len);
-    buf[0] = 0;
-    buf[1] = (uint8_t)(schema_id >> 24);
-    buf[2] = (uint8_t)(schema_id >> 16);
-    buf[3] = (uint8_t)(schema_id >> 8);
-    buf[4] = (uint8_t)schema_id;
-    if (len > 0)
-        memcpy(buf + SG_AVRO_FRAME_HEADER, avro, len);
-    *out = buf;
-    return SG_AVRO_FRAME_HEADER + len;
-}
-
-int sg_avro_unframe(const void *data, size_t len, uint32_t *schema_id, const void **payload, size_t *payload_len)
-{
-    const uint8_t *bytes = data;
-    if (data == NULL || len < SG_AVRO_FRAME_HEADER || bytes[0] != 0)
-        return -1;
-    *schema_id = (uint32_t)bytes[1] << 24 | (uint32_t)bytes[2] << 16 | (uint32_t)bytes[3] << 8 | (uint32_t)bytes[4];
-    *payload = bytes + SG_AVRO_FRAME_HEADER;
-    *payload_len = len - SG_AVRO_FRAME_HEADER;
-    return 0;
 }
