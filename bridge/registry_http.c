@@ -15,17 +15,11 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
-#define HEAD_MAX (64 * 1024)
+#include "sg_base.h"
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+#define HEAD_MAX (64 * 1024)
 
 int sg_reg_url_parse(const char *url, sg_reg_url_t *out)
 {
@@ -76,7 +70,7 @@ int sg_reg_url_parse(const char *url, sg_reg_url_t *out)
 static int wait_fd(int fd, short events, int64_t deadline, char *err, size_t errlen)
 {
     for (;;) {
-        int64_t left = deadline - mono_ms();
+        int64_t left = deadline - sg_mono_ms();
         if (left <= 0) {
             snprintf(err, errlen, "no answer in time");
             return -1;
@@ -150,10 +144,8 @@ static int send_all(int fd, const char *data, size_t len, int64_t deadline, char
 static int read_all(int fd, char **buf, size_t *len, size_t max, int64_t deadline, char *err, size_t errlen)
 {
     size_t cap = 4096;
-    *buf = malloc(cap + 1);
+    *buf = sg_malloc(cap + 1);
     *len = 0;
-    if (*buf == NULL)
-        abort();
     for (;;) {
         if (*len == cap) {
             if (cap >= max) {
@@ -161,8 +153,7 @@ static int read_all(int fd, char **buf, size_t *len, size_t max, int64_t deadlin
                 return -1;
             }
             cap = cap * 2 > max ? max : cap * 2;
-            if ((*buf = realloc(*buf, cap + 1)) == NULL)
-                abort();
+            *buf = sg_realloc(*buf, cap + 1);
         }
         ssize_t n = recv(fd, *buf + *len, cap - *len, 0);
         if (n > 0) {
@@ -209,7 +200,7 @@ static ssize_t dechunk(char *body, size_t len)
 int sg_reg_http_request(const sg_reg_url_t *url, const char *method, const char *path, const char *body, size_t body_len,
                         int64_t timeout_ms, int *status, char **resp, size_t *resp_len, char *err, size_t errlen)
 {
-    int64_t deadline = mono_ms() + timeout_ms;
+    int64_t deadline = sg_mono_ms() + timeout_ms;
     *resp = NULL;
     *resp_len = 0;
     int fd = connect_to(url, deadline, err, errlen);
@@ -271,11 +262,7 @@ int sg_reg_http_request(const sg_reg_url_t *url, const char *method, const char 
         snprintf(err, errlen, "response larger than %d bytes", SG_REG_HTTP_MAX_RESPONSE);
         goto done;
     }
-    *resp = malloc(content_len + 1);
-    if (*resp == NULL)
-        abort();
-    memcpy(*resp, content, content_len);
-    (*resp)[content_len] = '\0';
+    *resp = sg_memdup(content, content_len);
     *resp_len = content_len;
     *status = code;
     rc = 0;
