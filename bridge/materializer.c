@@ -74,8 +74,8 @@ typedef struct {
 } sg_mat_table_t;
 
 /* Causes of skipped records in table_once, each logged once per table (table index in the low
- * bits). */
-enum { SG_MAT_SKIP_UNUSABLE = 1, SG_MAT_SKIP_NOT_JSON = 2 };
+ * bits; records without a key once in all). */
+enum { SG_MAT_SKIP_UNUSABLE = 1, SG_MAT_SKIP_NOT_JSON = 2, SG_MAT_SKIP_NO_KEY = 3 };
 #define SG_MAT_CAUSE(kind, table) ((uint64_t)(kind) << 32 | (uint64_t)(table))
 
 struct st_sg_materializer_t {
@@ -98,7 +98,6 @@ struct st_sg_materializer_t {
     uint64_t applied;
     uint64_t applied_at_log;
     int64_t started_ms, logged_ms;
-    uint64_t null_keys;
     atomic_ullong skipped;          /* records not applied: not JSON, undecodable, over the limits */
     sg_registry_t *registry;        /* decodes Confluent-framed values; may be NULL */
     sg_log_once_t undecodable_once; /* by schema id */
@@ -313,7 +312,7 @@ static int apply(sg_materializer_t *m, const rd_kafka_message_t *msg)
     part->next = msg->offset + 1;
     ++m->applied;
     if (msg->key == NULL || msg->key_len == 0) {
-        if (m->null_keys++ == 0)
+        if (sg_log_once(&m->table_once, SG_MAT_CAUSE(SG_MAT_SKIP_NO_KEY, 0)))
             sg_log_warn("tables: %s [%d] offset %lld has no key; records without a key are skipped (logged once)", topic_name,
                         (int)msg->partition, (long long)msg->offset);
         return advance_all(m, part, msg->offset + 1);

@@ -21,6 +21,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "sg_log.h"
 #include "sg_registry.h"
 
 #define SG_REG_CACHE_MAX 10000 /* external mode: schemas kept */
@@ -109,9 +110,9 @@ struct st_sg_registry_t {
     int thread_started;
     atomic_int stopping;
     atomic_int ready;
-    int64_t next_offset; /* registry thread: next offset to apply */
-    int64_t start_high;  /* high watermark at start: the readiness target */
-    int ignored_logged;  /* a malformed record was logged */
+    int64_t next_offset;        /* registry thread: next offset to apply */
+    int64_t start_high;         /* high watermark at start: the readiness target */
+    sg_log_once_t ignored_once; /* a malformed record was logged */
     pthread_mutex_t ops_mutex;
     sg_reg_op_t *ops_head, *ops_tail;
     sg_reg_op_t *inflight; /* registry thread only */

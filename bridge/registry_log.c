@@ -100,7 +100,7 @@ int sg_registry_config_record(const char *subject, sg_compat_t level, int clear,
 static void log_ignored(sg_registry_t *reg, int64_t offset, const char *why)
 {
     /* Lost races are normal; only malformed records are worth a line, and only the first. */
-    if (reg->ignored_logged++ == 0)
+    if (sg_log_once(&reg->ignored_once, 0))
         sg_log_warn("registry: %s offset %lld ignored: %s (logged once)", SG_REGISTRY_TOPIC, (long long)offset, why);
 }
 
