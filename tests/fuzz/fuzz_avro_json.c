@@ -1,5 +1,5 @@
 /*
- * libFuzzer target for the JSON -> Avro converter and the Avro decoder (bridge/codec/avro_json.c).
+ * libFuzzer target for the JSON -> Avro converter and the Avro decoder (bridge/codec/avro_*.c).
  *
  * The first input byte picks one of a fixed set of schemas that together cover every type the
  * converter supports; the rest of the input is tried two ways:

@@ -1,5 +1,5 @@
 /*
- * Unit tests for the JSON <-> Avro converter and the Confluent framing (bridge/codec/avro_json.c, frame.c).
+ * Unit tests for the JSON <-> Avro converter and the Confluent framing (bridge/codec/avro_*.c, frame.c).
  *
  * Round trips compare the decoded JSON with an expected document (json_equal), rejections
  * assert the exact JSON pointer and message, and one test pins the encoding to hand-computed

@@ -1,5 +1,5 @@
 /*
- * Interop of the JSON <-> Avro converter (bridge/codec/avro_json.c) with an independent
+ * Interop of the JSON <-> Avro converter (bridge/codec/avro_*.c) with an independent
  * implementation: the Apache Avro Python library (python3-avro), driven through
  * tests/integration/py_avro.py, in the Confluent wire format.
  *
