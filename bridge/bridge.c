@@ -16,9 +16,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
-#include <time.h>
 
 #include <librdkafka/rdkafka.h>
+
+#include "sg_base.h"
+#include "sg_log.h"
 
 #define SG_BRIDGE_POLL_MS 100
 #define SG_BRIDGE_METADATA_TIMEOUT_MS 2000
@@ -93,11 +95,6 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opa
     bridge->delivery_cb(msg->_private, &delivery);
 }
 
-static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-    fprintf(stderr, "streamgate: kafka: %s: %s\n", fac, buf);
-}
-
 static void fetch_metadata(sg_bridge_t *bridge)
 {
     while (!atomic_load(&bridge->stopping)) {
@@ -109,12 +106,12 @@ static void fetch_metadata(sg_bridge_t *bridge)
                 for (int t = 0; t < md->topic_cnt && !found; ++t)
                     found = strcmp(md->topics[t].topic, bridge->topics[i].name) == 0 && md->topics[t].err == 0;
                 if (!found)
-                    fprintf(stderr, "streamgate: warning: topic %s does not exist (yet) in the cluster\n", bridge->topics[i].name);
+                    sg_log_warn("topic %s does not exist (yet) in the cluster", bridge->topics[i].name);
             }
             rd_kafka_metadata_destroy(md);
             return;
         }
-        fprintf(stderr, "streamgate: kafka metadata: %s (retrying)\n", rd_kafka_err2str(rkerr));
+        sg_log_warn("kafka metadata: %s (retrying)", rd_kafka_err2str(rkerr));
         rd_kafka_poll(bridge->rk, SG_BRIDGE_POLL_MS);
     }
 }
@@ -132,11 +129,7 @@ static void on_queue_event(rd_kafka_t *rk, void *opaque)
  * queue becoming non-empty, so callers must drain the queues completely after each wake-up. */
 static void wait_for_work(sg_bridge_t *bridge, int timeout_ms)
 {
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_nsec += (long)timeout_ms * 1000000L;
-    deadline.tv_sec += deadline.tv_nsec / 1000000000L;
-    deadline.tv_nsec %= 1000000000L;
+    struct timespec deadline = sg_bridge_deadline(timeout_ms);
     pthread_mutex_lock(&bridge->wake_mutex);
     while (!bridge->woken && !atomic_load(&bridge->stopping))
         if (pthread_cond_timedwait(&bridge->wake_cond, &bridge->wake_mutex, &deadline) != 0)
@@ -145,28 +138,37 @@ static void wait_for_work(sg_bridge_t *bridge, int timeout_ms)
     pthread_mutex_unlock(&bridge->wake_mutex);
 }
 
-static int reads_partition(const sg_bridge_t *bridge, size_t t, int32_t partition)
+/* The partitions of reply topic t this instance reads: all of them, unless every route replying
+ * on the topic pins its own (then the union of the pins). */
+typedef struct {
+    const sg_bridge_t *bridge;
+    size_t t;
+} sg_reply_topic_ref_t;
+
+static int reads_partition(void *ctx, const char *topic, int32_t partition)
 {
-    if (bridge->reply_topics[t].all)
+    const sg_reply_topic_ref_t *ref = ctx;
+    const sg_bridge_t *bridge = ref->bridge;
+    if (bridge->reply_topics[ref->t].all)
         return 1;
     for (size_t r = 0; r < bridge->conf->n_routes; ++r)
-        for (size_t p = 0; p < bridge->reply_topics[t].n_pins[r]; ++p)
-            if (bridge->reply_topics[t].pins[r][p] == partition)
+        for (size_t p = 0; p < bridge->reply_topics[ref->t].n_pins[r]; ++p)
+            if (bridge->reply_topics[ref->t].pins[r][p] == partition)
                 return 1;
     return 0;
 }
 
 /* A pinned partition the topic does not have is a configuration error worth saying out loud. */
-static int pins_exist(const sg_bridge_t *bridge, size_t t, const struct rd_kafka_metadata_topic *md)
+static int pins_exist(const sg_bridge_t *bridge, size_t t, const sg_assign_topic_t *topic)
 {
     for (size_t r = 0; r < bridge->conf->n_routes; ++r) {
         for (size_t p = 0; p < bridge->reply_topics[t].n_pins[r]; ++p) {
             int found = 0;
-            for (int k = 0; k < md->partition_cnt && !found; ++k)
-                found = md->partitions[k].id == bridge->reply_topics[t].pins[r][p];
+            for (size_t k = 0; k < topic->n_parts && !found; ++k)
+                found = topic->parts[k].partition == bridge->reply_topics[t].pins[r][p];
             if (!found) {
-                fprintf(stderr, "streamgate: routes[%zu].reply.partitions: topic %s has no partition %d (retrying)\n", r, md->topic,
-                        (int)bridge->reply_topics[t].pins[r][p]);
+                sg_log_warn("routes[%zu].reply.partitions: topic %s has no partition %d (retrying)", r, topic->name,
+                            (int)bridge->reply_topics[t].pins[r][p]);
                 return 0;
             }
         }
@@ -174,49 +176,31 @@ static int pins_exist(const sg_bridge_t *bridge, size_t t, const struct rd_kafka
     return 1;
 }
 
-/* Assigns the reply partitions this instance reads (all of them unless routes pin theirs) at
- * their high watermarks, read now: a reply to a request produced after this point cannot be
- * missed, and no consumer group means no rebalance can ever pause the stream. Returns 0, or -1
- * to be retried. */
+/* Assigns the reply partitions this instance reads at their high watermarks, read now: a reply
+ * to a request produced after this point cannot be missed, and no consumer group means no
+ * rebalance can ever pause the stream. Returns 0, or -1 to be retried. */
 static int assign_replies(sg_bridge_t *bridge)
 {
-    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(16);
+    sg_assign_topic_t *topics = sg_calloc(bridge->n_reply_topics, sizeof(*topics));
+    char err[512];
     int rc = 0;
-    for (size_t i = 0; i < bridge->n_reply_topics && rc == 0; ++i) {
-        const char *name = bridge->reply_topics[i].name;
-        rd_kafka_topic_t *rkt = rd_kafka_topic_new(bridge->consumer, name, NULL);
-        const struct rd_kafka_metadata *md = NULL;
-        rd_kafka_resp_err_t rkerr = rd_kafka_metadata(bridge->consumer, 0, rkt, &md, SG_BRIDGE_METADATA_TIMEOUT_MS);
-        if (rkerr != RD_KAFKA_RESP_ERR_NO_ERROR || md->topic_cnt != 1 || md->topics[0].err != 0 ||
-            md->topics[0].partition_cnt == 0) {
-            fprintf(stderr, "streamgate: reply topic %s: %s (retrying)\n", name,
-                    rkerr ? rd_kafka_err2str(rkerr)
-                          : rd_kafka_err2str(md->topic_cnt == 1 && md->topics[0].err ? md->topics[0].err
-                                                                                     : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC));
+    for (size_t t = 0; t < bridge->n_reply_topics && rc == 0; ++t) {
+        sg_reply_topic_ref_t ref = {bridge, t};
+        if (sg_assign_describe(bridge->consumer, bridge->reply_topics[t].name, reads_partition, &ref, SG_BRIDGE_METADATA_TIMEOUT_MS,
+                               &bridge->stopping, &topics[t], err, sizeof(err)) != 0) {
+            sg_log_warn("reply %s (retrying)", err);
+            rc = -1;
+        } else if (!pins_exist(bridge, t, &topics[t])) {
             rc = -1;
         }
-        if (rc == 0 && !pins_exist(bridge, i, &md->topics[0]))
-            rc = -1;
-        for (int p = 0; rc == 0 && p < md->topics[0].partition_cnt; ++p) {
-            int32_t partition = md->topics[0].partitions[p].id;
-            if (!reads_partition(bridge, i, partition))
-                continue;
-            int64_t low, high;
-            rkerr = rd_kafka_query_watermark_offsets(bridge->consumer, name, partition, &low, &high, SG_BRIDGE_METADATA_TIMEOUT_MS);
-            if (rkerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
-                fprintf(stderr, "streamgate: reply topic %s [%d]: %s (retrying)\n", name, (int)partition, rd_kafka_err2str(rkerr));
-                rc = -1;
-                break;
-            }
-            rd_kafka_topic_partition_list_add(parts, name, partition)->offset = high;
-        }
-        if (md != NULL)
-            rd_kafka_metadata_destroy(md);
-        rd_kafka_topic_destroy(rkt);
     }
-    if (rc == 0 && rd_kafka_assign(bridge->consumer, parts) != RD_KAFKA_RESP_ERR_NO_ERROR)
+    /* describe starts every wanted partition at its high watermark: what the replies need */
+    if (rc == 0 && sg_assign_apply(bridge->consumer, topics, bridge->n_reply_topics, err, sizeof(err)) != 0) {
+        sg_log_warn("reply consumer: %s (retrying)", err);
         rc = -1;
-    rd_kafka_topic_partition_list_destroy(parts);
+    }
+    sg_assign_dispose(topics, bridge->n_reply_topics);
+    free(topics);
     return rc;
 }
 
@@ -264,7 +248,7 @@ static void serve_replies(sg_bridge_t *bridge)
                 rd_kafka_header_get_last(hdrs, "kafka_correlationId", &reply.correlation_id, &reply.correlation_len);
             bridge->reply_cb(bridge->reply_ctx, &reply);
         } else if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            fprintf(stderr, "streamgate: reply consumer: %s\n", rd_kafka_message_errstr(msg));
+            sg_log_warn("reply consumer: %s", rd_kafka_message_errstr(msg));
         }
         rd_kafka_message_destroy(msg);
     }
@@ -303,26 +287,12 @@ static void *bridge_main(void *arg)
     return NULL;
 }
 
-static rd_kafka_conf_t *client_conf(const sg_conf_t *conf, const char *bootstraps, char *err, size_t errlen)
-{
-    rd_kafka_conf_t *rkconf = rd_kafka_conf_new();
-    if (sg_kafka_conf_set(rkconf, "bootstrap.servers", bootstraps, err, errlen) ||
-        sg_kafka_conf_set(rkconf, "client.id", "streamgate", err, errlen)) {
-        rd_kafka_conf_destroy(rkconf);
-        return NULL;
-    }
-    rd_kafka_conf_set_log_cb(rkconf, on_log);
-    return rkconf;
-}
-
 /* Reply topics and the partitions this instance reads: every partition, unless every route
  * replying on the topic pins its own set (then the union of those sets). */
 static void collect_reply_topics(sg_bridge_t *bridge)
 {
     const sg_conf_t *conf = bridge->conf;
-    bridge->reply_topics = calloc(conf->n_routes + 1, sizeof(*bridge->reply_topics));
-    if (bridge->reply_topics == NULL)
-        abort();
+    bridge->reply_topics = sg_calloc(conf->n_routes + 1, sizeof(*bridge->reply_topics));
     for (size_t i = 0; i < conf->n_routes; ++i) {
         const sg_route_conf_t *route = &conf->routes[i];
         if (!route->has_reply)
@@ -332,10 +302,8 @@ static void collect_reply_topics(sg_bridge_t *bridge)
             ++t;
         if (t == bridge->n_reply_topics) {
             bridge->reply_topics[t].name = route->reply.topic;
-            bridge->reply_topics[t].pins = calloc(conf->n_routes, sizeof(*bridge->reply_topics[t].pins));
-            bridge->reply_topics[t].n_pins = calloc(conf->n_routes, sizeof(*bridge->reply_topics[t].n_pins));
-            if (bridge->reply_topics[t].pins == NULL || bridge->reply_topics[t].n_pins == NULL)
-                abort();
+            bridge->reply_topics[t].pins = sg_calloc(conf->n_routes, sizeof(*bridge->reply_topics[t].pins));
+            bridge->reply_topics[t].n_pins = sg_calloc(conf->n_routes, sizeof(*bridge->reply_topics[t].n_pins));
             ++bridge->n_reply_topics;
         }
         if (route->reply.n_partitions == 0)
@@ -347,25 +315,17 @@ static void collect_reply_topics(sg_bridge_t *bridge)
 
 static int create_consumer(sg_bridge_t *bridge, const char *bootstraps, char *err, size_t errlen)
 {
-    rd_kafka_conf_t *rkconf = client_conf(bridge->conf, bootstraps, err, errlen);
+    rd_kafka_conf_t *rkconf = sg_kafka_conf_new(bootstraps, "streamgate", err, errlen);
     if (rkconf == NULL)
         return -1;
-    /* No group is joined (partitions are assigned), so group.id only names the client; a small
-     * fetch wait bounds how long a reply can sit in the broker before we see it. */
-    if (sg_kafka_conf_set(rkconf, "group.id", "streamgate-replies", err, errlen) ||
-        sg_kafka_conf_set(rkconf, "enable.auto.commit", "false", err, errlen) ||
-        sg_kafka_conf_set(rkconf, "enable.partition.eof", "false", err, errlen) ||
-        sg_kafka_conf_set(rkconf, "fetch.wait.max.ms", "10", err, errlen) ||
+    /* The small fetch wait bounds how long a reply can sit in the broker before we see it. */
+    if (sg_kafka_conf_assigning_consumer(rkconf, "streamgate-replies", 0, err, errlen) ||
         sg_kafka_conf_apply(rkconf, bridge->conf, err, errlen)) {
         rd_kafka_conf_destroy(rkconf);
         return -1;
     }
-    char rkerr[512];
-    if ((bridge->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, rkconf, rkerr, sizeof(rkerr))) == NULL) {
-        snprintf(err, errlen, "kafka reply consumer: %s", rkerr);
-        rd_kafka_conf_destroy(rkconf);
+    if ((bridge->consumer = sg_kafka_new(RD_KAFKA_CONSUMER, rkconf, "kafka reply consumer", err, errlen)) == NULL)
         return -1;
-    }
     rd_kafka_poll_set_consumer(bridge->consumer);
     bridge->consumer_queue = rd_kafka_queue_get_consumer(bridge->consumer);
     rd_kafka_queue_cb_event_enable(bridge->consumer_queue, on_queue_event, bridge);
@@ -375,9 +335,7 @@ static int create_consumer(sg_bridge_t *bridge, const char *bootstraps, char *er
 sg_bridge_t *sg_bridge_create(const sg_conf_t *conf, const char *bootstraps, sg_bridge_delivery_cb delivery_cb,
                               sg_bridge_reply_cb reply_cb, char *err, size_t errlen)
 {
-    sg_bridge_t *bridge = calloc(1, sizeof(*bridge));
-    if (bridge == NULL)
-        abort();
+    sg_bridge_t *bridge = sg_calloc(1, sizeof(*bridge));
     bridge->conf = conf;
     bridge->delivery_cb = delivery_cb;
     bridge->reply_cb = reply_cb;
@@ -385,27 +343,23 @@ sg_bridge_t *sg_bridge_create(const sg_conf_t *conf, const char *bootstraps, sg_
     pthread_cond_init(&bridge->wake_cond, NULL);
     collect_reply_topics(bridge);
 
-    rd_kafka_conf_t *rkconf = client_conf(conf, bootstraps, err, errlen);
+    rd_kafka_conf_t *rkconf = sg_kafka_conf_new(bootstraps, "streamgate", err, errlen);
     if (rkconf == NULL) {
         sg_bridge_destroy(bridge);
         return NULL;
     }
-    char num[32];
     /* Defaults first, so that kafka.properties can override any of them. linger.ms=0: any
      * non-zero linger costs a request ~1.3 ms even when idle (the broker thread's poll timeout
      * has millisecond granularity), while under load the messages that queue up behind the
      * in-flight ProduceRequests are batched anyway. Measured with wrk on the embedded cluster:
      * p50 at 1 connection 0.16 ms (linger 0) vs 1.36 ms (linger 0.1..1); req/s at 64 connections
      * the same within noise. */
-    snprintf(num, sizeof(num), "%lld", (long long)conf->kafka.produce_timeout_ms);
     uint64_t max_bytes = conf->limits.body_bytes + conf->limits.header_bytes + 65536;
     if (max_bytes < 1000000)
         max_bytes = 1000000;
     char maxnum[32];
     snprintf(maxnum, sizeof(maxnum), "%llu", (unsigned long long)max_bytes);
-    if (sg_kafka_conf_set(rkconf, "enable.idempotence", "true", err, errlen) ||
-        sg_kafka_conf_set(rkconf, "acks", "all", err, errlen) || sg_kafka_conf_set(rkconf, "linger.ms", "0", err, errlen) ||
-        sg_kafka_conf_set(rkconf, "message.timeout.ms", num, err, errlen) ||
+    if (sg_kafka_conf_durable_producer(rkconf, conf->kafka.produce_timeout_ms, err, errlen) ||
         sg_kafka_conf_set(rkconf, "message.max.bytes", maxnum, err, errlen) ||
         sg_kafka_conf_set(rkconf, "queue.buffering.max.messages", "1000000", err, errlen) ||
         sg_kafka_conf_apply(rkconf, conf, err, errlen))
@@ -413,11 +367,9 @@ sg_bridge_t *sg_bridge_create(const sg_conf_t *conf, const char *bootstraps, sg_
     rd_kafka_conf_set_dr_msg_cb(rkconf, on_delivery);
     rd_kafka_conf_set_opaque(rkconf, bridge);
 
-    char rkerr[512];
-    bridge->rk = rd_kafka_new(RD_KAFKA_PRODUCER, rkconf, rkerr, sizeof(rkerr));
-    if (bridge->rk == NULL) {
-        snprintf(err, errlen, "kafka producer: %s", rkerr);
-        goto fail_conf;
+    if ((bridge->rk = sg_kafka_new(RD_KAFKA_PRODUCER, rkconf, "kafka producer", err, errlen)) == NULL) {
+        sg_bridge_destroy(bridge);
+        return NULL;
     }
     bridge->producer_queue = rd_kafka_queue_get_main(bridge->rk);
     rd_kafka_queue_cb_event_enable(bridge->producer_queue, on_queue_event, bridge);
@@ -441,7 +393,7 @@ int sg_bridge_start(sg_bridge_t *bridge, void *reply_ctx, char *err, size_t errl
 {
     bridge->reply_ctx = reply_ctx;
     if (pthread_create(&bridge->thread, NULL, bridge_main, bridge) != 0) {
-        snprintf(err, errlen, "cannot start the bridge thread");
+        sg_errf(err, errlen, "cannot start the bridge thread");
         return -1;
     }
     bridge->thread_started = 1;
@@ -454,15 +406,12 @@ sg_bridge_topic_t *sg_bridge_topic(sg_bridge_t *bridge, const char *name)
         if (strcmp(bridge->topics[i].name, name) == 0)
             return &bridge->topics[i];
     /* Handles are created before the loops start, so growing the array here is safe. */
-    sg_bridge_topic_t *grown = realloc(bridge->topics, (bridge->n_topics + 1) * sizeof(*grown));
-    if (grown == NULL)
-        abort();
-    bridge->topics = grown;
+    bridge->topics = sg_reallocarray(bridge->topics, bridge->n_topics + 1, sizeof(*bridge->topics));
     sg_bridge_topic_t *topic = &bridge->topics[bridge->n_topics++];
-    topic->name = strdup(name);
-    topic->rkt = rd_kafka_topic_new(bridge->rk, name, NULL);
-    if (topic->name == NULL || topic->rkt == NULL)
-        abort();
+    topic->name = sg_strdup(name);
+    /* NULL only for an invalid name or out of memory; names come from the validated config */
+    if ((topic->rkt = rd_kafka_topic_new(bridge->rk, name, NULL)) == NULL)
+        sg_oom();
     return topic;
 }
 
@@ -471,16 +420,14 @@ int sg_bridge_create_topics(sg_bridge_t *bridge, int64_t timeout_ms, char *err, 
     const sg_conf_t *conf = bridge->conf;
     if (conf->n_topics == 0)
         return 0;
-    rd_kafka_NewTopic_t **newtopics = calloc(conf->n_topics, sizeof(*newtopics));
-    if (newtopics == NULL)
-        abort();
+    rd_kafka_NewTopic_t **newtopics = sg_calloc(conf->n_topics, sizeof(*newtopics));
     int rc = -1;
     char rkerr[512];
     for (size_t i = 0; i < conf->n_topics; ++i) {
         newtopics[i] = rd_kafka_NewTopic_new(conf->topics[i].name, conf->topics[i].partitions, conf->topics[i].replication, rkerr,
                                              sizeof(rkerr));
         if (newtopics[i] == NULL) {
-            snprintf(err, errlen, "topics[%zu]: %s", i, rkerr);
+            sg_errf(err, errlen, "topics[%zu]: %s", i, rkerr);
             goto done;
         }
     }
@@ -490,9 +437,9 @@ int sg_bridge_create_topics(sg_bridge_t *bridge, int64_t timeout_ms, char *err, 
     rd_kafka_CreateTopics(bridge->rk, newtopics, conf->n_topics, options, queue);
     rd_kafka_event_t *event = rd_kafka_queue_poll(queue, (int)timeout_ms + 1000);
     if (event == NULL) {
-        snprintf(err, errlen, "kafka.create_topics: no answer within %lld ms", (long long)timeout_ms);
+        sg_errf(err, errlen, "kafka.create_topics: no answer within %lld ms", (long long)timeout_ms);
     } else if (rd_kafka_event_error(event)) {
-        snprintf(err, errlen, "kafka.create_topics: %s", rd_kafka_event_error_string(event));
+        sg_errf(err, errlen, "kafka.create_topics: %s", rd_kafka_event_error_string(event));
     } else {
         const rd_kafka_CreateTopics_result_t *result = rd_kafka_event_CreateTopics_result(event);
         size_t n = 0;
@@ -501,9 +448,9 @@ int sg_bridge_create_topics(sg_bridge_t *bridge, int64_t timeout_ms, char *err, 
         for (size_t i = 0; i < n && rc == 0; ++i) {
             rd_kafka_resp_err_t terr = rd_kafka_topic_result_error(results[i]);
             if (terr != RD_KAFKA_RESP_ERR_NO_ERROR && terr != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
-                snprintf(err, errlen, "kafka.create_topics: topic %s: %s", rd_kafka_topic_result_name(results[i]),
-                         rd_kafka_topic_result_error_string(results[i]) ? rd_kafka_topic_result_error_string(results[i])
-                                                                        : rd_kafka_err2str(terr));
+                sg_errf(err, errlen, "kafka.create_topics: topic %s: %s", rd_kafka_topic_result_name(results[i]),
+                        rd_kafka_topic_result_error_string(results[i]) ? rd_kafka_topic_result_error_string(results[i])
+                                                                       : rd_kafka_err2str(terr));
                 rc = -1;
             }
         }

@@ -6,12 +6,14 @@
  */
 #include "sg_cluster.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
+
+#include "bridge_int.h"
+#include "sg_base.h"
 
 struct st_sg_cluster_t {
     rd_kafka_t *rk;
@@ -22,7 +24,7 @@ struct st_sg_cluster_t {
 sg_cluster_t *sg_cluster_create(int brokers, char *err, size_t errlen)
 {
     if (brokers < 1 || brokers > 16) {
-        snprintf(err, errlen, "embedded cluster: brokers must be 1..16, not %d", brokers);
+        sg_errf(err, errlen, "embedded cluster: brokers must be 1..16, not %d", brokers);
         return NULL;
     }
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -30,25 +32,21 @@ sg_cluster_t *sg_cluster_create(int brokers, char *err, size_t errlen)
     /* The handle only hosts the mock; keep it quiet and away from any real network. */
     if (rd_kafka_conf_set(conf, "bootstrap.servers", "", rkerr, sizeof(rkerr)) != RD_KAFKA_CONF_OK ||
         rd_kafka_conf_set(conf, "log_level", "3", rkerr, sizeof(rkerr)) != RD_KAFKA_CONF_OK) {
-        snprintf(err, errlen, "embedded cluster: %s", rkerr);
+        sg_errf(err, errlen, "embedded cluster: %s", rkerr);
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rkerr, sizeof(rkerr));
-    if (rk == NULL) {
-        snprintf(err, errlen, "embedded cluster: %s", rkerr);
-        rd_kafka_conf_destroy(conf);
+    sg_kafka_conf_set_log(conf);
+    rd_kafka_t *rk = sg_kafka_new(RD_KAFKA_PRODUCER, conf, "embedded cluster", err, errlen);
+    if (rk == NULL)
         return NULL;
-    }
     rd_kafka_mock_cluster_t *mock = rd_kafka_mock_cluster_new(rk, brokers);
     if (mock == NULL) {
-        snprintf(err, errlen, "embedded cluster: could not start the mock brokers");
+        sg_errf(err, errlen, "embedded cluster: could not start the mock brokers");
         rd_kafka_destroy(rk);
         return NULL;
     }
-    sg_cluster_t *cluster = calloc(1, sizeof(*cluster));
-    if (cluster == NULL)
-        abort();
+    sg_cluster_t *cluster = sg_calloc(1, sizeof(*cluster));
     cluster->rk = rk;
     cluster->mock = mock;
     cluster->brokers = brokers;
@@ -63,7 +61,7 @@ int sg_cluster_create_topic(sg_cluster_t *cluster, const char *name, int32_t par
         replication = 1;
     rd_kafka_resp_err_t rkerr = rd_kafka_mock_topic_create(cluster->mock, name, partitions, replication);
     if (rkerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        snprintf(err, errlen, "embedded cluster: topic %s: %s", name, rd_kafka_err2str(rkerr));
+        sg_errf(err, errlen, "embedded cluster: topic %s: %s", name, rd_kafka_err2str(rkerr));
         return -1;
     }
     return 0;
@@ -73,7 +71,7 @@ static int check(rd_kafka_resp_err_t rkerr, const char *what, char *err, size_t 
 {
     if (rkerr == RD_KAFKA_RESP_ERR_NO_ERROR)
         return 0;
-    snprintf(err, errlen, "embedded cluster: %s: %s", what, rd_kafka_err2str(rkerr));
+    sg_errf(err, errlen, "embedded cluster: %s: %s", what, rd_kafka_err2str(rkerr));
     return -1;
 }
 

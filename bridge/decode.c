@@ -1,20 +1,16 @@
 /*
- * Confluent-framed Avro values to JSON text (see sg_decode.h).
+ * Confluent-framed Avro values to JSON text (sg_decode.h): the codec does the bytes, the registry
+ * knows the schema ids.
  */
 #include "sg_decode.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
 
 #include "sg_avro.h"
-
-int sg_decode_is_framed(const void *data, size_t len)
-{
-    return data != NULL && len >= SG_AVRO_FRAME_HEADER && ((const unsigned char *)data)[0] == 0;
-}
+#include "sg_base.h"
 
 int sg_decode_framed(sg_registry_t *reg, const void *data, size_t len, char **json, size_t *json_len, uint32_t *schema_id,
                      char *err, size_t errlen)
@@ -22,26 +18,20 @@ int sg_decode_framed(sg_registry_t *reg, const void *data, size_t len, char **js
     const void *payload;
     size_t payload_len;
     *schema_id = 0;
-    if (sg_avro_unframe(data, len, schema_id, &payload, &payload_len) != 0) {
-        snprintf(err, errlen, "not in the Confluent wire format");
-        return -1;
-    }
+    if (sg_avro_unframe(data, len, schema_id, &payload, &payload_len) != 0)
+        return sg_errf(err, errlen, "not in the Confluent wire format");
     char why[256] = "unknown schema id";
     const sg_registry_schema_t *schema = reg != NULL ? sg_registry_fetch(reg, *schema_id, why, sizeof(why)) : NULL;
-    if (schema == NULL) {
-        snprintf(err, errlen, "schema id %u: %s", (unsigned)*schema_id, why);
-        return -1;
-    }
+    if (schema == NULL)
+        return sg_errf(err, errlen, "schema id %u: %s", (unsigned)*schema_id, why);
     json_t *value = NULL;
-    if (sg_avro_to_json(sg_registry_schema_avro(schema), payload, payload_len, &value, why, sizeof(why)) != 0) {
-        snprintf(err, errlen, "schema id %u: the Avro data does not decode: %s", (unsigned)*schema_id, why);
-        return -1;
-    }
+    if (sg_avro_to_json(sg_registry_schema_avro(schema), payload, payload_len, &value, why, sizeof(why)) != 0)
+        return sg_errf(err, errlen, "schema id %u: the Avro data does not decode: %s", (unsigned)*schema_id, why);
     /* Bytes may hold zero bytes: the JSON text escapes them (\u0000), so it stays one string. */
     char *text = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
     json_decref(value);
     if (text == NULL)
-        abort();
+        sg_oom();
     *json = text;
     *json_len = strlen(text);
     return 0;

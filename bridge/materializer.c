@@ -1,5 +1,5 @@
 /*
- * The materializer: Kafka topics in, table batches out (DESIGN §4).
+ * The materializer: Kafka topics in, table batches out (bridge/README.md, "Tables").
  *
  * Design: one consumer, no consumer group (partitions are assigned, so no rebalance can pause a
  * table), and one thread that is the only writer of the tables. Tables on the same topic share
@@ -22,9 +22,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
-#include <time.h>
 
 #include <librdkafka/rdkafka.h>
+
+#include "sg_base.h"
+#include "sg_log.h"
 
 #define SG_MAT_POLL_MS 100 /* longest wait for a first record; bounds stop latency */
 #define SG_MAT_METADATA_TIMEOUT_MS 2000
@@ -68,10 +70,13 @@ typedef struct st_sg_mat_latest_t {
 
 typedef struct {
     sg_table_batch_t *batch;
-    int dirty;       /* the batch has rows or advanced positions to commit */
-    int warned_put;  /* an unusable record was logged for this table */
-    int warned_json; /* a value that is not JSON was logged for this table */
+    int dirty; /* the batch has rows or advanced positions to commit */
 } sg_mat_table_t;
+
+/* Causes of skipped records in table_once, each logged once per table (table index in the low
+ * bits; records without a key once in all). */
+enum { SG_MAT_SKIP_UNUSABLE = 1, SG_MAT_SKIP_NOT_JSON = 2, SG_MAT_SKIP_NO_KEY = 3 };
+#define SG_MAT_CAUSE(kind, table) ((uint64_t)(kind) << 32 | (uint64_t)(table))
 
 struct st_sg_materializer_t {
     const sg_conf_t *conf;
@@ -93,11 +98,10 @@ struct st_sg_materializer_t {
     uint64_t applied;
     uint64_t applied_at_log;
     int64_t started_ms, logged_ms;
-    uint64_t null_keys;
-    atomic_ullong skipped;   /* records not applied: not JSON, undecodable, over the limits */
-    sg_registry_t *registry; /* decodes Confluent-framed values; may be NULL */
-    uint32_t warned_ids[64]; /* schema ids whose undecodable records were logged */
-    size_t n_warned_ids;
+    atomic_ullong skipped;          /* records not applied: not JSON, undecodable, over the limits */
+    sg_registry_t *registry;        /* decodes Confluent-framed values; may be NULL */
+    sg_log_once_t undecodable_once; /* by schema id */
+    sg_log_once_t table_once;       /* by SG_MAT_CAUSE */
     /* Partitions per topic as of the last setup, for the watermark query thread. */
     pthread_mutex_t parts_lock;
     sg_mat_known_t *known; /* per topic */
@@ -109,27 +113,6 @@ struct st_sg_materializer_t {
     int latest_started;
 };
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-    fprintf(stderr, "streamgate: kafka: %s: %s\n", fac, buf);
-}
-
-static void sleep_ms(sg_materializer_t *m, int ms)
-{
-    /* Short steps, so a stop request is seen quickly. */
-    for (int slept = 0; slept < ms && !atomic_load(&m->stopping); slept += 10) {
-        struct timespec ts = {0, 10 * 1000000L};
-        nanosleep(&ts, NULL);
-    }
-}
-
 static void destroy_batches(sg_materializer_t *m)
 {
     for (size_t i = 0; i < m->conf->n_tables; ++i) {
@@ -140,16 +123,15 @@ static void destroy_batches(sg_materializer_t *m)
 }
 
 /* Resets table i when its source is not cluster_id or a stored position lies beyond the end of
- * its partition (high watermarks in highs, per partition of md). Returns 0 or -1 (retry). */
-static int check_table(sg_materializer_t *m, size_t i, const char *cluster_id, const char *topic,
-                       const struct rd_kafka_metadata_topic *md, const int64_t *highs)
+ * its partition (the topic as described). Returns 0 or -1 (retry). */
+static int check_table(sg_materializer_t *m, size_t i, const char *cluster_id, const sg_assign_topic_t *topic)
 {
     const char *name = m->conf->tables[i].name;
     char err[512];
     char *source = NULL;
     int rc = sg_tables_get_source(m->tables, name, &source, err, sizeof(err));
     if (rc < 0) {
-        fprintf(stderr, "streamgate: table %s: %s (retrying)\n", name, err);
+        sg_log_warn("table %s: %s (retrying)", name, err);
         return -1;
     }
     int fresh = rc == 1;
@@ -158,41 +140,66 @@ static int check_table(sg_materializer_t *m, size_t i, const char *cluster_id, c
         reason = "new table";
     else if (strcmp(source, cluster_id) != 0)
         reason = "the Kafka cluster id changed";
-    for (int p = 0; reason == NULL && p < md->partition_cnt; ++p) {
+    for (size_t p = 0; reason == NULL && p < topic->n_parts; ++p) {
         int64_t next_offset;
-        rc = sg_tables_position(m->tables, name, topic, md->partitions[p].id, &next_offset, NULL, err, sizeof(err));
+        rc = sg_tables_position(m->tables, name, topic->name, topic->parts[p].partition, &next_offset, NULL, err, sizeof(err));
         if (rc < 0) {
             free(source);
-            fprintf(stderr, "streamgate: table %s: %s (retrying)\n", name, err);
+            sg_log_warn("table %s: %s (retrying)", name, err);
             return -1;
         }
-        if (rc == 0 && next_offset > highs[p])
+        if (rc == 0 && next_offset > topic->parts[p].high)
             reason = "a stored position is beyond the end of the topic";
     }
     free(source);
     if (reason == NULL)
         return 0;
     if (sg_tables_reset(m->tables, name, cluster_id, err, sizeof(err)) != 0) {
-        fprintf(stderr, "streamgate: table %s: %s (retrying)\n", name, err);
+        sg_log_warn("table %s: %s (retrying)", name, err);
         return -1;
     }
     if (!fresh)
-        fprintf(stderr, "streamgate: rebuilding table %s from the beginning (%s)\n", name, reason);
+        sg_log_warn("rebuilding table %s from the beginning (%s)", name, reason);
     return 0;
 }
 
 /* Makes topic t's partitions visible to the watermark query thread. */
-static void publish_known(sg_materializer_t *m, size_t t, const struct rd_kafka_metadata_topic *md)
+static void publish_known(sg_materializer_t *m, size_t t, const sg_assign_topic_t *topic)
 {
-    int32_t *partitions = calloc((size_t)md->partition_cnt, sizeof(*partitions));
-    if (partitions == NULL)
-        abort();
-    for (int p = 0; p < md->partition_cnt; ++p)
-        partitions[p] = md->partitions[p].id;
+    int32_t *partitions = sg_calloc(topic->n_parts, sizeof(*partitions));
+    for (size_t p = 0; p < topic->n_parts; ++p)
+        partitions[p] = topic->parts[p].partition;
     pthread_mutex_lock(&m->parts_lock);
     free(m->known[t].partitions);
-    m->known[t] = (sg_mat_known_t){partitions, (size_t)md->partition_cnt};
+    m->known[t] = (sg_mat_known_t){partitions, topic->n_parts};
     pthread_mutex_unlock(&m->parts_lock);
+}
+
+/* Where a partition of topic t starts: the lowest stored position of the topic's tables, or the
+ * first record there is when retention removed what lies below. Returns 0 or -1 (retry). */
+static int plan_partition(sg_materializer_t *m, size_t t, sg_assign_part_t *part)
+{
+    int64_t start = INT64_MAX;
+    for (size_t k = 0; k < m->topics[t].n_tables; ++k) {
+        const char *table = m->conf->tables[m->topics[t].tables[k]].name;
+        char err[512];
+        int64_t next_offset = 0;
+        if (sg_tables_position(m->tables, table, m->topics[t].name, part->partition, &next_offset, NULL, err, sizeof(err)) < 0) {
+            sg_log_warn("table %s: %s (retrying)", table, err);
+            return -1;
+        }
+        if (next_offset < start)
+            start = next_offset;
+    }
+    part->start = start <= part->low ? RD_KAFKA_OFFSET_BEGINNING : start;
+    m->parts = sg_reallocarray(m->parts, m->n_parts + 1, sizeof(*m->parts));
+    sg_mat_part_t *state = &m->parts[m->n_parts++];
+    state->topic = t;
+    state->partition = part->partition;
+    state->start_offset = start > part->low ? start : part->low;
+    state->start_high = part->high;
+    state->next = state->start_offset;
+    return 0;
 }
 
 /* Reads the cluster id and each topic's partitions and watermarks, resets tables that must be
@@ -209,94 +216,38 @@ static int setup(sg_materializer_t *m)
         rd_kafka_metadata_destroy(brokers);
     char *cluster_id = rd_kafka_clusterid(m->rk, SG_MAT_METADATA_TIMEOUT_MS);
     if (cluster_id == NULL) {
-        fprintf(stderr, "streamgate: tables: no Kafka cluster id yet (retrying)\n");
+        sg_log_warn("tables: no Kafka cluster id yet (retrying)");
         return -1;
     }
-    rd_kafka_topic_partition_list_t *assignment = rd_kafka_topic_partition_list_new(16);
+    sg_assign_topic_t *topics = sg_calloc(m->n_topics, sizeof(*topics));
+    char err[512];
     int rc = 0;
     for (size_t t = 0; t < m->n_topics && rc == 0 && !atomic_load(&m->stopping); ++t) {
-        const char *name = m->topics[t].name;
-        rd_kafka_topic_t *rkt = rd_kafka_topic_new(m->rk, name, NULL);
-        const struct rd_kafka_metadata *md = NULL;
-        rd_kafka_resp_err_t rkerr = rd_kafka_metadata(m->rk, 0, rkt, &md, SG_MAT_METADATA_TIMEOUT_MS);
-        if (rkerr == RD_KAFKA_RESP_ERR_NO_ERROR &&
-            (md->topic_cnt != 1 || md->topics[0].err != 0 || md->topics[0].partition_cnt == 0))
-            rkerr = md->topic_cnt == 1 && md->topics[0].err ? md->topics[0].err : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
-        if (rkerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            fprintf(stderr, "streamgate: table topic %s: %s (retrying)\n", name, rd_kafka_err2str(rkerr));
+        if (sg_assign_describe(m->rk, m->topics[t].name, NULL, NULL, SG_MAT_METADATA_TIMEOUT_MS, &m->stopping, &topics[t], err,
+                               sizeof(err)) != 0) {
+            sg_log_warn("table %s (retrying)", err);
             rc = -1;
         }
-        const struct rd_kafka_metadata_topic *mdt = rc == 0 ? &md->topics[0] : NULL;
-        int64_t *lows = NULL, *highs = NULL;
-        if (rc == 0) {
-            lows = calloc((size_t)mdt->partition_cnt, sizeof(*lows));
-            highs = calloc((size_t)mdt->partition_cnt, sizeof(*highs));
-            if (lows == NULL || highs == NULL)
-                abort();
-        }
-        for (int p = 0; rc == 0 && p < mdt->partition_cnt; ++p) {
-            rkerr = rd_kafka_query_watermark_offsets(m->rk, name, mdt->partitions[p].id, &lows[p], &highs[p],
-                                                     SG_MAT_METADATA_TIMEOUT_MS);
-            if (rkerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
-                fprintf(stderr, "streamgate: table topic %s [%d]: %s (retrying)\n", name, (int)mdt->partitions[p].id,
-                        rd_kafka_err2str(rkerr));
-                rc = -1;
-            }
-        }
         for (size_t k = 0; rc == 0 && k < m->topics[t].n_tables; ++k)
-            rc = check_table(m, m->topics[t].tables[k], cluster_id, name, mdt, highs);
-        for (int p = 0; rc == 0 && p < mdt->partition_cnt; ++p) {
-            int32_t partition = mdt->partitions[p].id;
-            int64_t start = INT64_MAX;
-            for (size_t k = 0; rc == 0 && k < m->topics[t].n_tables; ++k) {
-                char err[512];
-                int64_t next_offset = 0;
-                if (sg_tables_position(m->tables, m->conf->tables[m->topics[t].tables[k]].name, name, partition, &next_offset, NULL,
-                                       err, sizeof(err)) < 0) {
-                    fprintf(stderr, "streamgate: table %s: %s (retrying)\n", m->conf->tables[m->topics[t].tables[k]].name, err);
-                    rc = -1;
-                }
-                if (next_offset < start)
-                    start = next_offset;
-            }
-            if (rc != 0)
-                break;
-            /* Below the low watermark (retention removed it): start at the first record there is. */
-            int64_t offset = start <= lows[p] ? RD_KAFKA_OFFSET_BEGINNING : start;
-            rd_kafka_topic_partition_list_add(assignment, name, partition)->offset = offset;
-            m->parts = realloc(m->parts, (m->n_parts + 1) * sizeof(*m->parts));
-            if (m->parts == NULL)
-                abort();
-            sg_mat_part_t *part = &m->parts[m->n_parts++];
-            part->topic = t;
-            part->partition = partition;
-            part->start_offset = start > lows[p] ? start : lows[p];
-            part->start_high = highs[p];
-            part->next = part->start_offset;
-        }
+            rc = check_table(m, m->topics[t].tables[k], cluster_id, &topics[t]);
+        for (size_t p = 0; rc == 0 && p < topics[t].n_parts; ++p)
+            rc = plan_partition(m, t, &topics[t].parts[p]);
         if (rc == 0)
-            publish_known(m, t, mdt);
-        free(lows);
-        free(highs);
-        if (md != NULL)
-            rd_kafka_metadata_destroy(md);
-        rd_kafka_topic_destroy(rkt);
+            publish_known(m, t, &topics[t]);
     }
     rd_kafka_mem_free(m->rk, cluster_id);
     if (rc == 0 && atomic_load(&m->stopping))
         rc = -1;
-    if (rc == 0) {
-        rd_kafka_resp_err_t rkerr = rd_kafka_assign(m->rk, assignment);
-        if (rkerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            fprintf(stderr, "streamgate: tables: assign: %s (retrying)\n", rd_kafka_err2str(rkerr));
-            rc = -1;
-        }
+    if (rc == 0 && sg_assign_apply(m->rk, topics, m->n_topics, err, sizeof(err)) != 0) {
+        sg_log_warn("tables: %s (retrying)", err);
+        rc = -1;
     }
-    rd_kafka_topic_partition_list_destroy(assignment);
+    sg_assign_dispose(topics, m->n_topics);
+    free(topics);
     /* Batches are made after any reset: a reset makes older batches of the table unusable. */
     for (size_t i = 0; rc == 0 && i < m->conf->n_tables; ++i)
         if ((m->state[i].batch = sg_table_batch_new(m->tables, m->conf->tables[i].name)) == NULL) {
-            fprintf(stderr, "streamgate: table %s is not open\n", m->conf->tables[i].name);
+            sg_log_error("table %s is not open", m->conf->tables[i].name);
             rc = -1;
         }
     return rc;
@@ -319,7 +270,7 @@ static int advance_all(sg_materializer_t *m, const sg_mat_part_t *part, int64_t 
         char err[512];
         int rc = sg_table_batch_advance(state->batch, topic->name, part->partition, next_offset, err, sizeof(err));
         if (rc < 0) {
-            fprintf(stderr, "streamgate: table %s: %s\n", m->conf->tables[topic->tables[k]].name, err);
+            sg_log_error("table %s: %s", m->conf->tables[topic->tables[k]].name, err);
             return -1;
         }
         if (rc == 0)
@@ -339,8 +290,6 @@ static int value_is_json(const void *data, size_t len, char *why, size_t whylen)
     return 0;
 }
 
-static int warn_id_once(sg_materializer_t *m, uint32_t id);
-
 /* Applies one consumed message to every table on its topic. Returns 0, or -1 (the round is lost). */
 static int apply(sg_materializer_t *m, const rd_kafka_message_t *msg)
 {
@@ -355,7 +304,7 @@ static int apply(sg_materializer_t *m, const rd_kafka_message_t *msg)
         return advance_all(m, part, msg->offset);
     }
     if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        fprintf(stderr, "streamgate: tables: %s [%d]: %s\n", topic_name, (int)msg->partition, rd_kafka_message_errstr(msg));
+        sg_log_warn("tables: %s [%d]: %s", topic_name, (int)msg->partition, rd_kafka_message_errstr(msg));
         return 0;
     }
     if (part == NULL)
@@ -363,17 +312,16 @@ static int apply(sg_materializer_t *m, const rd_kafka_message_t *msg)
     part->next = msg->offset + 1;
     ++m->applied;
     if (msg->key == NULL || msg->key_len == 0) {
-        if (m->null_keys++ == 0)
-            fprintf(stderr,
-                    "streamgate: tables: %s [%d] offset %lld has no key; records without a key are "
-                    "skipped (logged once)\n",
-                    topic_name, (int)msg->partition, (long long)msg->offset);
+        if (sg_log_once(&m->table_once, SG_MAT_CAUSE(SG_MAT_SKIP_NO_KEY, 0)))
+            sg_log_warn("tables: %s [%d] offset %lld has no key; records without a key are skipped (logged once)", topic_name,
+                        (int)msg->partition, (long long)msg->offset);
         return advance_all(m, part, msg->offset + 1);
     }
     rd_kafka_timestamp_type_t tstype;
     int64_t timestamp_ms = rd_kafka_message_timestamp(msg, &tstype);
     const sg_mat_topic_t *topic = &m->topics[part->topic];
-    char why[512] = "";
+    char why[512]; /* written before it is read; not cleared: this runs for every record */
+    why[0] = '\0';
     const void *value = msg->payload;
     size_t value_len = msg->payload != NULL ? msg->len : 0;
     char *decoded = NULL;
@@ -386,11 +334,10 @@ static int apply(sg_materializer_t *m, const rd_kafka_message_t *msg)
             value = decoded;
         } else {
             usable = 0;
-            if (warn_id_once(m, schema_id))
-                fprintf(stderr,
-                        "streamgate: tables: %s [%d] offset %lld skipped: %s (logged once per schema id; "
-                        "counted in streamgate_table_records_skipped_total)\n",
-                        topic_name, (int)msg->partition, (long long)msg->offset, why);
+            if (sg_log_once(&m->undecodable_once, schema_id))
+                sg_log_warn("tables: %s [%d] offset %lld skipped: %s (logged once per schema id; "
+                            "counted in streamgate_table_records_skipped_total)",
+                            topic_name, (int)msg->partition, (long long)msg->offset, why);
         }
     } else if (value != NULL) {
         usable = value_is_json(value, value_len, why, sizeof(why));
@@ -406,18 +353,14 @@ static int apply(sg_materializer_t *m, const rd_kafka_message_t *msg)
         if (usable) {
             put = sg_table_batch_put(state->batch, topic->name, msg->partition, msg->offset, timestamp_ms, msg->key, msg->key_len,
                                      value, value_len, err, sizeof(err));
-            if (put < 0 && !state->warned_put) {
-                /* Unusable record (key or value over the limits): skipped, never a stopped table. */
-                state->warned_put = 1;
-                fprintf(stderr, "streamgate: table %s: %s [%d] offset %lld skipped: %s (logged once)\n",
-                        m->conf->tables[table].name, topic->name, (int)msg->partition, (long long)msg->offset, err);
-            }
-        } else if (!framed && !state->warned_json) {
-            state->warned_json = 1;
-            fprintf(stderr,
-                    "streamgate: table %s: %s [%d] offset %lld skipped: the value is %s; "
-                    "such records are counted in streamgate_table_records_skipped_total (logged once)\n",
-                    m->conf->tables[table].name, topic->name, (int)msg->partition, (long long)msg->offset, why);
+            /* Unusable record (key or value over the limits): skipped, never a stopped table. */
+            if (put < 0 && sg_log_once(&m->table_once, SG_MAT_CAUSE(SG_MAT_SKIP_UNUSABLE, table)))
+                sg_log_warn("table %s: %s [%d] offset %lld skipped: %s (logged once)", m->conf->tables[table].name, topic->name,
+                            (int)msg->partition, (long long)msg->offset, err);
+        } else if (!framed && sg_log_once(&m->table_once, SG_MAT_CAUSE(SG_MAT_SKIP_NOT_JSON, table))) {
+            sg_log_warn("table %s: %s [%d] offset %lld skipped: the value is %s; "
+                        "such records are counted in streamgate_table_records_skipped_total (logged once)",
+                        m->conf->tables[table].name, topic->name, (int)msg->partition, (long long)msg->offset, why);
         }
         if (put == 0) {
             state->dirty = 1;
@@ -427,7 +370,7 @@ static int apply(sg_materializer_t *m, const rd_kafka_message_t *msg)
             /* The position still moves past it. */
             int advanced = sg_table_batch_advance(state->batch, topic->name, msg->partition, msg->offset + 1, err, sizeof(err));
             if (advanced < 0) {
-                fprintf(stderr, "streamgate: table %s: %s\n", m->conf->tables[table].name, err);
+                sg_log_error("table %s: %s", m->conf->tables[table].name, err);
                 rc = -1;
             } else if (advanced == 0) {
                 state->dirty = 1;
@@ -436,17 +379,6 @@ static int apply(sg_materializer_t *m, const rd_kafka_message_t *msg)
     }
     free(decoded);
     return rc;
-}
-
-/* Whether undecodable records of schema id should be logged: once per id (the first 64 ids). */
-static int warn_id_once(sg_materializer_t *m, uint32_t id)
-{
-    for (size_t i = 0; i < m->n_warned_ids; ++i)
-        if (m->warned_ids[i] == id)
-            return 0;
-    if (m->n_warned_ids < sizeof(m->warned_ids) / sizeof(m->warned_ids[0]))
-        m->warned_ids[m->n_warned_ids++] = id;
-    return 1;
 }
 
 static void log_progress(sg_materializer_t *m, int64_t now)
@@ -461,9 +393,9 @@ static void log_progress(sg_materializer_t *m, int64_t now)
         done += (uint64_t)(upto - part->start_offset);
     }
     double seconds = (double)(now - m->logged_ms) / 1000.0;
-    fprintf(stderr, "streamgate: restoring tables: %llu records applied, %.0f records/s, %.1f%% done\n",
-            (unsigned long long)m->applied, seconds > 0 ? (double)(m->applied - m->applied_at_log) / seconds : 0.0,
-            total > 0 ? 100.0 * (double)done / (double)total : 100.0);
+    sg_log_info("restoring tables: %llu records applied, %.0f records/s, %.1f%% done", (unsigned long long)m->applied,
+                seconds > 0 ? (double)(m->applied - m->applied_at_log) / seconds : 0.0,
+                total > 0 ? 100.0 * (double)done / (double)total : 100.0);
     m->applied_at_log = m->applied;
     m->logged_ms = now;
 }
@@ -475,9 +407,8 @@ static void check_caught_up(sg_materializer_t *m)
     for (size_t i = 0; i < m->n_parts; ++i)
         if (m->parts[i].next < m->parts[i].start_high)
             return;
-    int64_t elapsed = now_ms() - m->started_ms;
-    fprintf(stderr, "streamgate: tables caught up: %llu records applied in %.1f s\n", (unsigned long long)m->applied,
-            (double)elapsed / 1000.0);
+    int64_t elapsed = sg_mono_ms() - m->started_ms;
+    sg_log_info("tables caught up: %llu records applied in %.1f s", (unsigned long long)m->applied, (double)elapsed / 1000.0);
     atomic_store(&m->caught_up, 1);
 }
 
@@ -495,7 +426,7 @@ static int round_trip(sg_materializer_t *m)
         if (records == 0) {
             timeout = SG_MAT_POLL_MS;
         } else {
-            int64_t left = deadline - now_ms();
+            int64_t left = deadline - sg_mono_ms();
             if (left <= 0)
                 break;
             /* Restoring: wait a little for a bigger batch. Caught up: commit what is here now. */
@@ -505,7 +436,7 @@ static int round_trip(sg_materializer_t *m)
         if (msg == NULL)
             break;
         if (records++ == 0)
-            deadline = now_ms() + (restoring ? SG_MAT_RESTORE_ROUND_MS : SG_MAT_ROUND_MS);
+            deadline = sg_mono_ms() + (restoring ? SG_MAT_RESTORE_ROUND_MS : SG_MAT_ROUND_MS);
         bytes += msg->len + msg->key_len;
         rc = apply(m, msg);
         rd_kafka_message_destroy(msg);
@@ -520,8 +451,8 @@ static int round_trip(sg_materializer_t *m)
         int crc = sg_table_batch_commit(state->batch, err, sizeof(err));
         state->dirty = 0;
         if (crc != 0) {
-            fprintf(stderr, "streamgate: table %s: commit: %s (resuming from the stored positions)\n", m->conf->tables[i].name,
-                    crc == SG_TABLE_ECONFLICT ? "written by someone else" : err);
+            sg_log_error("table %s: commit: %s (resuming from the stored positions)", m->conf->tables[i].name,
+                         crc == SG_TABLE_ECONFLICT ? "written by someone else" : err);
             rc = -1;
         } else if (m->progress_cb != NULL) {
             m->progress_cb(m->ctx, i);
@@ -533,10 +464,10 @@ static int round_trip(sg_materializer_t *m)
 static void *materializer_main(void *arg)
 {
     sg_materializer_t *m = arg;
-    m->started_ms = m->logged_ms = now_ms();
+    m->started_ms = m->logged_ms = sg_mono_ms();
     while (!atomic_load(&m->stopping)) {
         if (setup(m) != 0) {
-            sleep_ms(m, SG_MAT_RETRY_MS);
+            sg_bridge_sleep(&m->stopping, SG_MAT_RETRY_MS);
             continue;
         }
         check_caught_up(m);
@@ -544,7 +475,7 @@ static void *materializer_main(void *arg)
             if (round_trip(m) != 0)
                 break; /* set up again from the stored positions */
             check_caught_up(m);
-            int64_t now = now_ms();
+            int64_t now = sg_mono_ms();
             if (!atomic_load(&m->caught_up) && now - m->logged_ms >= 1000)
                 log_progress(m, now);
         }
@@ -556,16 +487,12 @@ static void *materializer_main(void *arg)
 sg_materializer_t *sg_materializer_create(const sg_conf_t *conf, const char *bootstraps, sg_tables_t *tables, char *err,
                                           size_t errlen)
 {
-    sg_materializer_t *m = calloc(1, sizeof(*m));
-    if (m == NULL)
-        abort();
+    sg_materializer_t *m = sg_calloc(1, sizeof(*m));
     m->conf = conf;
     m->tables = tables;
-    m->state = calloc(conf->n_tables + 1, sizeof(*m->state));
-    m->topics = calloc(conf->n_tables + 1, sizeof(*m->topics));
-    m->known = calloc(conf->n_tables + 1, sizeof(*m->known));
-    if (m->state == NULL || m->topics == NULL || m->known == NULL)
-        abort();
+    m->state = sg_calloc(conf->n_tables + 1, sizeof(*m->state));
+    m->topics = sg_calloc(conf->n_tables + 1, sizeof(*m->topics));
+    m->known = sg_calloc(conf->n_tables + 1, sizeof(*m->known));
     pthread_mutex_init(&m->parts_lock, NULL);
     pthread_mutex_init(&m->latest_lock, NULL);
     pthread_cond_init(&m->latest_cond, NULL);
@@ -573,7 +500,7 @@ sg_materializer_t *sg_materializer_create(const sg_conf_t *conf, const char *boo
         /* Every configured table must be open: a typo here would otherwise only show at run time. */
         sg_table_batch_t *probe = sg_table_batch_new(tables, conf->tables[i].name);
         if (probe == NULL) {
-            snprintf(err, errlen, "tables[%zu]: table %s is not open", i, conf->tables[i].name);
+            sg_errf(err, errlen, "tables[%zu]: table %s is not open", i, conf->tables[i].name);
             sg_materializer_destroy(m);
             return NULL;
         }
@@ -583,40 +510,26 @@ sg_materializer_t *sg_materializer_create(const sg_conf_t *conf, const char *boo
             ++t;
         if (t == m->n_topics) {
             m->topics[t].name = conf->tables[i].topic;
-            m->topics[t].tables = calloc(conf->n_tables, sizeof(*m->topics[t].tables));
-            if (m->topics[t].tables == NULL)
-                abort();
+            m->topics[t].tables = sg_calloc(conf->n_tables, sizeof(*m->topics[t].tables));
             ++m->n_topics;
         }
         m->topics[t].tables[m->topics[t].n_tables++] = i;
     }
 
-    rd_kafka_conf_t *rkconf = rd_kafka_conf_new();
-    /* Defaults first, so kafka.properties can override any of them. group.id only names the
-     * client (librdkafka's consumer queue needs one): no group is joined, nothing is committed to
-     * Kafka; the tables hold the positions. Partition EOF events end restore rounds exactly. */
-    if (sg_kafka_conf_set(rkconf, "bootstrap.servers", bootstraps, err, errlen) ||
-        sg_kafka_conf_set(rkconf, "client.id", "streamgate", err, errlen) ||
-        sg_kafka_conf_set(rkconf, "group.id", "streamgate-tables", err, errlen) ||
-        sg_kafka_conf_set(rkconf, "enable.auto.commit", "false", err, errlen) ||
-        sg_kafka_conf_set(rkconf, "enable.auto.offset.store", "false", err, errlen) ||
-        sg_kafka_conf_set(rkconf, "enable.partition.eof", "true", err, errlen) ||
-        sg_kafka_conf_set(rkconf, "auto.offset.reset", "earliest", err, errlen) ||
-        sg_kafka_conf_set(rkconf, "fetch.wait.max.ms", "10", err, errlen)) {
+    /* Defaults first, so kafka.properties can override any of them. The tables hold the
+     * positions (nothing is committed to Kafka); partition EOF events end restore rounds exactly. */
+    rd_kafka_conf_t *rkconf = sg_kafka_conf_new(bootstraps, "streamgate", err, errlen);
+    if (rkconf == NULL) {
+        sg_materializer_destroy(m);
+        return NULL;
+    }
+    if (sg_kafka_conf_assigning_consumer(rkconf, "streamgate-tables", 1, err, errlen) ||
+        sg_kafka_conf_set(rkconf, "auto.offset.reset", "earliest", err, errlen) || sg_kafka_conf_apply(rkconf, conf, err, errlen)) {
         rd_kafka_conf_destroy(rkconf);
         sg_materializer_destroy(m);
         return NULL;
     }
-    if (sg_kafka_conf_apply(rkconf, conf, err, errlen) != 0) {
-        rd_kafka_conf_destroy(rkconf);
-        sg_materializer_destroy(m);
-        return NULL;
-    }
-    rd_kafka_conf_set_log_cb(rkconf, on_log);
-    char rkerr[512];
-    if ((m->rk = rd_kafka_new(RD_KAFKA_CONSUMER, rkconf, rkerr, sizeof(rkerr))) == NULL) {
-        snprintf(err, errlen, "kafka table consumer: %s", rkerr);
-        rd_kafka_conf_destroy(rkconf);
+    if ((m->rk = sg_kafka_new(RD_KAFKA_CONSUMER, rkconf, "kafka table consumer", err, errlen)) == NULL) {
         sg_materializer_destroy(m);
         return NULL;
     }
@@ -644,10 +557,8 @@ static void answer_latest(sg_materializer_t *m, sg_mat_latest_t *jobs)
             continue;
         pthread_mutex_lock(&m->parts_lock);
         size_t n = m->known[t].n;
-        int32_t *partitions = calloc(n + 1, sizeof(*partitions));
-        int64_t *highs = calloc(n + 1, sizeof(*highs));
-        if (partitions == NULL || highs == NULL)
-            abort();
+        int32_t *partitions = sg_calloc(n + 1, sizeof(*partitions));
+        int64_t *highs = sg_calloc(n + 1, sizeof(*highs));
         if (n > 0)
             memcpy(partitions, m->known[t].partitions, n * sizeof(*partitions));
         pthread_mutex_unlock(&m->parts_lock);
@@ -706,9 +617,7 @@ int sg_materializer_query_latest(sg_materializer_t *m, size_t table_index, sg_ma
     size_t t = table_index < m->conf->n_tables ? topic_of_table(m, table_index) : SIZE_MAX;
     if (t == SIZE_MAX || !m->latest_started || atomic_load(&m->stopping))
         return -1;
-    sg_mat_latest_t *job = calloc(1, sizeof(*job));
-    if (job == NULL)
-        abort();
+    sg_mat_latest_t *job = sg_calloc(1, sizeof(*job));
     job->topic = t;
     job->cb = cb;
     job->ctx = ctx;
@@ -723,7 +632,7 @@ int sg_materializer_query_latest(sg_materializer_t *m, size_t table_index, sg_ma
 int sg_materializer_start(sg_materializer_t *m, sg_materializer_progress_cb progress_cb, void *ctx, char *err, size_t errlen)
 {
     if (m->thread_started) {
-        snprintf(err, errlen, "tables: the materializer is already started");
+        sg_errf(err, errlen, "tables: the materializer is already started");
         return -1;
     }
     m->progress_cb = progress_cb;
@@ -734,12 +643,12 @@ int sg_materializer_start(sg_materializer_t *m, sg_materializer_progress_cb prog
     }
     int rc = pthread_create(&m->thread, NULL, materializer_main, m);
     if (rc != 0) {
-        snprintf(err, errlen, "tables: cannot start the materializer thread: %s", strerror(rc));
+        sg_errf(err, errlen, "tables: cannot start the materializer thread: %s", strerror(rc));
         return -1;
     }
     m->thread_started = 1;
     if ((rc = pthread_create(&m->latest_thread, NULL, latest_main, m)) != 0) {
-        snprintf(err, errlen, "tables: cannot start the watermark query thread: %s", strerror(rc));
+        sg_errf(err, errlen, "tables: cannot start the watermark query thread: %s", strerror(rc));
         return -1;
     }
     m->latest_started = 1;

@@ -15,17 +15,11 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
-#define HEAD_MAX (64 * 1024)
+#include "sg_base.h"
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+#define HEAD_MAX (64 * 1024)
 
 int sg_reg_url_parse(const char *url, sg_reg_url_t *out)
 {
@@ -76,9 +70,9 @@ int sg_reg_url_parse(const char *url, sg_reg_url_t *out)
 static int wait_fd(int fd, short events, int64_t deadline, char *err, size_t errlen)
 {
     for (;;) {
-        int64_t left = deadline - mono_ms();
+        int64_t left = deadline - sg_mono_ms();
         if (left <= 0) {
-            snprintf(err, errlen, "no answer in time");
+            sg_errf(err, errlen, "no answer in time");
             return -1;
         }
         struct pollfd pfd = {.fd = fd, .events = events};
@@ -86,7 +80,7 @@ static int wait_fd(int fd, short events, int64_t deadline, char *err, size_t err
         if (n > 0)
             return 0;
         if (n < 0 && errno != EINTR) {
-            snprintf(err, errlen, "poll: %s", strerror(errno));
+            sg_errf(err, errlen, "poll: %s", strerror(errno));
             return -1;
         }
     }
@@ -99,13 +93,13 @@ static int connect_to(const sg_reg_url_t *url, int64_t deadline, char *err, size
         char text[1024];
         snprintf(text, sizeof(text), "http://%s:%u", url->host, (unsigned)url->port);
         if (sg_reg_url_parse(text, &resolved) != 0 || resolved.n_addrs == 0) {
-            snprintf(err, errlen, "%s: the host does not resolve", url->host);
+            sg_errf(err, errlen, "%s: the host does not resolve", url->host);
             return -1;
         }
         url = &resolved;
     }
     int fd = -1;
-    snprintf(err, errlen, "connect %s:%u: no usable address", url->host, (unsigned)url->port);
+    sg_errf(err, errlen, "connect %s:%u: no usable address", url->host, (unsigned)url->port);
     for (size_t i = 0; i < url->n_addrs && fd < 0; ++i) {
         fd = socket(url->families[i], SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
@@ -119,7 +113,7 @@ static int connect_to(const sg_reg_url_t *url, int64_t deadline, char *err, size
                 so_error = ETIMEDOUT;
             }
             if (so_error != 0) {
-                snprintf(err, errlen, "connect %s:%u: %s", url->host, (unsigned)url->port, strerror(so_error));
+                sg_errf(err, errlen, "connect %s:%u: %s", url->host, (unsigned)url->port, strerror(so_error));
                 close(fd);
                 fd = -1;
             }
@@ -139,7 +133,7 @@ static int send_all(int fd, const char *data, size_t len, int64_t deadline, char
             if (wait_fd(fd, POLLOUT, deadline, err, errlen) != 0)
                 return -1;
         } else {
-            snprintf(err, errlen, "send: %s", strerror(errno));
+            sg_errf(err, errlen, "send: %s", strerror(errno));
             return -1;
         }
     }
@@ -150,19 +144,16 @@ static int send_all(int fd, const char *data, size_t len, int64_t deadline, char
 static int read_all(int fd, char **buf, size_t *len, size_t max, int64_t deadline, char *err, size_t errlen)
 {
     size_t cap = 4096;
-    *buf = malloc(cap + 1);
+    *buf = sg_malloc(cap + 1);
     *len = 0;
-    if (*buf == NULL)
-        abort();
     for (;;) {
         if (*len == cap) {
             if (cap >= max) {
-                snprintf(err, errlen, "response larger than %zu bytes", max);
+                sg_errf(err, errlen, "response larger than %zu bytes", max);
                 return -1;
             }
             cap = cap * 2 > max ? max : cap * 2;
-            if ((*buf = realloc(*buf, cap + 1)) == NULL)
-                abort();
+            *buf = sg_realloc(*buf, cap + 1);
         }
         ssize_t n = recv(fd, *buf + *len, cap - *len, 0);
         if (n > 0) {
@@ -174,7 +165,7 @@ static int read_all(int fd, char **buf, size_t *len, size_t max, int64_t deadlin
             if (wait_fd(fd, POLLIN, deadline, err, errlen) != 0)
                 return -1;
         } else {
-            snprintf(err, errlen, "recv: %s", strerror(errno));
+            sg_errf(err, errlen, "recv: %s", strerror(errno));
             return -1;
         }
     }
@@ -209,7 +200,7 @@ static ssize_t dechunk(char *body, size_t len)
 int sg_reg_http_request(const sg_reg_url_t *url, const char *method, const char *path, const char *body, size_t body_len,
                         int64_t timeout_ms, int *status, char **resp, size_t *resp_len, char *err, size_t errlen)
 {
-    int64_t deadline = mono_ms() + timeout_ms;
+    int64_t deadline = sg_mono_ms() + timeout_ms;
     *resp = NULL;
     *resp_len = 0;
     int fd = connect_to(url, deadline, err, errlen);
@@ -227,7 +218,7 @@ int sg_reg_http_request(const sg_reg_url_t *url, const char *method, const char 
     size_t raw_len = 0;
     int rc = -1;
     if (head_len < 0 || (size_t)head_len >= sizeof(head)) {
-        snprintf(err, errlen, "request path too long");
+        sg_errf(err, errlen, "request path too long");
         goto done;
     }
     if (send_all(fd, head, (size_t)head_len, deadline, err, errlen) != 0 ||
@@ -238,7 +229,7 @@ int sg_reg_http_request(const sg_reg_url_t *url, const char *method, const char 
     char *header_end = strstr(raw, "\r\n\r\n");
     int code;
     if (header_end == NULL || sscanf(raw, "HTTP/1.%*d %d", &code) != 1 || code < 100 || code > 999) {
-        snprintf(err, errlen, "malformed HTTP response");
+        sg_errf(err, errlen, "malformed HTTP response");
         goto done;
     }
     *header_end = '\0';
@@ -256,26 +247,22 @@ int sg_reg_http_request(const sg_reg_url_t *url, const char *method, const char 
     if (chunked) {
         ssize_t n = dechunk(content, content_len);
         if (n < 0) {
-            snprintf(err, errlen, "malformed chunked response");
+            sg_errf(err, errlen, "malformed chunked response");
             goto done;
         }
         content_len = (size_t)n;
     } else if (declared >= 0) {
         if ((size_t)declared > content_len) {
-            snprintf(err, errlen, "response shorter than its Content-Length");
+            sg_errf(err, errlen, "response shorter than its Content-Length");
             goto done;
         }
         content_len = (size_t)declared;
     }
     if (content_len > SG_REG_HTTP_MAX_RESPONSE) {
-        snprintf(err, errlen, "response larger than %d bytes", SG_REG_HTTP_MAX_RESPONSE);
+        sg_errf(err, errlen, "response larger than %d bytes", SG_REG_HTTP_MAX_RESPONSE);
         goto done;
     }
-    *resp = malloc(content_len + 1);
-    if (*resp == NULL)
-        abort();
-    memcpy(*resp, content, content_len);
-    (*resp)[content_len] = '\0';
+    *resp = sg_memdup(content, content_len);
     *resp_len = content_len;
     *status = code;
     rc = 0;

@@ -1,14 +1,51 @@
 /*
- * Private to the registry: the small blocking HTTP/1.1 client it uses to talk to an external
- * registry (plain sockets, one request per connection, deadlines on connect and on every read,
- * a bound on the response size). Used at start-up and from non-loop threads only.
+ * Private to the registry (sg_registry.h), which is split along its seams:
+ *   registry.c          lifecycle (create, start, readiness, destroy) and blocking registration
+ *   registry_state.c    schema objects, the state (subjects, versions, ids, levels, limits), the
+ *                       reads, and the deterministic fold that decoded `_schemas` records feed
+ *   registry_log.c      the `_schemas` record format, the claim protocol, the operation queue,
+ *                       the registry thread and its Kafka clients
+ *   registry_external.c an external registry: its id cache and registration over HTTP
+ *   registry_http.c     the small blocking HTTP/1.1 client registry_external.c uses
+ *   registry_config.c   the config's schema files: parsed at create, registered at start
+ * The struct below is shared by all of them; each field says which part owns it.
  */
 #ifndef SG_REGISTRY_INT_H
 #define SG_REGISTRY_INT_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "sg_log.h"
+#include "sg_registry.h"
+
+#define SG_REG_CACHE_MAX 10000 /* external mode: schemas kept */
+
+struct st_sg_registry_schema_t {
+    uint32_t id;
+    char *text; /* canonical */
+    size_t len;
+    uint64_t fingerprint;
+    sg_avro_schema_t *avro;
+};
+
+typedef struct {
+    char *name;
+    uint32_t *ids; /* version V has ids[V-1] */
+    size_t n_versions;
+    int has_level;
+    sg_compat_t level;
+} sg_subject_t;
+
+typedef struct st_sg_reg_op_t sg_reg_op_t;
+typedef struct st_sg_reg_miss_t sg_reg_miss_t;
+
+/* ---- the external registry's HTTP client (registry_http.c) --------------------------------- */
 
 /* Largest response body accepted from an external registry. */
 #define SG_REG_HTTP_MAX_RESPONSE (1024 * 1024)
@@ -33,8 +70,111 @@ int sg_reg_url_parse(const char *url, sg_reg_url_t *out);
 
 /** One request (Connection: close) to url->prefix + path, at most timeout_ms in all. `body` may be
  * NULL. Returns 0 with *status and *resp (owned, NUL-terminated, free()) of *resp_len bytes, or -1
- * with err (connection, deadline, oversized or malformed response). */
+ * with err (connection, deadline, oversized or malformed response). Never on an event loop. */
 int sg_reg_http_request(const sg_reg_url_t *url, const char *method, const char *path, const char *body, size_t body_len,
                         int64_t timeout_ms, int *status, char **resp, size_t *resp_len, char *err, size_t errlen);
+
+/* ---- the registry -------------------------------------------------------------------------- */
+
+struct st_sg_registry_t {
+    const sg_conf_t *conf;
+
+    /* registry_state.c. One rwlock guards the state; only the registry thread (or the caller of
+     * sg_registry_apply) and the external cache write it. */
+    pthread_rwlock_t lock;
+    sg_registry_schema_t **schemas; /* built in: by id-1; external: a cache in fetch order */
+    size_t n_schemas, cap_schemas;
+    size_t schema_bytes; /* canonical text of every schema: bounded by SG_REGISTRY_MAX_TOTAL_BYTES */
+    sg_subject_t *subjects;
+    size_t n_subjects, cap_subjects;
+    sg_compat_t global_level;
+
+    /* registry_config.c */
+    sg_registry_schema_t **config_schemas;          /* per conf->schemas, parsed at create, id 0 */
+    const sg_registry_schema_t **config_registered; /* per conf->schemas, once a route registered it */
+    const sg_registry_schema_t **route_schemas;     /* per conf->routes */
+
+    /* registry_external.c (url != NULL: external mode) */
+    char *url;
+    sg_reg_url_t parsed_url;
+    pthread_mutex_t fetch_mutex; /* one fetch at a time; guards misses */
+    sg_reg_miss_t *misses;
+    size_t n_misses;
+
+    /* registry_log.c (built in) */
+    rd_kafka_t *producer;
+    rd_kafka_topic_t *producer_topic;
+    rd_kafka_t *consumer;
+    rd_kafka_queue_t *queue;
+    pthread_t thread;
+    int thread_started;
+    atomic_int stopping;
+    atomic_int ready;
+    int64_t next_offset;        /* registry thread: next offset to apply */
+    int64_t start_high;         /* high watermark at start: the readiness target */
+    sg_log_once_t ignored_once; /* a malformed record was logged */
+    pthread_mutex_t ops_mutex;
+    sg_reg_op_t *ops_head, *ops_tail;
+    sg_reg_op_t *inflight; /* registry thread only */
+};
+
+/* registry.c */
+
+/** A registry with an empty state and nothing started (the base of every kind). */
+sg_registry_t *sg_reg_alloc(void);
+
+/* registry_state.c */
+
+/** FNV-1a, 64 bits: a fingerprint for record keys and a fast inequality test, never an identity. */
+uint64_t sg_reg_fingerprint(const char *text, size_t len);
+/** Parses a text into a schema object (canonical text, Avro schema). Returns owned, or NULL with
+ * err (over the size limit, not JSON, not Avro). */
+sg_registry_schema_t *sg_reg_schema_new(uint32_t id, const char *text, size_t len, char *err, size_t errlen);
+/** Frees a schema object; NULL is a no-op. */
+void sg_reg_schema_free(sg_registry_schema_t *schema);
+/** The schema with this id (caller holds the lock). */
+sg_registry_schema_t *sg_reg_by_id_locked(const sg_registry_t *reg, uint32_t id);
+/** Appends a schema (taken) to the state (caller holds the write lock). */
+void sg_reg_schema_add_locked(sg_registry_t *reg, sg_registry_schema_t *schema);
+/** Whether a new subject would be over SG_REGISTRY_MAX_SUBJECTS. Any thread. */
+int sg_reg_subjects_full(sg_registry_t *reg, const char *subject);
+/** Folds a decoded SCHEMA claim (version `version` of `subject` is `text` with global id `id`)
+ * into the state. Returns 1 when the claim wins, 0 when it loses (a normal race), -1 with err
+ * when its schema does not parse. Registry thread (or a local registry's only thread). */
+int sg_reg_state_claim(sg_registry_t *reg, const char *subject, int64_t version, int64_t id, const char *text, size_t len,
+                       char *err, size_t errlen);
+/** Folds a decoded CONFIG record: sets (or with `clear` removes) the level of `subject` (NULL:
+ * the global one). Registry thread. */
+void sg_reg_state_set_level(sg_registry_t *reg, const char *subject, sg_compat_t level, int clear);
+/** Frees the state (schemas and subjects). */
+void sg_reg_state_dispose(sg_registry_t *reg);
+
+/* registry_log.c */
+
+/** Creates the built-in registry's producer and consumer. Returns 0, or -1 with err. */
+int sg_reg_log_create(sg_registry_t *reg, const char *bootstraps, char *err, size_t errlen);
+/** Creates `_schemas` if missing, then starts the registry thread. Returns 0, or -1 with err. */
+int sg_reg_log_start(sg_registry_t *reg, char *err, size_t errlen);
+/** Stops the thread, abandons outstanding records, answers every pending operation with
+ * SG_REG_E_UNAVAILABLE and destroys the clients. Idempotent. */
+void sg_reg_log_stop(sg_registry_t *reg);
+
+/* registry_external.c */
+
+/** Sets up external mode for conf->schema_registry.url. Returns 0, or -1 with err. */
+int sg_reg_external_create(sg_registry_t *reg, const char *url, char *err, size_t errlen);
+/** Registers `text` under `subject` with the external registry. Returns SG_REG_OK with *id, or
+ * SG_REG_E_* with err. Not on an event loop. */
+int sg_reg_external_register(sg_registry_t *reg, const char *subject, const char *text, size_t len, int64_t timeout_ms,
+                             uint32_t *id, char *err, size_t errlen);
+/** Frees what external mode holds. */
+void sg_reg_external_dispose(sg_registry_t *reg);
+
+/* registry_config.c */
+
+/** Reads and parses every config schema file. Returns 0, or -1 with err naming the file. */
+int sg_reg_config_load(sg_registry_t *reg, char *err, size_t errlen);
+/** Frees the parsed config schemas. */
+void sg_reg_config_dispose(sg_registry_t *reg);
 
 #endif

@@ -1,8 +1,7 @@
 /*
- * Record values in the Confluent wire format (magic byte 0, 4-byte big-endian schema id, Avro
- * binary) decoded to JSON text by their schema id, for the places that serve records as JSON:
- * replies and table rows. A JSON value never starts with a zero byte, so framed and JSON values
- * are told apart without configuration.
+ * Record values in the Confluent wire format (sg_frame.h) decoded to JSON text by their schema
+ * id, looked up in the registry, for the places that serve records as JSON: replies and table
+ * rows.
  */
 #ifndef SG_DECODE_H
 #define SG_DECODE_H
@@ -10,10 +9,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sg_frame.h"
 #include "sg_registry.h"
 
-/** Whether data is Confluent-framed (at least the 5-byte header, magic byte 0). */
-int sg_decode_is_framed(const void *data, size_t len);
+/** Whether data is Confluent-framed (sg_avro_is_framed). */
+static inline int sg_decode_is_framed(const void *data, size_t len)
+{
+    return sg_avro_is_framed(data, len);
+}
 
 /** Decodes a framed value to compact JSON text, looking its schema up by id (sg_registry_fetch:
  * in external mode this may block for a few seconds: bridge/materializer threads only). Returns

@@ -554,7 +554,7 @@ static const char *topic_check(const char *name)
     return NULL;
 }
 
-/* The built-in endpoints own these first segments, whatever follows (DESIGN §2). */
+/* The built-in endpoints own these first segments, whatever follows (config/README.md). */
 static const char *const reserved_segments[] = {"requests", "tables", "registry",     "metrics",
                                                 "healthz",  "readyz", "openapi.json", NULL};
 

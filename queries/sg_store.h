@@ -1,5 +1,5 @@
 /*
- * Request-status and idempotency store (DESIGN §2.1.5, §2.2, §4).
+ * Request-status and idempotency store (queries/README.md; README: "HTTP API: request-reply").
  *
  * One RocksDB database with two column families: "requests" holds the outcome of each
  * request-reply call keyed by its request id, so `GET /requests/{id}` can be answered after a

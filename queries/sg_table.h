@@ -1,5 +1,5 @@
 /*
- * Materialized tables: the storage core (DESIGN §2.3, §2.4, §4).
+ * Materialized tables: the storage core (queries/README.md; README: "HTTP API: tables").
  *
  * One RocksDB database holds every table: a column family "t:<name>" per table for its rows and
  * one family "positions" for what has been applied. A table is fed (topic, partition, offset,

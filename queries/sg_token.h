@@ -1,5 +1,5 @@
 /*
- * Consistency tokens (DESIGN §2.4).
+ * Consistency tokens (queries/README.md; README: "HTTP API: tables").
  *
  * A token is a set of (topic, partition) -> (offset, stream time) entries: the offset of the
  * last record that must be visible, and the largest record timestamp (ms) applied there.

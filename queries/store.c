@@ -1,5 +1,6 @@
 /*
- * Request-status and idempotency store on RocksDB (DESIGN §2.1.5, §2.2, §4).
+ * Request-status and idempotency store on RocksDB (queries/README.md; README: "HTTP API:
+ * request-reply").
  *
  * The rules that need a read before the write ("a DONE outcome is never replaced", "claim the
  * key unless someone holds it") are done as read-check-write under a mutex chosen by hashing the
@@ -34,7 +35,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define SG_STORE_VERSION 1
 #define SG_STORE_TYPE_REQUEST 'R'
@@ -367,13 +367,6 @@ static pthread_mutex_t *sg_store_stripe(sg_store_t *store, int cf, const void *k
 
 /* -- compaction filter ------------------------------------------------------------------------ */
 
-static int64_t sg_store_wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Called on RocksDB's background threads, concurrently: stateless on purpose. Drops a record
  * whose expiry has passed by the wall clock; keeps anything it cannot read, so that a corrupt
  * value stays for someone to look at instead of vanishing. */
@@ -384,7 +377,7 @@ static unsigned char sg_store_expiry_filter(void *state, int level, const char *
     *value_changed = 0;
     if (!sg_store_peek_expiry(value, value_len, &expires_ms))
         return 0;
-    return expires_ms <= sg_store_wall_ms();
+    return expires_ms <= sg_now_ms();
 }
 
 static const char *sg_store_expiry_filter_name(void *state)

@@ -1,5 +1,5 @@
 /*
- * Materialized tables on RocksDB (DESIGN §2.3, §2.4, §4).
+ * Materialized tables on RocksDB (queries/README.md; README: "HTTP API: tables").
  *
  * The design choice that shapes this file: the applied position lives in the same database as
  * the rows and is written in the same WriteBatch, so "what has been applied" can never disagree
@@ -259,8 +259,8 @@ static char **sg_tables_cf_names(const char *dir, const char *const *table_names
 
     char **names = sg_calloc(2 + n + existing_count, sizeof(*names));
     size_t used = 0;
-    names[used++] = strdup("default");
-    names[used++] = strdup(SG_TABLE_POSITIONS_CF);
+    names[used++] = sg_strdup("default");
+    names[used++] = sg_strdup(SG_TABLE_POSITIONS_CF);
     for (size_t i = 0; i < n; i++) {
         size_t len = strlen(SG_TABLE_CF_PREFIX) + strlen(table_names[i]) + 1;
         names[used] = sg_malloc(len);
@@ -271,13 +271,10 @@ static char **sg_tables_cf_names(const char *dir, const char *const *table_names
         for (size_t j = 0; j < used && !known; j++)
             known = strcmp(names[j], existing[i]) == 0;
         if (!known)
-            names[used++] = strdup(existing[i]);
+            names[used++] = sg_strdup(existing[i]);
     }
     if (existing != NULL)
         rocksdb_list_column_families_destroy(existing, existing_count);
-    for (size_t i = 0; i < used; i++)
-        if (names[i] == NULL)
-            sg_oom();
     *count = used;
     return names;
 }
@@ -334,9 +331,7 @@ sg_tables_t *sg_tables_open(const char *dir, const char *const *table_names, siz
     tables->table_count = n;
     for (size_t i = 0; i < n; i++) {
         sg_table_t *table = &tables->tables[i];
-        table->name = strdup(table_names[i]);
-        if (table->name == NULL)
-            sg_oom();
+        table->name = sg_strdup(table_names[i]);
         table->name_len = strlen(table->name);
         table->cf = tables->cf_handles[2 + i];
         table->pos_prefix[0] = (uint8_t)table->name_len;
@@ -528,9 +523,7 @@ static int sg_table_pos_collect(void *arg, const char *topic, int32_t partition,
     sg_table_pos_list_t *list = arg;
     if (list->count == list->cap) {
         list->cap = list->cap ? list->cap * 2 : 16;
-        list->positions = realloc(list->positions, list->cap * sizeof(*list->positions));
-        if (list->positions == NULL)
-            sg_oom();
+        list->positions = sg_reallocarray(list->positions, list->cap, sizeof(*list->positions));
     }
     sg_table_batch_pos_t *pos = &list->positions[list->count++];
     snprintf(pos->topic, sizeof(pos->topic), "%s", topic);
@@ -803,9 +796,7 @@ static sg_table_batch_pos_t *sg_table_batch_pos(sg_table_batch_t *batch, const c
     }
     if (batch->pos_count == batch->pos_cap) {
         batch->pos_cap = batch->pos_cap != 0 ? batch->pos_cap * 2 : 8;
-        batch->positions = realloc(batch->positions, batch->pos_cap * sizeof(*batch->positions));
-        if (batch->positions == NULL)
-            sg_oom();
+        batch->positions = sg_reallocarray(batch->positions, batch->pos_cap, sizeof(*batch->positions));
     }
     sg_table_batch_pos_t *pos = &batch->positions[batch->pos_count];
     memcpy(pos->topic, topic, topic_len);
@@ -845,16 +836,13 @@ int sg_table_batch_put(sg_table_batch_t *batch, const char *topic, int32_t parti
     size_t row_len = value != NULL ? SG_TABLE_ROW_HEADER + valuelen : 0;
     if (batch->rows_count == batch->rows_cap) {
         batch->rows_cap = batch->rows_cap != 0 ? batch->rows_cap * 2 : 1024;
-        batch->rows = realloc(batch->rows, batch->rows_cap * sizeof(*batch->rows));
-        if (batch->rows == NULL)
-            sg_oom();
+        batch->rows = sg_reallocarray(batch->rows, batch->rows_cap, sizeof(*batch->rows));
     }
     if (batch->arena_len + keylen + row_len > batch->arena_cap) {
         size_t cap = batch->arena_cap != 0 ? batch->arena_cap : 64 * 1024;
         while (cap < batch->arena_len + keylen + row_len)
             cap *= 2;
-        if ((batch->arena = realloc(batch->arena, cap)) == NULL)
-            sg_oom();
+        batch->arena = sg_realloc(batch->arena, cap);
         batch->arena_cap = cap;
     }
     sg_table_row_t *row = &batch->rows[batch->rows_count];

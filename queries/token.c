@@ -1,5 +1,5 @@
 /*
- * Consistency tokens (DESIGN §2.4): an in-memory set of (topic, partition) -> (offset, stream
+ * Consistency tokens (queries/README.md; README: "HTTP API: tables"): an in-memory set of (topic, partition) -> (offset, stream
  * time) and its one canonical text form.
  *
  * The token is a single array of entries kept sorted by (topic bytes, partition), so lookups are
@@ -54,14 +54,6 @@ struct st_sg_token_t {
     size_t topic_count;
     size_t wire_len; /* bytes of the binary form, checksum included */
 };
-
-static char *sg_token_strndup(const char *src, size_t len)
-{
-    char *copy = sg_realloc(NULL, len + 1);
-    memcpy(copy, src, len);
-    copy[len] = '\0';
-    return copy;
-}
 
 static size_t sg_token_varint_len(uint64_t value)
 {
@@ -205,8 +197,7 @@ static void sg_token_reserve(sg_token_t *token, size_t want)
 
 sg_token_t *sg_token_create(void)
 {
-    sg_token_t *token = sg_realloc(NULL, sizeof(*token));
-    memset(token, 0, sizeof(*token));
+    sg_token_t *token = sg_calloc(1, sizeof(*token));
     token->wire_len = SG_TOKEN_MIN_WIRE;
     return token;
 }
@@ -230,7 +221,7 @@ sg_token_t *sg_token_dup(const sg_token_t *token)
     memcpy(copy->entries, token->entries, token->count * sizeof(*token->entries));
     for (size_t start = 0; start < token->count;) {
         size_t end = sg_token_run_end(token->entries, token->count, start);
-        const char *topic = sg_token_strndup(token->entries[start].topic, strlen(token->entries[start].topic));
+        const char *topic = sg_memdup(token->entries[start].topic, strlen(token->entries[start].topic));
         for (size_t i = start; i < end; i++)
             copy->entries[i].topic = topic;
         start = end;
@@ -297,7 +288,7 @@ int sg_token_advance(sg_token_t *token, const char *topic, int32_t partition, in
         return -1;
 
     if (interned == NULL) {
-        interned = sg_token_strndup(topic, topic_len);
+        interned = sg_memdup(topic, topic_len);
         token->topic_count++;
     }
     next.topic = interned;
@@ -312,10 +303,10 @@ int sg_token_advance(sg_token_t *token, const char *topic, int32_t partition, in
 int sg_token_merge(sg_token_t *dst, const sg_token_t *src)
 {
     size_t cap = dst->count + src->count;
-    sg_token_entry_t *merged = sg_realloc(NULL, cap * sizeof(*merged));
+    sg_token_entry_t *merged = sg_reallocarray(NULL, cap, sizeof(*merged));
     /* Entries whose topic pointer still belongs to src: copied only once the merge is known to
      * fit, so a rejected merge leaves dst untouched and allocates nothing that outlives it. */
-    bool *borrowed = sg_realloc(NULL, cap * sizeof(*borrowed));
+    bool *borrowed = sg_reallocarray(NULL, cap, sizeof(*borrowed));
     size_t n = 0, i = 0, j = 0;
 
     while (i < dst->count || j < src->count) {
@@ -361,7 +352,7 @@ int sg_token_merge(sg_token_t *dst, const sg_token_t *src)
     for (size_t start = 0; start < n;) {
         size_t end = sg_token_run_end(merged, n, start);
         if (borrowed[start]) {
-            const char *topic = sg_token_strndup(merged[start].topic, strlen(merged[start].topic));
+            const char *topic = sg_memdup(merged[start].topic, strlen(merged[start].topic));
             for (size_t k = start; k < end; k++)
                 merged[k].topic = topic;
         }
@@ -451,7 +442,7 @@ static size_t sg_token_finish_text(uint8_t *wire, size_t n, char *buf, size_t bu
 
 size_t sg_token_encode(const sg_token_t *token, char *buf, size_t buflen)
 {
-    uint8_t *wire = sg_realloc(NULL, token->wire_len);
+    uint8_t *wire = sg_malloc(token->wire_len);
     size_t n = 0;
     wire[n++] = SG_TOKEN_VERSION;
     n += sg_token_put_varint(wire + n, token->topic_count);
@@ -587,7 +578,7 @@ static int sg_token_parse(sg_token_t *token, sg_token_reader_t *reader)
         }
         reader->pos += name_len;
         /* Valid names contain no NUL, so strcmp order is byte order. */
-        char *topic = sg_token_strndup(name, name_len);
+        char *topic = sg_memdup(name, name_len);
         if (prev_topic != NULL) {
             int c = strcmp(prev_topic, topic);
             if (c >= 0) {

@@ -29,6 +29,7 @@
 #include "sg_materializer.h"
 #include "sg_registry.h"
 #include "sg_avro.h"
+#include "sg_frame.h"
 #include "sg_table.h"
 
 #define TOPIC "users"

@@ -1,5 +1,5 @@
 /*
- * libFuzzer target for the JSON -> Avro converter and the Avro decoder (bridge/avro_json.c).
+ * libFuzzer target for the JSON -> Avro converter and the Avro decoder (bridge/codec/avro_*.c).
  *
  * The first input byte picks one of a fixed set of schemas that together cover every type the
  * converter supports; the rest of the input is tried two ways:
@@ -21,6 +21,7 @@
 #include <jansson.h>
 
 #include "sg_avro.h"
+#include "sg_frame.h"
 
 /* JSON text longer than this is not parsed: the run script's -max_len is below it anyway. */
 #define FUZZ_MAX_JSON 65536
@@ -108,8 +109,9 @@ static const char *const schema_texts[] = {
     " {\"name\":\"next\",\"type\":[\"null\",\"Node\"],\"default\":null},"
     " {\"name\":\"kids\",\"type\":{\"type\":\"array\",\"items\":\"Node\"},\"default\":[]}]}",
     /* 7..9: bare (non-record) top-level schemas. */
-    "[\"null\",\"int\",\"string\",{\"type\":\"array\",\"items\":{\"type\":\"bytes\",\"logicalType\":\"decimal\",\"precision\":9,"
-    "\"scale\":3}}]",
+    /* parenthesised: one literal split over two lines, not two elements */
+    ("[\"null\",\"int\",\"string\",{\"type\":\"array\",\"items\":{\"type\":\"bytes\",\"logicalType\":\"decimal\",\"precision\":9,"
+     "\"scale\":3}}]"),
     "{\"type\":\"map\",\"values\":[\"null\",{\"type\":\"long\",\"logicalType\":\"timestamp-millis\"}]}",
     "{\"type\":\"array\",\"items\":{\"type\":\"string\",\"logicalType\":\"uuid\"}}",
 };

@@ -1,5 +1,5 @@
 /*
- * Unit tests for the JSON <-> Avro converter and the Confluent framing (bridge/avro_json.c).
+ * Unit tests for the JSON <-> Avro converter and the Confluent framing (bridge/codec/avro_*.c, frame.c).
  *
  * Round trips compare the decoded JSON with an expected document (json_equal), rejections
  * assert the exact JSON pointer and message, and one test pins the encoding to hand-computed
@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "sg_avro.h"
+#include "sg_frame.h"
 
 static sg_avro_schema_t *parse_schema(const char *text)
 {
@@ -530,5 +531,5 @@ int main(void)
         cmocka_unit_test(test_depth_limit),   cmocka_unit_test(test_interop_bytes),  cmocka_unit_test(test_decode_errors),
         cmocka_unit_test(test_framing),
     };
-    return cmocka_run_group_tests_name("bridge-avro", tests, NULL, NULL);
+    return cmocka_run_group_tests_name("codec-avro", tests, NULL, NULL);
 }

@@ -1,5 +1,5 @@
 /*
- * Interop of the JSON <-> Avro converter (bridge/avro_json.c) with an independent
+ * Interop of the JSON <-> Avro converter (bridge/codec/avro_*.c) with an independent
  * implementation: the Apache Avro Python library (python3-avro), driven through
  * tests/integration/py_avro.py, in the Confluent wire format.
  *
@@ -31,6 +31,7 @@
 #include <jansson.h>
 
 #include "sg_avro.h"
+#include "sg_frame.h"
 
 #define TOOL_DEADLINE_MS 30000
 #define TOOL_MAX_OUTPUT (1 << 20)
@@ -453,5 +454,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_union_branches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tool_refuses_bad_frames, setup, teardown),
     };
-    return cmocka_run_group_tests_name("bridge-avro-interop", tests, NULL, NULL);
+    return cmocka_run_group_tests_name("codec-avro-interop", tests, NULL, NULL);
 }

@@ -1,7 +1,7 @@
 /*
- * Schema-directed conversion between Jansson JSON values and Avro binary (Avro-C), and the
- * Confluent wire-format framing. A pure module: no Kafka, no HTTP. Every function may be called
- * from any thread; a parsed schema is immutable and may be shared between threads.
+ * Schema-directed conversion between Jansson JSON values and Avro binary (Avro-C); the
+ * Confluent framing around it is sg_frame.h. A pure module: no Kafka, no HTTP. Every function may
+ * be called from any thread; a parsed schema is immutable and may be shared between threads.
  *
  * JSON form (in): Avro's JSON encoding, except that a null-union ["null", T] (either order) takes
  * a plain value, and logical types take friendlier forms:
@@ -33,8 +33,6 @@
 #define SG_AVRO_MAX_DEPTH 64
 /* Largest decimal, in bytes of its unscaled two's-complement value (precision <= 153). */
 #define SG_AVRO_DECIMAL_MAX_BYTES 64
-/* Length of the Confluent header: magic byte 0 and a 4-byte big-endian schema id. */
-#define SG_AVRO_FRAME_HEADER 5
 
 typedef struct st_sg_avro_schema_t sg_avro_schema_t;
 
@@ -58,12 +56,5 @@ int sg_avro_validate_json(const sg_avro_schema_t *schema, const json_t *value, c
 /* Decodes exactly `len` bytes of Avro binary (truncated data or trailing bytes are errors).
  * Returns 0 with *out a new reference, or -1 with a message in err. */
 int sg_avro_to_json(const sg_avro_schema_t *schema, const void *data, size_t len, json_t **out, char *err, size_t errlen);
-
-/* Frames an Avro payload in the Confluent wire format. Returns the framed length, with *out an
- * owned malloc'd buffer (free()). */
-size_t sg_avro_frame(uint32_t schema_id, const void *avro, size_t len, void **out);
-/* Splits Confluent-framed data. Returns 0 with the schema id and a payload pointing into `data`
- * (borrowed), or -1 if the data is not framed (too short or wrong magic byte). */
-int sg_avro_unframe(const void *data, size_t len, uint32_t *schema_id, const void **payload, size_t *payload_len);
 
 #endif

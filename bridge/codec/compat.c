@@ -1,5 +1,6 @@
 /*
- * Schema compatibility by Avro schema resolution, and the canonical text of a schema.
+ * Schema compatibility by Avro schema resolution, the canonical text of a schema, and the names
+ * of the compatibility levels (sg_compat.h).
  *
  * Why not Avro-C's resolver: avro_resolved_writer_new() (1.11) refuses a reader field that is
  * missing from the writer even when the field has a default ("TODO: Handle default values" in
@@ -12,13 +13,17 @@
  * their items; a writer union needs every branch readable, a reader union one matching branch.
  * Avro-C still validates every text first, so only valid schemas reach the walk.
  */
-#include "sg_registry.h"
+#include "sg_compat.h"
 
 #include <avro.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+#include "sg_avro.h"
+#include "sg_base.h"
 
 #define NAME_MAX_LEN 512
 #define PATH_MAX_LEN 512
@@ -61,17 +66,6 @@ static const char *primitive(const char *name)
         if (strcmp(primitives[i], name) == 0)
             return primitives[i];
     return NULL;
-}
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
 }
 
 /* The full name and inner namespace of a named definition seen in namespace `ns`. */
@@ -117,7 +111,7 @@ static void collect(json_t *named, json_t *def, const char *ns, int depth)
         names_of(def, ns, fullname, inner);
         json_t *entry = json_pack("[O,s]", def, inner);
         if (entry == NULL)
-            abort();
+            sg_oom();
         json_object_set_new(named, fullname, entry);
         size_t i;
         json_t *field;
@@ -137,18 +131,18 @@ static int cschema_parse(cschema_t *cs, const char *text, size_t len, char *err,
     cs->doc = json_loadb(text, len, JSON_DECODE_ANY, &jerr);
     cs->named = NULL;
     if (cs->doc == NULL) {
-        set_err(err, errlen, "the schema is not JSON: %s (line %d)", jerr.text, jerr.line);
+        sg_errf(err, errlen, "the schema is not JSON: %s (line %d)", jerr.text, jerr.line);
         return -1;
     }
     avro_schema_t schema;
     if (avro_schema_from_json_length(text, len, &schema) != 0) {
-        set_err(err, errlen, "invalid Avro schema: %s", avro_strerror());
+        sg_errf(err, errlen, "invalid Avro schema: %s", avro_strerror());
         json_decref(cs->doc);
         return -1;
     }
     avro_schema_decref(schema);
     if ((cs->named = json_object()) == NULL)
-        abort();
+        sg_oom();
     collect(cs->named, cs->doc, "", 0);
     return 0;
 }
@@ -229,7 +223,7 @@ static int fail(walk_t *walk, const char *path, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(reason, sizeof(reason), fmt, ap);
     va_end(ap);
-    set_err(walk->err, walk->errlen, "%s: %s", path[0] != '\0' ? path : "/", reason);
+    sg_errf(walk->err, walk->errlen, "%s: %s", path[0] != '\0' ? path : "/", reason);
     return 0;
 }
 
@@ -422,11 +416,11 @@ int sg_schema_can_read(const char *writer, size_t writer_len, const char *reader
     cschema_t w, r;
     char why[256];
     if (cschema_parse(&w, writer, writer_len, why, sizeof(why)) != 0) {
-        set_err(err, errlen, "writer: %s", why);
+        sg_errf(err, errlen, "writer: %s", why);
         return -1;
     }
     if (cschema_parse(&r, reader, reader_len, why, sizeof(why)) != 0) {
-        set_err(err, errlen, "reader: %s", why);
+        sg_errf(err, errlen, "reader: %s", why);
         cschema_dispose(&w);
         return -1;
     }
@@ -434,7 +428,7 @@ int sg_schema_can_read(const char *writer, size_t writer_len, const char *reader
     int ok = can_read(&walk, w.doc, "", r.doc, "", "", NULL, 0);
     if (walk.exhausted) {
         ok = 0;
-        set_err(err, errlen, "/: the schemas are too complex to check (more than %lu type comparisons)", SG_COMPAT_MAX_STEPS);
+        sg_errf(err, errlen, "/: the schemas are too complex to check (more than %lu type comparisons)", SG_COMPAT_MAX_STEPS);
     }
     cschema_dispose(&w);
     cschema_dispose(&r);
@@ -449,6 +443,24 @@ char *sg_schema_canonical(const char *text, size_t len, char *err, size_t errlen
     char *canonical = json_dumps(cs.doc, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
     cschema_dispose(&cs);
     if (canonical == NULL)
-        abort();
+        sg_oom();
     return canonical;
+}
+
+static const char *const level_names[] = {"NONE", "BACKWARD",       "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE",
+                                          "FULL", "FULL_TRANSITIVE"};
+
+const char *sg_compat_name(sg_compat_t level)
+{
+    return (size_t)level < SG_ARRAY_SIZE(level_names) ? level_names[level] : "?";
+}
+
+int sg_compat_parse(const char *text, sg_compat_t *level)
+{
+    for (size_t i = 0; text != NULL && i < SG_ARRAY_SIZE(level_names); i++)
+        if (strcasecmp(text, level_names[i]) == 0) {
+            *level = (sg_compat_t)i;
+            return 0;
+        }
+    return -1;
 }

@@ -161,5 +161,5 @@ int main(void)
         cmocka_unit_test(test_fixed_cases),
         cmocka_unit_test(test_agrees_with_jansson),
     };
-    return cmocka_run_group_tests_name("bridge-jsonv", tests, NULL, NULL);
+    return cmocka_run_group_tests_name("codec-jsonv", tests, NULL, NULL);
 }
