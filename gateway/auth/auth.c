@@ -80,14 +80,18 @@ struct st_sg_auth_t {
 /* ------------------------------------------------------------------------------------------ */
 /* Principals                                                                                 */
 
-/* Copies the scopes (a space-separated string or the strings of an array) into one buffer. */
+/* Copies the scopes (space-separated strings, e.g. one "scope" claim or an array's items) into
+ * one buffer, at most MAX_SCOPES of them. */
 static void principal_set_scopes(sg_principal_t *principal, const char *const *parts, size_t n_parts)
 {
-    size_t total = 1;
-    for (size_t i = 0; i < n_parts; i++)
+    size_t total = 1, count = 0;
+    for (size_t i = 0; i < n_parts; i++) {
         total += strlen(parts[i]) + 1;
+        for (const char *p = parts[i]; *p != '\0'; p++)
+            count += *p != ' ' && (p == parts[i] || p[-1] == ' ');
+    }
     principal->scope_text = sg_malloc(total);
-    principal->scopes = sg_calloc(MAX_SCOPES, sizeof(*principal->scopes));
+    principal->scopes = sg_calloc(count < MAX_SCOPES ? count + 1 : MAX_SCOPES, sizeof(*principal->scopes));
     char *out = principal->scope_text;
     for (size_t i = 0; i < n_parts; i++) {
         for (const char *p = parts[i]; *p != '\0';) {
