@@ -1873,6 +1873,12 @@ static int check_security(ctx_t *c, const sg_conf_t *conf, const node_t *root)
         const sg_rate_limit_conf_t *limit = &conf->rate_limits[i];
         const node_t *map = seq_item(map_get(root, "rate_limits"), i);
         path_index(item_path, sizeof(item_path), "rate_limits", i);
+        if (strcmp(limit->name, "registry-writes") == 0) {
+            char key_path[KEYPATH_MAX];
+            path_key(key_path, sizeof(key_path), item_path, "name");
+            return fail(c, value_line(map, "name"), key_path,
+                        "registry-writes is the name of the built-in limit (limits.registry_write_rate)");
+        }
         if (limit->per == SG_RATE_PER_PRINCIPAL && !conf->has_auth) {
             char key_path[KEYPATH_MAX];
             path_key(key_path, sizeof(key_path), item_path, "per");

@@ -1230,6 +1230,9 @@ static void test_err_access_and_limits(void **state)
                  "t.yaml:2: rate_limits[0].per: unknown per \"user\" (expected one of principal, ip)");
     expect_error("rate_limits:\n  - {name: l, per: ip, rate: 5/s}\n  - {name: l, per: ip, rate: 6/s}\n",
                  "t.yaml:3: rate_limits[1].name: duplicate rate limit name \"l\" (first at line 2)");
+    expect_error("rate_limits:\n  - {name: registry-writes, per: ip, rate: 5/s}\n",
+                 "t.yaml:2: rate_limits[0].name: registry-writes is the name of the built-in limit "
+                 "(limits.registry_write_rate)");
     expect_error("limits: {registry_write_rate: fast}\n",
                  "t.yaml:1: limits.registry_write_rate: expected a rate such as 50/s, 3000/m or 100000/h (or off), got "
                  "\"fast\"");
