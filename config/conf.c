@@ -338,10 +338,17 @@ typedef enum {
     PT_SECTION,    /* nested mapping described by `sub`, at base + offset */
     PT_LIST,       /* list of `sub` structs: array pointer at offset, size_t count at aux */
     PT_PARTITIONS, /* list of unique partition numbers in min..max (int32_t * at offset, size_t at aux) */
+    PT_SCOPES,     /* list of OAuth scope tokens (char ** at offset, size_t count at aux) */
+    PT_NAMES,      /* list of names of other entries, e.g. routes (char ** at offset, size_t count at aux) */
+    PT_ALGORITHMS, /* list of JWS algorithms, upper-cased (char ** at offset, size_t count at aux) */
+    PT_SHA256,     /* 64 hex digits, stored as uint8_t[32] */
+    PT_RATE,       /* "50/s", "3000/m", "100000/h" as sg_rate_t; count in min..max; "off" with P_ALLOW_OFF */
+    PT_URL,        /* http:// or https:// URL, split into sg_url_t */
 } prop_type_t;
 
 #define P_REQUIRED 0x1u
-#define P_PRESENCE 0x2u /* PT_SECTION: bool at aux says whether it was given; no defaults if not */
+#define P_PRESENCE 0x2u  /* PT_SECTION: bool at aux says whether it was given; no defaults if not */
+#define P_ALLOW_OFF 0x4u /* PT_RATE: "off" stores a count of 0 */
 
 typedef struct st_prop_t prop_t;
 typedef struct st_struct_desc_t struct_desc_t;
@@ -1223,6 +1230,210 @@ static void free_list(const prop_t *row, char *base)
     free(array);
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* Authentication and rate limits: value parsers (DESIGN §6)                                  */
+
+#define SG_CONF_MAX_SCOPE 128 /* one scope token */
+
+/* RFC 6749 §3.3 scope-token: printable ASCII except space, '"' and '\'. */
+static const char *scope_check(const char *text)
+{
+    if (strlen(text) > SG_CONF_MAX_SCOPE)
+        return "is longer than 128 characters";
+    for (const char *p = text; *p != '\0'; p++)
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f || *p == '"' || *p == '\\')
+            return "is not a scope token: use printable ASCII without spaces, '\"' or '\\'";
+    return NULL;
+}
+
+static const char *name_ref_check(const char *text)
+{
+    for (const char *p = text; *p != '\0'; p++)
+        if (!is_name_char(*p))
+            return "is not a name: use letters, digits, '.', '_' or '-'";
+    return strlen(text) > SG_CONF_MAX_NAME ? "is longer than 128 characters" : NULL;
+}
+
+/* The JWS algorithms of RFC 7518 §3.1 that the auth module verifies; "none" is not one. */
+static const char *const jws_algorithms[] = {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256",
+                                             "ES384", "ES512", "HS256", "HS384", "HS512", NULL};
+
+static const char *algorithm_check(const char *text)
+{
+    if (strcasecmp(text, "none") == 0)
+        return "is never accepted: every token must be signed";
+    for (size_t i = 0; jws_algorithms[i] != NULL; i++)
+        if (strcasecmp(text, jws_algorithms[i]) == 0)
+            return NULL;
+    return "is not a supported algorithm (RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, HS256, HS384, "
+           "HS512)";
+}
+
+static int parse_scopes(ctx_t *c, const prop_t *row, const node_t *value, char *base, const char *path)
+{
+    return parse_strlist(c, row, value, base, path, scope_check, false);
+}
+
+static int parse_names(ctx_t *c, const prop_t *row, const node_t *value, char *base, const char *path)
+{
+    return parse_strlist(c, row, value, base, path, name_ref_check, false);
+}
+
+static int parse_algorithms(ctx_t *c, const prop_t *row, const node_t *value, char *base, const char *path)
+{
+    if (parse_strlist(c, row, value, base, path, algorithm_check, false) != 0)
+        return -1;
+    if ((int64_t)get_size_t(base, row->aux) < row->min)
+        return fail(c, value->line, path, "needs at least %" PRId64 " algorithm", row->min);
+    char **items = (char **)get_string(base, row->offset);
+    for (size_t i = 0; i < get_size_t(base, row->aux); i++)
+        for (char *p = items[i]; *p != '\0'; p++)
+            *p = (char)toupper((unsigned char)*p);
+    return 0;
+}
+
+static int hex_digit(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* The value is a hash, not the key, so messages may describe it but never need to. */
+static int parse_sha256(ctx_t *c, const prop_t *row, const node_t *value, char *base, const char *path)
+{
+    if (want_scalar(c, value, path, "a SHA-256 as 64 hex digits") != 0)
+        return -1;
+    if (value->len != 64)
+        return fail(c, value->line, path,
+                    "expected the key's SHA-256 as 64 hex digits (printf %%s \"$KEY\" | sha256sum), got %zu "
+                    "characters",
+                    value->len);
+    uint8_t digest[32];
+    for (size_t i = 0; i < 64; i++) {
+        int digit = hex_digit(value->text[i]);
+        if (digit < 0)
+            return fail(c, value->line, path, "expected the key's SHA-256 as 64 hex digits, character %zu is not one", i + 1);
+        if (i % 2 == 0)
+            digest[i / 2] = (uint8_t)(digit << 4);
+        else
+            digest[i / 2] |= (uint8_t)digit;
+    }
+    memcpy(field(base, row->offset), digest, sizeof(digest));
+    return 0;
+}
+
+static int parse_rate(ctx_t *c, const prop_t *row, const node_t *value, char *base, const char *path)
+{
+    char buf[80];
+    if (want_scalar(c, value, path, "a rate such as 50/s") != 0)
+        return -1;
+    sg_rate_t rate = {.count = 0, .period_ms = 1000};
+    const char *text = value->text;
+    if ((row->flags & P_ALLOW_OFF) && strcmp(text, "off") == 0) {
+        memcpy(field(base, row->offset), &rate, sizeof(rate));
+        return 0;
+    }
+    size_t digits = strspn(text, "0123456789");
+    const char *unit = text + digits;
+    bool ok = digits > 0 && digits <= 9 && unit[0] == '/' && unit[1] != '\0' && unit[2] == '\0';
+    if (ok && unit[1] == 's')
+        rate.period_ms = 1000;
+    else if (ok && unit[1] == 'm')
+        rate.period_ms = 60 * 1000;
+    else if (ok && unit[1] == 'h')
+        rate.period_ms = 3600 * 1000;
+    else
+        return fail(c, value->line, path, "expected a rate such as 50/s, 3000/m or 100000/h%s, got %s",
+                    row->flags & P_ALLOW_OFF ? " (or off)" : "", quote(buf, sizeof(buf), text));
+    long long count = strtoll(text, NULL, 10);
+    if (count < row->min || count > row->max)
+        return fail(c, value->line, path, "%s is out of range (%" PRId64 "..%" PRId64 " per second, minute or hour)",
+                    quote(buf, sizeof(buf), text), row->min, row->max);
+    rate.count = (uint32_t)count;
+    memcpy(field(base, row->offset), &rate, sizeof(rate));
+    return 0;
+}
+
+/* Splits http(s)://HOST[:PORT][/PATH[?QUERY]]; NULL or the reason it is refused. */
+static const char *url_split(const char *text, sg_url_t *url)
+{
+    static const char expected[] = "expected http://HOST[:PORT]/PATH or https://HOST[:PORT]/PATH";
+    const char *host;
+    if (strncmp(text, "https://", 8) == 0) {
+        url->tls = true;
+        host = text + 8;
+    } else if (strncmp(text, "http://", 7) == 0) {
+        url->tls = false;
+        host = text + 7;
+    } else {
+        return expected;
+    }
+    for (const char *p = text; *p != '\0'; p++)
+        if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f || *p == '#' || *p == '@')
+            return "the URL must not contain spaces, control characters, '#' or user information ('@')";
+    const char *host_end, *after;
+    if (host[0] == '[') {
+        host_end = strchr(host, ']');
+        if (host_end == NULL)
+            return "an IPv6 host needs its closing ']'";
+        host++;
+        after = host_end + 1;
+    } else {
+        host_end = host + strcspn(host, ":/?");
+        after = host_end;
+    }
+    if (host_end == host)
+        return "the URL has no host";
+    url->port = url->tls ? 443 : 80;
+    if (*after == ':') {
+        size_t digits = strspn(after + 1, "0123456789");
+        long port = digits > 0 && digits <= 5 ? strtol(after + 1, NULL, 10) : 0;
+        if (port < 1 || port > 65535)
+            return "the port must be 1..65535";
+        url->port = (uint16_t)port;
+        after += 1 + digits;
+    }
+    if (*after != '\0' && *after != '/' && *after != '?')
+        return expected;
+    url->host = sg_memdup(host, (size_t)(host_end - host));
+    if (*after == '/') {
+        url->path = sg_strdup(after);
+    } else {
+        url->path = sg_calloc(strlen(after) + 2, 1);
+        url->path[0] = '/';
+        memcpy(url->path + 1, after, strlen(after));
+    }
+    return NULL;
+}
+
+static int parse_url(ctx_t *c, const prop_t *row, const node_t *value, char *base, const char *path)
+{
+    char buf[80];
+    if (want_string(c, value, path, SG_CONF_MAX_STRING) != 0)
+        return -1;
+    sg_url_t url = {0};
+    const char *why = url_split(value->text, &url);
+    if (why != NULL)
+        return fail(c, value->line, path, "%s, got %s", why, quote(buf, sizeof(buf), value->text));
+    url.text = sg_strdup(value->text);
+    memcpy(field(base, row->offset), &url, sizeof(url));
+    return 0;
+}
+
+static void free_url(const prop_t *row, char *base)
+{
+    sg_url_t url;
+    memcpy(&url, base + row->offset, sizeof(url));
+    free(url.text);
+    free(url.host);
+    free(url.path);
+}
+
 static const struct {
     const char *doc; /* type name in the reference */
     prop_parse_cb parse;
@@ -1249,6 +1460,12 @@ static const struct {
     [PT_SECTION] = {"mapping", parse_section, free_section},
     [PT_LIST] = {"list", parse_list, free_list},
     [PT_PARTITIONS] = {"list of partitions", parse_partitions, free_partitions},
+    [PT_SCOPES] = {"list of scopes", parse_scopes, free_strlist},
+    [PT_NAMES] = {"list of names", parse_names, free_strlist},
+    [PT_ALGORITHMS] = {"list of JWS algorithms", parse_algorithms, free_strlist},
+    [PT_SHA256] = {"SHA-256 (64 hex digits)", parse_sha256, free_nothing},
+    [PT_RATE] = {"rate (N/s, N/m, N/h)", parse_rate, free_nothing},
+    [PT_URL] = {"http(s) URL", parse_url, free_url},
 };
 
 /* Edit distance, for "did you mean" on unknown keys. Keys are short: a small fixed row. */
@@ -1308,6 +1525,18 @@ static int apply_default(ctx_t *c, const prop_t *row, const node_t *map, char *b
     }
     if (row->def == NULL)
         return 0;
+    if (row->def[0] == '[') {
+        /* A list default ("[RS256, ES256]") is YAML flow text, parsed like the user's own. */
+        node_t *list = NULL;
+        int rc = tree_parse(c, row->def, strlen(row->def), &list);
+        assert(rc == 0 && list != NULL); /* the tables' own text */
+        list->line = map->line;
+        for (size_t i = 0; i < list->n; i++)
+            list->items[i]->line = map->line;
+        rc = prop_types[row->type].parse(c, row, list, base, path);
+        node_free(list);
+        return rc;
+    }
     node_t scalar = {.kind = NODE_SCALAR, .line = map->line, .text = (char *)row->def, .len = strlen(row->def)};
     if (row->type == PT_LIST) {
         node_t *items[1] = {&scalar};
@@ -1496,6 +1725,180 @@ static int check_conflicts(ctx_t *c, const sg_conf_t *conf, const node_t *root)
     return rc;
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* Authentication and rate limits: cross-key checks (DESIGN §6)                               */
+
+/* Headers streamgate stamps on events itself: the principal header must not shadow one. */
+static const char *const event_headers[] = {
+    "kafka_correlationid", "kafka_replytopic", "kafka_replypartition", "content-type", "traceparent", "streamgate-route", NULL};
+
+static int fail_at_item(ctx_t *c, const node_t *map, const char *path, const char *list, size_t index, const char *what)
+{
+    char list_path[KEYPATH_MAX], item_path[KEYPATH_MAX];
+    path_key(list_path, sizeof(list_path), path, list);
+    path_index(item_path, sizeof(item_path), list_path, index);
+    const node_t *item = seq_item(map_get(map, list), index);
+    return fail(c, item != NULL ? item->line : value_line(map, list), item_path, "%s", what);
+}
+
+static int check_jwt(ctx_t *c, void *elem, const node_t *map, const char *path)
+{
+    sg_jwt_conf_t *jwt = elem;
+    char key_path[KEYPATH_MAX], why[256];
+    bool hmac = false, asymmetric = false;
+    for (size_t i = 0; i < jwt->n_algorithms; i++) {
+        if (jwt->algorithms[i][0] != 'H') {
+            asymmetric = true;
+            continue;
+        }
+        hmac = true;
+        if (jwt->hmac_secret == NULL) {
+            snprintf(why, sizeof(why),
+                     "%s needs hmac_secret: HMAC tokens are checked with that secret only, never with a "
+                     "key from the key set",
+                     jwt->algorithms[i]);
+            return fail_at_item(c, map, path, "algorithms", i, why);
+        }
+    }
+    if (jwt->hmac_secret != NULL && !hmac) {
+        path_key(key_path, sizeof(key_path), path, "hmac_secret");
+        return fail(c, value_line(map, "hmac_secret"), key_path,
+                    "hmac_secret is set but algorithms allows no HS256, HS384 "
+                    "or HS512");
+    }
+    if (jwt->hmac_secret != NULL && strlen(jwt->hmac_secret) < 32) {
+        path_key(key_path, sizeof(key_path), path, "hmac_secret");
+        return fail(c, value_line(map, "hmac_secret"), key_path, "an HMAC secret needs at least 32 bytes (RFC 7518 3.2)");
+    }
+    if (jwt->jwks_file != NULL && jwt->jwks_url.text != NULL) {
+        path_key(key_path, sizeof(key_path), path, "jwks_url");
+        return fail(c, value_line(map, "jwks_url"), key_path, "give jwks_file or jwks_url, not both");
+    }
+    if (asymmetric && jwt->jwks_file == NULL && jwt->jwks_url.text == NULL) {
+        path_key(key_path, sizeof(key_path), path, "jwks_file");
+        return fail(c, map->line, key_path, "algorithms other than HS256/384/512 need a key set: add jwks_file or jwks_url");
+    }
+    if (jwt->jwks_ca_file != NULL && !jwt->jwks_url.tls) {
+        path_key(key_path, sizeof(key_path), path, "jwks_ca_file");
+        return fail(c, value_line(map, "jwks_ca_file"), key_path, "jwks_ca_file is only used with an https:// jwks_url");
+    }
+    if (jwt->jwks_min_refresh_ms > jwt->jwks_refresh_ms) {
+        path_key(key_path, sizeof(key_path), path, "jwks_min_refresh");
+        return fail(c, value_line(map, "jwks_min_refresh"), key_path, "jwks_min_refresh is longer than jwks_refresh");
+    }
+    return 0;
+}
+
+static int check_auth(ctx_t *c, void *elem, const node_t *map, const char *path)
+{
+    sg_auth_conf_t *auth = elem;
+    char key_path[KEYPATH_MAX], why[256];
+    if (!auth->has_jwt && auth->n_api_keys == 0)
+        return fail(c, map->line, path, "configure jwt, api_keys or both");
+    path_key(key_path, sizeof(key_path), path, "principal_header");
+    if (!is_token(auth->principal_header))
+        return fail(c, value_line(map, "principal_header"), key_path, "is not a valid header name");
+    for (char *p = auth->principal_header; *p != '\0'; p++)
+        *p = (char)tolower((unsigned char)*p);
+    for (size_t i = 0; event_headers[i] != NULL; i++)
+        if (strcmp(auth->principal_header, event_headers[i]) == 0)
+            return fail(c, value_line(map, "principal_header"), key_path, "%s is a header streamgate sets on events itself",
+                        event_headers[i]);
+    for (size_t i = 1; i < auth->n_api_keys; i++) {
+        for (size_t j = 0; j < i; j++) {
+            if (memcmp(auth->api_keys[i].sha256, auth->api_keys[j].sha256, 32) != 0)
+                continue;
+            char list_path[KEYPATH_MAX], item_path[KEYPATH_MAX];
+            path_key(list_path, sizeof(list_path), path, "api_keys");
+            path_index(item_path, sizeof(item_path), list_path, i);
+            path_key(key_path, sizeof(key_path), item_path, "sha256");
+            snprintf(why, sizeof(why), "the same key as api_keys[%zu] (\"%s\")", j, auth->api_keys[j].name);
+            return fail(c, value_line(seq_item(map_get(map, "api_keys"), i), "sha256"), key_path, "%s", why);
+        }
+    }
+    return 0;
+}
+
+static int check_rate_limit(ctx_t *c, void *elem, const node_t *map, const char *path)
+{
+    sg_rate_limit_conf_t *limit = elem;
+    if (limit->burst == 0)
+        limit->burst = limit->rate.count;
+    return 0;
+}
+
+static const sg_route_conf_t *find_route(const sg_conf_t *conf, const char *name)
+{
+    for (size_t i = 0; i < conf->n_routes; i++)
+        if (strcmp(conf->routes[i].name, name) == 0)
+            return &conf->routes[i];
+    return NULL;
+}
+
+/* One list's scopes/public against the auth section: `list` is "routes", "queries" or "tables". */
+static int check_access_list(ctx_t *c, const sg_conf_t *conf, const node_t *root, const char *list, const char *base, size_t size,
+                             size_t count, size_t access_offset)
+{
+    char item_path[KEYPATH_MAX], key_path[KEYPATH_MAX];
+    for (size_t i = 0; i < count; i++) {
+        const sg_access_conf_t *access = (const sg_access_conf_t *)(const void *)(base + i * size + access_offset);
+        const char *key = NULL, *why = NULL;
+        if (access->n_scopes > 0 && !conf->has_auth) {
+            key = "scopes";
+            why = "scopes need an auth section (without one no credential is checked)";
+        } else if (access->n_scopes > 0 && access->is_public) {
+            key = "public";
+            why = "a public endpoint cannot require scopes";
+        }
+        if (key == NULL)
+            continue;
+        path_index(item_path, sizeof(item_path), list, i);
+        path_key(key_path, sizeof(key_path), item_path, key);
+        return fail(c, value_line(seq_item(map_get(root, list), i), key), key_path, "%s", why);
+    }
+    return 0;
+}
+
+static int check_security(ctx_t *c, const sg_conf_t *conf, const node_t *root)
+{
+    if (check_access_list(c, conf, root, "routes", (const char *)conf->routes, sizeof(*conf->routes), conf->n_routes,
+                          offsetof(sg_route_conf_t, access)) != 0 ||
+        check_access_list(c, conf, root, "queries", (const char *)conf->queries, sizeof(*conf->queries), conf->n_queries,
+                          offsetof(sg_query_conf_t, access)) != 0 ||
+        check_access_list(c, conf, root, "tables", (const char *)conf->tables, sizeof(*conf->tables), conf->n_tables,
+                          offsetof(sg_table_conf_t, access)) != 0)
+        return -1;
+    char item_path[KEYPATH_MAX], why[256];
+    for (size_t i = 0; i < conf->n_rate_limits; i++) {
+        const sg_rate_limit_conf_t *limit = &conf->rate_limits[i];
+        const node_t *map = seq_item(map_get(root, "rate_limits"), i);
+        path_index(item_path, sizeof(item_path), "rate_limits", i);
+        if (strcmp(limit->name, "registry-writes") == 0) {
+            char key_path[KEYPATH_MAX];
+            path_key(key_path, sizeof(key_path), item_path, "name");
+            return fail(c, value_line(map, "name"), key_path,
+                        "registry-writes is the name of the built-in limit (limits.registry_write_rate)");
+        }
+        if (limit->per == SG_RATE_PER_PRINCIPAL && !conf->has_auth) {
+            char key_path[KEYPATH_MAX];
+            path_key(key_path, sizeof(key_path), item_path, "per");
+            return fail(c, value_line(map, "per"), key_path, "per: principal needs an auth section (or use per: ip)");
+        }
+        for (size_t j = 0; j < limit->n_routes; j++) {
+            const sg_route_conf_t *route = find_route(conf, limit->routes[j]);
+            if (route == NULL)
+                snprintf(why, sizeof(why), "unknown route \"%s\" (declare it under routes)", limit->routes[j]);
+            else if (limit->per == SG_RATE_PER_PRINCIPAL && route->access.is_public)
+                snprintf(why, sizeof(why), "route \"%s\" is public, so it has no principal to count: use per: ip",
+                         limit->routes[j]);
+            else
+                continue;
+            return fail_at_item(c, map, item_path, "routes", j, why);
+        }
+    }
+    return 0;
+}
+
 static int check_conf(ctx_t *c, void *elem, const node_t *root, const char *path)
 {
     const sg_conf_t *conf = elem;
@@ -1518,7 +1921,9 @@ static int check_conf(ctx_t *c, void *elem, const node_t *root, const char *path
                         "unknown table \"%s\" (declare it under tables)", query->table);
         }
     }
-    return check_conflicts(c, conf, root);
+    if (check_conflicts(c, conf, root) != 0)
+        return -1;
+    return check_security(c, conf, root);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1703,6 +2108,17 @@ static const prop_t route_props[] = {
      .flags = P_PRESENCE,
      .sub = &reply_desc,
      .doc = "Makes the route request-reply."},
+    {.name = "scopes",
+     .type = PT_SCOPES,
+     FIELD(sg_route_conf_t, access.scopes),
+     .aux = offsetof(sg_route_conf_t, access.n_scopes),
+     .max = 32,
+     .doc = "Scopes a credential must all have (with auth)."},
+    {.name = "public",
+     .type = PT_BOOL,
+     FIELD(sg_route_conf_t, access.is_public),
+     .def = "false",
+     .doc = "Needs no credential even with auth (never with scopes)."},
     {0},
 };
 static const struct_desc_t route_desc = {.name = "route",
@@ -1723,6 +2139,17 @@ static const prop_t table_props[] = {
      FIELD(sg_table_conf_t, topic),
      .flags = P_REQUIRED,
      .doc = "Topic the table is materialized from."},
+    {.name = "scopes",
+     .type = PT_SCOPES,
+     FIELD(sg_table_conf_t, access.scopes),
+     .aux = offsetof(sg_table_conf_t, access.n_scopes),
+     .max = 32,
+     .doc = "Scopes a credential must all have to read the table under /tables (with auth; default tables:read)."},
+    {.name = "public",
+     .type = PT_BOOL,
+     FIELD(sg_table_conf_t, access.is_public),
+     .def = "false",
+     .doc = "Needs no credential even with auth (never with scopes)."},
     {0},
 };
 static const struct_desc_t table_desc = {.name = "table",
@@ -1743,6 +2170,17 @@ static const prop_t query_props[] = {
      FIELD(sg_query_conf_t, key),
      .flags = P_REQUIRED,
      .doc = "Row key: path:NAME or header:NAME; none makes the path a scan of the table."},
+    {.name = "scopes",
+     .type = PT_SCOPES,
+     FIELD(sg_query_conf_t, access.scopes),
+     .aux = offsetof(sg_query_conf_t, access.n_scopes),
+     .max = 32,
+     .doc = "Scopes a credential must all have (with auth)."},
+    {.name = "public",
+     .type = PT_BOOL,
+     FIELD(sg_query_conf_t, access.is_public),
+     .def = "false",
+     .doc = "Needs no credential even with auth (never with scopes)."},
     {0},
 };
 static const struct_desc_t query_desc = {.name = "query",
@@ -1788,6 +2226,21 @@ static const prop_t limits_props[] = {
      .max = 600 * 1000,
      .def = "30s",
      .doc = "Longest such wait a client may ask for with Prefer: wait=N."},
+    {.name = "registry_write_rate",
+     .type = PT_RATE,
+     FIELD(sg_conf_t, limits.registry_write_rate),
+     .min = 1,
+     .max = 1000000,
+     .def = "10/s",
+     .flags = P_ALLOW_OFF,
+     .doc = "Schema registry writes per client address (429 beyond), with or without auth; off: no limit."},
+    {.name = "registry_write_burst",
+     .type = PT_INT,
+     FIELD(sg_conf_t, limits.registry_write_burst),
+     .min = 1,
+     .max = 1000000,
+     .def = "20",
+     .doc = "Registry writes a client address may make at once before registry_write_rate applies."},
     {0},
 };
 static const struct_desc_t limits_desc = {.name = "limits", .props = limits_props};
@@ -1884,6 +2337,174 @@ static const prop_t log_props[] = {
 };
 static const struct_desc_t log_desc = {.name = "log", .props = log_props};
 
+/* ------------------------------------------------------------------------------------------ */
+/* Authentication and rate limits: tables (DESIGN §6)                                         */
+
+static const prop_t jwt_props[] = {
+    {.name = "issuer",
+     .type = PT_STRING,
+     FIELD(sg_jwt_conf_t, issuer),
+     .flags = P_REQUIRED,
+     .doc = "The iss every token must carry."},
+    {.name = "audience",
+     .type = PT_STRING,
+     FIELD(sg_jwt_conf_t, audience),
+     .flags = P_REQUIRED,
+     .doc = "A value the token's aud (string or array) must contain."},
+    {.name = "jwks_file",
+     .type = PT_FILE,
+     FIELD(sg_jwt_conf_t, jwks_file),
+     .doc = "JWK Set with the verification keys, relative to the config file (re-read like a URL)."},
+    {.name = "jwks_url",
+     .type = PT_URL,
+     FIELD(sg_jwt_conf_t, jwks_url),
+     .doc = "http(s) URL of the JWK Set, fetched off the event loops and refreshed; the last good set is kept."},
+    {.name = "jwks_ca_file",
+     .type = PT_FILE,
+     FIELD(sg_jwt_conf_t, jwks_ca_file),
+     .doc = "Extra CA certificates (PEM) trusted for an https jwks_url, besides the system store."},
+    {.name = "jwks_refresh",
+     .type = PT_DURATION,
+     FIELD(sg_jwt_conf_t, jwks_refresh_ms),
+     .min = 1000,
+     .max = 86400 * 1000,
+     .def = "5m",
+     .doc = "How often the key set is fetched again."},
+    {.name = "jwks_min_refresh",
+     .type = PT_DURATION,
+     FIELD(sg_jwt_conf_t, jwks_min_refresh_ms),
+     .min = 100,
+     .max = 3600 * 1000,
+     .def = "5s",
+     .doc = "Shortest time between two fetches (a token with an unknown kid asks for one)."},
+    {.name = "jwks_timeout",
+     .type = PT_DURATION,
+     FIELD(sg_jwt_conf_t, jwks_timeout_ms),
+     .min = 100,
+     .max = 60 * 1000,
+     .def = "5s",
+     .doc = "Deadline of one key set fetch: connect, TLS handshake and read."},
+    {.name = "algorithms",
+     .type = PT_ALGORITHMS,
+     FIELD(sg_jwt_conf_t, algorithms),
+     .aux = offsetof(sg_jwt_conf_t, n_algorithms),
+     .min = 1,
+     .max = 12,
+     .def = "[RS256, ES256]",
+     .doc = "Accepted signature algorithms; none is never accepted, HS256/384/512 only with hmac_secret."},
+    {.name = "leeway",
+     .type = PT_DURATION,
+     FIELD(sg_jwt_conf_t, leeway_ms),
+     .min = 0,
+     .max = 600 * 1000,
+     .def = "30s",
+     .doc = "Clock skew allowed when checking exp, nbf and iat."},
+    {.name = "scopes_claim",
+     .type = PT_STRING,
+     FIELD(sg_jwt_conf_t, scopes_claim),
+     .def = "scope",
+     .doc = "Claim with the token's scopes: a space-separated string or an array of strings."},
+    {.name = "principal_claim",
+     .type = PT_STRING,
+     FIELD(sg_jwt_conf_t, principal_claim),
+     .def = "sub",
+     .doc = "Claim naming the principal (a non-empty string)."},
+    {.name = "hmac_secret",
+     .type = PT_STRING,
+     FIELD(sg_jwt_conf_t, hmac_secret),
+     .doc = "Shared secret (>= 32 bytes) for HS256/384/512 tokens; the only way to allow them."},
+    {0},
+};
+static const struct_desc_t jwt_desc = {.name = "jwt", .props = jwt_props, .check = check_jwt};
+
+static const prop_t api_key_props[] = {
+    {.name = "name", .type = PT_NAME, FIELD(sg_api_key_conf_t, name), .flags = P_REQUIRED, .doc = "The key's principal."},
+    {.name = "sha256",
+     .type = PT_SHA256,
+     FIELD(sg_api_key_conf_t, sha256),
+     .flags = P_REQUIRED,
+     .doc = "SHA-256 of the key in hex (printf %s \"$KEY\" \\| sha256sum); the key itself is never stored."},
+    {.name = "scopes",
+     .type = PT_SCOPES,
+     FIELD(sg_api_key_conf_t, scopes),
+     .aux = offsetof(sg_api_key_conf_t, n_scopes),
+     .max = 64,
+     .doc = "Scopes the key grants."},
+    {0},
+};
+static const struct_desc_t api_key_desc = {.name = "API key",
+                                           .size = sizeof(sg_api_key_conf_t),
+                                           .props = api_key_props,
+                                           .has_line = true,
+                                           .line_offset = offsetof(sg_api_key_conf_t, line)};
+
+static const prop_t auth_props[] = {
+    {.name = "jwt",
+     .type = PT_SECTION,
+     FIELD(sg_auth_conf_t, jwt),
+     .aux = offsetof(sg_auth_conf_t, has_jwt),
+     .flags = P_PRESENCE,
+     .sub = &jwt_desc,
+     .doc = "Bearer tokens (JWT) and how they are verified."},
+    {.name = "api_keys",
+     .type = PT_LIST,
+     FIELD(sg_auth_conf_t, api_keys),
+     .aux = offsetof(sg_auth_conf_t, n_api_keys),
+     .max = 1000,
+     .sub = &api_key_desc,
+     .unique = "name",
+     .doc = "Keys accepted in the X-API-Key header."},
+    {.name = "principal_header",
+     .type = PT_STRING,
+     FIELD(sg_auth_conf_t, principal_header),
+     .def = "streamgate-principal",
+     .doc = "Event header carrying the authenticated principal (a client's own is never forwarded)."},
+    {0},
+};
+static const struct_desc_t auth_desc = {.name = "auth", .props = auth_props, .check = check_auth};
+
+static const char *const rate_pers[] = {"principal", "ip", NULL}; /* sg_rate_per_t order */
+
+static const prop_t rate_limit_props[] = {
+    {.name = "name",
+     .type = PT_NAME,
+     FIELD(sg_rate_limit_conf_t, name),
+     .flags = P_REQUIRED,
+     .doc = "Policy name, sent in RateLimit-Policy."},
+    {.name = "routes",
+     .type = PT_NAMES,
+     FIELD(sg_rate_limit_conf_t, routes),
+     .aux = offsetof(sg_rate_limit_conf_t, n_routes),
+     .max = 1000,
+     .doc = "Routes sharing this limit; none: every endpoint but /healthz and /readyz."},
+    {.name = "per",
+     .type = PT_ENUM,
+     FIELD(sg_rate_limit_conf_t, per),
+     .enums = rate_pers,
+     .flags = P_REQUIRED,
+     .doc = "Count each principal or each client address separately."},
+    {.name = "rate",
+     .type = PT_RATE,
+     FIELD(sg_rate_limit_conf_t, rate),
+     .min = 1,
+     .max = 1000000,
+     .flags = P_REQUIRED,
+     .doc = "Sustained rate, e.g. 50/s, 3000/m or 100000/h."},
+    {.name = "burst",
+     .type = PT_INT,
+     FIELD(sg_rate_limit_conf_t, burst),
+     .min = 1,
+     .max = 10000000,
+     .doc = "Requests allowed at once before the rate applies; default: the rate's count."},
+    {0},
+};
+static const struct_desc_t rate_limit_desc = {.name = "rate limit",
+                                              .size = sizeof(sg_rate_limit_conf_t),
+                                              .props = rate_limit_props,
+                                              .check = check_rate_limit,
+                                              .has_line = true,
+                                              .line_offset = offsetof(sg_rate_limit_conf_t, line)};
+
 static const prop_t root_props[] = {
     {.name = "listen",
      .type = PT_LIST,
@@ -1961,6 +2582,21 @@ static const prop_t root_props[] = {
      .type = PT_SECTION,
      .sub = &schema_registry_desc,
      .doc = "Where schemas are registered: built in (default) or an external registry."},
+    {.name = "auth",
+     .type = PT_SECTION,
+     FIELD(sg_conf_t, auth),
+     .aux = offsetof(sg_conf_t, has_auth),
+     .flags = P_PRESENCE,
+     .sub = &auth_desc,
+     .doc = "Authentication; absent: none (every endpoint is open)."},
+    {.name = "rate_limits",
+     .type = PT_LIST,
+     FIELD(sg_conf_t, rate_limits),
+     .aux = offsetof(sg_conf_t, n_rate_limits),
+     .max = 64,
+     .sub = &rate_limit_desc,
+     .unique = "name",
+     .doc = "Token-bucket limits per principal or client address (429 beyond)."},
     {0},
 };
 static const struct_desc_t root_desc = {.name = "config", .size = sizeof(sg_conf_t), .props = root_props, .check = check_conf};

@@ -32,6 +32,75 @@ typedef struct st_sg_key_spec_t {
 
 typedef enum { SG_FORMAT_JSON = 0, SG_FORMAT_AVRO } sg_format_t;
 
+/* --- Authentication and rate limits (DESIGN §6) -------------------------------------------- */
+
+/* What a rate limit counts separately: each principal, or each client address. */
+typedef enum { SG_RATE_PER_PRINCIPAL = 0, SG_RATE_PER_IP } sg_rate_per_t;
+
+/* An http:// or https:// URL, split once by the loader. */
+typedef struct st_sg_url_t {
+    char *text; /* as written; NULL when the key is absent */
+    bool tls;   /* https */
+    char *host; /* name or address (IPv6 without brackets) */
+    uint16_t port;
+    char *path; /* "/..." including any query; "/" when the URL has none */
+} sg_url_t;
+
+typedef struct st_sg_rate_t {
+    uint32_t count;    /* tokens per period; 0 = off (only where "off" is allowed) */
+    int64_t period_ms; /* 1000 (/s), 60000 (/m) or 3600000 (/h) */
+} sg_rate_t;
+
+/* Who may call an endpoint: on routes, queries and tables. Without `auth` both stay empty. */
+typedef struct st_sg_access_conf_t {
+    char **scopes; /* every one is required; none = any valid credential */
+    size_t n_scopes;
+    bool is_public; /* public: true - no credential needed (never with scopes) */
+} sg_access_conf_t;
+
+typedef struct st_sg_api_key_conf_t {
+    char *name;         /* the principal */
+    uint8_t sha256[32]; /* SHA-256 of the key; the key itself is never in the config */
+    char **scopes;
+    size_t n_scopes;
+    unsigned line;
+} sg_api_key_conf_t;
+
+typedef struct st_sg_jwt_conf_t {
+    char *issuer;                /* iss must equal it */
+    char *audience;              /* aud (string or array) must contain it */
+    char *jwks_file;             /* JWKS document on disk (resolved relative to the config file), or */
+    sg_url_t jwks_url;           /* http:// or https:// URL, fetched by the auth module's own thread */
+    char *jwks_ca_file;          /* extra CA bundle for an https jwks_url (the system store is always used) */
+    int64_t jwks_refresh_ms;     /* periodic refresh of the key set, default 5m */
+    int64_t jwks_min_refresh_ms; /* at most one refresh per this, e.g. on an unknown kid; default 5s */
+    int64_t jwks_timeout_ms;     /* deadline of one fetch (connect + TLS + read), default 5s */
+    char **algorithms;           /* allow-list, canonical upper case; default RS256, ES256 */
+    size_t n_algorithms;
+    int64_t leeway_ms;     /* clock skew allowed on exp, nbf and iat; default 30s */
+    char *scopes_claim;    /* default "scope": space-separated string or array of strings */
+    char *principal_claim; /* default "sub" */
+    char *hmac_secret;     /* the only key HS256/384/512 tokens are checked with (>= 32 bytes) */
+} sg_jwt_conf_t;
+
+typedef struct st_sg_auth_conf_t {
+    bool has_jwt;
+    sg_jwt_conf_t jwt;
+    sg_api_key_conf_t *api_keys; /* X-API-Key */
+    size_t n_api_keys;
+    char *principal_header; /* Kafka header carrying the principal, lower-cased; default streamgate-principal */
+} sg_auth_conf_t;
+
+typedef struct st_sg_rate_limit_conf_t {
+    char *name;    /* policy name in RateLimit-Policy */
+    char **routes; /* route names it applies to (together); none = every endpoint */
+    size_t n_routes;
+    sg_rate_per_t per;
+    sg_rate_t rate;
+    uint32_t burst; /* bucket size; default rate.count */
+    unsigned line;
+} sg_rate_limit_conf_t;
+
 typedef struct st_sg_listen_conf_t {
     char *host;    /* numeric IPv4/IPv6 address or host name */
     uint16_t port; /* 0 = ephemeral (tests) */
@@ -75,12 +144,14 @@ typedef struct st_sg_route_conf_t {
     sg_format_t format;
     bool has_reply;
     sg_reply_conf_t reply;
-    unsigned line; /* line of the route in the config file, for messages */
+    sg_access_conf_t access; /* scopes, public */
+    unsigned line;           /* line of the route in the config file, for messages */
 } sg_route_conf_t;
 
 typedef struct st_sg_table_conf_t {
     char *name;
     char *topic;
+    sg_access_conf_t access; /* scopes (instead of tables:read), public */
     unsigned line;
 } sg_table_conf_t;
 
@@ -88,6 +159,7 @@ typedef struct st_sg_query_conf_t {
     char *path; /* template */
     char *table;
     sg_key_spec_t key;
+    sg_access_conf_t access; /* scopes, public */
     unsigned line;
 } sg_query_conf_t;
 
@@ -121,11 +193,13 @@ typedef struct st_sg_conf_t {
     size_t n_queries;
 
     struct {
-        uint64_t body_bytes;       /* default 1 MiB */
-        uint64_t header_bytes;     /* default 64 KiB */
-        uint32_t pending;          /* default 100000 */
-        int64_t token_wait_ms;     /* a table read waits this long for its token by default (5s) */
-        int64_t token_wait_max_ms; /* and at most this long with Prefer: wait (30s) */
+        uint64_t body_bytes;           /* default 1 MiB */
+        uint64_t header_bytes;         /* default 64 KiB */
+        uint32_t pending;              /* default 100000 */
+        int64_t token_wait_ms;         /* a table read waits this long for its token by default (5s) */
+        int64_t token_wait_max_ms;     /* and at most this long with Prefer: wait (30s) */
+        sg_rate_t registry_write_rate; /* per client address, with or without auth; default 10/s */
+        uint32_t registry_write_burst; /* default 20 */
     } limits;
 
     struct {
@@ -149,6 +223,11 @@ typedef struct st_sg_conf_t {
         char *url; /* external Confluent-compatible registry "http://HOST[:PORT][/PREFIX]" (no trailing
                     * '/'); NULL: the built-in registry serves /registry from the _schemas topic */
     } schema_registry;
+
+    bool has_auth; /* auth: present - every endpoint but /healthz, /readyz and public ones needs a credential */
+    sg_auth_conf_t auth;
+    sg_rate_limit_conf_t *rate_limits;
+    size_t n_rate_limits;
 } sg_conf_t;
 
 /** Loads and validates a config file. Returns owned model, or NULL with a message of the form

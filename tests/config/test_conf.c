@@ -477,9 +477,10 @@ static void test_err_unknown_key(void **state)
                  "t.yaml:2: listen[0].adress: unknown key \"adress\" (did you mean \"address\"?)");
     expect_error("zzz: 1\n", "t.yaml:1: zzz: unknown key \"zzz\" (valid keys: listen, threads, data_dir, kafka, "
                              "topics, schemas, routes, tables, queries, limits, cors, shutdown_timeout, requests, "
-                             "log, schema_registry)");
+                             "log, schema_registry, auth, rate_limits)");
     expect_error("limits: {body: 1}\n", "t.yaml:1: limits.body: unknown key \"body\" "
-                                        "(valid keys: body_bytes, header_bytes, pending, token_wait, token_wait_max)");
+                                        "(valid keys: body_bytes, header_bytes, pending, token_wait, token_wait_max, "
+                                        "registry_write_rate, registry_write_burst)");
 }
 
 static void test_err_types(void **state)
@@ -909,8 +910,14 @@ static void test_dump_reference(void **state)
     size_t rows = 0;
     for (const char *p = text; (p = strstr(p, "\n| `")) != NULL; p++)
         rows++;
-    assert_int_equal(rows, 58); /* 48 + requests (3 rows) + reply.partitions + limits.token_wait(_max)
-                                 * + schema_registry (2 rows) + log (2 rows) */
+    assert_int_equal(rows, 92); /* 48 + requests (3 rows) + reply.partitions + limits.token_wait(_max)
+                                 * + schema_registry (2 rows) + log (2 rows) = 58; DESIGN §6 adds 34: scopes and
+                                 * public on routes, tables and queries (6), limits.registry_write_rate/_burst (2),
+                                 * auth (1) with jwt (1 + 13), api_keys (1 + 3) and principal_header (1), and
+                                 * rate_limits (1 + 5) */
+    assert_non_null(strstr(text, "| `auth.jwt.algorithms` | list of JWS algorithms | `[RS256, ES256]` |"));
+    assert_non_null(strstr(text, "| `rate_limits[].rate` | rate (N/s, N/m, N/h) | required |"));
+    assert_non_null(strstr(text, "| `auth.api_keys[].sha256` | SHA-256 (64 hex digits) | required |"));
     assert_non_null(strstr(text, "| `log.level` | error \\| warn \\| info \\| debug | `info` |"));
     free(text);
 }
@@ -952,6 +959,290 @@ static void test_schema_registry(void **state)
     expect_error("schema_registry: {uri: x}\n", "t.yaml:1: schema_registry.uri: unknown key \"uri\" (did you mean \"url\"?)");
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* Authentication and rate limits (DESIGN §6)                                                 */
+
+#define KEY_HASH "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08" /* sha256("test") */
+
+static const char auth_yaml[] =
+    "routes:\n"                                                                                       /* 1 */
+    "  - {name: place-order, method: POST, path: /orders, topic: o, scopes: [\"orders:write\", x]}\n" /* 2 */
+    "  - {name: open, method: POST, path: /open, topic: o, public: true}\n"                           /* 3 */
+    "tables:\n"                                                                                       /* 4 */
+    "  - {name: profiles, topic: p, scopes: [\"profiles:read\"]}\n"                                   /* 5 */
+    "queries:\n"                                                                                      /* 6 */
+    "  - {path: \"/p/{id}\", table: profiles, key: \"path:id\", public: true}\n"                      /* 7 */
+    "auth:\n"                                                                                         /* 8 */
+    "  jwt:\n"                                                                                        /* 9 */
+    "    issuer: \"https://id.example\"\n"                                                            /* 10 */
+    "    audience: streamgate\n"                                                                      /* 11 */
+    "    jwks_url: \"https://id.example:8443/keys?v=1\"\n"                                            /* 12 */
+    "    jwks_ca_file: /etc/ca.pem\n"                                                                 /* 13 */
+    "    jwks_refresh: 10m\n"                                                                         /* 14 */
+    "    jwks_min_refresh: 1s\n"                                                                      /* 15 */
+    "    jwks_timeout: 2s\n"                                                                          /* 16 */
+    "    algorithms: [rs256, ES384, HS512]\n"                                                         /* 17 */
+    "    leeway: 5s\n"                                                                                /* 18 */
+    "    scopes_claim: scp\n"                                                                         /* 19 */
+    "    principal_claim: client_id\n"                                                                /* 20 */
+    "    hmac_secret: \"0123456789abcdef0123456789abcdef\"\n"                                         /* 21 */
+    "  api_keys:\n"                                                                                   /* 22 */
+    "    - {name: importer, sha256: \"" KEY_HASH "\", scopes: [\"orders:write\"]}\n"                  /* 23 */
+    "    - {name: reader, sha256: \"" KEY_HASH "\"}\n"                                                /* 24 */
+    "  principal_header: X-Principal\n"                                                               /* 25 */
+    "rate_limits:\n"                                                                                  /* 26 */
+    "  - {name: per-user, routes: [place-order], per: principal, rate: 50/s, burst: 100}\n"           /* 27 */
+    "  - {name: per-ip, per: ip, rate: 3000/m}\n"                                                     /* 28 */
+    "limits: {registry_write_rate: 100/h, registry_write_burst: 5}\n";                                /* 29 */
+
+static void test_auth_values(void **state)
+{
+    /* Line 24 repeats line 23's hash; that is an error (checked below), so it differs here. */
+    char text[sizeof(auth_yaml)];
+    memcpy(text, auth_yaml, sizeof(auth_yaml));
+    char *second = strstr(strstr(text, "name: reader"), KEY_HASH);
+    second[63] = '9';
+    sg_conf_t *conf = load_ok(text);
+
+    assert_true(conf->has_auth);
+    const sg_auth_conf_t *auth = &conf->auth;
+    assert_true(auth->has_jwt);
+    assert_string_equal(auth->jwt.issuer, "https://id.example");
+    assert_string_equal(auth->jwt.audience, "streamgate");
+    assert_null(auth->jwt.jwks_file);
+    assert_string_equal(auth->jwt.jwks_url.text, "https://id.example:8443/keys?v=1");
+    assert_true(auth->jwt.jwks_url.tls);
+    assert_string_equal(auth->jwt.jwks_url.host, "id.example");
+    assert_int_equal(auth->jwt.jwks_url.port, 8443);
+    assert_string_equal(auth->jwt.jwks_url.path, "/keys?v=1");
+    assert_string_equal(auth->jwt.jwks_ca_file, "/etc/ca.pem");
+    assert_int_equal(auth->jwt.jwks_refresh_ms, 600000);
+    assert_int_equal(auth->jwt.jwks_min_refresh_ms, 1000);
+    assert_int_equal(auth->jwt.jwks_timeout_ms, 2000);
+    assert_int_equal(auth->jwt.n_algorithms, 3);
+    assert_string_equal(auth->jwt.algorithms[0], "RS256"); /* canonical upper case */
+    assert_string_equal(auth->jwt.algorithms[1], "ES384");
+    assert_string_equal(auth->jwt.algorithms[2], "HS512");
+    assert_int_equal(auth->jwt.leeway_ms, 5000);
+    assert_string_equal(auth->jwt.scopes_claim, "scp");
+    assert_string_equal(auth->jwt.principal_claim, "client_id");
+    assert_string_equal(auth->jwt.hmac_secret, "0123456789abcdef0123456789abcdef");
+    assert_int_equal(auth->n_api_keys, 2);
+    assert_string_equal(auth->api_keys[0].name, "importer");
+    static const uint8_t test_hash[32] = {0x9f, 0x86, 0xd0, 0x81, 0x88, 0x4c, 0x7d, 0x65, 0x9a, 0x2f, 0xea,
+                                          0xa0, 0xc5, 0x5a, 0xd0, 0x15, 0xa3, 0xbf, 0x4f, 0x1b, 0x2b, 0x0b,
+                                          0x82, 0x2c, 0xd1, 0x5d, 0x6c, 0x15, 0xb0, 0xf0, 0x0a, 0x08};
+    assert_memory_equal(auth->api_keys[0].sha256, test_hash, 32);
+    assert_int_equal(auth->api_keys[0].n_scopes, 1);
+    assert_string_equal(auth->api_keys[0].scopes[0], "orders:write");
+    assert_int_equal(auth->api_keys[0].line, 23);
+    assert_int_equal(auth->api_keys[1].n_scopes, 0);
+    assert_int_equal(auth->api_keys[1].sha256[31], 0x09);
+    assert_string_equal(auth->principal_header, "x-principal"); /* lower-cased */
+
+    assert_int_equal(conf->routes[0].access.n_scopes, 2);
+    assert_string_equal(conf->routes[0].access.scopes[0], "orders:write");
+    assert_string_equal(conf->routes[0].access.scopes[1], "x");
+    assert_false(conf->routes[0].access.is_public);
+    assert_true(conf->routes[1].access.is_public);
+    assert_int_equal(conf->routes[1].access.n_scopes, 0);
+    assert_int_equal(conf->tables[0].access.n_scopes, 1);
+    assert_string_equal(conf->tables[0].access.scopes[0], "profiles:read");
+    assert_true(conf->queries[0].access.is_public);
+
+    assert_int_equal(conf->n_rate_limits, 2);
+    const sg_rate_limit_conf_t *limit = &conf->rate_limits[0];
+    assert_string_equal(limit->name, "per-user");
+    assert_int_equal(limit->n_routes, 1);
+    assert_string_equal(limit->routes[0], "place-order");
+    assert_int_equal(limit->per, SG_RATE_PER_PRINCIPAL);
+    assert_int_equal(limit->rate.count, 50);
+    assert_int_equal(limit->rate.period_ms, 1000);
+    assert_int_equal(limit->burst, 100);
+    assert_int_equal(limit->line, 27);
+    limit = &conf->rate_limits[1];
+    assert_int_equal(limit->n_routes, 0); /* every endpoint */
+    assert_int_equal(limit->per, SG_RATE_PER_IP);
+    assert_int_equal(limit->rate.count, 3000);
+    assert_int_equal(limit->rate.period_ms, 60000);
+    assert_int_equal(limit->burst, 3000); /* default: the rate's count */
+    assert_int_equal(conf->limits.registry_write_rate.count, 100);
+    assert_int_equal(conf->limits.registry_write_rate.period_ms, 3600000);
+    assert_int_equal(conf->limits.registry_write_burst, 5);
+    sg_conf_destroy(conf);
+}
+
+static void test_auth_defaults(void **state)
+{
+    /* No auth section: nothing is required, the registry write limit still applies. */
+    sg_conf_t *conf = load_ok("{}");
+    assert_false(conf->has_auth);
+    assert_null(conf->auth.principal_header);
+    assert_int_equal(conf->n_rate_limits, 0);
+    assert_int_equal(conf->limits.registry_write_rate.count, 10);
+    assert_int_equal(conf->limits.registry_write_rate.period_ms, 1000);
+    assert_int_equal(conf->limits.registry_write_burst, 20);
+    sg_conf_destroy(conf);
+
+    conf = load_ok("auth:\n  jwt: {issuer: i, audience: a, jwks_file: keys/jwks.json}\n");
+    assert_true(conf->has_auth);
+    assert_true(conf->auth.has_jwt);
+    assert_string_equal(conf->auth.jwt.jwks_file, "keys/jwks.json");
+    assert_null(conf->auth.jwt.jwks_url.text);
+    assert_null(conf->auth.jwt.jwks_ca_file);
+    assert_int_equal(conf->auth.jwt.n_algorithms, 2);
+    assert_string_equal(conf->auth.jwt.algorithms[0], "RS256");
+    assert_string_equal(conf->auth.jwt.algorithms[1], "ES256");
+    assert_int_equal(conf->auth.jwt.leeway_ms, 30000);
+    assert_string_equal(conf->auth.jwt.scopes_claim, "scope");
+    assert_string_equal(conf->auth.jwt.principal_claim, "sub");
+    assert_null(conf->auth.jwt.hmac_secret);
+    assert_int_equal(conf->auth.jwt.jwks_refresh_ms, 300000);
+    assert_int_equal(conf->auth.jwt.jwks_min_refresh_ms, 5000);
+    assert_int_equal(conf->auth.jwt.jwks_timeout_ms, 5000);
+    assert_int_equal(conf->auth.n_api_keys, 0);
+    assert_string_equal(conf->auth.principal_header, "streamgate-principal");
+    sg_conf_destroy(conf);
+
+    /* API keys alone; HMAC alone needs no key set; plain http URLs default to port 80 and path "/". */
+    conf = load_ok("auth: {api_keys: [{name: k, sha256: \"" KEY_HASH "\"}]}\n");
+    assert_false(conf->auth.has_jwt);
+    assert_int_equal(conf->auth.n_api_keys, 1);
+    sg_conf_destroy(conf);
+    conf = load_ok("auth:\n  jwt: {issuer: i, audience: a, algorithms: [HS256], hmac_secret: "
+                   "\"0123456789abcdef0123456789abcdef\"}\n");
+    assert_null(conf->auth.jwt.jwks_file);
+    sg_conf_destroy(conf);
+    conf = load_ok("auth:\n  jwt: {issuer: i, audience: a, jwks_url: \"http://[::1]:8080\"}\n");
+    assert_false(conf->auth.jwt.jwks_url.tls);
+    assert_string_equal(conf->auth.jwt.jwks_url.host, "::1");
+    assert_int_equal(conf->auth.jwt.jwks_url.port, 8080);
+    assert_string_equal(conf->auth.jwt.jwks_url.path, "/");
+    sg_conf_destroy(conf);
+    conf = load_ok("auth:\n  jwt: {issuer: i, audience: a, jwks_url: \"https://idp/jwks\"}\nlimits: {registry_write_rate: off}\n");
+    assert_int_equal(conf->auth.jwt.jwks_url.port, 443);
+    assert_int_equal(conf->limits.registry_write_rate.count, 0);
+    sg_conf_destroy(conf);
+}
+
+#define JWT_HEAD "auth:\n  jwt:\n    issuer: i\n    audience: a\n" /* lines 1-4 */
+
+static void test_err_auth_jwt(void **state)
+{
+    expect_error(JWT_HEAD "    jwks_file: k.json\n    algorithms: [RS256, none]\n",
+                 "t.yaml:6: auth.jwt.algorithms[1]: \"none\" is never accepted: every token must be signed");
+    expect_error(JWT_HEAD "    jwks_file: k.json\n    algorithms: [RS1]\n",
+                 "t.yaml:6: auth.jwt.algorithms[0]: \"RS1\" is not a supported algorithm (RS256, RS384, RS512, PS256, "
+                 "PS384, PS512, ES256, ES384, ES512, HS256, HS384, HS512)");
+    expect_error(JWT_HEAD "    jwks_file: k.json\n    algorithms: []\n",
+                 "t.yaml:6: auth.jwt.algorithms: needs at least 1 algorithm");
+    expect_error(JWT_HEAD "    jwks_file: k.json\n    algorithms:\n      - RS256\n      - HS256\n",
+                 "t.yaml:8: auth.jwt.algorithms[1]: HS256 needs hmac_secret: HMAC tokens are checked with that secret "
+                 "only, never with a key from the key set");
+    expect_error(JWT_HEAD "    jwks_file: k.json\n    hmac_secret: \"0123456789abcdef0123456789abcdef\"\n",
+                 "t.yaml:6: auth.jwt.hmac_secret: hmac_secret is set but algorithms allows no HS256, HS384 or HS512");
+    expect_error(JWT_HEAD "    algorithms: [HS256]\n    hmac_secret: short\n",
+                 "t.yaml:6: auth.jwt.hmac_secret: an HMAC secret needs at least 32 bytes (RFC 7518 3.2)");
+    expect_error(JWT_HEAD "    jwks_file: k.json\n    jwks_url: http://idp/keys\n",
+                 "t.yaml:6: auth.jwt.jwks_url: give jwks_file or jwks_url, not both");
+    expect_error(JWT_HEAD, "t.yaml:3: auth.jwt.jwks_file: algorithms other than HS256/384/512 need a key set: add "
+                           "jwks_file or jwks_url");
+    expect_error(JWT_HEAD "    jwks_url: ftp://idp/keys\n",
+                 "t.yaml:5: auth.jwt.jwks_url: expected http://HOST[:PORT]/PATH or https://HOST[:PORT]/PATH, got "
+                 "\"ftp://idp/keys\"");
+    expect_error(JWT_HEAD "    jwks_url: \"https://:443/keys\"\n",
+                 "t.yaml:5: auth.jwt.jwks_url: the URL has no host, got \"https://:443/keys\"");
+    expect_error(JWT_HEAD "    jwks_url: \"https://idp:0/keys\"\n",
+                 "t.yaml:5: auth.jwt.jwks_url: the port must be 1..65535, got \"https://idp:0/keys\"");
+    expect_error(JWT_HEAD "    jwks_url: \"https://user@idp/keys\"\n",
+                 "t.yaml:5: auth.jwt.jwks_url: the URL must not contain spaces, control characters, '#' or user "
+                 "information ('@'), got \"https://user@idp/keys\"");
+    expect_error(JWT_HEAD "    jwks_url: http://idp/keys\n    jwks_ca_file: ca.pem\n",
+                 "t.yaml:6: auth.jwt.jwks_ca_file: jwks_ca_file is only used with an https:// jwks_url");
+    expect_error(JWT_HEAD "    jwks_url: http://idp/keys\n    jwks_refresh: 2s\n    jwks_min_refresh: 3s\n",
+                 "t.yaml:7: auth.jwt.jwks_min_refresh: jwks_min_refresh is longer than jwks_refresh");
+    expect_error(JWT_HEAD "    jwks_url: http://idp/keys\n    jwks_min_refresh: 10ms\n",
+                 "t.yaml:6: auth.jwt.jwks_min_refresh: \"10ms\" is out of range (100ms..1h)");
+    expect_error(JWT_HEAD "    jwks_url: http://idp/keys\n    leeway: 11m\n",
+                 "t.yaml:6: auth.jwt.leeway: \"11m\" is out of range (0s..10m)");
+    expect_error("auth:\n  jwt: {audience: a, jwks_file: k.json}\n",
+                 "t.yaml:2: auth.jwt.issuer: required key \"issuer\" is missing");
+    expect_error("auth:\n  jwt: {issuer: i, jwks_file: k.json}\n",
+                 "t.yaml:2: auth.jwt.audience: required key \"audience\" is missing");
+    expect_error(JWT_HEAD "    jwks_file: k.json\n    algorithm: [RS256]\n",
+                 "t.yaml:6: auth.jwt.algorithm: unknown key \"algorithm\" (did you mean \"algorithms\"?)");
+}
+
+static void test_err_auth_keys(void **state)
+{
+    expect_error("auth: {}\n", "t.yaml:1: auth: configure jwt, api_keys or both");
+    expect_error("auth:\n  principal_header: x\n", "t.yaml:2: auth: configure jwt, api_keys or both");
+    expect_error("auth:\n  api_keys:\n    - {name: k, sha256: abc}\n",
+                 "t.yaml:3: auth.api_keys[0].sha256: expected the key's SHA-256 as 64 hex digits (printf %s \"$KEY\" | "
+                 "sha256sum), got 3 characters");
+    expect_error(
+        "auth:\n  api_keys:\n    - {name: k, sha256: \"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a0g\"}\n",
+        "t.yaml:3: auth.api_keys[0].sha256: expected the key's SHA-256 as 64 hex digits, character 64 is not one");
+    expect_error("auth:\n  api_keys:\n    - {name: k}\n", "t.yaml:3: auth.api_keys[0].sha256: required key \"sha256\" is missing");
+    expect_error("auth:\n  api_keys:\n    - {name: k, sha256: \"" KEY_HASH "\"}\n    - {name: k, sha256: \"" KEY_HASH "\"}\n",
+                 "t.yaml:4: auth.api_keys[1].name: duplicate API key name \"k\" (first at line 3)");
+    expect_error("auth:\n  api_keys:\n    - {name: k, sha256: \"" KEY_HASH "\"}\n    - {name: l, sha256: \"" KEY_HASH "\"}\n",
+                 "t.yaml:4: auth.api_keys[1].sha256: the same key as api_keys[0] (\"k\")");
+    expect_error("auth:\n  api_keys:\n    - {name: k, sha256: \"" KEY_HASH "\", scopes: [\"a b\"]}\n",
+                 "t.yaml:3: auth.api_keys[0].scopes[0]: \"a b\" is not a scope token: use printable ASCII without spaces, "
+                 "'\"' or '\\'");
+    expect_error("auth:\n  api_keys: [{name: k, sha256: \"" KEY_HASH "\"}]\n  principal_header: \"a b\"\n",
+                 "t.yaml:3: auth.principal_header: is not a valid header name");
+    expect_error("auth:\n  api_keys: [{name: k, sha256: \"" KEY_HASH "\"}]\n  principal_header: Kafka_CorrelationId\n",
+                 "t.yaml:3: auth.principal_header: kafka_correlationid is a header streamgate sets on events itself");
+}
+
+#define AUTH_KEYS "auth: {api_keys: [{name: k, sha256: \"" KEY_HASH "\"}]}\n" /* line 1 */
+
+static void test_err_access_and_limits(void **state)
+{
+    expect_error("routes:\n  - {name: a, method: POST, path: /a, topic: t, scopes: [w]}\n",
+                 "t.yaml:2: routes[0].scopes: scopes need an auth section (without one no credential is checked)");
+    expect_error("tables:\n  - {name: p, topic: t, scopes: [r]}\n",
+                 "t.yaml:2: tables[0].scopes: scopes need an auth section (without one no credential is checked)");
+    expect_error(AUTH_KEYS
+                 "tables: [{name: p, topic: t}]\nqueries:\n  - {path: /p, table: p, key: none, scopes: [r], public: true}\n",
+                 "t.yaml:4: queries[0].public: a public endpoint cannot require scopes");
+    expect_error(AUTH_KEYS "routes:\n  - {name: a, method: POST, path: /a, topic: t, public: maybe}\n",
+                 "t.yaml:3: routes[0].public: expected true or false, got \"maybe\"");
+
+    expect_error(AUTH_KEYS "routes: [{name: a, method: POST, path: /a, topic: t}]\n"
+                           "rate_limits:\n  - {name: l, routes: [a, b], per: ip, rate: 5/s}\n",
+                 "t.yaml:4: rate_limits[0].routes[1]: unknown route \"b\" (declare it under routes)");
+    expect_error("routes: [{name: a, method: POST, path: /a, topic: t}]\n"
+                 "rate_limits:\n  - {name: l, routes: [a], per: principal, rate: 5/s}\n",
+                 "t.yaml:3: rate_limits[0].per: per: principal needs an auth section (or use per: ip)");
+    expect_error(AUTH_KEYS "routes: [{name: a, method: POST, path: /a, topic: t, public: true}]\n"
+                           "rate_limits:\n  - {name: l, routes: [a], per: principal, rate: 5/s}\n",
+                 "t.yaml:4: rate_limits[0].routes[0]: route \"a\" is public, so it has no principal to count: use per: ip");
+    expect_error("rate_limits:\n  - {name: l, per: ip, rate: 5/d}\n",
+                 "t.yaml:2: rate_limits[0].rate: expected a rate such as 50/s, 3000/m or 100000/h, got \"5/d\"");
+    expect_error("rate_limits:\n  - {name: l, per: ip, rate: off}\n",
+                 "t.yaml:2: rate_limits[0].rate: expected a rate such as 50/s, 3000/m or 100000/h, got \"off\"");
+    expect_error("rate_limits:\n  - {name: l, per: ip, rate: 0/s}\n",
+                 "t.yaml:2: rate_limits[0].rate: \"0/s\" is out of range (1..1000000 per second, minute or hour)");
+    expect_error("rate_limits:\n  - {name: l, per: ip, rate: 1000001/s}\n",
+                 "t.yaml:2: rate_limits[0].rate: \"1000001/s\" is out of range (1..1000000 per second, minute or hour)");
+    expect_error("rate_limits:\n  - {name: l, per: ip, rate: 5/s, burst: 0}\n",
+                 "t.yaml:2: rate_limits[0].burst: \"0\" is out of range (1..10000000)");
+    expect_error("rate_limits:\n  - {name: l, rate: 5/s}\n", "t.yaml:2: rate_limits[0].per: required key \"per\" is missing");
+    expect_error("rate_limits:\n  - {name: l, per: user, rate: 5/s}\n",
+                 "t.yaml:2: rate_limits[0].per: unknown per \"user\" (expected one of principal, ip)");
+    expect_error("rate_limits:\n  - {name: l, per: ip, rate: 5/s}\n  - {name: l, per: ip, rate: 6/s}\n",
+                 "t.yaml:3: rate_limits[1].name: duplicate rate limit name \"l\" (first at line 2)");
+    expect_error("rate_limits:\n  - {name: registry-writes, per: ip, rate: 5/s}\n",
+                 "t.yaml:2: rate_limits[0].name: registry-writes is the name of the built-in limit "
+                 "(limits.registry_write_rate)");
+    expect_error("limits: {registry_write_rate: fast}\n",
+                 "t.yaml:1: limits.registry_write_rate: expected a rate such as 50/s, 3000/m or 100000/h (or off), got "
+                 "\"fast\"");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -981,6 +1272,11 @@ int main(void)
         cmocka_unit_test(test_parse_duration),
         cmocka_unit_test(test_parse_size),
         cmocka_unit_test(test_dump_reference),
+        cmocka_unit_test(test_auth_values),
+        cmocka_unit_test(test_auth_defaults),
+        cmocka_unit_test(test_err_auth_jwt),
+        cmocka_unit_test(test_err_auth_keys),
+        cmocka_unit_test(test_err_access_and_limits),
     };
     return cmocka_run_group_tests_name("config-conf", tests, NULL, NULL);
 }
