@@ -49,7 +49,7 @@ typedef struct st_sg_latest_msg_t {
 typedef enum {
     SERVE_TRY,      /* answer if the view meets the conditions, else keep waiting */
     SERVE_DEADLINE, /* answer now: not met is 503 not-caught-up */
-    SERVE_STOPPING, /* answer now: not met is 503 shutting-down */
+    SERVE_STOPPING, /* answer now: not met (or a watch) is 503 shutting-down */
 } serve_mode_t;
 
 static int topic_is(const char *topic, void *arg)
@@ -302,6 +302,8 @@ static int serve(sg_tq_t *tq, serve_mode_t mode)
                 answer_point(tq, view);
             else
                 answer_scan(tq, view);
+        } else if (mode == SERVE_STOPPING) {
+            sg_problem(tq_done(tq), SG_PROBLEM_SHUTTING_DOWN, NULL, "the gateway is shutting down; retry on another instance");
         } else if (sg_tables_token(server->tables, table->name, view, err, sizeof(err)) != 0) {
             store_unavailable(tq_done(tq), table, err);
         } else {
@@ -341,20 +343,16 @@ static void on_tq_deadline(sg_park_t *park)
 }
 
 /* Stopping: a waiting read is answered from the view if it now meets its conditions, else 503
- * shutting-down; a watch ends its stream; a watch not yet streaming is not started. */
+ * shutting-down; a watch ends its stream, and one not yet streaming is not started. */
 static void on_tq_drain(sg_park_t *park)
 {
     sg_tq_t *tq = H2O_STRUCT_FROM_MEMBER(sg_tq_t, park, park);
-    if (tq->sse_writer != NULL) {
+    if (tq->sse_writer != NULL)
         sg_watch_close(tq);
-    } else if (tq->fresh_outstanding || tq->sse) {
-        h2o_req_t *req = sg_park_finish(park);
-        if (!tq->fresh_outstanding)
-            sg_tq_free(tq); /* else freed when the watermarks arrive */
-        sg_problem(req, SG_PROBLEM_SHUTTING_DOWN, NULL, "the gateway is shutting down; retry on another instance");
-    } else {
+    else if (tq->fresh_outstanding) /* the tq stays until the watermarks arrive */
+        sg_problem(sg_park_finish(park), SG_PROBLEM_SHUTTING_DOWN, NULL, "the gateway is shutting down; retry on another instance");
+    else
         serve(tq, SERVE_STOPPING);
-    }
 }
 
 static void on_tq_gone(sg_park_t *park)
