@@ -561,17 +561,18 @@ static const char *topic_check(const char *name)
     return NULL;
 }
 
-/* The built-in endpoints own these first segments, whatever follows (config/README.md). */
-static const char *const reserved_segments[] = {"requests", "tables", "registry",     "metrics",
-                                                "healthz",  "readyz", "openapi.json", NULL};
+/* The built-in endpoints own these first segments, whatever follows (README, "HTTP API"). */
+const char *const sg_conf_reserved_prefixes[] = {"/requests", "/tables", "/registry",     "/metrics",
+                                                 "/healthz",  "/readyz", "/openapi.json", NULL};
 
+/* The reserved prefix (without its '/') that path's first segment is, or NULL. */
 static const char *reserved_prefix(const char *path)
 {
     const char *first = path + 1;
     size_t len = strcspn(first, "/");
-    for (size_t i = 0; reserved_segments[i] != NULL; i++)
-        if (strlen(reserved_segments[i]) == len && memcmp(first, reserved_segments[i], len) == 0)
-            return reserved_segments[i];
+    for (size_t i = 0; sg_conf_reserved_prefixes[i] != NULL; i++)
+        if (strlen(sg_conf_reserved_prefixes[i] + 1) == len && memcmp(first, sg_conf_reserved_prefixes[i] + 1, len) == 0)
+            return sg_conf_reserved_prefixes[i] + 1;
     return NULL;
 }
 

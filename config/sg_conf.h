@@ -230,6 +230,11 @@ typedef struct st_sg_conf_t {
     size_t n_rate_limits;
 } sg_conf_t;
 
+/** The path prefixes the built-in endpoints own ("/requests", "/tables", ...; NULL-terminated):
+ * no route or query may be under one (config check), and the gateway serves each (its dispatch).
+ * A path is under a prefix when it is the prefix or continues with '/'. */
+extern const char *const sg_conf_reserved_prefixes[];
+
 /** Loads and validates a config file. Returns owned model, or NULL with a message of the form
  * "FILE:LINE: KEY: what is wrong" written to err. Any thread. */
 sg_conf_t *sg_conf_load(const char *path, char *err, size_t errlen);

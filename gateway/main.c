@@ -350,7 +350,7 @@ static int run_gateway(const char *config_path)
         sg_log_info("embedded Kafka cluster (%d broker(s), in memory) at %s, written to %s", conf->kafka.embedded_brokers,
                     bootstraps, path);
     }
-    if ((bridge = sg_bridge_create(conf, bootstraps, sg_server_delivery_cb, sg_server_reply_cb, err, sizeof(err))) == NULL)
+    if ((bridge = sg_bridge_create(conf, bootstraps, sg_gateway_on_delivery, sg_gateway_on_reply, err, sizeof(err))) == NULL)
         goto done;
     if (!conf->kafka.embedded && conf->kafka.create_topics && sg_bridge_create_topics(bridge, 10000, err, sizeof(err)) != 0)
         goto done;
@@ -383,7 +383,7 @@ static int run_gateway(const char *config_path)
         goto done;
     if (materializer != NULL)
         sg_materializer_set_registry(materializer, registry); /* Confluent-framed values decode by schema id */
-    if (materializer != NULL && sg_materializer_start(materializer, sg_tables_progress_cb, server, err, sizeof(err)) != 0)
+    if (materializer != NULL && sg_materializer_start(materializer, sg_gateway_on_table_progress, server, err, sizeof(err)) != 0)
         goto done;
     char addresses[2048], path[4096];
     sg_server_addresses(server, addresses, sizeof(addresses));

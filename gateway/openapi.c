@@ -1,5 +1,6 @@
 /*
- * GET /openapi.json: an OpenAPI 3.1 description generated from the config (DESIGN §2.5).
+ * GET /openapi.json: an OpenAPI 3.1 description generated from the config (README, "What it does
+ * today").
  *
  * Built once, on first request, from the immutable config and the registry's parsed
  * config schemas, and served as bytes afterwards. Request bodies of routes with a schema get a
@@ -15,6 +16,7 @@
 #include <jansson.h>
 
 #include "gateway_int.h"
+#include "respond.h"
 #include "sg_jsonschema.h"
 #include "sg_registry.h"
 
@@ -163,15 +165,18 @@ static void build(const sg_server_t *server)
     document = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(doc);
     if (document == NULL)
-        abort();
+        sg_oom(); /* every string in it was accepted by Jansson already: only allocation fails */
     document_len = strlen(document);
 }
 
-void sg_openapi_handle(h2o_req_t *req)
+static void handle(h2o_req_t *req, const char *path, size_t path_len)
 {
     sg_server_t *server = sg_loop_of(req)->server;
-    if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) &&
-        !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"))) {
+    if (!h2o_memis(path, path_len, H2O_STRLIT("/openapi.json"))) {
+        sg_problem(req, SG_PROBLEM_NOT_FOUND, NULL, "no resource at %.*s", (int)(path_len > 200 ? 200 : path_len), path);
+        return;
+    }
+    if (!sg_http_is_get_or_head(req)) {
         sg_problem_method_not_allowed(req, "GET, HEAD");
         return;
     }
@@ -179,5 +184,7 @@ void sg_openapi_handle(h2o_req_t *req)
     if (document == NULL)
         build(server);
     pthread_mutex_unlock(&document_lock);
-    sg_http_respond(req, 200, "OK", "application/json", document, document_len);
+    sg_http_respond(req, 200, "application/json", document, document_len);
 }
+
+const sg_feature_t sg_feature_openapi = {.prefix = "/openapi.json", .handle = handle};

@@ -1,85 +1,51 @@
 /*
- * The request status resource, GET /requests/{id}, and the records behind it.
+ * The request status resource, GET /requests/{id}.
  *
- * Every instance records every reply it reads (the reply consumer reads all partitions), and
- * the PENDING record of each request it produced, in its RocksDB store: so any instance of the
- * deployment can answer for any id, and a restart keeps what was answered. The id's MAC tells a
- * forged id (404) from a real one without a lookup; a real id with no record is pending until
- * its retention has passed, then expired.
+ * Every instance records every reply it reads (the reply consumer reads all partitions), and the
+ * PENDING record of each request it produced, in its RocksDB store (bridge_thread.c): so any
+ * instance of the deployment can answer for any id, and a restart keeps what was answered. The
+ * id's MAC tells a forged id (404) from a real one without a lookup; a real id with no record is
+ * pending until its retention has passed, then expired.
  *
- * Long-polls (Prefer: wait=N) park the request on its loop's watcher list. The bridge thread,
- * after recording a reply, tells every loop with watchers; each loop re-reads the store for its
- * matching watchers. No polling loop anywhere.
+ * Long-polls (Prefer: wait=N) and event streams (Accept: text/event-stream) park the request on
+ * its loop (park.h). The bridge thread, after recording a reply, tells every loop while anything
+ * is parked; each loop re-reads the store for its watches of that id. No polling loop anywhere.
+ * Whatever ends the wait (the outcome, the deadline, the gateway stopping) answers the same way:
+ * the current state, as a document or as the stream's final event.
  */
-#include <inttypes.h>
+#include "requests.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <time.h>
 
 #include <jansson.h>
 
-#include "gateway_int.h"
+#include "park.h"
+#include "respond.h"
 #include "sg_store.h"
+#include "sse.h"
 
 #define SG_WATCH_MAX_WAIT_MS (60 * 1000)
 
+struct st_sg_requests_loop_t {
+    h2o_linklist_t watches;              /* parked long-polls and status streams */
+    h2o_multithread_receiver_t recorded; /* "an outcome was recorded", from the bridge thread */
+};
+
 typedef struct st_sg_watch_t {
-    h2o_linklist_t link; /* in loop->watchers */
-    sg_loop_t *loop;
-    h2o_req_t *req;
-    struct st_sg_watch_t **guard;
+    sg_park_t park;
     sg_reqid_t id;
     char id_text[SG_REQID_TEXT_LEN + 1];
-    h2o_timeout_entry_t timeout_entry;
-    int linked; /* in loop->watchers (and counted in server->watchers) */
-    /* Accept: text/event-stream: the response stays open; freed when the request is disposed */
-    int sse;
-    h2o_generator_t generator;
-    int sending;        /* an h2o_send is waiting for proceed */
-    h2o_iovec_t queued; /* the final event, when it had to wait */
+    sg_sse_t *sse; /* Accept: text/event-stream; NULL for a long-poll */
 } sg_watch_t;
 
-typedef struct st_sg_stored_msg_t {
+typedef struct st_sg_recorded_msg_t {
     h2o_multithread_message_t message;
     sg_reqid_t id;
-} sg_stored_msg_t;
+} sg_recorded_msg_t;
 
-/* --- recording (bridge thread) ------------------------------------------------------------ */
-
-void sg_requests_record_pending(sg_server_t *server, const char *id_text, int64_t created_ms)
-{
-    sg_request_record_t rec = {
-        .state = SG_REQUEST_PENDING, .created_ms = created_ms, .expires_ms = created_ms + server->conf->requests.retention_ms};
-    char err[256];
-    if (sg_store_put_request(server->store, id_text, SG_REQID_TEXT_LEN, &rec, err, sizeof(err)) < 0)
-        fprintf(stderr, "streamgate: request store: %s\n", err);
-}
-
-void sg_requests_record_done(sg_server_t *server, const sg_reqid_t *id, const char *id_text, const sg_request_record_t *outcome)
-{
-    sg_request_record_t rec = *outcome;
-    rec.state = SG_REQUEST_DONE;
-    rec.created_ms = (int64_t)id->time_ms;
-    rec.expires_ms = (int64_t)id->time_ms + server->conf->requests.retention_ms;
-    char err[256];
-    if (sg_store_put_request(server->store, id_text, SG_REQID_TEXT_LEN, &rec, err, sizeof(err)) < 0) {
-        fprintf(stderr, "streamgate: request store: %s\n", err);
-        return;
-    }
-    if (atomic_load(&server->watchers) == 0)
-        return;
-    for (size_t i = 0; i < server->n_loops; ++i) {
-        sg_stored_msg_t *msg = calloc(1, sizeof(*msg));
-        if (msg == NULL)
-            abort();
-        msg->id = *id;
-        h2o_multithread_send_message(&server->loops[i].stored, &msg->message);
-    }
-}
-
-/* --- the resource (loop threads) ---------------------------------------------------------- */
+/* --- the state ------------------------------------------------------------------------------ */
 
 static json_t *body_json(const sg_request_record_t *rec)
 {
@@ -115,53 +81,8 @@ static h2o_iovec_t state_json(h2o_req_t *req, const char *id_text, const char *s
     return h2o_iovec_init(body, len);
 }
 
-static void respond_state(h2o_req_t *req, const char *id_text, const char *state, const sg_request_record_t *rec)
-{
-    if (rec != NULL && rec->state == SG_REQUEST_DONE && rec->token != NULL)
-        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("consistency-token"), 0, NULL,
-                              h2o_strdup(&req->pool, rec->token, SIZE_MAX).base, strlen(rec->token));
-    h2o_iovec_t doc = state_json(req, id_text, state, rec);
-    sg_http_respond(req, 200, "OK", "application/json", doc.base, doc.len);
-}
-
-/* One SSE event: "event: <state>" and the status document as data. */
-static h2o_iovec_t sse_event(h2o_req_t *req, const char *id_text, const char *state, const sg_request_record_t *rec)
-{
-    h2o_iovec_t doc = state_json(req, id_text, state, rec);
-    size_t cap = doc.len + strlen(state) + 32;
-    char *text = h2o_mem_alloc_pool(&req->pool, cap);
-    int len = snprintf(text, cap, "event: %s\ndata: %.*s\n\n", state, (int)doc.len, doc.base);
-    return h2o_iovec_init(text, (size_t)len);
-}
-
-static void sse_send(sg_watch_t *watch, h2o_iovec_t event, h2o_send_state_t state)
-{
-    if (watch->sending) { /* h2o allows one send in flight: the final event waits for proceed */
-        watch->queued = event;
-        return;
-    }
-    watch->sending = 1;
-    h2o_send(watch->req, &event, 1, state);
-}
-
-static void on_sse_proceed(h2o_generator_t *generator, h2o_req_t *req)
-{
-    sg_watch_t *watch = H2O_STRUCT_FROM_MEMBER(sg_watch_t, generator, generator);
-    watch->sending = 0;
-    if (watch->queued.base != NULL) {
-        h2o_iovec_t event = watch->queued;
-        watch->queued = h2o_iovec_init(NULL, 0);
-        sse_send(watch, event, H2O_SEND_STATE_FINAL);
-    }
-}
-
-static void on_sse_stop(h2o_generator_t *generator, h2o_req_t *req)
-{
-    /* the client went away; the pool guard frees the watch when the request is disposed */
-}
-
 /* Reads the state of a valid id. Returns "done", "pending" or "expired"; rec is filled (and
- * must be disposed) when the return is "done" or a stored "pending". */
+ * must be disposed) when *have_rec. */
 static const char *lookup(sg_server_t *server, const sg_reqid_t *id, const char *id_text, sg_request_record_t *rec, int *have_rec)
 {
     char err[256];
@@ -173,54 +94,60 @@ static const char *lookup(sg_server_t *server, const sg_reqid_t *id, const char 
         return rec->state == SG_REQUEST_DONE ? "done" : "pending";
     }
     if (rc < 0)
-        fprintf(stderr, "streamgate: request store: %s\n", err);
+        sg_log_error("request store: %s", err);
     return (int64_t)id->time_ms + server->conf->requests.retention_ms <= now ? "expired" : "pending";
 }
 
-static void watch_unlink(sg_watch_t *watch)
+static int is_settled(const char *state)
 {
-    if (watch->linked) {
-        h2o_linklist_unlink(&watch->link);
-        atomic_fetch_sub(&watch->loop->server->watchers, 1);
-        watch->linked = 0;
-    }
-    if (h2o_timeout_is_linked(&watch->timeout_entry))
-        h2o_timeout_unlink(&watch->timeout_entry);
+    return strcmp(state, "pending") != 0;
 }
 
-/* The state may have changed (or the wait ended): answer with the current state. A long-poll
- * is answered and freed; an event stream gets its final event and is freed on dispose. */
+/* Answers with the state: a 200 document, or (sse) one event on the stream. */
+static void send_state(h2o_req_t *req, sg_sse_t *sse, const char *id_text, const char *state, const sg_request_record_t *rec)
+{
+    h2o_iovec_t doc = state_json(req, id_text, state, rec);
+    if (sse != NULL) {
+        sg_sse_event(sse, state, NULL, 0, doc.base, doc.len);
+        return;
+    }
+    if (rec != NULL && rec->state == SG_REQUEST_DONE && rec->token != NULL)
+        sg_http_add_token(req, rec->token, strlen(rec->token));
+    sg_http_respond(req, 200, "application/json", doc.base, doc.len);
+}
+
+/* --- parked watches ------------------------------------------------------------------------- */
+
+/* The wait is over (outcome, deadline, stopping): the current state, then the watch is freed. A
+ * stream gets it as its final event. */
 static void watch_finish(sg_watch_t *watch)
 {
-    sg_server_t *server = watch->loop->server;
-    watch_unlink(watch);
-    sg_request_record_t rec;
-    int have_rec;
-    const char *state = lookup(server, &watch->id, watch->id_text, &rec, &have_rec);
-    if (watch->sse) {
-        sse_send(watch, sse_event(watch->req, watch->id_text, state, have_rec ? &rec : NULL), H2O_SEND_STATE_FINAL);
-    } else {
-        *watch->guard = NULL;
-        respond_state(watch->req, watch->id_text, state, have_rec ? &rec : NULL);
-        free(watch);
+    sg_server_t *server = watch->park.loop->server;
+    h2o_req_t *req = sg_park_finish(&watch->park);
+    if (req != NULL) {
+        sg_request_record_t rec;
+        int have_rec;
+        const char *state = lookup(server, &watch->id, watch->id_text, &rec, &have_rec);
+        send_state(req, watch->sse, watch->id_text, state, have_rec ? &rec : NULL);
+        if (watch->sse != NULL)
+            sg_sse_close(watch->sse);
+        if (have_rec)
+            sg_request_record_dispose(&rec);
     }
-    if (have_rec)
-        sg_request_record_dispose(&rec);
+    free(watch);
 }
 
-static void on_watch_timeout(h2o_timeout_entry_t *entry)
+static void on_watch_end(sg_park_t *park)
 {
-    watch_finish(H2O_STRUCT_FROM_MEMBER(sg_watch_t, timeout_entry, entry));
+    watch_finish(H2O_STRUCT_FROM_MEMBER(sg_watch_t, park, park));
 }
 
-static void on_watch_guard_dispose(void *p)
+static void on_watch_gone(sg_park_t *park)
 {
-    sg_watch_t **guard = p;
-    if (*guard != NULL) {
-        watch_unlink(*guard);
-        free(*guard);
-    }
+    free(H2O_STRUCT_FROM_MEMBER(sg_watch_t, park, park));
 }
+
+static const sg_park_kind_t watch_park = {.on_deadline = on_watch_end, .on_drain = on_watch_end, .on_gone = on_watch_gone};
 
 /* Field by field: the struct has padding, so memcmp would compare garbage. */
 static int same_id(const sg_reqid_t *a, const sg_reqid_t *b)
@@ -228,14 +155,14 @@ static int same_id(const sg_reqid_t *a, const sg_reqid_t *b)
     return a->time_ms == b->time_ms && a->instance == b->instance && a->loop == b->loop && a->counter == b->counter;
 }
 
-void sg_requests_on_stored(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+static void on_recorded(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
 {
-    sg_loop_t *loop = H2O_STRUCT_FROM_MEMBER(sg_loop_t, stored, receiver);
+    struct st_sg_requests_loop_t *state = H2O_STRUCT_FROM_MEMBER(struct st_sg_requests_loop_t, recorded, receiver);
     while (!h2o_linklist_is_empty(messages)) {
-        sg_stored_msg_t *msg = H2O_STRUCT_FROM_MEMBER(sg_stored_msg_t, message.link, messages->next);
+        sg_recorded_msg_t *msg = H2O_STRUCT_FROM_MEMBER(sg_recorded_msg_t, message.link, messages->next);
         h2o_linklist_unlink(&msg->message.link);
-        for (h2o_linklist_t *at = loop->watchers.next; at != &loop->watchers;) {
-            sg_watch_t *watch = H2O_STRUCT_FROM_MEMBER(sg_watch_t, link, at);
+        for (h2o_linklist_t *at = state->watches.next; at != &state->watches;) {
+            sg_watch_t *watch = H2O_STRUCT_FROM_MEMBER(sg_watch_t, park.link, at);
             at = at->next;
             if (same_id(&watch->id, &msg->id))
                 watch_finish(watch);
@@ -244,21 +171,58 @@ void sg_requests_on_stored(h2o_multithread_receiver_t *receiver, h2o_linklist_t 
     }
 }
 
-void sg_requests_handle(h2o_req_t *req, const char *path, size_t path_len)
+void sg_requests_notify_recorded(sg_server_t *server, const sg_reqid_t *id)
+{
+    if (atomic_load(&server->watchers) == 0)
+        return;
+    for (size_t i = 0; i < server->n_loops; ++i) {
+        sg_recorded_msg_t *msg = sg_calloc(1, sizeof(*msg));
+        msg->id = *id;
+        h2o_multithread_send_message(&server->loops[i].requests->recorded, &msg->message);
+    }
+}
+
+/* --- the resource --------------------------------------------------------------------------- */
+
+/* Parks the request until the outcome is recorded or wait_ms passes. */
+static void watch(h2o_req_t *req, const sg_reqid_t *id, const char *id_text, sg_sse_t *sse, int64_t wait_ms)
 {
     sg_loop_t *loop = sg_loop_of(req);
     sg_server_t *server = loop->server;
+    sg_watch_t *watch = sg_calloc(1, sizeof(*watch));
+    watch->id = *id;
+    memcpy(watch->id_text, id_text, sizeof(watch->id_text));
+    watch->sse = sse;
+    sg_park_start(&watch->park, &watch_park, req, &loop->requests->watches, &server->watchers);
+    sg_park_set_deadline(&watch->park, wait_ms);
+    /* The reply may have been recorded between the lookup and the park: look once more. */
+    sg_request_record_t again;
+    int have_again;
+    const char *now_state = lookup(server, id, id_text, &again, &have_again);
+    if (have_again)
+        sg_request_record_dispose(&again);
+    if (is_settled(now_state))
+        watch_finish(watch);
+}
+
+static void handle(h2o_req_t *req, const char *path, size_t path_len)
+{
+    sg_server_t *server = sg_loop_of(req)->server;
     static const char prefix[] = "/requests/";
+    if (path_len <= sizeof(prefix) - 1) {
+        sg_problem(req, SG_PROBLEM_NOT_FOUND, NULL, "no resource at %.*s", (int)path_len, path);
+        return;
+    }
     const char *id_text = path + sizeof(prefix) - 1;
     size_t id_len = path_len - (sizeof(prefix) - 1);
     sg_reqid_t id;
-    if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET"))) {
+    if (!sg_http_method_is(req, "GET")) {
         sg_problem_method_not_allowed(req, "GET");
         return;
     }
     if (sg_reqid_parse(&server->reqid_key, id_text, id_len, &id) != 0) {
-        sg_problem_send(req, 404, "Not Found", "unknown-request", "Unknown Request", "id",
-                        "no request has this id (it is malformed, forged, or from another deployment)");
+        sg_problem(req, SG_PROBLEM_UNKNOWN_REQUEST, "id",
+                   "no request has this id (it is malformed, forged, or from another deployment)");
         return;
     }
     char text[SG_REQID_TEXT_LEN + 1];
@@ -274,64 +238,41 @@ void sg_requests_handle(h2o_req_t *req, const char *path, size_t path_len)
     sg_http_parse_prefer(req, &async_ignored, &wait_ms);
     if (sse || wait_ms > SG_WATCH_MAX_WAIT_MS)
         wait_ms = SG_WATCH_MAX_WAIT_MS;
-    if (strcmp(state, "pending") != 0 && !sse) {
-        respond_state(req, text, state, have_rec ? &rec : NULL);
-    } else if (wait_ms == 0) {
-        respond_state(req, text, state, have_rec ? &rec : NULL);
+    if (sg_server_is_draining(server))
+        wait_ms = 0; /* nothing parks any more: the current state now */
+    if (!sse && (is_settled(state) || wait_ms == 0)) {
+        send_state(req, NULL, text, state, have_rec ? &rec : NULL);
+    } else if (atomic_load(&server->watchers) >= (long)server->conf->limits.pending) {
+        /* parked requests count against limits.pending like waiting commands do */
+        sg_problem(req, SG_PROBLEM_TOO_MANY_PENDING, NULL, "limits.pending (%u) status requests are already waiting",
+                   server->conf->limits.pending);
+    } else if (!sse) {
+        watch(req, &id, text, NULL, wait_ms);
     } else {
-        /* Park until the bridge records the reply, or the wait ends; parked requests count
-         * against limits.pending like waiting commands do. */
-        if (atomic_load(&server->watchers) >= (long)server->conf->limits.pending) {
-            if (have_rec)
-                sg_request_record_dispose(&rec);
-            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
-            sg_problem_send(req, 503, "Service Unavailable", "too-many-pending", "Too Many Pending Requests", NULL,
-                            "limits.pending (%u) status requests are already waiting", server->conf->limits.pending);
-            return;
-        }
-        sg_watch_t *watch = calloc(1, sizeof(*watch));
-        if (watch == NULL)
-            abort();
-        watch->loop = loop;
-        watch->req = req;
-        watch->id = id;
-        watch->sse = sse;
-        memcpy(watch->id_text, text, sizeof(text));
-        watch->guard = h2o_mem_alloc_shared(&req->pool, sizeof(*watch->guard), on_watch_guard_dispose);
-        *watch->guard = watch;
-        if (sse) {
-            /* The current state now; the stream stays open for the change (a minute at most,
-             * then EventSource reconnects). A request already settled gets one event. */
-            req->res.status = 200;
-            req->res.reason = "OK";
-            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/event-stream"));
-            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-cache"));
-            sg_cors_apply(server->conf, req);
-            watch->generator = (h2o_generator_t){on_sse_proceed, on_sse_stop};
-            h2o_start_response(req, &watch->generator);
-            int settled = strcmp(state, "pending") != 0;
-            sse_send(watch, sse_event(req, text, state, have_rec ? &rec : NULL),
-                     settled ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
-            if (settled) {
-                if (have_rec)
-                    sg_request_record_dispose(&rec);
-                return;
-            }
-        }
-        h2o_linklist_insert(&loop->watchers, &watch->link);
-        watch->linked = 1;
-        atomic_fetch_add(&server->watchers, 1);
-        watch->timeout_entry.cb = on_watch_timeout;
-        h2o_timeout_link(loop->ctx.loop, sg_loop_wait_timeout(loop, wait_ms), &watch->timeout_entry);
-        /* The reply may have been recorded between the lookup and the watch: look once more. */
-        sg_request_record_t again;
-        int have_again;
-        const char *now_state = lookup(server, &id, text, &again, &have_again);
-        if (have_again)
-            sg_request_record_dispose(&again);
-        if (strcmp(now_state, "pending") != 0)
-            watch_finish(watch);
+        /* The current state now; the stream stays open for the change (a minute at most, then
+         * EventSource reconnects). A request already settled gets one event. */
+        sg_sse_t *stream = sg_sse_start(req, NULL, NULL);
+        send_state(req, stream, text, state, have_rec ? &rec : NULL);
+        if (is_settled(state) || wait_ms == 0)
+            sg_sse_close(stream);
+        else
+            watch(req, &id, text, stream, wait_ms);
     }
     if (have_rec)
         sg_request_record_dispose(&rec);
 }
+
+static void init_loop(sg_loop_t *loop)
+{
+    struct st_sg_requests_loop_t *state = sg_calloc(1, sizeof(*state));
+    h2o_linklist_init_anchor(&state->watches);
+    h2o_multithread_register_receiver(loop->ctx.queue, &state->recorded, on_recorded);
+    loop->requests = state;
+}
+
+static void drain(sg_loop_t *loop)
+{
+    sg_park_drain(&loop->requests->watches);
+}
+
+const sg_feature_t sg_feature_requests = {.prefix = "/requests", .handle = handle, .init_loop = init_loop, .drain = drain};

@@ -5,6 +5,11 @@
  * SO_REUSEPORT, so the kernel spreads connections evenly over the loops (a shared fd lets the
  * first loop to wake take most of them). The first socket binds the configured port (0 picks an
  * ephemeral one) and the others bind whatever port it got.
+ *
+ * The server knows no feature: it starts, drains and disposes them through the feature table
+ * (dispatch.c). Shutdown is: stop accepting and drain every loop (each feature answers what it
+ * has parked), wait until commands, parked requests and event streams are done (bounded), stop
+ * the loops.
  */
 #include "server.h"
 
@@ -17,14 +22,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/time.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
 
 #include "gateway_int.h"
-#include "sg_corr.h"
 
 typedef struct st_sg_control_t {
     h2o_multithread_message_t super;
@@ -59,16 +61,6 @@ static int open_listener(const sg_listen_conf_t *listen_conf, uint16_t port, str
     return fd;
 }
 
-static int read_random(void *buf, size_t len)
-{
-    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    ssize_t n = read(fd, buf, len);
-    close(fd);
-    return n == (ssize_t)len ? 0 : -1;
-}
-
 static int load_or_make_secret(const char *data_dir, uint8_t *secret, size_t len, char *err, size_t errlen)
 {
     char path[4096];
@@ -82,26 +74,12 @@ static int load_or_make_secret(const char *data_dir, uint8_t *secret, size_t len
         snprintf(err, errlen, "%s: expected %zu bytes; delete it to make a new one (ids made with it become invalid)", path, len);
         return -1;
     }
-    if (read_random(secret, len) != 0 || (fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0 ||
+    if (sg_random_bytes(secret, len) != 0 || (fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0 ||
         write(fd, secret, len) != (ssize_t)len || close(fd) != 0) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         return -1;
     }
     return 0;
-}
-
-static void collect_allowed_headers(sg_server_t *server)
-{
-    const sg_conf_t *conf = server->conf;
-    size_t total = 0;
-    for (size_t i = 0; i < conf->n_routes; ++i)
-        total += conf->routes[i].has_reply ? conf->routes[i].reply.n_headers : 0;
-    server->reply_allowed_headers = calloc(total + 1, sizeof(char *));
-    if (server->reply_allowed_headers == NULL)
-        abort();
-    for (size_t i = 0; i < conf->n_routes; ++i)
-        for (size_t h = 0; conf->routes[i].has_reply && h < conf->routes[i].reply.n_headers; ++h)
-            server->reply_allowed_headers[server->n_reply_allowed_headers++] = conf->routes[i].reply.headers[h];
 }
 
 static uint16_t port_of(const struct sockaddr_storage *sa)
@@ -148,7 +126,7 @@ static void on_control(h2o_multithread_receiver_t *receiver, h2o_linklist_t *mes
         sg_control_t *control = H2O_STRUCT_FROM_MEMBER(sg_control_t, super.link, messages->next);
         h2o_linklist_unlink(&control->super.link);
         if (control->kind == SG_CONTROL_STOP_ACCEPTING) {
-            sg_handlers_drain(loop);
+            sg_features_drain(loop);
             for (size_t i = 0; i < loop->n_listeners; ++i) {
                 if (loop->listeners[i] != NULL) {
                     h2o_socket_read_stop(loop->listeners[i]);
@@ -164,35 +142,33 @@ static void on_control(h2o_multithread_receiver_t *receiver, h2o_linklist_t *mes
 
 static void send_control(sg_loop_t *loop, int kind)
 {
-    sg_control_t *control = calloc(1, sizeof(*control));
-    if (control == NULL)
-        abort();
+    sg_control_t *control = sg_calloc(1, sizeof(*control));
     control->kind = kind;
     h2o_multithread_send_message(&loop->control, &control->super);
 }
 
-/* A stopped loop thread parks instead of returning: H2O 2.2.5 keeps per-thread buffer caches
- * (h2o_mem_alloc_recycle) that it cannot free, so a thread that ended would leave them behind
- * as leaks. A parked thread still owns them; the process exit that follows ends it. */
-static pthread_mutex_t park_mutex = PTHREAD_MUTEX_INITIALIZER;
+/* A stopped loop thread halts (waits forever) instead of returning: H2O 2.2.5 keeps per-thread
+ * buffer caches (h2o_mem_alloc_recycle) that it cannot free, so a thread that ended would leave
+ * them behind as leaks. A halted thread still owns them; the process exit that follows ends it. */
+static pthread_mutex_t loops_mutex = PTHREAD_MUTEX_INITIALIZER;
 static void init_loop_on_its_thread(sg_loop_t *loop);
-static pthread_cond_t park_cond = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t loops_cond = PTHREAD_COND_INITIALIZER;
 
 static void *loop_main(void *arg)
 {
     sg_loop_t *loop = arg;
     init_loop_on_its_thread(loop);
-    pthread_mutex_lock(&park_mutex);
+    pthread_mutex_lock(&loops_mutex);
     loop->initialized = 1;
-    pthread_cond_broadcast(&park_cond);
-    pthread_mutex_unlock(&park_mutex);
+    pthread_cond_broadcast(&loops_cond);
+    pthread_mutex_unlock(&loops_mutex);
     while (!atomic_load(&loop->exit_requested))
         h2o_evloop_run(loop->ctx.loop, INT32_MAX);
-    pthread_mutex_lock(&park_mutex);
-    loop->parked = 1;
-    pthread_cond_broadcast(&park_cond);
+    pthread_mutex_lock(&loops_mutex);
+    loop->halted = 1;
+    pthread_cond_broadcast(&loops_cond);
     for (;;)
-        pthread_cond_wait(&park_cond, &park_mutex);
+        pthread_cond_wait(&loops_cond, &loops_mutex);
     return NULL;
 }
 
@@ -204,13 +180,8 @@ static void init_loop_on_its_thread(sg_loop_t *loop)
 {
     sg_server_t *server = loop->server;
     h2o_context_init(&loop->ctx, h2o_evloop_create(), &server->globalconf);
-    h2o_multithread_register_receiver(loop->ctx.queue, &loop->deliveries, sg_handlers_on_deliveries);
     h2o_multithread_register_receiver(loop->ctx.queue, &loop->control, on_control);
-    h2o_multithread_register_receiver(loop->ctx.queue, &loop->replies, sg_handlers_on_replies);
-    h2o_multithread_register_receiver(loop->ctx.queue, &loop->stored, sg_requests_on_stored);
-    h2o_multithread_register_receiver(loop->ctx.queue, &loop->table_progress, sg_tables_on_progress);
-    h2o_multithread_register_receiver(loop->ctx.queue, &loop->table_latest, sg_tables_on_latest);
-    h2o_multithread_register_receiver(loop->ctx.queue, &loop->registry_done, sg_registry_on_done);
+    sg_features_init_loop(loop);
     for (size_t l = 0; l < loop->n_listeners; ++l) {
         loop->accept_ctxs[l] =
             (h2o_accept_ctx_t){.ctx = &loop->ctx, .hosts = server->globalconf.hosts, .ssl_ctx = server->ssl_ctxs[l]};
@@ -228,9 +199,7 @@ h2o_timeout_t *sg_loop_wait_timeout(sg_loop_t *loop, int64_t ms)
     if (step >= loop->n_wait_timeouts)
         step = loop->n_wait_timeouts - 1;
     if (loop->wait_timeouts[step] == NULL) {
-        loop->wait_timeouts[step] = malloc(sizeof(h2o_timeout_t));
-        if (loop->wait_timeouts[step] == NULL)
-            abort();
+        loop->wait_timeouts[step] = sg_malloc(sizeof(h2o_timeout_t));
         h2o_timeout_init(loop->ctx.loop, loop->wait_timeouts[step], (uint64_t)step * 100);
     }
     return loop->wait_timeouts[step];
@@ -250,34 +219,22 @@ static void prepare_loop(sg_server_t *server, sg_loop_t *loop, size_t index)
         if (conf->routes[i].has_reply && conf->routes[i].reply.max_timeout_ms > longest)
             longest = conf->routes[i].reply.max_timeout_ms;
     loop->n_wait_timeouts = (size_t)((longest + 99) / 100) + 1;
-    loop->wait_timeouts = calloc(loop->n_wait_timeouts, sizeof(*loop->wait_timeouts));
-    size_t share = (conf->limits.pending + server->n_loops - 1) / server->n_loops;
-    loop->pending = sg_corr_create(share > 0 ? share : 1);
-    h2o_linklist_init_anchor(&loop->waiting);
-    h2o_linklist_init_anchor(&loop->watchers);
-    h2o_linklist_init_anchor(&loop->table_waiters);
-    if (loop->wait_timeouts == NULL || loop->pending == NULL)
-        abort();
-    loop->trace_rng = ((uint64_t)server->instance_id << 32 | (uint64_t)index) ^ 0x9e3779b97f4a7c15ull;
+    loop->wait_timeouts = sg_calloc(loop->n_wait_timeouts, sizeof(*loop->wait_timeouts));
     loop->n_listeners = server->conf->n_listen;
-    loop->listeners = calloc(loop->n_listeners, sizeof(*loop->listeners));
-    loop->listen_fds = calloc(loop->n_listeners, sizeof(*loop->listen_fds));
-    loop->accept_ctxs = calloc(loop->n_listeners, sizeof(*loop->accept_ctxs));
-    if (loop->listeners == NULL || loop->listen_fds == NULL || loop->accept_ctxs == NULL)
-        abort();
+    loop->listeners = sg_calloc(loop->n_listeners, sizeof(*loop->listeners));
+    loop->listen_fds = sg_calloc(loop->n_listeners, sizeof(*loop->listen_fds));
+    loop->accept_ctxs = sg_calloc(loop->n_listeners, sizeof(*loop->accept_ctxs));
     for (size_t l = 0; l < loop->n_listeners; ++l)
         loop->listen_fds[l] = -1;
 }
 
 sg_server_t *sg_server_create(const sg_conf_t *conf, sg_bridge_t *bridge, char *err, size_t errlen)
 {
-    sg_server_t *server = calloc(1, sizeof(*server));
-    if (server == NULL)
-        abort();
+    sg_server_t *server = sg_calloc(1, sizeof(*server));
     server->conf = conf;
     server->bridge = bridge;
     uint8_t random_bytes[20];
-    if (read_random(random_bytes, sizeof(random_bytes)) != 0) {
+    if (sg_random_bytes(random_bytes, sizeof(random_bytes)) != 0) {
         snprintf(err, errlen, "cannot read random bytes for request ids: %s", strerror(errno));
         free(server);
         return NULL;
@@ -301,45 +258,25 @@ sg_server_t *sg_server_create(const sg_conf_t *conf, sg_bridge_t *bridge, char *
         free(server);
         return NULL;
     }
-    collect_allowed_headers(server);
-    if ((server->router = sg_router_create(conf, err, errlen)) == NULL)
+    if ((server->router = sg_router_create(conf, err, errlen)) == NULL || sg_features_init_server(server, err, errlen) != 0)
         goto fail;
-    server->route_topics = calloc(conf->n_routes + 1, sizeof(*server->route_topics));
-    if (server->route_topics == NULL)
-        abort();
-    server->route_accept_prefix = calloc(conf->n_routes + 1, sizeof(*server->route_accept_prefix));
-    if (server->route_accept_prefix == NULL)
-        abort();
-    for (size_t i = 0; i < conf->n_routes; ++i) {
-        server->route_topics[i] = sg_bridge_topic(bridge, conf->routes[i].topic);
-        /* Topic names are [a-zA-Z0-9._-] (validated by config), so they need no JSON escaping. */
-        size_t len = strlen(conf->routes[i].topic) + sizeof("{\"topic\":\"\",\"partition\":");
-        char *prefix = malloc(len);
-        if (prefix == NULL)
-            abort();
-        snprintf(prefix, len, "{\"topic\":\"%s\",\"partition\":", conf->routes[i].topic);
-        server->route_accept_prefix[i] = h2o_iovec_init(prefix, strlen(prefix));
-    }
 
     h2o_config_init(&server->globalconf);
     server->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("streamgate"));
     /* One byte over the limit reaches our handler, which answers 413 itself; larger bodies are
-     * refused by H2O before they are read, and problem.c rewrites that answer. */
+     * refused by H2O before they are read, and respond.c rewrites that answer. */
     server->globalconf.max_request_entity_size = (size_t)conf->limits.body_bytes + 1;
     h2o_hostconf_t *hostconf = h2o_config_register_host(&server->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
-    sg_handlers_register(server, hostconf);
+    if (sg_dispatch_register(server, hostconf, err, errlen) != 0)
+        goto fail;
 
-    server->ssl_ctxs = calloc(conf->n_listen, sizeof(*server->ssl_ctxs));
-    if (server->ssl_ctxs == NULL)
-        abort();
+    server->ssl_ctxs = sg_calloc(conf->n_listen, sizeof(*server->ssl_ctxs));
     for (size_t i = 0; i < conf->n_listen; ++i)
         if (conf->listen[i].cert != NULL && (server->ssl_ctxs[i] = create_ssl_ctx(&conf->listen[i], err, errlen)) == NULL)
             goto fail;
 
     server->n_loops = (size_t)conf->threads;
-    server->loops = calloc(server->n_loops, sizeof(*server->loops));
-    if (server->loops == NULL)
-        abort();
+    server->loops = sg_calloc(server->n_loops, sizeof(*server->loops));
     for (size_t i = 0; i < server->n_loops; ++i)
         prepare_loop(server, &server->loops[i], i);
 
@@ -377,7 +314,7 @@ void sg_server_maintain(sg_server_t *server)
     char err[256];
     size_t deleted = 0;
     if (sg_store_sweep(server->store, sg_now_ms(), 10000, &deleted, err, sizeof(err)) < 0)
-        fprintf(stderr, "streamgate: request store sweep: %s\n", err);
+        sg_log_error("request store sweep: %s", err);
 }
 
 void sg_server_close_store(sg_server_t *server)
@@ -418,11 +355,11 @@ int sg_server_start(sg_server_t *server, char *err, size_t errlen)
         server->loops[i].thread_started = 1;
     }
     /* Control messages may be sent only once every loop has registered its receivers. */
-    pthread_mutex_lock(&park_mutex);
+    pthread_mutex_lock(&loops_mutex);
     for (size_t i = 0; i < server->n_loops; ++i)
         while (!server->loops[i].initialized)
-            pthread_cond_wait(&park_cond, &park_mutex);
-    pthread_mutex_unlock(&park_mutex);
+            pthread_cond_wait(&loops_cond, &loops_mutex);
+    pthread_mutex_unlock(&loops_mutex);
     return 0;
 }
 
@@ -433,12 +370,21 @@ void sg_server_stop_accepting(sg_server_t *server)
         send_control(&server->loops[i], SG_CONTROL_STOP_ACCEPTING);
 }
 
+/* Commands in flight, requests parked on any loop, event streams not yet ended. */
+static long busy(sg_server_t *server)
+{
+    long count = atomic_load(&server->inflight) + atomic_load(&server->streams);
+    for (size_t i = 0; i < server->n_loops; ++i)
+        count += atomic_load(&server->loops[i].parked);
+    return count;
+}
+
 long sg_server_wait_idle(sg_server_t *server, int64_t timeout_ms)
 {
-    struct timespec step = {0, 5 * 1000 * 1000};
-    for (int64_t waited = 0; waited < timeout_ms && atomic_load(&server->inflight) > 0; waited += 5)
-        nanosleep(&step, NULL);
-    return atomic_load(&server->inflight);
+    int64_t until = sg_mono_ms() + timeout_ms;
+    while (busy(server) > 0 && sg_mono_ms() < until)
+        sg_sleep_ms(5);
+    return busy(server);
 }
 
 void sg_server_stop(sg_server_t *server)
@@ -449,10 +395,10 @@ void sg_server_stop(sg_server_t *server)
             continue;
         atomic_store(&loop->exit_requested, 1);
         send_control(loop, SG_CONTROL_EXIT);
-        pthread_mutex_lock(&park_mutex);
-        while (!loop->parked)
-            pthread_cond_wait(&park_cond, &park_mutex);
-        pthread_mutex_unlock(&park_mutex);
+        pthread_mutex_lock(&loops_mutex);
+        while (!loop->halted)
+            pthread_cond_wait(&loops_cond, &loops_mutex);
+        pthread_mutex_unlock(&loops_mutex);
         loop->thread_started = 0;
     }
 }
@@ -471,15 +417,8 @@ void sg_server_destroy(sg_server_t *server)
     for (size_t i = 0; server->ssl_ctxs != NULL && i < server->conf->n_listen; ++i)
         SSL_CTX_free(server->ssl_ctxs[i]);
     free(server->ssl_ctxs);
-    sg_router_destroy(server->router);
-    for (size_t i = 0; server->route_accept_prefix != NULL && i < server->conf->n_routes; ++i)
-        free(server->route_accept_prefix[i].base);
-    free(server->route_accept_prefix);
-    server->route_accept_prefix = NULL;
-    free(server->route_topics);
-    free(server->reply_allowed_headers);
-    server->reply_allowed_headers = NULL;
     server->ssl_ctxs = NULL;
+    sg_features_dispose_server(server);
+    sg_router_destroy(server->router);
     server->router = NULL;
-    server->route_topics = NULL;
 }

@@ -14,16 +14,16 @@
 typedef struct st_sg_server_t sg_server_t;
 
 /** Builds the router and binds every listen address for every loop. Returns the server or NULL
- * with err. The bridge must have been created with sg_server_delivery_cb. Main thread. */
+ * with err. The bridge must have been created with sg_gateway_on_delivery and
+ * sg_gateway_on_reply. Main thread. */
 sg_server_t *sg_server_create(const sg_conf_t *conf, sg_bridge_t *bridge, char *err, size_t errlen);
 
-/** The delivery callback to give sg_bridge_create. */
-void sg_handlers_on_delivery(void *opaque, const sg_delivery_t *delivery);
-#define sg_server_delivery_cb sg_handlers_on_delivery
+/** The delivery callback to give sg_bridge_create (bridge thread; bridge_thread.c). */
+void sg_gateway_on_delivery(void *opaque, const sg_delivery_t *delivery);
 
-/** The reply callback to give sg_bridge_create; its context is the sg_server_t. */
-void sg_handlers_on_reply(void *server, const sg_reply_t *reply);
-#define sg_server_reply_cb sg_handlers_on_reply
+/** The reply callback to give sg_bridge_create; its context is the sg_server_t (bridge thread;
+ * bridge_thread.c). */
+void sg_gateway_on_reply(void *server, const sg_reply_t *reply);
 
 /** Serves `tables` under /tables/ and waits for `materializer` in /readyz (both borrowed; set
  * before sg_server_start). */
@@ -37,8 +37,8 @@ struct st_sg_registry_t;
 void sg_server_set_registry(sg_server_t *server, struct st_sg_registry_t *registry);
 
 /** The materializer's progress callback (its context is the sg_server_t): wakes table reads
- * waiting for their token. */
-void sg_tables_progress_cb(void *server, size_t table_index);
+ * waiting for their conditions, and watches (materializer thread; tables.c). */
+void sg_gateway_on_table_progress(void *server, size_t table_index);
 
 /** Writes "http://HOST:PORT\n" per listen address into buf. Returns the length. */
 size_t sg_server_addresses(const sg_server_t *server, char *buf, size_t buflen);
@@ -46,10 +46,13 @@ size_t sg_server_addresses(const sg_server_t *server, char *buf, size_t buflen);
 /** Starts the event-loop threads. Returns 0 or -1 with err. */
 int sg_server_start(sg_server_t *server, char *err, size_t errlen);
 
-/** Closes the listeners and makes new commands answer 503; in-flight ones continue. */
+/** Closes the listeners, makes new requests that would wait answer 503 shutting-down, and has
+ * every loop answer what it has parked (README.md of gateway/ says how each kind is answered);
+ * commands waiting for their broker ack continue. */
 void sg_server_stop_accepting(sg_server_t *server);
 
-/** Waits up to timeout_ms for in-flight commands to complete. Returns how many remain. */
+/** Waits up to timeout_ms until no command is in flight, no request is parked and every event
+ * stream has ended. Returns how many remain. */
 long sg_server_wait_idle(sg_server_t *server, int64_t timeout_ms);
 
 /** Stops and joins the loop threads. */

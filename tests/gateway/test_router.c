@@ -108,13 +108,42 @@ static void test_bad_encoding(void **state)
     sg_router_destroy(router);
 }
 
+/* A second router made entry by entry (as /registry's): indexes as given, no OPTIONS in Allow. */
+static void test_entries_without_options(void **state)
+{
+    char err[256];
+    sg_router_t *router = sg_router_create_empty(0);
+    assert_int_equal(sg_router_add(router, "GET", "/r/subjects", 7, 0, err, sizeof(err)), 0);
+    assert_int_equal(sg_router_add(router, "HEAD", "/r/subjects", 7, 0, err, sizeof(err)), 0);
+    assert_int_equal(sg_router_add(router, "POST", "/r/subjects/{subject}/versions", 8, 0, err, sizeof(err)), 0);
+    assert_int_equal(sg_router_add(router, "GET", "/r/subjects/{subject}/versions", 9, 0, err, sizeof(err)), 0);
+    assert_int_equal(sg_router_add(router, "GET", "/r/{", 1, 0, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "'{'"));
+    sg_router_result_t result;
+    assert_int_equal(lookup(router, "HEAD", "/r/subjects", &result), SG_ROUTER_FOUND);
+    assert_int_equal(result.route, 7);
+    assert_int_equal(result.is_query, 0);
+    assert_string_equal(result.allow, "GET, HEAD");
+    sg_path_match_dispose(&result.match);
+    assert_int_equal(lookup(router, "POST", "/r/subjects/a%2Eb/versions", &result), SG_ROUTER_FOUND);
+    assert_int_equal(result.route, 8);
+    assert_string_equal(sg_path_match_get(&result.match, "subject")->value, "a.b");
+    sg_path_match_dispose(&result.match);
+    assert_int_equal(lookup(router, "GET", "/r/subjects/s/versions", &result), SG_ROUTER_FOUND);
+    assert_int_equal(result.route, 9);
+    sg_path_match_dispose(&result.match);
+    assert_int_equal(lookup(router, "DELETE", "/r/subjects/s/versions", &result), SG_ROUTER_METHOD_NOT_ALLOWED);
+    assert_string_equal(result.allow, "POST, GET");
+    assert_int_equal(lookup(router, "GET", "/r/subjects/s", &result), SG_ROUTER_NOT_FOUND);
+    sg_router_destroy(router);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_exact_and_params),
-        cmocka_unit_test(test_literal_beats_parameter),
-        cmocka_unit_test(test_not_found_and_not_allowed),
-        cmocka_unit_test(test_bad_encoding),
+        cmocka_unit_test(test_exact_and_params),          cmocka_unit_test(test_literal_beats_parameter),
+        cmocka_unit_test(test_not_found_and_not_allowed), cmocka_unit_test(test_bad_encoding),
+        cmocka_unit_test(test_entries_without_options),
     };
     return cmocka_run_group_tests_name("gateway-router", tests, NULL, NULL);
 }

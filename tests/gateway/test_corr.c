@@ -1,5 +1,5 @@
 /*
- * Unit tests for the correlation table (bridge/corr.c).
+ * Unit tests for the correlation table (gateway/core/corr.c).
  *
  * Values are pointers into a test-owned array so a wrong value is detected, not just a
  * missing one. The randomized test replays 200k operations against a plain array and

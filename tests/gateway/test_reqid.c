@@ -1,5 +1,5 @@
 /*
- * Unit tests for request ids and SipHash-2-4 (bridge/reqid.c).
+ * Unit tests for request ids and SipHash-2-4 (gateway/core/reqid.c).
  *
  * SipHash is checked against the 64 reference vectors published with the algorithm (key
  * 00..0f, message 00 01 .. of lengths 0..63). The id wire format is pinned by an independent

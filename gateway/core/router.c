@@ -8,9 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sg_base.h"
+
 typedef struct st_sg_router_entry_t {
     const char *method;
-    size_t index; /* into conf->routes, or conf->queries for a query */
+    size_t index; /* what sg_router_add was given: conf->routes / conf->queries index, or the caller's id */
     int is_query;
     sg_path_template_t *tmpl;
     size_t n_literals;
@@ -19,30 +21,40 @@ typedef struct st_sg_router_entry_t {
 struct st_sg_router_t {
     sg_router_entry_t *entries;
     size_t n_entries;
+    int with_options;
 };
+
+sg_router_t *sg_router_create_empty(int with_options)
+{
+    sg_router_t *router = sg_calloc(1, sizeof(*router));
+    router->with_options = with_options;
+    return router;
+}
+
+int sg_router_add(sg_router_t *router, const char *method, const char *tmpl, size_t index, int is_query, char *err, size_t errlen)
+{
+    sg_path_template_t *parsed = sg_path_template_parse(tmpl, err, errlen);
+    if (parsed == NULL)
+        return -1;
+    router->entries = sg_reallocarray(router->entries, router->n_entries + 1, sizeof(*router->entries));
+    router->entries[router->n_entries++] = (sg_router_entry_t){
+        .method = method, .index = index, .is_query = is_query, .tmpl = parsed, .n_literals = sg_path_template_n_literals(parsed)};
+    return 0;
+}
 
 sg_router_t *sg_router_create(const sg_conf_t *conf, char *err, size_t errlen)
 {
-    sg_router_t *router = calloc(1, sizeof(*router));
-    size_t n = conf->n_routes + conf->n_queries;
-    if (router == NULL || (n && (router->entries = calloc(n, sizeof(*router->entries))) == NULL))
-        abort();
-    for (size_t i = 0; i < n; ++i) {
-        sg_router_entry_t *entry = &router->entries[i];
-        entry->is_query = i >= conf->n_routes;
-        entry->index = entry->is_query ? i - conf->n_routes : i;
-        entry->method = entry->is_query ? "GET" : conf->routes[i].method;
-        entry->tmpl =
-            sg_path_template_parse(entry->is_query ? conf->queries[entry->index].path : conf->routes[i].path, err, errlen);
-        if (entry->tmpl == NULL) {
-            router->n_entries = i;
-            sg_router_destroy(router);
-            return NULL;
-        }
-        entry->n_literals = sg_path_template_n_literals(entry->tmpl);
-        router->n_entries = i + 1;
-    }
+    sg_router_t *router = sg_router_create_empty(1);
+    for (size_t i = 0; i < conf->n_routes; ++i)
+        if (sg_router_add(router, conf->routes[i].method, conf->routes[i].path, i, 0, err, errlen) != 0)
+            goto fail;
+    for (size_t i = 0; i < conf->n_queries; ++i)
+        if (sg_router_add(router, "GET", conf->queries[i].path, i, 1, err, errlen) != 0)
+            goto fail;
     return router;
+fail:
+    sg_router_destroy(router);
+    return NULL;
 }
 
 void sg_router_destroy(sg_router_t *router)
@@ -94,7 +106,8 @@ sg_router_status_t sg_router_lookup(const sg_router_t *router, const char *metho
         if (strlen(entry->method) == method_len && memcmp(entry->method, method, method_len) == 0)
             found = entry;
     }
-    append_method(result->allow, sizeof(result->allow), "OPTIONS");
+    if (router->with_options)
+        append_method(result->allow, sizeof(result->allow), "OPTIONS");
     if (found == NULL)
         return result->status = SG_ROUTER_METHOD_NOT_ALLOWED;
     result->route = found->index;

@@ -22,6 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "sg_base.h"
+
 #define SG_CORR_MIN_SLOTS 16
 /* Load limit 7/10: linear probing's expected probe length rises steeply beyond ~0.7. */
 #define SG_CORR_LOAD_NUM 7
@@ -43,20 +45,6 @@ struct st_sg_corr_t {
     size_t count;
     size_t capacity;
 };
-
-_Noreturn static void sg_corr_oom(void)
-{
-    fputs("streamgate: out of memory\n", stderr);
-    abort();
-}
-
-static void *sg_corr_calloc(size_t n, size_t size)
-{
-    void *p = calloc(n, size);
-    if (p == NULL)
-        sg_corr_oom();
-    return p;
-}
 
 static uint64_t sg_corr_mix(uint64_t x)
 {
@@ -85,7 +73,7 @@ sg_corr_t *sg_corr_create(size_t capacity)
 {
     if (capacity == 0 || capacity > SG_CORR_MAX_CAPACITY)
         return NULL;
-    sg_corr_t *corr = sg_corr_calloc(1, sizeof(*corr));
+    sg_corr_t *corr = sg_calloc(1, sizeof(*corr));
     corr->capacity = capacity;
     corr->max_slots = 1;
     while (corr->max_slots * SG_CORR_LOAD_NUM < capacity * SG_CORR_LOAD_DEN)
@@ -114,7 +102,7 @@ static void sg_corr_resize(sg_corr_t *corr, size_t n_slots)
 {
     sg_corr_slot_t *old = corr->slots;
     size_t old_n = old != NULL ? corr->mask + 1 : 0;
-    corr->slots = sg_corr_calloc(n_slots, sizeof(*corr->slots));
+    corr->slots = sg_calloc(n_slots, sizeof(*corr->slots));
     corr->mask = n_slots - 1;
     for (size_t i = 0; i < old_n; ++i) {
         if (old[i].value == NULL)

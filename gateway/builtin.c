@@ -1,0 +1,154 @@
+/*
+ * The operational endpoints: /healthz (the process is up), /readyz (Kafka, tables and the
+ * registry are caught up, and we are not stopping) and /metrics (Prometheus text).
+ *
+ * The metrics are one table, a row per metric (name, type, help, where its value comes from):
+ * adding a metric is adding a row. Values are read from atomics and thread-safe getters only (no
+ * lock, no loop-private state read from another loop).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "gateway_int.h"
+#include "respond.h"
+#include "sg_materializer.h"
+#include "sg_registry.h"
+
+static void not_found(h2o_req_t *req, const char *path, size_t path_len)
+{
+    sg_problem(req, SG_PROBLEM_NOT_FOUND, NULL, "no resource at %.*s", (int)(path_len > 200 ? 200 : path_len), path);
+}
+
+/* Only the exact path, GET or HEAD. Returns 0 after answering otherwise. */
+static int accept_request(h2o_req_t *req, const char *prefix, const char *path, size_t path_len)
+{
+    if (!h2o_memis(path, path_len, prefix, strlen(prefix))) {
+        not_found(req, path, path_len);
+        return 0;
+    }
+    if (!sg_http_is_get_or_head(req)) {
+        sg_problem_method_not_allowed(req, "GET, HEAD");
+        return 0;
+    }
+    return 1;
+}
+
+static void respond_ok(h2o_req_t *req)
+{
+    static const char body[] = "{\"status\":\"ok\"}";
+    sg_http_respond(req, 200, "application/json", body, sizeof(body) - 1);
+}
+
+static void handle_healthz(h2o_req_t *req, const char *path, size_t path_len)
+{
+    if (accept_request(req, "/healthz", path, path_len))
+        respond_ok(req);
+}
+
+/* Why the gateway is not ready, or NULL when it is. */
+static const char *not_ready_because(sg_server_t *server)
+{
+    /* The registry counts when routes depend on it: a deployment that uses no schemas must not
+     * wait for a _schemas topic it may have no right to create. */
+    int uses_schemas = 0;
+    for (size_t i = 0; i < server->conf->n_routes; ++i)
+        uses_schemas |= server->conf->routes[i].schema != NULL;
+    if (sg_server_is_draining(server))
+        return "the gateway is shutting down";
+    if (server->materializer != NULL && !sg_materializer_caught_up(server->materializer))
+        return "tables are still catching up with their topics";
+    if (uses_schemas && server->registry != NULL && !sg_registry_is_ready(server->registry))
+        return "the schema registry is still reading _schemas";
+    if (!sg_bridge_is_ready(server->bridge))
+        return "Kafka metadata has not been fetched yet";
+    return NULL;
+}
+
+static void handle_readyz(h2o_req_t *req, const char *path, size_t path_len)
+{
+    if (!accept_request(req, "/readyz", path, path_len))
+        return;
+    const char *why = not_ready_because(sg_loop_of(req)->server);
+    if (why != NULL)
+        sg_problem(req, SG_PROBLEM_NOT_READY, NULL, "%s", why);
+    else
+        respond_ok(req);
+}
+
+/* --- metrics -------------------------------------------------------------------------------- */
+
+typedef struct st_sg_metric_t {
+    const char *name;
+    const char *type; /* counter | gauge */
+    const char *help;
+    long long (*value)(sg_server_t *server);
+} sg_metric_t;
+
+static long long inflight(sg_server_t *server)
+{
+    return atomic_load(&server->inflight);
+}
+static long long replies_dropped(sg_server_t *server)
+{
+    return atomic_load(&server->replies_dropped);
+}
+static long long replies_unawaited(sg_server_t *server)
+{
+    return atomic_load(&server->replies_unawaited);
+}
+static long long status_watchers(sg_server_t *server)
+{
+    return atomic_load(&server->watchers);
+}
+static long long kafka_ready(sg_server_t *server)
+{
+    return sg_bridge_is_ready(server->bridge);
+}
+static long long table_waiters(sg_server_t *server)
+{
+    return atomic_load(&server->table_waiters);
+}
+static long long records_skipped(sg_server_t *server)
+{
+    return server->materializer != NULL ? (long long)sg_materializer_skipped(server->materializer) : 0;
+}
+static long long replies_undecodable(sg_server_t *server)
+{
+    return atomic_load(&server->replies_undecodable);
+}
+
+static const sg_metric_t metrics[] = {
+    {"streamgate_inflight_requests", "gauge", "Commands produced and not yet completed.", inflight},
+    {"streamgate_replies_dropped_total", "counter", "Replies dropped unrecorded: forged or unknown id, or past requests.retention.",
+     replies_dropped},
+    {"streamgate_replies_unawaited_total", "counter", "Genuine replies recorded while no HTTP request waited for them.",
+     replies_unawaited},
+    {"streamgate_status_watchers", "gauge", "Long-polls and event streams waiting on request status.", status_watchers},
+    {"streamgate_kafka_ready", "gauge", "Whether metadata is fetched and reply partitions assigned.", kafka_ready},
+    {"streamgate_table_waiters", "gauge", "Table reads waiting for their conditions, and watches.", table_waiters},
+    {"streamgate_table_records_skipped_total", "counter",
+     "Table records not applied: a value that is not JSON (or not decodable), a key or value over the limits.", records_skipped},
+    {"streamgate_replies_undecodable_total", "counter",
+     "Replies in the Confluent wire format whose schema id is unknown or whose data does not decode (answered 502).",
+     replies_undecodable},
+};
+
+static void handle_metrics(h2o_req_t *req, const char *path, size_t path_len)
+{
+    if (!accept_request(req, "/metrics", path, path_len))
+        return;
+    sg_server_t *server = sg_loop_of(req)->server;
+    size_t cap = 4096, len = 0;
+    char *text = h2o_mem_alloc_pool(&req->pool, cap);
+    for (size_t i = 0; i < SG_ARRAY_SIZE(metrics) && len < cap; ++i) {
+        const sg_metric_t *metric = &metrics[i];
+        int n = snprintf(text + len, cap - len, "# HELP %s %s\n# TYPE %s %s\n%s %lld\n", metric->name, metric->help, metric->name,
+                         metric->type, metric->name, metric->value(server));
+        len += n > 0 ? (size_t)n : 0;
+    }
+    sg_http_respond(req, 200, "text/plain; version=0.0.4", text, len < cap ? len : cap - 1);
+}
+
+const sg_feature_t sg_feature_healthz = {.prefix = "/healthz", .handle = handle_healthz};
+const sg_feature_t sg_feature_readyz = {.prefix = "/readyz", .handle = handle_readyz};
+const sg_feature_t sg_feature_metrics = {.prefix = "/metrics", .handle = handle_metrics};

@@ -1,0 +1,65 @@
+/*
+ * Private to the command path: the record of a command in flight and of a reply on its way to
+ * the loop that waits for it. commands.c owns the loop side, bridge_thread.c fills both on the
+ * bridge thread and hands them back through the functions below; idempotency.c reads the record.
+ */
+#ifndef SG_COMMAND_H
+#define SG_COMMAND_H
+
+#include "gateway_int.h"
+#include "park.h"
+#include "sg_reqid.h"
+
+typedef struct st_sg_cmd_t {
+    h2o_multithread_message_t message; /* linked into the loop's receiver by the bridge thread */
+    sg_park_t park;                    /* the HTTP request while it waits; loop thread only */
+    sg_loop_t *loop;
+    const sg_route_conf_t *route;
+    int64_t create_ms; /* the record's CreateTime, set by us */
+    sg_reqid_t id;
+    char id_text[SG_REQID_TEXT_LEN + 1];
+    char *idem_key; /* Idempotency-Key this request claimed (owned), or NULL */
+    size_t idem_key_len;
+    /* loop thread only */
+    unsigned dr_pending : 1, in_table : 1, async : 1, timed_out : 1, acked : 1;
+    /* filled on the bridge thread before the hand-off */
+    int err;
+    const char *errstr;
+    int32_t partition;
+    int64_t offset;
+    int64_t timestamp_ms;
+} sg_cmd_t;
+
+/* A reply copied off the bridge thread for the loop that owns its request. */
+#define SG_REPLY_MAX_HEADERS 32
+typedef struct st_sg_reply_msg_t {
+    h2o_multithread_message_t message;
+    sg_reqid_t id;
+    int status;            /* from :status; 0 when the reply's :status was not a valid status code */
+    int oversized;         /* the reply value was over SG_STORE_MAX_BODY and was not copied */
+    int decoded;           /* the body is the JSON of a Confluent-framed Avro value */
+    char undecodable[256]; /* why a Confluent-framed value could not be decoded; "" when it could */
+    char topic[256];
+    int32_t partition;
+    int64_t offset;
+    int64_t timestamp_ms;
+    size_t n_headers;
+    struct {
+        char *name;
+        char *value;
+        size_t len;
+    } headers[SG_REPLY_MAX_HEADERS];
+    char *body; /* NULL for a tombstone */
+    size_t body_len;
+} sg_reply_msg_t;
+
+/** Bridge thread: hands a delivered (or failed) command back to its loop. */
+void sg_commands_post_delivery(sg_cmd_t *cmd);
+
+/** Bridge thread: hands a reply (owned by the receiver from now on) to loop `loop_index`. */
+void sg_commands_post_reply(sg_server_t *server, size_t loop_index, sg_reply_msg_t *reply);
+
+/** Frees a reply message and what it holds. Any thread. */
+void sg_reply_msg_free(sg_reply_msg_t *reply);
+
+#endif

@@ -1,0 +1,577 @@
+/*
+ * The command path: a configured route's request becomes an event, answered only once the broker
+ * has acknowledged it (README, "HTTP API: commands" and "request-reply").
+ *
+ * A command is checked completely on its loop (media type, size, JSON, schema, key) before
+ * anything is produced, so a bad request never reaches Kafka. It then becomes a heap-owned
+ * sg_cmd_t that travels to the bridge thread as the produce call's opaque and comes back to the
+ * same loop through the loop's `deliveries` receiver when the broker has acknowledged it. Only
+ * then is the 202 sent. Meanwhile the request is parked (park.h): if the client goes away first,
+ * the park says so and the completion finds no request to answer.
+ *
+ * Routes with a reply also put the record in the loop's correlation table before producing (a
+ * reply can overtake the delivery report) and wait for whichever comes first: the reply (answered
+ * from it), the deadline (202 + Location, but never before the broker ack), or the client
+ * leaving. A record is freed only when the bridge has handed it back and its park has ended, so
+ * each one completes exactly once. This is the hot path: no formatting or allocation beyond the
+ * record itself (the 202 body is built by hand).
+ */
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
+
+#include "command.h"
+#include "http_text.h"
+#include "idempotency.h"
+#include "keys.h"
+#include "respond.h"
+#include "sg_corr.h"
+#include "sg_frame.h"
+#include "sg_registry.h"
+#include "sg_token.h"
+#include "trace.h"
+
+#define SG_ROUTE_HEADER "streamgate-route"
+
+struct st_sg_commands_loop_t {
+    sg_loop_t *loop;
+    sg_corr_t *pending;                    /* reply routes' requests by id */
+    h2o_linklist_t parked;                 /* every command whose request waits */
+    h2o_multithread_receiver_t deliveries; /* sg_cmd_t completions from the bridge thread */
+    h2o_multithread_receiver_t replies;    /* replies for this loop's requests, from the bridge thread */
+    uint32_t reqid_counter;
+    uint64_t trace_rng; /* xorshift state for generated trace and span ids */
+};
+
+/* --- answers ------------------------------------------------------------------------------- */
+
+/* Consistency-Token for one record's position (the record that must be visible). */
+static void add_token_header(h2o_req_t *req, const char *topic, int32_t partition, int64_t offset, int64_t timestamp_ms)
+{
+    char token[320];
+    size_t len = sg_token_encode_one(topic, partition, offset, timestamp_ms, token, sizeof(token));
+    if (len > 0 && len < sizeof(token))
+        sg_http_add_token(req, token, len);
+}
+
+static size_t put_int(char *out, int64_t value)
+{
+    char digits[24];
+    size_t n = 0;
+    uint64_t v = value < 0 ? (uint64_t)0 - (uint64_t)value : (uint64_t)value;
+    do
+        digits[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    size_t len = 0;
+    if (value < 0)
+        out[len++] = '-';
+    while (n > 0)
+        out[len++] = digits[--n];
+    return len;
+}
+
+/* The 202 body is built by hand from a per-route prefix made at start: this runs for every
+ * command, and formatting it through printf or Jansson was a visible share of a request. */
+static void respond_accepted(h2o_req_t *req, const sg_cmd_t *cmd)
+{
+    sg_server_t *server = cmd->loop->server;
+    add_token_header(req, cmd->route->topic, cmd->partition, cmd->offset, cmd->timestamp_ms);
+    const h2o_iovec_t *prefix = &server->route_accept_prefix[cmd->route - server->conf->routes];
+    char *body = h2o_mem_alloc_pool(&req->pool, prefix->len + 64);
+    memcpy(body, prefix->base, prefix->len);
+    size_t len = prefix->len;
+    len += put_int(body + len, cmd->partition);
+    memcpy(body + len, ",\"offset\":", 10);
+    len += 10;
+    len += put_int(body + len, cmd->offset);
+    body[len++] = '}';
+    sg_http_respond(req, 202, "application/json", body, len);
+}
+
+/* The 202 of a reply route whose reply has not come (yet): where to poll, and the command's
+ * own position. */
+static void respond_pending(h2o_req_t *req, const sg_cmd_t *cmd)
+{
+    add_token_header(req, cmd->route->topic, cmd->partition, cmd->offset, cmd->timestamp_ms);
+    char location[sizeof("/requests/") + SG_REQID_TEXT_LEN];
+    int n = snprintf(location, sizeof(location), "/requests/%s", cmd->id_text);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_LOCATION, NULL, h2o_strdup(&req->pool, location, (size_t)n).base,
+                   (size_t)n);
+    if (cmd->async)
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("preference-applied"), 0, NULL,
+                              H2O_STRLIT("respond-async"));
+    char body[96];
+    int len = snprintf(body, sizeof(body), "{\"id\":\"%s\",\"state\":\"pending\"}", cmd->id_text);
+    sg_http_respond(req, 202, "application/json", body, (size_t)len);
+}
+
+static int reply_header_allowed(const sg_route_conf_t *route, const char *name)
+{
+    for (size_t i = 0; i < route->reply.n_headers; ++i)
+        if (strcasecmp(route->reply.headers[i], name) == 0)
+            return 1;
+    return 0;
+}
+
+static void respond_with_reply(h2o_req_t *req, const sg_cmd_t *cmd, const sg_reply_msg_t *reply)
+{
+    if (reply->oversized) {
+        sg_problem(req, SG_PROBLEM_REPLY_TOO_LARGE, "body", "the worker's reply is larger than %u bytes", SG_STORE_MAX_BODY);
+        return;
+    }
+    if (reply->undecodable[0] != '\0') {
+        sg_problem(req, SG_PROBLEM_UNDECODABLE_REPLY, "body",
+                   "the worker's reply is in the Confluent wire format but does not decode: %s", reply->undecodable);
+        return;
+    }
+    if (reply->status == 0) {
+        sg_problem(req, SG_PROBLEM_INVALID_REPLY, ":status",
+                   "the worker's reply has a :status header that is not an HTTP status code (100..599)");
+        return;
+    }
+    add_token_header(req, reply->topic, reply->partition, reply->offset, reply->timestamp_ms);
+    const char *content_type = "application/json";
+    for (size_t i = 0; i < reply->n_headers; ++i) {
+        const char *name = reply->headers[i].name;
+        if (strcasecmp(name, "content-type") == 0) {
+            if (reply->headers[i].len > 0 && !reply->decoded) /* decoded Avro is served as JSON */
+                content_type = reply->headers[i].value;
+        } else if (reply_header_allowed(cmd->route, name))
+            sg_http_add_header(req, name, strlen(name), reply->headers[i].value, reply->headers[i].len);
+    }
+    sg_http_respond(req, reply->status, content_type, reply->body != NULL ? reply->body : "",
+                    reply->body != NULL ? reply->body_len : 0);
+}
+
+/* --- the record's lifecycle (loop thread) ------------------------------------------------- */
+
+/* Ends the wait: leaves the correlation table and the park. Returns the request to answer, or
+ * NULL when the client is gone or it was answered already. */
+static h2o_req_t *take_request(sg_cmd_t *cmd)
+{
+    if (cmd->in_table) {
+        sg_corr_remove(cmd->loop->commands->pending, &cmd->id);
+        cmd->in_table = 0;
+    }
+    return sg_park_finish(&cmd->park);
+}
+
+/* Frees once both the bridge has handed the record back and its wait has ended. */
+static void maybe_free(sg_cmd_t *cmd)
+{
+    if (cmd->dr_pending || sg_park_is_parked(&cmd->park))
+        return;
+    atomic_fetch_sub(&cmd->loop->server->inflight, 1);
+    free(cmd->idem_key);
+    free(cmd);
+}
+
+static void on_wait_deadline(sg_park_t *park)
+{
+    sg_cmd_t *cmd = H2O_STRUCT_FROM_MEMBER(sg_cmd_t, park, park);
+    cmd->timed_out = 1;
+    if (!cmd->acked)
+        return; /* no 2xx before the broker ack: the delivery report answers */
+    h2o_req_t *req = take_request(cmd);
+    if (req != NULL)
+        respond_pending(req, cmd);
+    maybe_free(cmd);
+}
+
+/* Stopping: a synchronous reply wait gets its 202 + Location now (the request goes on and can be
+ * polled elsewhere), or from its delivery report if not acknowledged yet. Every other command is
+ * answered by its delivery report, which comes within the produce timeout. */
+static void on_drain(sg_park_t *park)
+{
+    sg_cmd_t *cmd = H2O_STRUCT_FROM_MEMBER(sg_cmd_t, park, park);
+    if (cmd->route->has_reply && !cmd->async)
+        on_wait_deadline(park);
+}
+
+static void on_gone(sg_park_t *park)
+{
+    sg_cmd_t *cmd = H2O_STRUCT_FROM_MEMBER(sg_cmd_t, park, park);
+    take_request(cmd); /* out of the correlation table: nobody waits for this reply any more */
+    maybe_free(cmd);
+}
+
+static const sg_park_kind_t command_park = {.on_deadline = on_wait_deadline, .on_drain = on_drain, .on_gone = on_gone};
+
+static void on_deliveries(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    while (!h2o_linklist_is_empty(messages)) {
+        h2o_multithread_message_t *message = H2O_STRUCT_FROM_MEMBER(h2o_multithread_message_t, link, messages->next);
+        h2o_linklist_unlink(&message->link);
+        sg_cmd_t *cmd = H2O_STRUCT_FROM_MEMBER(sg_cmd_t, message, message);
+        cmd->dr_pending = 0;
+        cmd->acked = cmd->err == SG_BRIDGE_OK;
+        if (sg_park_is_parked(&cmd->park)) {
+            if (cmd->err != SG_BRIDGE_OK) {
+                sg_problem(take_request(cmd), SG_PROBLEM_KAFKA_UNAVAILABLE, NULL, "the event was not acknowledged by Kafka: %s",
+                           cmd->errstr ? cmd->errstr : "unknown error");
+            } else if (!cmd->route->has_reply) {
+                respond_accepted(take_request(cmd), cmd);
+            } else if (cmd->async || cmd->timed_out || sg_server_is_draining(cmd->loop->server)) {
+                respond_pending(take_request(cmd), cmd);
+            }
+            /* else: a synchronous request keeps waiting for its reply or its deadline */
+        }
+        maybe_free(cmd);
+    }
+}
+
+static void on_replies(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    struct st_sg_commands_loop_t *state = H2O_STRUCT_FROM_MEMBER(struct st_sg_commands_loop_t, replies, receiver);
+    while (!h2o_linklist_is_empty(messages)) {
+        h2o_multithread_message_t *message = H2O_STRUCT_FROM_MEMBER(h2o_multithread_message_t, link, messages->next);
+        h2o_linklist_unlink(&message->link);
+        sg_reply_msg_t *reply = H2O_STRUCT_FROM_MEMBER(sg_reply_msg_t, message, message);
+        sg_cmd_t *cmd = sg_corr_find(state->pending, &reply->id);
+        if (cmd == NULL) {
+            /* recorded for GET /requests/{id}, but nobody waits here any more: answered at its
+             * deadline, asynchronous, client gone, or from before a restart */
+            atomic_fetch_add(&state->loop->server->replies_unawaited, 1);
+        } else {
+            h2o_req_t *req = take_request(cmd);
+            if (req != NULL)
+                respond_with_reply(req, cmd, reply);
+            maybe_free(cmd);
+        }
+        sg_reply_msg_free(reply);
+    }
+}
+
+/* --- hand-offs from the bridge thread --------------------------------------------------------- */
+
+void sg_commands_post_delivery(sg_cmd_t *cmd)
+{
+    h2o_multithread_send_message(&cmd->loop->commands->deliveries, &cmd->message);
+}
+
+void sg_commands_post_reply(sg_server_t *server, size_t loop_index, sg_reply_msg_t *reply)
+{
+    h2o_multithread_send_message(&server->loops[loop_index].commands->replies, &reply->message);
+}
+
+void sg_reply_msg_free(sg_reply_msg_t *reply)
+{
+    for (size_t i = 0; i < reply->n_headers; ++i) {
+        free(reply->headers[i].name);
+        free(reply->headers[i].value);
+    }
+    free(reply->body);
+    free(reply);
+}
+
+/* --- the request ---------------------------------------------------------------------------- */
+
+static void send_unavailable(h2o_req_t *req, sg_problem_t kind, const char *detail)
+{
+    sg_problem(req, kind, NULL, "%s", detail);
+}
+
+/* Resolves the route's key. Returns the key length (0 for key: none) or -1 after answering. */
+static int extract_key(h2o_req_t *req, const sg_route_conf_t *route, const sg_path_match_t *match, json_t *body, char *key,
+                       size_t keylen)
+{
+    char why[256];
+    switch (route->key.source) {
+    case SG_KEY_NONE: return 0;
+    case SG_KEY_PATH: {
+        const sg_path_param_t *param = sg_path_match_get(match, route->key.name);
+        if (param == NULL || param->len == 0 || param->len >= keylen) {
+            sg_problem(req, SG_PROBLEM_INVALID_KEY, route->key.name, "path parameter %s must be 1..%d bytes", route->key.name,
+                       SG_KEY_MAX_BYTES);
+            return -1;
+        }
+        memcpy(key, param->value, param->len + 1);
+        return (int)param->len;
+    }
+    case SG_KEY_HEADER: {
+        h2o_iovec_t value = sg_http_header(req, route->key.name, strlen(route->key.name));
+        if (value.base == NULL || value.len == 0) {
+            sg_problem(req, SG_PROBLEM_MISSING_KEY, route->key.name, "header %s is required: it is this route's event key",
+                       route->key.name);
+            return -1;
+        }
+        if (value.len > SG_KEY_MAX_BYTES || value.len >= keylen) {
+            sg_problem(req, SG_PROBLEM_INVALID_KEY, route->key.name, "header %s is longer than %d bytes", route->key.name,
+                       SG_KEY_MAX_BYTES);
+            return -1;
+        }
+        memcpy(key, value.base, value.len);
+        key[value.len] = '\0';
+        return (int)value.len;
+    }
+    case SG_KEY_BODY: {
+        json_t *field = sg_json_pointer_get(body, route->key.name, why, sizeof(why));
+        if (field == NULL) {
+            sg_problem(req, SG_PROBLEM_MISSING_KEY, route->key.name, "body field %s is required: it is this route's event key (%s)",
+                       route->key.name, why);
+            return -1;
+        }
+        int len = sg_key_from_json(field, key, keylen, why, sizeof(why));
+        if (len < 0) {
+            sg_problem(req, SG_PROBLEM_INVALID_KEY, route->key.name, "body field %s %s", route->key.name, why);
+            return -1;
+        }
+        return len;
+    }
+    }
+    return -1;
+}
+
+/* The event value: the body as sent, or (format avro) its Confluent-framed Avro encoding, in the
+ * request's pool. Either way a body the schema refuses is a 422 naming the field, and never
+ * produced. Returns 0, or -1 after answering. Takes `body`. */
+static int event_value(h2o_req_t *req, const sg_route_conf_t *route, const sg_registry_schema_t *schema, json_t *body,
+                       h2o_iovec_t *value, const char **value_type)
+{
+    *value = req->entity;
+    *value_type = "application/json";
+    if (schema == NULL) {
+        json_decref(body);
+        return 0;
+    }
+    void *avro = NULL;
+    size_t avro_len = 0;
+    char field[256], why[256];
+    int rc =
+        route->format == SG_FORMAT_AVRO
+            ? sg_avro_from_json(sg_registry_schema_avro(schema), body, &avro, &avro_len, field, sizeof(field), why, sizeof(why))
+            : sg_avro_validate_json(sg_registry_schema_avro(schema), body, field, sizeof(field), why, sizeof(why));
+    json_decref(body);
+    if (rc != 0) {
+        sg_problem(req, SG_PROBLEM_SCHEMA_VIOLATION, field[0] != '\0' ? field : "/", "%s: %s (schema %s, id %u)",
+                   field[0] ? field : "/", why, route->schema, (unsigned)sg_registry_schema_id(schema));
+        return -1;
+    }
+    if (route->format == SG_FORMAT_AVRO) {
+        void *framed = NULL;
+        size_t framed_len = sg_avro_frame(sg_registry_schema_id(schema), avro, avro_len, &framed);
+        *value = h2o_strdup(&req->pool, framed, framed_len);
+        *value_type = "application/vnd.apache.avro+binary";
+        free(framed);
+    }
+    free(avro);
+    return 0;
+}
+
+/* The request is valid: the record, the Idempotency-Key claim and (reply routes) the correlation
+ * table entry. Returns the record, or NULL after answering. */
+static sg_cmd_t *admit(h2o_req_t *req, size_t route_index, int async)
+{
+    sg_loop_t *loop = sg_loop_of(req);
+    sg_server_t *server = loop->server;
+    const sg_route_conf_t *route = &server->conf->routes[route_index];
+    sg_cmd_t *cmd = sg_calloc(1, sizeof(*cmd));
+    cmd->loop = loop;
+    cmd->route = route;
+    cmd->async = async;
+    cmd->create_ms = sg_now_ms();
+    cmd->id = (sg_reqid_t){.time_ms = (uint64_t)cmd->create_ms,
+                           .instance = server->instance_id,
+                           .loop = (uint16_t)loop->index,
+                           .counter = ++loop->commands->reqid_counter};
+    sg_reqid_format(&server->reqid_key, &cmd->id, cmd->id_text);
+    if (sg_idem_check(req, route, cmd->id_text, &cmd->idem_key, &cmd->idem_key_len)) {
+        free(cmd);
+        return NULL;
+    }
+    if (route->has_reply && !async) {
+        /* In the table before producing: the reply may overtake the delivery report. (An async
+         * request waits for nothing but the ack; its reply is only recorded, for polling.) */
+        if (sg_corr_insert(loop->commands->pending, &cmd->id, cmd) != SG_CORR_OK) {
+            if (cmd->idem_key != NULL)
+                sg_idem_release(server, cmd);
+            free(cmd->idem_key);
+            free(cmd);
+            sg_problem(req, SG_PROBLEM_TOO_MANY_PENDING, NULL, "limits.pending (%u) requests are already waiting for replies",
+                       server->conf->limits.pending);
+            return NULL;
+        }
+        cmd->in_table = 1;
+    }
+    return cmd;
+}
+
+/* Produces the event. Returns the bridge's result (SG_BRIDGE_OK: the bridge holds cmd). */
+static int produce(h2o_req_t *req, sg_cmd_t *cmd, const char *key, int keylen, h2o_iovec_t value, const char *value_type)
+{
+    sg_loop_t *loop = cmd->loop;
+    sg_server_t *server = loop->server;
+    const sg_route_conf_t *route = cmd->route;
+    char traceparent[SG_TRACEPARENT_LEN + 1];
+    h2o_iovec_t incoming = sg_http_header(req, H2O_STRLIT("traceparent"));
+    sg_traceparent_make(&loop->commands->trace_rng, incoming.base, incoming.len, traceparent);
+    sg_bridge_header_t headers[] = {
+        {"kafka_correlationId", cmd->id_text, SG_REQID_TEXT_LEN},
+        {"content-type", value_type, strlen(value_type)},
+        {"traceparent", traceparent, SG_TRACEPARENT_LEN},
+        {SG_ROUTE_HEADER, route->name, strlen(route->name)},
+        {"kafka_replyTopic", route->has_reply ? route->reply.topic : NULL, route->has_reply ? strlen(route->reply.topic) : 0},
+        {"kafka_replyPartition", NULL, 4},
+    };
+    size_t n_headers = route->has_reply ? 5 : 4;
+    uint8_t pinned[4];
+    if (route->has_reply && route->reply.n_partitions > 0) {
+        /* This instance reads only these partitions: ask the worker to reply to one of them. */
+        uint32_t partition = (uint32_t)route->reply.partitions[cmd->id.counter % route->reply.n_partitions];
+        pinned[0] = (uint8_t)(partition >> 24);
+        pinned[1] = (uint8_t)(partition >> 16);
+        pinned[2] = (uint8_t)(partition >> 8);
+        pinned[3] = (uint8_t)partition;
+        headers[5].value = pinned;
+        n_headers = 6;
+    }
+    return sg_bridge_produce(server->bridge, server->route_topics[route - server->conf->routes], -1, cmd->create_ms,
+                             keylen ? key : NULL, (size_t)keylen, value.base, value.len, headers, n_headers, cmd);
+}
+
+void sg_commands_handle(h2o_req_t *req, size_t route_index, const sg_path_match_t *match)
+{
+    sg_server_t *server = sg_loop_of(req)->server;
+    const sg_conf_t *conf = server->conf;
+    const sg_route_conf_t *route = &conf->routes[route_index];
+
+    if (sg_server_is_draining(server)) {
+        send_unavailable(req, SG_PROBLEM_SHUTTING_DOWN, "the gateway is shutting down; retry on another instance");
+        return;
+    }
+    if (route->has_reply && !sg_bridge_is_ready(server->bridge)) {
+        /* No request of a reply route is produced before the reply partitions are assigned:
+         * its reply could otherwise land before the position the consumer starts from. */
+        send_unavailable(req, SG_PROBLEM_NOT_READY, "the reply consumer is not assigned yet; retry shortly");
+        return;
+    }
+    h2o_iovec_t content_type = sg_http_header(req, H2O_STRLIT("content-type"));
+    if (!sg_media_type_is_json(content_type.base, content_type.len)) {
+        sg_problem(req, SG_PROBLEM_UNSUPPORTED_MEDIA_TYPE, "Content-Type", "Content-Type must be application/json, not %.*s",
+                   content_type.base ? (int)(content_type.len > 100 ? 100 : content_type.len) : 6,
+                   content_type.base ? content_type.base : "absent");
+        return;
+    }
+    if (req->entity.len > conf->limits.body_bytes) {
+        sg_problem(req, SG_PROBLEM_BODY_TOO_LARGE, "body", "the request body is %zu bytes; limits.body_bytes is %llu",
+                   req->entity.len, (unsigned long long)conf->limits.body_bytes);
+        return;
+    }
+    if (req->entity.base == NULL || req->entity.len == 0) {
+        sg_problem(req, SG_PROBLEM_INVALID_JSON, "body", "the request body is empty; a JSON document is required");
+        return;
+    }
+    const sg_registry_schema_t *schema = NULL;
+    if (route->schema != NULL &&
+        (server->registry == NULL || (schema = sg_registry_route_schema(server->registry, route_index)) == NULL)) {
+        send_unavailable(req, SG_PROBLEM_SCHEMA_UNAVAILABLE, "the route's schema is not registered");
+        return;
+    }
+    json_error_t jerr;
+    /* With a schema, "\u0000" is a legal byte of an Avro bytes/fixed value. */
+    size_t flags = JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | (schema != NULL ? JSON_ALLOW_NUL : 0);
+    json_t *body = json_loadb(req->entity.base, req->entity.len, flags, &jerr);
+    if (body == NULL) {
+        sg_problem(req, SG_PROBLEM_INVALID_JSON, "body", "malformed JSON at line %d, column %d: %s", jerr.line, jerr.column,
+                   jerr.text);
+        return;
+    }
+    char key[SG_KEY_MAX_BYTES + 1];
+    int keylen = extract_key(req, route, match, body, key, sizeof(key));
+    if (keylen < 0) {
+        json_decref(body);
+        return;
+    }
+    h2o_iovec_t value;
+    const char *value_type;
+    if (event_value(req, route, schema, body, &value, &value_type) != 0)
+        return;
+
+    int async = 0;
+    int64_t wait_ms = route->has_reply ? route->reply.timeout_ms : 0;
+    if (route->has_reply) {
+        sg_http_parse_prefer(req, &async, &wait_ms);
+        if (wait_ms > route->reply.max_timeout_ms) /* a longer wait than allowed is cut to it */
+            wait_ms = route->reply.max_timeout_ms;
+    }
+    sg_cmd_t *cmd = admit(req, route_index, async);
+    if (cmd == NULL)
+        return;
+    int rc = produce(req, cmd, key, keylen, value, value_type);
+    if (rc != SG_BRIDGE_OK) {
+        if (cmd->in_table)
+            sg_corr_remove(cmd->loop->commands->pending, &cmd->id);
+        if (cmd->idem_key != NULL)
+            sg_idem_release(server, cmd);
+        free(cmd->idem_key);
+        free(cmd);
+        if (rc == SG_BRIDGE_E_TOO_LARGE)
+            sg_problem(req, SG_PROBLEM_BODY_TOO_LARGE, "body", "the event is larger than the producer's message.max.bytes");
+        else if (rc == SG_BRIDGE_E_QUEUE_FULL)
+            send_unavailable(req, SG_PROBLEM_PRODUCER_QUEUE_FULL, "the Kafka producer queue is full; retry shortly");
+        else
+            send_unavailable(req, SG_PROBLEM_KAFKA_UNAVAILABLE, "the Kafka producer cannot accept events now");
+        return;
+    }
+    /* From here the bridge holds cmd until it hands it back; the park lets the request vanish. */
+    cmd->dr_pending = 1;
+    atomic_fetch_add(&server->inflight, 1);
+    sg_park_start(&cmd->park, &command_park, req, &cmd->loop->commands->parked, NULL);
+    if (route->has_reply && !async)
+        sg_park_set_deadline(&cmd->park, wait_ms);
+}
+
+/* --- the feature ---------------------------------------------------------------------------- */
+
+static int init_server(sg_server_t *server, char *err, size_t errlen)
+{
+    const sg_conf_t *conf = server->conf;
+    server->route_topics = sg_calloc(conf->n_routes + 1, sizeof(*server->route_topics));
+    server->route_accept_prefix = sg_calloc(conf->n_routes + 1, sizeof(*server->route_accept_prefix));
+    for (size_t i = 0; i < conf->n_routes; ++i) {
+        server->route_topics[i] = sg_bridge_topic(server->bridge, conf->routes[i].topic);
+        /* Topic names are [a-zA-Z0-9._-] (validated by config), so they need no JSON escaping. */
+        size_t len = strlen(conf->routes[i].topic) + sizeof("{\"topic\":\"\",\"partition\":");
+        char *prefix = sg_malloc(len);
+        snprintf(prefix, len, "{\"topic\":\"%s\",\"partition\":", conf->routes[i].topic);
+        server->route_accept_prefix[i] = h2o_iovec_init(prefix, strlen(prefix));
+    }
+    return 0;
+}
+
+static void dispose_server(sg_server_t *server)
+{
+    for (size_t i = 0; server->route_accept_prefix != NULL && i < server->conf->n_routes; ++i)
+        free(server->route_accept_prefix[i].base);
+    free(server->route_accept_prefix);
+    free(server->route_topics);
+    server->route_accept_prefix = NULL;
+    server->route_topics = NULL;
+}
+
+static void init_loop(sg_loop_t *loop)
+{
+    sg_server_t *server = loop->server;
+    struct st_sg_commands_loop_t *state = sg_calloc(1, sizeof(*state));
+    size_t share = (server->conf->limits.pending + server->n_loops - 1) / server->n_loops;
+    state->loop = loop;
+    state->pending = sg_corr_create(share > 0 ? share : 1);
+    assert(state->pending != NULL); /* config caps limits.pending at the table's capacity */
+    h2o_linklist_init_anchor(&state->parked);
+    state->trace_rng = ((uint64_t)server->instance_id << 32 | (uint64_t)loop->index) ^ 0x9e3779b97f4a7c15ull;
+    h2o_multithread_register_receiver(loop->ctx.queue, &state->deliveries, on_deliveries);
+    h2o_multithread_register_receiver(loop->ctx.queue, &state->replies, on_replies);
+    loop->commands = state;
+}
+
+static void drain(sg_loop_t *loop)
+{
+    sg_park_drain(&loop->commands->parked);
+}
+
+const sg_feature_t sg_feature_commands = {
+    .init_server = init_server, .dispose_server = dispose_server, .init_loop = init_loop, .drain = drain};

@@ -1,0 +1,193 @@
+/*
+ * Every HTTP response leaves through here: RFC 9457 problem+json for errors (one table of kinds,
+ * core/problems.h), CORS headers for allowed origins, the reason phrase of the status, and an
+ * explicit content length (h2o_send_inline does not set one).
+ *
+ * H2O answers a few errors itself before any handler runs (a body over the size limit, broken
+ * chunked encoding, an unknown Expect). Those responses go through the host's fallback path,
+ * so a filter there rewrites them into problem+json too: clients see one error format.
+ */
+#include "respond.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "gateway_int.h"
+#include "http_text.h"
+
+h2o_iovec_t sg_http_header(h2o_req_t *req, const char *name, size_t len)
+{
+    ssize_t at = h2o_find_header_by_str(&req->headers, name, len, -1);
+    return at >= 0 ? req->headers.entries[at].value : h2o_iovec_init(NULL, 0);
+}
+
+size_t sg_http_path_len(h2o_req_t *req)
+{
+    return req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+}
+
+int sg_http_method_is(h2o_req_t *req, const char *method)
+{
+    return h2o_memis(req->method.base, req->method.len, method, strlen(method));
+}
+
+int sg_http_is_get_or_head(h2o_req_t *req)
+{
+    return sg_http_method_is(req, "GET") || sg_http_method_is(req, "HEAD");
+}
+
+int sg_http_wants_event_stream(h2o_req_t *req)
+{
+    ssize_t at = h2o_find_header(&req->headers, H2O_TOKEN_ACCEPT, -1);
+    return at >= 0 && h2o_strstr(req->headers.entries[at].value.base, req->headers.entries[at].value.len,
+                                 H2O_STRLIT("text/event-stream")) != SIZE_MAX;
+}
+
+void sg_http_parse_prefer(h2o_req_t *req, int *async, int64_t *wait_ms)
+{
+    for (ssize_t at = -1; (at = h2o_find_header_by_str(&req->headers, H2O_STRLIT("prefer"), at)) >= 0;)
+        sg_prefer_parse(req->headers.entries[at].value.base, req->headers.entries[at].value.len, async, wait_ms);
+}
+
+void sg_http_add_header(h2o_req_t *req, const char *name, size_t name_len, const char *value, size_t value_len)
+{
+    h2o_add_header_by_str(&req->pool, &req->res.headers, h2o_strdup(&req->pool, name, name_len).base, name_len, 0, NULL,
+                          h2o_strdup(&req->pool, value, value_len).base, value_len);
+}
+
+void sg_http_add_token(h2o_req_t *req, const char *text, size_t len)
+{
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("consistency-token"), 0, NULL,
+                          h2o_strdup(&req->pool, text, len).base, len);
+}
+
+void sg_http_retry_after(h2o_req_t *req, int seconds)
+{
+    char text[16];
+    int n = snprintf(text, sizeof(text), "%d", seconds);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, h2o_strdup(&req->pool, text, (size_t)n).base,
+                   (size_t)n);
+}
+
+void sg_http_respond(h2o_req_t *req, int status, const char *content_type, const char *body, size_t len)
+{
+    req->res.status = status;
+    req->res.reason = sg_http_reason(status);
+    req->res.content_length = len;
+    if (content_type != NULL)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
+    sg_cors_apply(sg_loop_of(req)->server->conf, req);
+    h2o_send_inline(req, body, len);
+}
+
+static h2o_iovec_t problem_body(h2o_mem_pool_t *pool, const char *type, int status, const char *title, const char *field,
+                                const char *detail)
+{
+    char type_uri[128];
+    snprintf(type_uri, sizeof(type_uri), SG_PROBLEM_TYPE_PREFIX "%s", type);
+    json_t *problem = json_object();
+    json_object_set_new(problem, "type", json_string(type_uri));
+    json_object_set_new(problem, "title", json_string(title));
+    json_object_set_new(problem, "status", json_integer(status));
+    /* detail may quote client input: json_string refuses invalid UTF-8, so fall back to a
+     * lossless-enough escape rather than dropping the member. */
+    json_t *detail_json = json_string(detail);
+    if (detail_json == NULL)
+        detail_json = json_string("(detail contained invalid UTF-8)");
+    json_object_set_new(problem, "detail", detail_json);
+    if (field != NULL) {
+        json_t *field_json = json_string(field);
+        if (field_json != NULL)
+            json_object_set_new(problem, "field", field_json);
+    }
+    size_t len = json_dumpb(problem, NULL, 0, JSON_COMPACT);
+    h2o_iovec_t out = h2o_iovec_init(h2o_mem_alloc_pool(pool, len + 1), len);
+    json_dumpb(problem, out.base, len, JSON_COMPACT);
+    json_decref(problem);
+    return out;
+}
+
+void sg_problem(h2o_req_t *req, sg_problem_t kind, const char *field, const char *fmt, ...)
+{
+    const sg_problem_info_t *info = sg_problem_info(kind);
+    char detail[1024];
+    va_list args;
+    va_start(args, fmt);
+    vsnprintf(detail, sizeof(detail), fmt, args);
+    va_end(args);
+    if (info->retry_after_s > 0)
+        sg_http_retry_after(req, info->retry_after_s);
+    h2o_iovec_t body = problem_body(&req->pool, info->type, info->status, info->title, field, detail);
+    sg_http_respond(req, info->status, "application/problem+json", body.base, body.len);
+}
+
+void sg_problem_method_not_allowed(h2o_req_t *req, const char *allow)
+{
+    size_t path_len = sg_http_path_len(req);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, h2o_strdup(&req->pool, allow, SIZE_MAX).base,
+                   strlen(allow));
+    sg_problem(req, SG_PROBLEM_METHOD_NOT_ALLOWED, NULL, "%.*s is not allowed on %.*s; allowed: %s",
+               (int)(req->method.len > 20 ? 20 : req->method.len), req->method.base, (int)(path_len > 200 ? 200 : path_len),
+               req->path.base, allow);
+}
+
+/* --- H2O's own error responses -> problem+json ------------------------------------------ */
+
+typedef struct st_sg_rewrite_ostream_t {
+    h2o_ostream_t super;
+    h2o_iovec_t body;
+} sg_rewrite_ostream_t;
+
+static void rewrite_do_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *inbufs, size_t inbufcnt, h2o_send_state_t state)
+{
+    sg_rewrite_ostream_t *rewrite = (void *)self;
+    /* Drop H2O's text/plain body; emit ours once, with the final state. */
+    if (state == H2O_SEND_STATE_IN_PROGRESS) {
+        h2o_ostream_send_next(&rewrite->super, req, NULL, 0, state);
+        return;
+    }
+    h2o_ostream_send_next(&rewrite->super, req, &rewrite->body, 1, state);
+}
+
+static void rewrite_on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
+{
+    ssize_t at = h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1);
+    if (req->res.status >= 400 && at >= 0 &&
+        h2o_memis(req->res.headers.entries[at].value.base, req->res.headers.entries[at].value.len,
+                  H2O_STRLIT("text/plain; charset=utf-8"))) {
+        const sg_conf_t *conf = sg_loop_of(req)->server->conf;
+        char detail[160];
+        h2o_iovec_t body;
+        if (req->res.status == 413) {
+            snprintf(detail, sizeof(detail), "the request body exceeds limits.body_bytes (%llu bytes)",
+                     (unsigned long long)conf->limits.body_bytes);
+            const sg_problem_info_t *info = sg_problem_info(SG_PROBLEM_BODY_TOO_LARGE);
+            body = problem_body(&req->pool, info->type, info->status, info->title, "body", detail);
+        } else {
+            /* Only these reach H2O's own answers; any other status keeps H2O's reason as title. */
+            const sg_problem_info_t *info = req->res.status == 400   ? sg_problem_info(SG_PROBLEM_BAD_REQUEST)
+                                            : req->res.status == 417 ? sg_problem_info(SG_PROBLEM_EXPECTATION_FAILED)
+                                                                     : NULL;
+            snprintf(detail, sizeof(detail), "%s", req->res.reason);
+            body = problem_body(&req->pool, info != NULL ? info->type : "http-error", req->res.status,
+                                info != NULL ? info->title : req->res.reason, NULL, detail);
+        }
+        sg_rewrite_ostream_t *rewrite = (void *)h2o_add_ostream(req, sizeof(*rewrite), slot);
+        rewrite->super.do_send = rewrite_do_send;
+        rewrite->body = body;
+        req->res.headers.entries[at].value = h2o_iovec_init(H2O_STRLIT("application/problem+json"));
+        req->res.content_length = rewrite->body.len;
+        sg_cors_apply(conf, req);
+        slot = &rewrite->super.next;
+    }
+    h2o_setup_next_ostream(req, slot);
+}
+
+void sg_respond_register_fallback(h2o_pathconf_t *fallback)
+{
+    h2o_filter_t *filter = h2o_create_filter(fallback, sizeof(*filter));
+    filter->on_setup_ostream = rewrite_on_setup_ostream;
+}
