@@ -5,7 +5,9 @@
  * between its figures and streamgate's is the cost of everything streamgate adds. --status,
  * --body and --header change the fixed answer (the tables bench: GET 200 with a row-size body).
  * --hold never answers: each request stays open in H2O until its connection closes, so the
- * process's RSS per held request is the floor for the gateway's requests waiting for a reply.
+ * process's RSS per held request is the floor for the gateway's requests waiting for a reply;
+ * main() then prints "held N" on stderr each second the count has changed, so a driver knows
+ * when every request has arrived.
  *
  * Listener choice: one listening socket per thread, all bound to the same address with
  * SO_REUSEPORT. The kernel then spreads new connections over the threads by hash, each accept
@@ -38,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "h2o.h"
@@ -72,6 +75,7 @@ typedef struct st_sg_bench_worker_t {
 
 static h2o_globalconf_t sg_bench_config;
 static atomic_bool sg_bench_stopping;
+static atomic_ullong sg_bench_held;
 static pthread_barrier_t sg_bench_stopped;
 static sg_bench_worker_t *sg_bench_workers;
 static size_t sg_bench_worker_count;
@@ -92,8 +96,10 @@ static int on_request(h2o_handler_t *self, h2o_req_t *req)
             worker->body_bytes += req->entity.len;
     }
     /* Held: H2O keeps the request (and its pool) until the client goes away; nothing of ours to free. */
-    if (sg_bench_hold)
+    if (sg_bench_hold) {
+        atomic_fetch_add_explicit(&sg_bench_held, 1, memory_order_relaxed);
         return 0;
+    }
 
     req->res.status = sg_bench_status;
     req->res.reason = sg_bench_reason;
@@ -337,8 +343,21 @@ int main(int argc, char **argv)
         fprintf(stderr, "listening on %s:%s\n", bound_host, bound_port);
 
     int signo;
-    while (sigwait(&stop_signals, &signo) != 0)
-        ;
+    if (sg_bench_hold) {
+        /* Once a second: the count of held requests, when it moved. */
+        unsigned long long reported = 0;
+        struct timespec second = {.tv_sec = 1};
+        while ((signo = sigtimedwait(&stop_signals, NULL, &second)) < 0) {
+            unsigned long long held = atomic_load_explicit(&sg_bench_held, memory_order_relaxed);
+            if (held != reported) {
+                fprintf(stderr, "held %llu\n", held);
+                reported = held;
+            }
+        }
+    } else {
+        while (sigwait(&stop_signals, &signo) != 0)
+            ;
+    }
     atomic_store(&sg_bench_stopping, true);
 
     pthread_barrier_wait(&sg_bench_stopped);
