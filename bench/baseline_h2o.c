@@ -4,6 +4,10 @@
  * 202 with a small JSON body) and nothing else: no routing, no Kafka, no storage. The gap
  * between its figures and streamgate's is the cost of everything streamgate adds. --status,
  * --body and --header change the fixed answer (the tables bench: GET 200 with a row-size body).
+ * --hold never answers: each request stays open in H2O until its connection closes, so the
+ * process's RSS per held request is the floor for the gateway's requests waiting for a reply;
+ * main() then prints "held N" on stderr each second the count has changed, so a driver knows
+ * when every request has arrived.
  *
  * Listener choice: one listening socket per thread, all bound to the same address with
  * SO_REUSEPORT. The kernel then spreads new connections over the threads by hash, each accept
@@ -36,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "h2o.h"
@@ -56,6 +61,7 @@ static h2o_iovec_t sg_bench_body;
 static h2o_iovec_t sg_bench_header_names[SG_BENCH_MAX_HEADERS];
 static h2o_iovec_t sg_bench_header_values[SG_BENCH_MAX_HEADERS];
 static size_t sg_bench_header_count;
+static bool sg_bench_hold;
 
 typedef struct st_sg_bench_worker_t {
     pthread_t thread;
@@ -69,6 +75,7 @@ typedef struct st_sg_bench_worker_t {
 
 static h2o_globalconf_t sg_bench_config;
 static atomic_bool sg_bench_stopping;
+static atomic_ullong sg_bench_held;
 static pthread_barrier_t sg_bench_stopped;
 static sg_bench_worker_t *sg_bench_workers;
 static size_t sg_bench_worker_count;
@@ -87,6 +94,11 @@ static int on_request(h2o_handler_t *self, h2o_req_t *req)
         worker->requests++;
         if (req->entity.base != NULL)
             worker->body_bytes += req->entity.len;
+    }
+    /* Held: H2O keeps the request (and its pool) until the client goes away; nothing of ours to free. */
+    if (sg_bench_hold) {
+        atomic_fetch_add_explicit(&sg_bench_held, 1, memory_order_relaxed);
+        return 0;
     }
 
     req->res.status = sg_bench_status;
@@ -176,11 +188,12 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: sg-bench-h2o [--listen HOST:PORT] [--threads N] [--status CODE] [--body TEXT]\n"
-            "                    [--header 'NAME: VALUE' ...]\n"
+            "                    [--header 'NAME: VALUE' ...] [--hold]\n"
             "  Bare H2O server answering every request (any method, any path) with a small JSON body.\n"
             "  defaults: --listen 127.0.0.1:18080 --threads 2 --status 202\n"
             "            --body '{\"topic\":\"t\",\"partition\":0,\"offset\":0}'\n"
-            "  --header adds a response header (up to %d; lower-case NAME).\n",
+            "  --header adds a response header (up to %d; lower-case NAME).\n"
+            "  --hold never answers: every request waits until its client goes away.\n",
             SG_BENCH_MAX_HEADERS);
 }
 
@@ -189,17 +202,14 @@ int main(int argc, char **argv)
     const char *listen_address = "127.0.0.1:18080";
     long thread_count = 2;
     static const struct option long_options[] = {
-        {"listen", required_argument, NULL, 'l'},
-        {"threads", required_argument, NULL, 't'},
-        {"status", required_argument, NULL, 's'},
-        {"body", required_argument, NULL, 'b'},
-        {"header", required_argument, NULL, 'H'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"listen", required_argument, NULL, 'l'}, {"threads", required_argument, NULL, 't'},
+        {"status", required_argument, NULL, 's'}, {"body", required_argument, NULL, 'b'},
+        {"header", required_argument, NULL, 'H'}, {"hold", no_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
     int opt;
     sg_bench_body = h2o_iovec_init(sg_bench_default_body, sizeof(sg_bench_default_body) - 1);
-    while ((opt = getopt_long(argc, argv, "l:t:s:b:H:h", long_options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "l:t:s:b:H:oh", long_options, NULL)) != -1) {
         switch (opt) {
         case 'l': listen_address = optarg; break;
         case 't': {
@@ -240,6 +250,7 @@ int main(int argc, char **argv)
             sg_bench_header_values[sg_bench_header_count] = h2o_iovec_init(value, strlen(value));
             ++sg_bench_header_count;
         } break;
+        case 'o': sg_bench_hold = true; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -332,8 +343,21 @@ int main(int argc, char **argv)
         fprintf(stderr, "listening on %s:%s\n", bound_host, bound_port);
 
     int signo;
-    while (sigwait(&stop_signals, &signo) != 0)
-        ;
+    if (sg_bench_hold) {
+        /* Once a second: the count of held requests, when it moved. */
+        unsigned long long reported = 0;
+        struct timespec second = {.tv_sec = 1};
+        while ((signo = sigtimedwait(&stop_signals, NULL, &second)) < 0) {
+            unsigned long long held = atomic_load_explicit(&sg_bench_held, memory_order_relaxed);
+            if (held != reported) {
+                fprintf(stderr, "held %llu\n", held);
+                reported = held;
+            }
+        }
+    } else {
+        while (sigwait(&stop_signals, &signo) != 0)
+            ;
+    }
     atomic_store(&sg_bench_stopping, true);
 
     pthread_barrier_wait(&sg_bench_stopped);
