@@ -388,6 +388,43 @@ static void test_idempotency_key_replays_the_first_202(void **state)
     assert_int_equal(sg_test_topic_count(gw.bootstrap, "orders.commands"), before + 1);
 }
 
+static void test_log_append_time_topic(void **state)
+{
+    /* A topic whose broker stamps records (message.timestamp.type=LogAppendTime): the 202's token
+     * carries the broker's timestamp, the one readers see, not the gateway's CreateTime. */
+    SG_TEST_REAL_ONLY("the mock cluster has no topic configs (no LogAppendTime)");
+    const char *configs[] = {"message.timestamp.type", "LogAppendTime", NULL};
+    assert_int_equal(sg_test_create_topic(gw.bootstrap, "orders.appended", 2, -1, configs), 0);
+    sg_test_proc_t appended;
+    assert_int_equal(sg_test_gateway_start(&appended, "listen: [\"127.0.0.1:0\"]\ndata_dir: @DIR@/data\n"
+                                                      "routes: [{name: a, method: PUT, path: \"/a/{id}\", topic: "
+                                                      "orders.appended, key: \"path:id\"}]\n"),
+                     0);
+    sg_test_response_t res;
+    assert_int_equal(sg_test_send_json(&appended, "PUT", "/a/k", NULL, "{\"a\":1}", &res), 0);
+    assert_int_equal(res.status, 202);
+    json_t *doc = json_loads(res.body, 0, NULL);
+    assert_non_null(doc);
+    int32_t partition = (int32_t)json_integer_value(json_object_get(doc, "partition"));
+    int64_t offset = json_integer_value(json_object_get(doc, "offset"));
+    json_decref(doc);
+    char text[512], err[256];
+    assert_non_null(sg_test_header(&res, "consistency-token", text, sizeof(text)));
+    sg_test_response_free(&res);
+    sg_token_t *token = sg_token_decode(text, strlen(text), err, sizeof(err));
+    assert_non_null(token);
+    int64_t token_offset = -1, stream_time = -1;
+    assert_int_equal(sg_token_get(token, "orders.appended", partition, &token_offset, &stream_time), 0);
+    sg_token_destroy(token);
+    assert_int_equal(token_offset, offset);
+    sg_test_record_t rec;
+    assert_int_equal(sg_test_consume(gw.bootstrap, "orders.appended", partition, offset, &rec), 0);
+    assert_true(rec.log_append_time);
+    assert_int_equal(rec.timestamp_ms, stream_time);
+    sg_test_record_free(&rec);
+    assert_int_equal(sg_test_proc_stop(&appended), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -399,6 +436,7 @@ int main(void)
         cmocka_unit_test(test_health_and_ready),
         cmocka_unit_test(test_cors),
         cmocka_unit_test(test_idempotency_key_replays_the_first_202),
+        cmocka_unit_test(test_log_append_time_topic),
         cmocka_unit_test(test_http2_and_keepalive),
         cmocka_unit_test(test_concurrent_load_on_every_loop),
     };
