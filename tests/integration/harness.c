@@ -341,6 +341,18 @@ int sg_test_proc_stop(sg_test_proc_t *proc)
     return result;
 }
 
+int sg_test_stop_procs(sg_test_proc_t *first, ...)
+{
+    int rc = 0;
+    va_list procs;
+    va_start(procs, first);
+    for (sg_test_proc_t *proc = first; proc != NULL; proc = va_arg(procs, sg_test_proc_t *))
+        if ((proc->pid > 0 || proc->dir[0] != '\0' || proc->external) && sg_test_proc_stop(proc) != 0)
+            rc = -1;
+    va_end(procs);
+    return rc;
+}
+
 static int connect_to(const sg_test_proc_t *gw)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)gw->port)};
@@ -514,6 +526,30 @@ void sg_test_assert_problem_at(const sg_test_response_t *res, int status, const 
     if (wrong != NULL) {
         fprintf(stderr, "%s:%d: expected a %d problem %s%s%s; wrong %s in: %d %s\n", file, line, status, want_type,
                 field ? " with field " : "", field ? field : "", wrong, res->status, res->body ? res->body : "(no body)");
+        _fail(file, line);
+    }
+}
+
+void sg_test_h2load_at(const sg_test_proc_t *gw, const char *path, const char *body, int requests, const char *const *options,
+                       const char *file, int line)
+{
+    char url[512], count[16], want_ok[64], want_2xx[64], out[8192];
+    snprintf(url, sizeof(url), "http://%s:%u%s", gw->host, gw->port, path);
+    snprintf(count, sizeof(count), "%d", requests);
+    char *body_path = sg_test_write_temp("body.json", body);
+    const char *args[40] = {"/usr/bin/h2load", "-n", count};
+    size_t n = 3;
+    for (size_t i = 0; options != NULL && options[i] != NULL && n < 32; ++i)
+        args[n++] = options[i];
+    const char *tail[] = {"-d", body_path, "-H", "content-type: application/json", url, NULL};
+    memcpy(args + n, tail, sizeof(tail));
+    int status = body_path != NULL ? sg_test_run(args, out, sizeof(out)) : -1;
+    sg_test_remove_temp(body_path);
+    snprintf(want_ok, sizeof(want_ok), "%d succeeded, 0 failed, 0 errored", requests);
+    snprintf(want_2xx, sizeof(want_2xx), "status codes: %d 2xx", requests);
+    if (status != 0 || strstr(out, want_ok) == NULL || strstr(out, want_2xx) == NULL) {
+        fprintf(stderr, "%s:%d: h2load (exit %d) did not report \"%s\" and \"%s\":\n%s\n", file, line, status, want_ok, want_2xx,
+                status == -1 ? "" : out);
         _fail(file, line);
     }
 }

@@ -108,6 +108,11 @@ int sg_test_create_topic(const char *bootstrap, const char *topic, int partition
  * (then the process is killed). Removes the temp dir. */
 int sg_test_proc_stop(sg_test_proc_t *proc);
 
+/** A suite's teardown: stops each process given (NULL-terminated) in order, like sg_test_proc_stop;
+ * one that was never started (or is stopped already) is passed over. Returns 0 when every one
+ * exited 0 (a clean SIGTERM shutdown is part of what the suites check), else -1. */
+int sg_test_stop_procs(sg_test_proc_t *first, ...);
+
 /** One HTTP/1.1 request on a new connection (Connection: close). `headers` is a block of
  * "Name: value\r\n" lines or NULL. Returns 0 and fills res, or -1. 10 s deadline. */
 int sg_test_http(const sg_test_proc_t *gw, const char *method, const char *path, const char *headers, const char *body,
@@ -135,6 +140,14 @@ int64_t sg_test_now_ms(void);
 
 /** Sleeps ms milliseconds. */
 void sg_test_sleep_ms(int ms);
+
+/** Runs h2load: `requests` POSTs of the JSON `body` to `path` on gw, with the extra h2load
+ * `options` (NULL-terminated: "--h1", "-c", "16", ...). Asserts (cmocka) that every request
+ * succeeded with a 2xx, printing h2load's output otherwise. */
+#define sg_test_h2load(gw, path, body, requests, options)                                                                          \
+    sg_test_h2load_at((gw), (path), (body), (requests), (options), __FILE__, __LINE__)
+void sg_test_h2load_at(const sg_test_proc_t *gw, const char *path, const char *body, int requests, const char *const *options,
+                       const char *file, int line);
 
 /** Sends raw bytes and reads until close; for malformed-protocol tests. */
 int sg_test_http_raw(const sg_test_proc_t *gw, const char *raw, size_t raw_len, sg_test_response_t *res);

@@ -33,7 +33,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    return sg_test_proc_stop(&cluster) == 0 ? 0 : -1;
+    return sg_test_stop_procs(&cluster, NULL);
 }
 
 static void start_gateway(sg_test_proc_t *gw, const char *extra)
@@ -61,7 +61,7 @@ static void test_gateway_on_separate_cluster(void **state)
 
     const char body[] = "{\"v\":1}";
     sg_test_response_t res;
-    assert_int_equal(sg_test_http(&gw, "POST", "/ext/k1", "Content-Type: application/json\r\n", body, strlen(body), &res), 0);
+    assert_int_equal(sg_test_post_json(&gw, "/ext/k1", NULL, body, &res), 0);
     assert_int_equal(res.status, 202);
     json_t *doc = json_loads(res.body, 0, NULL);
     assert_non_null(doc);
@@ -106,10 +106,9 @@ static void test_sigterm_finishes_inflight_commands(void **state)
     inflight_t inflight = {.gw = &gw};
     pthread_t thread;
     pthread_create(&thread, NULL, post_in_background, &inflight);
-    struct timespec pause = {0, 300 * 1000 * 1000};
-    nanosleep(&pause, NULL);
+    sg_test_sleep_ms(300);
     assert_int_equal(kill(gw.pid, SIGTERM), 0);
-    nanosleep(&pause, NULL);
+    sg_test_sleep_ms(300);
     assert_int_equal(sg_test_cluster_thaw(&cluster), 0);
     pthread_join(thread, NULL);
     assert_int_equal(inflight.status, 202);
@@ -123,13 +122,12 @@ static void test_produce_timeout_is_503(void **state)
     start_gateway(&gw, ", produce_timeout: 500ms");
     assert_int_equal(sg_test_cluster_freeze(&cluster), 0);
     sg_test_response_t res;
-    int rc = sg_test_http(&gw, "POST", "/ext/t", "Content-Type: application/json\r\n", "{}", 2, &res);
+    int rc = sg_test_post_json(&gw, "/ext/t", NULL, "{}", &res);
     assert_int_equal(sg_test_cluster_thaw(&cluster), 0);
     assert_int_equal(rc, 0);
-    assert_int_equal(res.status, 503);
+    sg_test_assert_problem(&res, 503, "kafka-unavailable", NULL);
     char value[64];
     assert_non_null(sg_test_header(&res, "retry-after", value, sizeof(value)));
-    assert_non_null(strstr(res.body, "urn:streamgate:problem:kafka-unavailable"));
     sg_test_response_free(&res);
     assert_int_equal(sg_test_proc_stop(&gw), 0);
 }
@@ -143,17 +141,15 @@ static void test_full_producer_queue_is_503(void **state)
     inflight_t first = {.gw = &gw};
     pthread_t thread;
     pthread_create(&thread, NULL, post_in_background, &first);
-    struct timespec pause = {0, 300 * 1000 * 1000};
-    nanosleep(&pause, NULL);
+    sg_test_sleep_ms(300);
     sg_test_response_t res;
-    int rc = sg_test_http(&gw, "POST", "/ext/second", "Content-Type: application/json\r\n", "{}", 2, &res);
+    int rc = sg_test_post_json(&gw, "/ext/second", NULL, "{}", &res);
     assert_int_equal(sg_test_cluster_thaw(&cluster), 0);
     pthread_join(thread, NULL);
     assert_int_equal(rc, 0);
-    assert_int_equal(res.status, 503);
+    sg_test_assert_problem(&res, 503, "producer-queue-full", NULL);
     char value[64];
     assert_string_equal(sg_test_header(&res, "retry-after", value, sizeof(value)), "1");
-    assert_non_null(strstr(res.body, "urn:streamgate:problem:producer-queue-full"));
     sg_test_response_free(&res);
     assert_int_equal(first.status, 202); /* the queued one still made it */
     assert_int_equal(sg_test_proc_stop(&gw), 0);
@@ -176,15 +172,13 @@ static void test_not_ready_without_kafka(void **state)
     assert_int_equal(res.status, 200);
     sg_test_response_free(&res);
     assert_int_equal(sg_test_http(&gw, "GET", "/readyz", NULL, NULL, 0, &res), 0);
-    assert_int_equal(res.status, 503);
-    assert_non_null(strstr(res.body, "urn:streamgate:problem:not-ready"));
+    sg_test_assert_problem(&res, 503, "not-ready", NULL);
     char value[64];
     assert_non_null(sg_test_header(&res, "retry-after", value, sizeof(value)));
     sg_test_response_free(&res);
     /* a reply route refuses requests until its reply partitions are assigned */
-    assert_int_equal(sg_test_http(&gw, "POST", "/r", "Content-Type: application/json\r\n", "{}", 2, &res), 0);
-    assert_int_equal(res.status, 503);
-    assert_non_null(strstr(res.body, "urn:streamgate:problem:not-ready"));
+    assert_int_equal(sg_test_post_json(&gw, "/r", NULL, "{}", &res), 0);
+    sg_test_assert_problem(&res, 503, "not-ready", NULL);
     sg_test_response_free(&res);
     assert_int_equal(sg_test_proc_stop(&gw), 0);
 }
@@ -328,7 +322,7 @@ static void test_request_on_one_instance_polled_on_another(void **state)
 
     sg_test_response_t res;
     const char body[] = "{\"delay_ms\":1200,\"status\":\"201\",\"body\":{\"made_on\":\"a\"}}";
-    assert_int_equal(sg_test_http(&a, "POST", "/mi", "Content-Type: application/json\r\n", body, strlen(body), &res), 0);
+    assert_int_equal(sg_test_post_json(&a, "/mi", NULL, body, &res), 0);
     assert_int_equal(res.status, 202); /* the worker takes longer than the route's 500 ms */
     char location[128];
     assert_non_null(sg_test_header(&res, "location", location, sizeof(location)));
@@ -382,7 +376,7 @@ static void test_write_on_one_instance_read_on_another(void **state)
         snprintf(path, sizeof(path), "/profiles/u%d", i % 3);
         snprintf(body, sizeof(body), "{\"v\":%d}", i);
         sg_test_response_t res;
-        assert_int_equal(sg_test_http(&a, "PUT", path, "Content-Type: application/json\r\n", body, strlen(body), &res), 0);
+        assert_int_equal(sg_test_send_json(&a, "PUT", path, NULL, body, &res), 0);
         assert_int_equal(res.status, 202);
         assert_non_null(sg_test_header(&res, "consistency-token", token, sizeof(token)));
         sg_test_response_free(&res);
