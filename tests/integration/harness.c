@@ -798,6 +798,43 @@ int sg_test_freeze(pid_t pid)
 
 /* --- real Kafka ---------------------------------------------------------------------------- */
 
+static int idempotence_stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
+{
+    json_t *stats = json_loadb(json, json_len, 0, NULL);
+    const char *state = json_string_value(json_object_get(json_object_get(stats, "eos"), "idemp_state"));
+    if (state != NULL && strcmp(state, "Assigned") == 0)
+        atomic_store((atomic_int *)opaque, 1);
+    json_decref(stats);
+    return 0;
+}
+
+/* A fresh cluster creates and loads __transaction_state when the first idempotent producer asks
+ * for a producer id ("coordinator load in progress" until then): seconds on a loaded machine,
+ * charged to whichever test produces first. Waits (bounded) until the cluster hands one out. */
+static void warm_up(const char *bootstrap)
+{
+    static atomic_int assigned;
+    char err[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, err, sizeof(err));
+    rd_kafka_conf_set(conf, "enable.idempotence", "true", err, sizeof(err));
+    rd_kafka_conf_set(conf, "statistics.interval.ms", "50", err, sizeof(err));
+    rd_kafka_conf_set(conf, "log_level", "3", err, sizeof(err));
+    rd_kafka_conf_set_stats_cb(conf, idempotence_stats_cb);
+    rd_kafka_conf_set_opaque(conf, &assigned);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    if (rk == NULL) {
+        rd_kafka_conf_destroy(conf);
+        return;
+    }
+    int64_t start = sg_test_now_ms();
+    while (!atomic_load(&assigned) && sg_test_now_ms() < start + 2 * DEADLINE_MS)
+        rd_kafka_poll(rk, 20);
+    if (!atomic_load(&assigned))
+        fprintf(stderr, "real Kafka: no producer id after %d ms (going on)\n", 2 * DEADLINE_MS);
+    rd_kafka_destroy(rk);
+}
+
 const char *sg_test_real_kafka(void)
 {
     static char bootstrap[1024];
@@ -817,6 +854,7 @@ const char *sg_test_real_kafka(void)
             text[strcspn(text, "\n")] = '\0';
             snprintf(bootstrap, sizeof(bootstrap), "%s", text);
             free(text);
+            warm_up(bootstrap);
         }
     }
     return bootstrap[0] != '\0' ? bootstrap : NULL;
@@ -951,6 +989,7 @@ struct st_sg_test_worker_t {
     char bootstrap[256], request_topic[128];
     int partitions;
     atomic_int stop;
+    atomic_int ready;              /* the consumer has its partitions and their start offsets */
     _Atomic int64_t last_reply_ms; /* monotonic time of the last reply produced */
 };
 
@@ -998,11 +1037,19 @@ static void *worker_main(void *arg)
     rd_kafka_conf_set(pconf, "bootstrap.servers", bootstrap, err, sizeof(err));
     rd_kafka_conf_set(pconf, "linger.ms", "0", err, sizeof(err));
     rd_kafka_t *producer = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, err, sizeof(err));
+    /* Each partition from its low watermark, looked up before the assignment: once ready, the
+     * worker is connected and fetching, so a test's first request does not wait for its start-up
+     * (on a loaded machine that took longer than a 1.5 s reply timeout). */
     rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(worker->partitions);
-    for (int p = 0; p < worker->partitions; ++p)
-        rd_kafka_topic_partition_list_add(parts, worker->request_topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    for (int p = 0; p < worker->partitions; ++p) {
+        int64_t low = RD_KAFKA_OFFSET_BEGINNING, high;
+        if (rd_kafka_query_watermark_offsets(consumer, worker->request_topic, p, &low, &high, DEADLINE_MS) != 0)
+            low = RD_KAFKA_OFFSET_BEGINNING;
+        rd_kafka_topic_partition_list_add(parts, worker->request_topic, p)->offset = low;
+    }
     rd_kafka_assign(consumer, parts);
     rd_kafka_topic_partition_list_destroy(parts);
+    atomic_store(&worker->ready, 1);
 
     due_t *pending = NULL;
     while (!atomic_load(&worker->stop)) {
@@ -1098,6 +1145,8 @@ sg_test_worker_t *sg_test_worker_start(const char *bootstrap, const char *reques
         free(worker);
         return NULL;
     }
+    for (int64_t deadline = sg_test_now_ms() + 2 * DEADLINE_MS; !atomic_load(&worker->ready) && sg_test_now_ms() < deadline;)
+        sg_test_sleep_ms(5);
     return worker;
 }
 

@@ -192,6 +192,8 @@ int sg_test_freeze(pid_t pid);
  * adds an "x-secret" header (a route must not copy it unless allowed). */
 typedef struct st_sg_test_worker_t sg_test_worker_t;
 sg_test_worker_t *sg_test_worker_start(const char *bootstrap, const char *request_topic, int partitions);
+/* (sg_test_worker_start returns once the worker's consumer is assigned from the partitions'
+ * start offsets, or after 40 s.) */
 void sg_test_worker_stop(sg_test_worker_t *worker);
 /** Monotonic ms (CLOCK_MONOTONIC) when the worker last produced a reply. */
 int64_t sg_test_worker_last_reply_ms(const sg_test_worker_t *worker);
