@@ -108,8 +108,9 @@ static const char *const schema_texts[] = {
     " {\"name\":\"next\",\"type\":[\"null\",\"Node\"],\"default\":null},"
     " {\"name\":\"kids\",\"type\":{\"type\":\"array\",\"items\":\"Node\"},\"default\":[]}]}",
     /* 7..9: bare (non-record) top-level schemas. */
-    "[\"null\",\"int\",\"string\",{\"type\":\"array\",\"items\":{\"type\":\"bytes\",\"logicalType\":\"decimal\",\"precision\":9,"
-    "\"scale\":3}}]",
+    /* parenthesized: one literal over two lines, not two elements missing a comma (-Wstring-concatenation) */
+    ("[\"null\",\"int\",\"string\",{\"type\":\"array\",\"items\":{\"type\":\"bytes\",\"logicalType\":\"decimal\",\"precision\":9,"
+     "\"scale\":3}}]"),
     "{\"type\":\"map\",\"values\":[\"null\",{\"type\":\"long\",\"logicalType\":\"timestamp-millis\"}]}",
     "{\"type\":\"array\",\"items\":{\"type\":\"string\",\"logicalType\":\"uuid\"}}",
 };
