@@ -103,7 +103,9 @@ static void assert_pending_202(sg_test_response_t *res, char id[64])
 static void test_sync_reply_200(void **state)
 {
     sg_test_response_t res;
-    post(NULL, "{\"body\":{\"orderId\":7,\"state\":\"placed\"}}", &res);
+    int64_t elapsed = post(NULL, "{\"body\":{\"orderId\":7,\"state\":\"placed\"}}", &res);
+    if (res.status != 200)
+        fprintf(stderr, "answered %d after %lld ms: %s\n", res.status, (long long)elapsed, res.body);
     assert_int_equal(res.status, 200);
     assert_string_equal(res.body, "{\"orderId\":7,\"state\":\"placed\"}");
     char value[512];
