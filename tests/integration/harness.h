@@ -10,7 +10,8 @@
  * gateway configs without a broker list get `kafka: {brokers: <bootstrap>, create_topics: true}`,
  * sg_test_cluster_start hands out that cluster (creating the --topic topics through the Admin
  * API), and freezing "the cluster" stops every broker process. Tests that need the mock's knobs
- * call SG_TEST_MOCK_ONLY, which skips them there with the reason.
+ * call SG_TEST_MOCK_ONLY, which skips them there with the reason. with-cluster gives each test
+ * binary a cluster of its own, so topic names need no per-run suffix (as with the mock).
  */
 #ifndef SG_TEST_HARNESS_H
 #define SG_TEST_HARNESS_H
