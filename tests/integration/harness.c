@@ -24,18 +24,22 @@
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
 #include <stdatomic.h>
+
+#include <cmocka.h>
 
 #define DEADLINE_MS 20000
 
-static int64_t now_ms(void)
+int64_t sg_test_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void sleep_ms(int ms)
+void sg_test_sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
     nanosleep(&ts, NULL);
@@ -114,6 +118,36 @@ static char *replace_all(const char *text, const char *from, const char *to)
 
 static int run_gateway(sg_test_proc_t *gw, int wait_ready);
 
+/* On real Kafka, a config that would start the embedded cluster (no `kafka:` line, or one without
+ * `brokers:`) gets the real cluster's bootstrap and `create_topics: true`, so its declared topics
+ * exist as they would in embedded mode. Configs naming brokers already are left alone. */
+static char *on_real_kafka(char *config)
+{
+    const char *bootstrap = sg_test_real_kafka();
+    if (bootstrap == NULL)
+        return config;
+    const char *line = strncmp(config, "kafka:", 6) == 0 ? config : strstr(config, "\nkafka:");
+    if (line != NULL && *line == '\n')
+        ++line;
+    char kafka_line[1024] = "";
+    if (line != NULL)
+        snprintf(kafka_line, sizeof(kafka_line), "%.*s", (int)strcspn(line, "\n"), line);
+    size_t len = strlen(config);
+    char *out = malloc(len + strlen(bootstrap) + 128);
+    if (line == NULL) {
+        sprintf(out, "%s%skafka: {brokers: \"%s\", create_topics: true}\n", config, len > 0 && config[len - 1] != '\n' ? "\n" : "",
+                bootstrap);
+    } else if (strstr(kafka_line, "brokers:") == NULL && strchr(kafka_line, '{') != NULL) {
+        const char *brace = strchr(line, '{');
+        sprintf(out, "%.*sbrokers: \"%s\", create_topics: true, %s", (int)(brace + 1 - config), config, bootstrap, brace + 1);
+    } else {
+        free(out);
+        return config;
+    }
+    free(config);
+    return out;
+}
+
 static int start_gateway(sg_test_proc_t *gw, const char *config_yaml, int wait_ready)
 {
     memset(gw, 0, sizeof(*gw));
@@ -121,7 +155,7 @@ static int start_gateway(sg_test_proc_t *gw, const char *config_yaml, int wait_r
         return -1;
     char path[512];
     snprintf(path, sizeof(path), "%s/config.yaml", gw->dir);
-    char *config = replace_all(config_yaml, "@DIR@", gw->dir);
+    char *config = on_real_kafka(replace_all(config_yaml, "@DIR@", gw->dir));
     FILE *fp = fopen(path, "w");
     fputs(config, fp);
     fclose(fp);
@@ -154,8 +188,8 @@ static int run_gateway(sg_test_proc_t *gw, int wait_ready)
 
     char addr_path[512];
     snprintf(addr_path, sizeof(addr_path), "%s/data/listen.addr", gw->dir);
-    int64_t deadline = now_ms() + DEADLINE_MS;
-    while (now_ms() < deadline) {
+    int64_t deadline = sg_test_now_ms() + DEADLINE_MS;
+    while (sg_test_now_ms() < deadline) {
         if (waitpid(gw->pid, NULL, WNOHANG) == gw->pid) {
             fprintf(stderr, "gateway exited during start\n");
             dump_log(gw);
@@ -175,10 +209,12 @@ static int run_gateway(sg_test_proc_t *gw, int wait_ready)
             if (gw->port != 0)
                 break;
         }
-        sleep_ms(20);
+        sg_test_sleep_ms(20);
     }
     snprintf(path, sizeof(path), "%s/data/kafka.bootstrap", gw->dir);
     char *bootstrap = read_file(path);
+    if (bootstrap == NULL && sg_test_real_kafka() != NULL)
+        snprintf(gw->bootstrap, sizeof(gw->bootstrap), "%s", sg_test_real_kafka());
     if (bootstrap != NULL) {
         bootstrap[strcspn(bootstrap, "\n")] = '\0';
         snprintf(gw->bootstrap, sizeof(gw->bootstrap), "%s", bootstrap);
@@ -186,7 +222,7 @@ static int run_gateway(sg_test_proc_t *gw, int wait_ready)
     }
     if (gw->port != 0 && !wait_ready)
         return 0;
-    while (gw->port != 0 && now_ms() < deadline) {
+    while (gw->port != 0 && sg_test_now_ms() < deadline) {
         sg_test_response_t res;
         if (sg_test_http(gw, "GET", "/readyz", NULL, NULL, 0, &res) == 0) {
             int status = res.status;
@@ -194,7 +230,7 @@ static int run_gateway(sg_test_proc_t *gw, int wait_ready)
             if (status == 200)
                 return 0;
         }
-        sleep_ms(20);
+        sg_test_sleep_ms(20);
     }
     fprintf(stderr, "gateway did not become ready\n");
     dump_log(gw);
@@ -211,9 +247,33 @@ int sg_test_gateway_start_unready(sg_test_proc_t *gw, const char *config_yaml)
     return start_gateway(gw, config_yaml, 0);
 }
 
+/* sg_test_cluster_start on real Kafka: the --topic topics, created with the broker defaults. */
+static int hand_out_real_cluster(sg_test_proc_t *cluster, const char *const *extra)
+{
+    cluster->external = 1;
+    snprintf(cluster->bootstrap, sizeof(cluster->bootstrap), "%s", sg_test_real_kafka());
+    for (size_t i = 0; extra && extra[i]; ++i) {
+        if (strcmp(extra[i], "--brokers") == 0 && extra[i + 1] != NULL) {
+            ++i;
+        } else if (strcmp(extra[i], "--topic") == 0 && extra[i + 1] != NULL) {
+            const char *spec = extra[++i], *colon = strrchr(spec, ':');
+            char name[256];
+            snprintf(name, sizeof(name), "%.*s", colon ? (int)(colon - spec) : (int)strlen(spec), spec);
+            if (sg_test_create_topic(cluster->bootstrap, name, colon ? atoi(colon + 1) : 1, -1, NULL) != 0)
+                return -1;
+        } else {
+            fprintf(stderr, "sg_test_cluster_start: %s is a mock cluster knob (skip the test on real Kafka)\n", extra[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int sg_test_cluster_start(sg_test_proc_t *cluster, const char *const *extra)
 {
     memset(cluster, 0, sizeof(*cluster));
+    if (sg_test_real_kafka() != NULL)
+        return hand_out_real_cluster(cluster, extra);
     if (make_dir(cluster) != 0)
         return -1;
     char file[512], log_path[512];
@@ -225,8 +285,8 @@ int sg_test_cluster_start(sg_test_proc_t *cluster, const char *const *extra)
         args[n++] = extra[i];
     args[n] = NULL;
     cluster->pid = spawn(args, log_path);
-    int64_t deadline = now_ms() + DEADLINE_MS;
-    while (now_ms() < deadline) {
+    int64_t deadline = sg_test_now_ms() + DEADLINE_MS;
+    while (sg_test_now_ms() < deadline) {
         char *text = read_file(file);
         if (text != NULL) {
             text[strcspn(text, "\n")] = '\0';
@@ -239,21 +299,25 @@ int sg_test_cluster_start(sg_test_proc_t *cluster, const char *const *extra)
             cluster->pid = 0;
             return -1;
         }
-        sleep_ms(20);
+        sg_test_sleep_ms(20);
     }
     return -1;
 }
 
 int sg_test_proc_stop(sg_test_proc_t *proc)
 {
+    if (proc->external) {
+        memset(proc, 0, sizeof(*proc));
+        return 0;
+    }
     int result = -1;
     if (proc->pid > 0) {
         kill(proc->pid, SIGTERM);
-        int64_t deadline = now_ms() + DEADLINE_MS;
+        int64_t deadline = sg_test_now_ms() + DEADLINE_MS;
         int status = 0;
         pid_t done = 0;
-        while (now_ms() < deadline && (done = waitpid(proc->pid, &status, WNOHANG)) == 0)
-            sleep_ms(10);
+        while (sg_test_now_ms() < deadline && (done = waitpid(proc->pid, &status, WNOHANG)) == 0)
+            sg_test_sleep_ms(10);
         if (done == proc->pid && WIFEXITED(status)) {
             result = WEXITSTATUS(status);
         } else {
@@ -275,6 +339,18 @@ int sg_test_proc_stop(sg_test_proc_t *proc)
         proc->dir[0] = '\0';
     }
     return result;
+}
+
+int sg_test_stop_procs(sg_test_proc_t *first, ...)
+{
+    int rc = 0;
+    va_list procs;
+    va_start(procs, first);
+    for (sg_test_proc_t *proc = first; proc != NULL; proc = va_arg(procs, sg_test_proc_t *))
+        if ((proc->pid > 0 || proc->dir[0] != '\0' || proc->external) && sg_test_proc_stop(proc) != 0)
+            rc = -1;
+    va_end(procs);
+    return rc;
 }
 
 static int connect_to(const sg_test_proc_t *gw)
@@ -364,10 +440,10 @@ static int exchange(const sg_test_proc_t *gw, const char *req, size_t req_len, s
     }
     size_t cap = 65536, len = 0;
     char *buf = malloc(cap);
-    int64_t deadline = now_ms() + 10000;
+    int64_t deadline = sg_test_now_ms() + 10000;
     for (;;) {
         struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - sg_test_now_ms();
         if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
             break;
         if (len + 4096 > cap)
@@ -401,6 +477,81 @@ int sg_test_http(const sg_test_proc_t *gw, const char *method, const char *path,
     int rc = exchange(gw, req, (size_t)n, res);
     free(req);
     return rc;
+}
+
+int sg_test_send_json(const sg_test_proc_t *gw, const char *method, const char *path, const char *headers, const char *body,
+                      sg_test_response_t *res)
+{
+    size_t len = strlen("Content-Type: application/json\r\n") + (headers ? strlen(headers) : 0) + 1;
+    char *all = malloc(len);
+    snprintf(all, len, "Content-Type: application/json\r\n%s", headers ? headers : "");
+    int rc = sg_test_http(gw, method, path, all, body, strlen(body), res);
+    free(all);
+    return rc;
+}
+
+int sg_test_post_json(const sg_test_proc_t *gw, const char *path, const char *headers, const char *body, sg_test_response_t *res)
+{
+    return sg_test_send_json(gw, "POST", path, headers, body, res);
+}
+
+void sg_test_assert_problem_at(const sg_test_response_t *res, int status, const char *type, const char *field, const char *file,
+                               int line)
+{
+    char ct[128], want_type[160];
+    snprintf(want_type, sizeof(want_type), "urn:streamgate:problem:%s", type);
+    json_t *doc = res->body != NULL ? json_loadb(res->body, res->body_len, 0, NULL) : NULL;
+    const char *got_type = json_string_value(json_object_get(doc, "type"));
+    const char *title = json_string_value(json_object_get(doc, "title"));
+    const char *detail = json_string_value(json_object_get(doc, "detail"));
+    const char *got_field = json_string_value(json_object_get(doc, "field"));
+    const char *wrong = NULL;
+    if (res->status != status)
+        wrong = "HTTP status";
+    else if (sg_test_header(res, "content-type", ct, sizeof(ct)) == NULL || strcmp(ct, "application/problem+json") != 0)
+        wrong = "Content-Type (not application/problem+json)";
+    else if (doc == NULL)
+        wrong = "body (not JSON)";
+    else if (got_type == NULL || strcmp(got_type, want_type) != 0)
+        wrong = "type";
+    else if (!json_is_integer(json_object_get(doc, "status")) || json_integer_value(json_object_get(doc, "status")) != status)
+        wrong = "status member";
+    else if (title == NULL)
+        wrong = "title (missing)";
+    else if (detail == NULL || strlen(detail) <= 5)
+        wrong = "detail (missing or too short)";
+    else if (field != NULL && (got_field == NULL || strcmp(got_field, field) != 0))
+        wrong = "field";
+    json_decref(doc);
+    if (wrong != NULL) {
+        fprintf(stderr, "%s:%d: expected a %d problem %s%s%s; wrong %s in: %d %s\n", file, line, status, want_type,
+                field ? " with field " : "", field ? field : "", wrong, res->status, res->body ? res->body : "(no body)");
+        _fail(file, line);
+    }
+}
+
+void sg_test_h2load_at(const sg_test_proc_t *gw, const char *path, const char *body, int requests, const char *const *options,
+                       const char *file, int line)
+{
+    char url[512], count[16], want_ok[64], want_2xx[64], out[8192];
+    snprintf(url, sizeof(url), "http://%s:%u%s", gw->host, gw->port, path);
+    snprintf(count, sizeof(count), "%d", requests);
+    char *body_path = sg_test_write_temp("body.json", body);
+    const char *args[40] = {"/usr/bin/h2load", "-n", count};
+    size_t n = 3;
+    for (size_t i = 0; options != NULL && options[i] != NULL && n < 32; ++i)
+        args[n++] = options[i];
+    const char *tail[] = {"-d", body_path, "-H", "content-type: application/json", url, NULL};
+    memcpy(args + n, tail, sizeof(tail));
+    int status = body_path != NULL ? sg_test_run(args, out, sizeof(out)) : -1;
+    sg_test_remove_temp(body_path);
+    snprintf(want_ok, sizeof(want_ok), "%d succeeded, 0 failed, 0 errored", requests);
+    snprintf(want_2xx, sizeof(want_2xx), "status codes: %d 2xx", requests);
+    if (status != 0 || strstr(out, want_ok) == NULL || strstr(out, want_2xx) == NULL) {
+        fprintf(stderr, "%s:%d: h2load (exit %d) did not report \"%s\" and \"%s\":\n%s\n", file, line, status, want_ok, want_2xx,
+                status == -1 ? "" : out);
+        _fail(file, line);
+    }
 }
 
 int sg_test_http_raw(const sg_test_proc_t *gw, const char *raw, size_t raw_len, sg_test_response_t *res)
@@ -458,8 +609,8 @@ int sg_test_consume(const char *bootstrap, const char *topic, int32_t partition,
     rd_kafka_assign(rk, parts);
     rd_kafka_topic_partition_list_destroy(parts);
     int rc = -1;
-    int64_t deadline = now_ms() + 10000;
-    while (rc != 0 && now_ms() < deadline) {
+    int64_t deadline = sg_test_now_ms() + 10000;
+    while (rc != 0 && sg_test_now_ms() < deadline) {
         rd_kafka_message_t *msg = rd_kafka_consumer_poll(rk, 200);
         if (msg == NULL)
             continue;
@@ -475,6 +626,7 @@ int sg_test_consume(const char *bootstrap, const char *topic, int32_t partition,
             rec->value[msg->len] = '\0';
             rd_kafka_timestamp_type_t tstype;
             rec->timestamp_ms = rd_kafka_message_timestamp(msg, &tstype);
+            rec->log_append_time = tstype == RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME;
             rd_kafka_headers_t *hdrs = NULL;
             if (rd_kafka_message_headers(msg, &hdrs) == 0) {
                 const char *name;
@@ -554,10 +706,10 @@ int sg_test_run(const char *const *args, char *out, size_t outlen)
     close(fd);
     pid_t pid = spawn(args, path);
     int status = 0;
-    int64_t deadline = now_ms() + DEADLINE_MS;
+    int64_t deadline = sg_test_now_ms() + DEADLINE_MS;
     pid_t done = 0;
-    while (now_ms() < deadline && (done = waitpid(pid, &status, WNOHANG)) == 0)
-        sleep_ms(10);
+    while (sg_test_now_ms() < deadline && (done = waitpid(pid, &status, WNOHANG)) == 0)
+        sg_test_sleep_ms(10);
     if (done != pid) {
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
@@ -638,10 +790,182 @@ int sg_test_freeze(pid_t pid)
 {
     if (kill(pid, SIGSTOP) != 0)
         return -1;
-    for (int64_t deadline = now_ms() + 5000; now_ms() < deadline; sleep_ms(1))
+    for (int64_t deadline = sg_test_now_ms() + 5000; sg_test_now_ms() < deadline; sg_test_sleep_ms(1))
         if (all_threads_stopped(pid))
             return 0;
     return -1;
+}
+
+/* --- real Kafka ---------------------------------------------------------------------------- */
+
+static int idempotence_stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
+{
+    json_t *stats = json_loadb(json, json_len, 0, NULL);
+    const char *state = json_string_value(json_object_get(json_object_get(stats, "eos"), "idemp_state"));
+    if (state != NULL && strcmp(state, "Assigned") == 0)
+        atomic_store((atomic_int *)opaque, 1);
+    json_decref(stats);
+    return 0;
+}
+
+/* A fresh cluster creates and loads __transaction_state when the first idempotent producer asks
+ * for a producer id ("coordinator load in progress" until then): seconds on a loaded machine,
+ * charged to whichever test produces first. Waits (bounded) until the cluster hands one out. */
+static void warm_up(const char *bootstrap)
+{
+    static atomic_int assigned;
+    char err[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, err, sizeof(err));
+    rd_kafka_conf_set(conf, "enable.idempotence", "true", err, sizeof(err));
+    rd_kafka_conf_set(conf, "statistics.interval.ms", "50", err, sizeof(err));
+    rd_kafka_conf_set(conf, "log_level", "3", err, sizeof(err));
+    rd_kafka_conf_set_stats_cb(conf, idempotence_stats_cb);
+    rd_kafka_conf_set_opaque(conf, &assigned);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    if (rk == NULL) {
+        rd_kafka_conf_destroy(conf);
+        return;
+    }
+    int64_t start = sg_test_now_ms();
+    while (!atomic_load(&assigned) && sg_test_now_ms() < start + 2 * DEADLINE_MS)
+        rd_kafka_poll(rk, 20);
+    if (!atomic_load(&assigned))
+        fprintf(stderr, "real Kafka: no producer id after %d ms (going on)\n", 2 * DEADLINE_MS);
+    rd_kafka_destroy(rk);
+}
+
+const char *sg_test_real_kafka(void)
+{
+    static char bootstrap[1024];
+    static int loaded;
+    if (!loaded) {
+        loaded = 1;
+        const char *dir = getenv("SG_TEST_KAFKA");
+        if (dir != NULL && dir[0] != '\0') {
+            char path[512];
+            snprintf(path, sizeof(path), "%s/bootstrap", dir);
+            char *text = read_file(path);
+            if (text == NULL) {
+                /* A test asked to run on a cluster that is not there: no silent fallback to the mock. */
+                fprintf(stderr, "SG_TEST_KAFKA=%s: no %s (is the cluster up?)\n", dir, path);
+                abort();
+            }
+            text[strcspn(text, "\n")] = '\0';
+            snprintf(bootstrap, sizeof(bootstrap), "%s", text);
+            free(text);
+            warm_up(bootstrap);
+        }
+    }
+    return bootstrap[0] != '\0' ? bootstrap : NULL;
+}
+
+/* PIDs of the real cluster's running nodes (from SG_TEST_KAFKA/nodes: "ID PID PORT"). */
+static size_t real_kafka_pids(pid_t *pids, size_t max)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/nodes", getenv("SG_TEST_KAFKA"));
+    FILE *fp = fopen(path, "r");
+    size_t n = 0;
+    int id, pid, port;
+    while (fp != NULL && n < max && fscanf(fp, "%d %d %d", &id, &pid, &port) == 3)
+        if (pid > 0)
+            pids[n++] = pid;
+    if (fp != NULL)
+        fclose(fp);
+    return n;
+}
+
+int sg_test_cluster_freeze(const sg_test_proc_t *cluster)
+{
+    if (!cluster->external)
+        return sg_test_freeze(cluster->pid);
+    pid_t pids[64];
+    size_t n = real_kafka_pids(pids, 64);
+    for (size_t i = 0; i < n; ++i)
+        if (sg_test_freeze(pids[i]) != 0)
+            return -1;
+    return n > 0 ? 0 : -1;
+}
+
+int sg_test_cluster_thaw(const sg_test_proc_t *cluster)
+{
+    if (!cluster->external)
+        return kill(cluster->pid, SIGCONT);
+    pid_t pids[64];
+    size_t n = real_kafka_pids(pids, 64);
+    int rc = n > 0 ? 0 : -1;
+    for (size_t i = 0; i < n; ++i)
+        rc |= kill(pids[i], SIGCONT);
+    return rc;
+}
+
+static rd_kafka_t *new_admin(const char *bootstrap)
+{
+    char err[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, err, sizeof(err));
+    rd_kafka_conf_set(conf, "log_level", "3", err, sizeof(err));
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    if (rk == NULL)
+        rd_kafka_conf_destroy(conf);
+    return rk;
+}
+
+/* Whether every partition of the topic has a leader, as the cluster's metadata says. */
+static int topic_has_leaders(rd_kafka_t *rk, const char *topic, int partitions)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    int ok = rd_kafka_metadata(rk, 0, rkt, &md, 5000) == 0 && md->topic_cnt == 1 && md->topics[0].err == 0 &&
+             md->topics[0].partition_cnt == partitions;
+    for (int p = 0; ok && p < md->topics[0].partition_cnt; ++p)
+        ok = md->topics[0].partitions[p].err == 0 && md->topics[0].partitions[p].leader >= 0;
+    if (md != NULL)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    return ok;
+}
+
+int sg_test_create_topic(const char *bootstrap, const char *topic, int partitions, int replication, const char *const *configs)
+{
+    rd_kafka_t *rk = new_admin(bootstrap);
+    if (rk == NULL)
+        return -1;
+    char err[512];
+    int rc = -1;
+    rd_kafka_NewTopic_t *newtopic = rd_kafka_NewTopic_new(topic, partitions, replication, err, sizeof(err));
+    if (newtopic == NULL) {
+        fprintf(stderr, "topic %s: %s\n", topic, err);
+        rd_kafka_destroy(rk);
+        return -1;
+    }
+    for (size_t i = 0; configs != NULL && configs[i] != NULL && configs[i + 1] != NULL; i += 2)
+        rd_kafka_NewTopic_set_config(newtopic, configs[i], configs[i + 1]);
+    rd_kafka_queue_t *queue = rd_kafka_queue_new(rk);
+    rd_kafka_CreateTopics(rk, &newtopic, 1, NULL, queue);
+    rd_kafka_event_t *event = rd_kafka_queue_poll(queue, DEADLINE_MS);
+    const rd_kafka_CreateTopics_result_t *result = event ? rd_kafka_event_CreateTopics_result(event) : NULL;
+    size_t n = 0;
+    const rd_kafka_topic_result_t **results = result ? rd_kafka_CreateTopics_result_topics(result, &n) : NULL;
+    if (event == NULL || rd_kafka_event_error(event) != 0 || n != 1) {
+        fprintf(stderr, "creating topic %s: %s\n", topic, event ? rd_kafka_event_error_string(event) : "no answer");
+    } else if (rd_kafka_topic_result_error(results[0]) != 0 &&
+               rd_kafka_topic_result_error(results[0]) != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+        fprintf(stderr, "creating topic %s: %s\n", topic, rd_kafka_err2str(rd_kafka_topic_result_error(results[0])));
+    } else {
+        for (int64_t deadline = sg_test_now_ms() + DEADLINE_MS; rc != 0 && sg_test_now_ms() < deadline; sg_test_sleep_ms(50))
+            if (topic_has_leaders(rk, topic, partitions))
+                rc = 0;
+        if (rc != 0)
+            fprintf(stderr, "topic %s: partitions without a leader after %d ms\n", topic, DEADLINE_MS);
+    }
+    if (event != NULL)
+        rd_kafka_event_destroy(event);
+    rd_kafka_queue_destroy(queue);
+    rd_kafka_NewTopic_destroy(newtopic);
+    rd_kafka_destroy(rk);
+    return rc;
 }
 
 /* --- the worker ------------------------------------------------------------------------- */
@@ -665,6 +989,7 @@ struct st_sg_test_worker_t {
     char bootstrap[256], request_topic[128];
     int partitions;
     atomic_int stop;
+    atomic_int ready;              /* the consumer has its partitions and their start offsets */
     _Atomic int64_t last_reply_ms; /* monotonic time of the last reply produced */
 };
 
@@ -681,7 +1006,7 @@ static void send_reply(sg_test_worker_t *worker, rd_kafka_t *producer, const due
                       RD_KAFKA_V_PARTITION(due->reply_partition >= 0 ? due->reply_partition : RD_KAFKA_PARTITION_UA),
                       RD_KAFKA_V_VALUE(due->body, due->body_len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                       RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
-    atomic_store(&worker->last_reply_ms, now_ms());
+    atomic_store(&worker->last_reply_ms, sg_test_now_ms());
 }
 
 static void due_free(due_t *due)
@@ -702,17 +1027,29 @@ static void *worker_main(void *arg)
     rd_kafka_conf_t *cconf = rd_kafka_conf_new();
     rd_kafka_conf_set(cconf, "bootstrap.servers", bootstrap, err, sizeof(err));
     rd_kafka_conf_set(cconf, "group.id", "test-worker", err, sizeof(err));
-    rd_kafka_conf_set(cconf, "fetch.wait.max.ms", "5", err, sizeof(err));
+    /* The mock cluster holds an empty fetch for the whole fetch.wait.max.ms (500 ms by default),
+     * which would delay every reply; a real broker answers as soon as a record arrives, so there
+     * the worker keeps librdkafka's defaults. */
+    if (sg_test_real_kafka() == NULL)
+        rd_kafka_conf_set(cconf, "fetch.wait.max.ms", "5", err, sizeof(err));
     rd_kafka_t *consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cconf, err, sizeof(err));
     rd_kafka_conf_t *pconf = rd_kafka_conf_new();
     rd_kafka_conf_set(pconf, "bootstrap.servers", bootstrap, err, sizeof(err));
     rd_kafka_conf_set(pconf, "linger.ms", "0", err, sizeof(err));
     rd_kafka_t *producer = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, err, sizeof(err));
+    /* Each partition from its low watermark, looked up before the assignment: once ready, the
+     * worker is connected and fetching, so a test's first request does not wait for its start-up
+     * (on a loaded machine that took longer than a 1.5 s reply timeout). */
     rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(worker->partitions);
-    for (int p = 0; p < worker->partitions; ++p)
-        rd_kafka_topic_partition_list_add(parts, worker->request_topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    for (int p = 0; p < worker->partitions; ++p) {
+        int64_t low = RD_KAFKA_OFFSET_BEGINNING, high;
+        if (rd_kafka_query_watermark_offsets(consumer, worker->request_topic, p, &low, &high, DEADLINE_MS) != 0)
+            low = RD_KAFKA_OFFSET_BEGINNING;
+        rd_kafka_topic_partition_list_add(parts, worker->request_topic, p)->offset = low;
+    }
     rd_kafka_assign(consumer, parts);
     rd_kafka_topic_partition_list_destroy(parts);
+    atomic_store(&worker->ready, 1);
 
     due_t *pending = NULL;
     while (!atomic_load(&worker->stop)) {
@@ -767,7 +1104,7 @@ static void *worker_main(void *arg)
                     const unsigned char *b = pinned;
                     due->reply_partition = (int32_t)((uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3]);
                 }
-                due->due_ms = now_ms() + json_integer_value(json_object_get(doc, "delay_ms"));
+                due->due_ms = sg_test_now_ms() + json_integer_value(json_object_get(doc, "delay_ms"));
                 due->next = pending;
                 pending = due;
             }
@@ -777,7 +1114,7 @@ static void *worker_main(void *arg)
             rd_kafka_message_destroy(msg);
         for (due_t **at = &pending; *at != NULL;) {
             due_t *due = *at;
-            if (due->due_ms <= now_ms()) {
+            if (due->due_ms <= sg_test_now_ms()) {
                 send_reply(worker, producer, due);
                 *at = due->next;
                 due_free(due);
@@ -808,6 +1145,8 @@ sg_test_worker_t *sg_test_worker_start(const char *bootstrap, const char *reques
         free(worker);
         return NULL;
     }
+    for (int64_t deadline = sg_test_now_ms() + 2 * DEADLINE_MS; !atomic_load(&worker->ready) && sg_test_now_ms() < deadline;)
+        sg_test_sleep_ms(5);
     return worker;
 }
 
@@ -852,11 +1191,11 @@ int sg_test_proc_terminate(sg_test_proc_t *proc)
     if (proc->pid <= 0)
         return -1;
     kill(proc->pid, SIGTERM);
-    int64_t deadline = now_ms() + DEADLINE_MS;
+    int64_t deadline = sg_test_now_ms() + DEADLINE_MS;
     int status = 0;
     pid_t done = 0;
-    while (now_ms() < deadline && (done = waitpid(proc->pid, &status, WNOHANG)) == 0)
-        sleep_ms(10);
+    while (sg_test_now_ms() < deadline && (done = waitpid(proc->pid, &status, WNOHANG)) == 0)
+        sg_test_sleep_ms(10);
     int exited = done == proc->pid && WIFEXITED(status);
     if (done != proc->pid) {
         kill(proc->pid, SIGKILL);

@@ -3,12 +3,22 @@
  * processes, talks HTTP/1.1 to it over loopback with a small blocking client, and reads topics
  * back with a separate librdkafka consumer. Everything has a deadline: a hung gateway fails the
  * test instead of hanging the suite.
+ *
+ * The same tests run on two clusters. By default gateways use the embedded mock cluster and
+ * sg_test_cluster_start runs `streamgate cluster`. With SG_TEST_KAFKA=DIR (a running
+ * tests/kafka/cluster; tests/kafka/with-cluster sets it) they run on real Apache Kafka instead:
+ * gateway configs without a broker list get `kafka: {brokers: <bootstrap>, create_topics: true}`,
+ * sg_test_cluster_start hands out that cluster (creating the --topic topics through the Admin
+ * API), and freezing "the cluster" stops every broker process. Tests that need the mock's knobs
+ * call SG_TEST_MOCK_ONLY, which skips them there with the reason. with-cluster gives each test
+ * binary a cluster of its own, so topic names need no per-run suffix (as with the mock).
  */
 #ifndef SG_TEST_HARNESS_H
 #define SG_TEST_HARNESS_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 typedef struct st_sg_test_proc_t {
@@ -17,6 +27,7 @@ typedef struct st_sg_test_proc_t {
     char host[64]; /* listening address */
     unsigned port;
     char bootstrap[256]; /* Kafka bootstrap list the gateway uses */
+    int external;        /* a real cluster (SG_TEST_KAFKA) handed out: pid 0, stop leaves it running */
 } sg_test_proc_t;
 
 typedef struct st_sg_test_response_t {
@@ -32,6 +43,7 @@ typedef struct st_sg_test_record_t {
     char *value;
     size_t value_len;
     int64_t timestamp_ms;
+    int log_append_time; /* timestamp_ms is the broker's LogAppendTime (else the producer's CreateTime) */
     char *header_names[16];
     char *header_values[16];
     size_t header_lens[16];
@@ -51,17 +63,92 @@ int sg_test_gateway_start_unready(sg_test_proc_t *gw, const char *config_yaml);
 int sg_test_gateway_restart(sg_test_proc_t *gw);
 
 /** Starts `streamgate cluster` with the given extra arguments (NULL-terminated) and waits for
- * its bootstrap file. Returns 0 or -1. */
+ * its bootstrap file. On real Kafka: fills in the real cluster's bootstrap (external = 1) and
+ * creates each `--topic NAME:PARTITIONS` with the broker's default replication; `--brokers` is
+ * the real cluster's business, and the mock-only placement knobs (--leader, --follower, --rtt)
+ * are an error. Returns 0 or -1. */
 int sg_test_cluster_start(sg_test_proc_t *cluster, const char *const *args);
+
+/** Freezes every broker of the cluster (SIGSTOP, waiting until all their threads are stopped):
+ * the `streamgate cluster` process, or every node of the real cluster. Returns 0 or -1. */
+int sg_test_cluster_freeze(const sg_test_proc_t *cluster);
+
+/** Lets a frozen cluster go on (SIGCONT). Returns 0 or -1. */
+int sg_test_cluster_thaw(const sg_test_proc_t *cluster);
+
+/* --- real Kafka ------------------------------------------------------------------------------ */
+
+/** The bootstrap list of the real cluster named by SG_TEST_KAFKA, or NULL when the tests run on
+ * the embedded mock cluster. */
+const char *sg_test_real_kafka(void);
+
+/** Skips the calling test (cmocka's skip) on real Kafka, saying why it needs the mock. */
+#define SG_TEST_MOCK_ONLY(why)                                                                                                     \
+    do {                                                                                                                           \
+        if (sg_test_real_kafka() != NULL) {                                                                                        \
+            fprintf(stderr, "skipped on real Kafka (mock cluster only): %s\n", why);                                               \
+            skip();                                                                                                                \
+        }                                                                                                                          \
+    } while (0)
+
+/** Skips the calling test on the mock cluster, saying what it needs of real Kafka. */
+#define SG_TEST_REAL_ONLY(why)                                                                                                     \
+    do {                                                                                                                           \
+        if (sg_test_real_kafka() == NULL) {                                                                                        \
+            fprintf(stderr, "skipped on the mock cluster (real Kafka only): %s\n", why);                                           \
+            skip();                                                                                                                \
+        }                                                                                                                          \
+    } while (0)
+
+/** Creates a topic through the Admin API (replication -1: the broker's default; `configs`: NULL or
+ * NULL-terminated name, value pairs) and waits until every partition has a leader. An existing
+ * topic is fine. Returns 0 or -1. */
+int sg_test_create_topic(const char *bootstrap, const char *topic, int partitions, int replication, const char *const *configs);
 
 /** Sends SIGTERM and waits up to 20 s. Returns the exit status, or -1 on a signal or timeout
  * (then the process is killed). Removes the temp dir. */
 int sg_test_proc_stop(sg_test_proc_t *proc);
 
+/** A suite's teardown: stops each process given (NULL-terminated) in order, like sg_test_proc_stop;
+ * one that was never started (or is stopped already) is passed over. Returns 0 when every one
+ * exited 0 (a clean SIGTERM shutdown is part of what the suites check), else -1. */
+int sg_test_stop_procs(sg_test_proc_t *first, ...);
+
 /** One HTTP/1.1 request on a new connection (Connection: close). `headers` is a block of
  * "Name: value\r\n" lines or NULL. Returns 0 and fills res, or -1. 10 s deadline. */
 int sg_test_http(const sg_test_proc_t *gw, const char *method, const char *path, const char *headers, const char *body,
                  size_t body_len, sg_test_response_t *res);
+
+/** sg_test_http with method `method` and a JSON body (NUL-terminated): "Content-Type:
+ * application/json" plus `headers` (more "Name: value\r\n" lines, or NULL). */
+int sg_test_send_json(const sg_test_proc_t *gw, const char *method, const char *path, const char *headers, const char *body,
+                      sg_test_response_t *res);
+
+/** sg_test_send_json with POST. */
+int sg_test_post_json(const sg_test_proc_t *gw, const char *path, const char *headers, const char *body, sg_test_response_t *res);
+
+/** Asserts (cmocka) that res is an RFC 9457 problem: HTTP status and the body's "status" equal
+ * `status`, Content-Type application/problem+json, "type" urn:streamgate:problem:<type>, a
+ * "title" and a "detail" of more than 5 characters, and when `field` is not NULL, "field" equal to
+ * it. Failures name the caller's line and print the response. */
+#define sg_test_assert_problem(res, status, type, field)                                                                           \
+    sg_test_assert_problem_at((res), (status), (type), (field), __FILE__, __LINE__)
+void sg_test_assert_problem_at(const sg_test_response_t *res, int status, const char *type, const char *field, const char *file,
+                               int line);
+
+/** Monotonic clock (CLOCK_MONOTONIC) in milliseconds. */
+int64_t sg_test_now_ms(void);
+
+/** Sleeps ms milliseconds. */
+void sg_test_sleep_ms(int ms);
+
+/** Runs h2load: `requests` POSTs of the JSON `body` to `path` on gw, with the extra h2load
+ * `options` (NULL-terminated: "--h1", "-c", "16", ...). Asserts (cmocka) that every request
+ * succeeded with a 2xx, printing h2load's output otherwise. */
+#define sg_test_h2load(gw, path, body, requests, options)                                                                          \
+    sg_test_h2load_at((gw), (path), (body), (requests), (options), __FILE__, __LINE__)
+void sg_test_h2load_at(const sg_test_proc_t *gw, const char *path, const char *body, int requests, const char *const *options,
+                       const char *file, int line);
 
 /** Sends raw bytes and reads until close; for malformed-protocol tests. */
 int sg_test_http_raw(const sg_test_proc_t *gw, const char *raw, size_t raw_len, sg_test_response_t *res);
@@ -106,6 +193,8 @@ int sg_test_freeze(pid_t pid);
  * adds an "x-secret" header (a route must not copy it unless allowed). */
 typedef struct st_sg_test_worker_t sg_test_worker_t;
 sg_test_worker_t *sg_test_worker_start(const char *bootstrap, const char *request_topic, int partitions);
+/* (sg_test_worker_start returns once the worker's consumer is assigned from the partitions'
+ * start offsets, or after 40 s.) */
 void sg_test_worker_stop(sg_test_worker_t *worker);
 /** Monotonic ms (CLOCK_MONOTONIC) when the worker last produced a reply. */
 int64_t sg_test_worker_last_reply_ms(const sg_test_worker_t *worker);

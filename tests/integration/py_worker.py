@@ -12,15 +12,15 @@ import sys
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 bootstrap, request_topic = sys.argv[1], sys.argv[2]
-# api_version is pinned: the embedded (mock) cluster answers ApiVersions, but kafka-python's
-# probing of older brokers is slow and unnecessary here.
-consumer = KafkaConsumer(bootstrap_servers=bootstrap, api_version=(2, 5, 0), enable_auto_commit=False)
+# kafka-python's defaults, as a worker would use them: it probes the broker's version itself
+# (Apache Kafka 4.1 reads as 2.5 to kafka-python 2.0.2, the mock cluster as 2.3; both work).
+consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
 partitions = [TopicPartition(request_topic, p) for p in consumer.partitions_for_topic(request_topic)]
 consumer.assign(partitions)
 consumer.seek_to_end(*partitions)
 for tp in partitions:
     consumer.position(tp)  # resolve the end now, before announcing readiness
-producer = KafkaProducer(bootstrap_servers=bootstrap, api_version=(2, 5, 0), acks="all")
+producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
 print("ready", flush=True)
 
 for record in consumer:

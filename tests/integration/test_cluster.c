@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 #include <jansson.h>
+#include <librdkafka/rdkafka.h>
 
 #include "harness.h"
 
@@ -32,7 +33,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    return sg_test_proc_stop(&cluster) == 0 ? 0 : -1;
+    return sg_test_stop_procs(&cluster, NULL);
 }
 
 static void start_gateway(sg_test_proc_t *gw, const char *extra)
@@ -60,7 +61,7 @@ static void test_gateway_on_separate_cluster(void **state)
 
     const char body[] = "{\"v\":1}";
     sg_test_response_t res;
-    assert_int_equal(sg_test_http(&gw, "POST", "/ext/k1", "Content-Type: application/json\r\n", body, strlen(body), &res), 0);
+    assert_int_equal(sg_test_post_json(&gw, "/ext/k1", NULL, body, &res), 0);
     assert_int_equal(res.status, 202);
     json_t *doc = json_loads(res.body, 0, NULL);
     assert_non_null(doc);
@@ -101,15 +102,14 @@ static void test_sigterm_finishes_inflight_commands(void **state)
     int64_t before = sg_test_topic_count(cluster.bootstrap, "ext.commands");
 
     /* Freeze the brokers so the command is still waiting for its ack when SIGTERM arrives. */
-    assert_int_equal(sg_test_freeze(cluster.pid), 0);
+    assert_int_equal(sg_test_cluster_freeze(&cluster), 0);
     inflight_t inflight = {.gw = &gw};
     pthread_t thread;
     pthread_create(&thread, NULL, post_in_background, &inflight);
-    struct timespec pause = {0, 300 * 1000 * 1000};
-    nanosleep(&pause, NULL);
+    sg_test_sleep_ms(300);
     assert_int_equal(kill(gw.pid, SIGTERM), 0);
-    nanosleep(&pause, NULL);
-    assert_int_equal(kill(cluster.pid, SIGCONT), 0);
+    sg_test_sleep_ms(300);
+    assert_int_equal(sg_test_cluster_thaw(&cluster), 0);
     pthread_join(thread, NULL);
     assert_int_equal(inflight.status, 202);
     assert_int_equal(sg_test_proc_stop(&gw), 0);
@@ -120,15 +120,14 @@ static void test_produce_timeout_is_503(void **state)
 {
     sg_test_proc_t gw;
     start_gateway(&gw, ", produce_timeout: 500ms");
-    assert_int_equal(sg_test_freeze(cluster.pid), 0);
+    assert_int_equal(sg_test_cluster_freeze(&cluster), 0);
     sg_test_response_t res;
-    int rc = sg_test_http(&gw, "POST", "/ext/t", "Content-Type: application/json\r\n", "{}", 2, &res);
-    assert_int_equal(kill(cluster.pid, SIGCONT), 0);
+    int rc = sg_test_post_json(&gw, "/ext/t", NULL, "{}", &res);
+    assert_int_equal(sg_test_cluster_thaw(&cluster), 0);
     assert_int_equal(rc, 0);
-    assert_int_equal(res.status, 503);
+    sg_test_assert_problem(&res, 503, "kafka-unavailable", NULL);
     char value[64];
     assert_non_null(sg_test_header(&res, "retry-after", value, sizeof(value)));
-    assert_non_null(strstr(res.body, "urn:streamgate:problem:kafka-unavailable"));
     sg_test_response_free(&res);
     assert_int_equal(sg_test_proc_stop(&gw), 0);
 }
@@ -138,21 +137,19 @@ static void test_full_producer_queue_is_503(void **state)
     /* kafka.properties reach librdkafka as-is: a one-message queue fills with one request. */
     sg_test_proc_t gw;
     start_gateway(&gw, ", properties: {queue.buffering.max.messages: 1}");
-    assert_int_equal(sg_test_freeze(cluster.pid), 0);
+    assert_int_equal(sg_test_cluster_freeze(&cluster), 0);
     inflight_t first = {.gw = &gw};
     pthread_t thread;
     pthread_create(&thread, NULL, post_in_background, &first);
-    struct timespec pause = {0, 300 * 1000 * 1000};
-    nanosleep(&pause, NULL);
+    sg_test_sleep_ms(300);
     sg_test_response_t res;
-    int rc = sg_test_http(&gw, "POST", "/ext/second", "Content-Type: application/json\r\n", "{}", 2, &res);
-    assert_int_equal(kill(cluster.pid, SIGCONT), 0);
+    int rc = sg_test_post_json(&gw, "/ext/second", NULL, "{}", &res);
+    assert_int_equal(sg_test_cluster_thaw(&cluster), 0);
     pthread_join(thread, NULL);
     assert_int_equal(rc, 0);
-    assert_int_equal(res.status, 503);
+    sg_test_assert_problem(&res, 503, "producer-queue-full", NULL);
     char value[64];
     assert_string_equal(sg_test_header(&res, "retry-after", value, sizeof(value)), "1");
-    assert_non_null(strstr(res.body, "urn:streamgate:problem:producer-queue-full"));
     sg_test_response_free(&res);
     assert_int_equal(first.status, 202); /* the queued one still made it */
     assert_int_equal(sg_test_proc_stop(&gw), 0);
@@ -175,15 +172,13 @@ static void test_not_ready_without_kafka(void **state)
     assert_int_equal(res.status, 200);
     sg_test_response_free(&res);
     assert_int_equal(sg_test_http(&gw, "GET", "/readyz", NULL, NULL, 0, &res), 0);
-    assert_int_equal(res.status, 503);
-    assert_non_null(strstr(res.body, "urn:streamgate:problem:not-ready"));
+    sg_test_assert_problem(&res, 503, "not-ready", NULL);
     char value[64];
     assert_non_null(sg_test_header(&res, "retry-after", value, sizeof(value)));
     sg_test_response_free(&res);
     /* a reply route refuses requests until its reply partitions are assigned */
-    assert_int_equal(sg_test_http(&gw, "POST", "/r", "Content-Type: application/json\r\n", "{}", 2, &res), 0);
-    assert_int_equal(res.status, 503);
-    assert_non_null(strstr(res.body, "urn:streamgate:problem:not-ready"));
+    assert_int_equal(sg_test_post_json(&gw, "/r", NULL, "{}", &res), 0);
+    sg_test_assert_problem(&res, 503, "not-ready", NULL);
     sg_test_response_free(&res);
     assert_int_equal(sg_test_proc_stop(&gw), 0);
 }
@@ -192,6 +187,7 @@ static void test_create_topics_failure_stops_the_start(void **state)
 {
     /* librdkafka's mock cluster does not implement CreateTopics: the start must fail, saying
      * which setting caused it, rather than serve routes whose topics may not exist. */
+    SG_TEST_MOCK_ONLY("real Kafka implements CreateTopics (test_create_topics_as_declared covers it there)");
     char text[512], out[4096];
     snprintf(text, sizeof(text),
              "listen: [\"127.0.0.1:0\"]\ndata_dir: @DIR@/data\n"
@@ -204,6 +200,102 @@ static void test_create_topics_failure_stops_the_start(void **state)
     assert_int_equal(sg_test_run(run, out, sizeof(out)), 1);
     assert_non_null(strstr(out, "kafka.create_topics: "));
     sg_test_remove_temp(path);
+}
+
+typedef struct {
+    int partitions;
+    int min_replicas, max_replicas; /* per partition */
+    int distinct;                   /* every partition's replicas are distinct brokers */
+} described_t;
+
+/* Describes a topic from the cluster's metadata (librdkafka 2.0 has no DescribeTopics). Returns
+ * the broker count, or -1 when the topic is unknown. */
+static int describe_topic(const char *topic, described_t *out)
+{
+    char err[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", cluster.bootstrap, err, sizeof(err));
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    assert_non_null(rk);
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    int brokers = -1;
+    memset(out, 0, sizeof(*out));
+    if (rd_kafka_metadata(rk, 0, rkt, &md, 10000) == 0 && md->topic_cnt == 1 && md->topics[0].err == 0) {
+        brokers = md->broker_cnt;
+        const rd_kafka_metadata_topic_t *t = &md->topics[0];
+        out->partitions = t->partition_cnt;
+        out->min_replicas = INT32_MAX;
+        out->distinct = 1;
+        for (int p = 0; p < t->partition_cnt; ++p) {
+            const rd_kafka_metadata_partition_t *part = &t->partitions[p];
+            out->min_replicas = part->replica_cnt < out->min_replicas ? part->replica_cnt : out->min_replicas;
+            out->max_replicas = part->replica_cnt > out->max_replicas ? part->replica_cnt : out->max_replicas;
+            for (int i = 0; i < part->replica_cnt; ++i)
+                for (int j = i + 1; j < part->replica_cnt; ++j)
+                    out->distinct &= part->replicas[i] != part->replicas[j];
+        }
+    }
+    if (md != NULL)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    rd_kafka_destroy(rk);
+    return brokers;
+}
+
+static void test_create_topics_as_declared(void **state)
+{
+    /* kafka.create_topics creates the declared topics through the Admin API, with their
+     * partitions and replication factor, before the gateway serves; an impossible declaration
+     * stops the start, naming the topic. */
+    SG_TEST_REAL_ONLY("the mock cluster does not implement CreateTopics");
+    described_t before;
+    int brokers = describe_topic("ext.commands", &before);
+    assert_true(brokers >= 1);
+    int replication = brokers >= 3 ? 3 : brokers;
+    char config[2048];
+    snprintf(config, sizeof(config),
+             "listen: [\"127.0.0.1:0\"]\ndata_dir: @DIR@/data\n"
+             "kafka: {brokers: \"%s\", create_topics: true}\n"
+             "topics: [{name: made.replicated, partitions: 3, replication: %d}, {name: made.single, partitions: 5}]\n"
+             "routes:\n"
+             "  - {name: made, method: POST, path: \"/made/{id}\", topic: made.replicated, key: \"path:id\"}\n",
+             cluster.bootstrap, replication);
+    sg_test_proc_t gw;
+    assert_int_equal(sg_test_gateway_start(&gw, config), 0);
+    described_t made;
+    assert_int_equal(describe_topic("made.replicated", &made), brokers);
+    assert_int_equal(made.partitions, 3);
+    assert_int_equal(made.min_replicas, replication);
+    assert_int_equal(made.max_replicas, replication);
+    assert_true(made.distinct);
+    assert_int_equal(describe_topic("made.single", &made), brokers);
+    assert_int_equal(made.partitions, 5);
+    assert_int_equal(made.min_replicas, 1); /* the declared default, not the broker's */
+    assert_int_equal(made.max_replicas, 1);
+    /* and a command on the replicated topic is acknowledged by all in-sync replicas */
+    sg_test_response_t res;
+    assert_int_equal(sg_test_post_json(&gw, "/made/k", NULL, "{\"made\":1}", &res), 0);
+    assert_int_equal(res.status, 202);
+    sg_test_response_free(&res);
+    assert_int_equal(sg_test_topic_count(cluster.bootstrap, "made.replicated"), 1);
+    assert_int_equal(sg_test_proc_stop(&gw), 0);
+
+    /* more replicas than brokers: the broker refuses, and the start fails saying so */
+    char text[1024], out[4096];
+    snprintf(text, sizeof(text),
+             "listen: [\"127.0.0.1:0\"]\ndata_dir: @DIR@/data\n"
+             "kafka: {brokers: \"%s\", create_topics: true}\n"
+             "topics: [{name: made.impossible, partitions: 1, replication: %d}]\n",
+             cluster.bootstrap, brokers + 1);
+    char *path = sg_test_write_temp("c.yaml", text);
+    assert_non_null(path);
+    const char *run[] = {sg_test_binary(), path, NULL};
+    assert_int_equal(sg_test_run(run, out, sizeof(out)), 1);
+    if (strstr(out, "kafka.create_topics: topic made.impossible: ") == NULL)
+        fail_msg("unexpected output: %s", out);
+    sg_test_remove_temp(path);
+    assert_int_equal(describe_topic("made.impossible", &made), -1);
 }
 
 static void start_instance(sg_test_proc_t *gw)
@@ -230,7 +322,7 @@ static void test_request_on_one_instance_polled_on_another(void **state)
 
     sg_test_response_t res;
     const char body[] = "{\"delay_ms\":1200,\"status\":\"201\",\"body\":{\"made_on\":\"a\"}}";
-    assert_int_equal(sg_test_http(&a, "POST", "/mi", "Content-Type: application/json\r\n", body, strlen(body), &res), 0);
+    assert_int_equal(sg_test_post_json(&a, "/mi", NULL, body, &res), 0);
     assert_int_equal(res.status, 202); /* the worker takes longer than the route's 500 ms */
     char location[128];
     assert_non_null(sg_test_header(&res, "location", location, sizeof(location)));
@@ -284,7 +376,7 @@ static void test_write_on_one_instance_read_on_another(void **state)
         snprintf(path, sizeof(path), "/profiles/u%d", i % 3);
         snprintf(body, sizeof(body), "{\"v\":%d}", i);
         sg_test_response_t res;
-        assert_int_equal(sg_test_http(&a, "PUT", path, "Content-Type: application/json\r\n", body, strlen(body), &res), 0);
+        assert_int_equal(sg_test_send_json(&a, "PUT", path, NULL, body, &res), 0);
         assert_int_equal(res.status, 202);
         assert_non_null(sg_test_header(&res, "consistency-token", token, sizeof(token)));
         sg_test_response_free(&res);
@@ -310,6 +402,7 @@ int main(void)
         cmocka_unit_test(test_full_producer_queue_is_503),
         cmocka_unit_test(test_not_ready_without_kafka),
         cmocka_unit_test(test_create_topics_failure_stops_the_start),
+        cmocka_unit_test(test_create_topics_as_declared),
     };
     return cmocka_run_group_tests_name("integration-cluster", tests, setup, teardown);
 }

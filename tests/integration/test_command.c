@@ -42,7 +42,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     /* A clean SIGTERM shutdown exits 0: part of what this suite checks. */
-    return sg_test_proc_stop(&gw) == 0 ? 0 : -1;
+    return sg_test_stop_procs(&gw, NULL);
 }
 
 typedef struct {
@@ -56,10 +56,8 @@ typedef struct {
 /* POSTs/PUTs a JSON body and checks the 202 contract; fills `out`. */
 static void send_command(const char *method, const char *path, const char *headers, const char *body, accepted_t *out)
 {
-    char extra[1024];
-    snprintf(extra, sizeof(extra), "Content-Type: application/json\r\n%s", headers ? headers : "");
     sg_test_response_t res;
-    assert_int_equal(sg_test_http(&gw, method, path, extra, body, strlen(body), &res), 0);
+    assert_int_equal(sg_test_send_json(&gw, method, path, headers, body, &res), 0);
     if (res.status != 202)
         fprintf(stderr, "unexpected %d: %s\n", res.status, res.body);
     assert_int_equal(res.status, 202);
@@ -233,17 +231,9 @@ static void test_http2_and_keepalive(void **state)
 {
     char url[128], out[8192];
     snprintf(url, sizeof(url), "http://%s:%u/orders", gw.host, gw.port);
-    char *body_path = sg_test_write_temp("body.json", "{\"customerId\":\"h2\"}");
-    assert_non_null(body_path);
     /* h2c with prior knowledge: 40 POSTs, 4 at a time, on one connection */
-    const char *h2load[] = {
-        "/usr/bin/h2load", "-n", "40", "-c", "1", "-m", "4", "-d", body_path, "-H", "content-type: application/json", url, NULL};
-    assert_int_equal(sg_test_run(h2load, out, sizeof(out)), 0);
-    sg_test_remove_temp(body_path);
-    if (strstr(out, "40 succeeded") == NULL)
-        fprintf(stderr, "%s\n", out);
-    assert_non_null(strstr(out, "40 succeeded, 0 failed"));
-    assert_non_null(strstr(out, "status codes: 40 2xx"));
+    const char *one_connection[] = {"-c", "1", "-m", "4", NULL};
+    sg_test_h2load(&gw, "/orders", "{\"customerId\":\"h2\"}", 40, one_connection);
 
     /* HTTP/1.1 Upgrade: h2c */
     const char *upgrade[] = {"/usr/bin/curl",
@@ -295,48 +285,10 @@ static void test_concurrent_load_on_every_loop(void **state)
 {
     /* Both loops busy at once, HTTP/1.1 and HTTP/2: every request must be a 202. (A loop context
      * built on the wrong thread corrupted the heap within a second of this.) */
-    char url[128], out[8192];
-    snprintf(url, sizeof(url), "http://%s:%u/orders", gw.host, gw.port);
-    char *body_path = sg_test_write_temp("body.json", "{\"customerId\":\"load\"}");
-    assert_non_null(body_path);
-    const char *h1[] = {"/usr/bin/h2load",
-                        "--h1",
-                        "-n",
-                        "20000",
-                        "-c",
-                        "32",
-                        "-t",
-                        "2",
-                        "-d",
-                        body_path,
-                        "-H",
-                        "content-type: application/json",
-                        url,
-                        NULL};
-    assert_int_equal(sg_test_run(h1, out, sizeof(out)), 0);
-    if (strstr(out, "20000 succeeded") == NULL)
-        fprintf(stderr, "%s\n", out);
-    assert_non_null(strstr(out, "20000 succeeded, 0 failed, 0 errored"));
-    assert_non_null(strstr(out, "status codes: 20000 2xx"));
-    const char *h2[] = {"/usr/bin/h2load",
-                        "-n",
-                        "20000",
-                        "-c",
-                        "16",
-                        "-m",
-                        "8",
-                        "-t",
-                        "2",
-                        "-d",
-                        body_path,
-                        "-H",
-                        "content-type: application/json",
-                        url,
-                        NULL};
-    assert_int_equal(sg_test_run(h2, out, sizeof(out)), 0);
-    sg_test_remove_temp(body_path);
-    assert_non_null(strstr(out, "20000 succeeded, 0 failed, 0 errored"));
-    assert_non_null(strstr(out, "status codes: 20000 2xx"));
+    const char *h1[] = {"--h1", "-c", "32", "-t", "2", NULL};
+    sg_test_h2load(&gw, "/orders", "{\"customerId\":\"load\"}", 20000, h1);
+    const char *h2[] = {"-c", "16", "-m", "8", "-t", "2", NULL};
+    sg_test_h2load(&gw, "/orders", "{\"customerId\":\"load\"}", 20000, h2);
 }
 
 static void test_idempotency_key_replays_the_first_202(void **state)
@@ -367,8 +319,7 @@ static void test_idempotency_key_replays_the_first_202(void **state)
     /* same key, different body */
     const char changed[] = "{\"customerId\":\"idem\",\"n\":2}";
     assert_int_equal(sg_test_http(&gw, "POST", "/orders", headers, changed, strlen(changed), &other), 0);
-    assert_int_equal(other.status, 422);
-    assert_non_null(strstr(other.body, "urn:streamgate:problem:idempotency-key-reused"));
+    sg_test_assert_problem(&other, 422, "idempotency-key-reused", "Idempotency-Key");
     sg_test_response_free(&first);
     sg_test_response_free(&again);
     sg_test_response_free(&quoted);
@@ -377,15 +328,49 @@ static void test_idempotency_key_replays_the_first_202(void **state)
     /* malformed keys */
     const char *bad[] = {"Idempotency-Key: has space\r\n", "Idempotency-Key: \"\"\r\n"};
     for (size_t i = 0; i < 2; ++i) {
-        char h[256];
-        snprintf(h, sizeof(h), "Content-Type: application/json\r\n%s", bad[i]);
-        assert_int_equal(sg_test_http(&gw, "POST", "/orders", h, body, strlen(body), &other), 0);
-        assert_int_equal(other.status, 400);
-        assert_non_null(strstr(other.body, "urn:streamgate:problem:invalid-idempotency-key"));
+        assert_int_equal(sg_test_post_json(&gw, "/orders", bad[i], body, &other), 0);
+        sg_test_assert_problem(&other, 400, "invalid-idempotency-key", "Idempotency-Key");
         sg_test_response_free(&other);
     }
     /* one event in Kafka for all of that */
     assert_int_equal(sg_test_topic_count(gw.bootstrap, "orders.commands"), before + 1);
+}
+
+static void test_log_append_time_topic(void **state)
+{
+    /* A topic whose broker stamps records (message.timestamp.type=LogAppendTime): the 202's token
+     * carries the broker's timestamp, the one readers see, not the gateway's CreateTime. */
+    SG_TEST_REAL_ONLY("the mock cluster has no topic configs (no LogAppendTime)");
+    const char *configs[] = {"message.timestamp.type", "LogAppendTime", NULL};
+    assert_int_equal(sg_test_create_topic(gw.bootstrap, "orders.appended", 2, -1, configs), 0);
+    sg_test_proc_t appended;
+    assert_int_equal(sg_test_gateway_start(&appended, "listen: [\"127.0.0.1:0\"]\ndata_dir: @DIR@/data\n"
+                                                      "routes: [{name: a, method: PUT, path: \"/a/{id}\", topic: "
+                                                      "orders.appended, key: \"path:id\"}]\n"),
+                     0);
+    sg_test_response_t res;
+    assert_int_equal(sg_test_send_json(&appended, "PUT", "/a/k", NULL, "{\"a\":1}", &res), 0);
+    assert_int_equal(res.status, 202);
+    json_t *doc = json_loads(res.body, 0, NULL);
+    assert_non_null(doc);
+    int32_t partition = (int32_t)json_integer_value(json_object_get(doc, "partition"));
+    int64_t offset = json_integer_value(json_object_get(doc, "offset"));
+    json_decref(doc);
+    char text[512], err[256];
+    assert_non_null(sg_test_header(&res, "consistency-token", text, sizeof(text)));
+    sg_test_response_free(&res);
+    sg_token_t *token = sg_token_decode(text, strlen(text), err, sizeof(err));
+    assert_non_null(token);
+    int64_t token_offset = -1, stream_time = -1;
+    assert_int_equal(sg_token_get(token, "orders.appended", partition, &token_offset, &stream_time), 0);
+    sg_token_destroy(token);
+    assert_int_equal(token_offset, offset);
+    sg_test_record_t rec;
+    assert_int_equal(sg_test_consume(gw.bootstrap, "orders.appended", partition, offset, &rec), 0);
+    assert_true(rec.log_append_time);
+    assert_int_equal(rec.timestamp_ms, stream_time);
+    sg_test_record_free(&rec);
+    assert_int_equal(sg_test_proc_stop(&appended), 0);
 }
 
 int main(void)
@@ -399,6 +384,7 @@ int main(void)
         cmocka_unit_test(test_health_and_ready),
         cmocka_unit_test(test_cors),
         cmocka_unit_test(test_idempotency_key_replays_the_first_202),
+        cmocka_unit_test(test_log_append_time_topic),
         cmocka_unit_test(test_http2_and_keepalive),
         cmocka_unit_test(test_concurrent_load_on_every_loop),
     };

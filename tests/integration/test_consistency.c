@@ -54,13 +54,6 @@
 static sg_test_proc_t cluster;
 static sg_test_proc_t gateways[2];
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* --- a keep-alive HTTP/1.1 client ---------------------------------------------------------- */
 
 typedef struct {
@@ -111,7 +104,7 @@ static ssize_t conn_fill(conn_t *c, int64_t deadline)
     if (c->len >= sizeof(c->buf) - 1)
         return -1;
     struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
-    int64_t left = deadline - now_ms();
+    int64_t left = deadline - sg_test_now_ms();
     if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
         return -1;
     ssize_t n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - 1 - c->len, 0);
@@ -146,7 +139,7 @@ static int header_is(const char *line, size_t line_len, const char *name, const 
  * found closed before any response byte (the caller may reconnect and resend), -1 on error. */
 static int conn_exchange(conn_t *c, const char *req, size_t req_len, reply_t *out)
 {
-    int64_t deadline = now_ms() + IO_DEADLINE_MS;
+    int64_t deadline = sg_test_now_ms() + IO_DEADLINE_MS;
     size_t sent = 0;
     while (sent < req_len) {
         ssize_t n = send(c->fd, req + sent, req_len - sent, MSG_NOSIGNAL);
@@ -535,8 +528,8 @@ static void op_session_read(worker_t *w)
 static void *worker_main(void *arg)
 {
     worker_t *w = arg;
-    int64_t deadline = now_ms() + RUN_DEADLINE_MS;
-    while (w->ops < OPS_PER_THREAD && now_ms() < deadline) {
+    int64_t deadline = sg_test_now_ms() + RUN_DEADLINE_MS;
+    while (w->ops < OPS_PER_THREAD && sg_test_now_ms() < deadline) {
         unsigned dice = next_rand(w) % 10;
         if (dice < 4)
             op_write_read(w);
@@ -572,20 +565,14 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    int rc = 0;
-    for (int g = 0; g < 2; ++g)
-        if (gateways[g].pid > 0 && sg_test_proc_stop(&gateways[g]) != 0)
-            rc = -1;
-    if (sg_test_proc_stop(&cluster) != 0)
-        rc = -1;
-    return rc;
+    return sg_test_stop_procs(&gateways[0], &gateways[1], &cluster, NULL);
 }
 
 static void test_no_violations_under_concurrency(void **state)
 {
     static worker_t workers[N_THREADS];
     pthread_t threads[N_THREADS];
-    int64_t start = now_ms();
+    int64_t start = sg_test_now_ms();
     for (int t = 0; t < N_THREADS; ++t) {
         worker_t *w = &workers[t];
         memset(w, 0, sizeof(*w));
@@ -620,7 +607,7 @@ static void test_no_violations_under_concurrency(void **state)
         }
         sg_token_destroy(w->session);
     }
-    int64_t elapsed = now_ms() - start;
+    int64_t elapsed = sg_test_now_ms() - start;
     fprintf(stderr,
             "consistency: %u operations (%u write->read, %u read pairs, %u session reads; %u reads) in %.1f s "
             "(%.0f ops/s), requests per gateway %u/%u, %u reconnects; violations %u, 503 not-caught-up %u "

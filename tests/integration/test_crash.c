@@ -46,19 +46,6 @@
 
 static sg_test_proc_t cluster;
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-    nanosleep(&ts, NULL);
-}
-
 /* --- what is produced: record i's key and value are a function of i ----------------------- */
 
 static uint32_t mix(uint32_t x)
@@ -133,13 +120,13 @@ static void *producer_main(void *arg)
 {
     producer_t *producer = arg;
     char key[32], value[256];
-    int64_t start = now_ms(), hold_deadline = start + 60000;
+    int64_t start = sg_test_now_ms(), hold_deadline = start + 60000;
     for (int i = 0; i < N_RECORDS; ++i) {
         /* Paced, so the writes go on while A is killed and restarted (a slower machine only
          * slows the producer down further). */
-        while ((now_ms() - start) * PRODUCE_RATE / 1000 < i)
+        while ((sg_test_now_ms() - start) * PRODUCE_RATE / 1000 < i)
             rd_kafka_poll(producer->rk, 1);
-        if (i >= N_RECORDS / 2 && atomic_load(&producer->hold) && now_ms() < hold_deadline)
+        if (i >= N_RECORDS / 2 && atomic_load(&producer->hold) && sg_test_now_ms() < hold_deadline)
             rd_kafka_poll(producer->rk, 20); /* a trickle: still writing, A not left behind for good */
         record_key(i, key, sizeof(key));
         int len = record_value(i, value, sizeof(value));
@@ -162,7 +149,7 @@ static void *producer_main(void *arg)
         rd_kafka_poll(producer->rk, 0);
     }
     /* Everything out (bounded), delivery reports served on this thread. */
-    for (int64_t deadline = now_ms() + 60000; rd_kafka_outq_len(producer->rk) > 0 && now_ms() < deadline;)
+    for (int64_t deadline = sg_test_now_ms() + 60000; rd_kafka_outq_len(producer->rk) > 0 && sg_test_now_ms() < deadline;)
         rd_kafka_poll(producer->rk, 50);
     atomic_store(&producer->done, 1);
     return NULL;
@@ -424,7 +411,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    return sg_test_proc_stop(&cluster) == 0 ? 0 : -1;
+    return sg_test_stop_procs(&cluster, NULL);
 }
 
 static void config_text(char *buf, size_t buflen)
@@ -480,10 +467,10 @@ static int64_t token_total(const char *text)
 /* Waits (bounded) until gw has applied everything delivered; asserts it did. */
 static void wait_applied(const sg_test_proc_t *gw, const char *token, const char *name)
 {
-    int64_t deadline = now_ms() + CATCH_UP_DEADLINE_MS;
+    int64_t deadline = sg_test_now_ms() + CATCH_UP_DEADLINE_MS;
     int status = 0;
-    while (now_ms() < deadline && (status = get_with_token(gw, token, 20, NULL, 0)) != 200 && status != 404)
-        sleep_ms(100);
+    while (sg_test_now_ms() < deadline && (status = get_with_token(gw, token, 20, NULL, 0)) != 200 && status != 404)
+        sg_test_sleep_ms(100);
     if (status != 200 && status != 404)
         fprintf(stderr, "gateway %s did not catch up (last status %d)\n", name, status);
     assert_true(status == 200 || status == 404);
@@ -503,9 +490,9 @@ typedef struct {
 static int kill_while_behind(sg_test_proc_t *a, producer_t *producer, int64_t min_applied, kill_t *kill)
 {
     memset(kill, 0, sizeof(*kill));
-    for (int64_t deadline = now_ms() + 60000; now_ms() < deadline;) {
+    for (int64_t deadline = sg_test_now_ms() + 60000; sg_test_now_ms() < deadline;) {
         if (atomic_load(&producer->delivered) < N_RECORDS / 8) {
-            sleep_ms(5);
+            sg_test_sleep_ms(5);
             continue;
         }
         int producing = !atomic_load(&producer->done);
@@ -534,7 +521,7 @@ static int kill_while_behind(sg_test_proc_t *a, producer_t *producer, int64_t mi
             if (!producing && status == 200)
                 return 0;
         }
-        sleep_ms(2);
+        sg_test_sleep_ms(2);
     }
     fail_msg("A could not be caught behind within 60 s");
     return 0;
@@ -547,7 +534,7 @@ static void test_kill9_restart_equals_rebuild(void **state)
     sg_test_proc_t a, b;
     assert_int_equal(sg_test_gateway_start(&a, config), 0);
     producer_t producer;
-    int64_t start = now_ms();
+    int64_t start = sg_test_now_ms();
     producer_start(&producer);
 
     /* Kill A while it applies, restart it on the same data_dir, again, while the records pour
@@ -562,7 +549,7 @@ static void test_kill9_restart_equals_rebuild(void **state)
         assert_int_equal(sg_test_gateway_rerun(&a, 0), 0);
         /* It resumes from its stored positions, not from the beginning. */
         int64_t resumed_at = -1;
-        for (int64_t deadline = now_ms() + 20000; resumed_at < 0 && now_ms() < deadline; sleep_ms(20)) {
+        for (int64_t deadline = sg_test_now_ms() + 20000; resumed_at < 0 && sg_test_now_ms() < deadline; sg_test_sleep_ms(20)) {
             char view[4096];
             int status = get_with_token(&a, NULL, 0, view, sizeof(view));
             if (status == 200 || status == 404)
@@ -577,7 +564,8 @@ static void test_kill9_restart_equals_rebuild(void **state)
     assert_int_equal(atomic_load(&producer.failed), 0);
     assert_int_equal(atomic_load(&producer.delivered), N_RECORDS);
     assert_int_equal(sg_test_topic_count(cluster.bootstrap, TOPIC), N_RECORDS);
-    fprintf(stderr, "produced %d records in %.1f s; A killed %d times\n", N_RECORDS, (double)(now_ms() - start) / 1000.0, n_kills);
+    fprintf(stderr, "produced %d records in %.1f s; A killed %d times\n", N_RECORDS, (double)(sg_test_now_ms() - start) / 1000.0,
+            n_kills);
 
     /* What A left on disk at each kill was one consistent state: the rows of exactly the records
      * below its stored positions (rows and positions are committed in the same WriteBatch). */
@@ -595,11 +583,11 @@ static void test_kill9_restart_equals_rebuild(void **state)
     /* B: a rebuild from scratch on the same topic. */
     assert_int_equal(sg_test_gateway_start_unready(&b, config), 0);
     char *all = delivered_token(&producer);
-    int64_t wait_start = now_ms();
+    int64_t wait_start = sg_test_now_ms();
     wait_applied(&a, all, "A");
     wait_applied(&b, all, "B");
     free(all);
-    fprintf(stderr, "A and B caught up %.1f s after the producer finished\n", (double)(now_ms() - wait_start) / 1000.0);
+    fprintf(stderr, "A and B caught up %.1f s after the producer finished\n", (double)(sg_test_now_ms() - wait_start) / 1000.0);
 
     assert_int_equal(sg_test_proc_terminate(&a), 0);
     assert_int_equal(sg_test_proc_terminate(&b), 0);

@@ -37,32 +37,10 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    return sg_test_proc_stop(&gw) == 0 ? 0 : -1;
+    return sg_test_stop_procs(&gw, NULL);
 }
 
-/* Asserts a problem+json response: status, type suffix, and field (NULL = none expected). */
-static void assert_problem(sg_test_response_t *res, int status, const char *type, const char *field)
-{
-    if (res->status != status)
-        fprintf(stderr, "expected %d, got %d: %s\n", status, res->status, res->body);
-    assert_int_equal(res->status, status);
-    char ct[128];
-    assert_non_null(sg_test_header(res, "content-type", ct, sizeof(ct)));
-    assert_string_equal(ct, "application/problem+json");
-    json_error_t jerr;
-    json_t *doc = json_loads(res->body, 0, &jerr);
-    assert_non_null(doc);
-    char want[128];
-    snprintf(want, sizeof(want), "urn:streamgate:problem:%s", type);
-    assert_string_equal(json_string_value(json_object_get(doc, "type")), want);
-    assert_int_equal(json_integer_value(json_object_get(doc, "status")), status);
-    assert_non_null(json_string_value(json_object_get(doc, "title")));
-    assert_true(strlen(json_string_value(json_object_get(doc, "detail"))) > 5);
-    if (field != NULL)
-        assert_string_equal(json_string_value(json_object_get(doc, "field")), field);
-    json_decref(doc);
-}
-
+/* A POST with the headers as given (some tests leave out or change the Content-Type). */
 static void post(const char *path, const char *headers, const char *body, size_t len, sg_test_response_t *res)
 {
     assert_int_equal(sg_test_http(&gw, "POST", path, headers, body, len, res), 0);
@@ -74,11 +52,11 @@ static void test_malformed_json_400(void **state)
     const char *bad[] = {"{\"id\":", "{id: 1}", "{\"id\":\"a\",\"id\":\"b\"}", "[1,2", "nul", "{\"id\":\"\xff\"}"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); ++i) {
         post("/things", "Content-Type: application/json\r\n", bad[i], strlen(bad[i]), &res);
-        assert_problem(&res, 400, "invalid-json", "body");
+        sg_test_assert_problem(&res, 400, "invalid-json", "body");
         sg_test_response_free(&res);
     }
     post("/things", "Content-Type: application/json\r\n", "", 0, &res);
-    assert_problem(&res, 400, "invalid-json", "body");
+    sg_test_assert_problem(&res, 400, "invalid-json", "body");
     assert_non_null(strstr(res.body, "empty"));
     sg_test_response_free(&res);
 }
@@ -88,19 +66,19 @@ static void test_missing_or_bad_key_400(void **state)
     sg_test_response_t res;
     const char missing[] = "{\"name\":\"no id here\"}";
     post("/things", "Content-Type: application/json\r\n", missing, strlen(missing), &res);
-    assert_problem(&res, 400, "missing-key", "/id");
+    sg_test_assert_problem(&res, 400, "missing-key", "/id");
     sg_test_response_free(&res);
 
     const char *wrong[] = {"{\"id\":true}", "{\"id\":{\"a\":1}}", "{\"id\":\"\"}", "{\"id\":1.5}", "{\"id\":null}"};
     for (size_t i = 0; i < sizeof(wrong) / sizeof(wrong[0]); ++i) {
         post("/things", "Content-Type: application/json\r\n", wrong[i], strlen(wrong[i]), &res);
-        assert_problem(&res, 400, "invalid-key", "/id");
+        sg_test_assert_problem(&res, 400, "invalid-key", "/id");
         sg_test_response_free(&res);
     }
 
     const char body[] = "{}";
     post("/tenant", "Content-Type: application/json\r\n", body, 2, &res);
-    assert_problem(&res, 400, "missing-key", "x-tenant");
+    sg_test_assert_problem(&res, 400, "missing-key", "x-tenant");
     sg_test_response_free(&res);
 }
 
@@ -109,20 +87,20 @@ static void test_not_json_415(void **state)
     sg_test_response_t res;
     const char body[] = "{\"id\":\"x\"}";
     post("/things", "Content-Type: text/plain\r\n", body, strlen(body), &res);
-    assert_problem(&res, 415, "unsupported-media-type", "Content-Type");
+    sg_test_assert_problem(&res, 415, "unsupported-media-type", "Content-Type");
     sg_test_response_free(&res);
     post("/things", NULL, body, strlen(body), &res);
-    assert_problem(&res, 415, "unsupported-media-type", "Content-Type");
+    sg_test_assert_problem(&res, 415, "unsupported-media-type", "Content-Type");
     sg_test_response_free(&res);
     post("/things", "Content-Type: application/jsonx\r\n", body, strlen(body), &res);
-    assert_problem(&res, 415, "unsupported-media-type", "Content-Type");
+    sg_test_assert_problem(&res, 415, "unsupported-media-type", "Content-Type");
     sg_test_response_free(&res);
     /* parameters and +json suffixes are JSON */
     post("/things", "Content-Type: application/json; charset=utf-8\r\n", "{\"id\":", 6, &res);
-    assert_problem(&res, 400, "invalid-json", "body");
+    sg_test_assert_problem(&res, 400, "invalid-json", "body");
     sg_test_response_free(&res);
     post("/things", "Content-Type: application/vnd.thing+json\r\n", "{\"id\":", 6, &res);
-    assert_problem(&res, 400, "invalid-json", "body");
+    sg_test_assert_problem(&res, 400, "invalid-json", "body");
     sg_test_response_free(&res);
 }
 
@@ -134,11 +112,11 @@ static void test_body_over_limit_413(void **state)
     memset(body, ' ', 200000);
     memcpy(body, "{\"id\":\"big\"}", 12);
     post("/things", "Content-Type: application/json\r\n", body, 1025, &res);
-    assert_problem(&res, 413, "body-too-large", "body");
+    sg_test_assert_problem(&res, 413, "body-too-large", "body");
     sg_test_response_free(&res);
     /* far over: refused by H2O before reading, still problem+json */
     post("/things", "Content-Type: application/json\r\n", body, 200000, &res);
-    assert_problem(&res, 413, "body-too-large", "body");
+    sg_test_assert_problem(&res, 413, "body-too-large", "body");
     sg_test_response_free(&res);
     /* exactly at the limit is fine (and is produced: counted in the final check) */
     post("/things", "Content-Type: application/json\r\n", body, 1024, &res);
@@ -155,7 +133,7 @@ static void test_body_over_limit_413(void **state)
     n += 0x800;
     n += snprintf(raw + n, sizeof(raw) - (size_t)n, "\r\n0\r\n\r\n");
     assert_int_equal(sg_test_http_raw(&gw, raw, (size_t)n, &res), 0);
-    assert_problem(&res, 413, "body-too-large", "body");
+    sg_test_assert_problem(&res, 413, "body-too-large", "body");
     sg_test_response_free(&res);
 }
 
@@ -163,20 +141,20 @@ static void test_unknown_path_404_and_reserved(void **state)
 {
     sg_test_response_t res;
     assert_int_equal(sg_test_http(&gw, "GET", "/nothing/here", NULL, NULL, 0, &res), 0);
-    assert_problem(&res, 404, "not-found", NULL);
+    sg_test_assert_problem(&res, 404, "not-found", NULL);
     sg_test_response_free(&res);
     assert_int_equal(sg_test_http(&gw, "GET", "/things/a/b", NULL, NULL, 0, &res), 0);
-    assert_problem(&res, 404, "not-found", NULL);
+    sg_test_assert_problem(&res, 404, "not-found", NULL);
     sg_test_response_free(&res);
     /* reserved prefixes: built-ins, never routes */
     assert_int_equal(sg_test_http(&gw, "GET", "/tables/t/k", NULL, NULL, 0, &res), 0);
-    assert_problem(&res, 404, "unknown-table", "table");
+    sg_test_assert_problem(&res, 404, "unknown-table", "table");
     sg_test_response_free(&res);
     assert_int_equal(sg_test_http(&gw, "GET", "/metrics/x", NULL, NULL, 0, &res), 0);
-    assert_problem(&res, 404, "not-found", NULL);
+    sg_test_assert_problem(&res, 404, "not-found", NULL);
     sg_test_response_free(&res);
     assert_int_equal(sg_test_http(&gw, "GET", "/requests/abc", NULL, NULL, 0, &res), 0);
-    assert_problem(&res, 404, "unknown-request", "id");
+    sg_test_assert_problem(&res, 404, "unknown-request", "id");
     sg_test_response_free(&res);
 }
 
@@ -185,11 +163,11 @@ static void test_wrong_method_405_with_allow(void **state)
     sg_test_response_t res;
     char allow[128];
     assert_int_equal(sg_test_http(&gw, "GET", "/things", NULL, NULL, 0, &res), 0);
-    assert_problem(&res, 405, "method-not-allowed", NULL);
+    sg_test_assert_problem(&res, 405, "method-not-allowed", NULL);
     assert_string_equal(sg_test_header(&res, "allow", allow, sizeof(allow)), "POST, OPTIONS");
     sg_test_response_free(&res);
     assert_int_equal(sg_test_http(&gw, "DELETE", "/things/7", NULL, NULL, 0, &res), 0);
-    assert_problem(&res, 405, "method-not-allowed", NULL);
+    sg_test_assert_problem(&res, 405, "method-not-allowed", NULL);
     assert_string_equal(sg_test_header(&res, "allow", allow, sizeof(allow)), "PUT, OPTIONS");
     sg_test_response_free(&res);
 }
@@ -198,10 +176,10 @@ static void test_bad_percent_encoding_400(void **state)
 {
     sg_test_response_t res;
     assert_int_equal(sg_test_http(&gw, "PUT", "/things/a%zz", "Content-Type: application/json\r\n", "{}", 2, &res), 0);
-    assert_problem(&res, 400, "invalid-path", "path");
+    sg_test_assert_problem(&res, 400, "invalid-path", "path");
     sg_test_response_free(&res);
     assert_int_equal(sg_test_http(&gw, "PUT", "/things/a%00b", "Content-Type: application/json\r\n", "{}", 2, &res), 0);
-    assert_problem(&res, 400, "invalid-path", "path");
+    sg_test_assert_problem(&res, 400, "invalid-path", "path");
     sg_test_response_free(&res);
 }
 
@@ -213,7 +191,7 @@ static void test_headers_over_limit_431(void **state)
     memcpy(headers + n + 5000, "\r\n", 3);
     sg_test_response_t res;
     post("/things", headers, "{\"id\":\"h\"}", 10, &res);
-    assert_problem(&res, 431, "headers-too-large", "headers");
+    sg_test_assert_problem(&res, 431, "headers-too-large", "headers");
     sg_test_response_free(&res);
     free(headers);
 }

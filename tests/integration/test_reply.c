@@ -55,13 +55,6 @@ static sg_test_proc_t gw;
 
 static sg_test_worker_t *worker;
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int setup(void **state)
 {
     if (sg_test_gateway_start(&gw, config) != 0)
@@ -73,18 +66,17 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     sg_test_worker_stop(worker);
-    return sg_test_proc_stop(&gw) == 0 ? 0 : -1;
+    return sg_test_stop_procs(&gw, NULL);
 }
 
 /* --- helpers ------------------------------------------------------------------------------ */
 
+/* POST /orders; returns how long the answer took (ms). */
 static int64_t post(const char *extra_headers, const char *body, sg_test_response_t *res)
 {
-    char headers[512];
-    snprintf(headers, sizeof(headers), "Content-Type: application/json\r\n%s", extra_headers ? extra_headers : "");
-    int64_t start = now_ms();
-    assert_int_equal(sg_test_http(&gw, "POST", "/orders", headers, body, strlen(body), res), 0);
-    return now_ms() - start;
+    int64_t start = sg_test_now_ms();
+    assert_int_equal(sg_test_post_json(&gw, "/orders", extra_headers, body, res), 0);
+    return sg_test_now_ms() - start;
 }
 
 static void assert_pending_202(sg_test_response_t *res, char id[64])
@@ -111,7 +103,9 @@ static void assert_pending_202(sg_test_response_t *res, char id[64])
 static void test_sync_reply_200(void **state)
 {
     sg_test_response_t res;
-    post(NULL, "{\"body\":{\"orderId\":7,\"state\":\"placed\"}}", &res);
+    int64_t elapsed = post(NULL, "{\"body\":{\"orderId\":7,\"state\":\"placed\"}}", &res);
+    if (res.status != 200)
+        fprintf(stderr, "answered %d after %lld ms: %s\n", res.status, (long long)elapsed, res.body);
     assert_int_equal(res.status, 200);
     assert_string_equal(res.body, "{\"orderId\":7,\"state\":\"placed\"}");
     char value[512];
@@ -139,7 +133,7 @@ static void test_pinned_reply_partition(void **state)
     for (int i = 0; i < 4; ++i) {
         sg_test_response_t res;
         const char body[] = "{\"body\":\"pinned\"}";
-        assert_int_equal(sg_test_http(&gw, "POST", "/pinned", "Content-Type: application/json\r\n", body, strlen(body), &res), 0);
+        assert_int_equal(sg_test_post_json(&gw, "/pinned", NULL, body, &res), 0);
         assert_int_equal(res.status, 200);
         assert_string_equal(res.body, "\"pinned\"");
         char value[512], err[128];
@@ -198,8 +192,7 @@ static void test_reply_after_timeout_is_202_with_location(void **state)
     assert_null(sg_test_header(&res, "preference-applied", id, sizeof(id)));
     sg_test_response_free(&res);
     /* the late reply (at 2.5 s) must not disturb anything */
-    struct timespec pause = {1, 300 * 1000 * 1000};
-    nanosleep(&pause, NULL);
+    sg_test_sleep_ms(1300);
     post(NULL, "{\"body\":1}", &res);
     assert_int_equal(res.status, 200);
     assert_string_equal(res.body, "1");
@@ -244,8 +237,7 @@ static void test_invalid_reply_status_is_502(void **state)
 {
     sg_test_response_t res;
     post(NULL, "{\"status\":\"2xx\"}", &res);
-    assert_int_equal(res.status, 502);
-    assert_non_null(strstr(res.body, "urn:streamgate:problem:invalid-reply"));
+    sg_test_assert_problem(&res, 502, "invalid-reply", ":status");
     sg_test_response_free(&res);
 }
 
@@ -264,30 +256,8 @@ static void test_forged_reply_is_ignored(void **state)
 
 static void test_many_concurrent_sync_requests(void **state)
 {
-    char url[128], out[8192];
-    snprintf(url, sizeof(url), "http://%s:%u/orders", gw.host, gw.port);
-    char *body_path = sg_test_write_temp("body.json", "{\"body\":{\"ok\":1}}");
-    assert_non_null(body_path);
-    const char *h2load[] = {"/usr/bin/h2load",
-                            "--h1",
-                            "-n",
-                            "2000",
-                            "-c",
-                            "16",
-                            "-t",
-                            "2",
-                            "-d",
-                            body_path,
-                            "-H",
-                            "content-type: application/json",
-                            url,
-                            NULL};
-    assert_int_equal(sg_test_run(h2load, out, sizeof(out)), 0);
-    sg_test_remove_temp(body_path);
-    if (strstr(out, "2000 succeeded") == NULL)
-        fprintf(stderr, "%s\n", out);
-    assert_non_null(strstr(out, "2000 succeeded, 0 failed, 0 errored"));
-    assert_non_null(strstr(out, "status codes: 2000 2xx"));
+    const char *h1[] = {"--h1", "-c", "16", "-t", "2", NULL};
+    sg_test_h2load(&gw, "/orders", "{\"body\":{\"ok\":1}}", 2000, h1);
 }
 
 typedef struct {
@@ -301,14 +271,14 @@ static void *wait_in_background(void *arg)
 {
     waiter_t *waiter = arg;
     sg_test_response_t res;
-    int64_t start = now_ms();
-    if (sg_test_http(waiter->target, "POST", "/s", "Content-Type: application/json\r\n", "{}", 2, &res) == 0) {
+    int64_t start = sg_test_now_ms();
+    if (sg_test_post_json(waiter->target, "/s", NULL, "{}", &res) == 0) {
         waiter->status = res.status;
         if (sg_test_header(&res, "location", waiter->location, sizeof(waiter->location)) == NULL)
             waiter->location[0] = '\0';
         sg_test_response_free(&res);
     }
-    waiter->elapsed = now_ms() - start;
+    waiter->elapsed = sg_test_now_ms() - start;
     return NULL;
 }
 
@@ -323,8 +293,7 @@ static void test_sigterm_answers_waiting_requests(void **state)
     waiter_t waiter = {.target = &small};
     pthread_t thread;
     pthread_create(&thread, NULL, wait_in_background, &waiter);
-    struct timespec pause = {0, 400 * 1000 * 1000};
-    nanosleep(&pause, NULL);
+    sg_test_sleep_ms(400);
     /* nobody will answer; stopping the gateway hands the waiting client its Location */
     assert_int_equal(sg_test_proc_stop(&small), 0);
     pthread_join(thread, NULL);
@@ -347,15 +316,11 @@ static void test_pending_limit_is_503(void **state)
     pid_t child = fork();
     if (child == 0) {
         sg_test_response_t first;
-        _exit(sg_test_http(&small, "POST", "/q", "Content-Type: application/json\r\n", "{}", 2, &first) == 0 && first.status == 202
-                  ? 0
-                  : 1);
+        _exit(sg_test_post_json(&small, "/q", NULL, "{}", &first) == 0 && first.status == 202 ? 0 : 1);
     }
-    struct timespec pause = {0, 500 * 1000 * 1000};
-    nanosleep(&pause, NULL);
-    assert_int_equal(sg_test_http(&small, "POST", "/q", "Content-Type: application/json\r\n", "{}", 2, &res), 0);
-    assert_int_equal(res.status, 503);
-    assert_non_null(strstr(res.body, "urn:streamgate:problem:too-many-pending"));
+    sg_test_sleep_ms(500);
+    assert_int_equal(sg_test_post_json(&small, "/q", NULL, "{}", &res), 0);
+    sg_test_assert_problem(&res, 503, "too-many-pending", NULL);
     char value[32];
     assert_non_null(sg_test_header(&res, "retry-after", value, sizeof(value)));
     sg_test_response_free(&res);
@@ -364,8 +329,7 @@ static void test_pending_limit_is_503(void **state)
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0); /* the first one timed out into a 202 */
 
     /* long-polls count against the same limit: one parked, the next one is refused */
-    assert_int_equal(
-        sg_test_http(&small, "POST", "/q", "Content-Type: application/json\r\nPrefer: respond-async\r\n", "{}", 2, &res), 0);
+    assert_int_equal(sg_test_post_json(&small, "/q", "Prefer: respond-async\r\n", "{}", &res), 0);
     char location[128];
     assert_non_null(sg_test_header(&res, "location", location, sizeof(location)));
     sg_test_response_free(&res);
@@ -374,10 +338,9 @@ static void test_pending_limit_is_503(void **state)
         sg_test_response_t parked;
         _exit(sg_test_http(&small, "GET", location, "Prefer: wait=2\r\n", NULL, 0, &parked) == 0 && parked.status == 200 ? 0 : 1);
     }
-    nanosleep(&pause, NULL);
+    sg_test_sleep_ms(500);
     assert_int_equal(sg_test_http(&small, "GET", location, "Prefer: wait=2\r\n", NULL, 0, &res), 0);
-    assert_int_equal(res.status, 503);
-    assert_non_null(strstr(res.body, "urn:streamgate:problem:too-many-pending"));
+    sg_test_assert_problem(&res, 503, "too-many-pending", NULL);
     sg_test_response_free(&res);
     waitpid(poller, &status, 0);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0); /* the parked one got its answer */
@@ -391,10 +354,10 @@ static json_t *get_status(sg_test_proc_t *target, const char *id, const char *he
     char path[128];
     snprintf(path, sizeof(path), "/requests/%s", id);
     sg_test_response_t res;
-    int64_t start = now_ms();
+    int64_t start = sg_test_now_ms();
     assert_int_equal(sg_test_http(target, "GET", path, headers, NULL, 0, &res), 0);
     if (elapsed != NULL)
-        *elapsed = now_ms() - start;
+        *elapsed = sg_test_now_ms() - start;
     *status = res.status;
     json_t *doc = json_loads(res.body, 0, NULL);
     sg_test_response_free(&res);
@@ -421,7 +384,7 @@ static void test_status_pending_then_long_poll_done(void **state)
     /* long-poll: returns as soon as the reply is recorded, well before the 5 s wait */
     int64_t elapsed;
     doc = get_status(&gw, id, "Prefer: wait=5\r\n", &status, &elapsed);
-    int64_t since_reply = now_ms() - sg_test_worker_last_reply_ms(worker);
+    int64_t since_reply = sg_test_now_ms() - sg_test_worker_last_reply_ms(worker);
     assert_int_equal(status, 200);
     assert_string_equal(json_string_value(json_object_get(doc, "state")), "done");
     assert_true(elapsed < 4000);
@@ -451,9 +414,9 @@ static void test_status_event_stream(void **state)
     char url[160], out[8192];
     snprintf(url, sizeof(url), "http://%s:%u/requests/%s", gw.host, gw.port, id);
     const char *curl[] = {"/usr/bin/curl", "-sSN", "--max-time", "10", "-H", "Accept: text/event-stream", url, NULL};
-    int64_t start = now_ms();
+    int64_t start = sg_test_now_ms();
     assert_int_equal(sg_test_run(curl, out, sizeof(out)), 0); /* the stream ends by itself */
-    assert_true(now_ms() - start < 5000);
+    assert_true(sg_test_now_ms() - start < 5000);
     const char *pending = strstr(out, "event: pending\ndata: {");
     const char *done = strstr(out, "event: done\ndata: {");
     if (pending == NULL || done == NULL)
@@ -465,9 +428,9 @@ static void test_status_event_stream(void **state)
     assert_non_null(strstr(done, "\n\n"));
 
     /* a settled request: one event, and the stream closes */
-    start = now_ms();
+    start = sg_test_now_ms();
     assert_int_equal(sg_test_run(curl, out, sizeof(out)), 0);
-    assert_true(now_ms() - start < 2000);
+    assert_true(sg_test_now_ms() - start < 2000);
     assert_null(strstr(out, "event: pending"));
     assert_non_null(strstr(out, "event: done\ndata: {"));
 }
@@ -557,15 +520,14 @@ static void test_status_expires_after_retention(void **state)
     json_t *doc = get_status(&small, id, NULL, &status, NULL);
     assert_string_equal(json_string_value(json_object_get(doc, "state")), "pending");
     json_decref(doc);
-    struct timespec pause = {1, 200 * 1000 * 1000};
-    nanosleep(&pause, NULL);
+    sg_test_sleep_ms(1200);
     doc = get_status(&small, id, NULL, &status, NULL);
     assert_int_equal(status, 200);
     assert_string_equal(json_string_value(json_object_get(doc, "state")), "expired");
     json_decref(doc);
     /* the late reply is dropped (not recorded: the request stays expired) and counted */
     for (int i = 0; i < 100 && metric(&small, "streamgate_replies_dropped_total") == 0; ++i)
-        nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
+        sg_test_sleep_ms(20);
     assert_int_equal(metric(&small, "streamgate_replies_dropped_total"), 1);
     doc = get_status(&small, id, NULL, &status, NULL);
     assert_string_equal(json_string_value(json_object_get(doc, "state")), "expired");
@@ -597,7 +559,7 @@ static void test_python_worker(void **state)
 
     sg_test_response_t res;
     const char body[] = "{\"from\":\"c\"}";
-    assert_int_equal(sg_test_http(&gw, "POST", "/py", "Content-Type: application/json\r\n", body, strlen(body), &res), 0);
+    assert_int_equal(sg_test_post_json(&gw, "/py", NULL, body, &res), 0);
     kill(pid, SIGTERM);
     waitpid(pid, NULL, 0);
     fclose(fp);
@@ -622,9 +584,9 @@ static void *idem_post(void *arg)
 {
     idem_call_t *call = arg;
     char headers[256];
-    snprintf(headers, sizeof(headers), "Content-Type: application/json\r\nIdempotency-Key: %s\r\n", call->key);
+    snprintf(headers, sizeof(headers), "Idempotency-Key: %s\r\n", call->key);
     sg_test_response_t res;
-    if (sg_test_http(&gw, "POST", "/orders", headers, call->body, strlen(call->body), &res) == 0) {
+    if (sg_test_post_json(&gw, "/orders", headers, call->body, &res) == 0) {
         call->status = res.status;
         if (sg_test_header(&res, "idempotent-replayed", call->replayed, sizeof(call->replayed)) == NULL)
             call->replayed[0] = '\0';

@@ -62,9 +62,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     sg_test_worker_stop(worker);
-    int rc = sg_test_proc_stop(&gw);
+    int rc = sg_test_stop_procs(&gw, NULL);
     sg_test_remove_temp(schema_file);
-    return rc == 0 ? 0 : -1;
+    return rc;
 }
 
 static const char *py_avro(void)
@@ -102,7 +102,7 @@ static char *run_py(const char *args, const void *input, size_t input_len, size_
 
 static void post(const char *path, const char *body, sg_test_response_t *res)
 {
-    assert_int_equal(sg_test_http(&gw, "POST", path, "Content-Type: application/json\r\n", body, strlen(body), res), 0);
+    assert_int_equal(sg_test_post_json(&gw, path, NULL, body, res), 0);
 }
 
 static void test_json_route_validates_against_the_schema(void **state)
@@ -138,8 +138,7 @@ static void test_json_route_validates_against_the_schema(void **state)
         snprintf(field, sizeof(field), "\"field\":\"%s\"", bad[i].field);
         if (res.status != 422 || strstr(res.body, field) == NULL || strstr(res.body, bad[i].why) == NULL)
             fprintf(stderr, "%s -> %d %s\n", bad[i].body, res.status, res.body);
-        assert_int_equal(res.status, 422);
-        assert_non_null(strstr(res.body, "urn:streamgate:problem:schema-violation"));
+        sg_test_assert_problem(&res, 422, "schema-violation", bad[i].field);
         assert_non_null(strstr(res.body, field));
         assert_non_null(strstr(res.body, bad[i].why));
         sg_test_response_free(&res);
@@ -304,8 +303,7 @@ static void test_reply_in_confluent_framing_is_answered_as_json(void **state)
     /* a framed reply with an id nobody registered: 502, counted */
     snprintf(body, sizeof(body), "{\"body_hex\":\"00000f423f0102\"}");
     post("/calls", body, &res);
-    assert_int_equal(res.status, 502);
-    assert_non_null(strstr(res.body, "urn:streamgate:problem:undecodable-reply"));
+    sg_test_assert_problem(&res, 502, "undecodable-reply", "body");
     assert_non_null(strstr(res.body, "999999"));
     sg_test_response_free(&res);
     assert_int_equal(sg_test_http(&gw, "GET", "/metrics", NULL, NULL, 0, &res), 0);
@@ -346,7 +344,7 @@ static void test_openapi_describes_routes_and_schemas(void **state)
     assert_non_null(json_object_get(json_object_get(paths, "/tables/{table}"), "get"));
     assert_non_null(json_object_get(json_object_get(paths, "/requests/{id}"), "get"));
     json_decref(doc);
-    assert_int_equal(sg_test_http(&gw, "POST", "/openapi.json", "Content-Type: application/json\r\n", "{}", 2, &res), 0);
+    assert_int_equal(sg_test_post_json(&gw, "/openapi.json", NULL, "{}", &res), 0);
     assert_int_equal(res.status, 405);
     sg_test_response_free(&res);
 }

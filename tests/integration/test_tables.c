@@ -47,20 +47,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    return sg_test_proc_stop(&gw) == 0 ? 0 : -1;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-    nanosleep(&ts, NULL);
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return sg_test_stop_procs(&gw, NULL);
 }
 
 /* One GET with a token: the gateway itself waits for the view to reach it (read-your-writes
@@ -69,9 +56,9 @@ static void get_with_token(const char *path, const char *token, sg_test_response
 {
     char headers[1024];
     snprintf(headers, sizeof(headers), "Consistency-Token: %s\r\n", token);
-    int64_t start = now_ms();
+    int64_t start = sg_test_now_ms();
     assert_int_equal(sg_test_http(&gw, "GET", path, headers, NULL, 0, res), 0);
-    assert_true(now_ms() - start < 4000); /* well inside limits.token_wait (5 s): woken, not timed out */
+    assert_true(sg_test_now_ms() - start < 4000); /* well inside limits.token_wait (5 s): woken, not timed out */
     if (res->status == 503)
         fprintf(stderr, "%s\n", res->body);
     assert_int_not_equal(res->status, 503);
@@ -82,7 +69,7 @@ static void put_profile(const char *id, const char *body, char *token, size_t to
     char path[128];
     snprintf(path, sizeof(path), "/profiles/%s", id);
     sg_test_response_t res;
-    assert_int_equal(sg_test_http(&gw, "PUT", path, "Content-Type: application/json\r\n", body, strlen(body), &res), 0);
+    assert_int_equal(sg_test_send_json(&gw, "PUT", path, NULL, body, &res), 0);
     assert_int_equal(res.status, 202);
     assert_non_null(sg_test_header(&res, "consistency-token", token, token_len));
     sg_test_response_free(&res);
@@ -152,12 +139,11 @@ static void test_tokens_ahead_bad_and_unknown(void **state)
     sg_test_response_t res;
     char value[512];
     snprintf(headers, sizeof(headers), "Consistency-Token: %s\r\nPrefer: wait=1\r\n", ahead);
-    int64_t start = now_ms();
+    int64_t start = sg_test_now_ms();
     assert_int_equal(sg_test_http(&gw, "GET", "/tables/profiles/bob", headers, NULL, 0, &res), 0);
-    int64_t elapsed = now_ms() - start;
-    assert_int_equal(res.status, 503);
+    int64_t elapsed = sg_test_now_ms() - start;
+    sg_test_assert_problem(&res, 503, "not-caught-up", "Consistency-Token");
     assert_true(elapsed >= 900 && elapsed < 3000); /* waited its second, then gave up */
-    assert_non_null(strstr(res.body, "urn:streamgate:problem:not-caught-up"));
     assert_non_null(sg_test_header(&res, "consistency-token", value, sizeof(value)));
     {
         /* the view's own token: it covers the write, not the token from the future */
@@ -174,17 +160,16 @@ static void test_tokens_ahead_bad_and_unknown(void **state)
     assert_non_null(sg_test_header(&res, "retry-after", value, sizeof(value)));
     sg_test_response_free(&res);
     snprintf(headers, sizeof(headers), "Consistency-Token: %s\r\nPrefer: wait=0\r\n", ahead);
-    start = now_ms();
+    start = sg_test_now_ms();
     assert_int_equal(sg_test_http(&gw, "GET", "/tables/profiles/bob", headers, NULL, 0, &res), 0);
     assert_int_equal(res.status, 503);
-    assert_true(now_ms() - start < 500);
+    assert_true(sg_test_now_ms() - start < 500);
     sg_test_response_free(&res);
     /* the same token as ?token= holds the read back just the same */
     char ahead_path[1024];
     snprintf(ahead_path, sizeof(ahead_path), "/tables/profiles/bob?token=%s", ahead);
     assert_int_equal(sg_test_http(&gw, "GET", ahead_path, "Prefer: wait=0\r\n", NULL, 0, &res), 0);
-    assert_int_equal(res.status, 503);
-    assert_non_null(strstr(res.body, "urn:streamgate:problem:not-caught-up"));
+    sg_test_assert_problem(&res, 503, "not-caught-up", "Consistency-Token");
     sg_test_response_free(&res);
     /* a token for another topic does not hold the read back: its components are ignored */
     sg_token_t *other = sg_token_create();
@@ -202,17 +187,14 @@ static void test_tokens_ahead_bad_and_unknown(void **state)
     ahead[5] = ahead[5] == 'A' ? 'B' : 'A';
     snprintf(headers, sizeof(headers), "Consistency-Token: %s\r\n", ahead);
     assert_int_equal(sg_test_http(&gw, "GET", "/tables/profiles/bob", headers, NULL, 0, &res), 0);
-    assert_int_equal(res.status, 400);
-    assert_non_null(strstr(res.body, "urn:streamgate:problem:invalid-token"));
+    sg_test_assert_problem(&res, 400, "invalid-token", "Consistency-Token");
     sg_test_response_free(&res);
 
     assert_int_equal(sg_test_http(&gw, "GET", "/tables/nope/k", NULL, NULL, 0, &res), 0);
-    assert_int_equal(res.status, 404);
-    assert_non_null(strstr(res.body, "urn:streamgate:problem:unknown-table"));
+    sg_test_assert_problem(&res, 404, "unknown-table", "table");
     sg_test_response_free(&res);
     get_with_token("/tables/profiles/nobody", token, &res);
-    assert_int_equal(res.status, 404);
-    assert_non_null(strstr(res.body, "urn:streamgate:problem:no-such-row"));
+    sg_test_assert_problem(&res, 404, "no-such-row", "key");
     assert_non_null(sg_test_header(&res, "consistency-token", value, sizeof(value))); /* 404s carry it too */
     sg_test_response_free(&res);
     assert_int_equal(sg_test_http(&gw, "GET", "/tables/profiles/a%zz", NULL, NULL, 0, &res), 0);
@@ -245,7 +227,7 @@ static void test_tombstone_deletes(void **state)
         if (res.status == 404)
             break;
         sg_test_response_free(&res);
-        sleep_ms(20);
+        sg_test_sleep_ms(20);
     }
     assert_int_equal(res.status, 404);
     sg_test_response_free(&res);
@@ -284,15 +266,7 @@ static void expect_problem(const char *path, int status, const char *type, const
 {
     sg_test_response_t res;
     get(path, NULL, &res);
-    if (res.status != status || strstr(res.body, type) == NULL)
-        fprintf(stderr, "%s -> %d %s\n", path, res.status, res.body);
-    assert_int_equal(res.status, status);
-    assert_non_null(strstr(res.body, type));
-    if (field != NULL) {
-        char want[128];
-        snprintf(want, sizeof(want), "\"field\":\"%s\"", field);
-        assert_non_null(strstr(res.body, want));
-    }
+    sg_test_assert_problem(&res, status, type, field);
     sg_test_response_free(&res);
 }
 
@@ -318,7 +292,7 @@ static void test_scan_prefix_range_limit_cursor(void **state)
         sg_test_response_free(&res);
         if (gone)
             break;
-        sleep_ms(20);
+        sg_test_sleep_ms(20);
     }
     snprintf(headers, sizeof(headers), "Consistency-Token: %s\r\n", token);
 
@@ -473,9 +447,9 @@ static void test_min_stream_time_idle_partition(void **state)
     char path[128], value[64];
     snprintf(path, sizeof(path), "/tables/profiles/mst-1?min_stream_time=%lld", (long long)t);
     sg_test_response_t res;
-    int64_t start = now_ms();
+    int64_t start = sg_test_now_ms();
     get(path, NULL, &res);
-    assert_true(now_ms() - start < 3000);
+    assert_true(sg_test_now_ms() - start < 3000);
     assert_int_equal(res.status, 200);
     assert_string_equal(res.body, "{\"m\":1}");
     assert_true(atoll(sg_test_header(&res, "stream-time", value, sizeof(value))) >= t);
@@ -507,14 +481,14 @@ static int open_stream(const char *path, const char *extra_headers)
  * the deadline. Returns the number of events seen. */
 static int read_events(int fd, char *buf, size_t cap, size_t *len, int count, int timeout_ms)
 {
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = sg_test_now_ms() + timeout_ms;
     for (;;) {
         buf[*len] = '\0';
         int seen = 0;
         for (const char *at = buf; (at = strstr(at, "event: ")) != NULL; ++at)
             if (strstr(at, "\n\n") != NULL)
                 ++seen;
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - sg_test_now_ms();
         if (seen >= count || left <= 0)
             return seen;
         struct pollfd pfd = {.fd = fd, .events = POLLIN};

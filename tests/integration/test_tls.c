@@ -58,8 +58,7 @@ static void test_https_h2_and_h1(void **state)
         const char *ready[] = {"/usr/bin/curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", ready_url, NULL};
         if (sg_test_run(ready, out, sizeof(out)) == 0 && strcmp(out, "200") == 0)
             break;
-        struct timespec pause = {0, 50 * 1000 * 1000};
-        nanosleep(&pause, NULL);
+        sg_test_sleep_ms(50);
     }
     const char *h2[] = {"/usr/bin/curl",
                         "-sSk",
