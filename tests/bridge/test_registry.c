@@ -454,8 +454,9 @@ static void test_external_fetch(void **state)
     close(fake.listen_fd);
 }
 
-/* Unions of records of unions, with named types reused by reference: the pairwise walk grows
- * 16x per level (a 5 KB schema ran for hours, found in review). It must give up quickly. */
+/* Unions of records of unions, with named types reused by reference: the pairwise walk grew
+ * 16x per level (a 5 KB schema ran for hours, found in review; then it gave up as "too complex",
+ * even against itself). Memoised per pair of named types it is quick, and exact. */
 static void append_union(char *out, size_t cap, int level, int width, int depth)
 {
     size_t len = strlen(out);
@@ -492,21 +493,34 @@ static void append_union(char *out, size_t cap, int level, int width, int depth)
 
 static void test_exponential_schemas_are_bounded(void **state)
 {
-    static char schema[65536];
+    static char schema[65536], promoted[65536];
     snprintf(schema, sizeof(schema), "{\"type\":\"record\",\"name\":\"Root\",\"fields\":[{\"name\":\"f\",\"type\":");
     append_union(schema, sizeof(schema), 1, 4, 12);
     size_t len = strlen(schema);
     snprintf(schema + len, sizeof(schema) - len, "}]}");
     assert_true(strlen(schema) < 8192);
+    /* The same with every int a long: int data reads as long, not the other way round. */
+    promoted[0] = '\0';
+    for (const char *p = schema; *p != '\0';) {
+        size_t used = strlen(promoted);
+        if (strncmp(p, "\"int\"", 5) == 0) {
+            snprintf(promoted + used, sizeof(promoted) - used, "\"long\"");
+            p += 5;
+        } else {
+            promoted[used] = *p++;
+            promoted[used + 1] = '\0';
+        }
+    }
     struct timespec start, end;
     clock_gettime(CLOCK_MONOTONIC, &start);
     char err[512] = "";
-    int rc = sg_schema_can_read(schema, strlen(schema), schema, strlen(schema), err, sizeof(err));
+    assert_int_equal(sg_schema_can_read(schema, strlen(schema), schema, strlen(schema), err, sizeof(err)), 1);
+    assert_int_equal(sg_schema_can_read(schema, strlen(schema), promoted, strlen(promoted), err, sizeof(err)), 1);
+    assert_int_equal(sg_schema_can_read(promoted, strlen(promoted), schema, strlen(schema), err, sizeof(err)), 0);
+    assert_string_equal(err, "/f: the reader's union has no branch for the writer's R1_0");
     clock_gettime(CLOCK_MONOTONIC, &end);
     double seconds = (double)(end.tv_sec - start.tv_sec) + (double)(end.tv_nsec - start.tv_nsec) / 1e9;
-    assert_int_equal(rc, 0);
-    assert_non_null(strstr(err, "too complex"));
-    assert_true(seconds < 5.0); /* unbounded, this takes hours */
+    assert_true(seconds < 1.0); /* walked path by path, this takes hours */
 }
 
 /* The registry holds at most SG_REGISTRY_MAX_TOTAL_BYTES of schema text: a claim past it is
