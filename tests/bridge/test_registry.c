@@ -21,6 +21,7 @@
 
 #include <cmocka.h>
 
+#include "sg_cluster.h"
 #include "sg_registry.h"
 
 #define REC(fields) "{\"type\":\"record\",\"name\":\"Order\",\"namespace\":\"shop\",\"fields\":[" fields "]}"
@@ -559,6 +560,205 @@ static void test_total_schema_bytes_are_bounded(void **state)
     sg_registry_destroy(reg);
 }
 
+static long rss_kib(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    assert_non_null(f);
+    long pages = 0, resident = 0;
+    assert_int_equal(fscanf(f, "%ld %ld", &pages, &resident), 2);
+    fclose(f);
+    return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* A schema of ~200 KiB: a record of ~2900 optional string fields, its names made unique by n. */
+static char *wide_schema(int n, size_t *len)
+{
+    size_t cap = 256 * 1024;
+    char *text = malloc(cap);
+    assert_non_null(text);
+    size_t at = (size_t)snprintf(text, cap, "{\"type\":\"record\",\"name\":\"Wide%d\",\"fields\":[", n);
+    for (int f = 0; at < 200 * 1024; ++f)
+        at += (size_t)snprintf(text + at, cap - at, "%s{\"name\":\"field_%d_%d\",\"type\":[\"null\",\"string\"],\"default\":null}",
+                               f ? "," : "", n, f);
+    at += (size_t)snprintf(text + at, cap - at, "]}");
+    *len = at;
+    return text;
+}
+
+/* The registry's memory per stored schema is its text: parsed trees (Avro-C's and Jansson's,
+ * ~25x the text) are kept only for a bounded set of hot schemas. 158 schemas of ~200 KiB filled
+ * the 32 MiB text cap and took RSS from 24 MB to 812 MB when every version kept its trees. */
+static void test_memory_per_schema_is_bounded(void **state)
+{
+    (void)state;
+    sg_registry_t *reg = sg_registry_create_local();
+    assert_non_null(reg);
+    long before = rss_kib();
+    size_t total = 0;
+    int applied = 0;
+    for (int i = 0; i < 158; ++i) {
+        size_t len;
+        char *text = wide_schema(i, &len);
+        char subject[32], err[256], *key = NULL, *value = NULL;
+        snprintf(subject, sizeof(subject), "wide-%d", i);
+        assert_int_equal(sg_registry_schema_record(subject, 1, (uint32_t)i + 1, text, len, &key, &value, err, sizeof(err)), 0);
+        applied += sg_registry_apply(reg, key, strlen(key), value, strlen(value), i);
+        /* The same schema under a second subject: stored once. */
+        free(key);
+        free(value);
+        snprintf(subject, sizeof(subject), "copy-%d", i);
+        assert_int_equal(sg_registry_schema_record(subject, 1, (uint32_t)i + 1, text, len, &key, &value, err, sizeof(err)), 0);
+        assert_int_equal(sg_registry_apply(reg, key, strlen(key), value, strlen(value), 1000 + i), 1);
+        total += len;
+        free(key);
+        free(value);
+        free(text);
+    }
+    assert_int_equal(applied, 158);
+    /* Decoding by id parses on demand: every schema once, then the hot one again and again. */
+    for (uint32_t id = 1; id <= 158; ++id) {
+        const sg_registry_schema_t *schema = sg_registry_lookup(reg, id);
+        assert_non_null(schema);
+        char err[256];
+        const sg_avro_schema_t *avro = sg_registry_schema_avro_get(schema, err, sizeof(err));
+        assert_non_null(avro);
+        sg_registry_schema_avro_put(schema, avro);
+        avro = sg_registry_schema_avro_get(sg_registry_lookup(reg, 1), err, sizeof(err));
+        assert_non_null(avro);
+        sg_registry_schema_avro_put(sg_registry_lookup(reg, 1), avro);
+    }
+    long after = rss_kib();
+    print_message("158 schemas, %.1f MiB of text: RSS %ld -> %ld KiB (+%.1f MiB)\n", (double)total / 1048576.0, before, after,
+                  (double)(after - before) / 1024.0);
+    /* The text once, plus the bounded cache of parsed trees. */
+    assert_true(after - before < 128 * 1024);
+    sg_registry_destroy(reg);
+}
+
+typedef struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int done;
+    int err;
+    char msg[512];
+    uint32_t id;
+    int version;
+    pthread_t thread;
+} async_answer_t;
+
+static void on_async(void *opaque, const sg_registry_result_t *result)
+{
+    async_answer_t *answer = opaque;
+    pthread_mutex_lock(&answer->lock);
+    answer->err = result->err;
+    snprintf(answer->msg, sizeof(answer->msg), "%s", result->msg);
+    answer->id = result->id;
+    answer->version = result->version;
+    answer->thread = pthread_self();
+    answer->done = 1;
+    pthread_cond_signal(&answer->cond);
+    pthread_mutex_unlock(&answer->lock);
+}
+
+static void async_wait(async_answer_t *answer)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 20;
+    pthread_mutex_lock(&answer->lock);
+    while (!answer->done)
+        assert_int_equal(pthread_cond_timedwait(&answer->cond, &answer->lock, &until), 0);
+    pthread_mutex_unlock(&answer->lock);
+    /* answered on the registry thread, not on the caller's */
+    assert_false(pthread_equal(answer->thread, pthread_self()));
+}
+
+static async_answer_t *async_new(void)
+{
+    async_answer_t *answer = calloc(1, sizeof(*answer));
+    assert_non_null(answer);
+    pthread_mutex_init(&answer->lock, NULL);
+    pthread_cond_init(&answer->cond, NULL);
+    return answer;
+}
+
+static void async_free(async_answer_t *answer)
+{
+    pthread_mutex_destroy(&answer->lock);
+    pthread_cond_destroy(&answer->cond);
+    free(answer);
+}
+
+/* Compatibility checks and lookups by text run on the registry thread (the gateway must not parse
+ * a 256 KiB schema or walk a compatibility check on an event loop), with the same answers as the
+ * synchronous calls. */
+static void test_checks_off_the_caller_thread(void **state)
+{
+    (void)state;
+    char err[512] = "";
+    sg_cluster_t *cluster = sg_cluster_create(1, err, sizeof(err));
+    assert_non_null(cluster);
+    assert_int_equal(sg_cluster_create_topic(cluster, SG_REGISTRY_TOPIC, 1, 1, err, sizeof(err)), 0);
+    sg_conf_t *conf = sg_conf_load_string("t.yaml", "{}", 2, err, sizeof(err));
+    assert_non_null(conf);
+    sg_registry_t *reg = sg_registry_create(conf, sg_cluster_bootstraps(cluster), err, sizeof(err));
+    assert_non_null(reg);
+    assert_int_equal(sg_registry_start(reg, err, sizeof(err)), 0);
+    assert_int_equal(sg_registry_wait_ready(reg, 20000, err, sizeof(err)), 0);
+    const char *v1 = "{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"a\",\"type\":\"int\"}]}";
+    const char *v2_ok = "{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"a\",\"type\":\"long\"},"
+                        "{\"name\":\"b\",\"type\":\"string\",\"default\":\"\"}]}";
+    const char *v2_bad = "{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"a\",\"type\":\"int\"},"
+                         "{\"name\":\"b\",\"type\":\"string\"}]}";
+    uint32_t id = 0;
+    int version = 0;
+    assert_int_equal(sg_registry_register(reg, "s", v1, strlen(v1), 20000, &id, &version, err, sizeof(err)), SG_REG_OK);
+
+    async_answer_t *answer = async_new();
+    assert_int_equal(sg_registry_check_async(reg, "s", -1, v2_ok, strlen(v2_ok), on_async, answer), 0);
+    async_wait(answer);
+    assert_int_equal(answer->err, SG_REG_OK);
+    async_free(answer);
+
+    answer = async_new();
+    assert_int_equal(sg_registry_check_async(reg, "s", 1, v2_bad, strlen(v2_bad), on_async, answer), 0);
+    async_wait(answer);
+    assert_int_equal(answer->err, SG_REG_E_INCOMPATIBLE);
+    assert_int_equal(sg_registry_check(reg, "s", 1, v2_bad, strlen(v2_bad), err, sizeof(err)), SG_REG_E_INCOMPATIBLE);
+    assert_string_equal(answer->msg, err);
+    async_free(answer);
+
+    answer = async_new();
+    assert_int_equal(sg_registry_check_async(reg, "nobody", -1, v1, strlen(v1), on_async, answer), 0);
+    async_wait(answer);
+    assert_int_equal(answer->err, SG_REG_E_NO_SUBJECT);
+    async_free(answer);
+
+    answer = async_new();
+    assert_int_equal(sg_registry_check_async(reg, "s", -1, "{nope", 5, on_async, answer), 0);
+    async_wait(answer);
+    assert_int_equal(answer->err, SG_REG_E_INVALID);
+    async_free(answer);
+
+    answer = async_new();
+    assert_int_equal(sg_registry_find_async(reg, "s", v1, strlen(v1), on_async, answer), 0);
+    async_wait(answer);
+    assert_int_equal(answer->err, SG_REG_OK);
+    assert_int_equal(answer->id, id);
+    assert_int_equal(answer->version, 1);
+    async_free(answer);
+
+    answer = async_new();
+    assert_int_equal(sg_registry_find_async(reg, "s", v2_ok, strlen(v2_ok), on_async, answer), 0);
+    async_wait(answer);
+    assert_int_equal(answer->err, SG_REG_E_NO_SCHEMA);
+    async_free(answer);
+
+    sg_registry_destroy(reg);
+    sg_conf_destroy(conf);
+    sg_cluster_destroy(cluster);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -570,6 +770,8 @@ int main(void)
         cmocka_unit_test(test_external_fetch),
         cmocka_unit_test(test_exponential_schemas_are_bounded),
         cmocka_unit_test(test_total_schema_bytes_are_bounded),
+        cmocka_unit_test(test_memory_per_schema_is_bounded),
+        cmocka_unit_test(test_checks_off_the_caller_thread),
     };
     return cmocka_run_group_tests_name("bridge-registry", tests, NULL, NULL);
 }
