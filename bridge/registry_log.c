@@ -205,22 +205,8 @@ static int enqueue(sg_registry_t *reg, sg_reg_op_t *op)
     return 0;
 }
 
-int sg_registry_register_async(sg_registry_t *reg, const char *subject, const char *text, size_t len, sg_registry_done_cb done_cb,
-                               void *opaque)
-{
-    if (reg->url != NULL)
-        return SG_REG_E_EXTERNAL;
-    sg_reg_op_t *op = sg_calloc(1, sizeof(*op));
-    op->kind = OP_REGISTER;
-    op->subject = sg_strdup(subject);
-    op->text = sg_memdup(text, len);
-    op->len = len;
-    op->done_cb = done_cb;
-    op->opaque = opaque;
-    return enqueue(reg, op);
-}
-
-static int enqueue_read(sg_registry_t *reg, op_kind_t kind, const char *subject, int version, const char *text, size_t len,
+/* Queues an operation on a schema text under a subject (register, check, find). */
+static int enqueue_text(sg_registry_t *reg, op_kind_t kind, const char *subject, int version, const char *text, size_t len,
                         sg_registry_done_cb done_cb, void *opaque)
 {
     if (reg->url != NULL)
@@ -236,16 +222,22 @@ static int enqueue_read(sg_registry_t *reg, op_kind_t kind, const char *subject,
     return enqueue(reg, op);
 }
 
+int sg_registry_register_async(sg_registry_t *reg, const char *subject, const char *text, size_t len, sg_registry_done_cb done_cb,
+                               void *opaque)
+{
+    return enqueue_text(reg, OP_REGISTER, subject, -1, text, len, done_cb, opaque);
+}
+
 int sg_registry_check_async(sg_registry_t *reg, const char *subject, int version, const char *text, size_t len,
                             sg_registry_done_cb done_cb, void *opaque)
 {
-    return enqueue_read(reg, OP_CHECK, subject, version, text, len, done_cb, opaque);
+    return enqueue_text(reg, OP_CHECK, subject, version, text, len, done_cb, opaque);
 }
 
 int sg_registry_find_async(sg_registry_t *reg, const char *subject, const char *text, size_t len, sg_registry_done_cb done_cb,
                            void *opaque)
 {
-    return enqueue_read(reg, OP_FIND, subject, -1, text, len, done_cb, opaque);
+    return enqueue_text(reg, OP_FIND, subject, -1, text, len, done_cb, opaque);
 }
 
 int sg_registry_set_level_async(sg_registry_t *reg, const char *subject, sg_compat_t level, int clear, sg_registry_done_cb done_cb,
