@@ -50,7 +50,7 @@ int sg_reg_config_load(sg_registry_t *reg, char *err, size_t errlen)
             sg_errf(err, errlen, "schemas[%zu] (%s): %s: %s", i, conf->schemas[i].name, conf->schemas[i].file, why);
             return -1;
         }
-        reg->config_schemas[i] = sg_reg_schema_new(0, text, len, 1, why, sizeof(why));
+        reg->config_schemas[i] = sg_reg_schema_new(0, text, len, SG_REG_NEW_PIN, why, sizeof(why));
         free(text);
         if (reg->config_schemas[i] == NULL) {
             sg_errf(err, errlen, "schemas[%zu] (%s): %s: %s", i, conf->schemas[i].name, conf->schemas[i].file, why);

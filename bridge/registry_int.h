@@ -149,10 +149,11 @@ sg_registry_t *sg_reg_alloc(void);
 
 /** FNV-1a, 64 bits: a fingerprint for record keys and a fast inequality test, never an identity. */
 uint64_t sg_reg_fingerprint(const char *text, size_t len);
-/** Parses a text into a schema object (canonical text; the Avro schema is checked, and kept
- * (pinned) only when `pin`, else parsed again on demand). Returns owned, or NULL with err (over
- * the size limit, not JSON, not Avro). */
-sg_registry_schema_t *sg_reg_schema_new(uint32_t id, const char *text, size_t len, int pin, char *err, size_t errlen);
+#define SG_REG_NEW_PIN 1       /* keep the parsed schema (else parsed again on demand) */
+#define SG_REG_NEW_CANONICAL 2 /* text is already canonical (NUL-terminated at len) */
+/** Parses a text into a schema object (canonical text; the Avro schema is checked, and kept only
+ * with SG_REG_NEW_PIN). Returns owned, or NULL with err (over the size limit, not JSON, not Avro). */
+sg_registry_schema_t *sg_reg_schema_new(uint32_t id, const char *text, size_t len, int flags, char *err, size_t errlen);
 void sg_reg_avro_cache_init(sg_reg_avro_cache_t *cache);
 void sg_reg_avro_cache_dispose(sg_reg_avro_cache_t *cache);
 /** Frees a schema object; NULL is a no-op. */

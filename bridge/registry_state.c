@@ -183,13 +183,13 @@ void sg_registry_schema_avro_put(const sg_registry_schema_t *schema, const sg_av
     pthread_mutex_unlock(&cache->lock);
 }
 
-sg_registry_schema_t *sg_reg_schema_new(uint32_t id, const char *text, size_t len, int pin, char *err, size_t errlen)
+sg_registry_schema_t *sg_reg_schema_new(uint32_t id, const char *text, size_t len, int flags, char *err, size_t errlen)
 {
     if (len > SG_REGISTRY_MAX_SCHEMA_BYTES) {
         sg_errf(err, errlen, "the schema is larger than %d bytes", SG_REGISTRY_MAX_SCHEMA_BYTES);
         return NULL;
     }
-    char *canonical = sg_schema_canonical(text, len, err, errlen);
+    char *canonical = (flags & SG_REG_NEW_CANONICAL) ? sg_memdup(text, len + 1) : sg_schema_canonical(text, len, err, errlen);
     if (canonical == NULL)
         return NULL;
     size_t canonical_len = strlen(canonical);
@@ -198,7 +198,7 @@ sg_registry_schema_t *sg_reg_schema_new(uint32_t id, const char *text, size_t le
         free(canonical);
         return NULL;
     }
-    if (!pin) {
+    if (!(flags & SG_REG_NEW_PIN)) {
         sg_avro_schema_destroy(avro);
         avro = NULL;
     }
@@ -548,7 +548,8 @@ int sg_reg_state_claim(sg_registry_t *reg, const char *subject_name, int64_t ver
     pthread_rwlock_unlock(&reg->lock);
     sg_registry_schema_t *fresh = NULL;
     int rc = accept ? 1 : 0;
-    if (accept && known == NULL && (fresh = sg_reg_schema_new((uint32_t)id, canonical, canonical_len, 0, err, errlen)) == NULL)
+    if (accept && known == NULL &&
+        (fresh = sg_reg_schema_new((uint32_t)id, canonical, canonical_len, SG_REG_NEW_CANONICAL, err, errlen)) == NULL)
         rc = -1;
     free(canonical);
     if (rc != 1)

@@ -21,6 +21,33 @@ typedef struct {
     int mounted;
 } sg_test_tmpfs_t;
 
+/* Mounts left when a test fails before its own unmount: detached at exit. */
+static char sg_test_tmpfs_left[8][256];
+
+static void sg_test_tmpfs_cleanup(void)
+{
+    for (size_t i = 0; i < sizeof(sg_test_tmpfs_left) / sizeof(sg_test_tmpfs_left[0]); i++)
+        if (sg_test_tmpfs_left[i][0] != '\0' && umount2(sg_test_tmpfs_left[i], MNT_DETACH) == 0)
+            rmdir(sg_test_tmpfs_left[i]);
+}
+
+static void sg_test_tmpfs_remember(const char *dir, int keep)
+{
+    static int registered;
+    if (!registered && atexit(sg_test_tmpfs_cleanup) == 0)
+        registered = 1;
+    for (size_t i = 0; i < sizeof(sg_test_tmpfs_left) / sizeof(sg_test_tmpfs_left[0]); i++) {
+        if (keep && sg_test_tmpfs_left[i][0] == '\0') {
+            snprintf(sg_test_tmpfs_left[i], sizeof(sg_test_tmpfs_left[i]), "%s", dir);
+            return;
+        }
+        if (!keep && strcmp(sg_test_tmpfs_left[i], dir) == 0) {
+            sg_test_tmpfs_left[i][0] = '\0';
+            return;
+        }
+    }
+}
+
 /* Mounts a tmpfs of size_mb MiB. Returns 0, or -1 with why (then skip the test). */
 static int sg_test_tmpfs_mount(sg_test_tmpfs_t *fs, unsigned size_mb, char *why, size_t whylen)
 {
@@ -39,6 +66,7 @@ static int sg_test_tmpfs_mount(sg_test_tmpfs_t *fs, unsigned size_mb, char *why,
         return -1;
     }
     fs->mounted = 1;
+    sg_test_tmpfs_remember(fs->dir, 1);
     snprintf(fs->filler, sizeof(fs->filler), "%s/filler", fs->dir);
     return 0;
 }
@@ -71,6 +99,7 @@ static void sg_test_tmpfs_unmount(sg_test_tmpfs_t *fs)
     umount2(fs->dir, MNT_DETACH);
     rmdir(fs->dir);
     fs->mounted = 0;
+    sg_test_tmpfs_remember(fs->dir, 0);
 }
 
 #endif
