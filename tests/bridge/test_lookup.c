@@ -20,6 +20,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "sg_bridge.h"
 #include "sg_cluster.h"
 #include "sg_lookup.h"
 
@@ -197,11 +198,108 @@ static void test_destroy_answers_queued(void **state)
     sg_cluster_destroy(cluster);
 }
 
+typedef struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int reports;
+    int err;
+    int status;
+    int32_t partition;
+    int64_t offset;
+} bridge_report_t;
+
+static void on_bridge_delivery(void *opaque, const sg_delivery_t *delivery)
+{
+    bridge_report_t *report = opaque;
+    pthread_mutex_lock(&report->lock);
+    report->err = delivery->err;
+    report->status = delivery->status;
+    report->partition = delivery->partition;
+    report->offset = delivery->offset;
+    report->reports++;
+    pthread_cond_signal(&report->cond);
+    pthread_mutex_unlock(&report->lock);
+}
+
+static void on_bridge_reply(void *ctx, const sg_reply_t *reply)
+{
+    (void)ctx;
+    (void)reply;
+}
+
+static void bridge_produce(sg_bridge_t *bridge, const char *id, int64_t timestamp_ms, bridge_report_t *report)
+{
+    memset(report, 0, sizeof(*report));
+    pthread_mutex_init(&report->lock, NULL);
+    pthread_cond_init(&report->cond, NULL);
+    sg_bridge_header_t header = {"kafka_correlationId", id, strlen(id)};
+    assert_int_equal(
+        sg_bridge_produce(bridge, sg_bridge_topic(bridge, TOPIC), 0, timestamp_ms, NULL, 0, "{}", 2, &header, 1, report),
+        SG_BRIDGE_OK);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 20;
+    pthread_mutex_lock(&report->lock);
+    while (report->reports == 0)
+        assert_int_equal(pthread_cond_timedwait(&report->cond, &report->lock, &until), 0);
+    pthread_mutex_unlock(&report->lock);
+    pthread_mutex_destroy(&report->lock);
+    pthread_cond_destroy(&report->cond);
+}
+
+/* The bridge's delivery report carries the status the gateway decides on: PERSISTED with the
+ * offset, or, for a produce that timed out after it was sent, an error that is POSSIBLY
+ * persisted, which the lookup then finds at its offset. */
+static void test_bridge_reports_possibly_persisted(void **state)
+{
+    (void)state;
+    char err[512] = "";
+    sg_cluster_t *cluster = sg_cluster_create(1, err, sizeof(err));
+    assert_non_null(cluster);
+    assert_int_equal(sg_cluster_create_topic(cluster, TOPIC, 1, 1, err, sizeof(err)), 0);
+    char yaml[512];
+    snprintf(yaml, sizeof(yaml),
+             "kafka: {brokers: \"%s\", produce_timeout: 1500ms}\n"
+             "routes: [{name: r, method: POST, path: /r, topic: " TOPIC ", key: none}]\n",
+             sg_cluster_bootstraps(cluster));
+    sg_conf_t *conf = sg_conf_load_string("t.yaml", yaml, strlen(yaml), err, sizeof(err));
+    assert_non_null(conf);
+    sg_bridge_t *bridge =
+        sg_bridge_create(conf, sg_cluster_bootstraps(cluster), on_bridge_delivery, on_bridge_reply, err, sizeof(err));
+    assert_non_null(bridge);
+    assert_int_equal(sg_bridge_start(bridge, NULL, err, sizeof(err)), 0);
+
+    int64_t t0 = wall_ms();
+    bridge_report_t report;
+    bridge_produce(bridge, "first", t0, &report);
+    assert_int_equal(report.err, SG_BRIDGE_OK);
+    assert_int_equal(report.status, SG_DELIVERY_PERSISTED);
+    assert_int_equal(report.offset, 0);
+
+    assert_int_equal(sg_cluster_set_rtt(cluster, 1, 3000, err, sizeof(err)), 0);
+    bridge_produce(bridge, "unsure", t0 + 1, &report);
+    assert_int_equal(report.err, SG_BRIDGE_E_DELIVERY);
+    assert_int_equal(report.status, SG_DELIVERY_POSSIBLY_PERSISTED);
+    assert_int_equal(report.partition, 0);
+    assert_int_equal(sg_cluster_set_rtt(cluster, 1, 0, err, sizeof(err)), 0);
+
+    sg_lookup_t *lookup = sg_lookup_create(conf, sg_cluster_bootstraps(cluster), err, sizeof(err));
+    assert_non_null(lookup);
+    int64_t offset = -1;
+    assert_int_equal(lookup_once(lookup, "unsure", t0 + 1, &offset), SG_LOOKUP_FOUND);
+    assert_int_equal(offset, 1);
+    sg_lookup_destroy(lookup);
+    sg_bridge_destroy(bridge);
+    sg_conf_destroy(conf);
+    sg_cluster_destroy(cluster);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_possibly_persisted_is_found),
         cmocka_unit_test(test_destroy_answers_queued),
+        cmocka_unit_test(test_bridge_reports_possibly_persisted),
     };
     return cmocka_run_group_tests_name("bridge-lookup", tests, NULL, NULL);
 }
