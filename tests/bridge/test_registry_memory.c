@@ -2,6 +2,10 @@
  * The schema registry's memory (bridge/registry_state.c): a stored schema costs its canonical
  * text, once however many subjects hold it; parsed trees are kept for a bounded set of hot schemas
  * only. Its own executable: the 158 schemas of ~200 KiB take a while to canonicalize and parse.
+ *
+ * Under AddressSanitizer RSS says nothing about our allocations (shadow memory, the quarantine
+ * of freed blocks): there the schemas are 16 KiB, still more than the LRU holds, so eviction
+ * and reuse run under the sanitizer, and the RSS bound is not asserted.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +20,14 @@
 
 #include "sg_registry.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#define SCHEMA_BYTES (16 * 1024)
+#define CHECK_RSS 0
+#else
+#define SCHEMA_BYTES (200 * 1024)
+#define CHECK_RSS 1
+#endif
+
 static long rss_kib(void)
 {
     FILE *f = fopen("/proc/self/statm", "r");
@@ -26,14 +38,14 @@ static long rss_kib(void)
     return resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
-/* A schema of ~200 KiB: a record of ~2900 optional string fields, its names made unique by n. */
+/* A schema of ~SCHEMA_BYTES: a record of optional string fields (~2900 in 200 KiB), names unique by n. */
 static char *wide_schema(int n, size_t *len)
 {
     size_t cap = 256 * 1024;
     char *text = malloc(cap);
     assert_non_null(text);
     size_t at = (size_t)snprintf(text, cap, "{\"type\":\"record\",\"name\":\"Wide%d\",\"fields\":[", n);
-    for (int f = 0; at < 200 * 1024; ++f)
+    for (int f = 0; at < SCHEMA_BYTES; ++f)
         at += (size_t)snprintf(text + at, cap - at, "%s{\"name\":\"field_%d_%d\",\"type\":[\"null\",\"string\"],\"default\":null}",
                                f ? "," : "", n, f);
     at += (size_t)snprintf(text + at, cap - at, "]}");
@@ -87,7 +99,8 @@ static void test_memory_per_schema_is_bounded(void **state)
     print_message("158 schemas, %.1f MiB of text: RSS %ld -> %ld KiB (+%.1f MiB)\n", (double)total / 1048576.0, before, after,
                   (double)(after - before) / 1024.0);
     /* The text once, plus the bounded cache of parsed trees. */
-    assert_true(after - before < 128 * 1024);
+    if (CHECK_RSS)
+        assert_true(after - before < 128 * 1024);
     sg_registry_destroy(reg);
 }
 
