@@ -54,6 +54,15 @@ void sg_queries_health_init(sg_queries_health_t *health)
     health->reason[0] = '\0';
 }
 
+void sg_queries_db_lock_init(pthread_rwlock_t *lock)
+{
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init(&attr);
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(lock, &attr);
+    pthread_rwlockattr_destroy(&attr);
+}
+
 void sg_queries_health_dispose(sg_queries_health_t *health)
 {
     pthread_mutex_destroy(&health->lock);

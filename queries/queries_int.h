@@ -33,6 +33,11 @@ typedef struct {
 } sg_queries_health_t;
 
 void sg_queries_health_init(sg_queries_health_t *health);
+
+/** Initialises the reader/writer lock around a database's handles, preferring the writer (a
+ * reopen): glibc's default lets a steady stream of overlapping readers (the event loops' reads)
+ * hold a writer off indefinitely. Readers must not take it recursively. */
+void sg_queries_db_lock_init(pthread_rwlock_t *lock);
 void sg_queries_health_dispose(sg_queries_health_t *health);
 
 /** Marks the database unavailable with "<what>: <why>" as the reason (the first failure's reason

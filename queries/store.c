@@ -501,7 +501,7 @@ sg_store_t *sg_store_open(const char *dir, char *err, size_t errlen)
         rocksdb_compactionfilter_create(NULL, sg_store_expiry_filter_destroy, sg_store_expiry_filter, sg_store_expiry_filter_name);
 
     store->dir = sg_strdup(dir);
-    pthread_rwlock_init(&store->db_lock, NULL);
+    sg_queries_db_lock_init(&store->db_lock);
     sg_queries_health_init(&store->health);
     if (sg_store_open_db(store, false, err, errlen) != 0) {
         sg_store_close(store);

@@ -377,7 +377,7 @@ sg_tables_t *sg_tables_open(const char *dir, const char *const *table_names, siz
 
     sg_tables_t *tables = sg_calloc(1, sizeof(*tables));
     tables->dir = sg_strdup(dir);
-    pthread_rwlock_init(&tables->db_lock, NULL);
+    sg_queries_db_lock_init(&tables->db_lock);
     sg_queries_health_init(&tables->health);
     tables->tables = sg_calloc(n, sizeof(*tables->tables));
     tables->table_count = n;
