@@ -87,10 +87,17 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opa
         .offset = msg->offset,
         .timestamp_ms = rd_kafka_message_timestamp(msg, &tstype),
     };
+    switch (rd_kafka_message_status(msg)) {
+    case RD_KAFKA_MSG_STATUS_PERSISTED: delivery.status = SG_DELIVERY_PERSISTED; break;
+    case RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED: delivery.status = SG_DELIVERY_POSSIBLY_PERSISTED; break;
+    default: delivery.status = SG_DELIVERY_NOT_PERSISTED; break;
+    }
     if (delivery.err == SG_BRIDGE_OK && delivery.offset < 0) {
-        /* acks=all always returns the offset; a missing one would break the 202's promise. */
+        /* acks=all always returns the offset; a missing one would break the 202's promise. It
+         * was acknowledged, though: persisted, at an offset we do not know. */
         delivery.err = SG_BRIDGE_E_DELIVERY;
         delivery.errstr = "broker acknowledged without an offset";
+        delivery.status = SG_DELIVERY_POSSIBLY_PERSISTED;
     }
     bridge->delivery_cb(msg->_private, &delivery);
 }

@@ -25,7 +25,12 @@ int sg_decode_framed(sg_registry_t *reg, const void *data, size_t len, char **js
     if (schema == NULL)
         return sg_errf(err, errlen, "schema id %u: %s", (unsigned)*schema_id, why);
     json_t *value = NULL;
-    if (sg_avro_to_json(sg_registry_schema_avro(schema), payload, payload_len, &value, why, sizeof(why)) != 0)
+    const sg_avro_schema_t *avro = sg_registry_schema_avro_get(schema, why, sizeof(why));
+    if (avro == NULL)
+        return sg_errf(err, errlen, "schema id %u: %s", (unsigned)*schema_id, why);
+    int rc = sg_avro_to_json(avro, payload, payload_len, &value, why, sizeof(why));
+    sg_registry_schema_avro_put(schema, avro);
+    if (rc != 0)
         return sg_errf(err, errlen, "schema id %u: the Avro data does not decode: %s", (unsigned)*schema_id, why);
     /* Bytes may hold zero bytes: the JSON text escapes them (\u0000), so it stays one string. */
     char *text = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);

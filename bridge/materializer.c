@@ -99,6 +99,11 @@ struct st_sg_materializer_t {
     uint64_t applied_at_log;
     int64_t started_ms, logged_ms;
     atomic_ullong skipped;          /* records not applied: not JSON, undecodable, over the limits */
+    atomic_ullong rebuilds;         /* tables reset and rebuilt from the beginning of their topic */
+    int storage_down;               /* the tables' storage was unavailable at the last check (logged) */
+    int policy_checked;             /* the topics' cleanup.policy has been asked for */
+    rd_kafka_queue_t *policy_queue; /* its answer, until it came or timed out */
+    int64_t policy_deadline_ms;
     sg_registry_t *registry;        /* decodes Confluent-framed values; may be NULL */
     sg_log_once_t undecodable_once; /* by schema id */
     sg_log_once_t table_once;       /* by SG_MAT_CAUSE */
@@ -150,6 +155,10 @@ static int check_table(sg_materializer_t *m, size_t i, const char *cluster_id, c
         }
         if (rc == 0 && next_offset > topic->parts[p].high)
             reason = "a stored position is beyond the end of the topic";
+        /* Records the table has not applied were deleted (retention, or a size cap): starting at
+         * the log start would skip them silently, leaving rows they deleted or replaced. */
+        else if (rc == 0 && next_offset < topic->parts[p].low)
+            reason = "a stored position is below the topic's log start offset (records it had not applied were deleted)";
     }
     free(source);
     if (reason == NULL)
@@ -158,9 +167,70 @@ static int check_table(sg_materializer_t *m, size_t i, const char *cluster_id, c
         sg_log_warn("table %s: %s (retrying)", name, err);
         return -1;
     }
-    if (!fresh)
-        sg_log_warn("rebuilding table %s from the beginning (%s)", name, reason);
+    if (!fresh) {
+        atomic_fetch_add(&m->rebuilds, 1);
+        sg_log_warn("rebuilding table %s from the beginning (%s; counted in streamgate_table_rebuilds_total)", name, reason);
+    }
     return 0;
+}
+
+/* Warns about table topics that are not compacted: a table is the latest value per key, and
+ * delete-only retention loses keys that were not written again within the retention (the next
+ * restore or rebuild has rows missing). Read with DescribeConfigs, sent once at the first setup
+ * and polled between rounds (never waited for); a cluster that does not answer it within
+ * SG_MAT_DESCRIBE_TIMEOUT_MS (librdkafka's mock cluster) is skipped quietly. */
+#define SG_MAT_DESCRIBE_TIMEOUT_MS 10000
+static void policy_check_send(sg_materializer_t *m)
+{
+    m->policy_checked = 1;
+    rd_kafka_ConfigResource_t **resources = sg_calloc(m->n_topics + 1, sizeof(*resources));
+    for (size_t t = 0; t < m->n_topics; ++t)
+        resources[t] = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, m->topics[t].name);
+    m->policy_queue = rd_kafka_queue_new(m->rk);
+    rd_kafka_AdminOptions_t *options = rd_kafka_AdminOptions_new(m->rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
+    char errstr[256];
+    rd_kafka_AdminOptions_set_request_timeout(options, SG_MAT_DESCRIBE_TIMEOUT_MS, errstr, sizeof(errstr));
+    rd_kafka_DescribeConfigs(m->rk, resources, m->n_topics, options, m->policy_queue);
+    m->policy_deadline_ms = sg_mono_ms() + SG_MAT_DESCRIBE_TIMEOUT_MS + 1000;
+    rd_kafka_AdminOptions_destroy(options);
+    for (size_t t = 0; t < m->n_topics; ++t)
+        rd_kafka_ConfigResource_destroy(resources[t]);
+    free(resources);
+}
+
+static void policy_check_poll(sg_materializer_t *m)
+{
+    if (m->policy_queue == NULL)
+        return;
+    rd_kafka_event_t *event = rd_kafka_queue_poll(m->policy_queue, 0);
+    if (event == NULL && sg_mono_ms() < m->policy_deadline_ms)
+        return;
+    const rd_kafka_DescribeConfigs_result_t *result = event != NULL ? rd_kafka_event_DescribeConfigs_result(event) : NULL;
+    if (result == NULL || rd_kafka_event_error(event) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        sg_log_debug("tables: cleanup.policy not checked: %s",
+                     event != NULL ? rd_kafka_event_error_string(event) : "no answer in time");
+    } else {
+        size_t n = 0;
+        const rd_kafka_ConfigResource_t **described = rd_kafka_DescribeConfigs_result_resources(result, &n);
+        for (size_t r = 0; r < n; ++r) {
+            if (rd_kafka_ConfigResource_error(described[r]) != RD_KAFKA_RESP_ERR_NO_ERROR)
+                continue;
+            size_t n_entries = 0;
+            const rd_kafka_ConfigEntry_t **entries = rd_kafka_ConfigResource_configs(described[r], &n_entries);
+            for (size_t e = 0; e < n_entries; ++e) {
+                const char *value = rd_kafka_ConfigEntry_value(entries[e]);
+                if (strcmp(rd_kafka_ConfigEntry_name(entries[e]), "cleanup.policy") == 0 && value != NULL &&
+                    strstr(value, "compact") == NULL)
+                    sg_log_warn("tables: topic %s has cleanup.policy=%s, not compact: records deleted by retention are "
+                                "lost to restores and rebuilds of its tables (a table is the latest value per key)",
+                                rd_kafka_ConfigResource_name(described[r]), value);
+            }
+        }
+    }
+    if (event != NULL)
+        rd_kafka_event_destroy(event);
+    rd_kafka_queue_destroy(m->policy_queue);
+    m->policy_queue = NULL;
 }
 
 /* Makes topic t's partitions visible to the watermark query thread. */
@@ -175,8 +245,9 @@ static void publish_known(sg_materializer_t *m, size_t t, const sg_assign_topic_
     pthread_mutex_unlock(&m->parts_lock);
 }
 
-/* Where a partition of topic t starts: the lowest stored position of the topic's tables, or the
- * first record there is when retention removed what lies below. Returns 0 or -1 (retry). */
+/* Where a partition of topic t starts: the lowest stored position of the topic's tables (after
+ * check_table, never below the log start unless nothing was applied yet), or the first record
+ * there is. Returns 0 or -1 (retry). */
 static int plan_partition(sg_materializer_t *m, size_t t, sg_assign_part_t *part)
 {
     int64_t start = INT64_MAX;
@@ -302,6 +373,15 @@ static int apply(sg_materializer_t *m, const rd_kafka_message_t *msg)
             return 0;
         part->next = msg->offset;
         return advance_all(m, part, msg->offset);
+    }
+    if (msg->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) {
+        /* auto.offset.reset=error: the offset we read at is gone (retention deleted records while
+         * we were behind) or past the end. librdkafka's "earliest" would jump silently; instead
+         * the round is dropped and setup() compares the stored positions with the watermarks
+         * again, rebuilding the tables that lost records. */
+        sg_log_warn("tables: %s [%d]: %s (checking the stored positions again)", topic_name, (int)msg->partition,
+                    rd_kafka_message_errstr(msg));
+        return -1;
     }
     if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         sg_log_warn("tables: %s [%d]: %s", topic_name, (int)msg->partition, rd_kafka_message_errstr(msg));
@@ -461,26 +541,58 @@ static int round_trip(sg_materializer_t *m)
     return rc;
 }
 
+/* Whether the tables' storage takes writes; while it does not, tries to reopen it (the tables
+ * stop applying meanwhile: every commit would fail). Logs the changes. */
+static int storage_ok(sg_materializer_t *m)
+{
+    char reason[512];
+    if (sg_tables_health(m->tables, reason, sizeof(reason)) == SG_STORAGE_OK)
+        return 1;
+    if (!m->storage_down) {
+        m->storage_down = 1;
+        sg_log_error("tables: storage unavailable (%s); tables stop applying and /readyz fails until the data directory "
+                     "has room again",
+                     reason);
+    }
+    char err[512];
+    if (sg_tables_recover(m->tables, err, sizeof(err)) != 0)
+        return 0;
+    m->storage_down = 0;
+    sg_log_info("tables: storage available again; resuming from the stored positions");
+    return 1;
+}
+
 static void *materializer_main(void *arg)
 {
     sg_materializer_t *m = arg;
     m->started_ms = m->logged_ms = sg_mono_ms();
     while (!atomic_load(&m->stopping)) {
+        if (!storage_ok(m)) {
+            destroy_batches(m);
+            sg_bridge_sleep(&m->stopping, SG_MAT_RETRY_MS);
+            continue;
+        }
         if (setup(m) != 0) {
             sg_bridge_sleep(&m->stopping, SG_MAT_RETRY_MS);
             continue;
         }
         check_caught_up(m);
+        if (!m->policy_checked)
+            policy_check_send(m);
         while (!atomic_load(&m->stopping)) {
             if (round_trip(m) != 0)
                 break; /* set up again from the stored positions */
             check_caught_up(m);
+            policy_check_poll(m);
             int64_t now = sg_mono_ms();
             if (!atomic_load(&m->caught_up) && now - m->logged_ms >= 1000)
                 log_progress(m, now);
         }
     }
     destroy_batches(m);
+    if (m->policy_queue != NULL)
+        rd_kafka_queue_destroy(m->policy_queue);
+    m->policy_queue = NULL;
     return NULL;
 }
 
@@ -517,14 +629,15 @@ sg_materializer_t *sg_materializer_create(const sg_conf_t *conf, const char *boo
     }
 
     /* Defaults first, so kafka.properties can override any of them. The tables hold the
-     * positions (nothing is committed to Kafka); partition EOF events end restore rounds exactly. */
+     * positions (nothing is committed to Kafka); partition EOF events end restore rounds exactly.
+     * An offset out of range is reported (auto.offset.reset=error), never skipped: see apply(). */
     rd_kafka_conf_t *rkconf = sg_kafka_conf_new(bootstraps, "streamgate", err, errlen);
     if (rkconf == NULL) {
         sg_materializer_destroy(m);
         return NULL;
     }
     if (sg_kafka_conf_assigning_consumer(rkconf, "streamgate-tables", 1, err, errlen) ||
-        sg_kafka_conf_set(rkconf, "auto.offset.reset", "earliest", err, errlen) || sg_kafka_conf_apply(rkconf, conf, err, errlen)) {
+        sg_kafka_conf_set(rkconf, "auto.offset.reset", "error", err, errlen) || sg_kafka_conf_apply(rkconf, conf, err, errlen)) {
         rd_kafka_conf_destroy(rkconf);
         sg_materializer_destroy(m);
         return NULL;
@@ -667,7 +780,13 @@ unsigned long long sg_materializer_skipped(const sg_materializer_t *m)
 
 int sg_materializer_caught_up(const sg_materializer_t *m)
 {
-    return atomic_load(&m->caught_up);
+    /* A table whose storage takes no writes is not keeping up with its topic. */
+    return atomic_load(&m->caught_up) && (m->tables == NULL || sg_tables_health(m->tables, NULL, 0) == SG_STORAGE_OK);
+}
+
+unsigned long long sg_materializer_rebuilds(const sg_materializer_t *m)
+{
+    return atomic_load(&m->rebuilds);
 }
 
 void sg_materializer_destroy(sg_materializer_t *m)

@@ -103,6 +103,7 @@ sg_registry_t *sg_reg_alloc(void)
     pthread_mutex_init(&reg->ops_mutex, NULL);
     pthread_mutex_init(&reg->fetch_mutex, NULL);
     reg->global_level = SG_COMPAT_BACKWARD;
+    sg_reg_avro_cache_init(&reg->avro_cache);
     return reg;
 }
 
@@ -170,6 +171,7 @@ void sg_registry_destroy(sg_registry_t *reg)
     sg_reg_state_dispose(reg);
     sg_reg_config_dispose(reg);
     sg_reg_external_dispose(reg);
+    sg_reg_avro_cache_dispose(&reg->avro_cache);
     pthread_rwlock_destroy(&reg->lock);
     pthread_mutex_destroy(&reg->ops_mutex);
     pthread_mutex_destroy(&reg->fetch_mutex);

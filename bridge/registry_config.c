@@ -50,7 +50,7 @@ int sg_reg_config_load(sg_registry_t *reg, char *err, size_t errlen)
             sg_errf(err, errlen, "schemas[%zu] (%s): %s: %s", i, conf->schemas[i].name, conf->schemas[i].file, why);
             return -1;
         }
-        reg->config_schemas[i] = sg_reg_schema_new(0, text, len, why, sizeof(why));
+        reg->config_schemas[i] = sg_reg_schema_new(0, text, len, SG_REG_NEW_PIN, why, sizeof(why));
         free(text);
         if (reg->config_schemas[i] == NULL) {
             sg_errf(err, errlen, "schemas[%zu] (%s): %s: %s", i, conf->schemas[i].name, conf->schemas[i].file, why);
@@ -116,6 +116,7 @@ int sg_registry_register_config(sg_registry_t *reg, int64_t timeout_ms, char *er
             sg_errf(err, errlen, "routes[%zu] (%s): schema id %" PRIu32 " is not in the registry", r, route->name, id);
             return -1;
         }
+        sg_registry_schema_avro(registered); /* pinned now: routes validate with it on every request */
         reg->route_schemas[r] = registered;
         reg->config_registered[s] = registered;
         sg_log_info("schema %s registered under %s: id %" PRIu32 "%s%.0d", route->schema, subject, id,

@@ -96,7 +96,8 @@ const sg_registry_schema_t *sg_registry_fetch(sg_registry_t *reg, uint32_t id, c
         json_t *doc = json_loadb(body, body_len, 0, NULL);
         const char *text = json_string_value(json_object_get(doc, "schema"));
         sg_registry_schema_t *fresh =
-            text != NULL ? sg_reg_schema_new(id, text, json_string_length(json_object_get(doc, "schema")), why, sizeof(why)) : NULL;
+            text != NULL ? sg_reg_schema_new(id, text, json_string_length(json_object_get(doc, "schema")), 0, why, sizeof(why))
+                         : NULL;
         if (fresh == NULL)
             sg_errf(err, errlen, "%s%s: %s", reg->url, path, text == NULL ? "no schema in the answer" : why);
         else if ((schema = cache_put(reg, fresh)) == NULL)
@@ -129,7 +130,7 @@ int sg_reg_external_register(sg_registry_t *reg, const char *subject, const char
                              uint32_t *id, char *err, size_t errlen)
 {
     char why[512];
-    sg_registry_schema_t *parsed = sg_reg_schema_new(0, text, len, why, sizeof(why));
+    sg_registry_schema_t *parsed = sg_reg_schema_new(0, text, len, 0, why, sizeof(why));
     if (parsed == NULL) {
         sg_errf(err, errlen, "%s", why);
         return SG_REG_E_INVALID;

@@ -25,13 +25,34 @@
 #include "sg_registry.h"
 
 #define SG_REG_CACHE_MAX 10000 /* external mode: schemas kept */
+/* Parsed trees (Avro-C's and Jansson's, 25-45x the text) kept for schemas that are not pinned:
+ * at most this many, and this much of their canonical text. */
+#define SG_REG_AVRO_CACHE_ENTRIES 64
+#define SG_REG_AVRO_CACHE_TEXT_BYTES (1024 * 1024)
+
+typedef struct st_sg_reg_avro_cache_t sg_reg_avro_cache_t;
 
 struct st_sg_registry_schema_t {
     uint32_t id;
     char *text; /* canonical */
     size_t len;
     uint64_t fingerprint;
-    sg_avro_schema_t *avro;
+    /* The parsed schema kept for good (config and route schemas, and whoever asked through
+     * sg_registry_schema_avro): written once, under the cache's lock, then read lock-free. */
+    _Atomic(sg_avro_schema_t *) pinned;
+    sg_reg_avro_cache_t *cache; /* the registry's LRU of parsed schemas; NULL: not in a registry */
+    /* under cache->lock: the LRU's parse of this schema, its users, its place in the list */
+    sg_avro_schema_t *cached;
+    size_t users;
+    struct st_sg_registry_schema_t *lru_prev, *lru_next;
+};
+
+/* A least-recently-used set of parsed schemas, bounded by SG_REG_AVRO_CACHE_*; one in use
+ * (users > 0) is never evicted. */
+struct st_sg_reg_avro_cache_t {
+    pthread_mutex_t lock;
+    sg_registry_schema_t *head, *tail; /* most recently used first */
+    size_t entries, text_bytes;
 };
 
 typedef struct {
@@ -88,6 +109,7 @@ struct st_sg_registry_t {
     sg_subject_t *subjects;
     size_t n_subjects, cap_subjects;
     sg_compat_t global_level;
+    sg_reg_avro_cache_t avro_cache;
 
     /* registry_config.c */
     sg_registry_schema_t **config_schemas;          /* per conf->schemas, parsed at create, id 0 */
@@ -127,9 +149,13 @@ sg_registry_t *sg_reg_alloc(void);
 
 /** FNV-1a, 64 bits: a fingerprint for record keys and a fast inequality test, never an identity. */
 uint64_t sg_reg_fingerprint(const char *text, size_t len);
-/** Parses a text into a schema object (canonical text, Avro schema). Returns owned, or NULL with
- * err (over the size limit, not JSON, not Avro). */
-sg_registry_schema_t *sg_reg_schema_new(uint32_t id, const char *text, size_t len, char *err, size_t errlen);
+#define SG_REG_NEW_PIN 1       /* keep the parsed schema (else parsed again on demand) */
+#define SG_REG_NEW_CANONICAL 2 /* text is already canonical (NUL-terminated at len) */
+/** Parses a text into a schema object (canonical text; the Avro schema is checked, and kept only
+ * with SG_REG_NEW_PIN). Returns owned, or NULL with err (over the size limit, not JSON, not Avro). */
+sg_registry_schema_t *sg_reg_schema_new(uint32_t id, const char *text, size_t len, int flags, char *err, size_t errlen);
+void sg_reg_avro_cache_init(sg_reg_avro_cache_t *cache);
+void sg_reg_avro_cache_dispose(sg_reg_avro_cache_t *cache);
 /** Frees a schema object; NULL is a no-op. */
 void sg_reg_schema_free(sg_registry_schema_t *schema);
 /** The schema with this id (caller holds the lock). */

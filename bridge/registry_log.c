@@ -30,7 +30,9 @@
 #define SG_REG_METADATA_TIMEOUT_MS 2000
 #define SG_REG_SETUP_RETRY_MS 500
 
-typedef enum { OP_REGISTER, OP_LEVEL } op_kind_t;
+/* OP_CHECK and OP_FIND write nothing: they run on this thread only to keep schema parsing and
+ * compatibility walks (milliseconds for large schemas) off the event loops. */
+typedef enum { OP_REGISTER, OP_LEVEL, OP_CHECK, OP_FIND } op_kind_t;
 
 struct st_sg_reg_op_t {
     struct st_sg_reg_op_t *next;
@@ -40,6 +42,7 @@ struct st_sg_reg_op_t {
     size_t len;
     sg_compat_t level;
     int clear;
+    int version; /* OP_CHECK: the version checked against (-1: latest) */
     sg_registry_done_cb done_cb;
     void *opaque;
     int64_t deadline_ms;
@@ -202,19 +205,39 @@ static int enqueue(sg_registry_t *reg, sg_reg_op_t *op)
     return 0;
 }
 
-int sg_registry_register_async(sg_registry_t *reg, const char *subject, const char *text, size_t len, sg_registry_done_cb done_cb,
-                               void *opaque)
+/* Queues an operation on a schema text under a subject (register, check, find). */
+static int enqueue_text(sg_registry_t *reg, op_kind_t kind, const char *subject, int version, const char *text, size_t len,
+                        sg_registry_done_cb done_cb, void *opaque)
 {
     if (reg->url != NULL)
         return SG_REG_E_EXTERNAL;
     sg_reg_op_t *op = sg_calloc(1, sizeof(*op));
-    op->kind = OP_REGISTER;
+    op->kind = kind;
     op->subject = sg_strdup(subject);
     op->text = sg_memdup(text, len);
     op->len = len;
+    op->version = version;
     op->done_cb = done_cb;
     op->opaque = opaque;
     return enqueue(reg, op);
+}
+
+int sg_registry_register_async(sg_registry_t *reg, const char *subject, const char *text, size_t len, sg_registry_done_cb done_cb,
+                               void *opaque)
+{
+    return enqueue_text(reg, OP_REGISTER, subject, -1, text, len, done_cb, opaque);
+}
+
+int sg_registry_check_async(sg_registry_t *reg, const char *subject, int version, const char *text, size_t len,
+                            sg_registry_done_cb done_cb, void *opaque)
+{
+    return enqueue_text(reg, OP_CHECK, subject, version, text, len, done_cb, opaque);
+}
+
+int sg_registry_find_async(sg_registry_t *reg, const char *subject, const char *text, size_t len, sg_registry_done_cb done_cb,
+                           void *opaque)
+{
+    return enqueue_text(reg, OP_FIND, subject, -1, text, len, done_cb, opaque);
 }
 
 int sg_registry_set_level_async(sg_registry_t *reg, const char *subject, sg_compat_t level, int clear, sg_registry_done_cb done_cb,
@@ -270,6 +293,19 @@ static void op_begin(sg_registry_t *reg, sg_reg_op_t *op)
         /* queued past its deadline: its caller has been answered 503 already; never write it */
         reg->inflight = NULL;
         op_finish(op, SG_REG_E_UNAVAILABLE, "the operation waited past its deadline", 0, 0);
+        return;
+    }
+    if (op->kind == OP_CHECK || op->kind == OP_FIND) {
+        reg->inflight = NULL;
+        if (op->kind == OP_CHECK) {
+            int rc = sg_registry_check(reg, op->subject, op->version, op->text, op->len, err, sizeof(err));
+            op_finish(op, rc, rc == SG_REG_OK ? NULL : err, 0, 0);
+        } else {
+            const sg_registry_schema_t *found = NULL;
+            int found_version = 0;
+            int rc = sg_registry_find(reg, op->subject, op->text, op->len, &found, &found_version, err, sizeof(err));
+            op_finish(op, rc, rc == SG_REG_OK ? NULL : err, rc == SG_REG_OK ? found->id : 0, rc == SG_REG_OK ? found_version : 0);
+        }
         return;
     }
     if (op->kind == OP_LEVEL) {

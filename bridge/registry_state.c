@@ -58,18 +58,138 @@ const char *sg_registry_schema_text(const sg_registry_schema_t *schema, size_t *
     return schema->text;
 }
 
+/* ---- parsed schemas: pinned, or in the LRU ------------------------------------------------- */
+
+static pthread_mutex_t pin_lock = PTHREAD_MUTEX_INITIALIZER;
+
 const sg_avro_schema_t *sg_registry_schema_avro(const sg_registry_schema_t *schema)
 {
-    return schema->avro;
+    sg_avro_schema_t *avro = atomic_load(&schema->pinned);
+    if (avro != NULL)
+        return avro;
+    sg_registry_schema_t *mutable_schema = (sg_registry_schema_t *)schema;
+    pthread_mutex_lock(&pin_lock);
+    if ((avro = atomic_load(&schema->pinned)) == NULL) {
+        char err[256];
+        /* The text was parsed when the schema was made: it parses again. */
+        if ((avro = sg_avro_schema_parse(schema->text, schema->len, err, sizeof(err))) == NULL)
+            sg_oom();
+        atomic_store(&mutable_schema->pinned, avro);
+    }
+    pthread_mutex_unlock(&pin_lock);
+    return avro;
 }
 
-sg_registry_schema_t *sg_reg_schema_new(uint32_t id, const char *text, size_t len, char *err, size_t errlen)
+void sg_reg_avro_cache_init(sg_reg_avro_cache_t *cache)
+{
+    memset(cache, 0, sizeof(*cache));
+    pthread_mutex_init(&cache->lock, NULL);
+}
+
+void sg_reg_avro_cache_dispose(sg_reg_avro_cache_t *cache)
+{
+    pthread_mutex_destroy(&cache->lock);
+}
+
+static void lru_unlink(sg_reg_avro_cache_t *cache, sg_registry_schema_t *schema)
+{
+    if (schema->lru_prev != NULL)
+        schema->lru_prev->lru_next = schema->lru_next;
+    else
+        cache->head = schema->lru_next;
+    if (schema->lru_next != NULL)
+        schema->lru_next->lru_prev = schema->lru_prev;
+    else
+        cache->tail = schema->lru_prev;
+    schema->lru_prev = schema->lru_next = NULL;
+}
+
+static void lru_push_front(sg_reg_avro_cache_t *cache, sg_registry_schema_t *schema)
+{
+    schema->lru_prev = NULL;
+    schema->lru_next = cache->head;
+    if (cache->head != NULL)
+        cache->head->lru_prev = schema;
+    cache->head = schema;
+    if (cache->tail == NULL)
+        cache->tail = schema;
+}
+
+/* Evicts unused entries, least recently used first, while over the bounds (cache->lock held). */
+static void lru_trim(sg_reg_avro_cache_t *cache)
+{
+    sg_registry_schema_t *schema = cache->tail;
+    while (schema != NULL && (cache->entries > SG_REG_AVRO_CACHE_ENTRIES || cache->text_bytes > SG_REG_AVRO_CACHE_TEXT_BYTES)) {
+        sg_registry_schema_t *prev = schema->lru_prev;
+        if (schema->users == 0) {
+            lru_unlink(cache, schema);
+            sg_avro_schema_destroy(schema->cached);
+            schema->cached = NULL;
+            cache->entries--;
+            cache->text_bytes -= schema->len;
+        }
+        schema = prev;
+    }
+}
+
+const sg_avro_schema_t *sg_registry_schema_avro_get(const sg_registry_schema_t *schema, char *err, size_t errlen)
+{
+    sg_avro_schema_t *avro = atomic_load(&schema->pinned);
+    if (avro != NULL)
+        return avro;
+    sg_reg_avro_cache_t *cache = schema->cache;
+    if (cache == NULL)
+        return sg_registry_schema_avro(schema);
+    sg_registry_schema_t *entry = (sg_registry_schema_t *)schema;
+    pthread_mutex_lock(&cache->lock);
+    if (entry->cached != NULL) {
+        entry->users++;
+        lru_unlink(cache, entry);
+        lru_push_front(cache, entry);
+        avro = entry->cached;
+        pthread_mutex_unlock(&cache->lock);
+        return avro;
+    }
+    pthread_mutex_unlock(&cache->lock);
+    /* Parsed outside the lock: a 256 KiB schema takes milliseconds. */
+    sg_avro_schema_t *parsed = sg_avro_schema_parse(schema->text, schema->len, err, errlen);
+    if (parsed == NULL)
+        return NULL;
+    pthread_mutex_lock(&cache->lock);
+    if (entry->cached != NULL) { /* another thread was quicker */
+        sg_avro_schema_destroy(parsed);
+        lru_unlink(cache, entry);
+    } else {
+        entry->cached = parsed;
+        cache->entries++;
+        cache->text_bytes += entry->len;
+    }
+    entry->users++;
+    lru_push_front(cache, entry);
+    avro = entry->cached;
+    lru_trim(cache);
+    pthread_mutex_unlock(&cache->lock);
+    return avro;
+}
+
+void sg_registry_schema_avro_put(const sg_registry_schema_t *schema, const sg_avro_schema_t *avro)
+{
+    if (avro == NULL || avro == atomic_load(&schema->pinned) || schema->cache == NULL)
+        return;
+    sg_reg_avro_cache_t *cache = schema->cache;
+    pthread_mutex_lock(&cache->lock);
+    ((sg_registry_schema_t *)schema)->users--;
+    lru_trim(cache);
+    pthread_mutex_unlock(&cache->lock);
+}
+
+sg_registry_schema_t *sg_reg_schema_new(uint32_t id, const char *text, size_t len, int flags, char *err, size_t errlen)
 {
     if (len > SG_REGISTRY_MAX_SCHEMA_BYTES) {
         sg_errf(err, errlen, "the schema is larger than %d bytes", SG_REGISTRY_MAX_SCHEMA_BYTES);
         return NULL;
     }
-    char *canonical = sg_schema_canonical(text, len, err, errlen);
+    char *canonical = (flags & SG_REG_NEW_CANONICAL) ? sg_memdup(text, len + 1) : sg_schema_canonical(text, len, err, errlen);
     if (canonical == NULL)
         return NULL;
     size_t canonical_len = strlen(canonical);
@@ -78,12 +198,16 @@ sg_registry_schema_t *sg_reg_schema_new(uint32_t id, const char *text, size_t le
         free(canonical);
         return NULL;
     }
+    if (!(flags & SG_REG_NEW_PIN)) {
+        sg_avro_schema_destroy(avro);
+        avro = NULL;
+    }
     sg_registry_schema_t *schema = sg_calloc(1, sizeof(*schema));
     schema->id = id;
     schema->text = canonical;
     schema->len = canonical_len;
     schema->fingerprint = sg_reg_fingerprint(canonical, canonical_len);
-    schema->avro = avro;
+    atomic_init(&schema->pinned, avro);
     return schema;
 }
 
@@ -91,7 +215,8 @@ void sg_reg_schema_free(sg_registry_schema_t *schema)
 {
     if (schema == NULL)
         return;
-    sg_avro_schema_destroy(schema->avro);
+    sg_avro_schema_destroy(atomic_load(&schema->pinned));
+    sg_avro_schema_destroy(schema->cached); /* at destroy: nobody uses it any more */
     free(schema->text);
     free(schema);
 }
@@ -150,6 +275,7 @@ void sg_reg_schema_add_locked(sg_registry_t *reg, sg_registry_schema_t *schema)
     }
     reg->schemas[reg->n_schemas++] = schema;
     reg->schema_bytes += schema->len;
+    schema->cache = &reg->avro_cache;
 }
 
 /* The version of a subject holding this canonical text, or 0. */
@@ -422,7 +548,8 @@ int sg_reg_state_claim(sg_registry_t *reg, const char *subject_name, int64_t ver
     pthread_rwlock_unlock(&reg->lock);
     sg_registry_schema_t *fresh = NULL;
     int rc = accept ? 1 : 0;
-    if (accept && known == NULL && (fresh = sg_reg_schema_new((uint32_t)id, canonical, canonical_len, err, errlen)) == NULL)
+    if (accept && known == NULL &&
+        (fresh = sg_reg_schema_new((uint32_t)id, canonical, canonical_len, SG_REG_NEW_CANONICAL, err, errlen)) == NULL)
         rc = -1;
     free(canonical);
     if (rc != 1)

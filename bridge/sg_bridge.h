@@ -26,8 +26,19 @@ enum {
     SG_BRIDGE_E_SHUTDOWN = -5,   /* the bridge is shutting down */
 };
 
+/* Whether a produced message is in the log, as librdkafka knows it (rd_kafka_message_status). */
+typedef enum {
+    SG_DELIVERY_NOT_PERSISTED = 0,      /* certainly not in the log: a retry may produce it again */
+    SG_DELIVERY_POSSIBLY_PERSISTED = 1, /* sent, no answer (timeout, connection lost): it may be in
+                                         * the log, at most once (idempotent producer). Keep an
+                                         * Idempotency-Key claim (sg_store_idem_mark_unknown) and
+                                         * look it up (sg_lookup.h) before letting a retry produce */
+    SG_DELIVERY_PERSISTED = 2,          /* in the log (with err OK: acknowledged, offset set) */
+} sg_delivery_status_t;
+
 typedef struct st_sg_delivery_t {
     int err;            /* SG_BRIDGE_OK or SG_BRIDGE_E_* */
+    int status;         /* sg_delivery_status_t; PERSISTED whenever err is SG_BRIDGE_OK */
     const char *errstr; /* valid during the callback */
     const char *topic;  /* valid during the callback */
     int32_t partition;

@@ -4,9 +4,11 @@
  * One consumer without a consumer group assigns every partition of every table topic at the
  * table's stored position and applies what it reads in bounded batches, on its own thread (the
  * only thread that writes tables). A table whose stored source (the Kafka cluster id) differs
- * from the cluster's, or whose stored position lies beyond a partition's end, is reset and
- * rebuilt from the beginning. A value must be JSON, or Avro in the Confluent wire format (decoded
- * to JSON by schema id); anything else is counted and skipped.
+ * from the cluster's, or whose stored position lies beyond a partition's end or below its log
+ * start offset, is reset and rebuilt from the beginning (counted: sg_materializer_rebuilds). When
+ * the tables' storage stops taking writes (a full disk) the materializer stops applying and
+ * reopens it once there is room, resuming from the stored positions. A value must be JSON, or Avro in the Confluent wire format
+ * (decoded to JSON by schema id); anything else is counted and skipped.
  */
 #ifndef SG_MATERIALIZER_H
 #define SG_MATERIALIZER_H
@@ -35,7 +37,8 @@ sg_materializer_t *sg_materializer_create(const sg_conf_t *conf, const char *boo
 int sg_materializer_start(sg_materializer_t *m, sg_materializer_progress_cb progress_cb, void *ctx, char *err, size_t errlen);
 
 /** 1 once every table has applied its partitions up to the high watermarks seen at start (and
- * from then on), else 0. Any thread. */
+ * from then on), else 0; also 0 while the tables' storage takes no writes (sg_tables_health: a
+ * full disk), so readiness fails then. Any thread. */
 int sg_materializer_caught_up(const sg_materializer_t *m);
 
 /** Values in the Confluent wire format are decoded to JSON through `registry` (borrowed; must
@@ -45,6 +48,11 @@ void sg_materializer_set_registry(sg_materializer_t *m, sg_registry_t *registry)
 /** Records read but not applied (a value that is not JSON, a key or value over the limits),
  * since start. Any thread. */
 unsigned long long sg_materializer_skipped(const sg_materializer_t *m);
+
+/** Tables reset and rebuilt from the beginning of their topic since start, for a reason other
+ * than being new: another cluster id, a stored position beyond the topic's end, or below its log
+ * start offset (records deleted by retention before the table applied them). Any thread. */
+unsigned long long sg_materializer_rebuilds(const sg_materializer_t *m);
 
 /* Called on the materializer's query thread with the high watermarks (rc 0; arrays valid during
  * the call only), or rc -1 when the brokers did not answer in time or the materializer stops. */

@@ -18,7 +18,8 @@
  *
  * Threads: every read is safe from any thread and never blocks on I/O, except the "fetch"
  * variant (external mode), which must not be called on an event loop. A published schema is
- * immutable and lives until sg_registry_destroy(): callers may keep the pointer.
+ * immutable and lives until sg_registry_destroy(): callers may keep the pointer. Its parsed form
+ * is not kept for every schema (memory): see sg_registry_schema_avro_get.
  */
 #ifndef SG_REGISTRY_H
 #define SG_REGISTRY_H
@@ -65,8 +66,21 @@ enum {
 uint32_t sg_registry_schema_id(const sg_registry_schema_t *schema);
 /** The canonical schema text (NUL-terminated, owned by the schema). */
 const char *sg_registry_schema_text(const sg_registry_schema_t *schema, size_t *len);
-/** The parsed schema for sg_avro_from_json / sg_avro_to_json (owned by the schema). */
+/** The parsed schema for sg_avro_from_json / sg_avro_to_json, kept with the schema until the
+ * registry is destroyed ("pinned"; parsed on the first call if it was not). For schemas used all
+ * the time: config and route schemas are pinned at start, so this never parses on a loop for
+ * them. Any thread. */
 const sg_avro_schema_t *sg_registry_schema_avro(const sg_registry_schema_t *schema);
+
+/** The parsed schema for a use now (decoding a value by its schema id): the pinned one, or one
+ * from a small LRU of parsed schemas (SG_REG_AVRO_CACHE_*), parsed on a miss (milliseconds for
+ * the largest). Every non-NULL result must be given back with sg_registry_schema_avro_put; NULL
+ * with err only if the text does not parse (cannot happen for a registered schema). The registry
+ * keeps only the canonical text of each schema: the trees take 25-45x that. Any thread. */
+const sg_avro_schema_t *sg_registry_schema_avro_get(const sg_registry_schema_t *schema, char *err, size_t errlen);
+
+/** Gives back a parsed schema from sg_registry_schema_avro_get. */
+void sg_registry_schema_avro_put(const sg_registry_schema_t *schema, const sg_avro_schema_t *avro);
 
 /* ---- lifecycle ----------------------------------------------------------------------------- */
 
@@ -175,6 +189,19 @@ typedef void (*sg_registry_done_cb)(void *opaque, const sg_registry_result_t *re
  * never blocks. */
 int sg_registry_register_async(sg_registry_t *reg, const char *subject, const char *text, size_t len, sg_registry_done_cb done_cb,
                                void *opaque);
+
+/** sg_registry_check on the registry thread, so that neither the parse of a large schema nor the
+ * compatibility walk runs on an event loop: done_cb gets SG_REG_OK (compatible),
+ * SG_REG_E_INCOMPATIBLE (msg: the reason), SG_REG_E_INVALID (msg), SG_REG_E_NO_SUBJECT or
+ * SG_REG_E_NO_VERSION. Queued behind a registration in flight (bounded by its deadline). Same
+ * contract as sg_registry_register_async (SG_REG_E_EXTERNAL in external mode). */
+int sg_registry_check_async(sg_registry_t *reg, const char *subject, int version, const char *text, size_t len,
+                            sg_registry_done_cb done_cb, void *opaque);
+
+/** sg_registry_find on the registry thread: done_cb gets SG_REG_OK with id and version,
+ * SG_REG_E_NO_SUBJECT, SG_REG_E_NO_SCHEMA or SG_REG_E_INVALID (msg). Same contract. */
+int sg_registry_find_async(sg_registry_t *reg, const char *subject, const char *text, size_t len, sg_registry_done_cb done_cb,
+                           void *opaque);
 
 /** Sets (or, with `clear`, removes) the compatibility level of a subject (NULL: the global one)
  * through the log. Same contract as sg_registry_register_async. */

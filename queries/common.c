@@ -4,6 +4,9 @@
 #include "queries_int.h"
 
 #include <rocksdb/c.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/statvfs.h>
 
 int sg_queries_rocksdb_fail(char *err, size_t errlen, const char *module, const char *what, char *errptr)
 {
@@ -12,7 +15,13 @@ int sg_queries_rocksdb_fail(char *err, size_t errlen, const char *module, const 
     return -1;
 }
 
-#define SG_QUERIES_INFO_LOG_WARN 2 /* rocksdb::InfoLogLevel::WARN_LEVEL; the C API takes an int */
+/* rocksdb::InfoLogLevel::HEADER_LEVEL (the C API takes an int): only the header written at open.
+ * RocksDB's info log (the LOG file) lives in the data directory; once a write to it has failed
+ * (a full disk), the next message RocksDB logs there trips an assertion in Debian's build
+ * (WritableFileWriter::AssertFalseAndGetStatusForPrevError, "sync_without_flush_called_") and
+ * aborts the process: the background-error handler logs exactly when the disk is full. Nothing
+ * is logged after open, so that writer never sees a failure; our own errors say what failed. */
+#define SG_QUERIES_INFO_LOG_HEADER 5
 
 rocksdb_options_t *sg_queries_db_options(size_t write_buffer, int max_write_buffers, uint64_t max_total_wal, int compression)
 {
@@ -23,7 +32,7 @@ rocksdb_options_t *sg_queries_db_options(size_t write_buffer, int max_write_buff
     rocksdb_options_set_max_write_buffer_number(options, max_write_buffers);
     rocksdb_options_set_max_total_wal_size(options, max_total_wal);
     rocksdb_options_set_compression(options, compression);
-    rocksdb_options_set_info_log_level(options, SG_QUERIES_INFO_LOG_WARN);
+    rocksdb_options_set_info_log_level(options, SG_QUERIES_INFO_LOG_HEADER);
     rocksdb_options_set_max_log_file_size(options, 1024 * 1024);
     rocksdb_options_set_keep_log_file_num(options, 4);
     /* Lookups of absent keys are common (idempotency claims, first polls, 404 rows): a Bloom
@@ -33,4 +42,80 @@ rocksdb_options_t *sg_queries_db_options(size_t write_buffer, int max_write_buff
     rocksdb_options_set_block_based_table_factory(options, table);
     rocksdb_block_based_options_destroy(table);
     return options;
+}
+
+/* -- health ----------------------------------------------------------------------------------- */
+
+void sg_queries_health_init(sg_queries_health_t *health)
+{
+    atomic_init(&health->state, SG_STORAGE_OK);
+    health->last_try_ms = 0;
+    pthread_mutex_init(&health->lock, NULL);
+    health->reason[0] = '\0';
+}
+
+void sg_queries_db_lock_init(pthread_rwlock_t *lock)
+{
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init(&attr);
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(lock, &attr);
+    pthread_rwlockattr_destroy(&attr);
+}
+
+void sg_queries_health_dispose(sg_queries_health_t *health)
+{
+    pthread_mutex_destroy(&health->lock);
+}
+
+void sg_queries_health_fail(sg_queries_health_t *health, const char *why)
+{
+    pthread_mutex_lock(&health->lock);
+    if (atomic_load(&health->state) == SG_STORAGE_OK)
+        snprintf(health->reason, sizeof(health->reason), "%s", why);
+    atomic_store(&health->state, SG_STORAGE_UNAVAILABLE);
+    pthread_mutex_unlock(&health->lock);
+}
+
+void sg_queries_health_ok(sg_queries_health_t *health)
+{
+    pthread_mutex_lock(&health->lock);
+    health->reason[0] = '\0';
+    atomic_store(&health->state, SG_STORAGE_OK);
+    pthread_mutex_unlock(&health->lock);
+}
+
+int sg_queries_health_get(sg_queries_health_t *health, char *reason, size_t reasonlen)
+{
+    if (atomic_load(&health->state) == SG_STORAGE_OK) {
+        if (reason != NULL && reasonlen > 0)
+            reason[0] = '\0';
+        return SG_STORAGE_OK;
+    }
+    pthread_mutex_lock(&health->lock);
+    int state = atomic_load(&health->state);
+    if (reason != NULL && reasonlen > 0)
+        snprintf(reason, reasonlen, "%s", health->reason);
+    pthread_mutex_unlock(&health->lock);
+    return state;
+}
+
+int sg_queries_health_should_try(sg_queries_health_t *health, const char *dir)
+{
+    int64_t now = sg_mono_ms();
+    if (health->last_try_ms != 0 && now - health->last_try_ms < SG_STORAGE_RECOVER_INTERVAL_MS)
+        return 0;
+    health->last_try_ms = now;
+    struct statvfs fs;
+    if (statvfs(dir, &fs) != 0)
+        return 0;
+    return (uint64_t)fs.f_bavail * (uint64_t)fs.f_frsize >= SG_STORAGE_RECOVER_MIN_FREE && !(fs.f_flag & ST_RDONLY);
+}
+
+int sg_queries_write_fail(sg_queries_health_t *health, char *err, size_t errlen, const char *module, const char *what, char *errptr)
+{
+    char why[512];
+    snprintf(why, sizeof(why), "%s: %s", what, errptr != NULL ? errptr : "unknown RocksDB error");
+    sg_queries_health_fail(health, why);
+    return sg_queries_rocksdb_fail(err, errlen, module, what, errptr);
 }

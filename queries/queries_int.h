@@ -8,7 +8,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <pthread.h>
+#include <stdatomic.h>
+
 #include "sg_base.h"
+#include "sg_storage.h"
 
 /** "<module>: <what>: <rocksdb message>" into err, frees errptr; returns -1. */
 int sg_queries_rocksdb_fail(char *err, size_t errlen, const char *module, const char *what, char *errptr);
@@ -18,5 +22,40 @@ int sg_queries_rocksdb_fail(char *err, size_t errlen, const char *module, const 
 struct rocksdb_options_t;
 struct rocksdb_options_t *sg_queries_db_options(size_t write_buffer, int max_write_buffers, uint64_t max_total_wal,
                                                 int compression);
+
+/* A database's write health (sg_storage.h): an atomic state for the lock-free check on hot paths,
+ * and the reason under a mutex. */
+typedef struct {
+    atomic_int state;     /* sg_storage_health_t */
+    int64_t last_try_ms;  /* monotonic time of the last reopen attempt (the recovering thread only) */
+    pthread_mutex_t lock; /* guards reason */
+    char reason[512];
+} sg_queries_health_t;
+
+void sg_queries_health_init(sg_queries_health_t *health);
+
+/** Initialises the reader/writer lock around a database's handles, preferring the writer (a
+ * reopen): glibc's default lets a steady stream of overlapping readers (the event loops' reads)
+ * hold a writer off indefinitely. Readers must not take it recursively. */
+void sg_queries_db_lock_init(pthread_rwlock_t *lock);
+void sg_queries_health_dispose(sg_queries_health_t *health);
+
+/** Marks the database unavailable with "<what>: <why>" as the reason (the first failure's reason
+ * is kept until it recovers). */
+void sg_queries_health_fail(sg_queries_health_t *health, const char *why);
+
+/** Marks it available again. */
+void sg_queries_health_ok(sg_queries_health_t *health);
+
+/** The state; copies the reason into reason (may be NULL; "" when ok). */
+int sg_queries_health_get(sg_queries_health_t *health, char *reason, size_t reasonlen);
+
+/** Whether a reopen should be tried now: the interval since the last try has passed and dir has
+ * at least SG_STORAGE_RECOVER_MIN_FREE bytes free (statvfs). Records the try. */
+int sg_queries_health_should_try(sg_queries_health_t *health, const char *dir);
+
+/** Like sg_queries_rocksdb_fail, and marks health unavailable with the RocksDB message. */
+int sg_queries_write_fail(sg_queries_health_t *health, char *err, size_t errlen, const char *module, const char *what,
+                          char *errptr);
 
 #endif

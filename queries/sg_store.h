@@ -23,6 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sg_storage.h"
+
 #define SG_STORE_MAX_ID 64                      /* request id bytes */
 #define SG_STORE_MAX_ROUTE 255                  /* route name bytes */
 #define SG_STORE_MAX_IDEM_KEY 255               /* Idempotency-Key bytes */
@@ -51,13 +53,18 @@ typedef enum {
     SG_IDEM_IN_FLIGHT = 1, /* same body, the first request has not completed yet */
     SG_IDEM_DONE = 2,      /* same body, completed: load request_id's outcome and replay it */
     SG_IDEM_MISMATCH = 3,  /* the key was used with a different body */
+    SG_IDEM_UNKNOWN = 4,   /* same body; the first request's produce may or may not be in the log
+                            * (sg_store_idem_mark_unknown): refuse with Retry-After until it is
+                            * looked up, then completed (replay) or released (claim again) */
 } sg_idem_kind_t;
 
 typedef struct {
     sg_idem_kind_t kind;
     uint8_t request_id[SG_STORE_MAX_ID]; /* the claim's owner (the caller's own id if CLAIMED) */
     size_t request_id_len;
-    int64_t expires_ms; /* the claim's expiry */
+    int64_t expires_ms;  /* the claim's expiry */
+    int32_t partition;   /* SG_IDEM_UNKNOWN: where the produce may be, and ... */
+    int64_t produced_ms; /* ... its CreateTime (where a lookup starts); -1 and 0 otherwise */
 } sg_idem_result_t;
 
 /** Opens (creating if missing) the store at directory dir. Returns an owned store, or NULL with
@@ -97,17 +104,43 @@ int sg_store_idem_claim(sg_store_t *store, const char *route, const void *key, s
 int sg_store_idem_complete(sg_store_t *store, const char *route, const void *key, size_t keylen, const void *request_id,
                            size_t idlen, char *err, size_t errlen);
 
-/** Deletes the claim on (route, key) if it is held by request_id, so a retry can claim again
- * (used when the produce failed). Returns 0 deleted, 1 no such claim held by request_id, -1 on
- * error. */
+/** Deletes the claim on (route, key) if it is held by request_id and not done (in flight or
+ * unknown), so a retry can claim again (used when the produce failed, or a lookup showed that a
+ * possibly persisted produce is not in the log). Returns 0 deleted, 1 no such claim held by
+ * request_id (or it is done), -1 on error. */
 int sg_store_idem_release(sg_store_t *store, const char *route, const void *key, size_t keylen, const void *request_id,
                           size_t idlen, char *err, size_t errlen);
+
+/** Marks the claim on (route, key) held by request_id "outcome unknown": its produce failed but
+ * may be in the log (librdkafka's RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED). The claim is kept, not
+ * released, so a retry cannot produce a second event: sg_store_idem_claim reports SG_IDEM_UNKNOWN
+ * with partition and produced_ms (the message's CreateTime), which say where to look it up. Once
+ * the lookup knows, sg_store_idem_complete (found: record the outcome with sg_store_put_request
+ * first, so a retry replays it) or sg_store_idem_release (not in the log). Returns 0 marked, 1 no
+ * such claim held by request_id or it is done, -1 on error. Any thread. */
+int sg_store_idem_mark_unknown(sg_store_t *store, const char *route, const void *key, size_t keylen, const void *request_id,
+                               size_t idlen, int32_t partition, int64_t produced_ms, char *err, size_t errlen);
+
+/** Write health (sg_storage.h): SG_STORAGE_OK, or SG_STORAGE_UNAVAILABLE after a write failed
+ * (a full or read-only disk), until the store is reopened; the reason is copied into reason (may
+ * be NULL). Meanwhile writes (put_request, a new claim, complete, release) fail at once with
+ * "storage unavailable" and reads (get_request, a claim that finds an existing one) go on.
+ * Lock-free when healthy; any thread. */
+int sg_store_health(sg_store_t *store, char *reason, size_t reasonlen);
+
+/** When unavailable and the directory has room again (SG_STORAGE_RECOVER_MIN_FREE bytes, at most
+ * once per SG_STORAGE_RECOVER_INTERVAL_MS), reopens the database (WAL replay: the records of the
+ * last successful write); read-only if that fails, so reads go on. sg_store_sweep calls it, so
+ * the periodic sweep is what brings the store back. Returns 0 healthy, 1 still unavailable (err). */
+int sg_store_recover(sg_store_t *store, char *err, size_t errlen);
 
 /** Deletes expired records of both families, examining at most max_records records (> 0) and
  * resuming next call where this one stopped. Sets *deleted (may be NULL) to the number deleted.
  * Unreadable records are skipped, not deleted. Returns 1 when the call reached the end of a full
  * pass (the next call starts over), 0 when there is more to examine, -1 on error. Meant to be
- * called periodically from a thread off the event loops; concurrent calls are serialised. */
+ * called periodically from a thread off the event loops; concurrent calls are serialised.
+ * While the store is unavailable it first tries sg_store_recover, and fails (-1) if it is still
+ * unavailable. */
 int sg_store_sweep(sg_store_t *store, int64_t now_ms, size_t max_records, size_t *deleted, char *err, size_t errlen);
 
 /** Flushes and fully compacts both families, letting the compaction filter drop records that

@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sg_storage.h"
 #include "sg_token.h"
 
 #define SG_TABLE_MAX_TABLES 256
@@ -59,6 +60,20 @@ sg_tables_t *sg_tables_open(const char *dir, const char *const *table_names, siz
 
 /** Closes and frees; NULL is a no-op. No other call (nor live batch) may be using it. */
 void sg_tables_close(sg_tables_t *tables);
+
+/** Write health (sg_storage.h): SG_STORAGE_OK, or SG_STORAGE_UNAVAILABLE after a write failed
+ * (a full or read-only disk) until sg_tables_recover() reopened the database; the reason (the
+ * RocksDB error) is copied into reason (may be NULL). Meanwhile commits fail at once and reads
+ * serve the last committed state. Lock-free when healthy; any thread. */
+int sg_tables_health(sg_tables_t *tables, char *reason, size_t reasonlen);
+
+/** When unavailable and the directory has room again (at least SG_STORAGE_RECOVER_MIN_FREE bytes,
+ * tried at most once per SG_STORAGE_RECOVER_INTERVAL_MS), closes and reopens the database: the
+ * WAL is replayed, so rows and positions are those of the last successful commit, and open batches
+ * must re-apply from the stored positions. Reads wait for the reopen (milliseconds). If the reopen
+ * fails the database is opened read-only, so reads go on. Returns 0 healthy (already or now), 1
+ * still unavailable (why in err). The writer's thread (the materializer), no batch being committed. */
+int sg_tables_recover(sg_tables_t *tables, char *err, size_t errlen);
 
 /** Number of batches committed (and resets done) on table since open; 0 for an unknown table.
  * Lock-free (acquire): once it has changed, reads see at least that commit. For waiters. */

@@ -15,14 +15,20 @@
  *                   3 x optional string (content_type, headers_json, token):
  *                       u8 present (0|1) [, u32 length, bytes without NUL],
  *                   u32 body length, body bytes
- *   claim    ('I')  u8 state (0 in flight, 1 done), 32 bytes body SHA-256,
- *                   u8 request id length (1..64), request id bytes
+ *   claim    ('I')  u8 state (0 in flight, 1 done, 2 outcome unknown), 32 bytes body SHA-256,
+ *                   u8 request id length (1..64), request id bytes,
+ *                   and only in state 2: u32 partition, i64 produced_ms (where to look it up)
  * expires_ms sits at a fixed offset so the compaction filter and the sweep can judge a record
  * from its first 10 bytes. Decoding is strict: anything the encoder would not produce (unknown
  * version, wrong type, a length past the end or over a limit, trailing bytes) is an error.
  *
  * Keys: "requests" is keyed by the request id bytes; "idempotency" by u8 route length, route
  * bytes, Idempotency-Key bytes (the length prefix keeps (route, key) pairs unambiguous).
+ *
+ * Storage failures (a full disk): a failed write marks the store unavailable (sg_storage.h);
+ * writes then fail at once, reads go on from the database, and sg_store_sweep reopens it once the
+ * directory has room again. Every call holds db_lock for reading so that a reopen can swap the
+ * handles.
  */
 #include "sg_store.h"
 
@@ -42,6 +48,7 @@
 #define SG_STORE_HEADER_LEN 10 /* version, type, expires_ms */
 #define SG_STORE_IDEM_DONE 1
 #define SG_STORE_IDEM_IN_FLIGHT 0
+#define SG_STORE_IDEM_UNKNOWN 2
 #define SG_STORE_LOCK_STRIPES 64
 #define SG_STORE_MAX_STATUS 999
 #define SG_STORE_IDEM_KEY_MAX (1 + SG_STORE_MAX_ROUTE + SG_STORE_MAX_IDEM_KEY)
@@ -56,7 +63,10 @@ enum { SG_STORE_CF_DEFAULT, SG_STORE_CF_REQUESTS, SG_STORE_CF_IDEM, SG_STORE_CF_
 static const char *const sg_store_cf_names[SG_STORE_CF_COUNT] = {"default", "requests", "idempotency"};
 
 struct st_sg_store_t {
-    rocksdb_t *db;
+    char *dir;
+    pthread_rwlock_t db_lock; /* read: every call using db; write: a reopen */
+    sg_queries_health_t health;
+    rocksdb_t *db; /* NULL only after a failed reopen (calls then fail) */
     rocksdb_options_t *db_options;
     rocksdb_options_t *cf_options[SG_STORE_CF_COUNT];
     rocksdb_column_family_handle_t *cf[SG_STORE_CF_COUNT];
@@ -77,6 +87,8 @@ struct st_sg_store_t {
 
 /* Errors name this module; memory and error helpers are the module's (queries_int.h). */
 #define sg_store_rocksdb_fail(err, errlen, what, errptr) sg_queries_rocksdb_fail(err, errlen, "store", what, errptr)
+#define sg_store_write_fail(store, err, errlen, what, errptr)                                                                      \
+    sg_queries_write_fail(&(store)->health, err, errlen, "store", what, errptr)
 
 /* -- encoding --------------------------------------------------------------------------------- */
 
@@ -308,6 +320,8 @@ typedef struct {
     uint8_t body_sha256[32];
     uint8_t request_id[SG_STORE_MAX_ID];
     size_t request_id_len;
+    int32_t partition; /* SG_STORE_IDEM_UNKNOWN only */
+    int64_t produced_ms;
 } sg_store_claim_t;
 
 static size_t sg_store_encode_claim(const sg_store_claim_t *claim, uint8_t *buf)
@@ -318,10 +332,14 @@ static size_t sg_store_encode_claim(const sg_store_claim_t *claim, uint8_t *buf)
     sg_store_put_bytes(&w, claim->body_sha256, 32);
     sg_store_put_u8(&w, (unsigned)claim->request_id_len);
     sg_store_put_bytes(&w, claim->request_id, claim->request_id_len);
+    if (claim->state == SG_STORE_IDEM_UNKNOWN) {
+        sg_store_put_uint(&w, (uint64_t)claim->partition, 4);
+        sg_store_put_uint(&w, (uint64_t)claim->produced_ms, 8);
+    }
     return w.len;
 }
 
-#define SG_STORE_CLAIM_MAX_LEN (SG_STORE_HEADER_LEN + 1 + 32 + 1 + SG_STORE_MAX_ID)
+#define SG_STORE_CLAIM_MAX_LEN (SG_STORE_HEADER_LEN + 1 + 32 + 1 + SG_STORE_MAX_ID + 4 + 8)
 
 static const char *sg_store_decode_claim(const char *value, size_t len, sg_store_claim_t *claim)
 {
@@ -331,12 +349,21 @@ static const char *sg_store_decode_claim(const char *value, size_t len, sg_store
     if (!sg_store_get_header(&r, SG_STORE_TYPE_IDEM, &claim->expires_ms) || !sg_store_get_uint(&r, 1, &state) ||
         (sha = sg_store_get_bytes(&r, 32)) == NULL || !sg_store_get_uint(&r, 1, &id_len))
         return r.problem;
-    if (state != SG_STORE_IDEM_IN_FLIGHT && state != SG_STORE_IDEM_DONE)
+    if (state != SG_STORE_IDEM_IN_FLIGHT && state != SG_STORE_IDEM_DONE && state != SG_STORE_IDEM_UNKNOWN)
         return "bad state";
     if (id_len == 0 || id_len > SG_STORE_MAX_ID)
         return "bad request id length";
-    if ((id = sg_store_get_bytes(&r, (size_t)id_len)) == NULL || !sg_store_get_end(&r))
+    if ((id = sg_store_get_bytes(&r, (size_t)id_len)) == NULL)
         return r.problem;
+    uint64_t partition = 0, produced_ms = 0;
+    if (state == SG_STORE_IDEM_UNKNOWN && (!sg_store_get_uint(&r, 4, &partition) || !sg_store_get_uint(&r, 8, &produced_ms)))
+        return r.problem;
+    if (!sg_store_get_end(&r))
+        return r.problem;
+    if (partition > INT32_MAX)
+        return "bad partition";
+    claim->partition = (int32_t)partition;
+    claim->produced_ms = (int64_t)produced_ms;
     claim->state = (int)state;
     memcpy(claim->body_sha256, sha, 32);
     memcpy(claim->request_id, id, (size_t)id_len);
@@ -414,6 +441,50 @@ static void sg_store_build_options(sg_store_t *store, int compression)
     }
 }
 
+/* Opens the database at store->dir (read-only when asked: the last state, for reads, after a
+ * reopen for writing failed). The caller holds db_lock for writing or is the only user. Returns 0,
+ * or -1 with err (store->db NULL). */
+static int sg_store_open_db(sg_store_t *store, bool read_only, char *err, size_t errlen)
+{
+    /* LZ4 if this RocksDB build links it (Debian's does); a build without it refuses to open with
+     * an error naming the compression, and we retry uncompressed: the data is small anyway. */
+    const int compressions[] = {rocksdb_lz4_compression, rocksdb_no_compression};
+    for (size_t i = 0; i < sizeof(compressions) / sizeof(compressions[0]); i++) {
+        char *errptr = NULL;
+        sg_store_build_options(store, compressions[i]);
+        if (read_only)
+            store->db = rocksdb_open_for_read_only_column_families(
+                store->db_options, store->dir, SG_STORE_CF_COUNT, sg_store_cf_names,
+                (const rocksdb_options_t *const *)store->cf_options, store->cf, 0, &errptr);
+        else
+            store->db = rocksdb_open_column_families(store->db_options, store->dir, SG_STORE_CF_COUNT, sg_store_cf_names,
+                                                     (const rocksdb_options_t *const *)store->cf_options, store->cf, &errptr);
+        if (errptr == NULL && store->db != NULL)
+            return 0;
+        store->db = NULL;
+        sg_store_destroy_options(store);
+        bool last = i + 1 == sizeof(compressions) / sizeof(compressions[0]);
+        if (last || errptr == NULL || strstr(errptr, "ompression") == NULL) {
+            char what[300];
+            snprintf(what, sizeof(what), "cannot open %s", store->dir);
+            return sg_store_rocksdb_fail(err, errlen, what, errptr);
+        }
+        rocksdb_free(errptr);
+    }
+    return -1;
+}
+
+static void sg_store_close_db(sg_store_t *store)
+{
+    if (store->db != NULL) {
+        for (int i = 0; i < SG_STORE_CF_COUNT; i++)
+            rocksdb_column_family_handle_destroy(store->cf[i]);
+        rocksdb_close(store->db);
+        store->db = NULL;
+    }
+    sg_store_destroy_options(store);
+}
+
 sg_store_t *sg_store_open(const char *dir, char *err, size_t errlen)
 {
     if (dir == NULL || dir[0] == '\0') {
@@ -429,27 +500,12 @@ sg_store_t *sg_store_open(const char *dir, char *err, size_t errlen)
     store->expiry_filter =
         rocksdb_compactionfilter_create(NULL, sg_store_expiry_filter_destroy, sg_store_expiry_filter, sg_store_expiry_filter_name);
 
-    /* LZ4 if this RocksDB build links it (Debian's does); a build without it refuses to open with
-     * an error naming the compression, and we retry uncompressed: the data is small anyway. */
-    const int compressions[] = {rocksdb_lz4_compression, rocksdb_no_compression};
-    for (size_t i = 0; i < sizeof(compressions) / sizeof(compressions[0]); i++) {
-        char *errptr = NULL;
-        sg_store_build_options(store, compressions[i]);
-        store->db = rocksdb_open_column_families(store->db_options, dir, SG_STORE_CF_COUNT, sg_store_cf_names,
-                                                 (const rocksdb_options_t *const *)store->cf_options, store->cf, &errptr);
-        if (errptr == NULL && store->db != NULL)
-            break;
-        store->db = NULL;
-        sg_store_destroy_options(store);
-        bool last = i + 1 == sizeof(compressions) / sizeof(compressions[0]);
-        if (last || errptr == NULL || strstr(errptr, "ompression") == NULL) {
-            char what[300];
-            snprintf(what, sizeof(what), "cannot open %s", dir);
-            sg_store_rocksdb_fail(err, errlen, what, errptr);
-            sg_store_close(store);
-            return NULL;
-        }
-        rocksdb_free(errptr);
+    store->dir = sg_strdup(dir);
+    sg_queries_db_lock_init(&store->db_lock);
+    sg_queries_health_init(&store->health);
+    if (sg_store_open_db(store, false, err, errlen) != 0) {
+        sg_store_close(store);
+        return NULL;
     }
     store->read_options = rocksdb_readoptions_create();
     store->sweep_read_options = rocksdb_readoptions_create();
@@ -462,12 +518,7 @@ void sg_store_close(sg_store_t *store)
 {
     if (store == NULL)
         return;
-    if (store->db != NULL) {
-        for (int i = 0; i < SG_STORE_CF_COUNT; i++)
-            rocksdb_column_family_handle_destroy(store->cf[i]);
-        rocksdb_close(store->db);
-    }
-    sg_store_destroy_options(store);
+    sg_store_close_db(store);
     /* Only now: the DB and its options referenced the filter until here. */
     rocksdb_compactionfilter_destroy(store->expiry_filter);
     if (store->read_options != NULL)
@@ -479,8 +530,71 @@ void sg_store_close(sg_store_t *store)
     for (int i = 0; i < SG_STORE_LOCK_STRIPES; i++)
         pthread_mutex_destroy(&store->stripes[i]);
     pthread_mutex_destroy(&store->sweep_lock);
+    if (store->dir != NULL) {
+        pthread_rwlock_destroy(&store->db_lock);
+        sg_queries_health_dispose(&store->health);
+    }
+    free(store->dir);
     free(store->sweep_key);
     free(store);
+}
+
+/* -- health ----------------------------------------------------------------------------------- */
+
+/* Takes db_lock for reading, for a call that writes when `writing`: that fails at once while the
+ * store is unavailable (RocksDB would refuse it anyway). Fails (unlocked) without a database. */
+static int sg_store_lock(sg_store_t *store, bool writing, char *err, size_t errlen)
+{
+    char reason[512];
+    if (writing && sg_queries_health_get(&store->health, reason, sizeof(reason)) != SG_STORAGE_OK) {
+        sg_errf(err, errlen, "store: storage unavailable: %s", reason);
+        return -1;
+    }
+    pthread_rwlock_rdlock(&store->db_lock);
+    if (store->db != NULL)
+        return 0;
+    pthread_rwlock_unlock(&store->db_lock);
+    sg_queries_health_get(&store->health, reason, sizeof(reason));
+    sg_errf(err, errlen, "store: storage unavailable: %s", reason);
+    return -1;
+}
+
+static void sg_store_unlock(sg_store_t *store)
+{
+    pthread_rwlock_unlock(&store->db_lock);
+}
+
+int sg_store_health(sg_store_t *store, char *reason, size_t reasonlen)
+{
+    return sg_queries_health_get(&store->health, reason, reasonlen);
+}
+
+int sg_store_recover(sg_store_t *store, char *err, size_t errlen)
+{
+    if (atomic_load(&store->health.state) == SG_STORAGE_OK)
+        return 0;
+    pthread_mutex_lock(&store->sweep_lock); /* one recovering caller at a time */
+    int rc = 1;
+    if (atomic_load(&store->health.state) == SG_STORAGE_OK) {
+        rc = 0;
+    } else if (!sg_queries_health_should_try(&store->health, store->dir)) {
+        sg_errf(err, errlen, "store: waiting for room in %s", store->dir);
+    } else {
+        /* As a restart: the WAL is replayed, so the records are those of the last successful
+         * write, and RocksDB's stopped state (no write after a failed one) is gone. */
+        pthread_rwlock_wrlock(&store->db_lock);
+        sg_store_close_db(store);
+        rc = sg_store_open_db(store, false, err, errlen) == 0 ? 0 : 1;
+        if (rc != 0) {
+            char ro_err[512];
+            sg_store_open_db(store, true, ro_err, sizeof(ro_err)); /* reads go on, or db stays NULL */
+        }
+        pthread_rwlock_unlock(&store->db_lock);
+        if (rc == 0)
+            sg_queries_health_ok(&store->health);
+    }
+    pthread_mutex_unlock(&store->sweep_lock);
+    return rc;
 }
 
 /* -- request records -------------------------------------------------------------------------- */
@@ -509,7 +623,8 @@ static int sg_store_check_string(const char *s, const char *name, size_t *len, c
     return 0;
 }
 
-int sg_store_put_request(sg_store_t *store, const void *id, size_t idlen, const sg_request_record_t *rec, char *err, size_t errlen)
+static int sg_store_put_request_locked(sg_store_t *store, const void *id, size_t idlen, const sg_request_record_t *rec, char *err,
+                                       size_t errlen)
 {
     size_t ct_len, headers_len, token_len;
     if (sg_store_check_id(id, idlen, err, errlen) != 0)
@@ -558,15 +673,15 @@ int sg_store_put_request(sg_store_t *store, const void *id, size_t idlen, const 
     }
     rocksdb_put_cf(store->db, store->write_options, cf, id, idlen, (const char *)value, value_len, &errptr);
     if (errptr != NULL)
-        ret = sg_store_rocksdb_fail(err, errlen, "writing request record", errptr);
+        ret = sg_store_write_fail(store, err, errlen, "writing request record", errptr);
 out:
     pthread_mutex_unlock(lock);
     free(value);
     return ret;
 }
 
-int sg_store_get_request(sg_store_t *store, const void *id, size_t idlen, int64_t now_ms, sg_request_record_t *out, char *err,
-                         size_t errlen)
+static int sg_store_get_request_locked(sg_store_t *store, const void *id, size_t idlen, int64_t now_ms, sg_request_record_t *out,
+                                       char *err, size_t errlen)
 {
     memset(out, 0, sizeof(*out));
     if (sg_store_check_id(id, idlen, err, errlen) != 0)
@@ -656,19 +771,26 @@ static int sg_store_read_claim(sg_store_t *store, const uint8_t *k, size_t klen,
 static int sg_store_write_claim(sg_store_t *store, const uint8_t *k, size_t klen, const sg_store_claim_t *claim, char *err,
                                 size_t errlen)
 {
+    char reason[512];
+    if (sg_queries_health_get(&store->health, reason, sizeof(reason)) != SG_STORAGE_OK) {
+        /* No claim that cannot be stored: the caller refuses the request instead of producing
+         * without a guard. */
+        sg_errf(err, errlen, "store: storage unavailable: %s", reason);
+        return -1;
+    }
     uint8_t value[SG_STORE_CLAIM_MAX_LEN];
     size_t value_len = sg_store_encode_claim(claim, value);
     char *errptr = NULL;
     rocksdb_put_cf(store->db, store->write_options, store->cf[SG_STORE_CF_IDEM], (const char *)k, klen, (const char *)value,
                    value_len, &errptr);
     if (errptr != NULL)
-        return sg_store_rocksdb_fail(err, errlen, "writing idempotency claim", errptr);
+        return sg_store_write_fail(store, err, errlen, "writing idempotency claim", errptr);
     return 0;
 }
 
-int sg_store_idem_claim(sg_store_t *store, const char *route, const void *key, size_t keylen, const uint8_t body_sha256[32],
-                        const void *request_id, size_t idlen, int64_t now_ms, int64_t expires_ms, sg_idem_result_t *result,
-                        char *err, size_t errlen)
+static int sg_store_idem_claim_locked(sg_store_t *store, const char *route, const void *key, size_t keylen,
+                                      const uint8_t body_sha256[32], const void *request_id, size_t idlen, int64_t now_ms,
+                                      int64_t expires_ms, sg_idem_result_t *result, char *err, size_t errlen)
 {
     uint8_t k[SG_STORE_IDEM_KEY_MAX];
     size_t klen;
@@ -688,7 +810,9 @@ int sg_store_idem_claim(sg_store_t *store, const char *route, const void *key, s
         if (memcmp(existing.body_sha256, body_sha256, 32) != 0)
             result->kind = SG_IDEM_MISMATCH;
         else
-            result->kind = existing.state == SG_STORE_IDEM_DONE ? SG_IDEM_DONE : SG_IDEM_IN_FLIGHT;
+            result->kind = existing.state == SG_STORE_IDEM_DONE      ? SG_IDEM_DONE
+                           : existing.state == SG_STORE_IDEM_UNKNOWN ? SG_IDEM_UNKNOWN
+                                                                     : SG_IDEM_IN_FLIGHT;
         reported = &existing;
     } else if (ret >= 0) {
         ret = sg_store_write_claim(store, k, klen, &mine, err, errlen);
@@ -701,12 +825,17 @@ int sg_store_idem_claim(sg_store_t *store, const char *route, const void *key, s
     memcpy(result->request_id, reported->request_id, reported->request_id_len);
     result->request_id_len = reported->request_id_len;
     result->expires_ms = reported->expires_ms;
+    result->partition = reported->state == SG_STORE_IDEM_UNKNOWN ? reported->partition : -1;
+    result->produced_ms = reported->state == SG_STORE_IDEM_UNKNOWN ? reported->produced_ms : 0;
     return 0;
 }
 
-/* complete (done = true) or release (done = false) the claim held by request_id. */
-static int sg_store_idem_finish(sg_store_t *store, const char *route, const void *key, size_t keylen, const void *request_id,
-                                size_t idlen, bool done, char *err, size_t errlen)
+typedef enum { SG_STORE_FINISH_DONE, SG_STORE_FINISH_RELEASE, SG_STORE_FINISH_UNKNOWN } sg_store_finish_t;
+
+/* Completes, releases or marks unknown (at partition, produced_ms) the claim held by request_id. */
+static int sg_store_idem_finish_locked(sg_store_t *store, const char *route, const void *key, size_t keylen, const void *request_id,
+                                       size_t idlen, sg_store_finish_t op, int32_t partition, int64_t produced_ms, char *err,
+                                       size_t errlen)
 {
     uint8_t k[SG_STORE_IDEM_KEY_MAX];
     size_t klen;
@@ -724,38 +853,68 @@ static int sg_store_idem_finish(sg_store_t *store, const char *route, const void
         ret = 1;
         goto out;
     }
-    if (done) {
+    if (op == SG_STORE_FINISH_DONE) {
         if (claim.state != SG_STORE_IDEM_DONE) {
             claim.state = SG_STORE_IDEM_DONE;
             ret = sg_store_write_claim(store, k, klen, &claim, err, errlen);
         }
     } else if (claim.state == SG_STORE_IDEM_DONE) {
-        /* Releasing a completed claim would let a retry produce the command a second time. */
+        /* Releasing a completed claim would let a retry produce the command a second time; its
+         * outcome is known, so it is not unknown either. */
         ret = 1;
+    } else if (op == SG_STORE_FINISH_UNKNOWN) {
+        claim.state = SG_STORE_IDEM_UNKNOWN;
+        claim.partition = partition;
+        claim.produced_ms = produced_ms;
+        ret = sg_store_write_claim(store, k, klen, &claim, err, errlen);
     } else {
         char *errptr = NULL;
         rocksdb_delete_cf(store->db, store->write_options, store->cf[SG_STORE_CF_IDEM], (const char *)k, klen, &errptr);
         if (errptr != NULL)
-            ret = sg_store_rocksdb_fail(err, errlen, "deleting idempotency claim", errptr);
+            ret = sg_store_write_fail(store, err, errlen, "deleting idempotency claim", errptr);
     }
 out:
     pthread_mutex_unlock(lock);
     return ret;
 }
 
+static int sg_store_idem_finish(sg_store_t *store, const char *route, const void *key, size_t keylen, const void *request_id,
+                                size_t idlen, sg_store_finish_t op, int32_t partition, int64_t produced_ms, char *err,
+                                size_t errlen)
+{
+    if (sg_store_lock(store, true, err, errlen) != 0)
+        return -1;
+    int ret = sg_store_idem_finish_locked(store, route, key, keylen, request_id, idlen, op, partition, produced_ms, err, errlen);
+    sg_store_unlock(store);
+    return ret;
+}
+
 int sg_store_idem_complete(sg_store_t *store, const char *route, const void *key, size_t keylen, const void *request_id,
                            size_t idlen, char *err, size_t errlen)
 {
-    return sg_store_idem_finish(store, route, key, keylen, request_id, idlen, true, err, errlen);
+    return sg_store_idem_finish(store, route, key, keylen, request_id, idlen, SG_STORE_FINISH_DONE, -1, 0, err, errlen);
 }
 
 int sg_store_idem_release(sg_store_t *store, const char *route, const void *key, size_t keylen, const void *request_id,
                           size_t idlen, char *err, size_t errlen)
 {
-    return sg_store_idem_finish(store, route, key, keylen, request_id, idlen, false, err, errlen);
+    return sg_store_idem_finish(store, route, key, keylen, request_id, idlen, SG_STORE_FINISH_RELEASE, -1, 0, err, errlen);
+}
+
+int sg_store_idem_mark_unknown(sg_store_t *store, const char *route, const void *key, size_t keylen, const void *request_id,
+                               size_t idlen, int32_t partition, int64_t produced_ms, char *err, size_t errlen)
+{
+    if (partition < 0 || produced_ms < 0) {
+        sg_errf(err, errlen, "store: an unknown outcome needs a partition and a produce time");
+        return -1;
+    }
+    return sg_store_idem_finish(store, route, key, keylen, request_id, idlen, SG_STORE_FINISH_UNKNOWN, partition, produced_ms, err,
+                                errlen);
 }
 
 /* -- retention -------------------------------------------------------------------------------- */
+
+static int sg_store_sweep_locked(sg_store_t *store, int64_t now_ms, size_t max_records, size_t *deleted, char *err, size_t errlen);
 
 /* Deletes key from family cf if it is still expired: re-read under the key's stripe lock, because
  * between the sweep's iterator snapshot and now a writer may have stored a fresh record there.
@@ -776,7 +935,7 @@ static int sg_store_delete_if_expired(sg_store_t *store, int cf, const char *key
         int64_t expires_ms;
         if (sg_store_peek_expiry(value, len, &expires_ms) && expires_ms <= now_ms) {
             rocksdb_delete_cf(store->db, store->write_options, store->cf[cf], key, keylen, &errptr);
-            ret = errptr != NULL ? sg_store_rocksdb_fail(err, errlen, "sweep: deleting record", errptr) : 1;
+            ret = errptr != NULL ? sg_store_write_fail(store, err, errlen, "sweep: deleting record", errptr) : 1;
         }
         rocksdb_pinnableslice_destroy(found);
     }
@@ -818,6 +977,16 @@ int sg_store_sweep(sg_store_t *store, int64_t now_ms, size_t max_records, size_t
         sg_errf(err, errlen, "store: sweep needs max_records > 0");
         return -1;
     }
+    /* The periodic caller is also what brings a stopped store back once there is room. */
+    if (sg_store_recover(store, err, errlen) != 0 || sg_store_lock(store, false, err, errlen) != 0)
+        return -1;
+    int ret = sg_store_sweep_locked(store, now_ms, max_records, deleted, err, errlen);
+    sg_store_unlock(store);
+    return ret;
+}
+
+static int sg_store_sweep_locked(sg_store_t *store, int64_t now_ms, size_t max_records, size_t *deleted, char *err, size_t errlen)
+{
     size_t examined = 0, removed = 0;
     int ret = 0;
     pthread_mutex_lock(&store->sweep_lock);
@@ -869,6 +1038,45 @@ int sg_store_sweep(sg_store_t *store, int64_t now_ms, size_t max_records, size_t
 
 void sg_store_compact(sg_store_t *store)
 {
+    char err[64];
+    if (sg_store_lock(store, false, err, sizeof(err)) != 0)
+        return;
     rocksdb_compact_range_cf(store->db, store->cf[SG_STORE_CF_REQUESTS], NULL, 0, NULL, 0);
     rocksdb_compact_range_cf(store->db, store->cf[SG_STORE_CF_IDEM], NULL, 0, NULL, 0);
+    sg_store_unlock(store);
+}
+
+/* -- the public calls, under db_lock ---------------------------------------------------------- */
+
+int sg_store_put_request(sg_store_t *store, const void *id, size_t idlen, const sg_request_record_t *rec, char *err, size_t errlen)
+{
+    if (sg_store_lock(store, true, err, errlen) != 0)
+        return -1;
+    int ret = sg_store_put_request_locked(store, id, idlen, rec, err, errlen);
+    sg_store_unlock(store);
+    return ret;
+}
+
+int sg_store_get_request(sg_store_t *store, const void *id, size_t idlen, int64_t now_ms, sg_request_record_t *out, char *err,
+                         size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    if (sg_store_lock(store, false, err, errlen) != 0)
+        return -1;
+    int ret = sg_store_get_request_locked(store, id, idlen, now_ms, out, err, errlen);
+    sg_store_unlock(store);
+    return ret;
+}
+
+int sg_store_idem_claim(sg_store_t *store, const char *route, const void *key, size_t keylen, const uint8_t body_sha256[32],
+                        const void *request_id, size_t idlen, int64_t now_ms, int64_t expires_ms, sg_idem_result_t *result,
+                        char *err, size_t errlen)
+{
+    memset(result, 0, sizeof(*result));
+    if (sg_store_lock(store, false, err, errlen) != 0)
+        return -1;
+    int ret = sg_store_idem_claim_locked(store, route, key, keylen, body_sha256, request_id, idlen, now_ms, expires_ms, result, err,
+                                         errlen);
+    sg_store_unlock(store);
+    return ret;
 }

@@ -66,7 +66,12 @@ typedef struct {
 } sg_table_t;
 
 struct st_sg_tables_t {
-    rocksdb_t *db;
+    char *dir;
+    /* Held for reading by every call that uses db or a family handle, for writing by a reopen
+     * (sg_tables_recover): handles change when the database is reopened. */
+    pthread_rwlock_t db_lock;
+    sg_queries_health_t health;
+    rocksdb_t *db; /* NULL only after a failed reopen (calls then fail) */
     rocksdb_options_t *options;
     size_t cf_count;
     rocksdb_column_family_handle_t **cf_handles; /* every family opened, including stale ones */
@@ -279,17 +284,17 @@ static char **sg_tables_cf_names(const char *dir, const char *const *table_names
     return names;
 }
 
-sg_tables_t *sg_tables_open(const char *dir, const char *const *table_names, size_t n, char *err, size_t errlen)
+/* Opens the database at tables->dir (read-only when asked: a stopped database's last state, for
+ * reads, when a reopen for writing failed) and points every table at its family. The caller holds
+ * db_lock for writing, or is the only user. Returns 0, or -1 with err (tables->db NULL). */
+static int sg_tables_open_db(sg_tables_t *tables, bool read_only, char *err, size_t errlen)
 {
-    if (dir == NULL || dir[0] == '\0') {
-        sg_errf(err, errlen, "tables: no directory given");
-        return NULL;
-    }
-    if (sg_tables_check_names(table_names, n, err, errlen) != 0)
-        return NULL;
-
-    sg_tables_t *tables = sg_calloc(1, sizeof(*tables));
-    char **names = sg_tables_cf_names(dir, table_names, n, &tables->cf_count);
+    size_t n = tables->table_count;
+    const char **table_names = sg_calloc(n + 1, sizeof(*table_names));
+    for (size_t i = 0; i < n; i++)
+        table_names[i] = tables->tables[i].name;
+    char **names = sg_tables_cf_names(tables->dir, table_names, n, &tables->cf_count);
+    free(table_names);
     tables->cf_handles = sg_calloc(tables->cf_count, sizeof(*tables->cf_handles));
     const rocksdb_options_t **cf_options = sg_calloc(tables->cf_count, sizeof(*cf_options));
 
@@ -300,8 +305,13 @@ sg_tables_t *sg_tables_open(const char *dir, const char *const *table_names, siz
         tables->options = sg_queries_db_options(SG_TABLE_WRITE_BUFFER, 3, SG_TABLE_MAX_TOTAL_WAL, compressions[i]);
         for (size_t j = 0; j < tables->cf_count; j++)
             cf_options[j] = tables->options;
-        tables->db = rocksdb_open_column_families(tables->options, dir, (int)tables->cf_count, (const char *const *)names,
-                                                  cf_options, tables->cf_handles, &errptr);
+        if (read_only)
+            tables->db =
+                rocksdb_open_for_read_only_column_families(tables->options, tables->dir, (int)tables->cf_count,
+                                                           (const char *const *)names, cf_options, tables->cf_handles, 0, &errptr);
+        else
+            tables->db = rocksdb_open_column_families(tables->options, tables->dir, (int)tables->cf_count,
+                                                      (const char *const *)names, cf_options, tables->cf_handles, &errptr);
         if (errptr == NULL && tables->db != NULL)
             break;
         tables->db = NULL;
@@ -310,7 +320,7 @@ sg_tables_t *sg_tables_open(const char *dir, const char *const *table_names, siz
         bool last = i + 1 == sizeof(compressions) / sizeof(compressions[0]);
         if (last || errptr == NULL || strstr(errptr, "ompression") == NULL) {
             char what[300];
-            snprintf(what, sizeof(what), "cannot open %s", dir);
+            snprintf(what, sizeof(what), "cannot open %s", tables->dir);
             sg_table_rocksdb_fail(err, errlen, what, errptr);
             break;
         }
@@ -321,19 +331,60 @@ sg_tables_t *sg_tables_open(const char *dir, const char *const *table_names, siz
     free(names);
     free(cf_options);
     if (tables->db == NULL) {
-        memset(tables->cf_handles, 0, tables->cf_count * sizeof(*tables->cf_handles));
-        sg_tables_close(tables);
+        free(tables->cf_handles);
+        tables->cf_handles = NULL;
+        tables->cf_count = 0;
+        tables->positions_cf = NULL;
+        for (size_t i = 0; i < n; i++)
+            tables->tables[i].cf = NULL;
+        return -1;
+    }
+    tables->positions_cf = tables->cf_handles[1];
+    for (size_t i = 0; i < n; i++)
+        tables->tables[i].cf = tables->cf_handles[2 + i];
+    return 0;
+}
+
+/* Closes the database (if open) and frees its handles and options. */
+static void sg_tables_close_db(sg_tables_t *tables)
+{
+    if (tables->db != NULL) {
+        for (size_t i = 0; i < tables->cf_count; i++)
+            if (tables->cf_handles[i] != NULL)
+                rocksdb_column_family_handle_destroy(tables->cf_handles[i]);
+        rocksdb_close(tables->db);
+        tables->db = NULL;
+    }
+    free(tables->cf_handles);
+    tables->cf_handles = NULL;
+    tables->cf_count = 0;
+    tables->positions_cf = NULL;
+    for (size_t i = 0; i < tables->table_count; i++)
+        tables->tables[i].cf = NULL;
+    if (tables->options != NULL)
+        rocksdb_options_destroy(tables->options);
+    tables->options = NULL;
+}
+
+sg_tables_t *sg_tables_open(const char *dir, const char *const *table_names, size_t n, char *err, size_t errlen)
+{
+    if (dir == NULL || dir[0] == '\0') {
+        sg_errf(err, errlen, "tables: no directory given");
         return NULL;
     }
+    if (sg_tables_check_names(table_names, n, err, errlen) != 0)
+        return NULL;
 
-    tables->positions_cf = tables->cf_handles[1];
+    sg_tables_t *tables = sg_calloc(1, sizeof(*tables));
+    tables->dir = sg_strdup(dir);
+    sg_queries_db_lock_init(&tables->db_lock);
+    sg_queries_health_init(&tables->health);
     tables->tables = sg_calloc(n, sizeof(*tables->tables));
     tables->table_count = n;
     for (size_t i = 0; i < n; i++) {
         sg_table_t *table = &tables->tables[i];
         table->name = sg_strdup(table_names[i]);
         table->name_len = strlen(table->name);
-        table->cf = tables->cf_handles[2 + i];
         table->pos_prefix[0] = (uint8_t)table->name_len;
         memcpy(table->pos_prefix + 1, table->name, table->name_len);
         table->pos_prefix_len = 1 + table->name_len;
@@ -342,6 +393,10 @@ sg_tables_t *sg_tables_open(const char *dir, const char *const *table_names, siz
     }
     tables->read_options = rocksdb_readoptions_create();
     tables->write_options = rocksdb_writeoptions_create();
+    if (sg_tables_open_db(tables, false, err, errlen) != 0) {
+        sg_tables_close(tables);
+        return NULL;
+    }
     return tables;
 }
 
@@ -349,14 +404,7 @@ void sg_tables_close(sg_tables_t *tables)
 {
     if (tables == NULL)
         return;
-    if (tables->db != NULL) {
-        for (size_t i = 0; i < tables->cf_count; i++)
-            if (tables->cf_handles[i] != NULL)
-                rocksdb_column_family_handle_destroy(tables->cf_handles[i]);
-        rocksdb_close(tables->db);
-    }
-    if (tables->options != NULL)
-        rocksdb_options_destroy(tables->options);
+    sg_tables_close_db(tables);
     if (tables->read_options != NULL)
         rocksdb_readoptions_destroy(tables->read_options);
     if (tables->write_options != NULL)
@@ -366,8 +414,61 @@ void sg_tables_close(sg_tables_t *tables)
         pthread_mutex_destroy(&tables->tables[i].commit_lock);
     }
     free(tables->tables);
-    free(tables->cf_handles);
+    pthread_rwlock_destroy(&tables->db_lock);
+    sg_queries_health_dispose(&tables->health);
+    free(tables->dir);
     free(tables);
+}
+
+/* -- health ----------------------------------------------------------------------------------- */
+
+/* Takes db_lock for reading; fails (unlocked) when no database is open (a failed reopen). */
+static int sg_tables_lock(sg_tables_t *tables, char *err, size_t errlen)
+{
+    pthread_rwlock_rdlock(&tables->db_lock);
+    if (tables->db != NULL)
+        return 0;
+    pthread_rwlock_unlock(&tables->db_lock);
+    char reason[512];
+    sg_queries_health_get(&tables->health, reason, sizeof(reason));
+    sg_errf(err, errlen, "tables: storage unavailable: %s", reason);
+    return -1;
+}
+
+static void sg_tables_unlock(sg_tables_t *tables)
+{
+    pthread_rwlock_unlock(&tables->db_lock);
+}
+
+int sg_tables_health(sg_tables_t *tables, char *reason, size_t reasonlen)
+{
+    return sg_queries_health_get(&tables->health, reason, reasonlen);
+}
+
+int sg_tables_recover(sg_tables_t *tables, char *err, size_t errlen)
+{
+    if (atomic_load(&tables->health.state) == SG_STORAGE_OK)
+        return 0;
+    if (!sg_queries_health_should_try(&tables->health, tables->dir)) {
+        sg_errf(err, errlen, "tables: waiting for room in %s", tables->dir);
+        return 1;
+    }
+    /* Reopening is what a restart does: the WAL is replayed, so the rows and positions are those
+     * of the last successful commit, and the stopped state (RocksDB refuses every write after a
+     * failed one until it is cleared) is gone. Readers wait for the lock meanwhile. */
+    pthread_rwlock_wrlock(&tables->db_lock);
+    sg_tables_close_db(tables);
+    int rc = sg_tables_open_db(tables, false, err, errlen);
+    if (rc != 0) {
+        char ro_err[512];
+        if (sg_tables_open_db(tables, true, ro_err, sizeof(ro_err)) != 0)
+            tables->db = NULL; /* every call fails until the next attempt */
+    }
+    pthread_rwlock_unlock(&tables->db_lock);
+    if (rc != 0)
+        return 1;
+    sg_queries_health_ok(&tables->health);
+    return 0;
 }
 
 uint64_t sg_tables_commit_count(sg_tables_t *tables, const char *table_name)
@@ -556,8 +657,8 @@ static sg_table_batch_pos_t *sg_table_find_pos(sg_table_batch_pos_t *positions, 
     return NULL;
 }
 
-int sg_tables_position(sg_tables_t *tables, const char *table_name, const char *topic, int32_t partition, int64_t *next_offset,
-                       int64_t *stream_time_ms, char *err, size_t errlen)
+static int sg_tables_position_locked(sg_tables_t *tables, const char *table_name, const char *topic, int32_t partition,
+                                     int64_t *next_offset, int64_t *stream_time_ms, char *err, size_t errlen)
 {
     int64_t next = 0, stream = 0;
     int ret = -1;
@@ -583,7 +684,8 @@ int sg_tables_position(sg_tables_t *tables, const char *table_name, const char *
     return ret;
 }
 
-int sg_tables_positions(sg_tables_t *tables, const char *table_name, sg_table_position_cb cb, void *arg, char *err, size_t errlen)
+static int sg_tables_positions_locked(sg_tables_t *tables, const char *table_name, sg_table_position_cb cb, void *arg, char *err,
+                                      size_t errlen)
 {
     sg_table_t *table = sg_tables_find_err(tables, table_name, err, errlen);
     if (table == NULL)
@@ -624,7 +726,7 @@ static int sg_table_collect_token(sg_tables_t *tables, const sg_table_t *table, 
     return ret;
 }
 
-int sg_tables_token(sg_tables_t *tables, const char *table_name, sg_token_t *into, char *err, size_t errlen)
+static int sg_tables_token_locked(sg_tables_t *tables, const char *table_name, sg_token_t *into, char *err, size_t errlen)
 {
     sg_table_t *table = sg_tables_find_err(tables, table_name, err, errlen);
     if (table == NULL)
@@ -632,7 +734,7 @@ int sg_tables_token(sg_tables_t *tables, const char *table_name, sg_token_t *int
     return sg_table_collect_token(tables, table, tables->read_options, into, err, errlen);
 }
 
-int sg_tables_get_source(sg_tables_t *tables, const char *table_name, char **source_out, char *err, size_t errlen)
+static int sg_tables_get_source_locked(sg_tables_t *tables, const char *table_name, char **source_out, char *err, size_t errlen)
 {
     *source_out = NULL;
     sg_table_t *table = sg_tables_find_err(tables, table_name, err, errlen);
@@ -663,7 +765,7 @@ int sg_tables_get_source(sg_tables_t *tables, const char *table_name, char **sou
     return ret;
 }
 
-int sg_tables_reset(sg_tables_t *tables, const char *table_name, const char *new_source, char *err, size_t errlen)
+static int sg_tables_reset_locked(sg_tables_t *tables, const char *table_name, const char *new_source, char *err, size_t errlen)
 {
     sg_table_t *table = sg_tables_find_err(tables, table_name, err, errlen);
     if (table == NULL)
@@ -698,7 +800,7 @@ int sg_tables_reset(sg_tables_t *tables, const char *table_name, const char *new
     pthread_mutex_lock(&table->commit_lock);
     rocksdb_write(tables->db, tables->write_options, writes, &errptr);
     if (errptr != NULL)
-        ret = sg_table_rocksdb_fail(err, errlen, "resetting table", errptr);
+        ret = sg_queries_write_fail(&tables->health, err, errlen, "tables", "resetting table", errptr);
     else
         atomic_fetch_add_explicit(&table->commits, 1, memory_order_acq_rel);
     pthread_mutex_unlock(&table->commit_lock);
@@ -758,10 +860,14 @@ static sg_table_batch_pos_t *sg_table_batch_pos(sg_table_batch_t *batch, const c
             return pos;
     }
     if (!batch->pos_loaded) {
+        if (sg_tables_lock(batch->tables, err, errlen) != 0)
+            return NULL;
         sg_table_batch_pos_t *stored;
         long count = sg_table_load_pos(batch->tables, batch->table, batch->tables->read_options, &stored, err, errlen);
-        if (count < 0)
+        if (count < 0) {
+            sg_tables_unlock(batch->tables);
             return NULL;
+        }
         free(batch->positions);
         batch->positions = stored;
         batch->pos_count = batch->pos_cap = (size_t)count;
@@ -774,6 +880,7 @@ static sg_table_batch_pos_t *sg_table_batch_pos(sg_table_batch_t *batch, const c
             rocksdb_pinnableslice_t *found = rocksdb_get_pinned_cf(batch->tables->db, batch->tables->read_options,
                                                                    batch->tables->positions_cf, (const char *)key, keylen, &errptr);
             if (errptr != NULL) {
+                sg_tables_unlock(batch->tables);
                 batch->pos_loaded = false;
                 sg_table_rocksdb_fail(err, errlen, "reading positions", errptr);
                 return NULL;
@@ -781,6 +888,7 @@ static sg_table_batch_pos_t *sg_table_batch_pos(sg_table_batch_t *batch, const c
             batch->pos_v1 = found == NULL;
             rocksdb_pinnableslice_destroy(found);
         }
+        sg_tables_unlock(batch->tables);
     }
     for (size_t i = 0; i < batch->pos_count; i++) {
         sg_table_batch_pos_t *pos = &batch->positions[i];
@@ -917,6 +1025,17 @@ int sg_table_batch_commit(sg_table_batch_t *batch, char *err, size_t errlen)
         any = batch->positions[i].dirty;
     if (!any)
         return 0;
+    char reason[512];
+    if (sg_tables_health(batch->tables, reason, sizeof(reason)) != SG_STORAGE_OK) {
+        /* A stopped database refuses every write until sg_tables_recover reopens it. */
+        sg_errf(err, errlen, "tables: storage unavailable: %s", reason);
+        sg_table_batch_clear(batch, true, atomic_load_explicit(&table->commits, memory_order_acquire));
+        return -1;
+    }
+    if (sg_tables_lock(batch->tables, err, errlen) != 0) {
+        sg_table_batch_clear(batch, true, atomic_load_explicit(&table->commits, memory_order_acquire));
+        return -1;
+    }
     if (batch->rows_count > 0) {
         for (size_t i = 0; i < batch->rows_count; i++)
             batch->rows[i].key = batch->arena + batch->rows[i].key_at;
@@ -987,11 +1106,12 @@ int sg_table_batch_commit(sg_table_batch_t *batch, char *err, size_t errlen)
         char *errptr = NULL;
         rocksdb_write(batch->tables->db, batch->tables->write_options, batch->writes, &errptr);
         if (errptr != NULL)
-            ret = sg_table_rocksdb_fail(err, errlen, "committing batch", errptr);
+            ret = sg_queries_write_fail(&batch->tables->health, err, errlen, "tables", "committing batch", errptr);
         else
             commits = atomic_fetch_add_explicit(&table->commits, 1, memory_order_acq_rel) + 1;
     }
     pthread_mutex_unlock(&table->commit_lock);
+    sg_tables_unlock(batch->tables);
     sg_table_batch_clear(batch, ret != 0, commits);
     return ret;
 }
@@ -1020,8 +1140,8 @@ static void sg_table_snapshot_release(sg_tables_t *tables, sg_table_snapshot_t *
     snap->options = NULL;
 }
 
-int sg_tables_get(sg_tables_t *tables, const char *table_name, const void *key, size_t keylen, void **value_out, size_t *len_out,
-                  sg_table_version_t *version, sg_token_t *token_into, char *err, size_t errlen)
+static int sg_tables_get_locked(sg_tables_t *tables, const char *table_name, const void *key, size_t keylen, void **value_out,
+                                size_t *len_out, sg_table_version_t *version, sg_token_t *token_into, char *err, size_t errlen)
 {
     *value_out = NULL;
     *len_out = 0;
@@ -1117,8 +1237,8 @@ static long sg_table_cursor_decode(const sg_table_t *table, const char *text, ui
 
 /* -- scans ------------------------------------------------------------------------------------ */
 
-int sg_tables_scan(sg_tables_t *tables, const char *table_name, const sg_table_scan_t *query, sg_table_row_cb cb, void *arg,
-                   char **next_cursor, sg_token_t *token_into, char *err, size_t errlen)
+static int sg_tables_scan_locked(sg_tables_t *tables, const char *table_name, const sg_table_scan_t *query, sg_table_row_cb cb,
+                                 void *arg, char **next_cursor, sg_token_t *token_into, char *err, size_t errlen)
 {
     *next_cursor = NULL;
     sg_table_t *table = sg_tables_find_err(tables, table_name, err, errlen);
@@ -1231,4 +1351,76 @@ int sg_tables_scan(sg_tables_t *tables, const char *table_name, const sg_table_s
         return -1;
     }
     return delivered;
+}
+
+/* -- the public calls, under db_lock ---------------------------------------------------------- */
+
+int sg_tables_position(sg_tables_t *tables, const char *table_name, const char *topic, int32_t partition, int64_t *next_offset,
+                       int64_t *stream_time_ms, char *err, size_t errlen)
+{
+    if (sg_tables_lock(tables, err, errlen) != 0)
+        return -1;
+    int ret = sg_tables_position_locked(tables, table_name, topic, partition, next_offset, stream_time_ms, err, errlen);
+    sg_tables_unlock(tables);
+    return ret;
+}
+
+int sg_tables_positions(sg_tables_t *tables, const char *table_name, sg_table_position_cb cb, void *arg, char *err, size_t errlen)
+{
+    if (sg_tables_lock(tables, err, errlen) != 0)
+        return -1;
+    int ret = sg_tables_positions_locked(tables, table_name, cb, arg, err, errlen);
+    sg_tables_unlock(tables);
+    return ret;
+}
+
+int sg_tables_token(sg_tables_t *tables, const char *table_name, sg_token_t *into, char *err, size_t errlen)
+{
+    if (sg_tables_lock(tables, err, errlen) != 0)
+        return -1;
+    int ret = sg_tables_token_locked(tables, table_name, into, err, errlen);
+    sg_tables_unlock(tables);
+    return ret;
+}
+
+int sg_tables_get_source(sg_tables_t *tables, const char *table_name, char **source_out, char *err, size_t errlen)
+{
+    *source_out = NULL;
+    if (sg_tables_lock(tables, err, errlen) != 0)
+        return -1;
+    int ret = sg_tables_get_source_locked(tables, table_name, source_out, err, errlen);
+    sg_tables_unlock(tables);
+    return ret;
+}
+
+int sg_tables_reset(sg_tables_t *tables, const char *table_name, const char *new_source, char *err, size_t errlen)
+{
+    if (sg_tables_lock(tables, err, errlen) != 0)
+        return -1;
+    int ret = sg_tables_reset_locked(tables, table_name, new_source, err, errlen);
+    sg_tables_unlock(tables);
+    return ret;
+}
+
+int sg_tables_get(sg_tables_t *tables, const char *table_name, const void *key, size_t keylen, void **value_out, size_t *len_out,
+                  sg_table_version_t *version, sg_token_t *token_into, char *err, size_t errlen)
+{
+    *value_out = NULL;
+    *len_out = 0;
+    if (sg_tables_lock(tables, err, errlen) != 0)
+        return -1;
+    int ret = sg_tables_get_locked(tables, table_name, key, keylen, value_out, len_out, version, token_into, err, errlen);
+    sg_tables_unlock(tables);
+    return ret;
+}
+
+int sg_tables_scan(sg_tables_t *tables, const char *table_name, const sg_table_scan_t *query, sg_table_row_cb cb, void *arg,
+                   char **next_cursor, sg_token_t *token_into, char *err, size_t errlen)
+{
+    *next_cursor = NULL;
+    if (sg_tables_lock(tables, err, errlen) != 0)
+        return -1;
+    int ret = sg_tables_scan_locked(tables, table_name, query, cb, arg, next_cursor, token_into, err, errlen);
+    sg_tables_unlock(tables);
+    return ret;
 }

@@ -239,6 +239,14 @@ static int append_row(void *arg, const void *key, size_t keylen, const void *val
     return 0;
 }
 
+static int count_row(void *arg, const void *key, size_t keylen, const void *value, size_t valuelen,
+                     const sg_table_version_t *version)
+{
+    (void)key, (void)keylen, (void)value, (void)valuelen, (void)version;
+    ++*(size_t *)arg;
+    return 0;
+}
+
 /* Every row of the table as "k=v;..." in key order, into a 4096-byte buffer. */
 static void dump(sg_tables_t *tables, const char *table, char *out)
 {
@@ -436,6 +444,90 @@ static void test_position_beyond_end_rebuilds(void **state)
     assert_int_equal(position(fx->tables, "users", 1), 4);
 }
 
+/* Large records on p0 of another key each, until the embedded cluster's log cap (librdkafka's
+ * mock keeps about 5 MB per partition) has deleted the first offsets. Returns the log start. */
+static int64_t push_log_start_past(sg_cluster_t *cluster, int64_t offset)
+{
+    char err[256];
+    rd_kafka_conf_t *rkconf = rd_kafka_conf_new();
+    assert_int_equal(rd_kafka_conf_set(rkconf, "bootstrap.servers", sg_cluster_bootstraps(cluster), err, sizeof(err)),
+                     RD_KAFKA_CONF_OK);
+    assert_int_equal(rd_kafka_conf_set(rkconf, "message.max.bytes", "2000000", err, sizeof(err)), RD_KAFKA_CONF_OK);
+    rd_kafka_t *producer = rd_kafka_new(RD_KAFKA_PRODUCER, rkconf, err, sizeof(err));
+    assert_non_null(producer);
+    size_t len = 700 * 1024;
+    char *value = malloc(len);
+    assert_non_null(value);
+    memset(value, 'z', len);
+    value[0] = '"';
+    value[len - 1] = '"';
+    int64_t low = 0, high = 0;
+    for (int i = 0; i < 40 && low <= offset; ++i) {
+        char key[16];
+        snprintf(key, sizeof(key), "big%d", i);
+        assert_int_equal(rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(TOPIC), RD_KAFKA_V_PARTITION(0),
+                                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, strlen(key)),
+                                           RD_KAFKA_V_VALUE(value, len), RD_KAFKA_V_END),
+                         RD_KAFKA_RESP_ERR_NO_ERROR);
+        assert_int_equal(rd_kafka_flush(producer, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+        assert_int_equal(rd_kafka_query_watermark_offsets(producer, TOPIC, 0, &low, &high, 5000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    }
+    free(value);
+    rd_kafka_destroy(producer);
+    assert_true(low > offset);
+    return low;
+}
+
+/* The topic deleted records the tables had not applied yet (retention; here the mock cluster's
+ * size cap): resuming at the log start would keep rows those records replaced or deleted. The
+ * tables are rebuilt, counted, and equal a build from scratch. */
+static void test_position_below_log_start_rebuilds(void **state)
+{
+    fixture_t *fx = *state;
+    const record_t first[] = {{"a", "1", 0}, {"b", "1", 0}, {"c", "1", 1}};
+    produce(fx->cluster, first, 3);
+    sg_materializer_t *m = start(fx, fx->cluster, fx->tables);
+    wait_caught_up(m);
+    assert_int_equal(sg_materializer_rebuilds(m), 0);
+    sg_materializer_destroy(m);
+    assert_int_equal(position(fx->tables, "users", 0), 2);
+
+    /* While the gateway is down: "a" is deleted, then the log start moves past offset 2. */
+    const record_t gone[] = {{"a", NULL, 0}};
+    produce(fx->cluster, gone, 1);
+    int64_t low = push_log_start_past(fx->cluster, 2);
+
+    m = start(fx, fx->cluster, fx->tables);
+    wait_caught_up(m);
+    assert_int_equal(sg_materializer_rebuilds(m), 2); /* both tables of the topic */
+    sg_materializer_destroy(m);
+    char err[256];
+    void *value = NULL;
+    size_t len = 0;
+    /* Rows from before the log start are gone with the rebuild, like in a build from scratch. */
+    assert_int_equal(sg_tables_get(fx->tables, "users", "a", 1, &value, &len, NULL, NULL, err, sizeof(err)), 1);
+    assert_int_equal(sg_tables_get(fx->tables, "users", "b", 1, &value, &len, NULL, NULL, err, sizeof(err)), 1);
+    assert_row(fx->tables, "users", "c", "1");
+    assert_true(position(fx->tables, "users", 0) > low);
+
+    sg_tables_t *fresh = open_tables(fx->dir2);
+    m = start(fx, fx->cluster, fresh);
+    wait_caught_up(m);
+    assert_int_equal(sg_materializer_rebuilds(m), 0); /* new tables are built, not rebuilt */
+    sg_materializer_destroy(m);
+    for (size_t t = 0; t < 2; ++t) {
+        assert_int_equal(position(fx->tables, table_names[t], 0), position(fresh, table_names[t], 0));
+        assert_int_equal(position(fx->tables, table_names[t], 1), position(fresh, table_names[t], 1));
+        sg_table_scan_t query = {.limit = SG_TABLE_SCAN_MAX_LIMIT};
+        size_t rows = 0, fresh_rows = 0;
+        char *cursor = NULL;
+        assert_true(sg_tables_scan(fx->tables, table_names[t], &query, count_row, &rows, &cursor, NULL, err, sizeof(err)) >= 0);
+        assert_true(sg_tables_scan(fresh, table_names[t], &query, count_row, &fresh_rows, &cursor, NULL, err, sizeof(err)) >= 0);
+        assert_int_equal(rows, fresh_rows);
+    }
+    sg_tables_close(fresh);
+}
+
 static void test_empty_topic_is_caught_up(void **state)
 {
     fixture_t *fx = *state;
@@ -562,6 +654,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_restart_resumes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cluster_change_rebuilds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_position_beyond_end_rebuilds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_position_below_log_start_rebuilds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_empty_topic_is_caught_up, setup, teardown),
     };
     return cmocka_run_group_tests_name("materializer", tests, NULL, NULL);

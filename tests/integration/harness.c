@@ -148,11 +148,17 @@ static char *on_real_kafka(char *config)
     return out;
 }
 
-static int start_gateway(sg_test_proc_t *gw, const char *config_yaml, int wait_ready)
+static int start_gateway_with_data(sg_test_proc_t *gw, const char *config_yaml, const char *data_target, int wait_ready)
 {
     memset(gw, 0, sizeof(*gw));
     if (make_dir(gw) != 0)
         return -1;
+    if (data_target != NULL) {
+        char link_path[512];
+        snprintf(link_path, sizeof(link_path), "%s/data", gw->dir);
+        if (symlink(data_target, link_path) != 0)
+            return -1;
+    }
     char path[512];
     snprintf(path, sizeof(path), "%s/config.yaml", gw->dir);
     char *config = on_real_kafka(replace_all(config_yaml, "@DIR@", gw->dir));
@@ -161,6 +167,16 @@ static int start_gateway(sg_test_proc_t *gw, const char *config_yaml, int wait_r
     fclose(fp);
     free(config);
     return run_gateway(gw, wait_ready);
+}
+
+static int start_gateway(sg_test_proc_t *gw, const char *config_yaml, int wait_ready)
+{
+    return start_gateway_with_data(gw, config_yaml, NULL, wait_ready);
+}
+
+int sg_test_gateway_start_with_data(sg_test_proc_t *gw, const char *config_yaml, const char *data_dir)
+{
+    return start_gateway_with_data(gw, config_yaml, data_dir, 1);
 }
 
 int sg_test_gateway_restart(sg_test_proc_t *gw)

@@ -58,6 +58,10 @@ int sg_test_gateway_start(sg_test_proc_t *gw, const char *config_yaml);
  * /readyz (for gateways that are not meant to become ready, or that speak only TLS). */
 int sg_test_gateway_start_unready(sg_test_proc_t *gw, const char *config_yaml);
 
+/** As sg_test_gateway_start, with @DIR@/data a symbolic link to data_dir (an existing directory,
+ * e.g. on a small tmpfs), so the config's `data_dir: @DIR@/data` lives there. */
+int sg_test_gateway_start_with_data(sg_test_proc_t *gw, const char *config_yaml, const char *data_dir);
+
 /** Stops the gateway (SIGTERM, expecting exit 0) and starts it again on the same config and
  * data_dir. Returns 0 or -1. */
 int sg_test_gateway_restart(sg_test_proc_t *gw);

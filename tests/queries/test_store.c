@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "sg_store.h"
+#include "tmpfs.h"
 
 typedef struct {
     char dir[256];
@@ -902,6 +903,146 @@ static void test_corrupt_claim(void **state)
     assert_non_null(strstr(err, "corrupt idempotency claim"));
 }
 
+/* -- outcome unknown -------------------------------------------------------------------------- */
+
+/* A produce that may or may not be in the log keeps its claim: a retry is told to wait (with
+ * where to look), never allowed to produce again; the lookup then completes or releases it. */
+static void test_idem_unknown_outcome(void **state)
+{
+    fixture_t *fx = *state;
+    char err[256] = "";
+    sg_idem_result_t result;
+    int64_t expires = fx->now + 60000;
+    assert_int_equal(
+        sg_store_idem_claim(fx->store, "orders", "k", 1, sha_a, "req-1", 5, fx->now, expires, &result, err, sizeof(err)), 0);
+    assert_int_equal(result.kind, SG_IDEM_CLAIMED);
+    assert_int_equal(result.partition, -1);
+    /* Only the holder marks it. */
+    assert_int_equal(sg_store_idem_mark_unknown(fx->store, "orders", "k", 1, "other", 5, 3, 1234, err, sizeof(err)), 1);
+    assert_int_equal(sg_store_idem_mark_unknown(fx->store, "orders", "k", 1, "req-1", 5, -1, 1234, err, sizeof(err)), -1);
+    assert_int_equal(sg_store_idem_mark_unknown(fx->store, "orders", "k", 1, "req-1", 5, 3, 1234, err, sizeof(err)), 0);
+
+    reopen(fx); /* the state is stored, not kept in memory */
+    assert_int_equal(
+        sg_store_idem_claim(fx->store, "orders", "k", 1, sha_a, "req-2", 5, fx->now + 1, expires, &result, err, sizeof(err)), 0);
+    assert_int_equal(result.kind, SG_IDEM_UNKNOWN);
+    assert_memory_equal(result.request_id, "req-1", 5);
+    assert_int_equal(result.request_id_len, 5);
+    assert_int_equal(result.partition, 3);
+    assert_int_equal(result.produced_ms, 1234);
+    assert_int_equal(result.expires_ms, expires);
+    assert_int_equal(
+        sg_store_idem_claim(fx->store, "orders", "k", 1, sha_b, "req-2", 5, fx->now + 1, expires, &result, err, sizeof(err)), 0);
+    assert_int_equal(result.kind, SG_IDEM_MISMATCH);
+
+    /* Found in the log: the outcome is recorded, then the claim completed; retries replay it. */
+    assert_int_equal(sg_store_idem_complete(fx->store, "orders", "k", 1, "req-1", 5, err, sizeof(err)), 0);
+    assert_int_equal(
+        sg_store_idem_claim(fx->store, "orders", "k", 1, sha_a, "req-3", 5, fx->now + 2, expires, &result, err, sizeof(err)), 0);
+    assert_int_equal(result.kind, SG_IDEM_DONE);
+    assert_int_equal(result.partition, -1);
+    /* A done claim is never made unknown again, nor released. */
+    assert_int_equal(sg_store_idem_mark_unknown(fx->store, "orders", "k", 1, "req-1", 5, 3, 1234, err, sizeof(err)), 1);
+    assert_int_equal(sg_store_idem_release(fx->store, "orders", "k", 1, "req-1", 5, err, sizeof(err)), 1);
+
+    /* Not in the log: released, and the next request claims the key. */
+    assert_int_equal(
+        sg_store_idem_claim(fx->store, "orders", "k2", 2, sha_a, "req-4", 5, fx->now, expires, &result, err, sizeof(err)), 0);
+    assert_int_equal(sg_store_idem_mark_unknown(fx->store, "orders", "k2", 2, "req-4", 5, 0, 99, err, sizeof(err)), 0);
+    assert_int_equal(sg_store_idem_release(fx->store, "orders", "k2", 2, "req-4", 5, err, sizeof(err)), 0);
+    assert_int_equal(
+        sg_store_idem_claim(fx->store, "orders", "k2", 2, sha_a, "req-5", 5, fx->now, expires, &result, err, sizeof(err)), 0);
+    assert_int_equal(result.kind, SG_IDEM_CLAIMED);
+}
+
+/* -- a full disk ------------------------------------------------------------------------------ */
+
+/* The disk fills: writes fail (no crash), the store says so, a new Idempotency-Key claim is
+ * refused rather than granted unguarded, existing records and claims still read; once room is
+ * back the periodic sweep reopens the store and every record written before is there. */
+static void test_full_disk_refuses_then_resumes(void **state)
+{
+    fixture_t *fx = *state;
+    sg_test_tmpfs_t fs;
+    char why[512];
+    if (sg_test_tmpfs_mount(&fs, 16, why, sizeof(why)) != 0) {
+        print_message("skipped: %s\n", why);
+        skip();
+    }
+    assert_int_equal(sg_test_tmpfs_fill(&fs, 6), 0);
+    char dir[300], err[512] = "";
+    snprintf(dir, sizeof(dir), "%s/state", fs.dir);
+    sg_store_t *store = sg_store_open(dir, err, sizeof(err));
+    assert_non_null(store);
+    sg_idem_result_t result;
+    assert_int_equal(
+        sg_store_idem_claim(store, "orders", "held", 4, sha_a, "req-0", 5, fx->now, fx->now + 60000, &result, err, sizeof(err)), 0);
+    assert_int_equal(result.kind, SG_IDEM_CLAIMED);
+
+    size_t body_len = 1024 * 1024;
+    char *body = malloc(body_len);
+    assert_non_null(body);
+    for (size_t i = 0; i < body_len; i++)
+        body[i] = (char)('a' + i % 26);
+    sg_request_record_t rec = {.state = SG_REQUEST_DONE,
+                               .status = 200,
+                               .body = body,
+                               .body_len = body_len,
+                               .created_ms = fx->now,
+                               .expires_ms = fx->now + 60000};
+    int written = 0, rc = 0;
+    char id[32];
+    for (; written < 60; written++) {
+        snprintf(id, sizeof(id), "req-%d", written);
+        if ((rc = sg_store_put_request(store, id, strlen(id), &rec, err, sizeof(err))) != 0)
+            break;
+    }
+    assert_int_equal(rc, -1);
+    assert_true(written > 0 && written < 60);
+    assert_non_null(strstr(err, "No space left"));
+    char reason[512];
+    assert_int_equal(sg_store_health(store, reason, sizeof(reason)), SG_STORAGE_UNAVAILABLE);
+    assert_non_null(strstr(reason, "No space left"));
+
+    /* A new claim cannot be stored: refused, not granted. */
+    assert_int_equal(
+        sg_store_idem_claim(store, "orders", "new", 3, sha_a, "req-x", 5, fx->now, fx->now + 60000, &result, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "storage unavailable"));
+    /* An existing claim still answers (reads go on). */
+    assert_int_equal(
+        sg_store_idem_claim(store, "orders", "held", 4, sha_a, "req-y", 5, fx->now, fx->now + 60000, &result, err, sizeof(err)), 0);
+    assert_int_equal(result.kind, SG_IDEM_IN_FLIGHT);
+    sg_request_record_t got;
+    assert_int_equal(sg_store_get_request(store, "req-0", 5, fx->now, &got, err, sizeof(err)), 0);
+    assert_int_equal(got.body_len, body_len);
+    sg_request_record_dispose(&got);
+    /* No room: the sweep cannot bring it back. */
+    size_t deleted;
+    assert_int_equal(sg_store_sweep(store, fx->now, 100, &deleted, err, sizeof(err)), -1);
+    assert_int_equal(sg_store_health(store, NULL, 0), SG_STORAGE_UNAVAILABLE);
+
+    sg_test_tmpfs_free(&fs);
+    int tries = 0;
+    while (sg_store_sweep(store, fx->now, 100, &deleted, err, sizeof(err)) < 0) {
+        assert_true(++tries < 100); /* 10 s */
+        usleep(100 * 1000);
+    }
+    assert_int_equal(sg_store_health(store, reason, sizeof(reason)), SG_STORAGE_OK);
+    for (int i = 0; i < written; i++) {
+        snprintf(id, sizeof(id), "req-%d", i);
+        assert_int_equal(sg_store_get_request(store, id, strlen(id), fx->now, &got, err, sizeof(err)), 0);
+        assert_int_equal(got.body_len, body_len);
+        assert_memory_equal(got.body, body, body_len);
+        sg_request_record_dispose(&got);
+    }
+    assert_int_equal(
+        sg_store_idem_claim(store, "orders", "new", 3, sha_a, "req-x", 5, fx->now, fx->now + 60000, &result, err, sizeof(err)), 0);
+    assert_int_equal(result.kind, SG_IDEM_CLAIMED);
+    free(body);
+    sg_store_close(store);
+    sg_test_tmpfs_unmount(&fs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -925,6 +1066,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_compaction_filter_drops_expired, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_request_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_claim, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idem_unknown_outcome, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_disk_refuses_then_resumes, setup, teardown),
     };
     return cmocka_run_group_tests_name("queries-store", tests, NULL, NULL);
 }
