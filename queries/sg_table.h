@@ -43,6 +43,10 @@
 
 typedef struct st_sg_tables_t sg_tables_t;
 typedef struct st_sg_table_batch_t sg_table_batch_t;
+/* What a table had applied after one commit (its positions, their token and text) together with
+ * the rows as of that commit: every commit publishes one, and reads take it by reference instead
+ * of reading the positions. Immutable; handed to callbacks, valid during the call only. */
+typedef struct st_sg_table_view_t sg_table_view_t;
 
 /* Where a row's current value came from. etag is a 64-bit hash of (partition, offset, timestamp,
  * value): it changes whenever the row is rewritten, even by an identical value after a rebuild. */
@@ -74,6 +78,20 @@ int sg_tables_health(sg_tables_t *tables, char *reason, size_t reasonlen);
  * fails the database is opened read-only, so reads go on. Returns 0 healthy (already or now), 1
  * still unavailable (why in err). The writer's thread (the materializer), no batch being committed. */
 int sg_tables_recover(sg_tables_t *tables, char *err, size_t errlen);
+
+#define SG_TABLE_CACHE_DEFAULT_BYTES (512u * 1024u * 1024u)
+
+/** Sets the memory reads may keep (RocksDB's block cache and row cache, half each, shared by every
+ * table; they fill only with what is read, and after a restore with the tables' blocks while they
+ * fit); default SG_TABLE_CACHE_DEFAULT_BYTES. Any thread, any time. */
+void sg_tables_set_cache(sg_tables_t *tables, size_t bytes);
+
+/** Writes every table's memtables to table files and waits (seconds for a large table), then
+ * loads the tables' blocks into the block cache while they fit: after a restore, so that reads
+ * find rows through the files' filters and hash-indexed blocks in memory rather than by walking
+ * the memtables' skip lists or reading blocks from the files. Returns 0 or -1 (a write failure,
+ * as for a commit). The writer's thread (the materializer). */
+int sg_tables_flush(sg_tables_t *tables, char *err, size_t errlen);
 
 /** Number of batches committed (and resets done) on table since open; 0 for an unknown table.
  * Lock-free (acquire): once it has changed, reads see at least that commit. For waiters. */
@@ -145,6 +163,32 @@ void sg_table_batch_destroy(sg_table_batch_t *batch);
  * into it from the same snapshot as the row (see sg_tables_token). */
 int sg_tables_get(sg_tables_t *tables, const char *table, const void *key, size_t keylen, void **value_out, size_t *len_out,
                   sg_table_version_t *version, sg_token_t *token_into, char *err, size_t errlen);
+
+/* A point read's answer, valid during the callback only. */
+typedef struct {
+    int found;         /* 0: no row for the key */
+    const void *value; /* the row's value (not NUL-terminated) when found */
+    size_t value_len;
+    sg_table_version_t version;  /* when found */
+    const sg_table_view_t *view; /* the state the answer reflects */
+} sg_table_read_t;
+
+typedef void (*sg_table_read_cb)(void *arg, const sg_table_read_t *read);
+
+/** The hot point read: one lookup at the snapshot of the table's current view, no copy, no
+ * token built. Calls cb once with the row (if any) and the view; cb must not call into this
+ * module (a reader lock is held). Returns 0 found, 1 absent (cb called either way), -1 error (cb
+ * not called: unknown table, key out of range, RocksDB, corrupt row, positions over the token
+ * limits). Any thread. */
+int sg_tables_read(sg_tables_t *tables, const char *table, const void *key, size_t keylen, sg_table_read_cb cb, void *arg,
+                   char *err, size_t errlen);
+
+/** The view's position as a token (borrowed), and its text (borrowed, *len bytes, NUL-terminated). */
+const sg_token_t *sg_table_view_token(const sg_table_view_t *view);
+const char *sg_table_view_token_text(const sg_table_view_t *view, size_t *len);
+
+/** The largest stream time of topic's partitions in the view (0 when none). */
+int64_t sg_table_view_stream_time(const sg_table_view_t *view, const char *topic);
 
 /* Called per row in key order; value is without the header; all pointers valid only during the
  * call. Non-zero stops the scan after this row. */

@@ -825,6 +825,165 @@ static void test_token_from_positions(void **state)
     assert_int_equal(sg_tables_token(fx->tables, "nope", NULL, err, sizeof(err)), -1);
 }
 
+/* -- views: the hot point read ---------------------------------------------------------------- */
+
+typedef struct {
+    int calls;
+    int found;
+    char value[64];
+    sg_table_version_t version;
+    char token[512];
+    int64_t stream_time;
+    int64_t stream_time_other;
+} read_seen_t;
+
+static void on_read(void *arg, const sg_table_read_t *read)
+{
+    read_seen_t *seen = arg;
+    seen->calls++;
+    seen->found = read->found;
+    if (read->found) {
+        assert_true(read->value_len < sizeof(seen->value));
+        memcpy(seen->value, read->value, read->value_len);
+        seen->value[read->value_len] = '\0';
+        seen->version = read->version;
+    }
+    size_t len = 0;
+    const char *text = sg_table_view_token_text(read->view, &len);
+    assert_true(len < sizeof(seen->token));
+    assert_int_equal(strlen(text), len);
+    memcpy(seen->token, text, len + 1);
+    /* The text is the encoding of the view's token. */
+    char again[512];
+    assert_int_equal(sg_token_encode(sg_table_view_token(read->view), again, sizeof(again)), len);
+    assert_string_equal(again, text);
+    seen->stream_time = sg_table_view_stream_time(read->view, "users-topic");
+    seen->stream_time_other = sg_table_view_stream_time(read->view, "elsewhere");
+}
+
+static void test_read_carries_its_view(void **state)
+{
+    fixture_t *fx = *state;
+    char err[256] = "";
+    read_seen_t seen = {0};
+    /* Nothing applied yet: absent, with the empty token. */
+    assert_int_equal(sg_tables_read(fx->tables, "users", "a", 1, on_read, &seen, err, sizeof(err)), 1);
+    assert_int_equal(seen.calls, 1);
+    assert_int_equal(seen.found, 0);
+    sg_token_t *empty = sg_token_create();
+    char empty_text[64];
+    sg_token_encode(empty, empty_text, sizeof(empty_text));
+    sg_token_destroy(empty);
+    assert_string_equal(seen.token, empty_text);
+    assert_int_equal(seen.stream_time, 0);
+
+    sg_table_batch_t *batch = sg_table_batch_new(fx->tables, "users");
+    put(batch, "users-topic", 0, 0, 500, "a", "1");
+    put(batch, "users-topic", 0, 9, 700, "b", "2");
+    put(batch, "users-topic", 2, 4, 900, "c", "3");
+    commit(batch);
+
+    memset(&seen, 0, sizeof(seen));
+    assert_int_equal(sg_tables_read(fx->tables, "users", "b", 1, on_read, &seen, err, sizeof(err)), 0);
+    assert_int_equal(seen.calls, 1);
+    assert_int_equal(seen.found, 1);
+    assert_string_equal(seen.value, "2");
+    assert_int_equal(seen.version.partition, 0);
+    assert_int_equal(seen.version.offset, 9);
+    assert_int_equal(seen.version.timestamp_ms, 700);
+    sg_table_version_t got;
+    char *value = get(fx->tables, "users", "b", &got);
+    assert_int_equal(got.etag, seen.version.etag);
+    free(value);
+    assert_int_equal(seen.stream_time, 900);
+    assert_int_equal(seen.stream_time_other, 0);
+    /* The token is the table's position, as sg_tables_token merges it. */
+    sg_token_t *want = sg_token_create();
+    assert_int_equal(sg_tables_token(fx->tables, "users", want, err, sizeof(err)), 0);
+    char want_text[512];
+    sg_token_encode(want, want_text, sizeof(want_text));
+    assert_string_equal(seen.token, want_text);
+    sg_token_destroy(want);
+
+    /* A later commit is the next read's view; the row and its token move together. */
+    put(batch, "users-topic", 2, 5, 950, "b", "4");
+    put(batch, "other-topic", 0, 0, 2000, "d", "5");
+    commit(batch);
+    sg_table_batch_destroy(batch);
+    memset(&seen, 0, sizeof(seen));
+    assert_int_equal(sg_tables_read(fx->tables, "users", "b", 1, on_read, &seen, err, sizeof(err)), 0);
+    assert_string_equal(seen.value, "4");
+    assert_int_equal(seen.version.partition, 2);
+    assert_int_equal(seen.version.offset, 5);
+    assert_string_not_equal(seen.token, want_text);
+    assert_int_equal(seen.stream_time, 950); /* two topics now: each its own */
+    sg_token_t *decoded = sg_token_decode(seen.token, strlen(seen.token), err, sizeof(err));
+    assert_non_null(decoded);
+    int64_t offset, stream;
+    assert_int_equal(sg_token_get(decoded, "users-topic", 2, &offset, &stream), 0);
+    assert_int_equal(offset, 5);
+    assert_int_equal(sg_token_get(decoded, "other-topic", 0, &offset, &stream), 0);
+    assert_int_equal(stream, 2000);
+    sg_token_destroy(decoded);
+
+    /* Errors: the callback is not called. */
+    memset(&seen, 0, sizeof(seen));
+    assert_int_equal(sg_tables_read(fx->tables, "nope", "b", 1, on_read, &seen, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "unknown table"));
+    assert_int_equal(sg_tables_read(fx->tables, "users", "", 0, on_read, &seen, err, sizeof(err)), -1);
+    assert_int_equal(seen.calls, 0);
+
+    /* A reset is a view too: empty. */
+    assert_int_equal(sg_tables_reset(fx->tables, "users", "cluster-B", err, sizeof(err)), 0);
+    assert_int_equal(sg_tables_read(fx->tables, "users", "b", 1, on_read, &seen, err, sizeof(err)), 1);
+    assert_string_equal(seen.token, empty_text);
+
+    /* After a reopen the view is read back from the stored positions. */
+    batch = sg_table_batch_new(fx->tables, "users");
+    put(batch, "users-topic", 1, 41, 1234, "e", "6");
+    commit(batch);
+    sg_table_batch_destroy(batch);
+    memset(&seen, 0, sizeof(seen));
+    assert_int_equal(sg_tables_read(fx->tables, "users", "e", 1, on_read, &seen, err, sizeof(err)), 0);
+    char before[512];
+    memcpy(before, seen.token, sizeof(before));
+    sg_tables_close(fx->tables);
+    fx->tables = open_tables(fx->dir);
+    memset(&seen, 0, sizeof(seen));
+    assert_int_equal(sg_tables_read(fx->tables, "users", "e", 1, on_read, &seen, err, sizeof(err)), 0);
+    assert_string_equal(seen.value, "6");
+    assert_string_equal(seen.token, before);
+    assert_int_equal(seen.stream_time, 1234);
+}
+
+static void test_flush_keeps_rows_and_positions(void **state)
+{
+    fixture_t *fx = *state;
+    char err[256] = "";
+    sg_tables_set_cache(fx->tables, 4u * 1024u * 1024u);
+    sg_table_batch_t *batch = sg_table_batch_new(fx->tables, "users");
+    char key[16], value[32];
+    for (int i = 0; i < 2000; i++) {
+        snprintf(key, sizeof(key), "k%05d", i);
+        snprintf(value, sizeof(value), "{\"n\":%d}", i);
+        put(batch, "t", i % 4, i / 4, 100 + i, key, value);
+    }
+    commit(batch);
+    sg_table_batch_destroy(batch);
+    assert_int_equal(sg_tables_flush(fx->tables, err, sizeof(err)), 0);
+    for (int i = 0; i < 2000; i += 97) {
+        snprintf(key, sizeof(key), "k%05d", i);
+        snprintf(value, sizeof(value), "{\"n\":%d}", i);
+        assert_row(fx->tables, "users", key, value);
+        read_seen_t seen = {0};
+        assert_int_equal(sg_tables_read(fx->tables, "users", key, strlen(key), on_read, &seen, err, sizeof(err)), 0);
+        assert_string_equal(seen.value, value);
+        assert_int_equal(seen.version.offset, i / 4);
+    }
+    assert_position(fx->tables, "users", "t", 3, 0, 500, 2099);
+    assert_row(fx->tables, "users", "k99999", NULL);
+}
+
 /* -- concurrency ------------------------------------------------------------------------------ */
 
 #define WRITER_BATCHES 300
@@ -835,6 +994,18 @@ typedef struct {
     atomic_int failures;
     atomic_long reads;
 } race_t;
+
+/* Under the read lock: the counter row's offset must be its view's offset of partition 0 (else
+ * calls is set to 2, a failure). */
+static void on_race_read(void *arg, const sg_table_read_t *read)
+{
+    read_seen_t *seen = arg;
+    int64_t offset = -1, stream;
+    seen->calls = 1;
+    if (read->found &&
+        (sg_token_get(sg_table_view_token(read->view), "t", 0, &offset, &stream) != 0 || offset != read->version.offset))
+        seen->calls = 2;
+}
 
 /* Readers check what a materializer's readers rely on: no errors, every value well formed, and
  * never older than a value already seen (one key is rewritten with an increasing counter). */
@@ -861,6 +1032,14 @@ static void *reader(void *arg)
         } else if (ret != 1) {
             atomic_fetch_add(&race->failures, 1);
         }
+        /* The hot read: the counter is the last record of partition 0 in every batch, so the
+         * row's offset is exactly its view's offset for that partition. */
+        read_seen_t seen = {0};
+        ret = sg_tables_read(race->tables, "users", "counter", 7, on_race_read, &seen, err, sizeof(err));
+        if (ret == 0 && seen.calls != 1)
+            atomic_fetch_add(&race->failures, 1);
+        else if (ret != 0 && ret != 1)
+            atomic_fetch_add(&race->failures, 1);
         rows_t rows = {0};
         char *next = NULL;
         sg_token_t *token = sg_token_create();
@@ -1195,6 +1374,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_scan_paging_visits_every_row_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan_rejects_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_from_positions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_carries_its_view, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flush_keeps_rows_and_positions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_reads_while_committing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_arguments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_with_other_tables, setup, teardown),
