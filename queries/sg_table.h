@@ -43,6 +43,7 @@
 
 typedef struct st_sg_tables_t sg_tables_t;
 typedef struct st_sg_table_batch_t sg_table_batch_t;
+typedef struct st_sg_table_commit_t sg_table_commit_t;
 /* What a table had applied after one commit (its positions, their token and text) together with
  * the rows as of that commit: every commit publishes one, and reads take it by reference instead
  * of reading the positions. Immutable; handed to callbacks, valid during the call only. */
@@ -86,12 +87,23 @@ int sg_tables_recover(sg_tables_t *tables, char *err, size_t errlen);
  * fit); default SG_TABLE_CACHE_DEFAULT_BYTES. Any thread, any time. */
 void sg_tables_set_cache(sg_tables_t *tables, size_t bytes);
 
-/** Writes every table's memtables to table files and waits (seconds for a large table), then
- * loads the tables' blocks into the block cache while they fit: after a restore, so that reads
- * find rows through the files' filters and hash-indexed blocks in memory rather than by walking
- * the memtables' skip lists or reading blocks from the files. Returns 0 or -1 (a write failure,
- * as for a commit). The writer's thread (the materializer). */
-int sg_tables_flush(sg_tables_t *tables, char *err, size_t errlen);
+/** While restoring (restoring != 0), the tables let level-0 files pile up (up to 64) before
+ * compacting them: a restore's bulk batches are a file each, and merging them as they come
+ * costs the restore a third of its CPU; sg_tables_settle merges them once at the end. Any thread. */
+void sg_tables_set_restoring(sg_tables_t *tables, int restoring);
+
+/** After a restore: writes every table's memtables to table files, merges the files bulk
+ * batches left (when there were any), then loads the tables' blocks into the block cache while
+ * they fit, so that reads find rows through one file's filter and hash-indexed blocks in memory
+ * rather than by walking the memtables' skip lists, probing a file per round or reading blocks
+ * from disk. Takes seconds for a large table; commits may go on meanwhile. Returns 0 or -1 (a
+ * write failure, as for a commit). Any thread but a loop's. */
+int sg_tables_settle(sg_tables_t *tables, char *err, size_t errlen);
+
+/** A RocksDB integer property of table's column family (e.g. "rocksdb.num-files-at-level0",
+ * "rocksdb.num-entries-active-mem-table") into *value: for tests, benches and diagnostics.
+ * Returns 0, or -1 for an unknown table or property. Any thread. */
+int sg_tables_property(sg_tables_t *tables, const char *table, const char *property, uint64_t *value);
 
 /** Number of batches committed (and resets done) on table since open; 0 for an unknown table.
  * Lock-free (acquire): once it has changed, reads see at least that commit. For waiters. */
@@ -147,10 +159,34 @@ int sg_table_batch_advance(sg_table_batch_t *batch, const char *topic, int32_t p
 /** Records added to the batch since it was created or last committed. */
 size_t sg_table_batch_count(const sg_table_batch_t *batch);
 
-/** Writes the batch's rows and advanced positions in one WriteBatch. Returns 0, -1 error, or
- * SG_TABLE_ECONFLICT. Either way the batch is emptied and may be reused; after a failure its
- * records are lost and the caller re-applies from the stored positions. */
+/** Writes the batch's rows and advanced positions in one WriteBatch (or one ingested table file,
+ * see sg_table_batch_set_bulk). Returns 0, -1 error, or SG_TABLE_ECONFLICT. Either way the batch
+ * is emptied and may be reused; after a failure its records are lost and the caller re-applies
+ * from the stored positions. Same as detach + run + destroy. */
 int sg_table_batch_commit(sg_table_batch_t *batch, char *err, size_t errlen);
+
+/** Bulk batches (a restore) of at least a few thousand rows are written as a sorted table file
+ * that RocksDB ingests whole, positions included (atomically, as a WriteBatch would), skipping
+ * the write-ahead log and the memtable. Small or non-bulk batches use a WriteBatch. */
+void sg_table_batch_set_bulk(sg_table_batch_t *batch, int bulk);
+
+/** Takes what the batch holds (rows and the positions they reach) into a commit job (owned)
+ * that sg_table_commit_run writes, e.g. on another thread while the batch takes the next
+ * records: the batch goes on from those positions, expecting the job to be committed. NULL when
+ * there is nothing to commit. Jobs of one table must be run in the order they were detached; once
+ * one fails, the later ones fail with SG_TABLE_ECONFLICT and the batch's positions are not to be
+ * trusted: set up again from the stored positions. */
+sg_table_commit_t *sg_table_batch_detach(sg_table_batch_t *batch);
+
+/** Writes a job (sorting its rows first). Returns 0, -1 error, or SG_TABLE_ECONFLICT. Any
+ * thread; the job stays the caller's. */
+int sg_table_commit_run(sg_table_commit_t *job, char *err, size_t errlen);
+
+/** Rows in the job (the last write per key once it has run). */
+size_t sg_table_commit_rows(const sg_table_commit_t *job);
+
+/** Frees a job; NULL is a no-op. */
+void sg_table_commit_destroy(sg_table_commit_t *job);
 
 /** Discards and frees a batch (uncommitted records are dropped); NULL is a no-op. */
 void sg_table_batch_destroy(sg_table_batch_t *batch);

@@ -1,26 +1,36 @@
 /*
  * Materialized tables on RocksDB (queries/README.md; README: "HTTP API: tables").
  *
- * The design choice that shapes this file: the applied position lives in the same database as
- * the rows and is written in the same WriteBatch, so "what has been applied" can never disagree
- * with "what the rows say", whatever the crash point. A batch keeps an in-memory copy of each
- * partition's position it touched (loaded on first use) to drop records below the next offset;
- * that copy is only trusted while nobody else has written the table, which a per-table commit
- * counter checks at commit under the table's commit lock (optimistic, no lock while building).
+ * The design choice that shapes this file: the applied position lives with the rows, in the same
+ * column family, and is written in the same WriteBatch (or the same ingested table file), so
+ * "what has been applied" can never disagree with "what the rows say", whatever the crash point.
+ * A batch keeps an in-memory copy of each partition's position it touched (loaded on first use)
+ * to drop records below the next offset; that copy is only trusted while nobody else has written
+ * the table, which a per-table commit counter checks at commit under the table's commit lock
+ * (optimistic, no lock while building). A batch's contents can be detached into a commit job and
+ * written on another thread while the batch takes the next records (the materializer's commit
+ * thread); a restore's large batches are written as sorted table files that RocksDB ingests
+ * whole, skipping the write-ahead log and the memtable.
+ *
+ * Every commit publishes a view (positions, token, token text, a snapshot taken right after the
+ * write): reads take it by reference and read their row at its snapshot, so an answer and its
+ * token always agree and no read touches the positions.
  *
  * Layout (all integers fixed-width big-endian):
- *   family "t:<table>"  key: the row key as given
+ *   family "t:<table>"  key: the row key as given (1..SG_TABLE_MAX_KEY bytes)
  *                       value: u8 version (1), u32 partition, u64 offset, u64 timestamp_ms,
  *                              then the value bytes (the caller never sees this header)
+ *                       key "" (empty, never a row): the positions record,
+ *                              u8 version (2), u32 count, then per partition, sorted by (topic
+ *                              bytes, partition): u8 topic length, topic, u32 partition,
+ *                              u64 next_offset, u64 stream_time
  *   family "positions"  key: u8 name length, table name, then
  *                              'S'  -> source identity bytes
- *                              'P'  -> u8 version (2), u32 count, then per partition, sorted by
- *                                      (topic bytes, partition): u8 topic length, topic,
- *                                      u32 partition, u64 next_offset, u64 stream_time
- * All of a table's positions are one record, rewritten whole by every commit: reading the view
- * is one point lookup (its newest version), however many commits the memtable still holds; a
- * record per partition made every read walk the old versions of each of them. One table's keys
- * are a contiguous range, so a reset is two range deletions.
+ *                              'P'  -> the positions record as above (second layout), or
+ *                              'P' topic NUL u32 partition -> one position (first layout)
+ * Both older layouts are read when the table's family has no record and emptied by the next
+ * commit (in its WriteBatch). All of a table's positions are one record, rewritten whole by every
+ * commit. One table's keys are a contiguous range, so a reset is two range deletions.
  *
  * Scan cursors are base64url (no padding) of u8 version (1), the last key returned, and a u32
  * FNV-1a checksum over (table name, version, key): a cursor from another table or a mangled one
@@ -38,6 +48,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define SG_TABLE_ROW_VERSION 1
 #define SG_TABLE_ROW_HEADER 21 /* version, partition, offset, timestamp */
@@ -57,7 +70,8 @@
 /* Memory for reads unless sg_tables_set_cache says otherwise: half for uncompressed data blocks,
  * half for rows (LRUs shared by every table; they grow only as rows are read). */
 #define SG_TABLE_CACHE_DEFAULT SG_TABLE_CACHE_DEFAULT_BYTES
-#define SG_TABLE_LEVELS 7
+/* A batch of at least this many rows is written as a table file when the batch is bulk. */
+#define SG_TABLE_BULK_MIN_ROWS 4096
 #define SG_ROCKSDB_PERF_DISABLE 1 /* rocksdb::PerfLevel::kDisable (the C API takes an int) */
 
 /* One position of a view; topic points into the view's own copy of the names. */
@@ -117,6 +131,10 @@ struct st_sg_tables_t {
     rocksdb_writeoptions_t *write_options;
     rocksdb_cache_t *block_cache;
     rocksdb_cache_t *row_cache;
+    char *ingest_dir;                    /* where bulk batches' table files are written: <dir>/ingest */
+    rocksdb_options_t *ingest_options;   /* for writing them */
+    _Atomic bool ingested;               /* a bulk batch was ingested since the last sg_tables_settle */
+    int compression;                     /* the files' compression: LZ4 when this RocksDB build has it */
     _Atomic size_t block_cache_bytes;
     sg_table_t *tables;
     size_t table_count;
@@ -140,12 +158,12 @@ typedef struct {
 struct st_sg_table_batch_t {
     sg_tables_t *tables;
     sg_table_t *table;
-    rocksdb_writebatch_t *writes;
     uint64_t base_commits;           /* the table's commit count our cached positions are valid for */
     sg_table_batch_pos_t *positions; /* every stored position once loaded, plus new ones */
     size_t pos_count, pos_cap, pos_last;
     bool pos_loaded;
-    bool pos_v1; /* loaded from first-layout records, which the next commit deletes */
+    bool pos_legacy; /* loaded from the positions family (older layouts), which the next commit empties */
+    bool bulk;       /* sg_table_batch_set_bulk */
     size_t records;
     /* Rows wait here until the commit, which writes them sorted by key, the last write of each
      * key only: RocksDB's memtable takes sorted inserts several times faster. */
@@ -342,7 +360,7 @@ static char **sg_tables_cf_names(const char *dir, const char *const *table_names
 
 /* Point reads are the tables' hot path (bench/README.md, "Issue 13"): options for them on top of
  * the module's defaults. */
-static void sg_tables_tune(sg_tables_t *tables, rocksdb_options_t *options, int compression)
+static void sg_tables_tune(sg_tables_t *tables, rocksdb_options_t *options)
 {
     rocksdb_block_based_table_options_t *table = rocksdb_block_based_options_create();
     /* As the module's defaults: a whole-key Bloom filter, so a 404 and every level a key is not
@@ -366,13 +384,33 @@ static void sg_tables_tune(sg_tables_t *tables, rocksdb_options_t *options, int 
      * skip lists (the memtables hold the latest writes, reads are mostly of older rows). */
     rocksdb_options_set_memtable_prefix_bloom_size_ratio(options, 0.05);
     rocksdb_options_set_memtable_whole_key_filtering(options, 1);
-    /* No compression where rows are young and read the most (level 0 and 1): a block read from
-     * disk is used as it is; older levels keep the module's compression. */
-    int levels[SG_TABLE_LEVELS];
-    for (int i = 0; i < SG_TABLE_LEVELS; i++)
-        levels[i] = i < 2 ? rocksdb_no_compression : compression;
-    rocksdb_options_set_num_levels(options, SG_TABLE_LEVELS);
-    rocksdb_options_set_compression_per_level(options, levels, SG_TABLE_LEVELS);
+    /* The files keep the module's compression: the block cache holds blocks uncompressed, so a
+     * read pays for it only on a miss, and uncompressed level-0 files made a flush after a full
+     * disk need several times the room (tests/integration/test_disk.c). */
+}
+
+/* Bulk batches are written as table files in <dir>/ingest (the database's file system, so an
+ * ingestion moves them in; RocksDB ignores a directory it did not make); what a crash left there
+ * is removed. The files get the tables' options. */
+static void sg_tables_ingest_setup(sg_tables_t *tables)
+{
+    size_t len = strlen(tables->dir) + sizeof("/ingest");
+    tables->ingest_dir = sg_malloc(len);
+    snprintf(tables->ingest_dir, len, "%s/ingest", tables->dir);
+    mkdir(tables->ingest_dir, 0700);
+    DIR *dir = opendir(tables->ingest_dir);
+    for (struct dirent *entry; dir != NULL && (entry = readdir(dir)) != NULL;) {
+        size_t name_len = strlen(entry->d_name);
+        if (name_len > 4 && strcmp(entry->d_name + name_len - 4, ".sst") == 0) {
+            char path[4096];
+            snprintf(path, sizeof(path), "%s/%s", tables->ingest_dir, entry->d_name);
+            unlink(path);
+        }
+    }
+    if (dir != NULL)
+        closedir(dir);
+    tables->ingest_options = sg_queries_db_options(SG_TABLE_WRITE_BUFFER, 3, SG_TABLE_MAX_TOTAL_WAL, tables->compression);
+    sg_tables_tune(tables, tables->ingest_options);
 }
 
 /* Opens the database at tables->dir (read-only when asked: a stopped database's last state, for
@@ -394,7 +432,7 @@ static int sg_tables_open_db(sg_tables_t *tables, bool read_only, char *err, siz
     for (size_t i = 0; i < sizeof(compressions) / sizeof(compressions[0]); i++) {
         char *errptr = NULL;
         tables->options = sg_queries_db_options(SG_TABLE_WRITE_BUFFER, 3, SG_TABLE_MAX_TOTAL_WAL, compressions[i]);
-        sg_tables_tune(tables, tables->options, compressions[i]);
+        sg_tables_tune(tables, tables->options);
         for (size_t j = 0; j < tables->cf_count; j++)
             cf_options[j] = tables->options;
         if (read_only)
@@ -404,8 +442,10 @@ static int sg_tables_open_db(sg_tables_t *tables, bool read_only, char *err, siz
         else
             tables->db = rocksdb_open_column_families(tables->options, tables->dir, (int)tables->cf_count,
                                                       (const char *const *)names, cf_options, tables->cf_handles, &errptr);
-        if (errptr == NULL && tables->db != NULL)
+        if (errptr == NULL && tables->db != NULL) {
+            tables->compression = compressions[i];
             break;
+        }
         tables->db = NULL;
         rocksdb_options_destroy(tables->options);
         tables->options = NULL;
@@ -497,6 +537,7 @@ sg_tables_t *sg_tables_open(const char *dir, const char *const *table_names, siz
         sg_tables_close(tables);
         return NULL;
     }
+    sg_tables_ingest_setup(tables);
     return tables;
 }
 
@@ -513,6 +554,9 @@ void sg_tables_close(sg_tables_t *tables)
         rocksdb_cache_destroy(tables->block_cache);
     if (tables->row_cache != NULL)
         rocksdb_cache_destroy(tables->row_cache);
+    if (tables->ingest_options != NULL)
+        rocksdb_options_destroy(tables->ingest_options);
+    free(tables->ingest_dir);
     for (size_t i = 0; i < tables->table_count; i++) {
         free(tables->tables[i].name);
         pthread_mutex_destroy(&tables->tables[i].commit_lock);
@@ -697,17 +741,25 @@ static long sg_table_each_pos_v1(sg_tables_t *tables, const sg_table_t *table, c
 }
 
 /* Calls cb per stored position of table as read through read_options, in (topic, partition)
- * order. Returns the number of positions (0: none stored), or -1 on error. */
+ * order. *legacy (may be NULL) tells whether they came from the positions family (an older
+ * layout, which the next commit replaces). Returns the number of positions (0: none stored), or
+ * -1 on error. */
 static long sg_table_each_pos(sg_tables_t *tables, const sg_table_t *table, const rocksdb_readoptions_t *read_options,
-                              sg_table_position_cb cb, void *arg, char *err, size_t errlen)
+                              sg_table_position_cb cb, void *arg, bool *legacy, char *err, size_t errlen)
 {
-    uint8_t key[SG_TABLE_POS_KEY_MAX];
-    size_t keylen = sg_table_pos_key(table, key);
+    bool from_family = false;
     char *errptr = NULL;
-    rocksdb_pinnableslice_t *found =
-        rocksdb_get_pinned_cf(tables->db, read_options, tables->positions_cf, (const char *)key, keylen, &errptr);
+    rocksdb_pinnableslice_t *found = rocksdb_get_pinned_cf(tables->db, read_options, table->cf, "", 0, &errptr);
+    if (errptr == NULL && found == NULL) {
+        uint8_t key[SG_TABLE_POS_KEY_MAX];
+        size_t keylen = sg_table_pos_key(table, key);
+        found = rocksdb_get_pinned_cf(tables->db, read_options, tables->positions_cf, (const char *)key, keylen, &errptr);
+        from_family = true;
+    }
     if (errptr != NULL)
         return sg_table_rocksdb_fail(err, errlen, "reading positions", errptr);
+    if (legacy != NULL)
+        *legacy = from_family;
     if (found == NULL)
         return sg_table_each_pos_v1(tables, table, read_options, cb, arg, err, errlen);
     size_t len;
@@ -740,12 +792,13 @@ static int sg_table_pos_collect(void *arg, const char *topic, int32_t partition,
     return 0;
 }
 
-/* Loads every stored position into an owned array (NULL when none). Returns the count or -1. */
+/* Loads every stored position into an owned array (NULL when none); *legacy as for
+ * sg_table_each_pos. Returns the count or -1. */
 static long sg_table_load_pos(sg_tables_t *tables, const sg_table_t *table, const rocksdb_readoptions_t *read_options,
-                              sg_table_batch_pos_t **out, char *err, size_t errlen)
+                              sg_table_batch_pos_t **out, bool *legacy, char *err, size_t errlen)
 {
     sg_table_pos_list_t list = {NULL, 0, 0};
-    long count = sg_table_each_pos(tables, table, read_options, sg_table_pos_collect, &list, err, errlen);
+    long count = sg_table_each_pos(tables, table, read_options, sg_table_pos_collect, &list, legacy, err, errlen);
     if (count <= 0) {
         free(list.positions);
         list.positions = NULL;
@@ -897,7 +950,7 @@ static void sg_tables_load_views(sg_tables_t *tables)
         sg_table_t *table = &tables->tables[i];
         char err[512];
         sg_table_batch_pos_t *positions = NULL;
-        long count = sg_table_load_pos(tables, table, tables->read_options, &positions, err, sizeof(err));
+        long count = sg_table_load_pos(tables, table, tables->read_options, &positions, NULL, err, sizeof(err));
         sg_table_view_publish(table, sg_table_view_new(tables, positions, count > 0 ? (size_t)count : 0,
                                                        count < 0 ? "corrupt or unreadable positions record" : NULL));
         free(positions);
@@ -1080,7 +1133,6 @@ sg_table_batch_t *sg_table_batch_new(sg_tables_t *tables, const char *table_name
     sg_table_batch_t *batch = sg_calloc(1, sizeof(*batch));
     batch->tables = tables;
     batch->table = table;
-    batch->writes = rocksdb_writebatch_create();
     batch->base_commits = atomic_load_explicit(&table->commits, memory_order_acquire);
     return batch;
 }
@@ -1089,7 +1141,6 @@ void sg_table_batch_destroy(sg_table_batch_t *batch)
 {
     if (batch == NULL)
         return;
-    rocksdb_writebatch_destroy(batch->writes);
     free(batch->positions);
     free(batch->rows);
     free(batch->arena);
@@ -1124,32 +1175,17 @@ static sg_table_batch_pos_t *sg_table_batch_pos(sg_table_batch_t *batch, const c
         if (sg_tables_lock(batch->tables, err, errlen) != 0)
             return NULL;
         sg_table_batch_pos_t *stored;
-        long count = sg_table_load_pos(batch->tables, batch->table, batch->tables->read_options, &stored, err, errlen);
-        if (count < 0) {
-            sg_tables_unlock(batch->tables);
+        bool legacy = false;
+        long count = sg_table_load_pos(batch->tables, batch->table, batch->tables->read_options, &stored, &legacy, err, errlen);
+        sg_tables_unlock(batch->tables);
+        if (count < 0)
             return NULL;
-        }
         free(batch->positions);
         batch->positions = stored;
         batch->pos_count = batch->pos_cap = (size_t)count;
         batch->pos_last = 0;
         batch->pos_loaded = true;
-        if (count > 0) {
-            uint8_t key[SG_TABLE_POS_KEY_MAX];
-            size_t keylen = sg_table_pos_key(batch->table, key);
-            char *errptr = NULL;
-            rocksdb_pinnableslice_t *found = rocksdb_get_pinned_cf(batch->tables->db, batch->tables->read_options,
-                                                                   batch->tables->positions_cf, (const char *)key, keylen, &errptr);
-            if (errptr != NULL) {
-                sg_tables_unlock(batch->tables);
-                batch->pos_loaded = false;
-                sg_table_rocksdb_fail(err, errlen, "reading positions", errptr);
-                return NULL;
-            }
-            batch->pos_v1 = found == NULL;
-            rocksdb_pinnableslice_destroy(found);
-        }
-        sg_tables_unlock(batch->tables);
+        batch->pos_legacy = count > 0 && legacy;
     }
     for (size_t i = 0; i < batch->pos_count; i++) {
         sg_table_batch_pos_t *pos = &batch->positions[i];
@@ -1264,9 +1300,7 @@ int sg_table_batch_advance(sg_table_batch_t *batch, const char *topic, int32_t p
 /* Empties the batch; when `forget`, also drops the cached positions (they may be wrong). */
 static void sg_table_batch_clear(sg_table_batch_t *batch, bool forget, uint64_t base_commits)
 {
-    rocksdb_writebatch_clear(batch->writes);
     batch->records = 0;
-    batch->pos_v1 = false; /* written (or, after a failure, reloaded) */
     batch->rows_count = 0;
     batch->arena_len = 0;
     if (forget) {
@@ -1278,105 +1312,235 @@ static void sg_table_batch_clear(sg_table_batch_t *batch, bool forget, uint64_t 
     batch->base_commits = base_commits;
 }
 
-int sg_table_batch_commit(sg_table_batch_t *batch, char *err, size_t errlen)
+void sg_table_batch_set_bulk(sg_table_batch_t *batch, int bulk)
 {
-    sg_table_t *table = batch->table;
+    batch->bulk = bulk != 0;
+}
+
+/* A batch's contents taken for writing: the rows, the positions they reach (all of the table's),
+ * and what the table's commit count must be when they are written. */
+struct st_sg_table_commit_t {
+    sg_tables_t *tables;
+    sg_table_t *table;
+    uint64_t expect_commits;
+    sg_table_row_t *rows;
+    size_t rows_count;
+    char *arena;
+    sg_table_batch_pos_t *positions; /* sorted by (topic bytes, partition) */
+    size_t pos_count;
+    bool legacy; /* the positions family still holds this table's positions: emptied by the write */
+    bool bulk;
+};
+
+sg_table_commit_t *sg_table_batch_detach(sg_table_batch_t *batch)
+{
     bool any = batch->records != 0;
     for (size_t i = 0; i < batch->pos_count && !any; i++)
         any = batch->positions[i].dirty;
     if (!any)
-        return 0;
+        return NULL;
+    sg_table_commit_t *job = sg_calloc(1, sizeof(*job));
+    job->tables = batch->tables;
+    job->table = batch->table;
+    job->expect_commits = batch->base_commits;
+    job->rows = batch->rows;
+    job->rows_count = batch->rows_count;
+    job->arena = batch->arena;
+    job->legacy = batch->pos_legacy;
+    job->bulk = batch->bulk;
+    /* The whole positions record, sorted: a reader decodes it in token order. */
+    qsort(batch->positions, batch->pos_count, sizeof(*batch->positions), sg_table_pos_cmp);
+    batch->pos_last = 0;
+    job->positions = sg_calloc(batch->pos_count + 1, sizeof(*job->positions));
+    if (batch->pos_count > 0)
+        memcpy(job->positions, batch->positions, batch->pos_count * sizeof(*job->positions));
+    job->pos_count = batch->pos_count;
+    /* The batch goes on from the positions the job reaches, expecting the job's commit, in
+     * buffers as large as this round's (fresh: growing them again would copy every row). */
+    batch->rows = batch->rows_cap != 0 ? sg_reallocarray(NULL, batch->rows_cap, sizeof(*batch->rows)) : NULL;
+    batch->arena = batch->arena_cap != 0 ? sg_malloc(batch->arena_cap) : NULL;
+    batch->pos_legacy = false;
+    sg_table_batch_clear(batch, false, batch->base_commits + 1);
+    return job;
+}
+
+void sg_table_commit_destroy(sg_table_commit_t *job)
+{
+    if (job == NULL)
+        return;
+    free(job->rows);
+    free(job->arena);
+    free(job->positions);
+    free(job);
+}
+
+size_t sg_table_commit_rows(const sg_table_commit_t *job)
+{
+    return job->rows_count;
+}
+
+/* The positions record of the job (owned, *len bytes). */
+static uint8_t *sg_table_commit_pos_record(const sg_table_commit_t *job, size_t *len)
+{
+    size_t cap = 5;
+    for (size_t i = 0; i < job->pos_count; i++)
+        cap += SG_TABLE_POS_ENTRY_FIXED + strlen(job->positions[i].topic);
+    uint8_t *value = sg_malloc(cap);
+    value[0] = SG_TABLE_POS_VERSION;
+    sg_table_put_uint(value + 1, job->pos_count, 4);
+    size_t at = 5;
+    for (size_t i = 0; i < job->pos_count; i++) {
+        const sg_table_batch_pos_t *pos = &job->positions[i];
+        size_t topic_len = strlen(pos->topic);
+        value[at++] = (uint8_t)topic_len;
+        memcpy(value + at, pos->topic, topic_len);
+        at += topic_len;
+        sg_table_put_uint(value + at, (uint64_t)pos->partition, 4);
+        sg_table_put_uint(value + at + 4, (uint64_t)pos->next_offset, 8);
+        sg_table_put_uint(value + at + 12, (uint64_t)pos->stream_time_ms, 8);
+        at += 20;
+    }
+    *len = at;
+    return value;
+}
+
+/* Sorts the job's rows by key (arrival order within a key) and drops all but the last write of
+ * each key. */
+static void sg_table_commit_sort(sg_table_commit_t *job)
+{
+    for (size_t i = 0; i < job->rows_count; i++)
+        job->rows[i].key = job->arena + job->rows[i].key_at;
+    qsort(job->rows, job->rows_count, sizeof(*job->rows), sg_table_row_cmp);
+    size_t kept = 0;
+    for (size_t i = 0; i < job->rows_count; i++) {
+        const sg_table_row_t *row = &job->rows[i];
+        const sg_table_row_t *next = i + 1 < job->rows_count ? &job->rows[i + 1] : NULL;
+        if (next != NULL && sg_table_keycmp(row->key, row->keylen, next->key, next->keylen) == 0)
+            continue; /* a later write of the same key in this batch wins */
+        job->rows[kept++] = *row;
+    }
+    job->rows_count = kept;
+}
+
+/* Writes the job as one WriteBatch: rows, the positions record (at the empty key of the table's
+ * family) and, for an older layout, the removal of the positions family's records. */
+static int sg_table_commit_write(sg_table_commit_t *job, char *err, size_t errlen)
+{
+    sg_tables_t *tables = job->tables;
+    sg_table_t *table = job->table;
+    rocksdb_writebatch_t *writes = rocksdb_writebatch_create();
+    for (size_t i = 0; i < job->rows_count; i++) {
+        const sg_table_row_t *row = &job->rows[i];
+        if (row->valuelen == 0)
+            rocksdb_writebatch_delete_cf(writes, table->cf, row->key, row->keylen);
+        else
+            rocksdb_writebatch_put_cf(writes, table->cf, row->key, row->keylen, job->arena + row->value_at, row->valuelen);
+    }
+    size_t record_len;
+    uint8_t *record = sg_table_commit_pos_record(job, &record_len);
+    rocksdb_writebatch_put_cf(writes, table->cf, "", 0, (const char *)record, record_len);
+    free(record);
+    if (job->legacy) {
+        /* The second layout's record and the first layout's records (prefix 'P' topic ...) are
+         * the keys from the record's key up to the next tag. */
+        uint8_t key[SG_TABLE_POS_KEY_MAX], end[SG_TABLE_POS_KEY_MAX];
+        size_t keylen = sg_table_pos_key(table, key);
+        memcpy(end, key, keylen);
+        end[keylen - 1] = SG_TABLE_TAG_POSITION + 1;
+        rocksdb_writebatch_delete_range_cf(writes, tables->positions_cf, (const char *)key, keylen, (const char *)end, keylen);
+    }
+    char *errptr = NULL;
+    rocksdb_write(tables->db, tables->write_options, writes, &errptr);
+    rocksdb_writebatch_destroy(writes);
+    return errptr != NULL ? sg_queries_write_fail(&tables->health, err, errlen, "tables", "committing batch", errptr) : 0;
+}
+
+/* Writes the job as a table file that RocksDB takes in whole (bulk loading): the positions
+ * record first (the empty key sorts before every row), then the rows in key order. The file is
+ * ingested atomically, so rows and positions still arrive together, without the write-ahead log
+ * and the memtable's skip list (most of a restore's cost). Returns 0, -1. */
+static int sg_table_commit_ingest(sg_table_commit_t *job, char *err, size_t errlen)
+{
+    sg_tables_t *tables = job->tables;
+    sg_table_t *table = job->table;
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%zu-%llu.sst", tables->ingest_dir, (size_t)(table - tables->tables),
+             (unsigned long long)job->expect_commits);
+    char *errptr = NULL;
+    rocksdb_envoptions_t *env = rocksdb_envoptions_create();
+    rocksdb_sstfilewriter_t *writer = rocksdb_sstfilewriter_create(env, tables->ingest_options);
+    rocksdb_sstfilewriter_open(writer, path, &errptr);
+    size_t record_len;
+    uint8_t *record = sg_table_commit_pos_record(job, &record_len);
+    if (errptr == NULL)
+        rocksdb_sstfilewriter_put(writer, "", 0, (const char *)record, record_len, &errptr);
+    free(record);
+    for (size_t i = 0; i < job->rows_count && errptr == NULL; i++) {
+        const sg_table_row_t *row = &job->rows[i];
+        if (row->valuelen == 0)
+            rocksdb_sstfilewriter_delete(writer, row->key, row->keylen, &errptr);
+        else
+            rocksdb_sstfilewriter_put(writer, row->key, row->keylen, job->arena + row->value_at, row->valuelen, &errptr);
+    }
+    if (errptr == NULL)
+        rocksdb_sstfilewriter_finish(writer, &errptr);
+    rocksdb_sstfilewriter_destroy(writer);
+    rocksdb_envoptions_destroy(env);
+    if (errptr == NULL) {
+        rocksdb_ingestexternalfileoptions_t *options = rocksdb_ingestexternalfileoptions_create();
+        rocksdb_ingestexternalfileoptions_set_move_files(options, 1);
+        const char *files[] = {path};
+        rocksdb_ingest_external_file_cf(tables->db, table->cf, files, 1, options, &errptr);
+        rocksdb_ingestexternalfileoptions_destroy(options);
+    }
+    unlink(path); /* moved into the database, or never to be */
+    if (errptr == NULL)
+        atomic_store(&tables->ingested, true);
+    return errptr != NULL ? sg_queries_write_fail(&tables->health, err, errlen, "tables", "ingesting a bulk batch", errptr) : 0;
+}
+
+int sg_table_commit_run(sg_table_commit_t *job, char *err, size_t errlen)
+{
+    sg_tables_t *tables = job->tables;
+    sg_table_t *table = job->table;
     char reason[512];
-    if (sg_tables_health(batch->tables, reason, sizeof(reason)) != SG_STORAGE_OK) {
+    if (sg_tables_health(tables, reason, sizeof(reason)) != SG_STORAGE_OK) {
         /* A stopped database refuses every write until sg_tables_recover reopens it. */
         sg_errf(err, errlen, "tables: storage unavailable: %s", reason);
-        sg_table_batch_clear(batch, true, atomic_load_explicit(&table->commits, memory_order_acquire));
         return -1;
     }
-    if (sg_tables_lock(batch->tables, err, errlen) != 0) {
-        sg_table_batch_clear(batch, true, atomic_load_explicit(&table->commits, memory_order_acquire));
+    if (sg_tables_lock(tables, err, errlen) != 0)
         return -1;
-    }
-    if (batch->rows_count > 0) {
-        for (size_t i = 0; i < batch->rows_count; i++)
-            batch->rows[i].key = batch->arena + batch->rows[i].key_at;
-        qsort(batch->rows, batch->rows_count, sizeof(*batch->rows), sg_table_row_cmp);
-        for (size_t i = 0; i < batch->rows_count; i++) {
-            const sg_table_row_t *row = &batch->rows[i];
-            const sg_table_row_t *next = i + 1 < batch->rows_count ? &batch->rows[i + 1] : NULL;
-            if (next != NULL && sg_table_keycmp(row->key, row->keylen, next->key, next->keylen) == 0)
-                continue; /* a later write of the same key in this batch wins */
-            if (row->valuelen == 0)
-                rocksdb_writebatch_delete_cf(batch->writes, table->cf, row->key, row->keylen);
-            else
-                rocksdb_writebatch_put_cf(batch->writes, table->cf, row->key, row->keylen, batch->arena + row->value_at,
-                                          row->valuelen);
-        }
-    }
-    bool moved = false;
-    for (size_t i = 0; i < batch->pos_count && !moved; i++)
-        moved = batch->positions[i].dirty;
-    if (moved) {
-        /* The whole record, sorted: a reader decodes it in token order. */
-        qsort(batch->positions, batch->pos_count, sizeof(*batch->positions), sg_table_pos_cmp);
-        batch->pos_last = 0;
-        size_t cap = 5;
-        for (size_t i = 0; i < batch->pos_count; i++)
-            cap += SG_TABLE_POS_ENTRY_FIXED + strlen(batch->positions[i].topic);
-        uint8_t *value = sg_malloc(cap);
-        value[0] = SG_TABLE_POS_VERSION;
-        sg_table_put_uint(value + 1, batch->pos_count, 4);
-        size_t at = 5;
-        for (size_t i = 0; i < batch->pos_count; i++) {
-            const sg_table_batch_pos_t *pos = &batch->positions[i];
-            size_t topic_len = strlen(pos->topic);
-            value[at++] = (uint8_t)topic_len;
-            memcpy(value + at, pos->topic, topic_len);
-            at += topic_len;
-            sg_table_put_uint(value + at, (uint64_t)pos->partition, 4);
-            sg_table_put_uint(value + at + 4, (uint64_t)pos->next_offset, 8);
-            sg_table_put_uint(value + at + 12, (uint64_t)pos->stream_time_ms, 8);
-            at += 20;
-        }
-        uint8_t key[SG_TABLE_POS_KEY_MAX];
-        size_t keylen = sg_table_pos_key(table, key);
-        rocksdb_writebatch_put_cf(batch->writes, batch->tables->positions_cf, (const char *)key, keylen, (const char *)value, at);
-        free(value);
-    }
-    if (moved && batch->pos_v1) {
-        /* Records of the first layout (prefix 'P' topic ...) sort right after the record's key:
-         * gone with the write that replaces them. */
-        uint8_t key[SG_TABLE_POS_KEY_MAX];
-        size_t keylen = sg_table_pos_key(table, key);
-        uint8_t v1_begin[SG_TABLE_POS_KEY_MAX + 1], v1_end[SG_TABLE_POS_KEY_MAX];
-        memcpy(v1_begin, key, keylen);
-        v1_begin[keylen] = 0;
-        memcpy(v1_end, key, keylen);
-        v1_end[keylen - 1] = SG_TABLE_TAG_POSITION + 1;
-        rocksdb_writebatch_delete_range_cf(batch->writes, batch->tables->positions_cf, (const char *)v1_begin, keylen + 1,
-                                           (const char *)v1_end, keylen);
-    }
-
+    sg_table_commit_sort(job);
     int ret = 0;
     pthread_mutex_lock(&table->commit_lock);
-    uint64_t commits = atomic_load_explicit(&table->commits, memory_order_acquire);
-    if (commits != batch->base_commits) {
+    if (atomic_load_explicit(&table->commits, memory_order_acquire) != job->expect_commits) {
         sg_errf(err, errlen, "tables: table %s was written by someone else while this batch was built", table->name);
         ret = SG_TABLE_ECONFLICT;
     } else {
-        char *errptr = NULL;
-        rocksdb_write(batch->tables->db, batch->tables->write_options, batch->writes, &errptr);
-        if (errptr != NULL) {
-            ret = sg_queries_write_fail(&batch->tables->health, err, errlen, "tables", "committing batch", errptr);
-        } else {
+        /* Bulk loading pays for itself on large batches only (a file, its sync, an ingestion). */
+        bool ingest = job->bulk && !job->legacy && job->rows_count >= SG_TABLE_BULK_MIN_ROWS;
+        ret = ingest ? sg_table_commit_ingest(job, err, errlen) : sg_table_commit_write(job, err, errlen);
+        if (ret == 0) {
             /* Published before the count moves: a waiter woken by the count finds the view. */
-            sg_table_view_publish(table, sg_table_view_new(batch->tables, batch->positions, batch->pos_count, NULL));
-            commits = atomic_fetch_add_explicit(&table->commits, 1, memory_order_acq_rel) + 1;
+            sg_table_view_publish(table, sg_table_view_new(tables, job->positions, job->pos_count, NULL));
+            atomic_fetch_add_explicit(&table->commits, 1, memory_order_acq_rel);
         }
     }
     pthread_mutex_unlock(&table->commit_lock);
-    sg_tables_unlock(batch->tables);
-    sg_table_batch_clear(batch, ret != 0, commits);
+    sg_tables_unlock(tables);
+    return ret;
+}
+
+int sg_table_batch_commit(sg_table_batch_t *batch, char *err, size_t errlen)
+{
+    sg_table_commit_t *job = sg_table_batch_detach(batch);
+    if (job == NULL)
+        return 0;
+    int ret = sg_table_commit_run(job, err, errlen);
+    sg_table_commit_destroy(job);
+    if (ret != 0)
+        sg_table_batch_clear(batch, true, atomic_load_explicit(&batch->table->commits, memory_order_acquire));
     return ret;
 }
 
@@ -1617,6 +1781,8 @@ static int sg_tables_scan_locked(sg_tables_t *tables, const char *table_name, co
     for (; rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
         size_t keylen, len;
         const char *key = rocksdb_iter_key(it, &keylen);
+        if (keylen == 0)
+            continue; /* the positions record, not a row */
         /* Keys with the prefix are contiguous and the start is at or past it: the first key
          * without it is past them all. */
         if (!sg_table_has_prefix(key, keylen, prefix, prefix_len))
@@ -1732,7 +1898,52 @@ void sg_tables_set_cache(sg_tables_t *tables, size_t bytes)
     rocksdb_cache_set_capacity(tables->row_cache, bytes - bytes / 2);
 }
 
-int sg_tables_flush(sg_tables_t *tables, char *err, size_t errlen)
+int sg_tables_property(sg_tables_t *tables, const char *table_name, const char *property, uint64_t *value)
+{
+    char err[256];
+    if (sg_tables_lock(tables, err, sizeof(err)) != 0)
+        return -1;
+    const sg_table_t *table = sg_tables_find(tables, table_name);
+    int ret = -1;
+    if (table != NULL && rocksdb_property_int_cf(tables->db, table->cf, property, value) == 0) {
+        ret = 0;
+    } else if (table != NULL) {
+        /* Some counts (num-files-at-level<N>) are only offered as text. */
+        char *text = rocksdb_property_value_cf(tables->db, table->cf, property);
+        char *end = NULL;
+        unsigned long long parsed = text != NULL ? strtoull(text, &end, 10) : 0;
+        if (text != NULL && end != text && *end == '\0') {
+            *value = parsed;
+            ret = 0;
+        }
+        rocksdb_free(text);
+    }
+    sg_tables_unlock(tables);
+    return ret;
+}
+
+/* Level-0 files before a compaction starts, then before writes slow down and stop: RocksDB's
+ * defaults, and while restoring the room for one file per round of a large topic. */
+static const char *const sg_table_l0_keys[] = {"level0_file_num_compaction_trigger", "level0_slowdown_writes_trigger",
+                                               "level0_stop_writes_trigger"};
+static const char *const sg_table_l0_normal[] = {"4", "20", "36"};
+static const char *const sg_table_l0_restoring[] = {"64", "96", "128"};
+
+void sg_tables_set_restoring(sg_tables_t *tables, int restoring)
+{
+    char err[256];
+    if (sg_tables_lock(tables, err, sizeof(err)) != 0)
+        return;
+    for (size_t i = 0; i < tables->table_count; i++) {
+        char *errptr = NULL;
+        rocksdb_set_options_cf(tables->db, tables->tables[i].cf, 3, sg_table_l0_keys,
+                               restoring ? sg_table_l0_restoring : sg_table_l0_normal, &errptr);
+        rocksdb_free(errptr); /* a read-only database takes no options: nothing to tune there */
+    }
+    sg_tables_unlock(tables);
+}
+
+int sg_tables_settle(sg_tables_t *tables, char *err, size_t errlen)
 {
     if (sg_tables_lock(tables, err, errlen) != 0)
         return -1;
@@ -1744,6 +1955,11 @@ int sg_tables_flush(sg_tables_t *tables, char *err, size_t errlen)
     if (errptr == NULL)
         rocksdb_flush_cf(tables->db, options, tables->positions_cf, &errptr);
     rocksdb_flushoptions_destroy(options);
+    /* Bulk batches left a level-0 file each, overlapping (keys arrive in any order): merged into
+     * one sorted run, so a read looks into one file, not one per round. */
+    if (errptr == NULL && atomic_exchange(&tables->ingested, false))
+        for (size_t i = 0; i < tables->table_count && errptr == NULL; i++)
+            rocksdb_compact_range_cf(tables->db, tables->tables[i].cf, NULL, 0, NULL, 0);
     if (errptr != NULL) {
         sg_tables_unlock(tables);
         return sg_queries_write_fail(&tables->health, err, errlen, "tables", "flushing", errptr);
