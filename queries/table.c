@@ -1408,6 +1408,8 @@ static uint8_t *sg_table_commit_pos_record(const sg_table_commit_t *job, size_t 
  * each key. */
 static void sg_table_commit_sort(sg_table_commit_t *job)
 {
+    if (job->rows_count == 0)
+        return; /* positions only (rows may be NULL) */
     for (size_t i = 0; i < job->rows_count; i++)
         job->rows[i].key = job->arena + job->rows[i].key_at;
     qsort(job->rows, job->rows_count, sizeof(*job->rows), sg_table_row_cmp);
