@@ -48,12 +48,7 @@ static json_t *token_spec(const char *name, const char *alg, const char *key, co
         json_object_update(claims, set);
         json_decref(set);
     }
-    json_t *spec = json_pack("{s:s, s:s, s:o}", "name", name, "alg", alg, "claims", claims);
-    if (key != NULL)
-        json_object_set_new(spec, "key", json_string(key));
-    if (kid != NULL)
-        json_object_set_new(spec, "kid", json_string(kid));
-    return spec;
+    return fx_token_spec(name, alg, key, kid, claims);
 }
 
 static sg_conf_t *load_conf(const char *text)
