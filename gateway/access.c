@@ -138,10 +138,12 @@ static void refuse_credential(h2o_req_t *req, struct st_sg_access_t *access, con
         sg_problem_member(req, SG_PROBLEM_KEYS_UNAVAILABLE, NULL, "cause", cause, "%s", error->detail);
         return;
     }
-    char challenge[512];
+    char challenge[512]; /* "Bearer error=..." around a detail of at most 191 characters */
     size_t len = sg_auth_www_authenticate(error->cause, error->detail, challenge, sizeof(challenge));
+    if (len >= sizeof(challenge))
+        len = sizeof(challenge) - 1;
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL, h2o_strdup(&req->pool, challenge, len).base,
-                   len < sizeof(challenge) ? len : sizeof(challenge) - 1);
+                   len);
     if (error->cause == SG_AUTH_MISSING_CREDENTIAL)
         sg_problem_member(req, SG_PROBLEM_MISSING_CREDENTIAL, NULL, "cause", cause, "%s", error->detail);
     else

@@ -164,6 +164,7 @@ static void handle_metrics(h2o_req_t *req, const char *path, size_t path_len, sg
     sg_http_respond(req, 200, "text/plain; version=0.0.4", text, len < cap ? len : cap - 1);
 }
 
-const sg_feature_t sg_feature_healthz = {.prefix = "/healthz", .access = exempt, .handle = handle_healthz};
-const sg_feature_t sg_feature_readyz = {.prefix = "/readyz", .access = exempt, .handle = handle_readyz};
-const sg_feature_t sg_feature_metrics = {.prefix = "/metrics", .access = metrics_reader, .handle = handle_metrics};
+const sg_feature_t sg_feature_healthz = {.prefix = "/healthz", .methods = "GET, HEAD", .access = exempt, .handle = handle_healthz};
+const sg_feature_t sg_feature_readyz = {.prefix = "/readyz", .methods = "GET, HEAD", .access = exempt, .handle = handle_readyz};
+const sg_feature_t sg_feature_metrics = {
+    .prefix = "/metrics", .methods = "GET, HEAD", .access = metrics_reader, .handle = handle_metrics};

@@ -135,7 +135,14 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     const sg_feature_t *feature = handler->feature;
     if (feature == NULL || !is_under(path, path_len, feature->prefix))
         feature = feature_of(path, path_len); /* H2O chose by the normalized path; the raw one decides */
-    if (feature != NULL) {
+    if (feature != NULL && feature->methods != NULL && sg_http_method_is(req, "OPTIONS") &&
+        sg_http_header(req, H2O_STRLIT("access-control-request-method")).base != NULL) {
+        /* A browser asks before it sends Authorization or X-API-Key (and never with a credential). */
+        sg_access_rule_t rule = {.need = SG_ACCESS_PUBLIC, .route = SIZE_MAX};
+        sg_principal_t *principal;
+        if (sg_access_admit(req, &rule, &principal) == 0)
+            sg_cors_preflight(req, feature->methods);
+    } else if (feature != NULL) {
         sg_access_rule_t rule = feature->access(handler->server, req, path, path_len);
         sg_principal_t *principal;
         if (sg_access_admit(req, &rule, &principal) == 0)

@@ -93,6 +93,8 @@ struct st_sg_server_t {
 /* What server.c and dispatch.c know of a feature. Every hook may be NULL. */
 typedef struct st_sg_feature_t {
     const char *prefix; /* the reserved prefix it serves (one of sg_conf_reserved_prefixes), or NULL */
+    /* The methods served under `prefix`, for CORS preflights (which need no credential). */
+    const char *methods;
     /* What a request under `prefix` needs (access.h): required with a prefix. Loop thread. */
     sg_access_rule_t (*access)(sg_server_t *server, h2o_req_t *req, const char *path, size_t path_len);
     /* Answers a request under `prefix` once access.c admitted it; `path` is the raw path without

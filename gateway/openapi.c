@@ -256,4 +256,5 @@ static void handle(h2o_req_t *req, const char *path, size_t path_len, sg_princip
     sg_http_respond(req, 200, "application/json", document, document_len);
 }
 
-const sg_feature_t sg_feature_openapi = {.prefix = "/openapi.json", .access = access_rule, .handle = handle};
+const sg_feature_t sg_feature_openapi = {
+    .prefix = "/openapi.json", .methods = "GET, HEAD", .access = access_rule, .handle = handle};

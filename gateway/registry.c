@@ -600,6 +600,7 @@ static void drain(sg_loop_t *loop)
 }
 
 const sg_feature_t sg_feature_registry = {.prefix = "/registry",
+                                          .methods = "GET, POST, PUT, DELETE",
                                           .access = access_rule,
                                           .handle = handle,
                                           .init_server = init_server,

@@ -312,4 +312,4 @@ static void drain(sg_loop_t *loop)
 }
 
 const sg_feature_t sg_feature_requests = {
-    .prefix = "/requests", .access = access_rule, .handle = handle, .init_loop = init_loop, .drain = drain};
+    .prefix = "/requests", .methods = "GET", .access = access_rule, .handle = handle, .init_loop = init_loop, .drain = drain};

@@ -609,4 +609,4 @@ static void drain(sg_loop_t *loop)
 }
 
 const sg_feature_t sg_feature_tables = {
-    .prefix = "/tables", .access = access_rule, .handle = handle, .init_loop = init_loop, .drain = drain};
+    .prefix = "/tables", .methods = "GET, HEAD", .access = access_rule, .handle = handle, .init_loop = init_loop, .drain = drain};

@@ -641,6 +641,14 @@ static void test_cors_with_credentials(void **state)
     assert_non_null(strstr(allowed, "Authorization"));
     assert_non_null(strstr(allowed, "X-API-Key"));
     sg_test_response_free(&res);
+    /* built-ins too: a page's fetch of a table with Authorization is preceded by one */
+    http("OPTIONS", "/tables/profiles/x",
+         "Origin: http://app.example\r\nAccess-Control-Request-Method: GET\r\nAccess-Control-Request-Headers: authorization\r\n",
+         NULL, &res);
+    assert_int_equal(res.status, 204);
+    expect_header(&res, "access-control-allow-methods", "GET, HEAD");
+    expect_header(&res, "access-control-allow-credentials", "true");
+    sg_test_response_free(&res);
     /* a refusal is readable by the page too (exact origin, credentials, the challenge exposed) */
     http("GET", "/tables/profiles/x", "Origin: http://app.example\r\n", NULL, &res);
     assert_int_equal(res.status, 401);
