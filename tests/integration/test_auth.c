@@ -931,6 +931,33 @@ static void test_readyz_waits_for_the_jwks_url(void **state)
     assert_int_equal(sg_test_proc_stop(&late), 0);
 }
 
+/* A key set file that cannot be used fails the start (exit 2, naming it); --check refuses a
+ * claim: key without an auth section. */
+static void test_unusable_key_set_fails_the_start(void **state)
+{
+    char *config = sg_test_write_temp("c.yaml", "listen: [\"127.0.0.1:0\"]\ndata_dir: @DIR@/data\n"
+                                                "auth: {jwt: {issuer: i, audience: a, jwks_file: @DIR@/jwks.json}}\n");
+    assert_non_null(config);
+    char jwks[512];
+    snprintf(jwks, sizeof(jwks), "%.*s/jwks.json", (int)(strrchr(config, '/') - config), config);
+    FILE *f = fopen(jwks, "w");
+    assert_non_null(f);
+    fputs("{\"keys\":[]}", f);
+    fclose(f);
+    char out[4096];
+    const char *run[] = {sg_test_binary(), config, NULL};
+    assert_int_equal(sg_test_run(run, out, sizeof(out)), 2);
+    assert_non_null(strstr(out, "auth: auth.jwt.jwks_file: no usable key"));
+    sg_test_remove_temp(config);
+
+    config = sg_test_write_temp("c.yaml", "topics: [{name: t}]\nroutes: [{name: a, method: POST, path: /a, topic: t, key: "
+                                          "\"claim:sub\"}]\n");
+    const char *check[] = {sg_test_binary(), "--check", config, NULL};
+    assert_int_equal(sg_test_run(check, out, sizeof(out)), 2);
+    assert_non_null(strstr(out, "routes[0].key: claim:NAME needs an auth section"));
+    sg_test_remove_temp(config);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -947,6 +974,7 @@ int main(void)
         cmocka_unit_test(test_registry_writes_limited_without_auth),
         cmocka_unit_test(test_readyz_waits_for_the_jwks_url),
         cmocka_unit_test(test_jwks_rotation_without_restart),
+        cmocka_unit_test(test_unusable_key_set_fails_the_start),
     };
     return cmocka_run_group_tests_name("integration-auth", tests, setup, teardown);
 }
