@@ -476,6 +476,15 @@ static void test_authenticate(void **state)
     assert_int_equal(sg_auth_authenticate(auth, &basic, sg_now_ms(), &principal, &error), SG_AUTH_UNSUPPORTED_CREDENTIAL);
     sg_auth_credentials_t empty_bearer = {.authorization = "Bearer ", .authorization_len = 7};
     assert_int_equal(sg_auth_authenticate(auth, &empty_bearer, sg_now_ms(), &principal, &error), SG_AUTH_MALFORMED);
+    /* A token68 is checked when the token is not in the cache: the cached one (verified above),
+     * with a byte that is not token68 where it ends, is not the cached token. */
+    char spaced[4096];
+    snprintf(spaced, sizeof(spaced), "Bearer %s ;", fx_token(tokens, "es"));
+    sg_auth_credentials_t bad_char = {.authorization = spaced, .authorization_len = strlen(spaced)};
+    assert_int_equal(sg_auth_authenticate(auth, &bad_char, sg_now_ms(), &principal, &error), SG_AUTH_MALFORMED);
+    assert_string_equal(error.detail, "the Bearer token is missing or has invalid characters");
+    assert_int_equal(sg_auth_authenticate(auth, &bearer, sg_now_ms(), &principal, &error), SG_AUTH_OK); /* still cached */
+    sg_principal_release(principal);
 
     /* Event streams: the token may come in the sg_token cookie - only when the caller passes it. */
     char cookie[4096];
