@@ -6,6 +6,9 @@
  * (route, key) to the body's SHA-256 and the id of the request that claimed it. The outcome is
  * the request record of that id, written from the bridge thread (a 202 here, a reply by
  * bridge_thread.c), so a replay reads what any instance recorded.
+ *
+ * With auth the claim is per (route, owner, key): the store's route part is "ROUTE@OWNER" (a
+ * route name never holds '@'), so two principals using the same key never meet.
  */
 #include "idempotency.h"
 
@@ -20,6 +23,15 @@
 #include "sg_token.h"
 
 #define SG_IDEM_MAX_KEY 255
+
+/* The store's route part of a claim: the route, and the owner when there is auth. */
+static const char *claim_scope(const sg_route_conf_t *route, const char *owner, char *buf, size_t size)
+{
+    if (owner[0] == '\0')
+        return route->name;
+    snprintf(buf, size, "%s@%s", route->name, owner);
+    return buf;
+}
 
 /* Replays a recorded outcome: what the first request got, marked as a replay. */
 static void replay_outcome(h2o_req_t *req, const sg_request_record_t *rec)
@@ -56,7 +68,8 @@ static int key_of(h2o_iovec_t *key)
     return 0;
 }
 
-int sg_idem_check(h2o_req_t *req, const sg_route_conf_t *route, const char *id_text, char **key_out, size_t *key_len_out)
+int sg_idem_check(h2o_req_t *req, const sg_route_conf_t *route, const char *owner, const char *id_text, char **key_out,
+                  size_t *key_len_out)
 {
     sg_server_t *server = sg_loop_of(req)->server;
     h2o_iovec_t key = sg_http_header(req, H2O_STRLIT("idempotency-key"));
@@ -75,8 +88,9 @@ int sg_idem_check(h2o_req_t *req, const sg_route_conf_t *route, const char *id_t
     int64_t now = sg_now_ms();
     sg_idem_result_t result;
     char err[256];
-    if (sg_store_idem_claim(server->store, route->name, key.base, key.len, digest, id_text, SG_REQID_TEXT_LEN, now,
-                            now + server->conf->requests.retention_ms, &result, err, sizeof(err)) != 0) {
+    char scope[SG_STORE_MAX_ROUTE + 1];
+    if (sg_store_idem_claim(server->store, claim_scope(route, owner, scope, sizeof(scope)), key.base, key.len, digest, id_text,
+                            SG_REQID_TEXT_LEN, now, now + server->conf->requests.retention_ms, &result, err, sizeof(err)) != 0) {
         sg_log_error("idempotency store: %s", err);
         sg_problem(req, SG_PROBLEM_STORE_UNAVAILABLE, NULL, "the idempotency record could not be read");
         return 1;
@@ -121,18 +135,19 @@ void sg_idem_record_accepted(sg_server_t *server, const sg_cmd_t *cmd)
                                .created_ms = cmd->create_ms,
                                .completed_ms = cmd->timestamp_ms,
                                .expires_ms = cmd->create_ms + server->conf->requests.retention_ms,
-                               .token = tlen > 0 && tlen < sizeof(token) ? token : NULL};
-    char err[256];
+                               .token = tlen > 0 && tlen < sizeof(token) ? token : NULL,
+                               .owner = cmd->owner[0] != '\0' ? (char *)cmd->owner : NULL};
+    char err[256], scope[SG_STORE_MAX_ROUTE + 1];
     if (sg_store_put_request(server->store, cmd->id_text, SG_REQID_TEXT_LEN, &rec, err, sizeof(err)) < 0 ||
-        sg_store_idem_complete(server->store, cmd->route->name, cmd->idem_key, cmd->idem_key_len, cmd->id_text, SG_REQID_TEXT_LEN,
-                               err, sizeof(err)) < 0)
+        sg_store_idem_complete(server->store, claim_scope(cmd->route, cmd->owner, scope, sizeof(scope)), cmd->idem_key,
+                               cmd->idem_key_len, cmd->id_text, SG_REQID_TEXT_LEN, err, sizeof(err)) < 0)
         sg_log_error("idempotency store: %s", err);
 }
 
 void sg_idem_release(sg_server_t *server, const sg_cmd_t *cmd)
 {
-    char err[256];
-    if (sg_store_idem_release(server->store, cmd->route->name, cmd->idem_key, cmd->idem_key_len, cmd->id_text, SG_REQID_TEXT_LEN,
-                              err, sizeof(err)) < 0)
+    char err[256], scope[SG_STORE_MAX_ROUTE + 1];
+    if (sg_store_idem_release(server->store, claim_scope(cmd->route, cmd->owner, scope, sizeof(scope)), cmd->idem_key,
+                              cmd->idem_key_len, cmd->id_text, SG_REQID_TEXT_LEN, err, sizeof(err)) < 0)
         sg_log_error("idempotency store: %s", err);
 }

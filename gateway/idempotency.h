@@ -12,11 +12,13 @@
 
 #include "command.h"
 
-/** Handles the request's Idempotency-Key (if any) for a command about to get id `id_text`.
+/** Handles the request's Idempotency-Key (if any) for a command of `owner` (access.h; keys are
+ * per owner, so one principal never replays another's outcome) about to get id `id_text`.
  * Returns 1 when the request was answered here (a replay, 409, 422, 400 or 503), 0 when it should
  * go on; then *key_out is the claimed key (owned by the caller) or NULL when none was given.
  * Loop thread. */
-int sg_idem_check(h2o_req_t *req, const sg_route_conf_t *route, const char *id_text, char **key_out, size_t *key_len_out);
+int sg_idem_check(h2o_req_t *req, const sg_route_conf_t *route, const char *owner, const char *id_text, char **key_out,
+                  size_t *key_len_out);
 
 /** The command's 202 is its first outcome: recorded so a retry gets the same position. Bridge
  * thread, after a successful delivery of a route without reply. */

@@ -309,6 +309,11 @@ void sg_server_set_registry(sg_server_t *server, struct st_sg_registry_t *regist
     server->registry = registry;
 }
 
+void sg_server_set_auth(sg_server_t *server, struct st_sg_auth_t *auth)
+{
+    server->auth = auth;
+}
+
 void sg_server_maintain(sg_server_t *server)
 {
     char err[256];
