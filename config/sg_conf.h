@@ -163,6 +163,13 @@ typedef struct st_sg_query_conf_t {
     unsigned line;
 } sg_query_conf_t;
 
+/* A directory served as static files under a URL path (after routes and built-ins). */
+typedef struct st_sg_static_conf_t {
+    char *path; /* "/" or "/a/b" (no trailing '/', no parameters, not under a reserved prefix) */
+    char *dir;  /* an existing directory, resolved relative to the config file's directory */
+    unsigned line;
+} sg_static_conf_t;
+
 typedef struct st_sg_conf_t {
     char *file; /* path of the config file as given */
 
@@ -191,6 +198,8 @@ typedef struct st_sg_conf_t {
     size_t n_tables;
     sg_query_conf_t *queries;
     size_t n_queries;
+    sg_static_conf_t *statics; /* static: served by H2O's file handler when no route matches */
+    size_t n_statics;
 
     struct {
         uint64_t body_bytes;           /* default 1 MiB */

@@ -5,7 +5,9 @@
  *
  * H2O answers a few errors itself before any handler runs (a body over the size limit, broken
  * chunked encoding, an unknown Expect). Those responses go through the host's fallback path,
- * so a filter there rewrites them into problem+json too: clients see one error format.
+ * so a filter there rewrites them into problem+json too: clients see one error format. The same
+ * filter sits on the static mounts' pathconfs, for the file handler's own errors (405 for a
+ * POST to a file, 416 for a range past the end, 403 for a file it may not read).
  */
 #include "respond.h"
 
@@ -167,10 +169,17 @@ static void rewrite_on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ost
             const sg_problem_info_t *info = sg_problem_info(SG_PROBLEM_BODY_TOO_LARGE);
             body = problem_body(&req->pool, info->type, info->status, info->title, "body", detail);
         } else {
-            /* Only these reach H2O's own answers; any other status keeps H2O's reason as title. */
-            const sg_problem_info_t *info = req->res.status == 400   ? sg_problem_info(SG_PROBLEM_BAD_REQUEST)
-                                            : req->res.status == 417 ? sg_problem_info(SG_PROBLEM_EXPECTATION_FAILED)
-                                                                     : NULL;
+            /* Only these reach H2O's own answers (the file handler's among them); any other
+             * status keeps H2O's reason as title. */
+            const sg_problem_info_t *info = NULL;
+            switch (req->res.status) {
+            case 400: info = sg_problem_info(SG_PROBLEM_BAD_REQUEST); break;
+            case 403: info = sg_problem_info(SG_PROBLEM_FORBIDDEN); break;
+            case 404: info = sg_problem_info(SG_PROBLEM_NOT_FOUND); break;
+            case 405: info = sg_problem_info(SG_PROBLEM_METHOD_NOT_ALLOWED); break;
+            case 416: info = sg_problem_info(SG_PROBLEM_RANGE_NOT_SATISFIABLE); break;
+            case 417: info = sg_problem_info(SG_PROBLEM_EXPECTATION_FAILED); break;
+            }
             snprintf(detail, sizeof(detail), "%s", req->res.reason);
             body = problem_body(&req->pool, info != NULL ? info->type : "http-error", req->res.status,
                                 info != NULL ? info->title : req->res.reason, NULL, detail);
@@ -186,8 +195,8 @@ static void rewrite_on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ost
     h2o_setup_next_ostream(req, slot);
 }
 
-void sg_respond_register_fallback(h2o_pathconf_t *fallback)
+void sg_respond_register_rewrite(h2o_pathconf_t *pathconf)
 {
-    h2o_filter_t *filter = h2o_create_filter(fallback, sizeof(*filter));
+    h2o_filter_t *filter = h2o_create_filter(pathconf, sizeof(*filter));
     filter->on_setup_ostream = rewrite_on_setup_ostream;
 }
