@@ -70,8 +70,7 @@ static int is_under(const char *path, size_t len, const char *prefix)
     return len >= plen && memcmp(path, prefix, plen) == 0 && (len == plen || path[plen] == '/');
 }
 
-/* The feature serving the reserved prefix the raw path is under, or NULL. */
-static const sg_feature_t *feature_of(const char *path, size_t len)
+const sg_feature_t *sg_feature_of_path(const char *path, size_t len)
 {
     for (size_t i = 0; i < SG_ARRAY_SIZE(features); ++i)
         if (features[i]->prefix != NULL && is_under(path, len, features[i]->prefix))
@@ -130,7 +129,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     }
     const sg_feature_t *feature = handler->feature;
     if (feature == NULL || !is_under(path, path_len, feature->prefix))
-        feature = feature_of(path, path_len); /* H2O chose by the normalized path; the raw one decides */
+        feature = sg_feature_of_path(path, path_len); /* H2O chose by the normalized path; the raw one decides */
     if (feature != NULL) {
         feature->handle(req, path, path_len);
         return 0;

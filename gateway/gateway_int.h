@@ -26,6 +26,7 @@
 #include "sg_store.h"
 
 typedef struct st_sg_server_t sg_server_t;
+struct json_t; /* jansson's */
 
 typedef struct st_sg_loop_t {
     h2o_context_t ctx; /* first: handlers find their loop from req->conn->ctx */
@@ -99,6 +100,9 @@ typedef struct st_sg_feature_t {
     void (*init_loop)(sg_loop_t *loop);
     /* The loop's thread, once, when the gateway stops accepting: answer every parked request. */
     void (*drain)(sg_loop_t *loop);
+    /* Extension members of the problems answered under `prefix` (the registry: Confluent's
+     * error_code and message), added to the problem+json object `problem`. Any loop thread. */
+    void (*problem_members)(int status, const char *type, const char *detail, struct json_t *problem);
 } sg_feature_t;
 
 extern const sg_feature_t sg_feature_healthz, sg_feature_readyz, sg_feature_metrics; /* builtin.c */
@@ -117,6 +121,10 @@ void sg_features_drain(sg_loop_t *loop);
 /* Registers a pathconf per reserved prefix and "/" for configured routes and queries. Returns 0
  * or -1 with err (a reserved prefix no feature serves). */
 int sg_dispatch_register(sg_server_t *server, h2o_hostconf_t *hostconf, char *err, size_t errlen);
+
+/* dispatch.c: the feature serving the reserved prefix a raw path (without its query) is under,
+ * or NULL. */
+const sg_feature_t *sg_feature_of_path(const char *path, size_t len);
 
 /* Entry points one feature offers another (loop thread). */
 void sg_commands_handle(h2o_req_t *req, size_t route_index, const sg_path_match_t *match);     /* commands.c */

@@ -85,7 +85,7 @@ void sg_http_respond(h2o_req_t *req, int status, const char *content_type, const
     h2o_send_inline(req, body, len);
 }
 
-static h2o_iovec_t problem_body(h2o_mem_pool_t *pool, const char *type, int status, const char *title, const char *field,
+static h2o_iovec_t problem_body(h2o_req_t *req, const char *type, int status, const char *title, const char *field,
                                 const char *detail)
 {
     char type_uri[128];
@@ -105,8 +105,11 @@ static h2o_iovec_t problem_body(h2o_mem_pool_t *pool, const char *type, int stat
         if (field_json != NULL)
             json_object_set_new(problem, "field", field_json);
     }
+    const sg_feature_t *feature = sg_feature_of_path(req->path.base, sg_http_path_len(req));
+    if (feature != NULL && feature->problem_members != NULL)
+        feature->problem_members(status, type, json_string_value(detail_json), problem);
     size_t len = json_dumpb(problem, NULL, 0, JSON_COMPACT);
-    h2o_iovec_t out = h2o_iovec_init(h2o_mem_alloc_pool(pool, len + 1), len);
+    h2o_iovec_t out = h2o_iovec_init(h2o_mem_alloc_pool(&req->pool, len + 1), len);
     json_dumpb(problem, out.base, len, JSON_COMPACT);
     json_decref(problem);
     return out;
@@ -122,7 +125,7 @@ void sg_problem(h2o_req_t *req, sg_problem_t kind, const char *field, const char
     va_end(args);
     if (info->retry_after_s > 0)
         sg_http_retry_after(req, info->retry_after_s);
-    h2o_iovec_t body = problem_body(&req->pool, info->type, info->status, info->title, field, detail);
+    h2o_iovec_t body = problem_body(req, info->type, info->status, info->title, field, detail);
     sg_http_respond(req, info->status, "application/problem+json", body.base, body.len);
 }
 
@@ -167,7 +170,7 @@ static void rewrite_on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ost
             snprintf(detail, sizeof(detail), "the request body exceeds limits.body_bytes (%llu bytes)",
                      (unsigned long long)conf->limits.body_bytes);
             const sg_problem_info_t *info = sg_problem_info(SG_PROBLEM_BODY_TOO_LARGE);
-            body = problem_body(&req->pool, info->type, info->status, info->title, "body", detail);
+            body = problem_body(req, info->type, info->status, info->title, "body", detail);
         } else {
             /* Only these reach H2O's own answers (the file handler's among them); any other
              * status keeps H2O's reason as title. */
@@ -181,7 +184,7 @@ static void rewrite_on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ost
             case 417: info = sg_problem_info(SG_PROBLEM_EXPECTATION_FAILED); break;
             }
             snprintf(detail, sizeof(detail), "%s", req->res.reason);
-            body = problem_body(&req->pool, info != NULL ? info->type : "http-error", req->res.status,
+            body = problem_body(req, info != NULL ? info->type : "http-error", req->res.status,
                                 info != NULL ? info->title : req->res.reason, NULL, detail);
         }
         sg_rewrite_ostream_t *rewrite = (void *)h2o_add_ostream(req, sizeof(*rewrite), slot);
