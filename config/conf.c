@@ -2369,6 +2369,9 @@ static const struct_desc_t schema_registry_desc = {
 
 /* In sg_log_level_t order (config/base/sg_log.h). */
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
+static const char *const log_formats[] = {"text", "json", NULL}; /* sg_log_format_t order */
+/* Apache's combined format, then the request's duration (seconds, microsecond resolution). */
+#define SG_CONF_ACCESS_FORMAT_DEFAULT "%h %l %u %t \"%r\" %s %b \"%{Referer}i\" \"%{User-agent}i\" %{duration}x"
 
 static const prop_t log_props[] = {
     {.name = "level",
@@ -2377,6 +2380,23 @@ static const prop_t log_props[] = {
      .enums = log_levels,
      .def = "info",
      .doc = "Most verbose level written to the log: error, warn, info or debug."},
+    {.name = "format",
+     .type = PT_ENUM,
+     FIELD(sg_conf_t, log.format),
+     .enums = log_formats,
+     .def = "text",
+     .doc = "The gateway's own log lines: text (streamgate: LEVEL: message) or json ({\"ts\",\"level\",\"msg\"} per line)."},
+    {.name = "access",
+     .type = PT_STRING,
+     FIELD(sg_conf_t, log.access),
+     .doc = "Access log, a line per request: a file (appended; relative to the working directory) or - for standard "
+            "output. Default: none."},
+    {.name = "access_format",
+     .type = PT_STRING,
+     FIELD(sg_conf_t, log.access_format),
+     .def = SG_CONF_ACCESS_FORMAT_DEFAULT,
+     .doc = "H2O access-log format (%h %t %r %s %b %{Header}i %{duration}x ...): combined plus the request's "
+            "duration in seconds by default; a format starting with { is escaped as JSON."},
     {0},
 };
 static const struct_desc_t log_desc = {.name = "log", .props = log_props};
@@ -2629,7 +2649,7 @@ static const prop_t root_props[] = {
      .def = "10s",
      .doc = "Grace period for in-flight requests on SIGTERM."},
     {.name = "requests", .type = PT_SECTION, .sub = &requests_desc, .doc = "Request ids and request status."},
-    {.name = "log", .type = PT_SECTION, .sub = &log_desc, .doc = "The gateway's own log (standard error)."},
+    {.name = "log", .type = PT_SECTION, .sub = &log_desc, .doc = "The gateway's own log (standard error) and the access log."},
     {.name = "schema_registry",
      .type = PT_SECTION,
      .sub = &schema_registry_desc,

@@ -32,6 +32,8 @@ typedef struct st_sg_key_spec_t {
 
 typedef enum { SG_FORMAT_JSON = 0, SG_FORMAT_AVRO } sg_format_t;
 
+typedef enum { SG_LOG_FORMAT_TEXT = 0, SG_LOG_FORMAT_JSON } sg_log_format_t;
+
 /* --- Authentication and rate limits (DESIGN §6) -------------------------------------------- */
 
 /* What a rate limit counts separately: each principal, or each client address. */
@@ -225,7 +227,11 @@ typedef struct st_sg_conf_t {
     } requests;
 
     struct {
-        int level; /* an sg_log_level_t: 0 error, 1 warn, 2 info (default), 3 debug */
+        int level;           /* an sg_log_level_t: 0 error, 1 warn, 2 info (default), 3 debug */
+        int format;          /* an sg_log_format_t: the gateway's own lines as text (default) or JSON */
+        char *access;        /* access log: a file (relative to the working directory), "-" for
+                              * standard output; NULL: none */
+        char *access_format; /* H2O's access-log format directives */
     } log;
 
     struct {

@@ -215,5 +215,9 @@ int sg_dispatch_register(sg_server_t *server, h2o_hostconf_t *hostconf, char *er
     else
         add_handler(server, routes, NULL, 0);
     sg_respond_register_rewrite(&hostconf->fallback_path);
+    /* Loggers see every request, wherever H2O bound it (the fallback: the errors it answers itself). */
+    for (size_t i = 0; i < hostconf->paths.size; ++i)
+        sg_access_log_register(server, &hostconf->paths.entries[i]);
+    sg_access_log_register(server, &hostconf->fallback_path);
     return 0;
 }

@@ -72,7 +72,8 @@ struct st_sg_server_t {
     h2o_iovec_t *route_accept_prefix; /* per route: {"topic":<json string>,"partition": (commands.c) */
     char **reply_allowed_headers;     /* union of every route's reply.headers (bridge_thread.c) */
     size_t n_reply_allowed_headers;
-    sg_router_t *registry_router; /* /registry's own templates (registry.c) */
+    sg_router_t *registry_router;            /* /registry's own templates (registry.c) */
+    h2o_access_log_filehandle_t *access_log; /* log.access, or NULL (access_log.c) */
     /* gauges and counters: any thread */
     atomic_int draining;
     atomic_long inflight;            /* commands produced and not yet completed, all loops */
@@ -125,6 +126,11 @@ int sg_dispatch_register(sg_server_t *server, h2o_hostconf_t *hostconf, char *er
 /* dispatch.c: the feature serving the reserved prefix a raw path (without its query) is under,
  * or NULL. */
 const sg_feature_t *sg_feature_of_path(const char *path, size_t len);
+
+/* access_log.c (main thread, while the server is made): opens log.access, if set, with its
+ * format. Returns 0 or -1 with err. Then registers it on a pathconf (every one gets it). */
+int sg_access_log_open(sg_server_t *server, char *err, size_t errlen);
+void sg_access_log_register(sg_server_t *server, h2o_pathconf_t *pathconf);
 
 /* Entry points one feature offers another (loop thread). */
 void sg_commands_handle(h2o_req_t *req, size_t route_index, const sg_path_match_t *match);     /* commands.c */

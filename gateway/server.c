@@ -267,7 +267,7 @@ sg_server_t *sg_server_create(const sg_conf_t *conf, sg_bridge_t *bridge, char *
      * refused by H2O before they are read, and respond.c rewrites that answer. */
     server->globalconf.max_request_entity_size = (size_t)conf->limits.body_bytes + 1;
     h2o_hostconf_t *hostconf = h2o_config_register_host(&server->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
-    if (sg_dispatch_register(server, hostconf, err, errlen) != 0)
+    if (sg_access_log_open(server, err, errlen) != 0 || sg_dispatch_register(server, hostconf, err, errlen) != 0)
         goto fail;
 
     server->ssl_ctxs = sg_calloc(conf->n_listen, sizeof(*server->ssl_ctxs));

@@ -936,7 +936,8 @@ static void test_dump_reference(void **state)
     size_t rows = 0;
     for (const char *p = text; (p = strstr(p, "\n| `")) != NULL; p++)
         rows++;
-    assert_int_equal(rows, 95); /* static (3 rows) + 48 + requests (3 rows) + reply.partitions + limits.token_wait(_max)
+    assert_int_equal(rows, 98); /* static (3 rows), log.format, log.access(_format) + 48 + requests (3 rows) + reply.partitions +
+                                 * limits.token_wait(_max)
                                  * + schema_registry (2 rows) + log (2 rows) = 58; DESIGN §6 adds 34: scopes and
                                  * public on routes, tables and queries (6), limits.registry_write_rate/_burst (2),
                                  * auth (1) with jwt (1 + 13), api_keys (1 + 3) and principal_header (1), and
