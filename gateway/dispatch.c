@@ -93,6 +93,8 @@ static int dispatch_routes(sg_server_t *server, h2o_req_t *req, const char *path
     sg_router_result_t found;
     switch (sg_router_lookup(server->router, req->method.base, req->method.len, path, path_len, &found)) {
     case SG_ROUTER_FOUND:
+        sg_metrics_set_label(req, found.is_query ? sg_metrics_label_query(server, found.route)
+                                                 : sg_metrics_label_route(server, found.route));
         if (found.is_query)
             sg_tables_handle_query(req, found.route, &found.match);
         else
@@ -110,8 +112,10 @@ static int dispatch_routes(sg_server_t *server, h2o_req_t *req, const char *path
         return 0;
     case SG_ROUTER_NOT_FOUND: break;
     }
-    if (then_files)
+    if (then_files) {
+        sg_metrics_set_label(req, sg_metrics_label_static(server));
         return -1;
+    }
     sg_problem(req, SG_PROBLEM_NOT_FOUND, NULL, "no route for %.*s", (int)(path_len > 200 ? 200 : path_len), path);
     return 0;
 }
@@ -130,6 +134,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     const sg_feature_t *feature = handler->feature;
     if (feature == NULL || !is_under(path, path_len, feature->prefix))
         feature = sg_feature_of_path(path, path_len); /* H2O chose by the normalized path; the raw one decides */
+    sg_metrics_mark(req, feature != NULL ? sg_metrics_label_prefix(handler->server, feature->prefix)
+                                         : sg_metrics_label_unmatched(handler->server));
     if (feature != NULL) {
         feature->handle(req, path, path_len);
         return 0;
@@ -141,6 +147,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 static int on_no_file(h2o_handler_t *self, h2o_req_t *req)
 {
     size_t path_len = sg_http_path_len(req);
+    sg_metrics_set_label(req, sg_metrics_label_unmatched(sg_loop_of(req)->server));
     sg_problem(req, SG_PROBLEM_NOT_FOUND, NULL, "no route or file for %.*s", (int)(path_len > 200 ? 200 : path_len),
                req->path.base);
     return 0;
@@ -216,8 +223,11 @@ int sg_dispatch_register(sg_server_t *server, h2o_hostconf_t *hostconf, char *er
         add_handler(server, routes, NULL, 0);
     sg_respond_register_rewrite(&hostconf->fallback_path);
     /* Loggers see every request, wherever H2O bound it (the fallback: the errors it answers itself). */
-    for (size_t i = 0; i < hostconf->paths.size; ++i)
+    for (size_t i = 0; i < hostconf->paths.size; ++i) {
+        sg_metrics_register_logger(&hostconf->paths.entries[i]);
         sg_access_log_register(server, &hostconf->paths.entries[i]);
+    }
+    sg_metrics_register_logger(&hostconf->fallback_path);
     sg_access_log_register(server, &hostconf->fallback_path);
     return 0;
 }

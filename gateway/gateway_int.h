@@ -17,6 +17,7 @@
 #include <h2o.h>
 #include <openssl/ssl.h>
 
+#include "metrics.h"
 #include "router.h"
 #include "sg_base.h"
 #include "sg_bridge.h"
@@ -44,7 +45,9 @@ typedef struct st_sg_loop_t {
     h2o_accept_ctx_t *accept_ctxs;
     size_t n_listeners;
     atomic_int exit_requested;
-    atomic_long parked; /* requests parked on this loop, all kinds (park.c); read by shutdown */
+    atomic_long parked;                          /* requests parked on this loop, all kinds (park.c); read by shutdown */
+    atomic_long parked_by_kind[SG_PARKED_KINDS]; /* the same by what they wait for (/metrics) */
+    sg_metrics_loop_t *metrics;                  /* per-request counters (metrics.h) */
     /* Each feature's per-loop state (its receivers and parked requests), made by its init_loop on
      * this loop's thread; opaque outside the feature's own file. */
     struct st_sg_commands_loop_t *commands;

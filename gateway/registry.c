@@ -142,7 +142,8 @@ static void on_wait_gone(sg_park_t *park)
     /* the registry's answer frees the wait */
 }
 
-static const sg_park_kind_t wait_park = {.on_deadline = on_wait_deadline, .on_drain = on_wait_drain, .on_gone = on_wait_gone};
+static const sg_park_kind_t wait_park = {
+    .metric = SG_PARKED_REGISTRY, .on_deadline = on_wait_deadline, .on_drain = on_wait_drain, .on_gone = on_wait_gone};
 
 /* Registry thread: hand the answer to the loop that parked the request. */
 static void on_registry_done(void *opaque, const sg_registry_result_t *result)

@@ -115,6 +115,7 @@ static void on_accept(h2o_socket_t *listener, const char *error)
         h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
         if (sock == NULL)
             return;
+        sg_metrics_track_connection((sg_loop_t *)accept_ctx->ctx, sock);
         h2o_accept(accept_ctx, sock);
     }
 }
