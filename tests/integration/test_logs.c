@@ -48,15 +48,18 @@ static void request(const sg_test_proc_t *gw, const char *method, const char *pa
     sg_test_response_free(&res);
 }
 
-static void test_json_log_and_access_file(void **state)
+/* Starts a gateway with the routes above and `log`, the config's log section. */
+static void start(sg_test_proc_t *gw, const char *log)
 {
     char config[1024];
-    snprintf(config, sizeof(config),
-             "listen: [\"127.0.0.1:0\"]\nthreads: 1\ndata_dir: @DIR@/data\n%s"
-             "log: {format: json, access: @DIR@/access.log}\n",
-             routes);
+    snprintf(config, sizeof(config), "listen: [\"127.0.0.1:0\"]\nthreads: 1\ndata_dir: @DIR@/data\n%slog: %s\n", routes, log);
+    assert_int_equal(sg_test_gateway_start(gw, config), 0);
+}
+
+static void test_json_log_and_access_file(void **state)
+{
     sg_test_proc_t gw;
-    assert_int_equal(sg_test_gateway_start(&gw, config), 0);
+    start(&gw, "{format: json, access: @DIR@/access.log}");
     request(&gw, "PUT", "/things/a", "{\"n\":1}", 202);
     request(&gw, "GET", "/things/a", NULL, 405);
     request(&gw, "GET", "/nowhere", NULL, 404);
@@ -118,13 +121,8 @@ static void test_json_log_and_access_file(void **state)
 
 static void test_access_log_to_stdout_with_a_format(void **state)
 {
-    char config[1024];
-    snprintf(config, sizeof(config),
-             "listen: [\"127.0.0.1:0\"]\nthreads: 1\ndata_dir: @DIR@/data\n%s"
-             "log: {access: \"-\", access_format: \"access %%s %%m %%U\"}\n",
-             routes);
     sg_test_proc_t gw;
-    assert_int_equal(sg_test_gateway_start(&gw, config), 0);
+    start(&gw, "{access: \"-\", access_format: \"access %s %m %U\"}");
     request(&gw, "GET", "/nowhere", NULL, 404);
     request(&gw, "PUT", "/things/c", "{}", 202);
     assert_int_equal(sg_test_proc_terminate(&gw), 0);
