@@ -60,6 +60,7 @@ struct st_sg_bridge_t {
     atomic_int stopping;
     atomic_llong flush_timeout_ms;
     int undelivered;
+    rd_kafka_topic_partition_list_t *reply_assignment; /* set once before `ready`, then read-only */
 };
 
 static int map_produce_error(rd_kafka_resp_err_t rkerr)
@@ -206,6 +207,9 @@ static int assign_replies(sg_bridge_t *bridge)
         sg_log_warn("reply consumer: %s (retrying)", err);
         rc = -1;
     }
+    /* kept for the lag metric: the partitions and the offsets they start from */
+    if (rc == 0 && rd_kafka_assignment(bridge->consumer, &bridge->reply_assignment) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        bridge->reply_assignment = NULL;
     sg_assign_dispose(topics, bridge->n_reply_topics);
     free(topics);
     return rc;
@@ -505,6 +509,26 @@ int sg_bridge_outstanding(const sg_bridge_t *bridge)
     return rd_kafka_outq_len(bridge->rk);
 }
 
+int64_t sg_bridge_reply_lag(const sg_bridge_t *bridge)
+{
+    if (!atomic_load(&bridge->ready) || bridge->reply_assignment == NULL)
+        return 0;
+    /* rd_kafka_position writes the positions into the list it is given: a copy per call */
+    rd_kafka_topic_partition_list_t *positions = rd_kafka_topic_partition_list_copy(bridge->reply_assignment);
+    rd_kafka_position(bridge->consumer, positions);
+    int64_t lag = 0;
+    for (int i = 0; i < positions->cnt; ++i) {
+        const rd_kafka_topic_partition_t *part = &positions->elems[i];
+        int64_t low, high, position = part->offset >= 0 ? part->offset : bridge->reply_assignment->elems[i].offset;
+        if (rd_kafka_get_watermark_offsets(bridge->consumer, part->topic, part->partition, &low, &high) ==
+                RD_KAFKA_RESP_ERR_NO_ERROR &&
+            high >= 0 && position >= 0 && high > position)
+            lag += high - position;
+    }
+    rd_kafka_topic_partition_list_destroy(positions);
+    return lag;
+}
+
 int sg_bridge_shutdown(sg_bridge_t *bridge, int64_t timeout_ms)
 {
     if (bridge->thread_started) {
@@ -532,6 +556,8 @@ void sg_bridge_destroy(sg_bridge_t *bridge)
         free((void *)bridge->reply_topics[t].n_pins);
     }
     free(bridge->reply_topics);
+    if (bridge->reply_assignment != NULL)
+        rd_kafka_topic_partition_list_destroy(bridge->reply_assignment);
     if (bridge->consumer_queue != NULL)
         rd_kafka_queue_destroy(bridge->consumer_queue);
     if (bridge->consumer != NULL) {

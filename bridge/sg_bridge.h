@@ -109,6 +109,12 @@ int sg_bridge_is_ready(const sg_bridge_t *bridge);
 /** Number of messages produced and not yet reported. Any thread. */
 int sg_bridge_outstanding(const sg_bridge_t *bridge);
 
+/** Records in the reply partitions this instance reads that the reply consumer has not read yet
+ * (high watermark minus position, summed; the watermarks are those of the last fetch, so this
+ * never waits for a broker). 0 before the partitions are assigned or without reply routes. Any
+ * thread. */
+int64_t sg_bridge_reply_lag(const sg_bridge_t *bridge);
+
 /** Flushes outstanding messages (at most timeout_ms, delivery callbacks keep running on the
  * bridge thread), then stops the bridge thread. Returns the number of messages that were
  * still unacknowledged. Main thread; idempotent. */

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <yaml.h>
 
 #include "sg_base.h"
@@ -2239,6 +2240,48 @@ static const struct_desc_t query_desc = {.name = "query",
                                          .has_line = true,
                                          .line_offset = offsetof(sg_query_conf_t, line)};
 
+/* static: a URL prefix without parameters, and a directory that exists now (a typo fails the
+ * start, not the first request). */
+static int check_static(ctx_t *c, void *elem, const node_t *map, const char *path)
+{
+    const sg_static_conf_t *mount = elem;
+    char key_path[KEYPATH_MAX], buf[80];
+    size_t len = strlen(mount->path);
+    path_key(key_path, sizeof(key_path), path, "path");
+    if (strchr(mount->path, '{') != NULL)
+        return fail(c, value_line(map, "path"), key_path, "a static path has no parameters: %s",
+                    quote(buf, sizeof(buf), mount->path));
+    if (len > 1 && mount->path[len - 1] == '/')
+        return fail(c, value_line(map, "path"), key_path, "remove the trailing '/' from %s", quote(buf, sizeof(buf), mount->path));
+    struct stat st;
+    path_key(key_path, sizeof(key_path), path, "dir");
+    if (stat(mount->dir, &st) != 0)
+        return fail(c, value_line(map, "dir"), key_path, "%s: %s", quote(buf, sizeof(buf), mount->dir), strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return fail(c, value_line(map, "dir"), key_path, "%s is not a directory", quote(buf, sizeof(buf), mount->dir));
+    return 0;
+}
+
+static const prop_t static_props[] = {
+    {.name = "path",
+     .type = PT_PATH,
+     FIELD(sg_static_conf_t, path),
+     .flags = P_REQUIRED,
+     .doc = "URL path the directory is served under (\"/\" for the whole site); routes and built-ins win."},
+    {.name = "dir",
+     .type = PT_FILE,
+     FIELD(sg_static_conf_t, dir),
+     .flags = P_REQUIRED,
+     .doc = "Directory of files (relative to the config file): MIME types, ETag/304, Range; index.html, no listing."},
+    {0},
+};
+static const struct_desc_t static_desc = {.name = "static mount",
+                                          .size = sizeof(sg_static_conf_t),
+                                          .props = static_props,
+                                          .check = check_static,
+                                          .has_line = true,
+                                          .line_offset = offsetof(sg_static_conf_t, line)};
+
 static const prop_t limits_props[] = {
     {.name = "body_bytes",
      .type = PT_SIZE,
@@ -2374,6 +2417,9 @@ static const struct_desc_t schema_registry_desc = {
 
 /* In sg_log_level_t order (config/base/sg_log.h). */
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
+static const char *const log_formats[] = {"text", "json", NULL}; /* sg_log_format_t order */
+/* Apache's combined format, then the request's duration (seconds, microsecond resolution). */
+#define SG_CONF_ACCESS_FORMAT_DEFAULT "%h %l %u %t \"%r\" %s %b \"%{Referer}i\" \"%{User-agent}i\" %{duration}x"
 
 static const prop_t log_props[] = {
     {.name = "level",
@@ -2382,6 +2428,23 @@ static const prop_t log_props[] = {
      .enums = log_levels,
      .def = "info",
      .doc = "Most verbose level written to the log: error, warn, info or debug."},
+    {.name = "format",
+     .type = PT_ENUM,
+     FIELD(sg_conf_t, log.format),
+     .enums = log_formats,
+     .def = "text",
+     .doc = "The gateway's own log lines: text (streamgate: LEVEL: message) or json ({\"ts\",\"level\",\"msg\"} per line)."},
+    {.name = "access",
+     .type = PT_STRING,
+     FIELD(sg_conf_t, log.access),
+     .doc = "Access log, a line per request: a file (appended; relative to the working directory) or - for standard "
+            "output. Default: none."},
+    {.name = "access_format",
+     .type = PT_STRING,
+     FIELD(sg_conf_t, log.access_format),
+     .def = SG_CONF_ACCESS_FORMAT_DEFAULT,
+     .doc = "H2O access-log format (%h %t %r %s %b %{Header}i %{duration}x ...): combined plus the request's "
+            "duration in seconds by default; a format starting with { is escaped as JSON."},
     {0},
 };
 static const struct_desc_t log_desc = {.name = "log", .props = log_props};
@@ -2616,6 +2679,14 @@ static const prop_t root_props[] = {
      .max = 1000,
      .sub = &query_desc,
      .doc = "Extra GET paths reading a table."},
+    {.name = "static",
+     .type = PT_LIST,
+     FIELD(sg_conf_t, statics),
+     .aux = offsetof(sg_conf_t, n_statics),
+     .max = 64,
+     .sub = &static_desc,
+     .unique = "path",
+     .doc = "Directories served as static files when no route or built-in matches."},
     {.name = "limits", .type = PT_SECTION, .sub = &limits_desc, .doc = "Request limits."},
     {.name = "cors", .type = PT_SECTION, .sub = &cors_desc, .doc = "Cross-origin resource sharing."},
     {.name = "shutdown_timeout",
@@ -2626,7 +2697,7 @@ static const prop_t root_props[] = {
      .def = "10s",
      .doc = "Grace period for in-flight requests on SIGTERM."},
     {.name = "requests", .type = PT_SECTION, .sub = &requests_desc, .doc = "Request ids and request status."},
-    {.name = "log", .type = PT_SECTION, .sub = &log_desc, .doc = "The gateway's own log (standard error)."},
+    {.name = "log", .type = PT_SECTION, .sub = &log_desc, .doc = "The gateway's own log (standard error) and the access log."},
     {.name = "schema_registry",
      .type = PT_SECTION,
      .sub = &schema_registry_desc,

@@ -33,6 +33,8 @@ typedef struct st_sg_key_spec_t {
 
 typedef enum { SG_FORMAT_JSON = 0, SG_FORMAT_AVRO } sg_format_t;
 
+typedef enum { SG_LOG_FORMAT_TEXT = 0, SG_LOG_FORMAT_JSON } sg_log_format_t;
+
 /* --- Authentication and rate limits (DESIGN §6) -------------------------------------------- */
 
 /* What a rate limit counts separately: each principal, or each client address. */
@@ -164,6 +166,13 @@ typedef struct st_sg_query_conf_t {
     unsigned line;
 } sg_query_conf_t;
 
+/* A directory served as static files under a URL path (after routes and built-ins). */
+typedef struct st_sg_static_conf_t {
+    char *path; /* "/" or "/a/b" (no trailing '/', no parameters, not under a reserved prefix) */
+    char *dir;  /* an existing directory, resolved relative to the config file's directory */
+    unsigned line;
+} sg_static_conf_t;
+
 typedef struct st_sg_conf_t {
     char *file; /* path of the config file as given */
 
@@ -192,6 +201,8 @@ typedef struct st_sg_conf_t {
     size_t n_tables;
     sg_query_conf_t *queries;
     size_t n_queries;
+    sg_static_conf_t *statics; /* static: served by H2O's file handler when no route matches */
+    size_t n_statics;
 
     struct {
         uint64_t body_bytes;           /* default 1 MiB */
@@ -217,7 +228,11 @@ typedef struct st_sg_conf_t {
     } requests;
 
     struct {
-        int level; /* an sg_log_level_t: 0 error, 1 warn, 2 info (default), 3 debug */
+        int level;           /* an sg_log_level_t: 0 error, 1 warn, 2 info (default), 3 debug */
+        int format;          /* an sg_log_format_t: the gateway's own lines as text (default) or JSON */
+        char *access;        /* access log: a file (relative to the working directory), "-" for
+                              * standard output; NULL: none */
+        char *access_format; /* H2O's access-log format directives */
     } log;
 
     struct {

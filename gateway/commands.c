@@ -203,7 +203,8 @@ static void on_gone(sg_park_t *park)
     maybe_free(cmd);
 }
 
-static const sg_park_kind_t command_park = {.on_deadline = on_wait_deadline, .on_drain = on_drain, .on_gone = on_gone};
+static const sg_park_kind_t command_park = {
+    .metric = SG_PARKED_COMMAND, .on_deadline = on_wait_deadline, .on_drain = on_drain, .on_gone = on_gone};
 
 static void on_deliveries(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
 {
@@ -213,6 +214,10 @@ static void on_deliveries(h2o_multithread_receiver_t *receiver, h2o_linklist_t *
         sg_cmd_t *cmd = H2O_STRUCT_FROM_MEMBER(sg_cmd_t, message, message);
         cmd->dr_pending = 0;
         cmd->acked = cmd->err == SG_BRIDGE_OK;
+        if (cmd->acked)
+            sg_histogram_observe(&cmd->loop->metrics->produce_ack, sg_mono_us() - cmd->produced_us);
+        else
+            sg_metrics_produce_error(cmd->loop, cmd->err);
         if (sg_park_is_parked(&cmd->park)) {
             if (cmd->err != SG_BRIDGE_OK) {
                 sg_problem(take_request(cmd), SG_PROBLEM_KAFKA_UNAVAILABLE, NULL, "the event was not acknowledged by Kafka: %s",
@@ -242,8 +247,10 @@ static void on_replies(h2o_multithread_receiver_t *receiver, h2o_linklist_t *mes
             atomic_fetch_add(&state->loop->server->replies_unawaited, 1);
         } else {
             h2o_req_t *req = take_request(cmd);
-            if (req != NULL)
+            if (req != NULL) {
+                sg_histogram_observe(&state->loop->metrics->reply_wait, sg_mono_us() - cmd->produced_us);
                 respond_with_reply(req, cmd, reply);
+            }
             maybe_free(cmd);
         }
         sg_reply_msg_free(reply);
@@ -529,8 +536,10 @@ void sg_commands_handle(h2o_req_t *req, size_t route_index, const sg_path_match_
     sg_cmd_t *cmd = admit(req, route_index, async, principal);
     if (cmd == NULL)
         return;
+    cmd->produced_us = sg_mono_us();
     int rc = produce(req, cmd, key, keylen, value, value_type, principal);
     if (rc != SG_BRIDGE_OK) {
+        sg_metrics_produce_error(cmd->loop, rc);
         if (cmd->in_table)
             sg_corr_remove(cmd->loop->commands->pending, &cmd->id);
         if (cmd->idem_key != NULL)

@@ -18,6 +18,7 @@
 #include <openssl/ssl.h>
 
 #include "access.h"
+#include "metrics.h"
 #include "router.h"
 #include "sg_auth.h"
 #include "sg_base.h"
@@ -28,6 +29,7 @@
 #include "sg_store.h"
 
 typedef struct st_sg_server_t sg_server_t;
+struct json_t; /* jansson's */
 
 typedef struct st_sg_loop_t {
     h2o_context_t ctx; /* first: handlers find their loop from req->conn->ctx */
@@ -45,7 +47,9 @@ typedef struct st_sg_loop_t {
     h2o_accept_ctx_t *accept_ctxs;
     size_t n_listeners;
     atomic_int exit_requested;
-    atomic_long parked; /* requests parked on this loop, all kinds (park.c); read by shutdown */
+    atomic_long parked;                          /* requests parked on this loop, all kinds (park.c); read by shutdown */
+    atomic_long parked_by_kind[SG_PARKED_KINDS]; /* the same by what they wait for (/metrics) */
+    sg_metrics_loop_t *metrics;                  /* per-request counters (metrics.h) */
     /* Each feature's per-loop state (its receivers and parked requests), made by its init_loop on
      * this loop's thread; opaque outside the feature's own file. */
     struct st_sg_commands_loop_t *commands;
@@ -75,7 +79,8 @@ struct st_sg_server_t {
     h2o_iovec_t *route_accept_prefix; /* per route: {"topic":<json string>,"partition": (commands.c) */
     char **reply_allowed_headers;     /* union of every route's reply.headers (bridge_thread.c) */
     size_t n_reply_allowed_headers;
-    sg_router_t *registry_router; /* /registry's own templates (registry.c) */
+    sg_router_t *registry_router;            /* /registry's own templates (registry.c) */
+    h2o_access_log_filehandle_t *access_log; /* log.access, or NULL (access_log.c) */
     /* gauges and counters: any thread */
     atomic_int draining;
     atomic_long inflight;            /* commands produced and not yet completed, all loops */
@@ -108,6 +113,9 @@ typedef struct st_sg_feature_t {
     void (*init_loop)(sg_loop_t *loop);
     /* The loop's thread, once, when the gateway stops accepting: answer every parked request. */
     void (*drain)(sg_loop_t *loop);
+    /* Extension members of the problems answered under `prefix` (the registry: Confluent's
+     * error_code and message), added to the problem+json object `problem`. Any loop thread. */
+    void (*problem_members)(int status, const char *type, const char *detail, struct json_t *problem);
 } sg_feature_t;
 
 extern const sg_feature_t sg_feature_healthz, sg_feature_readyz, sg_feature_metrics; /* builtin.c */
@@ -127,6 +135,15 @@ void sg_features_drain(sg_loop_t *loop);
 /* Registers a pathconf per reserved prefix and "/" for configured routes and queries. Returns 0
  * or -1 with err (a reserved prefix no feature serves). */
 int sg_dispatch_register(sg_server_t *server, h2o_hostconf_t *hostconf, char *err, size_t errlen);
+
+/* dispatch.c: the feature serving the reserved prefix a raw path (without its query) is under,
+ * or NULL. */
+const sg_feature_t *sg_feature_of_path(const char *path, size_t len);
+
+/* access_log.c (main thread, while the server is made): opens log.access, if set, with its
+ * format. Returns 0 or -1 with err. Then registers it on a pathconf (every one gets it). */
+int sg_access_log_open(sg_server_t *server, char *err, size_t errlen);
+void sg_access_log_register(sg_server_t *server, h2o_pathconf_t *pathconf);
 
 /* Entry points one feature offers another (loop thread); `principal` as for handle. */
 void sg_commands_handle(h2o_req_t *req, size_t route_index, const sg_path_match_t *match,

@@ -20,6 +20,7 @@ static void unpark(sg_park_t *park)
     if (park->gauge != NULL)
         atomic_fetch_sub(park->gauge, 1);
     atomic_fetch_sub(&park->loop->parked, 1);
+    atomic_fetch_sub(&park->loop->parked_by_kind[park->kind->metric], 1);
 }
 
 static void on_guard_dispose(void *p)
@@ -52,6 +53,7 @@ void sg_park_start(sg_park_t *park, const sg_park_kind_t *kind, h2o_req_t *req, 
     if (gauge != NULL)
         atomic_fetch_add(gauge, 1);
     atomic_fetch_add(&park->loop->parked, 1);
+    atomic_fetch_add(&park->loop->parked_by_kind[park->kind->metric], 1);
 }
 
 void sg_park_set_deadline(sg_park_t *park, int64_t ms)

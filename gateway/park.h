@@ -26,6 +26,7 @@ typedef struct st_sg_park_t sg_park_t;
 
 /* What a kind of parked request does when its wait ends without the event it waits for. */
 typedef struct st_sg_park_kind_t {
+    int metric; /* an sg_parked_kind_t (metrics.h): how /metrics counts it */
     /* The deadline passed; still parked: answer (sg_park_finish) or go on waiting without one. */
     void (*on_deadline)(sg_park_t *park);
     /* The gateway is stopping: answer now, or leave it to an answer already on its way (a

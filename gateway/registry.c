@@ -11,7 +11,8 @@
  * is destroyed), even after the request was answered by its deadline, by shutdown, or left.
  *
  * Status codes follow Confluent's (404 unknown subject/version/id, 409 incompatible, 422 invalid
- * schema or level), with RFC 9457 bodies like every other streamgate error.
+ * schema or level), with RFC 9457 bodies like every other streamgate error, which also carry
+ * Confluent's "error_code" and "message" members (the feature's problem_members) for its clients.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -141,7 +142,8 @@ static void on_wait_gone(sg_park_t *park)
     /* the registry's answer frees the wait */
 }
 
-static const sg_park_kind_t wait_park = {.on_deadline = on_wait_deadline, .on_drain = on_wait_drain, .on_gone = on_wait_gone};
+static const sg_park_kind_t wait_park = {
+    .metric = SG_PARKED_REGISTRY, .on_deadline = on_wait_deadline, .on_drain = on_wait_drain, .on_gone = on_wait_gone};
 
 /* Registry thread: hand the answer to the loop that parked the request. */
 static void on_registry_done(void *opaque, const sg_registry_result_t *result)
@@ -599,9 +601,39 @@ static void drain(sg_loop_t *loop)
     sg_park_drain(&loop->registry->parked);
 }
 
+/* Confluent's error codes (io.confluent.kafka.schemaregistry.rest.exceptions.Errors), which its
+ * clients read from "error_code" (Java RestClientException.getErrorCode(), Python
+ * SchemaRegistryError.error_code, Go's error_code): by problem type; any other problem carries its
+ * HTTP status, as Confluent's generic errors do. */
+static const struct {
+    const char *type;
+    int error_code;
+} confluent_codes[] = {
+    {"unknown-subject", 40401},         {"unknown-version", 40402},
+    {"unknown-schema", 40403},          {"no-subject-level", 40408},
+    {"incompatible-schema", 409},       {"invalid-schema", 42201},
+    {"unsupported-schema-type", 42201}, {"unsupported-references", 42201},
+    {"invalid-version", 42202},         {"invalid-compatibility-level", 42203},
+    {"invalid-subject", 42208},         {"schema-too-large", 42209},
+    {"registry-unavailable", 50001},    {"registry-not-ready", 50001},
+    {"registry-external", 50003},
+};
+
+/* The same problem+json body, plus Confluent's "error_code" and "message" (the detail). */
+static void problem_members(int status, const char *type, const char *detail, json_t *problem)
+{
+    int error_code = status;
+    for (size_t i = 0; i < SG_ARRAY_SIZE(confluent_codes); ++i)
+        if (strcmp(confluent_codes[i].type, type) == 0)
+            error_code = confluent_codes[i].error_code;
+    json_object_set_new(problem, "error_code", json_integer(error_code));
+    json_object_set_new(problem, "message", json_string(detail != NULL ? detail : ""));
+}
+
 const sg_feature_t sg_feature_registry = {.prefix = "/registry",
                                           .methods = "GET, POST, PUT, DELETE",
                                           .access = access_rule,
+                                          .problem_members = problem_members,
                                           .handle = handle,
                                           .init_server = init_server,
                                           .dispose_server = dispose_server,

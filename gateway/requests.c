@@ -151,7 +151,8 @@ static void on_watch_gone(sg_park_t *park)
     free(H2O_STRUCT_FROM_MEMBER(sg_watch_t, park, park));
 }
 
-static const sg_park_kind_t watch_park = {.on_deadline = on_watch_end, .on_drain = on_watch_end, .on_gone = on_watch_gone};
+static const sg_park_kind_t watch_park = {
+    .metric = SG_PARKED_STATUS, .on_deadline = on_watch_end, .on_drain = on_watch_end, .on_gone = on_watch_gone};
 
 /* Field by field: the struct has padding, so memcmp would compare garbage. */
 static int same_id(const sg_reqid_t *a, const sg_reqid_t *b)

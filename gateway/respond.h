@@ -56,8 +56,9 @@ int sg_http_wants_event_stream(h2o_req_t *req);
 /** Every Prefer header: sets *async for respond-async, *wait_ms for wait=N (left alone when absent). */
 void sg_http_parse_prefer(h2o_req_t *req, int *async, int64_t *wait_ms);
 
-/** Rewrites the errors H2O answers itself (before any handler) into problems, on `fallback`. */
-void sg_respond_register_fallback(h2o_pathconf_t *fallback);
+/** Rewrites the errors H2O answers itself (before any handler, or from its file handler) into
+ * problems, on `pathconf`. */
+void sg_respond_register_rewrite(h2o_pathconf_t *pathconf);
 
 /* cors.c */
 /** Whether `origin` is in cors.origins (or "*" is). */

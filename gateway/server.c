@@ -115,6 +115,7 @@ static void on_accept(h2o_socket_t *listener, const char *error)
         h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
         if (sock == NULL)
             return;
+        sg_metrics_track_connection((sg_loop_t *)accept_ctx->ctx, sock);
         h2o_accept(accept_ctx, sock);
     }
 }
@@ -267,7 +268,7 @@ sg_server_t *sg_server_create(const sg_conf_t *conf, sg_bridge_t *bridge, char *
      * refused by H2O before they are read, and respond.c rewrites that answer. */
     server->globalconf.max_request_entity_size = (size_t)conf->limits.body_bytes + 1;
     h2o_hostconf_t *hostconf = h2o_config_register_host(&server->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
-    if (sg_dispatch_register(server, hostconf, err, errlen) != 0)
+    if (sg_access_log_open(server, err, errlen) != 0 || sg_dispatch_register(server, hostconf, err, errlen) != 0)
         goto fail;
 
     server->ssl_ctxs = sg_calloc(conf->n_listen, sizeof(*server->ssl_ctxs));

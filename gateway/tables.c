@@ -362,7 +362,8 @@ static void on_tq_gone(sg_park_t *park)
         sg_tq_free(tq);
 }
 
-static const sg_park_kind_t tq_park = {.on_deadline = on_tq_deadline, .on_drain = on_tq_drain, .on_gone = on_tq_gone};
+static const sg_park_kind_t tq_park = {
+    .metric = SG_PARKED_TABLE, .on_deadline = on_tq_deadline, .on_drain = on_tq_drain, .on_gone = on_tq_gone};
 
 /* Materializer query thread: the watermarks for a fresh=latest read; to the read's loop. */
 static void on_latest(void *ctx, int rc, const int32_t *partitions, const int64_t *highs, size_t n)

@@ -24,6 +24,7 @@
     X(INVALID_CREDENTIAL, "invalid-token", 401, "Invalid Token", 0)                                                                \
     X(INSUFFICIENT_SCOPE, "insufficient-scope", 403, "Insufficient Scope", 0)                                                      \
     X(ORIGIN_NOT_ALLOWED, "origin-not-allowed", 403, "Origin Not Allowed", 0)                                                      \
+    X(FORBIDDEN, "forbidden", 403, "Forbidden", 0)                                                                                 \
     X(NOT_FOUND, "not-found", 404, "Not Found", 0)                                                                                 \
     X(UNKNOWN_REQUEST, "unknown-request", 404, "Unknown Request", 0)                                                               \
     X(UNKNOWN_TABLE, "unknown-table", 404, "Unknown Table", 0)                                                                     \
@@ -39,6 +40,7 @@
     X(BODY_TOO_LARGE, "body-too-large", 413, "Content Too Large", 0)                                                               \
     X(SCHEMA_TOO_LARGE, "schema-too-large", 413, "Schema Too Large", 0)                                                            \
     X(UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", 415, "Unsupported Media Type", 0)                                          \
+    X(RANGE_NOT_SATISFIABLE, "range-not-satisfiable", 416, "Range Not Satisfiable", 0)                                             \
     X(EXPECTATION_FAILED, "expectation-failed", 417, "Expectation Failed", 0)                                                      \
     X(SCHEMA_VIOLATION, "schema-violation", 422, "Schema Violation", 0)                                                            \
     X(IDEMPOTENCY_KEY_REUSED, "idempotency-key-reused", 422, "Idempotency-Key Reused", 0)                                          \

@@ -1,7 +1,8 @@
 // Drives the demo page (config/demo/www) in Debian's headless Chromium through playwright-core
 // and checks what a user sees in each flow. tests/browser/run starts the gateway, the demo worker
 // and a static server, then runs this with:
-//   SG_PAGE_URL   the page, with ?api= pointing at the gateway
+//   SG_PAGE_URL          the page, served by the gateway itself (same origin)
+//   SG_CROSS_ORIGIN_URL  the page from another origin, with ?api= pointing at the gateway (CORS)
 //   SG_BOOTSTRAP  the embedded cluster's bootstrap address (for kcat, the outside producer)
 //   SG_SHOTS      where the screenshots of each step go
 // Every wait is bounded; the first failed check ends the run with exit code 1.
@@ -15,6 +16,7 @@ import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
 const pageUrl = need('SG_PAGE_URL');
+const crossOriginUrl = need('SG_CROSS_ORIGIN_URL');
 const bootstrap = need('SG_BOOTSTRAP');
 const shots = need('SG_SHOTS');
 const WAIT_MS = 15000; // any one thing the page should show, at most
@@ -238,6 +240,27 @@ try {
     await until('the stored payment', text(payOutcome), matching(/^Stored, read back from the table: \{.*"amount":"12\.50".*\}$/));
     assert.equal(await (await errorOf('Currency')).innerText(), '');
     await shot(payments, '07-payment-stored.png');
+  });
+
+  await check('the page from another origin talks to the gateway through CORS', async () => {
+    const other = await context.newPage();
+    other.setDefaultTimeout(WAIT_MS);
+    other.on('pageerror', (err) => problems.push(`page error (cross-origin): ${err.message}`));
+    try {
+      await other.goto(crossOriginUrl);
+      assert.notEqual(new URL(crossOriginUrl).origin, new URL(pageUrl).origin);
+      await until('the gateway state', text(other.getByRole('status', { name: 'Gateway state' })), matching(/^ready$/));
+      const region = other.getByRole('region', { name: 'Place an order' });
+      await region.getByLabel('Customer').fill('c-2');
+      await region.getByLabel('Item').selectOption('book');
+      await region.getByLabel('Quantity').fill('1');
+      await region.getByRole('button', { name: 'Place order' }).click();
+      await until('the confirmation', text(region.getByRole('status', { name: 'Outcome' })), matching(/^201: order /));
+      // Consistency-Token is shown only when the gateway exposes it to the other origin.
+      assert.match(await lastExchange(region).innerText(), /POST\s+\/orders\s+201[\s\S]*Consistency-Token:?\s+\S{20,}/);
+    } finally {
+      await other.close();
+    }
   });
 
   await check('no script errors on the page', async () => {

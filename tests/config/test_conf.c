@@ -463,6 +463,32 @@ static void test_err_syntax(void **state)
     expect_error_prefix(deep, "t.yaml:1: a");
 }
 
+static void test_static(void **state)
+{
+    /* load_string resolves relative dirs against the working directory: /tmp exists, always */
+    char err[512] = "";
+    const char text[] = "static:\n  - {path: /, dir: /tmp}\n  - {path: /assets, dir: /}\n";
+    sg_conf_t *conf = sg_conf_load_string("t.yaml", text, strlen(text), err, sizeof(err));
+    assert_non_null(conf);
+    assert_int_equal(conf->n_statics, 2);
+    assert_string_equal(conf->statics[0].path, "/");
+    assert_string_equal(conf->statics[0].dir, "/tmp");
+    assert_string_equal(conf->statics[1].path, "/assets");
+    assert_int_equal(conf->statics[1].line, 3);
+    sg_conf_destroy(conf);
+
+    expect_error("static:\n  - {path: /, dir: /no/such/dir}\n",
+                 "t.yaml:2: static[0].dir: \"/no/such/dir\": No such file or directory");
+    expect_error("static:\n  - {path: /, dir: /dev/null}\n", "t.yaml:2: static[0].dir: \"/dev/null\" is not a directory");
+    expect_error("static:\n  - {path: /}\n", "t.yaml:2: static[0].dir: required key \"dir\" is missing");
+    expect_error("static:\n  - {path: /a/, dir: /tmp}\n", "t.yaml:2: static[0].path: remove the trailing '/' from \"/a/\"");
+    expect_error("static:\n  - {path: \"/a/{x}\", dir: /tmp}\n",
+                 "t.yaml:2: static[0].path: a static path has no parameters: \"/a/{x}\"");
+    expect_error_prefix("static:\n  - {path: /tables/www, dir: /tmp}\n",
+                        "t.yaml:2: static[0].path: path \"/tables/www\" is under /tables");
+    expect_error_prefix("static:\n  - {path: /, dir: /tmp}\n  - {path: /, dir: /}\n", "t.yaml:3: static[1].path: ");
+}
+
 static void test_err_unknown_key(void **state)
 {
     expect_error("threads: 2\nthread: 3\n", "t.yaml:2: thread: unknown key \"thread\" (did you mean \"threads\"?)");
@@ -476,7 +502,7 @@ static void test_err_unknown_key(void **state)
     expect_error("listen:\n  - {adress: \"1.2.3.4:80\"}\n",
                  "t.yaml:2: listen[0].adress: unknown key \"adress\" (did you mean \"address\"?)");
     expect_error("zzz: 1\n", "t.yaml:1: zzz: unknown key \"zzz\" (valid keys: listen, threads, data_dir, kafka, "
-                             "topics, schemas, routes, tables, queries, limits, cors, shutdown_timeout, requests, "
+                             "topics, schemas, routes, tables, queries, static, limits, cors, shutdown_timeout, requests, "
                              "log, schema_registry, auth, rate_limits)");
     expect_error("limits: {body: 1}\n", "t.yaml:1: limits.body: unknown key \"body\" "
                                         "(valid keys: body_bytes, header_bytes, pending, token_wait, token_wait_max, "
@@ -910,11 +936,11 @@ static void test_dump_reference(void **state)
     size_t rows = 0;
     for (const char *p = text; (p = strstr(p, "\n| `")) != NULL; p++)
         rows++;
-    assert_int_equal(rows, 92); /* 48 + requests (3 rows) + reply.partitions + limits.token_wait(_max)
-                                 * + schema_registry (2 rows) + log (2 rows) = 58; DESIGN §6 adds 34: scopes and
+    assert_int_equal(rows, 98); /* 48 + requests (3 rows) + reply.partitions + limits.token_wait(_max) + schema_registry
+                                 * (2 rows) + log.level and the log section (2 rows) = 58; DESIGN §6 adds 34: scopes and
                                  * public on routes, tables and queries (6), limits.registry_write_rate/_burst (2),
                                  * auth (1) with jwt (1 + 13), api_keys (1 + 3) and principal_header (1), and
-                                 * rate_limits (1 + 5) */
+                                 * rate_limits (1 + 5); static (3 rows), log.format, log.access, log.access_format: 6 */
     assert_non_null(strstr(text, "| `auth.jwt.algorithms` | list of JWS algorithms | `[RS256, ES256]` |"));
     assert_non_null(strstr(text, "| `rate_limits[].rate` | rate (N/s, N/m, N/h) | required |"));
     assert_non_null(strstr(text, "| `auth.api_keys[].sha256` | SHA-256 (64 hex digits) | required |"));
@@ -1283,6 +1309,7 @@ int main(void)
         cmocka_unit_test(test_demo_and_file),
         cmocka_unit_test(test_err_empty),
         cmocka_unit_test(test_err_syntax),
+        cmocka_unit_test(test_static),
         cmocka_unit_test(test_err_unknown_key),
         cmocka_unit_test(test_err_types),
         cmocka_unit_test(test_err_range),
