@@ -130,7 +130,7 @@ static void respond_with_reply(h2o_req_t *req, const sg_cmd_t *cmd, const sg_rep
     }
     if (reply->status == 0) {
         sg_problem(req, SG_PROBLEM_INVALID_REPLY, ":status",
-                   "the worker's reply has a :status header that is not an HTTP status code (100..599)");
+                   "the worker's reply has a :status header that is not a final HTTP status code (200..599)");
         return;
     }
     add_token_header(req, reply->topic, reply->partition, reply->offset, reply->timestamp_ms);

@@ -21,6 +21,7 @@
 
 #include <jansson.h>
 
+#include "http_text.h"
 #include "park.h"
 #include "respond.h"
 #include "sg_store.h"
@@ -69,10 +70,14 @@ static h2o_iovec_t state_json(h2o_req_t *req, const char *id_text, const char *s
         json_t *headers = rec->headers_json ? json_loads(rec->headers_json, 0, NULL) : NULL;
         if (headers == NULL)
             headers = json_object();
-        if (rec->content_type != NULL)
+        /* As a replay answers it (idempotency.c): a status that is not final is a 502, and 204
+         * or 304 have no body (records may predate these rules). */
+        int status = sg_http_status_is_final(rec->status) ? rec->status : 502;
+        if (rec->content_type != NULL && sg_http_status_has_content(status))
             json_object_set_new(headers, "content-type", json_string(rec->content_type));
         json_object_set_new(doc, "response",
-                            json_pack("{s:i, s:o, s:o}", "status", rec->status, "headers", headers, "body", body_json(rec)));
+                            json_pack("{s:i, s:o, s:o}", "status", status, "headers", headers, "body",
+                                      sg_http_status_has_content(status) ? body_json(rec) : json_null()));
     }
     size_t len = json_dumpb(doc, NULL, 0, JSON_COMPACT);
     char *body = h2o_mem_alloc_pool(&req->pool, len + 1);
