@@ -20,6 +20,7 @@
     X(INVALID_QUERY, "invalid-query", 400, "Invalid Query", 0)                                                                     \
     X(INVALID_TOKEN, "invalid-token", 400, "Invalid Consistency-Token", 0)                                                         \
     X(INVALID_CURSOR, "invalid-cursor", 400, "Invalid Cursor", 0)                                                                  \
+    X(INVALID_FRAMING, "invalid-framing", 400, "Invalid Message Framing", 0)                                                       \
     X(ORIGIN_NOT_ALLOWED, "origin-not-allowed", 403, "Origin Not Allowed", 0)                                                      \
     X(NOT_FOUND, "not-found", 404, "Not Found", 0)                                                                                 \
     X(UNKNOWN_REQUEST, "unknown-request", 404, "Unknown Request", 0)                                                               \
