@@ -13,6 +13,8 @@
 #include "respond.h"
 #include "sg_materializer.h"
 #include "sg_registry.h"
+#include "sg_table.h"
+#include "sg_token.h"
 
 static void not_found(h2o_req_t *req, const char *path, size_t path_len)
 {
@@ -45,8 +47,10 @@ static void handle_healthz(h2o_req_t *req, const char *path, size_t path_len)
         respond_ok(req);
 }
 
-/* Why the gateway is not ready, or NULL when it is. */
-static const char *not_ready_because(sg_server_t *server)
+/* Why the gateway is not ready, or NULL when it is (why, or a static text). Judged afresh on every
+ * call: readiness follows the brokers and the tables for as long as the gateway runs, not only at
+ * start. */
+static const char *not_ready_because(sg_server_t *server, char *why, size_t whylen)
 {
     /* The registry counts when routes depend on it: a deployment that uses no schemas must not
      * wait for a _schemas topic it may have no right to create. */
@@ -61,6 +65,19 @@ static const char *not_ready_because(sg_server_t *server)
         return "the schema registry is still reading _schemas";
     if (!sg_bridge_is_ready(server->bridge))
         return "Kafka metadata has not been fetched yet";
+    if (!sg_bridge_reachable(server->bridge, why, whylen))
+        return why;
+    /* Every table answers a read of its position (a RocksDB read that fails when the store does). */
+    for (size_t i = 0; server->tables != NULL && i < server->conf->n_tables; ++i) {
+        char err[256];
+        sg_token_t *view = sg_token_create();
+        int rc = sg_tables_token(server->tables, server->conf->tables[i].name, view, err, sizeof(err));
+        sg_token_destroy(view);
+        if (rc != 0) {
+            snprintf(why, whylen, "table %s cannot be read: %s", server->conf->tables[i].name, err);
+            return why;
+        }
+    }
     return NULL;
 }
 
@@ -68,7 +85,8 @@ static void handle_readyz(h2o_req_t *req, const char *path, size_t path_len)
 {
     if (!accept_request(req, "/readyz", path, path_len))
         return;
-    const char *why = not_ready_because(sg_loop_of(req)->server);
+    char text[512];
+    const char *why = not_ready_because(sg_loop_of(req)->server, text, sizeof(text));
     if (why != NULL)
         sg_problem(req, SG_PROBLEM_NOT_READY, NULL, "%s", why);
     else
@@ -88,6 +106,14 @@ static long long inflight(sg_server_t *server)
 {
     return atomic_load(&server->inflight);
 }
+static long long pending(sg_server_t *server)
+{
+    return atomic_load(&server->pending);
+}
+static long long pending_bytes(sg_server_t *server)
+{
+    return atomic_load(&server->inflight_bytes);
+}
 static long long replies_dropped(sg_server_t *server)
 {
     return atomic_load(&server->replies_dropped);
@@ -104,6 +130,11 @@ static long long kafka_ready(sg_server_t *server)
 {
     return sg_bridge_is_ready(server->bridge);
 }
+static long long kafka_reachable(sg_server_t *server)
+{
+    char why[8];
+    return sg_bridge_reachable(server->bridge, why, sizeof(why));
+}
 static long long table_waiters(sg_server_t *server)
 {
     return atomic_load(&server->table_waiters);
@@ -119,12 +150,20 @@ static long long replies_undecodable(sg_server_t *server)
 
 static const sg_metric_t metrics[] = {
     {"streamgate_inflight_requests", "gauge", "Commands produced and not yet completed.", inflight},
+    {"streamgate_pending_requests", "gauge",
+     "Requests waiting on Kafka, all kinds (commands, long-polls, status streams, waiting table reads, watches): "
+     "limits.pending.",
+     pending},
+    {"streamgate_pending_bytes", "gauge", "Event bytes produced and not yet acknowledged by the broker: limits.inflight_bytes.",
+     pending_bytes},
     {"streamgate_replies_dropped_total", "counter", "Replies dropped unrecorded: forged or unknown id, or past requests.retention.",
      replies_dropped},
     {"streamgate_replies_unawaited_total", "counter", "Genuine replies recorded while no HTTP request waited for them.",
      replies_unawaited},
     {"streamgate_status_watchers", "gauge", "Long-polls and event streams waiting on request status.", status_watchers},
     {"streamgate_kafka_ready", "gauge", "Whether metadata is fetched and reply partitions assigned.", kafka_ready},
+    {"streamgate_kafka_reachable", "gauge",
+     "Whether the brokers answer a round trip (0 after 5 s without one, 1 again after 2 s of answers).", kafka_reachable},
     {"streamgate_table_waiters", "gauge", "Table reads waiting for their conditions, and watches.", table_waiters},
     {"streamgate_table_records_skipped_total", "counter",
      "Table records not applied: a value that is not JSON (or not decodable), a key or value over the limits.", records_skipped},
@@ -138,7 +177,7 @@ static void handle_metrics(h2o_req_t *req, const char *path, size_t path_len)
     if (!accept_request(req, "/metrics", path, path_len))
         return;
     sg_server_t *server = sg_loop_of(req)->server;
-    size_t cap = 4096, len = 0;
+    size_t cap = 16384, len = 0;
     char *text = h2o_mem_alloc_pool(&req->pool, cap);
     for (size_t i = 0; i < SG_ARRAY_SIZE(metrics) && len < cap; ++i) {
         const sg_metric_t *metric = &metrics[i];

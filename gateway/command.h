@@ -20,6 +20,7 @@ typedef struct st_sg_cmd_t {
     char id_text[SG_REQID_TEXT_LEN + 1];
     char *idem_key; /* Idempotency-Key this request claimed (owned), or NULL */
     size_t idem_key_len;
+    size_t value_bytes; /* the event's value, counted in limits.inflight_bytes until the delivery report */
     /* loop thread only */
     unsigned dr_pending : 1, in_table : 1, async : 1, timed_out : 1, acked : 1;
     /* filled on the bridge thread before the hand-off */

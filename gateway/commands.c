@@ -160,12 +160,14 @@ static h2o_req_t *take_request(sg_cmd_t *cmd)
     return sg_park_finish(&cmd->park);
 }
 
-/* Frees once both the bridge has handed the record back and its wait has ended. */
+/* Frees once both the bridge has handed the record back and its wait has ended; until then the
+ * command holds its limits.pending slot, whether or not its client is still there. */
 static void maybe_free(sg_cmd_t *cmd)
 {
     if (cmd->dr_pending || sg_park_is_parked(&cmd->park))
         return;
     atomic_fetch_sub(&cmd->loop->server->inflight, 1);
+    sg_pending_release(cmd->loop->server);
     free(cmd->idem_key);
     free(cmd);
 }
@@ -209,6 +211,7 @@ static void on_deliveries(h2o_multithread_receiver_t *receiver, h2o_linklist_t *
         sg_cmd_t *cmd = H2O_STRUCT_FROM_MEMBER(sg_cmd_t, message, message);
         cmd->dr_pending = 0;
         cmd->acked = cmd->err == SG_BRIDGE_OK;
+        sg_inflight_bytes_release(cmd->loop->server, cmd->value_bytes); /* librdkafka no longer holds the event */
         if (sg_park_is_parked(&cmd->park)) {
             if (cmd->err != SG_BRIDGE_OK) {
                 sg_problem(take_request(cmd), SG_PROBLEM_KAFKA_UNAVAILABLE, NULL, "the event was not acknowledged by Kafka: %s",
@@ -387,6 +390,7 @@ static sg_cmd_t *admit(h2o_req_t *req, size_t route_index, int async)
         /* In the table before producing: the reply may overtake the delivery report. (An async
          * request waits for nothing but the ack; its reply is only recorded, for polling.) */
         if (sg_corr_insert(loop->commands->pending, &cmd->id, cmd) != SG_CORR_OK) {
+            /* not expected: each loop's table holds limits.pending entries, and the slot was taken */
             if (cmd->idem_key != NULL)
                 sg_idem_release(server, cmd);
             free(cmd->idem_key);
@@ -498,15 +502,36 @@ void sg_commands_handle(h2o_req_t *req, size_t route_index, const sg_path_match_
         if (wait_ms > route->reply.max_timeout_ms) /* a longer wait than allowed is cut to it */
             wait_ms = route->reply.max_timeout_ms;
     }
-    sg_cmd_t *cmd = admit(req, route_index, async);
-    if (cmd == NULL)
+    /* Every command waits on Kafka from here until its record is freed: it takes a limits.pending
+     * slot (exact across loops) and its event's bytes count against limits.inflight_bytes until
+     * the broker has answered. */
+    if (!sg_pending_acquire(server)) {
+        sg_problem(req, SG_PROBLEM_TOO_MANY_PENDING, NULL, "limits.pending (%u) requests are already waiting on Kafka",
+                   conf->limits.pending);
         return;
+    }
+    if (!sg_inflight_bytes_acquire(server, value.len)) {
+        sg_pending_release(server);
+        sg_problem(req, SG_PROBLEM_TOO_MANY_PENDING_BYTES, "body",
+                   "limits.inflight_bytes (%llu) of events are already waiting for the broker's acknowledgement",
+                   (unsigned long long)conf->limits.inflight_bytes);
+        return;
+    }
+    sg_cmd_t *cmd = admit(req, route_index, async);
+    if (cmd == NULL) {
+        sg_inflight_bytes_release(server, value.len);
+        sg_pending_release(server);
+        return;
+    }
+    cmd->value_bytes = value.len;
     int rc = produce(req, cmd, key, keylen, value, value_type);
     if (rc != SG_BRIDGE_OK) {
         if (cmd->in_table)
             sg_corr_remove(cmd->loop->commands->pending, &cmd->id);
         if (cmd->idem_key != NULL)
             sg_idem_release(server, cmd);
+        sg_inflight_bytes_release(server, value.len);
+        sg_pending_release(server);
         free(cmd->idem_key);
         free(cmd);
         if (rc == SG_BRIDGE_E_TOO_LARGE)
@@ -557,9 +582,9 @@ static void init_loop(sg_loop_t *loop)
 {
     sg_server_t *server = loop->server;
     struct st_sg_commands_loop_t *state = sg_calloc(1, sizeof(*state));
-    size_t share = (server->conf->limits.pending + server->n_loops - 1) / server->n_loops;
     state->loop = loop;
-    state->pending = sg_corr_create(share > 0 ? share : 1);
+    /* Any loop may hold every pending slot (the table grows as needed, so this costs no memory). */
+    state->pending = sg_corr_create(server->conf->limits.pending);
     assert(state->pending != NULL); /* config caps limits.pending at the table's capacity */
     h2o_linklist_init_anchor(&state->parked);
     state->trace_rng = ((uint64_t)server->instance_id << 32 | (uint64_t)loop->index) ^ 0x9e3779b97f4a7c15ull;

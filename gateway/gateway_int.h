@@ -75,6 +75,8 @@ struct st_sg_server_t {
     /* gauges and counters: any thread */
     atomic_int draining;
     atomic_long inflight;            /* commands produced and not yet completed, all loops */
+    atomic_long pending;             /* requests waiting on Kafka, all kinds and loops (limits.pending) */
+    atomic_llong inflight_bytes;     /* event bytes produced and not yet acknowledged (limits.inflight_bytes) */
     atomic_long streams;             /* event streams not yet disposed (sse.c) */
     atomic_long replies_dropped;     /* replies with a forged/unknown id or past retention */
     atomic_long replies_unawaited;   /* genuine replies recorded with nobody waiting on this instance */
@@ -133,6 +135,41 @@ static inline sg_loop_t *sg_loop_of(h2o_req_t *req)
 static inline int sg_server_is_draining(sg_server_t *server)
 {
     return atomic_load(&server->draining);
+}
+
+/* limits.pending is one counter for the whole server, taken with a compare-and-swap, so the limit
+ * is exact whatever loop a request lands on. Returns 1 when a slot was taken (release it once the
+ * request no longer waits on Kafka), 0 at the limit. Any thread. */
+static inline int sg_pending_acquire(sg_server_t *server)
+{
+    long count = atomic_load(&server->pending);
+    do {
+        if (count >= (long)server->conf->limits.pending)
+            return 0;
+    } while (!atomic_compare_exchange_weak(&server->pending, &count, count + 1));
+    return 1;
+}
+
+static inline void sg_pending_release(sg_server_t *server)
+{
+    atomic_fetch_sub(&server->pending, 1);
+}
+
+/* limits.inflight_bytes, likewise: `bytes` of an event about to be produced. Returns 1 when they
+ * fit (release them when the broker has answered), 0 when they would exceed the limit. */
+static inline int sg_inflight_bytes_acquire(sg_server_t *server, size_t bytes)
+{
+    long long total = atomic_load(&server->inflight_bytes);
+    do {
+        if ((unsigned long long)total + bytes > server->conf->limits.inflight_bytes)
+            return 0;
+    } while (!atomic_compare_exchange_weak(&server->inflight_bytes, &total, total + (long long)bytes));
+    return 1;
+}
+
+static inline void sg_inflight_bytes_release(sg_server_t *server, size_t bytes)
+{
+    atomic_fetch_sub(&server->inflight_bytes, (long long)bytes);
 }
 
 #endif

@@ -19,6 +19,10 @@ static void unpark(sg_park_t *park)
         h2o_timeout_unlink(&park->deadline);
     if (park->gauge != NULL)
         atomic_fetch_sub(park->gauge, 1);
+    if (park->holds_pending) {
+        park->holds_pending = 0;
+        sg_pending_release(park->loop->server);
+    }
     atomic_fetch_sub(&park->loop->parked, 1);
 }
 

@@ -189,7 +189,8 @@ void sg_requests_notify_recorded(sg_server_t *server, const sg_reqid_t *id)
 
 /* --- the resource --------------------------------------------------------------------------- */
 
-/* Parks the request until the outcome is recorded or wait_ms passes. */
+/* Parks the request until the outcome is recorded or wait_ms passes. The caller has taken a
+ * limits.pending slot, which the park releases. */
 static void watch(h2o_req_t *req, const sg_reqid_t *id, const char *id_text, sg_sse_t *sse, int64_t wait_ms)
 {
     sg_loop_t *loop = sg_loop_of(req);
@@ -198,6 +199,7 @@ static void watch(h2o_req_t *req, const sg_reqid_t *id, const char *id_text, sg_
     watch->id = *id;
     memcpy(watch->id_text, id_text, sizeof(watch->id_text));
     watch->sse = sse;
+    watch->park.holds_pending = 1;
     sg_park_start(&watch->park, &watch_park, req, &loop->requests->watches, &server->watchers);
     sg_park_set_deadline(&watch->park, wait_ms);
     /* The reply may have been recorded between the lookup and the park: look once more. */
@@ -245,11 +247,12 @@ static void handle(h2o_req_t *req, const char *path, size_t path_len)
         wait_ms = SG_WATCH_MAX_WAIT_MS;
     if (sg_server_is_draining(server))
         wait_ms = 0; /* nothing parks any more: the current state now */
-    if (!sse && (is_settled(state) || wait_ms == 0)) {
+    int waits = !is_settled(state) && wait_ms > 0;
+    if (!sse && !waits) {
         send_state(req, NULL, text, state, have_rec ? &rec : NULL);
-    } else if (atomic_load(&server->watchers) >= (long)server->conf->limits.pending) {
-        /* parked requests count against limits.pending like waiting commands do */
-        sg_problem(req, SG_PROBLEM_TOO_MANY_PENDING, NULL, "limits.pending (%u) status requests are already waiting",
+    } else if (waits && !sg_pending_acquire(server)) {
+        /* a wait counts against limits.pending like every request waiting on Kafka */
+        sg_problem(req, SG_PROBLEM_TOO_MANY_PENDING, NULL, "limits.pending (%u) requests are already waiting on Kafka",
                    server->conf->limits.pending);
     } else if (!sse) {
         watch(req, &id, text, NULL, wait_ms);
@@ -258,7 +261,7 @@ static void handle(h2o_req_t *req, const char *path, size_t path_len)
          * EventSource reconnects). A request already settled gets one event. */
         sg_sse_t *stream = sg_sse_start(req, NULL, NULL);
         send_state(req, stream, text, state, have_rec ? &rec : NULL);
-        if (is_settled(state) || wait_ms == 0)
+        if (!waits)
             sg_sse_close(stream);
         else
             watch(req, &id, text, stream, wait_ms);

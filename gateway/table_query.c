@@ -196,11 +196,12 @@ void sg_tables_start_read(h2o_req_t *req, const sg_table_conf_t *table, const ch
         sg_problem(req, SG_PROBLEM_SHUTTING_DOWN, NULL, "the gateway is shutting down; retry on another instance");
         return;
     }
-    /* Waiting reads and watches count against limits.pending, like waiting commands. */
-    if ((sse || wait_ms > 0) && atomic_load(&server->table_waiters) >= (long)conf->limits.pending) {
+    /* Waiting reads and watches count against limits.pending, like every request waiting on Kafka. */
+    int holds_pending = (sse || wait_ms > 0) && sg_pending_acquire(server);
+    if ((sse || wait_ms > 0) && !holds_pending) {
         if (must_wait) {
             sg_token_destroy(wanted);
-            sg_problem(req, SG_PROBLEM_TOO_MANY_PENDING, NULL, "limits.pending (%u) table reads and watches are already waiting",
+            sg_problem(req, SG_PROBLEM_TOO_MANY_PENDING, NULL, "limits.pending (%u) requests are already waiting on Kafka",
                        conf->limits.pending);
             return;
         }
@@ -217,5 +218,6 @@ void sg_tables_start_read(h2o_req_t *req, const sg_table_conf_t *table, const ch
     tq->fresh = fresh;
     tq->sse = sse;
     tq->resumed = last_event.base != NULL;
+    tq->park.holds_pending = holds_pending; /* released when the wait ends */
     sg_tq_begin(req, tq, wait_ms);
 }
