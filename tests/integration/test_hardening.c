@@ -5,9 +5,6 @@
  * smuggling). Each answer is checked on the wire, byte for byte, over HTTP/1 and (with nghttp)
  * HTTP/2, live and replayed.
  */
-#include <arpa/inet.h>
-#include <errno.h>
-#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,14 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 #include <jansson.h>
 
 #include "harness.h"
+#include "wire.h"
 
 static const char config[] = "listen: [\"127.0.0.1:0\"]\n"
                              "threads: 2\n"
@@ -58,45 +54,14 @@ static int teardown(void **state)
     return sg_test_proc_stop(&gw) == 0 ? 0 : -1;
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int connect_gateway(void)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)gw.port)};
-    inet_pton(AF_INET, gw.host, &sa.sin_addr);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    return fd;
-}
-
 /* Sends raw bytes on a new connection and reads until the gateway closes it or `timeout_ms`
  * passes. Returns the bytes read (NUL-terminated in out); *closed says whether it closed. */
 static size_t raw_exchange(const char *request, size_t request_len, char *out, size_t cap, int timeout_ms, int *closed)
 {
-    int fd = connect_gateway();
-    assert_int_equal(send(fd, request, request_len, MSG_NOSIGNAL), (ssize_t)request_len);
-    size_t len = 0;
-    int64_t until = mono_ms() + timeout_ms;
-    *closed = 0;
-    while (len + 1 < cap) {
-        int left = (int)(until - mono_ms());
-        struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        if (left <= 0 || poll(&pfd, 1, left) <= 0)
-            break;
-        ssize_t n = recv(fd, out + len, cap - 1 - len, 0);
-        if (n <= 0) {
-            *closed = 1;
-            break;
-        }
-        len += (size_t)n;
-    }
-    out[len] = '\0';
+    int fd = wire_connect(&gw, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(wire_send(fd, request, request_len), 0);
+    size_t len = wire_read(fd, timeout_ms, out, cap, closed);
     close(fd);
     return len;
 }

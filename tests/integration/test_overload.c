@@ -7,8 +7,6 @@
  * - limits.inflight_bytes bounds the event bytes waiting for the broker's acknowledgement;
  * - /readyz follows the brokers: 503 naming why while none answers, 200 again once they do.
  */
-#include <arpa/inet.h>
-#include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -17,33 +15,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 #include <jansson.h>
 
 #include "harness.h"
+#include "wire.h"
 
 #define PENDING 5
 #define CONCURRENT 8
 
 static sg_test_proc_t cluster, gw;
 static int frozen;
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void pause_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-    nanosleep(&ts, NULL);
-}
 
 static int setup(void **state)
 {
@@ -87,16 +71,6 @@ static int teardown(void **state)
     return rc == 0 ? 0 : -1;
 }
 
-static int connect_gateway(void)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)gw.port)};
-    inet_pton(AF_INET, gw.host, &sa.sin_addr);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    return fd;
-}
-
 /* Sends a POST of `len` bytes of JSON on a new connection; returns the connection. */
 static int send_post(const char *path, const char *extra_headers, size_t len)
 {
@@ -109,9 +83,10 @@ static int send_post(const char *path, const char *extra_headers, size_t len)
                      "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n%s"
                      "Connection: close\r\n\r\n",
                      path, len, extra_headers != NULL ? extra_headers : "");
-    int fd = connect_gateway();
-    assert_int_equal(send(fd, head, (size_t)n, MSG_NOSIGNAL), n);
-    assert_int_equal(send(fd, body, len, MSG_NOSIGNAL), (ssize_t)len);
+    int fd = wire_connect(&gw, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(wire_send(fd, head, (size_t)n), 0);
+    assert_int_equal(wire_send(fd, body, len), 0);
     free(body);
     return fd;
 }
@@ -121,40 +96,16 @@ static int send_post(const char *path, const char *extra_headers, size_t len)
 static int status_within(int fd, int timeout_ms, char *type, size_t typelen)
 {
     char buf[8192];
-    size_t len = 0;
-    int64_t until = mono_ms() + timeout_ms;
-    type[0] = '\0';
-    while (len + 1 < sizeof(buf)) {
-        int64_t left = until - mono_ms();
-        struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        if (poll(&pfd, 1, left > 0 ? (int)left : 0) <= 0) /* what has arrived is read even when time is up */
-            break;
-        ssize_t got = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);
-        if (got <= 0)
-            break;
-        len += (size_t)got;
-    }
-    buf[len] = '\0';
-    if (len < 12 || strncmp(buf, "HTTP/1.1 ", 9) != 0)
-        return 0;
-    const char *urn = strstr(buf, "urn:streamgate:problem:");
-    if (urn != NULL)
-        snprintf(type, typelen, "%.*s", (int)strcspn(urn + 23, "\""), urn + 23);
-    return atoi(buf + 9);
+    int closed;
+    wire_read(fd, timeout_ms, buf, sizeof(buf), &closed);
+    wire_problem_type(buf, type, typelen);
+    return wire_status(buf);
 }
 
-/* A metric's value from /metrics. */
 static long long metric(const char *name)
 {
-    sg_test_response_t res;
-    assert_int_equal(sg_test_http(&gw, "GET", "/metrics", NULL, NULL, 0, &res), 0);
-    assert_int_equal(res.status, 200);
-    char needle[128];
-    snprintf(needle, sizeof(needle), "\n%s ", name);
-    const char *at = strstr(res.body, needle);
-    assert_non_null(at);
-    long long value = atoll(at + strlen(needle));
-    sg_test_response_free(&res);
+    long long value = wire_metric(&gw, name);
+    assert_true(value >= 0);
     return value;
 }
 
@@ -165,10 +116,10 @@ static int send_concurrent(const char *path, const char *headers, const char *re
     for (int i = 0; i < CONCURRENT; ++i)
         waiting[i] = send_post(path, headers, 16);
     int refused = 0;
-    int64_t until = mono_ms() + 1500; /* refusals come at once; the others wait much longer */
+    int64_t until = wire_mono_ms() + 1500; /* refusals come at once; the others wait much longer */
     for (int i = 0; i < CONCURRENT; ++i) {
         char type[64];
-        int64_t left = until - mono_ms();
+        int64_t left = until - wire_mono_ms();
         int status = status_within(waiting[i], left > 0 ? (int)left : 0, type, sizeof(type));
         if (status != 0) {
             if (status != 503 || strcmp(type, refused_type) != 0)
@@ -201,7 +152,7 @@ static void test_pending_counts_commands_without_reply(void **state)
     }
     assert_int_equal(sg_test_topic_count(cluster.bootstrap, "ov.commands"), before + PENDING);
     for (int i = 0; i < 100 && metric("streamgate_pending_requests") != 0; ++i)
-        pause_ms(50);
+        wire_pause_ms(50);
     assert_int_equal(metric("streamgate_pending_requests"), 0);
 }
 
@@ -274,7 +225,8 @@ static void test_rapid_reset_streams_are_limited(void **state)
 {
     int64_t before = sg_test_topic_count(cluster.bootstrap, "ov.commands");
     freeze();
-    int fd = connect_gateway();
+    int fd = wire_connect(&gw, 0);
+    assert_true(fd >= 0);
     static uint8_t out[1 << 16];
     size_t n = 0;
     memcpy(out, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 24);
@@ -294,13 +246,13 @@ static void test_rapid_reset_streams_are_limited(void **state)
         n += frame(out + n, 0x0, 0x1, stream, "{\"a\":1}", 7);         /* DATA, END_STREAM */
         n += frame(out + n, 0x3, 0x0, stream, cancel, sizeof(cancel)); /* RST_STREAM CANCEL */
     }
-    assert_int_equal(send(fd, out, n, MSG_NOSIGNAL), (ssize_t)n);
-    pause_ms(1500);
+    assert_int_equal(wire_send(fd, out, n), 0);
+    wire_pause_ms(1500);
     assert_int_equal(metric("streamgate_pending_requests"), PENDING);
     close(fd);
     thaw();
     for (int i = 0; i < 200 && metric("streamgate_pending_requests") != 0; ++i)
-        pause_ms(50);
+        wire_pause_ms(50);
     /* Only the streams that got a pending slot were produced; the others were refused. */
     int64_t produced = sg_test_topic_count(cluster.bootstrap, "ov.commands") - before;
     if (produced != PENDING)
@@ -313,11 +265,11 @@ static void test_rapid_reset_streams_are_limited(void **state)
 /* Polls /readyz until it answers `status` (up to timeout_ms); returns the last answer's body. */
 static char *readyz_until(int status, int timeout_ms)
 {
-    int64_t until = mono_ms() + timeout_ms;
+    int64_t until = wire_mono_ms() + timeout_ms;
     for (;;) {
         sg_test_response_t res;
         assert_int_equal(sg_test_http(&gw, "GET", "/readyz", NULL, NULL, 0, &res), 0);
-        if (res.status == status || mono_ms() >= until) {
+        if (res.status == status || wire_mono_ms() >= until) {
             if (res.status != status)
                 fprintf(stderr, "/readyz stayed %d: %s\n", res.status, res.body);
             assert_int_equal(res.status, status);
@@ -326,7 +278,7 @@ static char *readyz_until(int status, int timeout_ms)
             return body;
         }
         sg_test_response_free(&res);
-        pause_ms(200);
+        wire_pause_ms(200);
     }
 }
 
@@ -334,12 +286,12 @@ static void test_readyz_follows_the_brokers(void **state)
 {
     free(readyz_until(200, 1000));
     assert_int_equal(metric("streamgate_kafka_reachable"), 1);
-    int64_t frozen_at = mono_ms();
+    int64_t frozen_at = wire_mono_ms();
     freeze();
     /* Not before the hysteresis has passed (5 s since the last answer, which came at most a probe
      * interval and a probe timeout, 2 s, before the freeze), and then with the reason. */
     char *body = readyz_until(503, 20000);
-    assert_true(mono_ms() - frozen_at >= 2500);
+    assert_true(wire_mono_ms() - frozen_at >= 2500);
     json_t *doc = json_loads(body, 0, NULL);
     assert_non_null(doc);
     assert_string_equal(json_string_value(json_object_get(doc, "type")), "urn:streamgate:problem:not-ready");
