@@ -114,6 +114,26 @@ static long long pending_bytes(sg_server_t *server)
 {
     return atomic_load(&server->inflight_bytes);
 }
+static long long connections(sg_server_t *server)
+{
+    return atomic_load(&server->connections) + atomic_load(&server->overflow_connections);
+}
+static long long connections_refused(sg_server_t *server)
+{
+    return atomic_load(&server->connections_refused);
+}
+static long long accept_pauses(sg_server_t *server)
+{
+    return atomic_load(&server->accept_pauses);
+}
+static long long slow_clients_closed(sg_server_t *server)
+{
+    return atomic_load(&server->slow_clients_closed);
+}
+static long long clients_gone(sg_server_t *server)
+{
+    return atomic_load(&server->clients_gone);
+}
 static long long replies_dropped(sg_server_t *server)
 {
     return atomic_load(&server->replies_dropped);
@@ -156,6 +176,18 @@ static const sg_metric_t metrics[] = {
      pending},
     {"streamgate_pending_bytes", "gauge", "Event bytes produced and not yet acknowledged by the broker: limits.inflight_bytes.",
      pending_bytes},
+    {"streamgate_connections", "gauge", "Client connections open (limits.connections, and the few beyond it for health probes).",
+     connections},
+    {"streamgate_connections_refused_total", "counter",
+     "Requests answered 503 too-many-connections on a connection beyond limits.connections.", connections_refused},
+    {"streamgate_accept_pauses_total", "counter",
+     "Times a loop stopped accepting: at limits.connections, or out of file descriptors or memory.", accept_pauses},
+    {"streamgate_slow_clients_closed_total", "counter",
+     "Connections (and the event streams on them) closed because the client stopped reading: limits.write_timeout, "
+     "limits.queued_bytes.",
+     slow_clients_closed},
+    {"streamgate_clients_gone_total", "counter", "HTTP/1 clients that closed their connection while their request waited.",
+     clients_gone},
     {"streamgate_replies_dropped_total", "counter", "Replies dropped unrecorded: forged or unknown id, or past requests.retention.",
      replies_dropped},
     {"streamgate_replies_unawaited_total", "counter", "Genuine replies recorded while no HTTP request waited for them.",

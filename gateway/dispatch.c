@@ -18,7 +18,7 @@
 /* Every feature, in no particular order; those with a prefix serve it. */
 static const sg_feature_t *const features[] = {
     &sg_feature_healthz, &sg_feature_readyz,   &sg_feature_metrics,  &sg_feature_openapi,  &sg_feature_requests,
-    &sg_feature_tables,  &sg_feature_registry, &sg_feature_commands, &sg_feature_outcomes,
+    &sg_feature_tables,  &sg_feature_registry, &sg_feature_commands, &sg_feature_outcomes, &sg_feature_connections,
 };
 
 typedef struct st_sg_dispatch_handler_t {
@@ -129,7 +129,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     const sg_conf_t *conf = handler->server->conf;
     const char *path = req->path.base;
     size_t path_len = sg_http_path_len(req);
-    if (refuse_ambiguous_framing(req))
+    if (refuse_ambiguous_framing(req) || sg_conns_refuse_overflow(req, path, path_len))
         return 0;
     if (headers_size(req) > conf->limits.header_bytes) {
         sg_problem(req, SG_PROBLEM_HEADERS_TOO_LARGE, "headers", "the request headers exceed limits.header_bytes (%llu)",

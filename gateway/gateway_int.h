@@ -50,6 +50,7 @@ typedef struct st_sg_loop_t {
     struct st_sg_requests_loop_t *requests;
     struct st_sg_tables_loop_t *tables;
     struct st_sg_registry_loop_t *registry;
+    struct st_sg_conns_loop_t *conns; /* conn.c: its connections, accepting */
 } sg_loop_t;
 
 struct st_sg_server_t {
@@ -84,6 +85,14 @@ struct st_sg_server_t {
     atomic_long watchers;            /* long-polls and status streams parked on any loop */
     atomic_long table_waiters;       /* table reads waiting for their conditions, and watches */
     atomic_long registry_waiters;    /* /registry writes not yet answered by the registry thread */
+    /* client connections (conn.c) */
+    long max_connections;             /* limits.connections, or what RLIMIT_NOFILE allows */
+    atomic_long connections;          /* open, within the limit */
+    atomic_long overflow_connections; /* open beyond it (health probes only) */
+    atomic_long connections_refused;  /* requests answered 503 too-many-connections */
+    atomic_long accept_pauses;        /* times a loop stopped accepting (at the limit, out of descriptors) */
+    atomic_long slow_clients_closed;  /* connections closed for not reading (write timeout, queued bytes) */
+    atomic_long clients_gone;         /* HTTP/1 clients that left while their request was parked */
 };
 
 /* --- features ---------------------------------------------------------------------------- */
@@ -110,6 +119,7 @@ extern const sg_feature_t sg_feature_tables;                                    
 extern const sg_feature_t sg_feature_registry;                                       /* registry.c */
 extern const sg_feature_t sg_feature_commands;                                       /* commands.c */
 extern const sg_feature_t sg_feature_outcomes;                                       /* bridge_thread.c */
+extern const sg_feature_t sg_feature_connections;                                    /* conn.c */
 
 /* dispatch.c: the feature table. */
 int sg_features_init_server(sg_server_t *server, char *err, size_t errlen);
@@ -123,6 +133,16 @@ int sg_dispatch_register(sg_server_t *server, h2o_hostconf_t *hostconf, char *er
 /* Entry points one feature offers another (loop thread). */
 void sg_commands_handle(h2o_req_t *req, size_t route_index, const sg_path_match_t *match);     /* commands.c */
 void sg_tables_handle_query(h2o_req_t *req, size_t query_index, const sg_path_match_t *match); /* tables.c */
+
+/* conn.c: the listeners' read callback (accepts within limits.connections). */
+void sg_conns_on_accept(h2o_socket_t *listener, const char *err);
+/* conn.c: on a connection beyond limits.connections, answers 503 too-many-connections (returns 1)
+ * to anything but /healthz and /readyz; either way the connection closes after its answer. */
+int sg_conns_refuse_overflow(h2o_req_t *req, const char *path, size_t path_len);
+/* conn.c (through park.c): watch an HTTP/1 parked request's socket for the client leaving; stop. */
+struct st_sg_park_t;
+void sg_conns_watch_parked(struct st_sg_park_t *park);
+void sg_conns_unwatch_parked(struct st_sg_park_t *park);
 
 /* server.c: the h2o_timeout_t for a wait of `ms` (rounded up to 100 ms), made on first use. */
 h2o_timeout_t *sg_loop_wait_timeout(sg_loop_t *loop, int64_t ms);

@@ -479,8 +479,9 @@ static void test_err_unknown_key(void **state)
                              "topics, schemas, routes, tables, queries, limits, cors, shutdown_timeout, requests, "
                              "log, schema_registry, auth, rate_limits)");
     expect_error("limits: {body: 1}\n", "t.yaml:1: limits.body: unknown key \"body\" "
-                                        "(valid keys: body_bytes, header_bytes, pending, inflight_bytes, token_wait, "
-                                        "token_wait_max, registry_write_rate, registry_write_burst)");
+                                        "(valid keys: body_bytes, header_bytes, pending, inflight_bytes, connections, "
+                                        "write_timeout, queued_bytes, token_wait, token_wait_max, registry_write_rate, "
+                                        "registry_write_burst)");
 }
 
 static void test_err_types(void **state)
@@ -912,11 +913,12 @@ static void test_dump_reference(void **state)
     size_t rows = 0;
     for (const char *p = text; (p = strstr(p, "\n| `")) != NULL; p++)
         rows++;
-    assert_int_equal(rows, 93); /* 48 + requests (3 rows) + reply.partitions + limits.token_wait(_max)
+    assert_int_equal(rows, 96); /* 48 + requests (3 rows) + reply.partitions + limits.token_wait(_max)
                                  * + schema_registry (2 rows) + log (2 rows) = 58; DESIGN §6 adds 34: scopes and
                                  * public on routes, tables and queries (6), limits.registry_write_rate/_burst (2),
                                  * auth (1) with jwt (1 + 13), api_keys (1 + 3) and principal_header (1), and
-                                 * rate_limits (1 + 5); hardening (issue 11) adds limits.inflight_bytes */
+                                 * rate_limits (1 + 5); hardening (issue 11) adds limits.inflight_bytes, connections,
+                                 * write_timeout and queued_bytes */
     assert_non_null(strstr(text, "| `auth.jwt.algorithms` | list of JWS algorithms | `[RS256, ES256]` |"));
     assert_non_null(strstr(text, "| `rate_limits[].rate` | rate (N/s, N/m, N/h) | required |"));
     assert_non_null(strstr(text, "| `auth.api_keys[].sha256` | SHA-256 (64 hex digits) | required |"));
