@@ -460,6 +460,15 @@ void sg_commands_handle(h2o_req_t *req, size_t route_index, const sg_path_match_
                    content_type.base ? content_type.base : "absent");
         return;
     }
+    /* A coded body (gzip...) would be produced as its coded bytes, or read as JSON differently by a
+     * proxy that decodes it: only identity is accepted (RFC 9110 8.4: 415). */
+    h2o_iovec_t coding = sg_http_header(req, H2O_STRLIT("content-encoding"));
+    if (coding.base != NULL && !h2o_lcstris(coding.base, coding.len, H2O_STRLIT("identity"))) {
+        sg_problem(req, SG_PROBLEM_UNSUPPORTED_MEDIA_TYPE, "Content-Encoding",
+                   "Content-Encoding %.*s is not supported: send the JSON as it is", (int)(coding.len > 60 ? 60 : coding.len),
+                   coding.base);
+        return;
+    }
     if (req->entity.len > conf->limits.body_bytes) {
         sg_problem(req, SG_PROBLEM_BODY_TOO_LARGE, "body", "the request body is %zu bytes; limits.body_bytes is %llu",
                    req->entity.len, (unsigned long long)conf->limits.body_bytes);

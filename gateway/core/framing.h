@@ -10,12 +10,19 @@
 
 #include <stddef.h>
 
+typedef enum {
+    SG_HEAD_OK = 0,
+    SG_HEAD_AMBIGUOUS_FRAMING = -1, /* Content-Length values that are not all digits or that differ,
+                                     * Content-Length with Transfer-Encoding, Transfer-Encoding twice */
+    SG_HEAD_INVALID = -2,           /* obsolete line folding, white space between a field name and its
+                                     * colon, a line without a colon, Host missing (HTTP/1.1) or
+                                     * given twice (RFC 9112 3.2) */
+} sg_head_check_t;
+
 /** Checks the head of an HTTP/1 request: head[0..len) starts at the request line (leading empty
  * lines are skipped, as parsers do) and ends at or after the empty line that closes the head.
- * Refused: Content-Length values that are not all digits or that differ, Content-Length together
- * with Transfer-Encoding, Transfer-Encoding given twice, obsolete line folding, white space
- * between a field name and its colon, a line without a colon. Returns 0, or -1 with the reason in
- * why. A head cut short (no empty line within len) is judged on its complete lines. */
-int sg_http1_head_check(const char *head, size_t len, char *why, size_t whylen);
+ * Returns SG_HEAD_OK, or why not (the reason in why). A head cut short (no empty line within len)
+ * is judged on its complete lines, without the Host rule. */
+sg_head_check_t sg_http1_head_check(const char *head, size_t len, char *why, size_t whylen);
 
 #endif
