@@ -310,34 +310,6 @@ static void run_case(const bad_case_t *c, int *checked)
 
 /* --- HTTP/2 ------------------------------------------------------------------------------------ */
 
-static size_t frame(uint8_t *out, uint8_t type, uint8_t flags, uint32_t stream, const void *payload, size_t len)
-{
-    out[0] = (uint8_t)(len >> 16);
-    out[1] = (uint8_t)(len >> 8);
-    out[2] = (uint8_t)len;
-    out[3] = type;
-    out[4] = flags;
-    out[5] = (uint8_t)(stream >> 24 & 0x7f);
-    out[6] = (uint8_t)(stream >> 16);
-    out[7] = (uint8_t)(stream >> 8);
-    out[8] = (uint8_t)stream;
-    if (len > 0)
-        memcpy(out + 9, payload, len);
-    return 9 + len;
-}
-
-static size_t literal(uint8_t *out, const char *name, const char *value)
-{
-    size_t n = 0, name_len = strlen(name), value_len = strlen(value);
-    out[n++] = 0x00;
-    out[n++] = (uint8_t)name_len;
-    memcpy(out + n, name, name_len);
-    n += name_len;
-    out[n++] = (uint8_t)value_len;
-    memcpy(out + n, value, value_len);
-    return n + value_len;
-}
-
 /* What came back on an HTTP/2 connection. */
 typedef struct {
     int goaway, rst, closed;
@@ -401,7 +373,7 @@ static h2_outcome_t h2_exchange(const uint8_t *bytes, size_t len)
 static size_t h2_start(uint8_t *out)
 {
     memcpy(out, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 24);
-    return 24 + frame(out + 24, 0x4, 0, 0, NULL, 0);
+    return 24 + wire_h2_frame(out + 24, 0x4, 0, 0, NULL, 0);
 }
 
 static size_t h2_request(uint8_t *out, const char *method, const char *path, const char *extra_name, const char *extra_value,
@@ -409,16 +381,16 @@ static size_t h2_request(uint8_t *out, const char *method, const char *path, con
 {
     uint8_t block[1024];
     size_t block_len = 0;
-    block_len += literal(block + block_len, ":method", method);
-    block_len += literal(block + block_len, ":scheme", "http");
+    block_len += wire_hpack_literal(block + block_len, ":method", method);
+    block_len += wire_hpack_literal(block + block_len, ":scheme", "http");
     if (path != NULL)
-        block_len += literal(block + block_len, ":path", path);
-    block_len += literal(block + block_len, ":authority", "x");
+        block_len += wire_hpack_literal(block + block_len, ":path", path);
+    block_len += wire_hpack_literal(block + block_len, ":authority", "x");
     if (extra_name != NULL)
-        block_len += literal(block + block_len, extra_name, extra_value);
-    size_t n = frame(out, 0x1, body != NULL ? 0x4 : 0x5, 1, block, block_len);
+        block_len += wire_hpack_literal(block + block_len, extra_name, extra_value);
+    size_t n = wire_h2_frame(out, 0x1, body != NULL ? 0x4 : 0x5, 1, block, block_len);
     if (body != NULL)
-        n += frame(out + n, 0x0, 0x1, 1, body, strlen(body));
+        n += wire_h2_frame(out + n, 0x0, 0x1, 1, body, strlen(body));
     return n;
 }
 
@@ -433,27 +405,27 @@ static void run_h2_cases(int *checked)
     assert_true(o.closed);
     assert_healthy("a broken HTTP/2 preface");
     n = h2_start(out);
-    n += frame(out + n, 0x0, 0x1, 0, "x", 1); /* DATA on stream 0 */
+    n += wire_h2_frame(out + n, 0x0, 0x1, 0, "x", 1); /* DATA on stream 0 */
     o = h2_exchange(out, n);
     assert_true(o.goaway && o.closed);
     assert_healthy("DATA on stream 0");
     n = h2_start(out);
-    n += frame(out + n, 0x4, 0, 0, "abc", 3); /* SETTINGS of a length not a multiple of 6 */
+    n += wire_h2_frame(out + n, 0x4, 0, 0, "abc", 3); /* SETTINGS of a length not a multiple of 6 */
     o = h2_exchange(out, n);
     assert_true(o.goaway && o.closed);
     assert_healthy("SETTINGS of a bad length");
     n = h2_start(out);
-    n += frame(out + n, 0x9, 0x4, 1, "\x82", 1); /* CONTINUATION without HEADERS */
+    n += wire_h2_frame(out + n, 0x9, 0x4, 1, "\x82", 1); /* CONTINUATION without HEADERS */
     o = h2_exchange(out, n);
     assert_true(o.goaway && o.closed);
     assert_healthy("CONTINUATION without HEADERS");
     n = h2_start(out);
-    n += frame(out + n, 0x1, 0x5, 1, "\xff\xff\xff\xff", 4); /* HEADERS with an undecodable block */
+    n += wire_h2_frame(out + n, 0x1, 0x5, 1, "\xff\xff\xff\xff", 4); /* HEADERS with an undecodable block */
     o = h2_exchange(out, n);
     assert_true(o.goaway && o.closed);
     assert_healthy("an undecodable HPACK block");
     n = h2_start(out);
-    n += frame(out + n, 0x8, 0, 0, "\0\0\0\0", 4); /* WINDOW_UPDATE of 0 on the connection */
+    n += wire_h2_frame(out + n, 0x8, 0, 0, "\0\0\0\0", 4); /* WINDOW_UPDATE of 0 on the connection */
     o = h2_exchange(out, n);
     assert_true(o.goaway && o.closed);
     assert_healthy("WINDOW_UPDATE of 0");

@@ -193,34 +193,6 @@ static void test_inflight_bytes_bound(void **state)
 
 /* --- HTTP/2 rapid reset ------------------------------------------------------------------------- */
 
-static size_t frame(uint8_t *out, uint8_t type, uint8_t flags, uint32_t stream, const void *payload, size_t len)
-{
-    out[0] = (uint8_t)(len >> 16);
-    out[1] = (uint8_t)(len >> 8);
-    out[2] = (uint8_t)len;
-    out[3] = type;
-    out[4] = flags;
-    out[5] = (uint8_t)(stream >> 24);
-    out[6] = (uint8_t)(stream >> 16);
-    out[7] = (uint8_t)(stream >> 8);
-    out[8] = (uint8_t)stream;
-    memcpy(out + 9, payload, len);
-    return 9 + len;
-}
-
-/* HPACK: a literal header field without indexing, new name, no Huffman (names and values < 127). */
-static size_t literal(uint8_t *out, const char *name, const char *value)
-{
-    size_t n = 0, name_len = strlen(name), value_len = strlen(value);
-    out[n++] = 0x00;
-    out[n++] = (uint8_t)name_len;
-    memcpy(out + n, name, name_len);
-    n += name_len;
-    out[n++] = (uint8_t)value_len;
-    memcpy(out + n, value, value_len);
-    return n + value_len;
-}
-
 static void test_rapid_reset_streams_are_limited(void **state)
 {
     int64_t before = sg_test_topic_count(cluster.bootstrap, "ov.commands");
@@ -231,20 +203,20 @@ static void test_rapid_reset_streams_are_limited(void **state)
     size_t n = 0;
     memcpy(out, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 24);
     n += 24;
-    n += frame(out + n, 0x4, 0, 0, NULL, 0); /* SETTINGS */
+    n += wire_h2_frame(out + n, 0x4, 0, 0, NULL, 0); /* SETTINGS */
     uint8_t block[256];
     size_t block_len = 0;
-    block_len += literal(block + block_len, ":method", "POST");
-    block_len += literal(block + block_len, ":scheme", "http");
-    block_len += literal(block + block_len, ":path", "/things");
-    block_len += literal(block + block_len, ":authority", "x");
-    block_len += literal(block + block_len, "content-type", "application/json");
+    block_len += wire_hpack_literal(block + block_len, ":method", "POST");
+    block_len += wire_hpack_literal(block + block_len, ":scheme", "http");
+    block_len += wire_hpack_literal(block + block_len, ":path", "/things");
+    block_len += wire_hpack_literal(block + block_len, ":authority", "x");
+    block_len += wire_hpack_literal(block + block_len, "content-type", "application/json");
     static const uint8_t cancel[4] = {0, 0, 0, 0x8};
     for (uint32_t i = 0; i < 50; ++i) {
         uint32_t stream = 1 + 2 * i;
-        n += frame(out + n, 0x1, 0x4, stream, block, block_len);       /* HEADERS, END_HEADERS */
-        n += frame(out + n, 0x0, 0x1, stream, "{\"a\":1}", 7);         /* DATA, END_STREAM */
-        n += frame(out + n, 0x3, 0x0, stream, cancel, sizeof(cancel)); /* RST_STREAM CANCEL */
+        n += wire_h2_frame(out + n, 0x1, 0x4, stream, block, block_len);       /* HEADERS, END_HEADERS */
+        n += wire_h2_frame(out + n, 0x0, 0x1, stream, "{\"a\":1}", 7);         /* DATA, END_STREAM */
+        n += wire_h2_frame(out + n, 0x3, 0x0, stream, cancel, sizeof(cancel)); /* RST_STREAM CANCEL */
     }
     assert_int_equal(wire_send(fd, out, n), 0);
     wire_pause_ms(1500);

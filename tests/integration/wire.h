@@ -115,4 +115,35 @@ static inline long long wire_metric(const sg_test_proc_t *gw, const char *name)
     return value;
 }
 
+/* An HTTP/2 frame (RFC 9113 4.1) in out: returns its length (9 + len). */
+static inline size_t wire_h2_frame(uint8_t *out, uint8_t type, uint8_t flags, uint32_t stream, const void *payload, size_t len)
+{
+    out[0] = (uint8_t)(len >> 16);
+    out[1] = (uint8_t)(len >> 8);
+    out[2] = (uint8_t)len;
+    out[3] = type;
+    out[4] = flags;
+    out[5] = (uint8_t)(stream >> 24 & 0x7f);
+    out[6] = (uint8_t)(stream >> 16);
+    out[7] = (uint8_t)(stream >> 8);
+    out[8] = (uint8_t)stream;
+    if (len > 0)
+        memcpy(out + 9, payload, len);
+    return 9 + len;
+}
+
+/* HPACK: a literal header field without indexing, new name, no Huffman coding (name and value
+ * under 127 bytes). Returns its length. */
+static inline size_t wire_hpack_literal(uint8_t *out, const char *name, const char *value)
+{
+    size_t n = 0, name_len = strlen(name), value_len = strlen(value);
+    out[n++] = 0x00;
+    out[n++] = (uint8_t)name_len;
+    memcpy(out + n, name, name_len);
+    n += name_len;
+    out[n++] = (uint8_t)value_len;
+    memcpy(out + n, value, value_len);
+    return n + value_len;
+}
+
 #endif
