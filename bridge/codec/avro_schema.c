@@ -114,14 +114,30 @@ static int collect(json_t *named, json_t *def, const char *ns, int depth, char *
         }
         if (strcmp(type_name, "enum") == 0 || strcmp(type_name, "fixed") == 0)
             return 0;
+        /* Field names are unique in a record (Avro specification); Avro-C does not check, and a
+         * schema with two fields of one name cannot even read its own data (found by
+         * fuzz_registry). */
+        json_t *field_names = json_object();
+        if (field_names == NULL)
+            sg_oom();
         size_t i;
         json_t *field;
+        int rc = 0;
         json_array_foreach(json_object_get(def, "fields"), i, field)
         {
-            if (collect(named, json_object_get(field, "type"), inner_ns, depth + 1, err, errlen) != 0)
-                return -1;
+            const char *field_name = json_string_value(json_object_get(field, "name"));
+            if (field_name != NULL && json_object_get(field_names, field_name) != NULL) {
+                sg_errf(err, errlen, "record %s: field %s is defined more than once", fullname, field_name);
+                rc = -1;
+                break;
+            }
+            if (field_name != NULL)
+                json_object_set_new(field_names, field_name, json_true());
+            if ((rc = collect(named, json_object_get(field, "type"), inner_ns, depth + 1, err, errlen)) != 0)
+                break;
         }
-        return 0;
+        json_decref(field_names);
+        return rc;
     }
     if (strcmp(type_name, "array") == 0)
         return collect(named, json_object_get(def, "items"), ns, depth + 1, err, errlen);

@@ -363,6 +363,11 @@ static void test_bad_schemas(void **state)
         "{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"a\",\"type\":{\"type\":\"fixed\",\"name\":\"F\",\"size\":2}},"
         "{\"name\":\"b\",\"type\":{\"type\":\"fixed\",\"name\":\"F\",\"size\":2}}]}",
     };
+    /* Found by fuzz_registry as well: two fields of one name, which Avro-C accepts. */
+    const char *two_fields = "{\"type\":\"record\",\"name\":\"O\",\"fields\":[{\"name\":\"id\",\"type\":\"double\"},"
+                             "{\"name\":\"id\",\"type\":[\"null\",\"string\"]}]}";
+    assert_null(sg_avro_schema_parse(two_fields, strlen(two_fields), err, sizeof(err)));
+    assert_string_equal(err, "record O: field id is defined more than once");
     for (size_t i = 0; i < sizeof(twice) / sizeof(twice[0]); i++) {
         err[0] = '\0';
         assert_null(sg_avro_schema_parse(twice[i], strlen(twice[i]), err, sizeof(err)));
