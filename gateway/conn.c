@@ -263,6 +263,13 @@ static void close_slow(sg_conn_t *conn, const char *why)
     shutdown(fd, SHUT_RDWR);
 }
 
+void sg_conns_close_stalled(h2o_req_t *req, const char *why)
+{
+    sg_conn_t *conn = conn_of(req);
+    if (conn != NULL && !conn->closing)
+        close_slow(conn, why);
+}
+
 static void on_sweep(h2o_timeout_entry_t *entry)
 {
     struct st_sg_conns_loop_t *state = H2O_STRUCT_FROM_MEMBER(struct st_sg_conns_loop_t, sweep, entry);

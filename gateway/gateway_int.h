@@ -143,6 +143,9 @@ int sg_conns_refuse_overflow(h2o_req_t *req, const char *path, size_t path_len);
 struct st_sg_park_t;
 void sg_conns_watch_parked(struct st_sg_park_t *park);
 void sg_conns_unwatch_parked(struct st_sg_park_t *park);
+/* conn.c: closes the connection of a request whose client stopped reading (counted), as the
+ * connection sweep does; `why` is logged at debug level. */
+void sg_conns_close_stalled(h2o_req_t *req, const char *why);
 
 /* server.c: the h2o_timeout_t for a wait of `ms` (rounded up to 100 ms), made on first use. */
 h2o_timeout_t *sg_loop_wait_timeout(sg_loop_t *loop, int64_t ms);
