@@ -9,7 +9,7 @@
  *   2 JSON pointer and event key: POINTER \0 JSON
  *   3 Prefer                             8 path templates: TEMPLATE \0 PATH
  *   4 Idempotency-Key                    9 request ids (GET /requests/{id})
- *   5 traceparent, and media types
+ *   5 traceparent, and media types      10 query strings of table reads
  *
  * Beyond "no crash, no leak, no sanitizer report", each checks the parser's promise (a decoded
  * value has no NUL, an accepted key is printable ASCII inside the input, a traceparent we make
@@ -25,6 +25,7 @@
 #include "framing.h"
 #include "http_text.h"
 #include "keys.h"
+#include "query.h"
 #include "router.h"
 #include "sg_path.h"
 #include "sg_reqid.h"
@@ -218,6 +219,24 @@ static void fuzz_reqid(const uint8_t *data, size_t size)
     CHECK(size >= SG_REQID_TEXT_LEN && memcmp(text, data, SG_REQID_TEXT_LEN) == 0);
 }
 
+static void fuzz_query(const uint8_t *data, size_t size)
+{
+    static const char *const names[] = {"prefix", "from", "to", "limit", "cursor", "token", "fresh", "min_stream_time"};
+    enum { N = sizeof(names) / sizeof(names[0]) };
+    sg_query_value_t values[N];
+    size_t bad = SIZE_MAX, bad_len = SIZE_MAX;
+    switch (sg_query_parse((const char *)data, size, names, N, values, &bad, &bad_len)) {
+    case SG_QUERY_OK:
+        for (size_t i = 0; i < N; ++i)
+            CHECK(values[i].value == NULL || (strlen(values[i].value) == values[i].len && values[i].len <= size));
+        sg_query_values_free(values, N);
+        break;
+    case SG_QUERY_UNKNOWN: CHECK(bad_len > 0 && bad + bad_len <= size && memchr(data + bad, '&', bad_len) == NULL); break;
+    case SG_QUERY_TWICE:
+    case SG_QUERY_BAD_ENCODING: CHECK(bad < N); break;
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     init_once();
@@ -225,7 +244,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     const uint8_t *rest = data + 1;
     size_t rest_len = size - 1;
-    switch (data[0] % 10) {
+    switch (data[0] % 11) {
     case 0: fuzz_router(rest, rest_len); break;
     case 1: fuzz_decode(rest, rest_len); break;
     case 2: fuzz_key(rest, rest_len); break;
@@ -236,6 +255,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 7: fuzz_head(rest, rest_len); break;
     case 8: fuzz_template(rest, rest_len); break;
     case 9: fuzz_reqid(rest, rest_len); break;
+    case 10: fuzz_query(rest, rest_len); break;
     }
     return 0;
 }
