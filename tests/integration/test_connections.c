@@ -8,7 +8,8 @@
  * - queue-cap: the same client is cut off by limits.queued_bytes long before the write timeout;
  * - connection-limit: at limits.connections more clients wait in the backlog (accepting pauses,
  *   it does not spin), a few more get /healthz answered and 503 too-many-connections for the
- *   rest, and a closed connection lets the next one in.
+ *   rest, and a closed connection lets the next one in;
+ * - http10-watch: an HTTP/1.0 watch (a stream that ends with its connection) ends cleanly.
  */
 #include <errno.h>
 #include <poll.h>
@@ -386,6 +387,39 @@ static void test_connection_limit(void **state)
     assert_true(metric("streamgate_connections_refused_total") >= 1);
 }
 
+/* --- an HTTP/1.0 watch ------------------------------------------------------------------------- */
+
+static int setup_plain(void **state)
+{
+    return start(1, "write_timeout: 30s");
+}
+
+static void test_http10_watch_ends_cleanly(void **state)
+{
+    /* An HTTP/1.0 stream has no chunked framing: it ends with its connection, and ending it ended
+     * the request at once, under the watch that was closing it (a double free at its 60 s end or
+     * at shutdown, from any client). */
+    int fd = connect_gateway(0);
+    send_text(fd, "GET /tables/rows/k HTTP/1.0\r\nAccept: text/event-stream\r\n\r\n");
+    char text[4096];
+    int closed;
+    wire_read(fd, 2000, text, sizeof(text), &closed);
+    assert_false(closed);
+    assert_non_null(strstr(text, "event: delete"));
+    assert_int_equal(sg_test_proc_stop(&gw), 0); /* drains the watch */
+    wire_read(fd, 5000, text, sizeof(text), &closed);
+    assert_true(closed);
+    close(fd);
+}
+
+/* The test stops the gateway itself; this cleans up if it failed first. */
+static int teardown_stopped(void **state)
+{
+    if (gw.pid > 0)
+        sg_test_proc_stop(&gw);
+    return 0;
+}
+
 int main(void)
 {
     const struct CMUnitTest slow[] = {
@@ -401,8 +435,12 @@ int main(void)
     const struct CMUnitTest limit[] = {
         cmocka_unit_test(test_connection_limit),
     };
+    const struct CMUnitTest http10[] = {
+        cmocka_unit_test(test_http10_watch_ends_cleanly),
+    };
     int failed = cmocka_run_group_tests_name("slow-clients", slow, setup_slow, teardown);
     failed += cmocka_run_group_tests_name("queue-cap", queue, setup_queue, teardown);
     failed += cmocka_run_group_tests_name("connection-limit", limit, setup_limit, teardown);
+    failed += cmocka_run_group_tests_name("http10-watch", http10, setup_plain, teardown_stopped);
     return failed;
 }
