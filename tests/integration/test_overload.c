@@ -134,6 +134,18 @@ static int send_concurrent(const char *path, const char *headers, const char *re
     return refused;
 }
 
+/* Each request send_concurrent left waiting is answered 202 once Kafka lets it. */
+static void all_accepted(int waiting[CONCURRENT])
+{
+    for (int i = 0; i < CONCURRENT; ++i) {
+        if (waiting[i] < 0)
+            continue;
+        char type[64];
+        assert_int_equal(status_within(waiting[i], 30000, type, sizeof(type)), 202);
+        close(waiting[i]);
+    }
+}
+
 static void test_pending_counts_commands_without_reply(void **state)
 {
     int64_t before = sg_test_topic_count(cluster.bootstrap, "ov.commands");
@@ -143,13 +155,7 @@ static void test_pending_counts_commands_without_reply(void **state)
     assert_int_equal(refused, CONCURRENT - PENDING);
     assert_int_equal(metric("streamgate_pending_requests"), PENDING);
     thaw();
-    for (int i = 0; i < CONCURRENT; ++i) {
-        if (waiting[i] < 0)
-            continue;
-        char type[64];
-        assert_int_equal(status_within(waiting[i], 30000, type, sizeof(type)), 202);
-        close(waiting[i]);
-    }
+    all_accepted(waiting);
     assert_int_equal(sg_test_topic_count(cluster.bootstrap, "ov.commands"), before + PENDING);
     for (int i = 0; i < 100 && metric("streamgate_pending_requests") != 0; ++i)
         wire_pause_ms(50);
@@ -163,13 +169,7 @@ static void test_pending_is_exact_for_reply_waits(void **state)
     int waiting[CONCURRENT];
     int refused = send_concurrent("/ask", "Prefer: wait=5\r\n", "too-many-pending", waiting);
     assert_int_equal(refused, CONCURRENT - PENDING);
-    for (int i = 0; i < CONCURRENT; ++i) {
-        if (waiting[i] < 0)
-            continue;
-        char type[64];
-        assert_int_equal(status_within(waiting[i], 30000, type, sizeof(type)), 202);
-        close(waiting[i]);
-    }
+    all_accepted(waiting);
 }
 
 static void test_inflight_bytes_bound(void **state)
