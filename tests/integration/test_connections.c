@@ -387,6 +387,24 @@ static void test_connection_limit(void **state)
     assert_true(metric("streamgate_connections_refused_total") >= 1);
 }
 
+static void test_connection_limit_checked_at_start(void **state)
+{
+    /* More connections than RLIMIT_NOFILE can ever allow: the start fails, saying why. */
+    char *path = sg_test_write_temp("config.yaml", "listen: [\"127.0.0.1:0\"]\n"
+                                                   "data_dir: @DIR@/data\n"
+                                                   "limits: {connections: 10000000}\n");
+    assert_non_null(path);
+    const char *args[] = {sg_test_binary(), path, NULL};
+    char out[8192];
+    int rc = sg_test_run(args, out, sizeof(out));
+    sg_test_remove_temp(path);
+    if (rc == 0 || strstr(out, "RLIMIT_NOFILE") == NULL)
+        fprintf(stderr, "exit %d:\n%s\n", rc, out);
+    assert_int_not_equal(rc, 0);
+    assert_non_null(strstr(out, "limits.connections (10000000) needs"));
+    assert_non_null(strstr(out, "RLIMIT_NOFILE allows"));
+}
+
 /* --- an HTTP/1.0 watch ------------------------------------------------------------------------- */
 
 static int setup_plain(void **state)
@@ -434,6 +452,7 @@ int main(void)
     };
     const struct CMUnitTest limit[] = {
         cmocka_unit_test(test_connection_limit),
+        cmocka_unit_test(test_connection_limit_checked_at_start),
     };
     const struct CMUnitTest http10[] = {
         cmocka_unit_test(test_http10_watch_ends_cleanly),
