@@ -24,6 +24,10 @@
 
 #define SG_BRIDGE_POLL_MS 100
 #define SG_BRIDGE_METADATA_TIMEOUT_MS 2000
+/* Broker reachability (sg_bridge_reachable): a metadata round trip every second, on a thread of its
+ * own (never the bridge thread, which must not wait for a broker), with hysteresis. */
+#define SG_BRIDGE_PROBE_INTERVAL_MS 1000
+#define SG_BRIDGE_PROBE_TIMEOUT_MS 1000
 
 struct st_sg_bridge_topic_t {
     char *name;
@@ -56,6 +60,14 @@ struct st_sg_bridge_t {
     size_t n_topics;
     pthread_t thread;
     int thread_started;
+    /* reachability probe */
+    pthread_t probe_thread;
+    int probe_started;
+    pthread_mutex_t probe_mutex;
+    pthread_cond_t probe_cond;
+    atomic_int reachable;         /* with hysteresis; 1 until the first SG_BRIDGE_UNREACHABLE_AFTER_MS pass */
+    atomic_llong last_contact_ms; /* sg_mono_ms of the last successful round trip */
+    atomic_int last_error;        /* rd_kafka_resp_err_t of the last failed round trip */
     atomic_int ready;
     atomic_int stopping;
     atomic_llong flush_timeout_ms;
@@ -352,6 +364,9 @@ sg_bridge_t *sg_bridge_create(const sg_conf_t *conf, const char *bootstraps, sg_
     bridge->reply_cb = reply_cb;
     pthread_mutex_init(&bridge->wake_mutex, NULL);
     pthread_cond_init(&bridge->wake_cond, NULL);
+    pthread_mutex_init(&bridge->probe_mutex, NULL);
+    pthread_cond_init(&bridge->probe_cond, NULL);
+    atomic_store(&bridge->reachable, 1);
     collect_reply_topics(bridge);
 
     rd_kafka_conf_t *rkconf = sg_kafka_conf_new(bootstraps, "streamgate", err, errlen);
@@ -400,6 +415,64 @@ fail_conf:
     return NULL;
 }
 
+/* --- broker reachability ------------------------------------------------------------------ */
+
+/* Waits ms unless the bridge stops first. Returns whether it is stopping. */
+static int probe_sleep(sg_bridge_t *bridge, int ms)
+{
+    struct timespec deadline = sg_bridge_deadline(ms);
+    pthread_mutex_lock(&bridge->probe_mutex);
+    while (!atomic_load(&bridge->stopping))
+        if (pthread_cond_timedwait(&bridge->probe_cond, &bridge->probe_mutex, &deadline) != 0)
+            break;
+    pthread_mutex_unlock(&bridge->probe_mutex);
+    return atomic_load(&bridge->stopping);
+}
+
+/* Every second, a metadata request to any broker (librdkafka picks one it is connected to): a
+ * real round trip, so a broker that is up but not answering (stopped, overloaded, partitioned)
+ * counts as unreachable too, which a connection state would not show. */
+static void *probe_main(void *arg)
+{
+    sg_bridge_t *bridge = arg;
+    int64_t answering_since = 0; /* start of the current run of successful round trips, 0: none */
+    atomic_store(&bridge->last_contact_ms, sg_mono_ms());
+    while (!probe_sleep(bridge, SG_BRIDGE_PROBE_INTERVAL_MS)) {
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t rkerr = rd_kafka_metadata(bridge->rk, 0, NULL, &md, SG_BRIDGE_PROBE_TIMEOUT_MS);
+        int64_t now = sg_mono_ms();
+        if (rkerr == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            rd_kafka_metadata_destroy(md);
+            atomic_store(&bridge->last_contact_ms, now);
+            if (answering_since == 0)
+                answering_since = now;
+            if (!atomic_load(&bridge->reachable) && now - answering_since >= SG_BRIDGE_REACHABLE_AFTER_MS) {
+                atomic_store(&bridge->reachable, 1);
+                sg_log_info("kafka: brokers answer again");
+            }
+        } else {
+            answering_since = 0;
+            atomic_store(&bridge->last_error, (int)rkerr);
+            if (atomic_load(&bridge->reachable) && now - atomic_load(&bridge->last_contact_ms) >= SG_BRIDGE_UNREACHABLE_AFTER_MS) {
+                atomic_store(&bridge->reachable, 0);
+                sg_log_warn("kafka: no broker has answered for %lld ms: %s",
+                            (long long)(now - atomic_load(&bridge->last_contact_ms)), rd_kafka_err2str(rkerr));
+            }
+        }
+    }
+    return NULL;
+}
+
+int sg_bridge_reachable(const sg_bridge_t *bridge, char *why, size_t whylen)
+{
+    if (atomic_load(&bridge->reachable))
+        return 1;
+    long long silent_ms = sg_mono_ms() - atomic_load(&bridge->last_contact_ms);
+    sg_errf(why, whylen, "no Kafka broker has answered for %lld s (last error: %s)", silent_ms / 1000,
+            rd_kafka_err2str((rd_kafka_resp_err_t)atomic_load(&bridge->last_error)));
+    return 0;
+}
+
 int sg_bridge_start(sg_bridge_t *bridge, void *reply_ctx, char *err, size_t errlen)
 {
     bridge->reply_ctx = reply_ctx;
@@ -408,6 +481,11 @@ int sg_bridge_start(sg_bridge_t *bridge, void *reply_ctx, char *err, size_t errl
         return -1;
     }
     bridge->thread_started = 1;
+    if (pthread_create(&bridge->probe_thread, NULL, probe_main, bridge) != 0) {
+        sg_errf(err, errlen, "cannot start the broker probe thread");
+        return -1;
+    }
+    bridge->probe_started = 1;
     return 0;
 }
 
@@ -538,6 +616,14 @@ int sg_bridge_shutdown(sg_bridge_t *bridge, int64_t timeout_ms)
         pthread_join(bridge->thread, NULL);
         bridge->thread_started = 0;
     }
+    if (bridge->probe_started) {
+        atomic_store(&bridge->stopping, 1);
+        pthread_mutex_lock(&bridge->probe_mutex);
+        pthread_cond_signal(&bridge->probe_cond);
+        pthread_mutex_unlock(&bridge->probe_mutex);
+        pthread_join(bridge->probe_thread, NULL);
+        bridge->probe_started = 0;
+    }
     return bridge->undelivered;
 }
 
@@ -570,5 +656,7 @@ void sg_bridge_destroy(sg_bridge_t *bridge)
         rd_kafka_destroy(bridge->rk);
     pthread_cond_destroy(&bridge->wake_cond);
     pthread_mutex_destroy(&bridge->wake_mutex);
+    pthread_cond_destroy(&bridge->probe_cond);
+    pthread_mutex_destroy(&bridge->probe_mutex);
     free(bridge);
 }

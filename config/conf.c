@@ -1971,6 +1971,9 @@ static int check_conf(ctx_t *c, void *elem, const node_t *root, const char *path
     }
     if (check_conflicts(c, conf, root) != 0)
         return -1;
+    if (conf->limits.inflight_bytes < conf->limits.body_bytes)
+        return fail(c, value_line(map_get(root, "limits"), "inflight_bytes"), "limits.inflight_bytes",
+                    "is smaller than limits.body_bytes: no body could ever be produced");
     return check_security(c, conf, root);
 }
 
@@ -2303,7 +2306,39 @@ static const prop_t limits_props[] = {
      .min = 1,
      .max = 10000000,
      .def = "100000",
-     .doc = "Requests waiting for a broker ack or a reply at once (503 beyond)."},
+     .doc = "Requests waiting on Kafka at once, on all loops together: commands until the broker acknowledged them (and "
+            "their reply came), long-polls and status streams, table reads waiting for their conditions, watches (503 "
+            "beyond)."},
+    {.name = "inflight_bytes",
+     .type = PT_SIZE,
+     FIELD(sg_conf_t, limits.inflight_bytes),
+     .min = 1024,
+     .max = INT64_C(64) << 30,
+     .def = "256MiB",
+     .doc = "Event bytes produced and not yet acknowledged by the broker, all commands together (503 beyond); at least "
+            "body_bytes."},
+    {.name = "connections",
+     .type = PT_INT,
+     FIELD(sg_conf_t, limits.connections),
+     .min = 0,
+     .max = 10000000,
+     .def = "0",
+     .doc = "Client connections at once (accepting pauses at the limit); 0: what RLIMIT_NOFILE allows after 512 "
+            "descriptors for Kafka, RocksDB and the listeners, at most 16384. Checked against RLIMIT_NOFILE at start."},
+    {.name = "write_timeout",
+     .type = PT_DURATION,
+     FIELD(sg_conf_t, limits.write_timeout_ms),
+     .min = 100,
+     .max = 3600 * 1000,
+     .def = "30s",
+     .doc = "A connection whose write makes no progress for this long (a client that stopped reading) is closed."},
+    {.name = "queued_bytes",
+     .type = PT_SIZE,
+     FIELD(sg_conf_t, limits.queued_bytes),
+     .min = 64 * 1024,
+     .max = INT64_C(1) << 30,
+     .def = "16MiB",
+     .doc = "Bytes written to a connection and not yet read by its client; beyond, the connection is closed."},
     {.name = "token_wait",
      .type = PT_DURATION,
      FIELD(sg_conf_t, limits.token_wait_ms),

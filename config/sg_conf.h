@@ -207,7 +207,11 @@ typedef struct st_sg_conf_t {
     struct {
         uint64_t body_bytes;           /* default 1 MiB */
         uint64_t header_bytes;         /* default 64 KiB */
-        uint32_t pending;              /* default 100000 */
+        uint32_t pending;              /* requests waiting on Kafka at once, all kinds; default 100000 */
+        uint64_t inflight_bytes;       /* event bytes produced and not yet acknowledged; default 256 MiB */
+        uint32_t connections;          /* client connections at once; 0 (default): from RLIMIT_NOFILE */
+        int64_t write_timeout_ms;      /* a connection's write may stall this long (30s) */
+        uint64_t queued_bytes;         /* bytes written to a connection and not yet read by its client (16 MiB) */
         int64_t token_wait_ms;         /* a table read waits this long for its token by default (5s) */
         int64_t token_wait_max_ms;     /* and at most this long with Prefer: wait (30s) */
         sg_rate_t registry_write_rate; /* per client address, with or without auth; default 10/s */

@@ -80,10 +80,10 @@ static void record_outcome(sg_server_t *server, const sg_reqid_t *id, const sg_r
     char token[320];
     size_t tlen = sg_token_encode_one(msg->topic, msg->partition, msg->offset, msg->timestamp_ms, token, sizeof(token));
     json_t *headers = json_object();
-    const char *content_type = "application/json";
+    const char *content_type = msg->status == 0 || sg_http_status_has_content(msg->status) ? "application/json" : NULL;
     for (size_t i = 0; i < msg->n_headers; ++i) {
         if (strcasecmp(msg->headers[i].name, "content-type") == 0) {
-            if (!msg->decoded)
+            if (!msg->decoded && content_type != NULL)
                 content_type = msg->headers[i].value;
         } else if (allowed_for_record(server, msg->headers[i].name))
             json_object_set_new(headers, msg->headers[i].name, json_stringn(msg->headers[i].value, msg->headers[i].len));
@@ -172,16 +172,27 @@ void sg_gateway_on_reply(void *ctx, const sg_reply_t *reply)
     const void *value;
     size_t len;
     for (size_t i = 0; sg_bridge_reply_header(reply, i, &name, &value, &len) == 0; ++i) {
+        size_t name_len = strlen(name);
         if (strcmp(name, ":status") == 0) {
             if (!msg->oversized)
                 msg->status = sg_http_status_parse(value, len);
         } else if (strcmp(name, "kafka_correlationId") != 0 && msg->n_headers < SG_REPLY_MAX_HEADERS && value != NULL &&
-                   len <= SG_REPLY_MAX_HEADER_VALUE && sg_http_header_value_ok(value, len)) {
-            msg->headers[msg->n_headers].name = sg_strdup(name);
+                   len <= SG_REPLY_MAX_HEADER_VALUE && sg_http_header_value_ok(value, len) &&
+                   sg_http_header_name_ok(name, name_len)) {
+            /* Lower-cased here, so the live answer, the recorded outcome and its replays agree. */
+            msg->headers[msg->n_headers].name = sg_malloc(name_len + 1);
+            sg_http_lowercase(name, name_len, msg->headers[msg->n_headers].name);
             msg->headers[msg->n_headers].value = sg_memdup(value, len);
             msg->headers[msg->n_headers].len = len;
             ++msg->n_headers;
         }
+    }
+    if (!sg_http_status_is_final(msg->status))
+        msg->status = 0; /* 1xx is an interim response, never an answer: 502 invalid-reply */
+    if (msg->status != 0 && !sg_http_status_has_content(msg->status)) {
+        free(msg->body); /* 204 and 304 are answered (and recorded) without a body */
+        msg->body = NULL;
+        msg->body_len = 0;
     }
     record_outcome(server, &id, reply, msg);
     if (id.instance != server->instance_id || id.loop >= server->n_loops) {

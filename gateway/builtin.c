@@ -17,6 +17,8 @@
 #include "respond.h"
 #include "sg_materializer.h"
 #include "sg_registry.h"
+#include "sg_table.h"
+#include "sg_token.h"
 
 static void not_found(h2o_req_t *req, const char *path, size_t path_len)
 {
@@ -61,8 +63,10 @@ static void handle_healthz(h2o_req_t *req, const char *path, size_t path_len, sg
         respond_ok(req);
 }
 
-/* Why the gateway is not ready, or NULL when it is. */
-static const char *not_ready_because(sg_server_t *server)
+/* Why the gateway is not ready, or NULL when it is (why, or a static text). Judged afresh on every
+ * call: readiness follows the brokers and the tables for as long as the gateway runs, not only at
+ * start. */
+static const char *not_ready_because(sg_server_t *server, char *why, size_t whylen)
 {
     /* The registry counts when routes depend on it: a deployment that uses no schemas must not
      * wait for a _schemas topic it may have no right to create. */
@@ -77,6 +81,19 @@ static const char *not_ready_because(sg_server_t *server)
         return "the schema registry is still reading _schemas";
     if (!sg_bridge_is_ready(server->bridge))
         return "Kafka metadata has not been fetched yet";
+    if (!sg_bridge_reachable(server->bridge, why, whylen))
+        return why;
+    /* Every table answers a read of its position (a RocksDB read that fails when the store does). */
+    for (size_t i = 0; server->tables != NULL && i < server->conf->n_tables; ++i) {
+        char err[256];
+        sg_token_t *view = sg_token_create();
+        int rc = sg_tables_token(server->tables, server->conf->tables[i].name, view, err, sizeof(err));
+        sg_token_destroy(view);
+        if (rc != 0) {
+            snprintf(why, whylen, "table %s cannot be read: %s", server->conf->tables[i].name, err);
+            return why;
+        }
+    }
     return sg_access_not_ready(server);
 }
 
@@ -84,7 +101,8 @@ static void handle_readyz(h2o_req_t *req, const char *path, size_t path_len, sg_
 {
     if (!accept_request(req, "/readyz", path, path_len))
         return;
-    const char *why = not_ready_because(sg_loop_of(req)->server);
+    char text[512];
+    const char *why = not_ready_because(sg_loop_of(req)->server, text, sizeof(text));
     if (why != NULL)
         sg_problem(req, SG_PROBLEM_NOT_READY, NULL, "%s", why);
     else
@@ -199,10 +217,33 @@ static uint64_t sum_loops(const sg_server_t *server, size_t offset)
             sum += atomic_load_explicit((atomic_ullong *)((char *)server->loops[l].metrics + offset), memory_order_relaxed);
     return sum;
 }
-
 static double inflight(sg_server_t *server)
 {
     return (double)atomic_load(&server->inflight);
+}
+static double pending(sg_server_t *server)
+{
+    return (double)atomic_load(&server->pending);
+}
+static double pending_bytes(sg_server_t *server)
+{
+    return (double)atomic_load(&server->inflight_bytes);
+}
+static double connections_refused(sg_server_t *server)
+{
+    return (double)atomic_load(&server->connections_refused);
+}
+static double accept_pauses(sg_server_t *server)
+{
+    return (double)atomic_load(&server->accept_pauses);
+}
+static double slow_clients_closed(sg_server_t *server)
+{
+    return (double)atomic_load(&server->slow_clients_closed);
+}
+static double clients_gone(sg_server_t *server)
+{
+    return (double)atomic_load(&server->clients_gone);
 }
 static double replies_dropped(sg_server_t *server)
 {
@@ -219,6 +260,11 @@ static double status_watchers(sg_server_t *server)
 static double kafka_ready(sg_server_t *server)
 {
     return sg_bridge_is_ready(server->bridge);
+}
+static double kafka_reachable(sg_server_t *server)
+{
+    char why[8];
+    return sg_bridge_reachable(server->bridge, why, sizeof(why));
 }
 static double table_waiters(sg_server_t *server)
 {
@@ -238,11 +284,7 @@ static double event_streams(sg_server_t *server)
 }
 static double open_connections(sg_server_t *server)
 {
-    int64_t open = 0; /* a loop's own count may dip below zero only between its accept and close */
-    for (size_t l = 0; l < server->n_loops; ++l)
-        if (server->loops[l].metrics != NULL)
-            open += atomic_load_explicit(&server->loops[l].metrics->connections, memory_order_relaxed);
-    return (double)(open > 0 ? open : 0);
+    return (double)(atomic_load(&server->connections) + atomic_load(&server->overflow_connections)); /* conn.c */
 }
 static double producer_queue(sg_server_t *server)
 {
@@ -364,9 +406,27 @@ static const sg_metric_t metrics[] = {
      "Requests waiting on a loop, by what for: command (ack or reply), status (long-poll or stream), table (read conditions or "
      "watch), registry (a write).",
      .label = "kind", .label_values = parked_kinds, .labelled = parked},
-    {"streamgate_open_connections", "gauge", "Client connections open (HTTP/1.1, HTTP/2, TLS).", .value = open_connections},
+    {"streamgate_open_connections", "gauge",
+     "Client connections open (HTTP/1.1, HTTP/2, TLS): limits.connections, and the few beyond it for health probes.",
+     .value = open_connections},
     {"streamgate_event_streams", "gauge", "Server-sent event streams open (request status and table watches).",
      .value = event_streams},
+    {"streamgate_pending_requests", "gauge",
+     "Requests waiting on Kafka, all kinds (commands, long-polls, status streams, waiting table reads, watches): "
+     "limits.pending.",
+     .value = pending},
+    {"streamgate_pending_bytes", "gauge", "Event bytes produced and not yet acknowledged by the broker: limits.inflight_bytes.",
+     .value = pending_bytes},
+    {"streamgate_connections_refused_total", "counter",
+     "Requests answered 503 too-many-connections on a connection beyond limits.connections.", .value = connections_refused},
+    {"streamgate_accept_pauses_total", "counter",
+     "Times a loop stopped accepting: at limits.connections, or out of file descriptors or memory.", .value = accept_pauses},
+    {"streamgate_slow_clients_closed_total", "counter",
+     "Connections (and the event streams on them) closed because the client stopped reading: limits.write_timeout, "
+     "limits.queued_bytes.",
+     .value = slow_clients_closed},
+    {"streamgate_clients_gone_total", "counter", "HTTP/1 clients that closed their connection while their request waited.",
+     .value = clients_gone},
     {"streamgate_replies_dropped_total", "counter", "Replies dropped unrecorded: forged or unknown id, or past requests.retention.",
      .value = replies_dropped},
     {"streamgate_replies_unawaited_total", "counter", "Genuine replies recorded while no HTTP request waited for them.",
@@ -376,6 +436,8 @@ static const sg_metric_t metrics[] = {
      .value = replies_undecodable},
     {"streamgate_status_watchers", "gauge", "Long-polls and event streams waiting on request status.", .value = status_watchers},
     {"streamgate_kafka_ready", "gauge", "Whether metadata is fetched and reply partitions assigned.", .value = kafka_ready},
+    {"streamgate_kafka_reachable", "gauge",
+     "Whether the brokers answer a round trip (0 after 5 s without one, 1 again after 2 s of answers).", .value = kafka_reachable},
     {"streamgate_table_waiters", "gauge", "Table reads waiting for their conditions, and watches.", .value = table_waiters},
     {"streamgate_table_records_skipped_total", "counter",
      "Table records not applied: a value that is not JSON (or not decodable), a key or value over the limits.",

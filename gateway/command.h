@@ -22,6 +22,7 @@ typedef struct st_sg_cmd_t {
     char *idem_key; /* Idempotency-Key this request claimed (owned), or NULL */
     size_t idem_key_len;
     char owner[SG_ACCESS_OWNER_LEN + 1]; /* who asked (access.h), stored with its outcome; "" without auth */
+    size_t value_bytes; /* the event's value, counted in limits.inflight_bytes until the delivery report */
     /* loop thread only */
     unsigned dr_pending : 1, in_table : 1, async : 1, timed_out : 1, acked : 1;
     /* filled on the bridge thread before the hand-off */

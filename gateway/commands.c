@@ -134,7 +134,7 @@ static void respond_with_reply(h2o_req_t *req, const sg_cmd_t *cmd, const sg_rep
     }
     if (reply->status == 0) {
         sg_problem(req, SG_PROBLEM_INVALID_REPLY, ":status",
-                   "the worker's reply has a :status header that is not an HTTP status code (100..599)");
+                   "the worker's reply has a :status header that is not a final HTTP status code (200..599)");
         return;
     }
     add_token_header(req, reply->topic, reply->partition, reply->offset, reply->timestamp_ms);
@@ -164,12 +164,14 @@ static h2o_req_t *take_request(sg_cmd_t *cmd)
     return sg_park_finish(&cmd->park);
 }
 
-/* Frees once both the bridge has handed the record back and its wait has ended. */
+/* Frees once both the bridge has handed the record back and its wait has ended; until then the
+ * command holds its limits.pending slot, whether or not its client is still there. */
 static void maybe_free(sg_cmd_t *cmd)
 {
     if (cmd->dr_pending || sg_park_is_parked(&cmd->park))
         return;
     atomic_fetch_sub(&cmd->loop->server->inflight, 1);
+    sg_pending_release(cmd->loop->server);
     free(cmd->idem_key);
     free(cmd);
 }
@@ -218,6 +220,7 @@ static void on_deliveries(h2o_multithread_receiver_t *receiver, h2o_linklist_t *
             sg_histogram_observe(&cmd->loop->metrics->produce_ack, sg_mono_us() - cmd->produced_us);
         else
             sg_metrics_produce_error(cmd->loop, cmd->err);
+        sg_inflight_bytes_release(cmd->loop->server, cmd->value_bytes); /* librdkafka no longer holds the event */
         if (sg_park_is_parked(&cmd->park)) {
             if (cmd->err != SG_BRIDGE_OK) {
                 sg_problem(take_request(cmd), SG_PROBLEM_KAFKA_UNAVAILABLE, NULL, "the event was not acknowledged by Kafka: %s",
@@ -415,6 +418,7 @@ static sg_cmd_t *admit(h2o_req_t *req, size_t route_index, int async, const sg_p
         /* In the table before producing: the reply may overtake the delivery report. (An async
          * request waits for nothing but the ack; its reply is only recorded, for polling.) */
         if (sg_corr_insert(loop->commands->pending, &cmd->id, cmd) != SG_CORR_OK) {
+            /* not expected: each loop's table holds limits.pending entries, and the slot was taken */
             if (cmd->idem_key != NULL)
                 sg_idem_release(server, cmd);
             free(cmd->idem_key);
@@ -491,6 +495,15 @@ void sg_commands_handle(h2o_req_t *req, size_t route_index, const sg_path_match_
                    content_type.base ? content_type.base : "absent");
         return;
     }
+    /* A coded body (gzip...) would be produced as its coded bytes, or read as JSON differently by a
+     * proxy that decodes it: only identity is accepted (RFC 9110 8.4: 415). */
+    h2o_iovec_t coding = sg_http_header(req, H2O_STRLIT("content-encoding"));
+    if (coding.base != NULL && !h2o_lcstris(coding.base, coding.len, H2O_STRLIT("identity"))) {
+        sg_problem(req, SG_PROBLEM_UNSUPPORTED_MEDIA_TYPE, "Content-Encoding",
+                   "Content-Encoding %.*s is not supported: send the JSON as it is", (int)(coding.len > 60 ? 60 : coding.len),
+                   coding.base);
+        return;
+    }
     if (req->entity.len > conf->limits.body_bytes) {
         sg_problem(req, SG_PROBLEM_BODY_TOO_LARGE, "body", "the request body is %zu bytes; limits.body_bytes is %llu",
                    req->entity.len, (unsigned long long)conf->limits.body_bytes);
@@ -533,9 +546,28 @@ void sg_commands_handle(h2o_req_t *req, size_t route_index, const sg_path_match_
         if (wait_ms > route->reply.max_timeout_ms) /* a longer wait than allowed is cut to it */
             wait_ms = route->reply.max_timeout_ms;
     }
-    sg_cmd_t *cmd = admit(req, route_index, async, principal);
-    if (cmd == NULL)
+    /* Every command waits on Kafka from here until its record is freed: it takes a limits.pending
+     * slot (exact across loops) and its event's bytes count against limits.inflight_bytes until
+     * the broker has answered. */
+    if (!sg_pending_acquire(server)) {
+        sg_problem(req, SG_PROBLEM_TOO_MANY_PENDING, NULL, "limits.pending (%u) requests are already waiting on Kafka",
+                   conf->limits.pending);
         return;
+    }
+    if (!sg_inflight_bytes_acquire(server, value.len)) {
+        sg_pending_release(server);
+        sg_problem(req, SG_PROBLEM_TOO_MANY_PENDING_BYTES, "body",
+                   "limits.inflight_bytes (%llu) of events are already waiting for the broker's acknowledgement",
+                   (unsigned long long)conf->limits.inflight_bytes);
+        return;
+    }
+    sg_cmd_t *cmd = admit(req, route_index, async, principal);
+    if (cmd == NULL) {
+        sg_inflight_bytes_release(server, value.len);
+        sg_pending_release(server);
+        return;
+    }
+    cmd->value_bytes = value.len;
     cmd->produced_us = sg_mono_us();
     int rc = produce(req, cmd, key, keylen, value, value_type, principal);
     if (rc != SG_BRIDGE_OK) {
@@ -544,6 +576,8 @@ void sg_commands_handle(h2o_req_t *req, size_t route_index, const sg_path_match_
             sg_corr_remove(cmd->loop->commands->pending, &cmd->id);
         if (cmd->idem_key != NULL)
             sg_idem_release(server, cmd);
+        sg_inflight_bytes_release(server, value.len);
+        sg_pending_release(server);
         free(cmd->idem_key);
         free(cmd);
         if (rc == SG_BRIDGE_E_TOO_LARGE)
@@ -594,9 +628,9 @@ static void init_loop(sg_loop_t *loop)
 {
     sg_server_t *server = loop->server;
     struct st_sg_commands_loop_t *state = sg_calloc(1, sizeof(*state));
-    size_t share = (server->conf->limits.pending + server->n_loops - 1) / server->n_loops;
     state->loop = loop;
-    state->pending = sg_corr_create(share > 0 ? share : 1);
+    /* Any loop may hold every pending slot (the table grows as needed, so this costs no memory). */
+    state->pending = sg_corr_create(server->conf->limits.pending);
     assert(state->pending != NULL); /* config caps limits.pending at the table's capacity */
     h2o_linklist_init_anchor(&state->parked);
     state->trace_rng = ((uint64_t)server->instance_id << 32 | (uint64_t)loop->index) ^ 0x9e3779b97f4a7c15ull;

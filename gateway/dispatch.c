@@ -23,13 +23,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "framing.h"
 #include "gateway_int.h"
 #include "respond.h"
 
 /* Every feature, in no particular order; those with a prefix serve it. */
 static const sg_feature_t *const features[] = {
-    &sg_feature_healthz, &sg_feature_readyz,   &sg_feature_metrics,  &sg_feature_openapi,  &sg_feature_requests,
-    &sg_feature_tables,  &sg_feature_registry, &sg_feature_commands, &sg_feature_outcomes, &sg_feature_access,
+    &sg_feature_healthz,  &sg_feature_readyz, &sg_feature_metrics,     &sg_feature_openapi,
+    &sg_feature_requests, &sg_feature_tables, &sg_feature_registry,    &sg_feature_commands,
+    &sg_feature_outcomes, &sg_feature_access, &sg_feature_connections,
 };
 
 typedef struct st_sg_dispatch_handler_t {
@@ -137,12 +139,35 @@ static int dispatch_routes(sg_server_t *server, h2o_req_t *req, const char *path
     return 0;
 }
 
+/* HTTP/1 only: whether the request's head frames its body ambiguously or breaks RFC 9112 where
+ * H2O 2.2.5 is lenient (framing.h); then it was answered 400 and the connection closes after the
+ * answer, so nothing behind it is read. The head is still at the start of the socket's input
+ * buffer: H2O consumes it only once the response is sent. */
+static int refuse_bad_head(h2o_req_t *req)
+{
+    if (req->version >= 0x200 || req->conn->callbacks->get_socket == NULL)
+        return 0;
+    h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+    char why[128];
+    sg_head_check_t check = sock != NULL && sock->input != NULL
+                                ? sg_http1_head_check(sock->input->bytes, sock->input->size, why, sizeof(why))
+                                : SG_HEAD_OK;
+    if (check == SG_HEAD_OK)
+        return 0;
+    req->http1_is_persistent = 0;
+    sg_problem(req, check == SG_HEAD_AMBIGUOUS_FRAMING ? SG_PROBLEM_INVALID_FRAMING : SG_PROBLEM_BAD_REQUEST, "headers",
+               "%s: the request is refused and the connection closed", why);
+    return 1;
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     sg_dispatch_handler_t *handler = (sg_dispatch_handler_t *)self;
     const sg_conf_t *conf = handler->server->conf;
     const char *path = req->path.base;
     size_t path_len = sg_http_path_len(req);
+    if (refuse_bad_head(req) || sg_conns_refuse_overflow(req, path, path_len))
+        return 0;
     if (headers_size(req) > conf->limits.header_bytes) {
         sg_problem(req, SG_PROBLEM_HEADERS_TOO_LARGE, "headers", "the request headers exceed limits.header_bytes (%llu)",
                    (unsigned long long)conf->limits.header_bytes);

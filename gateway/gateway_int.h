@@ -56,6 +56,7 @@ typedef struct st_sg_loop_t {
     struct st_sg_requests_loop_t *requests;
     struct st_sg_tables_loop_t *tables;
     struct st_sg_registry_loop_t *registry;
+    struct st_sg_conns_loop_t *conns; /* conn.c: its connections, accepting */
 } sg_loop_t;
 
 struct st_sg_server_t {
@@ -84,6 +85,8 @@ struct st_sg_server_t {
     /* gauges and counters: any thread */
     atomic_int draining;
     atomic_long inflight;            /* commands produced and not yet completed, all loops */
+    atomic_long pending;             /* requests waiting on Kafka, all kinds and loops (limits.pending) */
+    atomic_llong inflight_bytes;     /* event bytes produced and not yet acknowledged (limits.inflight_bytes) */
     atomic_long streams;             /* event streams not yet disposed (sse.c) */
     atomic_long replies_dropped;     /* replies with a forged/unknown id or past retention */
     atomic_long replies_unawaited;   /* genuine replies recorded with nobody waiting on this instance */
@@ -91,6 +94,14 @@ struct st_sg_server_t {
     atomic_long watchers;            /* long-polls and status streams parked on any loop */
     atomic_long table_waiters;       /* table reads waiting for their conditions, and watches */
     atomic_long registry_waiters;    /* /registry writes not yet answered by the registry thread */
+    /* client connections (conn.c) */
+    long max_connections;             /* limits.connections, or what RLIMIT_NOFILE allows */
+    atomic_long connections;          /* open, within the limit */
+    atomic_long overflow_connections; /* open beyond it (health probes only) */
+    atomic_long connections_refused;  /* requests answered 503 too-many-connections */
+    atomic_long accept_pauses;        /* times a loop stopped accepting (at the limit, out of descriptors) */
+    atomic_long slow_clients_closed;  /* connections closed for not reading (write timeout, queued bytes) */
+    atomic_long clients_gone;         /* HTTP/1 clients that left while their request was parked */
 };
 
 /* --- features ---------------------------------------------------------------------------- */
@@ -126,6 +137,7 @@ extern const sg_feature_t sg_feature_registry;                                  
 extern const sg_feature_t sg_feature_commands;                                       /* commands.c */
 extern const sg_feature_t sg_feature_outcomes;                                       /* bridge_thread.c */
 extern const sg_feature_t sg_feature_access;                                         /* access.c */
+extern const sg_feature_t sg_feature_connections;                                    /* conn.c */
 
 /* dispatch.c: the feature table. */
 int sg_features_init_server(sg_server_t *server, char *err, size_t errlen);
@@ -151,6 +163,19 @@ void sg_commands_handle(h2o_req_t *req, size_t route_index, const sg_path_match_
 void sg_tables_handle_query(h2o_req_t *req, size_t query_index, const sg_path_match_t *match,
                             sg_principal_t *principal); /* tables.c */
 
+/* conn.c: the listeners' read callback (accepts within limits.connections). */
+void sg_conns_on_accept(h2o_socket_t *listener, const char *err);
+/* conn.c: on a connection beyond limits.connections, answers 503 too-many-connections (returns 1)
+ * to anything but /healthz and /readyz; either way the connection closes after its answer. */
+int sg_conns_refuse_overflow(h2o_req_t *req, const char *path, size_t path_len);
+/* conn.c (through park.c): watch an HTTP/1 parked request's socket for the client leaving; stop. */
+struct st_sg_park_t;
+void sg_conns_watch_parked(struct st_sg_park_t *park);
+void sg_conns_unwatch_parked(struct st_sg_park_t *park);
+/* conn.c: closes the connection of a request whose client stopped reading (counted), as the
+ * connection sweep does; `why` is logged at debug level. */
+void sg_conns_close_stalled(h2o_req_t *req, const char *why);
+
 /* server.c: the h2o_timeout_t for a wait of `ms` (rounded up to 100 ms), made on first use. */
 h2o_timeout_t *sg_loop_wait_timeout(sg_loop_t *loop, int64_t ms);
 
@@ -162,6 +187,41 @@ static inline sg_loop_t *sg_loop_of(h2o_req_t *req)
 static inline int sg_server_is_draining(sg_server_t *server)
 {
     return atomic_load(&server->draining);
+}
+
+/* limits.pending is one counter for the whole server, taken with a compare-and-swap, so the limit
+ * is exact whatever loop a request lands on. Returns 1 when a slot was taken (release it once the
+ * request no longer waits on Kafka), 0 at the limit. Any thread. */
+static inline int sg_pending_acquire(sg_server_t *server)
+{
+    long count = atomic_load(&server->pending);
+    do {
+        if (count >= (long)server->conf->limits.pending)
+            return 0;
+    } while (!atomic_compare_exchange_weak(&server->pending, &count, count + 1));
+    return 1;
+}
+
+static inline void sg_pending_release(sg_server_t *server)
+{
+    atomic_fetch_sub(&server->pending, 1);
+}
+
+/* limits.inflight_bytes, likewise: `bytes` of an event about to be produced. Returns 1 when they
+ * fit (release them when the broker has answered), 0 when they would exceed the limit. */
+static inline int sg_inflight_bytes_acquire(sg_server_t *server, size_t bytes)
+{
+    long long total = atomic_load(&server->inflight_bytes);
+    do {
+        if ((unsigned long long)total + bytes > server->conf->limits.inflight_bytes)
+            return 0;
+    } while (!atomic_compare_exchange_weak(&server->inflight_bytes, &total, total + (long long)bytes));
+    return 1;
+}
+
+static inline void sg_inflight_bytes_release(sg_server_t *server, size_t bytes)
+{
+    atomic_fetch_sub(&server->inflight_bytes, (long long)bytes);
 }
 
 #endif

@@ -19,10 +19,9 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include "http_text.h"
 #include "respond.h"
 #include "sg_token.h"
-
-#define SG_IDEM_MAX_KEY 255
 
 /* The store's route part of a claim: the route, and the owner when there is auth. */
 static const char *claim_scope(const sg_route_conf_t *route, const char *owner, char *buf, size_t size)
@@ -33,10 +32,18 @@ static const char *claim_scope(const sg_route_conf_t *route, const char *owner, 
     return buf;
 }
 
-/* Replays a recorded outcome: what the first request got, marked as a replay. */
+/* Replays a recorded outcome: what the first request got, marked as a replay. The rules of a
+ * live reply apply again (a record may predate them): a status that is not final is a 502,
+ * header names must be tokens (sent lower-cased), values single lines, and 204 or 304 have no
+ * body. */
 static void replay_outcome(h2o_req_t *req, const sg_request_record_t *rec)
 {
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("idempotent-replayed"), 0, NULL, H2O_STRLIT("true"));
+    if (!sg_http_status_is_final(rec->status)) {
+        sg_problem(req, SG_PROBLEM_INVALID_REPLY, ":status", "the recorded reply's status %d is not a final HTTP status code",
+                   rec->status);
+        return;
+    }
     if (rec->token != NULL)
         sg_http_add_token(req, rec->token, strlen(rec->token));
     json_t *headers = rec->headers_json != NULL ? json_loads(rec->headers_json, 0, NULL) : NULL;
@@ -44,28 +51,13 @@ static void replay_outcome(h2o_req_t *req, const sg_request_record_t *rec)
     json_t *value;
     json_object_foreach(headers, name, value)
     {
-        if (json_is_string(value))
+        if (json_is_string(value) && sg_http_header_name_ok(name, strlen(name)) &&
+            sg_http_header_value_ok(json_string_value(value), json_string_length(value)))
             sg_http_add_header(req, name, strlen(name), json_string_value(value), json_string_length(value));
     }
     json_decref(headers);
     sg_http_respond(req, rec->status, rec->content_type ? rec->content_type : "application/json",
                     rec->body != NULL ? rec->body : "", rec->body_len);
-}
-
-/* The key as sent: quoted (a structured-field string) or bare. Returns 0, or -1 when it is not
- * 1..SG_IDEM_MAX_KEY printable ASCII characters. */
-static int key_of(h2o_iovec_t *key)
-{
-    if (key->len >= 2 && key->base[0] == '"' && key->base[key->len - 1] == '"') {
-        key->base += 1;
-        key->len -= 2;
-    }
-    if (key->len == 0 || key->len > SG_IDEM_MAX_KEY)
-        return -1;
-    for (size_t i = 0; i < key->len; ++i)
-        if (key->base[i] < 0x21 || key->base[i] > 0x7e)
-            return -1;
-    return 0;
 }
 
 int sg_idem_check(h2o_req_t *req, const sg_route_conf_t *route, const char *owner, const char *id_text, char **key_out,
@@ -76,11 +68,13 @@ int sg_idem_check(h2o_req_t *req, const sg_route_conf_t *route, const char *owne
     *key_out = NULL;
     if (key.base == NULL)
         return 0;
-    if (key_of(&key) != 0) {
+    size_t key_start, key_len;
+    if (sg_idempotency_key_parse(key.base, key.len, &key_start, &key_len) != 0) {
         sg_problem(req, SG_PROBLEM_INVALID_IDEMPOTENCY_KEY, "Idempotency-Key",
-                   "Idempotency-Key must be 1..%d printable ASCII characters", SG_IDEM_MAX_KEY);
+                   "Idempotency-Key must be 1..%d printable ASCII characters", SG_IDEMPOTENCY_KEY_MAX);
         return 1;
     }
+    key = h2o_iovec_init(key.base + key_start, key_len);
     uint8_t digest[32];
     unsigned int digest_len = 0;
     if (EVP_Digest(req->entity.base, req->entity.len, digest, &digest_len, EVP_sha256(), NULL) != 1)

@@ -178,18 +178,3 @@ void sg_metrics_produce_error(sg_loop_t *loop, int rc)
     if (cause >= 0 && cause < SG_PRODUCE_ERROR_CAUSES)
         sg_metrics_add(&loop->metrics->produce_errors[cause], 1);
 }
-
-static void on_connection_closed(void *data)
-{
-    sg_loop_t *loop = data;
-    atomic_store_explicit(&loop->metrics->connections, atomic_load_explicit(&loop->metrics->connections, memory_order_relaxed) - 1,
-                          memory_order_relaxed);
-}
-
-void sg_metrics_track_connection(sg_loop_t *loop, h2o_socket_t *sock)
-{
-    atomic_store_explicit(&loop->metrics->connections, atomic_load_explicit(&loop->metrics->connections, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
-    sock->on_close.cb = on_connection_closed;
-    sock->on_close.data = loop;
-}

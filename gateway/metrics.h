@@ -56,7 +56,6 @@ typedef struct st_sg_metrics_loop_t {
     sg_histogram_t produce_ack;                   /* produce call -> broker acknowledgement */
     sg_histogram_t reply_wait;                    /* broker acknowledgement -> reply, for waiting requests */
     atomic_ullong produce_errors[SG_PRODUCE_ERROR_CAUSES];
-    atomic_llong connections; /* open on this loop */
 } sg_metrics_loop_t;
 
 /** Adds `n` to a counter only its loop writes (a relaxed load and store). */
@@ -92,7 +91,5 @@ void sg_metrics_set_label(h2o_req_t *req, size_t label);
 void sg_metrics_register_logger(h2o_pathconf_t *pathconf);
 /** Counts a produce error: `rc` is an SG_BRIDGE_E_* code. */
 void sg_metrics_produce_error(sg_loop_t *loop, int rc);
-/** Counts an accepted connection until its socket closes (the socket's on_close). */
-void sg_metrics_track_connection(sg_loop_t *loop, h2o_socket_t *sock);
 
 #endif

@@ -43,7 +43,8 @@ struct st_sg_park_t {
     struct st_sg_park_t **guard; /* in req->pool, pointing back here while parked */
     h2o_linklist_t link;         /* in the feature's per-loop list while parked */
     h2o_timeout_entry_t deadline;
-    atomic_long *gauge; /* counted while parked (a metric, limits.pending); may be NULL */
+    atomic_long *gauge; /* counted while parked (a metric); may be NULL */
+    int holds_pending;  /* set by the caller that took a limits.pending slot for the wait: released when it ends */
     int parked;
 };
 

@@ -24,6 +24,7 @@
 #include "gateway_int.h"
 #include "http_text.h"
 #include "park.h"
+#include "registry_body.h"
 #include "respond.h"
 #include "sg_path.h"
 #include "sg_registry.h"
@@ -240,10 +241,8 @@ static json_t *body_object(h2o_req_t *req)
                    req->entity.len, (unsigned long long)conf->limits.body_bytes);
         return NULL;
     }
-    json_error_t jerr;
-    json_t *doc = req->entity.len > 0 ? json_loadb(req->entity.base, req->entity.len, JSON_REJECT_DUPLICATES, &jerr) : NULL;
-    if (doc == NULL || !json_is_object(doc)) {
-        json_decref(doc);
+    json_t *doc = sg_registry_body_object(req->entity.base, req->entity.len);
+    if (doc == NULL) {
         sg_problem(req, SG_PROBLEM_INVALID_JSON, NULL, "%s",
                    req->entity.len == 0 ? "the request needs a JSON object body" : "the body is not a JSON object");
         return NULL;
@@ -255,28 +254,24 @@ static json_t *body_object(h2o_req_t *req)
  * answering the error. */
 static const char *schema_of(h2o_req_t *req, json_t *doc, size_t *len)
 {
-    const json_t *type = json_object_get(doc, "schemaType");
-    if (type != NULL && !(json_is_string(type) && strcmp(json_string_value(type), "AVRO") == 0)) {
+    const char *schema = NULL;
+    switch (sg_registry_body_schema(doc, SG_REGISTRY_MAX_SCHEMA_BYTES, &schema, len)) {
+    case SG_REG_BODY_OK: return schema;
+    case SG_REG_BODY_SCHEMA_TYPE:
         sg_problem(req, SG_PROBLEM_UNSUPPORTED_SCHEMA_TYPE, "schemaType", "only AVRO schemas are supported");
         return NULL;
-    }
-    const json_t *refs = json_object_get(doc, "references");
-    if (refs != NULL && !(json_is_array(refs) && json_array_size(refs) == 0)) {
+    case SG_REG_BODY_REFERENCES:
         sg_problem(req, SG_PROBLEM_UNSUPPORTED_REFERENCES, "references", "schema references are not supported");
         return NULL;
-    }
-    const json_t *schema = json_object_get(doc, "schema");
-    if (!json_is_string(schema)) {
+    case SG_REG_BODY_NO_SCHEMA:
         sg_problem(req, SG_PROBLEM_INVALID_SCHEMA, "schema", "the body needs \"schema\": the Avro schema as a JSON string");
         return NULL;
-    }
-    *len = json_string_length(schema);
-    if (*len > SG_REGISTRY_MAX_SCHEMA_BYTES) {
+    case SG_REG_BODY_TOO_LARGE:
         sg_problem(req, SG_PROBLEM_SCHEMA_TOO_LARGE, "schema", "the schema is %zu bytes; at most %d are accepted", *len,
                    SG_REGISTRY_MAX_SCHEMA_BYTES);
         return NULL;
     }
-    return json_string_value(schema);
+    return NULL;
 }
 
 static void invalid_subject(h2o_req_t *req)
@@ -445,10 +440,7 @@ static void handle_config(h2o_req_t *req, sg_registry_t *reg, const char *subjec
     json_t *doc = body_object(req); /* PUT */
     if (doc == NULL)
         return;
-    const char *name = json_string_value(json_object_get(doc, "compatibility"));
-    if (name == NULL)
-        name = json_string_value(json_object_get(doc, "compatibilityLevel"));
-    int parsed = sg_compat_parse(name, &level);
+    int parsed = sg_compat_parse(sg_registry_body_level(doc), &level);
     json_decref(doc);
     if (parsed != 0) {
         problem_for(req, SG_REG_E_BAD_LEVEL, subject,

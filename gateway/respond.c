@@ -56,8 +56,11 @@ void sg_http_parse_prefer(h2o_req_t *req, int *async, int64_t *wait_ms)
 
 void sg_http_add_header(h2o_req_t *req, const char *name, size_t name_len, const char *value, size_t value_len)
 {
-    h2o_add_header_by_str(&req->pool, &req->res.headers, h2o_strdup(&req->pool, name, name_len).base, name_len, 0, NULL,
-                          h2o_strdup(&req->pool, value, value_len).base, value_len);
+    /* Lower-cased: an upper-case name is a protocol error on HTTP/2 (the client gets nothing). */
+    char *lower = h2o_mem_alloc_pool(&req->pool, name_len + 1);
+    sg_http_lowercase(name, name_len, lower);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, lower, name_len, 0, NULL, h2o_strdup(&req->pool, value, value_len).base,
+                          value_len);
 }
 
 void sg_http_add_token(h2o_req_t *req, const char *text, size_t len)
@@ -78,6 +81,14 @@ void sg_http_respond(h2o_req_t *req, int status, const char *content_type, const
 {
     req->res.status = status;
     req->res.reason = sg_http_reason(status);
+    if (!sg_http_status_has_content(status)) {
+        /* 204 and 304 have no content and no Content-Length (a body would be read as the start
+         * of the next response on HTTP/1, and resets the stream on HTTP/2). */
+        req->res.content_length = SIZE_MAX;
+        sg_cors_apply(sg_loop_of(req)->server->conf, req);
+        h2o_send_inline(req, "", 0);
+        return;
+    }
     req->res.content_length = len;
     if (content_type != NULL)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));

@@ -105,21 +105,6 @@ static SSL_CTX *create_ssl_ctx(const sg_listen_conf_t *listen_conf, char *err, s
     return ctx;
 }
 
-static void on_accept(h2o_socket_t *listener, const char *error)
-{
-    if (error != NULL)
-        return;
-    h2o_accept_ctx_t *accept_ctx = listener->data;
-    /* Drain the backlog a few at a time so one loop cannot starve its own requests. */
-    for (int i = 0; i < 16; ++i) {
-        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
-        if (sock == NULL)
-            return;
-        sg_metrics_track_connection((sg_loop_t *)accept_ctx->ctx, sock);
-        h2o_accept(accept_ctx, sock);
-    }
-}
-
 static void on_control(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
 {
     sg_loop_t *loop = H2O_STRUCT_FROM_MEMBER(sg_loop_t, control, receiver);
@@ -188,7 +173,7 @@ static void init_loop_on_its_thread(sg_loop_t *loop)
             (h2o_accept_ctx_t){.ctx = &loop->ctx, .hosts = server->globalconf.hosts, .ssl_ctx = server->ssl_ctxs[l]};
         loop->listeners[l] = h2o_evloop_socket_create(loop->ctx.loop, loop->listen_fds[l], H2O_SOCKET_FLAG_DONT_READ);
         loop->listeners[l]->data = &loop->accept_ctxs[l];
-        h2o_socket_read_start(loop->listeners[l], on_accept);
+        h2o_socket_read_start(loop->listeners[l], sg_conns_on_accept);
     }
 }
 

@@ -23,6 +23,7 @@
     X(MISSING_CREDENTIAL, "missing-credential", 401, "Missing Credential", 0)                                                      \
     X(INVALID_CREDENTIAL, "invalid-token", 401, "Invalid Token", 0)                                                                \
     X(INSUFFICIENT_SCOPE, "insufficient-scope", 403, "Insufficient Scope", 0)                                                      \
+    X(INVALID_FRAMING, "invalid-framing", 400, "Invalid Message Framing", 0)                                                       \
     X(ORIGIN_NOT_ALLOWED, "origin-not-allowed", 403, "Origin Not Allowed", 0)                                                      \
     X(FORBIDDEN, "forbidden", 403, "Forbidden", 0)                                                                                 \
     X(NOT_FOUND, "not-found", 404, "Not Found", 0)                                                                                 \
@@ -62,6 +63,8 @@
     X(PRODUCER_QUEUE_FULL, "producer-queue-full", 503, "Producer Queue Full", 1)                                                   \
     X(SCHEMA_UNAVAILABLE, "schema-unavailable", 503, "Schema Unavailable", 1)                                                      \
     X(TOO_MANY_PENDING, "too-many-pending", 503, "Too Many Pending Requests", 1)                                                   \
+    X(TOO_MANY_PENDING_BYTES, "too-many-pending-bytes", 503, "Too Many Pending Bytes", 1)                                          \
+    X(TOO_MANY_CONNECTIONS, "too-many-connections", 503, "Too Many Connections", 1)                                                \
     X(STORE_UNAVAILABLE, "store-unavailable", 503, "Store Unavailable", 1)                                                         \
     X(NOT_CAUGHT_UP, "not-caught-up", 503, "Not Caught Up", 1)                                                                     \
     X(REGISTRY_UNAVAILABLE, "registry-unavailable", 503, "Registry Unavailable", 1)                                                \

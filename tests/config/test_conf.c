@@ -505,8 +505,9 @@ static void test_err_unknown_key(void **state)
                              "topics, schemas, routes, tables, queries, static, limits, cors, shutdown_timeout, requests, "
                              "log, schema_registry, auth, rate_limits)");
     expect_error("limits: {body: 1}\n", "t.yaml:1: limits.body: unknown key \"body\" "
-                                        "(valid keys: body_bytes, header_bytes, pending, token_wait, token_wait_max, "
-                                        "registry_write_rate, registry_write_burst)");
+                                        "(valid keys: body_bytes, header_bytes, pending, inflight_bytes, connections, "
+                                        "write_timeout, queued_bytes, token_wait, token_wait_max, registry_write_rate, "
+                                        "registry_write_burst)");
 }
 
 static void test_err_types(void **state)
@@ -548,6 +549,8 @@ static void test_err_range(void **state)
     expect_error("limits:\n  body_bytes: 65MiB\n", "t.yaml:2: limits.body_bytes: \"65MiB\" is out of range (1B..64MiB)");
     expect_error("limits:\n  body_bytes: 0\n", "t.yaml:2: limits.body_bytes: \"0\" is out of range (1B..64MiB)");
     expect_error("limits:\n  header_bytes: 2MiB\n", "t.yaml:2: limits.header_bytes: \"2MiB\" is out of range (1KiB..1MiB)");
+    expect_error("limits:\n  body_bytes: 2MiB\n  inflight_bytes: 1MiB\n",
+                 "t.yaml:3: limits.inflight_bytes: is smaller than limits.body_bytes: no body could ever be produced");
     expect_error("kafka:\n  produce_timeout: 301s\n", "t.yaml:2: kafka.produce_timeout: \"301s\" is out of range (1ms..5m)");
     expect_error("kafka:\n  produce_timeout: 0\n", "t.yaml:2: kafka.produce_timeout: \"0\" is out of range (1ms..5m)");
     expect_error("cors:\n  max_age: 2d\n", "t.yaml:2: cors.max_age: expected a duration such as 250ms, 10s, 2m or 1h, got \"2d\"");
@@ -936,11 +939,13 @@ static void test_dump_reference(void **state)
     size_t rows = 0;
     for (const char *p = text; (p = strstr(p, "\n| `")) != NULL; p++)
         rows++;
-    assert_int_equal(rows, 98); /* 48 + requests (3 rows) + reply.partitions + limits.token_wait(_max) + schema_registry
-                                 * (2 rows) + log.level and the log section (2 rows) = 58; DESIGN §6 adds 34: scopes and
-                                 * public on routes, tables and queries (6), limits.registry_write_rate/_burst (2),
-                                 * auth (1) with jwt (1 + 13), api_keys (1 + 3) and principal_header (1), and
-                                 * rate_limits (1 + 5); static (3 rows), log.format, log.access, log.access_format: 6 */
+    assert_int_equal(rows, 102); /* 48 + requests (3 rows) + reply.partitions + limits.token_wait(_max) + schema_registry
+                                  * (2 rows) + log.level and the log section (2 rows) = 58; DESIGN §6 adds 34: scopes and
+                                  * public on routes, tables and queries (6), limits.registry_write_rate/_burst (2),
+                                  * auth (1) with jwt (1 + 13), api_keys (1 + 3) and principal_header (1), and
+                                  * rate_limits (1 + 5); static (3 rows), log.format, log.access, log.access_format: 6;
+                                  * hardening (issue 11) adds limits.inflight_bytes, connections, write_timeout and
+                                  * queued_bytes: 4 */
     assert_non_null(strstr(text, "| `auth.jwt.algorithms` | list of JWS algorithms | `[RS256, ES256]` |"));
     assert_non_null(strstr(text, "| `rate_limits[].rate` | rate (N/s, N/m, N/h) | required |"));
     assert_non_null(strstr(text, "| `auth.api_keys[].sha256` | SHA-256 (64 hex digits) | required |"));
