@@ -422,6 +422,27 @@ sg_bridge_topic_t *sg_bridge_topic(sg_bridge_t *bridge, const char *name)
     return topic;
 }
 
+/* A topic that existed already keeps its partition count: say so when it is not the declared one
+ * (keys then land on other partitions than a topic created from the config would use). */
+static void warn_partition_count(sg_bridge_t *bridge, const char *name, int64_t timeout_ms)
+{
+    int declared = 0;
+    for (size_t i = 0; i < bridge->conf->n_topics; ++i)
+        if (strcmp(bridge->conf->topics[i].name, name) == 0)
+            declared = bridge->conf->topics[i].partitions;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(bridge->rk, name, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    if (rkt != NULL && rd_kafka_metadata(bridge->rk, 0, rkt, &md, (int)timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR && declared > 0 &&
+        md->topics[0].partition_cnt != declared)
+        sg_log_warn("topic %s exists with %d partition(s), not the %d declared in topics[]; it is used as it is", name,
+                    md->topics[0].partition_cnt, declared);
+    if (md != NULL)
+        rd_kafka_metadata_destroy(md);
+    if (rkt != NULL)
+        rd_kafka_topic_destroy(rkt);
+}
+
 int sg_bridge_create_topics(sg_bridge_t *bridge, int64_t timeout_ms, char *err, size_t errlen)
 {
     const sg_conf_t *conf = bridge->conf;
@@ -431,8 +452,11 @@ int sg_bridge_create_topics(sg_bridge_t *bridge, int64_t timeout_ms, char *err, 
     int rc = -1;
     char rkerr[512];
     for (size_t i = 0; i < conf->n_topics; ++i) {
-        newtopics[i] = rd_kafka_NewTopic_new(conf->topics[i].name, conf->topics[i].partitions, conf->topics[i].replication, rkerr,
-                                             sizeof(rkerr));
+        /* An unset replication (0) asks for the broker's default.replication.factor (-1), so a
+         * topic on three nodes is replicated as the cluster intends. */
+        newtopics[i] =
+            rd_kafka_NewTopic_new(conf->topics[i].name, conf->topics[i].partitions,
+                                  conf->topics[i].replication > 0 ? conf->topics[i].replication : -1, rkerr, sizeof(rkerr));
         if (newtopics[i] == NULL) {
             sg_errf(err, errlen, "topics[%zu]: %s", i, rkerr);
             goto done;
@@ -454,6 +478,8 @@ int sg_bridge_create_topics(sg_bridge_t *bridge, int64_t timeout_ms, char *err, 
         rc = 0;
         for (size_t i = 0; i < n && rc == 0; ++i) {
             rd_kafka_resp_err_t terr = rd_kafka_topic_result_error(results[i]);
+            if (terr == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+                warn_partition_count(bridge, rd_kafka_topic_result_name(results[i]), timeout_ms);
             if (terr != RD_KAFKA_RESP_ERR_NO_ERROR && terr != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
                 sg_errf(err, errlen, "kafka.create_topics: topic %s: %s", rd_kafka_topic_result_name(results[i]),
                         rd_kafka_topic_result_error_string(results[i]) ? rd_kafka_topic_result_error_string(results[i])

@@ -257,7 +257,8 @@ static void test_create_topics_as_declared(void **state)
     snprintf(config, sizeof(config),
              "listen: [\"127.0.0.1:0\"]\ndata_dir: @DIR@/data\n"
              "kafka: {brokers: \"%s\", create_topics: true}\n"
-             "topics: [{name: made.replicated, partitions: 3, replication: %d}, {name: made.single, partitions: 5}]\n"
+             "topics: [{name: made.replicated, partitions: 3, replication: %d}, {name: made.default, partitions: 5},\n"
+             "         {name: ext.commands, partitions: 7}]\n"
              "routes:\n"
              "  - {name: made, method: POST, path: \"/made/{id}\", topic: made.replicated, key: \"path:id\"}\n",
              cluster.bootstrap, replication);
@@ -269,10 +270,25 @@ static void test_create_topics_as_declared(void **state)
     assert_int_equal(made.min_replicas, replication);
     assert_int_equal(made.max_replicas, replication);
     assert_true(made.distinct);
-    assert_int_equal(describe_topic("made.single", &made), brokers);
+    /* no replication declared: the cluster's default.replication.factor (3 on three nodes; before,
+     * the config's default of 1 made unreplicated topics there) */
+    assert_int_equal(describe_topic("made.default", &made), brokers);
     assert_int_equal(made.partitions, 5);
-    assert_int_equal(made.min_replicas, 1); /* the declared default, not the broker's */
-    assert_int_equal(made.max_replicas, 1);
+    assert_int_equal(made.min_replicas, replication);
+    assert_int_equal(made.max_replicas, replication);
+    /* a declared topic that exists with another partition count is used as it is, and said so */
+    assert_int_equal(describe_topic("ext.commands", &made), brokers);
+    assert_int_equal(made.partitions, before.partitions);
+    char log_path[512];
+    snprintf(log_path, sizeof(log_path), "%s/log", gw.dir);
+    FILE *log = fopen(log_path, "r");
+    assert_non_null(log);
+    char line[1024];
+    int warned = 0;
+    while (fgets(line, sizeof(line), log) != NULL)
+        warned |= strstr(line, "topic ext.commands exists with 3 partition(s), not the 7 declared") != NULL;
+    fclose(log);
+    assert_true(warned);
     /* and a command on the replicated topic is acknowledged by all in-sync replicas */
     sg_test_response_t res;
     assert_int_equal(sg_test_post_json(&gw, "/made/k", NULL, "{\"made\":1}", &res), 0);
