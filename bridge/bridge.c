@@ -47,6 +47,8 @@ struct st_sg_bridge_t {
         int all;              /* some route reads every partition */
         const int32_t **pins; /* per route using the topic: its pinned partitions */
         const size_t *n_pins;
+        const char **correlation_headers; /* the distinct names its routes use, in route order */
+        size_t n_correlation_headers;
     } * reply_topics;
     size_t n_reply_topics;
     sg_bridge_delivery_cb delivery_cb;
@@ -227,6 +229,24 @@ int sg_bridge_reply_find_header(const sg_reply_t *reply, const char *name, const
     return rd_kafka_header_get_last(hdrs, name, value, len) == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -1;
 }
 
+/* The reply's correlation id, under the first of its topic's correlation header names that it
+ * carries (routes sharing a reply topic may name it differently; ids are MAC-checked, so trying
+ * each name cannot match another route's reply by mistake). */
+static void find_correlation(const sg_bridge_t *bridge, const char *topic, rd_kafka_headers_t *hdrs, sg_reply_t *reply)
+{
+    for (size_t t = 0; t < bridge->n_reply_topics; ++t) {
+        if (strcmp(bridge->reply_topics[t].name, topic) != 0)
+            continue;
+        for (size_t h = 0; h < bridge->reply_topics[t].n_correlation_headers; ++h)
+            if (rd_kafka_header_get_last(hdrs, bridge->reply_topics[t].correlation_headers[h], &reply->correlation_id,
+                                         &reply->correlation_len) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+                reply->correlation_header = bridge->reply_topics[t].correlation_headers[h];
+                return;
+            }
+        return;
+    }
+}
+
 static void serve_replies(sg_bridge_t *bridge)
 {
     for (int i = 0;; ++i) {
@@ -252,7 +272,7 @@ static void serve_replies(sg_bridge_t *bridge)
             };
             rd_kafka_headers_t *hdrs = NULL;
             if (rd_kafka_message_headers(msg, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR)
-                rd_kafka_header_get_last(hdrs, "kafka_correlationId", &reply.correlation_id, &reply.correlation_len);
+                find_correlation(bridge, reply.topic, hdrs, &reply);
             bridge->reply_cb(bridge->reply_ctx, &reply);
         } else if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
             sg_log_warn("reply consumer: %s", rd_kafka_message_errstr(msg));
@@ -311,8 +331,17 @@ static void collect_reply_topics(sg_bridge_t *bridge)
             bridge->reply_topics[t].name = route->reply.topic;
             bridge->reply_topics[t].pins = sg_calloc(conf->n_routes, sizeof(*bridge->reply_topics[t].pins));
             bridge->reply_topics[t].n_pins = sg_calloc(conf->n_routes, sizeof(*bridge->reply_topics[t].n_pins));
+            bridge->reply_topics[t].correlation_headers =
+                sg_calloc(conf->n_routes, sizeof(*bridge->reply_topics[t].correlation_headers));
             ++bridge->n_reply_topics;
         }
+        const char *header = sg_route_correlation_header(route);
+        size_t h = 0;
+        while (h < bridge->reply_topics[t].n_correlation_headers &&
+               strcmp(bridge->reply_topics[t].correlation_headers[h], header) != 0)
+            ++h;
+        if (h == bridge->reply_topics[t].n_correlation_headers)
+            bridge->reply_topics[t].correlation_headers[bridge->reply_topics[t].n_correlation_headers++] = header;
         if (route->reply.n_partitions == 0)
             bridge->reply_topics[t].all = 1;
         ((const int32_t **)bridge->reply_topics[t].pins)[i] = route->reply.partitions;
@@ -556,6 +585,7 @@ void sg_bridge_destroy(sg_bridge_t *bridge)
     for (size_t t = 0; t < bridge->n_reply_topics; ++t) {
         free((void *)bridge->reply_topics[t].pins);
         free((void *)bridge->reply_topics[t].n_pins);
+        free(bridge->reply_topics[t].correlation_headers);
     }
     free(bridge->reply_topics);
     if (bridge->consumer_queue != NULL)

@@ -173,7 +173,7 @@ void sg_gateway_on_reply(void *ctx, const sg_reply_t *reply)
         if (strcmp(name, ":status") == 0) {
             if (!msg->oversized)
                 msg->status = sg_http_status_parse(value, len);
-        } else if (strcmp(name, "kafka_correlationId") != 0 && msg->n_headers < SG_REPLY_MAX_HEADERS && value != NULL &&
+        } else if (strcmp(name, reply->correlation_header) != 0 && msg->n_headers < SG_REPLY_MAX_HEADERS && value != NULL &&
                    len <= SG_REPLY_MAX_HEADER_VALUE && sg_http_header_value_ok(value, len)) {
             msg->headers[msg->n_headers].name = sg_strdup(name);
             msg->headers[msg->n_headers].value = sg_memdup(value, len);

@@ -410,12 +410,13 @@ static int produce(h2o_req_t *req, sg_cmd_t *cmd, const char *key, int keylen, h
     h2o_iovec_t incoming = sg_http_header(req, H2O_STRLIT("traceparent"));
     sg_traceparent_make(&loop->commands->trace_rng, incoming.base, incoming.len, traceparent);
     sg_bridge_header_t headers[] = {
-        {"kafka_correlationId", cmd->id_text, SG_REQID_TEXT_LEN},
+        {sg_route_correlation_header(route), cmd->id_text, SG_REQID_TEXT_LEN},
         {"content-type", value_type, strlen(value_type)},
         {"traceparent", traceparent, SG_TRACEPARENT_LEN},
         {SG_ROUTE_HEADER, route->name, strlen(route->name)},
-        {"kafka_replyTopic", route->has_reply ? route->reply.topic : NULL, route->has_reply ? strlen(route->reply.topic) : 0},
-        {"kafka_replyPartition", NULL, 4},
+        {route->has_reply ? route->reply.reply_topic_header : NULL, route->has_reply ? route->reply.topic : NULL,
+         route->has_reply ? strlen(route->reply.topic) : 0},
+        {route->has_reply ? route->reply.reply_partition_header : NULL, NULL, 4},
     };
     size_t n_headers = route->has_reply ? 5 : 4;
     uint8_t pinned[4];
