@@ -52,7 +52,10 @@ void sg_gateway_on_delivery(void *opaque, const sg_delivery_t *delivery)
     if (cmd->route->has_reply && cmd->err == SG_BRIDGE_OK)
         record_pending(cmd->loop->server, cmd->id_text, cmd->create_ms);
     if (cmd->idem_key != NULL) {
-        if (cmd->err != SG_BRIDGE_OK)
+        if (cmd->err != SG_BRIDGE_OK && delivery->status == SG_DELIVERY_POSSIBLY_PERSISTED)
+            /* sent and unanswered: it may be in the log, so the key stays claimed until a lookup knows */
+            cmd->outcome_unknown = sg_idem_mark_unknown(cmd->loop->server, cmd) == 0;
+        else if (cmd->err != SG_BRIDGE_OK)
             sg_idem_release(cmd->loop->server, cmd); /* not in Kafka: a retry may claim the key again */
         else if (!cmd->route->has_reply)
             sg_idem_record_accepted(cmd->loop->server, cmd);

@@ -24,6 +24,7 @@ typedef struct st_sg_cmd_t {
     unsigned dr_pending : 1, in_table : 1, async : 1, timed_out : 1, acked : 1;
     /* filled on the bridge thread before the hand-off */
     int err;
+    int outcome_unknown; /* failed, possibly in the log: its Idempotency-Key stays claimed (lookup) */
     const char *errstr;
     int32_t partition;
     int64_t offset;

@@ -210,7 +210,12 @@ static void on_deliveries(h2o_multithread_receiver_t *receiver, h2o_linklist_t *
         cmd->dr_pending = 0;
         cmd->acked = cmd->err == SG_BRIDGE_OK;
         if (sg_park_is_parked(&cmd->park)) {
-            if (cmd->err != SG_BRIDGE_OK) {
+            if (cmd->outcome_unknown) {
+                sg_problem(take_request(cmd), SG_PROBLEM_OUTCOME_UNKNOWN, "Idempotency-Key",
+                           "Kafka did not answer (%s); the event may be in the log. Retry with the same Idempotency-Key: "
+                           "it is answered once the outcome is known",
+                           cmd->errstr ? cmd->errstr : "unknown error");
+            } else if (cmd->err != SG_BRIDGE_OK) {
                 sg_problem(take_request(cmd), SG_PROBLEM_KAFKA_UNAVAILABLE, NULL, "the event was not acknowledged by Kafka: %s",
                            cmd->errstr ? cmd->errstr : "unknown error");
             } else if (!cmd->route->has_reply) {

@@ -66,6 +66,9 @@ struct st_sg_server_t {
     struct st_sg_tables_t *tables;             /* materialized tables, or NULL (none configured) */
     struct st_sg_materializer_t *materializer; /* feeds them; readiness waits for it */
     struct st_sg_registry_t *registry;         /* schemas (built in or external client); NULL: none */
+    struct st_sg_lookup_t *lookup;             /* settles possibly persisted produces; NULL: none */
+    pthread_mutex_t lookups_lock;              /* guards lookups (idempotency.c) */
+    struct st_sg_idem_lookup_t *lookups;       /* the Idempotency-Key lookups submitted, not yet answered */
     /* made by the features' init_server (main thread), read-only afterwards */
     sg_bridge_topic_t **route_topics; /* per conf->routes[i] (commands.c) */
     h2o_iovec_t *route_accept_prefix; /* per route: {"topic":<json string>,"partition": (commands.c) */
