@@ -15,7 +15,8 @@ typedef struct st_sg_cmd_t {
     sg_park_t park;                    /* the HTTP request while it waits; loop thread only */
     sg_loop_t *loop;
     const sg_route_conf_t *route;
-    int64_t create_ms; /* the record's CreateTime, set by us */
+    int64_t create_ms;     /* the record's CreateTime, set by us */
+    int64_t wait_until_ms; /* sync reply routes: when the wait for the reply ends (sg_now_ms) */
     sg_reqid_t id;
     char id_text[SG_REQID_TEXT_LEN + 1];
     char *idem_key; /* Idempotency-Key this request claimed (owned), or NULL */

@@ -170,12 +170,60 @@ static void maybe_free(sg_cmd_t *cmd)
     free(cmd);
 }
 
+/* librdkafka times messages out on a one-second scan, so its report can come up to a second
+ * after message.timeout.ms, later still on a loaded machine: the gateway keeps its own promise of
+ * an answer within kafka.produce_timeout (+ this slack). */
+#define SG_ACK_SLACK_MS 500
+
+static int64_t ack_deadline(const sg_cmd_t *cmd)
+{
+    return cmd->create_ms + cmd->loop->server->conf->kafka.produce_timeout_ms + SG_ACK_SLACK_MS;
+}
+
+/* The park's deadline: the earlier of the reply wait's end (sync reply routes) and, while the
+ * broker has not acknowledged, the ack deadline. */
+static void arm_deadline(sg_cmd_t *cmd)
+{
+    int64_t at = cmd->acked ? INT64_MAX : ack_deadline(cmd);
+    if (cmd->route->has_reply && !cmd->async && !cmd->timed_out && cmd->wait_until_ms < at)
+        at = cmd->wait_until_ms;
+    if (at == INT64_MAX)
+        return;
+    int64_t now = sg_now_ms();
+    sg_park_set_deadline(&cmd->park, at > now ? at - now : 0);
+}
+
 static void on_wait_deadline(sg_park_t *park)
 {
     sg_cmd_t *cmd = H2O_STRUCT_FROM_MEMBER(sg_cmd_t, park, park);
+    int64_t now = sg_now_ms();
+    if (!cmd->acked) {
+        if (now >= ack_deadline(cmd)) {
+            /* No 2xx without the ack, and no wait beyond the produce timeout: 503. The delivery
+             * report still comes and settles an Idempotency-Key (a retry meanwhile gets 409). */
+            if (cmd->idem_key != NULL)
+                sg_problem(take_request(cmd), SG_PROBLEM_OUTCOME_UNKNOWN, "Idempotency-Key",
+                           "Kafka did not acknowledge the event within kafka.produce_timeout (%lld ms); it may still be "
+                           "written. Retry with the same Idempotency-Key: it is answered once the outcome is known",
+                           (long long)cmd->loop->server->conf->kafka.produce_timeout_ms);
+            else
+                sg_problem(take_request(cmd), SG_PROBLEM_KAFKA_UNAVAILABLE, NULL,
+                           "the event was not acknowledged by Kafka within kafka.produce_timeout (%lld ms); it may still be "
+                           "written",
+                           (long long)cmd->loop->server->conf->kafka.produce_timeout_ms);
+            maybe_free(cmd);
+            return;
+        }
+        if (cmd->route->has_reply && !cmd->async && now >= cmd->wait_until_ms)
+            cmd->timed_out = 1; /* the delivery report answers 202 + Location */
+        arm_deadline(cmd);
+        return;
+    }
+    if (cmd->route->has_reply && !cmd->async && !cmd->timed_out && now < cmd->wait_until_ms) {
+        arm_deadline(cmd); /* the ack deadline fired just as the ack came: the reply wait goes on */
+        return;
+    }
     cmd->timed_out = 1;
-    if (!cmd->acked)
-        return; /* no 2xx before the broker ack: the delivery report answers */
     h2o_req_t *req = take_request(cmd);
     if (req != NULL)
         respond_pending(req, cmd);
@@ -188,8 +236,10 @@ static void on_wait_deadline(sg_park_t *park)
 static void on_drain(sg_park_t *park)
 {
     sg_cmd_t *cmd = H2O_STRUCT_FROM_MEMBER(sg_cmd_t, park, park);
-    if (cmd->route->has_reply && !cmd->async)
+    if (cmd->route->has_reply && !cmd->async) {
+        cmd->timed_out = 1; /* the wait ends now */
         on_wait_deadline(park);
+    }
 }
 
 static void on_gone(sg_park_t *park)
@@ -527,8 +577,8 @@ void sg_commands_handle(h2o_req_t *req, size_t route_index, const sg_path_match_
     cmd->dr_pending = 1;
     atomic_fetch_add(&server->inflight, 1);
     sg_park_start(&cmd->park, &command_park, req, &cmd->loop->commands->parked, NULL);
-    if (route->has_reply && !async)
-        sg_park_set_deadline(&cmd->park, wait_ms);
+    cmd->wait_until_ms = cmd->create_ms + wait_ms;
+    arm_deadline(cmd);
 }
 
 /* --- the feature ---------------------------------------------------------------------------- */
