@@ -43,6 +43,8 @@ typedef struct st_sg_idem_lookup_t {
     const sg_route_conf_t *route;
     char id_text[SG_REQID_TEXT_LEN + 1];
     int64_t created_ms;
+    int32_t partition;
+    int not_found_once; /* a first read found nothing: it is read once more before the key is freed */
     size_t key_len;
     char key[]; /* the Idempotency-Key */
 } sg_idem_lookup_t;
@@ -209,6 +211,15 @@ static void on_lookup(void *opaque, int result, int32_t partition, int64_t offse
         }
         sg_log_info("route %s: request %s, not acknowledged, is in %s [%d] at offset %lld: its Idempotency-Key replays that",
                     route->name, job->id_text, route->topic, (int)partition, (long long)offset);
+    } else if (result == SG_LOOKUP_NOT_FOUND && !job->not_found_once &&
+               sg_lookup_submit(server->lookup, route->topic, job->partition, job->created_ms, sg_route_correlation_header(route),
+                                job->id_text, SG_REQID_TEXT_LEN, SG_IDEM_LOOKUP_SETTLE_MS, SG_IDEM_LOOKUP_TIMEOUT_MS, on_lookup,
+                                job) == 0) {
+        /* Read once more, a settle time later, before freeing the key: a consumer sees a record only
+         * once the in-sync replicas have it, and followers just back from a stall may still be
+         * fetching it. The job stays listed. */
+        job->not_found_once = 1;
+        return;
     } else if (result == SG_LOOKUP_NOT_FOUND) {
         if (sg_store_idem_release(server->store, route->name, job->key, job->key_len, job->id_text, SG_REQID_TEXT_LEN, err,
                                   sizeof(err)) < 0)
@@ -248,6 +259,7 @@ static int submit_lookup(sg_server_t *server, const sg_route_conf_t *route, cons
     job->route = route;
     memcpy(job->id_text, id_text, SG_REQID_TEXT_LEN);
     job->created_ms = produced_ms;
+    job->partition = partition;
     memcpy(job->key, key, key_len);
     job->key_len = key_len;
     job->next = server->lookups;
