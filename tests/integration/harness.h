@@ -199,6 +199,11 @@ typedef struct st_sg_test_worker_t sg_test_worker_t;
 sg_test_worker_t *sg_test_worker_start(const char *bootstrap, const char *request_topic, int partitions);
 /* (sg_test_worker_start returns once the worker's consumer is assigned from the partitions'
  * start offsets, or after 40 s.) */
+/** As sg_test_worker_start, with other header names for the correlation id (read, and written
+ * back on the reply) and the reply topic (a route's reply.correlation_header and
+ * reply.reply_topic_header). */
+sg_test_worker_t *sg_test_worker_start_named(const char *bootstrap, const char *request_topic, int partitions,
+                                             const char *correlation_header, const char *reply_topic_header);
 void sg_test_worker_stop(sg_test_worker_t *worker);
 /** Monotonic ms (CLOCK_MONOTONIC) when the worker last produced a reply. */
 int64_t sg_test_worker_last_reply_ms(const sg_test_worker_t *worker);
