@@ -173,7 +173,7 @@ static void maybe_free(sg_cmd_t *cmd)
 /* librdkafka times messages out on a one-second scan, so its report can come up to a second
  * after message.timeout.ms, later still on a loaded machine: the gateway keeps its own promise of
  * an answer within kafka.produce_timeout (+ this slack). */
-#define SG_ACK_SLACK_MS 500
+#define SG_ACK_SLACK_MS 250
 
 static int64_t ack_deadline(const sg_cmd_t *cmd)
 {
