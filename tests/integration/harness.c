@@ -1235,3 +1235,25 @@ int sg_test_proc_terminate(sg_test_proc_t *proc)
         dump_log(proc);
     return WEXITSTATUS(status);
 }
+
+char *sg_test_poll_done(const sg_test_proc_t *gw, const char *location, int timeout_ms)
+{
+    for (int64_t deadline = sg_test_now_ms() + timeout_ms; sg_test_now_ms() < deadline;) {
+        sg_test_response_t res;
+        if (sg_test_http(gw, "GET", location, "Prefer: wait=5\r\n", NULL, 0, &res) == 0) {
+            json_t *doc = res.status == 200 ? json_loads(res.body, 0, NULL) : NULL;
+            const char *state = json_string_value(json_object_get(doc, "state"));
+            int done = state != NULL && strcmp(state, "done") == 0;
+            json_decref(doc);
+            if (done) {
+                char *body = res.body;
+                res.body = NULL;
+                sg_test_response_free(&res);
+                return body;
+            }
+            sg_test_response_free(&res);
+        }
+        sg_test_sleep_ms(200);
+    }
+    return NULL;
+}

@@ -157,6 +157,10 @@ void sg_test_h2load_at(const sg_test_proc_t *gw, const char *path, const char *b
 /** Sends raw bytes and reads until close; for malformed-protocol tests. */
 int sg_test_http_raw(const sg_test_proc_t *gw, const char *raw, size_t raw_len, sg_test_response_t *res);
 
+/** Polls GET `location` (a /requests/{id} path; long-polls of 5 s) until its state is "done",
+ * within timeout_ms. Returns the status document's text (owned; free()) or NULL. */
+char *sg_test_poll_done(const sg_test_proc_t *gw, const char *location, int timeout_ms);
+
 /** Value of a response header (name lower-case), copied into buf; NULL when absent. */
 const char *sg_test_header(const sg_test_response_t *res, const char *name, char *buf, size_t buflen);
 

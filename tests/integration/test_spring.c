@@ -94,22 +94,14 @@ static void print_file(const char *path)
     free(text);
 }
 
-/* Polls GET location (long-poll) until done; returns the status document (owned) or NULL. */
+/* The done status document of location (owned), or NULL. */
 static json_t *poll_done(const sg_test_proc_t *gw, const char *location, int64_t deadline)
 {
-    while (sg_test_now_ms() < deadline) {
-        sg_test_response_t res;
-        if (sg_test_http(gw, "GET", location, "Prefer: wait=5\r\n", NULL, 0, &res) == 0) {
-            json_t *doc = res.status == 200 ? json_loads(res.body, 0, NULL) : NULL;
-            sg_test_response_free(&res);
-            const char *state_text = json_string_value(json_object_get(doc, "state"));
-            if (state_text != NULL && strcmp(state_text, "done") == 0)
-                return doc;
-            json_decref(doc);
-        }
-        sg_test_sleep_ms(200);
-    }
-    return NULL;
+    int64_t left = deadline - sg_test_now_ms();
+    char *text = left > 0 ? sg_test_poll_done(gw, location, (int)left) : NULL;
+    json_t *doc = text != NULL ? json_loads(text, 0, NULL) : NULL;
+    free(text);
+    return doc;
 }
 
 static void test_spring_responder_answers_a_reply_route(void **state)
@@ -195,7 +187,7 @@ static void test_spring_responder_answers_a_reply_route(void **state)
         json_decref(status);
     }
     fprintf(stderr,
-            "spring responder: first reply %lld ms after starting the JVM; then 5 async round trips in %lld ms, each "
+            "spring responder: first reply %lld ms after starting the JVM; then 3 sync and 5 async round trips in %lld ms, each "
             "with streamgate's id copied back unchanged\n",
             (long long)first_ms, (long long)(sg_test_now_ms() - sync_start));
     kill(java, SIGTERM);
