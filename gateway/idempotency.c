@@ -211,15 +211,18 @@ static void on_lookup(void *opaque, int result, int32_t partition, int64_t offse
         }
         sg_log_info("route %s: request %s, not acknowledged, is in %s [%d] at offset %lld: its Idempotency-Key replays that",
                     route->name, job->id_text, route->topic, (int)partition, (long long)offset);
-    } else if (result == SG_LOOKUP_NOT_FOUND && !job->not_found_once &&
-               sg_lookup_submit(server->lookup, route->topic, job->partition, job->created_ms, sg_route_correlation_header(route),
-                                job->id_text, SG_REQID_TEXT_LEN, SG_IDEM_LOOKUP_SETTLE_MS, SG_IDEM_LOOKUP_TIMEOUT_MS, on_lookup,
-                                job) == 0) {
+    } else if (result == SG_LOOKUP_NOT_FOUND && !job->not_found_once) {
         /* Read once more, a settle time later, before freeing the key: a consumer sees a record only
          * once the in-sync replicas have it, and followers just back from a stall may still be
-         * fetching it. The job stays listed. */
+         * fetching it. The job stays listed meanwhile. */
         job->not_found_once = 1;
-        return;
+        if (sg_lookup_submit(server->lookup, route->topic, job->partition, job->created_ms, sg_route_correlation_header(route),
+                             job->id_text, SG_REQID_TEXT_LEN, SG_IDEM_LOOKUP_SETTLE_MS, SG_IDEM_LOOKUP_TIMEOUT_MS, on_lookup,
+                             job) == 0)
+            return;
+        sg_log_warn("route %s: request %s: not in %s at a first read, and the second read could not be queued; the next "
+                    "retry of its Idempotency-Key looks again",
+                    route->name, job->id_text, route->topic);
     } else if (result == SG_LOOKUP_NOT_FOUND) {
         if (sg_store_idem_release(server->store, route->name, job->key, job->key_len, job->id_text, SG_REQID_TEXT_LEN, err,
                                   sizeof(err)) < 0)
