@@ -51,6 +51,8 @@ struct st_sg_bridge_t {
         int all;              /* some route reads every partition */
         const int32_t **pins; /* per route using the topic: its pinned partitions */
         const size_t *n_pins;
+        const char **correlation_headers; /* the distinct names its routes use, in route order */
+        size_t n_correlation_headers;
     } * reply_topics;
     size_t n_reply_topics;
     sg_bridge_delivery_cb delivery_cb;
@@ -243,6 +245,24 @@ int sg_bridge_reply_find_header(const sg_reply_t *reply, const char *name, const
     return rd_kafka_header_get_last(hdrs, name, value, len) == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -1;
 }
 
+/* The reply's correlation id, under the first of its topic's correlation header names that it
+ * carries (routes sharing a reply topic may name it differently; ids are MAC-checked, so trying
+ * each name cannot match another route's reply by mistake). */
+static void find_correlation(const sg_bridge_t *bridge, const char *topic, rd_kafka_headers_t *hdrs, sg_reply_t *reply)
+{
+    for (size_t t = 0; t < bridge->n_reply_topics; ++t) {
+        if (strcmp(bridge->reply_topics[t].name, topic) != 0)
+            continue;
+        for (size_t h = 0; h < bridge->reply_topics[t].n_correlation_headers; ++h)
+            if (rd_kafka_header_get_last(hdrs, bridge->reply_topics[t].correlation_headers[h], &reply->correlation_id,
+                                         &reply->correlation_len) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+                reply->correlation_header = bridge->reply_topics[t].correlation_headers[h];
+                return;
+            }
+        return;
+    }
+}
+
 static void serve_replies(sg_bridge_t *bridge)
 {
     for (int i = 0;; ++i) {
@@ -268,7 +288,7 @@ static void serve_replies(sg_bridge_t *bridge)
             };
             rd_kafka_headers_t *hdrs = NULL;
             if (rd_kafka_message_headers(msg, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR)
-                rd_kafka_header_get_last(hdrs, "kafka_correlationId", &reply.correlation_id, &reply.correlation_len);
+                find_correlation(bridge, reply.topic, hdrs, &reply);
             bridge->reply_cb(bridge->reply_ctx, &reply);
         } else if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
             sg_log_warn("reply consumer: %s", rd_kafka_message_errstr(msg));
@@ -327,8 +347,17 @@ static void collect_reply_topics(sg_bridge_t *bridge)
             bridge->reply_topics[t].name = route->reply.topic;
             bridge->reply_topics[t].pins = sg_calloc(conf->n_routes, sizeof(*bridge->reply_topics[t].pins));
             bridge->reply_topics[t].n_pins = sg_calloc(conf->n_routes, sizeof(*bridge->reply_topics[t].n_pins));
+            bridge->reply_topics[t].correlation_headers =
+                sg_calloc(conf->n_routes, sizeof(*bridge->reply_topics[t].correlation_headers));
             ++bridge->n_reply_topics;
         }
+        const char *header = sg_route_correlation_header(route);
+        size_t h = 0;
+        while (h < bridge->reply_topics[t].n_correlation_headers &&
+               strcmp(bridge->reply_topics[t].correlation_headers[h], header) != 0)
+            ++h;
+        if (h == bridge->reply_topics[t].n_correlation_headers)
+            bridge->reply_topics[t].correlation_headers[bridge->reply_topics[t].n_correlation_headers++] = header;
         if (route->reply.n_partitions == 0)
             bridge->reply_topics[t].all = 1;
         ((const int32_t **)bridge->reply_topics[t].pins)[i] = route->reply.partitions;
@@ -504,6 +533,27 @@ sg_bridge_topic_t *sg_bridge_topic(sg_bridge_t *bridge, const char *name)
     return topic;
 }
 
+/* A topic that existed already keeps its partition count: say so when it is not the declared one
+ * (keys then land on other partitions than a topic created from the config would use). */
+static void warn_partition_count(sg_bridge_t *bridge, const char *name, int64_t timeout_ms)
+{
+    int declared = 0;
+    for (size_t i = 0; i < bridge->conf->n_topics; ++i)
+        if (strcmp(bridge->conf->topics[i].name, name) == 0)
+            declared = bridge->conf->topics[i].partitions;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(bridge->rk, name, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    if (rkt != NULL && rd_kafka_metadata(bridge->rk, 0, rkt, &md, (int)timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR && declared > 0 &&
+        md->topics[0].partition_cnt != declared)
+        sg_log_warn("topic %s exists with %d partition(s), not the %d declared in topics[]; it is used as it is", name,
+                    md->topics[0].partition_cnt, declared);
+    if (md != NULL)
+        rd_kafka_metadata_destroy(md);
+    if (rkt != NULL)
+        rd_kafka_topic_destroy(rkt);
+}
+
 int sg_bridge_create_topics(sg_bridge_t *bridge, int64_t timeout_ms, char *err, size_t errlen)
 {
     const sg_conf_t *conf = bridge->conf;
@@ -513,8 +563,11 @@ int sg_bridge_create_topics(sg_bridge_t *bridge, int64_t timeout_ms, char *err, 
     int rc = -1;
     char rkerr[512];
     for (size_t i = 0; i < conf->n_topics; ++i) {
-        newtopics[i] = rd_kafka_NewTopic_new(conf->topics[i].name, conf->topics[i].partitions, conf->topics[i].replication, rkerr,
-                                             sizeof(rkerr));
+        /* An unset replication (0) asks for the broker's default.replication.factor (-1), so a
+         * topic on three nodes is replicated as the cluster intends. */
+        newtopics[i] =
+            rd_kafka_NewTopic_new(conf->topics[i].name, conf->topics[i].partitions,
+                                  conf->topics[i].replication > 0 ? conf->topics[i].replication : -1, rkerr, sizeof(rkerr));
         if (newtopics[i] == NULL) {
             sg_errf(err, errlen, "topics[%zu]: %s", i, rkerr);
             goto done;
@@ -536,6 +589,8 @@ int sg_bridge_create_topics(sg_bridge_t *bridge, int64_t timeout_ms, char *err, 
         rc = 0;
         for (size_t i = 0; i < n && rc == 0; ++i) {
             rd_kafka_resp_err_t terr = rd_kafka_topic_result_error(results[i]);
+            if (terr == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+                warn_partition_count(bridge, rd_kafka_topic_result_name(results[i]), timeout_ms);
             if (terr != RD_KAFKA_RESP_ERR_NO_ERROR && terr != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
                 sg_errf(err, errlen, "kafka.create_topics: topic %s: %s", rd_kafka_topic_result_name(results[i]),
                         rd_kafka_topic_result_error_string(results[i]) ? rd_kafka_topic_result_error_string(results[i])
@@ -640,6 +695,7 @@ void sg_bridge_destroy(sg_bridge_t *bridge)
     for (size_t t = 0; t < bridge->n_reply_topics; ++t) {
         free((void *)bridge->reply_topics[t].pins);
         free((void *)bridge->reply_topics[t].n_pins);
+        free(bridge->reply_topics[t].correlation_headers);
     }
     free(bridge->reply_topics);
     if (bridge->reply_assignment != NULL)

@@ -56,9 +56,10 @@ typedef struct st_sg_reply_t {
     int32_t partition;
     int64_t offset;
     int64_t timestamp_ms;
-    const void *correlation_id; /* kafka_correlationId header, NULL when absent */
+    const void *correlation_id; /* the correlation header (a reply route's reply.correlation_header), NULL when absent */
     size_t correlation_len;
-    const void *value; /* NULL for a tombstone */
+    const char *correlation_header; /* the name it came under, NULL when absent */
+    const void *value;              /* NULL for a tombstone */
     size_t value_len;
     const void *message; /* for sg_bridge_reply_header */
 } sg_reply_t;

@@ -2059,8 +2059,8 @@ static const prop_t topic_props[] = {
      FIELD(sg_topic_conf_t, replication),
      .min = 1,
      .max = 32,
-     .def = "1",
-     .doc = "Replication factor when created (capped to the broker count in embedded mode)."},
+     .doc = "Replication factor when created. Default: the cluster's (default.replication.factor; 1 in embedded mode, "
+            "where it is capped to the broker count)."},
     {0},
 };
 static const struct_desc_t topic_desc = {.name = "topic", .size = sizeof(sg_topic_conf_t), .props = topic_props};
@@ -2114,6 +2114,23 @@ static const prop_t reply_props[] = {
      .max = 100000,
      .doc = "Pin this instance to these reply partitions: it reads only them and asks workers to reply there "
             "(kafka_replyPartition). Default: every partition, so any instance can answer for any request."},
+    {.name = "correlation_header",
+     .type = PT_STRING,
+     FIELD(sg_reply_conf_t, correlation_header),
+     .def = SG_HEADER_CORRELATION,
+     .doc = "Event header carrying the request id (ASCII) on the request and, unchanged, on the reply. Default: Spring "
+            "Kafka's. Routes may share a reply topic with different names: a reply is matched by any of them."},
+    {.name = "reply_topic_header",
+     .type = PT_STRING,
+     FIELD(sg_reply_conf_t, reply_topic_header),
+     .def = SG_HEADER_REPLY_TOPIC,
+     .doc = "Request event header naming the reply topic. Default: Spring Kafka's."},
+    {.name = "reply_partition_header",
+     .type = PT_STRING,
+     FIELD(sg_reply_conf_t, reply_partition_header),
+     .def = SG_HEADER_REPLY_PARTITION,
+     .doc = "Request event header with the reply partition (4-byte big-endian), sent with pinned partitions. Default: "
+            "Spring Kafka's."},
     {0},
 };
 static const struct_desc_t reply_desc = {.name = "reply", .props = reply_props};

@@ -135,7 +135,15 @@ typedef struct st_sg_reply_conf_t {
     size_t n_headers;
     int32_t *partitions; /* pinned reply partitions; none = every partition */
     size_t n_partitions;
+    /* Event header names (defaults: Spring Kafka's, SG_HEADER_*) */
+    char *correlation_header;     /* the request id, on requests and replies */
+    char *reply_topic_header;     /* where to reply */
+    char *reply_partition_header; /* which partition to reply to (pinned partitions only) */
 } sg_reply_conf_t;
+
+#define SG_HEADER_CORRELATION "kafka_correlationId"
+#define SG_HEADER_REPLY_TOPIC "kafka_replyTopic"
+#define SG_HEADER_REPLY_PARTITION "kafka_replyPartition"
 
 typedef struct st_sg_route_conf_t {
     char *name;
@@ -150,6 +158,12 @@ typedef struct st_sg_route_conf_t {
     sg_access_conf_t access; /* scopes, public */
     unsigned line;           /* line of the route in the config file, for messages */
 } sg_route_conf_t;
+
+/* The header carrying a route's request id: its reply's correlation_header, else the default. */
+static inline const char *sg_route_correlation_header(const sg_route_conf_t *route)
+{
+    return route->has_reply && route->reply.correlation_header != NULL ? route->reply.correlation_header : SG_HEADER_CORRELATION;
+}
 
 typedef struct st_sg_table_conf_t {
     char *name;

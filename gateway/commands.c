@@ -176,12 +176,60 @@ static void maybe_free(sg_cmd_t *cmd)
     free(cmd);
 }
 
+/* librdkafka times messages out on a one-second scan, so its report can come up to a second
+ * after message.timeout.ms, later still on a loaded machine: the gateway keeps its own promise of
+ * an answer within kafka.produce_timeout (+ this slack). */
+#define SG_ACK_SLACK_MS 250
+
+static int64_t ack_deadline(const sg_cmd_t *cmd)
+{
+    return cmd->create_ms + cmd->loop->server->conf->kafka.produce_timeout_ms + SG_ACK_SLACK_MS;
+}
+
+/* The park's deadline: the earlier of the reply wait's end (sync reply routes) and, while the
+ * broker has not acknowledged, the ack deadline. */
+static void arm_deadline(sg_cmd_t *cmd)
+{
+    int64_t at = cmd->acked ? INT64_MAX : ack_deadline(cmd);
+    if (cmd->route->has_reply && !cmd->async && !cmd->timed_out && cmd->wait_until_ms < at)
+        at = cmd->wait_until_ms;
+    if (at == INT64_MAX)
+        return;
+    int64_t now = sg_now_ms();
+    sg_park_set_deadline(&cmd->park, at > now ? at - now : 0);
+}
+
 static void on_wait_deadline(sg_park_t *park)
 {
     sg_cmd_t *cmd = H2O_STRUCT_FROM_MEMBER(sg_cmd_t, park, park);
+    int64_t now = sg_now_ms();
+    if (!cmd->acked) {
+        if (now >= ack_deadline(cmd)) {
+            /* No 2xx without the ack, and no wait beyond the produce timeout: 503. The delivery
+             * report still comes and settles an Idempotency-Key (a retry meanwhile gets 409). */
+            if (cmd->idem_key != NULL)
+                sg_problem(take_request(cmd), SG_PROBLEM_OUTCOME_UNKNOWN, "Idempotency-Key",
+                           "Kafka did not acknowledge the event within kafka.produce_timeout (%lld ms); it may still be "
+                           "written. Retry with the same Idempotency-Key: it is answered once the outcome is known",
+                           (long long)cmd->loop->server->conf->kafka.produce_timeout_ms);
+            else
+                sg_problem(take_request(cmd), SG_PROBLEM_KAFKA_UNAVAILABLE, NULL,
+                           "the event was not acknowledged by Kafka within kafka.produce_timeout (%lld ms); it may still be "
+                           "written",
+                           (long long)cmd->loop->server->conf->kafka.produce_timeout_ms);
+            maybe_free(cmd);
+            return;
+        }
+        if (cmd->route->has_reply && !cmd->async && now >= cmd->wait_until_ms)
+            cmd->timed_out = 1; /* the delivery report answers 202 + Location */
+        arm_deadline(cmd);
+        return;
+    }
+    if (cmd->route->has_reply && !cmd->async && !cmd->timed_out && now < cmd->wait_until_ms) {
+        arm_deadline(cmd); /* the ack deadline fired just as the ack came: the reply wait goes on */
+        return;
+    }
     cmd->timed_out = 1;
-    if (!cmd->acked)
-        return; /* no 2xx before the broker ack: the delivery report answers */
     h2o_req_t *req = take_request(cmd);
     if (req != NULL)
         respond_pending(req, cmd);
@@ -194,8 +242,10 @@ static void on_wait_deadline(sg_park_t *park)
 static void on_drain(sg_park_t *park)
 {
     sg_cmd_t *cmd = H2O_STRUCT_FROM_MEMBER(sg_cmd_t, park, park);
-    if (cmd->route->has_reply && !cmd->async)
+    if (cmd->route->has_reply && !cmd->async) {
+        cmd->timed_out = 1; /* the wait ends now */
         on_wait_deadline(park);
+    }
 }
 
 static void on_gone(sg_park_t *park)
@@ -222,7 +272,12 @@ static void on_deliveries(h2o_multithread_receiver_t *receiver, h2o_linklist_t *
             sg_metrics_produce_error(cmd->loop, cmd->err);
         sg_inflight_bytes_release(cmd->loop->server, cmd->value_bytes); /* librdkafka no longer holds the event */
         if (sg_park_is_parked(&cmd->park)) {
-            if (cmd->err != SG_BRIDGE_OK) {
+            if (cmd->outcome_unknown) {
+                sg_problem(take_request(cmd), SG_PROBLEM_OUTCOME_UNKNOWN, "Idempotency-Key",
+                           "Kafka did not answer (%s); the event may be in the log. Retry with the same Idempotency-Key: "
+                           "it is answered once the outcome is known",
+                           cmd->errstr ? cmd->errstr : "unknown error");
+            } else if (cmd->err != SG_BRIDGE_OK) {
                 sg_problem(take_request(cmd), SG_PROBLEM_KAFKA_UNAVAILABLE, NULL, "the event was not acknowledged by Kafka: %s",
                            cmd->errstr ? cmd->errstr : "unknown error");
             } else if (!cmd->route->has_reply) {
@@ -443,18 +498,19 @@ static int produce(h2o_req_t *req, sg_cmd_t *cmd, const char *key, int keylen, h
     h2o_iovec_t incoming = sg_http_header(req, H2O_STRLIT("traceparent"));
     sg_traceparent_make(&loop->commands->trace_rng, incoming.base, incoming.len, traceparent);
     sg_bridge_header_t headers[] = {
-        {"kafka_correlationId", cmd->id_text, SG_REQID_TEXT_LEN},
+        {sg_route_correlation_header(route), cmd->id_text, SG_REQID_TEXT_LEN},
         {"content-type", value_type, strlen(value_type)},
         {"traceparent", traceparent, SG_TRACEPARENT_LEN},
         {SG_ROUTE_HEADER, route->name, strlen(route->name)},
-        {NULL, NULL, 0}, /* and, as they apply: kafka_replyTopic, kafka_replyPartition, the principal */
+        {NULL, NULL, 0}, /* and, as they apply: the reply topic and partition (the route's header names), the principal */
         {NULL, NULL, 0},
         {NULL, NULL, 0},
     };
     size_t n_headers = 4;
     uint8_t pinned[4];
     if (route->has_reply)
-        headers[n_headers++] = (sg_bridge_header_t){"kafka_replyTopic", route->reply.topic, strlen(route->reply.topic)};
+        headers[n_headers++] =
+            (sg_bridge_header_t){route->reply.reply_topic_header, route->reply.topic, strlen(route->reply.topic)};
     if (route->has_reply && route->reply.n_partitions > 0) {
         /* This instance reads only these partitions: ask the worker to reply to one of them. */
         uint32_t partition = (uint32_t)route->reply.partitions[cmd->id.counter % route->reply.n_partitions];
@@ -462,7 +518,7 @@ static int produce(h2o_req_t *req, sg_cmd_t *cmd, const char *key, int keylen, h
         pinned[1] = (uint8_t)(partition >> 16);
         pinned[2] = (uint8_t)(partition >> 8);
         pinned[3] = (uint8_t)partition;
-        headers[n_headers++] = (sg_bridge_header_t){"kafka_replyPartition", pinned, 4};
+        headers[n_headers++] = (sg_bridge_header_t){route->reply.reply_partition_header, pinned, 4};
     }
     if (principal != NULL) {
         const char *name = sg_principal_name(principal);
@@ -592,8 +648,8 @@ void sg_commands_handle(h2o_req_t *req, size_t route_index, const sg_path_match_
     cmd->dr_pending = 1;
     atomic_fetch_add(&server->inflight, 1);
     sg_park_start(&cmd->park, &command_park, req, &cmd->loop->commands->parked, NULL);
-    if (route->has_reply && !async)
-        sg_park_set_deadline(&cmd->park, wait_ms);
+    cmd->wait_until_ms = cmd->create_ms + wait_ms;
+    arm_deadline(cmd);
 }
 
 /* --- the feature ---------------------------------------------------------------------------- */

@@ -75,6 +75,9 @@ struct st_sg_server_t {
     struct st_sg_registry_t *registry;         /* schemas (built in or external client); NULL: none */
     sg_auth_t *auth;                           /* the verifier (main.c); NULL: no auth section */
     struct st_sg_access_t *access;             /* rate limiter, policies per endpoint, refusal counts (access.c) */
+    struct st_sg_lookup_t *lookup;             /* settles possibly persisted produces; NULL: none */
+    pthread_mutex_t lookups_lock;              /* guards lookups (idempotency.c) */
+    struct st_sg_idem_lookup_t *lookups;       /* the Idempotency-Key lookups submitted, not yet answered */
     /* made by the features' init_server (main thread), read-only afterwards */
     sg_bridge_topic_t **route_topics; /* per conf->routes[i] (commands.c) */
     h2o_iovec_t *route_accept_prefix; /* per route: {"topic":<json string>,"partition": (commands.c) */

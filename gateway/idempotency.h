@@ -1,7 +1,8 @@
 /*
  * Idempotency-Key on command routes: claim on arrival (loop), record the first outcome or release
- * the claim (bridge thread, or the loop when the event never reached the producer). The records
- * live in the request store (RocksDB point operations, safe from any thread).
+ * the claim (bridge thread, or the loop when the event never reached the producer), or, when the
+ * produce's outcome is unknown, keep the claim until a lookup settles it (lookup thread). The
+ * records live in the request store (RocksDB point operations, safe from any thread).
  */
 #ifndef SG_IDEMPOTENCY_H
 #define SG_IDEMPOTENCY_H
@@ -26,5 +27,11 @@ void sg_idem_record_accepted(sg_server_t *server, const sg_cmd_t *cmd);
 
 /** The event did not reach Kafka: a retry may claim the key again. Any thread. */
 void sg_idem_release(sg_server_t *server, const sg_cmd_t *cmd);
+
+/** The produce failed but the event may be in the log (POSSIBLY_PERSISTED): keeps the key claimed
+ * as "outcome unknown" and submits a lookup that records the outcome (found) or releases the key
+ * (not found). Returns 0 marked, -1 when it could not be (the key is then released, as before).
+ * Bridge thread. */
+int sg_idem_mark_unknown(sg_server_t *server, const sg_cmd_t *cmd);
 
 #endif

@@ -22,6 +22,7 @@
 #include "sg_auth.h"
 #include "sg_base.h"
 #include "sg_bridge.h"
+#include "sg_lookup.h"
 #include "sg_log.h"
 #include "sg_cluster.h"
 #include "sg_conf.h"
@@ -365,6 +366,7 @@ static int run_gateway(const char *config_path)
     sg_tables_t *tables = NULL;
     sg_materializer_t *materializer = NULL;
     sg_registry_t *registry = NULL;
+    sg_lookup_t *lookup = NULL;
     if (mkdir_p(conf->data_dir, err, sizeof(err)) != 0)
         goto done;
 
@@ -402,6 +404,11 @@ static int run_gateway(const char *config_path)
         goto done;
     sg_server_set_registry(server, registry);
     sg_server_set_auth(server, auth);
+    /* Settles produces whose outcome librdkafka could not tell (Idempotency-Key; its thread starts
+     * on first use). */
+    if ((lookup = sg_lookup_create(conf, bootstraps, err, sizeof(err))) == NULL)
+        goto done;
+    sg_server_set_lookup(server, lookup);
     if (conf->n_tables > 0) {
         const char *names[256];
         for (size_t i = 0; i < conf->n_tables && i < 256; ++i)
@@ -462,6 +469,10 @@ done:
     sg_materializer_destroy(materializer);
     sg_tables_close(tables);
     sg_bridge_destroy(bridge);
+    /* After the loops and the bridge thread (they submit lookups), before the store (a lookup's
+     * answer writes to it; those still queued are answered "unknown" here and looked up again by
+     * the next retry after a restart). */
+    sg_lookup_destroy(lookup);
     /* Last of the three: the loops (parked writes), the materializer and the bridge thread
      * (decoding by schema id) all use it until they are stopped. */
     sg_registry_destroy(registry);

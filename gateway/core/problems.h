@@ -61,6 +61,7 @@
     X(NOT_READY, "not-ready", 503, "Not Ready", 1)                                                                                 \
     X(KAFKA_UNAVAILABLE, "kafka-unavailable", 503, "Kafka Unavailable", 1)                                                         \
     X(PRODUCER_QUEUE_FULL, "producer-queue-full", 503, "Producer Queue Full", 1)                                                   \
+    X(OUTCOME_UNKNOWN, "outcome-unknown", 503, "Outcome Unknown", 2)                                                               \
     X(SCHEMA_UNAVAILABLE, "schema-unavailable", 503, "Schema Unavailable", 1)                                                      \
     X(TOO_MANY_PENDING, "too-many-pending", 503, "Too Many Pending Requests", 1)                                                   \
     X(TOO_MANY_PENDING_BYTES, "too-many-pending-bytes", 503, "Too Many Pending Bytes", 1)                                          \

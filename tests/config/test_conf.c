@@ -149,7 +149,7 @@ static void test_full_yaml(void **state)
     assert_int_equal(conf->topics[0].replication, 3);
     assert_string_equal(conf->topics[1].name, "orders.replies");
     assert_int_equal(conf->topics[1].partitions, 1);
-    assert_int_equal(conf->topics[1].replication, 1);
+    assert_int_equal(conf->topics[1].replication, 0); /* unset: the cluster's default */
 
     assert_int_equal(conf->n_schemas, 1);
     assert_string_equal(conf->schemas[0].name, "PlaceOrder");
@@ -939,13 +939,14 @@ static void test_dump_reference(void **state)
     size_t rows = 0;
     for (const char *p = text; (p = strstr(p, "\n| `")) != NULL; p++)
         rows++;
-    assert_int_equal(rows, 102); /* 48 + requests (3 rows) + reply.partitions + limits.token_wait(_max) + schema_registry
+    assert_int_equal(rows, 105); /* 48 + requests (3 rows) + reply.partitions + limits.token_wait(_max) + schema_registry
                                   * (2 rows) + log.level and the log section (2 rows) = 58; DESIGN §6 adds 34: scopes and
                                   * public on routes, tables and queries (6), limits.registry_write_rate/_burst (2),
                                   * auth (1) with jwt (1 + 13), api_keys (1 + 3) and principal_header (1), and
                                   * rate_limits (1 + 5); static (3 rows), log.format, log.access, log.access_format: 6;
                                   * hardening (issue 11) adds limits.inflight_bytes, connections, write_timeout and
-                                  * queued_bytes: 4 */
+                                  * queued_bytes: 4; the reply header names (3) */
+    assert_non_null(strstr(text, "| `routes[].reply.correlation_header` | string | `kafka_correlationId` |"));
     assert_non_null(strstr(text, "| `auth.jwt.algorithms` | list of JWS algorithms | `[RS256, ES256]` |"));
     assert_non_null(strstr(text, "| `rate_limits[].rate` | rate (N/s, N/m, N/h) | required |"));
     assert_non_null(strstr(text, "| `auth.api_keys[].sha256` | SHA-256 (64 hex digits) | required |"));
