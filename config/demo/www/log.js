@@ -6,7 +6,12 @@ import { el } from './dom.js';
 function headerList(direction, headers) {
   if (headers.length === 0) return undefined;
   return el('dl', { class: `headers ${direction}` },
-    ...headers.flatMap(([name, value]) => [el('dt', {}, name), el('dd', {}, el('code', {}, value))]));
+    ...headers.flatMap(([name, value]) => [el('dt', {}, name), el('dd', {}, el('code', {}, shown(name, value)))]));
+}
+
+// A bearer token is some 600 characters: the panel shows its start, enough to tell which it is.
+function shown(name, value) {
+  return name === 'Authorization' && value.length > 40 ? `${value.slice(0, 40)}…` : value;
 }
 
 function bodyBlock(body) {
