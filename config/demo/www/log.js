@@ -44,6 +44,7 @@ export function createLog(list) {
           status.textContent = String(code);
           status.className = `status ${statusClass(code)}`;
           item.append(el('div', { class: 'half response' }, headerList('received', shownHeaders), bodyBlock(responseBody)));
+          list.scrollTop = list.scrollHeight; // the answer, not just the request line, in view
         },
         failed(message) {
           status.textContent = 'failed';
