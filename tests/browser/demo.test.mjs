@@ -293,7 +293,7 @@ try {
 
   await check('signed in as the admin, it is a 202 and the event carries the principal', async () => {
     await signInAs('admin');
-    assert.equal(await scopes.innerText(), 'orders:read orders:cancel');
+    assert.equal(await scopes.innerText(), 'orders:read orders:cancel registry:read metrics:read');
     await cancelOrder.click();
     await until('the 202', text(authOutcome),
       matching(new RegExp(`^202: the cancellation of ${orderId} is in orders\\.cancellations partition \\d+ at offset \\d+, sent as admin\\.$`)));
