@@ -44,7 +44,8 @@ export function createLog(list) {
           status.textContent = String(code);
           status.className = `status ${statusClass(code)}`;
           item.append(el('div', { class: 'half response' }, headerList('received', shownHeaders), bodyBlock(responseBody)));
-          list.scrollTop = list.scrollHeight; // the answer, not just the request line, in view
+          // The panel shows this exchange from its request line down, however long the answer.
+          list.scrollTop = item.offsetTop - list.offsetTop;
         },
         failed(message) {
           status.textContent = 'failed';
