@@ -41,8 +41,9 @@ export function setupAuth(section) {
   onSubmit(section.querySelector('form.action'), async (fields) => {
     out('outcome').value = 'Sending…';
     const path = `/orders/${encodeURIComponent(fields.id.value)}/cancel`;
+    const sender = signedIn()?.claims.sub; // who sent it, even if the page signs out meanwhile
     const res = await send(log, 'POST', path, { json: { reason: fields.reason.value }, headers: authHeaders() });
-    out('outcome').value = describe(res, fields.id.value);
+    out('outcome').value = describe(res, fields.id.value, sender);
   });
 }
 
@@ -60,11 +61,10 @@ async function loadIdentities(select) {
   return tokens;
 }
 
-function describe(res, id) {
+function describe(res, id, sender) {
   if (res === null) return 'No response from the gateway.';
   if (res.status === 202) {
-    const who = signedIn()?.claims.sub;
-    return `202: the cancellation of ${id} is in ${res.body.topic} partition ${res.body.partition} at offset ${res.body.offset}, sent as ${who}.`;
+    return `202: the cancellation of ${id} is in ${res.body.topic} partition ${res.body.partition} at offset ${res.body.offset}, sent as ${sender}.`;
   }
   // A problem: its type's last part names it (missing-credential, insufficient-scope, ...).
   const name = res.body?.type?.split(':').pop() ?? '';
