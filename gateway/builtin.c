@@ -75,6 +75,17 @@ static const char *not_ready_because(sg_server_t *server, char *why, size_t whyl
         uses_schemas |= server->conf->routes[i].schema != NULL;
     if (sg_server_is_draining(server))
         return "the gateway is shutting down";
+    /* A full (or failing) disk: the tables stop applying and request outcomes cannot be recorded.
+     * Said first, so the reason is the disk and not "catching up". */
+    char reason[256];
+    if (server->tables != NULL && sg_tables_health(server->tables, reason, sizeof(reason)) != SG_STORAGE_OK) {
+        snprintf(why, whylen, "the tables' storage takes no writes: %s", reason);
+        return why;
+    }
+    if (server->store != NULL && sg_store_health(server->store, reason, sizeof(reason)) != SG_STORAGE_OK) {
+        snprintf(why, whylen, "the request store takes no writes: %s", reason);
+        return why;
+    }
     if (server->materializer != NULL && !sg_materializer_caught_up(server->materializer))
         return "tables are still catching up with their topics";
     if (uses_schemas && server->registry != NULL && !sg_registry_is_ready(server->registry))
@@ -274,6 +285,18 @@ static double records_skipped(sg_server_t *server)
 {
     return server->materializer != NULL ? (double)sg_materializer_skipped(server->materializer) : 0;
 }
+static double table_rebuilds(sg_server_t *server)
+{
+    return server->materializer != NULL ? (double)sg_materializer_rebuilds(server->materializer) : 0;
+}
+static double storage_available(sg_server_t *server, size_t which)
+{
+    if (which == 0)
+        return server->store == NULL || sg_store_health(server->store, NULL, 0) == SG_STORAGE_OK;
+    return server->tables == NULL || sg_tables_health(server->tables, NULL, 0) == SG_STORAGE_OK;
+}
+static const char *const storage_kinds[] = {"requests", "tables", NULL};
+
 static double replies_undecodable(sg_server_t *server)
 {
     return (double)atomic_load(&server->replies_undecodable);
@@ -442,6 +465,12 @@ static const sg_metric_t metrics[] = {
     {"streamgate_table_records_skipped_total", "counter",
      "Table records not applied: a value that is not JSON (or not decodable), a key or value over the limits.",
      .value = records_skipped},
+    {"streamgate_table_rebuilds_total", "counter",
+     "Tables reset and rebuilt from the beginning because records they had not applied were deleted (retention).",
+     .value = table_rebuilds},
+    {"streamgate_storage_available", "gauge",
+     "Whether the RocksDB store takes writes (0 after a write failed, e.g. a full disk, until it is reopened).", .label = "store",
+     .label_values = storage_kinds, .labelled = storage_available},
     {"streamgate_table_lag_records", "gauge",
      "Records in a table's partitions beyond what it applied (the last fetch's high watermarks).", .label = "table",
      .label_value = table_label, .labelled = table_lag},

@@ -70,6 +70,7 @@ struct st_sg_server_t {
     uint32_t instance_id;
     sg_reqid_key_t reqid_key;
     sg_store_t *store;                         /* request outcomes (RocksDB at <data_dir>/state) */
+    int sweep_failing;                         /* the last sweep failed (logged once per change; main thread) */
     struct st_sg_tables_t *tables;             /* materialized tables, or NULL (none configured) */
     struct st_sg_materializer_t *materializer; /* feeds them; readiness waits for it */
     struct st_sg_registry_t *registry;         /* schemas (built in or external client); NULL: none */

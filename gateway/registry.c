@@ -3,9 +3,11 @@
  * holds the state and the log).
  *
  * Requests are matched by the same router as configured routes (core/router.h), with /registry's
- * own templates. Reads are answered at once from the registry's in-memory state. A write (register
- * a schema, set a level) must go through the `_schemas` log: it is handed to the registry thread
- * and the request is parked on its loop (park.h), bounded by a deadline; the registry thread's
+ * own templates. Reads are answered at once from the registry's in-memory state, except those that
+ * parse a client's schema (a lookup, a compatibility check: a large schema's parse and walk must
+ * not hold up an event loop). Those, and writes (register a schema, set a level), which must go
+ * through the `_schemas` log, are handed to the registry thread and the request is parked on its
+ * loop (park.h), bounded by a deadline; the registry thread's
  * answer comes back through the loop's `done` receiver. The record is freed only when that answer
  * arrives: the registry answers every operation it accepted exactly once (at the latest when it
  * is destroyed), even after the request was answered by its deadline, by shutdown, or left.
@@ -38,7 +40,9 @@ struct st_sg_registry_loop_t {
     h2o_multithread_receiver_t done; /* the registry thread's answers */
 };
 
-typedef enum { WAIT_REGISTER, WAIT_LEVEL } wait_kind_t;
+/* What the request waits for: a change through the log, or a read that parses a schema (and, for
+ * a check, walks two schemas) and so runs on the registry thread rather than on the loop. */
+typedef enum { WAIT_REGISTER, WAIT_LEVEL, WAIT_CHECK, WAIT_FIND } wait_kind_t;
 
 typedef struct st_sg_reg_wait_t {
     h2o_multithread_message_t message; /* the registry thread sends the wait itself back */
@@ -48,10 +52,13 @@ typedef struct st_sg_reg_wait_t {
     sg_compat_t level;
     int clear;
     sg_compat_t previous; /* DELETE /config/{s}: the level that was removed */
+    sg_registry_t *reg;   /* WAIT_FIND: where the found schema's text is read */
+    char subject[SG_REGISTRY_MAX_SUBJECT_LEN + 1];
     /* the registry's answer */
     int err;
     char msg[1024];
     uint32_t id;
+    int version;
 } sg_reg_wait_t;
 
 /* The templates, with what each names; the router reports the other methods of a path in Allow. */
@@ -153,7 +160,18 @@ static void on_registry_done(void *opaque, const sg_registry_result_t *result)
     wait->err = result->err;
     snprintf(wait->msg, sizeof(wait->msg), "%s", result->msg != NULL ? result->msg : "");
     wait->id = result->id;
+    wait->version = result->version;
     h2o_multithread_send_message(&wait->loop->registry->done, &wait->message);
+}
+
+/* POST /subjects/{s}: the version found; its text is read now (versions are never removed). */
+static void respond_found(h2o_req_t *req, const sg_reg_wait_t *wait)
+{
+    const sg_registry_schema_t *schema = sg_registry_lookup(wait->reg, wait->id);
+    if (schema == NULL)
+        problem_for(req, SG_REG_E_NO_SCHEMA, wait->subject, "the schema is not registered under this subject");
+    else
+        respond_json(req, version_doc(wait->subject, wait->version, schema));
 }
 
 static void answer(sg_reg_wait_t *wait)
@@ -161,8 +179,16 @@ static void answer(sg_reg_wait_t *wait)
     h2o_req_t *req = sg_park_finish(&wait->park);
     if (req == NULL)
         return;
-    if (wait->err != SG_REG_OK)
-        problem_for(req, wait->err, NULL, wait->msg);
+    if (wait->kind == WAIT_CHECK && wait->err == SG_REG_OK)
+        respond_json(req, json_pack("{s:b}", "is_compatible", 1));
+    else if (wait->kind == WAIT_CHECK && wait->err == SG_REG_E_INCOMPATIBLE)
+        respond_json(req, json_pack("{s:b, s:[s]}", "is_compatible", 0, "messages", wait->msg));
+    else if (wait->kind == WAIT_FIND && wait->err == SG_REG_E_NO_SCHEMA)
+        problem_for(req, wait->err, wait->subject, "the schema is not registered under this subject");
+    else if (wait->err != SG_REG_OK)
+        problem_for(req, wait->err, wait->subject, wait->msg);
+    else if (wait->kind == WAIT_FIND)
+        respond_found(req, wait);
     else if (wait->kind == WAIT_REGISTER)
         respond_json(req, json_pack("{s:I}", "id", (json_int_t)wait->id));
     else if (wait->clear)
@@ -182,8 +208,8 @@ static void on_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messag
     }
 }
 
-/* A write about to go to the registry thread: parked, or NULL after answering 503. */
-static sg_reg_wait_t *wait_new(h2o_req_t *req, wait_kind_t kind)
+/* An operation about to go to the registry thread: parked, or NULL after answering 503. */
+static sg_reg_wait_t *wait_new(h2o_req_t *req, wait_kind_t kind, const char *subject)
 {
     sg_loop_t *loop = sg_loop_of(req);
     if (sg_server_is_draining(loop->server)) {
@@ -198,6 +224,7 @@ static sg_reg_wait_t *wait_new(h2o_req_t *req, wait_kind_t kind)
     sg_reg_wait_t *wait = sg_calloc(1, sizeof(*wait));
     wait->loop = loop;
     wait->kind = kind;
+    snprintf(wait->subject, sizeof(wait->subject), "%s", subject != NULL ? subject : "");
     sg_park_start(&wait->park, &wait_park, req, &loop->registry->parked, NULL);
     sg_park_set_deadline(&wait->park, SG_REG_WAIT_MS);
     return wait;
@@ -357,7 +384,7 @@ static void handle_register(h2o_req_t *req, sg_registry_t *reg, const char *subj
     } else if (rc == SG_REG_E_INVALID) {
         problem_for(req, SG_REG_E_INVALID, subject, err);
     } else {
-        sg_reg_wait_t *wait = wait_new(req, WAIT_REGISTER);
+        sg_reg_wait_t *wait = wait_new(req, WAIT_REGISTER, subject);
         if (wait != NULL && (rc = sg_registry_register_async(reg, subject, text, len, on_registry_done, wait)) != 0)
             wait_refused(wait, rc);
     }
@@ -372,14 +399,13 @@ static void handle_lookup(h2o_req_t *req, sg_registry_t *reg, const char *subjec
     size_t len;
     const char *text = schema_of(req, doc, &len);
     if (text != NULL) {
-        const sg_registry_schema_t *schema;
-        int version;
-        char err[512] = "";
-        int rc = sg_registry_find(reg, subject, text, len, &schema, &version, err, sizeof(err));
-        if (rc == SG_REG_OK)
-            respond_json(req, version_doc(subject, version, schema));
-        else
-            problem_for(req, rc, subject, rc == SG_REG_E_NO_SCHEMA ? "the schema is not registered under this subject" : err);
+        sg_reg_wait_t *wait = wait_new(req, WAIT_FIND, subject);
+        int rc;
+        if (wait != NULL) {
+            wait->reg = reg;
+            if ((rc = sg_registry_find_async(reg, subject, text, len, on_registry_done, wait)) != 0)
+                wait_refused(wait, rc);
+        }
     }
     json_decref(doc);
 }
@@ -392,14 +418,10 @@ static void handle_compatibility(h2o_req_t *req, sg_registry_t *reg, const char 
     size_t len;
     const char *text = schema_of(req, doc, &len);
     if (text != NULL) {
-        char err[1024] = "";
-        int rc = sg_registry_check(reg, subject, version, text, len, err, sizeof(err));
-        if (rc == SG_REG_OK)
-            respond_json(req, json_pack("{s:b}", "is_compatible", 1));
-        else if (rc == SG_REG_E_INCOMPATIBLE)
-            respond_json(req, json_pack("{s:b, s:[s]}", "is_compatible", 0, "messages", err));
-        else
-            problem_for(req, rc, subject, err);
+        sg_reg_wait_t *wait = wait_new(req, WAIT_CHECK, subject);
+        int rc;
+        if (wait != NULL && (rc = sg_registry_check_async(reg, subject, version, text, len, on_registry_done, wait)) != 0)
+            wait_refused(wait, rc);
     }
     json_decref(doc);
 }
@@ -427,7 +449,7 @@ static void handle_config(h2o_req_t *req, sg_registry_t *reg, const char *subjec
             sg_problem(req, SG_PROBLEM_NO_SUBJECT_LEVEL, "subject", "subject %s has no compatibility level of its own", subject);
             return;
         }
-        sg_reg_wait_t *wait = wait_new(req, WAIT_LEVEL);
+        sg_reg_wait_t *wait = wait_new(req, WAIT_LEVEL, subject);
         if (wait == NULL)
             return;
         wait->clear = 1;
@@ -448,7 +470,7 @@ static void handle_config(h2o_req_t *req, sg_registry_t *reg, const char *subjec
                     "or FULL_TRANSITIVE");
         return;
     }
-    sg_reg_wait_t *wait = wait_new(req, WAIT_LEVEL);
+    sg_reg_wait_t *wait = wait_new(req, WAIT_LEVEL, subject);
     if (wait == NULL)
         return;
     wait->level = level;

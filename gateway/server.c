@@ -304,8 +304,14 @@ void sg_server_maintain(sg_server_t *server)
 {
     char err[256];
     size_t deleted = 0;
-    if (sg_store_sweep(server->store, sg_now_ms(), 10000, &deleted, err, sizeof(err)) < 0)
+    /* Called every second: a failing sweep (a full disk) is logged when it starts and ends failing,
+     * not every second in between; /readyz says why meanwhile. */
+    int failing = sg_store_sweep(server->store, sg_now_ms(), 10000, &deleted, err, sizeof(err)) < 0;
+    if (failing && !server->sweep_failing)
         sg_log_error("request store sweep: %s", err);
+    else if (!failing && server->sweep_failing)
+        sg_log_info("request store sweep: works again");
+    server->sweep_failing = failing;
 }
 
 void sg_server_close_store(sg_server_t *server)
