@@ -46,6 +46,16 @@ int sg_materializer_caught_up(const sg_materializer_t *m);
  * outlive the materializer); without one they are skipped as undecodable. Call before start. */
 void sg_materializer_set_registry(sg_materializer_t *m, sg_registry_t *registry);
 
+typedef struct st_sg_table_stats_t {
+    int64_t lag;            /* records in its partitions past what it applied (last fetch's watermarks) */
+    int64_t stream_time_ms; /* the largest record timestamp applied, over its partitions; 0: none */
+    double restore_ratio;   /* of the records it had to read at start, the part applied: 0..1 */
+} sg_table_stats_t;
+
+/** conf->tables[table_index]'s stats, as of the materializer's last round (about every 100 ms).
+ * Any thread. */
+void sg_materializer_table_stats(const sg_materializer_t *m, size_t table_index, sg_table_stats_t *out);
+
 /** Records read but not applied (a value that is not JSON, a key or value over the limits),
  * since start. Any thread. */
 unsigned long long sg_materializer_skipped(const sg_materializer_t *m);

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <yaml.h>
 
 #include "sg_base.h"
@@ -514,7 +515,7 @@ static char *lowercase_dup(const char *s)
 /* Parses a key spec into out (out->name owned). Returns NULL or the reason it is invalid. */
 static const char *keyspec_parse(const char *text, sg_key_spec_t *out)
 {
-    static const char expected[] = "expected path:NAME, body:/json/pointer, header:NAME or none";
+    static const char expected[] = "expected path:NAME, body:/json/pointer, header:NAME, claim:NAME or none";
     out->source = SG_KEY_NONE;
     out->name = NULL;
     if (strcmp(text, "none") == 0)
@@ -542,6 +543,13 @@ static const char *keyspec_parse(const char *text, sg_key_spec_t *out)
             return "header:NAME needs a valid HTTP header name, e.g. header:x-customer-id";
         out->source = SG_KEY_HEADER;
         out->name = lowercase_dup(text + 7);
+        return NULL;
+    }
+    if (strncmp(text, "claim:", 6) == 0) {
+        if (!is_token(text + 6))
+            return "claim:NAME needs a claim name (letters, digits and !#$%&'*+-.^_`|~), e.g. claim:sub";
+        out->source = SG_KEY_CLAIM;
+        out->name = sg_strdup(text + 6);
         return NULL;
     }
     return expected;
@@ -874,7 +882,7 @@ static int parse_size(ctx_t *c, const prop_t *row, const node_t *value, char *ba
 static int parse_keyspec(ctx_t *c, const prop_t *row, const node_t *value, char *base, const char *path)
 {
     char buf[80];
-    if (want_scalar(c, value, path, "a key spec (path:NAME, body:/json/pointer, header:NAME or none)") != 0)
+    if (want_scalar(c, value, path, "a key spec (path:NAME, body:/json/pointer, header:NAME, claim:NAME or none)") != 0)
         return -1;
     if (value->len > SG_CONF_MAX_STRING)
         return fail(c, value->line, path, "longer than %d bytes", SG_CONF_MAX_STRING);
@@ -1665,7 +1673,7 @@ static int check_query(ctx_t *c, void *elem, const node_t *map, const char *path
         char key_path[KEYPATH_MAX];
         path_key(key_path, sizeof(key_path), path, "key");
         return fail(c, value_line(map, "key"), key_path,
-                    "a query is a GET without a body: take the key from path:NAME or header:NAME (none: a scan)");
+                    "a query is a GET without a body: take the key from path:NAME, header:NAME or claim:NAME (none: a scan)");
     }
     return check_key_param(c, query->path, &query->key, map, path);
 }
@@ -1860,8 +1868,47 @@ static int check_access_list(ctx_t *c, const sg_conf_t *conf, const node_t *root
     return 0;
 }
 
+/* A key taken from the caller's credential (claim:NAME) needs one; a key taken from a header that
+ * carries a credential or the principal would copy it into an event or a lookup. */
+static const char *key_access_problem(const sg_conf_t *conf, const sg_key_spec_t *key, const sg_access_conf_t *access)
+{
+    static const char *const credential_headers[] = {"authorization", "x-api-key", "cookie", NULL};
+    if (key->source == SG_KEY_CLAIM && !conf->has_auth)
+        return "claim:NAME needs an auth section (the claim comes from the caller's credential)";
+    if (key->source == SG_KEY_CLAIM && access->is_public)
+        return "a public endpoint has no credential to take claim:NAME from";
+    if (key->source != SG_KEY_HEADER || !conf->has_auth)
+        return NULL;
+    for (size_t i = 0; credential_headers[i] != NULL; i++)
+        if (strcmp(key->name, credential_headers[i]) == 0)
+            return "this header carries a credential: it must not become a key";
+    if (strcmp(key->name, conf->auth.principal_header) == 0)
+        return "this is auth.principal_header, which clients cannot set: use claim:NAME";
+    return NULL;
+}
+
+static int check_keys_access(ctx_t *c, const sg_conf_t *conf, const node_t *root)
+{
+    char item_path[KEYPATH_MAX], key_path[KEYPATH_MAX];
+    for (size_t i = 0; i < conf->n_routes + conf->n_queries; i++) {
+        bool is_route = i < conf->n_routes;
+        size_t index = is_route ? i : i - conf->n_routes;
+        const char *list = is_route ? "routes" : "queries";
+        const char *why = is_route ? key_access_problem(conf, &conf->routes[index].key, &conf->routes[index].access)
+                                   : key_access_problem(conf, &conf->queries[index].key, &conf->queries[index].access);
+        if (why == NULL)
+            continue;
+        path_index(item_path, sizeof(item_path), list, index);
+        path_key(key_path, sizeof(key_path), item_path, "key");
+        return fail(c, value_line(seq_item(map_get(root, list), index), "key"), key_path, "%s", why);
+    }
+    return 0;
+}
+
 static int check_security(ctx_t *c, const sg_conf_t *conf, const node_t *root)
 {
+    if (check_keys_access(c, conf, root) != 0)
+        return -1;
     if (check_access_list(c, conf, root, "routes", (const char *)conf->routes, sizeof(*conf->routes), conf->n_routes,
                           offsetof(sg_route_conf_t, access)) != 0 ||
         check_access_list(c, conf, root, "queries", (const char *)conf->queries, sizeof(*conf->queries), conf->n_queries,
@@ -1924,6 +1971,9 @@ static int check_conf(ctx_t *c, void *elem, const node_t *root, const char *path
     }
     if (check_conflicts(c, conf, root) != 0)
         return -1;
+    if (conf->limits.inflight_bytes < conf->limits.body_bytes)
+        return fail(c, value_line(map_get(root, "limits"), "inflight_bytes"), "limits.inflight_bytes",
+                    "is smaller than limits.body_bytes: no body could ever be produced");
     return check_security(c, conf, root);
 }
 
@@ -2009,8 +2059,8 @@ static const prop_t topic_props[] = {
      FIELD(sg_topic_conf_t, replication),
      .min = 1,
      .max = 32,
-     .def = "1",
-     .doc = "Replication factor when created (capped to the broker count in embedded mode)."},
+     .doc = "Replication factor when created. Default: the cluster's (default.replication.factor; 1 in embedded mode, "
+            "where it is capped to the broker count)."},
     {0},
 };
 static const struct_desc_t topic_desc = {.name = "topic", .size = sizeof(sg_topic_conf_t), .props = topic_props};
@@ -2064,6 +2114,23 @@ static const prop_t reply_props[] = {
      .max = 100000,
      .doc = "Pin this instance to these reply partitions: it reads only them and asks workers to reply there "
             "(kafka_replyPartition). Default: every partition, so any instance can answer for any request."},
+    {.name = "correlation_header",
+     .type = PT_STRING,
+     FIELD(sg_reply_conf_t, correlation_header),
+     .def = SG_HEADER_CORRELATION,
+     .doc = "Event header carrying the request id (ASCII) on the request and, unchanged, on the reply. Default: Spring "
+            "Kafka's. Routes may share a reply topic with different names: a reply is matched by any of them."},
+    {.name = "reply_topic_header",
+     .type = PT_STRING,
+     FIELD(sg_reply_conf_t, reply_topic_header),
+     .def = SG_HEADER_REPLY_TOPIC,
+     .doc = "Request event header naming the reply topic. Default: Spring Kafka's."},
+    {.name = "reply_partition_header",
+     .type = PT_STRING,
+     FIELD(sg_reply_conf_t, reply_partition_header),
+     .def = SG_HEADER_REPLY_PARTITION,
+     .doc = "Request event header with the reply partition (4-byte big-endian), sent with pinned partitions. Default: "
+            "Spring Kafka's."},
     {0},
 };
 static const struct_desc_t reply_desc = {.name = "reply", .props = reply_props};
@@ -2094,7 +2161,8 @@ static const prop_t route_props[] = {
      .type = PT_KEYSPEC,
      FIELD(sg_route_conf_t, key),
      .def = "none",
-     .doc = "Event key: path:NAME, body:/json/pointer, header:NAME or none."},
+     .doc = "Event key: path:NAME, body:/json/pointer, header:NAME, claim:NAME (a string claim of the caller's credential; "
+            "needs auth) or none."},
     {.name = "schema", .type = PT_NAME, FIELD(sg_route_conf_t, schema), .doc = "Schema (from schemas) of the body."},
     {.name = "format",
      .type = PT_ENUM,
@@ -2170,7 +2238,8 @@ static const prop_t query_props[] = {
      .type = PT_KEYSPEC,
      FIELD(sg_query_conf_t, key),
      .flags = P_REQUIRED,
-     .doc = "Row key: path:NAME or header:NAME; none makes the path a scan of the table."},
+     .doc = "Row key: path:NAME, header:NAME or claim:NAME (the caller's own row, e.g. claim:sub; needs auth); none makes "
+            "the path a scan of the table."},
     {.name = "scopes",
      .type = PT_SCOPES,
      FIELD(sg_query_conf_t, access.scopes),
@@ -2190,6 +2259,48 @@ static const struct_desc_t query_desc = {.name = "query",
                                          .check = check_query,
                                          .has_line = true,
                                          .line_offset = offsetof(sg_query_conf_t, line)};
+
+/* static: a URL prefix without parameters, and a directory that exists now (a typo fails the
+ * start, not the first request). */
+static int check_static(ctx_t *c, void *elem, const node_t *map, const char *path)
+{
+    const sg_static_conf_t *mount = elem;
+    char key_path[KEYPATH_MAX], buf[80];
+    size_t len = strlen(mount->path);
+    path_key(key_path, sizeof(key_path), path, "path");
+    if (strchr(mount->path, '{') != NULL)
+        return fail(c, value_line(map, "path"), key_path, "a static path has no parameters: %s",
+                    quote(buf, sizeof(buf), mount->path));
+    if (len > 1 && mount->path[len - 1] == '/')
+        return fail(c, value_line(map, "path"), key_path, "remove the trailing '/' from %s", quote(buf, sizeof(buf), mount->path));
+    struct stat st;
+    path_key(key_path, sizeof(key_path), path, "dir");
+    if (stat(mount->dir, &st) != 0)
+        return fail(c, value_line(map, "dir"), key_path, "%s: %s", quote(buf, sizeof(buf), mount->dir), strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return fail(c, value_line(map, "dir"), key_path, "%s is not a directory", quote(buf, sizeof(buf), mount->dir));
+    return 0;
+}
+
+static const prop_t static_props[] = {
+    {.name = "path",
+     .type = PT_PATH,
+     FIELD(sg_static_conf_t, path),
+     .flags = P_REQUIRED,
+     .doc = "URL path the directory is served under (\"/\" for the whole site); routes and built-ins win."},
+    {.name = "dir",
+     .type = PT_FILE,
+     FIELD(sg_static_conf_t, dir),
+     .flags = P_REQUIRED,
+     .doc = "Directory of files (relative to the config file): MIME types, ETag/304, Range; index.html, no listing."},
+    {0},
+};
+static const struct_desc_t static_desc = {.name = "static mount",
+                                          .size = sizeof(sg_static_conf_t),
+                                          .props = static_props,
+                                          .check = check_static,
+                                          .has_line = true,
+                                          .line_offset = offsetof(sg_static_conf_t, line)};
 
 static const prop_t limits_props[] = {
     {.name = "body_bytes",
@@ -2212,7 +2323,39 @@ static const prop_t limits_props[] = {
      .min = 1,
      .max = 10000000,
      .def = "100000",
-     .doc = "Requests waiting for a broker ack or a reply at once (503 beyond)."},
+     .doc = "Requests waiting on Kafka at once, on all loops together: commands until the broker acknowledged them (and "
+            "their reply came), long-polls and status streams, table reads waiting for their conditions, watches (503 "
+            "beyond)."},
+    {.name = "inflight_bytes",
+     .type = PT_SIZE,
+     FIELD(sg_conf_t, limits.inflight_bytes),
+     .min = 1024,
+     .max = INT64_C(64) << 30,
+     .def = "256MiB",
+     .doc = "Event bytes produced and not yet acknowledged by the broker, all commands together (503 beyond); at least "
+            "body_bytes."},
+    {.name = "connections",
+     .type = PT_INT,
+     FIELD(sg_conf_t, limits.connections),
+     .min = 0,
+     .max = 10000000,
+     .def = "0",
+     .doc = "Client connections at once (accepting pauses at the limit); 0: what RLIMIT_NOFILE allows after 512 "
+            "descriptors for Kafka, RocksDB and the listeners, at most 16384. Checked against RLIMIT_NOFILE at start."},
+    {.name = "write_timeout",
+     .type = PT_DURATION,
+     FIELD(sg_conf_t, limits.write_timeout_ms),
+     .min = 100,
+     .max = 3600 * 1000,
+     .def = "30s",
+     .doc = "A connection whose write makes no progress for this long (a client that stopped reading) is closed."},
+    {.name = "queued_bytes",
+     .type = PT_SIZE,
+     FIELD(sg_conf_t, limits.queued_bytes),
+     .min = 64 * 1024,
+     .max = INT64_C(1) << 30,
+     .def = "16MiB",
+     .doc = "Bytes written to a connection and not yet read by its client; beyond, the connection is closed."},
     {.name = "token_wait",
      .type = PT_DURATION,
      FIELD(sg_conf_t, limits.token_wait_ms),
@@ -2326,6 +2469,9 @@ static const struct_desc_t schema_registry_desc = {
 
 /* In sg_log_level_t order (config/base/sg_log.h). */
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
+static const char *const log_formats[] = {"text", "json", NULL}; /* sg_log_format_t order */
+/* Apache's combined format, then the request's duration (seconds, microsecond resolution). */
+#define SG_CONF_ACCESS_FORMAT_DEFAULT "%h %l %u %t \"%r\" %s %b \"%{Referer}i\" \"%{User-agent}i\" %{duration}x"
 
 static const prop_t log_props[] = {
     {.name = "level",
@@ -2334,6 +2480,23 @@ static const prop_t log_props[] = {
      .enums = log_levels,
      .def = "info",
      .doc = "Most verbose level written to the log: error, warn, info or debug."},
+    {.name = "format",
+     .type = PT_ENUM,
+     FIELD(sg_conf_t, log.format),
+     .enums = log_formats,
+     .def = "text",
+     .doc = "The gateway's own log lines: text (streamgate: LEVEL: message) or json ({\"ts\",\"level\",\"msg\"} per line)."},
+    {.name = "access",
+     .type = PT_STRING,
+     FIELD(sg_conf_t, log.access),
+     .doc = "Access log, a line per request: a file (appended; relative to the working directory) or - for standard "
+            "output. Default: none."},
+    {.name = "access_format",
+     .type = PT_STRING,
+     FIELD(sg_conf_t, log.access_format),
+     .def = SG_CONF_ACCESS_FORMAT_DEFAULT,
+     .doc = "H2O access-log format (%h %t %r %s %b %{Header}i %{duration}x ...): combined plus the request's "
+            "duration in seconds by default; a format starting with { is escaped as JSON."},
     {0},
 };
 static const struct_desc_t log_desc = {.name = "log", .props = log_props};
@@ -2568,6 +2731,14 @@ static const prop_t root_props[] = {
      .max = 1000,
      .sub = &query_desc,
      .doc = "Extra GET paths reading a table."},
+    {.name = "static",
+     .type = PT_LIST,
+     FIELD(sg_conf_t, statics),
+     .aux = offsetof(sg_conf_t, n_statics),
+     .max = 64,
+     .sub = &static_desc,
+     .unique = "path",
+     .doc = "Directories served as static files when no route or built-in matches."},
     {.name = "limits", .type = PT_SECTION, .sub = &limits_desc, .doc = "Request limits."},
     {.name = "cors", .type = PT_SECTION, .sub = &cors_desc, .doc = "Cross-origin resource sharing."},
     {.name = "shutdown_timeout",
@@ -2578,7 +2749,7 @@ static const prop_t root_props[] = {
      .def = "10s",
      .doc = "Grace period for in-flight requests on SIGTERM."},
     {.name = "requests", .type = PT_SECTION, .sub = &requests_desc, .doc = "Request ids and request status."},
-    {.name = "log", .type = PT_SECTION, .sub = &log_desc, .doc = "The gateway's own log (standard error)."},
+    {.name = "log", .type = PT_SECTION, .sub = &log_desc, .doc = "The gateway's own log (standard error) and the access log."},
     {.name = "schema_registry",
      .type = PT_SECTION,
      .sub = &schema_registry_desc,

@@ -12,6 +12,10 @@
  * is parked; each loop re-reads the store for its watches of that id. No polling loop anywhere.
  * Whatever ends the wait (the outcome, the deadline, the gateway stopping) answers the same way:
  * the current state, as a document or as the stream's final event.
+ *
+ * With auth, an id answers only the principal that made the request: its record names the owner
+ * (access.h; written with the PENDING record, kept by the DONE one). A credential is optional
+ * here, so that requests made on public routes can be polled without one.
  */
 #include "requests.h"
 
@@ -21,6 +25,7 @@
 
 #include <jansson.h>
 
+#include "http_text.h"
 #include "park.h"
 #include "respond.h"
 #include "sg_store.h"
@@ -69,10 +74,14 @@ static h2o_iovec_t state_json(h2o_req_t *req, const char *id_text, const char *s
         json_t *headers = rec->headers_json ? json_loads(rec->headers_json, 0, NULL) : NULL;
         if (headers == NULL)
             headers = json_object();
-        if (rec->content_type != NULL)
+        /* As a replay answers it (idempotency.c): a status that is not final is a 502, and 204
+         * or 304 have no body (records may predate these rules). */
+        int status = sg_http_status_is_final(rec->status) ? rec->status : 502;
+        if (rec->content_type != NULL && sg_http_status_has_content(status))
             json_object_set_new(headers, "content-type", json_string(rec->content_type));
         json_object_set_new(doc, "response",
-                            json_pack("{s:i, s:o, s:o}", "status", rec->status, "headers", headers, "body", body_json(rec)));
+                            json_pack("{s:i, s:o, s:o}", "status", status, "headers", headers, "body",
+                                      sg_http_status_has_content(status) ? body_json(rec) : json_null()));
     }
     size_t len = json_dumpb(doc, NULL, 0, JSON_COMPACT);
     char *body = h2o_mem_alloc_pool(&req->pool, len + 1);
@@ -147,7 +156,8 @@ static void on_watch_gone(sg_park_t *park)
     free(H2O_STRUCT_FROM_MEMBER(sg_watch_t, park, park));
 }
 
-static const sg_park_kind_t watch_park = {.on_deadline = on_watch_end, .on_drain = on_watch_end, .on_gone = on_watch_gone};
+static const sg_park_kind_t watch_park = {
+    .metric = SG_PARKED_STATUS, .on_deadline = on_watch_end, .on_drain = on_watch_end, .on_gone = on_watch_gone};
 
 /* Field by field: the struct has padding, so memcmp would compare garbage. */
 static int same_id(const sg_reqid_t *a, const sg_reqid_t *b)
@@ -184,7 +194,8 @@ void sg_requests_notify_recorded(sg_server_t *server, const sg_reqid_t *id)
 
 /* --- the resource --------------------------------------------------------------------------- */
 
-/* Parks the request until the outcome is recorded or wait_ms passes. */
+/* Parks the request until the outcome is recorded or wait_ms passes. The caller has taken a
+ * limits.pending slot, which the park releases. */
 static void watch(h2o_req_t *req, const sg_reqid_t *id, const char *id_text, sg_sse_t *sse, int64_t wait_ms)
 {
     sg_loop_t *loop = sg_loop_of(req);
@@ -193,6 +204,7 @@ static void watch(h2o_req_t *req, const sg_reqid_t *id, const char *id_text, sg_
     watch->id = *id;
     memcpy(watch->id_text, id_text, sizeof(watch->id_text));
     watch->sse = sse;
+    watch->park.holds_pending = 1;
     sg_park_start(&watch->park, &watch_park, req, &loop->requests->watches, &server->watchers);
     sg_park_set_deadline(&watch->park, wait_ms);
     /* The reply may have been recorded between the lookup and the park: look once more. */
@@ -205,7 +217,34 @@ static void watch(h2o_req_t *req, const sg_reqid_t *id, const char *id_text, sg_
         watch_finish(watch);
 }
 
-static void handle(h2o_req_t *req, const char *path, size_t path_len)
+/* Whether the caller may see the record (NULL: none yet). With auth: the owner, or anyone for a
+ * request made without a credential; a record that does not say who made it (written by an
+ * instance that only read the reply) or no record at all answers nobody. */
+static int owner_allows(sg_server_t *server, const sg_principal_t *principal, const sg_request_record_t *rec)
+{
+    if (server->auth == NULL)
+        return 1;
+    if (rec == NULL || rec->owner == NULL)
+        return 0;
+    if (strcmp(rec->owner, SG_ACCESS_ANONYMOUS) == 0)
+        return 1;
+    char caller[SG_ACCESS_OWNER_LEN + 1];
+    sg_access_owner(server, principal, caller);
+    return strcmp(rec->owner, caller) == 0;
+}
+
+static void unknown_request(h2o_req_t *req)
+{
+    sg_problem(req, SG_PROBLEM_UNKNOWN_REQUEST, "id",
+               "no request has this id (it is malformed, forged, or from another deployment)");
+}
+
+static sg_access_rule_t access_rule(sg_server_t *server, h2o_req_t *req, const char *path, size_t path_len)
+{
+    return (sg_access_rule_t){.need = SG_ACCESS_OPTIONAL, .route = SIZE_MAX};
+}
+
+static void handle(h2o_req_t *req, const char *path, size_t path_len, sg_principal_t *principal)
 {
     sg_server_t *server = sg_loop_of(req)->server;
     static const char prefix[] = "/requests/";
@@ -221,8 +260,7 @@ static void handle(h2o_req_t *req, const char *path, size_t path_len)
         return;
     }
     if (sg_reqid_parse(&server->reqid_key, id_text, id_len, &id) != 0) {
-        sg_problem(req, SG_PROBLEM_UNKNOWN_REQUEST, "id",
-                   "no request has this id (it is malformed, forged, or from another deployment)");
+        unknown_request(req);
         return;
     }
     char text[SG_REQID_TEXT_LEN + 1];
@@ -232,6 +270,12 @@ static void handle(h2o_req_t *req, const char *path, size_t path_len)
     sg_request_record_t rec;
     int have_rec;
     const char *state = lookup(server, &id, text, &rec, &have_rec);
+    if (!owner_allows(server, principal, have_rec ? &rec : NULL)) {
+        if (have_rec)
+            sg_request_record_dispose(&rec);
+        unknown_request(req); /* exactly as for a forged id: whether it exists is not the caller's business */
+        return;
+    }
     int sse = sg_http_wants_event_stream(req);
     int async_ignored = 0;
     int64_t wait_ms = 0;
@@ -240,11 +284,12 @@ static void handle(h2o_req_t *req, const char *path, size_t path_len)
         wait_ms = SG_WATCH_MAX_WAIT_MS;
     if (sg_server_is_draining(server))
         wait_ms = 0; /* nothing parks any more: the current state now */
-    if (!sse && (is_settled(state) || wait_ms == 0)) {
+    int waits = !is_settled(state) && wait_ms > 0;
+    if (!sse && !waits) {
         send_state(req, NULL, text, state, have_rec ? &rec : NULL);
-    } else if (atomic_load(&server->watchers) >= (long)server->conf->limits.pending) {
-        /* parked requests count against limits.pending like waiting commands do */
-        sg_problem(req, SG_PROBLEM_TOO_MANY_PENDING, NULL, "limits.pending (%u) status requests are already waiting",
+    } else if (waits && !sg_pending_acquire(server)) {
+        /* a wait counts against limits.pending like every request waiting on Kafka */
+        sg_problem(req, SG_PROBLEM_TOO_MANY_PENDING, NULL, "limits.pending (%u) requests are already waiting on Kafka",
                    server->conf->limits.pending);
     } else if (!sse) {
         watch(req, &id, text, NULL, wait_ms);
@@ -253,7 +298,7 @@ static void handle(h2o_req_t *req, const char *path, size_t path_len)
          * EventSource reconnects). A request already settled gets one event. */
         sg_sse_t *stream = sg_sse_start(req, NULL, NULL);
         send_state(req, stream, text, state, have_rec ? &rec : NULL);
-        if (is_settled(state) || wait_ms == 0)
+        if (!waits)
             sg_sse_close(stream);
         else
             watch(req, &id, text, stream, wait_ms);
@@ -275,4 +320,5 @@ static void drain(sg_loop_t *loop)
     sg_park_drain(&loop->requests->watches);
 }
 
-const sg_feature_t sg_feature_requests = {.prefix = "/requests", .handle = handle, .init_loop = init_loop, .drain = drain};
+const sg_feature_t sg_feature_requests = {
+    .prefix = "/requests", .methods = "GET", .access = access_rule, .handle = handle, .init_loop = init_loop, .drain = drain};

@@ -36,6 +36,16 @@ void sg_server_set_tables(sg_server_t *server, struct st_sg_tables_t *tables, st
 struct st_sg_registry_t;
 void sg_server_set_registry(sg_server_t *server, struct st_sg_registry_t *registry);
 
+/** Enforces authentication with `auth` (borrowed; NULL: no auth section). Set before
+ * sg_server_start; destroy it only after sg_server_destroy. */
+struct st_sg_auth_t;
+void sg_server_set_auth(sg_server_t *server, struct st_sg_auth_t *auth);
+/** Settles Idempotency-Keys whose first produce's outcome is unknown with `lookup` (borrowed;
+ * set before sg_server_start, destroyed after the loops stop and before the store closes;
+ * idempotency.c). Without one such a key stays refused (503 outcome-unknown) until it expires. */
+struct st_sg_lookup_t;
+void sg_server_set_lookup(sg_server_t *server, struct st_sg_lookup_t *lookup);
+
 /** The materializer's progress callback (its context is the sg_server_t): wakes table reads
  * waiting for their conditions, and watches (materializer thread; tables.c). */
 void sg_gateway_on_table_progress(void *server, size_t table_index);
