@@ -347,13 +347,13 @@ static void test_demo_and_file(void **state)
     assert_int_equal(conf->listen[0].port, 8080);
     assert_true(conf->kafka.embedded);
     assert_string_equal(conf->data_dir, "./data");
-    assert_int_equal(conf->n_topics, 6);
+    assert_int_equal(conf->n_topics, 7);
     assert_string_equal(conf->topics[0].name, "orders.commands");
     assert_int_equal(conf->topics[0].partitions, 4);
     assert_string_equal(conf->topics[1].name, "orders.replies");
     assert_string_equal(conf->topics[2].name, "profiles");
     assert_int_equal(conf->topics[2].partitions, 2);
-    assert_int_equal(conf->n_routes, 4);
+    assert_int_equal(conf->n_routes, 5);
     assert_string_equal(conf->routes[0].name, "place-order");
     assert_string_equal(conf->routes[0].method, "POST");
     assert_string_equal(conf->routes[0].path, "/orders");
@@ -373,14 +373,30 @@ static void test_demo_and_file(void **state)
     assert_string_equal(conf->routes[3].name, "pay");
     assert_string_equal(conf->routes[3].schema, "Payment");
     assert_int_equal(conf->routes[3].format, SG_FORMAT_AVRO);
+    /* Flows 1-4 of the demo page need no sign-in; flow 5's route needs orders:cancel. */
+    for (size_t i = 0; i < 4; ++i) {
+        assert_true(conf->routes[i].access.is_public);
+        assert_int_equal(conf->routes[i].access.n_scopes, 0);
+    }
+    assert_string_equal(conf->routes[4].name, "cancel-order");
+    assert_string_equal(conf->routes[4].path, "/orders/{id}/cancel");
+    assert_string_equal(conf->routes[4].topic, "orders.cancellations");
+    assert_false(conf->routes[4].access.is_public);
+    assert_int_equal(conf->routes[4].access.n_scopes, 1);
+    assert_string_equal(conf->routes[4].access.scopes[0], "orders:cancel");
+    assert_true(conf->has_auth);
+    assert_true(conf->auth.has_jwt);
+    assert_non_null(strstr(conf->auth.jwt.jwks_file, "config/demo/jwks.json"));
     assert_int_equal(conf->n_schemas, 1);
     assert_non_null(strstr(conf->schemas[0].file, "config/schemas/payment.avsc"));
     assert_int_equal(conf->n_tables, 2);
     assert_string_equal(conf->tables[0].name, "profiles");
     assert_string_equal(conf->tables[0].topic, "profiles");
     assert_string_equal(conf->tables[1].topic, "payments");
+    assert_true(conf->tables[0].access.is_public && conf->tables[1].access.is_public);
     assert_int_equal(conf->n_queries, 2);
     assert_string_equal(conf->queries[0].path, "/profiles/{id}");
+    assert_true(conf->queries[0].access.is_public && conf->queries[1].access.is_public);
     assert_int_equal(conf->cors.n_origins, 2);
     assert_string_equal(conf->cors.origins[0], "http://localhost:5173");
     assert_string_equal(conf->cors.origins[1], "http://127.0.0.1:5173");
