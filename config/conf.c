@@ -2268,8 +2268,8 @@ static const prop_t requests_props[] = {
     {.name = "secret",
      .type = PT_STRING,
      FIELD(sg_conf_t, requests.secret),
-     .doc = "Key for the MAC in request ids; every instance of a deployment needs the same one. Default: random "
-            "per process (ids then validate only on the instance that made them)."},
+     .doc = "Key for the MAC in request ids; every instance of a deployment needs the same one. Default: the "
+            "deployment's own, made by its first instance and shared through its internal topic _streamgate.<name>."},
     {.name = "retention",
      .type = PT_DURATION,
      FIELD(sg_conf_t, requests.retention_ms),
@@ -2280,6 +2280,49 @@ static const prop_t requests_props[] = {
     {0},
 };
 static const struct_desc_t requests_desc = {.name = "requests", .props = requests_props};
+
+/* ------------------------------------------------------------------------------------------ */
+/* Deployment (DESIGN §8)                                                                     */
+
+/* The name becomes part of internal topic names (_streamgate.<name>, _streamgate.<name>.idempotency),
+ * so it may not hold a '.': "a.idempotency" would name another deployment's claims topic. */
+static int check_deployment(ctx_t *c, void *elem, const node_t *map, const char *path)
+{
+    const sg_conf_t *conf = elem;
+    char key_path[KEYPATH_MAX], buf[80];
+    if (strchr(conf->deployment.name, '.') != NULL) {
+        path_key(key_path, sizeof(key_path), path, "name");
+        return fail(c, value_line(map, "name"), key_path,
+                    "invalid deployment name %s: use letters, digits, '_' or '-' (it is part of internal topic names, "
+                    "where a '.' would be ambiguous)",
+                    quote(buf, sizeof(buf), conf->deployment.name));
+    }
+    if (conf->deployment.advertise.text != NULL && strchr(conf->deployment.advertise.text, '?') != NULL) {
+        path_key(key_path, sizeof(key_path), path, "advertise");
+        return fail(c, value_line(map, "advertise"), key_path, "an advertised URL is a base URL: no query string");
+    }
+    return 0;
+}
+
+static const prop_t deployment_props[] = {
+    {.name = "name",
+     .type = PT_NAME,
+     FIELD(sg_conf_t, deployment.name),
+     .def = "default",
+     .doc = "The deployment: instances with the same name (on the same Kafka cluster) share the request-id secret "
+            "and Idempotency-Key claims through the topics _streamgate.<name> and _streamgate.<name>.idempotency."},
+    {.name = "instance",
+     .type = PT_NAME,
+     FIELD(sg_conf_t, deployment.instance),
+     .doc = "This instance's name within the deployment. Default: one made once and kept in <data_dir>/instance.id."},
+    {.name = "advertise",
+     .type = PT_URL,
+     FIELD(sg_conf_t, deployment.advertise),
+     .doc = "The URL other instances reach this one at. Default: the first listen address (a wildcard host "
+            "replaced by the host name)."},
+    {0},
+};
+static const struct_desc_t deployment_desc = {.name = "deployment", .props = deployment_props, .check = check_deployment};
 
 /* schema_registry.url: plain HTTP only (the client is a small blocking one used at start and by
  * the decode threads); host and port are checked here so a typo fails at start, not at first use. */
@@ -2578,6 +2621,10 @@ static const prop_t root_props[] = {
      .def = "10s",
      .doc = "Grace period for in-flight requests on SIGTERM."},
     {.name = "requests", .type = PT_SECTION, .sub = &requests_desc, .doc = "Request ids and request status."},
+    {.name = "deployment",
+     .type = PT_SECTION,
+     .sub = &deployment_desc,
+     .doc = "Which deployment this instance belongs to, its name in it, and its URL."},
     {.name = "log", .type = PT_SECTION, .sub = &log_desc, .doc = "The gateway's own log (standard error)."},
     {.name = "schema_registry",
      .type = PT_SECTION,

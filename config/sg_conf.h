@@ -211,9 +211,17 @@ typedef struct st_sg_conf_t {
     int64_t shutdown_timeout_ms; /* grace for in-flight requests on SIGTERM, default 10s */
 
     struct {
-        char *secret;         /* request-id MAC key shared by a deployment; NULL = random per process */
+        char *secret;         /* request-id MAC key shared by a deployment; NULL: the deployment's own,
+                               * agreed through its internal topic (bridge/sg_deployment.h) */
         int64_t retention_ms; /* how long request outcomes and idempotency keys are kept, default 1h */
     } requests;
+
+    /* The instances that share internal topics (DESIGN §8; bridge/sg_deployment.h). */
+    struct {
+        char *name;         /* default "default": topics _streamgate.<name> and _streamgate.<name>.idempotency */
+        char *instance;     /* this instance's name; NULL: the one made once in <data_dir>/instance.id */
+        sg_url_t advertise; /* how other instances reach this one; .text NULL: from the first listen address */
+    } deployment;
 
     struct {
         int level; /* an sg_log_level_t: 0 error, 1 warn, 2 info (default), 3 debug */

@@ -271,6 +271,40 @@ static void test_defaults(void **state)
     sg_conf_destroy(conf);
 }
 
+/* deployment (DESIGN §8): its defaults, its values, and what is refused, each error naming the key. */
+static void test_deployment(void **state)
+{
+    sg_conf_t *conf = load_ok("{}");
+    assert_string_equal(conf->deployment.name, "default");
+    assert_null(conf->deployment.instance); /* made once in data_dir */
+    assert_null(conf->deployment.advertise.text);
+    assert_null(conf->requests.secret); /* the deployment's own, through its internal topic */
+    sg_conf_destroy(conf);
+
+    conf = load_ok("deployment: {name: shop, instance: gw-1, advertise: \"http://10.0.0.7:8081\"}\n");
+    assert_string_equal(conf->deployment.name, "shop");
+    assert_string_equal(conf->deployment.instance, "gw-1");
+    assert_string_equal(conf->deployment.advertise.text, "http://10.0.0.7:8081");
+    assert_string_equal(conf->deployment.advertise.host, "10.0.0.7");
+    assert_int_equal(conf->deployment.advertise.port, 8081);
+    assert_false(conf->deployment.advertise.tls);
+    sg_conf_destroy(conf);
+
+    expect_error("deployment:\n  name: shop.eu\n",
+                 "t.yaml:2: deployment.name: invalid deployment name \"shop.eu\": use letters, digits, '_' or '-' (it is "
+                 "part of internal topic names, where a '.' would be ambiguous)");
+    expect_error("deployment: {name: \"a b\"}\n",
+                 "t.yaml:1: deployment.name: invalid name \"a b\": use 1 to 128 letters, digits, '.', '_' or '-'");
+    expect_error("deployment:\n  instance: \"gw/1\"\n",
+                 "t.yaml:2: deployment.instance: invalid name \"gw/1\": use 1 to 128 letters, digits, '.', '_' or '-'");
+    expect_error("deployment:\n  advertise: \"10.0.0.7:8081\"\n",
+                 "t.yaml:2: deployment.advertise: expected http://HOST[:PORT]/PATH or https://HOST[:PORT]/PATH, got "
+                 "\"10.0.0.7:8081\"");
+    expect_error("deployment:\n  advertise: \"http://h:1/?x=1\"\n",
+                 "t.yaml:2: deployment.advertise: an advertised URL is a base URL: no query string");
+    expect_error("deployment: {nme: shop}\n", "t.yaml:1: deployment.nme: unknown key \"nme\" (did you mean \"name\"?)");
+}
+
 static void test_json(void **state)
 {
     static const char json[] =
@@ -477,7 +511,7 @@ static void test_err_unknown_key(void **state)
                  "t.yaml:2: listen[0].adress: unknown key \"adress\" (did you mean \"address\"?)");
     expect_error("zzz: 1\n", "t.yaml:1: zzz: unknown key \"zzz\" (valid keys: listen, threads, data_dir, kafka, "
                              "topics, schemas, routes, tables, queries, limits, cors, shutdown_timeout, requests, "
-                             "log, schema_registry, auth, rate_limits)");
+                             "deployment, log, schema_registry, auth, rate_limits)");
     expect_error("limits: {body: 1}\n", "t.yaml:1: limits.body: unknown key \"body\" "
                                         "(valid keys: body_bytes, header_bytes, pending, token_wait, token_wait_max, "
                                         "registry_write_rate, registry_write_burst)");
@@ -910,15 +944,17 @@ static void test_dump_reference(void **state)
     size_t rows = 0;
     for (const char *p = text; (p = strstr(p, "\n| `")) != NULL; p++)
         rows++;
-    assert_int_equal(rows, 92); /* 48 + requests (3 rows) + reply.partitions + limits.token_wait(_max)
+    assert_int_equal(rows, 96); /* 48 + requests (3 rows) + reply.partitions + limits.token_wait(_max)
                                  * + schema_registry (2 rows) + log (2 rows) = 58; DESIGN §6 adds 34: scopes and
                                  * public on routes, tables and queries (6), limits.registry_write_rate/_burst (2),
                                  * auth (1) with jwt (1 + 13), api_keys (1 + 3) and principal_header (1), and
-                                 * rate_limits (1 + 5) */
+                                 * rate_limits (1 + 5); DESIGN §8 adds deployment (1 + 3) */
     assert_non_null(strstr(text, "| `auth.jwt.algorithms` | list of JWS algorithms | `[RS256, ES256]` |"));
     assert_non_null(strstr(text, "| `rate_limits[].rate` | rate (N/s, N/m, N/h) | required |"));
     assert_non_null(strstr(text, "| `auth.api_keys[].sha256` | SHA-256 (64 hex digits) | required |"));
     assert_non_null(strstr(text, "| `log.level` | error \\| warn \\| info \\| debug | `info` |"));
+    assert_non_null(strstr(text, "| `deployment.name` | name | `default` |"));
+    assert_non_null(strstr(text, "| `deployment.advertise` | http(s) URL |  |"));
     free(text);
 }
 
@@ -1250,6 +1286,7 @@ int main(void)
         cmocka_unit_test(test_log_level),
         cmocka_unit_test(test_full_yaml),
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_deployment), /* DESIGN §8 */
         cmocka_unit_test(test_json),
         cmocka_unit_test(test_demo_and_file),
         cmocka_unit_test(test_err_empty),
