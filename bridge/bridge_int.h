@@ -51,6 +51,13 @@ int sg_kafka_conf_assigning_consumer(rd_kafka_conf_t *rkconf, const char *name, 
  * "<what>: reason" in err. */
 rd_kafka_t *sg_kafka_new(rd_kafka_type_t type, rd_kafka_conf_t *rkconf, const char *what, char *err, size_t errlen);
 
+/* ---- internal topics (admin.c) ------------------------------------------------------------- */
+
+/** Creates topic `name` with `partitions` partitions, replication min(3, brokers) and `configs`
+ * (NULL or NULL-terminated name, value pairs) through the Admin API, unless it exists. Failures
+ * are logged as "<who>: cannot create <name>: ...", not returned. Blocks up to ~8 s. */
+void sg_kafka_ensure_topic(rd_kafka_t *rk, const char *who, const char *name, int partitions, const char *const *configs);
+
 /* ---- assigning partitions without a group (assign.c) --------------------------------------- */
 
 /* sg_assign_part_t.start: leave the partition out of the assignment. */
