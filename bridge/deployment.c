@@ -311,26 +311,6 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opa
     }
 }
 
-static void on_queue_event(rd_kafka_t *rk, void *opaque)
-{
-    sg_deployment_t *deployment = opaque;
-    pthread_mutex_lock(&deployment->wake_mutex);
-    deployment->woken = 1;
-    pthread_cond_signal(&deployment->wake_cond);
-    pthread_mutex_unlock(&deployment->wake_mutex);
-}
-
-static void wait_for_work(sg_deployment_t *deployment, int timeout_ms)
-{
-    struct timespec deadline = sg_bridge_deadline(timeout_ms);
-    pthread_mutex_lock(&deployment->wake_mutex);
-    while (!deployment->woken && !atomic_load(&deployment->stopping))
-        if (pthread_cond_timedwait(&deployment->wake_cond, &deployment->wake_mutex, &deadline) != 0)
-            break;
-    deployment->woken = 0;
-    pthread_mutex_unlock(&deployment->wake_mutex);
-}
-
 static int only_partition_zero(void *ctx, const char *topic, int32_t partition)
 {
     return partition == 0;
@@ -428,7 +408,7 @@ static void consume(sg_deployment_t *deployment)
         }
         rd_kafka_message_destroy(msg);
     }
-    on_queue_event(deployment->consumer, deployment); /* more than a round's worth: come back at once */
+    sg_wake(&deployment->wake); /* more than a round's worth: come back at once */
 }
 
 /* Whether every claims partition is folded up to where it ended at setup. */
@@ -466,7 +446,7 @@ static void *deployment_main(void *arg)
             deployment->set_up = 1;
             deployment->broken = 0;
         }
-        wait_for_work(deployment, SG_DEPLOY_POLL_MS);
+        sg_wake_wait(&deployment->wake, &deployment->stopping, SG_DEPLOY_POLL_MS);
         rd_kafka_poll(deployment->producer, 0);
         consume(deployment);
         secret_progress(deployment);
@@ -513,8 +493,7 @@ sg_deployment_t *sg_deployment_create(const sg_conf_t *conf, const char *bootstr
     sg_deployment_t *deployment = sg_calloc(1, sizeof(*deployment));
     deployment->conf = conf;
     deployment->store = store;
-    pthread_mutex_init(&deployment->wake_mutex, NULL);
-    pthread_cond_init(&deployment->wake_cond, NULL);
+    sg_wake_init(&deployment->wake);
     pthread_mutex_init(&deployment->ops_mutex, NULL);
     atomic_store(&deployment->not_ready, "the deployment thread has not started");
     sg_deployment_topics(conf, deployment->topic, deployment->claims_topic);
@@ -531,10 +510,10 @@ sg_deployment_t *sg_deployment_create(const sg_conf_t *conf, const char *bootstr
     if (deployment->producer_topic == NULL || deployment->producer_claims_topic == NULL)
         sg_oom(); /* the names are valid: the config refuses any other deployment name */
     deployment->producer_queue = rd_kafka_queue_get_main(deployment->producer);
-    rd_kafka_queue_cb_event_enable(deployment->producer_queue, on_queue_event, deployment);
+    rd_kafka_queue_cb_event_enable(deployment->producer_queue, sg_wake_on_queue_event, &deployment->wake);
     rd_kafka_poll_set_consumer(deployment->consumer);
     deployment->consumer_queue = rd_kafka_queue_get_consumer(deployment->consumer);
-    rd_kafka_queue_cb_event_enable(deployment->consumer_queue, on_queue_event, deployment);
+    rd_kafka_queue_cb_event_enable(deployment->consumer_queue, sg_wake_on_queue_event, &deployment->wake);
     return deployment;
 }
 
@@ -588,7 +567,7 @@ void sg_deployment_shutdown(sg_deployment_t *deployment, int64_t timeout_ms)
 {
     atomic_store(&deployment->stopping, 1);
     if (deployment->thread_started) {
-        on_queue_event(deployment->producer, deployment);
+        sg_wake(&deployment->wake);
         pthread_join(deployment->thread, NULL);
         deployment->thread_started = 0;
     }
@@ -626,7 +605,6 @@ void sg_deployment_destroy(sg_deployment_t *deployment)
     free(deployment->claim_start_high);
     free(deployment->instance);
     pthread_mutex_destroy(&deployment->ops_mutex);
-    pthread_cond_destroy(&deployment->wake_cond);
-    pthread_mutex_destroy(&deployment->wake_mutex);
+    sg_wake_dispose(&deployment->wake);
     free(deployment);
 }

@@ -30,9 +30,7 @@ struct st_sg_deployment_t {
     rd_kafka_t *producer, *consumer;
     rd_kafka_topic_t *producer_topic, *producer_claims_topic;
     rd_kafka_queue_t *producer_queue, *consumer_queue;
-    pthread_mutex_t wake_mutex;
-    pthread_cond_t wake_cond;
-    int woken;
+    sg_wake_t wake;
     pthread_t thread;
     int thread_started;
     atomic_int stopping;
