@@ -16,13 +16,14 @@
 #define SG_ADMIN_METADATA_TIMEOUT_MS 2000
 #define SG_ADMIN_REQUEST_TIMEOUT_MS 5000
 
-/* Whether the cluster lists `name`; the broker count in *brokers (0 when metadata failed). */
+/* Whether the cluster lists `name` (1 or 0), or -1 when it did not answer; the broker count in
+ * *brokers. */
 static int topic_exists(rd_kafka_t *rk, const char *name, rd_kafka_topic_t *only, int *brokers)
 {
     const struct rd_kafka_metadata *md = NULL;
     *brokers = 0;
     if (rd_kafka_metadata(rk, only == NULL, only, &md, SG_ADMIN_METADATA_TIMEOUT_MS) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        return 0;
+        return -1;
     int found = 0;
     for (int t = 0; t < md->topic_cnt && !found; t++)
         found = strcmp(md->topics[t].topic, name) == 0 && md->topics[t].err == 0 && md->topics[t].partition_cnt > 0;
@@ -69,19 +70,21 @@ static int create_topic(rd_kafka_t *rk, const char *name, int partitions, int re
     return rc;
 }
 
-void sg_kafka_ensure_topic(rd_kafka_t *rk, const char *who, const char *name, int partitions, const char *const *configs)
+int sg_kafka_ensure_topic(rd_kafka_t *rk, const char *who, const char *name, int partitions, const char *const *configs)
 {
     int brokers;
-    if (topic_exists(rk, name, NULL, &brokers))
-        return;
+    int exists = topic_exists(rk, name, NULL, &brokers);
+    if (exists != 0)
+        return exists > 0 ? 0 : -1;
     int replication = brokers >= 3 ? 3 : brokers > 0 ? brokers : 1;
     char why[512];
     if (create_topic(rk, name, partitions, replication, configs, why, sizeof(why)) == 0)
-        return;
+        return 0;
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, name, NULL);
-    int exists = rkt != NULL && topic_exists(rk, name, rkt, &brokers);
+    exists = rkt != NULL ? topic_exists(rk, name, rkt, &brokers) : 0;
     if (rkt != NULL)
         rd_kafka_topic_destroy(rkt);
-    if (!exists)
+    if (exists <= 0)
         sg_log_warn("%s: cannot create %s: %s; waiting for it to exist", who, name, why);
+    return 0;
 }

@@ -55,9 +55,10 @@ rd_kafka_t *sg_kafka_new(rd_kafka_type_t type, rd_kafka_conf_t *rkconf, const ch
 /* ---- internal topics (admin.c) ------------------------------------------------------------- */
 
 /** Creates topic `name` with `partitions` partitions, replication min(3, brokers) and `configs`
- * (NULL or NULL-terminated name, value pairs) through the Admin API, unless it exists. Failures
- * are logged as "<who>: cannot create <name>: ...", not returned. Blocks up to ~8 s. */
-void sg_kafka_ensure_topic(rd_kafka_t *rk, const char *who, const char *name, int partitions, const char *const *configs);
+ * (NULL or NULL-terminated name, value pairs) through the Admin API, unless it exists. Returns 0
+ * (it exists, or creating it failed: logged as "<who>: cannot create <name>: ..."), or -1 when
+ * the cluster did not answer (2 s): nothing was tried. Blocks up to ~10 s. */
+int sg_kafka_ensure_topic(rd_kafka_t *rk, const char *who, const char *name, int partitions, const char *const *configs);
 
 /* ---- assigning partitions without a group (assign.c) --------------------------------------- */
 

@@ -43,6 +43,8 @@
 
 #define SG_CLAIMS_READBACK_MS 5000          /* after its delivery report, a claim waits this long to be folded */
 #define SG_CLAIMS_SKEW_MS (5LL * 60 * 1000) /* a claim expired longer ago than this decides nothing any more */
+#define SG_CLAIMS_RETRY_MS 500              /* a refused record is produced again after this, */
+#define SG_CLAIMS_RETRY_MAX_MS 30000        /* doubling up to this */
 
 typedef enum { OP_CLAIM, OP_COMPLETE, OP_RELEASE, OP_UNKNOWN } record_op_t;
 static const char *const op_names[] = {"claim", "complete", "release", "unknown"};
@@ -62,17 +64,21 @@ typedef struct {
     int64_t produced;                   /* unknown */
 } claim_record_t;
 
+/* A record on its way: a claim waiting to be folded, or a completion, release or unknown
+ * outcome waiting for its delivery report (produced again until the broker takes it, for as long
+ * as its claim lives: other instances keep a claim as they last saw it). */
 struct st_sg_claim_op_t {
     sg_claim_op_t *next;
-    record_op_t kind; /* OP_CLAIM (done_cb) or OP_COMPLETE (published_cb) */
     claim_record_t rec;
     int32_t partition;
     int64_t offset;
     int delivered; /* 0 waiting, 1 in the log at offset, -1 refused (deployment thread) */
     char why[160];
-    int64_t deadline_ms; /* monotonic */
-    sg_claims_done_cb done_cb;
-    sg_claims_published_cb published_cb;
+    int64_t deadline_ms; /* a claim's answer (monotonic) */
+    int64_t retry_at_ms; /* another attempt then (monotonic; 0: none planned) */
+    int64_t backoff_ms;
+    sg_claims_done_cb done_cb;           /* a claim */
+    sg_claims_published_cb published_cb; /* a completion, until its first report; may be NULL */
     void *opaque;
 };
 
@@ -200,6 +206,9 @@ static int decode(const void *value, size_t len, claim_record_t *rec, const char
         (copy_string(doc, "topic", rec->topic, sizeof(rec->topic), NULL) != 0 || get_int(doc, "offset", 0, &rec->offset) != 0 ||
          get_int(doc, "timestamp", 0, &rec->timestamp) != 0 || get_int(doc, "created", 0, &rec->created) != 0))
         goto out;
+    if (rec->op == OP_COMPLETE &&
+        strspn(rec->topic, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != strlen(rec->topic))
+        goto out; /* a topic name, as Kafka allows them: it is written into replayed bodies as is */
     if (rec->op == OP_UNKNOWN && get_int(doc, "produced", 0, &rec->produced) != 0)
         goto out;
     rc = 0;
@@ -272,75 +281,92 @@ static int32_t partition_of(const uint8_t key[32], int parts)
     return (int32_t)(hash % (uint32_t)parts);
 }
 
-/* Produces rec, linked as `op` (NULL: nobody waits) until its delivery report. Returns 0 or -1. */
-static int publish(sg_deployment_t *deployment, const claim_record_t *rec, sg_claim_op_t *op, char *err, size_t errlen)
+/* Produces op's record to its partition. Returns 0 or -1 with err. */
+static int produce_op(sg_deployment_t *deployment, sg_claim_op_t *op, char *err, size_t errlen)
 {
-    int parts = atomic_load(&deployment->n_parts);
-    if (parts <= 0)
-        return sg_errf(err, errlen, "%s is not read yet", deployment->claims_topic);
     char key[SG_STORE_MAX_ROUTE + 66];
-    int n = snprintf(key, sizeof(key), "%s/", rec->route);
-    hex_of(rec->key, 32, key + n);
-    char *value = encode(rec, deployment->instance);
-    int32_t partition = partition_of(rec->key, parts);
-    if (op != NULL) {
-        op->partition = partition;
-        pthread_mutex_lock(&deployment->ops_mutex);
-        op->next = deployment->ops;
-        deployment->ops = op;
-        pthread_mutex_unlock(&deployment->ops_mutex);
-    }
-    int rc =
-        sg_deployment_produce(deployment, deployment->producer_claims_topic, partition, key, value, strlen(value), op, err, errlen);
-    if (rc != 0 && op != NULL) {
-        pthread_mutex_lock(&deployment->ops_mutex);
-        for (sg_claim_op_t **link = &deployment->ops; *link != NULL; link = &(*link)->next)
-            if (*link == op) {
-                *link = op->next;
-                break;
-            }
-        pthread_mutex_unlock(&deployment->ops_mutex);
-    }
+    int n = snprintf(key, sizeof(key), "%s/", op->rec.route);
+    hex_of(op->rec.key, 32, key + n);
+    char *value = encode(&op->rec, deployment->instance);
+    op->delivered = 0;
+    int rc = sg_deployment_produce(deployment, deployment->producer_claims_topic, op->partition, key, value, strlen(value), op, err,
+                                   errlen);
     free(value);
     return rc;
 }
 
-/* A record naming (route, key, request_id), checked. Returns 0 or -1 with err. */
-static int record_init(claim_record_t *rec, record_op_t op, const char *route, const uint8_t key[32], const char *request_id,
-                       size_t idlen, char *err, size_t errlen)
+/* Links op (taken) and produces its record. Returns 0, or -1 with err (op freed). */
+static int publish(sg_deployment_t *deployment, sg_claim_op_t *op, char *err, size_t errlen)
 {
-    memset(rec, 0, sizeof(*rec));
+    int parts = atomic_load(&deployment->n_parts);
+    if (parts <= 0) {
+        free(op);
+        return sg_errf(err, errlen, "%s is not read yet", deployment->claims_topic);
+    }
+    op->partition = partition_of(op->rec.key, parts);
+    op->backoff_ms = SG_CLAIMS_RETRY_MS;
+    /* Linked first: its delivery report may come before producev returns. */
+    pthread_mutex_lock(&deployment->ops_mutex);
+    op->next = deployment->ops;
+    deployment->ops = op;
+    pthread_mutex_unlock(&deployment->ops_mutex);
+    if (produce_op(deployment, op, err, errlen) == 0)
+        return 0;
+    pthread_mutex_lock(&deployment->ops_mutex);
+    for (sg_claim_op_t **link = &deployment->ops; *link != NULL; link = &(*link)->next)
+        if (*link == op) {
+            *link = op->next;
+            break;
+        }
+    pthread_mutex_unlock(&deployment->ops_mutex);
+    free(op);
+    return -1;
+}
+
+/* A new operation on (route, key, request_id), checked. Returns it, or NULL with err. */
+static sg_claim_op_t *op_new(record_op_t kind, const char *route, const uint8_t key[32], const char *request_id, size_t idlen,
+                             char *err, size_t errlen)
+{
     size_t route_len = route != NULL ? strlen(route) : 0;
     if (route_len == 0 || route_len > SG_STORE_MAX_ROUTE || idlen == 0 || idlen > SG_STORE_MAX_ID ||
-        memchr(request_id, 0, idlen) != NULL)
-        return sg_errf(err, errlen, "a claim needs a route of 1..%d bytes and a request id of 1..%d", SG_STORE_MAX_ROUTE,
-                       SG_STORE_MAX_ID);
-    rec->op = op;
-    memcpy(rec->route, route, route_len + 1);
-    memcpy(rec->key, key, 32);
-    memcpy(rec->id, request_id, idlen);
-    rec->idlen = idlen;
-    return 0;
+        memchr(request_id, 0, idlen) != NULL) {
+        sg_errf(err, errlen, "a claim needs a route of 1..%d bytes and a request id of 1..%d", SG_STORE_MAX_ROUTE, SG_STORE_MAX_ID);
+        return NULL;
+    }
+    sg_claim_op_t *op = sg_calloc(1, sizeof(*op));
+    op->rec.op = kind;
+    memcpy(op->rec.route, route, route_len + 1);
+    memcpy(op->rec.key, key, 32);
+    memcpy(op->rec.id, request_id, idlen);
+    op->rec.idlen = idlen;
+    return op;
 }
 
 int sg_claims_claim(sg_deployment_t *deployment, const char *route, const uint8_t key[32], const uint8_t body_sha256[32],
                     const char *request_id, size_t idlen, int64_t claimed_ms, int64_t expires_ms, sg_claims_done_cb done_cb,
                     void *opaque, char *err, size_t errlen)
 {
-    sg_claim_op_t *op = sg_calloc(1, sizeof(*op));
-    if (record_init(&op->rec, OP_CLAIM, route, key, request_id, idlen, err, errlen) != 0) {
-        free(op);
+    sg_claim_op_t *op = op_new(OP_CLAIM, route, key, request_id, idlen, err, errlen);
+    if (op == NULL)
         return -1;
-    }
     memcpy(op->rec.body, body_sha256, 32);
     op->rec.at = claimed_ms;
     op->rec.expires = expires_ms;
-    op->kind = OP_CLAIM;
     op->deadline_ms = sg_mono_ms() + deployment->conf->kafka.produce_timeout_ms + SG_CLAIMS_READBACK_MS;
     op->done_cb = done_cb;
     op->opaque = opaque;
-    if (publish(deployment, &op->rec, op, err, errlen) != 0) {
-        free(op);
+    return publish(deployment, op, err, errlen);
+}
+
+/* Publishes a record of kind for request_id's claim. Returns 0 or -1 (logged: other instances
+ * keep the claim as they last saw it, until it expires). */
+static int publish_state(sg_deployment_t *deployment, sg_claim_op_t *op, record_op_t kind, const char *request_id, size_t idlen,
+                         char *err, size_t errlen)
+{
+    if (op == NULL || publish(deployment, op, err, errlen) != 0) {
+        sg_log_error("deployment: the %s of %.*s's Idempotency-Key claim is not published (other instances keep the claim as "
+                     "they last saw it, until it expires): %s",
+                     op_names[kind], (int)idlen, request_id, err);
         return -1;
     }
     return 0;
@@ -350,60 +376,45 @@ int sg_claims_complete(sg_deployment_t *deployment, const char *route, const uin
                        const sg_claim_position_t *pos, sg_claims_published_cb published_cb, void *opaque)
 {
     char err[256];
-    sg_claim_op_t *op = sg_calloc(1, sizeof(*op));
-    int rc = record_init(&op->rec, OP_COMPLETE, route, key, request_id, idlen, err, sizeof(err));
-    if (rc == 0) {
+    sg_claim_op_t *op = op_new(OP_COMPLETE, route, key, request_id, idlen, err, sizeof(err));
+    if (op != NULL) {
         snprintf(op->rec.topic, sizeof(op->rec.topic), "%s", pos->topic);
         op->rec.partition = pos->partition;
         op->rec.offset = pos->offset;
         op->rec.timestamp = pos->timestamp_ms;
         op->rec.created = pos->created_ms;
         op->rec.expires = pos->expires_ms;
-        op->kind = OP_COMPLETE;
         op->published_cb = published_cb;
         op->opaque = opaque;
-        rc = publish(deployment, &op->rec, published_cb != NULL ? op : NULL, err, sizeof(err));
     }
-    if (rc != 0)
-        sg_log_error("deployment: the completion of %.*s's Idempotency-Key claim is not published (other instances see it in "
-                     "flight until it expires): %s",
-                     (int)idlen, request_id, err);
-    if (rc != 0 || published_cb == NULL)
-        free(op);
-    return rc;
+    return publish_state(deployment, op, OP_COMPLETE, request_id, idlen, err, sizeof(err));
 }
 
-/* Publishes a record nobody waits for: a release or an unknown outcome. Returns 0 or -1 (logged). */
-static int publish_state(sg_deployment_t *deployment, record_op_t kind, const char *route, const uint8_t key[32],
-                         const char *request_id, size_t idlen, int32_t partition, int64_t produced_ms)
+/* A release or an unknown outcome. The claim's expiry is not at hand here; one retention from
+ * now outlives it, which is all a reader folding from the start needs (records past it are
+ * skipped), and bounds how long a refused record is produced again. */
+static int publish_simple(sg_deployment_t *deployment, record_op_t kind, const char *route, const uint8_t key[32],
+                          const char *request_id, size_t idlen, int32_t partition, int64_t produced_ms)
 {
     char err[256];
-    claim_record_t rec;
-    int rc = record_init(&rec, kind, route, key, request_id, idlen, err, sizeof(err));
-    if (rc == 0) {
-        rec.partition = partition;
-        rec.produced = produced_ms;
-        /* The claim's expiry is not at hand here; one retention from now outlives it, which is
-         * all a reader folding from the start needs (records past it are skipped). */
-        rec.expires = sg_now_ms() + deployment->conf->requests.retention_ms;
-        rc = publish(deployment, &rec, NULL, err, sizeof(err));
+    sg_claim_op_t *op = op_new(kind, route, key, request_id, idlen, err, sizeof(err));
+    if (op != NULL) {
+        op->rec.partition = partition;
+        op->rec.produced = produced_ms;
+        op->rec.expires = sg_now_ms() + deployment->conf->requests.retention_ms;
     }
-    if (rc != 0)
-        sg_log_error("deployment: the %s of %.*s's Idempotency-Key claim is not published (other instances keep it as it was "
-                     "until it expires): %s",
-                     op_names[kind], (int)idlen, request_id, err);
-    return rc;
+    return publish_state(deployment, op, kind, request_id, idlen, err, sizeof(err));
 }
 
 int sg_claims_release(sg_deployment_t *deployment, const char *route, const uint8_t key[32], const char *request_id, size_t idlen)
 {
-    return publish_state(deployment, OP_RELEASE, route, key, request_id, idlen, 0, 0);
+    return publish_simple(deployment, OP_RELEASE, route, key, request_id, idlen, 0, 0);
 }
 
 int sg_claims_mark_unknown(sg_deployment_t *deployment, const char *route, const uint8_t key[32], const char *request_id,
                            size_t idlen, int32_t partition, int64_t produced_ms)
 {
-    return publish_state(deployment, OP_UNKNOWN, route, key, request_id, idlen, partition, produced_ms);
+    return publish_simple(deployment, OP_UNKNOWN, route, key, request_id, idlen, partition, produced_ms);
 }
 
 void sg_claims_delivered(sg_deployment_t *deployment, sg_claim_op_t *op, const rd_kafka_message_t *msg)
@@ -411,7 +422,7 @@ void sg_claims_delivered(sg_deployment_t *deployment, sg_claim_op_t *op, const r
     op->offset = msg->offset;
     op->delivered = msg->err == RD_KAFKA_RESP_ERR_NO_ERROR && msg->offset >= 0 ? 1 : -1;
     if (op->delivered < 0)
-        snprintf(op->why, sizeof(op->why), "%s did not take the claim: %s", deployment->claims_topic,
+        snprintf(op->why, sizeof(op->why), "%s did not take the record: %s", deployment->claims_topic,
                  msg->err ? rd_kafka_err2str(msg->err) : "acknowledged without an offset");
 }
 
@@ -440,20 +451,43 @@ static int decide(sg_deployment_t *deployment, sg_claim_op_t *op, sg_idem_result
     return SG_CLAIMS_OK;
 }
 
-static void finish(sg_deployment_t *deployment, sg_claim_op_t *op, int rc, const sg_idem_result_t *result, int withdraw)
+/* Answers a claim, and releases it when it did not win, so that no later reading of the log takes
+ * it for the holder (`withdraw`; not at shutdown). Frees op. */
+static void answer_claim(sg_deployment_t *deployment, sg_claim_op_t *op, int rc, const sg_idem_result_t *result, int withdraw)
 {
-    if (op->kind == OP_COMPLETE) {
-        op->published_cb(op->opaque, op->delivered > 0 ? SG_CLAIMS_OK : rc);
-    } else {
-        int won = rc == SG_CLAIMS_OK && result->kind == SG_IDEM_CLAIMED;
-        const char *why = op->why[0] != '\0'        ? op->why
-                          : rc == SG_CLAIMS_E_STORE ? "the request store refuses writes"
-                                                    : "the claim was not read back in time";
-        op->done_cb(op->opaque, rc, result, rc == SG_CLAIMS_OK ? NULL : why);
-        if (!won && withdraw)
-            sg_claims_release(deployment, op->rec.route, op->rec.key, op->rec.id, op->rec.idlen);
-    }
+    int won = rc == SG_CLAIMS_OK && result->kind == SG_IDEM_CLAIMED;
+    const char *why = op->why[0] != '\0'        ? op->why
+                      : rc == SG_CLAIMS_E_STORE ? "the request store refuses writes"
+                                                : "the claim was not read back in time";
+    op->done_cb(op->opaque, rc, result, rc == SG_CLAIMS_OK ? NULL : why);
+    if (!won && withdraw)
+        sg_claims_release(deployment, op->rec.route, op->rec.key, op->rec.id, op->rec.idlen);
     free(op);
+}
+
+/* Where a record nobody answers stands: 1 done (in the log, or its claim is past caring), 0 not
+ * yet. A refused one is produced again, backing off, while its claim lives. Under ops_mutex. */
+static int republish(sg_deployment_t *deployment, sg_claim_op_t *op, int64_t now)
+{
+    static sg_log_once_t logged;
+    char err[256];
+    if (op->delivered > 0 || (op->delivered < 0 && op->rec.expires <= sg_now_ms()))
+        return 1;
+    if (op->delivered < 0) {
+        if (sg_log_once(&logged, op->rec.op))
+            sg_log_warn("deployment: %s (a %s record): producing it again until it is taken (logged once per kind)", op->why,
+                        op_names[op->rec.op]);
+        op->delivered = 0;
+        op->retry_at_ms = now + op->backoff_ms;
+        op->backoff_ms = op->backoff_ms * 2 > SG_CLAIMS_RETRY_MAX_MS ? SG_CLAIMS_RETRY_MAX_MS : op->backoff_ms * 2;
+    } else if (op->retry_at_ms != 0 && now >= op->retry_at_ms) {
+        op->retry_at_ms = 0;
+        if (produce_op(deployment, op, err, sizeof(err)) != 0) {
+            snprintf(op->why, sizeof(op->why), "%s", err);
+            op->delivered = -1;
+        }
+    }
+    return 0;
 }
 
 void sg_claims_progress(sg_deployment_t *deployment)
@@ -473,20 +507,25 @@ void sg_claims_progress(sg_deployment_t *deployment)
         answer_t *answer = &answers[n];
         int finished = 1;
         memset(&answer->result, 0, sizeof(answer->result));
-        if (op->kind == OP_COMPLETE) {
-            finished = op->delivered != 0;
-            answer->rc = op->delivered > 0 ? SG_CLAIMS_OK : SG_CLAIMS_E_UNAVAILABLE;
-        } else if (op->delivered < 0)
+        if (op->rec.op != OP_CLAIM) {
+            if (op->published_cb != NULL && op->delivered != 0) {
+                /* the first report answers whoever waits; a refused record is still tried again */
+                op->published_cb(op->opaque, op->delivered > 0 ? SG_CLAIMS_OK : SG_CLAIMS_E_UNAVAILABLE);
+                op->published_cb = NULL;
+            }
+            finished = republish(deployment, op, now);
+        } else if (op->delivered < 0) {
             answer->rc = SG_CLAIMS_E_UNAVAILABLE;
-        else if (deployment->broken)
+        } else if (deployment->broken) {
             answer->rc = SG_CLAIMS_E_STORE;
-        else if (op->delivered > 0 && deployment->set_up && op->partition < parts &&
-                 deployment->claim_next[op->partition] >= op->offset)
+        } else if (op->delivered > 0 && deployment->set_up && op->partition < parts &&
+                   deployment->claim_next[op->partition] >= op->offset) {
             answer->rc = decide(deployment, op, &answer->result);
-        else if (now > op->deadline_ms)
+        } else if (now > op->deadline_ms) {
             answer->rc = SG_CLAIMS_E_UNAVAILABLE;
-        else
+        } else {
             finished = 0;
+        }
         if (finished) {
             *link = op->next;
             answer->op = op;
@@ -497,8 +536,12 @@ void sg_claims_progress(sg_deployment_t *deployment)
     }
     int more = n == sizeof(answers) / sizeof(answers[0]);
     pthread_mutex_unlock(&deployment->ops_mutex);
-    for (size_t i = 0; i < n; ++i)
-        finish(deployment, answers[i].op, answers[i].rc, &answers[i].result, 1);
+    for (size_t i = 0; i < n; ++i) {
+        if (answers[i].op->rec.op == OP_CLAIM)
+            answer_claim(deployment, answers[i].op, answers[i].rc, &answers[i].result, 1);
+        else
+            free(answers[i].op);
+    }
     if (more)
         sg_claims_progress(deployment);
 }
@@ -515,6 +558,12 @@ void sg_claims_fail_all(sg_deployment_t *deployment, int rc, const char *why)
         sg_claim_op_t *op = ops;
         ops = op->next;
         snprintf(op->why, sizeof(op->why), "%s", why);
-        finish(deployment, op, rc, &none, 0);
+        if (op->rec.op == OP_CLAIM) {
+            answer_claim(deployment, op, rc, &none, 0);
+        } else {
+            if (op->published_cb != NULL)
+                op->published_cb(op->opaque, op->delivered > 0 ? SG_CLAIMS_OK : rc);
+            free(op);
+        }
     }
 }

@@ -434,12 +434,34 @@ static const char *why_not_ready(const sg_deployment_t *deployment)
     return NULL;
 }
 
+/* Creates the topics on a real cluster (the embedded one has them from its start). On this
+ * thread: the Admin API waits seconds for an answer, which must not hold up the start. Returns 0
+ * once tried, -1 while the cluster does not answer. */
+static int create_topics(sg_deployment_t *deployment)
+{
+    static const char *const compacted[] = {"cleanup.policy", "compact", NULL};
+    const char *claims_config[8];
+    char numbers[64];
+    if (deployment->conf->kafka.embedded)
+        return 0;
+    sg_deployment_claims_topic_config(deployment->conf, claims_config, numbers);
+    if (deployment->want_secret && sg_kafka_ensure_topic(deployment->producer, "deployment", deployment->topic, 1, compacted) != 0)
+        return -1;
+    if (deployment->claims && sg_kafka_ensure_topic(deployment->producer, "deployment", deployment->claims_topic,
+                                                    SG_DEPLOYMENT_CLAIM_PARTITIONS, claims_config) != 0)
+        return -1;
+    return 0;
+}
+
 static void *deployment_main(void *arg)
 {
     sg_deployment_t *deployment = arg;
+    int created = 0;
     while (!atomic_load(&deployment->stopping)) {
         if (!deployment->set_up) {
-            if (setup(deployment) != 0) {
+            if (!created)
+                created = create_topics(deployment) == 0;
+            if (!created || setup(deployment) != 0) {
                 sg_bridge_sleep(&deployment->stopping, SG_DEPLOY_SETUP_RETRY_MS);
                 continue;
             }
@@ -531,17 +553,6 @@ int sg_deployment_start(sg_deployment_t *deployment, int want_secret, int claims
         atomic_store(&deployment->ready, 1);
         atomic_store(&deployment->not_ready, NULL);
         return 0;
-    }
-    if (!deployment->conf->kafka.embedded) { /* the embedded cluster has them from its start */
-        static const char *const compacted[] = {"cleanup.policy", "compact", NULL};
-        const char *claims_config[8];
-        char numbers[64];
-        sg_deployment_claims_topic_config(deployment->conf, claims_config, numbers);
-        if (want_secret)
-            sg_kafka_ensure_topic(deployment->producer, "deployment", deployment->topic, 1, compacted);
-        if (claims)
-            sg_kafka_ensure_topic(deployment->producer, "deployment", deployment->claims_topic, SG_DEPLOYMENT_CLAIM_PARTITIONS,
-                                  claims_config);
     }
     int rc = pthread_create(&deployment->thread, NULL, deployment_main, deployment);
     if (rc != 0)
