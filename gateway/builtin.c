@@ -11,6 +11,7 @@
 
 #include "gateway_int.h"
 #include "respond.h"
+#include "sg_deployment.h"
 #include "sg_materializer.h"
 #include "sg_registry.h"
 
@@ -61,6 +62,10 @@ static const char *not_ready_because(sg_server_t *server)
         return "the schema registry is still reading _schemas";
     if (!sg_bridge_is_ready(server->bridge))
         return "Kafka metadata has not been fetched yet";
+    if (server->deployment != NULL && !sg_deployment_is_ready(server->deployment))
+        return sg_deployment_not_ready_because(server->deployment);
+    if (!sg_server_has_request_key(server))
+        return "the deployment's request-id secret is not settled yet";
     return NULL;
 }
 

@@ -61,7 +61,9 @@ struct st_sg_server_t {
     sg_loop_t *loops;
     size_t n_loops;
     uint32_t instance_id;
-    sg_reqid_key_t reqid_key;
+    sg_reqid_key_t reqid_key;                  /* valid once request_key_ready (written once, before it is set) */
+    atomic_int request_key_ready;              /* requests.secret, or the deployment's secret once settled */
+    struct st_sg_deployment_t *deployment;     /* Idempotency-Key claims, the secret; NULL until set */
     sg_store_t *store;                         /* request outcomes (RocksDB at <data_dir>/state) */
     struct st_sg_tables_t *tables;             /* materialized tables, or NULL (none configured) */
     struct st_sg_materializer_t *materializer; /* feeds them; readiness waits for it */
@@ -133,6 +135,13 @@ static inline sg_loop_t *sg_loop_of(h2o_req_t *req)
 static inline int sg_server_is_draining(sg_server_t *server)
 {
     return atomic_load(&server->draining);
+}
+
+/* Whether request ids can be made and checked: until the deployment's secret is settled, the
+ * gateway answers what needs one 503 not-ready (sg_server_refuse_without_key). */
+static inline int sg_server_has_request_key(sg_server_t *server)
+{
+    return atomic_load_explicit(&server->request_key_ready, memory_order_acquire);
 }
 
 #endif
