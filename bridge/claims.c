@@ -59,6 +59,7 @@ typedef struct {
     int64_t at;       /* claim */
     int64_t expires;
     char topic[256]; /* complete */
+    char owner[128]; /* complete: "" when not known */
     int32_t partition;
     int64_t offset, timestamp, created; /* complete */
     int64_t produced;                   /* unknown */
@@ -143,6 +144,8 @@ static char *encode(const claim_record_t *rec, const char *instance)
         json_object_set_new(doc, "offset", json_integer(rec->offset));
         json_object_set_new(doc, "timestamp", json_integer(rec->timestamp));
         json_object_set_new(doc, "created", json_integer(rec->created));
+        if (rec->owner[0] != '\0')
+            json_object_set_new(doc, "owner", json_string(rec->owner));
     } else if (rec->op == OP_UNKNOWN) {
         json_object_set_new(doc, "partition", json_integer(rec->partition));
         json_object_set_new(doc, "produced", json_integer(rec->produced));
@@ -209,6 +212,9 @@ static int decode(const void *value, size_t len, claim_record_t *rec, const char
     if (rec->op == OP_COMPLETE &&
         strspn(rec->topic, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != strlen(rec->topic))
         goto out; /* a topic name, as Kafka allows them: it is written into replayed bodies as is */
+    if (rec->op == OP_COMPLETE && json_object_get(doc, "owner") != NULL &&
+        copy_string(doc, "owner", rec->owner, sizeof(rec->owner), NULL) != 0)
+        goto out;
     if (rec->op == OP_UNKNOWN && get_int(doc, "produced", 0, &rec->produced) != 0)
         goto out;
     rc = 0;
@@ -237,7 +243,8 @@ static int apply(sg_deployment_t *deployment, const claim_record_t *rec, int64_t
                                    .offset = rec->offset,
                                    .timestamp_ms = rec->timestamp,
                                    .created_ms = rec->created,
-                                   .expires_ms = rec->expires};
+                                   .expires_ms = rec->expires,
+                                   .owner = rec->owner[0] != '\0' ? rec->owner : NULL};
         if (deployment->completed_cb != NULL && rec->idlen == 32)
             deployment->completed_cb(deployment->ctx, rec->route, rec->id, &pos);
         rc = sg_store_idem_complete(store, rec->route, rec->key, 32, rec->id, rec->idlen, err, sizeof(err));
@@ -384,6 +391,7 @@ int sg_claims_complete(sg_deployment_t *deployment, const char *route, const uin
         op->rec.timestamp = pos->timestamp_ms;
         op->rec.created = pos->created_ms;
         op->rec.expires = pos->expires_ms;
+        snprintf(op->rec.owner, sizeof(op->rec.owner), "%s", pos->owner != NULL ? pos->owner : "");
         op->published_cb = published_cb;
         op->opaque = opaque;
     }

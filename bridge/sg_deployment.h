@@ -47,14 +47,15 @@ typedef struct st_sg_claim_position_t {
     int64_t timestamp_ms;
     int64_t created_ms; /* the request's creation (its id's time) */
     int64_t expires_ms; /* the claim's expiry */
+    const char *owner;  /* who made the request (the gateway's text for it), or NULL */
 } sg_claim_position_t;
 
 /** The secret is settled: called once, on the deployment thread, before sg_deployment_is_ready. */
 typedef void (*sg_deployment_secret_cb)(void *ctx, const uint8_t *secret, size_t len);
 
 /** A COMPLETE record is being folded (any instance's, this one's too): record the outcome of
- * `request_id` (32 characters, not NUL-terminated) on `route` before its claim is marked done.
- * Deployment thread. */
+ * `request_id` (32 characters, not NUL-terminated) on `route` (the claim's route part, as
+ * claimed) before its claim is marked done. Deployment thread. */
 typedef void (*sg_claims_completed_cb)(void *ctx, const char *route, const char *request_id, const sg_claim_position_t *pos);
 
 /** A claim's answer, once, on the deployment thread: rc SG_CLAIMS_OK with the fold's result

@@ -514,7 +514,7 @@ static char *lowercase_dup(const char *s)
 /* Parses a key spec into out (out->name owned). Returns NULL or the reason it is invalid. */
 static const char *keyspec_parse(const char *text, sg_key_spec_t *out)
 {
-    static const char expected[] = "expected path:NAME, body:/json/pointer, header:NAME or none";
+    static const char expected[] = "expected path:NAME, body:/json/pointer, header:NAME, claim:NAME or none";
     out->source = SG_KEY_NONE;
     out->name = NULL;
     if (strcmp(text, "none") == 0)
@@ -542,6 +542,13 @@ static const char *keyspec_parse(const char *text, sg_key_spec_t *out)
             return "header:NAME needs a valid HTTP header name, e.g. header:x-customer-id";
         out->source = SG_KEY_HEADER;
         out->name = lowercase_dup(text + 7);
+        return NULL;
+    }
+    if (strncmp(text, "claim:", 6) == 0) {
+        if (!is_token(text + 6))
+            return "claim:NAME needs a claim name (letters, digits and !#$%&'*+-.^_`|~), e.g. claim:sub";
+        out->source = SG_KEY_CLAIM;
+        out->name = sg_strdup(text + 6);
         return NULL;
     }
     return expected;
@@ -874,7 +881,7 @@ static int parse_size(ctx_t *c, const prop_t *row, const node_t *value, char *ba
 static int parse_keyspec(ctx_t *c, const prop_t *row, const node_t *value, char *base, const char *path)
 {
     char buf[80];
-    if (want_scalar(c, value, path, "a key spec (path:NAME, body:/json/pointer, header:NAME or none)") != 0)
+    if (want_scalar(c, value, path, "a key spec (path:NAME, body:/json/pointer, header:NAME, claim:NAME or none)") != 0)
         return -1;
     if (value->len > SG_CONF_MAX_STRING)
         return fail(c, value->line, path, "longer than %d bytes", SG_CONF_MAX_STRING);
@@ -1665,7 +1672,7 @@ static int check_query(ctx_t *c, void *elem, const node_t *map, const char *path
         char key_path[KEYPATH_MAX];
         path_key(key_path, sizeof(key_path), path, "key");
         return fail(c, value_line(map, "key"), key_path,
-                    "a query is a GET without a body: take the key from path:NAME or header:NAME (none: a scan)");
+                    "a query is a GET without a body: take the key from path:NAME, header:NAME or claim:NAME (none: a scan)");
     }
     return check_key_param(c, query->path, &query->key, map, path);
 }
@@ -1860,8 +1867,47 @@ static int check_access_list(ctx_t *c, const sg_conf_t *conf, const node_t *root
     return 0;
 }
 
+/* A key taken from the caller's credential (claim:NAME) needs one; a key taken from a header that
+ * carries a credential or the principal would copy it into an event or a lookup. */
+static const char *key_access_problem(const sg_conf_t *conf, const sg_key_spec_t *key, const sg_access_conf_t *access)
+{
+    static const char *const credential_headers[] = {"authorization", "x-api-key", "cookie", NULL};
+    if (key->source == SG_KEY_CLAIM && !conf->has_auth)
+        return "claim:NAME needs an auth section (the claim comes from the caller's credential)";
+    if (key->source == SG_KEY_CLAIM && access->is_public)
+        return "a public endpoint has no credential to take claim:NAME from";
+    if (key->source != SG_KEY_HEADER || !conf->has_auth)
+        return NULL;
+    for (size_t i = 0; credential_headers[i] != NULL; i++)
+        if (strcmp(key->name, credential_headers[i]) == 0)
+            return "this header carries a credential: it must not become a key";
+    if (strcmp(key->name, conf->auth.principal_header) == 0)
+        return "this is auth.principal_header, which clients cannot set: use claim:NAME";
+    return NULL;
+}
+
+static int check_keys_access(ctx_t *c, const sg_conf_t *conf, const node_t *root)
+{
+    char item_path[KEYPATH_MAX], key_path[KEYPATH_MAX];
+    for (size_t i = 0; i < conf->n_routes + conf->n_queries; i++) {
+        bool is_route = i < conf->n_routes;
+        size_t index = is_route ? i : i - conf->n_routes;
+        const char *list = is_route ? "routes" : "queries";
+        const char *why = is_route ? key_access_problem(conf, &conf->routes[index].key, &conf->routes[index].access)
+                                   : key_access_problem(conf, &conf->queries[index].key, &conf->queries[index].access);
+        if (why == NULL)
+            continue;
+        path_index(item_path, sizeof(item_path), list, index);
+        path_key(key_path, sizeof(key_path), item_path, "key");
+        return fail(c, value_line(seq_item(map_get(root, list), index), "key"), key_path, "%s", why);
+    }
+    return 0;
+}
+
 static int check_security(ctx_t *c, const sg_conf_t *conf, const node_t *root)
 {
+    if (check_keys_access(c, conf, root) != 0)
+        return -1;
     if (check_access_list(c, conf, root, "routes", (const char *)conf->routes, sizeof(*conf->routes), conf->n_routes,
                           offsetof(sg_route_conf_t, access)) != 0 ||
         check_access_list(c, conf, root, "queries", (const char *)conf->queries, sizeof(*conf->queries), conf->n_queries,
@@ -2094,7 +2140,8 @@ static const prop_t route_props[] = {
      .type = PT_KEYSPEC,
      FIELD(sg_route_conf_t, key),
      .def = "none",
-     .doc = "Event key: path:NAME, body:/json/pointer, header:NAME or none."},
+     .doc = "Event key: path:NAME, body:/json/pointer, header:NAME, claim:NAME (a string claim of the caller's credential; "
+            "needs auth) or none."},
     {.name = "schema", .type = PT_NAME, FIELD(sg_route_conf_t, schema), .doc = "Schema (from schemas) of the body."},
     {.name = "format",
      .type = PT_ENUM,
@@ -2170,7 +2217,8 @@ static const prop_t query_props[] = {
      .type = PT_KEYSPEC,
      FIELD(sg_query_conf_t, key),
      .flags = P_REQUIRED,
-     .doc = "Row key: path:NAME or header:NAME; none makes the path a scan of the table."},
+     .doc = "Row key: path:NAME, header:NAME or claim:NAME (the caller's own row, e.g. claim:sub; needs auth); none makes "
+            "the path a scan of the table."},
     {.name = "scopes",
      .type = PT_SCOPES,
      FIELD(sg_query_conf_t, access.scopes),

@@ -23,6 +23,7 @@ typedef enum {
     SG_KEY_PATH,   /* name = path parameter name */
     SG_KEY_BODY,   /* name = RFC 6901 JSON pointer, e.g. "/customer/id" ("" = whole body) */
     SG_KEY_HEADER, /* name = header name, lower-cased */
+    SG_KEY_CLAIM,  /* name = a string claim of the caller's credential (needs auth; never on a public endpoint) */
 } sg_key_source_t;
 
 typedef struct st_sg_key_spec_t {

@@ -28,12 +28,14 @@
 
 static sg_log_once_t undecodable_logged; /* per schema id */
 
-static void record_pending(sg_server_t *server, const char *id_text, int64_t created_ms)
+static void record_pending(sg_server_t *server, const sg_cmd_t *cmd)
 {
-    sg_request_record_t rec = {
-        .state = SG_REQUEST_PENDING, .created_ms = created_ms, .expires_ms = created_ms + server->conf->requests.retention_ms};
+    sg_request_record_t rec = {.state = SG_REQUEST_PENDING,
+                               .created_ms = cmd->create_ms,
+                               .expires_ms = cmd->create_ms + server->conf->requests.retention_ms,
+                               .owner = cmd->owner[0] != '\0' ? (char *)cmd->owner : NULL};
     char err[256];
-    if (sg_store_put_request(server->store, id_text, SG_REQID_TEXT_LEN, &rec, err, sizeof(err)) < 0)
+    if (sg_store_put_request(server->store, cmd->id_text, SG_REQID_TEXT_LEN, &rec, err, sizeof(err)) < 0)
         sg_log_error("request store: %s", err);
 }
 
@@ -50,7 +52,7 @@ void sg_gateway_on_delivery(void *opaque, const sg_delivery_t *delivery)
     cmd->timestamp_ms = delivery->timestamp_ms > cmd->create_ms ? delivery->timestamp_ms : cmd->create_ms;
     /* Recorded here, off the loops: from now on any instance can say this request is pending. */
     if (cmd->route->has_reply && cmd->err == SG_BRIDGE_OK)
-        record_pending(cmd->loop->server, cmd->id_text, cmd->create_ms);
+        record_pending(cmd->loop->server, cmd);
     if (cmd->idem_key != NULL) {
         if (cmd->err != SG_BRIDGE_OK)
             sg_idem_release(cmd->loop->server, cmd); /* not in Kafka: a retry may claim the key again */

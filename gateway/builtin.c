@@ -40,7 +40,19 @@ static void respond_ok(h2o_req_t *req)
     sg_http_respond(req, 200, "application/json", body, sizeof(body) - 1);
 }
 
-static void handle_healthz(h2o_req_t *req, const char *path, size_t path_len)
+/* /healthz and /readyz answer anyone, unlimited (orchestrators probe them); /metrics needs
+ * metrics:read when there is auth. */
+static sg_access_rule_t exempt(sg_server_t *server, h2o_req_t *req, const char *path, size_t path_len)
+{
+    return (sg_access_rule_t){.need = SG_ACCESS_EXEMPT, .route = SIZE_MAX};
+}
+
+static sg_access_rule_t metrics_reader(sg_server_t *server, h2o_req_t *req, const char *path, size_t path_len)
+{
+    return sg_access_builtin_rule("metrics:read", false);
+}
+
+static void handle_healthz(h2o_req_t *req, const char *path, size_t path_len, sg_principal_t *principal)
 {
     if (accept_request(req, "/healthz", path, path_len))
         respond_ok(req);
@@ -66,10 +78,10 @@ static const char *not_ready_because(sg_server_t *server)
         return sg_deployment_not_ready_because(server->deployment);
     if (!sg_server_has_request_key(server))
         return "the deployment's request-id secret is not settled yet";
-    return NULL;
+    return sg_access_not_ready(server);
 }
 
-static void handle_readyz(h2o_req_t *req, const char *path, size_t path_len)
+static void handle_readyz(h2o_req_t *req, const char *path, size_t path_len, sg_principal_t *principal)
 {
     if (!accept_request(req, "/readyz", path, path_len))
         return;
@@ -138,12 +150,13 @@ static const sg_metric_t metrics[] = {
      replies_undecodable},
 };
 
-static void handle_metrics(h2o_req_t *req, const char *path, size_t path_len)
+static void handle_metrics(h2o_req_t *req, const char *path, size_t path_len, sg_principal_t *principal)
 {
     if (!accept_request(req, "/metrics", path, path_len))
         return;
     sg_server_t *server = sg_loop_of(req)->server;
-    size_t cap = 4096, len = 0;
+    size_t access_len = sg_access_metrics(server, NULL, 0);
+    size_t cap = 4096 + access_len + 1, len = 0;
     char *text = h2o_mem_alloc_pool(&req->pool, cap);
     for (size_t i = 0; i < SG_ARRAY_SIZE(metrics) && len < cap; ++i) {
         const sg_metric_t *metric = &metrics[i];
@@ -151,9 +164,12 @@ static void handle_metrics(h2o_req_t *req, const char *path, size_t path_len)
                          metric->type, metric->name, metric->value(server));
         len += n > 0 ? (size_t)n : 0;
     }
+    if (len + access_len < cap)
+        len += sg_access_metrics(server, text + len, cap - len);
     sg_http_respond(req, 200, "text/plain; version=0.0.4", text, len < cap ? len : cap - 1);
 }
 
-const sg_feature_t sg_feature_healthz = {.prefix = "/healthz", .handle = handle_healthz};
-const sg_feature_t sg_feature_readyz = {.prefix = "/readyz", .handle = handle_readyz};
-const sg_feature_t sg_feature_metrics = {.prefix = "/metrics", .handle = handle_metrics};
+const sg_feature_t sg_feature_healthz = {.prefix = "/healthz", .methods = "GET, HEAD", .access = exempt, .handle = handle_healthz};
+const sg_feature_t sg_feature_readyz = {.prefix = "/readyz", .methods = "GET, HEAD", .access = exempt, .handle = handle_readyz};
+const sg_feature_t sg_feature_metrics = {
+    .prefix = "/metrics", .methods = "GET, HEAD", .access = metrics_reader, .handle = handle_metrics};

@@ -23,7 +23,9 @@ typedef struct st_sg_cmd_t {
     /* what it produces, kept while its Idempotency-Key is claimed (in the request's pool) */
     h2o_iovec_t event_key, event_value;
     const char *value_type;
-    int64_t wait_ms; /* a reply route's wait for its reply */
+    int64_t wait_ms;                     /* a reply route's wait for its reply */
+    char owner[SG_ACCESS_OWNER_LEN + 1]; /* who asked (access.h), stored with its outcome; "" without auth */
+    const sg_principal_t *principal;     /* its credential's principal (stamped on the event), while the request lives */
     /* loop thread only */
     unsigned dr_pending : 1, in_table : 1, async : 1, timed_out : 1, acked : 1, claim_pending : 1, counted : 1;
     /* the claim's answer, filled on the deployment thread before the hand-off */

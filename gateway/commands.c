@@ -15,6 +15,10 @@
  * leaving. A record is freed only when the bridge has handed it back and its park has ended, so
  * each one completes exactly once. This is the hot path: no formatting or allocation beyond the
  * record itself (the 202 body is built by hand).
+ *
+ * An authenticated request's event carries its principal under auth.principal_header. Events are
+ * built from our own headers only (no client header is ever copied into one), so a client that
+ * sends a header of that name cannot put it there.
  */
 #include <assert.h>
 #include <stdio.h>
@@ -327,12 +331,25 @@ static void send_unavailable(h2o_req_t *req, sg_problem_t kind, const char *deta
 }
 
 /* Resolves the route's key. Returns the key length (0 for key: none) or -1 after answering. */
-static int extract_key(h2o_req_t *req, const sg_route_conf_t *route, const sg_path_match_t *match, json_t *body, char *key,
-                       size_t keylen)
+static int extract_key(h2o_req_t *req, const sg_route_conf_t *route, const sg_path_match_t *match, json_t *body,
+                       const sg_principal_t *principal, char *key, size_t keylen)
 {
     char why[256];
     switch (route->key.source) {
     case SG_KEY_NONE: return 0;
+    case SG_KEY_CLAIM: {
+        /* config allows claim: only on routes that need a credential, so there is a principal */
+        const char *claim = principal != NULL ? sg_principal_claim(principal, route->key.name) : NULL;
+        size_t len = claim != NULL ? strlen(claim) : 0;
+        if (claim == NULL || len == 0 || len >= keylen) {
+            sg_problem(req, claim == NULL ? SG_PROBLEM_MISSING_KEY : SG_PROBLEM_INVALID_KEY, route->key.name,
+                       "the credential's claim %s (a string of 1..%d bytes) is this route's event key", route->key.name,
+                       SG_KEY_MAX_BYTES);
+            return -1;
+        }
+        memcpy(key, claim, len + 1);
+        return (int)len;
+    }
     case SG_KEY_PATH: {
         const sg_path_param_t *param = sg_path_match_get(match, route->key.name);
         if (param == NULL || param->len == 0 || param->len >= keylen) {
@@ -413,8 +430,8 @@ static int event_value(h2o_req_t *req, const sg_route_conf_t *route, const sg_re
     return 0;
 }
 
-/* The request is valid: its record, with its id. */
-static sg_cmd_t *admit(h2o_req_t *req, size_t route_index, int async)
+/* The request is valid: its record, with its id and (where it is needed) its owner. */
+static sg_cmd_t *admit(h2o_req_t *req, size_t route_index, int async, const sg_principal_t *principal)
 {
     sg_loop_t *loop = sg_loop_of(req);
     sg_server_t *server = loop->server;
@@ -429,6 +446,11 @@ static sg_cmd_t *admit(h2o_req_t *req, size_t route_index, int async)
                            .loop = (uint16_t)loop->index,
                            .counter = ++loop->commands->reqid_counter};
     sg_reqid_format(&server->reqid_key, &cmd->id, cmd->id_text);
+    cmd->principal = principal;
+    /* Who asked goes with the outcome (GET /requests/{id}) and scopes the Idempotency-Key: worked
+     * out only where one of them needs it (a digest per request otherwise). */
+    if (server->auth != NULL && (route->has_reply || sg_http_header(req, H2O_STRLIT("idempotency-key")).base != NULL))
+        sg_access_owner(server, principal, cmd->owner);
     return cmd;
 }
 
@@ -446,11 +468,14 @@ static int produce(h2o_req_t *req, sg_cmd_t *cmd)
         {"content-type", cmd->value_type, strlen(cmd->value_type)},
         {"traceparent", traceparent, SG_TRACEPARENT_LEN},
         {SG_ROUTE_HEADER, route->name, strlen(route->name)},
-        {"kafka_replyTopic", route->has_reply ? route->reply.topic : NULL, route->has_reply ? strlen(route->reply.topic) : 0},
-        {"kafka_replyPartition", NULL, 4},
+        {NULL, NULL, 0}, /* and, as they apply: kafka_replyTopic, kafka_replyPartition, the principal */
+        {NULL, NULL, 0},
+        {NULL, NULL, 0},
     };
-    size_t n_headers = route->has_reply ? 5 : 4;
+    size_t n_headers = 4;
     uint8_t pinned[4];
+    if (route->has_reply)
+        headers[n_headers++] = (sg_bridge_header_t){"kafka_replyTopic", route->reply.topic, strlen(route->reply.topic)};
     if (route->has_reply && route->reply.n_partitions > 0) {
         /* This instance reads only these partitions: ask the worker to reply to one of them. */
         uint32_t partition = (uint32_t)route->reply.partitions[cmd->id.counter % route->reply.n_partitions];
@@ -458,8 +483,11 @@ static int produce(h2o_req_t *req, sg_cmd_t *cmd)
         pinned[1] = (uint8_t)(partition >> 16);
         pinned[2] = (uint8_t)(partition >> 8);
         pinned[3] = (uint8_t)partition;
-        headers[5].value = pinned;
-        n_headers = 6;
+        headers[n_headers++] = (sg_bridge_header_t){"kafka_replyPartition", pinned, 4};
+    }
+    if (cmd->principal != NULL) {
+        const char *name = sg_principal_name(cmd->principal);
+        headers[n_headers++] = (sg_bridge_header_t){server->conf->auth.principal_header, name, strlen(name)};
     }
     return sg_bridge_produce(server->bridge, server->route_topics[route - server->conf->routes], -1, cmd->create_ms,
                              cmd->event_key.base, cmd->event_key.len, cmd->event_value.base, cmd->event_value.len, headers,
@@ -513,7 +541,7 @@ static void send_command(h2o_req_t *req, sg_cmd_t *cmd)
         sg_park_set_deadline(&cmd->park, cmd->wait_ms);
 }
 
-void sg_commands_handle(h2o_req_t *req, size_t route_index, const sg_path_match_t *match)
+void sg_commands_handle(h2o_req_t *req, size_t route_index, const sg_path_match_t *match, sg_principal_t *principal)
 {
     sg_server_t *server = sg_loop_of(req)->server;
     const sg_conf_t *conf = server->conf;
@@ -565,7 +593,7 @@ void sg_commands_handle(h2o_req_t *req, size_t route_index, const sg_path_match_
         return;
     }
     char key[SG_KEY_MAX_BYTES + 1];
-    int keylen = extract_key(req, route, match, body, key, sizeof(key));
+    int keylen = extract_key(req, route, match, body, principal, key, sizeof(key));
     if (keylen < 0) {
         json_decref(body);
         return;
@@ -582,7 +610,7 @@ void sg_commands_handle(h2o_req_t *req, size_t route_index, const sg_path_match_
         if (wait_ms > route->reply.max_timeout_ms) /* a longer wait than allowed is cut to it */
             wait_ms = route->reply.max_timeout_ms;
     }
-    sg_cmd_t *cmd = admit(req, route_index, async);
+    sg_cmd_t *cmd = admit(req, route_index, async, principal);
     cmd->event_key = h2o_iovec_init(keylen > 0 ? key : NULL, (size_t)keylen);
     cmd->event_value = value;
     cmd->value_type = value_type;

@@ -8,6 +8,10 @@
  * normalized path (percent-decoded, dot-segments resolved) but every handler reads the raw path,
  * so when the two disagree ("/%74ables/x", "/tables/../x") the raw path decides, as it does for
  * the router: the pathconfs are the fast path, never a second meaning.
+ *
+ * Every request is admitted here (access.h) before its handler runs: the endpoint's rule comes
+ * from its feature or from the route or query it matched, so no handler can forget it, and a
+ * refused request never reaches one.
  */
 #include <string.h>
 
@@ -17,7 +21,7 @@
 /* Every feature, in no particular order; those with a prefix serve it. */
 static const sg_feature_t *const features[] = {
     &sg_feature_healthz, &sg_feature_readyz,   &sg_feature_metrics,  &sg_feature_openapi,  &sg_feature_requests,
-    &sg_feature_tables,  &sg_feature_registry, &sg_feature_commands, &sg_feature_outcomes,
+    &sg_feature_tables,  &sg_feature_registry, &sg_feature_commands, &sg_feature_outcomes, &sg_feature_access,
 };
 
 typedef struct st_sg_dispatch_handler_t {
@@ -79,18 +83,30 @@ static size_t headers_size(h2o_req_t *req)
     return total;
 }
 
-/* Configured routes and queries; CORS preflights; 404 and 405. */
+/* Configured routes and queries; CORS preflights; 404 and 405 (which only per-address limits
+ * that name no route apply to: a preflight never carries a credential). */
 static void dispatch_routes(sg_server_t *server, h2o_req_t *req, const char *path, size_t path_len)
 {
     sg_router_result_t found;
-    switch (sg_router_lookup(server->router, req->method.base, req->method.len, path, path_len, &found)) {
-    case SG_ROUTER_FOUND:
-        if (found.is_query)
-            sg_tables_handle_query(req, found.route, &found.match);
-        else
-            sg_commands_handle(req, found.route, &found.match);
+    sg_principal_t *principal;
+    sg_router_status_t status = sg_router_lookup(server->router, req->method.base, req->method.len, path, path_len, &found);
+    if (status == SG_ROUTER_FOUND) {
+        sg_access_rule_t rule =
+            found.is_query ? sg_access_query_rule(server, found.route) : sg_access_route_rule(server, found.route);
+        if (sg_access_admit(req, &rule, &principal) == 0) {
+            if (found.is_query)
+                sg_tables_handle_query(req, found.route, &found.match, principal);
+            else
+                sg_commands_handle(req, found.route, &found.match, principal);
+        }
         sg_path_match_dispose(&found.match);
         return;
+    }
+    sg_access_rule_t rule = {.need = SG_ACCESS_PUBLIC, .route = SIZE_MAX};
+    if (sg_access_admit(req, &rule, &principal) != 0)
+        return;
+    switch (status) {
+    case SG_ROUTER_FOUND: return;
     case SG_ROUTER_METHOD_NOT_ALLOWED:
         if (sg_http_method_is(req, "OPTIONS"))
             sg_cors_preflight(req, found.allow);
@@ -119,9 +135,19 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     const sg_feature_t *feature = handler->feature;
     if (feature == NULL || !is_under(path, path_len, feature->prefix))
         feature = feature_of(path, path_len); /* H2O chose by the normalized path; the raw one decides */
-    if (feature != NULL)
-        feature->handle(req, path, path_len);
-    else
+    if (feature != NULL && feature->methods != NULL && sg_http_method_is(req, "OPTIONS") &&
+        sg_http_header(req, H2O_STRLIT("access-control-request-method")).base != NULL) {
+        /* A browser asks before it sends Authorization or X-API-Key (and never with a credential). */
+        sg_access_rule_t rule = {.need = SG_ACCESS_PUBLIC, .route = SIZE_MAX};
+        sg_principal_t *principal;
+        if (sg_access_admit(req, &rule, &principal) == 0)
+            sg_cors_preflight(req, feature->methods);
+    } else if (feature != NULL) {
+        sg_access_rule_t rule = feature->access(handler->server, req, path, path_len);
+        sg_principal_t *principal;
+        if (sg_access_admit(req, &rule, &principal) == 0)
+            feature->handle(req, path, path_len, principal);
+    } else
         dispatch_routes(handler->server, req, path, path_len);
     return 0;
 }
@@ -146,6 +172,8 @@ int sg_dispatch_register(sg_server_t *server, h2o_hostconf_t *hostconf, char *er
                 feature = features[f];
         if (feature == NULL || feature->handle == NULL)
             return sg_errf(err, errlen, "no feature serves the reserved prefix %s", prefix);
+        if (feature->access == NULL)
+            return sg_errf(err, errlen, "the feature serving %s says nothing of who may call it", prefix);
         add_handler(server, hostconf, prefix, feature);
     }
     for (size_t f = 0; f < SG_ARRAY_SIZE(features); ++f) { /* and config refuses routes under every one we serve */

@@ -17,7 +17,9 @@
 #include <h2o.h>
 #include <openssl/ssl.h>
 
+#include "access.h"
 #include "router.h"
+#include "sg_auth.h"
 #include "sg_base.h"
 #include "sg_bridge.h"
 #include "sg_conf.h"
@@ -68,6 +70,8 @@ struct st_sg_server_t {
     struct st_sg_tables_t *tables;             /* materialized tables, or NULL (none configured) */
     struct st_sg_materializer_t *materializer; /* feeds them; readiness waits for it */
     struct st_sg_registry_t *registry;         /* schemas (built in or external client); NULL: none */
+    sg_auth_t *auth;                           /* the verifier (main.c); NULL: no auth section */
+    struct st_sg_access_t *access;             /* rate limiter, policies per endpoint, refusal counts (access.c) */
     /* made by the features' init_server (main thread), read-only afterwards */
     sg_bridge_topic_t **route_topics; /* per conf->routes[i] (commands.c) */
     h2o_iovec_t *route_accept_prefix; /* per route: {"topic":<json string>,"partition": (commands.c) */
@@ -91,8 +95,13 @@ struct st_sg_server_t {
 /* What server.c and dispatch.c know of a feature. Every hook may be NULL. */
 typedef struct st_sg_feature_t {
     const char *prefix; /* the reserved prefix it serves (one of sg_conf_reserved_prefixes), or NULL */
-    /* Answers a request under `prefix`; `path` is the raw path without the query. Loop thread. */
-    void (*handle)(h2o_req_t *req, const char *path, size_t path_len);
+    /* The methods served under `prefix`, for CORS preflights (which need no credential). */
+    const char *methods;
+    /* What a request under `prefix` needs (access.h): required with a prefix. Loop thread. */
+    sg_access_rule_t (*access)(sg_server_t *server, h2o_req_t *req, const char *path, size_t path_len);
+    /* Answers a request under `prefix` once access.c admitted it; `path` is the raw path without
+     * the query; `principal` is the caller's (borrowed, held by the request) or NULL. Loop thread. */
+    void (*handle)(h2o_req_t *req, const char *path, size_t path_len, sg_principal_t *principal);
     /* Main thread, while the server is made: server-wide state. Returns 0 or -1 with err. */
     int (*init_server)(sg_server_t *server, char *err, size_t errlen);
     /* Main thread, when the server is destroyed (the loops have stopped). */
@@ -110,6 +119,7 @@ extern const sg_feature_t sg_feature_tables;                                    
 extern const sg_feature_t sg_feature_registry;                                       /* registry.c */
 extern const sg_feature_t sg_feature_commands;                                       /* commands.c */
 extern const sg_feature_t sg_feature_outcomes;                                       /* bridge_thread.c */
+extern const sg_feature_t sg_feature_access;                                         /* access.c */
 
 /* dispatch.c: the feature table. */
 int sg_features_init_server(sg_server_t *server, char *err, size_t errlen);
@@ -120,9 +130,11 @@ void sg_features_drain(sg_loop_t *loop);
  * or -1 with err (a reserved prefix no feature serves). */
 int sg_dispatch_register(sg_server_t *server, h2o_hostconf_t *hostconf, char *err, size_t errlen);
 
-/* Entry points one feature offers another (loop thread). */
-void sg_commands_handle(h2o_req_t *req, size_t route_index, const sg_path_match_t *match);     /* commands.c */
-void sg_tables_handle_query(h2o_req_t *req, size_t query_index, const sg_path_match_t *match); /* tables.c */
+/* Entry points one feature offers another (loop thread); `principal` as for handle. */
+void sg_commands_handle(h2o_req_t *req, size_t route_index, const sg_path_match_t *match,
+                        sg_principal_t *principal); /* commands.c */
+void sg_tables_handle_query(h2o_req_t *req, size_t query_index, const sg_path_match_t *match,
+                            sg_principal_t *principal); /* tables.c */
 
 /* server.c: the h2o_timeout_t for a wait of `ms` (rounded up to 100 ms), made on first use. */
 h2o_timeout_t *sg_loop_wait_timeout(sg_loop_t *loop, int64_t ms);

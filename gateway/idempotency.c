@@ -16,6 +16,9 @@
  * here on the bridge thread and published with the claim's completion, whose fold records it on
  * every instance (sg_gateway_on_claim_completed). The 202 waits for that publication, so a retry
  * sent anywhere after it replays.
+ *
+ * With auth the claim is per (route, owner, key): its route part is "ROUTE@OWNER" (a route name
+ * never holds '@'), so two principals using the same key never meet.
  */
 #include "idempotency.h"
 
@@ -32,6 +35,15 @@
 #include "sg_token.h"
 
 #define SG_IDEM_MAX_KEY 255
+
+/* The route part of a claim: the route, and the owner when there is auth. */
+static const char *claim_scope(const sg_route_conf_t *route, const char *owner, char *buf, size_t size)
+{
+    if (owner[0] == '\0')
+        return route->name;
+    snprintf(buf, size, "%s@%s", route->name, owner);
+    return buf;
+}
 
 static void sha256(const void *data, size_t len, uint8_t out[32])
 {
@@ -134,11 +146,11 @@ int sg_idem_begin(h2o_req_t *req, sg_cmd_t *cmd)
     uint8_t claim_key[32], body[32];
     sha256(key.base, key.len, claim_key);
     sha256(req->entity.base, req->entity.len, body);
-    char err[256];
+    char err[256], scope_buf[SG_STORE_MAX_ROUTE + 1];
+    const char *scope = claim_scope(route, cmd->owner, scope_buf, sizeof(scope_buf));
     if (server->deployment != NULL && sg_deployment_is_ready(server->deployment)) {
         sg_idem_result_t held;
-        int rc =
-            sg_store_idem_get(server->store, route->name, claim_key, sizeof(claim_key), body, sg_now_ms(), &held, err, sizeof(err));
+        int rc = sg_store_idem_get(server->store, scope, claim_key, sizeof(claim_key), body, sg_now_ms(), &held, err, sizeof(err));
         if (rc < 0) {
             sg_log_error("idempotency store: %s", err);
             sg_problem(req, SG_PROBLEM_STORE_UNAVAILABLE, NULL, "the idempotency record could not be read");
@@ -148,9 +160,8 @@ int sg_idem_begin(h2o_req_t *req, sg_cmd_t *cmd)
             return SG_IDEM_ANSWERED;
     }
     int64_t expires_ms = cmd->create_ms + server->conf->requests.retention_ms;
-    if (server->deployment == NULL ||
-        sg_claims_claim(server->deployment, route->name, claim_key, body, cmd->id_text, SG_REQID_TEXT_LEN, cmd->create_ms,
-                        expires_ms, on_claim_done, cmd, err, sizeof(err)) != 0) {
+    if (server->deployment == NULL || sg_claims_claim(server->deployment, scope, claim_key, body, cmd->id_text, SG_REQID_TEXT_LEN,
+                                                      cmd->create_ms, expires_ms, on_claim_done, cmd, err, sizeof(err)) != 0) {
         sg_problem(req, SG_PROBLEM_STORE_UNAVAILABLE, NULL, "the Idempotency-Key cannot be claimed now: %s",
                    server->deployment == NULL ? "no deployment" : err);
         return SG_IDEM_ANSWERED;
@@ -185,7 +196,7 @@ int sg_idem_claimed(h2o_req_t *req, sg_cmd_t *cmd)
 }
 
 /* The 202 record of request id_text on a route without reply: what a replay answers. */
-static void record_accepted(sg_server_t *server, const sg_route_conf_t *route, const char *id_text, const sg_claim_position_t *pos)
+static void record_accepted(sg_server_t *server, const char *id_text, const sg_claim_position_t *pos)
 {
     char body[384], token[320];
     int len = snprintf(body, sizeof(body), "{\"topic\":\"%s\",\"partition\":%" PRId32 ",\"offset\":%" PRId64 "}", pos->topic,
@@ -199,7 +210,8 @@ static void record_accepted(sg_server_t *server, const sg_route_conf_t *route, c
                                .created_ms = pos->created_ms,
                                .completed_ms = pos->timestamp_ms,
                                .expires_ms = pos->created_ms + server->conf->requests.retention_ms,
-                               .token = tlen > 0 && tlen < sizeof(token) ? token : NULL};
+                               .token = tlen > 0 && tlen < sizeof(token) ? token : NULL,
+                               .owner = (char *)pos->owner};
     char err[256];
     if (sg_store_put_request(server->store, id_text, SG_REQID_TEXT_LEN, &rec, err, sizeof(err)) < 0)
         sg_log_error("idempotency store: %s", err);
@@ -218,33 +230,38 @@ int sg_idem_record_accepted(sg_server_t *server, sg_cmd_t *cmd)
                                .offset = cmd->offset,
                                .timestamp_ms = cmd->timestamp_ms,
                                .created_ms = cmd->create_ms,
-                               .expires_ms = cmd->create_ms + server->conf->requests.retention_ms};
-    record_accepted(server, cmd->route, cmd->id_text, &pos);
-    char err[256];
-    if (sg_store_idem_complete(server->store, cmd->route->name, cmd->idem_key, cmd->idem_key_len, cmd->id_text, SG_REQID_TEXT_LEN,
-                               err, sizeof(err)) < 0)
+                               .expires_ms = cmd->create_ms + server->conf->requests.retention_ms,
+                               .owner = cmd->owner[0] != '\0' ? cmd->owner : NULL};
+    record_accepted(server, cmd->id_text, &pos);
+    char err[256], scope_buf[SG_STORE_MAX_ROUTE + 1];
+    const char *scope = claim_scope(cmd->route, cmd->owner, scope_buf, sizeof(scope_buf));
+    if (sg_store_idem_complete(server->store, scope, cmd->idem_key, cmd->idem_key_len, cmd->id_text, SG_REQID_TEXT_LEN, err,
+                               sizeof(err)) < 0)
         sg_log_error("idempotency store: %s", err);
-    return server->deployment != NULL && sg_claims_complete(server->deployment, cmd->route->name, (const uint8_t *)cmd->idem_key,
-                                                            cmd->id_text, SG_REQID_TEXT_LEN, &pos, on_published, cmd) == 0;
+    return server->deployment != NULL && sg_claims_complete(server->deployment, scope, (const uint8_t *)cmd->idem_key, cmd->id_text,
+                                                            SG_REQID_TEXT_LEN, &pos, on_published, cmd) == 0;
 }
 
-void sg_gateway_on_claim_completed(void *ctx, const char *route_name, const char *request_id, const sg_claim_position_t *pos)
+void sg_gateway_on_claim_completed(void *ctx, const char *scope, const char *request_id, const sg_claim_position_t *pos)
 {
     sg_server_t *server = ctx;
     const sg_conf_t *conf = server->conf;
+    size_t name_len = strcspn(scope, "@");
     for (size_t i = 0; i < conf->n_routes; ++i) {
         const sg_route_conf_t *route = &conf->routes[i];
-        if (strcmp(route->name, route_name) != 0)
+        if (strlen(route->name) != name_len || memcmp(route->name, scope, name_len) != 0)
             continue;
         /* A reply route's outcome is its reply, recorded from the reply topic. */
         if (!route->has_reply)
-            record_accepted(server, route, request_id, pos);
+            record_accepted(server, request_id, pos);
         return;
     }
 }
 
 void sg_idem_release(sg_server_t *server, const sg_cmd_t *cmd)
 {
+    char scope[SG_STORE_MAX_ROUTE + 1];
     if (server->deployment != NULL)
-        sg_claims_release(server->deployment, cmd->route->name, (const uint8_t *)cmd->idem_key, cmd->id_text, SG_REQID_TEXT_LEN);
+        sg_claims_release(server->deployment, claim_scope(cmd->route, cmd->owner, scope, sizeof(scope)),
+                          (const uint8_t *)cmd->idem_key, cmd->id_text, SG_REQID_TEXT_LEN);
 }

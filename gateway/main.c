@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "server.h"
+#include "sg_auth.h"
 #include "sg_base.h"
 #include "sg_bridge.h"
 #include "sg_log.h"
@@ -310,10 +311,11 @@ static int run_gateway(const char *config_path)
         return SG_EXIT_USAGE;
     }
     sg_log_set_level((sg_log_level_t)conf->log.level);
-    /* The auth library and its config land before the request path enforces them: refuse to
-     * run rather than serve unauthenticated what the config says is protected. */
-    if (conf->has_auth || conf->n_rate_limits > 0) {
-        sg_log_error("%s: auth and rate_limits are parsed but not enforced by this build yet", config_path);
+    /* First: a key set file that cannot be used is a config error (a jwks_url that does not
+     * answer yet only keeps the gateway unready). */
+    sg_auth_t *auth = NULL;
+    if (conf->has_auth && (auth = sg_auth_create(&conf->auth, err, sizeof(err))) == NULL) {
+        sg_log_error("%s: auth: %s", config_path, err);
         sg_conf_destroy(conf);
         return SG_EXIT_USAGE;
     }
@@ -372,6 +374,7 @@ static int run_gateway(const char *config_path)
     if ((deployment = sg_deployment_create(conf, bootstraps, sg_server_store(server), err, sizeof(err))) == NULL)
         goto done;
     sg_server_set_deployment(server, deployment);
+    sg_server_set_auth(server, auth);
     if (conf->n_tables > 0) {
         const char *names[256];
         for (size_t i = 0; i < conf->n_tables && i < 256; ++i)
@@ -447,6 +450,7 @@ done:
      * (decoding by schema id) all use it until they are stopped. */
     sg_registry_destroy(registry);
     sg_server_close_store(server);
+    sg_auth_destroy(auth); /* the loops that verify have stopped */
     sg_cluster_destroy(cluster);
     sg_conf_destroy(conf);
     return rc;

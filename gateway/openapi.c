@@ -7,6 +7,10 @@
  * JSON Schema derived from the Avro schema in the JSON form the gateway accepts (a null-union is
  * a plain value or null, decimals numbers or strings, timestamps integers or RFC 3339 strings);
  * named types are described once under components.schemas and referenced elsewhere.
+ *
+ * With auth, components.securitySchemes names the credentials the config accepts (bearer JWT,
+ * X-API-Key, and the sg_token cookie of event streams) and each operation its `security`: the
+ * scopes access.c enforces, from the same rules; public operations have an empty list.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -83,6 +87,51 @@ static json_t *read_parameters(json_t *params, int scan)
     return params;
 }
 
+/* The operation's security requirement and its 401/403/429 answers, from the rule access.c
+ * applies to it. */
+static void add_security(json_t *operation, const sg_server_t *server, sg_access_rule_t rule)
+{
+    const sg_conf_t *conf = server->conf;
+    json_t *responses = json_object_get(operation, "responses");
+    if (conf->n_rate_limits > 0 || rule.registry_write)
+        json_object_set_new(responses, "429", problem_response("rate limit exhausted (Retry-After, RateLimit, RateLimit-Policy)"));
+    if (!conf->has_auth)
+        return;
+    json_t *security = json_array();
+    if (rule.need == SG_ACCESS_REQUIRED || rule.need == SG_ACCESS_OPTIONAL) {
+        if (rule.need == SG_ACCESS_OPTIONAL)
+            json_array_append_new(security, json_object()); /* anonymous too */
+        const char *schemes[] = {conf->auth.has_jwt ? "bearer" : NULL, conf->auth.n_api_keys > 0 ? "apiKey" : NULL};
+        for (size_t i = 0; i < 2; ++i) {
+            if (schemes[i] == NULL)
+                continue;
+            json_t *scopes = json_array();
+            for (size_t j = 0; j < rule.n_scopes; ++j)
+                json_array_append_new(scopes, json_string(rule.scopes[j]));
+            json_array_append_new(security, json_pack("{s:o}", schemes[i], scopes));
+        }
+        json_object_set_new(responses, "401",
+                            problem_response("missing-credential or invalid-token (WWW-Authenticate: Bearer, RFC 6750)"));
+        if (rule.n_scopes > 0)
+            json_object_set_new(responses, "403", problem_response("insufficient-scope (the missing scope is named)"));
+    }
+    json_object_set_new(operation, "security", security);
+}
+
+static json_t *security_schemes(const sg_conf_t *conf)
+{
+    json_t *schemes = json_object();
+    if (conf->auth.has_jwt)
+        json_object_set_new(schemes, "bearer",
+                            json_pack("{s:s, s:s, s:s, s:s}", "type", "http", "scheme", "bearer", "bearerFormat", "JWT",
+                                      "description",
+                                      "Event streams (Accept: text/event-stream) may send the token in the "
+                                      "sg_token cookie instead."));
+    if (conf->auth.n_api_keys > 0)
+        json_object_set_new(schemes, "apiKey", json_pack("{s:s, s:s, s:s}", "type", "apiKey", "in", "header", "name", "X-API-Key"));
+    return schemes;
+}
+
 static void build(const sg_server_t *server)
 {
     const sg_conf_t *conf = server->conf;
@@ -133,6 +182,7 @@ static void build(const sg_server_t *server)
         json_t *operation = json_pack("{s:s, s:s, s:o, s:{s:b, s:{s:{s:o}}}, s:o}", "operationId", route->name, "summary",
                                       route->topic, "parameters", path_parameters(route->path), "requestBody", "required", 1,
                                       "content", "application/json", "schema", body_schema, "responses", responses);
+        add_security(operation, server, sg_access_route_rule(server, i));
         json_object_set_new(path_item(paths, route->path), method, operation);
     }
     for (size_t i = 0; i < conf->n_queries; ++i) {
@@ -143,25 +193,38 @@ static void build(const sg_server_t *server)
                                                     1, "schema", "type", "string"));
         char summary[256];
         snprintf(summary, sizeof(summary), "table %s", query->table);
-        json_object_set_new(path_item(paths, query->path), "get",
-                            json_pack("{s:s, s:o, s:o}", "summary", summary, "parameters", params, "responses", read_responses()));
+        json_t *operation = json_pack("{s:s, s:o, s:o}", "summary", summary, "parameters", params, "responses", read_responses());
+        add_security(operation, server, sg_access_query_rule(server, i));
+        json_object_set_new(path_item(paths, query->path), "get", operation);
     }
+    /* /tables/{table}: tables:read, unless a table has its own scopes (named in the summary). */
     json_t *table_params = path_parameters("/tables/{table}/{key}");
-    json_object_set_new(path_item(paths, "/tables/{table}/{key}"), "get",
-                        json_pack("{s:s, s:o, s:o}", "summary", "read a row (Accept: text/event-stream watches it)", "parameters",
-                                  read_parameters(table_params, 0), "responses", read_responses()));
-    json_object_set_new(path_item(paths, "/tables/{table}"), "get",
-                        json_pack("{s:s, s:o, s:o}", "summary", "scan a table: {\"rows\":[{key,value}],\"next\"}", "parameters",
-                                  read_parameters(path_parameters("/tables/{table}"), 1), "responses", read_responses()));
-    json_object_set_new(path_item(paths, "/requests/{id}"), "get",
-                        json_pack("{s:s, s:o, s:{s:{s:s}, s:o}}", "summary", "request status", "parameters",
-                                  path_parameters("/requests/{id}"), "responses", "200", "description", "{id, state, response?}",
-                                  "404", problem_response("unknown or forged id")));
+    json_t *operation = json_pack("{s:s, s:o, s:o}", "summary", "read a row (Accept: text/event-stream watches it)", "parameters",
+                                  read_parameters(table_params, 0), "responses", read_responses());
+    add_security(operation, server, sg_access_table_rule(server, NULL));
+    json_object_set_new(path_item(paths, "/tables/{table}/{key}"), "get", operation);
+    operation = json_pack("{s:s, s:o, s:o}", "summary", "scan a table: {\"rows\":[{key,value}],\"next\"}", "parameters",
+                          read_parameters(path_parameters("/tables/{table}"), 1), "responses", read_responses());
+    add_security(operation, server, sg_access_table_rule(server, NULL));
+    json_object_set_new(path_item(paths, "/tables/{table}"), "get", operation);
+    operation = json_pack("{s:s, s:o, s:{s:{s:s}, s:o}}", "summary", "request status (with auth: only its requester's)",
+                          "parameters", path_parameters("/requests/{id}"), "responses", "200", "description",
+                          "{id, state, response?}", "404", problem_response("unknown or forged id, or another principal's"));
+    add_security(operation, server, (sg_access_rule_t){.need = SG_ACCESS_OPTIONAL, .route = SIZE_MAX});
+    json_object_set_new(path_item(paths, "/requests/{id}"), "get", operation);
     const char *ops[] = {"/healthz", "/readyz", "/metrics"};
-    for (size_t i = 0; i < 3; ++i)
-        json_object_set_new(path_item(paths, ops[i]), "get", json_pack("{s:{s:{s:s}}}", "responses", "200", "description", "ok"));
-    json_t *doc = json_pack("{s:s, s:{s:s, s:s}, s:o, s:{s:o}}", "openapi", "3.1.0", "info", "title", "streamgate", "version",
-                            SG_VERSION, "paths", paths, "components", "schemas", defs);
+    for (size_t i = 0; i < 3; ++i) {
+        operation = json_pack("{s:{s:{s:s}}}", "responses", "200", "description", "ok");
+        add_security(operation, server,
+                     i == 2 ? sg_access_builtin_rule("metrics:read", false)
+                            : (sg_access_rule_t){.need = SG_ACCESS_EXEMPT, .route = SIZE_MAX});
+        json_object_set_new(path_item(paths, ops[i]), "get", operation);
+    }
+    json_t *components = json_pack("{s:o}", "schemas", defs);
+    if (conf->has_auth)
+        json_object_set_new(components, "securitySchemes", security_schemes(conf));
+    json_t *doc = json_pack("{s:s, s:{s:s, s:s}, s:o, s:o}", "openapi", "3.1.0", "info", "title", "streamgate", "version",
+                            SG_VERSION, "paths", paths, "components", components);
     document = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(doc);
     if (document == NULL)
@@ -169,7 +232,13 @@ static void build(const sg_server_t *server)
     document_len = strlen(document);
 }
 
-static void handle(h2o_req_t *req, const char *path, size_t path_len)
+/* Public: it describes what the config exposes, and clients need it before they have a credential. */
+static sg_access_rule_t access_rule(sg_server_t *server, h2o_req_t *req, const char *path, size_t path_len)
+{
+    return (sg_access_rule_t){.need = SG_ACCESS_PUBLIC, .route = SIZE_MAX};
+}
+
+static void handle(h2o_req_t *req, const char *path, size_t path_len, sg_principal_t *principal)
 {
     sg_server_t *server = sg_loop_of(req)->server;
     if (!h2o_memis(path, path_len, H2O_STRLIT("/openapi.json"))) {
@@ -187,4 +256,5 @@ static void handle(h2o_req_t *req, const char *path, size_t path_len)
     sg_http_respond(req, 200, "application/json", document, document_len);
 }
 
-const sg_feature_t sg_feature_openapi = {.prefix = "/openapi.json", .handle = handle};
+const sg_feature_t sg_feature_openapi = {
+    .prefix = "/openapi.json", .methods = "GET, HEAD", .access = access_rule, .handle = handle};

@@ -530,7 +530,15 @@ static void serve(h2o_req_t *req, sg_registry_t *reg, size_t route, const sg_pat
     }
 }
 
-static void handle(h2o_req_t *req, const char *path, size_t path_len)
+/* Reads need registry:read, writes registry:write, and writes are limited per client address
+ * (limits.registry_write_rate) with or without auth. */
+static sg_access_rule_t access_rule(sg_server_t *server, h2o_req_t *req, const char *path, size_t path_len)
+{
+    int read = sg_http_is_get_or_head(req);
+    return sg_access_builtin_rule(read ? "registry:read" : "registry:write", !read);
+}
+
+static void handle(h2o_req_t *req, const char *path, size_t path_len, sg_principal_t *principal)
 {
     sg_server_t *server = sg_loop_of(req)->server;
     sg_registry_t *reg = server->registry;
@@ -592,6 +600,8 @@ static void drain(sg_loop_t *loop)
 }
 
 const sg_feature_t sg_feature_registry = {.prefix = "/registry",
+                                          .methods = "GET, POST, PUT, DELETE",
+                                          .access = access_rule,
                                           .handle = handle,
                                           .init_server = init_server,
                                           .dispose_server = dispose_server,

@@ -12,6 +12,10 @@
  * is parked; each loop re-reads the store for its watches of that id. No polling loop anywhere.
  * Whatever ends the wait (the outcome, the deadline, the gateway stopping) answers the same way:
  * the current state, as a document or as the stream's final event.
+ *
+ * With auth, an id answers only the principal that made the request: its record names the owner
+ * (access.h; written with the PENDING record, kept by the DONE one). A credential is optional
+ * here, so that requests made on public routes can be polled without one.
  */
 #include "requests.h"
 
@@ -205,7 +209,34 @@ static void watch(h2o_req_t *req, const sg_reqid_t *id, const char *id_text, sg_
         watch_finish(watch);
 }
 
-static void handle(h2o_req_t *req, const char *path, size_t path_len)
+/* Whether the caller may see the record (NULL: none yet). With auth: the owner, or anyone for a
+ * request made without a credential; a record that does not say who made it (written by an
+ * instance that only read the reply) or no record at all answers nobody. */
+static int owner_allows(sg_server_t *server, const sg_principal_t *principal, const sg_request_record_t *rec)
+{
+    if (server->auth == NULL)
+        return 1;
+    if (rec == NULL || rec->owner == NULL)
+        return 0;
+    if (strcmp(rec->owner, SG_ACCESS_ANONYMOUS) == 0)
+        return 1;
+    char caller[SG_ACCESS_OWNER_LEN + 1];
+    sg_access_owner(server, principal, caller);
+    return strcmp(rec->owner, caller) == 0;
+}
+
+static void unknown_request(h2o_req_t *req)
+{
+    sg_problem(req, SG_PROBLEM_UNKNOWN_REQUEST, "id",
+               "no request has this id (it is malformed, forged, or from another deployment)");
+}
+
+static sg_access_rule_t access_rule(sg_server_t *server, h2o_req_t *req, const char *path, size_t path_len)
+{
+    return (sg_access_rule_t){.need = SG_ACCESS_OPTIONAL, .route = SIZE_MAX};
+}
+
+static void handle(h2o_req_t *req, const char *path, size_t path_len, sg_principal_t *principal)
 {
     sg_server_t *server = sg_loop_of(req)->server;
     static const char prefix[] = "/requests/";
@@ -225,8 +256,7 @@ static void handle(h2o_req_t *req, const char *path, size_t path_len)
         return;
     }
     if (sg_reqid_parse(&server->reqid_key, id_text, id_len, &id) != 0) {
-        sg_problem(req, SG_PROBLEM_UNKNOWN_REQUEST, "id",
-                   "no request has this id (it is malformed, forged, or from another deployment)");
+        unknown_request(req);
         return;
     }
     char text[SG_REQID_TEXT_LEN + 1];
@@ -236,6 +266,12 @@ static void handle(h2o_req_t *req, const char *path, size_t path_len)
     sg_request_record_t rec;
     int have_rec;
     const char *state = lookup(server, &id, text, &rec, &have_rec);
+    if (!owner_allows(server, principal, have_rec ? &rec : NULL)) {
+        if (have_rec)
+            sg_request_record_dispose(&rec);
+        unknown_request(req); /* exactly as for a forged id: whether it exists is not the caller's business */
+        return;
+    }
     int sse = sg_http_wants_event_stream(req);
     int async_ignored = 0;
     int64_t wait_ms = 0;
@@ -279,4 +315,5 @@ static void drain(sg_loop_t *loop)
     sg_park_drain(&loop->requests->watches);
 }
 
-const sg_feature_t sg_feature_requests = {.prefix = "/requests", .handle = handle, .init_loop = init_loop, .drain = drain};
+const sg_feature_t sg_feature_requests = {
+    .prefix = "/requests", .methods = "GET", .access = access_rule, .handle = handle, .init_loop = init_loop, .drain = drain};

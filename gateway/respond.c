@@ -84,7 +84,7 @@ void sg_http_respond(h2o_req_t *req, int status, const char *content_type, const
 }
 
 static h2o_iovec_t problem_body(h2o_mem_pool_t *pool, const char *type, int status, const char *title, const char *field,
-                                const char *detail)
+                                const char *detail, const char *member, const char *member_value)
 {
     char type_uri[128];
     snprintf(type_uri, sizeof(type_uri), SG_PROBLEM_TYPE_PREFIX "%s", type);
@@ -103,6 +103,9 @@ static h2o_iovec_t problem_body(h2o_mem_pool_t *pool, const char *type, int stat
         if (field_json != NULL)
             json_object_set_new(problem, "field", field_json);
     }
+    json_t *member_json = member != NULL ? json_string(member_value) : NULL;
+    if (member_json != NULL)
+        json_object_set_new(problem, member, member_json);
     size_t len = json_dumpb(problem, NULL, 0, JSON_COMPACT);
     h2o_iovec_t out = h2o_iovec_init(h2o_mem_alloc_pool(pool, len + 1), len);
     json_dumpb(problem, out.base, len, JSON_COMPACT);
@@ -110,18 +113,33 @@ static h2o_iovec_t problem_body(h2o_mem_pool_t *pool, const char *type, int stat
     return out;
 }
 
-void sg_problem(h2o_req_t *req, sg_problem_t kind, const char *field, const char *fmt, ...)
+static void problem_v(h2o_req_t *req, sg_problem_t kind, const char *field, const char *member, const char *member_value,
+                      const char *fmt, va_list args)
 {
     const sg_problem_info_t *info = sg_problem_info(kind);
     char detail[1024];
-    va_list args;
-    va_start(args, fmt);
     vsnprintf(detail, sizeof(detail), fmt, args);
-    va_end(args);
     if (info->retry_after_s > 0)
         sg_http_retry_after(req, info->retry_after_s);
-    h2o_iovec_t body = problem_body(&req->pool, info->type, info->status, info->title, field, detail);
+    h2o_iovec_t body = problem_body(&req->pool, info->type, info->status, info->title, field, detail, member, member_value);
     sg_http_respond(req, info->status, "application/problem+json", body.base, body.len);
+}
+
+void sg_problem(h2o_req_t *req, sg_problem_t kind, const char *field, const char *fmt, ...)
+{
+    va_list args;
+    va_start(args, fmt);
+    problem_v(req, kind, field, NULL, NULL, fmt, args);
+    va_end(args);
+}
+
+void sg_problem_member(h2o_req_t *req, sg_problem_t kind, const char *field, const char *name, const char *value, const char *fmt,
+                       ...)
+{
+    va_list args;
+    va_start(args, fmt);
+    problem_v(req, kind, field, name, value, fmt, args);
+    va_end(args);
 }
 
 void sg_problem_method_not_allowed(h2o_req_t *req, const char *allow)
@@ -165,7 +183,7 @@ static void rewrite_on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ost
             snprintf(detail, sizeof(detail), "the request body exceeds limits.body_bytes (%llu bytes)",
                      (unsigned long long)conf->limits.body_bytes);
             const sg_problem_info_t *info = sg_problem_info(SG_PROBLEM_BODY_TOO_LARGE);
-            body = problem_body(&req->pool, info->type, info->status, info->title, "body", detail);
+            body = problem_body(&req->pool, info->type, info->status, info->title, "body", detail, NULL, NULL);
         } else {
             /* Only these reach H2O's own answers; any other status keeps H2O's reason as title. */
             const sg_problem_info_t *info = req->res.status == 400   ? sg_problem_info(SG_PROBLEM_BAD_REQUEST)
@@ -173,7 +191,7 @@ static void rewrite_on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ost
                                                                      : NULL;
             snprintf(detail, sizeof(detail), "%s", req->res.reason);
             body = problem_body(&req->pool, info != NULL ? info->type : "http-error", req->res.status,
-                                info != NULL ? info->title : req->res.reason, NULL, detail);
+                                info != NULL ? info->title : req->res.reason, NULL, detail, NULL, NULL);
         }
         sg_rewrite_ostream_t *rewrite = (void *)h2o_add_ostream(req, sizeof(*rewrite), slot);
         rewrite->super.do_send = rewrite_do_send;

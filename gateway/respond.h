@@ -24,6 +24,11 @@ void sg_http_respond(h2o_req_t *req, int status, const char *content_type, const
  * `field` (may be NULL) and a detail formatted from fmt. */
 void sg_problem(h2o_req_t *req, sg_problem_t kind, const char *field, const char *fmt, ...) SG_PRINTF(4, 5);
 
+/** As sg_problem, with one more string member `name`: `value` in the problem object (e.g. the
+ * "cause" of an authentication refusal). */
+void sg_problem_member(h2o_req_t *req, sg_problem_t kind, const char *field, const char *name, const char *value, const char *fmt,
+                       ...) SG_PRINTF(6, 7);
+
 /** 405 with an Allow header listing `allow`. */
 void sg_problem_method_not_allowed(h2o_req_t *req, const char *allow);
 

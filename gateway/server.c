@@ -296,6 +296,11 @@ void sg_gateway_on_secret(void *ctx, const uint8_t *secret, size_t len)
     atomic_store_explicit(&server->request_key_ready, 1, memory_order_release);
 }
 
+void sg_server_set_auth(sg_server_t *server, struct st_sg_auth_t *auth)
+{
+    server->auth = auth;
+}
+
 void sg_server_maintain(sg_server_t *server)
 {
     char err[256];

@@ -55,6 +55,10 @@ void sg_gateway_on_secret(void *server, const uint8_t *secret, size_t len);
 struct st_sg_claim_position_t;
 void sg_gateway_on_claim_completed(void *server, const char *route, const char *request_id,
                                    const struct st_sg_claim_position_t *pos);
+/** Enforces authentication with `auth` (borrowed; NULL: no auth section). Set before
+ * sg_server_start; destroy it only after sg_server_destroy. */
+struct st_sg_auth_t;
+void sg_server_set_auth(sg_server_t *server, struct st_sg_auth_t *auth);
 
 /** The materializer's progress callback (its context is the sg_server_t): wakes table reads
  * waiting for their conditions, and watches (materializer thread; tables.c). */

@@ -93,7 +93,7 @@ static int add_wanted(h2o_req_t *req, sg_token_t **wanted, h2o_iovec_t text, con
     if (token == NULL) {
         if (text.len > SG_QUERY_MAX_TOKEN)
             snprintf(err, sizeof(err), "longer than %d bytes", SG_QUERY_MAX_TOKEN);
-        sg_problem(req, SG_PROBLEM_INVALID_TOKEN, field, "%s", err);
+        sg_problem(req, SG_PROBLEM_INVALID_CONSISTENCY_TOKEN, field, "%s", err);
         return -1;
     }
     if (*wanted == NULL) {
@@ -103,7 +103,7 @@ static int add_wanted(h2o_req_t *req, sg_token_t **wanted, h2o_iovec_t text, con
     int rc = sg_token_merge(*wanted, token);
     sg_token_destroy(token);
     if (rc != 0) {
-        sg_problem(req, SG_PROBLEM_INVALID_TOKEN, field, "the tokens together name too many partitions");
+        sg_problem(req, SG_PROBLEM_INVALID_CONSISTENCY_TOKEN, field, "the tokens together name too many partitions");
         return -1;
     }
     return 0;

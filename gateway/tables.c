@@ -492,7 +492,21 @@ static void invalid_key(h2o_req_t *req, const char *field)
                SG_TABLE_MAX_KEY);
 }
 
-static void handle(h2o_req_t *req, const char *path, size_t path_len)
+/* /tables/{table}...: the table's own scopes (or public: true), else tables:read. */
+static sg_access_rule_t access_rule(sg_server_t *server, h2o_req_t *req, const char *path, size_t path_len)
+{
+    static const char prefix[] = "/tables/";
+    const sg_table_conf_t *table = NULL;
+    if (path_len > sizeof(prefix) - 1) {
+        const char *rest = path + sizeof(prefix) - 1;
+        size_t rest_len = path_len - (sizeof(prefix) - 1);
+        const char *slash = memchr(rest, '/', rest_len);
+        table = find_table(server->conf, rest, slash ? (size_t)(slash - rest) : rest_len);
+    }
+    return sg_access_table_rule(server, table);
+}
+
+static void handle(h2o_req_t *req, const char *path, size_t path_len, sg_principal_t *principal)
 {
     sg_server_t *server = sg_loop_of(req)->server;
     static const char prefix[] = "/tables/";
@@ -530,7 +544,7 @@ static void handle(h2o_req_t *req, const char *path, size_t path_len)
     sg_tables_start_read(req, table, key, keylen);
 }
 
-void sg_tables_handle_query(h2o_req_t *req, size_t query_index, const sg_path_match_t *match)
+void sg_tables_handle_query(h2o_req_t *req, size_t query_index, const sg_path_match_t *match, sg_principal_t *principal)
 {
     sg_server_t *server = sg_loop_of(req)->server;
     const sg_query_conf_t *query = &server->conf->queries[query_index];
@@ -562,6 +576,19 @@ void sg_tables_handle_query(h2o_req_t *req, size_t query_index, const sg_path_ma
         sg_tables_start_read(req, table, value.base, value.len);
         return;
     }
+    case SG_KEY_CLAIM: {
+        /* The caller's own row (GET /me): config allows claim: only on endpoints that need a
+         * credential, so there is a principal. */
+        const char *claim = principal != NULL ? sg_principal_claim(principal, query->key.name) : NULL;
+        size_t len = claim != NULL ? strlen(claim) : 0;
+        if (claim == NULL || len == 0 || len > SG_TABLE_MAX_KEY) {
+            sg_problem(req, claim == NULL ? SG_PROBLEM_MISSING_KEY : SG_PROBLEM_INVALID_KEY, query->key.name,
+                       "the credential's claim %s (a string of 1..%d bytes) names the row", query->key.name, SG_TABLE_MAX_KEY);
+            return;
+        }
+        sg_tables_start_read(req, table, h2o_strdup(&req->pool, claim, len).base, len);
+        return;
+    }
     case SG_KEY_BODY: break;
     }
     sg_problem(req, SG_PROBLEM_INVALID_KEY, "key", "a query has no body to take a key from");
@@ -581,4 +608,5 @@ static void drain(sg_loop_t *loop)
     sg_park_drain(&loop->tables->waiters);
 }
 
-const sg_feature_t sg_feature_tables = {.prefix = "/tables", .handle = handle, .init_loop = init_loop, .drain = drain};
+const sg_feature_t sg_feature_tables = {
+    .prefix = "/tables", .methods = "GET, HEAD", .access = access_rule, .handle = handle, .init_loop = init_loop, .drain = drain};

@@ -46,6 +46,7 @@ typedef struct {
     int64_t completed_ms;
     int64_t expires_ms; /* the record reads as absent once expires_ms <= now_ms */
     char *token;        /* consistency token text of the reply; may be NULL */
+    char *owner;        /* who made the request (the gateway's text for a principal); NULL: not known here */
 } sg_request_record_t;
 
 typedef enum {
@@ -76,9 +77,11 @@ void sg_store_close(sg_store_t *store);
 
 /** Stores rec under request id (1..SG_STORE_MAX_ID bytes). An unexpired DONE record is never
  * replaced, neither by PENDING (a late pending write must not lose the outcome) nor by a second
- * DONE (the first reply wins, so every poll and replay sees the same outcome). Returns 0 stored,
- * 1 not stored because a DONE record exists, -1 on error (invalid argument, limits, RocksDB).
- * An unreadable existing record is replaced. rec is borrowed. */
+ * DONE (the first reply wins, so every poll and replay sees the same outcome). The owner, once
+ * recorded, is kept: a record written without one takes the stored one's, and an owner given
+ * with a record that is not stored (a PENDING overtaken by its DONE) is added to the stored DONE
+ * record if it has none. Returns 0 stored, 1 not stored because a DONE record exists, -1 on error
+ * (invalid argument, limits, RocksDB). An unreadable existing record is replaced. rec is borrowed. */
 int sg_store_put_request(sg_store_t *store, const void *id, size_t idlen, const sg_request_record_t *rec, char *err, size_t errlen);
 
 /** Loads the record for id. Returns 0 found (out filled with owned fields: release them with

@@ -10,17 +10,20 @@
  * keeps unrelated keys from contending; plain reads take no lock at all.
  *
  * Values are our own versioned binary format, all integers fixed-width big-endian:
- *   common header   u8 version (1), u8 type ('R' request, 'I' idempotency), i64 expires_ms
+ *   common header   u8 version (1, or 2 for a request with an owner), u8 type ('R' request,
+ *                   'I' idempotency), i64 expires_ms
  *   request  ('R')  u8 state, u16 status, i64 created_ms, i64 completed_ms,
  *                   3 x optional string (content_type, headers_json, token):
  *                       u8 present (0|1) [, u32 length, bytes without NUL],
+ *                   version 2 only: optional string owner,
  *                   u32 body length, body bytes
  *   claim    ('I')  u8 state (0 in flight, 1 done, 2 outcome unknown), 32 bytes body SHA-256,
  *                   u8 request id length (1..64), request id bytes,
  *                   and only in state 2: u32 partition, i64 produced_ms (where to look it up)
  * expires_ms sits at a fixed offset so the compaction filter and the sweep can judge a record
- * from its first 10 bytes. Decoding is strict: anything the encoder would not produce (unknown
- * version, wrong type, a length past the end or over a limit, trailing bytes) is an error.
+ * from its first 10 bytes. A request without an owner is written as version 1, byte for byte what
+ * earlier builds wrote and read; version 2 only adds the owner (authenticated deployments). Decoding is strict: anything the
+ * encoder would not produce (unknown version, wrong type, a length past the end or over a limit, trailing bytes) is an error.
  *
  * Keys: "requests" is keyed by the request id bytes; "idempotency" by u8 route length, route
  * bytes, Idempotency-Key bytes (the length prefix keeps (route, key) pairs unambiguous).
@@ -43,6 +46,7 @@
 #include <string.h>
 
 #define SG_STORE_VERSION 1
+#define SG_STORE_VERSION_OWNER 2 /* request records with an owner */
 #define SG_STORE_TYPE_REQUEST 'R'
 #define SG_STORE_TYPE_IDEM 'I'
 #define SG_STORE_HEADER_LEN 10 /* version, type, expires_ms */
@@ -124,9 +128,9 @@ static void sg_store_put_opt_string(sg_store_writer_t *w, const char *s, size_t 
     }
 }
 
-static void sg_store_put_header(sg_store_writer_t *w, int type, int64_t expires_ms)
+static void sg_store_put_header(sg_store_writer_t *w, int version, int type, int64_t expires_ms)
 {
-    sg_store_put_u8(w, SG_STORE_VERSION);
+    sg_store_put_u8(w, (unsigned)version);
     sg_store_put_u8(w, (unsigned)type);
     sg_store_put_uint(w, (uint64_t)expires_ms, 8);
 }
@@ -201,13 +205,14 @@ static bool sg_store_get_opt_string(sg_store_reader_t *r, char **out)
     return true;
 }
 
-/* Checks the common header of a value of the given type and returns its expiry. */
-static bool sg_store_get_header(sg_store_reader_t *r, int type, int64_t *expires_ms)
+/* Checks the common header of a value of the given type and returns its expiry (and, unless
+ * NULL, its version). */
+static bool sg_store_get_header_version(sg_store_reader_t *r, int type, int64_t *expires_ms, int *version_out)
 {
     uint64_t version, found_type, expires;
     if (!sg_store_get_uint(r, 1, &version) || !sg_store_get_uint(r, 1, &found_type) || !sg_store_get_uint(r, 8, &expires))
         return false;
-    if (version != SG_STORE_VERSION) {
+    if (version != SG_STORE_VERSION && !(version == SG_STORE_VERSION_OWNER && type == SG_STORE_TYPE_REQUEST)) {
         r->problem = "unsupported format version";
         return false;
     }
@@ -216,7 +221,14 @@ static bool sg_store_get_header(sg_store_reader_t *r, int type, int64_t *expires
         return false;
     }
     *expires_ms = (int64_t)expires;
+    if (version_out != NULL)
+        *version_out = (int)version;
     return true;
+}
+
+static bool sg_store_get_header(sg_store_reader_t *r, int type, int64_t *expires_ms)
+{
+    return sg_store_get_header_version(r, type, expires_ms, NULL);
 }
 
 static bool sg_store_get_end(sg_store_reader_t *r)
@@ -231,16 +243,21 @@ static sg_store_reader_t sg_store_reader(const char *value, size_t len)
     return (sg_store_reader_t){.p = (const uint8_t *)value, .left = len, .problem = NULL};
 }
 
-/* Encodes a validated request record; returns an owned buffer of *len bytes. */
-static uint8_t *sg_store_encode_request(const sg_request_record_t *rec, size_t ct_len, size_t headers_len, size_t token_len,
-                                        size_t *len)
+/* Encodes a validated request record (its strings within the limits); returns an owned buffer
+ * of *len bytes. */
+static uint8_t *sg_store_encode_request(const sg_request_record_t *rec, size_t *len)
 {
-    size_t size = SG_STORE_HEADER_LEN + 1 + 2 + 8 + 8 + 3 + 4 + rec->body_len;
+    size_t ct_len = rec->content_type != NULL ? strlen(rec->content_type) : 0;
+    size_t headers_len = rec->headers_json != NULL ? strlen(rec->headers_json) : 0;
+    size_t token_len = rec->token != NULL ? strlen(rec->token) : 0;
+    size_t owner_len = rec->owner != NULL ? strlen(rec->owner) : 0;
+    size_t size = SG_STORE_HEADER_LEN + 1 + 2 + 8 + 8 + 4 + 4 + rec->body_len;
     size += rec->content_type != NULL ? 4 + ct_len : 0;
     size += rec->headers_json != NULL ? 4 + headers_len : 0;
     size += rec->token != NULL ? 4 + token_len : 0;
+    size += rec->owner != NULL ? 4 + owner_len : 0;
     sg_store_writer_t w = {.buf = sg_malloc(size), .len = 0};
-    sg_store_put_header(&w, SG_STORE_TYPE_REQUEST, rec->expires_ms);
+    sg_store_put_header(&w, rec->owner != NULL ? SG_STORE_VERSION_OWNER : SG_STORE_VERSION, SG_STORE_TYPE_REQUEST, rec->expires_ms);
     sg_store_put_u8(&w, (unsigned)rec->state);
     sg_store_put_uint(&w, (uint64_t)rec->status, 2);
     sg_store_put_uint(&w, (uint64_t)rec->created_ms, 8);
@@ -248,6 +265,8 @@ static uint8_t *sg_store_encode_request(const sg_request_record_t *rec, size_t c
     sg_store_put_opt_string(&w, rec->content_type, ct_len);
     sg_store_put_opt_string(&w, rec->headers_json, headers_len);
     sg_store_put_opt_string(&w, rec->token, token_len);
+    if (rec->owner != NULL)
+        sg_store_put_opt_string(&w, rec->owner, owner_len);
     sg_store_put_uint(&w, rec->body_len, 4);
     sg_store_put_bytes(&w, rec->body, rec->body_len);
     *len = w.len;
@@ -260,8 +279,9 @@ static const char *sg_store_decode_request(const char *value, size_t len, sg_req
 {
     sg_store_reader_t r = sg_store_reader(value, len);
     uint64_t state, status, created, completed, body_len;
+    int version = 0;
     memset(rec, 0, sizeof(*rec));
-    if (!sg_store_get_header(&r, SG_STORE_TYPE_REQUEST, &rec->expires_ms) || !sg_store_get_uint(&r, 1, &state))
+    if (!sg_store_get_header_version(&r, SG_STORE_TYPE_REQUEST, &rec->expires_ms, &version) || !sg_store_get_uint(&r, 1, &state))
         goto fail;
     if (state != SG_REQUEST_PENDING && state != SG_REQUEST_DONE) {
         r.problem = "bad state";
@@ -280,7 +300,11 @@ static const char *sg_store_decode_request(const char *value, size_t len, sg_req
     rec->created_ms = (int64_t)created;
     rec->completed_ms = (int64_t)completed;
     if (!sg_store_get_opt_string(&r, &rec->content_type) || !sg_store_get_opt_string(&r, &rec->headers_json) ||
-        !sg_store_get_opt_string(&r, &rec->token) || !sg_store_get_uint(&r, 4, &body_len))
+        !sg_store_get_opt_string(&r, &rec->token))
+        goto fail;
+    if (version == SG_STORE_VERSION_OWNER && !sg_store_get_opt_string(&r, &rec->owner))
+        goto fail;
+    if (!sg_store_get_uint(&r, 4, &body_len))
         goto fail;
     if (body_len > SG_STORE_MAX_BODY) {
         r.problem = "body over the limit";
@@ -327,7 +351,7 @@ typedef struct {
 static size_t sg_store_encode_claim(const sg_store_claim_t *claim, uint8_t *buf)
 {
     sg_store_writer_t w = {.buf = buf, .len = 0};
-    sg_store_put_header(&w, SG_STORE_TYPE_IDEM, claim->expires_ms);
+    sg_store_put_header(&w, SG_STORE_VERSION, SG_STORE_TYPE_IDEM, claim->expires_ms);
     sg_store_put_u8(&w, (unsigned)claim->state);
     sg_store_put_bytes(&w, claim->body_sha256, 32);
     sg_store_put_u8(&w, (unsigned)claim->request_id_len);
@@ -626,7 +650,7 @@ static int sg_store_check_string(const char *s, const char *name, size_t *len, c
 static int sg_store_put_request_locked(sg_store_t *store, const void *id, size_t idlen, const sg_request_record_t *rec, char *err,
                                        size_t errlen)
 {
-    size_t ct_len, headers_len, token_len;
+    size_t ct_len, headers_len, token_len, owner_len;
     if (sg_store_check_id(id, idlen, err, errlen) != 0)
         return -1;
     if (rec->state != SG_REQUEST_PENDING && rec->state != SG_REQUEST_DONE) {
@@ -643,15 +667,17 @@ static int sg_store_put_request_locked(sg_store_t *store, const void *id, size_t
     }
     if (sg_store_check_string(rec->content_type, "content type", &ct_len, err, errlen) != 0 ||
         sg_store_check_string(rec->headers_json, "reply headers", &headers_len, err, errlen) != 0 ||
-        sg_store_check_string(rec->token, "consistency token", &token_len, err, errlen) != 0)
+        sg_store_check_string(rec->token, "consistency token", &token_len, err, errlen) != 0 ||
+        sg_store_check_string(rec->owner, "owner", &owner_len, err, errlen) != 0)
         return -1;
 
-    size_t value_len;
-    uint8_t *value = sg_store_encode_request(rec, ct_len, headers_len, token_len, &value_len);
     rocksdb_column_family_handle_t *cf = store->cf[SG_STORE_CF_REQUESTS];
     pthread_mutex_t *lock = sg_store_stripe(store, SG_STORE_CF_REQUESTS, id, idlen);
     char *errptr = NULL;
     int ret = 0;
+    sg_request_record_t stored = {0}, merged = *rec;
+    size_t value_len;
+    uint8_t *value = NULL;
 
     pthread_mutex_lock(lock);
     rocksdb_pinnableslice_t *existing = rocksdb_get_pinned_cf(store->db, store->read_options, cf, id, idlen, &errptr);
@@ -664,18 +690,28 @@ static int sg_store_put_request_locked(sg_store_t *store, const void *id, size_t
         const char *existing_value = rocksdb_pinnableslice_value(existing, &existing_len);
         int existing_state;
         /* An unreadable record is replaced: it can never be served, and refusing would wedge the id. */
-        bool keep = sg_store_peek_request(existing_value, existing_len, &existing_state) && existing_state == SG_REQUEST_DONE;
+        bool done = sg_store_peek_request(existing_value, existing_len, &existing_state) && existing_state == SG_REQUEST_DONE;
+        /* Decoded in full only when the owner has to move from one record to the other. */
+        bool decoded = (done ? rec->owner != NULL : rec->owner == NULL) &&
+                       sg_store_decode_request(existing_value, existing_len, &stored) == NULL;
         rocksdb_pinnableslice_destroy(existing);
-        if (keep) {
+        if (done) {
             ret = 1;
-            goto out;
+            if (!decoded || stored.owner != NULL)
+                goto out;
+            stored.owner = sg_strdup(rec->owner); /* the outcome stays; it learns who asked */
+            merged = stored;
+        } else if (decoded && stored.owner != NULL) {
+            merged.owner = stored.owner; /* the owner recorded first is kept */
         }
     }
+    value = sg_store_encode_request(&merged, &value_len);
     rocksdb_put_cf(store->db, store->write_options, cf, id, idlen, (const char *)value, value_len, &errptr);
     if (errptr != NULL)
         ret = sg_store_write_fail(store, err, errlen, "writing request record", errptr);
 out:
     pthread_mutex_unlock(lock);
+    sg_request_record_dispose(&stored);
     free(value);
     return ret;
 }
@@ -720,6 +756,7 @@ void sg_request_record_dispose(sg_request_record_t *rec)
     free(rec->headers_json);
     free(rec->body);
     free(rec->token);
+    free(rec->owner);
     memset(rec, 0, sizeof(*rec));
 }
 

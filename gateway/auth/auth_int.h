@@ -74,6 +74,13 @@ size_t sg_auth_signature_len(const char *alg, size_t rsa_bits);
 /** SHA-256 of data into out[32]. */
 void sg_auth_sha256(const void *data, size_t len, uint8_t out[32]);
 
+/* text.c: sg_auth_parse_bearer in two steps, so that a token found in the cache (which holds
+ * only tokens that passed the strict compact-JWS parse) is not scanned byte by byte again. */
+/** The token after "Bearer": 0 with a pointer into value, -1 another scheme, -2 no token. */
+int sg_auth_bearer_span(const char *value, size_t len, const char **token, size_t *token_len);
+/** Whether token[0..len) is an RFC 7235 token68 (what a Bearer token must be). */
+bool sg_auth_is_token68(const char *token, size_t len);
+
 /** GETs an http:// or https:// URL with one deadline over resolving, connecting, the TLS
  * handshake (certificates checked against the system store plus ca_file, if any, and the host
  * name) and reading; only a 200 with a body of at most max_bytes is a success. Blocking: for the

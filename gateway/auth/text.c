@@ -5,6 +5,8 @@
  */
 #include "sg_auth.h"
 
+#include "auth_int.h"
+
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -104,7 +106,7 @@ static bool is_token68_char(char ch)
            ch == '_' || ch == '~' || ch == '+' || ch == '/';
 }
 
-int sg_auth_parse_bearer(const char *value, size_t len, const char **token, size_t *token_len)
+int sg_auth_bearer_span(const char *value, size_t len, const char **token, size_t *token_len)
 {
     size_t at = 0, end = len;
     while (at < end && (value[at] == ' ' || value[at] == '\t'))
@@ -116,18 +118,31 @@ int sg_auth_parse_bearer(const char *value, size_t len, const char **token, size
     at += 6;
     while (at < end && value[at] == ' ')
         at++;
-    size_t stop = at;
-    while (stop < end && is_token68_char(value[stop]))
-        stop++;
-    if (stop == at)
-        return -2;
-    while (stop < end && value[stop] == '=')
-        stop++;
-    if (stop != end)
+    if (at == end)
         return -2;
     *token = value + at;
     *token_len = end - at;
     return 0;
+}
+
+bool sg_auth_is_token68(const char *token, size_t len)
+{
+    size_t stop = 0;
+    while (stop < len && is_token68_char(token[stop]))
+        stop++;
+    if (stop == 0)
+        return false;
+    while (stop < len && token[stop] == '=')
+        stop++;
+    return stop == len;
+}
+
+int sg_auth_parse_bearer(const char *value, size_t len, const char **token, size_t *token_len)
+{
+    int rc = sg_auth_bearer_span(value, len, token, token_len);
+    if (rc == 0 && !sg_auth_is_token68(*token, *token_len))
+        rc = -2;
+    return rc;
 }
 
 int sg_auth_find_cookie(const char *value, size_t len, const char *name, const char **found, size_t *found_len)

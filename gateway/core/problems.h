@@ -18,8 +18,11 @@
     X(INVALID_PATH, "invalid-path", 400, "Invalid Path", 0)                                                                        \
     X(INVALID_IDEMPOTENCY_KEY, "invalid-idempotency-key", 400, "Invalid Idempotency-Key", 0)                                       \
     X(INVALID_QUERY, "invalid-query", 400, "Invalid Query", 0)                                                                     \
-    X(INVALID_TOKEN, "invalid-token", 400, "Invalid Consistency-Token", 0)                                                         \
+    X(INVALID_CONSISTENCY_TOKEN, "invalid-consistency-token", 400, "Invalid Consistency-Token", 0)                                 \
     X(INVALID_CURSOR, "invalid-cursor", 400, "Invalid Cursor", 0)                                                                  \
+    X(MISSING_CREDENTIAL, "missing-credential", 401, "Missing Credential", 0)                                                      \
+    X(INVALID_CREDENTIAL, "invalid-token", 401, "Invalid Token", 0)                                                                \
+    X(INSUFFICIENT_SCOPE, "insufficient-scope", 403, "Insufficient Scope", 0)                                                      \
     X(ORIGIN_NOT_ALLOWED, "origin-not-allowed", 403, "Origin Not Allowed", 0)                                                      \
     X(NOT_FOUND, "not-found", 404, "Not Found", 0)                                                                                 \
     X(UNKNOWN_REQUEST, "unknown-request", 404, "Unknown Request", 0)                                                               \
@@ -46,6 +49,7 @@
     X(INVALID_VERSION, "invalid-version", 422, "Invalid Version", 0)                                                               \
     X(INVALID_COMPATIBILITY_LEVEL, "invalid-compatibility-level", 422, "Invalid Compatibility Level", 0)                           \
     X(REGISTRY_LIMIT, "registry-limit", 422, "Registry Limit", 0)                                                                  \
+    X(RATE_LIMITED, "rate-limited", 429, "Too Many Requests", 0)                                                                   \
     X(HEADERS_TOO_LARGE, "headers-too-large", 431, "Request Header Fields Too Large", 0)                                           \
     X(REPLY_TOO_LARGE, "reply-too-large", 502, "Reply Too Large", 0)                                                               \
     X(UNDECODABLE_REPLY, "undecodable-reply", 502, "Undecodable Reply", 0)                                                         \
@@ -59,7 +63,8 @@
     X(STORE_UNAVAILABLE, "store-unavailable", 503, "Store Unavailable", 1)                                                         \
     X(NOT_CAUGHT_UP, "not-caught-up", 503, "Not Caught Up", 1)                                                                     \
     X(REGISTRY_UNAVAILABLE, "registry-unavailable", 503, "Registry Unavailable", 1)                                                \
-    X(REGISTRY_NOT_READY, "registry-not-ready", 503, "Registry Not Ready", 1)
+    X(REGISTRY_NOT_READY, "registry-not-ready", 503, "Registry Not Ready", 1)                                                      \
+    X(KEYS_UNAVAILABLE, "keys-unavailable", 503, "Authentication Keys Unavailable", 5)
 
 typedef enum {
 #define SG_PROBLEM_ENUM(kind, type, status, title, retry_after) SG_PROBLEM_##kind,

@@ -692,7 +692,7 @@ static void test_err_route_key(void **state)
 {
     expect_error("routes:\n  - {name: a, method: POST, path: /a, topic: t}\n"
                  "  - name: b\n    method: POST\n    path: /b/{x}\n    topic: t\n    key: foo\n",
-                 "t.yaml:7: routes[1].key: expected path:NAME, body:/json/pointer, header:NAME or none, got \"foo\"");
+                 "t.yaml:7: routes[1].key: expected path:NAME, body:/json/pointer, header:NAME, claim:NAME or none, got \"foo\"");
     expect_error("routes:\n  - name: b\n    method: POST\n    path: /b/{x}\n    topic: t\n    key: \"path:y\"\n",
                  "t.yaml:6: routes[0].key: path:y names no parameter of path \"/b/{x}\"");
     expect_error("routes:\n  - {name: b, method: POST, path: /b, topic: t, key: \"path:\"}\n",
@@ -777,8 +777,8 @@ static void test_err_query(void **state)
     expect_error("tables: [{name: p, topic: t}]\nqueries:\n  - path: \"/p/{k}\"\n    table: p\n    key: \"path:id\"\n",
                  "t.yaml:5: queries[0].key: path:id names no parameter of path \"/p/{k}\"");
     expect_error("tables: [{name: p, topic: t}]\nqueries:\n  - {path: \"/p\", table: p, key: \"body:/id\"}\n",
-                 "t.yaml:3: queries[0].key: a query is a GET without a body: take the key from path:NAME or "
-                 "header:NAME (none: a scan)");
+                 "t.yaml:3: queries[0].key: a query is a GET without a body: take the key from path:NAME, "
+                 "header:NAME or claim:NAME (none: a scan)");
 }
 
 static void test_err_missing_required(void **state)
@@ -1274,6 +1274,35 @@ static void test_err_access_and_limits(void **state)
     expect_error("rate_limits:\n  - {name: registry-writes, per: ip, rate: 5/s}\n",
                  "t.yaml:2: rate_limits[0].name: registry-writes is the name of the built-in limit "
                  "(limits.registry_write_rate)");
+    /* claim:NAME keys come from the caller's credential: only with auth, never on public endpoints. */
+    expect_error("routes:\n  - {name: a, method: POST, path: /a, topic: t, key: \"claim:sub\"}\n",
+                 "t.yaml:2: routes[0].key: claim:NAME needs an auth section (the claim comes from the caller's credential)");
+    expect_error("tables: [{name: p, topic: t}]\nqueries:\n  - {path: /me, table: p, key: \"claim:sub\"}\n",
+                 "t.yaml:3: queries[0].key: claim:NAME needs an auth section (the claim comes from the caller's credential)");
+    expect_error(AUTH_KEYS "tables: [{name: p, topic: t}]\nqueries:\n  - {path: /me, table: p, key: \"claim:sub\", public: true}\n",
+                 "t.yaml:4: queries[0].key: a public endpoint has no credential to take claim:NAME from");
+    expect_error(AUTH_KEYS "routes:\n  - {name: a, method: POST, path: /a, topic: t, key: \"claim:\"}\n",
+                 "t.yaml:3: routes[0].key: claim:NAME needs a claim name (letters, digits and !#$%&'*+-.^_`|~), e.g. "
+                 "claim:sub, got \"claim:\"");
+    /* With auth, a key never comes from a header that carries a credential or the principal. */
+    expect_error(AUTH_KEYS "routes:\n  - {name: a, method: POST, path: /a, topic: t, key: \"header:Authorization\"}\n",
+                 "t.yaml:3: routes[0].key: this header carries a credential: it must not become a key");
+    expect_error(AUTH_KEYS "tables: [{name: p, topic: t}]\nqueries:\n  - {path: /p, table: p, key: \"header:x-api-key\"}\n",
+                 "t.yaml:4: queries[0].key: this header carries a credential: it must not become a key");
+    expect_error(AUTH_KEYS "routes:\n  - {name: a, method: POST, path: /a, topic: t, key: \"header:Streamgate-Principal\"}\n",
+                 "t.yaml:3: routes[0].key: this is auth.principal_header, which clients cannot set: use claim:NAME");
+    sg_conf_t *conf =
+        load_ok(AUTH_KEYS "routes:\n  - {name: a, method: POST, path: /a, topic: t, key: \"claim:sub\"}\n"
+                          "tables: [{name: p, topic: t}]\nqueries:\n  - {path: /me, table: p, key: \"claim:tenant_id\"}\n");
+    assert_int_equal(conf->routes[0].key.source, SG_KEY_CLAIM);
+    assert_string_equal(conf->routes[0].key.name, "sub");
+    assert_int_equal(conf->queries[0].key.source, SG_KEY_CLAIM);
+    assert_string_equal(conf->queries[0].key.name, "tenant_id");
+    sg_conf_destroy(conf);
+    conf = load_ok("routes:\n  - {name: a, method: POST, path: /a, topic: t, key: \"header:authorization\"}\n");
+    assert_int_equal(conf->routes[0].key.source, SG_KEY_HEADER); /* without auth it is an ordinary header */
+    sg_conf_destroy(conf);
+
     expect_error("limits: {registry_write_rate: fast}\n",
                  "t.yaml:1: limits.registry_write_rate: expected a rate such as 50/s, 3000/m or 100000/h (or off), got "
                  "\"fast\"");

@@ -77,6 +77,16 @@ json_t *fx_mint(const fx_t *fx, json_t *spec)
     return tokens;
 }
 
+json_t *fx_token_spec(const char *name, const char *alg, const char *key, const char *kid, json_t *claims)
+{
+    json_t *spec = json_pack("{s:s, s:s, s:o}", "name", name, "alg", alg, "claims", claims);
+    if (key != NULL)
+        json_object_set_new(spec, "key", json_string(key));
+    if (kid != NULL)
+        json_object_set_new(spec, "kid", json_string(kid));
+    return spec;
+}
+
 const char *fx_token(json_t *tokens, const char *name)
 {
     const char *token = json_string_value(json_object_get(tokens, name));

@@ -24,6 +24,9 @@ void fx_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void fx_genkey(const fx_t *fx, const char *name, const char *kind);
 /** Runs auth_tokens.py on `spec` (borrowed); returns the object {token name: token} (owned). */
 json_t *fx_mint(const fx_t *fx, json_t *spec);
+/** A token entry for fx_mint's spec: `name`, `alg`, `key` and `kid` (either may be NULL) and
+ * `claims` (stolen). Returns owned. */
+json_t *fx_token_spec(const char *name, const char *alg, const char *key, const char *kid, json_t *claims);
 /** The token called `name` in `tokens`; fails the test when there is none. */
 const char *fx_token(json_t *tokens, const char *name);
 /** Writes text to DIR/name. */

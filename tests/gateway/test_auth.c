@@ -48,12 +48,7 @@ static json_t *token_spec(const char *name, const char *alg, const char *key, co
         json_object_update(claims, set);
         json_decref(set);
     }
-    json_t *spec = json_pack("{s:s, s:s, s:o}", "name", name, "alg", alg, "claims", claims);
-    if (key != NULL)
-        json_object_set_new(spec, "key", json_string(key));
-    if (kid != NULL)
-        json_object_set_new(spec, "kid", json_string(kid));
-    return spec;
+    return fx_token_spec(name, alg, key, kid, claims);
 }
 
 static sg_conf_t *load_conf(const char *text)
@@ -481,6 +476,15 @@ static void test_authenticate(void **state)
     assert_int_equal(sg_auth_authenticate(auth, &basic, sg_now_ms(), &principal, &error), SG_AUTH_UNSUPPORTED_CREDENTIAL);
     sg_auth_credentials_t empty_bearer = {.authorization = "Bearer ", .authorization_len = 7};
     assert_int_equal(sg_auth_authenticate(auth, &empty_bearer, sg_now_ms(), &principal, &error), SG_AUTH_MALFORMED);
+    /* A token68 is checked when the token is not in the cache: the cached one (verified above),
+     * with a byte that is not token68 where it ends, is not the cached token. */
+    char spaced[4096];
+    snprintf(spaced, sizeof(spaced), "Bearer %s ;", fx_token(tokens, "es"));
+    sg_auth_credentials_t bad_char = {.authorization = spaced, .authorization_len = strlen(spaced)};
+    assert_int_equal(sg_auth_authenticate(auth, &bad_char, sg_now_ms(), &principal, &error), SG_AUTH_MALFORMED);
+    assert_string_equal(error.detail, "the Bearer token is missing or has invalid characters");
+    assert_int_equal(sg_auth_authenticate(auth, &bearer, sg_now_ms(), &principal, &error), SG_AUTH_OK); /* still cached */
+    sg_principal_release(principal);
 
     /* Event streams: the token may come in the sg_token cookie - only when the caller passes it. */
     char cookie[4096];
@@ -685,6 +689,16 @@ static void test_parse_headers(void **state)
         int rc = sg_auth_parse_bearer(cases[i].value, strlen(cases[i].value), &token, &len);
         if (rc != cases[i].rc || (rc == 0 && (len != strlen(cases[i].token) || memcmp(token, cases[i].token, len) != 0)))
             fail_msg("\"%s\": got %d", cases[i].value, rc);
+    }
+    /* Every byte: a token68 character (RFC 7235) or not. */
+    for (int byte = 1; byte < 256; byte++) {
+        char value[] = "Bearer a?b";
+        value[8] = (char)byte;
+        int token68 = (byte >= 'A' && byte <= 'Z') || (byte >= 'a' && byte <= 'z') || (byte >= '0' && byte <= '9') ||
+                      strchr("-._~+/", byte) != NULL;
+        int rc = sg_auth_parse_bearer(value, 10, &token, &len);
+        if (rc != (token68 ? 0 : -2))
+            fail_msg("byte 0x%02x: got %d", (unsigned)byte, rc);
     }
     static const struct {
         const char *value;

@@ -33,9 +33,12 @@
 static sg_test_proc_t cluster;
 static sg_test_proc_t gw; /* the instance most tests talk to */
 
+/* The suite registers in bulk from one address: the per-address write limit (on by default,
+ * limits.registry_write_rate; tested in test_auth.c) would refuse it. */
 static const char gw_config[] = "listen: [\"127.0.0.1:0\"]\n"
                                 "data_dir: @DIR@/data\n"
                                 "kafka: {brokers: \"%s\"}\n"
+                                "limits: {registry_write_rate: \"off\"}\n"
                                 "routes:\n"
                                 "  - {name: r, method: POST, path: /r, topic: reg.orders}\n";
 

@@ -187,7 +187,7 @@ static void test_tokens_ahead_bad_and_unknown(void **state)
     ahead[5] = ahead[5] == 'A' ? 'B' : 'A';
     snprintf(headers, sizeof(headers), "Consistency-Token: %s\r\n", ahead);
     assert_int_equal(sg_test_http(&gw, "GET", "/tables/profiles/bob", headers, NULL, 0, &res), 0);
-    sg_test_assert_problem(&res, 400, "invalid-token", "Consistency-Token");
+    sg_test_assert_problem(&res, 400, "invalid-consistency-token", "Consistency-Token");
     sg_test_response_free(&res);
 
     assert_int_equal(sg_test_http(&gw, "GET", "/tables/nope/k", NULL, NULL, 0, &res), 0);
@@ -345,7 +345,7 @@ static void test_scan_prefix_range_limit_cursor(void **state)
     expect_problem("/tables/profiles/s-a1?limit=2", 400, "invalid-query", "limit");
     expect_problem("/tables/profiles?fresh=yesterday", 400, "invalid-query", "fresh");
     expect_problem("/tables/profiles?min_stream_time=-5", 400, "invalid-query", "min_stream_time");
-    expect_problem("/tables/profiles?token=bm90LWEtdG9rZW4", 400, "invalid-token", "token");
+    expect_problem("/tables/profiles?token=bm90LWEtdG9rZW4", 400, "invalid-consistency-token", "token");
     /* a cursor of another query is refused, not followed */
     snprintf(path, sizeof(path), "/tables/profiles?prefix=s-b&cursor=%s", cursor);
     expect_problem(path, 400, "invalid-cursor", "cursor");

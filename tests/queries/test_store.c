@@ -302,6 +302,70 @@ static void test_pending_then_done(void **state)
     sg_request_record_dispose(&got);
 }
 
+/* The requester (owner) goes with the PENDING record; the DONE record, written by whoever reads
+ * the reply, keeps it, and a PENDING overtaken by its DONE still hands it over. */
+static void test_owner_kept(void **state)
+{
+    fixture_t *fx = *state;
+    char err[256] = "";
+    sg_request_record_t got;
+    sg_request_record_t rec = pending_record(fx);
+    rec.owner = "owner-a";
+    put_ok(fx, "p", &rec);
+    sg_request_record_t done = {
+        .state = SG_REQUEST_DONE, .status = 201, .body = "{}", .body_len = 2, .expires_ms = fx->now + 60000};
+    put_ok(fx, "p", &done);
+    assert_int_equal(sg_store_get_request(fx->store, "p", 1, fx->now, &got, err, sizeof(err)), 0);
+    assert_int_equal(got.state, SG_REQUEST_DONE);
+    assert_int_equal(got.status, 201);
+    assert_string_equal(got.owner, "owner-a");
+    sg_request_record_dispose(&got);
+
+    /* The reply overtook the delivery report: DONE first, then PENDING with the owner. */
+    put_ok(fx, "q", &done);
+    assert_int_equal(sg_store_get_request(fx->store, "q", 1, fx->now, &got, err, sizeof(err)), 0);
+    assert_null(got.owner);
+    sg_request_record_dispose(&got);
+    assert_int_equal(sg_store_put_request(fx->store, "q", 1, &rec, err, sizeof(err)), 1); /* the outcome stays */
+    assert_int_equal(sg_store_get_request(fx->store, "q", 1, fx->now, &got, err, sizeof(err)), 0);
+    assert_int_equal(got.state, SG_REQUEST_DONE);
+    assert_int_equal(got.status, 201);
+    assert_memory_equal(got.body, "{}", 2);
+    assert_string_equal(got.owner, "owner-a");
+    sg_request_record_dispose(&got);
+    /* ... and once known it is never changed. */
+    rec.owner = "owner-b";
+    assert_int_equal(sg_store_put_request(fx->store, "q", 1, &rec, err, sizeof(err)), 1);
+    assert_int_equal(sg_store_get_request(fx->store, "q", 1, fx->now, &got, err, sizeof(err)), 0);
+    assert_string_equal(got.owner, "owner-a");
+    sg_request_record_dispose(&got);
+
+    /* Without an owner a record is written as version 1, as earlier builds wrote it. */
+    sg_request_record_t plain = pending_record(fx);
+    put_ok(fx, "r", &plain);
+    sg_store_close(fx->store);
+    fx->store = NULL;
+    raw_db_t raw;
+    raw_open(&raw, fx->dir);
+    char *errptr = NULL;
+    size_t len = 0;
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    char *value = rocksdb_get_cf(raw.db, ro, raw.cf[1], "r", 1, &len, &errptr);
+    assert_non_null(value);
+    assert_int_equal(value[0], 1);
+    rocksdb_free(value);
+    value = rocksdb_get_cf(raw.db, ro, raw.cf[1], "p", 1, &len, &errptr);
+    assert_non_null(value);
+    assert_int_equal(value[0], 2);
+    rocksdb_free(value);
+    rocksdb_readoptions_destroy(ro);
+    raw_close(&raw);
+    reopen(fx);
+    assert_int_equal(sg_store_get_request(fx->store, "p", 1, fx->now, &got, err, sizeof(err)), 0);
+    assert_string_equal(got.owner, "owner-a");
+    sg_request_record_dispose(&got);
+}
+
 typedef struct {
     fixture_t *fx;
     int state;
@@ -827,7 +891,7 @@ static void test_corrupt_request_values(void **state)
     } cases[] = {
         {"", 0, "truncated"},
         {"\x01R\x7f", 3, "truncated"},
-        {"\x02R\x7f\xff\xff\xff\xff\xff\xff\xff", 10, "version"},
+        {"\x03R\x7f\xff\xff\xff\xff\xff\xff\xff", 10, "version"},
         {"\x01I\x7f\xff\xff\xff\xff\xff\xff\xff", 10, "type"},
         /* state 7 */
         {"\x01R\x7f\xff\xff\xff\xff\xff\xff\xff\x07", 11, "state"},
@@ -1089,6 +1153,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_done_not_overwritten, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pending_then_done, setup, teardown),
         cmocka_unit_test_setup_teardown(test_done_wins_race_with_pending, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_owner_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_keeps_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_arguments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_failure, setup, teardown),
