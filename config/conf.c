@@ -1968,6 +1968,19 @@ static int check_conf(ctx_t *c, void *elem, const node_t *root, const char *path
                         "unknown table \"%s\" (declare it under tables)", query->table);
         }
     }
+    for (size_t i = 0; i < conf->n_tables; i++) {
+        if (conf->tables[i].placement != SG_PLACEMENT_PARTITIONED)
+            continue;
+        for (size_t j = 0; j < conf->n_tables; j++) {
+            if (j == i || strcmp(conf->tables[i].topic, conf->tables[j].topic) != 0)
+                continue;
+            path_index(item_path, sizeof(item_path), "tables", i);
+            path_key(key_path, sizeof(key_path), item_path, "placement");
+            return fail(c, value_line(seq_item(map_get(root, "tables"), i), "placement"), key_path,
+                        "a partitioned table must be the only table on its topic (%s is also table \"%s\")",
+                        conf->tables[i].topic, conf->tables[j].name);
+        }
+    }
     if (check_conflicts(c, conf, root) != 0)
         return -1;
     return check_security(c, conf, root);
@@ -2176,6 +2189,22 @@ static const struct_desc_t route_desc = {.name = "route",
                                          .has_line = true,
                                          .line_offset = offsetof(sg_route_conf_t, line)};
 
+static const char *const placements[] = {"global", "partitioned", NULL};
+
+/* A partitioned table owns its topic's partitions through a consumer group of its own: another
+ * table on the same topic would need other partitions of the same consumer. */
+static int check_table(ctx_t *c, void *elem, const node_t *map, const char *path)
+{
+    sg_table_conf_t *table = elem;
+    char key_path[KEYPATH_MAX];
+    if (table->placement != SG_PLACEMENT_PARTITIONED && map_get(map, "standbys") != NULL && table->standbys > 0) {
+        path_key(key_path, sizeof(key_path), path, "standbys");
+        return fail(c, value_line(map, "standbys"), key_path,
+                    "standbys needs placement: partitioned (a global table has every partition on every instance)");
+    }
+    return 0;
+}
+
 static const prop_t table_props[] = {
     {.name = "name",
      .type = PT_NAME,
@@ -2187,6 +2216,21 @@ static const prop_t table_props[] = {
      FIELD(sg_table_conf_t, topic),
      .flags = P_REQUIRED,
      .doc = "Topic the table is materialized from."},
+    {.name = "placement",
+     .type = PT_ENUM,
+     FIELD(sg_table_conf_t, placement),
+     .enums = placements,
+     .def = "global",
+     .doc = "global: every instance materializes every partition. partitioned: the deployment's instances share the "
+            "partitions (a consumer group per table), and a read for a key another instance owns is forwarded to it."},
+    {.name = "standbys",
+     .type = PT_INT,
+     FIELD(sg_table_conf_t, standbys),
+     .min = 0,
+     .max = 8,
+     .def = "0",
+     .doc = "partitioned: each instance also keeps copies of the partitions of this many other instances (the next ones "
+            "in name order), which answer when their owner cannot and take over at once when they move here."},
     {.name = "scopes",
      .type = PT_SCOPES,
      FIELD(sg_table_conf_t, access.scopes),
@@ -2203,6 +2247,7 @@ static const prop_t table_props[] = {
 static const struct_desc_t table_desc = {.name = "table",
                                          .size = sizeof(sg_table_conf_t),
                                          .props = table_props,
+                                         .check = check_table,
                                          .has_line = true,
                                          .line_offset = offsetof(sg_table_conf_t, line)};
 

@@ -305,6 +305,31 @@ static void test_deployment(void **state)
     expect_error("deployment: {nme: shop}\n", "t.yaml:1: deployment.nme: unknown key \"nme\" (did you mean \"name\"?)");
 }
 
+/* placement and standbys (DESIGN §8): defaults, values, and what is refused, naming the key. */
+static void test_placement(void **state)
+{
+    sg_conf_t *conf = load_ok("tables: [{name: p, topic: p}]\n");
+    assert_int_equal(conf->tables[0].placement, SG_PLACEMENT_GLOBAL);
+    assert_int_equal(conf->tables[0].standbys, 0);
+    sg_conf_destroy(conf);
+
+    conf = load_ok("tables: [{name: p, topic: p, placement: partitioned, standbys: 1}]\n");
+    assert_int_equal(conf->tables[0].placement, SG_PLACEMENT_PARTITIONED);
+    assert_int_equal(conf->tables[0].standbys, 1);
+    sg_conf_destroy(conf);
+
+    expect_error("tables:\n  - {name: p, topic: p, placement: sharded}\n",
+                 "t.yaml:2: tables[0].placement: unknown placement \"sharded\" (expected one of global, partitioned)");
+    expect_error("tables:\n  - {name: p, topic: p, standbys: 1}\n",
+                 "t.yaml:2: tables[0].standbys: standbys needs placement: partitioned (a global table has every partition on "
+                 "every instance)");
+    expect_error("tables:\n  - {name: p, topic: p, placement: partitioned, standbys: 9}\n",
+                 "t.yaml:2: tables[0].standbys: \"9\" is out of range (0..8)");
+    expect_error("tables:\n  - {name: p, topic: t, placement: partitioned}\n  - {name: q, topic: t}\n",
+                 "t.yaml:2: tables[0].placement: a partitioned table must be the only table on its topic (t is also table "
+                 "\"q\")");
+}
+
 static void test_json(void **state)
 {
     static const char json[] =
@@ -944,11 +969,12 @@ static void test_dump_reference(void **state)
     size_t rows = 0;
     for (const char *p = text; (p = strstr(p, "\n| `")) != NULL; p++)
         rows++;
-    assert_int_equal(rows, 96); /* 48 + requests (3 rows) + reply.partitions + limits.token_wait(_max)
+    assert_int_equal(rows, 98); /* 48 + requests (3 rows) + reply.partitions + limits.token_wait(_max)
                                  * + schema_registry (2 rows) + log (2 rows) = 58; DESIGN §6 adds 34: scopes and
                                  * public on routes, tables and queries (6), limits.registry_write_rate/_burst (2),
                                  * auth (1) with jwt (1 + 13), api_keys (1 + 3) and principal_header (1), and
-                                 * rate_limits (1 + 5); DESIGN §8 adds deployment (1 + 3) */
+                                 * rate_limits (1 + 5); DESIGN §8 adds deployment (1 + 3) and
+                                 * tables[].placement and .standbys (2) */
     assert_non_null(strstr(text, "| `auth.jwt.algorithms` | list of JWS algorithms | `[RS256, ES256]` |"));
     assert_non_null(strstr(text, "| `rate_limits[].rate` | rate (N/s, N/m, N/h) | required |"));
     assert_non_null(strstr(text, "| `auth.api_keys[].sha256` | SHA-256 (64 hex digits) | required |"));
@@ -1316,6 +1342,7 @@ int main(void)
         cmocka_unit_test(test_full_yaml),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_deployment), /* DESIGN §8 */
+        cmocka_unit_test(test_placement),
         cmocka_unit_test(test_json),
         cmocka_unit_test(test_demo_and_file),
         cmocka_unit_test(test_err_empty),
