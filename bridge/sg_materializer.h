@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "sg_conf.h"
+#include "sg_placement.h"
 #include "sg_registry.h"
 #include "sg_table.h"
 
@@ -44,6 +45,15 @@ int sg_materializer_caught_up(const sg_materializer_t *m);
 /** Values in the Confluent wire format are decoded to JSON through `registry` (borrowed; must
  * outlive the materializer); without one they are skipped as undecodable. Call before start. */
 void sg_materializer_set_registry(sg_materializer_t *m, sg_registry_t *registry);
+
+/** Partitioned tables read only the partitions `placement` (borrowed; must outlive the
+ * materializer) says this instance keeps, set up again when that set changes. Call before start. */
+void sg_materializer_set_placement(sg_materializer_t *m, sg_placement_t *placement);
+
+/** Whether a kept partition of a partitioned table is committed up to the high watermark seen
+ * when it was added to the kept set (and kept since): a read may be answered from it. 0 for a
+ * partition not kept. Any thread. */
+int sg_materializer_partition_ready(const sg_materializer_t *m, size_t table_index, int32_t partition);
 
 /** Records read but not applied (a value that is not JSON, a key or value over the limits),
  * since start. Any thread. */

@@ -150,12 +150,12 @@ typedef struct st_sg_route_conf_t {
 } sg_route_conf_t;
 
 /* Where a table's partitions live across a deployment's instances (DESIGN §8). */
-typedef enum { SG_PLACEMENT_GLOBAL = 0, SG_PLACEMENT_PARTITIONED } sg_placement_t;
+typedef enum { SG_PLACEMENT_GLOBAL = 0, SG_PLACEMENT_PARTITIONED } sg_table_placement_t;
 
 typedef struct st_sg_table_conf_t {
     char *name;
     char *topic;
-    sg_placement_t placement; /* global: every instance has every partition */
+    sg_table_placement_t placement; /* global: every instance has every partition */
     int standbys;             /* partitioned: partitions of this many other instances kept as copies */
     sg_access_conf_t access; /* scopes (instead of tables:read), public */
     unsigned line;

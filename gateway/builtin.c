@@ -78,6 +78,8 @@ static const char *not_ready_because(sg_server_t *server)
         return sg_deployment_not_ready_because(server->deployment);
     if (!sg_server_has_request_key(server))
         return "the deployment's request-id secret is not settled yet";
+    if (server->placement != NULL && sg_placement_not_ready_because(server->placement) != NULL)
+        return sg_placement_not_ready_because(server->placement);
     return sg_access_not_ready(server);
 }
 
@@ -150,13 +152,44 @@ static const sg_metric_t metrics[] = {
      replies_undecodable},
 };
 
+/* Partitioned tables: how many partitions this instance owns and keeps as standbys, and how many
+ * of them are ready (README, "Scale-out"). */
+static size_t placement_metrics(sg_server_t *server, char *text, size_t cap)
+{
+    if (server->placement == NULL || cap < 512)
+        return 0;
+    size_t len = (size_t)snprintf(text, cap, "# HELP streamgate_table_partitions Partitions of a partitioned table this instance "
+                                             "keeps, by role, and how many of them are ready.\n"
+                                             "# TYPE streamgate_table_partitions gauge\n");
+    for (size_t i = 0; i < server->conf->n_tables && len + 256 < cap; ++i) {
+        if (!sg_placement_is_partitioned(server->placement, i))
+            continue;
+        int owner = 0, standby = 0, ready = 0;
+        for (int32_t p = 0; p < sg_placement_partitions(server->placement, i); ++p) {
+            sg_placement_route_t route;
+            if (sg_placement_partition(server->placement, i, p, &route) != 0 || route.role == SG_ROLE_NONE)
+                continue;
+            owner += route.role == SG_ROLE_OWNER;
+            standby += route.role == SG_ROLE_STANDBY;
+            ready += sg_materializer_partition_ready(server->materializer, i, p);
+        }
+        const char *name = server->conf->tables[i].name;
+        len += (size_t)snprintf(text + len, cap - len,
+                                "streamgate_table_partitions{table=\"%s\",role=\"owner\"} %d\n"
+                                "streamgate_table_partitions{table=\"%s\",role=\"standby\"} %d\n"
+                                "streamgate_table_partitions{table=\"%s\",role=\"ready\"} %d\n",
+                                name, owner, name, standby, name, ready);
+    }
+    return len < cap ? len : cap - 1;
+}
+
 static void handle_metrics(h2o_req_t *req, const char *path, size_t path_len, sg_principal_t *principal)
 {
     if (!accept_request(req, "/metrics", path, path_len))
         return;
     sg_server_t *server = sg_loop_of(req)->server;
     size_t access_len = sg_access_metrics(server, NULL, 0);
-    size_t cap = 4096 + access_len + 1, len = 0;
+    size_t cap = 4096 + access_len + 1 + 512 * (server->conf->n_tables + 1), len = 0;
     char *text = h2o_mem_alloc_pool(&req->pool, cap);
     for (size_t i = 0; i < SG_ARRAY_SIZE(metrics) && len < cap; ++i) {
         const sg_metric_t *metric = &metrics[i];
@@ -166,6 +199,7 @@ static void handle_metrics(h2o_req_t *req, const char *path, size_t path_len, sg
     }
     if (len + access_len < cap)
         len += sg_access_metrics(server, text + len, cap - len);
+    len += placement_metrics(server, text + len, cap - len);
     sg_http_respond(req, 200, "text/plain; version=0.0.4", text, len < cap ? len : cap - 1);
 }
 

@@ -51,6 +51,7 @@ typedef struct st_sg_loop_t {
     struct st_sg_commands_loop_t *commands;
     struct st_sg_requests_loop_t *requests;
     struct st_sg_tables_loop_t *tables;
+    struct st_sg_forward_loop_t *forward; /* table_forward.c */
     struct st_sg_registry_loop_t *registry;
 } sg_loop_t;
 
@@ -66,6 +67,7 @@ struct st_sg_server_t {
     sg_reqid_key_t reqid_key;                  /* valid once request_key_ready (written once, before it is set) */
     atomic_int request_key_ready;              /* requests.secret, or the deployment's secret once settled */
     struct st_sg_deployment_t *deployment;     /* Idempotency-Key claims, the secret; NULL until set */
+    struct st_sg_placement_t *placement;       /* partitioned tables: owners, routing; NULL without them */
     sg_store_t *store;                         /* request outcomes (RocksDB at <data_dir>/state) */
     struct st_sg_tables_t *tables;             /* materialized tables, or NULL (none configured) */
     struct st_sg_materializer_t *materializer; /* feeds them; readiness waits for it */
@@ -116,6 +118,7 @@ extern const sg_feature_t sg_feature_healthz, sg_feature_readyz, sg_feature_metr
 extern const sg_feature_t sg_feature_openapi;                                        /* openapi.c */
 extern const sg_feature_t sg_feature_requests;                                       /* requests.c */
 extern const sg_feature_t sg_feature_tables;                                         /* tables.c */
+extern const sg_feature_t sg_feature_forward;                                        /* table_forward.c */
 extern const sg_feature_t sg_feature_registry;                                       /* registry.c */
 extern const sg_feature_t sg_feature_commands;                                       /* commands.c */
 extern const sg_feature_t sg_feature_outcomes;                                       /* bridge_thread.c */

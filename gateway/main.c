@@ -26,6 +26,7 @@
 #include "sg_cluster.h"
 #include "sg_conf.h"
 #include "sg_deployment.h"
+#include "sg_placement.h"
 #include "sg_materializer.h"
 #include "sg_registry.h"
 #include "sg_table.h"
@@ -327,6 +328,7 @@ static int run_gateway(const char *config_path)
     sg_materializer_t *materializer = NULL;
     sg_registry_t *registry = NULL;
     sg_deployment_t *deployment = NULL;
+    sg_placement_t *placement = NULL;
     if (mkdir_p(conf->data_dir, err, sizeof(err)) != 0)
         goto done;
 
@@ -350,7 +352,10 @@ static int run_gateway(const char *config_path)
          * proposed again, so ids survive a restart (README, "Deployments"). */
         char deployment_topic[SG_DEPLOYMENT_TOPIC_MAX], claims_topic[SG_DEPLOYMENT_TOPIC_MAX];
         sg_deployment_topics(conf, deployment_topic, claims_topic);
+        char owners_topic[256];
+        sg_placement_topic(conf, owners_topic);
         if (sg_cluster_create_topic(cluster, deployment_topic, 1, conf->kafka.embedded_brokers, err, sizeof(err)) != 0 ||
+            sg_cluster_create_topic(cluster, owners_topic, 1, conf->kafka.embedded_brokers, err, sizeof(err)) != 0 ||
             sg_cluster_create_topic(cluster, claims_topic, SG_DEPLOYMENT_CLAIM_PARTITIONS, conf->kafka.embedded_brokers, err,
                                     sizeof(err)) != 0)
             goto done;
@@ -385,6 +390,11 @@ static int run_gateway(const char *config_path)
             (materializer = sg_materializer_create(conf, bootstraps, tables, err, sizeof(err))) == NULL)
             goto done;
         sg_server_set_tables(server, tables, materializer);
+        placement = sg_placement_create(conf, bootstraps, sg_deployment_instance(deployment), err, sizeof(err));
+        if (placement == NULL && err[0] != '\0')
+            goto done;
+        sg_materializer_set_placement(materializer, placement);
+        sg_server_set_placement(server, placement);
     }
     /* Config schemas before the first request, and before the threads that decode by schema id
      * (reply consumer, materializer) start reading: the registry reads its log up to where it was at
@@ -411,6 +421,8 @@ static int run_gateway(const char *config_path)
         goto done;
     sg_log_info("deployment %s: instance %s, advertised as %s", sg_deployment_name(deployment), sg_deployment_instance(deployment),
                 sg_deployment_advertise(deployment));
+    if (placement != NULL && sg_placement_start(placement, sg_deployment_advertise(deployment), err, sizeof(err)) != 0)
+        goto done;
     snprintf(path, sizeof(path), "%s/listen.addr", conf->data_dir);
     if (write_file(path, addresses, err, sizeof(err)) != 0)
         goto done;
@@ -430,6 +442,9 @@ static int run_gateway(const char *config_path)
     /* Claims' completions and releases go out, what is left of them within a second; then the
      * loops answer what the bridge failed (503) and what waited for the deployment. */
     sg_deployment_shutdown(deployment, 1000);
+    /* Hands this instance's partitions over (the groups rebalance) and deletes its ownership
+     * records, once nothing is answered here any more. */
+    sg_placement_shutdown(placement, 1000);
     sg_server_wait_idle(server, 1000);
     sg_server_stop(server);
     if (left > 0 || undelivered > 0)
@@ -444,6 +459,7 @@ done:
     sg_server_destroy(server);
     sg_deployment_destroy(deployment); /* before the store its fold writes is closed */
     sg_materializer_destroy(materializer);
+    sg_placement_destroy(placement); /* after the materializer and the loops, which ask it */
     sg_tables_close(tables);
     sg_bridge_destroy(bridge);
     /* Last of the three: the loops (parked writes), the materializer and the bridge thread

@@ -284,6 +284,11 @@ void sg_server_set_deployment(sg_server_t *server, struct st_sg_deployment_t *de
     server->deployment = deployment;
 }
 
+void sg_server_set_placement(sg_server_t *server, struct st_sg_placement_t *placement)
+{
+    server->placement = placement;
+}
+
 sg_store_t *sg_server_store(sg_server_t *server)
 {
     return server->store;

@@ -42,6 +42,11 @@ void sg_server_set_registry(sg_server_t *server, struct st_sg_registry_t *regist
 struct st_sg_deployment_t;
 void sg_server_set_deployment(sg_server_t *server, struct st_sg_deployment_t *deployment);
 
+/** Routes reads of partitioned tables with `placement` (borrowed; may be NULL) and waits for it
+ * in /readyz. Set before sg_server_start. */
+struct st_sg_placement_t;
+void sg_server_set_placement(sg_server_t *server, struct st_sg_placement_t *placement);
+
 /** The request store (owned by the server), for the deployment's claims fold. */
 sg_store_t *sg_server_store(sg_server_t *server);
 

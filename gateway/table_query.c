@@ -10,6 +10,7 @@
 
 #include "respond.h"
 #include "sg_path.h"
+#include "sg_placement.h"
 #include "tables_int.h"
 
 #define SG_SCAN_DEFAULT_LIMIT 100
@@ -217,5 +218,16 @@ void sg_tables_start_read(h2o_req_t *req, const sg_table_conf_t *table, const ch
     tq->fresh = fresh;
     tq->sse = sse;
     tq->resumed = last_event.base != NULL;
+    tq->partition = -1;
+    if (sg_placement_is_partitioned(server->placement, tq->table_index)) {
+        if (key != NULL) {
+            sg_tables_route(req, tq, wait_ms);
+            return;
+        }
+        sg_tq_free(tq);
+        sg_problem(req, SG_PROBLEM_SCAN_PARTITIONED, NULL,
+                   "table %s is partitioned across the deployment's instances: scans are not served for it", table->name);
+        return;
+    }
     sg_tq_begin(req, tq, wait_ms);
 }

@@ -109,9 +109,32 @@ static int stream_time_reached(const sg_tq_t *tq, const sg_token_t *view)
     return 1;
 }
 
+/* A row of a partitioned table: its partition is ready here, and the view has reached what the
+ * read asks of that partition (the token's other partitions may be kept elsewhere). */
+static int partition_met(const sg_tq_t *tq, const sg_token_t *view)
+{
+    if (!sg_materializer_partition_ready(tq->park.loop->server->materializer, tq->table_index, tq->partition))
+        return 0;
+    int64_t want = -1, have = -1, ignored;
+    if (tq->wanted != NULL && sg_token_get(tq->wanted, tq->table->topic, tq->partition, &want, &ignored) == 0 &&
+        (sg_token_get(view, tq->table->topic, tq->partition, &have, &ignored) != 0 || have < want))
+        return 0;
+    if (tq->min_stream_time < 0)
+        return 1;
+    int64_t last = -1, stream_time = 0;
+    if (tq->arrival == NULL)
+        return 0;
+    if (sg_token_get(tq->arrival, tq->table->topic, tq->partition, &last, &ignored) != 0)
+        return 1; /* empty at arrival */
+    sg_token_get(view, tq->table->topic, tq->partition, &have, &stream_time);
+    return stream_time >= tq->min_stream_time || have >= last;
+}
+
 /* Whether the view satisfies the read's token and stream-time conditions. */
 static int conditions_met(const sg_tq_t *tq, const sg_token_t *view)
 {
+    if (tq->partition >= 0)
+        return partition_met(tq, view);
     if (tq->wanted != NULL && !sg_token_covers(view, tq->wanted, topic_is, tq->table->topic))
         return 0;
     return tq->min_stream_time < 0 || stream_time_reached(tq, view);
@@ -277,7 +300,7 @@ static int serve(sg_tq_t *tq, serve_mode_t mode)
     char err[256];
     sg_token_t *view = sg_token_create();
     int answered = 1;
-    int conditional = tq->wanted != NULL || tq->min_stream_time >= 0;
+    int conditional = tq->wanted != NULL || tq->min_stream_time >= 0 || tq->partition >= 0;
     if (conditional && sg_tables_token(server->tables, table->name, view, err, sizeof(err)) != 0) {
         store_unavailable(tq_done(tq), table, err);
     } else if (conditional && !conditions_met(tq, view)) {
