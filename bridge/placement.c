@@ -51,7 +51,8 @@ typedef struct {
     _Atomic uint8_t keeps[SG_PLACEMENT_MAX_PARTITIONS]; /* owned or standby */
     /* under placement->lock */
     uint8_t standby[SG_PLACEMENT_MAX_PARTITIONS];
-    int16_t owner_of[SG_PLACEMENT_MAX_PARTITIONS]; /* index into members, -1: none known */
+    int16_t owner_of[SG_PLACEMENT_MAX_PARTITIONS];   /* index into members, -1: none known */
+    int16_t standby_of[SG_PLACEMENT_MAX_PARTITIONS]; /* another instance keeping it as a standby, -1: none */
     sg_pl_member_t *members;
     size_t n_members;
 } sg_pl_table_t;
@@ -131,6 +132,7 @@ static void recompute(sg_placement_t *placement)
         int64_t best[SG_PLACEMENT_MAX_PARTITIONS];
         for (int32_t p = 0; p < n; ++p) {
             table->owner_of[p] = -1;
+            table->standby_of[p] = -1;
             best[p] = -1;
             table->standby[p] = 0;
         }
@@ -158,6 +160,22 @@ static void recompute(sg_placement_t *placement)
             for (int32_t p = 0; p < n; ++p)
                 if (table->owner_of[p] >= 0 && (size_t)table->owner_of[p] == index)
                     table->standby[p] = 1;
+        }
+        /* Who else keeps each partition: the instances just before its owner in the ring. */
+        for (size_t at = 0; at < n_live && standbys > 0; ++at) {
+            const sg_pl_member_t *owner = member_named(table, live[at]);
+            if (owner == NULL || strcmp(live[at], placement->instance) == 0)
+                continue;
+            for (int k = 1; k <= standbys && (size_t)k < n_live; ++k) {
+                const char *name = live[(at + n_live - (size_t)k) % n_live];
+                sg_pl_member_t *holder = strcmp(name, placement->instance) != 0 ? member_named(table, name) : NULL;
+                if (holder == NULL)
+                    continue;
+                for (int32_t p = 0; p < n; ++p)
+                    if (table->owner_of[p] >= 0 && table->members + table->owner_of[p] == owner && table->standby_of[p] < 0)
+                        table->standby_of[p] = (int16_t)(holder - table->members);
+                break;
+            }
         }
         free(live);
         for (int32_t p = 0; p < n; ++p) {
@@ -510,7 +528,7 @@ sg_placement_t *sg_placement_create(const sg_conf_t *conf, const char *bootstrap
         table->name = conf->tables[i].name;
         table->topic = conf->tables[i].topic;
         for (size_t p = 0; p < SG_PLACEMENT_MAX_PARTITIONS; ++p)
-            table->owner_of[p] = -1;
+            table->owner_of[p] = table->standby_of[p] = -1;
         if (make_group(placement, table, bootstraps, err, errlen) != 0) {
             sg_placement_destroy(placement);
             return NULL;
@@ -610,6 +628,12 @@ int sg_placement_partition(sg_placement_t *placement, size_t table_index, int32_
         table->members[owner].expires_ms > sg_now_ms()) {
         snprintf(out->owner_url, sizeof(out->owner_url), "%s", table->members[owner].url);
         snprintf(out->owner, sizeof(out->owner), "%s", table->members[owner].instance);
+    }
+    int16_t standby = table->standby_of[partition];
+    if (out->role != SG_ROLE_OWNER && standby >= 0 && (size_t)standby < table->n_members &&
+        table->members[standby].expires_ms > sg_now_ms()) {
+        snprintf(out->standby_url, sizeof(out->standby_url), "%s", table->members[standby].url);
+        snprintf(out->standby, sizeof(out->standby), "%s", table->members[standby].instance);
     }
     pthread_mutex_unlock(&placement->lock);
     return 0;

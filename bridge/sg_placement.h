@@ -44,6 +44,9 @@ typedef struct st_sg_placement_route_t {
     char owner_url[SG_PLACEMENT_URL_MAX]; /* the live owner's advertised URL, "" when none is known
                                           * (or the owner is this instance) */
     char owner[136];                     /* its instance name, "" when none */
+    char standby_url[SG_PLACEMENT_URL_MAX]; /* a live instance (not this one) that keeps the
+                                             * partition as a standby, "" when none is known */
+    char standby[136];
 } sg_placement_route_t;
 
 /** Kafka's default partitioner for a key (murmur2, as the producer is configured:

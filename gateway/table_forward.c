@@ -65,7 +65,11 @@ typedef struct st_sg_fwd_t {
     h2o_headers_t headers;
     char *body;
     size_t body_len, body_cap;
-    char owner[136];
+    char owner[136]; /* who is asked now */
+    /* When the owner cannot answer: a standby of the partition, asked next (still one hop: the
+     * standby answers a forwarded read itself). "" once asked, or when none is known. */
+    char standby_url[SG_PLACEMENT_URL_MAX];
+    char standby_name[136];
 } sg_fwd_t;
 
 static void fwd_free(sg_fwd_t *fwd)
@@ -103,9 +107,21 @@ static void relay(sg_fwd_t *fwd)
     fwd_free(fwd);
 }
 
-/* The owner could not be asked or did not answer: a standby answers here, else 503. */
+static int ask(sg_fwd_t *fwd, h2o_req_t *req, const char *url);
+
+/* The owner could not be asked or did not answer: a standby answers here, or another instance
+ * that keeps the partition is asked, else 503. */
 static void owner_failed(sg_fwd_t *fwd, const char *why)
 {
+    if (!fwd->standby && fwd->standby_url[0] != '\0' && sg_park_is_parked(&fwd->park) &&
+        fwd->wait_ms - (sg_now_ms() - fwd->started_ms) > 0) {
+        char url[SG_PLACEMENT_URL_MAX];
+        snprintf(url, sizeof(url), "%s", fwd->standby_url);
+        snprintf(fwd->owner, sizeof(fwd->owner), "%s", fwd->standby_name);
+        fwd->standby_url[0] = '\0';
+        if (ask(fwd, fwd->park.req, url) == 0)
+            return;
+    }
     h2o_req_t *req = sg_park_finish(&fwd->park);
     if (req == NULL) {
         fwd_free(fwd);
@@ -264,6 +280,11 @@ static int split_url(const char *url, h2o_iovec_t *host, uint16_t *port, h2o_iov
     return host->len > 0 ? 0 : -1;
 }
 
+static struct st_sg_forward_loop_t *loop_forward(h2o_req_t *req)
+{
+    return sg_loop_of(req)->forward;
+}
+
 static h2o_socketpool_t *pool_for(struct st_sg_forward_loop_t *state, h2o_loop_t *loop, const char *url, h2o_iovec_t host,
                                   uint16_t port)
 {
@@ -307,42 +328,58 @@ static h2o_iovec_t request_text(sg_fwd_t *fwd, h2o_req_t *req, h2o_iovec_t host,
     return h2o_iovec_init(text, len);
 }
 
-/* Forwards the read to route->owner_url. Takes tq. */
-static void forward(h2o_req_t *req, sg_tq_t *tq, const sg_placement_route_t *route, int64_t wait_ms)
+/* Sends the read to `url` (the exchange's state reset). Returns 0, or -1 when the URL cannot be
+ * forwarded to (http:// only). */
+static int ask(sg_fwd_t *fwd, h2o_req_t *req, const char *url)
 {
     sg_loop_t *loop = sg_loop_of(req);
-    sg_server_t *server = loop->server;
     struct st_sg_forward_loop_t *state = loop->forward;
     h2o_iovec_t host, base;
     uint16_t port;
-    if (split_url(route->owner_url, &host, &port, &base) != 0) {
-        sg_tq_free(tq);
-        sg_problem(req, SG_PROBLEM_OWNER_UNAVAILABLE, NULL,
-                   "the owner of the key's partition (%s) advertises %s, which this instance cannot forward to (http:// only)",
-                   route->owner, route->owner_url);
-        return;
-    }
+    if (split_url(url, &host, &port, &base) != 0)
+        return -1;
+    fwd->status = 0;
+    fwd->headers = (h2o_headers_t){NULL, 0, 0};
+    fwd->body_len = 0;
+    fwd->request = request_text(fwd, req, host, port, base);
+    h2o_socketpool_t *pool = pool_for(state, loop->ctx.loop, url, host, port);
+    h2o_http1client_connect_with_pool(&fwd->client, fwd, &state->client_ctx, pool, on_connect);
+    return 0;
+}
+
+/* Forwards the read to route->owner_url (or, with no owner known, to a standby). Takes tq. */
+static void forward(h2o_req_t *req, sg_tq_t *tq, const sg_placement_route_t *route, int64_t wait_ms)
+{
+    sg_server_t *server = sg_loop_of(req)->server;
     sg_fwd_t *fwd = sg_calloc(1, sizeof(*fwd));
     h2o_mem_init_pool(&fwd->pool);
     fwd->tq = tq;
     fwd->standby = route->role == SG_ROLE_STANDBY;
     fwd->wait_ms = wait_ms;
     fwd->started_ms = sg_now_ms();
+    const char *url = route->owner_url;
     snprintf(fwd->owner, sizeof(fwd->owner), "%s", route->owner);
-    fwd->request = request_text(fwd, req, host, port, base);
-    sg_park_start(&fwd->park, &fwd_park, req, &state->parked, &server->table_waiters);
+    if (url[0] == '\0') {
+        url = route->standby_url;
+        snprintf(fwd->owner, sizeof(fwd->owner), "%s", route->standby);
+    } else {
+        snprintf(fwd->standby_url, sizeof(fwd->standby_url), "%s", route->standby_url);
+        snprintf(fwd->standby_name, sizeof(fwd->standby_name), "%s", route->standby);
+    }
+    sg_park_start(&fwd->park, &fwd_park, req, &loop_forward(req)->parked, &server->table_waiters);
     sg_park_set_deadline(&fwd->park, wait_ms + SG_FORWARD_MARGIN_MS);
-    h2o_socketpool_t *pool = pool_for(state, loop->ctx.loop, route->owner_url, host, port);
-    h2o_http1client_connect_with_pool(&fwd->client, fwd, &state->client_ctx, pool, on_connect);
+    if (ask(fwd, req, url) != 0)
+        owner_failed(fwd, "it advertises a URL this instance cannot forward to (http:// only)");
 }
 
 void sg_tables_route(h2o_req_t *req, sg_tq_t *tq, int64_t wait_ms)
 {
     sg_server_t *server = sg_loop_of(req)->server;
+    const char *table = tq->table->name; /* config memory: outlives tq */
     sg_placement_route_t route;
     if (sg_placement_route(server->placement, tq->table_index, tq->key, tq->keylen, &route) != 0) {
         sg_tq_free(tq);
-        sg_problem(req, SG_PROBLEM_NOT_READY, NULL, "table %s: the partitions of its topic are not known yet", tq->table->name);
+        sg_problem(req, SG_PROBLEM_NOT_READY, NULL, "table %s: the partitions of its topic are not known yet", table);
         return;
     }
     tq->partition = route.partition;
@@ -356,14 +393,14 @@ void sg_tables_route(h2o_req_t *req, sg_tq_t *tq, int64_t wait_ms)
     if (forwarded) { /* one hop only */
         sg_tq_free(tq);
         sg_problem(req, SG_PROBLEM_PARTITION_MOVED, NULL,
-                   "table %s: partition %d is not kept by this instance (%s) any more; its ownership is moving", tq->table->name,
+                   "table %s: partition %d is not kept by this instance (%s) any more; its ownership is moving", table,
                    (int)route.partition, instance);
         return;
     }
-    if (route.owner_url[0] == '\0') {
+    if (route.owner_url[0] == '\0' && (route.standby_url[0] == '\0' || tq->sse)) {
         sg_tq_free(tq);
         sg_problem(req, SG_PROBLEM_OWNER_UNAVAILABLE, NULL, "table %s: partition %d has no live owner known to this instance yet",
-                   tq->table->name, (int)route.partition);
+                   table, (int)route.partition);
         return;
     }
     if (tq->sse) { /* a stream is served where the partition is kept */

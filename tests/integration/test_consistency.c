@@ -607,6 +607,25 @@ static void *worker_main(void *arg)
 
 static char config[2048];
 
+#ifdef SG_SCALE_CHECK
+/* Sum of streamgate_table_partitions{role} over the running gateways, or -1. */
+static int partitions_with_role(const char *role, int n)
+{
+    int sum = 0;
+    char needle[128];
+    snprintf(needle, sizeof(needle), "streamgate_table_partitions{table=\"kv\",role=\"%s\"} ", role);
+    for (int g = 0; g < n; ++g) {
+        sg_test_response_t res;
+        if (sg_test_http(&gateways[g], "GET", "/metrics", NULL, NULL, 0, &res) != 0)
+            return -1;
+        const char *at = res.body != NULL ? strstr(res.body, needle) : NULL;
+        sum += at != NULL ? atoi(at + strlen(needle)) : 0;
+        sg_test_response_free(&res);
+    }
+    return sum;
+}
+#endif
+
 static int setup(void **state)
 {
 #ifdef SG_SCALE_CHECK
@@ -636,6 +655,16 @@ static int setup(void **state)
         atomic_store(&alive[g], 1);
     }
     atomic_store(&churn_done, N_GATEWAYS == started);
+#ifdef SG_SCALE_CHECK
+    /* The run starts once the group has placed every partition and every copy is ready. */
+    int64_t deadline = sg_test_now_ms() + 60000;
+    while (partitions_with_role("owner", started) != PARTITIONS ||
+           partitions_with_role("ready", started) != PARTITIONS * 2)
+        if (sg_test_now_ms() > deadline)
+            return -1;
+        else
+            sg_test_sleep_ms(200);
+#endif
     return 0;
 }
 
@@ -649,7 +678,8 @@ static int teardown(void **state)
 }
 
 #ifdef SG_SCALE_CHECK
-/* Mid-run: SIGKILL gateway 2, start it again on its data, then a fourth instance joins. */
+/* Mid-run: SIGKILL gateway 2, start it again on its data, then a fourth instance joins. Returns
+ * non-NULL when a step failed. */
 static void *churn_main(void *arg)
 {
     int64_t start = *(const int64_t *)arg;
@@ -669,7 +699,7 @@ static void *churn_main(void *arg)
     if (joined == 0)
         atomic_store(&alive[3], 1);
     fprintf(stderr, "churn: gateway 3 joined at %.1f s (%d)\n", (double)(sg_test_now_ms() - start) / 1000.0, joined);
-    sg_test_sleep_ms(8000); /* the threads go on through the rebalance it causes */
+    sg_test_sleep_ms(15000); /* the threads go on through the rebalance it causes, and after */
     atomic_store(&churn_done, 1);
     return (void *)(intptr_t)(killed != 0 || rerun != 0 || joined != 0);
 }
@@ -695,8 +725,9 @@ static void test_no_violations_under_concurrency(void **state)
         assert_int_equal(pthread_create(&threads[t], NULL, worker_main, w), 0);
     }
 #ifdef SG_SCALE_CHECK
-    pthread_t churn;
-    assert_int_equal(pthread_create(&churn, NULL, churn_main, &start), 0);
+    /* On this thread: a child's PR_SET_PDEATHSIG (harness.c) fires when the thread that forked
+     * it ends, so the gateways it starts must be started by a thread that outlives them. */
+    void *churn_failed = churn_main(&start);
 #endif
     unsigned ops = 0, writes = 0, reads = 0, session_reads = 0, pairs = 0, not_caught_up = 0, violations = 0, errors = 0,
              reconnects = 0, unavailable = 0, per_gw[N_GATEWAYS] = {0};
@@ -730,8 +761,6 @@ static void test_no_violations_under_concurrency(void **state)
             ops, writes, pairs, session_reads, reads, (double)elapsed / 1000.0, elapsed > 0 ? ops * 1000.0 / (double)elapsed : 0.0,
             spread, reconnects, violations, not_caught_up, reads ? 100.0 * not_caught_up / reads : 0.0, unavailable, errors);
 #ifdef SG_SCALE_CHECK
-    void *churn_failed = NULL;
-    pthread_join(churn, &churn_failed);
     assert_null(churn_failed);
     assert_true(unavailable * 20 < ops); /* the kill and the rebalances cost under 5% */
 #else
@@ -750,7 +779,7 @@ static void test_no_violations_under_concurrency(void **state)
     for (int g = 0; g < N_GATEWAYS; ++g)
         total += per_gw[g];
     for (int g = 0; g < N_GATEWAYS; ++g)
-        assert_true(per_gw[g] > total / (N_GATEWAYS * 8));
+        assert_true(per_gw[g] > total / (N_GATEWAYS * (g < 3 ? 8 : 50))); /* the fourth joins late */
     /* refusals are allowed, not the rule: under 1% of reads */
     assert_true(not_caught_up * 100 < reads);
 }
