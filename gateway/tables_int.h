@@ -20,6 +20,8 @@ typedef struct st_sg_tq_t {
     const char *key;
     size_t keylen;
     int32_t partition; /* a partitioned table's row: its partition, the only one its conditions name; else -1 */
+    uint8_t *parts;    /* a part of a scattered scan: the partitions it reads (SG_PLACEMENT_MAX_PARTITIONS flags,
+                        * owned), the only ones its conditions name; else NULL */
     sg_table_scan_t scan;
     /* conditions on the view */
     sg_token_t *wanted;      /* owned, NULL for none */
@@ -56,6 +58,11 @@ void sg_tables_start_read(h2o_req_t *req, const sg_table_conf_t *table, const ch
 /** A filled point read of a partitioned table: answered here where the key's partition is kept,
  * forwarded to its owner, or refused (503). Takes tq. */
 void sg_tables_route(h2o_req_t *req, sg_tq_t *tq, int64_t wait_ms);
+
+/* table_scatter.c */
+/** A filled scan of a partitioned table: one page of each instance's partitions, merged in key
+ * order. Takes tq. */
+void sg_tables_scatter(h2o_req_t *req, sg_tq_t *tq, int64_t wait_ms);
 
 /* table_watch.c */
 /** The conditions hold: starts the stream with the current row (`view` includes the read's
