@@ -24,6 +24,10 @@
 
 #define SG_BRIDGE_POLL_MS 100
 #define SG_BRIDGE_METADATA_TIMEOUT_MS 2000
+/* Broker reachability (sg_bridge_reachable): a metadata round trip every second, on a thread of its
+ * own (never the bridge thread, which must not wait for a broker), with hysteresis. */
+#define SG_BRIDGE_PROBE_INTERVAL_MS 1000
+#define SG_BRIDGE_PROBE_TIMEOUT_MS 1000
 
 struct st_sg_bridge_topic_t {
     char *name;
@@ -45,6 +49,8 @@ struct st_sg_bridge_t {
         int all;              /* some route reads every partition */
         const int32_t **pins; /* per route using the topic: its pinned partitions */
         const size_t *n_pins;
+        const char **correlation_headers; /* the distinct names its routes use, in route order */
+        size_t n_correlation_headers;
     } * reply_topics;
     size_t n_reply_topics;
     sg_bridge_delivery_cb delivery_cb;
@@ -54,10 +60,19 @@ struct st_sg_bridge_t {
     size_t n_topics;
     pthread_t thread;
     int thread_started;
+    /* reachability probe */
+    pthread_t probe_thread;
+    int probe_started;
+    pthread_mutex_t probe_mutex;
+    pthread_cond_t probe_cond;
+    atomic_int reachable;         /* with hysteresis; 1 until the first SG_BRIDGE_UNREACHABLE_AFTER_MS pass */
+    atomic_llong last_contact_ms; /* sg_mono_ms of the last successful round trip */
+    atomic_int last_error;        /* rd_kafka_resp_err_t of the last failed round trip */
     atomic_int ready;
     atomic_int stopping;
     atomic_llong flush_timeout_ms;
     int undelivered;
+    rd_kafka_topic_partition_list_t *reply_assignment; /* set once before `ready`, then read-only */
 };
 
 static int map_produce_error(rd_kafka_resp_err_t rkerr)
@@ -182,6 +197,9 @@ static int assign_replies(sg_bridge_t *bridge)
         sg_log_warn("reply consumer: %s (retrying)", err);
         rc = -1;
     }
+    /* kept for the lag metric: the partitions and the offsets they start from */
+    if (rc == 0 && rd_kafka_assignment(bridge->consumer, &bridge->reply_assignment) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        bridge->reply_assignment = NULL;
     sg_assign_dispose(topics, bridge->n_reply_topics);
     free(topics);
     return rc;
@@ -201,6 +219,24 @@ int sg_bridge_reply_find_header(const sg_reply_t *reply, const char *name, const
     if (rd_kafka_message_headers(reply->message, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
         return -1;
     return rd_kafka_header_get_last(hdrs, name, value, len) == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -1;
+}
+
+/* The reply's correlation id, under the first of its topic's correlation header names that it
+ * carries (routes sharing a reply topic may name it differently; ids are MAC-checked, so trying
+ * each name cannot match another route's reply by mistake). */
+static void find_correlation(const sg_bridge_t *bridge, const char *topic, rd_kafka_headers_t *hdrs, sg_reply_t *reply)
+{
+    for (size_t t = 0; t < bridge->n_reply_topics; ++t) {
+        if (strcmp(bridge->reply_topics[t].name, topic) != 0)
+            continue;
+        for (size_t h = 0; h < bridge->reply_topics[t].n_correlation_headers; ++h)
+            if (rd_kafka_header_get_last(hdrs, bridge->reply_topics[t].correlation_headers[h], &reply->correlation_id,
+                                         &reply->correlation_len) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+                reply->correlation_header = bridge->reply_topics[t].correlation_headers[h];
+                return;
+            }
+        return;
+    }
 }
 
 static void serve_replies(sg_bridge_t *bridge)
@@ -228,7 +264,7 @@ static void serve_replies(sg_bridge_t *bridge)
             };
             rd_kafka_headers_t *hdrs = NULL;
             if (rd_kafka_message_headers(msg, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR)
-                rd_kafka_header_get_last(hdrs, "kafka_correlationId", &reply.correlation_id, &reply.correlation_len);
+                find_correlation(bridge, reply.topic, hdrs, &reply);
             bridge->reply_cb(bridge->reply_ctx, &reply);
         } else if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
             sg_log_warn("reply consumer: %s", rd_kafka_message_errstr(msg));
@@ -287,8 +323,17 @@ static void collect_reply_topics(sg_bridge_t *bridge)
             bridge->reply_topics[t].name = route->reply.topic;
             bridge->reply_topics[t].pins = sg_calloc(conf->n_routes, sizeof(*bridge->reply_topics[t].pins));
             bridge->reply_topics[t].n_pins = sg_calloc(conf->n_routes, sizeof(*bridge->reply_topics[t].n_pins));
+            bridge->reply_topics[t].correlation_headers =
+                sg_calloc(conf->n_routes, sizeof(*bridge->reply_topics[t].correlation_headers));
             ++bridge->n_reply_topics;
         }
+        const char *header = sg_route_correlation_header(route);
+        size_t h = 0;
+        while (h < bridge->reply_topics[t].n_correlation_headers &&
+               strcmp(bridge->reply_topics[t].correlation_headers[h], header) != 0)
+            ++h;
+        if (h == bridge->reply_topics[t].n_correlation_headers)
+            bridge->reply_topics[t].correlation_headers[bridge->reply_topics[t].n_correlation_headers++] = header;
         if (route->reply.n_partitions == 0)
             bridge->reply_topics[t].all = 1;
         ((const int32_t **)bridge->reply_topics[t].pins)[i] = route->reply.partitions;
@@ -323,6 +368,9 @@ sg_bridge_t *sg_bridge_create(const sg_conf_t *conf, const char *bootstraps, sg_
     bridge->delivery_cb = delivery_cb;
     bridge->reply_cb = reply_cb;
     sg_wake_init(&bridge->wake);
+    pthread_mutex_init(&bridge->probe_mutex, NULL);
+    pthread_cond_init(&bridge->probe_cond, NULL);
+    atomic_store(&bridge->reachable, 1);
     collect_reply_topics(bridge);
 
     rd_kafka_conf_t *rkconf = sg_kafka_conf_new(bootstraps, "streamgate", err, errlen);
@@ -371,6 +419,64 @@ fail_conf:
     return NULL;
 }
 
+/* --- broker reachability ------------------------------------------------------------------ */
+
+/* Waits ms unless the bridge stops first. Returns whether it is stopping. */
+static int probe_sleep(sg_bridge_t *bridge, int ms)
+{
+    struct timespec deadline = sg_bridge_deadline(ms);
+    pthread_mutex_lock(&bridge->probe_mutex);
+    while (!atomic_load(&bridge->stopping))
+        if (pthread_cond_timedwait(&bridge->probe_cond, &bridge->probe_mutex, &deadline) != 0)
+            break;
+    pthread_mutex_unlock(&bridge->probe_mutex);
+    return atomic_load(&bridge->stopping);
+}
+
+/* Every second, a metadata request to any broker (librdkafka picks one it is connected to): a
+ * real round trip, so a broker that is up but not answering (stopped, overloaded, partitioned)
+ * counts as unreachable too, which a connection state would not show. */
+static void *probe_main(void *arg)
+{
+    sg_bridge_t *bridge = arg;
+    int64_t answering_since = 0; /* start of the current run of successful round trips, 0: none */
+    atomic_store(&bridge->last_contact_ms, sg_mono_ms());
+    while (!probe_sleep(bridge, SG_BRIDGE_PROBE_INTERVAL_MS)) {
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t rkerr = rd_kafka_metadata(bridge->rk, 0, NULL, &md, SG_BRIDGE_PROBE_TIMEOUT_MS);
+        int64_t now = sg_mono_ms();
+        if (rkerr == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            rd_kafka_metadata_destroy(md);
+            atomic_store(&bridge->last_contact_ms, now);
+            if (answering_since == 0)
+                answering_since = now;
+            if (!atomic_load(&bridge->reachable) && now - answering_since >= SG_BRIDGE_REACHABLE_AFTER_MS) {
+                atomic_store(&bridge->reachable, 1);
+                sg_log_info("kafka: brokers answer again");
+            }
+        } else {
+            answering_since = 0;
+            atomic_store(&bridge->last_error, (int)rkerr);
+            if (atomic_load(&bridge->reachable) && now - atomic_load(&bridge->last_contact_ms) >= SG_BRIDGE_UNREACHABLE_AFTER_MS) {
+                atomic_store(&bridge->reachable, 0);
+                sg_log_warn("kafka: no broker has answered for %lld ms: %s",
+                            (long long)(now - atomic_load(&bridge->last_contact_ms)), rd_kafka_err2str(rkerr));
+            }
+        }
+    }
+    return NULL;
+}
+
+int sg_bridge_reachable(const sg_bridge_t *bridge, char *why, size_t whylen)
+{
+    if (atomic_load(&bridge->reachable))
+        return 1;
+    long long silent_ms = sg_mono_ms() - atomic_load(&bridge->last_contact_ms);
+    sg_errf(why, whylen, "no Kafka broker has answered for %lld s (last error: %s)", silent_ms / 1000,
+            rd_kafka_err2str((rd_kafka_resp_err_t)atomic_load(&bridge->last_error)));
+    return 0;
+}
+
 int sg_bridge_start(sg_bridge_t *bridge, void *reply_ctx, char *err, size_t errlen)
 {
     bridge->reply_ctx = reply_ctx;
@@ -379,6 +485,11 @@ int sg_bridge_start(sg_bridge_t *bridge, void *reply_ctx, char *err, size_t errl
         return -1;
     }
     bridge->thread_started = 1;
+    if (pthread_create(&bridge->probe_thread, NULL, probe_main, bridge) != 0) {
+        sg_errf(err, errlen, "cannot start the broker probe thread");
+        return -1;
+    }
+    bridge->probe_started = 1;
     return 0;
 }
 
@@ -397,6 +508,27 @@ sg_bridge_topic_t *sg_bridge_topic(sg_bridge_t *bridge, const char *name)
     return topic;
 }
 
+/* A topic that existed already keeps its partition count: say so when it is not the declared one
+ * (keys then land on other partitions than a topic created from the config would use). */
+static void warn_partition_count(sg_bridge_t *bridge, const char *name, int64_t timeout_ms)
+{
+    int declared = 0;
+    for (size_t i = 0; i < bridge->conf->n_topics; ++i)
+        if (strcmp(bridge->conf->topics[i].name, name) == 0)
+            declared = bridge->conf->topics[i].partitions;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(bridge->rk, name, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    if (rkt != NULL && rd_kafka_metadata(bridge->rk, 0, rkt, &md, (int)timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR && declared > 0 &&
+        md->topics[0].partition_cnt != declared)
+        sg_log_warn("topic %s exists with %d partition(s), not the %d declared in topics[]; it is used as it is", name,
+                    md->topics[0].partition_cnt, declared);
+    if (md != NULL)
+        rd_kafka_metadata_destroy(md);
+    if (rkt != NULL)
+        rd_kafka_topic_destroy(rkt);
+}
+
 int sg_bridge_create_topics(sg_bridge_t *bridge, int64_t timeout_ms, char *err, size_t errlen)
 {
     const sg_conf_t *conf = bridge->conf;
@@ -406,8 +538,11 @@ int sg_bridge_create_topics(sg_bridge_t *bridge, int64_t timeout_ms, char *err, 
     int rc = -1;
     char rkerr[512];
     for (size_t i = 0; i < conf->n_topics; ++i) {
-        newtopics[i] = rd_kafka_NewTopic_new(conf->topics[i].name, conf->topics[i].partitions, conf->topics[i].replication, rkerr,
-                                             sizeof(rkerr));
+        /* An unset replication (0) asks for the broker's default.replication.factor (-1), so a
+         * topic on three nodes is replicated as the cluster intends. */
+        newtopics[i] =
+            rd_kafka_NewTopic_new(conf->topics[i].name, conf->topics[i].partitions,
+                                  conf->topics[i].replication > 0 ? conf->topics[i].replication : -1, rkerr, sizeof(rkerr));
         if (newtopics[i] == NULL) {
             sg_errf(err, errlen, "topics[%zu]: %s", i, rkerr);
             goto done;
@@ -429,6 +564,8 @@ int sg_bridge_create_topics(sg_bridge_t *bridge, int64_t timeout_ms, char *err, 
         rc = 0;
         for (size_t i = 0; i < n && rc == 0; ++i) {
             rd_kafka_resp_err_t terr = rd_kafka_topic_result_error(results[i]);
+            if (terr == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+                warn_partition_count(bridge, rd_kafka_topic_result_name(results[i]), timeout_ms);
             if (terr != RD_KAFKA_RESP_ERR_NO_ERROR && terr != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
                 sg_errf(err, errlen, "kafka.create_topics: topic %s: %s", rd_kafka_topic_result_name(results[i]),
                         rd_kafka_topic_result_error_string(results[i]) ? rd_kafka_topic_result_error_string(results[i])
@@ -480,6 +617,26 @@ int sg_bridge_outstanding(const sg_bridge_t *bridge)
     return rd_kafka_outq_len(bridge->rk);
 }
 
+int64_t sg_bridge_reply_lag(const sg_bridge_t *bridge)
+{
+    if (!atomic_load(&bridge->ready) || bridge->reply_assignment == NULL)
+        return 0;
+    /* rd_kafka_position writes the positions into the list it is given: a copy per call */
+    rd_kafka_topic_partition_list_t *positions = rd_kafka_topic_partition_list_copy(bridge->reply_assignment);
+    rd_kafka_position(bridge->consumer, positions);
+    int64_t lag = 0;
+    for (int i = 0; i < positions->cnt; ++i) {
+        const rd_kafka_topic_partition_t *part = &positions->elems[i];
+        int64_t low, high, position = part->offset >= 0 ? part->offset : bridge->reply_assignment->elems[i].offset;
+        if (rd_kafka_get_watermark_offsets(bridge->consumer, part->topic, part->partition, &low, &high) ==
+                RD_KAFKA_RESP_ERR_NO_ERROR &&
+            high >= 0 && position >= 0 && high > position)
+            lag += high - position;
+    }
+    rd_kafka_topic_partition_list_destroy(positions);
+    return lag;
+}
+
 int sg_bridge_shutdown(sg_bridge_t *bridge, int64_t timeout_ms)
 {
     if (bridge->thread_started) {
@@ -488,6 +645,14 @@ int sg_bridge_shutdown(sg_bridge_t *bridge, int64_t timeout_ms)
         sg_wake(&bridge->wake);
         pthread_join(bridge->thread, NULL);
         bridge->thread_started = 0;
+    }
+    if (bridge->probe_started) {
+        atomic_store(&bridge->stopping, 1);
+        pthread_mutex_lock(&bridge->probe_mutex);
+        pthread_cond_signal(&bridge->probe_cond);
+        pthread_mutex_unlock(&bridge->probe_mutex);
+        pthread_join(bridge->probe_thread, NULL);
+        bridge->probe_started = 0;
     }
     return bridge->undelivered;
 }
@@ -505,8 +670,11 @@ void sg_bridge_destroy(sg_bridge_t *bridge)
     for (size_t t = 0; t < bridge->n_reply_topics; ++t) {
         free((void *)bridge->reply_topics[t].pins);
         free((void *)bridge->reply_topics[t].n_pins);
+        free(bridge->reply_topics[t].correlation_headers);
     }
     free(bridge->reply_topics);
+    if (bridge->reply_assignment != NULL)
+        rd_kafka_topic_partition_list_destroy(bridge->reply_assignment);
     if (bridge->consumer_queue != NULL)
         rd_kafka_queue_destroy(bridge->consumer_queue);
     if (bridge->consumer != NULL) {
@@ -518,5 +686,7 @@ void sg_bridge_destroy(sg_bridge_t *bridge)
     if (bridge->rk != NULL)
         rd_kafka_destroy(bridge->rk);
     sg_wake_dispose(&bridge->wake);
+    pthread_cond_destroy(&bridge->probe_cond);
+    pthread_mutex_destroy(&bridge->probe_mutex);
     free(bridge);
 }

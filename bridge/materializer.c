@@ -56,6 +56,7 @@ typedef struct {
     int64_t start_offset; /* where this assignment started reading */
     int64_t start_high;   /* high watermark seen at setup: the readiness target */
     int64_t next;         /* next offset to read (everything below is in a batch or committed) */
+    int64_t stream_time;  /* largest record timestamp applied (or stored before the assignment) */
 } sg_mat_part_t;
 
 typedef struct {
@@ -73,6 +74,9 @@ typedef struct st_sg_mat_latest_t {
 typedef struct {
     sg_table_batch_t *batch;
     int dirty; /* the batch has rows or advanced positions to commit */
+    /* stats for /metrics: written by the materializer thread after each round, read by any */
+    atomic_llong lag, stream_time_ms;
+    atomic_ullong restore_total, restore_done;
 } sg_mat_table_t;
 
 /* Causes of skipped records in table_once, each logged once per table (table index in the low
@@ -261,17 +265,20 @@ static void publish_known(sg_materializer_t *m, size_t t, const sg_assign_topic_
  * there is. Returns 0 or -1 (retry). */
 static int plan_partition(sg_materializer_t *m, size_t t, sg_assign_part_t *part)
 {
-    int64_t start = INT64_MAX;
+    int64_t start = INT64_MAX, stream_time = 0;
     for (size_t k = 0; k < m->topics[t].n_tables; ++k) {
         const char *table = m->conf->tables[m->topics[t].tables[k]].name;
         char err[512];
-        int64_t next_offset = 0;
-        if (sg_tables_position(m->tables, table, m->topics[t].name, part->partition, &next_offset, NULL, err, sizeof(err)) < 0) {
+        int64_t next_offset = 0, stored_time = 0;
+        if (sg_tables_position(m->tables, table, m->topics[t].name, part->partition, &next_offset, &stored_time, err, sizeof(err)) <
+            0) {
             sg_log_warn("table %s: %s (retrying)", table, err);
             return -1;
         }
         if (next_offset < start)
             start = next_offset;
+        if (stored_time > stream_time)
+            stream_time = stored_time;
     }
     part->start = start <= part->low ? RD_KAFKA_OFFSET_BEGINNING : start;
     m->parts = sg_reallocarray(m->parts, m->n_parts + 1, sizeof(*m->parts));
@@ -281,6 +288,7 @@ static int plan_partition(sg_materializer_t *m, size_t t, sg_assign_part_t *part
     state->start_offset = start > part->low ? start : part->low;
     state->start_high = part->high;
     state->next = state->start_offset;
+    state->stream_time = stream_time;
     return 0;
 }
 
@@ -459,6 +467,8 @@ static int apply(sg_materializer_t *m, const rd_kafka_message_t *msg)
     }
     rd_kafka_timestamp_type_t tstype;
     int64_t timestamp_ms = rd_kafka_message_timestamp(msg, &tstype);
+    if (timestamp_ms > part->stream_time)
+        part->stream_time = timestamp_ms;
     const sg_mat_topic_t *topic = &m->topics[part->topic];
     char why[512]; /* written before it is read; not cleared: this runs for every record */
     why[0] = '\0';
@@ -538,6 +548,46 @@ static void log_progress(sg_materializer_t *m, int64_t now)
                 total > 0 ? 100.0 * (double)done / (double)total : 100.0);
     m->applied_at_log = m->applied;
     m->logged_ms = now;
+}
+
+/* Each table's lag, stream time and restore progress, for sg_materializer_table_stats. The
+ * watermarks are the consumer's cached ones (from its last fetch): no broker round trip. */
+static void publish_stats(sg_materializer_t *m)
+{
+    for (size_t i = 0; i < m->conf->n_tables; ++i) {
+        int64_t lag = 0, stream_time = 0;
+        uint64_t total = 0, done = 0;
+        for (size_t p = 0; p < m->n_parts; ++p) {
+            const sg_mat_part_t *part = &m->parts[p];
+            if (strcmp(m->topics[part->topic].name, m->conf->tables[i].topic) != 0)
+                continue;
+            int64_t low, high;
+            if (rd_kafka_get_watermark_offsets(m->rk, m->topics[part->topic].name, part->partition, &low, &high) ==
+                    RD_KAFKA_RESP_ERR_NO_ERROR &&
+                high > part->next)
+                lag += high - part->next;
+            if (part->stream_time > stream_time)
+                stream_time = part->stream_time;
+            if (part->start_high > part->start_offset) {
+                total += (uint64_t)(part->start_high - part->start_offset);
+                done += (uint64_t)((part->next < part->start_high ? part->next : part->start_high) - part->start_offset);
+            }
+        }
+        atomic_store(&m->state[i].lag, lag);
+        atomic_store(&m->state[i].stream_time_ms, stream_time);
+        atomic_store(&m->state[i].restore_total, total);
+        atomic_store(&m->state[i].restore_done, done);
+    }
+}
+
+void sg_materializer_table_stats(const sg_materializer_t *m, size_t table_index, sg_table_stats_t *out)
+{
+    const sg_mat_table_t *state = &m->state[table_index];
+    uint64_t total = atomic_load(&state->restore_total), done = atomic_load(&state->restore_done);
+    out->lag = atomic_load(&state->lag);
+    out->stream_time_ms = atomic_load(&state->stream_time_ms);
+    /* once caught up a table stays restored, whatever arrives later */
+    out->restore_ratio = atomic_load(&m->caught_up) ? 1.0 : total > 0 ? (double)done / (double)total : 0.0;
 }
 
 static void check_caught_up(sg_materializer_t *m)
@@ -643,6 +693,7 @@ static void *materializer_main(void *arg)
         while (!atomic_load(&m->stopping)) {
             if (round_trip(m) != 0)
                 break; /* set up again from the stored positions */
+            publish_stats(m);
             update_ready(m);
             if (sg_placement_generation(m->placement) != m->placement_generation)
                 break; /* the kept partitions changed: assign them (rounds are committed) */

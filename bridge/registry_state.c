@@ -305,6 +305,18 @@ static int cmp_names(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+void sg_registry_counts(sg_registry_t *reg, size_t *subjects, size_t *schemas, size_t *versions)
+{
+    *subjects = *versions = 0;
+    pthread_rwlock_rdlock(&reg->lock);
+    for (size_t i = 0; i < reg->n_subjects; i++) {
+        *subjects += reg->subjects[i].n_versions > 0; /* a level alone does not make a subject */
+        *versions += reg->subjects[i].n_versions;
+    }
+    *schemas = reg->n_schemas;
+    pthread_rwlock_unlock(&reg->lock);
+}
+
 json_t *sg_registry_subjects_json(sg_registry_t *reg)
 {
     pthread_rwlock_rdlock(&reg->lock);

@@ -56,9 +56,10 @@ typedef struct st_sg_reply_t {
     int32_t partition;
     int64_t offset;
     int64_t timestamp_ms;
-    const void *correlation_id; /* kafka_correlationId header, NULL when absent */
+    const void *correlation_id; /* the correlation header (a reply route's reply.correlation_header), NULL when absent */
     size_t correlation_len;
-    const void *value; /* NULL for a tombstone */
+    const char *correlation_header; /* the name it came under, NULL when absent */
+    const void *value;              /* NULL for a tombstone */
     size_t value_len;
     const void *message; /* for sg_bridge_reply_header */
 } sg_reply_t;
@@ -106,8 +107,24 @@ int sg_bridge_produce(sg_bridge_t *bridge, sg_bridge_topic_t *topic, int32_t par
 /** Whether cluster metadata has been fetched and every reply partition is assigned. Any thread. */
 int sg_bridge_is_ready(const sg_bridge_t *bridge);
 
+/* Hysteresis of sg_bridge_reachable. */
+#define SG_BRIDGE_UNREACHABLE_AFTER_MS 5000 /* no broker round trip succeeded for this long: unreachable */
+#define SG_BRIDGE_REACHABLE_AFTER_MS 2000   /* round trips succeeded for this long: reachable again */
+
+/** Whether the brokers answer: a metadata round trip is made every second (from sg_bridge_start, on
+ * a thread of the bridge's own); none succeeding for SG_BRIDGE_UNREACHABLE_AFTER_MS makes it 0,
+ * with the reason in why, and SG_BRIDGE_REACHABLE_AFTER_MS of successes make it 1 again. 1 before
+ * the first SG_BRIDGE_UNREACHABLE_AFTER_MS have passed. Any thread. */
+int sg_bridge_reachable(const sg_bridge_t *bridge, char *why, size_t whylen);
+
 /** Number of messages produced and not yet reported. Any thread. */
 int sg_bridge_outstanding(const sg_bridge_t *bridge);
+
+/** Records in the reply partitions this instance reads that the reply consumer has not read yet
+ * (high watermark minus position, summed; the watermarks are those of the last fetch, so this
+ * never waits for a broker). 0 before the partitions are assigned or without reply routes. Any
+ * thread. */
+int64_t sg_bridge_reply_lag(const sg_bridge_t *bridge);
 
 /** Flushes outstanding messages (at most timeout_ms, delivery callbacks keep running on the
  * bridge thread), then stops the bridge thread. Returns the number of messages that were

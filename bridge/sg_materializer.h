@@ -54,6 +54,15 @@ void sg_materializer_set_placement(sg_materializer_t *m, sg_placement_t *placeme
  * when it was added to the kept set (and kept since): a read may be answered from it. 0 for a
  * partition not kept. Any thread. */
 int sg_materializer_partition_ready(const sg_materializer_t *m, size_t table_index, int32_t partition);
+typedef struct st_sg_table_stats_t {
+    int64_t lag;            /* records in its partitions past what it applied (last fetch's watermarks) */
+    int64_t stream_time_ms; /* the largest record timestamp applied, over its partitions; 0: none */
+    double restore_ratio;   /* of the records it had to read at start, the part applied: 0..1 */
+} sg_table_stats_t;
+
+/** conf->tables[table_index]'s stats, as of the materializer's last round (about every 100 ms).
+ * Any thread. */
+void sg_materializer_table_stats(const sg_materializer_t *m, size_t table_index, sg_table_stats_t *out);
 
 /** Records read but not applied (a value that is not JSON, a key or value over the limits),
  * since start. Any thread. */

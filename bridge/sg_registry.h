@@ -141,6 +141,10 @@ const sg_registry_schema_t *sg_registry_lookup(sg_registry_t *reg, uint32_t id);
  * err when unknown or unreachable. Bridge/materializer threads only, never an event loop. */
 const sg_registry_schema_t *sg_registry_fetch(sg_registry_t *reg, uint32_t id, char *err, size_t errlen);
 
+/** How many subjects (with a version), schemas (distinct ids; external: the cached ones) and
+ * versions (over every subject) the registry holds. Any thread. */
+void sg_registry_counts(sg_registry_t *reg, size_t *subjects, size_t *schemas, size_t *versions);
+
 /** Subject names, sorted: an owned JSON array. Any thread. */
 json_t *sg_registry_subjects_json(sg_registry_t *reg);
 

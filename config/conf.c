@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <yaml.h>
 
 #include "sg_base.h"
@@ -1983,6 +1984,9 @@ static int check_conf(ctx_t *c, void *elem, const node_t *root, const char *path
     }
     if (check_conflicts(c, conf, root) != 0)
         return -1;
+    if (conf->limits.inflight_bytes < conf->limits.body_bytes)
+        return fail(c, value_line(map_get(root, "limits"), "inflight_bytes"), "limits.inflight_bytes",
+                    "is smaller than limits.body_bytes: no body could ever be produced");
     return check_security(c, conf, root);
 }
 
@@ -2068,8 +2072,8 @@ static const prop_t topic_props[] = {
      FIELD(sg_topic_conf_t, replication),
      .min = 1,
      .max = 32,
-     .def = "1",
-     .doc = "Replication factor when created (capped to the broker count in embedded mode)."},
+     .doc = "Replication factor when created. Default: the cluster's (default.replication.factor; 1 in embedded mode, "
+            "where it is capped to the broker count)."},
     {0},
 };
 static const struct_desc_t topic_desc = {.name = "topic", .size = sizeof(sg_topic_conf_t), .props = topic_props};
@@ -2123,6 +2127,23 @@ static const prop_t reply_props[] = {
      .max = 100000,
      .doc = "Pin this instance to these reply partitions: it reads only them and asks workers to reply there "
             "(kafka_replyPartition). Default: every partition, so any instance can answer for any request."},
+    {.name = "correlation_header",
+     .type = PT_STRING,
+     FIELD(sg_reply_conf_t, correlation_header),
+     .def = SG_HEADER_CORRELATION,
+     .doc = "Event header carrying the request id (ASCII) on the request and, unchanged, on the reply. Default: Spring "
+            "Kafka's. Routes may share a reply topic with different names: a reply is matched by any of them."},
+    {.name = "reply_topic_header",
+     .type = PT_STRING,
+     FIELD(sg_reply_conf_t, reply_topic_header),
+     .def = SG_HEADER_REPLY_TOPIC,
+     .doc = "Request event header naming the reply topic. Default: Spring Kafka's."},
+    {.name = "reply_partition_header",
+     .type = PT_STRING,
+     FIELD(sg_reply_conf_t, reply_partition_header),
+     .def = SG_HEADER_REPLY_PARTITION,
+     .doc = "Request event header with the reply partition (4-byte big-endian), sent with pinned partitions. Default: "
+            "Spring Kafka's."},
     {0},
 };
 static const struct_desc_t reply_desc = {.name = "reply", .props = reply_props};
@@ -2284,6 +2305,48 @@ static const struct_desc_t query_desc = {.name = "query",
                                          .has_line = true,
                                          .line_offset = offsetof(sg_query_conf_t, line)};
 
+/* static: a URL prefix without parameters, and a directory that exists now (a typo fails the
+ * start, not the first request). */
+static int check_static(ctx_t *c, void *elem, const node_t *map, const char *path)
+{
+    const sg_static_conf_t *mount = elem;
+    char key_path[KEYPATH_MAX], buf[80];
+    size_t len = strlen(mount->path);
+    path_key(key_path, sizeof(key_path), path, "path");
+    if (strchr(mount->path, '{') != NULL)
+        return fail(c, value_line(map, "path"), key_path, "a static path has no parameters: %s",
+                    quote(buf, sizeof(buf), mount->path));
+    if (len > 1 && mount->path[len - 1] == '/')
+        return fail(c, value_line(map, "path"), key_path, "remove the trailing '/' from %s", quote(buf, sizeof(buf), mount->path));
+    struct stat st;
+    path_key(key_path, sizeof(key_path), path, "dir");
+    if (stat(mount->dir, &st) != 0)
+        return fail(c, value_line(map, "dir"), key_path, "%s: %s", quote(buf, sizeof(buf), mount->dir), strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return fail(c, value_line(map, "dir"), key_path, "%s is not a directory", quote(buf, sizeof(buf), mount->dir));
+    return 0;
+}
+
+static const prop_t static_props[] = {
+    {.name = "path",
+     .type = PT_PATH,
+     FIELD(sg_static_conf_t, path),
+     .flags = P_REQUIRED,
+     .doc = "URL path the directory is served under (\"/\" for the whole site); routes and built-ins win."},
+    {.name = "dir",
+     .type = PT_FILE,
+     FIELD(sg_static_conf_t, dir),
+     .flags = P_REQUIRED,
+     .doc = "Directory of files (relative to the config file): MIME types, ETag/304, Range; index.html, no listing."},
+    {0},
+};
+static const struct_desc_t static_desc = {.name = "static mount",
+                                          .size = sizeof(sg_static_conf_t),
+                                          .props = static_props,
+                                          .check = check_static,
+                                          .has_line = true,
+                                          .line_offset = offsetof(sg_static_conf_t, line)};
+
 static const prop_t limits_props[] = {
     {.name = "body_bytes",
      .type = PT_SIZE,
@@ -2305,7 +2368,39 @@ static const prop_t limits_props[] = {
      .min = 1,
      .max = 10000000,
      .def = "100000",
-     .doc = "Requests waiting for a broker ack or a reply at once (503 beyond)."},
+     .doc = "Requests waiting on Kafka at once, on all loops together: commands until the broker acknowledged them (and "
+            "their reply came), long-polls and status streams, table reads waiting for their conditions, watches (503 "
+            "beyond)."},
+    {.name = "inflight_bytes",
+     .type = PT_SIZE,
+     FIELD(sg_conf_t, limits.inflight_bytes),
+     .min = 1024,
+     .max = INT64_C(64) << 30,
+     .def = "256MiB",
+     .doc = "Event bytes produced and not yet acknowledged by the broker, all commands together (503 beyond); at least "
+            "body_bytes."},
+    {.name = "connections",
+     .type = PT_INT,
+     FIELD(sg_conf_t, limits.connections),
+     .min = 0,
+     .max = 10000000,
+     .def = "0",
+     .doc = "Client connections at once (accepting pauses at the limit); 0: what RLIMIT_NOFILE allows after 512 "
+            "descriptors for Kafka, RocksDB and the listeners, at most 16384. Checked against RLIMIT_NOFILE at start."},
+    {.name = "write_timeout",
+     .type = PT_DURATION,
+     FIELD(sg_conf_t, limits.write_timeout_ms),
+     .min = 100,
+     .max = 3600 * 1000,
+     .def = "30s",
+     .doc = "A connection whose write makes no progress for this long (a client that stopped reading) is closed."},
+    {.name = "queued_bytes",
+     .type = PT_SIZE,
+     FIELD(sg_conf_t, limits.queued_bytes),
+     .min = 64 * 1024,
+     .max = INT64_C(1) << 30,
+     .def = "16MiB",
+     .doc = "Bytes written to a connection and not yet read by its client; beyond, the connection is closed."},
     {.name = "token_wait",
      .type = PT_DURATION,
      FIELD(sg_conf_t, limits.token_wait_ms),
@@ -2462,6 +2557,9 @@ static const struct_desc_t schema_registry_desc = {
 
 /* In sg_log_level_t order (config/base/sg_log.h). */
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
+static const char *const log_formats[] = {"text", "json", NULL}; /* sg_log_format_t order */
+/* Apache's combined format, then the request's duration (seconds, microsecond resolution). */
+#define SG_CONF_ACCESS_FORMAT_DEFAULT "%h %l %u %t \"%r\" %s %b \"%{Referer}i\" \"%{User-agent}i\" %{duration}x"
 
 static const prop_t log_props[] = {
     {.name = "level",
@@ -2470,6 +2568,23 @@ static const prop_t log_props[] = {
      .enums = log_levels,
      .def = "info",
      .doc = "Most verbose level written to the log: error, warn, info or debug."},
+    {.name = "format",
+     .type = PT_ENUM,
+     FIELD(sg_conf_t, log.format),
+     .enums = log_formats,
+     .def = "text",
+     .doc = "The gateway's own log lines: text (streamgate: LEVEL: message) or json ({\"ts\",\"level\",\"msg\"} per line)."},
+    {.name = "access",
+     .type = PT_STRING,
+     FIELD(sg_conf_t, log.access),
+     .doc = "Access log, a line per request: a file (appended; relative to the working directory) or - for standard "
+            "output. Default: none."},
+    {.name = "access_format",
+     .type = PT_STRING,
+     FIELD(sg_conf_t, log.access_format),
+     .def = SG_CONF_ACCESS_FORMAT_DEFAULT,
+     .doc = "H2O access-log format (%h %t %r %s %b %{Header}i %{duration}x ...): combined plus the request's "
+            "duration in seconds by default; a format starting with { is escaped as JSON."},
     {0},
 };
 static const struct_desc_t log_desc = {.name = "log", .props = log_props};
@@ -2704,6 +2819,14 @@ static const prop_t root_props[] = {
      .max = 1000,
      .sub = &query_desc,
      .doc = "Extra GET paths reading a table."},
+    {.name = "static",
+     .type = PT_LIST,
+     FIELD(sg_conf_t, statics),
+     .aux = offsetof(sg_conf_t, n_statics),
+     .max = 64,
+     .sub = &static_desc,
+     .unique = "path",
+     .doc = "Directories served as static files when no route or built-in matches."},
     {.name = "limits", .type = PT_SECTION, .sub = &limits_desc, .doc = "Request limits."},
     {.name = "cors", .type = PT_SECTION, .sub = &cors_desc, .doc = "Cross-origin resource sharing."},
     {.name = "shutdown_timeout",
@@ -2718,7 +2841,7 @@ static const prop_t root_props[] = {
      .type = PT_SECTION,
      .sub = &deployment_desc,
      .doc = "Which deployment this instance belongs to, its name in it, and its URL."},
-    {.name = "log", .type = PT_SECTION, .sub = &log_desc, .doc = "The gateway's own log (standard error)."},
+    {.name = "log", .type = PT_SECTION, .sub = &log_desc, .doc = "The gateway's own log (standard error) and the access log."},
     {.name = "schema_registry",
      .type = PT_SECTION,
      .sub = &schema_registry_desc,

@@ -203,6 +203,8 @@ char *sg_path_decode(const char *src, size_t len, size_t *out_len)
     char *out = sg_memdup(src, len);
     size_t o = 0;
     for (size_t i = 0; i < len; i++) {
+        if (src[i] == '\0')
+            goto fail; /* a raw NUL (HTTP/2 paths can carry one) is refused like %00 */
         if (src[i] != '%') {
             out[o++] = src[i];
             continue;

@@ -33,6 +33,8 @@ typedef struct st_sg_key_spec_t {
 
 typedef enum { SG_FORMAT_JSON = 0, SG_FORMAT_AVRO } sg_format_t;
 
+typedef enum { SG_LOG_FORMAT_TEXT = 0, SG_LOG_FORMAT_JSON } sg_log_format_t;
+
 /* --- Authentication and rate limits (DESIGN §6) -------------------------------------------- */
 
 /* What a rate limit counts separately: each principal, or each client address. */
@@ -133,7 +135,15 @@ typedef struct st_sg_reply_conf_t {
     size_t n_headers;
     int32_t *partitions; /* pinned reply partitions; none = every partition */
     size_t n_partitions;
+    /* Event header names (defaults: Spring Kafka's, SG_HEADER_*) */
+    char *correlation_header;     /* the request id, on requests and replies */
+    char *reply_topic_header;     /* where to reply */
+    char *reply_partition_header; /* which partition to reply to (pinned partitions only) */
 } sg_reply_conf_t;
+
+#define SG_HEADER_CORRELATION "kafka_correlationId"
+#define SG_HEADER_REPLY_TOPIC "kafka_replyTopic"
+#define SG_HEADER_REPLY_PARTITION "kafka_replyPartition"
 
 typedef struct st_sg_route_conf_t {
     char *name;
@@ -151,6 +161,11 @@ typedef struct st_sg_route_conf_t {
 
 /* Where a table's partitions live across a deployment's instances (DESIGN §8). */
 typedef enum { SG_PLACEMENT_GLOBAL = 0, SG_PLACEMENT_PARTITIONED } sg_table_placement_t;
+/* The header carrying a route's request id: its reply's correlation_header, else the default. */
+static inline const char *sg_route_correlation_header(const sg_route_conf_t *route)
+{
+    return route->has_reply && route->reply.correlation_header != NULL ? route->reply.correlation_header : SG_HEADER_CORRELATION;
+}
 
 typedef struct st_sg_table_conf_t {
     char *name;
@@ -168,6 +183,13 @@ typedef struct st_sg_query_conf_t {
     sg_access_conf_t access; /* scopes, public */
     unsigned line;
 } sg_query_conf_t;
+
+/* A directory served as static files under a URL path (after routes and built-ins). */
+typedef struct st_sg_static_conf_t {
+    char *path; /* "/" or "/a/b" (no trailing '/', no parameters, not under a reserved prefix) */
+    char *dir;  /* an existing directory, resolved relative to the config file's directory */
+    unsigned line;
+} sg_static_conf_t;
 
 typedef struct st_sg_conf_t {
     char *file; /* path of the config file as given */
@@ -197,11 +219,17 @@ typedef struct st_sg_conf_t {
     size_t n_tables;
     sg_query_conf_t *queries;
     size_t n_queries;
+    sg_static_conf_t *statics; /* static: served by H2O's file handler when no route matches */
+    size_t n_statics;
 
     struct {
         uint64_t body_bytes;           /* default 1 MiB */
         uint64_t header_bytes;         /* default 64 KiB */
-        uint32_t pending;              /* default 100000 */
+        uint32_t pending;              /* requests waiting on Kafka at once, all kinds; default 100000 */
+        uint64_t inflight_bytes;       /* event bytes produced and not yet acknowledged; default 256 MiB */
+        uint32_t connections;          /* client connections at once; 0 (default): from RLIMIT_NOFILE */
+        int64_t write_timeout_ms;      /* a connection's write may stall this long (30s) */
+        uint64_t queued_bytes;         /* bytes written to a connection and not yet read by its client (16 MiB) */
         int64_t token_wait_ms;         /* a table read waits this long for its token by default (5s) */
         int64_t token_wait_max_ms;     /* and at most this long with Prefer: wait (30s) */
         sg_rate_t registry_write_rate; /* per client address, with or without auth; default 10/s */
@@ -230,7 +258,11 @@ typedef struct st_sg_conf_t {
     } deployment;
 
     struct {
-        int level; /* an sg_log_level_t: 0 error, 1 warn, 2 info (default), 3 debug */
+        int level;           /* an sg_log_level_t: 0 error, 1 warn, 2 info (default), 3 debug */
+        int format;          /* an sg_log_format_t: the gateway's own lines as text (default) or JSON */
+        char *access;        /* access log: a file (relative to the working directory), "-" for
+                              * standard output; NULL: none */
+        char *access_format; /* H2O's access-log format directives */
     } log;
 
     struct {

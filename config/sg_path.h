@@ -52,7 +52,7 @@ size_t sg_path_template_n_literals(const sg_path_template_t *t);
 int sg_path_template_match(const sg_path_template_t *t, const char *path, size_t len, sg_path_match_t *m);
 
 /** Percent-decodes src[0..len). Returns an owned NUL-terminated string (free()) and its length,
- * or NULL when an escape is malformed or decodes to a NUL byte. */
+ * or NULL when an escape is malformed or the result would hold a NUL byte (%00 or a raw one). */
 char *sg_path_decode(const char *src, size_t len, size_t *out_len);
 
 /** Frees the values held by a match (the struct itself is caller memory). */

@@ -15,7 +15,10 @@ typedef struct st_sg_cmd_t {
     sg_park_t park;                    /* the HTTP request while it waits; loop thread only */
     sg_loop_t *loop;
     const sg_route_conf_t *route;
-    int64_t create_ms; /* the record's CreateTime, set by us */
+    int64_t create_ms;     /* the record's CreateTime, set by us */
+    int64_t produced_us;   /* sg_mono_us() when it was handed to the producer (metrics) */
+    int64_t produce_ms;    /* sg_now_ms() when it was handed to the producer: the ack deadline's start */
+    int64_t wait_until_ms; /* sync reply routes: when the wait for the reply ends (sg_now_ms) */
     sg_reqid_t id;
     char id_text[SG_REQID_TEXT_LEN + 1];
     char *idem_key; /* the claim key (SHA-256 of its Idempotency-Key, owned) this request claims, or NULL */
@@ -26,6 +29,7 @@ typedef struct st_sg_cmd_t {
     int64_t wait_ms;                     /* a reply route's wait for its reply */
     char owner[SG_ACCESS_OWNER_LEN + 1]; /* who asked (access.h), stored with its outcome; "" without auth */
     const sg_principal_t *principal;     /* its credential's principal (stamped on the event), while the request lives */
+    size_t value_bytes;                  /* the event's value, counted in limits.inflight_bytes until the delivery report */
     /* loop thread only */
     unsigned dr_pending : 1, in_table : 1, async : 1, timed_out : 1, acked : 1, claim_pending : 1, counted : 1;
     /* the claim's answer, filled on the deployment thread before the hand-off */
@@ -33,6 +37,7 @@ typedef struct st_sg_cmd_t {
     sg_idem_result_t claim;
     /* filled on the bridge thread before the hand-off */
     int err;
+    int outcome_unknown; /* failed, possibly in the log: its Idempotency-Key stays claimed (lookup) */
     const char *errstr;
     int32_t partition;
     int64_t offset;

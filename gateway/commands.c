@@ -139,7 +139,7 @@ static void respond_with_reply(h2o_req_t *req, const sg_cmd_t *cmd, const sg_rep
     }
     if (reply->status == 0) {
         sg_problem(req, SG_PROBLEM_INVALID_REPLY, ":status",
-                   "the worker's reply has a :status header that is not an HTTP status code (100..599)");
+                   "the worker's reply has a :status header that is not a final HTTP status code (200..599)");
         return;
     }
     add_token_header(req, reply->topic, reply->partition, reply->offset, reply->timestamp_ms);
@@ -169,13 +169,18 @@ static h2o_req_t *take_request(sg_cmd_t *cmd)
     return sg_park_finish(&cmd->park);
 }
 
-/* Frees once the bridge has handed the record back, its claim is answered and its wait has ended. */
+/* Frees once the bridge has handed the record back, its claim is answered and its wait has
+ * ended; until then the command holds its limits.pending slot (and, until the broker answered,
+ * its event's bytes), whether or not its client is still there. */
 static void maybe_free(sg_cmd_t *cmd)
 {
     if (cmd->dr_pending || cmd->claim_pending || sg_park_is_parked(&cmd->park))
         return;
     if (cmd->counted)
         atomic_fetch_sub(&cmd->loop->server->inflight, 1);
+    if (cmd->value_bytes > 0) /* never produced (a replay, a refused claim) */
+        sg_inflight_bytes_release(cmd->loop->server, cmd->value_bytes);
+    sg_pending_release(cmd->loop->server);
     free(cmd->idem_key);
     free(cmd);
 }
@@ -189,6 +194,30 @@ static void refuse_claiming(sg_cmd_t *cmd, sg_problem_t kind, const char *detail
         sg_problem(req, kind, NULL, "%s", detail);
 }
 
+/* librdkafka times messages out on a one-second scan, so its report can come up to a second
+ * after message.timeout.ms, later still on a loaded machine: the gateway keeps its own promise of
+ * an answer within kafka.produce_timeout (+ this slack) of the produce (after its Idempotency-Key
+ * claim, when it has one). */
+#define SG_ACK_SLACK_MS 250
+
+static int64_t ack_deadline(const sg_cmd_t *cmd)
+{
+    return cmd->produce_ms + cmd->loop->server->conf->kafka.produce_timeout_ms + SG_ACK_SLACK_MS;
+}
+
+/* The park's deadline: the earlier of the reply wait's end (sync reply routes) and, while the
+ * broker has not acknowledged, the ack deadline. */
+static void arm_deadline(sg_cmd_t *cmd)
+{
+    int64_t at = cmd->acked ? INT64_MAX : ack_deadline(cmd);
+    if (cmd->route->has_reply && !cmd->async && !cmd->timed_out && cmd->wait_until_ms < at)
+        at = cmd->wait_until_ms;
+    if (at == INT64_MAX)
+        return;
+    int64_t now = sg_now_ms();
+    sg_park_set_deadline(&cmd->park, at > now ? at - now : 0);
+}
+
 static void on_wait_deadline(sg_park_t *park)
 {
     sg_cmd_t *cmd = H2O_STRUCT_FROM_MEMBER(sg_cmd_t, park, park);
@@ -198,9 +227,34 @@ static void on_wait_deadline(sg_park_t *park)
                         "the Idempotency-Key claim was not settled in time; nothing was produced");
         return;
     }
+    int64_t now = sg_now_ms();
+    if (!cmd->acked) {
+        if (now >= ack_deadline(cmd)) {
+            /* No 2xx without the ack, and no wait beyond the produce timeout: 503. The delivery
+             * report still comes and settles an Idempotency-Key (a retry meanwhile gets 409). */
+            if (cmd->idem_key != NULL)
+                sg_problem(take_request(cmd), SG_PROBLEM_OUTCOME_UNKNOWN, "Idempotency-Key",
+                           "Kafka did not acknowledge the event within kafka.produce_timeout (%lld ms); it may still be "
+                           "written. Retry with the same Idempotency-Key: it is answered once the outcome is known",
+                           (long long)cmd->loop->server->conf->kafka.produce_timeout_ms);
+            else
+                sg_problem(take_request(cmd), SG_PROBLEM_KAFKA_UNAVAILABLE, NULL,
+                           "the event was not acknowledged by Kafka within kafka.produce_timeout (%lld ms); it may still be "
+                           "written",
+                           (long long)cmd->loop->server->conf->kafka.produce_timeout_ms);
+            maybe_free(cmd);
+            return;
+        }
+        if (cmd->route->has_reply && !cmd->async && now >= cmd->wait_until_ms)
+            cmd->timed_out = 1; /* the delivery report answers 202 + Location */
+        arm_deadline(cmd);
+        return;
+    }
+    if (cmd->route->has_reply && !cmd->async && !cmd->timed_out && now < cmd->wait_until_ms) {
+        arm_deadline(cmd); /* the ack deadline fired just as the ack came: the reply wait goes on */
+        return;
+    }
     cmd->timed_out = 1;
-    if (!cmd->acked)
-        return; /* no 2xx before the broker ack: the delivery report answers */
     h2o_req_t *req = take_request(cmd);
     if (req != NULL)
         respond_pending(req, cmd);
@@ -213,11 +267,13 @@ static void on_wait_deadline(sg_park_t *park)
 static void on_drain(sg_park_t *park)
 {
     sg_cmd_t *cmd = H2O_STRUCT_FROM_MEMBER(sg_cmd_t, park, park);
-    if (cmd->claim_pending)
+    if (cmd->claim_pending) {
         refuse_claiming(cmd, SG_PROBLEM_SHUTTING_DOWN,
                         "the gateway is shutting down; nothing was produced: retry on another instance");
-    else if (cmd->route->has_reply && !cmd->async)
+    } else if (cmd->route->has_reply && !cmd->async) {
+        cmd->timed_out = 1; /* the wait ends now */
         on_wait_deadline(park);
+    }
 }
 
 static void on_gone(sg_park_t *park)
@@ -227,7 +283,8 @@ static void on_gone(sg_park_t *park)
     maybe_free(cmd);
 }
 
-static const sg_park_kind_t command_park = {.on_deadline = on_wait_deadline, .on_drain = on_drain, .on_gone = on_gone};
+static const sg_park_kind_t command_park = {
+    .metric = SG_PARKED_COMMAND, .on_deadline = on_wait_deadline, .on_drain = on_drain, .on_gone = on_gone};
 
 static void on_deliveries(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
 {
@@ -237,8 +294,19 @@ static void on_deliveries(h2o_multithread_receiver_t *receiver, h2o_linklist_t *
         sg_cmd_t *cmd = H2O_STRUCT_FROM_MEMBER(sg_cmd_t, message, message);
         cmd->dr_pending = 0;
         cmd->acked = cmd->err == SG_BRIDGE_OK;
+        if (cmd->acked)
+            sg_histogram_observe(&cmd->loop->metrics->produce_ack, sg_mono_us() - cmd->produced_us);
+        else
+            sg_metrics_produce_error(cmd->loop, cmd->err);
+        sg_inflight_bytes_release(cmd->loop->server, cmd->value_bytes); /* librdkafka no longer holds the event */
+        cmd->value_bytes = 0;
         if (sg_park_is_parked(&cmd->park)) {
-            if (cmd->err != SG_BRIDGE_OK) {
+            if (cmd->outcome_unknown) {
+                sg_problem(take_request(cmd), SG_PROBLEM_OUTCOME_UNKNOWN, "Idempotency-Key",
+                           "Kafka did not answer (%s); the event may be in the log. Retry with the same Idempotency-Key: "
+                           "it is answered once the outcome is known",
+                           cmd->errstr ? cmd->errstr : "unknown error");
+            } else if (cmd->err != SG_BRIDGE_OK) {
                 sg_problem(take_request(cmd), SG_PROBLEM_KAFKA_UNAVAILABLE, NULL, "the event was not acknowledged by Kafka: %s",
                            cmd->errstr ? cmd->errstr : "unknown error");
             } else if (!cmd->route->has_reply) {
@@ -266,8 +334,10 @@ static void on_replies(h2o_multithread_receiver_t *receiver, h2o_linklist_t *mes
             atomic_fetch_add(&state->loop->server->replies_unawaited, 1);
         } else {
             h2o_req_t *req = take_request(cmd);
-            if (req != NULL)
+            if (req != NULL) {
+                sg_histogram_observe(&state->loop->metrics->reply_wait, sg_mono_us() - cmd->produced_us);
                 respond_with_reply(req, cmd, reply);
+            }
             maybe_free(cmd);
         }
         sg_reply_msg_free(reply);
@@ -464,18 +534,19 @@ static int produce(h2o_req_t *req, sg_cmd_t *cmd)
     h2o_iovec_t incoming = sg_http_header(req, H2O_STRLIT("traceparent"));
     sg_traceparent_make(&loop->commands->trace_rng, incoming.base, incoming.len, traceparent);
     sg_bridge_header_t headers[] = {
-        {"kafka_correlationId", cmd->id_text, SG_REQID_TEXT_LEN},
+        {sg_route_correlation_header(route), cmd->id_text, SG_REQID_TEXT_LEN},
         {"content-type", cmd->value_type, strlen(cmd->value_type)},
         {"traceparent", traceparent, SG_TRACEPARENT_LEN},
         {SG_ROUTE_HEADER, route->name, strlen(route->name)},
-        {NULL, NULL, 0}, /* and, as they apply: kafka_replyTopic, kafka_replyPartition, the principal */
+        {NULL, NULL, 0}, /* and, as they apply: the reply topic and partition (the route's header names), the principal */
         {NULL, NULL, 0},
         {NULL, NULL, 0},
     };
     size_t n_headers = 4;
     uint8_t pinned[4];
     if (route->has_reply)
-        headers[n_headers++] = (sg_bridge_header_t){"kafka_replyTopic", route->reply.topic, strlen(route->reply.topic)};
+        headers[n_headers++] =
+            (sg_bridge_header_t){route->reply.reply_topic_header, route->reply.topic, strlen(route->reply.topic)};
     if (route->has_reply && route->reply.n_partitions > 0) {
         /* This instance reads only these partitions: ask the worker to reply to one of them. */
         uint32_t partition = (uint32_t)route->reply.partitions[cmd->id.counter % route->reply.n_partitions];
@@ -483,7 +554,7 @@ static int produce(h2o_req_t *req, sg_cmd_t *cmd)
         pinned[1] = (uint8_t)(partition >> 16);
         pinned[2] = (uint8_t)(partition >> 8);
         pinned[3] = (uint8_t)partition;
-        headers[n_headers++] = (sg_bridge_header_t){"kafka_replyPartition", pinned, 4};
+        headers[n_headers++] = (sg_bridge_header_t){route->reply.reply_partition_header, pinned, 4};
     }
     if (cmd->principal != NULL) {
         const char *name = sg_principal_name(cmd->principal);
@@ -514,8 +585,11 @@ static void send_command(h2o_req_t *req, sg_cmd_t *cmd)
         }
         cmd->in_table = 1;
     }
+    cmd->produced_us = sg_mono_us();
+    cmd->produce_ms = sg_now_ms();
     int rc = produce(req, cmd);
     if (rc != SG_BRIDGE_OK) {
+        sg_metrics_produce_error(cmd->loop, rc);
         if (cmd->in_table)
             sg_corr_remove(cmd->loop->commands->pending, &cmd->id);
         cmd->in_table = 0;
@@ -537,8 +611,7 @@ static void send_command(h2o_req_t *req, sg_cmd_t *cmd)
         atomic_fetch_add(&server->inflight, 1);
     }
     sg_park_start(&cmd->park, &command_park, req, &cmd->loop->commands->parked, NULL);
-    if (route->has_reply && !cmd->async)
-        sg_park_set_deadline(&cmd->park, cmd->wait_ms);
+    arm_deadline(cmd);
 }
 
 void sg_commands_handle(h2o_req_t *req, size_t route_index, const sg_path_match_t *match, sg_principal_t *principal)
@@ -566,6 +639,15 @@ void sg_commands_handle(h2o_req_t *req, size_t route_index, const sg_path_match_
         sg_problem(req, SG_PROBLEM_UNSUPPORTED_MEDIA_TYPE, "Content-Type", "Content-Type must be application/json, not %.*s",
                    content_type.base ? (int)(content_type.len > 100 ? 100 : content_type.len) : 6,
                    content_type.base ? content_type.base : "absent");
+        return;
+    }
+    /* A coded body (gzip...) would be produced as its coded bytes, or read as JSON differently by a
+     * proxy that decodes it: only identity is accepted (RFC 9110 8.4: 415). */
+    h2o_iovec_t coding = sg_http_header(req, H2O_STRLIT("content-encoding"));
+    if (coding.base != NULL && !h2o_lcstris(coding.base, coding.len, H2O_STRLIT("identity"))) {
+        sg_problem(req, SG_PROBLEM_UNSUPPORTED_MEDIA_TYPE, "Content-Encoding",
+                   "Content-Encoding %.*s is not supported: send the JSON as it is", (int)(coding.len > 60 ? 60 : coding.len),
+                   coding.base);
         return;
     }
     if (req->entity.len > conf->limits.body_bytes) {
@@ -610,11 +692,28 @@ void sg_commands_handle(h2o_req_t *req, size_t route_index, const sg_path_match_
         if (wait_ms > route->reply.max_timeout_ms) /* a longer wait than allowed is cut to it */
             wait_ms = route->reply.max_timeout_ms;
     }
+    /* Every command waits on Kafka from here until its record is freed: it takes a limits.pending
+     * slot (exact across loops) and its event's bytes count against limits.inflight_bytes until
+     * the broker has answered. */
+    if (!sg_pending_acquire(server)) {
+        sg_problem(req, SG_PROBLEM_TOO_MANY_PENDING, NULL, "limits.pending (%u) requests are already waiting on Kafka",
+                   conf->limits.pending);
+        return;
+    }
+    if (!sg_inflight_bytes_acquire(server, value.len)) {
+        sg_pending_release(server);
+        sg_problem(req, SG_PROBLEM_TOO_MANY_PENDING_BYTES, "body",
+                   "limits.inflight_bytes (%llu) of events are already waiting for the broker's acknowledgement",
+                   (unsigned long long)conf->limits.inflight_bytes);
+        return;
+    }
     sg_cmd_t *cmd = admit(req, route_index, async, principal);
+    cmd->value_bytes = value.len;
     cmd->event_key = h2o_iovec_init(keylen > 0 ? key : NULL, (size_t)keylen);
     cmd->event_value = value;
     cmd->value_type = value_type;
     cmd->wait_ms = wait_ms;
+    cmd->wait_until_ms = cmd->create_ms + wait_ms;
     switch (sg_idem_begin(req, cmd)) {
     case SG_IDEM_ANSWERED: maybe_free(cmd); return;
     case SG_IDEM_CLAIMING:
@@ -662,9 +761,9 @@ static void init_loop(sg_loop_t *loop)
 {
     sg_server_t *server = loop->server;
     struct st_sg_commands_loop_t *state = sg_calloc(1, sizeof(*state));
-    size_t share = (server->conf->limits.pending + server->n_loops - 1) / server->n_loops;
     state->loop = loop;
-    state->pending = sg_corr_create(share > 0 ? share : 1);
+    /* Any loop may hold every pending slot (the table grows as needed, so this costs no memory). */
+    state->pending = sg_corr_create(server->conf->limits.pending);
     assert(state->pending != NULL); /* config caps limits.pending at the table's capacity */
     h2o_linklist_init_anchor(&state->parked);
     state->trace_rng = ((uint64_t)server->instance_id << 32 | (uint64_t)loop->index) ^ 0x9e3779b97f4a7c15ull;

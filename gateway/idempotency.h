@@ -3,7 +3,9 @@
  * deployment's claims topic (bridge/sg_deployment.h) and goes on only if it won; the first
  * outcome is recorded for replays (bridge thread) and, for a route without reply, published with
  * the claim's completion so that every instance replays it; a produce that failed releases the
- * claim. Final answers (a replay, a different body) come from this instance's fold at once.
+ * claim; when the produce's outcome is unknown, the claim is kept (marked unknown for every
+ * instance) until a lookup settles it (lookup thread). Final answers (a replay, a different body)
+ * come from this instance's fold at once.
  */
 #ifndef SG_IDEMPOTENCY_H
 #define SG_IDEMPOTENCY_H
@@ -38,5 +40,17 @@ int sg_idem_record_accepted(sg_server_t *server, sg_cmd_t *cmd);
 /** The event did not reach Kafka: the claim is released, deployment-wide, so a retry may claim
  * the key again. Any thread. */
 void sg_idem_release(sg_server_t *server, const sg_cmd_t *cmd);
+
+/** The produce failed but the event may be in the log (POSSIBLY_PERSISTED): keeps the key claimed
+ * as "outcome unknown" (here and, published, on every instance) and submits a lookup that
+ * records the outcome and publishes the completion (found) or publishes the release (not found).
+ * Returns 0 marked, -1 when it could not be (the key is then released, as before). Bridge thread. */
+int sg_idem_mark_unknown(sg_server_t *server, const sg_cmd_t *cmd);
+
+/** The produce failed but the event may be in the log (POSSIBLY_PERSISTED): keeps the key claimed
+ * as "outcome unknown" and submits a lookup that records the outcome (found) or releases the key
+ * (not found). Returns 0 marked, -1 when it could not be (the key is then released, as before).
+ * Bridge thread. */
+int sg_idem_mark_unknown(sg_server_t *server, const sg_cmd_t *cmd);
 
 #endif

@@ -22,6 +22,7 @@
 #include "sg_auth.h"
 #include "sg_base.h"
 #include "sg_bridge.h"
+#include "sg_lookup.h"
 #include "sg_log.h"
 #include "sg_cluster.h"
 #include "sg_conf.h"
@@ -293,6 +294,44 @@ static int run_cluster(int argc, char **argv)
 
 /* --- streamgate CONFIG -------------------------------------------------------------------- */
 
+/* log.format: json. One object per line, {"ts","level","msg"}, written whole to standard error.
+ * A message is not always valid UTF-8 (it may quote client or broker bytes): other bytes become
+ * U+FFFD rather than an invalid line. */
+static void json_log_sink(void *ctx, sg_log_level_t level, const char *message, size_t len)
+{
+    char line[SG_LOG_LINE_MAX * 6 + 128];
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    struct tm tm;
+    gmtime_r(&now.tv_sec, &tm);
+    size_t o = strftime(line, 64, "{\"ts\":\"%Y-%m-%dT%H:%M:%S", &tm);
+    o += (size_t)snprintf(line + o, 96, ".%03ldZ\",\"level\":\"%s\",\"msg\":\"", now.tv_nsec / 1000000, sg_log_level_name(level));
+    for (size_t i = 0; i < len; ++i) {
+        unsigned char ch = (unsigned char)message[i];
+        size_t seq = ch < 0x80 ? 1 : (ch & 0xe0) == 0xc0 ? 2 : (ch & 0xf0) == 0xe0 ? 3 : (ch & 0xf8) == 0xf0 ? 4 : 0;
+        for (size_t k = 1; k < seq; ++k)
+            if (i + k >= len || ((unsigned char)message[i + k] & 0xc0) != 0x80)
+                seq = 0;
+        if (ch == '"' || ch == '\\') {
+            line[o++] = '\\';
+            line[o++] = (char)ch;
+        } else if (ch < 0x20 || ch == 0x7f) {
+            o += (size_t)snprintf(line + o, 8, "\\u%04x", ch);
+        } else if (seq == 0) {
+            memcpy(line + o, "\xef\xbf\xbd", 3); /* U+FFFD */
+            o += 3;
+        } else {
+            memcpy(line + o, message + i, seq);
+            o += seq;
+            i += seq - 1;
+        }
+    }
+    memcpy(line + o, "\"}\n", 3);
+    o += 3;
+    ssize_t ignored = write(STDERR_FILENO, line, o);
+    (void)ignored;
+}
+
 static int has_route_schemas(const sg_conf_t *conf)
 {
     for (size_t i = 0; i < conf->n_routes; ++i)
@@ -312,6 +351,8 @@ static int run_gateway(const char *config_path)
         return SG_EXIT_USAGE;
     }
     sg_log_set_level((sg_log_level_t)conf->log.level);
+    if (conf->log.format == SG_LOG_FORMAT_JSON)
+        sg_log_set_sink(json_log_sink, NULL); /* before any other thread starts */
     /* First: a key set file that cannot be used is a config error (a jwks_url that does not
      * answer yet only keeps the gateway unready). */
     sg_auth_t *auth = NULL;
@@ -329,6 +370,7 @@ static int run_gateway(const char *config_path)
     sg_registry_t *registry = NULL;
     sg_deployment_t *deployment = NULL;
     sg_placement_t *placement = NULL;
+    sg_lookup_t *lookup = NULL;
     if (mkdir_p(conf->data_dir, err, sizeof(err)) != 0)
         goto done;
 
@@ -380,6 +422,11 @@ static int run_gateway(const char *config_path)
         goto done;
     sg_server_set_deployment(server, deployment);
     sg_server_set_auth(server, auth);
+    /* Settles produces whose outcome librdkafka could not tell (Idempotency-Key; its thread starts
+     * on first use). */
+    if ((lookup = sg_lookup_create(conf, bootstraps, err, sizeof(err))) == NULL)
+        goto done;
+    sg_server_set_lookup(server, lookup);
     if (conf->n_tables > 0) {
         const char *names[256];
         for (size_t i = 0; i < conf->n_tables && i < 256; ++i)
@@ -462,6 +509,10 @@ done:
     sg_placement_destroy(placement); /* after the materializer and the loops, which ask it */
     sg_tables_close(tables);
     sg_bridge_destroy(bridge);
+    /* After the loops and the bridge thread (they submit lookups), before the store (a lookup's
+     * answer writes to it; those still queued are answered "unknown" here and looked up again by
+     * the next retry after a restart). */
+    sg_lookup_destroy(lookup);
     /* Last of the three: the loops (parked writes), the materializer and the bridge thread
      * (decoding by schema id) all use it until they are stopped. */
     sg_registry_destroy(registry);

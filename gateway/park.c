@@ -11,6 +11,7 @@
 
 static void unpark(sg_park_t *park)
 {
+    sg_conns_unwatch_parked(park);
     park->parked = 0;
     park->req = NULL;
     if (h2o_linklist_is_linked(&park->link))
@@ -19,7 +20,12 @@ static void unpark(sg_park_t *park)
         h2o_timeout_unlink(&park->deadline);
     if (park->gauge != NULL)
         atomic_fetch_sub(park->gauge, 1);
+    if (park->holds_pending) {
+        park->holds_pending = 0;
+        sg_pending_release(park->loop->server);
+    }
     atomic_fetch_sub(&park->loop->parked, 1);
+    atomic_fetch_sub(&park->loop->parked_by_kind[park->kind->metric], 1);
 }
 
 static void on_guard_dispose(void *p)
@@ -52,6 +58,8 @@ void sg_park_start(sg_park_t *park, const sg_park_kind_t *kind, h2o_req_t *req, 
     if (gauge != NULL)
         atomic_fetch_add(gauge, 1);
     atomic_fetch_add(&park->loop->parked, 1);
+    atomic_fetch_add(&park->loop->parked_by_kind[park->kind->metric], 1);
+    sg_conns_watch_parked(park); /* HTTP/1: notice the client leaving (HTTP/2 has the guard) */
 }
 
 void sg_park_set_deadline(sg_park_t *park, int64_t ms)

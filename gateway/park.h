@@ -26,6 +26,7 @@ typedef struct st_sg_park_t sg_park_t;
 
 /* What a kind of parked request does when its wait ends without the event it waits for. */
 typedef struct st_sg_park_kind_t {
+    int metric; /* an sg_parked_kind_t (metrics.h): how /metrics counts it */
     /* The deadline passed; still parked: answer (sg_park_finish) or go on waiting without one. */
     void (*on_deadline)(sg_park_t *park);
     /* The gateway is stopping: answer now, or leave it to an answer already on its way (a
@@ -42,7 +43,8 @@ struct st_sg_park_t {
     struct st_sg_park_t **guard; /* in req->pool, pointing back here while parked */
     h2o_linklist_t link;         /* in the feature's per-loop list while parked */
     h2o_timeout_entry_t deadline;
-    atomic_long *gauge; /* counted while parked (a metric, limits.pending); may be NULL */
+    atomic_long *gauge; /* counted while parked (a metric); may be NULL */
+    int holds_pending;  /* set by the caller that took a limits.pending slot for the wait: released when it ends */
     int parked;
 };
 

@@ -3,15 +3,18 @@
  * holds the state and the log).
  *
  * Requests are matched by the same router as configured routes (core/router.h), with /registry's
- * own templates. Reads are answered at once from the registry's in-memory state. A write (register
- * a schema, set a level) must go through the `_schemas` log: it is handed to the registry thread
- * and the request is parked on its loop (park.h), bounded by a deadline; the registry thread's
+ * own templates. Reads are answered at once from the registry's in-memory state, except those that
+ * parse a client's schema (a lookup, a compatibility check: a large schema's parse and walk must
+ * not hold up an event loop). Those, and writes (register a schema, set a level), which must go
+ * through the `_schemas` log, are handed to the registry thread and the request is parked on its
+ * loop (park.h), bounded by a deadline; the registry thread's
  * answer comes back through the loop's `done` receiver. The record is freed only when that answer
  * arrives: the registry answers every operation it accepted exactly once (at the latest when it
  * is destroyed), even after the request was answered by its deadline, by shutdown, or left.
  *
  * Status codes follow Confluent's (404 unknown subject/version/id, 409 incompatible, 422 invalid
- * schema or level), with RFC 9457 bodies like every other streamgate error.
+ * schema or level), with RFC 9457 bodies like every other streamgate error, which also carry
+ * Confluent's "error_code" and "message" members (the feature's problem_members) for its clients.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -23,6 +26,7 @@
 #include "gateway_int.h"
 #include "http_text.h"
 #include "park.h"
+#include "registry_body.h"
 #include "respond.h"
 #include "sg_path.h"
 #include "sg_registry.h"
@@ -36,7 +40,9 @@ struct st_sg_registry_loop_t {
     h2o_multithread_receiver_t done; /* the registry thread's answers */
 };
 
-typedef enum { WAIT_REGISTER, WAIT_LEVEL } wait_kind_t;
+/* What the request waits for: a change through the log, or a read that parses a schema (and, for
+ * a check, walks two schemas) and so runs on the registry thread rather than on the loop. */
+typedef enum { WAIT_REGISTER, WAIT_LEVEL, WAIT_CHECK, WAIT_FIND } wait_kind_t;
 
 typedef struct st_sg_reg_wait_t {
     h2o_multithread_message_t message; /* the registry thread sends the wait itself back */
@@ -46,10 +52,13 @@ typedef struct st_sg_reg_wait_t {
     sg_compat_t level;
     int clear;
     sg_compat_t previous; /* DELETE /config/{s}: the level that was removed */
+    sg_registry_t *reg;   /* WAIT_FIND: where the found schema's text is read */
+    char subject[SG_REGISTRY_MAX_SUBJECT_LEN + 1];
     /* the registry's answer */
     int err;
     char msg[1024];
     uint32_t id;
+    int version;
 } sg_reg_wait_t;
 
 /* The templates, with what each names; the router reports the other methods of a path in Allow. */
@@ -141,7 +150,8 @@ static void on_wait_gone(sg_park_t *park)
     /* the registry's answer frees the wait */
 }
 
-static const sg_park_kind_t wait_park = {.on_deadline = on_wait_deadline, .on_drain = on_wait_drain, .on_gone = on_wait_gone};
+static const sg_park_kind_t wait_park = {
+    .metric = SG_PARKED_REGISTRY, .on_deadline = on_wait_deadline, .on_drain = on_wait_drain, .on_gone = on_wait_gone};
 
 /* Registry thread: hand the answer to the loop that parked the request. */
 static void on_registry_done(void *opaque, const sg_registry_result_t *result)
@@ -150,7 +160,18 @@ static void on_registry_done(void *opaque, const sg_registry_result_t *result)
     wait->err = result->err;
     snprintf(wait->msg, sizeof(wait->msg), "%s", result->msg != NULL ? result->msg : "");
     wait->id = result->id;
+    wait->version = result->version;
     h2o_multithread_send_message(&wait->loop->registry->done, &wait->message);
+}
+
+/* POST /subjects/{s}: the version found; its text is read now (versions are never removed). */
+static void respond_found(h2o_req_t *req, const sg_reg_wait_t *wait)
+{
+    const sg_registry_schema_t *schema = sg_registry_lookup(wait->reg, wait->id);
+    if (schema == NULL)
+        problem_for(req, SG_REG_E_NO_SCHEMA, wait->subject, "the schema is not registered under this subject");
+    else
+        respond_json(req, version_doc(wait->subject, wait->version, schema));
 }
 
 static void answer(sg_reg_wait_t *wait)
@@ -158,8 +179,16 @@ static void answer(sg_reg_wait_t *wait)
     h2o_req_t *req = sg_park_finish(&wait->park);
     if (req == NULL)
         return;
-    if (wait->err != SG_REG_OK)
-        problem_for(req, wait->err, NULL, wait->msg);
+    if (wait->kind == WAIT_CHECK && wait->err == SG_REG_OK)
+        respond_json(req, json_pack("{s:b}", "is_compatible", 1));
+    else if (wait->kind == WAIT_CHECK && wait->err == SG_REG_E_INCOMPATIBLE)
+        respond_json(req, json_pack("{s:b, s:[s]}", "is_compatible", 0, "messages", wait->msg));
+    else if (wait->kind == WAIT_FIND && wait->err == SG_REG_E_NO_SCHEMA)
+        problem_for(req, wait->err, wait->subject, "the schema is not registered under this subject");
+    else if (wait->err != SG_REG_OK)
+        problem_for(req, wait->err, wait->subject, wait->msg);
+    else if (wait->kind == WAIT_FIND)
+        respond_found(req, wait);
     else if (wait->kind == WAIT_REGISTER)
         respond_json(req, json_pack("{s:I}", "id", (json_int_t)wait->id));
     else if (wait->clear)
@@ -179,8 +208,8 @@ static void on_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messag
     }
 }
 
-/* A write about to go to the registry thread: parked, or NULL after answering 503. */
-static sg_reg_wait_t *wait_new(h2o_req_t *req, wait_kind_t kind)
+/* An operation about to go to the registry thread: parked, or NULL after answering 503. */
+static sg_reg_wait_t *wait_new(h2o_req_t *req, wait_kind_t kind, const char *subject)
 {
     sg_loop_t *loop = sg_loop_of(req);
     if (sg_server_is_draining(loop->server)) {
@@ -195,6 +224,7 @@ static sg_reg_wait_t *wait_new(h2o_req_t *req, wait_kind_t kind)
     sg_reg_wait_t *wait = sg_calloc(1, sizeof(*wait));
     wait->loop = loop;
     wait->kind = kind;
+    snprintf(wait->subject, sizeof(wait->subject), "%s", subject != NULL ? subject : "");
     sg_park_start(&wait->park, &wait_park, req, &loop->registry->parked, NULL);
     sg_park_set_deadline(&wait->park, SG_REG_WAIT_MS);
     return wait;
@@ -238,10 +268,8 @@ static json_t *body_object(h2o_req_t *req)
                    req->entity.len, (unsigned long long)conf->limits.body_bytes);
         return NULL;
     }
-    json_error_t jerr;
-    json_t *doc = req->entity.len > 0 ? json_loadb(req->entity.base, req->entity.len, JSON_REJECT_DUPLICATES, &jerr) : NULL;
-    if (doc == NULL || !json_is_object(doc)) {
-        json_decref(doc);
+    json_t *doc = sg_registry_body_object(req->entity.base, req->entity.len);
+    if (doc == NULL) {
         sg_problem(req, SG_PROBLEM_INVALID_JSON, NULL, "%s",
                    req->entity.len == 0 ? "the request needs a JSON object body" : "the body is not a JSON object");
         return NULL;
@@ -253,28 +281,24 @@ static json_t *body_object(h2o_req_t *req)
  * answering the error. */
 static const char *schema_of(h2o_req_t *req, json_t *doc, size_t *len)
 {
-    const json_t *type = json_object_get(doc, "schemaType");
-    if (type != NULL && !(json_is_string(type) && strcmp(json_string_value(type), "AVRO") == 0)) {
+    const char *schema = NULL;
+    switch (sg_registry_body_schema(doc, SG_REGISTRY_MAX_SCHEMA_BYTES, &schema, len)) {
+    case SG_REG_BODY_OK: return schema;
+    case SG_REG_BODY_SCHEMA_TYPE:
         sg_problem(req, SG_PROBLEM_UNSUPPORTED_SCHEMA_TYPE, "schemaType", "only AVRO schemas are supported");
         return NULL;
-    }
-    const json_t *refs = json_object_get(doc, "references");
-    if (refs != NULL && !(json_is_array(refs) && json_array_size(refs) == 0)) {
+    case SG_REG_BODY_REFERENCES:
         sg_problem(req, SG_PROBLEM_UNSUPPORTED_REFERENCES, "references", "schema references are not supported");
         return NULL;
-    }
-    const json_t *schema = json_object_get(doc, "schema");
-    if (!json_is_string(schema)) {
+    case SG_REG_BODY_NO_SCHEMA:
         sg_problem(req, SG_PROBLEM_INVALID_SCHEMA, "schema", "the body needs \"schema\": the Avro schema as a JSON string");
         return NULL;
-    }
-    *len = json_string_length(schema);
-    if (*len > SG_REGISTRY_MAX_SCHEMA_BYTES) {
+    case SG_REG_BODY_TOO_LARGE:
         sg_problem(req, SG_PROBLEM_SCHEMA_TOO_LARGE, "schema", "the schema is %zu bytes; at most %d are accepted", *len,
                    SG_REGISTRY_MAX_SCHEMA_BYTES);
         return NULL;
     }
-    return json_string_value(schema);
+    return NULL;
 }
 
 static void invalid_subject(h2o_req_t *req)
@@ -360,7 +384,7 @@ static void handle_register(h2o_req_t *req, sg_registry_t *reg, const char *subj
     } else if (rc == SG_REG_E_INVALID) {
         problem_for(req, SG_REG_E_INVALID, subject, err);
     } else {
-        sg_reg_wait_t *wait = wait_new(req, WAIT_REGISTER);
+        sg_reg_wait_t *wait = wait_new(req, WAIT_REGISTER, subject);
         if (wait != NULL && (rc = sg_registry_register_async(reg, subject, text, len, on_registry_done, wait)) != 0)
             wait_refused(wait, rc);
     }
@@ -375,14 +399,13 @@ static void handle_lookup(h2o_req_t *req, sg_registry_t *reg, const char *subjec
     size_t len;
     const char *text = schema_of(req, doc, &len);
     if (text != NULL) {
-        const sg_registry_schema_t *schema;
-        int version;
-        char err[512] = "";
-        int rc = sg_registry_find(reg, subject, text, len, &schema, &version, err, sizeof(err));
-        if (rc == SG_REG_OK)
-            respond_json(req, version_doc(subject, version, schema));
-        else
-            problem_for(req, rc, subject, rc == SG_REG_E_NO_SCHEMA ? "the schema is not registered under this subject" : err);
+        sg_reg_wait_t *wait = wait_new(req, WAIT_FIND, subject);
+        int rc;
+        if (wait != NULL) {
+            wait->reg = reg;
+            if ((rc = sg_registry_find_async(reg, subject, text, len, on_registry_done, wait)) != 0)
+                wait_refused(wait, rc);
+        }
     }
     json_decref(doc);
 }
@@ -395,14 +418,10 @@ static void handle_compatibility(h2o_req_t *req, sg_registry_t *reg, const char 
     size_t len;
     const char *text = schema_of(req, doc, &len);
     if (text != NULL) {
-        char err[1024] = "";
-        int rc = sg_registry_check(reg, subject, version, text, len, err, sizeof(err));
-        if (rc == SG_REG_OK)
-            respond_json(req, json_pack("{s:b}", "is_compatible", 1));
-        else if (rc == SG_REG_E_INCOMPATIBLE)
-            respond_json(req, json_pack("{s:b, s:[s]}", "is_compatible", 0, "messages", err));
-        else
-            problem_for(req, rc, subject, err);
+        sg_reg_wait_t *wait = wait_new(req, WAIT_CHECK, subject);
+        int rc;
+        if (wait != NULL && (rc = sg_registry_check_async(reg, subject, version, text, len, on_registry_done, wait)) != 0)
+            wait_refused(wait, rc);
     }
     json_decref(doc);
 }
@@ -430,7 +449,7 @@ static void handle_config(h2o_req_t *req, sg_registry_t *reg, const char *subjec
             sg_problem(req, SG_PROBLEM_NO_SUBJECT_LEVEL, "subject", "subject %s has no compatibility level of its own", subject);
             return;
         }
-        sg_reg_wait_t *wait = wait_new(req, WAIT_LEVEL);
+        sg_reg_wait_t *wait = wait_new(req, WAIT_LEVEL, subject);
         if (wait == NULL)
             return;
         wait->clear = 1;
@@ -443,10 +462,7 @@ static void handle_config(h2o_req_t *req, sg_registry_t *reg, const char *subjec
     json_t *doc = body_object(req); /* PUT */
     if (doc == NULL)
         return;
-    const char *name = json_string_value(json_object_get(doc, "compatibility"));
-    if (name == NULL)
-        name = json_string_value(json_object_get(doc, "compatibilityLevel"));
-    int parsed = sg_compat_parse(name, &level);
+    int parsed = sg_compat_parse(sg_registry_body_level(doc), &level);
     json_decref(doc);
     if (parsed != 0) {
         problem_for(req, SG_REG_E_BAD_LEVEL, subject,
@@ -454,7 +470,7 @@ static void handle_config(h2o_req_t *req, sg_registry_t *reg, const char *subjec
                     "or FULL_TRANSITIVE");
         return;
     }
-    sg_reg_wait_t *wait = wait_new(req, WAIT_LEVEL);
+    sg_reg_wait_t *wait = wait_new(req, WAIT_LEVEL, subject);
     if (wait == NULL)
         return;
     wait->level = level;
@@ -599,9 +615,39 @@ static void drain(sg_loop_t *loop)
     sg_park_drain(&loop->registry->parked);
 }
 
+/* Confluent's error codes (io.confluent.kafka.schemaregistry.rest.exceptions.Errors), which its
+ * clients read from "error_code" (Java RestClientException.getErrorCode(), Python
+ * SchemaRegistryError.error_code, Go's error_code): by problem type; any other problem carries its
+ * HTTP status, as Confluent's generic errors do. */
+static const struct {
+    const char *type;
+    int error_code;
+} confluent_codes[] = {
+    {"unknown-subject", 40401},         {"unknown-version", 40402},
+    {"unknown-schema", 40403},          {"no-subject-level", 40408},
+    {"incompatible-schema", 409},       {"invalid-schema", 42201},
+    {"unsupported-schema-type", 42201}, {"unsupported-references", 42201},
+    {"invalid-version", 42202},         {"invalid-compatibility-level", 42203},
+    {"invalid-subject", 42208},         {"schema-too-large", 42209},
+    {"registry-unavailable", 50001},    {"registry-not-ready", 50001},
+    {"registry-external", 50003},
+};
+
+/* The same problem+json body, plus Confluent's "error_code" and "message" (the detail). */
+static void problem_members(int status, const char *type, const char *detail, json_t *problem)
+{
+    int error_code = status;
+    for (size_t i = 0; i < SG_ARRAY_SIZE(confluent_codes); ++i)
+        if (strcmp(confluent_codes[i].type, type) == 0)
+            error_code = confluent_codes[i].error_code;
+    json_object_set_new(problem, "error_code", json_integer(error_code));
+    json_object_set_new(problem, "message", json_string(detail != NULL ? detail : ""));
+}
+
 const sg_feature_t sg_feature_registry = {.prefix = "/registry",
                                           .methods = "GET, POST, PUT, DELETE",
                                           .access = access_rule,
+                                          .problem_members = problem_members,
                                           .handle = handle,
                                           .init_server = init_server,
                                           .dispose_server = dispose_server,

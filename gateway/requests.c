@@ -25,6 +25,7 @@
 
 #include <jansson.h>
 
+#include "http_text.h"
 #include "park.h"
 #include "respond.h"
 #include "sg_store.h"
@@ -73,10 +74,14 @@ static h2o_iovec_t state_json(h2o_req_t *req, const char *id_text, const char *s
         json_t *headers = rec->headers_json ? json_loads(rec->headers_json, 0, NULL) : NULL;
         if (headers == NULL)
             headers = json_object();
-        if (rec->content_type != NULL)
+        /* As a replay answers it (idempotency.c): a status that is not final is a 502, and 204
+         * or 304 have no body (records may predate these rules). */
+        int status = sg_http_status_is_final(rec->status) ? rec->status : 502;
+        if (rec->content_type != NULL && sg_http_status_has_content(status))
             json_object_set_new(headers, "content-type", json_string(rec->content_type));
         json_object_set_new(doc, "response",
-                            json_pack("{s:i, s:o, s:o}", "status", rec->status, "headers", headers, "body", body_json(rec)));
+                            json_pack("{s:i, s:o, s:o}", "status", status, "headers", headers, "body",
+                                      sg_http_status_has_content(status) ? body_json(rec) : json_null()));
     }
     size_t len = json_dumpb(doc, NULL, 0, JSON_COMPACT);
     char *body = h2o_mem_alloc_pool(&req->pool, len + 1);
@@ -151,7 +156,8 @@ static void on_watch_gone(sg_park_t *park)
     free(H2O_STRUCT_FROM_MEMBER(sg_watch_t, park, park));
 }
 
-static const sg_park_kind_t watch_park = {.on_deadline = on_watch_end, .on_drain = on_watch_end, .on_gone = on_watch_gone};
+static const sg_park_kind_t watch_park = {
+    .metric = SG_PARKED_STATUS, .on_deadline = on_watch_end, .on_drain = on_watch_end, .on_gone = on_watch_gone};
 
 /* Field by field: the struct has padding, so memcmp would compare garbage. */
 static int same_id(const sg_reqid_t *a, const sg_reqid_t *b)
@@ -188,7 +194,8 @@ void sg_requests_notify_recorded(sg_server_t *server, const sg_reqid_t *id)
 
 /* --- the resource --------------------------------------------------------------------------- */
 
-/* Parks the request until the outcome is recorded or wait_ms passes. */
+/* Parks the request until the outcome is recorded or wait_ms passes. The caller has taken a
+ * limits.pending slot, which the park releases. */
 static void watch(h2o_req_t *req, const sg_reqid_t *id, const char *id_text, sg_sse_t *sse, int64_t wait_ms)
 {
     sg_loop_t *loop = sg_loop_of(req);
@@ -197,6 +204,7 @@ static void watch(h2o_req_t *req, const sg_reqid_t *id, const char *id_text, sg_
     watch->id = *id;
     memcpy(watch->id_text, id_text, sizeof(watch->id_text));
     watch->sse = sse;
+    watch->park.holds_pending = 1;
     sg_park_start(&watch->park, &watch_park, req, &loop->requests->watches, &server->watchers);
     sg_park_set_deadline(&watch->park, wait_ms);
     /* The reply may have been recorded between the lookup and the park: look once more. */
@@ -280,11 +288,12 @@ static void handle(h2o_req_t *req, const char *path, size_t path_len, sg_princip
         wait_ms = SG_WATCH_MAX_WAIT_MS;
     if (sg_server_is_draining(server))
         wait_ms = 0; /* nothing parks any more: the current state now */
-    if (!sse && (is_settled(state) || wait_ms == 0)) {
+    int waits = !is_settled(state) && wait_ms > 0;
+    if (!sse && !waits) {
         send_state(req, NULL, text, state, have_rec ? &rec : NULL);
-    } else if (atomic_load(&server->watchers) >= (long)server->conf->limits.pending) {
-        /* parked requests count against limits.pending like waiting commands do */
-        sg_problem(req, SG_PROBLEM_TOO_MANY_PENDING, NULL, "limits.pending (%u) status requests are already waiting",
+    } else if (waits && !sg_pending_acquire(server)) {
+        /* a wait counts against limits.pending like every request waiting on Kafka */
+        sg_problem(req, SG_PROBLEM_TOO_MANY_PENDING, NULL, "limits.pending (%u) requests are already waiting on Kafka",
                    server->conf->limits.pending);
     } else if (!sse) {
         watch(req, &id, text, NULL, wait_ms);
@@ -293,7 +302,7 @@ static void handle(h2o_req_t *req, const char *path, size_t path_len, sg_princip
          * EventSource reconnects). A request already settled gets one event. */
         sg_sse_t *stream = sg_sse_start(req, NULL, NULL);
         send_state(req, stream, text, state, have_rec ? &rec : NULL);
-        if (is_settled(state) || wait_ms == 0)
+        if (!waits)
             sg_sse_close(stream);
         else
             watch(req, &id, text, stream, wait_ms);

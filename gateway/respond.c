@@ -5,7 +5,9 @@
  *
  * H2O answers a few errors itself before any handler runs (a body over the size limit, broken
  * chunked encoding, an unknown Expect). Those responses go through the host's fallback path,
- * so a filter there rewrites them into problem+json too: clients see one error format.
+ * so a filter there rewrites them into problem+json too: clients see one error format. The same
+ * filter sits on the static mounts' pathconfs, for the file handler's own errors (405 for a
+ * POST to a file, 416 for a range past the end, 403 for a file it may not read).
  */
 #include "respond.h"
 
@@ -54,8 +56,11 @@ void sg_http_parse_prefer(h2o_req_t *req, int *async, int64_t *wait_ms)
 
 void sg_http_add_header(h2o_req_t *req, const char *name, size_t name_len, const char *value, size_t value_len)
 {
-    h2o_add_header_by_str(&req->pool, &req->res.headers, h2o_strdup(&req->pool, name, name_len).base, name_len, 0, NULL,
-                          h2o_strdup(&req->pool, value, value_len).base, value_len);
+    /* Lower-cased: an upper-case name is a protocol error on HTTP/2 (the client gets nothing). */
+    char *lower = h2o_mem_alloc_pool(&req->pool, name_len + 1);
+    sg_http_lowercase(name, name_len, lower);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, lower, name_len, 0, NULL, h2o_strdup(&req->pool, value, value_len).base,
+                          value_len);
 }
 
 void sg_http_add_token(h2o_req_t *req, const char *text, size_t len)
@@ -76,6 +81,14 @@ void sg_http_respond(h2o_req_t *req, int status, const char *content_type, const
 {
     req->res.status = status;
     req->res.reason = sg_http_reason(status);
+    if (!sg_http_status_has_content(status)) {
+        /* 204 and 304 have no content and no Content-Length (a body would be read as the start
+         * of the next response on HTTP/1, and resets the stream on HTTP/2). */
+        req->res.content_length = SIZE_MAX;
+        sg_cors_apply(sg_loop_of(req)->server->conf, req);
+        h2o_send_inline(req, "", 0);
+        return;
+    }
     req->res.content_length = len;
     if (content_type != NULL)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
@@ -83,7 +96,7 @@ void sg_http_respond(h2o_req_t *req, int status, const char *content_type, const
     h2o_send_inline(req, body, len);
 }
 
-static h2o_iovec_t problem_body(h2o_mem_pool_t *pool, const char *type, int status, const char *title, const char *field,
+static h2o_iovec_t problem_body(h2o_req_t *req, const char *type, int status, const char *title, const char *field,
                                 const char *detail, const char *member, const char *member_value)
 {
     char type_uri[128];
@@ -106,8 +119,11 @@ static h2o_iovec_t problem_body(h2o_mem_pool_t *pool, const char *type, int stat
     json_t *member_json = member != NULL ? json_string(member_value) : NULL;
     if (member_json != NULL)
         json_object_set_new(problem, member, member_json);
+    const sg_feature_t *feature = sg_feature_of_path(req->path.base, sg_http_path_len(req));
+    if (feature != NULL && feature->problem_members != NULL)
+        feature->problem_members(status, type, json_string_value(detail_json), problem);
     size_t len = json_dumpb(problem, NULL, 0, JSON_COMPACT);
-    h2o_iovec_t out = h2o_iovec_init(h2o_mem_alloc_pool(pool, len + 1), len);
+    h2o_iovec_t out = h2o_iovec_init(h2o_mem_alloc_pool(&req->pool, len + 1), len);
     json_dumpb(problem, out.base, len, JSON_COMPACT);
     json_decref(problem);
     return out;
@@ -121,7 +137,7 @@ static void problem_v(h2o_req_t *req, sg_problem_t kind, const char *field, cons
     vsnprintf(detail, sizeof(detail), fmt, args);
     if (info->retry_after_s > 0)
         sg_http_retry_after(req, info->retry_after_s);
-    h2o_iovec_t body = problem_body(&req->pool, info->type, info->status, info->title, field, detail, member, member_value);
+    h2o_iovec_t body = problem_body(req, info->type, info->status, info->title, field, detail, member, member_value);
     sg_http_respond(req, info->status, "application/problem+json", body.base, body.len);
 }
 
@@ -183,14 +199,21 @@ static void rewrite_on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ost
             snprintf(detail, sizeof(detail), "the request body exceeds limits.body_bytes (%llu bytes)",
                      (unsigned long long)conf->limits.body_bytes);
             const sg_problem_info_t *info = sg_problem_info(SG_PROBLEM_BODY_TOO_LARGE);
-            body = problem_body(&req->pool, info->type, info->status, info->title, "body", detail, NULL, NULL);
+            body = problem_body(req, info->type, info->status, info->title, "body", detail, NULL, NULL);
         } else {
-            /* Only these reach H2O's own answers; any other status keeps H2O's reason as title. */
-            const sg_problem_info_t *info = req->res.status == 400   ? sg_problem_info(SG_PROBLEM_BAD_REQUEST)
-                                            : req->res.status == 417 ? sg_problem_info(SG_PROBLEM_EXPECTATION_FAILED)
-                                                                     : NULL;
+            /* Only these reach H2O's own answers (the file handler's among them); any other
+             * status keeps H2O's reason as title. */
+            const sg_problem_info_t *info = NULL;
+            switch (req->res.status) {
+            case 400: info = sg_problem_info(SG_PROBLEM_BAD_REQUEST); break;
+            case 403: info = sg_problem_info(SG_PROBLEM_FORBIDDEN); break;
+            case 404: info = sg_problem_info(SG_PROBLEM_NOT_FOUND); break;
+            case 405: info = sg_problem_info(SG_PROBLEM_METHOD_NOT_ALLOWED); break;
+            case 416: info = sg_problem_info(SG_PROBLEM_RANGE_NOT_SATISFIABLE); break;
+            case 417: info = sg_problem_info(SG_PROBLEM_EXPECTATION_FAILED); break;
+            }
             snprintf(detail, sizeof(detail), "%s", req->res.reason);
-            body = problem_body(&req->pool, info != NULL ? info->type : "http-error", req->res.status,
+            body = problem_body(req, info != NULL ? info->type : "http-error", req->res.status,
                                 info != NULL ? info->title : req->res.reason, NULL, detail, NULL, NULL);
         }
         sg_rewrite_ostream_t *rewrite = (void *)h2o_add_ostream(req, sizeof(*rewrite), slot);
@@ -204,8 +227,8 @@ static void rewrite_on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ost
     h2o_setup_next_ostream(req, slot);
 }
 
-void sg_respond_register_fallback(h2o_pathconf_t *fallback)
+void sg_respond_register_rewrite(h2o_pathconf_t *pathconf)
 {
-    h2o_filter_t *filter = h2o_create_filter(fallback, sizeof(*filter));
+    h2o_filter_t *filter = h2o_create_filter(pathconf, sizeof(*filter));
     filter->on_setup_ostream = rewrite_on_setup_ostream;
 }

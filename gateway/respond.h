@@ -17,7 +17,8 @@
 #include "sg_conf.h"
 
 /** Answers status with body[0..len) (copied by H2O before it returns) and, unless NULL, a
- * Content-Type. The reason phrase comes from the status. */
+ * Content-Type. The reason phrase comes from the status. A status without content (204, 304)
+ * is sent without body, Content-Type and Content-Length, whatever body is given. */
 void sg_http_respond(h2o_req_t *req, int status, const char *content_type, const char *body, size_t len);
 
 /** Answers an RFC 9457 problem of `kind` (its status, title and Retry-After from the table), with
@@ -35,7 +36,7 @@ void sg_problem_method_not_allowed(h2o_req_t *req, const char *allow);
 /** Adds Retry-After: seconds. */
 void sg_http_retry_after(h2o_req_t *req, int seconds);
 
-/** Adds a header whose name and value are copied into the request's pool. */
+/** Adds a header whose name (lower-cased) and value are copied into the request's pool. */
 void sg_http_add_header(h2o_req_t *req, const char *name, size_t name_len, const char *value, size_t value_len);
 
 /** Adds Consistency-Token: text[0..len) (copied). */
@@ -56,8 +57,9 @@ int sg_http_wants_event_stream(h2o_req_t *req);
 /** Every Prefer header: sets *async for respond-async, *wait_ms for wait=N (left alone when absent). */
 void sg_http_parse_prefer(h2o_req_t *req, int *async, int64_t *wait_ms);
 
-/** Rewrites the errors H2O answers itself (before any handler) into problems, on `fallback`. */
-void sg_respond_register_fallback(h2o_pathconf_t *fallback);
+/** Rewrites the errors H2O answers itself (before any handler, or from its file handler) into
+ * problems, on `pathconf`. */
+void sg_respond_register_rewrite(h2o_pathconf_t *pathconf);
 
 /* cors.c */
 /** Whether `origin` is in cors.origins (or "*" is). */

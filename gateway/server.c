@@ -84,20 +84,6 @@ static SSL_CTX *create_ssl_ctx(const sg_listen_conf_t *listen_conf, char *err, s
     return ctx;
 }
 
-static void on_accept(h2o_socket_t *listener, const char *error)
-{
-    if (error != NULL)
-        return;
-    h2o_accept_ctx_t *accept_ctx = listener->data;
-    /* Drain the backlog a few at a time so one loop cannot starve its own requests. */
-    for (int i = 0; i < 16; ++i) {
-        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
-        if (sock == NULL)
-            return;
-        h2o_accept(accept_ctx, sock);
-    }
-}
-
 static void on_control(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
 {
     sg_loop_t *loop = H2O_STRUCT_FROM_MEMBER(sg_loop_t, control, receiver);
@@ -166,7 +152,7 @@ static void init_loop_on_its_thread(sg_loop_t *loop)
             (h2o_accept_ctx_t){.ctx = &loop->ctx, .hosts = server->globalconf.hosts, .ssl_ctx = server->ssl_ctxs[l]};
         loop->listeners[l] = h2o_evloop_socket_create(loop->ctx.loop, loop->listen_fds[l], H2O_SOCKET_FLAG_DONT_READ);
         loop->listeners[l]->data = &loop->accept_ctxs[l];
-        h2o_socket_read_start(loop->listeners[l], on_accept);
+        h2o_socket_read_start(loop->listeners[l], sg_conns_on_accept);
     }
 }
 
@@ -237,7 +223,7 @@ sg_server_t *sg_server_create(const sg_conf_t *conf, sg_bridge_t *bridge, char *
      * refused by H2O before they are read, and respond.c rewrites that answer. */
     server->globalconf.max_request_entity_size = (size_t)conf->limits.body_bytes + 1;
     h2o_hostconf_t *hostconf = h2o_config_register_host(&server->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
-    if (sg_dispatch_register(server, hostconf, err, errlen) != 0)
+    if (sg_access_log_open(server, err, errlen) != 0 || sg_dispatch_register(server, hostconf, err, errlen) != 0)
         goto fail;
 
     server->ssl_ctxs = sg_calloc(conf->n_listen, sizeof(*server->ssl_ctxs));
@@ -310,8 +296,14 @@ void sg_server_maintain(sg_server_t *server)
 {
     char err[256];
     size_t deleted = 0;
-    if (sg_store_sweep(server->store, sg_now_ms(), 10000, &deleted, err, sizeof(err)) < 0)
+    /* Called every second: a failing sweep (a full disk) is logged when it starts and ends failing,
+     * not every second in between; /readyz says why meanwhile. */
+    int failing = sg_store_sweep(server->store, sg_now_ms(), 10000, &deleted, err, sizeof(err)) < 0;
+    if (failing && !server->sweep_failing)
         sg_log_error("request store sweep: %s", err);
+    else if (!failing && server->sweep_failing)
+        sg_log_info("request store sweep: works again");
+    server->sweep_failing = failing;
 }
 
 void sg_server_close_store(sg_server_t *server)

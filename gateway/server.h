@@ -64,6 +64,11 @@ void sg_gateway_on_claim_completed(void *server, const char *route, const char *
  * sg_server_start; destroy it only after sg_server_destroy. */
 struct st_sg_auth_t;
 void sg_server_set_auth(sg_server_t *server, struct st_sg_auth_t *auth);
+/** Settles Idempotency-Keys whose first produce's outcome is unknown with `lookup` (borrowed;
+ * set before sg_server_start, destroyed after the loops stop and before the store closes;
+ * idempotency.c). Without one such a key stays refused (503 outcome-unknown) until it expires. */
+struct st_sg_lookup_t;
+void sg_server_set_lookup(sg_server_t *server, struct st_sg_lookup_t *lookup);
 
 /** The materializer's progress callback (its context is the sg_server_t): wakes table reads
  * waiting for their conditions, and watches (materializer thread; tables.c). */

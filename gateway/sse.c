@@ -1,7 +1,9 @@
 /*
  * See sse.h. Two buffers: the one H2O is sending (it may point into it until proceed) and the one
  * collecting what is written meanwhile. The server counts open streams so that shutdown can wait
- * until the final chunk of each has left.
+ * until the final chunk of each has left. A send that H2O has not completed after
+ * limits.write_timeout means the client fell behind (on HTTP/2 a stream can stall on its own, its
+ * flow-control window closed, while the connection still moves): its connection is closed.
  */
 #include "sse.h"
 
@@ -20,8 +22,9 @@ struct st_sg_sse_t {
     char *queued;        /* heap; written while busy */
     size_t queued_len, queued_cap;
     int busy;
-    int closing; /* send FINAL with the next send */
-    int done;    /* FINAL sent */
+    int closing;               /* send FINAL with the next send */
+    int done;                  /* FINAL sent */
+    h2o_timeout_entry_t stall; /* armed while a send is in flight */
 };
 
 static void flush(sg_sse_t *sse)
@@ -34,14 +37,25 @@ static void flush(sg_sse_t *sse)
     sse->queued_len = sse->queued_cap = 0;
     sse->busy = 1;
     sse->done = sse->closing;
+    /* Unlinked when H2O asks for more (on_proceed) or, after the final send, when the request goes. */
+    sg_loop_t *loop = sg_loop_of(sse->req);
+    h2o_timeout_link(loop->ctx.loop, sg_loop_wait_timeout(loop, sse->server->conf->limits.write_timeout_ms), &sse->stall);
     h2o_send(sse->req, &sse->sending, sse->sending.len > 0 ? 1 : 0,
              sse->closing ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+}
+
+static void on_stall(h2o_timeout_entry_t *entry)
+{
+    sg_sse_t *sse = H2O_STRUCT_FROM_MEMBER(sg_sse_t, stall, entry);
+    sg_conns_close_stalled(sse->req, "an event stream's send made no progress within limits.write_timeout");
 }
 
 static void on_proceed(h2o_generator_t *generator, h2o_req_t *req)
 {
     sg_sse_t *sse = H2O_STRUCT_FROM_MEMBER(sg_sse_t, generator, generator);
     sse->busy = 0;
+    if (h2o_timeout_is_linked(&sse->stall))
+        h2o_timeout_unlink(&sse->stall);
     if (sse->done)
         return;
     if (sse->queued_len > 0 || sse->closing)
@@ -58,6 +72,8 @@ static void on_stop(h2o_generator_t *generator, h2o_req_t *req)
 static void on_dispose(void *p)
 {
     sg_sse_t *sse = p;
+    if (h2o_timeout_is_linked(&sse->stall))
+        h2o_timeout_unlink(&sse->stall);
     free(sse->sending.base);
     free(sse->queued);
     atomic_fetch_sub(&sse->server->streams, 1);
@@ -67,7 +83,12 @@ sg_sse_t *sg_sse_start(h2o_req_t *req, sg_sse_idle_cb on_idle, void *ctx)
 {
     sg_server_t *server = sg_loop_of(req)->server;
     sg_sse_t *sse = h2o_mem_alloc_shared(&req->pool, sizeof(*sse), on_dispose);
-    *sse = (sg_sse_t){.req = req, .generator = {on_proceed, on_stop}, .server = server, .on_idle = on_idle, .ctx = ctx};
+    *sse = (sg_sse_t){.req = req,
+                      .generator = {on_proceed, on_stop},
+                      .server = server,
+                      .on_idle = on_idle,
+                      .ctx = ctx,
+                      .stall = {.cb = on_stall}};
     atomic_fetch_add(&server->streams, 1);
     req->res.status = 200;
     req->res.reason = "OK";

@@ -79,9 +79,11 @@ static void owner_failed(sg_fwd_t *fwd, const char *why)
         fwd->tq = NULL;
         int64_t left = fwd->wait_ms - (sg_now_ms() - fwd->started_ms);
         fwd_free(fwd);
-        const char *instance = sg_deployment_instance(sg_loop_of(req)->server->deployment);
+        sg_server_t *server = sg_loop_of(req)->server;
+        const char *instance = sg_deployment_instance(server->deployment);
         sg_http_add_header(req, H2O_STRLIT(SG_SERVED_BY_HEADER), instance, strlen(instance));
-        sg_tq_begin(req, tq, left > 0 ? left : 0);
+        tq->park.holds_pending = left > 0 && sg_pending_acquire(server);
+        sg_tq_begin(req, tq, tq->park.holds_pending ? left : 0);
         return;
     }
     sg_problem(req, SG_PROBLEM_OWNER_UNAVAILABLE, NULL, "the instance that owns the key's partition (%s) could not answer: %s",
@@ -122,7 +124,8 @@ static void on_fwd_gone(sg_park_t *park)
     fwd_free(H2O_STRUCT_FROM_MEMBER(sg_fwd_t, park, park));
 }
 
-static const sg_park_kind_t fwd_park = {.on_deadline = on_fwd_deadline, .on_drain = on_fwd_drain, .on_gone = on_fwd_gone};
+static const sg_park_kind_t fwd_park = {
+    .metric = SG_PARKED_TABLE, .on_deadline = on_fwd_deadline, .on_drain = on_fwd_drain, .on_gone = on_fwd_gone};
 
 /* Forwards the read to route->owner_url (or, with no owner known, to a standby). Takes tq. */
 static void forward(h2o_req_t *req, sg_tq_t *tq, const sg_placement_route_t *route, int64_t wait_ms)
@@ -144,6 +147,8 @@ static void forward(h2o_req_t *req, sg_tq_t *tq, const sg_placement_route_t *rou
         snprintf(fwd->standby_name, sizeof(fwd->standby_name), "%s", route->standby);
     }
     sg_park_start(&fwd->park, &fwd_park, req, sg_exchange_parked(loop), &loop->server->table_waiters);
+    fwd->park.holds_pending = tq->park.holds_pending; /* the read's limits.pending slot, released when the hop ends */
+    tq->park.holds_pending = 0;
     sg_park_set_deadline(&fwd->park, wait_ms + SG_FORWARD_MARGIN_MS);
     if (sg_exchange_start(&fwd->exchange, req, url, NULL) != 0)
         owner_failed(fwd, "it advertises a URL this instance cannot forward to (http:// only)");
@@ -155,7 +160,7 @@ void sg_tables_route(h2o_req_t *req, sg_tq_t *tq, int64_t wait_ms)
     const char *table = tq->table->name; /* config memory: outlives tq */
     sg_placement_route_t route;
     if (sg_placement_route(server->placement, tq->table_index, tq->key, tq->keylen, &route) != 0) {
-        sg_tq_free(tq);
+        sg_tq_discard(req, tq);
         sg_problem(req, SG_PROBLEM_NOT_READY, NULL, "table %s: the partitions of its topic are not known yet", table);
         return;
     }
@@ -168,21 +173,21 @@ void sg_tables_route(h2o_req_t *req, sg_tq_t *tq, int64_t wait_ms)
         return;
     }
     if (forwarded) { /* one hop only */
-        sg_tq_free(tq);
+        sg_tq_discard(req, tq);
         sg_problem(req, SG_PROBLEM_PARTITION_MOVED, NULL,
                    "table %s: partition %d is not kept by this instance (%s) any more; its ownership is moving", table,
                    (int)route.partition, instance);
         return;
     }
     if (route.owner_url[0] == '\0' && (route.standby_url[0] == '\0' || tq->sse)) {
-        sg_tq_free(tq);
+        sg_tq_discard(req, tq);
         sg_problem(req, SG_PROBLEM_OWNER_UNAVAILABLE, NULL, "table %s: partition %d has no live owner known to this instance yet",
                    table, (int)route.partition);
         return;
     }
     if (tq->sse) { /* a stream is served where the partition is kept */
         h2o_iovec_t location = h2o_concat(&req->pool, h2o_iovec_init(route.owner_url, strlen(route.owner_url)), req->path);
-        sg_tq_free(tq);
+        sg_tq_discard(req, tq);
         sg_http_add_header(req, H2O_STRLIT("location"), location.base, location.len);
         sg_http_respond(req, 307, NULL, "", 0);
         return;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "query.h"
 #include "respond.h"
 #include "sg_path.h"
 #include "sg_placement.h"
@@ -29,43 +30,28 @@ static int parse_query(h2o_req_t *req, h2o_iovec_t params[QP_COUNT])
     memset(params, 0, QP_COUNT * sizeof(*params));
     if (req->query_at == SIZE_MAX)
         return 0;
-    const char *at = req->path.base + req->query_at + 1;
-    const char *end = req->path.base + req->path.len;
-    while (at < end) {
-        const char *amp = memchr(at, '&', (size_t)(end - at));
-        const char *stop = amp ? amp : end;
-        const char *eq = memchr(at, '=', (size_t)(stop - at));
-        const char *name_end = eq ? eq : stop;
-        size_t name_len = (size_t)(name_end - at);
-        if (name_len > 0) {
-            int which = -1;
-            for (int i = 0; i < QP_COUNT; ++i)
-                if (strlen(qparam_names[i]) == name_len && memcmp(qparam_names[i], at, name_len) == 0)
-                    which = i;
-            if (which < 0) {
-                sg_problem(req, SG_PROBLEM_INVALID_QUERY, "query",
-                           "unknown query parameter %.*s (known: prefix, from, to, limit, cursor, token, fresh, min_stream_time)",
-                           (int)(name_len > 64 ? 64 : name_len), at);
-                return -1;
-            }
-            if (params[which].base != NULL) {
-                sg_problem(req, SG_PROBLEM_INVALID_QUERY, qparam_names[which], "query parameter %s is given twice",
-                           qparam_names[which]);
-                return -1;
-            }
-            const char *value = eq ? eq + 1 : stop;
-            size_t decoded_len = 0;
-            char *decoded = sg_path_decode(value, (size_t)(stop - value), &decoded_len);
-            if (decoded == NULL) {
-                sg_problem(req, SG_PROBLEM_INVALID_QUERY, qparam_names[which],
-                           "query parameter %s is not valid percent-encoding (or holds %%00)", qparam_names[which]);
-                return -1;
-            }
-            params[which] = h2o_strdup(&req->pool, decoded, decoded_len);
-            free(decoded);
-        }
-        at = stop + 1;
+    const char *query = req->path.base + req->query_at + 1;
+    sg_query_value_t values[QP_COUNT];
+    size_t bad = 0, bad_len = 0;
+    switch (sg_query_parse(query, req->path.len - req->query_at - 1, qparam_names, QP_COUNT, values, &bad, &bad_len)) {
+    case SG_QUERY_OK: break;
+    case SG_QUERY_UNKNOWN:
+        sg_problem(req, SG_PROBLEM_INVALID_QUERY, "query",
+                   "unknown query parameter %.*s (known: prefix, from, to, limit, cursor, token, fresh, min_stream_time)",
+                   (int)(bad_len > 64 ? 64 : bad_len), query + bad);
+        return -1;
+    case SG_QUERY_TWICE:
+        sg_problem(req, SG_PROBLEM_INVALID_QUERY, qparam_names[bad], "query parameter %s is given twice", qparam_names[bad]);
+        return -1;
+    case SG_QUERY_BAD_ENCODING:
+        sg_problem(req, SG_PROBLEM_INVALID_QUERY, qparam_names[bad],
+                   "query parameter %s is not valid percent-encoding (or holds %%00)", qparam_names[bad]);
+        return -1;
     }
+    for (int i = 0; i < QP_COUNT; ++i)
+        if (values[i].value != NULL)
+            params[i] = h2o_strdup(&req->pool, values[i].value, values[i].len);
+    sg_query_values_free(values, QP_COUNT);
     return 0;
 }
 
@@ -236,11 +222,12 @@ void sg_tables_start_read(h2o_req_t *req, const sg_table_conf_t *table, const ch
         sg_problem(req, SG_PROBLEM_SHUTTING_DOWN, NULL, "the gateway is shutting down; retry on another instance");
         return;
     }
-    /* Waiting reads and watches count against limits.pending, like waiting commands. */
-    if ((sse || wait_ms > 0) && atomic_load(&server->table_waiters) >= (long)conf->limits.pending) {
+    /* Waiting reads and watches count against limits.pending, like every request waiting on Kafka. */
+    int holds_pending = (sse || wait_ms > 0) && sg_pending_acquire(server);
+    if ((sse || wait_ms > 0) && !holds_pending) {
         if (must_wait) {
             sg_token_destroy(wanted);
-            sg_problem(req, SG_PROBLEM_TOO_MANY_PENDING, NULL, "limits.pending (%u) table reads and watches are already waiting",
+            sg_problem(req, SG_PROBLEM_TOO_MANY_PENDING, NULL, "limits.pending (%u) requests are already waiting on Kafka",
                        conf->limits.pending);
             return;
         }
@@ -257,6 +244,7 @@ void sg_tables_start_read(h2o_req_t *req, const sg_table_conf_t *table, const ch
     tq->fresh = fresh;
     tq->sse = sse;
     tq->resumed = last_event.base != NULL;
+    tq->park.holds_pending = holds_pending; /* released when the wait ends */
     tq->partition = -1;
     if (sg_placement_is_partitioned(server->placement, tq->table_index)) {
         if (key != NULL) {
@@ -268,7 +256,7 @@ void sg_tables_start_read(h2o_req_t *req, const sg_table_conf_t *table, const ch
             return;
         }
         if ((tq->parts = parse_partitions(req, table, tq->table_index, params[QP_PARTITIONS])) == NULL) {
-            sg_tq_free(tq);
+            sg_tq_discard(req, tq);
             return;
         }
     }

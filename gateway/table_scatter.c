@@ -58,7 +58,8 @@ static void scatter_free(sg_scatter_t *scatter)
         free(scatter->parts[i].partitions);
     }
     free(scatter->parts);
-    sg_tq_free(scatter->tq);
+    if (scatter->tq != NULL)
+        sg_tq_free(scatter->tq);
     free(scatter);
 }
 
@@ -239,8 +240,8 @@ static void on_scatter_gone(sg_park_t *park)
     scatter_free(scatter);
 }
 
-static const sg_park_kind_t scatter_park = {.on_deadline = on_scatter_deadline, .on_drain = on_scatter_drain,
-                                            .on_gone = on_scatter_gone};
+static const sg_park_kind_t scatter_park = {
+    .metric = SG_PARKED_TABLE, .on_deadline = on_scatter_deadline, .on_drain = on_scatter_drain, .on_gone = on_scatter_gone};
 
 /* Adds partition p to the part asking `url`. */
 static void add_partition(sg_scatter_t *scatter, const char *url, int32_t partition)
@@ -273,7 +274,7 @@ void sg_tables_scatter(h2o_req_t *req, sg_tq_t *tq, int64_t wait_ms)
     const char *table = tq->table->name;
     int32_t n = sg_placement_partitions(server->placement, tq->table_index);
     if (n <= 0) {
-        sg_tq_free(tq);
+        sg_tq_discard(req, tq);
         sg_problem(req, SG_PROBLEM_NOT_READY, NULL, "table %s: the partitions of its topic are not known yet", table);
         return;
     }
@@ -289,7 +290,9 @@ void sg_tables_scatter(h2o_req_t *req, sg_tq_t *tq, int64_t wait_ms)
                           : route.standby_url[0] != '\0'                             ? route.standby_url
                                                                                      : NULL;
         if (url == NULL) {
+            scatter->tq = NULL;
             scatter_free(scatter);
+            sg_tq_discard(req, tq);
             sg_problem(req, SG_PROBLEM_OWNER_UNAVAILABLE, NULL, "table %s: partition %d has no live owner known to this instance yet",
                        table, (int)p);
             return;
@@ -297,6 +300,8 @@ void sg_tables_scatter(h2o_req_t *req, sg_tq_t *tq, int64_t wait_ms)
         add_partition(scatter, url, p);
     }
     sg_park_start(&scatter->park, &scatter_park, req, sg_exchange_parked(loop), &server->table_waiters);
+    scatter->park.holds_pending = tq->park.holds_pending; /* the scan's limits.pending slot, released when it ends */
+    tq->park.holds_pending = 0;
     sg_park_set_deadline(&scatter->park, wait_ms + SG_SCATTER_MARGIN_MS);
     for (size_t i = 0; i < scatter->n_parts; ++i)
         sg_exchange_init(&scatter->parts[i].exchange, on_part, &scatter->parts[i]);

@@ -17,9 +17,12 @@
 
 void sg_watch_close(sg_tq_t *tq)
 {
-    sg_sse_close(tq->sse_writer);
+    /* The park ends first: closing the stream can end the request at once (an HTTP/1.0 stream
+     * ends with its connection, synchronously), and the park's guard would then free tq. */
+    sg_sse_t *sse = tq->sse_writer;
     sg_park_finish(&tq->park);
     sg_tq_free(tq);
+    sg_sse_close(sse);
 }
 
 static void send_event(sg_tq_t *tq, const char *kind, const sg_token_t *token, const char *value, size_t value_len)

@@ -250,6 +250,13 @@ void sg_tq_free(sg_tq_t *tq)
     free(tq);
 }
 
+void sg_tq_discard(h2o_req_t *req, sg_tq_t *tq)
+{
+    if (tq->park.holds_pending)
+        sg_pending_release(sg_loop_of(req)->server);
+    sg_tq_free(tq);
+}
+
 /* Ends the wait and frees the tq. Returns the request to answer. */
 static h2o_req_t *tq_done(sg_tq_t *tq)
 {
@@ -408,7 +415,8 @@ static void on_tq_gone(sg_park_t *park)
         sg_tq_free(tq);
 }
 
-static const sg_park_kind_t tq_park = {.on_deadline = on_tq_deadline, .on_drain = on_tq_drain, .on_gone = on_tq_gone};
+static const sg_park_kind_t tq_park = {
+    .metric = SG_PARKED_TABLE, .on_deadline = on_tq_deadline, .on_drain = on_tq_drain, .on_gone = on_tq_gone};
 
 /* Materializer query thread: the watermarks for a fresh=latest read; to the read's loop. */
 static void on_latest(void *ctx, int rc, const int32_t *partitions, const int64_t *highs, size_t n)

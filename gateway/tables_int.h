@@ -43,6 +43,8 @@ typedef struct st_sg_tq_t {
 /* tables.c */
 /** Frees a tq that is no longer parked. */
 void sg_tq_free(sg_tq_t *tq);
+/** Frees a tq that was never parked, giving back the limits.pending slot it was given. */
+void sg_tq_discard(h2o_req_t *req, sg_tq_t *tq);
 /** Consistency-Token and Stream-Time of `token` for the table's topic. */
 void sg_tables_add_read_headers(h2o_req_t *req, const sg_token_t *token, const char *topic);
 /** A filled tq (conditions and what to read) starts: it waits, or is answered at once. Takes tq;

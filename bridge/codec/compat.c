@@ -158,6 +158,10 @@ static int cschema_parse(cschema_t *cs, const char *text, size_t len, char *err,
         sg_errf(err, errlen, "the schema is not JSON: %s (line %d)", jerr.text, jerr.line);
         return -1;
     }
+    if (sg_avro_schema_check_names(cs->doc, err, errlen) != 0) { /* before Avro-C: it leaks on some errors */
+        json_decref(cs->doc);
+        return -1;
+    }
     avro_schema_t schema;
     if (avro_schema_from_json_length(text, len, &schema) != 0) {
         sg_errf(err, errlen, "invalid Avro schema: %s", avro_strerror());

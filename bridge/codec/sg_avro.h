@@ -42,6 +42,11 @@ sg_avro_schema_t *sg_avro_schema_parse(const char *json, size_t len, char *err, 
 /* Frees a schema; NULL is a no-op. */
 void sg_avro_schema_destroy(sg_avro_schema_t *schema);
 
+/* The checks sg_avro_schema_parse makes before handing a schema to Avro-C (every named type
+ * defined once, named definitions with names, nesting, decimal attributes, fixed sizes): run them
+ * before any other use of Avro-C's parser. Returns 0, or -1 with err. */
+int sg_avro_schema_check_names(const json_t *doc, char *err, size_t errlen);
+
 /* Validates `value` against the schema and encodes it. Returns 0 with *out an owned malloc'd
  * buffer (free()) of *outlen bytes, or -1 with `path` the JSON pointer of the offending value
  * ("" for the root, "/items/2/price") and err the reason ("expected number"). */

@@ -71,8 +71,7 @@ void sg_keysource_counts(sg_keysource_t *source, uint64_t *fetches, uint64_t *fa
 int sg_auth_alg_curve(const char *alg);
 size_t sg_auth_signature_len(const char *alg, size_t rsa_bits);
 
-/** SHA-256 of data into out[32]. */
-void sg_auth_sha256(const void *data, size_t len, uint8_t out[32]);
+/* sg_auth_sha256: in sg_auth.h (the gateway's request owners use it too). */
 
 /* text.c: sg_auth_parse_bearer in two steps, so that a token found in the cache (which holds
  * only tokens that passed the strict compact-JWS parse) is not scanned byte by byte again. */

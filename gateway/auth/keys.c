@@ -57,20 +57,46 @@ size_t sg_auth_signature_len(const char *alg, size_t rsa_bits)
 }
 
 /* Fetched once: a one-shot digest with EVP_sha256() looks the algorithm up on every call, which
- * costs more than hashing a whole token. */
+ * costs more than hashing a whole token. The digest context is one per thread, kept (freed when
+ * the thread exits): EVP_Digest would allocate, initialise and free one per call (every
+ * authenticated request hashes its token to look it up in the cache). */
 static EVP_MD *sha256_md;
 static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+static pthread_key_t sha256_ctx_key;
+static bool sha256_ctx_key_ok;
+
+static void sha256_ctx_free(void *ctx)
+{
+    EVP_MD_CTX_free(ctx);
+}
 
 static void sha256_fetch(void)
 {
     sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    sha256_ctx_key_ok = pthread_key_create(&sha256_ctx_key, sha256_ctx_free) == 0;
 }
 
 void sg_auth_sha256(const void *data, size_t len, uint8_t out[32])
 {
     unsigned int out_len = 32;
-    if (pthread_once(&sha256_once, sha256_fetch) != 0 || sha256_md == NULL ||
-        EVP_Digest(data, len, out, &out_len, sha256_md, NULL) != 1)
+    if (pthread_once(&sha256_once, sha256_fetch) != 0 || sha256_md == NULL)
+        sg_oom();
+    EVP_MD_CTX *ctx = sha256_ctx_key_ok ? pthread_getspecific(sha256_ctx_key) : NULL;
+    if (ctx == NULL) {
+        if (!sha256_ctx_key_ok) {
+            if (EVP_Digest(data, len, out, &out_len, sha256_md, NULL) != 1)
+                sg_oom(); /* hashing memory fails only when OpenSSL cannot allocate */
+            return;
+        }
+        if ((ctx = EVP_MD_CTX_new()) == NULL)
+            sg_oom();
+        if (pthread_setspecific(sha256_ctx_key, ctx) != 0) {
+            EVP_MD_CTX_free(ctx);
+            sg_oom();
+        }
+    }
+    if (EVP_DigestInit_ex2(ctx, sha256_md, NULL) != 1 || EVP_DigestUpdate(ctx, data, len) != 1 ||
+        EVP_DigestFinal_ex(ctx, out, &out_len) != 1)
         sg_oom(); /* hashing memory fails only when OpenSSL cannot allocate */
 }
 

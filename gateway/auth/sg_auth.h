@@ -134,6 +134,10 @@ void sg_principal_release(sg_principal_t *principal);
 /** A stable short name of a cause: "expired", "bad-signature", ... */
 const char *sg_auth_cause_name(sg_auth_cause_t cause);
 
+/** SHA-256 of data into out[32]: the algorithm fetched once and a digest context kept per thread
+ * (EVP_Digest with EVP_sha256() looks the algorithm up and allocates a context on every call). */
+void sg_auth_sha256(const void *data, size_t len, uint8_t out[32]);
+
 /** Writes the WWW-Authenticate value of a 401 for `cause` (RFC 6750 §3): `Bearer` for a missing
  * credential, else `Bearer error="invalid_token", error_description="DESCRIPTION"`, the
  * description reduced to the characters RFC 6750 allows. Returns the length it needs (as

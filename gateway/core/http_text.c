@@ -77,6 +77,66 @@ int sg_http_status_parse(const void *text, size_t len)
     return status >= 100 && status <= 599 ? status : 0;
 }
 
+int sg_http_status_is_final(int status)
+{
+    return status >= 200 && status <= 599;
+}
+
+int sg_http_status_has_content(int status)
+{
+    return status >= 200 && status != 204 && status != 304;
+}
+
+/* RFC 9110 5.6.2: tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" / "_"
+ * / "`" / "|" / "~" / DIGIT / ALPHA */
+static int is_tchar(unsigned char c)
+{
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+        return 1;
+    return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+int sg_http_header_name_ok(const void *name, size_t len)
+{
+    static const char *const reserved[] = {"content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te",
+                                           "trailer",        "proxy-connection",  "host"};
+    const unsigned char *bytes = name;
+    if (bytes == NULL || len == 0 || len > SG_HTTP_MAX_HEADER_NAME)
+        return 0;
+    for (size_t i = 0; i < len; ++i)
+        if (!is_tchar(bytes[i]))
+            return 0;
+    for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); ++i)
+        if (text_is(name, len, reserved[i]))
+            return 0;
+    return 1;
+}
+
+void sg_http_lowercase(const void *name, size_t len, char *out)
+{
+    const unsigned char *bytes = name;
+    for (size_t i = 0; i < len; ++i)
+        out[i] = (char)(bytes[i] >= 'A' && bytes[i] <= 'Z' ? bytes[i] - 'A' + 'a' : bytes[i]);
+    out[len] = '\0';
+}
+
+int sg_idempotency_key_parse(const char *value, size_t len, size_t *start, size_t *key_len)
+{
+    size_t from = 0;
+    if (len >= 2 && value[0] == '"' && value[len - 1] == '"') {
+        from = 1;
+        len -= 2;
+    }
+    if (len == 0 || len > SG_IDEMPOTENCY_KEY_MAX)
+        return -1;
+    for (size_t i = 0; i < len; ++i)
+        if (value[from + i] < 0x21 || value[from + i] > 0x7e)
+            return -1;
+    *start = from;
+    *key_len = len;
+    return 0;
+}
+
 int sg_http_header_value_ok(const void *value, size_t len)
 {
     const unsigned char *bytes = value;
@@ -102,6 +162,7 @@ const char *sg_http_reason(int status)
     case 409: return "Conflict";
     case 413: return "Content Too Large";
     case 415: return "Unsupported Media Type";
+    case 416: return "Range Not Satisfiable";
     case 417: return "Expectation Failed";
     case 422: return "Unprocessable Content";
     case 429: return "Too Many Requests";

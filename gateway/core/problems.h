@@ -23,7 +23,9 @@
     X(MISSING_CREDENTIAL, "missing-credential", 401, "Missing Credential", 0)                                                      \
     X(INVALID_CREDENTIAL, "invalid-token", 401, "Invalid Token", 0)                                                                \
     X(INSUFFICIENT_SCOPE, "insufficient-scope", 403, "Insufficient Scope", 0)                                                      \
+    X(INVALID_FRAMING, "invalid-framing", 400, "Invalid Message Framing", 0)                                                       \
     X(ORIGIN_NOT_ALLOWED, "origin-not-allowed", 403, "Origin Not Allowed", 0)                                                      \
+    X(FORBIDDEN, "forbidden", 403, "Forbidden", 0)                                                                                 \
     X(NOT_FOUND, "not-found", 404, "Not Found", 0)                                                                                 \
     X(UNKNOWN_REQUEST, "unknown-request", 404, "Unknown Request", 0)                                                               \
     X(UNKNOWN_TABLE, "unknown-table", 404, "Unknown Table", 0)                                                                     \
@@ -39,6 +41,7 @@
     X(BODY_TOO_LARGE, "body-too-large", 413, "Content Too Large", 0)                                                               \
     X(SCHEMA_TOO_LARGE, "schema-too-large", 413, "Schema Too Large", 0)                                                            \
     X(UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", 415, "Unsupported Media Type", 0)                                          \
+    X(RANGE_NOT_SATISFIABLE, "range-not-satisfiable", 416, "Range Not Satisfiable", 0)                                             \
     X(EXPECTATION_FAILED, "expectation-failed", 417, "Expectation Failed", 0)                                                      \
     X(SCHEMA_VIOLATION, "schema-violation", 422, "Schema Violation", 0)                                                            \
     X(IDEMPOTENCY_KEY_REUSED, "idempotency-key-reused", 422, "Idempotency-Key Reused", 0)                                          \
@@ -58,8 +61,11 @@
     X(NOT_READY, "not-ready", 503, "Not Ready", 1)                                                                                 \
     X(KAFKA_UNAVAILABLE, "kafka-unavailable", 503, "Kafka Unavailable", 1)                                                         \
     X(PRODUCER_QUEUE_FULL, "producer-queue-full", 503, "Producer Queue Full", 1)                                                   \
+    X(OUTCOME_UNKNOWN, "outcome-unknown", 503, "Outcome Unknown", 2)                                                               \
     X(SCHEMA_UNAVAILABLE, "schema-unavailable", 503, "Schema Unavailable", 1)                                                      \
     X(TOO_MANY_PENDING, "too-many-pending", 503, "Too Many Pending Requests", 1)                                                   \
+    X(TOO_MANY_PENDING_BYTES, "too-many-pending-bytes", 503, "Too Many Pending Bytes", 1)                                          \
+    X(TOO_MANY_CONNECTIONS, "too-many-connections", 503, "Too Many Connections", 1)                                                \
     X(STORE_UNAVAILABLE, "store-unavailable", 503, "Store Unavailable", 1)                                                         \
     X(NOT_CAUGHT_UP, "not-caught-up", 503, "Not Caught Up", 1)                                                                     \
     X(OWNER_UNAVAILABLE, "owner-unavailable", 503, "Owner Unavailable", 1)                                                         \

@@ -1,7 +1,8 @@
 // Drives the demo page (config/demo/www) in Debian's headless Chromium through playwright-core
 // and checks what a user sees in each flow. tests/browser/run starts the gateway, the demo worker
 // and a static server, then runs this with:
-//   SG_PAGE_URL   the page, with ?api= pointing at the gateway
+//   SG_PAGE_URL          the page, served by the gateway itself (same origin)
+//   SG_CROSS_ORIGIN_URL  the page from another origin, with ?api= pointing at the gateway (CORS)
 //   SG_BOOTSTRAP  the embedded cluster's bootstrap address (for kcat, the outside producer)
 //   SG_SHOTS      where the screenshots of each step go
 // Every wait is bounded; the first failed check ends the run with exit code 1.
@@ -15,6 +16,7 @@ import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
 const pageUrl = need('SG_PAGE_URL');
+const crossOriginUrl = need('SG_CROSS_ORIGIN_URL');
 const bootstrap = need('SG_BOOTSTRAP');
 const shots = need('SG_SHOTS');
 const WAIT_MS = 15000; // any one thing the page should show, at most
@@ -50,6 +52,11 @@ function kcatProduce(key, value) {
   } else {
     execFileSync('kcat', [...args, '-k', key], { input: `${value}\n`, timeout: 10000 });
   }
+}
+
+// The records of a topic so far, as "key headers value" lines (kcat as a consumer outside the page).
+function kcatRecords(topic) {
+  return execFileSync('kcat', ['-C', '-b', bootstrap, '-t', topic, '-f', '%k %h %s\n', '-e', '-q'], { timeout: 10000 }).toString();
 }
 
 const userDataDir = mkdtempSync(join(tmpdir(), 'sg-chromium-'));
@@ -240,10 +247,98 @@ try {
     await shot(payments, '07-payment-stored.png');
   });
 
+  const auth = page.getByRole('region', { name: 'Sign in, and a scoped action' });
+  const authOutcome = auth.getByRole('status', { name: 'Outcome' });
+  const signedInAs = auth.getByRole('status', { name: 'Signed in as' });
+  const scopes = auth.getByRole('status', { name: 'Scopes' });
+  const cancelOrder = auth.getByRole('button', { name: 'Cancel order' });
+  const orderId = `ord-${nonce}`;
+  const signInAs = async (identity) => {
+    await auth.getByLabel('Demo identity').selectOption(identity);
+    await auth.getByRole('button', { name: 'Sign in' }).click();
+    await until(`signed in as ${identity}`, text(signedInAs), (value) => value.startsWith(`${identity} (`));
+  };
+
+  await check('signed out, the scoped action is a 401 missing-credential with WWW-Authenticate: Bearer', async () => {
+    assert.equal(await signedInAs.innerText(), 'nobody');
+    assert.equal(await scopes.innerText(), '(none)');
+    await auth.getByLabel('Order id', { exact: true }).fill(orderId);
+    await cancelOrder.click();
+    await until('the 401', text(authOutcome),
+      matching(/^401 missing-credential: this endpoint needs a credential: Authorization: Bearer TOKEN or X-API-Key$/));
+    const exchange = await lastExchange(auth).innerText();
+    assert.match(exchange, new RegExp(`POST\\s+/orders/${orderId}/cancel\\s+401`));
+    assert.doesNotMatch(exchange, /Authorization:?\s+Bearer eyJ/, 'nothing sent as a credential');
+    assert.match(exchange, /WWW-Authenticate:?\s+Bearer\s/);
+    assert.match(exchange, /"type": "urn:streamgate:problem:missing-credential"/);
+    await shot(auth, '08-auth-401.png');
+  });
+
+  await check('signed in as the viewer (no orders:cancel), it is a 403 insufficient-scope', async () => {
+    await signInAs('viewer');
+    assert.equal(await signedInAs.innerText(), 'viewer (Vera Viewer)');
+    assert.equal(await scopes.innerText(), 'orders:read');
+    const claims = JSON.parse(await auth.getByLabel('Token claims').innerText());
+    assert.equal(claims.iss, 'https://demo.streamgate.invalid');
+    assert.equal(claims.sub, 'viewer');
+    await cancelOrder.click();
+    await until('the 403', text(authOutcome), matching(/^403 insufficient-scope: this endpoint needs the scope orders:cancel$/));
+    const exchange = await lastExchange(auth).innerText();
+    assert.match(exchange, new RegExp(`POST\\s+/orders/${orderId}/cancel\\s+403`));
+    assert.match(exchange, /Authorization:?\s+Bearer eyJ\S+…/);
+    assert.match(exchange, /WWW-Authenticate:?\s+Bearer error="insufficient_scope".*scope="orders:cancel"/);
+    assert.match(exchange, /"type": "urn:streamgate:problem:insufficient-scope"/);
+    await shot(auth, '09-auth-403.png');
+  });
+
+  await check('signed in as the admin, it is a 202 and the event carries the principal', async () => {
+    await signInAs('admin');
+    assert.equal(await scopes.innerText(), 'orders:read orders:cancel registry:read metrics:read');
+    await cancelOrder.click();
+    await until('the 202', text(authOutcome),
+      matching(new RegExp(`^202: the cancellation of ${orderId} is in orders\\.cancellations partition \\d+ at offset \\d+, sent as admin\\.$`)));
+    const exchange = await lastExchange(auth).innerText();
+    assert.match(exchange, new RegExp(`POST\\s+/orders/${orderId}/cancel\\s+202[\\s\\S]*Consistency-Token:?\\s+\\S{20,}`));
+    const records = kcatRecords('orders.cancellations').split('\n').filter((line) => line.startsWith(`${orderId} `));
+    assert.equal(records.length, 1, 'one record: the refused attempts produced nothing');
+    assert.match(records[0], /streamgate-principal=admin/);
+    assert.match(records[0], /\{"reason":"changed my mind"\}$/);
+    await shot(auth, '10-auth-202.png');
+  });
+
+  await check('signed out again, the page sends no credential', async () => {
+    await auth.getByRole('button', { name: 'Sign out' }).click();
+    await until('signed out', text(signedInAs), (value) => value === 'nobody');
+    await cancelOrder.click();
+    await until('the 401', text(authOutcome), matching(/^401 missing-credential: /));
+    assert.doesNotMatch(await lastExchange(auth).innerText(), /Authorization:?\s+Bearer eyJ/);
+  });
+
+  await check('the page from another origin talks to the gateway through CORS', async () => {
+    const other = await context.newPage();
+    other.setDefaultTimeout(WAIT_MS);
+    other.on('pageerror', (err) => problems.push(`page error (cross-origin): ${err.message}`));
+    try {
+      await other.goto(crossOriginUrl);
+      assert.notEqual(new URL(crossOriginUrl).origin, new URL(pageUrl).origin);
+      await until('the gateway state', text(other.getByRole('status', { name: 'Gateway state' })), matching(/^ready$/));
+      const region = other.getByRole('region', { name: 'Place an order' });
+      await region.getByLabel('Customer').fill('c-2');
+      await region.getByLabel('Item').selectOption('book');
+      await region.getByLabel('Quantity').fill('1');
+      await region.getByRole('button', { name: 'Place order' }).click();
+      await until('the confirmation', text(region.getByRole('status', { name: 'Outcome' })), matching(/^201: order /));
+      // Consistency-Token is shown only when the gateway exposes it to the other origin.
+      assert.match(await lastExchange(region).innerText(), /POST\s+\/orders\s+201[\s\S]*Consistency-Token:?\s+\S{20,}/);
+    } finally {
+      await other.close();
+    }
+  });
+
   await check('no script errors on the page', async () => {
     assert.deepEqual(problems, []);
   });
-  await page.screenshot({ path: join(shots, '08-page-after.png'), fullPage: true });
+  await page.screenshot({ path: join(shots, '11-page-after.png'), fullPage: true });
 } finally {
   await context.close();
   rmSync(userDataDir, { recursive: true, force: true });

@@ -149,7 +149,7 @@ static void test_full_yaml(void **state)
     assert_int_equal(conf->topics[0].replication, 3);
     assert_string_equal(conf->topics[1].name, "orders.replies");
     assert_int_equal(conf->topics[1].partitions, 1);
-    assert_int_equal(conf->topics[1].replication, 1);
+    assert_int_equal(conf->topics[1].replication, 0); /* unset: the cluster's default */
 
     assert_int_equal(conf->n_schemas, 1);
     assert_string_equal(conf->schemas[0].name, "PlaceOrder");
@@ -406,13 +406,13 @@ static void test_demo_and_file(void **state)
     assert_int_equal(conf->listen[0].port, 8080);
     assert_true(conf->kafka.embedded);
     assert_string_equal(conf->data_dir, "./data");
-    assert_int_equal(conf->n_topics, 6);
+    assert_int_equal(conf->n_topics, 7);
     assert_string_equal(conf->topics[0].name, "orders.commands");
     assert_int_equal(conf->topics[0].partitions, 4);
     assert_string_equal(conf->topics[1].name, "orders.replies");
     assert_string_equal(conf->topics[2].name, "profiles");
     assert_int_equal(conf->topics[2].partitions, 2);
-    assert_int_equal(conf->n_routes, 4);
+    assert_int_equal(conf->n_routes, 5);
     assert_string_equal(conf->routes[0].name, "place-order");
     assert_string_equal(conf->routes[0].method, "POST");
     assert_string_equal(conf->routes[0].path, "/orders");
@@ -432,14 +432,30 @@ static void test_demo_and_file(void **state)
     assert_string_equal(conf->routes[3].name, "pay");
     assert_string_equal(conf->routes[3].schema, "Payment");
     assert_int_equal(conf->routes[3].format, SG_FORMAT_AVRO);
+    /* Flows 1-4 of the demo page need no sign-in; flow 5's route needs orders:cancel. */
+    for (size_t i = 0; i < 4; ++i) {
+        assert_true(conf->routes[i].access.is_public);
+        assert_int_equal(conf->routes[i].access.n_scopes, 0);
+    }
+    assert_string_equal(conf->routes[4].name, "cancel-order");
+    assert_string_equal(conf->routes[4].path, "/orders/{id}/cancel");
+    assert_string_equal(conf->routes[4].topic, "orders.cancellations");
+    assert_false(conf->routes[4].access.is_public);
+    assert_int_equal(conf->routes[4].access.n_scopes, 1);
+    assert_string_equal(conf->routes[4].access.scopes[0], "orders:cancel");
+    assert_true(conf->has_auth);
+    assert_true(conf->auth.has_jwt);
+    assert_non_null(strstr(conf->auth.jwt.jwks_file, "config/demo/jwks.json"));
     assert_int_equal(conf->n_schemas, 1);
     assert_non_null(strstr(conf->schemas[0].file, "config/schemas/payment.avsc"));
     assert_int_equal(conf->n_tables, 2);
     assert_string_equal(conf->tables[0].name, "profiles");
     assert_string_equal(conf->tables[0].topic, "profiles");
     assert_string_equal(conf->tables[1].topic, "payments");
+    assert_true(conf->tables[0].access.is_public && conf->tables[1].access.is_public);
     assert_int_equal(conf->n_queries, 2);
     assert_string_equal(conf->queries[0].path, "/profiles/{id}");
+    assert_true(conf->queries[0].access.is_public && conf->queries[1].access.is_public);
     assert_int_equal(conf->cors.n_origins, 2);
     assert_string_equal(conf->cors.origins[0], "http://localhost:5173");
     assert_string_equal(conf->cors.origins[1], "http://127.0.0.1:5173");
@@ -522,6 +538,32 @@ static void test_err_syntax(void **state)
     expect_error_prefix(deep, "t.yaml:1: a");
 }
 
+static void test_static(void **state)
+{
+    /* load_string resolves relative dirs against the working directory: /tmp exists, always */
+    char err[512] = "";
+    const char text[] = "static:\n  - {path: /, dir: /tmp}\n  - {path: /assets, dir: /}\n";
+    sg_conf_t *conf = sg_conf_load_string("t.yaml", text, strlen(text), err, sizeof(err));
+    assert_non_null(conf);
+    assert_int_equal(conf->n_statics, 2);
+    assert_string_equal(conf->statics[0].path, "/");
+    assert_string_equal(conf->statics[0].dir, "/tmp");
+    assert_string_equal(conf->statics[1].path, "/assets");
+    assert_int_equal(conf->statics[1].line, 3);
+    sg_conf_destroy(conf);
+
+    expect_error("static:\n  - {path: /, dir: /no/such/dir}\n",
+                 "t.yaml:2: static[0].dir: \"/no/such/dir\": No such file or directory");
+    expect_error("static:\n  - {path: /, dir: /dev/null}\n", "t.yaml:2: static[0].dir: \"/dev/null\" is not a directory");
+    expect_error("static:\n  - {path: /}\n", "t.yaml:2: static[0].dir: required key \"dir\" is missing");
+    expect_error("static:\n  - {path: /a/, dir: /tmp}\n", "t.yaml:2: static[0].path: remove the trailing '/' from \"/a/\"");
+    expect_error("static:\n  - {path: \"/a/{x}\", dir: /tmp}\n",
+                 "t.yaml:2: static[0].path: a static path has no parameters: \"/a/{x}\"");
+    expect_error_prefix("static:\n  - {path: /tables/www, dir: /tmp}\n",
+                        "t.yaml:2: static[0].path: path \"/tables/www\" is under /tables");
+    expect_error_prefix("static:\n  - {path: /, dir: /tmp}\n  - {path: /, dir: /}\n", "t.yaml:3: static[1].path: ");
+}
+
 static void test_err_unknown_key(void **state)
 {
     expect_error("threads: 2\nthread: 3\n", "t.yaml:2: thread: unknown key \"thread\" (did you mean \"threads\"?)");
@@ -535,11 +577,12 @@ static void test_err_unknown_key(void **state)
     expect_error("listen:\n  - {adress: \"1.2.3.4:80\"}\n",
                  "t.yaml:2: listen[0].adress: unknown key \"adress\" (did you mean \"address\"?)");
     expect_error("zzz: 1\n", "t.yaml:1: zzz: unknown key \"zzz\" (valid keys: listen, threads, data_dir, kafka, "
-                             "topics, schemas, routes, tables, queries, limits, cors, shutdown_timeout, requests, "
+                             "topics, schemas, routes, tables, queries, static, limits, cors, shutdown_timeout, requests, "
                              "deployment, log, schema_registry, auth, rate_limits)");
     expect_error("limits: {body: 1}\n", "t.yaml:1: limits.body: unknown key \"body\" "
-                                        "(valid keys: body_bytes, header_bytes, pending, token_wait, token_wait_max, "
-                                        "registry_write_rate, registry_write_burst)");
+                                        "(valid keys: body_bytes, header_bytes, pending, inflight_bytes, connections, "
+                                        "write_timeout, queued_bytes, token_wait, token_wait_max, registry_write_rate, "
+                                        "registry_write_burst)");
 }
 
 static void test_err_types(void **state)
@@ -581,6 +624,8 @@ static void test_err_range(void **state)
     expect_error("limits:\n  body_bytes: 65MiB\n", "t.yaml:2: limits.body_bytes: \"65MiB\" is out of range (1B..64MiB)");
     expect_error("limits:\n  body_bytes: 0\n", "t.yaml:2: limits.body_bytes: \"0\" is out of range (1B..64MiB)");
     expect_error("limits:\n  header_bytes: 2MiB\n", "t.yaml:2: limits.header_bytes: \"2MiB\" is out of range (1KiB..1MiB)");
+    expect_error("limits:\n  body_bytes: 2MiB\n  inflight_bytes: 1MiB\n",
+                 "t.yaml:3: limits.inflight_bytes: is smaller than limits.body_bytes: no body could ever be produced");
     expect_error("kafka:\n  produce_timeout: 301s\n", "t.yaml:2: kafka.produce_timeout: \"301s\" is out of range (1ms..5m)");
     expect_error("kafka:\n  produce_timeout: 0\n", "t.yaml:2: kafka.produce_timeout: \"0\" is out of range (1ms..5m)");
     expect_error("cors:\n  max_age: 2d\n", "t.yaml:2: cors.max_age: expected a duration such as 250ms, 10s, 2m or 1h, got \"2d\"");
@@ -969,12 +1014,14 @@ static void test_dump_reference(void **state)
     size_t rows = 0;
     for (const char *p = text; (p = strstr(p, "\n| `")) != NULL; p++)
         rows++;
-    assert_int_equal(rows, 98); /* 48 + requests (3 rows) + reply.partitions + limits.token_wait(_max)
-                                 * + schema_registry (2 rows) + log (2 rows) = 58; DESIGN §6 adds 34: scopes and
-                                 * public on routes, tables and queries (6), limits.registry_write_rate/_burst (2),
-                                 * auth (1) with jwt (1 + 13), api_keys (1 + 3) and principal_header (1), and
-                                 * rate_limits (1 + 5); DESIGN §8 adds deployment (1 + 3) and
-                                 * tables[].placement and .standbys (2) */
+    assert_int_equal(rows, 111); /* 48 + requests (3 rows) + reply.partitions + limits.token_wait(_max) + schema_registry
+                                  * (2 rows) + log.level and the log section (2 rows) = 58; DESIGN §6 adds 34: scopes and
+                                  * public on routes, tables and queries (6), limits.registry_write_rate/_burst (2),
+                                  * auth (1) with jwt (1 + 13), api_keys (1 + 3) and principal_header (1), and
+                                  * rate_limits (1 + 5); static (3 rows), log.format, log.access, log.access_format: 6;
+                                  * hardening (issue 11) adds limits.inflight_bytes, connections, write_timeout and
+                                  * queued_bytes: 4; the reply header names (3); DESIGN §8 adds deployment (1 + 3) and
+                                  * tables[].placement and .standbys (2) */
     assert_non_null(strstr(text, "| `auth.jwt.algorithms` | list of JWS algorithms | `[RS256, ES256]` |"));
     assert_non_null(strstr(text, "| `rate_limits[].rate` | rate (N/s, N/m, N/h) | required |"));
     assert_non_null(strstr(text, "| `auth.api_keys[].sha256` | SHA-256 (64 hex digits) | required |"));
@@ -1347,6 +1394,7 @@ int main(void)
         cmocka_unit_test(test_demo_and_file),
         cmocka_unit_test(test_err_empty),
         cmocka_unit_test(test_err_syntax),
+        cmocka_unit_test(test_static),
         cmocka_unit_test(test_err_unknown_key),
         cmocka_unit_test(test_err_types),
         cmocka_unit_test(test_err_range),

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -191,6 +192,15 @@ static void test_match_params(void **state)
     assert_int_equal(match(t, "/orders/1/items/%", &m), -1);
     assert_int_equal(match(t, "/orders/1/items/a%00b", &m), -1);
     assert_int_equal(m.n_params, 0);
+    /* A raw NUL (an HTTP/2 :path can carry one) is refused like %00 (found by fuzz_http). */
+    assert_int_equal(sg_path_template_match(t, "/orders/1/items/a\0b", 18, &m), -1);
+    assert_int_equal(m.n_params, 0);
+    size_t decoded_len = 0;
+    assert_null(sg_path_decode("\0\0\xf9", 3, &decoded_len));
+    char *decoded = sg_path_decode("a%20b", 5, &decoded_len);
+    assert_string_equal(decoded, "a b");
+    assert_int_equal(decoded_len, 3);
+    free(decoded);
     sg_path_template_destroy(t);
 
     /* More request segments than the template can hold is simply no match. */

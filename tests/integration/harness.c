@@ -1003,6 +1003,7 @@ typedef struct st_due_t {
 struct st_sg_test_worker_t {
     pthread_t thread;
     char bootstrap[256], request_topic[128];
+    char correlation_header[128], reply_topic_header[128]; /* the names it reads and writes */
     int partitions;
     atomic_int stop;
     atomic_int ready;              /* the consumer has its partitions and their start offsets */
@@ -1012,7 +1013,7 @@ struct st_sg_test_worker_t {
 static void send_reply(sg_test_worker_t *worker, rd_kafka_t *producer, const due_t *due)
 {
     rd_kafka_headers_t *hdrs = rd_kafka_headers_new(4);
-    rd_kafka_header_add(hdrs, "kafka_correlationId", -1, due->correlation, (ssize_t)due->correlation_len);
+    rd_kafka_header_add(hdrs, worker->correlation_header, -1, due->correlation, (ssize_t)due->correlation_len);
     rd_kafka_header_add(hdrs, ":status", -1, due->status, -1);
     rd_kafka_header_add(hdrs, "content-type", -1, due->content_type, -1);
     if (due->header_name != NULL)
@@ -1077,8 +1078,8 @@ static void *worker_main(void *arg)
             size_t corr_len = 0, topic_len = 0;
             json_t *doc = json_loadb(msg->payload, msg->len, 0, NULL);
             if (rd_kafka_message_headers(msg, &hdrs) == 0 &&
-                rd_kafka_header_get_last(hdrs, "kafka_correlationId", &corr, &corr_len) == 0 &&
-                rd_kafka_header_get_last(hdrs, "kafka_replyTopic", &reply_topic, &topic_len) == 0 && doc != NULL &&
+                rd_kafka_header_get_last(hdrs, worker->correlation_header, &corr, &corr_len) == 0 &&
+                rd_kafka_header_get_last(hdrs, worker->reply_topic_header, &reply_topic, &topic_len) == 0 && doc != NULL &&
                 !json_is_true(json_object_get(doc, "no_reply"))) {
                 due_t *due = calloc(1, sizeof(*due));
                 due->correlation_len = corr_len;
@@ -1153,7 +1154,15 @@ static void *worker_main(void *arg)
 
 sg_test_worker_t *sg_test_worker_start(const char *bootstrap, const char *request_topic, int partitions)
 {
+    return sg_test_worker_start_named(bootstrap, request_topic, partitions, "kafka_correlationId", "kafka_replyTopic");
+}
+
+sg_test_worker_t *sg_test_worker_start_named(const char *bootstrap, const char *request_topic, int partitions,
+                                             const char *correlation_header, const char *reply_topic_header)
+{
     sg_test_worker_t *worker = calloc(1, sizeof(*worker));
+    snprintf(worker->correlation_header, sizeof(worker->correlation_header), "%s", correlation_header);
+    snprintf(worker->reply_topic_header, sizeof(worker->reply_topic_header), "%s", reply_topic_header);
     snprintf(worker->bootstrap, sizeof(worker->bootstrap), "%s", bootstrap);
     snprintf(worker->request_topic, sizeof(worker->request_topic), "%s", request_topic);
     worker->partitions = partitions;
@@ -1225,4 +1234,26 @@ int sg_test_proc_terminate(sg_test_proc_t *proc)
     if (WEXITSTATUS(status) != 0)
         dump_log(proc);
     return WEXITSTATUS(status);
+}
+
+char *sg_test_poll_done(const sg_test_proc_t *gw, const char *location, int timeout_ms)
+{
+    for (int64_t deadline = sg_test_now_ms() + timeout_ms; sg_test_now_ms() < deadline;) {
+        sg_test_response_t res;
+        if (sg_test_http(gw, "GET", location, "Prefer: wait=5\r\n", NULL, 0, &res) == 0) {
+            json_t *doc = res.status == 200 ? json_loads(res.body, 0, NULL) : NULL;
+            const char *state = json_string_value(json_object_get(doc, "state"));
+            int done = state != NULL && strcmp(state, "done") == 0;
+            json_decref(doc);
+            if (done) {
+                char *body = res.body;
+                res.body = NULL;
+                sg_test_response_free(&res);
+                return body;
+            }
+            sg_test_response_free(&res);
+        }
+        sg_test_sleep_ms(200);
+    }
+    return NULL;
 }

@@ -157,6 +157,10 @@ void sg_test_h2load_at(const sg_test_proc_t *gw, const char *path, const char *b
 /** Sends raw bytes and reads until close; for malformed-protocol tests. */
 int sg_test_http_raw(const sg_test_proc_t *gw, const char *raw, size_t raw_len, sg_test_response_t *res);
 
+/** Polls GET `location` (a /requests/{id} path; long-polls of 5 s) until its state is "done",
+ * within timeout_ms. Returns the status document's text (owned; free()) or NULL. */
+char *sg_test_poll_done(const sg_test_proc_t *gw, const char *location, int timeout_ms);
+
 /** Value of a response header (name lower-case), copied into buf; NULL when absent. */
 const char *sg_test_header(const sg_test_response_t *res, const char *name, char *buf, size_t buflen);
 
@@ -199,6 +203,11 @@ typedef struct st_sg_test_worker_t sg_test_worker_t;
 sg_test_worker_t *sg_test_worker_start(const char *bootstrap, const char *request_topic, int partitions);
 /* (sg_test_worker_start returns once the worker's consumer is assigned from the partitions'
  * start offsets, or after 40 s.) */
+/** As sg_test_worker_start, with other header names for the correlation id (read, and written
+ * back on the reply) and the reply topic (a route's reply.correlation_header and
+ * reply.reply_topic_header). */
+sg_test_worker_t *sg_test_worker_start_named(const char *bootstrap, const char *request_topic, int partitions,
+                                             const char *correlation_header, const char *reply_topic_header);
 void sg_test_worker_stop(sg_test_worker_t *worker);
 /** Monotonic ms (CLOCK_MONOTONIC) when the worker last produced a reply. */
 int64_t sg_test_worker_last_reply_ms(const sg_test_worker_t *worker);

@@ -122,13 +122,83 @@ static void test_produce_timeout_is_503(void **state)
     start_gateway(&gw, ", produce_timeout: 500ms");
     assert_int_equal(sg_test_cluster_freeze(&cluster), 0);
     sg_test_response_t res;
+    int64_t sent = sg_test_now_ms();
     int rc = sg_test_post_json(&gw, "/ext/t", NULL, "{}", &res);
+    int64_t took = sg_test_now_ms() - sent;
     assert_int_equal(sg_test_cluster_thaw(&cluster), 0);
     assert_int_equal(rc, 0);
     sg_test_assert_problem(&res, 503, "kafka-unavailable", NULL);
+    /* within kafka.produce_timeout + 1 s, though librdkafka's timeout scan runs once a second */
+    if (took > 500 + 1000)
+        fail_msg("answered after %lld ms", (long long)took);
     char value[64];
     assert_non_null(sg_test_header(&res, "retry-after", value, sizeof(value)));
     sg_test_response_free(&res);
+    assert_int_equal(sg_test_proc_stop(&gw), 0);
+}
+
+static void test_unknown_outcome_keeps_the_idempotency_key(void **state)
+{
+    /* A keyed request sent to a frozen cluster must never end as two events. Idempotency-Key
+     * claims are deployment-wide (README, "Several instances"): the claim goes through the
+     * claims topic first, so on a cluster frozen before the request the claim cannot be settled
+     * and nothing is produced (503 store-unavailable); on one that freezes after the claim, the
+     * produce's outcome is unknown and the key stays held (503 outcome-unknown or 409) until a
+     * lookup finds the event. Either way retries after the thaw end in one 202 and one event. */
+    sg_test_proc_t gw;
+    start_gateway(&gw, ", produce_timeout: 1s");
+    sg_test_response_t res;
+    /* one event first, so that the producer knows the partition leaders and is connected: the
+     * next one is then sent, not left queued waiting for metadata (which is NOT_PERSISTED) */
+    assert_int_equal(sg_test_post_json(&gw, "/ext/unknown", NULL, "{\"u\":0}", &res), 0);
+    assert_int_equal(res.status, 202);
+    sg_test_response_free(&res);
+    int64_t before = sg_test_topic_count(cluster.bootstrap, "ext.commands");
+    assert_int_equal(sg_test_cluster_freeze(&cluster), 0);
+    int64_t sent = sg_test_now_ms();
+    int rc = sg_test_post_json(&gw, "/ext/unknown", "Idempotency-Key: u-1\r\n", "{\"u\":1}", &res);
+    int64_t took = sg_test_now_ms() - sent;
+    if (rc != 0) {
+        sg_test_cluster_thaw(&cluster);
+        fail_msg("no answer");
+    }
+    if (res.status != 503 || (strstr(res.body, "outcome-unknown") == NULL && strstr(res.body, "store-unavailable") == NULL)) {
+        sg_test_cluster_thaw(&cluster);
+        fail_msg("expected 503 outcome-unknown or store-unavailable, got %d %s", res.status, res.body);
+    }
+    /* within the produce timeout plus the claim's read-back bound (5 s), and a second */
+    assert_true(took <= 1000 + 5000 + 1000);
+    sg_test_response_free(&res);
+    assert_int_equal(sg_test_cluster_thaw(&cluster), 0);
+    /* thawed: retried until the outcome is known, then a 202 (replayed, or the first produce) */
+    char value[64];
+    int64_t deadline = sg_test_now_ms() + 60000;
+    for (;;) {
+        assert_int_equal(sg_test_post_json(&gw, "/ext/unknown", "Idempotency-Key: u-1\r\n", "{\"u\":1}", &res), 0);
+        if (res.status == 202 || sg_test_now_ms() > deadline)
+            break;
+        assert_true(res.status == 409 || res.status == 503);
+        assert_non_null(sg_test_header(&res, "retry-after", value, sizeof(value)));
+        sg_test_response_free(&res);
+        sg_test_sleep_ms(250);
+    }
+    assert_int_equal(res.status, 202);
+    json_t *doc = json_loads(res.body, 0, NULL);
+    sg_test_record_t rec;
+    assert_int_equal(sg_test_consume(cluster.bootstrap, "ext.commands",
+                                     (int32_t)json_integer_value(json_object_get(doc, "partition")),
+                                     json_integer_value(json_object_get(doc, "offset")), &rec),
+                     0);
+    assert_string_equal(rec.value, "{\"u\":1}");
+    sg_test_record_free(&rec);
+    json_decref(doc);
+    sg_test_response_free(&res);
+    /* a retry now replays it */
+    assert_int_equal(sg_test_post_json(&gw, "/ext/unknown", "Idempotency-Key: u-1\r\n", "{\"u\":1}", &res), 0);
+    assert_int_equal(res.status, 202);
+    assert_non_null(sg_test_header(&res, "idempotent-replayed", value, sizeof(value)));
+    sg_test_response_free(&res);
+    assert_int_equal(sg_test_topic_count(cluster.bootstrap, "ext.commands"), before + 1); /* one event */
     assert_int_equal(sg_test_proc_stop(&gw), 0);
 }
 
@@ -257,7 +327,8 @@ static void test_create_topics_as_declared(void **state)
     snprintf(config, sizeof(config),
              "listen: [\"127.0.0.1:0\"]\ndata_dir: @DIR@/data\n"
              "kafka: {brokers: \"%s\", create_topics: true}\n"
-             "topics: [{name: made.replicated, partitions: 3, replication: %d}, {name: made.single, partitions: 5}]\n"
+             "topics: [{name: made.replicated, partitions: 3, replication: %d}, {name: made.default, partitions: 5},\n"
+             "         {name: ext.commands, partitions: 7}]\n"
              "routes:\n"
              "  - {name: made, method: POST, path: \"/made/{id}\", topic: made.replicated, key: \"path:id\"}\n",
              cluster.bootstrap, replication);
@@ -269,10 +340,25 @@ static void test_create_topics_as_declared(void **state)
     assert_int_equal(made.min_replicas, replication);
     assert_int_equal(made.max_replicas, replication);
     assert_true(made.distinct);
-    assert_int_equal(describe_topic("made.single", &made), brokers);
+    /* no replication declared: the cluster's default.replication.factor (3 on three nodes; before,
+     * the config's default of 1 made unreplicated topics there) */
+    assert_int_equal(describe_topic("made.default", &made), brokers);
     assert_int_equal(made.partitions, 5);
-    assert_int_equal(made.min_replicas, 1); /* the declared default, not the broker's */
-    assert_int_equal(made.max_replicas, 1);
+    assert_int_equal(made.min_replicas, replication);
+    assert_int_equal(made.max_replicas, replication);
+    /* a declared topic that exists with another partition count is used as it is, and said so */
+    assert_int_equal(describe_topic("ext.commands", &made), brokers);
+    assert_int_equal(made.partitions, before.partitions);
+    char log_path[512];
+    snprintf(log_path, sizeof(log_path), "%s/log", gw.dir);
+    FILE *log = fopen(log_path, "r");
+    assert_non_null(log);
+    char line[1024];
+    int warned = 0;
+    while (fgets(line, sizeof(line), log) != NULL)
+        warned |= strstr(line, "topic ext.commands exists with 3 partition(s), not the 7 declared") != NULL;
+    fclose(log);
+    assert_true(warned);
     /* and a command on the replicated topic is acknowledged by all in-sync replicas */
     sg_test_response_t res;
     assert_int_equal(sg_test_post_json(&gw, "/made/k", NULL, "{\"made\":1}", &res), 0);
@@ -399,6 +485,7 @@ int main(void)
         cmocka_unit_test(test_write_on_one_instance_read_on_another),
         cmocka_unit_test(test_sigterm_finishes_inflight_commands),
         cmocka_unit_test(test_produce_timeout_is_503),
+        cmocka_unit_test(test_unknown_outcome_keeps_the_idempotency_key),
         cmocka_unit_test(test_full_producer_queue_is_503),
         cmocka_unit_test(test_not_ready_without_kafka),
         cmocka_unit_test(test_create_topics_failure_stops_the_start),

@@ -3,7 +3,8 @@
  * compatibility level with a compatible and an incompatible evolution over HTTP, ids that stay
  * the same across a gateway restart and across two instances registering at once (on a separate
  * `streamgate cluster`, which keeps `_schemas`), the external mode pointed at another instance's
- * /registry, and config schemas: registered at start, an incompatible change failing the start.
+ * /registry, config schemas (registered at start, an incompatible change failing the start), and
+ * Confluent's own Python client (py_registry.py) reading our answers and Confluent error codes.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -618,6 +619,73 @@ static void test_embedded_ids_in_config_order(void **state)
     sg_test_remove_temp(second);
 }
 
+/* The "error_code" of a SchemaRegistryError that py_registry.py reported for `call`, after
+ * checking its HTTP status. */
+static json_int_t confluent_error(json_t *out, const char *call, int http_status)
+{
+    json_t *err = json_object_get(out, call);
+    if (!json_is_object(err) || json_integer_value(json_object_get(err, "http_status")) != http_status)
+        fail_msg("%s: expected a SchemaRegistryError with HTTP status %d, got %s", call, http_status,
+                 err != NULL ? json_dumps(err, JSON_COMPACT) : "nothing");
+    assert_true(strlen(json_string_value(json_object_get(err, "message"))) > 5);
+    return json_integer_value(json_object_get(err, "error_code"));
+}
+
+static void test_confluent_python_client(void **state)
+{
+    /* Confluent's SchemaRegistryClient (python3-confluent-kafka) drives every endpoint it has and
+     * reads our errors as its own: SchemaRegistryError with the HTTP status and error_code. */
+    char command[1024];
+    const char *root = getenv("SG_SOURCE_ROOT");
+    snprintf(command, sizeof(command), "/usr/bin/python3 %s/tests/integration/py_registry.py http://%s:%u/registry pyclient-value",
+             root != NULL ? root : ".", gw.host, gw.port);
+    FILE *pipe = popen(command, "r");
+    assert_non_null(pipe);
+    static char text[65536];
+    size_t len = fread(text, 1, sizeof(text) - 1, pipe);
+    text[len] = '\0';
+    int status = pclose(pipe);
+    if (status != 0)
+        fail_msg("%s: exit %d: %s", command, status, text);
+    json_error_t jerr;
+    json_t *out = json_loads(text, 0, &jerr);
+    if (out == NULL)
+        fail_msg("py_registry.py printed no JSON: %s", text);
+    json_int_t v1 = json_integer_value(json_object_get(out, "register_v1"));
+    json_int_t v2 = json_integer_value(json_object_get(out, "register_v2"));
+    assert_true(v1 > 0 && v2 > 0 && v1 != v2);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(out, "schema_by_id"), "name")), "Reading");
+    json_t *lookup = json_object_get(out, "lookup"), *latest = json_object_get(out, "latest");
+    assert_int_equal(json_integer_value(json_array_get(lookup, 0)), v1);
+    assert_int_equal(json_integer_value(json_array_get(lookup, 1)), 1);
+    assert_string_equal(json_string_value(json_array_get(lookup, 2)), "pyclient-value");
+    assert_int_equal(json_integer_value(json_array_get(latest, 0)), v2);
+    assert_int_equal(json_integer_value(json_array_get(latest, 1)), 2);
+    assert_int_equal(json_integer_value(json_array_get(json_object_get(out, "version_1"), 0)), v1);
+    json_t *versions = json_object_get(out, "versions");
+    assert_int_equal(json_array_size(versions), 2);
+    assert_int_equal(json_integer_value(json_array_get(versions, 1)), 2);
+    int listed = 0;
+    for (size_t i = 0; i < json_array_size(json_object_get(out, "subjects")); ++i)
+        listed |= strcmp(json_string_value(json_array_get(json_object_get(out, "subjects"), i)), "pyclient-value") == 0;
+    assert_true(listed);
+    assert_true(json_is_true(json_object_get(out, "compatible")));
+    assert_true(json_is_false(json_object_get(out, "incompatible")));
+    assert_string_equal(json_string_value(json_object_get(json_object_get(out, "set_level"), "compatibility")), "FULL");
+    assert_string_equal(json_string_value(json_object_get(out, "level")), "FULL");
+    assert_true(json_is_string(json_object_get(out, "global_level")));
+    assert_int_equal(confluent_error(out, "unknown_subject", 404), 40401);
+    assert_int_equal(confluent_error(out, "unknown_version", 404), 40402);
+    assert_int_equal(confluent_error(out, "unknown_schema", 404), 40403);
+    assert_int_equal(confluent_error(out, "no_subject_level", 404), 40408);
+    assert_int_equal(confluent_error(out, "register_incompatible", 409), 409);
+    assert_int_equal(confluent_error(out, "register_invalid", 422), 42201);
+    assert_int_equal(confluent_error(out, "invalid_version", 422), 42202);
+    assert_int_equal(confluent_error(out, "invalid_level", 422), 42203);
+    assert_int_equal(confluent_error(out, "invalid_subject", 422), 42208);
+    json_decref(out);
+}
+
 static void test_not_ready_without_kafka(void **state)
 {
     /* Nothing listens on port 1: the gateway starts (no config schemas to register) but its
@@ -630,6 +698,9 @@ static void test_not_ready_without_kafka(void **state)
                      0);
     json_t *doc;
     call_problem(&proc, "GET", "/registry/subjects", NULL, NULL, 503, "registry-not-ready");
+    assert_int_equal(call(&proc, "GET", "/registry/subjects", NULL, NULL, &doc), 503);
+    assert_int_equal(json_integer_value(json_object_get(doc, "error_code")), 50001); /* Confluent's store error */
+    json_decref(doc);
     assert_int_equal(call(&proc, "POST", "/registry/subjects/x/versions", CT, "{\"schema\":\"\\\"int\\\"\"}", &doc), 503);
     json_decref(doc);
     assert_int_equal(sg_test_proc_stop(&proc), 0);
@@ -645,6 +716,7 @@ int main(void)
         cmocka_unit_test(test_config_schemas),
         cmocka_unit_test(test_external_registry),
         cmocka_unit_test(test_embedded_ids_in_config_order),
+        cmocka_unit_test(test_confluent_python_client),
         cmocka_unit_test(test_not_ready_without_kafka),
     };
     return cmocka_run_group_tests_name("integration-registry", tests, setup, teardown);

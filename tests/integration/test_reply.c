@@ -24,48 +24,59 @@
 #include "harness.h"
 #include "sg_token.h"
 
-static const char config[] = "listen: [\"127.0.0.1:0\"]\n"
-                             "threads: 2\n"
-                             "data_dir: @DIR@/data\n"
-                             "topics:\n"
-                             "  - {name: rr.requests, partitions: 2}\n"
-                             "  - {name: rr.replies, partitions: 2}\n"
-                             "  - {name: py.requests, partitions: 2}\n"
-                             "  - {name: py.replies, partitions: 1}\n"
-                             "  - {name: rr.pinned, partitions: 3}\n"
-                             "routes:\n"
-                             "  - name: order\n"
-                             "    method: POST\n"
-                             "    path: /orders\n"
-                             "    topic: rr.requests\n"
-                             "    key: none\n"
-                             "    reply: {topic: rr.replies, timeout: 1500ms, max_timeout: 4s, headers: [x-order-id]}\n"
-                             "  - name: pinned\n"
-                             "    method: POST\n"
-                             "    path: /pinned\n"
-                             "    topic: rr.requests\n"
-                             "    reply: {topic: rr.pinned, timeout: 5s, partitions: [2]}\n"
-                             "  - name: py\n"
-                             "    method: POST\n"
-                             "    path: /py\n"
-                             "    topic: py.requests\n"
-                             "    reply: {topic: py.replies, timeout: 10s}\n";
+static const char config[] =
+    "listen: [\"127.0.0.1:0\"]\n"
+    "threads: 2\n"
+    "data_dir: @DIR@/data\n"
+    "topics:\n"
+    "  - {name: rr.requests, partitions: 2}\n"
+    "  - {name: rr.replies, partitions: 2}\n"
+    "  - {name: py.requests, partitions: 2}\n"
+    "  - {name: py.replies, partitions: 1}\n"
+    "  - {name: rr.pinned, partitions: 3}\n"
+    "  - {name: nm.requests, partitions: 1}\n"
+    "routes:\n"
+    "  - name: order\n"
+    "    method: POST\n"
+    "    path: /orders\n"
+    "    topic: rr.requests\n"
+    "    key: none\n"
+    "    reply: {topic: rr.replies, timeout: 1500ms, max_timeout: 4s, headers: [x-order-id]}\n"
+    "  - name: pinned\n"
+    "    method: POST\n"
+    "    path: /pinned\n"
+    "    topic: rr.requests\n"
+    "    reply: {topic: rr.pinned, timeout: 5s, partitions: [2]}\n"
+    "  - name: py\n"
+    "    method: POST\n"
+    "    path: /py\n"
+    "    topic: py.requests\n"
+    "    reply: {topic: py.replies, timeout: 10s}\n"
+    /* other header names, and the same reply topic as /orders */
+    "  - name: named\n"
+    "    method: POST\n"
+    "    path: /named\n"
+    "    topic: nm.requests\n"
+    "    reply: {topic: rr.replies, timeout: 5s, correlation_header: x-corr, reply_topic_header: x-reply-to}\n";
 
 static sg_test_proc_t gw;
 
 static sg_test_worker_t *worker;
+static sg_test_worker_t *named_worker; /* answers nm.requests by x-corr and x-reply-to */
 
 static int setup(void **state)
 {
     if (sg_test_gateway_start(&gw, config) != 0)
         return -1;
     worker = sg_test_worker_start(gw.bootstrap, "rr.requests", 2);
-    return worker != NULL ? 0 : -1;
+    named_worker = sg_test_worker_start_named(gw.bootstrap, "nm.requests", 1, "x-corr", "x-reply-to");
+    return worker != NULL && named_worker != NULL ? 0 : -1;
 }
 
 static int teardown(void **state)
 {
     sg_test_worker_stop(worker);
+    sg_test_worker_stop(named_worker);
     return sg_test_stop_procs(&gw, NULL);
 }
 
@@ -123,6 +134,28 @@ static void test_sync_reply_200(void **state)
     assert_string_equal(topic, "rr.replies");
     sg_token_destroy(token);
     sg_test_response_free(&res);
+}
+
+static void test_route_header_names(void **state)
+{
+    /* /named's requests carry x-corr and x-reply-to (its worker reads only those, so a reply
+     * proves it), and its replies, on the reply topic /orders also uses with Spring's names, are
+     * recognised by x-corr; the other route's replies still by kafka_correlationId. */
+    for (int round = 0; round < 3; ++round) {
+        sg_test_response_t res;
+        assert_int_equal(sg_test_post_json(&gw, "/named", NULL, "{\"body\":{\"named\":true}}", &res), 0);
+        if (res.status != 200)
+            fprintf(stderr, "/named answered %d: %s\n", res.status, res.body);
+        assert_int_equal(res.status, 200);
+        assert_string_equal(res.body, "{\"named\":true}");
+        char value[64];
+        assert_null(sg_test_header(&res, "x-corr", value, sizeof(value))); /* the id header is not copied */
+        sg_test_response_free(&res);
+        post(NULL, "{\"body\":{\"orders\":true}}", &res);
+        assert_int_equal(res.status, 200);
+        assert_string_equal(res.body, "{\"orders\":true}");
+        sg_test_response_free(&res);
+    }
 }
 
 static void test_pinned_reply_partition(void **state)
@@ -629,6 +662,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sync_reply_200),
         cmocka_unit_test(test_python_worker),
+        cmocka_unit_test(test_route_header_names),
         cmocka_unit_test(test_pinned_reply_partition),
         cmocka_unit_test(test_mapped_status_content_type_and_allowed_headers),
         cmocka_unit_test(test_reply_after_timeout_is_202_with_location),

@@ -16,7 +16,7 @@ function gatewayOrigin(given) {
 // The response headers worth showing. A cross-origin page sees only those the gateway lists in
 // Access-Control-Expose-Headers (and Content-Type).
 const SHOWN_HEADERS = ['Content-Type', 'Consistency-Token', 'Location', 'Preference-Applied', 'Retry-After',
-  'Idempotent-Replayed', 'Stream-Time', 'ETag'];
+  'Idempotent-Replayed', 'Stream-Time', 'ETag', 'WWW-Authenticate'];
 
 // Sends one request and records it in log. json: a body to send as application/json.
 // Returns {status, headers, body} (body: parsed JSON when the response is JSON, else text), or

@@ -6,7 +6,12 @@ import { el } from './dom.js';
 function headerList(direction, headers) {
   if (headers.length === 0) return undefined;
   return el('dl', { class: `headers ${direction}` },
-    ...headers.flatMap(([name, value]) => [el('dt', {}, name), el('dd', {}, el('code', {}, value))]));
+    ...headers.flatMap(([name, value]) => [el('dt', {}, name), el('dd', {}, el('code', {}, shown(name, value)))]));
+}
+
+// A bearer token is some 600 characters: the panel shows its start, enough to tell which it is.
+function shown(name, value) {
+  return name === 'Authorization' && value.length > 40 ? `${value.slice(0, 40)}…` : value;
 }
 
 function bodyBlock(body) {
@@ -39,6 +44,8 @@ export function createLog(list) {
           status.textContent = String(code);
           status.className = `status ${statusClass(code)}`;
           item.append(el('div', { class: 'half response' }, headerList('received', shownHeaders), bodyBlock(responseBody)));
+          // The panel shows this exchange from its request line down, however long the answer.
+          list.scrollTop = item.offsetTop - list.offsetTop;
         },
         failed(message) {
           status.textContent = 'failed';

@@ -1,6 +1,7 @@
 // The demo page: one module per flow, each given its <section>.
 
 import { apiBase } from './api.js';
+import { setupAuth } from './auth.js';
 import { setupLive } from './live.js';
 import { setupOrders } from './orders.js';
 import { setupPayments } from './payments.js';
@@ -10,7 +11,7 @@ setupOrders(document.getElementById('orders'));
 setupProfiles(document.getElementById('profiles'));
 setupLive(document.getElementById('live'));
 setupPayments(document.getElementById('payments'));
-// Flow 5 (sign-in, a scoped action refused) is set up here once authentication lands.
+setupAuth(document.getElementById('auth'));
 
 // Whether the gateway answers, and is ready (Kafka reachable, tables caught up).
 document.getElementById('gateway-url').textContent = apiBase;
