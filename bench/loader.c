@@ -130,7 +130,8 @@ static int parse_options(int argc, char **argv, sg_options_t *opts)
 
 /* Batching producer with streamgate's durability: idempotent, acks=all. batch.num.messages and
  * batch.size make message sets of ~1 MB; a long queue keeps the one thread from stalling on
- * QUEUE_FULL while the batches are in flight. */
+ * QUEUE_FULL while the batches are in flight. Keys are partitioned as streamgate's producer and
+ * Kafka's Java client do (murmur2), where a partitioned table looks for them. */
 static rd_kafka_t *create_producer(const sg_options_t *opts)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -139,7 +140,8 @@ static rd_kafka_t *create_producer(const sg_options_t *opts)
         sg_bench_set_prop(conf, "linger.ms", opts->linger_ms) || sg_bench_set_prop(conf, "batch.num.messages", "10000") ||
         sg_bench_set_prop(conf, "batch.size", "1000000") || sg_bench_set_prop(conf, "queue.buffering.max.messages", "1000000") ||
         sg_bench_set_prop(conf, "queue.buffering.max.kbytes", "1048576") ||
-        sg_bench_set_prop(conf, "compression.codec", opts->compression)) {
+        sg_bench_set_prop(conf, "compression.codec", opts->compression) ||
+        sg_bench_set_prop(conf, "partitioner", "murmur2_random")) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }

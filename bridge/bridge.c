@@ -43,9 +43,7 @@ struct st_sg_bridge_t {
     rd_kafka_queue_t *producer_queue, *consumer_queue;
     /* Either queue becoming non-empty (librdkafka's event callback, from its own threads) or a
      * shutdown sets `woken` and signals; the bridge thread sleeps on this, not on a queue. */
-    pthread_mutex_t wake_mutex;
-    pthread_cond_t wake_cond;
-    int woken;
+    sg_wake_t wake;
     struct {
         const char *name;
         int all;              /* some route reads every partition */
@@ -136,28 +134,6 @@ static void fetch_metadata(sg_bridge_t *bridge)
         sg_log_warn("kafka metadata: %s (retrying)", rd_kafka_err2str(rkerr));
         rd_kafka_poll(bridge->rk, SG_BRIDGE_POLL_MS);
     }
-}
-
-static void on_queue_event(rd_kafka_t *rk, void *opaque)
-{
-    sg_bridge_t *bridge = opaque;
-    pthread_mutex_lock(&bridge->wake_mutex);
-    bridge->woken = 1;
-    pthread_cond_signal(&bridge->wake_cond);
-    pthread_mutex_unlock(&bridge->wake_mutex);
-}
-
-/* Sleeps until a queue has something (or timeout_ms passes). The events fire on the edge of a
- * queue becoming non-empty, so callers must drain the queues completely after each wake-up. */
-static void wait_for_work(sg_bridge_t *bridge, int timeout_ms)
-{
-    struct timespec deadline = sg_bridge_deadline(timeout_ms);
-    pthread_mutex_lock(&bridge->wake_mutex);
-    while (!bridge->woken && !atomic_load(&bridge->stopping))
-        if (pthread_cond_timedwait(&bridge->wake_cond, &bridge->wake_mutex, &deadline) != 0)
-            break;
-    bridge->woken = 0;
-    pthread_mutex_unlock(&bridge->wake_mutex);
 }
 
 /* The partitions of reply topic t this instance reads: all of them, unless every route replying
@@ -269,7 +245,7 @@ static void serve_replies(sg_bridge_t *bridge)
         if (i == SG_BRIDGE_MAX_REPLIES_PER_ROUND) {
             /* Leave the rest for the next round, so delivery reports are not starved; the queue
              * is still non-empty, so no event will come: wake ourselves. */
-            on_queue_event(bridge->consumer, bridge);
+            sg_wake(&bridge->wake);
             return;
         }
         rd_kafka_message_t *msg = rd_kafka_consume_queue(bridge->consumer_queue, 0);
@@ -302,7 +278,7 @@ static void *bridge_main(void *arg)
     sg_bridge_t *bridge = arg;
     fetch_metadata(bridge);
     while (bridge->consumer != NULL && !atomic_load(&bridge->stopping) && assign_replies(bridge) != 0) {
-        wait_for_work(bridge, SG_BRIDGE_POLL_MS);
+        sg_wake_wait(&bridge->wake, &bridge->stopping, SG_BRIDGE_POLL_MS);
         rd_kafka_poll(bridge->rk, 0);
     }
     if (!atomic_load(&bridge->stopping))
@@ -311,7 +287,7 @@ static void *bridge_main(void *arg)
     /* One thread serves both clients: either queue's event wakes it, and every wake-up drains
      * both queues. */
     while (!atomic_load(&bridge->stopping)) {
-        wait_for_work(bridge, SG_BRIDGE_POLL_MS);
+        sg_wake_wait(&bridge->wake, &bridge->stopping, SG_BRIDGE_POLL_MS);
         rd_kafka_poll(bridge->rk, 0);
         if (bridge->consumer != NULL)
             serve_replies(bridge);
@@ -380,7 +356,7 @@ static int create_consumer(sg_bridge_t *bridge, const char *bootstraps, char *er
         return -1;
     rd_kafka_poll_set_consumer(bridge->consumer);
     bridge->consumer_queue = rd_kafka_queue_get_consumer(bridge->consumer);
-    rd_kafka_queue_cb_event_enable(bridge->consumer_queue, on_queue_event, bridge);
+    rd_kafka_queue_cb_event_enable(bridge->consumer_queue, sg_wake_on_queue_event, &bridge->wake);
     return 0;
 }
 
@@ -391,8 +367,7 @@ sg_bridge_t *sg_bridge_create(const sg_conf_t *conf, const char *bootstraps, sg_
     bridge->conf = conf;
     bridge->delivery_cb = delivery_cb;
     bridge->reply_cb = reply_cb;
-    pthread_mutex_init(&bridge->wake_mutex, NULL);
-    pthread_cond_init(&bridge->wake_cond, NULL);
+    sg_wake_init(&bridge->wake);
     pthread_mutex_init(&bridge->probe_mutex, NULL);
     pthread_cond_init(&bridge->probe_cond, NULL);
     atomic_store(&bridge->reachable, 1);
@@ -427,7 +402,7 @@ sg_bridge_t *sg_bridge_create(const sg_conf_t *conf, const char *bootstraps, sg_
         return NULL;
     }
     bridge->producer_queue = rd_kafka_queue_get_main(bridge->rk);
-    rd_kafka_queue_cb_event_enable(bridge->producer_queue, on_queue_event, bridge);
+    rd_kafka_queue_cb_event_enable(bridge->producer_queue, sg_wake_on_queue_event, &bridge->wake);
     if (bridge->n_reply_topics > 0 && create_consumer(bridge, bootstraps, err, errlen) != 0) {
         sg_bridge_destroy(bridge);
         return NULL;
@@ -667,7 +642,7 @@ int sg_bridge_shutdown(sg_bridge_t *bridge, int64_t timeout_ms)
     if (bridge->thread_started) {
         atomic_store(&bridge->flush_timeout_ms, timeout_ms);
         atomic_store(&bridge->stopping, 1);
-        on_queue_event(bridge->rk, bridge);
+        sg_wake(&bridge->wake);
         pthread_join(bridge->thread, NULL);
         bridge->thread_started = 0;
     }
@@ -710,8 +685,7 @@ void sg_bridge_destroy(sg_bridge_t *bridge)
         rd_kafka_queue_destroy(bridge->producer_queue);
     if (bridge->rk != NULL)
         rd_kafka_destroy(bridge->rk);
-    pthread_cond_destroy(&bridge->wake_cond);
-    pthread_mutex_destroy(&bridge->wake_mutex);
+    sg_wake_dispose(&bridge->wake);
     pthread_cond_destroy(&bridge->probe_cond);
     pthread_mutex_destroy(&bridge->probe_mutex);
     free(bridge);

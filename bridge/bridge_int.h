@@ -6,6 +6,7 @@
 #ifndef SG_BRIDGE_INT_H
 #define SG_BRIDGE_INT_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -51,6 +52,14 @@ int sg_kafka_conf_assigning_consumer(rd_kafka_conf_t *rkconf, const char *name, 
  * "<what>: reason" in err. */
 rd_kafka_t *sg_kafka_new(rd_kafka_type_t type, rd_kafka_conf_t *rkconf, const char *what, char *err, size_t errlen);
 
+/* ---- internal topics (admin.c) ------------------------------------------------------------- */
+
+/** Creates topic `name` with `partitions` partitions, replication min(3, brokers) and `configs`
+ * (NULL or NULL-terminated name, value pairs) through the Admin API, unless it exists. Returns 0
+ * (it exists, or creating it failed: logged as "<who>: cannot create <name>: ..."), or -1 when
+ * the cluster did not answer (2 s): nothing was tried. Blocks up to ~10 s. */
+int sg_kafka_ensure_topic(rd_kafka_t *rk, const char *who, const char *name, int partitions, const char *const *configs);
+
 /* ---- assigning partitions without a group (assign.c) --------------------------------------- */
 
 /* sg_assign_part_t.start: leave the partition out of the assignment. */
@@ -91,6 +100,27 @@ void sg_assign_dispose(sg_assign_topic_t *topics, size_t n_topics);
 /** Sleeps up to ms in 10 ms steps, returning early once *stopping (may be NULL) is set: the pause
  * between a client's attempts, short enough to stop promptly. */
 void sg_bridge_sleep(const atomic_int *stopping, int64_t ms);
+
+/* ---- sleeping until a queue has something (wake.c) ----------------------------------------- */
+
+/* A thread serving librdkafka queues sleeps on this: queue events (sg_wake_on_queue_event, given
+ * to rd_kafka_queue_cb_event_enable with the sg_wake_t), a shutdown or the thread itself (more to
+ * do) wake it. Events fire on the edge of a queue becoming non-empty, so after each wake-up the
+ * thread drains every queue it serves. */
+typedef struct st_sg_wake_t {
+    pthread_mutex_t mutex;
+    pthread_cond_t cond;
+    int woken;
+} sg_wake_t;
+
+void sg_wake_init(sg_wake_t *wake);
+void sg_wake_dispose(sg_wake_t *wake);
+/** Wakes the sleeper (or makes its next sleep return at once). Any thread. */
+void sg_wake(sg_wake_t *wake);
+/** The queue-event callback: `wake` is the sg_wake_t. librdkafka's threads. */
+void sg_wake_on_queue_event(rd_kafka_t *rk, void *wake);
+/** Sleeps until woken, *stopping is set, or timeout_ms pass. The serving thread. */
+void sg_wake_wait(sg_wake_t *wake, const atomic_int *stopping, int timeout_ms);
 
 /** The wall-clock time timeout_ms from now, as pthread_cond_timedwait takes a deadline. */
 static inline struct timespec sg_bridge_deadline(int64_t timeout_ms)

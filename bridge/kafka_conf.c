@@ -66,6 +66,10 @@ int sg_kafka_conf_durable_producer(rd_kafka_conf_t *rkconf, int64_t timeout_ms, 
     return sg_kafka_conf_set(rkconf, "enable.idempotence", "true", err, errlen) ||
                    sg_kafka_conf_set(rkconf, "acks", "all", err, errlen) ||
                    sg_kafka_conf_set(rkconf, "linger.ms", "0", err, errlen) ||
+                   /* Kafka's default partitioner (the Java client's), not librdkafka's CRC32: a key
+                    * lands where any other producer puts it and where a partitioned table looks
+                    * for it (sg_placement_partition_of). */
+                   sg_kafka_conf_set(rkconf, "partitioner", "murmur2_random", err, errlen) ||
                    sg_kafka_conf_set(rkconf, "message.timeout.ms", timeout, err, errlen)
                ? -1
                : 0;

@@ -19,6 +19,7 @@
 
 #include "sg_decode.h"
 #include "sg_jsonv.h"
+#include "sg_placement.h"
 
 #include <stdatomic.h>
 #include <stdint.h>
@@ -53,6 +54,7 @@ typedef struct {
     const char *name;
     size_t *tables; /* indices into conf->tables */
     size_t n_tables;
+    struct st_sg_materializer_t *m;
 } sg_mat_topic_t;
 
 typedef struct {
@@ -122,9 +124,16 @@ struct st_sg_materializer_t {
     int policy_checked;             /* the topics' cleanup.policy has been asked for */
     rd_kafka_queue_t *policy_queue; /* its answer, until it came or timed out */
     int64_t policy_deadline_ms;
-    sg_registry_t *registry;        /* decodes Confluent-framed values; may be NULL */
-    sg_log_once_t undecodable_once; /* by schema id */
-    sg_log_once_t table_once;       /* by SG_MAT_CAUSE */
+    sg_registry_t *registry; /* decodes Confluent-framed values; may be NULL */
+    /* Partitioned tables (sg_placement.h): only the partitions this instance keeps are read; a
+     * new generation of that set makes the thread set up again. `ready` (per table, per
+     * partition) is 1 once a kept partition was committed up to the high watermark seen when it
+     * was added to the set, for as long as it stays in it. */
+    sg_placement_t *placement;
+    uint64_t placement_generation;
+    _Atomic uint8_t (*ready)[SG_PLACEMENT_MAX_PARTITIONS]; /* per conf->tables[i] */
+    sg_log_once_t undecodable_once;                        /* by schema id */
+    sg_log_once_t table_once;                              /* by SG_MAT_CAUSE */
     /* Partitions per topic as of the last setup, for the watermark query thread. */
     pthread_mutex_t parts_lock;
     sg_mat_known_t *known; /* per topic */
@@ -254,6 +263,8 @@ static int check_table(sg_materializer_t *m, size_t i, const char *cluster_id, c
     else if (strcmp(source, cluster_id) != 0)
         reason = "the Kafka cluster id changed";
     for (size_t p = 0; reason == NULL && p < topic->n_parts; ++p) {
+        if (topic->parts[p].start == SG_ASSIGN_SKIP)
+            continue; /* a partition of a partitioned table this instance does not keep */
         int64_t next_offset;
         rc = sg_tables_position(m->tables, name, topic->name, topic->parts[p].partition, &next_offset, NULL, err, sizeof(err));
         if (rc < 0) {
@@ -385,13 +396,65 @@ static int plan_partition(sg_materializer_t *m, size_t t, sg_assign_part_t *part
     return 0;
 }
 
+/* sg_assign_want_cb for a partitioned table's topic (a partitioned table is alone on its topic). */
+static int keeps(void *ctx, const char *topic, int32_t partition)
+{
+    const sg_mat_topic_t *mat_topic = ctx;
+    sg_materializer_t *m = mat_topic->m;
+    return sg_placement_keeps(m->placement, mat_topic->tables[0], partition);
+}
+
+/* After a setup: a partition of a partitioned table stays ready if it was and is still read; a
+ * partition no longer read is not ready. */
+static void carry_ready(sg_materializer_t *m)
+{
+    if (m->placement == NULL)
+        return;
+    for (size_t i = 0; i < m->conf->n_tables; ++i) {
+        if (!sg_placement_is_partitioned(m->placement, i))
+            continue;
+        for (int32_t p = 0; p < SG_PLACEMENT_MAX_PARTITIONS; ++p) {
+            int planned = 0;
+            for (size_t k = 0; k < m->n_parts && !planned; ++k)
+                planned = m->parts[k].partition == p && m->topics[m->parts[k].topic].tables[0] == i;
+            if (!planned)
+                atomic_store(&m->ready[i][p], 0);
+        }
+    }
+}
+
+/* Marks the kept partitions that are committed up to their readiness target. After a commit. */
+static void update_ready(sg_materializer_t *m)
+{
+    if (m->placement == NULL)
+        return;
+    int drained = 0;
+    for (size_t k = 0; k < m->n_parts; ++k) {
+        const sg_mat_part_t *part = &m->parts[k];
+        size_t table = m->topics[part->topic].tables[0];
+        if (part->partition >= 0 && part->partition < SG_PLACEMENT_MAX_PARTITIONS && part->next >= part->start_high &&
+            sg_placement_is_partitioned(m->placement, table) && !atomic_load(&m->ready[table][part->partition])) {
+            /* Ready means written, not only read: the commit thread finishes the rounds handed to
+             * it first (once per call; a failed commit leaves the partition not ready, and the
+             * loop sets up again). */
+            if (!drained && drain_commits(m) != 0)
+                return;
+            drained = 1;
+            atomic_store(&m->ready[table][part->partition], 1);
+            if (m->progress_cb != NULL)
+                m->progress_cb(m->ctx, table); /* reads waiting for the partition */
+        }
+    }
+}
+
 /* Reads the cluster id and each topic's partitions and watermarks, resets tables that must be
- * rebuilt, and assigns every partition at the lowest stored position of its tables. Returns 0,
- * or -1 to be retried. */
+ * rebuilt, and assigns every partition at the lowest stored position of its tables (only the
+ * kept ones of a partitioned table). Returns 0, or -1 to be retried. */
 static int setup(sg_materializer_t *m)
 {
     destroy_batches(m);
     m->n_parts = 0;
+    m->placement_generation = sg_placement_generation(m->placement);
     /* A metadata request first: on a fresh handle rd_kafka_clusterid() alone often waits a
      * whole second for the first broker state (bench: 1.0 s vs 1 ms start-ups). */
     const struct rd_kafka_metadata *brokers = NULL;
@@ -406,15 +469,17 @@ static int setup(sg_materializer_t *m)
     char err[512];
     int rc = 0;
     for (size_t t = 0; t < m->n_topics && rc == 0 && !atomic_load(&m->stopping); ++t) {
-        if (sg_assign_describe(m->rk, m->topics[t].name, NULL, NULL, SG_MAT_METADATA_TIMEOUT_MS, &m->stopping, &topics[t], err,
-                               sizeof(err)) != 0) {
+        int placed = sg_placement_is_partitioned(m->placement, m->topics[t].tables[0]);
+        if (sg_assign_describe(m->rk, m->topics[t].name, placed ? keeps : NULL, &m->topics[t], SG_MAT_METADATA_TIMEOUT_MS,
+                               &m->stopping, &topics[t], err, sizeof(err)) != 0) {
             sg_log_warn("table %s (retrying)", err);
             rc = -1;
         }
         for (size_t k = 0; rc == 0 && k < m->topics[t].n_tables; ++k)
             rc = check_table(m, m->topics[t].tables[k], cluster_id, &topics[t]);
         for (size_t p = 0; rc == 0 && p < topics[t].n_parts; ++p)
-            rc = plan_partition(m, t, &topics[t].parts[p]);
+            if (topics[t].parts[p].start != SG_ASSIGN_SKIP)
+                rc = plan_partition(m, t, &topics[t].parts[p]);
         if (rc == 0)
             publish_known(m, t, &topics[t]);
     }
@@ -427,6 +492,8 @@ static int setup(sg_materializer_t *m)
     }
     sg_assign_dispose(topics, m->n_topics);
     free(topics);
+    if (rc == 0)
+        carry_ready(m);
     /* Batches are made after any reset: a reset makes older batches of the table unusable. */
     for (size_t i = 0; rc == 0 && i < m->conf->n_tables; ++i)
         if ((m->state[i].batch = sg_table_batch_new(m->tables, m->conf->tables[i].name)) == NULL) {
@@ -757,12 +824,16 @@ static void *materializer_main(void *arg)
         check_caught_up(m);
         if (!m->policy_checked)
             policy_check_send(m);
+        update_ready(m);
         while (!atomic_load(&m->stopping)) {
             if (round_trip(m) != 0)
                 break; /* set up again from the stored positions */
             publish_stats(m);
+            update_ready(m);
+            if (sg_placement_generation(m->placement) != m->placement_generation)
+                break; /* the kept partitions changed: assign them (rounds are committed first, above) */
             if (check_caught_up(m) != 0)
-                break; /* a commit failed: the same */
+                break; /* a commit failed: set up again from the stored positions */
             policy_check_poll(m);
             int64_t now = sg_mono_ms();
             if (!atomic_load(&m->caught_up) && now - m->logged_ms >= 1000)
@@ -786,6 +857,7 @@ sg_materializer_t *sg_materializer_create(const sg_conf_t *conf, const char *boo
     m->state = sg_calloc(conf->n_tables + 1, sizeof(*m->state));
     m->topics = sg_calloc(conf->n_tables + 1, sizeof(*m->topics));
     m->known = sg_calloc(conf->n_tables + 1, sizeof(*m->known));
+    m->ready = sg_calloc(conf->n_tables + 1, sizeof(*m->ready));
     pthread_mutex_init(&m->parts_lock, NULL);
     pthread_mutex_init(&m->latest_lock, NULL);
     pthread_cond_init(&m->latest_cond, NULL);
@@ -805,6 +877,7 @@ sg_materializer_t *sg_materializer_create(const sg_conf_t *conf, const char *boo
             ++t;
         if (t == m->n_topics) {
             m->topics[t].name = conf->tables[i].topic;
+            m->topics[t].m = m;
             m->topics[t].tables = sg_calloc(conf->n_tables, sizeof(*m->topics[t].tables));
             ++m->n_topics;
         }
@@ -957,6 +1030,18 @@ int sg_materializer_start(sg_materializer_t *m, sg_materializer_progress_cb prog
     return 0;
 }
 
+void sg_materializer_set_placement(sg_materializer_t *m, sg_placement_t *placement)
+{
+    m->placement = placement;
+}
+
+int sg_materializer_partition_ready(const sg_materializer_t *m, size_t table_index, int32_t partition)
+{
+    if (table_index >= m->conf->n_tables || partition < 0 || partition >= SG_PLACEMENT_MAX_PARTITIONS)
+        return 0;
+    return atomic_load(&m->ready[table_index][partition]);
+}
+
 void sg_materializer_set_registry(sg_materializer_t *m, sg_registry_t *registry)
 {
     m->registry = registry;
@@ -1020,6 +1105,7 @@ void sg_materializer_destroy(sg_materializer_t *m)
         pthread_cond_destroy(&m->commit_cond);
     }
     free(m->known);
+    free((void *)m->ready);
     free(m->topics);
     free(m->state);
     free(m->parts);

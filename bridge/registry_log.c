@@ -507,56 +507,12 @@ int sg_reg_log_create(sg_registry_t *reg, const char *bootstraps, char *err, siz
     return 0;
 }
 
-/* Creates `_schemas` (compacted) unless it exists. Errors are logged, not fatal: the topic may be
- * managed by an operator, and the thread waits for it either way. */
-static void create_topic(sg_registry_t *reg)
-{
-    const struct rd_kafka_metadata *md = NULL;
-    int replication = 1;
-    if (rd_kafka_metadata(reg->producer, 0, NULL, &md, SG_REG_METADATA_TIMEOUT_MS) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        for (int t = 0; t < md->topic_cnt; t++)
-            if (strcmp(md->topics[t].topic, SG_REGISTRY_TOPIC) == 0 && md->topics[t].err == 0) {
-                rd_kafka_metadata_destroy(md);
-                return;
-            }
-        replication = md->broker_cnt >= 3 ? 3 : md->broker_cnt > 0 ? md->broker_cnt : 1;
-        rd_kafka_metadata_destroy(md);
-    }
-    char rkerr[512];
-    rd_kafka_NewTopic_t *topic = rd_kafka_NewTopic_new(SG_REGISTRY_TOPIC, 1, replication, rkerr, sizeof(rkerr));
-    if (topic == NULL)
-        return;
-    rd_kafka_NewTopic_set_config(topic, "cleanup.policy", "compact");
-    rd_kafka_queue_t *queue = rd_kafka_queue_new(reg->producer);
-    rd_kafka_AdminOptions_t *options = rd_kafka_AdminOptions_new(reg->producer, RD_KAFKA_ADMIN_OP_CREATETOPICS);
-    rd_kafka_AdminOptions_set_request_timeout(options, 5000, rkerr, sizeof(rkerr));
-    rd_kafka_CreateTopics(reg->producer, &topic, 1, options, queue);
-    rd_kafka_event_t *event = rd_kafka_queue_poll(queue, 6000);
-    if (event != NULL) {
-        const rd_kafka_CreateTopics_result_t *result = rd_kafka_event_CreateTopics_result(event);
-        size_t n = 0;
-        const rd_kafka_topic_result_t **results = result != NULL ? rd_kafka_CreateTopics_result_topics(result, &n) : NULL;
-        for (size_t i = 0; i < n; i++) {
-            rd_kafka_resp_err_t terr = rd_kafka_topic_result_error(results[i]);
-            if (terr != RD_KAFKA_RESP_ERR_NO_ERROR && terr != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
-                sg_log_warn("registry: cannot create %s: %s", SG_REGISTRY_TOPIC, rd_kafka_err2str(terr));
-        }
-        if (rd_kafka_event_error(event))
-            sg_log_warn("registry: cannot create %s: %s", SG_REGISTRY_TOPIC, rd_kafka_event_error_string(event));
-        rd_kafka_event_destroy(event);
-    } else {
-        sg_log_warn("registry: no answer to creating %s; waiting for it to exist", SG_REGISTRY_TOPIC);
-    }
-    rd_kafka_AdminOptions_destroy(options);
-    rd_kafka_queue_destroy(queue);
-    rd_kafka_NewTopic_destroy(topic);
-}
-
 int sg_reg_log_start(sg_registry_t *reg, char *err, size_t errlen)
 {
     if (reg->thread_started)
         return sg_errf(err, errlen, "the registry is already started");
-    create_topic(reg);
+    static const char *const configs[] = {"cleanup.policy", "compact", NULL};
+    sg_kafka_ensure_topic(reg->producer, "registry", SG_REGISTRY_TOPIC, 1, configs);
     pthread_mutex_lock(&reg->ops_mutex);
     int rc = pthread_create(&reg->thread, NULL, registry_main, reg);
     if (rc == 0)

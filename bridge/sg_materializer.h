@@ -17,13 +17,15 @@
 #include <stdint.h>
 
 #include "sg_conf.h"
+#include "sg_placement.h"
 #include "sg_registry.h"
 #include "sg_table.h"
 
 typedef struct st_sg_materializer_t sg_materializer_t;
 
 /* Called on the materializer's commit thread after a batch of table conf->tables[table_index]
- * was committed. Must not block for long. */
+ * was committed, and on its reading thread when a partition of a partitioned table becomes
+ * ready. Any thread, then: must be thread-safe and not block for long. */
 typedef void (*sg_materializer_progress_cb)(void *ctx, size_t table_index);
 
 /** Creates the consumer for every conf->tables[i] (conf and tables are borrowed and must outlive
@@ -46,6 +48,14 @@ int sg_materializer_caught_up(const sg_materializer_t *m);
  * outlive the materializer); without one they are skipped as undecodable. Call before start. */
 void sg_materializer_set_registry(sg_materializer_t *m, sg_registry_t *registry);
 
+/** Partitioned tables read only the partitions `placement` (borrowed; must outlive the
+ * materializer) says this instance keeps, set up again when that set changes. Call before start. */
+void sg_materializer_set_placement(sg_materializer_t *m, sg_placement_t *placement);
+
+/** Whether a kept partition of a partitioned table is committed up to the high watermark seen
+ * when it was added to the kept set (and kept since): a read may be answered from it. 0 for a
+ * partition not kept. Any thread. */
+int sg_materializer_partition_ready(const sg_materializer_t *m, size_t table_index, int32_t partition);
 typedef struct st_sg_table_stats_t {
     int64_t lag;            /* records in its partitions past what it applied (last fetch's watermarks) */
     int64_t stream_time_ms; /* the largest record timestamp applied, over its partitions; 0: none */

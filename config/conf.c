@@ -1969,6 +1969,19 @@ static int check_conf(ctx_t *c, void *elem, const node_t *root, const char *path
                         "unknown table \"%s\" (declare it under tables)", query->table);
         }
     }
+    for (size_t i = 0; i < conf->n_tables; i++) {
+        if (conf->tables[i].placement != SG_PLACEMENT_PARTITIONED)
+            continue;
+        for (size_t j = 0; j < conf->n_tables; j++) {
+            if (j == i || strcmp(conf->tables[i].topic, conf->tables[j].topic) != 0)
+                continue;
+            path_index(item_path, sizeof(item_path), "tables", i);
+            path_key(key_path, sizeof(key_path), item_path, "placement");
+            return fail(c, value_line(seq_item(map_get(root, "tables"), i), "placement"), key_path,
+                        "a partitioned table must be the only table on its topic (%s is also table \"%s\")",
+                        conf->tables[i].topic, conf->tables[j].name);
+        }
+    }
     if (check_conflicts(c, conf, root) != 0)
         return -1;
     if (conf->limits.inflight_bytes < conf->limits.body_bytes)
@@ -2197,6 +2210,22 @@ static const struct_desc_t route_desc = {.name = "route",
                                          .has_line = true,
                                          .line_offset = offsetof(sg_route_conf_t, line)};
 
+static const char *const placements[] = {"global", "partitioned", NULL};
+
+/* A partitioned table owns its topic's partitions through a consumer group of its own: another
+ * table on the same topic would need other partitions of the same consumer. */
+static int check_table(ctx_t *c, void *elem, const node_t *map, const char *path)
+{
+    sg_table_conf_t *table = elem;
+    char key_path[KEYPATH_MAX];
+    if (table->placement != SG_PLACEMENT_PARTITIONED && map_get(map, "standbys") != NULL && table->standbys > 0) {
+        path_key(key_path, sizeof(key_path), path, "standbys");
+        return fail(c, value_line(map, "standbys"), key_path,
+                    "standbys needs placement: partitioned (a global table has every partition on every instance)");
+    }
+    return 0;
+}
+
 static const prop_t table_props[] = {
     {.name = "name",
      .type = PT_NAME,
@@ -2208,6 +2237,21 @@ static const prop_t table_props[] = {
      FIELD(sg_table_conf_t, topic),
      .flags = P_REQUIRED,
      .doc = "Topic the table is materialized from."},
+    {.name = "placement",
+     .type = PT_ENUM,
+     FIELD(sg_table_conf_t, placement),
+     .enums = placements,
+     .def = "global",
+     .doc = "global: every instance materializes every partition. partitioned: the deployment's instances share the "
+            "partitions (a consumer group per table), and a read for a key another instance owns is forwarded to it."},
+    {.name = "standbys",
+     .type = PT_INT,
+     FIELD(sg_table_conf_t, standbys),
+     .min = 0,
+     .max = 8,
+     .def = "0",
+     .doc = "partitioned: each instance also keeps copies of the partitions of this many other instances (the next ones "
+            "in name order), which answer when their owner cannot and take over at once when they move here."},
     {.name = "scopes",
      .type = PT_SCOPES,
      FIELD(sg_table_conf_t, access.scopes),
@@ -2224,6 +2268,7 @@ static const prop_t table_props[] = {
 static const struct_desc_t table_desc = {.name = "table",
                                          .size = sizeof(sg_table_conf_t),
                                          .props = table_props,
+                                         .check = check_table,
                                          .has_line = true,
                                          .line_offset = offsetof(sg_table_conf_t, line)};
 
@@ -2411,8 +2456,8 @@ static const prop_t requests_props[] = {
     {.name = "secret",
      .type = PT_STRING,
      FIELD(sg_conf_t, requests.secret),
-     .doc = "Key for the MAC in request ids; every instance of a deployment needs the same one. Default: random "
-            "per process (ids then validate only on the instance that made them)."},
+     .doc = "Key for the MAC in request ids; every instance of a deployment needs the same one. Default: the "
+            "deployment's own, made by its first instance and shared through its internal topic _streamgate.<name>."},
     {.name = "retention",
      .type = PT_DURATION,
      FIELD(sg_conf_t, requests.retention_ms),
@@ -2423,6 +2468,49 @@ static const prop_t requests_props[] = {
     {0},
 };
 static const struct_desc_t requests_desc = {.name = "requests", .props = requests_props};
+
+/* ------------------------------------------------------------------------------------------ */
+/* Deployment (DESIGN §8)                                                                     */
+
+/* The name becomes part of internal topic names (_streamgate.<name>, _streamgate.<name>.idempotency),
+ * so it may not hold a '.': "a.idempotency" would name another deployment's claims topic. */
+static int check_deployment(ctx_t *c, void *elem, const node_t *map, const char *path)
+{
+    const sg_conf_t *conf = elem;
+    char key_path[KEYPATH_MAX], buf[80];
+    if (strchr(conf->deployment.name, '.') != NULL) {
+        path_key(key_path, sizeof(key_path), path, "name");
+        return fail(c, value_line(map, "name"), key_path,
+                    "invalid deployment name %s: use letters, digits, '_' or '-' (it is part of internal topic names, "
+                    "where a '.' would be ambiguous)",
+                    quote(buf, sizeof(buf), conf->deployment.name));
+    }
+    if (conf->deployment.advertise.text != NULL && strchr(conf->deployment.advertise.text, '?') != NULL) {
+        path_key(key_path, sizeof(key_path), path, "advertise");
+        return fail(c, value_line(map, "advertise"), key_path, "an advertised URL is a base URL: no query string");
+    }
+    return 0;
+}
+
+static const prop_t deployment_props[] = {
+    {.name = "name",
+     .type = PT_NAME,
+     FIELD(sg_conf_t, deployment.name),
+     .def = "default",
+     .doc = "The deployment: instances with the same name (on the same Kafka cluster) share the request-id secret "
+            "and Idempotency-Key claims through the topics _streamgate.<name> and _streamgate.<name>.idempotency."},
+    {.name = "instance",
+     .type = PT_NAME,
+     FIELD(sg_conf_t, deployment.instance),
+     .doc = "This instance's name within the deployment. Default: one made once and kept in <data_dir>/instance.id."},
+    {.name = "advertise",
+     .type = PT_URL,
+     FIELD(sg_conf_t, deployment.advertise),
+     .doc = "The URL other instances reach this one at. Default: the first listen address (a wildcard host "
+            "replaced by the host name)."},
+    {0},
+};
+static const struct_desc_t deployment_desc = {.name = "deployment", .props = deployment_props, .check = check_deployment};
 
 /* schema_registry.url: plain HTTP only (the client is a small blocking one used at start and by
  * the decode threads); host and port are checked here so a typo fails at start, not at first use. */
@@ -2749,6 +2837,10 @@ static const prop_t root_props[] = {
      .def = "10s",
      .doc = "Grace period for in-flight requests on SIGTERM."},
     {.name = "requests", .type = PT_SECTION, .sub = &requests_desc, .doc = "Request ids and request status."},
+    {.name = "deployment",
+     .type = PT_SECTION,
+     .sub = &deployment_desc,
+     .doc = "Which deployment this instance belongs to, its name in it, and its URL."},
     {.name = "log", .type = PT_SECTION, .sub = &log_desc, .doc = "The gateway's own log (standard error) and the access log."},
     {.name = "schema_registry",
      .type = PT_SECTION,

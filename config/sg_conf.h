@@ -159,6 +159,8 @@ typedef struct st_sg_route_conf_t {
     unsigned line;           /* line of the route in the config file, for messages */
 } sg_route_conf_t;
 
+/* Where a table's partitions live across a deployment's instances (DESIGN §8). */
+typedef enum { SG_PLACEMENT_GLOBAL = 0, SG_PLACEMENT_PARTITIONED } sg_table_placement_t;
 /* The header carrying a route's request id: its reply's correlation_header, else the default. */
 static inline const char *sg_route_correlation_header(const sg_route_conf_t *route)
 {
@@ -168,6 +170,8 @@ static inline const char *sg_route_correlation_header(const sg_route_conf_t *rou
 typedef struct st_sg_table_conf_t {
     char *name;
     char *topic;
+    sg_table_placement_t placement; /* global: every instance has every partition */
+    int standbys;             /* partitioned: partitions of this many other instances kept as copies */
     sg_access_conf_t access; /* scopes (instead of tables:read), public */
     unsigned line;
 } sg_table_conf_t;
@@ -241,9 +245,17 @@ typedef struct st_sg_conf_t {
     int64_t shutdown_timeout_ms; /* grace for in-flight requests on SIGTERM, default 10s */
 
     struct {
-        char *secret;         /* request-id MAC key shared by a deployment; NULL = random per process */
+        char *secret;         /* request-id MAC key shared by a deployment; NULL: the deployment's own,
+                               * agreed through its internal topic (bridge/sg_deployment.h) */
         int64_t retention_ms; /* how long request outcomes and idempotency keys are kept, default 1h */
     } requests;
+
+    /* The instances that share internal topics (DESIGN §8; bridge/sg_deployment.h). */
+    struct {
+        char *name;         /* default "default": topics _streamgate.<name> and _streamgate.<name>.idempotency */
+        char *instance;     /* this instance's name; NULL: the one made once in <data_dir>/instance.id */
+        sg_url_t advertise; /* how other instances reach this one; .text NULL: from the first listen address */
+    } deployment;
 
     struct {
         int level;           /* an sg_log_level_t: 0 error, 1 warn, 2 info (default), 3 debug */

@@ -62,8 +62,8 @@ void sg_gateway_on_delivery(void *opaque, const sg_delivery_t *delivery)
             cmd->outcome_unknown = sg_idem_mark_unknown(cmd->loop->server, cmd) == 0;
         else if (cmd->err != SG_BRIDGE_OK)
             sg_idem_release(cmd->loop->server, cmd); /* not in Kafka: a retry may claim the key again */
-        else if (!cmd->route->has_reply)
-            sg_idem_record_accepted(cmd->loop->server, cmd);
+        else if (!cmd->route->has_reply && sg_idem_record_accepted(cmd->loop->server, cmd))
+            return; /* handed to the loop once the claim's completion is published */
     }
     sg_commands_post_delivery(cmd);
 }
@@ -159,10 +159,11 @@ void sg_gateway_on_reply(void *ctx, const sg_reply_t *reply)
 {
     sg_server_t *server = ctx;
     sg_reqid_t id;
-    if (reply->correlation_id == NULL ||
+    if (!sg_server_has_request_key(server) || reply->correlation_id == NULL ||
         sg_reqid_parse(&server->reqid_key, reply->correlation_id, reply->correlation_len, &id) != 0 ||
         (int64_t)id.time_ms + server->conf->requests.retention_ms <= sg_now_ms()) {
-        /* not ours (forged, mangled, another deployment) or past its retention: dropped */
+        /* not ours (forged, mangled, another deployment), past its retention, or come before this
+         * instance knew the deployment's secret: dropped */
         atomic_fetch_add(&server->replies_dropped, 1);
         return;
     }

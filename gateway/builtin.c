@@ -15,6 +15,7 @@
 
 #include "gateway_int.h"
 #include "respond.h"
+#include "sg_deployment.h"
 #include "sg_materializer.h"
 #include "sg_registry.h"
 #include "sg_table.h"
@@ -105,6 +106,12 @@ static const char *not_ready_because(sg_server_t *server, char *why, size_t whyl
             return why;
         }
     }
+    if (server->deployment != NULL && !sg_deployment_is_ready(server->deployment))
+        return sg_deployment_not_ready_because(server->deployment);
+    if (!sg_server_has_request_key(server))
+        return "the deployment's request-id secret is not settled yet";
+    if (server->placement != NULL && sg_placement_not_ready_because(server->placement) != NULL)
+        return sg_placement_not_ready_because(server->placement);
     return sg_access_not_ready(server);
 }
 
@@ -512,6 +519,35 @@ static void write_row(sg_server_t *server, const sg_metric_t *row, sg_metrics_te
     }
 }
 
+/* Partitioned tables: how many partitions this instance owns and keeps as standbys, and how many
+ * of them are ready (README, "Several instances"). */
+static void placement_metrics(sg_server_t *server, sg_metrics_text_t *out)
+{
+    if (server->placement == NULL)
+        return;
+    put(out, "# HELP streamgate_table_partitions Partitions of a partitioned table this instance keeps, by role, and how many "
+             "of them are ready.\n# TYPE streamgate_table_partitions gauge\n");
+    for (size_t i = 0; i < server->conf->n_tables; ++i) {
+        if (!sg_placement_is_partitioned(server->placement, i))
+            continue;
+        int owner = 0, standby = 0, ready = 0;
+        for (int32_t p = 0; p < sg_placement_partitions(server->placement, i); ++p) {
+            sg_placement_route_t route;
+            if (sg_placement_partition(server->placement, i, p, &route) != 0 || route.role == SG_ROLE_NONE)
+                continue;
+            owner += route.role == SG_ROLE_OWNER;
+            standby += route.role == SG_ROLE_STANDBY;
+            ready += sg_materializer_partition_ready(server->materializer, i, p);
+        }
+        const char *name = server->conf->tables[i].name;
+        put(out,
+            "streamgate_table_partitions{table=\"%s\",role=\"owner\"} %d\n"
+            "streamgate_table_partitions{table=\"%s\",role=\"standby\"} %d\n"
+            "streamgate_table_partitions{table=\"%s\",role=\"ready\"} %d\n",
+            name, owner, name, standby, name, ready);
+    }
+}
+
 static void handle_metrics(h2o_req_t *req, const char *path, size_t path_len, sg_principal_t *principal)
 {
     if (!accept_request(req, "/metrics", path, path_len))
@@ -526,6 +562,7 @@ static void handle_metrics(h2o_req_t *req, const char *path, size_t path_len, sg
         out.buf = sg_realloc(out.buf, out.cap);
     }
     out.len += sg_access_metrics(server, out.buf + out.len, out.cap - out.len);
+    placement_metrics(server, &out);
     sg_http_respond(req, 200, "text/plain; version=0.0.4", out.buf, out.len); /* copied by H2O */
     free(out.buf);
 }

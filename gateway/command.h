@@ -17,15 +17,24 @@ typedef struct st_sg_cmd_t {
     const sg_route_conf_t *route;
     int64_t create_ms;     /* the record's CreateTime, set by us */
     int64_t produced_us;   /* sg_mono_us() when it was handed to the producer (metrics) */
+    int64_t produce_ms;    /* sg_now_ms() when it was handed to the producer: the ack deadline's start */
     int64_t wait_until_ms; /* sync reply routes: when the wait for the reply ends (sg_now_ms) */
     sg_reqid_t id;
     char id_text[SG_REQID_TEXT_LEN + 1];
-    char *idem_key; /* Idempotency-Key this request claimed (owned), or NULL */
+    char *idem_key; /* the claim key (SHA-256 of its Idempotency-Key, owned) this request claims, or NULL */
     size_t idem_key_len;
+    /* what it produces, kept while its Idempotency-Key is claimed (in the request's pool) */
+    h2o_iovec_t event_key, event_value;
+    const char *value_type;
+    int64_t wait_ms;                     /* a reply route's wait for its reply */
     char owner[SG_ACCESS_OWNER_LEN + 1]; /* who asked (access.h), stored with its outcome; "" without auth */
+    const sg_principal_t *principal;     /* its credential's principal (stamped on the event), while the request lives */
     size_t value_bytes;                  /* the event's value, counted in limits.inflight_bytes until the delivery report */
     /* loop thread only */
-    unsigned dr_pending : 1, in_table : 1, async : 1, timed_out : 1, acked : 1;
+    unsigned dr_pending : 1, in_table : 1, async : 1, timed_out : 1, acked : 1, claim_pending : 1, counted : 1;
+    /* the claim's answer, filled on the deployment thread before the hand-off */
+    int claim_rc;
+    sg_idem_result_t claim;
     /* filled on the bridge thread before the hand-off */
     int err;
     int outcome_unknown; /* failed, possibly in the log: its Idempotency-Key stays claimed (lookup) */
@@ -60,6 +69,9 @@ typedef struct st_sg_reply_msg_t {
 
 /** Bridge thread: hands a delivered (or failed) command back to its loop. */
 void sg_commands_post_delivery(sg_cmd_t *cmd);
+
+/** Deployment thread: hands a command whose Idempotency-Key claim was answered back to its loop. */
+void sg_commands_post_claimed(sg_cmd_t *cmd);
 
 /** Bridge thread: hands a reply (owned by the receiver from now on) to loop `loop_index`. */
 void sg_commands_post_reply(sg_server_t *server, size_t loop_index, sg_reply_msg_t *reply);

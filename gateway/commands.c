@@ -34,12 +34,16 @@
 #include "keys.h"
 #include "respond.h"
 #include "sg_corr.h"
+#include "sg_deployment.h"
 #include "sg_frame.h"
 #include "sg_registry.h"
 #include "sg_token.h"
 #include "trace.h"
 
 #define SG_ROUTE_HEADER "streamgate-route"
+/* A claim is answered within the produce timeout plus the deployment's read-back bound (5 s);
+ * the park's own deadline, past both, only guards against a thread that never answers. */
+#define SG_CLAIM_BACKSTOP_MS 6000
 
 struct st_sg_commands_loop_t {
     sg_loop_t *loop;
@@ -47,6 +51,7 @@ struct st_sg_commands_loop_t {
     h2o_linklist_t parked;                 /* every command whose request waits */
     h2o_multithread_receiver_t deliveries; /* sg_cmd_t completions from the bridge thread */
     h2o_multithread_receiver_t replies;    /* replies for this loop's requests, from the bridge thread */
+    h2o_multithread_receiver_t claims;     /* commands whose Idempotency-Key claim was answered (deployment thread) */
     uint32_t reqid_counter;
     uint64_t trace_rng; /* xorshift state for generated trace and span ids */
 };
@@ -164,26 +169,40 @@ static h2o_req_t *take_request(sg_cmd_t *cmd)
     return sg_park_finish(&cmd->park);
 }
 
-/* Frees once both the bridge has handed the record back and its wait has ended; until then the
- * command holds its limits.pending slot, whether or not its client is still there. */
+/* Frees once the bridge has handed the record back, its claim is answered and its wait has
+ * ended; until then the command holds its limits.pending slot (and, until the broker answered,
+ * its event's bytes), whether or not its client is still there. */
 static void maybe_free(sg_cmd_t *cmd)
 {
-    if (cmd->dr_pending || sg_park_is_parked(&cmd->park))
+    if (cmd->dr_pending || cmd->claim_pending || sg_park_is_parked(&cmd->park))
         return;
-    atomic_fetch_sub(&cmd->loop->server->inflight, 1);
+    if (cmd->counted)
+        atomic_fetch_sub(&cmd->loop->server->inflight, 1);
+    if (cmd->value_bytes > 0) /* never produced (a replay, a refused claim) */
+        sg_inflight_bytes_release(cmd->loop->server, cmd->value_bytes);
     sg_pending_release(cmd->loop->server);
     free(cmd->idem_key);
     free(cmd);
 }
 
+/* A request whose Idempotency-Key claim is not answered yet gets `kind` now; nothing was
+ * produced, and the claim, when its answer comes, is released if it won. */
+static void refuse_claiming(sg_cmd_t *cmd, sg_problem_t kind, const char *detail)
+{
+    h2o_req_t *req = take_request(cmd);
+    if (req != NULL)
+        sg_problem(req, kind, NULL, "%s", detail);
+}
+
 /* librdkafka times messages out on a one-second scan, so its report can come up to a second
  * after message.timeout.ms, later still on a loaded machine: the gateway keeps its own promise of
- * an answer within kafka.produce_timeout (+ this slack). */
+ * an answer within kafka.produce_timeout (+ this slack) of the produce (after its Idempotency-Key
+ * claim, when it has one). */
 #define SG_ACK_SLACK_MS 250
 
 static int64_t ack_deadline(const sg_cmd_t *cmd)
 {
-    return cmd->create_ms + cmd->loop->server->conf->kafka.produce_timeout_ms + SG_ACK_SLACK_MS;
+    return cmd->produce_ms + cmd->loop->server->conf->kafka.produce_timeout_ms + SG_ACK_SLACK_MS;
 }
 
 /* The park's deadline: the earlier of the reply wait's end (sync reply routes) and, while the
@@ -202,6 +221,12 @@ static void arm_deadline(sg_cmd_t *cmd)
 static void on_wait_deadline(sg_park_t *park)
 {
     sg_cmd_t *cmd = H2O_STRUCT_FROM_MEMBER(sg_cmd_t, park, park);
+    if (cmd->claim_pending) {
+        /* a backstop: the deployment thread answers every claim within its own, shorter, bound */
+        refuse_claiming(cmd, SG_PROBLEM_STORE_UNAVAILABLE,
+                        "the Idempotency-Key claim was not settled in time; nothing was produced");
+        return;
+    }
     int64_t now = sg_now_ms();
     if (!cmd->acked) {
         if (now >= ack_deadline(cmd)) {
@@ -242,7 +267,10 @@ static void on_wait_deadline(sg_park_t *park)
 static void on_drain(sg_park_t *park)
 {
     sg_cmd_t *cmd = H2O_STRUCT_FROM_MEMBER(sg_cmd_t, park, park);
-    if (cmd->route->has_reply && !cmd->async) {
+    if (cmd->claim_pending) {
+        refuse_claiming(cmd, SG_PROBLEM_SHUTTING_DOWN,
+                        "the gateway is shutting down; nothing was produced: retry on another instance");
+    } else if (cmd->route->has_reply && !cmd->async) {
         cmd->timed_out = 1; /* the wait ends now */
         on_wait_deadline(park);
     }
@@ -271,6 +299,7 @@ static void on_deliveries(h2o_multithread_receiver_t *receiver, h2o_linklist_t *
         else
             sg_metrics_produce_error(cmd->loop, cmd->err);
         sg_inflight_bytes_release(cmd->loop->server, cmd->value_bytes); /* librdkafka no longer holds the event */
+        cmd->value_bytes = 0;
         if (sg_park_is_parked(&cmd->park)) {
             if (cmd->outcome_unknown) {
                 sg_problem(take_request(cmd), SG_PROBLEM_OUTCOME_UNKNOWN, "Idempotency-Key",
@@ -315,7 +344,34 @@ static void on_replies(h2o_multithread_receiver_t *receiver, h2o_linklist_t *mes
     }
 }
 
-/* --- hand-offs from the bridge thread --------------------------------------------------------- */
+static void send_command(h2o_req_t *req, sg_cmd_t *cmd);
+
+/* The Idempotency-Key claim is answered: produce if it won and the request is still here. */
+static void on_claims(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    while (!h2o_linklist_is_empty(messages)) {
+        h2o_multithread_message_t *message = H2O_STRUCT_FROM_MEMBER(h2o_multithread_message_t, link, messages->next);
+        h2o_linklist_unlink(&message->link);
+        sg_cmd_t *cmd = H2O_STRUCT_FROM_MEMBER(sg_cmd_t, message, message);
+        cmd->claim_pending = 0;
+        h2o_req_t *req = take_request(cmd);
+        if (req == NULL) {
+            if (cmd->claim_rc == SG_CLAIMS_OK && cmd->claim.kind == SG_IDEM_CLAIMED)
+                sg_idem_release(cmd->loop->server, cmd); /* won, but nobody will produce it */
+        } else if (sg_idem_claimed(req, cmd) == 0) {
+            send_command(req, cmd);
+            continue;
+        }
+        maybe_free(cmd);
+    }
+}
+
+/* --- hand-offs from the bridge and deployment threads ------------------------------------------ */
+
+void sg_commands_post_claimed(sg_cmd_t *cmd)
+{
+    h2o_multithread_send_message(&cmd->loop->commands->claims, &cmd->message);
+}
 
 void sg_commands_post_delivery(sg_cmd_t *cmd)
 {
@@ -444,8 +500,7 @@ static int event_value(h2o_req_t *req, const sg_route_conf_t *route, const sg_re
     return 0;
 }
 
-/* The request is valid: the record, the Idempotency-Key claim and (reply routes) the correlation
- * table entry. Returns the record, or NULL after answering. */
+/* The request is valid: its record, with its id and (where it is needed) its owner. */
 static sg_cmd_t *admit(h2o_req_t *req, size_t route_index, int async, const sg_principal_t *principal)
 {
     sg_loop_t *loop = sg_loop_of(req);
@@ -461,35 +516,16 @@ static sg_cmd_t *admit(h2o_req_t *req, size_t route_index, int async, const sg_p
                            .loop = (uint16_t)loop->index,
                            .counter = ++loop->commands->reqid_counter};
     sg_reqid_format(&server->reqid_key, &cmd->id, cmd->id_text);
+    cmd->principal = principal;
     /* Who asked goes with the outcome (GET /requests/{id}) and scopes the Idempotency-Key: worked
      * out only where one of them needs it (a digest per request otherwise). */
     if (server->auth != NULL && (route->has_reply || sg_http_header(req, H2O_STRLIT("idempotency-key")).base != NULL))
         sg_access_owner(server, principal, cmd->owner);
-    if (sg_idem_check(req, route, cmd->owner, cmd->id_text, &cmd->idem_key, &cmd->idem_key_len)) {
-        free(cmd);
-        return NULL;
-    }
-    if (route->has_reply && !async) {
-        /* In the table before producing: the reply may overtake the delivery report. (An async
-         * request waits for nothing but the ack; its reply is only recorded, for polling.) */
-        if (sg_corr_insert(loop->commands->pending, &cmd->id, cmd) != SG_CORR_OK) {
-            /* not expected: each loop's table holds limits.pending entries, and the slot was taken */
-            if (cmd->idem_key != NULL)
-                sg_idem_release(server, cmd);
-            free(cmd->idem_key);
-            free(cmd);
-            sg_problem(req, SG_PROBLEM_TOO_MANY_PENDING, NULL, "limits.pending (%u) requests are already waiting for replies",
-                       server->conf->limits.pending);
-            return NULL;
-        }
-        cmd->in_table = 1;
-    }
     return cmd;
 }
 
 /* Produces the event. Returns the bridge's result (SG_BRIDGE_OK: the bridge holds cmd). */
-static int produce(h2o_req_t *req, sg_cmd_t *cmd, const char *key, int keylen, h2o_iovec_t value, const char *value_type,
-                   const sg_principal_t *principal)
+static int produce(h2o_req_t *req, sg_cmd_t *cmd)
 {
     sg_loop_t *loop = cmd->loop;
     sg_server_t *server = loop->server;
@@ -499,7 +535,7 @@ static int produce(h2o_req_t *req, sg_cmd_t *cmd, const char *key, int keylen, h
     sg_traceparent_make(&loop->commands->trace_rng, incoming.base, incoming.len, traceparent);
     sg_bridge_header_t headers[] = {
         {sg_route_correlation_header(route), cmd->id_text, SG_REQID_TEXT_LEN},
-        {"content-type", value_type, strlen(value_type)},
+        {"content-type", cmd->value_type, strlen(cmd->value_type)},
         {"traceparent", traceparent, SG_TRACEPARENT_LEN},
         {SG_ROUTE_HEADER, route->name, strlen(route->name)},
         {NULL, NULL, 0}, /* and, as they apply: the reply topic and partition (the route's header names), the principal */
@@ -520,12 +556,62 @@ static int produce(h2o_req_t *req, sg_cmd_t *cmd, const char *key, int keylen, h
         pinned[3] = (uint8_t)partition;
         headers[n_headers++] = (sg_bridge_header_t){route->reply.reply_partition_header, pinned, 4};
     }
-    if (principal != NULL) {
-        const char *name = sg_principal_name(principal);
+    if (cmd->principal != NULL) {
+        const char *name = sg_principal_name(cmd->principal);
         headers[n_headers++] = (sg_bridge_header_t){server->conf->auth.principal_header, name, strlen(name)};
     }
     return sg_bridge_produce(server->bridge, server->route_topics[route - server->conf->routes], -1, cmd->create_ms,
-                             keylen ? key : NULL, (size_t)keylen, value.base, value.len, headers, n_headers, cmd);
+                             cmd->event_key.base, cmd->event_key.len, cmd->event_value.base, cmd->event_value.len, headers,
+                             n_headers, cmd);
+}
+
+/* Produces the command (its Idempotency-Key, if any, is claimed) and parks it until the broker's
+ * answer; a reply route's request goes into the correlation table first. Answers the request
+ * when that fails. */
+static void send_command(h2o_req_t *req, sg_cmd_t *cmd)
+{
+    sg_server_t *server = cmd->loop->server;
+    const sg_route_conf_t *route = cmd->route;
+    if (route->has_reply && !cmd->async) {
+        /* In the table before producing: the reply may overtake the delivery report. (An async
+         * request waits for nothing but the ack; its reply is only recorded, for polling.) */
+        if (sg_corr_insert(cmd->loop->commands->pending, &cmd->id, cmd) != SG_CORR_OK) {
+            if (cmd->idem_key != NULL)
+                sg_idem_release(server, cmd);
+            sg_problem(req, SG_PROBLEM_TOO_MANY_PENDING, NULL, "limits.pending (%u) requests are already waiting for replies",
+                       server->conf->limits.pending);
+            maybe_free(cmd);
+            return;
+        }
+        cmd->in_table = 1;
+    }
+    cmd->produced_us = sg_mono_us();
+    cmd->produce_ms = sg_now_ms();
+    int rc = produce(req, cmd);
+    if (rc != SG_BRIDGE_OK) {
+        sg_metrics_produce_error(cmd->loop, rc);
+        if (cmd->in_table)
+            sg_corr_remove(cmd->loop->commands->pending, &cmd->id);
+        cmd->in_table = 0;
+        if (cmd->idem_key != NULL)
+            sg_idem_release(server, cmd);
+        if (rc == SG_BRIDGE_E_TOO_LARGE)
+            sg_problem(req, SG_PROBLEM_BODY_TOO_LARGE, "body", "the event is larger than the producer's message.max.bytes");
+        else if (rc == SG_BRIDGE_E_QUEUE_FULL)
+            send_unavailable(req, SG_PROBLEM_PRODUCER_QUEUE_FULL, "the Kafka producer queue is full; retry shortly");
+        else
+            send_unavailable(req, SG_PROBLEM_KAFKA_UNAVAILABLE, "the Kafka producer cannot accept events now");
+        maybe_free(cmd);
+        return;
+    }
+    /* From here the bridge holds cmd until it hands it back; the park lets the request vanish. */
+    cmd->dr_pending = 1;
+    if (!cmd->counted) {
+        cmd->counted = 1;
+        atomic_fetch_add(&server->inflight, 1);
+    }
+    sg_park_start(&cmd->park, &command_park, req, &cmd->loop->commands->parked, NULL);
+    arm_deadline(cmd);
 }
 
 void sg_commands_handle(h2o_req_t *req, size_t route_index, const sg_path_match_t *match, sg_principal_t *principal)
@@ -536,6 +622,10 @@ void sg_commands_handle(h2o_req_t *req, size_t route_index, const sg_path_match_
 
     if (sg_server_is_draining(server)) {
         send_unavailable(req, SG_PROBLEM_SHUTTING_DOWN, "the gateway is shutting down; retry on another instance");
+        return;
+    }
+    if (!sg_server_has_request_key(server)) {
+        send_unavailable(req, SG_PROBLEM_NOT_READY, "the deployment's request-id secret is not settled yet; retry shortly");
         return;
     }
     if (route->has_reply && !sg_bridge_is_ready(server->bridge)) {
@@ -618,38 +708,25 @@ void sg_commands_handle(h2o_req_t *req, size_t route_index, const sg_path_match_
         return;
     }
     sg_cmd_t *cmd = admit(req, route_index, async, principal);
-    if (cmd == NULL) {
-        sg_inflight_bytes_release(server, value.len);
-        sg_pending_release(server);
-        return;
-    }
     cmd->value_bytes = value.len;
-    cmd->produced_us = sg_mono_us();
-    int rc = produce(req, cmd, key, keylen, value, value_type, principal);
-    if (rc != SG_BRIDGE_OK) {
-        sg_metrics_produce_error(cmd->loop, rc);
-        if (cmd->in_table)
-            sg_corr_remove(cmd->loop->commands->pending, &cmd->id);
-        if (cmd->idem_key != NULL)
-            sg_idem_release(server, cmd);
-        sg_inflight_bytes_release(server, value.len);
-        sg_pending_release(server);
-        free(cmd->idem_key);
-        free(cmd);
-        if (rc == SG_BRIDGE_E_TOO_LARGE)
-            sg_problem(req, SG_PROBLEM_BODY_TOO_LARGE, "body", "the event is larger than the producer's message.max.bytes");
-        else if (rc == SG_BRIDGE_E_QUEUE_FULL)
-            send_unavailable(req, SG_PROBLEM_PRODUCER_QUEUE_FULL, "the Kafka producer queue is full; retry shortly");
-        else
-            send_unavailable(req, SG_PROBLEM_KAFKA_UNAVAILABLE, "the Kafka producer cannot accept events now");
-        return;
-    }
-    /* From here the bridge holds cmd until it hands it back; the park lets the request vanish. */
-    cmd->dr_pending = 1;
-    atomic_fetch_add(&server->inflight, 1);
-    sg_park_start(&cmd->park, &command_park, req, &cmd->loop->commands->parked, NULL);
+    cmd->event_key = h2o_iovec_init(keylen > 0 ? key : NULL, (size_t)keylen);
+    cmd->event_value = value;
+    cmd->value_type = value_type;
+    cmd->wait_ms = wait_ms;
     cmd->wait_until_ms = cmd->create_ms + wait_ms;
-    arm_deadline(cmd);
+    switch (sg_idem_begin(req, cmd)) {
+    case SG_IDEM_ANSWERED: maybe_free(cmd); return;
+    case SG_IDEM_CLAIMING:
+        /* The event waits for the claim: its key must outlive this stack frame. */
+        if (keylen > 0)
+            cmd->event_key = h2o_strdup(&req->pool, key, (size_t)keylen);
+        cmd->counted = 1;
+        atomic_fetch_add(&server->inflight, 1);
+        sg_park_start(&cmd->park, &command_park, req, &cmd->loop->commands->parked, NULL);
+        sg_park_set_deadline(&cmd->park, conf->kafka.produce_timeout_ms + SG_CLAIM_BACKSTOP_MS);
+        return;
+    default: send_command(req, cmd); return;
+    }
 }
 
 /* --- the feature ---------------------------------------------------------------------------- */
@@ -692,6 +769,7 @@ static void init_loop(sg_loop_t *loop)
     state->trace_rng = ((uint64_t)server->instance_id << 32 | (uint64_t)loop->index) ^ 0x9e3779b97f4a7c15ull;
     h2o_multithread_register_receiver(loop->ctx.queue, &state->deliveries, on_deliveries);
     h2o_multithread_register_receiver(loop->ctx.queue, &state->replies, on_replies);
+    h2o_multithread_register_receiver(loop->ctx.queue, &state->claims, on_claims);
     loop->commands = state;
 }
 

@@ -31,7 +31,7 @@
 static const sg_feature_t *const features[] = {
     &sg_feature_healthz,  &sg_feature_readyz, &sg_feature_metrics,     &sg_feature_openapi,
     &sg_feature_requests, &sg_feature_tables, &sg_feature_registry,    &sg_feature_commands,
-    &sg_feature_outcomes, &sg_feature_access, &sg_feature_connections,
+    &sg_feature_outcomes, &sg_feature_access, &sg_feature_connections, &sg_feature_forward,
 };
 
 typedef struct st_sg_dispatch_handler_t {

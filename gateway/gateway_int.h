@@ -55,6 +55,7 @@ typedef struct st_sg_loop_t {
     struct st_sg_commands_loop_t *commands;
     struct st_sg_requests_loop_t *requests;
     struct st_sg_tables_loop_t *tables;
+    struct st_sg_forward_loop_t *forward; /* table_forward.c */
     struct st_sg_registry_loop_t *registry;
     struct st_sg_conns_loop_t *conns; /* conn.c: its connections, accepting */
 } sg_loop_t;
@@ -68,7 +69,10 @@ struct st_sg_server_t {
     sg_loop_t *loops;
     size_t n_loops;
     uint32_t instance_id;
-    sg_reqid_key_t reqid_key;
+    sg_reqid_key_t reqid_key;                  /* valid once request_key_ready (written once, before it is set) */
+    atomic_int request_key_ready;              /* requests.secret, or the deployment's secret once settled */
+    struct st_sg_deployment_t *deployment;     /* Idempotency-Key claims, the secret; NULL until set */
+    struct st_sg_placement_t *placement;       /* partitioned tables: owners, routing; NULL without them */
     sg_store_t *store;                         /* request outcomes (RocksDB at <data_dir>/state) */
     int sweep_failing;                         /* the last sweep failed (logged once per change; main thread) */
     struct st_sg_tables_t *tables;             /* materialized tables, or NULL (none configured) */
@@ -137,6 +141,7 @@ extern const sg_feature_t sg_feature_healthz, sg_feature_readyz, sg_feature_metr
 extern const sg_feature_t sg_feature_openapi;                                        /* openapi.c */
 extern const sg_feature_t sg_feature_requests;                                       /* requests.c */
 extern const sg_feature_t sg_feature_tables;                                         /* tables.c */
+extern const sg_feature_t sg_feature_forward;                                        /* table_forward.c */
 extern const sg_feature_t sg_feature_registry;                                       /* registry.c */
 extern const sg_feature_t sg_feature_commands;                                       /* commands.c */
 extern const sg_feature_t sg_feature_outcomes;                                       /* bridge_thread.c */
@@ -191,6 +196,13 @@ static inline sg_loop_t *sg_loop_of(h2o_req_t *req)
 static inline int sg_server_is_draining(sg_server_t *server)
 {
     return atomic_load(&server->draining);
+}
+
+/* Whether request ids can be made and checked: until the deployment's secret is settled, the
+ * gateway answers what needs one 503 not-ready (sg_server_refuse_without_key). */
+static inline int sg_server_has_request_key(sg_server_t *server)
+{
+    return atomic_load_explicit(&server->request_key_ready, memory_order_acquire);
 }
 
 /* limits.pending is one counter for the whole server, taken with a compare-and-swap, so the limit

@@ -1,22 +1,34 @@
 /*
- * Idempotency-Key (README, "HTTP API: request-reply"): the same key and body within the retention
- * replays the first outcome; a different body is a 422; while the first has no outcome yet, 409;
- * while nobody knows whether the first is in Kafka, 503 outcome-unknown.
+ * Idempotency-Key (README, "HTTP API: request-reply" and "Several instances"): the same key and
+ * body within the retention replays the first outcome; a different body is a 422; while the first
+ * has no outcome yet, 409; while nobody knows whether the first is in Kafka, 503 outcome-unknown;
+ * on whichever instance of the deployment the retry lands.
  *
- * The claim is a RocksDB point operation on the loop thread (microseconds, no scan): it maps
- * (route, key) to the body's SHA-256 and the id of the request that claimed it. The outcome is
- * the request record of that id, written from the bridge thread (a 202 here, a reply by
- * bridge_thread.c), so a replay reads what any instance recorded.
+ * The claim lives in the deployment's claims topic, which every instance folds into its request
+ * store (bridge/claims.c): a request produces its claim and goes on only once its own fold says
+ * it won. What this instance's fold already shows as final (a recorded outcome to replay, or a
+ * different body) is answered at once, without a claim; anything else (no claim, or one in
+ * flight that may have completed elsewhere since) goes through the topic, so an answer never
+ * rests on a stale view. The claim key is the SHA-256 of the Idempotency-Key: the topic never
+ * holds the key itself.
  *
- * With auth the claim is per (route, owner, key): the store's route part is "ROUTE@OWNER" (a
- * route name never holds '@'), so two principals using the same key never meet.
+ * The outcome is the request record of the holder's id: for a reply route, the reply, which
+ * every instance reading the reply topic records; for a route without reply, the 202, recorded
+ * here on the bridge thread and published with the claim's completion, whose fold records it on
+ * every instance (sg_gateway_on_claim_completed). The 202 waits for that publication, so a retry
+ * sent anywhere after it replays.
+ *
+ * With auth the claim is per (route, owner, key): its route part is "ROUTE@OWNER" (a route name
+ * never holds '@'), so two principals using the same key never meet.
  *
  * A produce that failed after it was sent (librdkafka: POSSIBLY_PERSISTED) may still be in the
  * log, at most once (idempotent producer). Releasing its key would let a retry produce a second
- * event, so the claim is kept, marked "outcome unknown", and a lookup (sg_lookup.h, its own
- * thread) reads the partition for the request's correlation id: found, the outcome is recorded at
- * that offset (a retry replays it); not found, the key is released (a retry produces); no answer
- * (brokers still away), it stays unknown and the next retry looks again.
+ * event, so the claim is kept, marked "outcome unknown" (published to the claims topic too, so
+ * every instance's fold marks it), and a lookup (sg_lookup.h, its own thread) reads the partition
+ * for the request's correlation id: found, the outcome is recorded at that offset and the claim's
+ * completion published (a retry anywhere replays it); not found (twice), the release is published
+ * (a retry produces); no answer (brokers still away), it stays unknown and the next retry, on
+ * whichever instance, looks again.
  */
 #include "idempotency.h"
 
@@ -30,6 +42,7 @@
 #include "http_text.h"
 #include "respond.h"
 #include "server.h"
+#include "sg_deployment.h"
 #include "sg_lookup.h"
 #include "sg_token.h"
 
@@ -50,19 +63,26 @@ typedef struct st_sg_idem_lookup_t {
     int32_t partition;
     int not_found_once; /* a first read found nothing: it is read once more before the key is freed */
     size_t key_len;
-    char key[]; /* the Idempotency-Key */
+    char key[]; /* the claim key (the SHA-256 of the Idempotency-Key) */
 } sg_idem_lookup_t;
 
-static int submit_lookup(sg_server_t *server, const sg_route_conf_t *route, const char *owner, const char *key, size_t key_len,
+static int submit_lookup(sg_server_t *server, const sg_route_conf_t *route, const char *owner, const void *key, size_t key_len,
                          const char *id_text, int32_t partition, int64_t produced_ms);
 
-/* The store's route part of a claim: the route, and the owner when there is auth. */
+/* The route part of a claim: the route, and the owner when there is auth. */
 static const char *claim_scope(const sg_route_conf_t *route, const char *owner, char *buf, size_t size)
 {
     if (owner[0] == '\0')
         return route->name;
     snprintf(buf, size, "%s@%s", route->name, owner);
     return buf;
+}
+
+static void sha256(const void *data, size_t len, uint8_t out[32])
+{
+    unsigned int out_len = 0;
+    if (EVP_Digest(data, len, out, &out_len, EVP_sha256(), NULL) != 1)
+        sg_oom(); /* with the default provider SHA-256 fails only when an allocation does */
 }
 
 /* Replays a recorded outcome: what the first request got, marked as a replay. The rules of a
@@ -93,50 +113,25 @@ static void replay_outcome(h2o_req_t *req, const sg_request_record_t *rec)
                     rec->body != NULL ? rec->body : "", rec->body_len);
 }
 
-int sg_idem_check(h2o_req_t *req, const sg_route_conf_t *route, const char *owner, const char *id_text, char **key_out,
-                  size_t *key_len_out)
+/* Answers from the claim someone else holds: 422 for another body, the recorded outcome if there
+ * is one, else (unless only final answers are wanted) 503 outcome-unknown (its lookup asked for
+ * again) or 409. Returns 1 answered, 0 not. */
+static int answer_held(h2o_req_t *req, sg_server_t *server, const sg_cmd_t *cmd, const uint8_t claim_key[32],
+                       const sg_idem_result_t *held, int final_only)
 {
-    sg_server_t *server = sg_loop_of(req)->server;
-    h2o_iovec_t key = sg_http_header(req, H2O_STRLIT("idempotency-key"));
-    *key_out = NULL;
-    if (key.base == NULL)
-        return 0;
-    size_t key_start, key_len;
-    if (sg_idempotency_key_parse(key.base, key.len, &key_start, &key_len) != 0) {
-        sg_problem(req, SG_PROBLEM_INVALID_IDEMPOTENCY_KEY, "Idempotency-Key",
-                   "Idempotency-Key must be 1..%d printable ASCII characters", SG_IDEMPOTENCY_KEY_MAX);
-        return 1;
-    }
-    key = h2o_iovec_init(key.base + key_start, key_len);
-    uint8_t digest[32];
-    unsigned int digest_len = 0;
-    if (EVP_Digest(req->entity.base, req->entity.len, digest, &digest_len, EVP_sha256(), NULL) != 1)
-        sg_oom(); /* with the default provider SHA-256 fails only when an allocation does */
-    int64_t now = sg_now_ms();
-    sg_idem_result_t result;
-    char err[256];
-    char scope[SG_STORE_MAX_ROUTE + 1];
-    if (sg_store_idem_claim(server->store, claim_scope(route, owner, scope, sizeof(scope)), key.base, key.len, digest, id_text,
-                            SG_REQID_TEXT_LEN, now, now + server->conf->requests.retention_ms, &result, err, sizeof(err)) != 0) {
-        sg_log_error("idempotency store: %s", err);
-        sg_problem(req, SG_PROBLEM_STORE_UNAVAILABLE, NULL, "the idempotency record could not be read");
-        return 1;
-    }
-    if (result.kind == SG_IDEM_CLAIMED) {
-        *key_out = sg_memdup(key.base, key.len);
-        *key_len_out = key.len;
-        return 0;
-    }
-    if (result.kind == SG_IDEM_MISMATCH) {
+    if (held->kind == SG_IDEM_MISMATCH) {
         sg_problem(req, SG_PROBLEM_IDEMPOTENCY_KEY_REUSED, "Idempotency-Key",
                    "this Idempotency-Key was first used with a different request body");
         return 1;
     }
-    /* Same body: replay the first outcome if it is recorded (a reply route's claim is done once
-     * its reply is recorded, on whichever instance), else the first is still in flight, or its
-     * outcome is unknown (looked up again: the lookup that was running may have found no broker). */
+    /* Same body: replay the first outcome if it is recorded (a reply route's once its reply is
+     * recorded, on whichever instance), else the first is still in flight, or its outcome is
+     * unknown (looked up again: the lookup that was running may have found no broker). */
     sg_request_record_t rec;
-    int rc = sg_store_get_request(server->store, result.request_id, result.request_id_len, now, &rec, err, sizeof(err));
+    char err[256];
+    int rc = held->request_id_len > 0
+                 ? sg_store_get_request(server->store, held->request_id, held->request_id_len, sg_now_ms(), &rec, err, sizeof(err))
+                 : 1;
     if (rc == 0 && rec.state == SG_REQUEST_DONE) {
         replay_outcome(req, &rec);
         sg_request_record_dispose(&rec);
@@ -144,10 +139,12 @@ int sg_idem_check(h2o_req_t *req, const sg_route_conf_t *route, const char *owne
     }
     if (rc == 0)
         sg_request_record_dispose(&rec);
-    if (result.kind == SG_IDEM_UNKNOWN) {
-        if (result.request_id_len == SG_REQID_TEXT_LEN)
-            submit_lookup(server, route, owner, key.base, key.len, (const char *)result.request_id, result.partition,
-                          result.produced_ms);
+    if (final_only)
+        return 0;
+    if (held->kind == SG_IDEM_UNKNOWN) {
+        if (held->request_id_len == SG_REQID_TEXT_LEN)
+            submit_lookup(server, cmd->route, cmd->owner, claim_key, 32, (const char *)held->request_id, held->partition,
+                          held->produced_ms);
         sg_problem(req, SG_PROBLEM_OUTCOME_UNKNOWN, "Idempotency-Key",
                    "Kafka did not acknowledge the first request with this Idempotency-Key, and it may still be in the log; "
                    "it is being looked up: retry shortly");
@@ -158,44 +155,155 @@ int sg_idem_check(h2o_req_t *req, const sg_route_conf_t *route, const char *owne
     return 1;
 }
 
-/* Records a route without reply's outcome, the 202 for its event's position, and completes the
- * claim (bridge thread, or the lookup thread for a produce found by its correlation id). */
-static void record_accepted(sg_server_t *server, const sg_route_conf_t *route, const char *owner, const char *key, size_t key_len,
-                            const char *id_text, int64_t created_ms, int32_t partition, int64_t offset, int64_t timestamp_ms)
+/* The claim's answer, from the deployment thread: back to the request's loop. */
+static void on_claim_done(void *opaque, int rc, const sg_idem_result_t *result, const char *why)
+{
+    static sg_log_once_t logged;
+    sg_cmd_t *cmd = opaque;
+    cmd->claim_rc = rc;
+    if (rc == SG_CLAIMS_OK)
+        cmd->claim = *result;
+    else if (rc != SG_CLAIMS_E_SHUTDOWN && sg_log_once(&logged, (uint64_t)-rc))
+        sg_log_warn("route %s: an Idempotency-Key claim failed, answered 503 store-unavailable: %s (logged once per cause)",
+                    cmd->route->name, why);
+    sg_commands_post_claimed(cmd);
+}
+
+int sg_idem_begin(h2o_req_t *req, sg_cmd_t *cmd)
+{
+    sg_server_t *server = cmd->loop->server;
+    const sg_route_conf_t *route = cmd->route;
+    h2o_iovec_t key = sg_http_header(req, H2O_STRLIT("idempotency-key"));
+    if (key.base == NULL)
+        return SG_IDEM_PROCEED;
+    size_t key_start, key_len;
+    if (sg_idempotency_key_parse(key.base, key.len, &key_start, &key_len) != 0) {
+        sg_problem(req, SG_PROBLEM_INVALID_IDEMPOTENCY_KEY, "Idempotency-Key",
+                   "Idempotency-Key must be 1..%d printable ASCII characters", SG_IDEMPOTENCY_KEY_MAX);
+        return SG_IDEM_ANSWERED;
+    }
+    key = h2o_iovec_init(key.base + key_start, key_len);
+    uint8_t claim_key[32], body[32];
+    sha256(key.base, key.len, claim_key);
+    sha256(req->entity.base, req->entity.len, body);
+    char err[256], scope_buf[SG_STORE_MAX_ROUTE + 1];
+    const char *scope = claim_scope(route, cmd->owner, scope_buf, sizeof(scope_buf));
+    if (server->deployment != NULL && sg_deployment_is_ready(server->deployment)) {
+        sg_idem_result_t held;
+        int rc = sg_store_idem_get(server->store, scope, claim_key, sizeof(claim_key), body, sg_now_ms(), &held, err, sizeof(err));
+        if (rc < 0) {
+            sg_log_error("idempotency store: %s", err);
+            sg_problem(req, SG_PROBLEM_STORE_UNAVAILABLE, NULL, "the idempotency record could not be read");
+            return SG_IDEM_ANSWERED;
+        }
+        if (rc == 0 && answer_held(req, server, cmd, claim_key, &held, 1))
+            return SG_IDEM_ANSWERED;
+    }
+    int64_t expires_ms = cmd->create_ms + server->conf->requests.retention_ms;
+    if (server->deployment == NULL || sg_claims_claim(server->deployment, scope, claim_key, body, cmd->id_text, SG_REQID_TEXT_LEN,
+                                                      cmd->create_ms, expires_ms, on_claim_done, cmd, err, sizeof(err)) != 0) {
+        sg_problem(req, SG_PROBLEM_STORE_UNAVAILABLE, NULL, "the Idempotency-Key cannot be claimed now: %s",
+                   server->deployment == NULL ? "no deployment" : err);
+        return SG_IDEM_ANSWERED;
+    }
+    cmd->idem_key = sg_memdup(claim_key, sizeof(claim_key));
+    cmd->idem_key_len = sizeof(claim_key);
+    cmd->claim_pending = 1;
+    return SG_IDEM_CLAIMING;
+}
+
+int sg_idem_claimed(h2o_req_t *req, sg_cmd_t *cmd)
+{
+    sg_server_t *server = cmd->loop->server;
+    switch (cmd->claim_rc) {
+    case SG_CLAIMS_OK: break;
+    case SG_CLAIMS_E_SHUTDOWN:
+        sg_problem(req, SG_PROBLEM_SHUTTING_DOWN, NULL, "the gateway is shutting down; retry on another instance");
+        return 1;
+    case SG_CLAIMS_E_STORE:
+        sg_problem(req, SG_PROBLEM_STORE_UNAVAILABLE, NULL,
+                   "the Idempotency-Key claim could not be stored (the request store refuses writes); nothing was produced");
+        return 1;
+    default:
+        sg_problem(req, SG_PROBLEM_STORE_UNAVAILABLE, NULL,
+                   "the Idempotency-Key claim was not settled in time (the deployment's claims topic is unavailable); nothing "
+                   "was produced");
+        return 1;
+    }
+    if (cmd->claim.kind == SG_IDEM_CLAIMED)
+        return 0;
+    return answer_held(req, server, cmd, (const uint8_t *)cmd->idem_key, &cmd->claim, 0);
+}
+
+/* The 202 record of request id_text on a route without reply: what a replay answers. */
+static void record_accepted(sg_server_t *server, const char *id_text, const sg_claim_position_t *pos)
 {
     char body[384], token[320];
-    int len = snprintf(body, sizeof(body), "{\"topic\":\"%s\",\"partition\":%" PRId32 ",\"offset\":%" PRId64 "}", route->topic,
-                       partition, offset);
-    size_t tlen = sg_token_encode_one(route->topic, partition, offset, timestamp_ms, token, sizeof(token));
+    int len = snprintf(body, sizeof(body), "{\"topic\":\"%s\",\"partition\":%" PRId32 ",\"offset\":%" PRId64 "}", pos->topic,
+                       pos->partition, pos->offset);
+    size_t tlen = sg_token_encode_one(pos->topic, pos->partition, pos->offset, pos->timestamp_ms, token, sizeof(token));
     sg_request_record_t rec = {.state = SG_REQUEST_DONE,
                                .status = 202,
                                .content_type = "application/json",
                                .body = body,
                                .body_len = (size_t)len,
-                               .created_ms = created_ms,
-                               .completed_ms = timestamp_ms,
-                               .expires_ms = created_ms + server->conf->requests.retention_ms,
+                               .created_ms = pos->created_ms,
+                               .completed_ms = pos->timestamp_ms,
+                               .expires_ms = pos->created_ms + server->conf->requests.retention_ms,
                                .token = tlen > 0 && tlen < sizeof(token) ? token : NULL,
-                               .owner = owner[0] != '\0' ? (char *)owner : NULL};
-    char err[256], scope[SG_STORE_MAX_ROUTE + 1];
-    if (sg_store_put_request(server->store, id_text, SG_REQID_TEXT_LEN, &rec, err, sizeof(err)) < 0 ||
-        sg_store_idem_complete(server->store, claim_scope(route, owner, scope, sizeof(scope)), key, key_len, id_text,
-                               SG_REQID_TEXT_LEN, err, sizeof(err)) < 0)
+                               .owner = (char *)pos->owner};
+    char err[256];
+    if (sg_store_put_request(server->store, id_text, SG_REQID_TEXT_LEN, &rec, err, sizeof(err)) < 0)
         sg_log_error("idempotency store: %s", err);
 }
 
-void sg_idem_record_accepted(sg_server_t *server, const sg_cmd_t *cmd)
+/* The completion is in the log (or refused): the command's 202 can go. */
+static void on_published(void *opaque, int rc)
 {
-    record_accepted(server, cmd->route, cmd->owner, cmd->idem_key, cmd->idem_key_len, cmd->id_text, cmd->create_ms, cmd->partition,
-                    cmd->offset, cmd->timestamp_ms);
+    sg_commands_post_delivery(opaque);
+}
+
+int sg_idem_record_accepted(sg_server_t *server, sg_cmd_t *cmd)
+{
+    sg_claim_position_t pos = {.topic = cmd->route->topic,
+                               .partition = cmd->partition,
+                               .offset = cmd->offset,
+                               .timestamp_ms = cmd->timestamp_ms,
+                               .created_ms = cmd->create_ms,
+                               .expires_ms = cmd->create_ms + server->conf->requests.retention_ms,
+                               .owner = cmd->owner[0] != '\0' ? cmd->owner : NULL};
+    record_accepted(server, cmd->id_text, &pos);
+    char err[256], scope_buf[SG_STORE_MAX_ROUTE + 1];
+    const char *scope = claim_scope(cmd->route, cmd->owner, scope_buf, sizeof(scope_buf));
+    if (sg_store_idem_complete(server->store, scope, cmd->idem_key, cmd->idem_key_len, cmd->id_text, SG_REQID_TEXT_LEN, err,
+                               sizeof(err)) < 0)
+        sg_log_error("idempotency store: %s", err);
+    return server->deployment != NULL && sg_claims_complete(server->deployment, scope, (const uint8_t *)cmd->idem_key, cmd->id_text,
+                                                            SG_REQID_TEXT_LEN, &pos, on_published, cmd) == 0;
+}
+
+void sg_gateway_on_claim_completed(void *ctx, const char *scope, const char *request_id, const sg_claim_position_t *pos)
+{
+    sg_server_t *server = ctx;
+    const sg_conf_t *conf = server->conf;
+    size_t name_len = strcspn(scope, "@");
+    for (size_t i = 0; i < conf->n_routes; ++i) {
+        const sg_route_conf_t *route = &conf->routes[i];
+        if (strlen(route->name) != name_len || memcmp(route->name, scope, name_len) != 0)
+            continue;
+        /* A reply route's outcome is its reply, recorded from the reply topic. */
+        if (!route->has_reply)
+            record_accepted(server, request_id, pos);
+        return;
+    }
 }
 
 void sg_idem_release(sg_server_t *server, const sg_cmd_t *cmd)
 {
-    char err[256], scope[SG_STORE_MAX_ROUTE + 1];
-    if (sg_store_idem_release(server->store, claim_scope(cmd->route, cmd->owner, scope, sizeof(scope)), cmd->idem_key,
-                              cmd->idem_key_len, cmd->id_text, SG_REQID_TEXT_LEN, err, sizeof(err)) < 0)
-        sg_log_error("idempotency store: %s", err);
+    char scope[SG_STORE_MAX_ROUTE + 1];
+    if (server->deployment != NULL)
+        sg_claims_release(server->deployment, claim_scope(cmd->route, cmd->owner, scope, sizeof(scope)),
+                          (const uint8_t *)cmd->idem_key, cmd->id_text, SG_REQID_TEXT_LEN);
 }
 
 /* --- outcome unknown: the lookup ------------------------------------------------------------ */
@@ -212,19 +320,30 @@ static void on_lookup(void *opaque, int result, int32_t partition, int64_t offse
     const char *claim = claim_scope(route, job->owner, scope, sizeof(scope));
     if (result == SG_LOOKUP_FOUND) {
         int64_t ts = timestamp_ms > job->created_ms ? timestamp_ms : job->created_ms;
+        sg_claim_position_t pos = {.topic = route->topic,
+                                   .partition = partition,
+                                   .offset = offset,
+                                   .timestamp_ms = ts,
+                                   .created_ms = job->created_ms,
+                                   .expires_ms = job->created_ms + server->conf->requests.retention_ms,
+                                   .owner = job->owner[0] != '\0' ? job->owner : NULL};
         if (!route->has_reply) {
-            record_accepted(server, route, job->owner, job->key, job->key_len, job->id_text, job->created_ms, partition, offset,
-                            ts);
+            record_accepted(server, job->id_text, &pos);
         } else {
             sg_request_record_t rec = {.state = SG_REQUEST_PENDING,
                                        .created_ms = job->created_ms,
                                        .expires_ms = job->created_ms + server->conf->requests.retention_ms,
                                        .owner = job->owner[0] != '\0' ? job->owner : NULL};
-            if (sg_store_put_request(server->store, job->id_text, SG_REQID_TEXT_LEN, &rec, err, sizeof(err)) < 0 ||
-                sg_store_idem_complete(server->store, claim, job->key, job->key_len, job->id_text, SG_REQID_TEXT_LEN, err,
-                                       sizeof(err)) < 0)
+            if (sg_store_put_request(server->store, job->id_text, SG_REQID_TEXT_LEN, &rec, err, sizeof(err)) < 0)
                 sg_log_error("idempotency store: %s", err);
         }
+        if (sg_store_idem_complete(server->store, claim, job->key, job->key_len, job->id_text, SG_REQID_TEXT_LEN, err,
+                                   sizeof(err)) < 0)
+            sg_log_error("idempotency store: %s", err);
+        /* Every instance's fold completes the claim (and records a 202) from the published completion. */
+        if (server->deployment != NULL && job->key_len == 32)
+            sg_claims_complete(server->deployment, claim, (const uint8_t *)job->key, job->id_text, SG_REQID_TEXT_LEN, &pos, NULL,
+                               NULL);
         sg_log_info("route %s: request %s, not acknowledged, is in %s [%d] at offset %lld: its Idempotency-Key replays that",
                     route->name, job->id_text, route->topic, (int)partition, (long long)offset);
     } else if (result == SG_LOOKUP_NOT_FOUND && !job->not_found_once) {
@@ -243,6 +362,8 @@ static void on_lookup(void *opaque, int result, int32_t partition, int64_t offse
         if (sg_store_idem_release(server->store, claim, job->key, job->key_len, job->id_text, SG_REQID_TEXT_LEN, err, sizeof(err)) <
             0)
             sg_log_error("idempotency store: %s", err);
+        if (server->deployment != NULL && job->key_len == 32)
+            sg_claims_release(server->deployment, claim, (const uint8_t *)job->key, job->id_text, SG_REQID_TEXT_LEN);
         sg_log_info("route %s: request %s, not acknowledged, is not in %s: its Idempotency-Key is free again", route->name,
                     job->id_text, route->topic);
     } else {
@@ -262,7 +383,7 @@ static void on_lookup(void *opaque, int result, int32_t partition, int64_t offse
 
 /* Submits the lookup of request id_text's event, unless one is already under way. Returns 0 or -1
  * (no lookup helper, or its queue is full: the key stays unknown until a later retry). */
-static int submit_lookup(sg_server_t *server, const sg_route_conf_t *route, const char *owner, const char *key, size_t key_len,
+static int submit_lookup(sg_server_t *server, const sg_route_conf_t *route, const char *owner, const void *key, size_t key_len,
                          const char *id_text, int32_t partition, int64_t produced_ms)
 {
     if (server->lookup == NULL)
@@ -300,17 +421,20 @@ static int submit_lookup(sg_server_t *server, const sg_route_conf_t *route, cons
 int sg_idem_mark_unknown(sg_server_t *server, const sg_cmd_t *cmd)
 {
     char err[256], scope[SG_STORE_MAX_ROUTE + 1];
-    int rc = cmd->partition < 0
-                 ? 1
-                 : sg_store_idem_mark_unknown(server->store, claim_scope(cmd->route, cmd->owner, scope, sizeof(scope)),
-                                              cmd->idem_key, cmd->idem_key_len, cmd->id_text, SG_REQID_TEXT_LEN, cmd->partition,
-                                              cmd->create_ms, err, sizeof(err));
+    const char *claim = claim_scope(cmd->route, cmd->owner, scope, sizeof(scope));
+    int rc = cmd->partition < 0 ? 1
+                                : sg_store_idem_mark_unknown(server->store, claim, cmd->idem_key, cmd->idem_key_len, cmd->id_text,
+                                                             SG_REQID_TEXT_LEN, cmd->partition, cmd->create_ms, err, sizeof(err));
     if (rc != 0) {
         if (rc < 0)
             sg_log_error("idempotency store: %s", err);
         sg_idem_release(server, cmd);
         return -1;
     }
+    /* Every instance's fold marks it too: a retry elsewhere answers 503 outcome-unknown, not 409. */
+    if (server->deployment != NULL)
+        sg_claims_mark_unknown(server->deployment, claim, (const uint8_t *)cmd->idem_key, cmd->id_text, SG_REQID_TEXT_LEN,
+                               cmd->partition, cmd->create_ms);
     submit_lookup(server, cmd->route, cmd->owner, cmd->idem_key, cmd->idem_key_len, cmd->id_text, cmd->partition, cmd->create_ms);
     return 0;
 }

@@ -26,6 +26,8 @@
 #include "sg_log.h"
 #include "sg_cluster.h"
 #include "sg_conf.h"
+#include "sg_deployment.h"
+#include "sg_placement.h"
 #include "sg_materializer.h"
 #include "sg_registry.h"
 #include "sg_table.h"
@@ -366,6 +368,8 @@ static int run_gateway(const char *config_path)
     sg_tables_t *tables = NULL;
     sg_materializer_t *materializer = NULL;
     sg_registry_t *registry = NULL;
+    sg_deployment_t *deployment = NULL;
+    sg_placement_t *placement = NULL;
     sg_lookup_t *lookup = NULL;
     if (mkdir_p(conf->data_dir, err, sizeof(err)) != 0)
         goto done;
@@ -386,6 +390,17 @@ static int run_gateway(const char *config_path)
         if (!declared && conf->schema_registry.url == NULL &&
             sg_cluster_create_topic(cluster, SG_REGISTRY_TOPIC, 1, conf->kafka.embedded_brokers, err, sizeof(err)) != 0)
             goto done;
+        /* The deployment's topics, which die with it too: the secret cached in data_dir is
+         * proposed again, so ids survive a restart (README, "Deployments"). */
+        char deployment_topic[SG_DEPLOYMENT_TOPIC_MAX], claims_topic[SG_DEPLOYMENT_TOPIC_MAX];
+        sg_deployment_topics(conf, deployment_topic, claims_topic);
+        char owners_topic[256];
+        sg_placement_topic(conf, owners_topic);
+        if (sg_cluster_create_topic(cluster, deployment_topic, 1, conf->kafka.embedded_brokers, err, sizeof(err)) != 0 ||
+            sg_cluster_create_topic(cluster, owners_topic, 1, conf->kafka.embedded_brokers, err, sizeof(err)) != 0 ||
+            sg_cluster_create_topic(cluster, claims_topic, SG_DEPLOYMENT_CLAIM_PARTITIONS, conf->kafka.embedded_brokers, err,
+                                    sizeof(err)) != 0)
+            goto done;
         bootstraps = sg_cluster_bootstraps(cluster);
         char path[4096];
         snprintf(path, sizeof(path), "%s/kafka.bootstrap", conf->data_dir);
@@ -403,6 +418,9 @@ static int run_gateway(const char *config_path)
     if ((server = sg_server_create(conf, bridge, err, sizeof(err))) == NULL)
         goto done;
     sg_server_set_registry(server, registry);
+    if ((deployment = sg_deployment_create(conf, bootstraps, sg_server_store(server), err, sizeof(err))) == NULL)
+        goto done;
+    sg_server_set_deployment(server, deployment);
     sg_server_set_auth(server, auth);
     /* Settles produces whose outcome librdkafka could not tell (Idempotency-Key; its thread starts
      * on first use). */
@@ -419,6 +437,11 @@ static int run_gateway(const char *config_path)
             (materializer = sg_materializer_create(conf, bootstraps, tables, err, sizeof(err))) == NULL)
             goto done;
         sg_server_set_tables(server, tables, materializer);
+        placement = sg_placement_create(conf, bootstraps, sg_deployment_instance(deployment), err, sizeof(err));
+        if (placement == NULL && err[0] != '\0')
+            goto done;
+        sg_materializer_set_placement(materializer, placement);
+        sg_server_set_placement(server, placement);
     }
     /* Config schemas before the first request, and before the threads that decode by schema id
      * (reply consumer, materializer) start reading: the registry reads its log up to where it was at
@@ -435,8 +458,18 @@ static int run_gateway(const char *config_path)
         sg_materializer_set_registry(materializer, registry); /* Confluent-framed values decode by schema id */
     if (materializer != NULL && sg_materializer_start(materializer, sg_gateway_on_table_progress, server, err, sizeof(err)) != 0)
         goto done;
-    char addresses[2048], path[4096];
+    char addresses[2048], path[4096], hostname[256] = "";
     sg_server_addresses(server, addresses, sizeof(addresses));
+    gethostname(hostname, sizeof(hostname) - 1);
+    sg_deployment_set_advertise(deployment, addresses, hostname);
+    /* Command routes may take an Idempotency-Key, which is claimed deployment-wide. */
+    if (sg_deployment_start(deployment, conf->requests.secret == NULL, conf->n_routes > 0, sg_gateway_on_secret,
+                            sg_gateway_on_claim_completed, server, err, sizeof(err)) != 0)
+        goto done;
+    sg_log_info("deployment %s: instance %s, advertised as %s", sg_deployment_name(deployment), sg_deployment_instance(deployment),
+                sg_deployment_advertise(deployment));
+    if (placement != NULL && sg_placement_start(placement, sg_deployment_advertise(deployment), err, sizeof(err)) != 0)
+        goto done;
     snprintf(path, sizeof(path), "%s/listen.addr", conf->data_dir);
     if (write_file(path, addresses, err, sizeof(err)) != 0)
         goto done;
@@ -453,7 +486,12 @@ static int run_gateway(const char *config_path)
     int64_t spent = sg_mono_ms() - start_ms;
     int64_t remaining = conf->shutdown_timeout_ms > spent ? conf->shutdown_timeout_ms - spent : 0;
     int undelivered = sg_bridge_shutdown(bridge, remaining);
-    /* Undelivered events were failed by the bridge; let the loops answer those requests 503. */
+    /* Claims' completions and releases go out, what is left of them within a second; then the
+     * loops answer what the bridge failed (503) and what waited for the deployment. */
+    sg_deployment_shutdown(deployment, 1000);
+    /* Hands this instance's partitions over (the groups rebalance) and deletes its ownership
+     * records, once nothing is answered here any more. */
+    sg_placement_shutdown(placement, 1000);
     sg_server_wait_idle(server, 1000);
     sg_server_stop(server);
     if (left > 0 || undelivered > 0)
@@ -466,7 +504,9 @@ done:
     if (rc != 0)
         sg_log_error("%s", err);
     sg_server_destroy(server);
+    sg_deployment_destroy(deployment); /* before the store its fold writes is closed */
     sg_materializer_destroy(materializer);
+    sg_placement_destroy(placement); /* after the materializer and the loops, which ask it */
     sg_tables_close(tables);
     sg_bridge_destroy(bridge);
     /* After the loops and the bridge thread (they submit lookups), before the store (a lookup's

@@ -259,6 +259,10 @@ static void handle(h2o_req_t *req, const char *path, size_t path_len, sg_princip
         sg_problem_method_not_allowed(req, "GET");
         return;
     }
+    if (!sg_server_has_request_key(server)) {
+        sg_problem(req, SG_PROBLEM_NOT_READY, NULL, "the deployment's request-id secret is not settled yet; retry shortly");
+        return;
+    }
     if (sg_reqid_parse(&server->reqid_key, id_text, id_len, &id) != 0) {
         unknown_request(req);
         return;

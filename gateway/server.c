@@ -61,27 +61,6 @@ static int open_listener(const sg_listen_conf_t *listen_conf, uint16_t port, str
     return fd;
 }
 
-static int load_or_make_secret(const char *data_dir, uint8_t *secret, size_t len, char *err, size_t errlen)
-{
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/request.secret", data_dir);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        ssize_t n = read(fd, secret, len);
-        close(fd);
-        if (n == (ssize_t)len)
-            return 0;
-        snprintf(err, errlen, "%s: expected %zu bytes; delete it to make a new one (ids made with it become invalid)", path, len);
-        return -1;
-    }
-    if (sg_random_bytes(secret, len) != 0 || (fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0 ||
-        write(fd, secret, len) != (ssize_t)len || close(fd) != 0) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
 static uint16_t port_of(const struct sockaddr_storage *sa)
 {
     return ntohs(sa->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)sa)->sin6_port
@@ -226,18 +205,9 @@ sg_server_t *sg_server_create(const sg_conf_t *conf, sg_bridge_t *bridge, char *
         return NULL;
     }
     memcpy(&server->instance_id, random_bytes, 4);
-    /* A deployment shares requests.secret. Without one, a secret is made once and kept in
-     * data_dir, so ids stay valid across restarts of this instance. */
-    if (conf->requests.secret != NULL) {
-        sg_reqid_key_derive(&server->reqid_key, conf->requests.secret, strlen(conf->requests.secret));
-    } else {
-        uint8_t secret[32];
-        if (load_or_make_secret(conf->data_dir, secret, sizeof(secret), err, errlen) != 0) {
-            free(server);
-            return NULL;
-        }
-        sg_reqid_key_derive(&server->reqid_key, secret, sizeof(secret));
-    }
+    /* Without requests.secret, the deployment's own comes later (sg_gateway_on_secret). */
+    if (conf->requests.secret != NULL)
+        sg_gateway_on_secret(server, (const uint8_t *)conf->requests.secret, strlen(conf->requests.secret));
     char state_dir[4096];
     snprintf(state_dir, sizeof(state_dir), "%s/state", conf->data_dir);
     if ((server->store = sg_store_open(state_dir, err, errlen)) == NULL) {
@@ -293,6 +263,28 @@ void sg_server_set_tables(sg_server_t *server, struct st_sg_tables_t *tables, st
 void sg_server_set_registry(sg_server_t *server, struct st_sg_registry_t *registry)
 {
     server->registry = registry;
+}
+
+void sg_server_set_deployment(sg_server_t *server, struct st_sg_deployment_t *deployment)
+{
+    server->deployment = deployment;
+}
+
+void sg_server_set_placement(sg_server_t *server, struct st_sg_placement_t *placement)
+{
+    server->placement = placement;
+}
+
+sg_store_t *sg_server_store(sg_server_t *server)
+{
+    return server->store;
+}
+
+void sg_gateway_on_secret(void *ctx, const uint8_t *secret, size_t len)
+{
+    sg_server_t *server = ctx;
+    sg_reqid_key_derive(&server->reqid_key, secret, len);
+    atomic_store_explicit(&server->request_key_ready, 1, memory_order_release);
 }
 
 void sg_server_set_auth(sg_server_t *server, struct st_sg_auth_t *auth)

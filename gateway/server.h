@@ -10,6 +10,7 @@
 
 #include "sg_bridge.h"
 #include "sg_conf.h"
+#include "sg_store.h"
 
 typedef struct st_sg_server_t sg_server_t;
 
@@ -36,6 +37,29 @@ void sg_server_set_tables(sg_server_t *server, struct st_sg_tables_t *tables, st
 struct st_sg_registry_t;
 void sg_server_set_registry(sg_server_t *server, struct st_sg_registry_t *registry);
 
+/** Uses `deployment` (borrowed; set before sg_server_start) for Idempotency-Key claims and in
+ * /readyz. */
+struct st_sg_deployment_t;
+void sg_server_set_deployment(sg_server_t *server, struct st_sg_deployment_t *deployment);
+
+/** Routes reads of partitioned tables with `placement` (borrowed; may be NULL) and waits for it
+ * in /readyz. Set before sg_server_start. */
+struct st_sg_placement_t;
+void sg_server_set_placement(sg_server_t *server, struct st_sg_placement_t *placement);
+
+/** The request store (owned by the server), for the deployment's claims fold. */
+sg_store_t *sg_server_store(sg_server_t *server);
+
+/** The request-id secret (requests.secret, or the deployment's once settled): request ids are
+ * made and checked from now on. Once; any thread (the deployment thread; its context is the
+ * sg_server_t). */
+void sg_gateway_on_secret(void *server, const uint8_t *secret, size_t len);
+
+/** The deployment's COMPLETE records (sg_claims_completed_cb; its context is the sg_server_t):
+ * records the 202 outcome a replay answers with (deployment thread; idempotency.c). */
+struct st_sg_claim_position_t;
+void sg_gateway_on_claim_completed(void *server, const char *route, const char *request_id,
+                                   const struct st_sg_claim_position_t *pos);
 /** Enforces authentication with `auth` (borrowed; NULL: no auth section). Set before
  * sg_server_start; destroy it only after sg_server_destroy. */
 struct st_sg_auth_t;

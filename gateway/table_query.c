@@ -10,13 +10,18 @@
 
 #include "query.h"
 #include "respond.h"
+#include "sg_path.h"
+#include "sg_placement.h"
 #include "tables_int.h"
 
 #define SG_SCAN_DEFAULT_LIMIT 100
 #define SG_QUERY_MAX_TOKEN 8192 /* bytes of a ?token= or Last-Event-ID */
 
-enum { QP_PREFIX, QP_FROM, QP_TO, QP_LIMIT, QP_CURSOR, QP_TOKEN, QP_FRESH, QP_MIN_STREAM_TIME, QP_COUNT };
-static const char *const qparam_names[QP_COUNT] = {"prefix", "from", "to", "limit", "cursor", "token", "fresh", "min_stream_time"};
+/* `partitions` is set only by another instance of the deployment, on a part of a scattered scan. */
+enum { QP_PREFIX, QP_FROM, QP_TO, QP_LIMIT, QP_CURSOR, QP_TOKEN, QP_FRESH, QP_MIN_STREAM_TIME, QP_PARTITIONS, QP_COUNT };
+static const char *const qparam_names[QP_COUNT] = {"prefix", "from",  "to",
+                                                   "limit",  "cursor", "token",
+                                                   "fresh",  "min_stream_time", "partitions"};
 
 /* Parses the query string into params (percent-decoded, in the pool; base NULL when absent).
  * Returns 0, or -1 after answering 400. */
@@ -129,6 +134,36 @@ static int parse_scan(h2o_req_t *req, const h2o_iovec_t params[QP_COUNT], sg_tab
     return 0;
 }
 
+/* A part of a scattered scan: the partitions "0,3,7" it reads, all kept here. Returns the flags
+ * (owned), or NULL after answering 400 or 503. */
+static uint8_t *parse_partitions(h2o_req_t *req, const sg_table_conf_t *table, size_t table_index, h2o_iovec_t text)
+{
+    sg_server_t *server = sg_loop_of(req)->server;
+    int32_t n = sg_placement_partitions(server->placement, table_index);
+    uint8_t *parts = sg_calloc(SG_PLACEMENT_MAX_PARTITIONS, 1);
+    const char *at = text.base, *end = text.base + text.len;
+    while (at < end) {
+        const char *comma = memchr(at, ',', (size_t)(end - at));
+        const char *stop = comma != NULL ? comma : end;
+        int64_t partition = -1;
+        if (parse_int(h2o_iovec_init(at, (size_t)(stop - at)), 0, n > 0 ? n - 1 : 0, &partition) != 0 || n <= 0) {
+            free(parts);
+            sg_problem(req, SG_PROBLEM_INVALID_QUERY, "partitions", "partitions lists partitions of the table's topic");
+            return NULL;
+        }
+        sg_placement_route_t route;
+        if (sg_placement_partition(server->placement, table_index, (int32_t)partition, &route) != 0 || route.role == SG_ROLE_NONE) {
+            free(parts);
+            sg_problem(req, SG_PROBLEM_PARTITION_MOVED, NULL, "table %s: partition %d is not kept by this instance any more",
+                       table->name, (int)partition);
+            return NULL;
+        }
+        parts[partition] = 1;
+        at = stop + 1;
+    }
+    return parts;
+}
+
 void sg_tables_start_read(h2o_req_t *req, const sg_table_conf_t *table, const char *key, size_t keylen)
 {
     sg_server_t *server = sg_loop_of(req)->server;
@@ -136,6 +171,12 @@ void sg_tables_start_read(h2o_req_t *req, const sg_table_conf_t *table, const ch
     h2o_iovec_t params[QP_COUNT];
     if (parse_query(req, params) != 0)
         return;
+    int forwarded = sg_http_header(req, H2O_STRLIT("streamgate-forwarded")).base != NULL;
+    if (params[QP_PARTITIONS].base != NULL && (!forwarded || key != NULL)) {
+        sg_problem(req, SG_PROBLEM_INVALID_QUERY, "partitions",
+                   "partitions is set only by another instance of the deployment, on a scan of a partitioned table");
+        return;
+    }
     if (key != NULL) {
         for (int i = QP_PREFIX; i <= QP_CURSOR; ++i)
             if (params[i].base != NULL) {
@@ -204,5 +245,20 @@ void sg_tables_start_read(h2o_req_t *req, const sg_table_conf_t *table, const ch
     tq->sse = sse;
     tq->resumed = last_event.base != NULL;
     tq->park.holds_pending = holds_pending; /* released when the wait ends */
+    tq->partition = -1;
+    if (sg_placement_is_partitioned(server->placement, tq->table_index)) {
+        if (key != NULL) {
+            sg_tables_route(req, tq, wait_ms);
+            return;
+        }
+        if (params[QP_PARTITIONS].base == NULL) {
+            sg_tables_scatter(req, tq, wait_ms);
+            return;
+        }
+        if ((tq->parts = parse_partitions(req, table, tq->table_index, params[QP_PARTITIONS])) == NULL) {
+            sg_tq_discard(req, tq);
+            return;
+        }
+    }
     sg_tq_begin(req, tq, wait_ms);
 }

@@ -24,6 +24,7 @@
 #include "server.h"
 #include "sg_materializer.h"
 #include "sg_path.h"
+#include "sg_placement.h"
 #include "tables_int.h"
 
 #define SG_SCAN_MAX_BYTES (4u * 1024u * 1024u) /* a page ends after the row crossing this size */
@@ -121,9 +122,49 @@ static int stream_time_reached(const sg_tq_t *tq, const sg_token_t *view)
     return 1;
 }
 
+/* One partition of a partitioned table: ready here, and the view has reached what the read asks
+ * of it (the token's other partitions may be kept elsewhere). */
+static int partition_met(const sg_tq_t *tq, const sg_token_t *view, int32_t partition)
+{
+    if (!sg_materializer_partition_ready(tq->park.loop->server->materializer, tq->table_index, partition))
+        return 0;
+    int64_t want = -1, have = -1, ignored;
+    if (tq->wanted != NULL && sg_token_get(tq->wanted, tq->table->topic, partition, &want, &ignored) == 0 &&
+        (sg_token_get(view, tq->table->topic, partition, &have, &ignored) != 0 || have < want))
+        return 0;
+    if (tq->min_stream_time < 0)
+        return 1;
+    int64_t last = -1, stream_time = 0;
+    if (tq->arrival == NULL)
+        return 0;
+    if (sg_token_get(tq->arrival, tq->table->topic, partition, &last, &ignored) != 0)
+        return 1; /* empty at arrival */
+    sg_token_get(view, tq->table->topic, partition, &have, &stream_time);
+    return stream_time >= tq->min_stream_time || have >= last;
+}
+
+/* The partitions a part of a scattered scan reads. */
+static int partitions_met(const sg_tq_t *tq, const sg_token_t *view)
+{
+    for (int32_t p = 0; p < SG_PLACEMENT_MAX_PARTITIONS; ++p)
+        if (tq->parts[p] && !partition_met(tq, view, p))
+            return 0;
+    return 1;
+}
+
+/* sg_table_scan_t.keep of a part of a scattered scan: rows of its partitions only. */
+static int keep_part(void *parts, const void *key, size_t keylen, uint32_t partition)
+{
+    return partition < SG_PLACEMENT_MAX_PARTITIONS && ((const uint8_t *)parts)[partition];
+}
+
 /* Whether the view satisfies the read's token and stream-time conditions. */
 static int conditions_met(const sg_tq_t *tq, const sg_token_t *view)
 {
+    if (tq->partition >= 0)
+        return partition_met(tq, view, tq->partition);
+    if (tq->parts != NULL)
+        return partitions_met(tq, view);
     if (tq->wanted != NULL && !sg_token_covers(view, tq->wanted, topic_is, tq->table->topic))
         return 0;
     return tq->min_stream_time < 0 || stream_time_reached(tq, view);
@@ -217,9 +258,17 @@ static int on_scan_row(void *arg, const void *key, size_t keylen, const void *va
 
 void sg_tq_free(sg_tq_t *tq)
 {
+    free(tq->parts);
     sg_token_destroy(tq->wanted);
     sg_token_destroy(tq->arrival);
     free(tq);
+}
+
+void sg_tq_discard(h2o_req_t *req, sg_tq_t *tq)
+{
+    if (tq->park.holds_pending)
+        sg_pending_release(sg_loop_of(req)->server);
+    sg_tq_free(tq);
 }
 
 /* Ends the wait and frees the tq. Returns the request to answer. */
@@ -296,6 +345,10 @@ static void answer_scan(sg_tq_t *tq, sg_token_t *view)
     sg_buf_t buf = {0};
     buf_add(&buf, "{\"rows\":[", 9);
     char *next = NULL;
+    if (tq->parts != NULL) {
+        tq->scan.keep = keep_part;
+        tq->scan.keep_arg = tq->parts;
+    }
     int rows = sg_tables_scan(server->tables, table->name, &tq->scan, on_scan_row, &buf, &next, view, err, sizeof(err));
     if (tq->wanted != NULL)
         sg_token_merge(view, tq->wanted);
@@ -330,7 +383,7 @@ static int serve(sg_tq_t *tq, serve_mode_t mode)
     char err[256];
     sg_token_t *view = sg_token_create();
     int answered = 1;
-    int conditional = tq->wanted != NULL || tq->min_stream_time >= 0;
+    int conditional = tq->wanted != NULL || tq->min_stream_time >= 0 || tq->partition >= 0 || tq->parts != NULL;
     if (conditional && sg_tables_token(server->tables, table->name, view, err, sizeof(err)) != 0) {
         store_unavailable(tq_done(tq), table, err);
     } else if (conditional && !conditions_met(tq, view)) {

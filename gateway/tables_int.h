@@ -19,6 +19,9 @@ typedef struct st_sg_tq_t {
     /* what is read: a row (key != NULL) or a scan; pointers into req's pool */
     const char *key;
     size_t keylen;
+    int32_t partition; /* a partitioned table's row: its partition, the only one its conditions name; else -1 */
+    uint8_t *parts;    /* a part of a scattered scan: the partitions it reads (SG_PLACEMENT_MAX_PARTITIONS flags,
+                        * owned), the only ones its conditions name; else NULL */
     sg_table_scan_t scan;
     /* conditions on the view */
     sg_token_t *wanted;      /* owned, NULL for none */
@@ -40,6 +43,8 @@ typedef struct st_sg_tq_t {
 /* tables.c */
 /** Frees a tq that is no longer parked. */
 void sg_tq_free(sg_tq_t *tq);
+/** Frees a tq that was never parked, giving back the limits.pending slot it was given. */
+void sg_tq_discard(h2o_req_t *req, sg_tq_t *tq);
 /** Consistency-Token and Stream-Time of `token` for the table's topic. */
 void sg_tables_add_read_headers(h2o_req_t *req, const sg_token_t *token, const char *topic);
 /** A filled tq (conditions and what to read) starts: it waits, or is answered at once. Takes tq;
@@ -50,6 +55,16 @@ void sg_tq_begin(h2o_req_t *req, sg_tq_t *tq, int64_t wait_ms);
 /** Reads the query string and headers of a table read of `key` (NULL: a scan) and begins it, or
  * answers 400/503. */
 void sg_tables_start_read(h2o_req_t *req, const sg_table_conf_t *table, const char *key, size_t keylen);
+
+/* table_forward.c */
+/** A filled point read of a partitioned table: answered here where the key's partition is kept,
+ * forwarded to its owner, or refused (503). Takes tq. */
+void sg_tables_route(h2o_req_t *req, sg_tq_t *tq, int64_t wait_ms);
+
+/* table_scatter.c */
+/** A filled scan of a partitioned table: one page of each instance's partitions, merged in key
+ * order. Takes tq. */
+void sg_tables_scatter(h2o_req_t *req, sg_tq_t *tq, int64_t wait_ms);
 
 /* table_watch.c */
 /** The conditions hold: starts the stream with the current row (`view` includes the read's

@@ -101,6 +101,12 @@ int sg_store_idem_claim(sg_store_t *store, const char *route, const void *key, s
                         const void *request_id, size_t idlen, int64_t now_ms, int64_t expires_ms, sg_idem_result_t *result,
                         char *err, size_t errlen);
 
+/** Reads the unexpired claim on (route, key) without changing anything: 0 with result filled as
+ * sg_store_idem_claim would report it to a request with this body (MISMATCH, DONE, UNKNOWN or
+ * IN_FLIGHT, never CLAIMED), 1 when there is none, -1 on error. Any thread. */
+int sg_store_idem_get(sg_store_t *store, const char *route, const void *key, size_t keylen, const uint8_t body_sha256[32],
+                      int64_t now_ms, sg_idem_result_t *result, char *err, size_t errlen);
+
 /** Marks the claim on (route, key) done, if it is still held by request_id (a claim that expired
  * and was taken by another request is left alone). Keeps its expiry. Returns 0 marked, 1 no such
  * claim held by request_id, -1 on error. */

@@ -240,7 +240,14 @@ typedef struct {
     size_t to_len;
     size_t limit;       /* 1..SG_TABLE_SCAN_MAX_LIMIT rows per call */
     const char *cursor; /* NUL-terminated next_cursor of the previous page of the same query, or NULL */
+    /* Only rows `keep` accepts (NULL: all); rows it refuses are passed over and not counted. At
+     * most SG_TABLE_SCAN_MAX_PASSED are passed over in one call: then the scan stops with a cursor
+     * after the last row looked at (delivered or not). */
+    int (*keep)(void *keep_arg, const void *key, size_t keylen, uint32_t partition);
+    void *keep_arg;
 } sg_table_scan_t;
+
+#define SG_TABLE_SCAN_MAX_PASSED 100000
 
 /** Calls cb for up to query->limit rows in range, after the cursor, from one snapshot. Sets
  * *next_cursor to an owned cursor text when more rows may follow (the limit was reached and
@@ -248,6 +255,13 @@ typedef struct {
  * of this module's format, belongs to another table, or lies outside the query's range is
  * rejected. When token_into is not NULL the view position is merged into it from the same
  * snapshot. Returns the number of rows delivered (>= 0), or -1 on error (*next_cursor NULL). */
+/** The cursor a page ending at `key` would have (owned text), or NULL for an unknown table. */
+char *sg_tables_cursor(sg_tables_t *tables, const char *table, const void *key, size_t keylen);
+
+/** The key a cursor of this table ends at, copied into key_out (SG_TABLE_MAX_KEY bytes). Returns
+ * its length, or -1 for a cursor that is not this table's. */
+long sg_tables_cursor_key(sg_tables_t *tables, const char *table, const char *cursor, void *key_out);
+
 int sg_tables_scan(sg_tables_t *tables, const char *table, const sg_table_scan_t *query, sg_table_row_cb cb, void *arg,
                    char **next_cursor, sg_token_t *token_into, char *err, size_t errlen);
 

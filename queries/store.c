@@ -825,6 +825,23 @@ static int sg_store_write_claim(sg_store_t *store, const uint8_t *k, size_t klen
     return 0;
 }
 
+/* What an existing claim means to a request with this body: MISMATCH, DONE, UNKNOWN or IN_FLIGHT,
+ * with the claim's owner, expiry and (UNKNOWN) where its produce may be. */
+static void sg_store_report_claim(const sg_store_claim_t *claim, const uint8_t body_sha256[32], sg_idem_result_t *result)
+{
+    if (memcmp(claim->body_sha256, body_sha256, 32) != 0)
+        result->kind = SG_IDEM_MISMATCH;
+    else
+        result->kind = claim->state == SG_STORE_IDEM_DONE      ? SG_IDEM_DONE
+                       : claim->state == SG_STORE_IDEM_UNKNOWN ? SG_IDEM_UNKNOWN
+                                                               : SG_IDEM_IN_FLIGHT;
+    memcpy(result->request_id, claim->request_id, claim->request_id_len);
+    result->request_id_len = claim->request_id_len;
+    result->expires_ms = claim->expires_ms;
+    result->partition = claim->state == SG_STORE_IDEM_UNKNOWN ? claim->partition : -1;
+    result->produced_ms = claim->state == SG_STORE_IDEM_UNKNOWN ? claim->produced_ms : 0;
+}
+
 static int sg_store_idem_claim_locked(sg_store_t *store, const char *route, const void *key, size_t keylen,
                                       const uint8_t body_sha256[32], const void *request_id, size_t idlen, int64_t now_ms,
                                       int64_t expires_ms, sg_idem_result_t *result, char *err, size_t errlen)
@@ -844,26 +861,36 @@ static int sg_store_idem_claim_locked(sg_store_t *store, const char *route, cons
     pthread_mutex_lock(lock);
     int ret = sg_store_read_claim(store, k, klen, &existing, err, errlen);
     if (ret == 0 && existing.expires_ms > now_ms) {
-        if (memcmp(existing.body_sha256, body_sha256, 32) != 0)
-            result->kind = SG_IDEM_MISMATCH;
-        else
-            result->kind = existing.state == SG_STORE_IDEM_DONE      ? SG_IDEM_DONE
-                           : existing.state == SG_STORE_IDEM_UNKNOWN ? SG_IDEM_UNKNOWN
-                                                                     : SG_IDEM_IN_FLIGHT;
         reported = &existing;
     } else if (ret >= 0) {
         ret = sg_store_write_claim(store, k, klen, &mine, err, errlen);
-        result->kind = SG_IDEM_CLAIMED;
     }
     pthread_mutex_unlock(lock);
 
     if (ret < 0)
         return -1;
-    memcpy(result->request_id, reported->request_id, reported->request_id_len);
-    result->request_id_len = reported->request_id_len;
-    result->expires_ms = reported->expires_ms;
-    result->partition = reported->state == SG_STORE_IDEM_UNKNOWN ? reported->partition : -1;
-    result->produced_ms = reported->state == SG_STORE_IDEM_UNKNOWN ? reported->produced_ms : 0;
+    sg_store_report_claim(reported, body_sha256, result);
+    if (reported == &mine)
+        result->kind = SG_IDEM_CLAIMED;
+    return 0;
+}
+
+int sg_store_idem_get(sg_store_t *store, const char *route, const void *key, size_t keylen, const uint8_t body_sha256[32],
+                      int64_t now_ms, sg_idem_result_t *result, char *err, size_t errlen)
+{
+    uint8_t k[SG_STORE_IDEM_KEY_MAX];
+    size_t klen;
+    sg_store_claim_t claim;
+    memset(result, 0, sizeof(*result));
+    if (sg_store_idem_key(route, key, keylen, k, &klen, err, errlen) != 0 || sg_store_lock(store, false, err, errlen) != 0)
+        return -1;
+    int ret = sg_store_read_claim(store, k, klen, &claim, err, errlen);
+    sg_store_unlock(store);
+    if (ret != 0)
+        return ret;
+    if (claim.expires_ms <= now_ms)
+        return 1;
+    sg_store_report_claim(&claim, body_sha256, result);
     return 0;
 }
 

@@ -1702,6 +1702,28 @@ static long sg_table_cursor_decode(const sg_table_t *table, const char *text, ui
     return (long)keylen;
 }
 
+char *sg_tables_cursor(sg_tables_t *tables, const char *table_name, const void *key, size_t keylen)
+{
+    char err[64];
+    sg_table_t *table = sg_tables_find_err(tables, table_name, err, sizeof(err));
+    return table != NULL && keylen <= SG_TABLE_MAX_KEY ? sg_table_cursor_encode(table, key, keylen) : NULL;
+}
+
+long sg_tables_cursor_key(sg_tables_t *tables, const char *table_name, const char *cursor, void *key_out)
+{
+    char err[64];
+    sg_table_t *table = sg_tables_find_err(tables, table_name, err, sizeof(err));
+    if (table == NULL)
+        return -1;
+    uint8_t *buf = sg_malloc(SG_TABLE_MAX_CURSOR);
+    const uint8_t *key = NULL;
+    long len = sg_table_cursor_decode(table, cursor, buf, &key);
+    if (len >= 0)
+        memcpy(key_out, key, (size_t)len);
+    free(buf);
+    return len;
+}
+
 /* -- scans ------------------------------------------------------------------------------------ */
 
 static int sg_tables_scan_locked(sg_tables_t *tables, const char *table_name, const sg_table_scan_t *query, sg_table_row_cb cb,
@@ -1780,6 +1802,7 @@ static int sg_tables_scan_locked(sg_tables_t *tables, const char *table_name, co
         if (sg_table_keycmp(key, keylen, cursor_key, cursor_len) == 0)
             rocksdb_iter_next(it);
     }
+    size_t passed = 0;
     for (; rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
         size_t keylen, len;
         const char *key = rocksdb_iter_key(it, &keylen);
@@ -1801,6 +1824,15 @@ static int sg_tables_scan_locked(sg_tables_t *tables, const char *table_name, co
             sg_errf(err, errlen, "tables: corrupt row in table %s (%zu bytes)", table->name, len);
             ret = -1;
             break;
+        }
+        if (query->keep != NULL && !query->keep(query->keep_arg, key, keylen, (uint32_t)sg_table_get_uint((const uint8_t *)value + 1, 4))) {
+            memcpy(last_key, key, keylen); /* a cursor goes on after it */
+            last_len = keylen;
+            if (++passed >= SG_TABLE_SCAN_MAX_PASSED) {
+                more = true;
+                break;
+            }
+            continue;
         }
         delivered++;
         memcpy(last_key, key, keylen);

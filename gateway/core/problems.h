@@ -68,6 +68,8 @@
     X(TOO_MANY_CONNECTIONS, "too-many-connections", 503, "Too Many Connections", 1)                                                \
     X(STORE_UNAVAILABLE, "store-unavailable", 503, "Store Unavailable", 1)                                                         \
     X(NOT_CAUGHT_UP, "not-caught-up", 503, "Not Caught Up", 1)                                                                     \
+    X(OWNER_UNAVAILABLE, "owner-unavailable", 503, "Owner Unavailable", 1)                                                         \
+    X(PARTITION_MOVED, "partition-moved", 503, "Partition Moved", 1)                                                               \
     X(REGISTRY_UNAVAILABLE, "registry-unavailable", 503, "Registry Unavailable", 1)                                                \
     X(REGISTRY_NOT_READY, "registry-not-ready", 503, "Registry Not Ready", 1)                                                      \
     X(KEYS_UNAVAILABLE, "keys-unavailable", 503, "Authentication Keys Unavailable", 5)

@@ -271,6 +271,65 @@ static void test_defaults(void **state)
     sg_conf_destroy(conf);
 }
 
+/* deployment (DESIGN §8): its defaults, its values, and what is refused, each error naming the key. */
+static void test_deployment(void **state)
+{
+    sg_conf_t *conf = load_ok("{}");
+    assert_string_equal(conf->deployment.name, "default");
+    assert_null(conf->deployment.instance); /* made once in data_dir */
+    assert_null(conf->deployment.advertise.text);
+    assert_null(conf->requests.secret); /* the deployment's own, through its internal topic */
+    sg_conf_destroy(conf);
+
+    conf = load_ok("deployment: {name: shop, instance: gw-1, advertise: \"http://10.0.0.7:8081\"}\n");
+    assert_string_equal(conf->deployment.name, "shop");
+    assert_string_equal(conf->deployment.instance, "gw-1");
+    assert_string_equal(conf->deployment.advertise.text, "http://10.0.0.7:8081");
+    assert_string_equal(conf->deployment.advertise.host, "10.0.0.7");
+    assert_int_equal(conf->deployment.advertise.port, 8081);
+    assert_false(conf->deployment.advertise.tls);
+    sg_conf_destroy(conf);
+
+    expect_error("deployment:\n  name: shop.eu\n",
+                 "t.yaml:2: deployment.name: invalid deployment name \"shop.eu\": use letters, digits, '_' or '-' (it is "
+                 "part of internal topic names, where a '.' would be ambiguous)");
+    expect_error("deployment: {name: \"a b\"}\n",
+                 "t.yaml:1: deployment.name: invalid name \"a b\": use 1 to 128 letters, digits, '.', '_' or '-'");
+    expect_error("deployment:\n  instance: \"gw/1\"\n",
+                 "t.yaml:2: deployment.instance: invalid name \"gw/1\": use 1 to 128 letters, digits, '.', '_' or '-'");
+    expect_error("deployment:\n  advertise: \"10.0.0.7:8081\"\n",
+                 "t.yaml:2: deployment.advertise: expected http://HOST[:PORT]/PATH or https://HOST[:PORT]/PATH, got "
+                 "\"10.0.0.7:8081\"");
+    expect_error("deployment:\n  advertise: \"http://h:1/?x=1\"\n",
+                 "t.yaml:2: deployment.advertise: an advertised URL is a base URL: no query string");
+    expect_error("deployment: {nme: shop}\n", "t.yaml:1: deployment.nme: unknown key \"nme\" (did you mean \"name\"?)");
+}
+
+/* placement and standbys (DESIGN §8): defaults, values, and what is refused, naming the key. */
+static void test_placement(void **state)
+{
+    sg_conf_t *conf = load_ok("tables: [{name: p, topic: p}]\n");
+    assert_int_equal(conf->tables[0].placement, SG_PLACEMENT_GLOBAL);
+    assert_int_equal(conf->tables[0].standbys, 0);
+    sg_conf_destroy(conf);
+
+    conf = load_ok("tables: [{name: p, topic: p, placement: partitioned, standbys: 1}]\n");
+    assert_int_equal(conf->tables[0].placement, SG_PLACEMENT_PARTITIONED);
+    assert_int_equal(conf->tables[0].standbys, 1);
+    sg_conf_destroy(conf);
+
+    expect_error("tables:\n  - {name: p, topic: p, placement: sharded}\n",
+                 "t.yaml:2: tables[0].placement: unknown placement \"sharded\" (expected one of global, partitioned)");
+    expect_error("tables:\n  - {name: p, topic: p, standbys: 1}\n",
+                 "t.yaml:2: tables[0].standbys: standbys needs placement: partitioned (a global table has every partition on "
+                 "every instance)");
+    expect_error("tables:\n  - {name: p, topic: p, placement: partitioned, standbys: 9}\n",
+                 "t.yaml:2: tables[0].standbys: \"9\" is out of range (0..8)");
+    expect_error("tables:\n  - {name: p, topic: t, placement: partitioned}\n  - {name: q, topic: t}\n",
+                 "t.yaml:2: tables[0].placement: a partitioned table must be the only table on its topic (t is also table "
+                 "\"q\")");
+}
+
 static void test_json(void **state)
 {
     static const char json[] =
@@ -519,7 +578,7 @@ static void test_err_unknown_key(void **state)
                  "t.yaml:2: listen[0].adress: unknown key \"adress\" (did you mean \"address\"?)");
     expect_error("zzz: 1\n", "t.yaml:1: zzz: unknown key \"zzz\" (valid keys: listen, threads, data_dir, kafka, "
                              "topics, schemas, routes, tables, queries, static, limits, cors, shutdown_timeout, requests, "
-                             "log, schema_registry, auth, rate_limits)");
+                             "deployment, log, schema_registry, auth, rate_limits)");
     expect_error("limits: {body: 1}\n", "t.yaml:1: limits.body: unknown key \"body\" "
                                         "(valid keys: body_bytes, header_bytes, pending, inflight_bytes, connections, "
                                         "write_timeout, queued_bytes, token_wait, token_wait_max, registry_write_rate, "
@@ -955,18 +1014,20 @@ static void test_dump_reference(void **state)
     size_t rows = 0;
     for (const char *p = text; (p = strstr(p, "\n| `")) != NULL; p++)
         rows++;
-    assert_int_equal(rows, 105); /* 48 + requests (3 rows) + reply.partitions + limits.token_wait(_max) + schema_registry
+    assert_int_equal(rows, 111); /* 48 + requests (3 rows) + reply.partitions + limits.token_wait(_max) + schema_registry
                                   * (2 rows) + log.level and the log section (2 rows) = 58; DESIGN §6 adds 34: scopes and
                                   * public on routes, tables and queries (6), limits.registry_write_rate/_burst (2),
                                   * auth (1) with jwt (1 + 13), api_keys (1 + 3) and principal_header (1), and
                                   * rate_limits (1 + 5); static (3 rows), log.format, log.access, log.access_format: 6;
                                   * hardening (issue 11) adds limits.inflight_bytes, connections, write_timeout and
-                                  * queued_bytes: 4; the reply header names (3) */
-    assert_non_null(strstr(text, "| `routes[].reply.correlation_header` | string | `kafka_correlationId` |"));
+                                  * queued_bytes: 4; the reply header names (3); DESIGN §8 adds deployment (1 + 3) and
+                                  * tables[].placement and .standbys (2) */
     assert_non_null(strstr(text, "| `auth.jwt.algorithms` | list of JWS algorithms | `[RS256, ES256]` |"));
     assert_non_null(strstr(text, "| `rate_limits[].rate` | rate (N/s, N/m, N/h) | required |"));
     assert_non_null(strstr(text, "| `auth.api_keys[].sha256` | SHA-256 (64 hex digits) | required |"));
     assert_non_null(strstr(text, "| `log.level` | error \\| warn \\| info \\| debug | `info` |"));
+    assert_non_null(strstr(text, "| `deployment.name` | name | `default` |"));
+    assert_non_null(strstr(text, "| `deployment.advertise` | http(s) URL |  |"));
     free(text);
 }
 
@@ -1327,6 +1388,8 @@ int main(void)
         cmocka_unit_test(test_log_level),
         cmocka_unit_test(test_full_yaml),
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_deployment), /* DESIGN §8 */
+        cmocka_unit_test(test_placement),
         cmocka_unit_test(test_json),
         cmocka_unit_test(test_demo_and_file),
         cmocka_unit_test(test_err_empty),

@@ -15,6 +15,12 @@
  * Each thread keeps one HTTP/1.1 keep-alive connection per gateway (a small client of its own, so
  * ~30k requests need no new connections). 503 not-caught-up answers are not violations (the
  * gateway refused rather than answer from the past) but are counted and must stay rare.
+ *
+ * Built a second time with SG_SCALE_CHECK (test_scale_consistency; DESIGN §8): three instances of
+ * one deployment share a `placement: partitioned` table (standbys 1), so most reads are forwarded
+ * to the key's owner, and while the threads run one instance is SIGKILLed, later restarted on its
+ * data, and a fourth joins. A gateway that is down (no answer) and 503 owner-unavailable,
+ * partition-moved or not-ready are refusals, not violations; they are counted and bounded.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -40,19 +46,34 @@
 #include "harness.h"
 #include "sg_token.h"
 
+#ifdef SG_SCALE_CHECK
+#define TOPIC "sc.kv"
+#define PARTITIONS 12
+#define N_GATEWAYS 4 /* three at the start, the fourth joins */
+#define OPS_PER_THREAD 1500 /* 12,000 operations at least: the threads go on until the churn is over */
+#define RUN_DEADLINE_MS 150000
+#define CHURN_KILL_MS 6000     /* after the start: SIGKILL gateway 2 */
+#define CHURN_RESTART_MS 16000 /* start it again on its data */
+#define CHURN_JOIN_MS 28000    /* a fourth instance joins */
+#else
 #define TOPIC "cs.kv"
 #define PARTITIONS 4
+#define N_GATEWAYS 2
+#define OPS_PER_THREAD 4000 /* 32,000 operations in all, unless the deadline stops them */
+#define RUN_DEADLINE_MS 60000 /* a thread stops early past this (at least MIN_OPS must be done) */
+#endif
 #define N_THREADS 8
 #define KEYS_PER_THREAD 4
 #define N_KEYS (N_THREADS * KEYS_PER_THREAD)
-#define OPS_PER_THREAD 4000 /* 32,000 operations in all, unless the deadline stops them */
 #define MIN_OPS 10000
-#define RUN_DEADLINE_MS 60000 /* a thread stops early past this (at least MIN_OPS must be done) */
 #define IO_DEADLINE_MS 30000  /* one request/response, including a token wait */
 #define MAX_REPORTED 10
 
 static sg_test_proc_t cluster;
-static sg_test_proc_t gateways[2];
+static sg_test_proc_t gateways[N_GATEWAYS];
+static atomic_int alive[N_GATEWAYS];       /* set once a gateway is ready, cleared before it is killed */
+static atomic_int incarnation[N_GATEWAYS]; /* bumped when a gateway is killed: its connections are dead */
+static atomic_int churn_done;
 
 /* --- a keep-alive HTTP/1.1 client ---------------------------------------------------------- */
 
@@ -62,6 +83,7 @@ typedef struct {
     char buf[65536];
     size_t len;     /* bytes in buf */
     unsigned opens; /* connections opened: 1 unless the gateway closed one */
+    int incarnation; /* of the gateway process it is connected to */
 } conn_t;
 
 typedef struct {
@@ -75,6 +97,7 @@ typedef struct {
 
 static int conn_open(conn_t *c)
 {
+    c->incarnation = atomic_load(&incarnation[c->gw - gateways]);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)c->gw->port)};
     inet_pton(AF_INET, c->gw->host, &sa.sin_addr);
     c->fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -234,6 +257,8 @@ static int conn_request(conn_t *c, const char *method, const char *path, const c
         n += snprintf(req + n, sizeof(req) - (size_t)n, "\r\n");
     if (n <= 0 || (size_t)n >= sizeof(req))
         return -1;
+    if (c->fd >= 0 && c->incarnation != atomic_load(&incarnation[c->gw - gateways]))
+        conn_close(c); /* kept alive to a process that was killed since */
     for (int attempt = 0; attempt < 2; ++attempt) {
         if (c->fd < 0 && conn_open(c) != 0)
             return -1;
@@ -252,12 +277,13 @@ static int conn_request(conn_t *c, const char *method, const char *path, const c
 typedef struct {
     int id;
     unsigned rng;
-    conn_t conns[2];
+    conn_t conns[N_GATEWAYS];
     sg_token_t *session;
     int64_t seq_issued[KEYS_PER_THREAD]; /* last seq written to each own key */
     int64_t seen[N_KEYS];                /* largest seq this thread has seen per key; -1 none */
     /* counts */
-    unsigned ops, writes, reads, session_reads, pairs, not_caught_up, violations, errors, per_gw[2];
+    unsigned ops, writes, reads, session_reads, pairs, not_caught_up, violations, errors, per_gw[N_GATEWAYS];
+    unsigned unavailable; /* no answer from a gateway that was down, or 503 owner-unavailable et al. */
 } worker_t;
 
 /* What a violation broke; counted per kind for the report. */
@@ -270,6 +296,30 @@ static unsigned next_rand(worker_t *w)
 {
     w->rng = w->rng * 1103515245u + 12345u;
     return (w->rng >> 8) & 0xffffff;
+}
+
+/* A random gateway that is up, other than `not` when there is another (-1: any). */
+static int pick_gateway(worker_t *w, int not)
+{
+    for (int attempt = 0; attempt < 64; ++attempt) {
+        int g = (int)(next_rand(w) % N_GATEWAYS);
+        if (atomic_load(&alive[g]) && (g != not || attempt >= 32))
+            return g;
+    }
+    return 0;
+}
+
+/* A request that got no answer: a refusal when the gateway is (or was being) taken down. */
+static int down_now(int g)
+{
+    return !atomic_load(&alive[g]);
+}
+
+/* 503s that say "not here, not now" rather than answering from the past (scale-out). */
+static int refusal(const reply_t *r)
+{
+    return r->status == 503 && (strstr(r->body, "owner-unavailable") != NULL || strstr(r->body, "partition-moved") != NULL ||
+                                strstr(r->body, "not-ready") != NULL || strstr(r->body, "shutting-down") != NULL);
 }
 
 static void key_name(int key, char *buf, size_t buflen)
@@ -354,8 +404,16 @@ static int read_row(worker_t *w, int g, int key, const char *token, reply_t *r, 
     ++w->reads;
     ++w->per_gw[g];
     if (conn_request(&w->conns[g], "GET", path, token, NULL, r) != 0) {
+        if (down_now(g)) {
+            ++w->unavailable;
+            return -1;
+        }
         ++w->errors;
         fprintf(stderr, "thread %d: GET %s on gateway %d: no answer\n", w->id, path, g);
+        return -1;
+    }
+    if (refusal(r)) {
+        ++w->unavailable;
         return -1;
     }
     if (r->token[0] == '\0') {
@@ -440,11 +498,16 @@ static void op_write_read(worker_t *w)
     key_name(key, name, sizeof(name));
     snprintf(path, sizeof(path), "/kv/%s", name);
     snprintf(body, sizeof(body), "{\"w\":%d,\"seq\":%" PRId64 ",\"pad\":\"%0*d\"}", w->id, seq, (int)(next_rand(w) % 64), 0);
-    int gw = (int)(next_rand(w) % 2);
+    int gw = pick_gateway(w, -1);
     reply_t r;
     ++w->writes;
     ++w->per_gw[gw];
-    if (conn_request(&w->conns[gw], "PUT", path, NULL, body, &r) != 0 || r.status != 202 || r.token[0] == '\0') {
+    int sent = conn_request(&w->conns[gw], "PUT", path, NULL, body, &r);
+    if ((sent != 0 && down_now(gw)) || (sent == 0 && refusal(&r))) {
+        ++w->unavailable; /* maybe written: a later seq of the key is written only after an acknowledged one */
+        return;
+    }
+    if (sent != 0 || r.status != 202 || r.token[0] == '\0') {
         ++w->errors;
         fprintf(stderr, "thread %d: PUT %s on gateway %d: %d %s\n", w->id, path, gw, r.status, r.body);
         return;
@@ -455,7 +518,7 @@ static void op_write_read(worker_t *w)
         violation(w, V_TOKEN, "PUT %s: undecodable token %s", path, write_token);
         return;
     }
-    int gr = next_rand(w) % 4 == 0 ? gw : 1 - gw;
+    int gr = next_rand(w) % 4 == 0 ? gw : pick_gateway(w, gw);
     row_t row;
     if (read_row(w, gr, key, write_token, &r, &row) != 0 || row.refused)
         return;
@@ -474,7 +537,7 @@ static void op_write_read(worker_t *w)
 static void op_read_pair(worker_t *w)
 {
     int key = (int)(next_rand(w) % N_KEYS);
-    int g1 = (int)(next_rand(w) % 2), g2 = (int)(next_rand(w) % 2);
+    int g1 = pick_gateway(w, -1), g2 = pick_gateway(w, -1);
     int with_session = next_rand(w) % 2;
     char *session = with_session ? session_text(w) : NULL;
     int64_t seen_before = w->seen[key], session_time = max_stream_time(w->session);
@@ -511,7 +574,7 @@ static void op_read_pair(worker_t *w)
 static void op_session_read(worker_t *w)
 {
     int key = (int)(next_rand(w) % N_KEYS);
-    int g = (int)(next_rand(w) % 2);
+    int g = pick_gateway(w, -1);
     char *session = session_text(w);
     int64_t seen_before = w->seen[key], session_time = max_stream_time(w->session);
     reply_t r;
@@ -529,7 +592,7 @@ static void *worker_main(void *arg)
 {
     worker_t *w = arg;
     int64_t deadline = sg_test_now_ms() + RUN_DEADLINE_MS;
-    while (w->ops < OPS_PER_THREAD && sg_test_now_ms() < deadline) {
+    while ((w->ops < OPS_PER_THREAD || !atomic_load(&churn_done)) && sg_test_now_ms() < deadline) {
         unsigned dice = next_rand(w) % 10;
         if (dice < 4)
             op_write_read(w);
@@ -542,12 +605,41 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+static char config[2048];
+
+#ifdef SG_SCALE_CHECK
+/* Sum of streamgate_table_partitions{role} over the running gateways, or -1. */
+static int partitions_with_role(const char *role, int n)
+{
+    int sum = 0;
+    char needle[128];
+    snprintf(needle, sizeof(needle), "streamgate_table_partitions{table=\"kv\",role=\"%s\"} ", role);
+    for (int g = 0; g < n; ++g) {
+        sg_test_response_t res;
+        if (sg_test_http(&gateways[g], "GET", "/metrics", NULL, NULL, 0, &res) != 0)
+            return -1;
+        const char *at = res.body != NULL ? strstr(res.body, needle) : NULL;
+        sum += at != NULL ? atoi(at + strlen(needle)) : 0;
+        sg_test_response_free(&res);
+    }
+    return sum;
+}
+#endif
+
 static int setup(void **state)
 {
+#ifdef SG_SCALE_CHECK
+    const char *args[] = {"--topic", TOPIC ":12", NULL};
+    const char *table = "tables: [{name: kv, topic: " TOPIC ", placement: partitioned, standbys: 1}]\n"
+                        "deployment: {name: scc}\n";
+    int started = 3;
+#else
     const char *args[] = {"--brokers", "2", "--topic", TOPIC ":4", NULL};
+    const char *table = "tables: [{name: kv, topic: " TOPIC "}]\n";
+    int started = 2;
+#endif
     if (sg_test_cluster_start(&cluster, args) != 0)
         return -1;
-    char config[2048];
     snprintf(config, sizeof(config),
              "listen: [\"127.0.0.1:0\"]\n"
              "data_dir: @DIR@/data\n"
@@ -555,18 +647,63 @@ static int setup(void **state)
              "limits: {token_wait: 10s}\n"
              "routes:\n"
              "  - {name: put-kv, method: PUT, path: \"/kv/{id}\", topic: " TOPIC ", key: \"path:id\"}\n"
-             "tables: [{name: kv, topic: " TOPIC "}]\n",
-             cluster.bootstrap);
-    for (int g = 0; g < 2; ++g)
+             "%s",
+             cluster.bootstrap, table);
+    for (int g = 0; g < started; ++g) {
         if (sg_test_gateway_start(&gateways[g], config) != 0)
             return -1;
+        atomic_store(&alive[g], 1);
+    }
+    atomic_store(&churn_done, N_GATEWAYS == started);
+#ifdef SG_SCALE_CHECK
+    /* The run starts once the group has placed every partition and every copy is ready. */
+    int64_t deadline = sg_test_now_ms() + 60000;
+    while (partitions_with_role("owner", started) != PARTITIONS ||
+           partitions_with_role("ready", started) != PARTITIONS * 2)
+        if (sg_test_now_ms() > deadline)
+            return -1;
+        else
+            sg_test_sleep_ms(200);
+#endif
     return 0;
 }
 
 static int teardown(void **state)
 {
+#ifdef SG_SCALE_CHECK
+    return sg_test_stop_procs(&gateways[0], &gateways[1], &gateways[2], &gateways[3], &cluster, NULL);
+#else
     return sg_test_stop_procs(&gateways[0], &gateways[1], &cluster, NULL);
+#endif
 }
+
+#ifdef SG_SCALE_CHECK
+/* Mid-run: SIGKILL gateway 2, start it again on its data, then a fourth instance joins. Returns
+ * non-NULL when a step failed. */
+static void *churn_main(void *arg)
+{
+    int64_t start = *(const int64_t *)arg;
+    sg_test_sleep_ms((int)(start + CHURN_KILL_MS - sg_test_now_ms()));
+    atomic_store(&alive[2], 0);
+    sg_test_sleep_ms(50); /* threads that picked it have sent; what is in flight gets no answer */
+    int killed = sg_test_proc_kill9(&gateways[2]);
+    atomic_fetch_add(&incarnation[2], 1);
+    fprintf(stderr, "churn: gateway 2 SIGKILLed at %.1f s (%d)\n", (double)(sg_test_now_ms() - start) / 1000.0, killed);
+    sg_test_sleep_ms((int)(start + CHURN_RESTART_MS - sg_test_now_ms()));
+    int rerun = sg_test_gateway_rerun(&gateways[2], 1);
+    if (rerun == 0)
+        atomic_store(&alive[2], 1);
+    fprintf(stderr, "churn: gateway 2 restarted at %.1f s (%d)\n", (double)(sg_test_now_ms() - start) / 1000.0, rerun);
+    sg_test_sleep_ms((int)(start + CHURN_JOIN_MS - sg_test_now_ms()));
+    int joined = sg_test_gateway_start(&gateways[3], config);
+    if (joined == 0)
+        atomic_store(&alive[3], 1);
+    fprintf(stderr, "churn: gateway 3 joined at %.1f s (%d)\n", (double)(sg_test_now_ms() - start) / 1000.0, joined);
+    sg_test_sleep_ms(15000); /* the threads go on through the rebalance it causes, and after */
+    atomic_store(&churn_done, 1);
+    return (void *)(intptr_t)(killed != 0 || rerun != 0 || joined != 0);
+}
+#endif
 
 static void test_no_violations_under_concurrency(void **state)
 {
@@ -579,7 +716,7 @@ static void test_no_violations_under_concurrency(void **state)
         w->id = t;
         w->rng = 0x5eed0000u + (unsigned)t * 7919u + (unsigned)time(NULL);
         w->session = sg_token_create();
-        for (int g = 0; g < 2; ++g) {
+        for (int g = 0; g < N_GATEWAYS; ++g) {
             w->conns[g].gw = &gateways[g];
             w->conns[g].fd = -1;
         }
@@ -587,8 +724,13 @@ static void test_no_violations_under_concurrency(void **state)
             w->seen[k] = -1;
         assert_int_equal(pthread_create(&threads[t], NULL, worker_main, w), 0);
     }
+#ifdef SG_SCALE_CHECK
+    /* On this thread: a child's PR_SET_PDEATHSIG (harness.c) fires when the thread that forked
+     * it ends, so the gateways it starts must be started by a thread that outlives them. */
+    void *churn_failed = churn_main(&start);
+#endif
     unsigned ops = 0, writes = 0, reads = 0, session_reads = 0, pairs = 0, not_caught_up = 0, violations = 0, errors = 0,
-             reconnects = 0, per_gw[2] = {0, 0};
+             reconnects = 0, unavailable = 0, per_gw[N_GATEWAYS] = {0};
     for (int t = 0; t < N_THREADS; ++t) {
         pthread_join(threads[t], NULL);
         worker_t *w = &workers[t];
@@ -600,7 +742,8 @@ static void test_no_violations_under_concurrency(void **state)
         not_caught_up += w->not_caught_up;
         violations += w->violations;
         errors += w->errors;
-        for (int g = 0; g < 2; ++g) {
+        unavailable += w->unavailable;
+        for (int g = 0; g < N_GATEWAYS; ++g) {
             per_gw[g] += w->per_gw[g];
             reconnects += w->conns[g].opens > 1 ? w->conns[g].opens - 1 : 0;
             conn_close(&w->conns[g]);
@@ -608,12 +751,23 @@ static void test_no_violations_under_concurrency(void **state)
         sg_token_destroy(w->session);
     }
     int64_t elapsed = sg_test_now_ms() - start;
+    char spread[64] = "";
+    for (int g = 0; g < N_GATEWAYS; ++g)
+        snprintf(spread + strlen(spread), sizeof(spread) - strlen(spread), "%s%u", g > 0 ? "/" : "", per_gw[g]);
     fprintf(stderr,
             "consistency: %u operations (%u write->read, %u read pairs, %u session reads; %u reads) in %.1f s "
-            "(%.0f ops/s), requests per gateway %u/%u, %u reconnects; violations %u, 503 not-caught-up %u "
-            "(%.3f%% of reads), errors %u\n",
+            "(%.0f ops/s), requests per gateway %s, %u reconnects; violations %u, 503 not-caught-up %u "
+            "(%.3f%% of reads), unavailable (down or refused) %u, errors %u\n",
             ops, writes, pairs, session_reads, reads, (double)elapsed / 1000.0, elapsed > 0 ? ops * 1000.0 / (double)elapsed : 0.0,
-            per_gw[0], per_gw[1], reconnects, violations, not_caught_up, reads ? 100.0 * not_caught_up / reads : 0.0, errors);
+            spread, reconnects, violations, not_caught_up, reads ? 100.0 * not_caught_up / reads : 0.0, unavailable, errors);
+#ifdef SG_SCALE_CHECK
+    assert_null(churn_failed);
+    /* the kill and the rebalances cost a bounded share (1.8 % on real Kafka, 2.7 % on the mock,
+     * 5.2 % under ASan, where the fixed refusal windows weigh more against fewer operations) */
+    assert_true(unavailable * 10 < ops);
+#else
+    assert_int_equal(unavailable, 0);
+#endif
     for (int k = 0; k < N_KINDS; ++k)
         if (atomic_load(&kind_counts[k]) > 0)
             fprintf(stderr, "  %u %s violations\n", atomic_load(&kind_counts[k]), kind_names[k]);
@@ -622,8 +776,12 @@ static void test_no_violations_under_concurrency(void **state)
     assert_int_equal(errors, 0);
     assert_true(ops >= MIN_OPS);
     assert_true(writes >= MIN_OPS / 4 && pairs >= MIN_OPS / 5 && session_reads >= MIN_OPS / 5);
-    /* both gateways carried a real share of the traffic */
-    assert_true(per_gw[0] > (per_gw[0] + per_gw[1]) / 4 && per_gw[1] > (per_gw[0] + per_gw[1]) / 4);
+    /* every gateway carried a real share of the traffic */
+    unsigned total = 0;
+    for (int g = 0; g < N_GATEWAYS; ++g)
+        total += per_gw[g];
+    for (int g = 0; g < N_GATEWAYS; ++g)
+        assert_true(per_gw[g] > total / (N_GATEWAYS * (g < 3 ? 8 : 50))); /* the fourth joins late */
     /* refusals are allowed, not the rule: under 1% of reads */
     assert_true(not_caught_up * 100 < reads);
 }
@@ -633,5 +791,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_no_violations_under_concurrency),
     };
+#ifdef SG_SCALE_CHECK
+    return cmocka_run_group_tests_name("integration-scale-consistency", tests, setup, teardown);
+#else
     return cmocka_run_group_tests_name("integration-consistency", tests, setup, teardown);
+#endif
 }

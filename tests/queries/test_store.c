@@ -605,6 +605,42 @@ static void test_idem_lifecycle(void **state)
     assert_int_equal(sg_store_idem_complete(fx->store, "orders", "absent", 6, "req-1", 5, err, sizeof(err)), 1);
 }
 
+/* A read-only look at a claim reports what a claim would, changes nothing, and sees expiry. */
+static void test_idem_get(void **state)
+{
+    fixture_t *fx = *state;
+    char err[256] = "";
+    sg_idem_result_t result;
+    int64_t expires = fx->now + 60000;
+    assert_int_equal(sg_store_idem_get(fx->store, "orders", "k", 1, sha_a, fx->now, &result, err, sizeof(err)), 1);
+    /* absent stays absent: a look claims nothing */
+    assert_int_equal(
+        sg_store_idem_claim(fx->store, "orders", "k", 1, sha_a, "req-1", 5, fx->now, expires, &result, err, sizeof(err)), 0);
+    assert_int_equal(result.kind, SG_IDEM_CLAIMED);
+
+    assert_int_equal(sg_store_idem_get(fx->store, "orders", "k", 1, sha_a, fx->now, &result, err, sizeof(err)), 0);
+    assert_int_equal(result.kind, SG_IDEM_IN_FLIGHT);
+    assert_memory_equal(result.request_id, "req-1", 5);
+    assert_int_equal(result.expires_ms, expires);
+    assert_int_equal(result.partition, -1);
+    assert_int_equal(sg_store_idem_get(fx->store, "orders", "k", 1, sha_b, fx->now, &result, err, sizeof(err)), 0);
+    assert_int_equal(result.kind, SG_IDEM_MISMATCH);
+
+    assert_int_equal(sg_store_idem_mark_unknown(fx->store, "orders", "k", 1, "req-1", 5, 2, 777, err, sizeof(err)), 0);
+    assert_int_equal(sg_store_idem_get(fx->store, "orders", "k", 1, sha_a, fx->now, &result, err, sizeof(err)), 0);
+    assert_int_equal(result.kind, SG_IDEM_UNKNOWN);
+    assert_int_equal(result.partition, 2);
+    assert_int_equal(result.produced_ms, 777);
+
+    assert_int_equal(sg_store_idem_complete(fx->store, "orders", "k", 1, "req-1", 5, err, sizeof(err)), 0);
+    assert_int_equal(sg_store_idem_get(fx->store, "orders", "k", 1, sha_a, fx->now, &result, err, sizeof(err)), 0);
+    assert_int_equal(result.kind, SG_IDEM_DONE);
+    /* expired by the clock the caller gives */
+    assert_int_equal(sg_store_idem_get(fx->store, "orders", "k", 1, sha_a, expires, &result, err, sizeof(err)), 1);
+    /* bad arguments are errors, as for a claim */
+    assert_int_equal(sg_store_idem_get(fx->store, "", "k", 1, sha_a, fx->now, &result, err, sizeof(err)), -1);
+}
+
 static void test_idem_mismatch(void **state)
 {
     fixture_t *fx = *state;
@@ -1132,6 +1168,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_corrupt_request_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_claim, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idem_unknown_outcome, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idem_get, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_disk_refuses_then_resumes, setup, teardown),
     };
     return cmocka_run_group_tests_name("queries-store", tests, NULL, NULL);
