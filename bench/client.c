@@ -89,9 +89,15 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* --sweep: every key in turn (0, 1, ... K-1, 0, ...) instead of draws. */
+static bool sweep;
+static uint64_t sweep_next;
+
 /* xorshift64*: the same keys in the same order for a given --seed, whatever the machine. */
 static uint64_t next_key(void)
 {
+    if (sweep)
+        return sweep_next++ % key_space;
     rng_state ^= rng_state >> 12;
     rng_state ^= rng_state << 25;
     rng_state ^= rng_state >> 27;
@@ -237,9 +243,10 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: sg-bench-client --url http://HOST:PORT/PATH [--method M] [--body TEXT] [--header 'N: V' ...]\n"
-            "                       [--connections C] [--requests N] [--keys K] [--seed S] [--first SEQ] [--json]\n"
+            "                       [--connections C] [--requests N] [--keys K] [--seed S | --sweep] [--first SEQ] [--json]\n"
             "                       [--hold [--hold-seconds S]]\n"
-            "  PATH and TEXT may hold {seq} (request number from --first, 8 digits) and {key} (seeded draw below K, 7 digits).\n"
+            "  PATH and TEXT may hold {seq} (request number from --first, 8 digits) and {key} (seeded draw below K, 7 digits;\n"
+            "  --sweep: 0, 1, ... K-1 in turn, e.g. to read every row of a table once).\n"
             "  count mode: exactly N answered requests over C keep-alive connections (defaults 1000, 1).\n"
             "  hold mode: C connections, one request each, never read; prints 'held C' when all are written.\n");
 }
@@ -263,11 +270,12 @@ int main(int argc, char **argv)
         {"hold-seconds", required_argument, NULL, 'S'},
         {"json", no_argument, NULL, 'j'},
         {"first", required_argument, NULL, 'f'},
+        {"sweep", no_argument, NULL, 'w'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     int opt;
-    while ((opt = getopt_long(argc, argv, "u:m:b:H:c:n:k:s:oS:jf:h", options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "u:m:b:H:c:n:k:s:oS:jf:wh", options, NULL)) != -1) {
         char *end = NULL;
         switch (opt) {
         case 'u': url = optarg; break;
@@ -288,6 +296,7 @@ int main(int argc, char **argv)
         case 'o': hold = true; break;
         case 'f': first = strtoll(optarg, &end, 10); break;
         case 'j': json = true; break;
+        case 'w': sweep = true; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }

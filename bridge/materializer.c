@@ -2,13 +2,17 @@
  * The materializer: Kafka topics in, table batches out (bridge/README.md, "Tables").
  *
  * Design: one consumer, no consumer group (partitions are assigned, so no rebalance can pause a
- * table), and one thread that is the only writer of the tables. Tables on the same topic share
- * its partitions: a partition is assigned at the lowest stored position of those tables and
+ * table), and one thread that reads it and builds the tables' batches. Tables on the same topic
+ * share its partitions: a partition is assigned at the lowest stored position of those tables and
  * queries/table.c ignores what a table has already applied. Each poll round ends with one commit
  * per table touched (bounded in records and time), so a position is always stored in the same
- * WriteBatch as the rows it covers. If a commit fails, the round's records are lost by contract:
- * the thread sets everything up again from the stored positions, which is also what a restart
- * does, so there is one recovery path.
+ * WriteBatch (or ingested file) as the rows it covers. The commits run on a commit thread, the
+ * only writer of the tables, behind a bounded hand-off (SG_MAT_COMMIT_DEPTH rounds): the next
+ * round is read while the previous one is written. While restoring, rounds are large and written
+ * as table files RocksDB ingests whole. If a commit fails, the records of it and of the rounds
+ * behind it are lost by contract: the thread waits for the hand-off to empty and sets everything
+ * up again from the stored positions, which is also what a restart does, so there is one
+ * recovery path.
  */
 #include "bridge_int.h"
 #include "sg_materializer.h"
@@ -42,6 +46,9 @@
 #define SG_MAT_CATCHUP_WAIT_MS 5                 /* while restoring, wait this long for more of a round */
 #define SG_MAT_RETRY_MS 500
 #define SG_MAT_LATEST_TIMEOUT_MS 2000 /* a fresh=latest query's ListOffsets round */
+/* Rounds handed to the commit thread and not yet written, at most: one being written while the
+ * next is read is the overlap; more would only hold more memory. */
+#define SG_MAT_COMMIT_DEPTH 2
 
 typedef struct {
     const char *name;
@@ -79,6 +86,13 @@ typedef struct {
     atomic_ullong restore_total, restore_done;
 } sg_mat_table_t;
 
+/* A round's commit of one table, on its way to the commit thread. */
+typedef struct st_sg_mat_job_t {
+    struct st_sg_mat_job_t *next;
+    size_t table;
+    sg_table_commit_t *commit;
+} sg_mat_job_t;
+
 /* Causes of skipped records in table_once, each logged once per table (table index in the low
  * bits; records without a key once in all). */
 enum { SG_MAT_SKIP_UNUSABLE = 1, SG_MAT_SKIP_NOT_JSON = 2, SG_MAT_SKIP_NO_KEY = 3 };
@@ -110,7 +124,7 @@ struct st_sg_materializer_t {
     int policy_checked;             /* the topics' cleanup.policy has been asked for */
     rd_kafka_queue_t *policy_queue; /* its answer, until it came or timed out */
     int64_t policy_deadline_ms;
-    sg_registry_t *registry;        /* decodes Confluent-framed values; may be NULL */
+    sg_registry_t *registry; /* decodes Confluent-framed values; may be NULL */
     /* Partitioned tables (sg_placement.h): only the partitions this instance keeps are read; a
      * new generation of that set makes the thread set up again. `ready` (per table, per
      * partition) is 1 once a kept partition was committed up to the high watermark seen when it
@@ -118,11 +132,22 @@ struct st_sg_materializer_t {
     sg_placement_t *placement;
     uint64_t placement_generation;
     _Atomic uint8_t (*ready)[SG_PLACEMENT_MAX_PARTITIONS]; /* per conf->tables[i] */
-    sg_log_once_t undecodable_once; /* by schema id */
-    sg_log_once_t table_once;       /* by SG_MAT_CAUSE */
+    sg_log_once_t undecodable_once;                        /* by schema id */
+    sg_log_once_t table_once;                              /* by SG_MAT_CAUSE */
     /* Partitions per topic as of the last setup, for the watermark query thread. */
     pthread_mutex_t parts_lock;
     sg_mat_known_t *known; /* per topic */
+    /* the commit thread and its hand-off (FIFO) */
+    pthread_t commit_thread;
+    int commit_started;
+    pthread_t settle_thread; /* once caught up: sg_tables_settle */
+    int settle_started;
+    pthread_mutex_t commit_lock;
+    pthread_cond_t commit_cond; /* a job queued, a job done, or stopping */
+    sg_mat_job_t *jobs_head, *jobs_tail;
+    size_t jobs_pending;      /* queued or being written */
+    atomic_int commit_failed; /* a commit failed: later jobs are dropped until the materializer has drained */
+    int commit_stopping;
     /* "latest" queries: asked by loop threads, answered on the query thread */
     pthread_mutex_t latest_lock;
     pthread_cond_t latest_cond;
@@ -130,6 +155,85 @@ struct st_sg_materializer_t {
     pthread_t latest_thread;
     int latest_started;
 };
+
+/* The commit thread: writes the jobs in order; after a failure drops the rest (their positions
+ * assume the failed one) until the materializer has drained and set up again. */
+static void *commit_main(void *arg)
+{
+    sg_materializer_t *m = arg;
+    pthread_mutex_lock(&m->commit_lock);
+    for (;;) {
+        while (m->jobs_head == NULL && !m->commit_stopping)
+            pthread_cond_wait(&m->commit_cond, &m->commit_lock);
+        sg_mat_job_t *job = m->jobs_head;
+        if (job == NULL)
+            break; /* stopping with nothing left */
+        m->jobs_head = job->next;
+        if (m->jobs_head == NULL)
+            m->jobs_tail = NULL;
+        int failed = atomic_load(&m->commit_failed);
+        pthread_mutex_unlock(&m->commit_lock);
+        int rc = 0;
+        char err[512];
+        if (!failed && (rc = sg_table_commit_run(job->commit, err, sizeof(err))) != 0)
+            sg_log_error("table %s: commit: %s (resuming from the stored positions)", m->conf->tables[job->table].name,
+                         rc == SG_TABLE_ECONFLICT ? "written by someone else" : err);
+        else if (!failed && m->progress_cb != NULL)
+            m->progress_cb(m->ctx, job->table);
+        sg_table_commit_destroy(job->commit);
+        free(job);
+        pthread_mutex_lock(&m->commit_lock);
+        if (rc != 0)
+            atomic_store(&m->commit_failed, 1);
+        --m->jobs_pending;
+        pthread_cond_broadcast(&m->commit_cond);
+    }
+    pthread_mutex_unlock(&m->commit_lock);
+    return NULL;
+}
+
+/* Hands a table's round to the commit thread, waiting while SG_MAT_COMMIT_DEPTH rounds are
+ * pending. Returns 0, or -1 when an earlier commit failed (the job is dropped). */
+static int hand_off(sg_materializer_t *m, size_t table, sg_table_commit_t *commit)
+{
+    sg_mat_job_t *job = sg_calloc(1, sizeof(*job));
+    job->table = table;
+    job->commit = commit;
+    pthread_mutex_lock(&m->commit_lock);
+    while (m->jobs_pending >= SG_MAT_COMMIT_DEPTH && !atomic_load(&m->commit_failed))
+        pthread_cond_wait(&m->commit_cond, &m->commit_lock);
+    int failed = atomic_load(&m->commit_failed);
+    if (!failed) {
+        if (m->jobs_tail != NULL)
+            m->jobs_tail->next = job;
+        else
+            m->jobs_head = job;
+        m->jobs_tail = job;
+        ++m->jobs_pending;
+        pthread_cond_broadcast(&m->commit_cond);
+    }
+    pthread_mutex_unlock(&m->commit_lock);
+    if (failed) {
+        sg_table_commit_destroy(commit);
+        free(job);
+        return -1;
+    }
+    return 0;
+}
+
+/* Waits until every handed-off round is written (or dropped). Returns 0, or -1 when a commit
+ * failed since the last drain (then everything must be set up again from the stored positions). */
+static int drain_commits(sg_materializer_t *m)
+{
+    if (!m->commit_started)
+        return 0;
+    pthread_mutex_lock(&m->commit_lock);
+    while (m->jobs_pending > 0)
+        pthread_cond_wait(&m->commit_cond, &m->commit_lock);
+    int failed = atomic_exchange(&m->commit_failed, 0);
+    pthread_mutex_unlock(&m->commit_lock);
+    return failed ? -1 : 0;
+}
 
 static void destroy_batches(sg_materializer_t *m)
 {
@@ -324,11 +428,18 @@ static void update_ready(sg_materializer_t *m)
 {
     if (m->placement == NULL)
         return;
+    int drained = 0;
     for (size_t k = 0; k < m->n_parts; ++k) {
         const sg_mat_part_t *part = &m->parts[k];
         size_t table = m->topics[part->topic].tables[0];
         if (part->partition >= 0 && part->partition < SG_PLACEMENT_MAX_PARTITIONS && part->next >= part->start_high &&
             sg_placement_is_partitioned(m->placement, table) && !atomic_load(&m->ready[table][part->partition])) {
+            /* Ready means written, not only read: the commit thread finishes the rounds handed to
+             * it first (once per call; a failed commit leaves the partition not ready, and the
+             * loop sets up again). */
+            if (!drained && drain_commits(m) != 0)
+                return;
+            drained = 1;
             atomic_store(&m->ready[table][part->partition], 1);
             if (m->progress_cb != NULL)
                 m->progress_cb(m->ctx, table); /* reads waiting for the partition */
@@ -590,16 +701,40 @@ void sg_materializer_table_stats(const sg_materializer_t *m, size_t table_index,
     out->restore_ratio = atomic_load(&m->caught_up) ? 1.0 : total > 0 ? (double)done / (double)total : 0.0;
 }
 
-static void check_caught_up(sg_materializer_t *m)
+static void *settle_main(void *arg)
+{
+    sg_materializer_t *m = arg;
+    char err[512];
+    int64_t start = sg_mono_ms();
+    if (sg_tables_settle(m->tables, err, sizeof(err)) != 0)
+        sg_log_warn("tables: %s", err); /* the storage's failure: it stops writes, the next commit reports it */
+    else
+        sg_log_info("tables settled (flushed, merged, cached) in %.1f s", (double)(sg_mono_ms() - start) / 1000.0);
+    return NULL;
+}
+
+/* Returns -1 when a commit failed (set up again). */
+static int check_caught_up(sg_materializer_t *m)
 {
     if (atomic_load(&m->caught_up))
-        return;
+        return 0;
     for (size_t i = 0; i < m->n_parts; ++i)
         if (m->parts[i].next < m->parts[i].start_high)
-            return;
+            return 0;
+    /* Read to the end: caught up once it is all written. */
+    if (drain_commits(m) != 0)
+        return -1;
+    sg_tables_set_restoring(m->tables, 0);
     int64_t elapsed = sg_mono_ms() - m->started_ms;
     sg_log_info("tables caught up: %llu records applied in %.1f s", (unsigned long long)m->applied, (double)elapsed / 1000.0);
     atomic_store(&m->caught_up, 1);
+    /* What was restored sits in the memtables (reads of it walk their skip lists, ~15k
+     * instructions a row at 100k rows) and in a level-0 file per bulk round (a read probes each):
+     * flushed and merged into one sorted run, then the block cache is filled, on a thread of its
+     * own so that commits go on meanwhile (sg_tables_settle). */
+    if (m->applied > 0 && !m->settle_started && pthread_create(&m->settle_thread, NULL, settle_main, m) == 0)
+        m->settle_started = 1;
+    return 0;
 }
 
 /* One poll round: read up to the round's bounds, then commit each touched table. Returns 0, or
@@ -608,7 +743,8 @@ static int round_trip(sg_materializer_t *m)
 {
     int64_t deadline = 0;
     size_t records = 0, bytes = 0;
-    int rc = 0;
+    /* A commit that failed meanwhile (a full disk, say) is acted on within a poll. */
+    int rc = atomic_load(&m->commit_failed) ? -1 : 0;
     int restoring = !atomic_load(&m->caught_up);
     size_t max_records = restoring ? SG_MAT_RESTORE_ROUND_RECORDS : SG_MAT_ROUND_RECORDS;
     while (rc == 0 && records < max_records && bytes < SG_MAT_ROUND_BYTES) {
@@ -633,20 +769,17 @@ static int round_trip(sg_materializer_t *m)
         if (atomic_load(&m->stopping))
             break;
     }
+    /* Written on the commit thread while the next round is read. A restore's large rounds are
+     * bulk: ingested as table files. */
     for (size_t i = 0; rc == 0 && i < m->conf->n_tables; ++i) {
         sg_mat_table_t *state = &m->state[i];
         if (!state->dirty)
             continue;
-        char err[512];
-        int crc = sg_table_batch_commit(state->batch, err, sizeof(err));
         state->dirty = 0;
-        if (crc != 0) {
-            sg_log_error("table %s: commit: %s (resuming from the stored positions)", m->conf->tables[i].name,
-                         crc == SG_TABLE_ECONFLICT ? "written by someone else" : err);
+        sg_table_batch_set_bulk(state->batch, restoring);
+        sg_table_commit_t *commit = sg_table_batch_detach(state->batch);
+        if (commit != NULL && hand_off(m, i, commit) != 0)
             rc = -1;
-        } else if (m->progress_cb != NULL) {
-            m->progress_cb(m->ctx, i);
-        }
     }
     return rc;
 }
@@ -676,7 +809,9 @@ static void *materializer_main(void *arg)
 {
     sg_materializer_t *m = arg;
     m->started_ms = m->logged_ms = sg_mono_ms();
+    sg_tables_set_restoring(m->tables, 1); /* until caught up */
     while (!atomic_load(&m->stopping)) {
+        drain_commits(m); /* whatever is in flight is written (or dropped) before positions are read */
         if (!storage_ok(m)) {
             destroy_batches(m);
             sg_bridge_sleep(&m->stopping, SG_MAT_RETRY_MS);
@@ -696,14 +831,16 @@ static void *materializer_main(void *arg)
             publish_stats(m);
             update_ready(m);
             if (sg_placement_generation(m->placement) != m->placement_generation)
-                break; /* the kept partitions changed: assign them (rounds are committed) */
-            check_caught_up(m);
+                break; /* the kept partitions changed: assign them (rounds are committed first, above) */
+            if (check_caught_up(m) != 0)
+                break; /* a commit failed: set up again from the stored positions */
             policy_check_poll(m);
             int64_t now = sg_mono_ms();
             if (!atomic_load(&m->caught_up) && now - m->logged_ms >= 1000)
                 log_progress(m, now);
         }
     }
+    drain_commits(m);
     destroy_batches(m);
     if (m->policy_queue != NULL)
         rd_kafka_queue_destroy(m->policy_queue);
@@ -724,6 +861,8 @@ sg_materializer_t *sg_materializer_create(const sg_conf_t *conf, const char *boo
     pthread_mutex_init(&m->parts_lock, NULL);
     pthread_mutex_init(&m->latest_lock, NULL);
     pthread_cond_init(&m->latest_cond, NULL);
+    pthread_mutex_init(&m->commit_lock, NULL);
+    pthread_cond_init(&m->commit_cond, NULL);
     for (size_t i = 0; i < conf->n_tables; ++i) {
         /* Every configured table must be open: a typo here would otherwise only show at run time. */
         sg_table_batch_t *probe = sg_table_batch_new(tables, conf->tables[i].name);
@@ -871,7 +1010,13 @@ int sg_materializer_start(sg_materializer_t *m, sg_materializer_progress_cb prog
         atomic_store(&m->caught_up, 1);
         return 0;
     }
-    int rc = pthread_create(&m->thread, NULL, materializer_main, m);
+    int rc = pthread_create(&m->commit_thread, NULL, commit_main, m);
+    if (rc != 0) {
+        sg_errf(err, errlen, "tables: cannot start the commit thread: %s", strerror(rc));
+        return -1;
+    }
+    m->commit_started = 1;
+    rc = pthread_create(&m->thread, NULL, materializer_main, m);
     if (rc != 0) {
         sg_errf(err, errlen, "tables: cannot start the materializer thread: %s", strerror(rc));
         return -1;
@@ -925,6 +1070,15 @@ void sg_materializer_destroy(sg_materializer_t *m)
     atomic_store(&m->stopping, 1);
     if (m->thread_started)
         pthread_join(m->thread, NULL);
+    if (m->settle_started)
+        pthread_join(m->settle_thread, NULL);
+    if (m->commit_started) {
+        pthread_mutex_lock(&m->commit_lock);
+        m->commit_stopping = 1;
+        pthread_cond_broadcast(&m->commit_cond);
+        pthread_mutex_unlock(&m->commit_lock);
+        pthread_join(m->commit_thread, NULL);
+    }
     if (m->latest_started) {
         pthread_mutex_lock(&m->latest_lock);
         pthread_cond_signal(&m->latest_cond);
@@ -947,6 +1101,8 @@ void sg_materializer_destroy(sg_materializer_t *m)
         pthread_mutex_destroy(&m->parts_lock);
         pthread_mutex_destroy(&m->latest_lock);
         pthread_cond_destroy(&m->latest_cond);
+        pthread_mutex_destroy(&m->commit_lock);
+        pthread_cond_destroy(&m->commit_cond);
     }
     free(m->known);
     free((void *)m->ready);

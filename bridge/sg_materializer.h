@@ -23,8 +23,9 @@
 
 typedef struct st_sg_materializer_t sg_materializer_t;
 
-/* Called on the materializer thread after a batch of table conf->tables[table_index] was
- * committed. Must not block for long. */
+/* Called on the materializer's commit thread after a batch of table conf->tables[table_index]
+ * was committed, and on its reading thread when a partition of a partitioned table becomes
+ * ready. Any thread, then: must be thread-safe and not block for long. */
 typedef void (*sg_materializer_progress_cb)(void *ctx, size_t table_index);
 
 /** Creates the consumer for every conf->tables[i] (conf and tables are borrowed and must outlive
@@ -33,7 +34,8 @@ typedef void (*sg_materializer_progress_cb)(void *ctx, size_t table_index);
 sg_materializer_t *sg_materializer_create(const sg_conf_t *conf, const char *bootstraps, sg_tables_t *tables, char *err,
                                           size_t errlen);
 
-/** Starts the materializer thread; progress_cb (may be NULL) is called on it. Call once.
+/** Starts the materializer's threads (reading, committing); progress_cb (may be NULL) is called
+ * on the commit thread. Call once.
  * Returns 0, or -1 with err. */
 int sg_materializer_start(sg_materializer_t *m, sg_materializer_progress_cb progress_cb, void *ctx, char *err, size_t errlen);
 

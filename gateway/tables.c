@@ -81,12 +81,24 @@ static int64_t stream_time_of(const sg_token_t *view, const char *topic)
     return stream_time;
 }
 
+/* Stream-Time: a non-negative integer, formatted without printf (every read sends one). */
+static void add_stream_time(h2o_req_t *req, int64_t stream_time)
+{
+    char digits[24];
+    size_t at = sizeof(digits);
+    uint64_t left = stream_time > 0 ? (uint64_t)stream_time : 0;
+    do {
+        digits[--at] = (char)('0' + left % 10);
+        left /= 10;
+    } while (left != 0);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("stream-time"), 0, NULL,
+                          h2o_strdup(&req->pool, digits + at, sizeof(digits) - at).base, sizeof(digits) - at);
+}
+
 void sg_tables_add_read_headers(h2o_req_t *req, const sg_token_t *token, const char *topic)
 {
     add_token(req, token);
-    char text[24];
-    int n = snprintf(text, sizeof(text), "%" PRId64, stream_time_of(token, topic));
-    sg_http_add_header(req, H2O_STRLIT("stream-time"), text, (size_t)n);
+    add_stream_time(req, stream_time_of(token, topic));
 }
 
 /* --- conditions ------------------------------------------------------------------------------ */
@@ -166,20 +178,22 @@ static void store_unavailable(h2o_req_t *req, const sg_table_conf_t *table, cons
     sg_problem(req, SG_PROBLEM_STORE_UNAVAILABLE, NULL, "the table could not be read");
 }
 
-static void send_point(h2o_req_t *req, const sg_table_conf_t *table, int rc, const void *value, size_t value_len,
-                       const sg_table_version_t *version, const sg_token_t *token)
+/* The row's answer; its Consistency-Token and Stream-Time are already added. */
+static void send_point(h2o_req_t *req, const sg_table_conf_t *table, int found, const void *value, size_t value_len,
+                       const sg_table_version_t *version)
 {
-    sg_tables_add_read_headers(req, token, table->topic);
-    if (rc == 1) {
+    if (!found) {
         sg_problem(req, SG_PROBLEM_NO_SUCH_ROW, "key", "table %s has no row for this key", table->name);
         return;
     }
-    char etag[24];
-    int n = snprintf(etag, sizeof(etag), "\"%016" PRIx64 "\"", version->etag);
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ETAG, NULL, h2o_strdup(&req->pool, etag, (size_t)n).base, (size_t)n);
+    static const char hex[] = "0123456789abcdef";
+    char *etag = h2o_mem_alloc_pool(&req->pool, 18);
+    etag[0] = etag[17] = '"';
+    for (int i = 0; i < 16; ++i)
+        etag[1 + i] = hex[(version->etag >> (60 - 4 * i)) & 0xf];
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ETAG, NULL, etag, 18);
     ssize_t inm = h2o_find_header(&req->headers, H2O_TOKEN_IF_NONE_MATCH, -1);
-    if (inm >= 0 &&
-        h2o_strstr(req->headers.entries[inm].value.base, req->headers.entries[inm].value.len, etag, (size_t)n) != SIZE_MAX) {
+    if (inm >= 0 && h2o_strstr(req->headers.entries[inm].value.base, req->headers.entries[inm].value.len, etag, 18) != SIZE_MAX) {
         sg_http_respond(req, 304, NULL, "", 0);
         return;
     }
@@ -265,23 +279,62 @@ static h2o_req_t *tq_done(sg_tq_t *tq)
     return req;
 }
 
-static void answer_point(sg_tq_t *tq, sg_token_t *view)
+typedef struct {
+    h2o_req_t *req;
+    const sg_table_conf_t *table;
+    const sg_token_t *wanted;
+    int found;
+    h2o_iovec_t value;
+    sg_table_version_t version;
+} sg_point_t;
+
+/* Under the table's read lock: copies the row and adds the view's headers (nothing else). */
+static void on_point_read(void *arg, const sg_table_read_t *read)
+{
+    sg_point_t *point = arg;
+    h2o_req_t *req = point->req;
+    point->found = read->found;
+    if (read->found) {
+        point->value = h2o_strdup(&req->pool, read->value, read->value_len);
+        point->version = read->version;
+    }
+    if (point->wanted == NULL) {
+        /* The common read: the view's own token, encoded once per commit. */
+        size_t len;
+        const char *text = sg_table_view_token_text(read->view, &len);
+        sg_http_add_token(req, text, len);
+        add_stream_time(req, sg_table_view_stream_time(read->view, point->table->topic));
+    } else {
+        sg_token_t *merged = sg_token_dup(sg_table_view_token(read->view));
+        sg_token_merge(merged, point->wanted); /* one session token across instances and tables */
+        sg_tables_add_read_headers(req, merged, point->table->topic);
+        sg_token_destroy(merged);
+    }
+}
+
+/* Reads the row from the table's current view and answers req with it. */
+static void read_point(h2o_req_t *req, sg_server_t *server, const sg_table_conf_t *table, const char *key, size_t keylen,
+                       const sg_token_t *wanted)
+{
+    char err[256];
+    sg_point_t point = {.req = req, .table = table, .wanted = wanted};
+    if (sg_tables_read(server->tables, table->name, key, keylen, on_point_read, &point, err, sizeof(err)) < 0)
+        store_unavailable(req, table, err);
+    else
+        send_point(req, table, point.found, point.value.base, point.value.len, &point.version);
+}
+
+static void answer_point(sg_tq_t *tq)
 {
     sg_server_t *server = tq->park.loop->server;
     const sg_table_conf_t *table = tq->table;
-    char err[256];
-    void *value = NULL;
-    size_t value_len = 0;
-    sg_table_version_t version;
-    int rc = sg_tables_get(server->tables, table->name, tq->key, tq->keylen, &value, &value_len, &version, view, err, sizeof(err));
-    if (rc >= 0 && tq->wanted != NULL)
-        sg_token_merge(view, tq->wanted); /* one session token across instances and tables */
+    const char *key = tq->key;
+    size_t keylen = tq->keylen;
+    sg_token_t *wanted = tq->wanted;
+    tq->wanted = NULL;
     h2o_req_t *req = tq_done(tq);
-    if (rc < 0)
-        store_unavailable(req, table, err);
-    else
-        send_point(req, table, rc, value, value_len, &version, view);
-    free(value);
+    read_point(req, server, table, key, keylen, wanted);
+    sg_token_destroy(wanted);
 }
 
 static void answer_scan(sg_tq_t *tq, sg_token_t *view)
@@ -352,7 +405,7 @@ static int serve(sg_tq_t *tq, serve_mode_t mode)
         view = sg_token_create();
         if (!tq->sse) {
             if (tq->key != NULL)
-                answer_point(tq, view);
+                answer_point(tq);
             else
                 answer_scan(tq, view);
         } else if (mode == SERVE_STOPPING) {
@@ -439,6 +492,18 @@ void sg_tq_begin(h2o_req_t *req, sg_tq_t *tq, int64_t wait_ms)
     sg_server_t *server = loop->server;
     /* Parked (and counted) before the view is read: a commit landing in between then wakes it
      * (the materializer skips the wake-up while nobody is counted). */
+    if (tq->key != NULL && !tq->sse && tq->wanted == NULL && !tq->fresh && tq->min_stream_time < 0 &&
+        (tq->partition < 0 || sg_materializer_partition_ready(server->materializer, tq->table_index, tq->partition))) {
+        /* Nothing to wait for (a partitioned table's row: its partition is ready here): answered
+         * from the current view, never parked; the limits.pending slot taken for a wait is given
+         * back. */
+        const sg_table_conf_t *table = tq->table;
+        const char *key = tq->key;
+        size_t keylen = tq->keylen;
+        sg_tq_discard(req, tq);
+        read_point(req, server, table, key, keylen, NULL);
+        return;
+    }
     sg_park_start(&tq->park, &tq_park, req, &loop->tables->waiters, &server->table_waiters);
     tq->deadline_ms = sg_now_ms() + wait_ms;
     if (!tq->fresh && tq->min_stream_time < 0) {

@@ -43,6 +43,11 @@
 
 typedef struct st_sg_tables_t sg_tables_t;
 typedef struct st_sg_table_batch_t sg_table_batch_t;
+typedef struct st_sg_table_commit_t sg_table_commit_t;
+/* What a table had applied after one commit (its positions, their token and text) together with
+ * the rows as of that commit: every commit publishes one, and reads take it by reference instead
+ * of reading the positions. Immutable; handed to callbacks, valid during the call only. */
+typedef struct st_sg_table_view_t sg_table_view_t;
 
 /* Where a row's current value came from. etag is a 64-bit hash of (partition, offset, timestamp,
  * value): it changes whenever the row is rewritten, even by an identical value after a rebuild. */
@@ -74,6 +79,31 @@ int sg_tables_health(sg_tables_t *tables, char *reason, size_t reasonlen);
  * fails the database is opened read-only, so reads go on. Returns 0 healthy (already or now), 1
  * still unavailable (why in err). The writer's thread (the materializer), no batch being committed. */
 int sg_tables_recover(sg_tables_t *tables, char *err, size_t errlen);
+
+#define SG_TABLE_CACHE_DEFAULT_BYTES (512u * 1024u * 1024u)
+
+/** Sets the memory reads may keep (RocksDB's block cache and row cache, half each, shared by every
+ * table; they fill only with what is read, and after a restore with the tables' blocks while they
+ * fit); default SG_TABLE_CACHE_DEFAULT_BYTES. Any thread, any time. */
+void sg_tables_set_cache(sg_tables_t *tables, size_t bytes);
+
+/** While restoring (restoring != 0), the tables let level-0 files pile up (up to 64) before
+ * compacting them: a restore's bulk batches are a file each, and merging them as they come
+ * costs the restore a third of its CPU; sg_tables_settle merges them once at the end. Any thread. */
+void sg_tables_set_restoring(sg_tables_t *tables, int restoring);
+
+/** After a restore: writes every table's memtables to table files, merges the files bulk
+ * batches left (when there were any), then loads the tables' blocks into the block cache while
+ * they fit, so that reads find rows through one file's filter and hash-indexed blocks in memory
+ * rather than by walking the memtables' skip lists, probing a file per round or reading blocks
+ * from disk. Takes seconds for a large table; commits may go on meanwhile. Returns 0 or -1 (a
+ * write failure, as for a commit). Any thread but a loop's. */
+int sg_tables_settle(sg_tables_t *tables, char *err, size_t errlen);
+
+/** A RocksDB integer property of table's column family (e.g. "rocksdb.num-files-at-level0",
+ * "rocksdb.num-entries-active-mem-table") into *value: for tests, benches and diagnostics.
+ * Returns 0, or -1 for an unknown table or property. Any thread. */
+int sg_tables_property(sg_tables_t *tables, const char *table, const char *property, uint64_t *value);
 
 /** Number of batches committed (and resets done) on table since open; 0 for an unknown table.
  * Lock-free (acquire): once it has changed, reads see at least that commit. For waiters. */
@@ -129,10 +159,34 @@ int sg_table_batch_advance(sg_table_batch_t *batch, const char *topic, int32_t p
 /** Records added to the batch since it was created or last committed. */
 size_t sg_table_batch_count(const sg_table_batch_t *batch);
 
-/** Writes the batch's rows and advanced positions in one WriteBatch. Returns 0, -1 error, or
- * SG_TABLE_ECONFLICT. Either way the batch is emptied and may be reused; after a failure its
- * records are lost and the caller re-applies from the stored positions. */
+/** Writes the batch's rows and advanced positions in one WriteBatch (or one ingested table file,
+ * see sg_table_batch_set_bulk). Returns 0, -1 error, or SG_TABLE_ECONFLICT. Either way the batch
+ * is emptied and may be reused; after a failure its records are lost and the caller re-applies
+ * from the stored positions. Same as detach + run + destroy. */
 int sg_table_batch_commit(sg_table_batch_t *batch, char *err, size_t errlen);
+
+/** Bulk batches (a restore) of at least a few thousand rows are written as a sorted table file
+ * that RocksDB ingests whole, positions included (atomically, as a WriteBatch would), skipping
+ * the write-ahead log and the memtable. Small or non-bulk batches use a WriteBatch. */
+void sg_table_batch_set_bulk(sg_table_batch_t *batch, int bulk);
+
+/** Takes what the batch holds (rows and the positions they reach) into a commit job (owned)
+ * that sg_table_commit_run writes, e.g. on another thread while the batch takes the next
+ * records: the batch goes on from those positions, expecting the job to be committed. NULL when
+ * there is nothing to commit. Jobs of one table must be run in the order they were detached; once
+ * one fails, the later ones fail with SG_TABLE_ECONFLICT and the batch's positions are not to be
+ * trusted: set up again from the stored positions. */
+sg_table_commit_t *sg_table_batch_detach(sg_table_batch_t *batch);
+
+/** Writes a job (sorting its rows first). Returns 0, -1 error, or SG_TABLE_ECONFLICT. Any
+ * thread; the job stays the caller's. */
+int sg_table_commit_run(sg_table_commit_t *job, char *err, size_t errlen);
+
+/** Rows in the job (the last write per key once it has run). */
+size_t sg_table_commit_rows(const sg_table_commit_t *job);
+
+/** Frees a job; NULL is a no-op. */
+void sg_table_commit_destroy(sg_table_commit_t *job);
 
 /** Discards and frees a batch (uncommitted records are dropped); NULL is a no-op. */
 void sg_table_batch_destroy(sg_table_batch_t *batch);
@@ -145,6 +199,32 @@ void sg_table_batch_destroy(sg_table_batch_t *batch);
  * into it from the same snapshot as the row (see sg_tables_token). */
 int sg_tables_get(sg_tables_t *tables, const char *table, const void *key, size_t keylen, void **value_out, size_t *len_out,
                   sg_table_version_t *version, sg_token_t *token_into, char *err, size_t errlen);
+
+/* A point read's answer, valid during the callback only. */
+typedef struct {
+    int found;         /* 0: no row for the key */
+    const void *value; /* the row's value (not NUL-terminated) when found */
+    size_t value_len;
+    sg_table_version_t version;  /* when found */
+    const sg_table_view_t *view; /* the state the answer reflects */
+} sg_table_read_t;
+
+typedef void (*sg_table_read_cb)(void *arg, const sg_table_read_t *read);
+
+/** The hot point read: one lookup at the snapshot of the table's current view, no copy, no
+ * token built. Calls cb once with the row (if any) and the view; cb must not call into this
+ * module (a reader lock is held). Returns 0 found, 1 absent (cb called either way), -1 error (cb
+ * not called: unknown table, key out of range, RocksDB, corrupt row, positions over the token
+ * limits). Any thread. */
+int sg_tables_read(sg_tables_t *tables, const char *table, const void *key, size_t keylen, sg_table_read_cb cb, void *arg,
+                   char *err, size_t errlen);
+
+/** The view's position as a token (borrowed), and its text (borrowed, *len bytes, NUL-terminated). */
+const sg_token_t *sg_table_view_token(const sg_table_view_t *view);
+const char *sg_table_view_token_text(const sg_table_view_t *view, size_t *len);
+
+/** The largest stream time of topic's partitions in the view (0 when none). */
+int64_t sg_table_view_stream_time(const sg_table_view_t *view, const char *topic);
 
 /* Called per row in key order; value is without the header; all pointers valid only during the
  * call. Non-zero stops the scan after this row. */

@@ -1,26 +1,36 @@
 /*
  * Materialized tables on RocksDB (queries/README.md; README: "HTTP API: tables").
  *
- * The design choice that shapes this file: the applied position lives in the same database as
- * the rows and is written in the same WriteBatch, so "what has been applied" can never disagree
- * with "what the rows say", whatever the crash point. A batch keeps an in-memory copy of each
- * partition's position it touched (loaded on first use) to drop records below the next offset;
- * that copy is only trusted while nobody else has written the table, which a per-table commit
- * counter checks at commit under the table's commit lock (optimistic, no lock while building).
+ * The design choice that shapes this file: the applied position lives with the rows, in the same
+ * column family, and is written in the same WriteBatch (or the same ingested table file), so
+ * "what has been applied" can never disagree with "what the rows say", whatever the crash point.
+ * A batch keeps an in-memory copy of each partition's position it touched (loaded on first use)
+ * to drop records below the next offset; that copy is only trusted while nobody else has written
+ * the table, which a per-table commit counter checks at commit under the table's commit lock
+ * (optimistic, no lock while building). A batch's contents can be detached into a commit job and
+ * written on another thread while the batch takes the next records (the materializer's commit
+ * thread); a restore's large batches are written as sorted table files that RocksDB ingests
+ * whole, skipping the write-ahead log and the memtable.
+ *
+ * Every commit publishes a view (positions, token, token text, a snapshot taken right after the
+ * write): reads take it by reference and read their row at its snapshot, so an answer and its
+ * token always agree and no read touches the positions.
  *
  * Layout (all integers fixed-width big-endian):
- *   family "t:<table>"  key: the row key as given
+ *   family "t:<table>"  key: the row key as given (1..SG_TABLE_MAX_KEY bytes)
  *                       value: u8 version (1), u32 partition, u64 offset, u64 timestamp_ms,
  *                              then the value bytes (the caller never sees this header)
+ *                       key "" (empty, never a row): the positions record,
+ *                              u8 version (2), u32 count, then per partition, sorted by (topic
+ *                              bytes, partition): u8 topic length, topic, u32 partition,
+ *                              u64 next_offset, u64 stream_time
  *   family "positions"  key: u8 name length, table name, then
  *                              'S'  -> source identity bytes
- *                              'P'  -> u8 version (2), u32 count, then per partition, sorted by
- *                                      (topic bytes, partition): u8 topic length, topic,
- *                                      u32 partition, u64 next_offset, u64 stream_time
- * All of a table's positions are one record, rewritten whole by every commit: reading the view
- * is one point lookup (its newest version), however many commits the memtable still holds; a
- * record per partition made every read walk the old versions of each of them. One table's keys
- * are a contiguous range, so a reset is two range deletions.
+ *                              'P'  -> the positions record as above (second layout), or
+ *                              'P' topic NUL u32 partition -> one position (first layout)
+ * Both older layouts are read when the table's family has no record and emptied by the next
+ * commit (in its WriteBatch). All of a table's positions are one record, rewritten whole by every
+ * commit. One table's keys are a contiguous range, so a reset is two range deletions.
  *
  * Scan cursors are base64url (no padding) of u8 version (1), the last key returned, and a u32
  * FNV-1a checksum over (table name, version, key): a cursor from another table or a mangled one
@@ -38,6 +48,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define SG_TABLE_ROW_VERSION 1
 #define SG_TABLE_ROW_HEADER 21 /* version, partition, offset, timestamp */
@@ -54,6 +67,39 @@
 /* Rows are bulk-loaded on a rebuild: larger memtables than the state store's. */
 #define SG_TABLE_WRITE_BUFFER (32u * 1024u * 1024u)
 #define SG_TABLE_MAX_TOTAL_WAL (128u * 1024u * 1024u)
+/* Memory for reads unless sg_tables_set_cache says otherwise: half for uncompressed data blocks,
+ * half for rows (LRUs shared by every table; they grow only as rows are read). */
+#define SG_TABLE_CACHE_DEFAULT SG_TABLE_CACHE_DEFAULT_BYTES
+/* A batch of at least this many rows is written as a table file when the batch is bulk. */
+#define SG_TABLE_BULK_MIN_ROWS 4096
+#define SG_ROCKSDB_PERF_DISABLE 1 /* rocksdb::PerfLevel::kDisable (the C API takes an int) */
+
+/* One position of a view; topic points into the view's own copy of the names. */
+typedef struct {
+    const char *topic;
+    int32_t partition;
+    int64_t next_offset;
+    int64_t stream_time_ms;
+} sg_table_view_pos_t;
+
+/* What a table had applied after one commit, and a RocksDB snapshot taken right after it: the
+ * rows as of that commit. Immutable once published; reference-counted (the table holds one
+ * reference to its current view, a read one while it uses it). */
+struct st_sg_table_view_t {
+    atomic_uint refs;
+    rocksdb_t *db;                       /* the snapshot's database */
+    const rocksdb_snapshot_t *snapshot;  /* NULL when the database could not give one (read-only) */
+    rocksdb_readoptions_t *read_options; /* on the snapshot, shared by every read of the view */
+    sg_table_view_pos_t *positions;      /* sorted by (topic bytes, partition) */
+    size_t n_positions;
+    char *topics;      /* the positions' topic names, NUL-separated */
+    sg_token_t *token; /* positions with next_offset > 0 as a token (offset = next - 1); NULL: over the token limits */
+    char *token_text;  /* its text form */
+    size_t token_text_len;
+    const char *one_topic;   /* the topic of every position, when they all have one (else NULL) */
+    int64_t one_stream_time; /* then the largest stream time of its applied partitions */
+    const char *error;       /* why the positions could not be read (corrupt record), or NULL */
+};
 
 typedef struct {
     char *name;
@@ -63,6 +109,11 @@ typedef struct {
     size_t pos_prefix_len;
     pthread_mutex_t commit_lock;
     _Atomic uint64_t commits;
+    /* The current view: swapped under view_lock by every commit and reset, after its write (and
+     * under commit_lock, so views are published in commit order); readers take a reference under
+     * view_lock and use it without any lock. */
+    pthread_mutex_t view_lock;
+    sg_table_view_t *view;
 } sg_table_t;
 
 struct st_sg_tables_t {
@@ -78,6 +129,13 @@ struct st_sg_tables_t {
     rocksdb_column_family_handle_t *positions_cf;
     rocksdb_readoptions_t *read_options;
     rocksdb_writeoptions_t *write_options;
+    rocksdb_cache_t *block_cache;
+    rocksdb_cache_t *row_cache;
+    char *ingest_dir;                    /* where bulk batches' table files are written: <dir>/ingest */
+    rocksdb_options_t *ingest_options;   /* for writing them */
+    _Atomic bool ingested;               /* a bulk batch was ingested since the last sg_tables_settle */
+    int compression;                     /* the files' compression: LZ4 when this RocksDB build has it */
+    _Atomic size_t block_cache_bytes;
     sg_table_t *tables;
     size_t table_count;
 };
@@ -100,12 +158,12 @@ typedef struct {
 struct st_sg_table_batch_t {
     sg_tables_t *tables;
     sg_table_t *table;
-    rocksdb_writebatch_t *writes;
     uint64_t base_commits;           /* the table's commit count our cached positions are valid for */
     sg_table_batch_pos_t *positions; /* every stored position once loaded, plus new ones */
     size_t pos_count, pos_cap, pos_last;
     bool pos_loaded;
-    bool pos_v1; /* loaded from first-layout records, which the next commit deletes */
+    bool pos_legacy; /* loaded from the positions family (older layouts), which the next commit empties */
+    bool bulk;       /* sg_table_batch_set_bulk */
     size_t records;
     /* Rows wait here until the commit, which writes them sorted by key, the last write of each
      * key only: RocksDB's memtable takes sorted inserts several times faster. */
@@ -114,6 +172,9 @@ struct st_sg_table_batch_t {
     char *arena; /* keys and row values (header + value) of the rows */
     size_t arena_len, arena_cap;
 };
+
+static void sg_tables_load_views(sg_tables_t *tables);
+static void sg_table_view_publish(sg_table_t *table, sg_table_view_t *view);
 
 /* -- errors and memory ------------------------------------------------------------------------ */
 
@@ -135,12 +196,25 @@ static uint64_t sg_table_get_uint(const uint8_t *buf, size_t width)
     return value;
 }
 
-static uint64_t sg_table_fnv64(uint64_t hash, const void *bytes, size_t len)
+/* A 64-bit hash of bytes, a word at a time (little-endian loads, so the same on every machine):
+ * ETags are computed on every read, and FNV-1a's byte steps were 5% of a point read. */
+static uint64_t sg_table_hash64(const void *bytes, size_t len)
 {
     const uint8_t *p = bytes;
+    uint64_t hash = 0x243f6a8885a308d3u ^ ((uint64_t)len * 0x9e3779b97f4a7c15u);
+    for (; len >= 8; p += 8, len -= 8) {
+        uint64_t word = (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 | (uint64_t)p[3] << 24 | (uint64_t)p[4] << 32 |
+                        (uint64_t)p[5] << 40 | (uint64_t)p[6] << 48 | (uint64_t)p[7] << 56;
+        hash = (hash ^ word) * 0x9e3779b97f4a7c15u;
+        hash ^= hash >> 29;
+    }
+    uint64_t tail = 0;
     for (size_t i = 0; i < len; i++)
-        hash = (hash ^ p[i]) * 1099511628211u;
-    return hash;
+        tail |= (uint64_t)p[i] << (8 * i);
+    hash = (hash ^ tail) * 0xbf58476d1ce4e5b9u;
+    hash ^= hash >> 31;
+    hash *= 0x94d049bb133111ebu;
+    return hash ^ (hash >> 32);
 }
 
 static uint32_t sg_table_fnv32(uint32_t hash, const void *bytes, size_t len)
@@ -199,7 +273,7 @@ static bool sg_table_decode_row(const char *value, size_t len, sg_table_version_
     version->timestamp_ms = (int64_t)sg_table_get_uint(p + 13, 8);
     /* The header is the (partition, offset, timestamp) of the write; hashing it with the value makes
      * the tag change on every rewrite, including after a rebuild from another cluster. */
-    version->etag = sg_table_fnv64(14695981039346656037u, value, len);
+    version->etag = sg_table_hash64(value, len);
     return version->offset >= 0;
 }
 
@@ -284,6 +358,61 @@ static char **sg_tables_cf_names(const char *dir, const char *const *table_names
     return names;
 }
 
+/* Point reads are the tables' hot path (bench/README.md, "Issue 13"): options for them on top of
+ * the module's defaults. */
+static void sg_tables_tune(sg_tables_t *tables, rocksdb_options_t *options)
+{
+    rocksdb_block_based_table_options_t *table = rocksdb_block_based_options_create();
+    /* As the module's defaults: a whole-key Bloom filter, so a 404 and every level a key is not
+     * in cost no data block. Index and filter blocks stay out of the cache, i.e. held by each
+     * open table file for as long as it is open (pinned, no cache lookup per read). */
+    rocksdb_block_based_options_set_filter_policy(table, rocksdb_filterpolicy_create_bloom(10));
+    rocksdb_block_based_options_set_whole_key_filtering(table, 1);
+    rocksdb_block_based_options_set_cache_index_and_filter_blocks(table, 0);
+    /* A hash index in each data block: the row is found without a binary search of the block. */
+    rocksdb_block_based_options_set_data_block_index_type(table,
+                                                          rocksdb_block_based_table_data_block_index_type_binary_search_and_hash);
+    rocksdb_block_based_options_set_data_block_hash_ratio(table, 0.75);
+    rocksdb_block_based_options_set_block_cache(table, tables->block_cache);
+    rocksdb_options_set_block_based_table_factory(options, table);
+    rocksdb_block_based_options_destroy(table);
+    /* Rows read recently, by key: a read of one of them skips the index and data blocks of its
+     * table file (a third of a read's instructions). Keyed by table file, so it serves reads at
+     * any snapshot newer than the file, i.e. every view's. */
+    rocksdb_options_set_row_cache(options, tables->row_cache);
+    /* A Bloom filter over the memtables' keys: a read of a row that is not in them skips their
+     * skip lists (the memtables hold the latest writes, reads are mostly of older rows). */
+    rocksdb_options_set_memtable_prefix_bloom_size_ratio(options, 0.05);
+    rocksdb_options_set_memtable_whole_key_filtering(options, 1);
+    /* The files keep the module's compression: the block cache holds blocks uncompressed, so a
+     * read pays for it only on a miss, and uncompressed level-0 files made a flush after a full
+     * disk need several times the room (tests/integration/test_disk.c). */
+}
+
+/* Bulk batches are written as table files in <dir>/ingest (the database's file system, so an
+ * ingestion moves them in; RocksDB ignores a directory it did not make); what a crash left there
+ * is removed. The files get the tables' options. */
+static void sg_tables_ingest_setup(sg_tables_t *tables)
+{
+    size_t len = strlen(tables->dir) + sizeof("/ingest");
+    tables->ingest_dir = sg_malloc(len);
+    snprintf(tables->ingest_dir, len, "%s/ingest", tables->dir);
+    mkdir(tables->ingest_dir, 0700);
+    DIR *dir = opendir(tables->ingest_dir);
+    for (struct dirent *entry; dir != NULL && (entry = readdir(dir)) != NULL;) {
+        size_t name_len = strlen(entry->d_name);
+        if (name_len > 4 && strcmp(entry->d_name + name_len - 4, ".sst") == 0) {
+            char path[4096];
+            snprintf(path, sizeof(path), "%s/%s", tables->ingest_dir, entry->d_name);
+            unlink(path);
+        }
+    }
+    if (dir != NULL)
+        closedir(dir);
+    tables->ingest_options = sg_queries_db_options(SG_TABLE_WRITE_BUFFER, 3, SG_TABLE_MAX_TOTAL_WAL, tables->compression);
+    sg_tables_tune(tables, tables->ingest_options);
+}
+
 /* Opens the database at tables->dir (read-only when asked: a stopped database's last state, for
  * reads, when a reopen for writing failed) and points every table at its family. The caller holds
  * db_lock for writing, or is the only user. Returns 0, or -1 with err (tables->db NULL). */
@@ -303,6 +432,7 @@ static int sg_tables_open_db(sg_tables_t *tables, bool read_only, char *err, siz
     for (size_t i = 0; i < sizeof(compressions) / sizeof(compressions[0]); i++) {
         char *errptr = NULL;
         tables->options = sg_queries_db_options(SG_TABLE_WRITE_BUFFER, 3, SG_TABLE_MAX_TOTAL_WAL, compressions[i]);
+        sg_tables_tune(tables, tables->options);
         for (size_t j = 0; j < tables->cf_count; j++)
             cf_options[j] = tables->options;
         if (read_only)
@@ -312,8 +442,10 @@ static int sg_tables_open_db(sg_tables_t *tables, bool read_only, char *err, siz
         else
             tables->db = rocksdb_open_column_families(tables->options, tables->dir, (int)tables->cf_count,
                                                       (const char *const *)names, cf_options, tables->cf_handles, &errptr);
-        if (errptr == NULL && tables->db != NULL)
+        if (errptr == NULL && tables->db != NULL) {
+            tables->compression = compressions[i];
             break;
+        }
         tables->db = NULL;
         rocksdb_options_destroy(tables->options);
         tables->options = NULL;
@@ -342,12 +474,16 @@ static int sg_tables_open_db(sg_tables_t *tables, bool read_only, char *err, siz
     tables->positions_cf = tables->cf_handles[1];
     for (size_t i = 0; i < n; i++)
         tables->tables[i].cf = tables->cf_handles[2 + i];
+    sg_tables_load_views(tables);
     return 0;
 }
 
 /* Closes the database (if open) and frees its handles and options. */
 static void sg_tables_close_db(sg_tables_t *tables)
 {
+    /* Views hold snapshots of this database: gone before it is. */
+    for (size_t i = 0; i < tables->table_count; i++)
+        sg_table_view_publish(&tables->tables[i], NULL);
     if (tables->db != NULL) {
         for (size_t i = 0; i < tables->cf_count; i++)
             if (tables->cf_handles[i] != NULL)
@@ -389,14 +525,19 @@ sg_tables_t *sg_tables_open(const char *dir, const char *const *table_names, siz
         memcpy(table->pos_prefix + 1, table->name, table->name_len);
         table->pos_prefix_len = 1 + table->name_len;
         pthread_mutex_init(&table->commit_lock, NULL);
+        pthread_mutex_init(&table->view_lock, NULL);
         atomic_init(&table->commits, 0);
     }
     tables->read_options = rocksdb_readoptions_create();
     tables->write_options = rocksdb_writeoptions_create();
+    tables->block_cache = rocksdb_cache_create_lru(SG_TABLE_CACHE_DEFAULT / 2);
+    tables->row_cache = rocksdb_cache_create_lru(SG_TABLE_CACHE_DEFAULT / 2);
+    atomic_init(&tables->block_cache_bytes, SG_TABLE_CACHE_DEFAULT / 2);
     if (sg_tables_open_db(tables, false, err, errlen) != 0) {
         sg_tables_close(tables);
         return NULL;
     }
+    sg_tables_ingest_setup(tables);
     return tables;
 }
 
@@ -409,9 +550,17 @@ void sg_tables_close(sg_tables_t *tables)
         rocksdb_readoptions_destroy(tables->read_options);
     if (tables->write_options != NULL)
         rocksdb_writeoptions_destroy(tables->write_options);
+    if (tables->block_cache != NULL)
+        rocksdb_cache_destroy(tables->block_cache);
+    if (tables->row_cache != NULL)
+        rocksdb_cache_destroy(tables->row_cache);
+    if (tables->ingest_options != NULL)
+        rocksdb_options_destroy(tables->ingest_options);
+    free(tables->ingest_dir);
     for (size_t i = 0; i < tables->table_count; i++) {
         free(tables->tables[i].name);
         pthread_mutex_destroy(&tables->tables[i].commit_lock);
+        pthread_mutex_destroy(&tables->tables[i].view_lock);
     }
     free(tables->tables);
     pthread_rwlock_destroy(&tables->db_lock);
@@ -592,17 +741,25 @@ static long sg_table_each_pos_v1(sg_tables_t *tables, const sg_table_t *table, c
 }
 
 /* Calls cb per stored position of table as read through read_options, in (topic, partition)
- * order. Returns the number of positions (0: none stored), or -1 on error. */
+ * order. *legacy (may be NULL) tells whether they came from the positions family (an older
+ * layout, which the next commit replaces). Returns the number of positions (0: none stored), or
+ * -1 on error. */
 static long sg_table_each_pos(sg_tables_t *tables, const sg_table_t *table, const rocksdb_readoptions_t *read_options,
-                              sg_table_position_cb cb, void *arg, char *err, size_t errlen)
+                              sg_table_position_cb cb, void *arg, bool *legacy, char *err, size_t errlen)
 {
-    uint8_t key[SG_TABLE_POS_KEY_MAX];
-    size_t keylen = sg_table_pos_key(table, key);
+    bool from_family = false;
     char *errptr = NULL;
-    rocksdb_pinnableslice_t *found =
-        rocksdb_get_pinned_cf(tables->db, read_options, tables->positions_cf, (const char *)key, keylen, &errptr);
+    rocksdb_pinnableslice_t *found = rocksdb_get_pinned_cf(tables->db, read_options, table->cf, "", 0, &errptr);
+    if (errptr == NULL && found == NULL) {
+        uint8_t key[SG_TABLE_POS_KEY_MAX];
+        size_t keylen = sg_table_pos_key(table, key);
+        found = rocksdb_get_pinned_cf(tables->db, read_options, tables->positions_cf, (const char *)key, keylen, &errptr);
+        from_family = true;
+    }
     if (errptr != NULL)
         return sg_table_rocksdb_fail(err, errlen, "reading positions", errptr);
+    if (legacy != NULL)
+        *legacy = from_family;
     if (found == NULL)
         return sg_table_each_pos_v1(tables, table, read_options, cb, arg, err, errlen);
     size_t len;
@@ -635,12 +792,13 @@ static int sg_table_pos_collect(void *arg, const char *topic, int32_t partition,
     return 0;
 }
 
-/* Loads every stored position into an owned array (NULL when none). Returns the count or -1. */
+/* Loads every stored position into an owned array (NULL when none); *legacy as for
+ * sg_table_each_pos. Returns the count or -1. */
 static long sg_table_load_pos(sg_tables_t *tables, const sg_table_t *table, const rocksdb_readoptions_t *read_options,
-                              sg_table_batch_pos_t **out, char *err, size_t errlen)
+                              sg_table_batch_pos_t **out, bool *legacy, char *err, size_t errlen)
 {
     sg_table_pos_list_t list = {NULL, 0, 0};
-    long count = sg_table_each_pos(tables, table, read_options, sg_table_pos_collect, &list, err, errlen);
+    long count = sg_table_each_pos(tables, table, read_options, sg_table_pos_collect, &list, legacy, err, errlen);
     if (count <= 0) {
         free(list.positions);
         list.positions = NULL;
@@ -649,12 +807,181 @@ static long sg_table_load_pos(sg_tables_t *tables, const sg_table_t *table, cons
     return count;
 }
 
-static sg_table_batch_pos_t *sg_table_find_pos(sg_table_batch_pos_t *positions, size_t count, const char *topic, int32_t partition)
+/* -- views ------------------------------------------------------------------------------------ */
+
+static void sg_table_view_unref(sg_table_view_t *view)
 {
-    for (size_t i = 0; i < count; i++)
-        if (positions[i].partition == partition && strcmp(positions[i].topic, topic) == 0)
-            return &positions[i];
-    return NULL;
+    if (view == NULL || atomic_fetch_sub_explicit(&view->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    if (view->read_options != NULL)
+        rocksdb_readoptions_destroy(view->read_options);
+    if (view->snapshot != NULL)
+        rocksdb_release_snapshot(view->db, view->snapshot);
+    sg_token_destroy(view->token);
+    free(view->token_text);
+    free(view->positions);
+    free(view->topics);
+    free(view);
+}
+
+static int sg_table_view_pos_cmp(const void *a, const void *b)
+{
+    const sg_table_view_pos_t *x = a, *y = b;
+    int c = strcmp(x->topic, y->topic);
+    return c != 0 ? c : (x->partition > y->partition) - (x->partition < y->partition);
+}
+
+/* A view of the table's state right now: positions (n of them, any order; copied) are what its
+ * last commit stored, error (static text) says why they could not be read. The caller has just
+ * written them under the table's commit_lock (or opens the database), so the snapshot taken here
+ * holds exactly those rows. */
+static sg_table_view_t *sg_table_view_new(sg_tables_t *tables, const sg_table_batch_pos_t *positions, size_t n, const char *error)
+{
+    sg_table_view_t *view = sg_calloc(1, sizeof(*view));
+    atomic_init(&view->refs, 1);
+    view->db = tables->db;
+    view->snapshot = rocksdb_create_snapshot(tables->db);
+    view->read_options = rocksdb_readoptions_create();
+    if (view->snapshot != NULL)
+        rocksdb_readoptions_set_snapshot(view->read_options, view->snapshot);
+    view->error = error;
+    /* Sorted first (pointing at the caller's names), then the names copied once per topic: the
+     * positions of one topic share one pointer. */
+    view->positions = sg_calloc(n + 1, sizeof(*view->positions));
+    view->n_positions = n;
+    size_t names_len = 0;
+    for (size_t i = 0; i < n; i++) {
+        view->positions[i] = (sg_table_view_pos_t){positions[i].topic, positions[i].partition, positions[i].next_offset,
+                                                   positions[i].stream_time_ms};
+        names_len += strlen(positions[i].topic) + 1;
+    }
+    qsort(view->positions, n, sizeof(*view->positions), sg_table_view_pos_cmp);
+    view->topics = sg_malloc(names_len + 1);
+    size_t at = 0;
+    const char *run_name = NULL, *run_copy = NULL;
+    for (size_t i = 0; i < n; i++) {
+        sg_table_view_pos_t *pos = &view->positions[i];
+        if (run_name == NULL || strcmp(pos->topic, run_name) != 0) {
+            size_t len = strlen(pos->topic);
+            memcpy(view->topics + at, pos->topic, len + 1);
+            run_name = pos->topic;
+            run_copy = view->topics + at;
+            at += len + 1;
+        }
+        pos->topic = run_copy;
+    }
+    view->one_topic = n > 0 && view->positions[0].topic == view->positions[n - 1].topic ? view->positions[0].topic : NULL;
+    for (size_t i = 0; view->one_topic != NULL && i < n; i++)
+        if (view->positions[i].next_offset > 0 && view->positions[i].stream_time_ms > view->one_stream_time)
+            view->one_stream_time = view->positions[i].stream_time_ms;
+    view->token = sg_token_create();
+    for (size_t i = 0; i < n && view->token != NULL; i++) {
+        const sg_table_view_pos_t *pos = &view->positions[i];
+        if (pos->next_offset > 0 &&
+            sg_token_advance(view->token, pos->topic, pos->partition, pos->next_offset - 1, pos->stream_time_ms) != 0) {
+            sg_token_destroy(view->token);
+            view->token = NULL; /* a read that needs it says why */
+        }
+    }
+    if (view->token != NULL) {
+        view->token_text_len = sg_token_encode(view->token, NULL, 0);
+        view->token_text = sg_malloc(view->token_text_len + 1);
+        sg_token_encode(view->token, view->token_text, view->token_text_len + 1);
+    }
+    return view;
+}
+
+/* Makes view the table's current one (NULL: none, before a close) and drops the old one. */
+static void sg_table_view_publish(sg_table_t *table, sg_table_view_t *view)
+{
+    pthread_mutex_lock(&table->view_lock);
+    sg_table_view_t *old = table->view;
+    table->view = view;
+    pthread_mutex_unlock(&table->view_lock);
+    sg_table_view_unref(old);
+}
+
+/* A reference to the table's current view (release with sg_table_view_unref), or NULL when the
+ * database is closed. Under db_lock for reading. */
+static sg_table_view_t *sg_table_view_ref(sg_table_t *table)
+{
+    pthread_mutex_lock(&table->view_lock);
+    sg_table_view_t *view = table->view;
+    if (view != NULL)
+        atomic_fetch_add_explicit(&view->refs, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&table->view_lock);
+    return view;
+}
+
+/* Fails (-1 with err) when the view's positions cannot make a token. */
+static int sg_table_view_usable(const sg_table_t *table, const sg_table_view_t *view, char *err, size_t errlen)
+{
+    if (view == NULL) {
+        sg_errf(err, errlen, "tables: table %s is not open", table->name);
+        return -1;
+    }
+    if (view->error != NULL) {
+        sg_errf(err, errlen, "tables: %s of table %s", view->error, table->name);
+        return -1;
+    }
+    if (view->token == NULL) {
+        sg_errf(err, errlen, "tables: the position of table %s exceeds the token limits", table->name);
+        return -1;
+    }
+    return 0;
+}
+
+/* Merges the view's position into `into` (unchanged on failure). */
+static int sg_table_view_merge(const sg_table_t *table, const sg_table_view_t *view, sg_token_t *into, char *err, size_t errlen)
+{
+    if (sg_table_view_usable(table, view, err, errlen) != 0)
+        return -1;
+    if (sg_token_merge(into, view->token) != 0) {
+        sg_errf(err, errlen, "tables: the position of table %s exceeds the token limits", table->name);
+        return -1;
+    }
+    return 0;
+}
+
+/* Publishes each table's view as stored (at open and after a reopen). */
+static void sg_tables_load_views(sg_tables_t *tables)
+{
+    for (size_t i = 0; i < tables->table_count; i++) {
+        sg_table_t *table = &tables->tables[i];
+        char err[512];
+        sg_table_batch_pos_t *positions = NULL;
+        long count = sg_table_load_pos(tables, table, tables->read_options, &positions, NULL, err, sizeof(err));
+        sg_table_view_publish(table, sg_table_view_new(tables, positions, count > 0 ? (size_t)count : 0,
+                                                       count < 0 ? "corrupt or unreadable positions record" : NULL));
+        free(positions);
+    }
+}
+
+const sg_token_t *sg_table_view_token(const sg_table_view_t *view)
+{
+    return view->token;
+}
+
+const char *sg_table_view_token_text(const sg_table_view_t *view, size_t *len)
+{
+    *len = view->token_text_len;
+    return view->token_text;
+}
+
+int64_t sg_table_view_stream_time(const sg_table_view_t *view, const char *topic)
+{
+    if (view->one_topic != NULL) /* a table reads one topic: the common case, computed per commit */
+        return strcmp(view->one_topic, topic) == 0 ? view->one_stream_time : 0;
+    int64_t stream_time = 0;
+    bool match = false;
+    for (size_t i = 0; i < view->n_positions; i++) {
+        const sg_table_view_pos_t *pos = &view->positions[i];
+        if (i == 0 || pos->topic != view->positions[i - 1].topic) /* a topic's positions share its name */
+            match = strcmp(pos->topic, topic) == 0;
+        if (match && pos->next_offset > 0 && pos->stream_time_ms > stream_time)
+            stream_time = pos->stream_time_ms;
+    }
+    return stream_time;
 }
 
 static int sg_tables_position_locked(sg_tables_t *tables, const char *table_name, const char *topic, int32_t partition,
@@ -664,19 +991,23 @@ static int sg_tables_position_locked(sg_tables_t *tables, const char *table_name
     int ret = -1;
     sg_table_t *table = sg_tables_find_err(tables, table_name, err, errlen);
     size_t topic_len = table != NULL ? sg_table_check_topic(topic, partition, err, errlen) : 0;
-    if (topic_len != 0) {
-        sg_table_batch_pos_t *positions;
-        long count = sg_table_load_pos(tables, table, tables->read_options, &positions, err, errlen);
-        if (count >= 0) {
-            const sg_table_batch_pos_t *pos = sg_table_find_pos(positions, (size_t)count, topic, partition);
-            ret = pos != NULL ? 0 : 1;
-            if (pos != NULL) {
+    sg_table_view_t *view = topic_len != 0 ? sg_table_view_ref(table) : NULL;
+    if (view == NULL && topic_len != 0) {
+        sg_errf(err, errlen, "tables: table %s is not open", table->name);
+    } else if (view != NULL && view->error != NULL) {
+        sg_errf(err, errlen, "tables: %s of table %s", view->error, table->name);
+    } else if (view != NULL) {
+        ret = 1;
+        for (size_t i = 0; i < view->n_positions && ret == 1; i++) {
+            const sg_table_view_pos_t *pos = &view->positions[i];
+            if (pos->partition == partition && strcmp(pos->topic, topic) == 0) {
                 next = pos->next_offset;
                 stream = pos->stream_time_ms;
+                ret = 0;
             }
         }
-        free(positions);
     }
+    sg_table_view_unref(view);
     if (next_offset != NULL)
         *next_offset = next;
     if (stream_time_ms != NULL)
@@ -690,39 +1021,18 @@ static int sg_tables_positions_locked(sg_tables_t *tables, const char *table_nam
     sg_table_t *table = sg_tables_find_err(tables, table_name, err, errlen);
     if (table == NULL)
         return -1;
-    return sg_table_each_pos(tables, table, tables->read_options, cb, arg, err, errlen) < 0 ? -1 : 0;
-}
-
-typedef struct {
-    sg_token_t *token;
-    int failed;
-} sg_table_token_acc_t;
-
-static int sg_table_token_add(void *arg, const char *topic, int32_t partition, int64_t next_offset, int64_t stream_time_ms)
-{
-    sg_table_token_acc_t *acc = arg;
-    if (next_offset == 0)
-        return 0;
-    if (sg_token_advance(acc->token, topic, partition, next_offset - 1, stream_time_ms) != 0) {
-        acc->failed = 1;
-        return 1;
-    }
-    return 0;
-}
-
-/* Merges the view position as read through read_options into `into` (unchanged on failure). */
-static int sg_table_collect_token(sg_tables_t *tables, const sg_table_t *table, const rocksdb_readoptions_t *read_options,
-                                  sg_token_t *into, char *err, size_t errlen)
-{
-    sg_table_token_acc_t acc = {.token = sg_token_create(), .failed = 0};
-    if (acc.token == NULL)
-        sg_oom();
-    int ret = sg_table_each_pos(tables, table, read_options, sg_table_token_add, &acc, err, errlen) < 0 ? -1 : 0;
-    if (ret == 0 && (acc.failed || sg_token_merge(into, acc.token) != 0)) {
-        sg_errf(err, errlen, "tables: the position of table %s exceeds the token limits", table->name);
+    sg_table_view_t *view = sg_table_view_ref(table);
+    int ret = 0;
+    if (view == NULL || view->error != NULL) {
+        sg_errf(err, errlen, "tables: %s of table %s", view != NULL ? view->error : "no view", table->name);
         ret = -1;
     }
-    sg_token_destroy(acc.token);
+    for (size_t i = 0; ret == 0 && i < view->n_positions; i++) {
+        const sg_table_view_pos_t *pos = &view->positions[i];
+        if (cb(arg, pos->topic, pos->partition, pos->next_offset, pos->stream_time_ms) != 0)
+            break;
+    }
+    sg_table_view_unref(view);
     return ret;
 }
 
@@ -731,9 +1041,11 @@ static int sg_tables_token_locked(sg_tables_t *tables, const char *table_name, s
     sg_table_t *table = sg_tables_find_err(tables, table_name, err, errlen);
     if (table == NULL)
         return -1;
-    return sg_table_collect_token(tables, table, tables->read_options, into, err, errlen);
+    sg_table_view_t *view = sg_table_view_ref(table);
+    int ret = sg_table_view_merge(table, view, into, err, errlen);
+    sg_table_view_unref(view);
+    return ret;
 }
-
 static int sg_tables_get_source_locked(sg_tables_t *tables, const char *table_name, char **source_out, char *err, size_t errlen)
 {
     *source_out = NULL;
@@ -799,10 +1111,12 @@ static int sg_tables_reset_locked(sg_tables_t *tables, const char *table_name, c
     int ret = 0;
     pthread_mutex_lock(&table->commit_lock);
     rocksdb_write(tables->db, tables->write_options, writes, &errptr);
-    if (errptr != NULL)
+    if (errptr != NULL) {
         ret = sg_queries_write_fail(&tables->health, err, errlen, "tables", "resetting table", errptr);
-    else
+    } else {
+        sg_table_view_publish(table, sg_table_view_new(tables, NULL, 0, NULL));
         atomic_fetch_add_explicit(&table->commits, 1, memory_order_acq_rel);
+    }
     pthread_mutex_unlock(&table->commit_lock);
     rocksdb_writebatch_destroy(writes);
     free(row_end);
@@ -819,7 +1133,6 @@ sg_table_batch_t *sg_table_batch_new(sg_tables_t *tables, const char *table_name
     sg_table_batch_t *batch = sg_calloc(1, sizeof(*batch));
     batch->tables = tables;
     batch->table = table;
-    batch->writes = rocksdb_writebatch_create();
     batch->base_commits = atomic_load_explicit(&table->commits, memory_order_acquire);
     return batch;
 }
@@ -828,7 +1141,6 @@ void sg_table_batch_destroy(sg_table_batch_t *batch)
 {
     if (batch == NULL)
         return;
-    rocksdb_writebatch_destroy(batch->writes);
     free(batch->positions);
     free(batch->rows);
     free(batch->arena);
@@ -863,32 +1175,17 @@ static sg_table_batch_pos_t *sg_table_batch_pos(sg_table_batch_t *batch, const c
         if (sg_tables_lock(batch->tables, err, errlen) != 0)
             return NULL;
         sg_table_batch_pos_t *stored;
-        long count = sg_table_load_pos(batch->tables, batch->table, batch->tables->read_options, &stored, err, errlen);
-        if (count < 0) {
-            sg_tables_unlock(batch->tables);
+        bool legacy = false;
+        long count = sg_table_load_pos(batch->tables, batch->table, batch->tables->read_options, &stored, &legacy, err, errlen);
+        sg_tables_unlock(batch->tables);
+        if (count < 0)
             return NULL;
-        }
         free(batch->positions);
         batch->positions = stored;
         batch->pos_count = batch->pos_cap = (size_t)count;
         batch->pos_last = 0;
         batch->pos_loaded = true;
-        if (count > 0) {
-            uint8_t key[SG_TABLE_POS_KEY_MAX];
-            size_t keylen = sg_table_pos_key(batch->table, key);
-            char *errptr = NULL;
-            rocksdb_pinnableslice_t *found = rocksdb_get_pinned_cf(batch->tables->db, batch->tables->read_options,
-                                                                   batch->tables->positions_cf, (const char *)key, keylen, &errptr);
-            if (errptr != NULL) {
-                sg_tables_unlock(batch->tables);
-                batch->pos_loaded = false;
-                sg_table_rocksdb_fail(err, errlen, "reading positions", errptr);
-                return NULL;
-            }
-            batch->pos_v1 = found == NULL;
-            rocksdb_pinnableslice_destroy(found);
-        }
-        sg_tables_unlock(batch->tables);
+        batch->pos_legacy = count > 0 && legacy;
     }
     for (size_t i = 0; i < batch->pos_count; i++) {
         sg_table_batch_pos_t *pos = &batch->positions[i];
@@ -1003,9 +1300,7 @@ int sg_table_batch_advance(sg_table_batch_t *batch, const char *topic, int32_t p
 /* Empties the batch; when `forget`, also drops the cached positions (they may be wrong). */
 static void sg_table_batch_clear(sg_table_batch_t *batch, bool forget, uint64_t base_commits)
 {
-    rocksdb_writebatch_clear(batch->writes);
     batch->records = 0;
-    batch->pos_v1 = false; /* written (or, after a failure, reloaded) */
     batch->rows_count = 0;
     batch->arena_len = 0;
     if (forget) {
@@ -1017,127 +1312,275 @@ static void sg_table_batch_clear(sg_table_batch_t *batch, bool forget, uint64_t 
     batch->base_commits = base_commits;
 }
 
-int sg_table_batch_commit(sg_table_batch_t *batch, char *err, size_t errlen)
+void sg_table_batch_set_bulk(sg_table_batch_t *batch, int bulk)
 {
-    sg_table_t *table = batch->table;
+    batch->bulk = bulk != 0;
+}
+
+/* A batch's contents taken for writing: the rows, the positions they reach (all of the table's),
+ * and what the table's commit count must be when they are written. */
+struct st_sg_table_commit_t {
+    sg_tables_t *tables;
+    sg_table_t *table;
+    uint64_t expect_commits;
+    sg_table_row_t *rows;
+    size_t rows_count;
+    char *arena;
+    sg_table_batch_pos_t *positions; /* sorted by (topic bytes, partition) */
+    size_t pos_count;
+    bool legacy; /* the positions family still holds this table's positions: emptied by the write */
+    bool bulk;
+};
+
+sg_table_commit_t *sg_table_batch_detach(sg_table_batch_t *batch)
+{
     bool any = batch->records != 0;
     for (size_t i = 0; i < batch->pos_count && !any; i++)
         any = batch->positions[i].dirty;
     if (!any)
-        return 0;
+        return NULL;
+    sg_table_commit_t *job = sg_calloc(1, sizeof(*job));
+    job->tables = batch->tables;
+    job->table = batch->table;
+    job->expect_commits = batch->base_commits;
+    job->rows = batch->rows;
+    job->rows_count = batch->rows_count;
+    job->arena = batch->arena;
+    job->legacy = batch->pos_legacy;
+    job->bulk = batch->bulk;
+    /* The whole positions record, sorted: a reader decodes it in token order. */
+    qsort(batch->positions, batch->pos_count, sizeof(*batch->positions), sg_table_pos_cmp);
+    batch->pos_last = 0;
+    job->positions = sg_calloc(batch->pos_count + 1, sizeof(*job->positions));
+    if (batch->pos_count > 0)
+        memcpy(job->positions, batch->positions, batch->pos_count * sizeof(*job->positions));
+    job->pos_count = batch->pos_count;
+    /* The batch goes on from the positions the job reaches, expecting the job's commit, in
+     * buffers as large as this round's (fresh: growing them again would copy every row). */
+    batch->rows = batch->rows_cap != 0 ? sg_reallocarray(NULL, batch->rows_cap, sizeof(*batch->rows)) : NULL;
+    batch->arena = batch->arena_cap != 0 ? sg_malloc(batch->arena_cap) : NULL;
+    batch->pos_legacy = false;
+    sg_table_batch_clear(batch, false, batch->base_commits + 1);
+    return job;
+}
+
+void sg_table_commit_destroy(sg_table_commit_t *job)
+{
+    if (job == NULL)
+        return;
+    free(job->rows);
+    free(job->arena);
+    free(job->positions);
+    free(job);
+}
+
+size_t sg_table_commit_rows(const sg_table_commit_t *job)
+{
+    return job->rows_count;
+}
+
+/* The positions record of the job (owned, *len bytes). */
+static uint8_t *sg_table_commit_pos_record(const sg_table_commit_t *job, size_t *len)
+{
+    size_t cap = 5;
+    for (size_t i = 0; i < job->pos_count; i++)
+        cap += SG_TABLE_POS_ENTRY_FIXED + strlen(job->positions[i].topic);
+    uint8_t *value = sg_malloc(cap);
+    value[0] = SG_TABLE_POS_VERSION;
+    sg_table_put_uint(value + 1, job->pos_count, 4);
+    size_t at = 5;
+    for (size_t i = 0; i < job->pos_count; i++) {
+        const sg_table_batch_pos_t *pos = &job->positions[i];
+        size_t topic_len = strlen(pos->topic);
+        value[at++] = (uint8_t)topic_len;
+        memcpy(value + at, pos->topic, topic_len);
+        at += topic_len;
+        sg_table_put_uint(value + at, (uint64_t)pos->partition, 4);
+        sg_table_put_uint(value + at + 4, (uint64_t)pos->next_offset, 8);
+        sg_table_put_uint(value + at + 12, (uint64_t)pos->stream_time_ms, 8);
+        at += 20;
+    }
+    *len = at;
+    return value;
+}
+
+/* Sorts the job's rows by key (arrival order within a key) and drops all but the last write of
+ * each key. */
+static void sg_table_commit_sort(sg_table_commit_t *job)
+{
+    if (job->rows_count == 0)
+        return; /* positions only (rows may be NULL) */
+    for (size_t i = 0; i < job->rows_count; i++)
+        job->rows[i].key = job->arena + job->rows[i].key_at;
+    qsort(job->rows, job->rows_count, sizeof(*job->rows), sg_table_row_cmp);
+    size_t kept = 0;
+    for (size_t i = 0; i < job->rows_count; i++) {
+        const sg_table_row_t *row = &job->rows[i];
+        const sg_table_row_t *next = i + 1 < job->rows_count ? &job->rows[i + 1] : NULL;
+        if (next != NULL && sg_table_keycmp(row->key, row->keylen, next->key, next->keylen) == 0)
+            continue; /* a later write of the same key in this batch wins */
+        job->rows[kept++] = *row;
+    }
+    job->rows_count = kept;
+}
+
+/* Writes the job as one WriteBatch: rows, the positions record (at the empty key of the table's
+ * family) and, for an older layout, the removal of the positions family's records. */
+static int sg_table_commit_write(sg_table_commit_t *job, char *err, size_t errlen)
+{
+    sg_tables_t *tables = job->tables;
+    sg_table_t *table = job->table;
+    rocksdb_writebatch_t *writes = rocksdb_writebatch_create();
+    for (size_t i = 0; i < job->rows_count; i++) {
+        const sg_table_row_t *row = &job->rows[i];
+        if (row->valuelen == 0)
+            rocksdb_writebatch_delete_cf(writes, table->cf, row->key, row->keylen);
+        else
+            rocksdb_writebatch_put_cf(writes, table->cf, row->key, row->keylen, job->arena + row->value_at, row->valuelen);
+    }
+    size_t record_len;
+    uint8_t *record = sg_table_commit_pos_record(job, &record_len);
+    rocksdb_writebatch_put_cf(writes, table->cf, "", 0, (const char *)record, record_len);
+    free(record);
+    if (job->legacy) {
+        /* The second layout's record and the first layout's records (prefix 'P' topic ...) are
+         * the keys from the record's key up to the next tag. */
+        uint8_t key[SG_TABLE_POS_KEY_MAX], end[SG_TABLE_POS_KEY_MAX];
+        size_t keylen = sg_table_pos_key(table, key);
+        memcpy(end, key, keylen);
+        end[keylen - 1] = SG_TABLE_TAG_POSITION + 1;
+        rocksdb_writebatch_delete_range_cf(writes, tables->positions_cf, (const char *)key, keylen, (const char *)end, keylen);
+    }
+    char *errptr = NULL;
+    rocksdb_write(tables->db, tables->write_options, writes, &errptr);
+    rocksdb_writebatch_destroy(writes);
+    return errptr != NULL ? sg_queries_write_fail(&tables->health, err, errlen, "tables", "committing batch", errptr) : 0;
+}
+
+/* Writes the job as a table file that RocksDB takes in whole (bulk loading): the positions
+ * record first (the empty key sorts before every row), then the rows in key order. The file is
+ * ingested atomically, so rows and positions still arrive together, without the write-ahead log
+ * and the memtable's skip list (most of a restore's cost). Returns 0, -1. */
+static int sg_table_commit_ingest(sg_table_commit_t *job, char *err, size_t errlen)
+{
+    sg_tables_t *tables = job->tables;
+    sg_table_t *table = job->table;
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%zu-%llu.sst", tables->ingest_dir, (size_t)(table - tables->tables),
+             (unsigned long long)job->expect_commits);
+    char *errptr = NULL;
+    rocksdb_envoptions_t *env = rocksdb_envoptions_create();
+    rocksdb_sstfilewriter_t *writer = rocksdb_sstfilewriter_create(env, tables->ingest_options);
+    rocksdb_sstfilewriter_open(writer, path, &errptr);
+    size_t record_len;
+    uint8_t *record = sg_table_commit_pos_record(job, &record_len);
+    if (errptr == NULL)
+        rocksdb_sstfilewriter_put(writer, "", 0, (const char *)record, record_len, &errptr);
+    free(record);
+    for (size_t i = 0; i < job->rows_count && errptr == NULL; i++) {
+        const sg_table_row_t *row = &job->rows[i];
+        if (row->valuelen == 0)
+            rocksdb_sstfilewriter_delete(writer, row->key, row->keylen, &errptr);
+        else
+            rocksdb_sstfilewriter_put(writer, row->key, row->keylen, job->arena + row->value_at, row->valuelen, &errptr);
+    }
+    if (errptr == NULL)
+        rocksdb_sstfilewriter_finish(writer, &errptr);
+    rocksdb_sstfilewriter_destroy(writer);
+    rocksdb_envoptions_destroy(env);
+    if (errptr == NULL) {
+        rocksdb_ingestexternalfileoptions_t *options = rocksdb_ingestexternalfileoptions_create();
+        rocksdb_ingestexternalfileoptions_set_move_files(options, 1);
+        const char *files[] = {path};
+        rocksdb_ingest_external_file_cf(tables->db, table->cf, files, 1, options, &errptr);
+        rocksdb_ingestexternalfileoptions_destroy(options);
+    }
+    unlink(path); /* moved into the database, or never to be */
+    if (errptr == NULL)
+        atomic_store(&tables->ingested, true);
+    return errptr != NULL ? sg_queries_write_fail(&tables->health, err, errlen, "tables", "ingesting a bulk batch", errptr) : 0;
+}
+
+int sg_table_commit_run(sg_table_commit_t *job, char *err, size_t errlen)
+{
+    sg_tables_t *tables = job->tables;
+    sg_table_t *table = job->table;
     char reason[512];
-    if (sg_tables_health(batch->tables, reason, sizeof(reason)) != SG_STORAGE_OK) {
+    if (sg_tables_health(tables, reason, sizeof(reason)) != SG_STORAGE_OK) {
         /* A stopped database refuses every write until sg_tables_recover reopens it. */
         sg_errf(err, errlen, "tables: storage unavailable: %s", reason);
-        sg_table_batch_clear(batch, true, atomic_load_explicit(&table->commits, memory_order_acquire));
         return -1;
     }
-    if (sg_tables_lock(batch->tables, err, errlen) != 0) {
-        sg_table_batch_clear(batch, true, atomic_load_explicit(&table->commits, memory_order_acquire));
+    if (sg_tables_lock(tables, err, errlen) != 0)
         return -1;
-    }
-    if (batch->rows_count > 0) {
-        for (size_t i = 0; i < batch->rows_count; i++)
-            batch->rows[i].key = batch->arena + batch->rows[i].key_at;
-        qsort(batch->rows, batch->rows_count, sizeof(*batch->rows), sg_table_row_cmp);
-        for (size_t i = 0; i < batch->rows_count; i++) {
-            const sg_table_row_t *row = &batch->rows[i];
-            const sg_table_row_t *next = i + 1 < batch->rows_count ? &batch->rows[i + 1] : NULL;
-            if (next != NULL && sg_table_keycmp(row->key, row->keylen, next->key, next->keylen) == 0)
-                continue; /* a later write of the same key in this batch wins */
-            if (row->valuelen == 0)
-                rocksdb_writebatch_delete_cf(batch->writes, table->cf, row->key, row->keylen);
-            else
-                rocksdb_writebatch_put_cf(batch->writes, table->cf, row->key, row->keylen, batch->arena + row->value_at,
-                                          row->valuelen);
-        }
-    }
-    bool moved = false;
-    for (size_t i = 0; i < batch->pos_count && !moved; i++)
-        moved = batch->positions[i].dirty;
-    if (moved) {
-        /* The whole record, sorted: a reader decodes it in token order. */
-        qsort(batch->positions, batch->pos_count, sizeof(*batch->positions), sg_table_pos_cmp);
-        batch->pos_last = 0;
-        size_t cap = 5;
-        for (size_t i = 0; i < batch->pos_count; i++)
-            cap += SG_TABLE_POS_ENTRY_FIXED + strlen(batch->positions[i].topic);
-        uint8_t *value = sg_malloc(cap);
-        value[0] = SG_TABLE_POS_VERSION;
-        sg_table_put_uint(value + 1, batch->pos_count, 4);
-        size_t at = 5;
-        for (size_t i = 0; i < batch->pos_count; i++) {
-            const sg_table_batch_pos_t *pos = &batch->positions[i];
-            size_t topic_len = strlen(pos->topic);
-            value[at++] = (uint8_t)topic_len;
-            memcpy(value + at, pos->topic, topic_len);
-            at += topic_len;
-            sg_table_put_uint(value + at, (uint64_t)pos->partition, 4);
-            sg_table_put_uint(value + at + 4, (uint64_t)pos->next_offset, 8);
-            sg_table_put_uint(value + at + 12, (uint64_t)pos->stream_time_ms, 8);
-            at += 20;
-        }
-        uint8_t key[SG_TABLE_POS_KEY_MAX];
-        size_t keylen = sg_table_pos_key(table, key);
-        rocksdb_writebatch_put_cf(batch->writes, batch->tables->positions_cf, (const char *)key, keylen, (const char *)value, at);
-        free(value);
-    }
-    if (moved && batch->pos_v1) {
-        /* Records of the first layout (prefix 'P' topic ...) sort right after the record's key:
-         * gone with the write that replaces them. */
-        uint8_t key[SG_TABLE_POS_KEY_MAX];
-        size_t keylen = sg_table_pos_key(table, key);
-        uint8_t v1_begin[SG_TABLE_POS_KEY_MAX + 1], v1_end[SG_TABLE_POS_KEY_MAX];
-        memcpy(v1_begin, key, keylen);
-        v1_begin[keylen] = 0;
-        memcpy(v1_end, key, keylen);
-        v1_end[keylen - 1] = SG_TABLE_TAG_POSITION + 1;
-        rocksdb_writebatch_delete_range_cf(batch->writes, batch->tables->positions_cf, (const char *)v1_begin, keylen + 1,
-                                           (const char *)v1_end, keylen);
-    }
-
+    sg_table_commit_sort(job);
     int ret = 0;
     pthread_mutex_lock(&table->commit_lock);
-    uint64_t commits = atomic_load_explicit(&table->commits, memory_order_acquire);
-    if (commits != batch->base_commits) {
+    if (atomic_load_explicit(&table->commits, memory_order_acquire) != job->expect_commits) {
         sg_errf(err, errlen, "tables: table %s was written by someone else while this batch was built", table->name);
         ret = SG_TABLE_ECONFLICT;
     } else {
-        char *errptr = NULL;
-        rocksdb_write(batch->tables->db, batch->tables->write_options, batch->writes, &errptr);
-        if (errptr != NULL)
-            ret = sg_queries_write_fail(&batch->tables->health, err, errlen, "tables", "committing batch", errptr);
-        else
-            commits = atomic_fetch_add_explicit(&table->commits, 1, memory_order_acq_rel) + 1;
+        /* Bulk loading pays for itself on large batches only (a file, its sync, an ingestion). */
+        bool ingest = job->bulk && !job->legacy && job->rows_count >= SG_TABLE_BULK_MIN_ROWS;
+        ret = ingest ? sg_table_commit_ingest(job, err, errlen) : sg_table_commit_write(job, err, errlen);
+        if (ret == 0) {
+            /* Published before the count moves: a waiter woken by the count finds the view. */
+            sg_table_view_publish(table, sg_table_view_new(tables, job->positions, job->pos_count, NULL));
+            atomic_fetch_add_explicit(&table->commits, 1, memory_order_acq_rel);
+        }
     }
     pthread_mutex_unlock(&table->commit_lock);
-    sg_tables_unlock(batch->tables);
-    sg_table_batch_clear(batch, ret != 0, commits);
+    sg_tables_unlock(tables);
+    return ret;
+}
+
+int sg_table_batch_commit(sg_table_batch_t *batch, char *err, size_t errlen)
+{
+    sg_table_commit_t *job = sg_table_batch_detach(batch);
+    if (job == NULL)
+        return 0;
+    int ret = sg_table_commit_run(job, err, errlen);
+    sg_table_commit_destroy(job);
+    if (ret != 0)
+        sg_table_batch_clear(batch, true, atomic_load_explicit(&batch->table->commits, memory_order_acquire));
     return ret;
 }
 
 /* -- reads ------------------------------------------------------------------------------------ */
 
-/* Read options on a fresh snapshot, for answers that must agree with the token they carry. */
-typedef struct {
-    const rocksdb_snapshot_t *snapshot;
-    rocksdb_readoptions_t *options;
-} sg_table_snapshot_t;
-
-static void sg_table_snapshot_take(sg_tables_t *tables, sg_table_snapshot_t *snap)
+/* Checks a point read's arguments. Returns the table, or NULL with err. */
+static sg_table_t *sg_tables_get_args(sg_tables_t *tables, const char *table_name, const void *key, size_t keylen, char *err,
+                                      size_t errlen)
 {
-    snap->snapshot = rocksdb_create_snapshot(tables->db);
-    snap->options = rocksdb_readoptions_create();
-    rocksdb_readoptions_set_snapshot(snap->options, snap->snapshot);
+    sg_table_t *table = sg_tables_find_err(tables, table_name, err, errlen);
+    if (table == NULL)
+        return NULL;
+    if (key == NULL || keylen == 0 || keylen > SG_TABLE_MAX_KEY) {
+        sg_errf(err, errlen, "tables: key must be 1..%d bytes (got %zu)", SG_TABLE_MAX_KEY, key == NULL ? (size_t)0 : keylen);
+        return NULL;
+    }
+    return table;
 }
 
-static void sg_table_snapshot_release(sg_tables_t *tables, sg_table_snapshot_t *snap)
+/* Looks key up through read_options: 0 found (*found pinned: destroy it), 1 absent, -1 error. */
+static int sg_table_lookup(sg_tables_t *tables, const sg_table_t *table, const rocksdb_readoptions_t *read_options, const void *key,
+                           size_t keylen, rocksdb_pinnableslice_t **found, sg_table_version_t *row, char *err, size_t errlen)
 {
-    if (snap->options == NULL)
-        return;
-    rocksdb_readoptions_destroy(snap->options);
-    rocksdb_release_snapshot(tables->db, snap->snapshot);
-    snap->options = NULL;
+    char *errptr = NULL;
+    *found = rocksdb_get_pinned_cf(tables->db, read_options, table->cf, key, keylen, &errptr);
+    if (errptr != NULL)
+        return sg_table_rocksdb_fail(err, errlen, "reading row", errptr);
+    if (*found == NULL)
+        return 1;
+    size_t len;
+    const char *value = rocksdb_pinnableslice_value(*found, &len);
+    if (!sg_table_decode_row(value, len, row)) {
+        sg_errf(err, errlen, "tables: corrupt row in table %s (%zu bytes)", table->name, len);
+        rocksdb_pinnableslice_destroy(*found);
+        *found = NULL;
+        return -1;
+    }
+    return 0;
 }
 
 static int sg_tables_get_locked(sg_tables_t *tables, const char *table_name, const void *key, size_t keylen, void **value_out,
@@ -1147,51 +1590,75 @@ static int sg_tables_get_locked(sg_tables_t *tables, const char *table_name, con
     *len_out = 0;
     if (version != NULL)
         memset(version, 0, sizeof(*version));
-    sg_table_t *table = sg_tables_find_err(tables, table_name, err, errlen);
+    sg_table_t *table = sg_tables_get_args(tables, table_name, key, keylen, err, errlen);
     if (table == NULL)
         return -1;
-    if (key == NULL || keylen == 0 || keylen > SG_TABLE_MAX_KEY) {
-        sg_errf(err, errlen, "tables: key must be 1..%d bytes (got %zu)", SG_TABLE_MAX_KEY, key == NULL ? (size_t)0 : keylen);
+    /* With a token, the row is read at the view's snapshot: the token says exactly what it reflects. */
+    sg_table_view_t *view = token_into != NULL ? sg_table_view_ref(table) : NULL;
+    if (token_into != NULL && sg_table_view_usable(table, view, err, errlen) != 0) {
+        sg_table_view_unref(view);
         return -1;
     }
-    sg_table_snapshot_t snap = {0};
-    const rocksdb_readoptions_t *read_options = tables->read_options;
-    if (token_into != NULL) {
-        sg_table_snapshot_take(tables, &snap);
-        read_options = snap.options;
-    }
-    char *errptr = NULL;
-    int ret = 1;
-    rocksdb_pinnableslice_t *found = rocksdb_get_pinned_cf(tables->db, read_options, table->cf, key, keylen, &errptr);
-    if (errptr != NULL) {
-        ret = sg_table_rocksdb_fail(err, errlen, "reading row", errptr);
-    } else if (found != NULL) {
+    rocksdb_pinnableslice_t *found = NULL;
+    sg_table_version_t row;
+    int ret = sg_table_lookup(tables, table, view != NULL ? view->read_options : tables->read_options, key, keylen, &found, &row,
+                              err, errlen);
+    if (ret == 0) {
         size_t len;
         const char *value = rocksdb_pinnableslice_value(found, &len);
-        sg_table_version_t row;
-        if (!sg_table_decode_row(value, len, &row)) {
-            sg_errf(err, errlen, "tables: corrupt row in table %s (%zu bytes)", table->name, len);
-            ret = -1;
-        } else {
-            size_t value_len = len - SG_TABLE_ROW_HEADER;
-            char *copy = sg_malloc(value_len + 1);
-            memcpy(copy, value + SG_TABLE_ROW_HEADER, value_len);
-            copy[value_len] = '\0';
-            *value_out = copy;
-            *len_out = value_len;
-            if (version != NULL)
-                *version = row;
-            ret = 0;
-        }
+        size_t value_len = len - SG_TABLE_ROW_HEADER;
+        char *copy = sg_malloc(value_len + 1);
+        memcpy(copy, value + SG_TABLE_ROW_HEADER, value_len);
+        copy[value_len] = '\0';
+        *value_out = copy;
+        *len_out = value_len;
+        if (version != NULL)
+            *version = row;
         rocksdb_pinnableslice_destroy(found);
     }
-    if (ret >= 0 && token_into != NULL && sg_table_collect_token(tables, table, read_options, token_into, err, errlen) != 0) {
+    if (ret >= 0 && token_into != NULL && sg_table_view_merge(table, view, token_into, err, errlen) != 0) {
         free(*value_out);
         *value_out = NULL;
         *len_out = 0;
         ret = -1;
     }
-    sg_table_snapshot_release(tables, &snap);
+    sg_table_view_unref(view);
+    return ret;
+}
+
+/* RocksDB counts into a thread-local perf context on every read unless told not to, per thread:
+ * a tenth of a point read's instructions (the thread-local lookups alone). */
+static _Thread_local bool sg_tables_perf_off;
+
+static int sg_tables_read_locked(sg_tables_t *tables, const char *table_name, const void *key, size_t keylen, sg_table_read_cb cb,
+                                 void *arg, char *err, size_t errlen)
+{
+    if (!sg_tables_perf_off) {
+        rocksdb_set_perf_level(SG_ROCKSDB_PERF_DISABLE);
+        sg_tables_perf_off = true;
+    }
+    sg_table_t *table = sg_tables_get_args(tables, table_name, key, keylen, err, errlen);
+    if (table == NULL)
+        return -1;
+    sg_table_view_t *view = sg_table_view_ref(table);
+    if (sg_table_view_usable(table, view, err, errlen) != 0) {
+        sg_table_view_unref(view);
+        return -1;
+    }
+    rocksdb_pinnableslice_t *found = NULL;
+    sg_table_read_t read = {.view = view};
+    int ret = sg_table_lookup(tables, table, view->read_options, key, keylen, &found, &read.version, err, errlen);
+    if (ret == 0) {
+        size_t len;
+        const char *value = rocksdb_pinnableslice_value(found, &len);
+        read.found = 1;
+        read.value = value + SG_TABLE_ROW_HEADER;
+        read.value_len = len - SG_TABLE_ROW_HEADER;
+    }
+    if (ret >= 0)
+        cb(arg, &read);
+    rocksdb_pinnableslice_destroy(found);
+    sg_table_view_unref(view);
     return ret;
 }
 
@@ -1309,9 +1776,19 @@ static int sg_tables_scan_locked(sg_tables_t *tables, const char *table_name, co
         start_len = cursor_len;
     }
 
-    sg_table_snapshot_t snap;
-    sg_table_snapshot_take(tables, &snap);
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(tables->db, snap.options, table->cf);
+    /* Every scan reads one snapshot: the view's, whose token it carries. */
+    sg_table_view_t *view = sg_table_view_ref(table);
+    if (token_into != NULL && sg_table_view_usable(table, view, err, errlen) != 0) {
+        sg_table_view_unref(view);
+        free(cursor_buf);
+        return -1;
+    }
+    if (view == NULL) {
+        sg_errf(err, errlen, "tables: table %s is not open", table->name);
+        free(cursor_buf);
+        return -1;
+    }
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(tables->db, view->read_options, table->cf);
     int delivered = 0;
     int ret = 0;
     /* A copy: the iterator's key memory is gone once it moves past the last row. */
@@ -1329,6 +1806,8 @@ static int sg_tables_scan_locked(sg_tables_t *tables, const char *table_name, co
     for (; rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
         size_t keylen, len;
         const char *key = rocksdb_iter_key(it, &keylen);
+        if (keylen == 0)
+            continue; /* the positions record, not a row */
         /* Keys with the prefix are contiguous and the start is at or past it: the first key
          * without it is past them all. */
         if (!sg_table_has_prefix(key, keylen, prefix, prefix_len))
@@ -1374,8 +1853,8 @@ static int sg_tables_scan_locked(sg_tables_t *tables, const char *table_name, co
     free(last_key);
     rocksdb_iter_destroy(it);
     if (ret == 0 && token_into != NULL)
-        ret = sg_table_collect_token(tables, table, snap.options, token_into, err, errlen);
-    sg_table_snapshot_release(tables, &snap);
+        ret = sg_table_view_merge(table, view, token_into, err, errlen);
+    sg_table_view_unref(view);
     free(cursor_buf);
     if (ret != 0) {
         free(*next_cursor);
@@ -1442,6 +1921,111 @@ int sg_tables_get(sg_tables_t *tables, const char *table_name, const void *key, 
     if (sg_tables_lock(tables, err, errlen) != 0)
         return -1;
     int ret = sg_tables_get_locked(tables, table_name, key, keylen, value_out, len_out, version, token_into, err, errlen);
+    sg_tables_unlock(tables);
+    return ret;
+}
+
+void sg_tables_set_cache(sg_tables_t *tables, size_t bytes)
+{
+    atomic_store(&tables->block_cache_bytes, bytes / 2);
+    rocksdb_cache_set_capacity(tables->block_cache, bytes / 2);
+    rocksdb_cache_set_capacity(tables->row_cache, bytes - bytes / 2);
+}
+
+int sg_tables_property(sg_tables_t *tables, const char *table_name, const char *property, uint64_t *value)
+{
+    char err[256];
+    if (sg_tables_lock(tables, err, sizeof(err)) != 0)
+        return -1;
+    const sg_table_t *table = sg_tables_find(tables, table_name);
+    int ret = -1;
+    if (table != NULL && rocksdb_property_int_cf(tables->db, table->cf, property, value) == 0) {
+        ret = 0;
+    } else if (table != NULL) {
+        /* Some counts (num-files-at-level<N>) are only offered as text. */
+        char *text = rocksdb_property_value_cf(tables->db, table->cf, property);
+        char *end = NULL;
+        unsigned long long parsed = text != NULL ? strtoull(text, &end, 10) : 0;
+        if (text != NULL && end != text && *end == '\0') {
+            *value = parsed;
+            ret = 0;
+        }
+        rocksdb_free(text);
+    }
+    sg_tables_unlock(tables);
+    return ret;
+}
+
+/* Level-0 files before a compaction starts, then before writes slow down and stop: RocksDB's
+ * defaults, and while restoring the room for one file per round of a large topic. */
+static const char *const sg_table_l0_keys[] = {"level0_file_num_compaction_trigger", "level0_slowdown_writes_trigger",
+                                               "level0_stop_writes_trigger"};
+static const char *const sg_table_l0_normal[] = {"4", "20", "36"};
+static const char *const sg_table_l0_restoring[] = {"64", "96", "128"};
+
+void sg_tables_set_restoring(sg_tables_t *tables, int restoring)
+{
+    char err[256];
+    if (sg_tables_lock(tables, err, sizeof(err)) != 0)
+        return;
+    for (size_t i = 0; i < tables->table_count; i++) {
+        char *errptr = NULL;
+        rocksdb_set_options_cf(tables->db, tables->tables[i].cf, 3, sg_table_l0_keys,
+                               restoring ? sg_table_l0_restoring : sg_table_l0_normal, &errptr);
+        rocksdb_free(errptr); /* a read-only database takes no options: nothing to tune there */
+    }
+    sg_tables_unlock(tables);
+}
+
+int sg_tables_settle(sg_tables_t *tables, char *err, size_t errlen)
+{
+    if (sg_tables_lock(tables, err, errlen) != 0)
+        return -1;
+    rocksdb_flushoptions_t *options = rocksdb_flushoptions_create();
+    rocksdb_flushoptions_set_wait(options, 1);
+    char *errptr = NULL;
+    for (size_t i = 0; i < tables->table_count && errptr == NULL; i++)
+        rocksdb_flush_cf(tables->db, options, tables->tables[i].cf, &errptr);
+    if (errptr == NULL)
+        rocksdb_flush_cf(tables->db, options, tables->positions_cf, &errptr);
+    rocksdb_flushoptions_destroy(options);
+    /* Bulk batches left a level-0 file each, overlapping (keys arrive in any order): merged into
+     * one sorted run, so a read looks into one file, not one per round. */
+    if (errptr == NULL && atomic_exchange(&tables->ingested, false))
+        for (size_t i = 0; i < tables->table_count && errptr == NULL; i++)
+            rocksdb_compact_range_cf(tables->db, tables->tables[i].cf, NULL, 0, NULL, 0);
+    if (errptr != NULL) {
+        sg_tables_unlock(tables);
+        return sg_queries_write_fail(&tables->health, err, errlen, "tables", "flushing", errptr);
+    }
+    /* Then the block cache is filled with the tables' data blocks, while they all fit with room
+     * to spare: the first reads of each block would otherwise read and checksum it from the file
+     * (~12k instructions). One sequential pass, milliseconds per 100k rows. */
+    uint64_t cached = 0;
+    for (size_t i = 0; i < tables->table_count; i++) {
+        uint64_t size = 0;
+        if (rocksdb_property_int_cf(tables->db, tables->tables[i].cf, "rocksdb.total-sst-files-size", &size) != 0 ||
+            cached + size > atomic_load(&tables->block_cache_bytes) / 4 * 3)
+            continue;
+        cached += size;
+        rocksdb_readoptions_t *warm = rocksdb_readoptions_create();
+        rocksdb_readoptions_set_readahead_size(warm, 2u * 1024u * 1024u);
+        rocksdb_iterator_t *it = rocksdb_create_iterator_cf(tables->db, warm, tables->tables[i].cf);
+        for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it))
+            ;
+        rocksdb_iter_destroy(it);
+        rocksdb_readoptions_destroy(warm);
+    }
+    sg_tables_unlock(tables);
+    return 0;
+}
+
+int sg_tables_read(sg_tables_t *tables, const char *table_name, const void *key, size_t keylen, sg_table_read_cb cb, void *arg,
+                   char *err, size_t errlen)
+{
+    if (sg_tables_lock(tables, err, errlen) != 0)
+        return -1;
+    int ret = sg_tables_read_locked(tables, table_name, key, keylen, cb, arg, err, errlen);
     sg_tables_unlock(tables);
     return ret;
 }

@@ -218,7 +218,8 @@ sg_token_t *sg_token_dup(const sg_token_t *token)
 {
     sg_token_t *copy = sg_token_create();
     sg_token_reserve(copy, token->count);
-    memcpy(copy->entries, token->entries, token->count * sizeof(*token->entries));
+    if (token->count > 0) /* an empty token has no entries array (memcpy from NULL is undefined) */
+        memcpy(copy->entries, token->entries, token->count * sizeof(*token->entries));
     for (size_t start = 0; start < token->count;) {
         size_t end = sg_token_run_end(token->entries, token->count, start);
         const char *topic = sg_memdup(token->entries[start].topic, strlen(token->entries[start].topic));

@@ -825,6 +825,287 @@ static void test_token_from_positions(void **state)
     assert_int_equal(sg_tables_token(fx->tables, "nope", NULL, err, sizeof(err)), -1);
 }
 
+/* -- views: the hot point read ---------------------------------------------------------------- */
+
+typedef struct {
+    int calls;
+    int found;
+    char value[64];
+    sg_table_version_t version;
+    char token[512];
+    int64_t stream_time;
+    int64_t stream_time_other;
+} read_seen_t;
+
+static void on_read(void *arg, const sg_table_read_t *read)
+{
+    read_seen_t *seen = arg;
+    seen->calls++;
+    seen->found = read->found;
+    if (read->found) {
+        assert_true(read->value_len < sizeof(seen->value));
+        memcpy(seen->value, read->value, read->value_len);
+        seen->value[read->value_len] = '\0';
+        seen->version = read->version;
+    }
+    size_t len = 0;
+    const char *text = sg_table_view_token_text(read->view, &len);
+    assert_true(len < sizeof(seen->token));
+    assert_int_equal(strlen(text), len);
+    memcpy(seen->token, text, len + 1);
+    /* The text is the encoding of the view's token. */
+    char again[512];
+    assert_int_equal(sg_token_encode(sg_table_view_token(read->view), again, sizeof(again)), len);
+    assert_string_equal(again, text);
+    seen->stream_time = sg_table_view_stream_time(read->view, "users-topic");
+    seen->stream_time_other = sg_table_view_stream_time(read->view, "elsewhere");
+}
+
+static void test_read_carries_its_view(void **state)
+{
+    fixture_t *fx = *state;
+    char err[256] = "";
+    read_seen_t seen = {0};
+    /* Nothing applied yet: absent, with the empty token. */
+    assert_int_equal(sg_tables_read(fx->tables, "users", "a", 1, on_read, &seen, err, sizeof(err)), 1);
+    assert_int_equal(seen.calls, 1);
+    assert_int_equal(seen.found, 0);
+    sg_token_t *empty = sg_token_create();
+    char empty_text[64];
+    sg_token_encode(empty, empty_text, sizeof(empty_text));
+    sg_token_destroy(empty);
+    assert_string_equal(seen.token, empty_text);
+    assert_int_equal(seen.stream_time, 0);
+
+    sg_table_batch_t *batch = sg_table_batch_new(fx->tables, "users");
+    put(batch, "users-topic", 0, 0, 500, "a", "1");
+    put(batch, "users-topic", 0, 9, 700, "b", "2");
+    put(batch, "users-topic", 2, 4, 900, "c", "3");
+    commit(batch);
+
+    memset(&seen, 0, sizeof(seen));
+    assert_int_equal(sg_tables_read(fx->tables, "users", "b", 1, on_read, &seen, err, sizeof(err)), 0);
+    assert_int_equal(seen.calls, 1);
+    assert_int_equal(seen.found, 1);
+    assert_string_equal(seen.value, "2");
+    assert_int_equal(seen.version.partition, 0);
+    assert_int_equal(seen.version.offset, 9);
+    assert_int_equal(seen.version.timestamp_ms, 700);
+    sg_table_version_t got;
+    char *value = get(fx->tables, "users", "b", &got);
+    assert_int_equal(got.etag, seen.version.etag);
+    free(value);
+    assert_int_equal(seen.stream_time, 900);
+    assert_int_equal(seen.stream_time_other, 0);
+    /* The token is the table's position, as sg_tables_token merges it. */
+    sg_token_t *want = sg_token_create();
+    assert_int_equal(sg_tables_token(fx->tables, "users", want, err, sizeof(err)), 0);
+    char want_text[512];
+    sg_token_encode(want, want_text, sizeof(want_text));
+    assert_string_equal(seen.token, want_text);
+    sg_token_destroy(want);
+
+    /* A later commit is the next read's view; the row and its token move together. */
+    put(batch, "users-topic", 2, 5, 950, "b", "4");
+    put(batch, "other-topic", 0, 0, 2000, "d", "5");
+    commit(batch);
+    sg_table_batch_destroy(batch);
+    memset(&seen, 0, sizeof(seen));
+    assert_int_equal(sg_tables_read(fx->tables, "users", "b", 1, on_read, &seen, err, sizeof(err)), 0);
+    assert_string_equal(seen.value, "4");
+    assert_int_equal(seen.version.partition, 2);
+    assert_int_equal(seen.version.offset, 5);
+    assert_string_not_equal(seen.token, want_text);
+    assert_int_equal(seen.stream_time, 950); /* two topics now: each its own */
+    sg_token_t *decoded = sg_token_decode(seen.token, strlen(seen.token), err, sizeof(err));
+    assert_non_null(decoded);
+    int64_t offset, stream;
+    assert_int_equal(sg_token_get(decoded, "users-topic", 2, &offset, &stream), 0);
+    assert_int_equal(offset, 5);
+    assert_int_equal(sg_token_get(decoded, "other-topic", 0, &offset, &stream), 0);
+    assert_int_equal(stream, 2000);
+    sg_token_destroy(decoded);
+
+    /* Errors: the callback is not called. */
+    memset(&seen, 0, sizeof(seen));
+    assert_int_equal(sg_tables_read(fx->tables, "nope", "b", 1, on_read, &seen, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "unknown table"));
+    assert_int_equal(sg_tables_read(fx->tables, "users", "", 0, on_read, &seen, err, sizeof(err)), -1);
+    assert_int_equal(seen.calls, 0);
+
+    /* A reset is a view too: empty. */
+    assert_int_equal(sg_tables_reset(fx->tables, "users", "cluster-B", err, sizeof(err)), 0);
+    assert_int_equal(sg_tables_read(fx->tables, "users", "b", 1, on_read, &seen, err, sizeof(err)), 1);
+    assert_string_equal(seen.token, empty_text);
+
+    /* After a reopen the view is read back from the stored positions. */
+    batch = sg_table_batch_new(fx->tables, "users");
+    put(batch, "users-topic", 1, 41, 1234, "e", "6");
+    commit(batch);
+    sg_table_batch_destroy(batch);
+    memset(&seen, 0, sizeof(seen));
+    assert_int_equal(sg_tables_read(fx->tables, "users", "e", 1, on_read, &seen, err, sizeof(err)), 0);
+    char before[512];
+    memcpy(before, seen.token, sizeof(before));
+    sg_tables_close(fx->tables);
+    fx->tables = open_tables(fx->dir);
+    memset(&seen, 0, sizeof(seen));
+    assert_int_equal(sg_tables_read(fx->tables, "users", "e", 1, on_read, &seen, err, sizeof(err)), 0);
+    assert_string_equal(seen.value, "6");
+    assert_string_equal(seen.token, before);
+    assert_int_equal(seen.stream_time, 1234);
+}
+
+static void test_settle_keeps_rows_and_positions(void **state)
+{
+    fixture_t *fx = *state;
+    char err[256] = "";
+    sg_tables_set_cache(fx->tables, 4u * 1024u * 1024u);
+    sg_table_batch_t *batch = sg_table_batch_new(fx->tables, "users");
+    char key[16], value[32];
+    for (int i = 0; i < 2000; i++) {
+        snprintf(key, sizeof(key), "k%05d", i);
+        snprintf(value, sizeof(value), "{\"n\":%d}", i);
+        put(batch, "t", i % 4, i / 4, 100 + i, key, value);
+    }
+    commit(batch);
+    sg_table_batch_destroy(batch);
+    assert_int_equal(sg_tables_settle(fx->tables, err, sizeof(err)), 0);
+    for (int i = 0; i < 2000; i += 97) {
+        snprintf(key, sizeof(key), "k%05d", i);
+        snprintf(value, sizeof(value), "{\"n\":%d}", i);
+        assert_row(fx->tables, "users", key, value);
+        read_seen_t seen = {0};
+        assert_int_equal(sg_tables_read(fx->tables, "users", key, strlen(key), on_read, &seen, err, sizeof(err)), 0);
+        assert_string_equal(seen.value, value);
+        assert_int_equal(seen.version.offset, i / 4);
+    }
+    assert_position(fx->tables, "users", "t", 3, 0, 500, 2099);
+    assert_row(fx->tables, "users", "k99999", NULL);
+}
+
+/* -- commit jobs and bulk batches ------------------------------------------------------------ */
+
+static void test_detached_jobs_commit_in_order(void **state)
+{
+    fixture_t *fx = *state;
+    char err[256] = "";
+    sg_table_batch_t *batch = sg_table_batch_new(fx->tables, "users");
+    assert_null(sg_table_batch_detach(batch)); /* nothing to commit */
+    put(batch, "t", 0, 0, 10, "a", "1");
+    put(batch, "t", 0, 1, 11, "b", "2");
+    sg_table_commit_t *first = sg_table_batch_detach(batch);
+    assert_non_null(first);
+    assert_int_equal(sg_table_batch_count(batch), 0);
+    /* The batch goes on from the first job's positions, before it is written. */
+    assert_int_equal(put(batch, "t", 0, 1, 12, "b", "stale"), 1);
+    put(batch, "t", 0, 2, 13, "a", "3");
+    sg_table_commit_t *second = sg_table_batch_detach(batch);
+    assert_non_null(second);
+    assert_row(fx->tables, "users", "a", NULL); /* nothing written yet */
+    /* Out of order: the second expects the first's commit. */
+    assert_int_equal(sg_table_commit_run(second, err, sizeof(err)), SG_TABLE_ECONFLICT);
+    assert_int_equal(sg_table_commit_run(first, err, sizeof(err)), 0);
+    assert_row(fx->tables, "users", "a", "1");
+    assert_position(fx->tables, "users", "t", 0, 0, 2, 11);
+    assert_int_equal(sg_table_commit_run(second, err, sizeof(err)), 0);
+    assert_row(fx->tables, "users", "a", "3");
+    assert_row(fx->tables, "users", "b", "2");
+    assert_position(fx->tables, "users", "t", 0, 0, 3, 13);
+    sg_table_commit_destroy(first);
+    sg_table_commit_destroy(second);
+    sg_table_commit_destroy(NULL);
+    /* The batch itself commits on as before. */
+    put(batch, "t", 0, 3, 14, "c", "4");
+    commit(batch);
+    assert_row(fx->tables, "users", "c", "4");
+    sg_table_batch_destroy(batch);
+    assert_int_equal(sg_tables_commit_count(fx->tables, "users"), 3);
+}
+
+#define BULK_ROWS 12000
+
+static void test_bulk_batches_are_ingested_with_their_positions(void **state)
+{
+    fixture_t *fx = *state;
+    char err[256] = "";
+    sg_table_batch_t *batch = sg_table_batch_new(fx->tables, "users");
+    /* A WriteBatch first, so the bulk file overlaps rows already there. */
+    put(batch, "t", 1, 0, 5, "k00007", "old");
+    put(batch, "t", 1, 1, 5, "k00009", "gone");
+    put(batch, "t", 1, 2, 5, "zz", "kept");
+    commit(batch);
+    sg_tables_set_restoring(fx->tables, 1);
+    sg_table_batch_set_bulk(batch, 1);
+    char key[16], value[32];
+    for (int i = 0; i < BULK_ROWS; i++) {
+        snprintf(key, sizeof(key), "k%05d", (i * 7919) % BULK_ROWS); /* out of order */
+        snprintf(value, sizeof(value), "{\"i\":%d}", i);
+        put(batch, "t", i % 2 == 0 ? 0 : 1, i / 2 + (i % 2 == 0 ? 0 : 3), 100 + i, key, value);
+    }
+    put(batch, "t", 0, BULK_ROWS / 2, 99999, "k00009", NULL);   /* a tombstone in the file */
+    put(batch, "t", 0, BULK_ROWS / 2 + 1, 99999, "k00011", "x"); /* a key written twice: the last wins */
+    sg_table_commit_t *job = sg_table_batch_detach(batch);
+    assert_non_null(job);
+    assert_int_equal(sg_table_commit_run(job, err, sizeof(err)), 0);
+    assert_int_equal(sg_table_commit_rows(job), BULK_ROWS); /* deduplicated */
+    sg_table_commit_destroy(job);
+    sg_table_batch_destroy(batch);
+    /* Ingested as a file, not written through the memtable: the memtable that held the
+     * WriteBatch's rows was flushed for the overlapping file, and none of the bulk rows are in it. */
+    uint64_t in_memtable = UINT64_MAX, level0 = 0;
+    assert_int_equal(sg_tables_property(fx->tables, "users", "rocksdb.num-entries-active-mem-table", &in_memtable), 0);
+    assert_int_equal(in_memtable, 0);
+    assert_int_equal(sg_tables_property(fx->tables, "users", "rocksdb.num-files-at-level0", &level0), 0);
+    assert_true(level0 >= 2); /* the flushed WriteBatch and the ingested file */
+    assert_int_equal(sg_tables_property(fx->tables, "nope", "rocksdb.num-files-at-level0", &level0), -1);
+    assert_int_equal(sg_tables_property(fx->tables, "users", "rocksdb.no-such-property", &level0), -1);
+
+    assert_row(fx->tables, "users", "k00009", NULL);
+    assert_row(fx->tables, "users", "k00011", "x");
+    assert_row(fx->tables, "users", "zz", "kept");
+    snprintf(value, sizeof(value), "{\"i\":%d}", 1); /* k07919 was i = 1 */
+    assert_row(fx->tables, "users", "k07919", value);
+    int64_t i7 = -1;
+    for (int i = 0; i < BULK_ROWS && i7 < 0; i++)
+        if ((i * 7919) % BULK_ROWS == 7)
+            i7 = i;
+    snprintf(value, sizeof(value), "{\"i\":%lld}", (long long)i7);
+    assert_row(fx->tables, "users", "k00007", value); /* the file's write is newer than the WriteBatch's */
+    assert_position(fx->tables, "users", "t", 0, 0, BULK_ROWS / 2 + 2, 99999);
+    assert_position(fx->tables, "users", "t", 1, 0, BULK_ROWS / 2 + 3, 100 + BULK_ROWS - 1);
+    /* A scan sees rows only (not the positions record) and every row once. */
+    rows_t rows = {0};
+    char *next = NULL;
+    sg_table_scan_t query = {.limit = 5};
+    assert_int_equal(sg_tables_scan(fx->tables, "users", &query, collect_row, &rows, &next, NULL, err, sizeof(err)), 5);
+    assert_string_equal(rows.keys[0], "k00000");
+    free(next);
+    /* Merged with what was there, it reads the same. */
+    sg_tables_set_restoring(fx->tables, 0);
+    assert_int_equal(sg_tables_settle(fx->tables, err, sizeof(err)), 0);
+    assert_int_equal(sg_tables_property(fx->tables, "users", "rocksdb.num-files-at-level0", &level0), 0);
+    assert_int_equal(level0, 0); /* merged into one sorted run below level 0 */
+    assert_row(fx->tables, "users", "k00009", NULL);
+    assert_row(fx->tables, "users", "k00007", value);
+    assert_row(fx->tables, "users", "zz", "kept");
+    /* And it all survives a reopen: rows and positions came in one file. */
+    sg_tables_close(fx->tables);
+    fx->tables = open_tables(fx->dir);
+    assert_row(fx->tables, "users", "k00011", "x");
+    assert_row(fx->tables, "users", "k00009", NULL);
+    assert_position(fx->tables, "users", "t", 0, 0, BULK_ROWS / 2 + 2, 99999);
+    /* A small bulk batch goes through a WriteBatch, the same as any. */
+    batch = sg_table_batch_new(fx->tables, "users");
+    sg_table_batch_set_bulk(batch, 1);
+    put(batch, "t", 0, BULK_ROWS / 2 + 2, 100000, "k00011", "y");
+    commit(batch);
+    sg_table_batch_destroy(batch);
+    assert_int_equal(sg_tables_property(fx->tables, "users", "rocksdb.num-entries-active-mem-table", &in_memtable), 0);
+    assert_int_equal(in_memtable, 2); /* the row and the positions record */
+    assert_row(fx->tables, "users", "k00011", "y");
+}
+
 /* -- concurrency ------------------------------------------------------------------------------ */
 
 #define WRITER_BATCHES 300
@@ -835,6 +1116,18 @@ typedef struct {
     atomic_int failures;
     atomic_long reads;
 } race_t;
+
+/* Under the read lock: the counter row's offset must be its view's offset of partition 0 (else
+ * calls is set to 2, a failure). */
+static void on_race_read(void *arg, const sg_table_read_t *read)
+{
+    read_seen_t *seen = arg;
+    int64_t offset = -1, stream;
+    seen->calls = 1;
+    if (read->found &&
+        (sg_token_get(sg_table_view_token(read->view), "t", 0, &offset, &stream) != 0 || offset != read->version.offset))
+        seen->calls = 2;
+}
 
 /* Readers check what a materializer's readers rely on: no errors, every value well formed, and
  * never older than a value already seen (one key is rewritten with an increasing counter). */
@@ -861,6 +1154,14 @@ static void *reader(void *arg)
         } else if (ret != 1) {
             atomic_fetch_add(&race->failures, 1);
         }
+        /* The hot read: the counter is the last record of partition 0 in every batch, so the
+         * row's offset is exactly its view's offset for that partition. */
+        read_seen_t seen = {0};
+        ret = sg_tables_read(race->tables, "users", "counter", 7, on_race_read, &seen, err, sizeof(err));
+        if (ret == 0 && seen.calls != 1)
+            atomic_fetch_add(&race->failures, 1);
+        else if (ret != 0 && ret != 1)
+            atomic_fetch_add(&race->failures, 1);
         rows_t rows = {0};
         char *next = NULL;
         sg_token_t *token = sg_token_create();
@@ -1057,6 +1358,81 @@ static void test_first_layout_positions_are_read_and_replaced(void **state)
     assert_null(get(fx->tables, "users", "old", NULL));
 }
 
+/* The second layout kept the positions record in the positions family (key: u8 name length, name,
+ * 'P'). It is read, and the first commit moves it into the table's family in its WriteBatch. */
+static void test_second_layout_positions_move_into_the_table(void **state)
+{
+    fixture_t *fx = *state;
+    sg_tables_close(fx->tables);
+    fx->tables = NULL;
+    const char *names[] = {"default", "positions", "t:users", "t:orders"};
+    rocksdb_options_t *options = rocksdb_options_create();
+    const rocksdb_options_t *cf_options[4] = {options, options, options, options};
+    rocksdb_column_family_handle_t *handles[4];
+    char *errptr = NULL;
+    rocksdb_t *db = rocksdb_open_column_families(options, fx->dir, 4, names, cf_options, handles, &errptr);
+    assert_null(errptr);
+    /* users: t/0 next 7 stream 1700, t/1 next 3 stream 1600, byte for byte as that layout wrote it */
+    uint8_t record[5 + 2 * (1 + 1 + 20)], key[7] = {5, 'u', 's', 'e', 'r', 's', 'P'};
+    size_t n = 0;
+    record[n++] = 2;
+    record[n++] = 0, record[n++] = 0, record[n++] = 0, record[n++] = 2;
+    for (int p = 0; p < 2; p++) {
+        uint64_t next = p == 0 ? 7 : 3, stream = p == 0 ? 1700 : 1600;
+        record[n++] = 1;
+        record[n++] = 't';
+        for (int i = 3; i >= 0; --i)
+            record[n++] = (uint8_t)((uint32_t)p >> (8 * i));
+        for (int i = 7; i >= 0; --i)
+            record[n++] = (uint8_t)(next >> (8 * i));
+        for (int i = 7; i >= 0; --i)
+            record[n++] = (uint8_t)(stream >> (8 * i));
+    }
+    rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+    rocksdb_put_cf(db, wo, handles[1], (const char *)key, sizeof(key), (const char *)record, n, &errptr);
+    assert_null(errptr);
+    for (int i = 0; i < 4; ++i)
+        rocksdb_column_family_handle_destroy(handles[i]);
+    rocksdb_close(db);
+
+    fx->tables = open_tables(fx->dir);
+    assert_position(fx->tables, "users", "t", 0, 0, 7, 1700);
+    assert_position(fx->tables, "users", "t", 1, 0, 3, 1600);
+    sg_table_batch_t *batch = sg_table_batch_new(fx->tables, "users");
+    char err[256];
+    assert_int_equal(sg_table_batch_put(batch, "t", 1, 2, 1650, "old", 3, "\"x\"", 3, err, sizeof(err)), 1);
+    put(batch, "t", 1, 3, 1800, "k", "v");
+    commit(batch);
+    sg_table_batch_destroy(batch);
+    assert_position(fx->tables, "users", "t", 0, 0, 7, 1700);
+    assert_position(fx->tables, "users", "t", 1, 0, 4, 1800);
+    sg_tables_close(fx->tables);
+    fx->tables = NULL;
+
+    /* Raw: the positions family no longer holds users' record; the table's family does. */
+    db = rocksdb_open_column_families(options, fx->dir, 4, names, cf_options, handles, &errptr);
+    assert_null(errptr);
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    size_t len = 0;
+    char *value = rocksdb_get_cf(db, ro, handles[1], (const char *)key, sizeof(key), &len, &errptr);
+    assert_null(errptr);
+    assert_null(value);
+    value = rocksdb_get_cf(db, ro, handles[2], "", 0, &len, &errptr);
+    assert_null(errptr);
+    assert_non_null(value);
+    assert_int_equal((unsigned char)value[0], 2);
+    rocksdb_free(value);
+    rocksdb_readoptions_destroy(ro);
+    rocksdb_writeoptions_destroy(wo);
+    for (int i = 0; i < 4; ++i)
+        rocksdb_column_family_handle_destroy(handles[i]);
+    rocksdb_close(db);
+    rocksdb_options_destroy(options);
+    fx->tables = open_tables(fx->dir);
+    assert_position(fx->tables, "users", "t", 1, 0, 4, 1800);
+    assert_row(fx->tables, "users", "k", "v");
+}
+
 /* -- a full disk ------------------------------------------------------------------------------ */
 
 #define BIG_VALUE (1024 * 1024)
@@ -1195,10 +1571,15 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_scan_paging_visits_every_row_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan_rejects_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_from_positions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_carries_its_view, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_detached_jobs_commit_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bulk_batches_are_ingested_with_their_positions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_settle_keeps_rows_and_positions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_reads_while_committing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_arguments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_with_other_tables, setup, teardown),
         cmocka_unit_test_setup_teardown(test_first_layout_positions_are_read_and_replaced, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_second_layout_positions_move_into_the_table, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_disk_stops_and_resumes, setup, teardown),
     };
     return cmocka_run_group_tests_name("queries-table", tests, NULL, NULL);

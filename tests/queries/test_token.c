@@ -436,6 +436,22 @@ static void test_dup_is_deep(void **state)
     sg_token_destroy(NULL);
 }
 
+/* A table that has applied nothing yet has an empty token, and reads duplicate it to merge the
+ * request's token in (the sanitizer build stopped the gateway here: memcpy from NULL). */
+static void test_dup_of_empty(void **state)
+{
+    (void)state;
+    sg_token_t *token = sg_token_create();
+    sg_token_t *copy = sg_token_dup(token);
+    assert_int_equal(sg_token_count(copy), 0);
+    assert_same_text(token, copy);
+    assert_int_equal(sg_token_advance(copy, "a", 0, 1, 2), 0);
+    assert_entry(copy, "a", 0, 1, 2);
+    assert_int_equal(sg_token_count(token), 0);
+    sg_token_destroy(token);
+    sg_token_destroy(copy);
+}
+
 /* ---- merge ---- */
 
 static void test_merge_max_per_field(void **state)
@@ -1270,6 +1286,7 @@ int main(void)
         cmocka_unit_test(test_advance_max_per_field),
         cmocka_unit_test(test_advance_rejects_bad_arguments),
         cmocka_unit_test(test_dup_is_deep),
+        cmocka_unit_test(test_dup_of_empty),
         cmocka_unit_test(test_merge_max_per_field),
         cmocka_unit_test(test_merge_overlapping),
         cmocka_unit_test(test_merge_disjoint),
