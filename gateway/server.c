@@ -251,6 +251,7 @@ sg_server_t *sg_server_create(const sg_conf_t *conf, sg_bridge_t *bridge, char *
 
 fail:
     sg_server_destroy(server);
+    sg_server_close_store(server); /* the caller never sees this server: nobody else closes it */
     return NULL;
 }
 

@@ -281,10 +281,10 @@ static long count_rows(const sg_test_proc_t *gw, long per_partition[PARTITIONS])
         rocksdb_readoptions_t *read = rocksdb_readoptions_create();
         rocksdb_iterator_t *it = rocksdb_create_iterator_cf(db, read, handles[rows_family]);
         for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
-            size_t len = 0, keylen = 0;
-            const char *key = rocksdb_iter_key(it, &keylen);
-            if (keylen != 4 || key[0] != 'r') /* the table's rows only (queries/ may keep other keys beside them) */
-                continue;
+            size_t len = 0, key_len = 0;
+            rocksdb_iter_key(it, &key_len);
+            if (key_len == 0)
+                continue; /* the empty key holds the table's positions (queries/table.c), not a row */
             const unsigned char *value = (const unsigned char *)rocksdb_iter_value(it, &len);
             /* u8 version, u32 partition (big-endian), ... (queries/table.c) */
             uint32_t partition = len >= 5 ? (uint32_t)value[1] << 24 | (uint32_t)value[2] << 16 | (uint32_t)value[3] << 8 | value[4]
