@@ -492,12 +492,15 @@ void sg_tq_begin(h2o_req_t *req, sg_tq_t *tq, int64_t wait_ms)
     sg_server_t *server = loop->server;
     /* Parked (and counted) before the view is read: a commit landing in between then wakes it
      * (the materializer skips the wake-up while nobody is counted). */
-    if (tq->key != NULL && !tq->sse && tq->wanted == NULL && !tq->fresh && tq->min_stream_time < 0) {
-        /* Nothing to wait for: answered from the current view, never parked. */
+    if (tq->key != NULL && !tq->sse && tq->wanted == NULL && !tq->fresh && tq->min_stream_time < 0 &&
+        (tq->partition < 0 || sg_materializer_partition_ready(server->materializer, tq->table_index, tq->partition))) {
+        /* Nothing to wait for (a partitioned table's row: its partition is ready here): answered
+         * from the current view, never parked; the limits.pending slot taken for a wait is given
+         * back. */
         const sg_table_conf_t *table = tq->table;
         const char *key = tq->key;
         size_t keylen = tq->keylen;
-        sg_tq_free(tq);
+        sg_tq_discard(req, tq);
         read_point(req, server, table, key, keylen, NULL);
         return;
     }

@@ -323,8 +323,11 @@ static void test_each_store_holds_its_share(void **state)
                 union_rows[p] = per_partition[p];
         }
         int owner = metric(&gateways[g], "owner"), standby = metric(&gateways[g], "standby");
-        fprintf(stderr, "gateway %d: %ld of %d rows in its RocksDB, from %d partitions (owns %d, standby for %d)\n", g, rows, ROWS,
+        fprintf(stderr, "gateway %d: %ld of %d rows in its RocksDB, from %d partitions (owns %d, standby for %d):", g, rows, ROWS,
                 partitions, owner, standby);
+        for (int p = 0; p < PARTITIONS; ++p)
+            fprintf(stderr, " %ld", per_partition[p]);
+        fprintf(stderr, "\n");
         assert_true(rows > ROWS * 2 / 5 && rows < ROWS * 9 / 10); /* owned third + standby third, never all */
         assert_true(partitions <= owner + standby);
     }

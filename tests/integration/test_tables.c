@@ -75,6 +75,27 @@ static void put_profile(const char *id, const char *body, char *token, size_t to
     sg_test_response_free(&res);
 }
 
+/* A point read with nothing to wait for is answered at once, and gives back the limits.pending
+ * slot it was given for a wait: with limits.pending 4, twenty reads leave room for a command
+ * (before, each such read kept its slot, and commands were refused 503 too-many-pending). */
+static void test_immediate_reads_give_back_their_pending_slot(void **state)
+{
+    sg_test_proc_t small;
+    char text[1024];
+    snprintf(text, sizeof(text), "%slimits: {pending: 4}\n", config);
+    assert_int_equal(sg_test_gateway_start(&small, text), 0);
+    sg_test_response_t res;
+    for (int i = 0; i < 20; ++i) {
+        assert_int_equal(sg_test_http(&small, "GET", "/tables/profiles/nobody", NULL, NULL, 0, &res), 0);
+        assert_int_equal(res.status, 404);
+        sg_test_response_free(&res);
+    }
+    assert_int_equal(sg_test_send_json(&small, "PUT", "/profiles/slot", NULL, "{\"n\":1}", &res), 0);
+    assert_int_equal(res.status, 202);
+    sg_test_response_free(&res);
+    assert_int_equal(sg_test_proc_stop(&small), 0);
+}
+
 static void test_read_your_write_etag_and_304(void **state)
 {
     char token[512], value[512];
@@ -638,6 +659,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_read_your_write_etag_and_304),
+        cmocka_unit_test(test_immediate_reads_give_back_their_pending_slot),
         cmocka_unit_test(test_tokens_ahead_bad_and_unknown),
         cmocka_unit_test(test_tombstone_deletes),
         cmocka_unit_test(test_scan_prefix_range_limit_cursor),
