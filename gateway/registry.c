@@ -52,7 +52,6 @@ typedef struct st_sg_reg_wait_t {
     sg_compat_t level;
     int clear;
     sg_compat_t previous; /* DELETE /config/{s}: the level that was removed */
-    sg_registry_t *reg;   /* WAIT_FIND: where the found schema's text is read */
     char subject[SG_REGISTRY_MAX_SUBJECT_LEN + 1];
     /* the registry's answer */
     int err;
@@ -167,7 +166,7 @@ static void on_registry_done(void *opaque, const sg_registry_result_t *result)
 /* POST /subjects/{s}: the version found; its text is read now (versions are never removed). */
 static void respond_found(h2o_req_t *req, const sg_reg_wait_t *wait)
 {
-    const sg_registry_schema_t *schema = sg_registry_lookup(wait->reg, wait->id);
+    const sg_registry_schema_t *schema = sg_registry_lookup(wait->loop->server->registry, wait->id);
     if (schema == NULL)
         problem_for(req, SG_REG_E_NO_SCHEMA, wait->subject, "the schema is not registered under this subject");
     else
@@ -401,11 +400,8 @@ static void handle_lookup(h2o_req_t *req, sg_registry_t *reg, const char *subjec
     if (text != NULL) {
         sg_reg_wait_t *wait = wait_new(req, WAIT_FIND, subject);
         int rc;
-        if (wait != NULL) {
-            wait->reg = reg;
-            if ((rc = sg_registry_find_async(reg, subject, text, len, on_registry_done, wait)) != 0)
-                wait_refused(wait, rc);
-        }
+        if (wait != NULL && (rc = sg_registry_find_async(reg, subject, text, len, on_registry_done, wait)) != 0)
+            wait_refused(wait, rc);
     }
     json_decref(doc);
 }
