@@ -1044,6 +1044,10 @@ static void *worker_main(void *arg)
     rd_kafka_conf_t *cconf = rd_kafka_conf_new();
     rd_kafka_conf_set(cconf, "bootstrap.servers", bootstrap, err, sizeof(err));
     rd_kafka_conf_set(cconf, "group.id", "test-worker", err, sizeof(err));
+    /* The worker assigns its partitions itself and needs no committed offsets: with auto-commit,
+     * closing it after its cluster went away (a gateway restart takes the embedded cluster with it)
+     * waited ~45 s for a coordinator to commit to. */
+    rd_kafka_conf_set(cconf, "enable.auto.commit", "false", err, sizeof(err));
     /* The mock cluster holds an empty fetch for the whole fetch.wait.max.ms (500 ms by default),
      * which would delay every reply; a real broker answers as soon as a record arrives, so there
      * the worker keeps librdkafka's defaults. */
