@@ -169,7 +169,26 @@ static void put_le(enc_ctx_t *ctx, uint64_t bits, size_t len)
 
 static int encode(enc_ctx_t *ctx, const sg_avro_plan_t *plan, const json_t *value, int is_default);
 
-/* A decimal's unscaled value, minimal two's complement for bytes, sign-extended for fixed. */
+/* A decimal's unscaled value given as its shortest two's complement: as it is for bytes,
+ * sign-extended for fixed. */
+static int put_decimal(enc_ctx_t *ctx, const sg_avro_plan_t *plan, const uint8_t *value, size_t len)
+{
+    if (plan->type == AVRO_BYTES) {
+        put_bytes(ctx, value, len);
+        return 0;
+    }
+    size_t size = (size_t)plan->fixed_size;
+    if (len > size)
+        return enc_fail(ctx, "precision overflow (fixed of %zu bytes)", size);
+    if (ctx->out != NULL) {
+        uint8_t *at = room(ctx->out, size);
+        memset(at, (value[0] & 0x80) ? 0xff : 0x00, size - len);
+        memcpy(at + size - len, value, len);
+        ctx->out->len += size;
+    }
+    return 0;
+}
+
 static int encode_decimal(enc_ctx_t *ctx, const sg_avro_plan_t *plan, const json_t *value)
 {
     char text[64];
@@ -185,31 +204,23 @@ static int encode_decimal(enc_ctx_t *ctx, const sg_avro_plan_t *plan, const json
     } else {
         return enc_fail(ctx, "expected number");
     }
-    uint8_t full[SG_AVRO_DECIMAL_MAX_BYTES];
     int64_t small;
     if (sg_avro_decimal_small(src, plan->precision, plan->scale, &small) == 0) {
-        for (int i = 0; i < 8; i++) /* only the last 8 bytes matter: the rest is sign extension */
-            full[SG_AVRO_DECIMAL_MAX_BYTES - 1 - i] = (uint8_t)((uint64_t)small >> (8 * i));
-        memset(full, small < 0 ? 0xff : 0x00, SG_AVRO_DECIMAL_MAX_BYTES - 8);
-    } else if (sg_avro_decimal_encode(src, plan->precision, plan->scale, full, ctx->err, sizeof(ctx->err)) != 0) {
+        /* the shortest two's complement of an int64 is within its own 8 bytes */
+        uint8_t bytes[8];
+        for (int i = 0; i < 8; i++)
+            bytes[7 - i] = (uint8_t)((uint64_t)small >> (8 * i));
+        int start = 0;
+        while (start < 7 &&
+               ((bytes[start] == 0x00 && !(bytes[start + 1] & 0x80)) || (bytes[start] == 0xff && (bytes[start + 1] & 0x80))))
+            start++;
+        return put_decimal(ctx, plan, bytes + start, (size_t)(8 - start));
+    }
+    uint8_t full[SG_AVRO_DECIMAL_MAX_BYTES];
+    if (sg_avro_decimal_encode(src, plan->precision, plan->scale, full, ctx->err, sizeof(ctx->err)) != 0)
         return -1;
-    }
     int start = sg_avro_decimal_min_start(full);
-    size_t len = (size_t)(SG_AVRO_DECIMAL_MAX_BYTES - start);
-    if (plan->type == AVRO_BYTES) {
-        put_bytes(ctx, full + start, len);
-        return 0;
-    }
-    size_t size = (size_t)plan->fixed_size;
-    if (len > size)
-        return enc_fail(ctx, "precision overflow (fixed of %zu bytes)", size);
-    if (ctx->out != NULL) {
-        uint8_t *at = room(ctx->out, size);
-        memset(at, (full[start] & 0x80) ? 0xff : 0x00, size - len);
-        memcpy(at + size - len, full + start, len);
-        ctx->out->len += size;
-    }
-    return 0;
+    return put_decimal(ctx, plan, full + start, (size_t)(SG_AVRO_DECIMAL_MAX_BYTES - start));
 }
 
 static int encode_int(enc_ctx_t *ctx, enum sg_logical logical, const json_t *value)
