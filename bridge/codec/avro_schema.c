@@ -193,6 +193,10 @@ sg_avro_schema_t *sg_avro_schema_parse(const char *json, size_t len, char *err, 
     result->iface = iface;
     result->json = doc;
     result->named = named;
+    result->plan = NULL;
+    result->plan_nodes = NULL;
+    result->n_plan_nodes = 0;
+    sg_avro_plan_compile(result); /* once per parsed schema: every encode with it walks this */
     return result;
 }
 
@@ -200,6 +204,7 @@ void sg_avro_schema_destroy(sg_avro_schema_t *schema)
 {
     if (schema == NULL)
         return;
+    sg_avro_plan_free(schema);
     avro_value_iface_decref(schema->iface);
     avro_schema_decref(schema->schema);
     json_decref(schema->named);

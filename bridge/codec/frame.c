@@ -12,14 +12,19 @@ int sg_avro_is_framed(const void *data, size_t len)
     return data != NULL && len >= SG_AVRO_FRAME_HEADER && ((const uint8_t *)data)[0] == 0;
 }
 
+void sg_avro_frame_header(uint32_t schema_id, uint8_t out[SG_AVRO_FRAME_HEADER])
+{
+    out[0] = 0;
+    out[1] = (uint8_t)(schema_id >> 24);
+    out[2] = (uint8_t)(schema_id >> 16);
+    out[3] = (uint8_t)(schema_id >> 8);
+    out[4] = (uint8_t)schema_id;
+}
+
 size_t sg_avro_frame(uint32_t schema_id, const void *avro, size_t len, void **out)
 {
     uint8_t *buf = sg_malloc(SG_AVRO_FRAME_HEADER + len);
-    buf[0] = 0;
-    buf[1] = (uint8_t)(schema_id >> 24);
-    buf[2] = (uint8_t)(schema_id >> 16);
-    buf[3] = (uint8_t)(schema_id >> 8);
-    buf[4] = (uint8_t)schema_id;
+    sg_avro_frame_header(schema_id, buf);
     if (len > 0)
         memcpy(buf + SG_AVRO_FRAME_HEADER, avro, len);
     *out = buf;

@@ -47,14 +47,35 @@ void sg_avro_schema_destroy(sg_avro_schema_t *schema);
  * before any other use of Avro-C's parser. Returns 0, or -1 with err. */
 int sg_avro_schema_check_names(const json_t *doc, char *err, size_t errlen);
 
-/* Validates `value` against the schema and encodes it. Returns 0 with *out an owned malloc'd
- * buffer (free()) of *outlen bytes, or -1 with `path` the JSON pointer of the offending value
- * ("" for the root, "/items/2/price") and err the reason ("expected number"). */
+/* A growable output buffer for sg_avro_encode (init/dispose on caller memory): it starts in
+ * storage the caller lends (a stack array, or NULL for none) and moves to the heap when that is
+ * full. bytes[0..len) is the content; the caller may write into it. */
+typedef struct st_sg_avro_buf_t {
+    uint8_t *bytes;
+    size_t len, cap;
+    void *storage; /* the lent storage: bytes point there until the buffer grows */
+} sg_avro_buf_t;
+
+/* Starts a buffer in `storage` (cap bytes; NULL for none) with its first `reserve` bytes set
+ * aside for the caller (a frame header): len starts at reserve. */
+void sg_avro_buf_init(sg_avro_buf_t *buf, void *storage, size_t cap, size_t reserve);
+/* Frees what the buffer allocated (never the lent storage). */
+void sg_avro_buf_dispose(sg_avro_buf_t *buf);
+
+/* Validates `value` against the schema and appends its Avro encoding to buf, in one walk of the
+ * schema's compiled plan. Returns 0, or -1 (buf's length as it was) with `path` the JSON pointer
+ * of the offending value ("" for the root, "/items/2/price") and err the reason ("expected
+ * number"). The schema is only read: any number of threads may encode with it at once. */
+int sg_avro_encode(const sg_avro_schema_t *schema, const json_t *value, sg_avro_buf_t *buf, char *path, size_t pathlen, char *err,
+                   size_t errlen);
+
+/* As sg_avro_encode, into a new buffer: returns 0 with *out an owned malloc'd buffer (free()) of
+ * *outlen bytes, or -1 with path and err as there (*out NULL, *outlen 0). */
 int sg_avro_from_json(const sg_avro_schema_t *schema, const json_t *value, void **out, size_t *outlen, char *path, size_t pathlen,
                       char *err, size_t errlen);
 
-/* As sg_avro_from_json without producing the encoding (sizing and writing it would be wasted
- * work then): for values that are checked against a schema but sent as JSON. Returns 0 or -1. */
+/* As sg_avro_encode without producing the encoding (the same walk, writing nothing): for values
+ * that are checked against a schema but sent as JSON. Returns 0 or -1. */
 int sg_avro_validate_json(const sg_avro_schema_t *schema, const json_t *value, char *path, size_t pathlen, char *err,
                           size_t errlen);
 

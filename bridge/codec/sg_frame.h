@@ -15,6 +15,9 @@
 /** Whether data is Confluent-framed: at least the 5-byte header, and magic byte 0. */
 int sg_avro_is_framed(const void *data, size_t len);
 
+/** Writes the 5-byte header for schema_id into out (for a payload encoded right behind it). */
+void sg_avro_frame_header(uint32_t schema_id, uint8_t out[SG_AVRO_FRAME_HEADER]);
+
 /** Frames an Avro payload. Returns the framed length, with *out an owned buffer (free()). */
 size_t sg_avro_frame(uint32_t schema_id, const void *avro, size_t len, void **out);
 

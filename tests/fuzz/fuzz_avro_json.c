@@ -3,9 +3,12 @@
  *
  * The first input byte picks one of a fixed set of schemas that together cover every type the
  * converter supports; the rest of the input is tried two ways:
- *   1. as JSON text: when sg_avro_from_json accepts it, the bytes must decode (sg_avro_to_json),
- *      the decoded JSON must encode again, and that second encoding must be byte-for-byte the
- *      first one (the decoder's output form is a fixed point of the encoder);
+ *   1. as JSON text: the plan encoder (sg_avro_from_json) must agree with the generic-value
+ *      encoder it replaced (tests/bridge/codec/avro_encode_ref.c): the same bytes, or the same
+ *      JSON pointer and message, and sg_avro_validate_json the same verdict; when it accepts,
+ *      the bytes must decode (sg_avro_to_json), the decoded JSON must encode again, and that
+ *      second encoding must be byte-for-byte the first one (the decoder's output form is a
+ *      fixed point of the encoder);
  *   2. as data from the wire: as Confluent-framed bytes (schema chosen by the frame's id) and as
  *      bare Avro binary for the chosen schema. Anything may be refused, nothing may crash, and
  *      what decodes and re-encodes must decode to the same JSON again.
@@ -20,6 +23,7 @@
 
 #include <jansson.h>
 
+#include "avro_encode_ref.h"
 #include "sg_avro.h"
 #include "sg_frame.h"
 
@@ -142,8 +146,32 @@ static void dump(const char *what, const json_t *value)
     free(text);
 }
 
-/* JSON in: what the encoder accepts must decode, and its decoded form must re-encode to the
- * very same bytes. */
+/* The plan and the reference encoder answer alike. */
+static void check_same_as_reference(const sg_avro_schema_t *schema, const json_t *value, int rc, const void *avro, size_t avro_len,
+                                    const char *path, const char *err)
+{
+    void *ref = NULL;
+    size_t ref_len = 0;
+    char ref_path[256] = "", ref_err[256] = "", val_path[256] = "", val_err[256] = "";
+    int ref_rc = sg_avro_ref_from_json(schema, value, &ref, &ref_len, ref_path, sizeof(ref_path), ref_err, sizeof(ref_err));
+    int val_rc = sg_avro_validate_json(schema, value, val_path, sizeof(val_path), val_err, sizeof(val_err));
+    int same = ref_rc == rc && val_rc == rc;
+    if (same && rc != 0)
+        same = strcmp(ref_path, path) == 0 && strcmp(ref_err, err) == 0 && strcmp(val_path, path) == 0 && strcmp(val_err, err) == 0;
+    else if (same)
+        same = ref_len == avro_len && memcmp(ref, avro, avro_len) == 0;
+    if (!same) {
+        dump("input", value);
+        fprintf(stderr, "plan: %d %zu bytes '%s' %s; reference: %d %zu bytes '%s' %s; validate: %d '%s' %s\n", rc, avro_len,
+                rc ? path : "", rc ? err : "", ref_rc, ref_len, ref_rc ? ref_path : "", ref_rc ? ref_err : "", val_rc,
+                val_rc ? val_path : "", val_rc ? val_err : "");
+        abort();
+    }
+    free(ref);
+}
+
+/* JSON in: the plan encodes as the reference does; what it accepts must decode, and its decoded
+ * form must re-encode to the very same bytes. */
 static void check_json(const sg_avro_schema_t *schema, const char *text, size_t len)
 {
     json_error_t jerr;
@@ -153,7 +181,9 @@ static void check_json(const sg_avro_schema_t *schema, const char *text, size_t 
     void *avro = NULL;
     size_t avro_len = 0;
     char path[256], err[256];
-    if (sg_avro_from_json(schema, value, &avro, &avro_len, path, sizeof(path), err, sizeof(err)) != 0) {
+    int rc = sg_avro_from_json(schema, value, &avro, &avro_len, path, sizeof(path), err, sizeof(err));
+    check_same_as_reference(schema, value, rc, avro, avro_len, path, err);
+    if (rc != 0) {
         if (avro != NULL || avro_len != 0) {
             fprintf(stderr, "failed encode left output behind\n");
             abort();
