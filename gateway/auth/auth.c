@@ -64,6 +64,7 @@ typedef struct st_cache_entry_t {
 typedef struct st_cache_shard_t {
     pthread_mutex_t lock;
     uint64_t clock;
+    uint64_t hits;               /* counted under the lock held anyway: no shared counter for the loops to bounce */
     uint64_t hashes[CACHE_WAYS]; /* entries[i]'s token hash, apart so that a scan reads 8 lines */
     cache_entry_t entries[CACHE_WAYS];
 } cache_shard_t;
@@ -81,9 +82,9 @@ struct st_sg_auth_t {
     api_key_t *api_keys;
     size_t n_api_keys;
     cache_shard_t *shards;
-    sg_sipkey_t cache_key; /* random per verifier: nobody outside can aim tokens at one shard */
-    bool collide;          /* tests only (sg_auth_test_collide): every token hashes alike */
-    atomic_uint_fast64_t verified, cache_hits, refused;
+    sg_sipkey_t cache_key;                  /* random per verifier: nobody outside can aim tokens at one shard */
+    bool collide;                           /* tests only (sg_auth_test_collide): every token hashes alike */
+    atomic_uint_fast64_t verified, refused; /* cache hits: per shard */
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -254,6 +255,7 @@ static sg_principal_t *cache_get(sg_auth_t *auth, uint64_t hash, const char *tok
         cache_entry_t *entry = &shard->entries[i];
         if (entry->generation == generation && now_ms < entry->valid_until_ms) {
             entry->last_used = ++shard->clock;
+            shard->hits++;
             found = sg_principal_retain(entry->principal);
         } else {
             *expired = entry->generation == generation;
@@ -578,7 +580,6 @@ static sg_auth_cause_t verify_token(sg_auth_t *auth, const char *token, size_t l
     bool expired = false;
     sg_principal_t *cached = cache_get(auth, hash, token, len, now_ms, generation, &expired);
     if (cached != NULL) {
-        atomic_fetch_add(&auth->cache_hits, 1);
         *principal = cached;
         return SG_AUTH_OK;
     }
@@ -736,7 +737,11 @@ void sg_auth_stats(sg_auth_t *auth, sg_auth_stats_t *stats)
 {
     memset(stats, 0, sizeof(*stats));
     stats->verified = atomic_load(&auth->verified);
-    stats->cache_hits = atomic_load(&auth->cache_hits);
+    for (size_t i = 0; i < CACHE_SHARDS; i++) {
+        pthread_mutex_lock(&auth->shards[i].lock);
+        stats->cache_hits += auth->shards[i].hits;
+        pthread_mutex_unlock(&auth->shards[i].lock);
+    }
     stats->refused = atomic_load(&auth->refused);
     if (auth->keys != NULL) {
         sg_keysource_counts(auth->keys, &stats->jwks_fetches, &stats->jwks_failures);
