@@ -12,12 +12,13 @@
  * of the token it was verified for, and a hit is a token whose bytes are all equal to that copy:
  * the hash that picks the shard and the entry (SipHash-1-3 under a key drawn when the verifier
  * is made) only saves comparing against every entry, so a collision - chance or not - costs a
- * miss and a verify, never a principal for a token nobody verified. A hit costs that hash (~1.5
- * instructions per byte, where SHA-256 of a 600-byte token was ~1.3k with the CPU's SHA
- * extensions and ~19k without) and one memcmp of the token. An entry lives until the token's exp (plus leeway) and
- * only under the key set generation it was verified with, so a key removed from the set stops
- * being trusted at the next request. Evicted or expired principals stay valid for whoever
- * still holds them: principals are reference-counted.
+ * miss and a verify, never a principal for a token nobody verified. A hit costs that hash (~2.7
+ * instructions per byte, plain integer code; the SHA-256 it replaced took ~19k instructions for
+ * a 589-byte token without the CPU's SHA extensions, and a cached verify 0.45 us with them,
+ * against 0.14 us now) and one memcmp of the token. An entry lives until the token's exp (plus
+ * leeway) and only under the key set generation it was verified with, so a key removed from the
+ * set stops being trusted at the next request. Evicted or expired principals stay valid for
+ * whoever still holds them: principals are reference-counted.
  */
 #include "auth_int.h"
 
@@ -232,8 +233,7 @@ static cache_shard_t *shard_of(sg_auth_t *auth, uint64_t hash)
  * presented token's. For a token the client does not already hold, that happens by chance
  * (2^-64 per entry: the key is secret, the hash's outputs never leave the process), so the
  * comparison's time tells nothing about other clients' tokens; for the client's own token it
- * tells the client what it sent. (The SHA-256 this replaced had the same shape: a digest
- * compared with memcmp.) */
+ * tells the client what it sent. */
 static bool entry_holds(const cache_shard_t *shard, size_t i, uint64_t hash, const char *token, size_t len)
 {
     const cache_entry_t *entry = &shard->entries[i];
