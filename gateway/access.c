@@ -19,7 +19,6 @@
 #include <string.h>
 #include <sys/socket.h>
 
-
 #include "gateway_int.h"
 #include "respond.h"
 #include "sg_ratelimit.h"
@@ -192,11 +191,18 @@ static size_t address_key(h2o_req_t *req, uint8_t key[9])
     return 5;
 }
 
-/* A principal as a rate-limit key: API keys apart from token subjects of the same name. */
-static size_t principal_key(const sg_principal_t *principal, char *key, size_t size)
+/* A principal as a rate-limit key: API keys apart from token subjects of the same name. Not
+ * NUL-terminated; a name is at most SG_AUTH_MAX_PRINCIPAL bytes (a token's, checked when it is
+ * verified; an API key's name at most 128, by the config), so nothing is cut. memcpy, not
+ * snprintf: this runs per request. */
+static size_t principal_key(const sg_principal_t *principal, char key[SG_AUTH_MAX_PRINCIPAL + 2])
 {
-    int n = snprintf(key, size, "%s:%s", sg_principal_is_api_key(principal) ? "k" : "t", sg_principal_name(principal));
-    return n > 0 && (size_t)n < size ? (size_t)n : size - 1;
+    const char *name = sg_principal_name(principal);
+    size_t len = strnlen(name, SG_AUTH_MAX_PRINCIPAL);
+    key[0] = sg_principal_is_api_key(principal) ? 'k' : 't';
+    key[1] = ':';
+    memcpy(key + 2, name, len);
+    return len + 2;
 }
 
 static void on_principal_dispose(void *slot)
@@ -256,10 +262,12 @@ int sg_access_admit(h2o_req_t *req, const sg_access_rule_t *rule, sg_principal_t
     /* 2. the credential (the cookie only for event streams: a page's ordinary requests must not
      * be authorised by a cookie the browser adds by itself) */
     sg_auth_credentials_t credentials = {0};
-    h2o_iovec_t value = sg_http_header(req, H2O_STRLIT("authorization"));
-    credentials.authorization = value.base;
-    credentials.authorization_len = value.len;
-    value = sg_http_header(req, H2O_STRLIT("x-api-key"));
+    ssize_t at = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1); /* a token: no name compare */
+    if (at >= 0) {
+        credentials.authorization = req->headers.entries[at].value.base;
+        credentials.authorization_len = req->headers.entries[at].value.len;
+    }
+    h2o_iovec_t value = sg_http_header(req, H2O_STRLIT("x-api-key"));
     credentials.api_key = value.base;
     credentials.api_key_len = value.len;
     if (sg_http_wants_event_stream(req)) {
@@ -291,8 +299,8 @@ int sg_access_admit(h2o_req_t *req, const sg_access_rule_t *rule, sg_principal_t
 
     /* 4. per principal */
     if (policies->n_by_principal > 0) {
-        char key[SG_AUTH_MAX_PRINCIPAL + 8];
-        size_t key_len = principal_key(principal, key, sizeof(key));
+        char key[SG_AUTH_MAX_PRINCIPAL + 2];
+        size_t key_len = principal_key(principal, key);
         for (size_t i = 0; i < policies->n_by_principal; ++i) {
             sg_ratelimit_take(access->limiter, policies->by_principal[i], key, key_len, now_us, &results[n_results++]);
             if (!results[n_results - 1].allowed) {
@@ -320,8 +328,8 @@ void sg_access_owner(const sg_server_t *server, const sg_principal_t *principal,
     }
     /* A digest, not the name: the status store need not hold who the callers are. Kind and name
      * are length-prefixed apart, as for the rate-limit keys. */
-    char input[SG_AUTH_MAX_PRINCIPAL + 8];
-    size_t len = principal_key(principal, input, sizeof(input));
+    char input[SG_AUTH_MAX_PRINCIPAL + 2];
+    size_t len = principal_key(principal, input);
     uint8_t digest[32];
     sg_auth_sha256(input, len, digest); /* the same digest as EVP_Digest(EVP_sha256()), without its look-up per call */
     sg_b64url_encode(digest, sizeof(digest), out);

@@ -1,6 +1,7 @@
 /*
  * The base every module builds on: one out-of-memory policy, the clocks, error formatting into
- * (char *err, size_t errlen), and base64url (RFC 4648 §5, unpadded). No dependencies beyond libc.
+ * (char *err, size_t errlen), base64url (RFC 4648 §5, unpadded) and a keyed hash (SipHash-1-3).
+ * No dependencies beyond libc.
  *
  * Out of memory aborts in sg_oom() and nowhere else: a gateway that cannot allocate a few bytes
  * for a token or a record cannot do anything useful, and unwinding every caller for it would hide
@@ -63,5 +64,14 @@ size_t sg_b64url_encode(const void *in, size_t len, char *out);
 /** Decodes canonical unpadded base64url (no padding, no stray characters, zero trailing bits)
  * into out (room for len * 3 / 4 bytes). Returns the byte count, or -1 with err. */
 long sg_b64url_decode(const char *in, size_t len, void *out, char *err, size_t errlen);
+
+/* A SipHash key: bytes 0..7 and 8..15 read as little-endian words. */
+typedef struct st_sg_sipkey_t {
+    uint64_t k0, k1;
+} sg_sipkey_t;
+/** SipHash-1-3 of data[0..len) under key: a keyed hash for tables of client-chosen keys (not a
+ * MAC; the table must still compare the keys). The output bytes read little-endian, as the
+ * reference emits them. */
+uint64_t sg_siphash13(const sg_sipkey_t *key, const void *data, size_t len);
 
 #endif

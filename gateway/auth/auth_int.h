@@ -73,6 +73,10 @@ size_t sg_auth_signature_len(const char *alg, size_t rsa_bits);
 
 /* sg_auth_sha256: in sg_auth.h (the gateway's request owners use it too). */
 
+/** Tests only: from now on every token gets the same cache hash, so the cache can tell tokens
+ * apart by their bytes alone (what a collision of the real hash would need). */
+void sg_auth_test_collide(sg_auth_t *auth);
+
 /* text.c: sg_auth_parse_bearer in two steps, so that a token found in the cache (which holds
  * only tokens that passed the strict compact-JWS parse) is not scanned byte by byte again. */
 /** The token after "Bearer": 0 with a pointer into value, -1 another scheme, -2 no token. */

@@ -8,8 +8,8 @@
  * refusal writes nothing. That is exactly a bucket of `burst` tokens refilled at `count` per
  * period, with no lock and no background refill.
  *
- * Keys (policy, principal or address) are hashed with SHA-256 under a random salt, so nobody can
- * aim keys at one slot, and placed by linear probing over a short window of the table. A new key
+ * Keys (policy, principal or address) are hashed with SipHash-1-3 under a random key, so nobody
+ * can aim keys at one slot or at another key's bucket, and placed by linear probing over a short window of the table. A new key
  * takes an empty slot, else an idle one (TAT <= now: the bucket is full again, so dropping it
  * changes nothing), else the least loaded one in the window (its owner gets a fresh bucket: the
  * table was too small, counted in busy_evictions). The tag lets a take notice that its slot was
@@ -29,7 +29,7 @@
 
 #define PROBE 8                  /* slots a key may live in */
 #define MAX_DEPTH_US (1LL << 46) /* burst x interval: 2.2 years keeps TAT within 48 bits */
-#define MAX_HASHED_KEY 480       /* longer keys are hashed twice */
+#define MAX_HASHED_KEY 480       /* longer keys are hashed twice (a principal key is at most 258 bytes) */
 #define SPINS 1000               /* waits for a slot being re-keyed by another thread */
 
 typedef struct st_slot_t {
@@ -51,7 +51,7 @@ struct st_sg_ratelimit_t {
     slot_t *slots;
     size_t mask;
     int64_t epoch_us;
-    uint8_t salt[16];
+    sg_sipkey_t salt;
     atomic_uint_fast64_t allowed, refused, evictions, busy_evictions, contended;
 };
 
@@ -85,7 +85,7 @@ static sg_ratelimit_t *limiter_new(size_t max_policies, size_t slots)
     limiter->slots = sg_calloc(size, sizeof(*limiter->slots));
     limiter->mask = size - 1;
     limiter->epoch_us = sg_mono_us();
-    if (sg_random_bytes(limiter->salt, sizeof(limiter->salt)) != 0)
+    if (sg_random_bytes(&limiter->salt, sizeof(limiter->salt)) != 0)
         abort(); /* the kernel's random source does not fail on Linux once booted */
     return limiter;
 }
@@ -144,21 +144,23 @@ void sg_ratelimit_destroy(sg_ratelimit_t *limiter)
     free(limiter);
 }
 
+/* The bucket's identity: a keyed hash of (policy, key). Two keys with the same 64-bit hash would
+ * share a bucket; under a key nobody outside the process knows, finding two takes ~2^32 tries of
+ * one's own keys (which then share one's own bucket) and hitting someone else's ~2^64. */
 static uint64_t key_hash(const sg_ratelimit_t *limiter, size_t policy, const void *key, size_t key_len)
 {
-    uint8_t input[sizeof(limiter->salt) + 4 + MAX_HASHED_KEY], digest[32];
-    if (key_len > MAX_HASHED_KEY) {
-        sg_auth_sha256(key, key_len, digest);
-        key = digest;
-        key_len = sizeof(digest);
-    }
+    uint8_t input[4 + MAX_HASHED_KEY];
+    uint64_t long_key;
     uint32_t index = (uint32_t)policy;
-    memcpy(input, limiter->salt, sizeof(limiter->salt));
-    memcpy(input + sizeof(limiter->salt), &index, 4);
-    memcpy(input + sizeof(limiter->salt) + 4, key, key_len);
-    sg_auth_sha256(input, sizeof(limiter->salt) + 4 + key_len, digest);
-    uint64_t hash;
-    memcpy(&hash, digest, sizeof(hash));
+    if (key_len > MAX_HASHED_KEY) {
+        long_key = sg_siphash13(&limiter->salt, key, key_len);
+        key = &long_key;
+        key_len = sizeof(long_key);
+        index |= UINT32_C(1) << 31; /* apart from an 8-byte key equal to the hash */
+    }
+    memcpy(input, &index, 4);
+    memcpy(input + 4, key, key_len);
+    uint64_t hash = sg_siphash13(&limiter->salt, input, 4 + key_len);
     return hash != 0 ? hash : 1; /* 0 marks an empty slot */
 }
 

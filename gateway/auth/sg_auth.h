@@ -9,8 +9,8 @@
  *
  * Threads: sg_auth_create/destroy on one thread while no other call is running. Everything
  * else may be called from any number of threads at once (the gateway's event loops): verified
- * tokens are cached by SHA-256 in a sharded table whose locks are never held while a signature
- * is checked, and the key set is swapped by the module's own refresh thread (jwks_url or
+ * tokens are cached, bytes and all, in a sharded table whose locks are never held while a
+ * signature is checked, and the key set is swapped by the module's own refresh thread (jwks_url or
  * jwks_file), which does all network and file I/O - a verify never blocks on it.
  */
 #ifndef SG_AUTH_H
@@ -26,7 +26,7 @@
 #define SG_AUTH_MAX_API_KEY 256      /* bytes of an X-API-Key value */
 #define SG_AUTH_MAX_PRINCIPAL 256    /* bytes of a principal name taken from a token */
 #define SG_AUTH_COOKIE "sg_token"    /* cookie carrying a bearer token for event streams */
-#define SG_AUTH_CACHE_ENTRIES 4096   /* verified tokens kept (each holds its claims: <= 8 KiB) */
+#define SG_AUTH_CACHE_ENTRIES 4096   /* verified tokens kept (each holds its bytes and claims: <= 8 KiB each) */
 #define SG_AUTH_MAX_JWKS (256 << 10) /* bytes of a JWK Set document */
 #define SG_AUTH_MAX_KEYS 64          /* keys used from one JWK Set */
 

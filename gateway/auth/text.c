@@ -9,7 +9,6 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 /* Appends to a bounded buffer as snprintf would: the length counts what did not fit too. */
 typedef struct st_text_t {
@@ -106,6 +105,17 @@ static bool is_token68_char(char ch)
            ch == '_' || ch == '~' || ch == '+' || ch == '/';
 }
 
+/* Whether the 6 bytes at `word` are "Bearer" in any case (RFC 7235 §2.1: the scheme is
+ * case-insensitive). Not strncasecmp: a call into the C library and its locale per request. */
+static bool is_bearer(const char *word)
+{
+    static const char lower[6] = {'b', 'e', 'a', 'r', 'e', 'r'};
+    unsigned char diff = 0;
+    for (size_t i = 0; i < 6; i++)
+        diff |= (unsigned char)(((unsigned char)word[i] | 0x20) ^ (unsigned char)lower[i]);
+    return diff == 0;
+}
+
 int sg_auth_bearer_span(const char *value, size_t len, const char **token, size_t *token_len)
 {
     size_t at = 0, end = len;
@@ -113,7 +123,7 @@ int sg_auth_bearer_span(const char *value, size_t len, const char **token, size_
         at++;
     while (end > at && (value[end - 1] == ' ' || value[end - 1] == '\t'))
         end--;
-    if (end - at < 6 || strncasecmp(value + at, "Bearer", 6) != 0 || (end - at > 6 && value[at + 6] != ' '))
+    if (end - at < 6 || !is_bearer(value + at) || (end - at > 6 && value[at + 6] != ' '))
         return -1;
     at += 6;
     while (at < end && value[at] == ' ')

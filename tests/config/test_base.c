@@ -1,6 +1,7 @@
 /*
  * Unit tests for the base library (config/base): base64url both ways against RFC 4648's test
- * vectors and strictness, the log's levels, sink and once-per-cause memory, and the helpers.
+ * vectors and strictness, the log's levels, sink and once-per-cause memory, SipHash-1-3 against
+ * CPython's, and the helpers.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -159,13 +160,45 @@ static void test_helpers(void **state)
     assert_memory_not_equal(a, b, sizeof(a));
 }
 
+/* CPython's hash() of bytes is SipHash-1-3 (sys.hash_info.algorithm 'siphash13' on 3.11) under
+ * a key made from PYTHONHASHSEED: all zero for 0, and for N > 0 the bytes of its LCG
+ * (x = x * 214013 + 2531011, byte = x >> 16 & 0xff). The values below came from
+ *   PYTHONHASHSEED=S python3 -c 'print(hex(hash(bytes(i & 0xff for i in range(N))) & (2**64 - 1)))'
+ * an implementation independent of ours (Python maps -1 to -2 and the empty input to 0: none of
+ * these). */
+static void test_siphash13_vectors(void **state)
+{
+    static const struct {
+        int seed;
+        size_t len;
+        uint64_t hash;
+    } cases[] = {
+        {0, 1, UINT64_C(0x68a914128e01e473)},   {0, 7, UINT64_C(0x2f098ab0c751325a)},  {0, 8, UINT64_C(0xead411e67ebe2eea)},
+        {0, 9, UINT64_C(0x75927f9d95124362)},   {0, 15, UINT64_C(0xf30eb725bb91c9ea)}, {0, 16, UINT64_C(0x8972188433a5c5b7)},
+        {0, 63, UINT64_C(0x385d3e39e5f37359)},  {0, 64, UINT64_C(0x75e05fd5bbc870c6)}, {0, 700, UINT64_C(0x0869d346f3ccea86)},
+        {1, 3, UINT64_C(0x8d5b20ab227ba858)},   {1, 8, UINT64_C(0xc0b5739e7e28dd01)},  {1, 21, UINT64_C(0x6194f8d23abbab99)},
+        {1, 700, UINT64_C(0xae6a7fc3f189084c)},
+    };
+    /* PYTHONHASHSEED=1: 29 23 be 84 e1 6c d6 ae 52 90 49 f1 f1 bb e9 eb. */
+    const sg_sipkey_t keys[2] = {{0, 0}, {UINT64_C(0xaed66ce184be2329), UINT64_C(0xebe9bbf1f1499052)}};
+    uint8_t buf[704 + 3];
+    for (size_t i = 0; i < SG_ARRAY_SIZE(cases); i++) {
+        for (size_t at = 0; at < 4; at++) { /* any alignment */
+            for (size_t j = 0; j < cases[i].len; j++)
+                buf[at + j] = (uint8_t)j;
+            if (sg_siphash13(&keys[cases[i].seed], buf + at, cases[i].len) != cases[i].hash)
+                fail_msg("seed %d, %zu bytes at offset %zu", cases[i].seed, cases[i].len, at);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_b64url_vectors),  cmocka_unit_test(test_b64url_round_trip_every_length),
         cmocka_unit_test(test_b64url_strict),   cmocka_unit_test(test_log_levels_and_sink),
         cmocka_unit_test(test_log_level_names), cmocka_unit_test(test_log_once),
-        cmocka_unit_test(test_helpers),
+        cmocka_unit_test(test_helpers),         cmocka_unit_test(test_siphash13_vectors),
     };
     return cmocka_run_group_tests_name("base", tests, NULL, NULL);
 }

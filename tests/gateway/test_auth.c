@@ -16,6 +16,7 @@
 #include <pthread.h>
 
 #include "auth_fixture.h"
+#include "auth_int.h" /* sg_auth_test_collide */
 #include "sg_auth.h"
 #include "sg_base.h"
 #include "sg_log.h"
@@ -384,6 +385,71 @@ static void test_cache(void **state)
     sg_conf_destroy(own_conf);
 }
 
+/* A copy of `token` with one character of its signature changed (to another base64url
+ * character, away from the last one, whose low bits may not count). Returns owned. */
+static char *with_signature_byte_changed(const char *token)
+{
+    char *copy = sg_strdup(token);
+    char *at = copy + strlen(copy) - 10;
+    assert_true(at > strrchr(copy, '.'));
+    *at = *at == 'A' ? 'B' : 'A';
+    return copy;
+}
+
+static void test_cache_compares_tokens(void **state)
+{
+    /* A hit is a token equal to the cached one, byte for byte: one character of the signature
+     * changed after the token was verified and cached is another token, checked and refused. */
+    sg_principal_release(expect_named(auth, "rs", SG_AUTH_OK));
+    sg_principal_release(expect_named(auth, "rs", SG_AUTH_OK));
+    char *forged = with_signature_byte_changed(fx_token(tokens, "rs"));
+    expect_cause(auth, forged, SG_AUTH_BAD_SIGNATURE);
+    free(forged);
+
+    /* The same where the cache's hash cannot tell tokens apart: every token lands on the same
+     * entry hash of the same shard, as two tokens whose keyed hashes collide would. */
+    sg_conf_t *own_conf;
+    sg_auth_t *verifier =
+        make_auth(&own_conf, "auth:\n  jwt: {issuer: \"" ISS "\", audience: " AUD ", jwks_file: \"%s/jwks.json\"}\n", fx.dir);
+    sg_auth_test_collide(verifier);
+    sg_principal_t *alice = expect_named(verifier, "rs", SG_AUTH_OK);
+    sg_principal_t *bob = expect_named(verifier, "scope-array", SG_AUTH_OK);
+    assert_string_equal(sg_principal_name(alice), "alice");
+    assert_string_equal(sg_principal_name(bob), "bob");
+    sg_auth_stats_t stats;
+    sg_auth_stats(verifier, &stats);
+    assert_int_equal(stats.verified, 2); /* bob's token was not taken for alice's */
+    assert_int_equal(stats.cache_hits, 0);
+    for (int round = 0; round < 2; round++) {
+        sg_principal_t *again = expect_named(verifier, "rs", SG_AUTH_OK);
+        assert_ptr_equal(again, alice);
+        sg_principal_release(again);
+        again = expect_named(verifier, "scope-array", SG_AUTH_OK);
+        assert_ptr_equal(again, bob);
+        sg_principal_release(again);
+    }
+    sg_auth_stats(verifier, &stats);
+    assert_int_equal(stats.verified, 2);
+    assert_int_equal(stats.cache_hits, 4);
+    /* Same hash, same length, one byte apart from a cached token: verified, and refused. */
+    forged = with_signature_byte_changed(fx_token(tokens, "rs"));
+    expect_cause(verifier, forged, SG_AUTH_BAD_SIGNATURE);
+    /* A prefix of a cached token is not that token either. */
+    const char *rs = fx_token(tokens, "rs");
+    sg_principal_t *principal = NULL;
+    sg_auth_error_t error;
+    assert_int_not_equal(sg_auth_verify_token(verifier, rs, strlen(rs) - 1, sg_now_ms(), &principal, &error), SG_AUTH_OK);
+    assert_null(principal);
+    sg_auth_stats(verifier, &stats);
+    assert_int_equal(stats.verified, 2);
+    assert_int_equal(stats.cache_hits, 4);
+    free(forged);
+    sg_principal_release(alice);
+    sg_principal_release(bob);
+    sg_auth_destroy(verifier);
+    sg_conf_destroy(own_conf);
+}
+
 static void test_cache_bounded(void **state)
 {
     /* Twice as many distinct tokens as the cache holds: the first is pushed out, nothing grows. */
@@ -724,10 +790,19 @@ static void test_parse_headers(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_valid_tokens),   cmocka_unit_test(test_refusals),     cmocka_unit_test(test_malformed_and_oversized),
-        cmocka_unit_test(test_scopes),         cmocka_unit_test(test_cache),        cmocka_unit_test(test_cache_bounded),
-        cmocka_unit_test(test_api_keys),       cmocka_unit_test(test_authenticate), cmocka_unit_test(test_hmac),
-        cmocka_unit_test(test_key_set_errors), cmocka_unit_test(test_concurrent),   cmocka_unit_test(test_www_authenticate),
+        cmocka_unit_test(test_valid_tokens),
+        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_malformed_and_oversized),
+        cmocka_unit_test(test_scopes),
+        cmocka_unit_test(test_cache),
+        cmocka_unit_test(test_cache_compares_tokens),
+        cmocka_unit_test(test_cache_bounded),
+        cmocka_unit_test(test_api_keys),
+        cmocka_unit_test(test_authenticate),
+        cmocka_unit_test(test_hmac),
+        cmocka_unit_test(test_key_set_errors),
+        cmocka_unit_test(test_concurrent),
+        cmocka_unit_test(test_www_authenticate),
         cmocka_unit_test(test_parse_headers),
     };
     return cmocka_run_group_tests_name("gateway-auth", tests, setup, teardown);
