@@ -177,6 +177,7 @@ static void maybe_free(sg_cmd_t *cmd)
 {
     if (cmd->dr_pending || cmd->claim_pending || sg_park_is_parked(&cmd->park))
         return;
+    assert(!cmd->in_table); /* the correlation table reads the id from the record */
     if (cmd->counted)
         atomic_fetch_sub(&cmd->loop->server->inflight, 1);
     if (cmd->value_bytes > 0) /* never produced (a replay, a refused claim) */
@@ -579,7 +580,7 @@ static void send_command(h2o_req_t *req, sg_cmd_t *cmd, const sg_cmd_event_t *ev
     if (route->has_reply && !cmd->async) {
         /* In the table before producing: the reply may overtake the delivery report. (An async
          * request waits for nothing but the ack; its reply is only recorded, for polling.) */
-        if (sg_corr_insert(cmd->loop->commands->pending, &cmd->id, cmd) != SG_CORR_OK) {
+        if (sg_corr_insert(cmd->loop->commands->pending, cmd) != SG_CORR_OK) {
             if (cmd->idem != NULL)
                 sg_idem_release(server, cmd);
             sg_problem(req, SG_PROBLEM_TOO_MANY_PENDING, NULL, "limits.pending (%u) requests are already waiting for replies",
@@ -765,7 +766,7 @@ static void init_loop(sg_loop_t *loop)
     struct st_sg_commands_loop_t *state = sg_calloc(1, sizeof(*state));
     state->loop = loop;
     /* Any loop may hold every pending slot (the table grows as needed, so this costs no memory). */
-    state->pending = sg_corr_create(server->conf->limits.pending);
+    state->pending = sg_corr_create(server->conf->limits.pending, offsetof(sg_cmd_t, id));
     assert(state->pending != NULL); /* config caps limits.pending at the table's capacity */
     h2o_linklist_init_anchor(&state->parked);
     state->trace_rng = ((uint64_t)server->instance_id << 32 | (uint64_t)loop->index) ^ 0x9e3779b97f4a7c15ull;
