@@ -62,6 +62,7 @@ static h2o_iovec_t sg_bench_header_names[SG_BENCH_MAX_HEADERS];
 static h2o_iovec_t sg_bench_header_values[SG_BENCH_MAX_HEADERS];
 static size_t sg_bench_header_count;
 static bool sg_bench_hold;
+static size_t sg_bench_buffer_bytes; /* --buffer-bytes: 0 leaves H2O's own (8 KB) */
 
 typedef struct st_sg_bench_worker_t {
     pthread_t thread;
@@ -129,6 +130,9 @@ static void *worker_main(void *arg)
     sg_bench_worker_t *worker = arg;
 
     sg_bench_current_worker = worker;
+    /* Thread-local: set on the thread that accepts, before its first socket (as the gateway does). */
+    if (sg_bench_buffer_bytes > 0)
+        h2o_socket_buffer_prototype._initial_buf.capacity = sg_bench_buffer_bytes;
     h2o_socket_t *listener = h2o_evloop_socket_create(worker->loop, worker->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
     listener->data = &worker->accept_ctx;
     h2o_socket_read_start(listener, on_accept);
@@ -188,12 +192,13 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: sg-bench-h2o [--listen HOST:PORT] [--threads N] [--status CODE] [--body TEXT]\n"
-            "                    [--header 'NAME: VALUE' ...] [--hold]\n"
+            "                    [--header 'NAME: VALUE' ...] [--hold] [--buffer-bytes N]\n"
             "  Bare H2O server answering every request (any method, any path) with a small JSON body.\n"
             "  defaults: --listen 127.0.0.1:18080 --threads 2 --status 202\n"
             "            --body '{\"topic\":\"t\",\"partition\":0,\"offset\":0}'\n"
             "  --header adds a response header (up to %d; lower-case NAME).\n"
-            "  --hold never answers: every request waits until its client goes away.\n",
+            "  --hold never answers: every request waits until its client goes away.\n"
+            "  --buffer-bytes N: H2O's buffers start at N bytes (its default 8192; streamgate's loops 1024).\n",
             SG_BENCH_MAX_HEADERS);
 }
 
@@ -205,11 +210,11 @@ int main(int argc, char **argv)
         {"listen", required_argument, NULL, 'l'}, {"threads", required_argument, NULL, 't'},
         {"status", required_argument, NULL, 's'}, {"body", required_argument, NULL, 'b'},
         {"header", required_argument, NULL, 'H'}, {"hold", no_argument, NULL, 'o'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"buffer-bytes", required_argument, NULL, 'B'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
     };
     int opt;
     sg_bench_body = h2o_iovec_init(sg_bench_default_body, sizeof(sg_bench_default_body) - 1);
-    while ((opt = getopt_long(argc, argv, "l:t:s:b:H:oh", long_options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "l:t:s:b:H:oB:h", long_options, NULL)) != -1) {
         switch (opt) {
         case 'l': listen_address = optarg; break;
         case 't': {
@@ -251,6 +256,15 @@ int main(int argc, char **argv)
             ++sg_bench_header_count;
         } break;
         case 'o': sg_bench_hold = true; break;
+        case 'B': {
+            char *end;
+            long bytes = strtol(optarg, &end, 10);
+            if (*end != '\0' || bytes < 64 || bytes > 1 << 20) {
+                fprintf(stderr, "sg-bench-h2o: --buffer-bytes must be 64..1048576\n");
+                return 2;
+            }
+            sg_bench_buffer_bytes = (size_t)bytes;
+        } break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }

@@ -53,7 +53,7 @@ void sg_gateway_on_delivery(void *opaque, const sg_delivery_t *delivery)
     /* Recorded here, off the loops: from now on any instance can say this request is pending. */
     if (cmd->route->has_reply && cmd->err == SG_BRIDGE_OK)
         record_pending(cmd->loop->server, cmd);
-    if (cmd->idem_key != NULL) {
+    if (cmd->idem != NULL) {
         if (cmd->err != SG_BRIDGE_OK && (delivery->status == SG_DELIVERY_POSSIBLY_PERSISTED || cmd->err == SG_BRIDGE_E_DELIVERY))
             /* It may be in the log: the key stays claimed until a lookup knows. Not only for
              * POSSIBLY_PERSISTED: when only that kept the key, a run with every node of the real

@@ -6,10 +6,31 @@
 #ifndef SG_COMMAND_H
 #define SG_COMMAND_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "gateway_int.h"
 #include "park.h"
 #include "sg_reqid.h"
 
+/* What a command produces: key and value in the request's pool (or the request's own body). */
+typedef struct st_sg_cmd_event_t {
+    h2o_iovec_t key, value;
+    const char *value_type;
+} sg_cmd_event_t;
+
+/* A command with an Idempotency-Key: its claim, allocated only for such requests (most have none,
+ * and every byte of sg_cmd_t is held by each waiting request). */
+typedef struct st_sg_cmd_idem_t {
+    uint8_t key[32]; /* the claim key: SHA-256 of its Idempotency-Key */
+    /* the claim's answer, filled on the deployment thread before the hand-off */
+    int claim_rc;
+    sg_idem_result_t claim;
+    sg_cmd_event_t event; /* kept (in the request's pool) until the claim is answered */
+} sg_cmd_idem_t;
+
+/* The record of a command from its admission until the bridge, the claim and the wait are all
+ * done. Held by every waiting request: keep it small (tests/gateway/test_command_size.c). */
 typedef struct st_sg_cmd_t {
     h2o_multithread_message_t message; /* linked into the loop's receiver by the bridge thread */
     sg_park_t park;                    /* the HTTP request while it waits; loop thread only */
@@ -21,27 +42,23 @@ typedef struct st_sg_cmd_t {
     int64_t wait_until_ms; /* sync reply routes: when the wait for the reply ends (sg_now_ms) */
     sg_reqid_t id;
     char id_text[SG_REQID_TEXT_LEN + 1];
-    char *idem_key; /* the claim key (SHA-256 of its Idempotency-Key, owned) this request claims, or NULL */
-    size_t idem_key_len;
-    /* what it produces, kept while its Idempotency-Key is claimed (in the request's pool) */
-    h2o_iovec_t event_key, event_value;
-    const char *value_type;
-    int64_t wait_ms;                     /* a reply route's wait for its reply */
-    char owner[SG_ACCESS_OWNER_LEN + 1]; /* who asked (access.h), stored with its outcome; "" without auth */
-    const sg_principal_t *principal;     /* its credential's principal (stamped on the event), while the request lives */
-    size_t value_bytes;                  /* the event's value, counted in limits.inflight_bytes until the delivery report */
+    /* The fields below are ordered to leave no padding: a record of at most 280 bytes with its
+     * one-byte owner is one 288-byte malloc chunk. */
+    bool outcome_unknown; /* bridge thread: failed, possibly in the log: its Idempotency-Key stays claimed (lookup) */
     /* loop thread only */
     unsigned dr_pending : 1, in_table : 1, async : 1, timed_out : 1, acked : 1, claim_pending : 1, counted : 1;
-    /* the claim's answer, filled on the deployment thread before the hand-off */
-    int claim_rc;
-    sg_idem_result_t claim;
     /* filled on the bridge thread before the hand-off */
     int err;
-    int outcome_unknown; /* failed, possibly in the log: its Idempotency-Key stays claimed (lookup) */
-    const char *errstr;
     int32_t partition;
+    const char *errstr;
     int64_t offset;
     int64_t timestamp_ms;
+    sg_cmd_idem_t *idem;             /* owned; NULL without an Idempotency-Key claim */
+    const sg_principal_t *principal; /* its credential's principal (stamped on the event), while the request lives */
+    uint32_t value_bytes; /* the event's value (limits.body_bytes <= 64 MiB), counted in limits.inflight_bytes until the delivery report */
+    /* who asked (access.h), stored with its outcome: SG_ACCESS_OWNER_LEN + 1 bytes where it is
+     * worked out (with auth, on reply routes and with an Idempotency-Key), else one byte, "" */
+    char owner[];
 } sg_cmd_t;
 
 /* A reply copied off the bridge thread for the loop that owns its request. */

@@ -21,6 +21,7 @@
  * sends a header of that name cannot put it there.
  */
 #include <assert.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,12 +177,13 @@ static void maybe_free(sg_cmd_t *cmd)
 {
     if (cmd->dr_pending || cmd->claim_pending || sg_park_is_parked(&cmd->park))
         return;
+    assert(!cmd->in_table); /* the correlation table reads the id from the record */
     if (cmd->counted)
         atomic_fetch_sub(&cmd->loop->server->inflight, 1);
     if (cmd->value_bytes > 0) /* never produced (a replay, a refused claim) */
         sg_inflight_bytes_release(cmd->loop->server, cmd->value_bytes);
     sg_pending_release(cmd->loop->server);
-    free(cmd->idem_key);
+    free(cmd->idem);
     free(cmd);
 }
 
@@ -232,7 +234,7 @@ static void on_wait_deadline(sg_park_t *park)
         if (now >= ack_deadline(cmd)) {
             /* No 2xx without the ack, and no wait beyond the produce timeout: 503. The delivery
              * report still comes and settles an Idempotency-Key (a retry meanwhile gets 409). */
-            if (cmd->idem_key != NULL)
+            if (cmd->idem != NULL)
                 sg_problem(take_request(cmd), SG_PROBLEM_OUTCOME_UNKNOWN, "Idempotency-Key",
                            "Kafka did not acknowledge the event within kafka.produce_timeout (%lld ms); it may still be "
                            "written. Retry with the same Idempotency-Key: it is answered once the outcome is known",
@@ -344,7 +346,7 @@ static void on_replies(h2o_multithread_receiver_t *receiver, h2o_linklist_t *mes
     }
 }
 
-static void send_command(h2o_req_t *req, sg_cmd_t *cmd);
+static void send_command(h2o_req_t *req, sg_cmd_t *cmd, const sg_cmd_event_t *event);
 
 /* The Idempotency-Key claim is answered: produce if it won and the request is still here. */
 static void on_claims(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
@@ -356,10 +358,10 @@ static void on_claims(h2o_multithread_receiver_t *receiver, h2o_linklist_t *mess
         cmd->claim_pending = 0;
         h2o_req_t *req = take_request(cmd);
         if (req == NULL) {
-            if (cmd->claim_rc == SG_CLAIMS_OK && cmd->claim.kind == SG_IDEM_CLAIMED)
+            if (cmd->idem->claim_rc == SG_CLAIMS_OK && cmd->idem->claim.kind == SG_IDEM_CLAIMED)
                 sg_idem_release(cmd->loop->server, cmd); /* won, but nobody will produce it */
         } else if (sg_idem_claimed(req, cmd) == 0) {
-            send_command(req, cmd);
+            send_command(req, cmd, &cmd->idem->event);
             continue;
         }
         maybe_free(cmd);
@@ -518,7 +520,12 @@ static sg_cmd_t *admit(h2o_req_t *req, size_t route_index, int async, const sg_p
     sg_loop_t *loop = sg_loop_of(req);
     sg_server_t *server = loop->server;
     const sg_route_conf_t *route = &server->conf->routes[route_index];
-    sg_cmd_t *cmd = sg_calloc(1, sizeof(*cmd));
+    /* Who asked goes with the outcome (GET /requests/{id}) and scopes the Idempotency-Key: worked
+     * out, and given room in the record, only where one of them needs it (a digest per request
+     * otherwise). */
+    int needs_owner =
+        server->auth != NULL && (route->has_reply || sg_http_header(req, H2O_STRLIT("idempotency-key")).base != NULL);
+    sg_cmd_t *cmd = sg_calloc(1, offsetof(sg_cmd_t, owner) + (needs_owner ? SG_ACCESS_OWNER_LEN + 1 : 1));
     cmd->loop = loop;
     cmd->route = route;
     cmd->async = async;
@@ -529,15 +536,13 @@ static sg_cmd_t *admit(h2o_req_t *req, size_t route_index, int async, const sg_p
                            .counter = ++loop->commands->reqid_counter};
     sg_reqid_format(&server->reqid_key, &cmd->id, cmd->id_text);
     cmd->principal = principal;
-    /* Who asked goes with the outcome (GET /requests/{id}) and scopes the Idempotency-Key: worked
-     * out only where one of them needs it (a digest per request otherwise). */
-    if (server->auth != NULL && (route->has_reply || sg_http_header(req, H2O_STRLIT("idempotency-key")).base != NULL))
+    if (needs_owner)
         sg_access_owner(server, principal, cmd->owner);
     return cmd;
 }
 
 /* Produces the event. Returns the bridge's result (SG_BRIDGE_OK: the bridge holds cmd). */
-static int produce(h2o_req_t *req, sg_cmd_t *cmd)
+static int produce(h2o_req_t *req, sg_cmd_t *cmd, const sg_cmd_event_t *event)
 {
     sg_loop_t *loop = cmd->loop;
     sg_server_t *server = loop->server;
@@ -547,7 +552,7 @@ static int produce(h2o_req_t *req, sg_cmd_t *cmd)
     sg_traceparent_make(&loop->commands->trace_rng, incoming.base, incoming.len, traceparent);
     sg_bridge_header_t headers[] = {
         {sg_route_correlation_header(route), cmd->id_text, SG_REQID_TEXT_LEN},
-        {"content-type", cmd->value_type, strlen(cmd->value_type)},
+        {"content-type", event->value_type, strlen(event->value_type)},
         {"traceparent", traceparent, SG_TRACEPARENT_LEN},
         {SG_ROUTE_HEADER, route->name, strlen(route->name)},
         {NULL, NULL, 0}, /* and, as they apply: the reply topic and partition (the route's header names), the principal */
@@ -573,22 +578,22 @@ static int produce(h2o_req_t *req, sg_cmd_t *cmd)
         headers[n_headers++] = (sg_bridge_header_t){server->conf->auth.principal_header, name, strlen(name)};
     }
     return sg_bridge_produce(server->bridge, server->route_topics[route - server->conf->routes], -1, cmd->create_ms,
-                             cmd->event_key.base, cmd->event_key.len, cmd->event_value.base, cmd->event_value.len, headers,
+                             event->key.base, event->key.len, event->value.base, event->value.len, headers,
                              n_headers, cmd);
 }
 
 /* Produces the command (its Idempotency-Key, if any, is claimed) and parks it until the broker's
  * answer; a reply route's request goes into the correlation table first. Answers the request
  * when that fails. */
-static void send_command(h2o_req_t *req, sg_cmd_t *cmd)
+static void send_command(h2o_req_t *req, sg_cmd_t *cmd, const sg_cmd_event_t *event)
 {
     sg_server_t *server = cmd->loop->server;
     const sg_route_conf_t *route = cmd->route;
     if (route->has_reply && !cmd->async) {
         /* In the table before producing: the reply may overtake the delivery report. (An async
          * request waits for nothing but the ack; its reply is only recorded, for polling.) */
-        if (sg_corr_insert(cmd->loop->commands->pending, &cmd->id, cmd) != SG_CORR_OK) {
-            if (cmd->idem_key != NULL)
+        if (sg_corr_insert(cmd->loop->commands->pending, cmd) != SG_CORR_OK) {
+            if (cmd->idem != NULL)
                 sg_idem_release(server, cmd);
             sg_problem(req, SG_PROBLEM_TOO_MANY_PENDING, NULL, "limits.pending (%u) requests are already waiting for replies",
                        server->conf->limits.pending);
@@ -599,13 +604,13 @@ static void send_command(h2o_req_t *req, sg_cmd_t *cmd)
     }
     cmd->produced_us = sg_mono_us();
     cmd->produce_ms = sg_now_ms();
-    int rc = produce(req, cmd);
+    int rc = produce(req, cmd, event);
     if (rc != SG_BRIDGE_OK) {
         sg_metrics_produce_error(cmd->loop, rc);
         if (cmd->in_table)
             sg_corr_remove(cmd->loop->commands->pending, &cmd->id);
         cmd->in_table = 0;
-        if (cmd->idem_key != NULL)
+        if (cmd->idem != NULL)
             sg_idem_release(server, cmd);
         if (rc == SG_BRIDGE_E_TOO_LARGE)
             sg_problem(req, SG_PROBLEM_BODY_TOO_LARGE, "body", "the event is larger than the producer's message.max.bytes");
@@ -720,24 +725,22 @@ void sg_commands_handle(h2o_req_t *req, size_t route_index, const sg_path_match_
         return;
     }
     sg_cmd_t *cmd = admit(req, route_index, async, principal);
-    cmd->value_bytes = value.len;
-    cmd->event_key = h2o_iovec_init(keylen > 0 ? key : NULL, (size_t)keylen);
-    cmd->event_value = value;
-    cmd->value_type = value_type;
-    cmd->wait_ms = wait_ms;
+    cmd->value_bytes = (uint32_t)value.len; /* at most limits.body_bytes (64 MiB), or its Avro encoding */
     cmd->wait_until_ms = cmd->create_ms + wait_ms;
+    sg_cmd_event_t event = {h2o_iovec_init(keylen > 0 ? key : NULL, (size_t)keylen), value, value_type};
     switch (sg_idem_begin(req, cmd)) {
     case SG_IDEM_ANSWERED: maybe_free(cmd); return;
     case SG_IDEM_CLAIMING:
         /* The event waits for the claim: its key must outlive this stack frame. */
+        cmd->idem->event = event;
         if (keylen > 0)
-            cmd->event_key = h2o_strdup(&req->pool, key, (size_t)keylen);
+            cmd->idem->event.key = h2o_strdup(&req->pool, key, (size_t)keylen);
         cmd->counted = 1;
         atomic_fetch_add(&server->inflight, 1);
         sg_park_start(&cmd->park, &command_park, req, &cmd->loop->commands->parked, NULL);
         sg_park_set_deadline(&cmd->park, conf->kafka.produce_timeout_ms + SG_CLAIM_BACKSTOP_MS);
         return;
-    default: send_command(req, cmd); return;
+    default: send_command(req, cmd, &event); return;
     }
 }
 
@@ -775,7 +778,7 @@ static void init_loop(sg_loop_t *loop)
     struct st_sg_commands_loop_t *state = sg_calloc(1, sizeof(*state));
     state->loop = loop;
     /* Any loop may hold every pending slot (the table grows as needed, so this costs no memory). */
-    state->pending = sg_corr_create(server->conf->limits.pending);
+    state->pending = sg_corr_create(server->conf->limits.pending, offsetof(sg_cmd_t, id));
     assert(state->pending != NULL); /* config caps limits.pending at the table's capacity */
     h2o_linklist_init_anchor(&state->parked);
     state->trace_rng = ((uint64_t)server->instance_id << 32 | (uint64_t)loop->index) ^ 0x9e3779b97f4a7c15ull;

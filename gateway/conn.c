@@ -52,13 +52,14 @@ typedef struct st_sg_conn_t {
     h2o_linklist_t link; /* in the loop's list */
     struct st_sg_conns_loop_t *state;
     h2o_socket_t *sock;
-    sg_park_t *parked;     /* HTTP/1: the parked request whose socket is watched for the client leaving */
-    size_t input_at_watch; /* sock->input->size when the watch began */
-    uint64_t acked;        /* bytes the client acknowledged, at the last sweep */
-    size_t written;        /* sock->bytes_written at the last sweep */
-    int64_t stalled_ms;    /* how long a pending write has made no progress */
-    unsigned overflow : 1; /* beyond limits.connections: health probes only */
-    unsigned closing : 1;  /* shut down for not reading; H2O closes it */
+    sg_park_t *parked;       /* HTTP/1: the parked request whose socket is watched for the client leaving */
+    uint64_t acked;          /* bytes the client acknowledged, at the last sweep */
+    size_t written;          /* sock->bytes_written at the last sweep */
+    int64_t stalled_ms;      /* how long a pending write has made no progress */
+    uint32_t input_at_watch; /* sock->input->size when the watch began (a request head and body: < 4 GB) */
+    unsigned overflow : 1;   /* beyond limits.connections: health probes only */
+    unsigned closing : 1;    /* shut down for not reading; H2O closes it */
+    /* 72 bytes: one 80-byte malloc chunk per connection, i.e. per waiting HTTP/1 request */
 } sg_conn_t;
 
 struct st_sg_conns_loop_t {
@@ -331,7 +332,7 @@ void sg_conns_watch_parked(sg_park_t *park)
     if (conn == NULL || conn->parked != NULL || conn->sock->_cb.read != NULL)
         return;
     conn->parked = park;
-    conn->input_at_watch = conn->sock->input->size;
+    conn->input_at_watch = (uint32_t)conn->sock->input->size;
     h2o_socket_read_start(conn->sock, on_parked_read);
 }
 

@@ -160,9 +160,9 @@ static void on_claim_done(void *opaque, int rc, const sg_idem_result_t *result, 
 {
     static sg_log_once_t logged;
     sg_cmd_t *cmd = opaque;
-    cmd->claim_rc = rc;
+    cmd->idem->claim_rc = rc;
     if (rc == SG_CLAIMS_OK)
-        cmd->claim = *result;
+        cmd->idem->claim = *result;
     else if (rc != SG_CLAIMS_E_SHUTDOWN && sg_log_once(&logged, (uint64_t)-rc))
         sg_log_warn("route %s: an Idempotency-Key claim failed, answered 503 store-unavailable: %s (logged once per cause)",
                     cmd->route->name, why);
@@ -200,14 +200,17 @@ int sg_idem_begin(h2o_req_t *req, sg_cmd_t *cmd)
             return SG_IDEM_ANSWERED;
     }
     int64_t expires_ms = cmd->create_ms + server->conf->requests.retention_ms;
+    /* Before the claim is submitted: its answer (deployment thread) is written into it. */
+    cmd->idem = sg_calloc(1, sizeof(*cmd->idem));
+    memcpy(cmd->idem->key, claim_key, sizeof(claim_key));
     if (server->deployment == NULL || sg_claims_claim(server->deployment, scope, claim_key, body, cmd->id_text, SG_REQID_TEXT_LEN,
                                                       cmd->create_ms, expires_ms, on_claim_done, cmd, err, sizeof(err)) != 0) {
+        free(cmd->idem);
+        cmd->idem = NULL;
         sg_problem(req, SG_PROBLEM_STORE_UNAVAILABLE, NULL, "the Idempotency-Key cannot be claimed now: %s",
                    server->deployment == NULL ? "no deployment" : err);
         return SG_IDEM_ANSWERED;
     }
-    cmd->idem_key = sg_memdup(claim_key, sizeof(claim_key));
-    cmd->idem_key_len = sizeof(claim_key);
     cmd->claim_pending = 1;
     return SG_IDEM_CLAIMING;
 }
@@ -215,7 +218,7 @@ int sg_idem_begin(h2o_req_t *req, sg_cmd_t *cmd)
 int sg_idem_claimed(h2o_req_t *req, sg_cmd_t *cmd)
 {
     sg_server_t *server = cmd->loop->server;
-    switch (cmd->claim_rc) {
+    switch (cmd->idem->claim_rc) {
     case SG_CLAIMS_OK: break;
     case SG_CLAIMS_E_SHUTDOWN:
         sg_problem(req, SG_PROBLEM_SHUTTING_DOWN, NULL, "the gateway is shutting down; retry on another instance");
@@ -230,9 +233,9 @@ int sg_idem_claimed(h2o_req_t *req, sg_cmd_t *cmd)
                    "was produced");
         return 1;
     }
-    if (cmd->claim.kind == SG_IDEM_CLAIMED)
+    if (cmd->idem->claim.kind == SG_IDEM_CLAIMED)
         return 0;
-    return answer_held(req, server, cmd, (const uint8_t *)cmd->idem_key, &cmd->claim, 0);
+    return answer_held(req, server, cmd, cmd->idem->key, &cmd->idem->claim, 0);
 }
 
 /* The 202 record of request id_text on a route without reply: what a replay answers. */
@@ -275,10 +278,10 @@ int sg_idem_record_accepted(sg_server_t *server, sg_cmd_t *cmd)
     record_accepted(server, cmd->id_text, &pos);
     char err[256], scope_buf[SG_STORE_MAX_ROUTE + 1];
     const char *scope = claim_scope(cmd->route, cmd->owner, scope_buf, sizeof(scope_buf));
-    if (sg_store_idem_complete(server->store, scope, cmd->idem_key, cmd->idem_key_len, cmd->id_text, SG_REQID_TEXT_LEN, err,
+    if (sg_store_idem_complete(server->store, scope, cmd->idem->key, sizeof(cmd->idem->key), cmd->id_text, SG_REQID_TEXT_LEN, err,
                                sizeof(err)) < 0)
         sg_log_error("idempotency store: %s", err);
-    return server->deployment != NULL && sg_claims_complete(server->deployment, scope, (const uint8_t *)cmd->idem_key, cmd->id_text,
+    return server->deployment != NULL && sg_claims_complete(server->deployment, scope, cmd->idem->key, cmd->id_text,
                                                             SG_REQID_TEXT_LEN, &pos, on_published, cmd) == 0;
 }
 
@@ -303,7 +306,7 @@ void sg_idem_release(sg_server_t *server, const sg_cmd_t *cmd)
     char scope[SG_STORE_MAX_ROUTE + 1];
     if (server->deployment != NULL)
         sg_claims_release(server->deployment, claim_scope(cmd->route, cmd->owner, scope, sizeof(scope)),
-                          (const uint8_t *)cmd->idem_key, cmd->id_text, SG_REQID_TEXT_LEN);
+                          cmd->idem->key, cmd->id_text, SG_REQID_TEXT_LEN);
 }
 
 /* --- outcome unknown: the lookup ------------------------------------------------------------ */
@@ -423,7 +426,7 @@ int sg_idem_mark_unknown(sg_server_t *server, const sg_cmd_t *cmd)
     char err[256], scope[SG_STORE_MAX_ROUTE + 1];
     const char *claim = claim_scope(cmd->route, cmd->owner, scope, sizeof(scope));
     int rc = cmd->partition < 0 ? 1
-                                : sg_store_idem_mark_unknown(server->store, claim, cmd->idem_key, cmd->idem_key_len, cmd->id_text,
+                                : sg_store_idem_mark_unknown(server->store, claim, cmd->idem->key, sizeof(cmd->idem->key), cmd->id_text,
                                                              SG_REQID_TEXT_LEN, cmd->partition, cmd->create_ms, err, sizeof(err));
     if (rc != 0) {
         if (rc < 0)
@@ -433,9 +436,9 @@ int sg_idem_mark_unknown(sg_server_t *server, const sg_cmd_t *cmd)
     }
     /* Every instance's fold marks it too: a retry elsewhere answers 503 outcome-unknown, not 409. */
     if (server->deployment != NULL)
-        sg_claims_mark_unknown(server->deployment, claim, (const uint8_t *)cmd->idem_key, cmd->id_text, SG_REQID_TEXT_LEN,
+        sg_claims_mark_unknown(server->deployment, claim, cmd->idem->key, cmd->id_text, SG_REQID_TEXT_LEN,
                                cmd->partition, cmd->create_ms);
-    submit_lookup(server, cmd->route, cmd->owner, cmd->idem_key, cmd->idem_key_len, cmd->id_text, cmd->partition, cmd->create_ms);
+    submit_lookup(server, cmd->route, cmd->owner, cmd->idem->key, sizeof(cmd->idem->key), cmd->id_text, cmd->partition, cmd->create_ms);
     return 0;
 }
 

@@ -23,7 +23,7 @@ typedef enum {
 } sg_idem_begin_t;
 
 /** Handles cmd's Idempotency-Key, if the request has one (cmd has its id and route). Returns an
- * sg_idem_begin_t; with SG_IDEM_CLAIMING cmd->idem_key is the claim key (owned) and
+ * sg_idem_begin_t; with SG_IDEM_CLAIMING cmd->idem holds the claim key and
  * cmd->claim_pending is set. Loop thread. */
 int sg_idem_begin(h2o_req_t *req, sg_cmd_t *cmd);
 

@@ -9,6 +9,10 @@
  * is only reached when the pending requests are really there. The table never shrinks: a loop
  * that once held many requests is likely to again.
  *
+ * A slot is a value pointer and the key's hash, 16 bytes: the key itself is read from the value
+ * (each value holds its own id at the offset given at creation), which costs a look into the
+ * value only when the hashes match, and halves what every waiting request holds here.
+ *
  * The hash is an unkeyed mixer (the SplitMix64 / Stafford "mix13" finaliser over the packed
  * fields), not the keyed SipHash: every key that reaches the table was minted by this
  * deployment or MAC-verified, so an attacker cannot choose keys that collide, and sequential
@@ -30,12 +34,8 @@
 #define SG_CORR_LOAD_DEN 10
 
 typedef struct st_sg_corr_slot_t {
-    uint64_t time_ms;
-    uint32_t instance;
-    uint32_t counter;
-    uint16_t loop;
-    uint32_t hash; /* cached: resizing and backward shifts need each entry's home slot */
     void *value;   /* NULL marks an empty slot, which is why values may not be NULL */
+    uint32_t hash; /* cached: probes compare it first; resizing and backward shifts need each entry's home slot */
 } sg_corr_slot_t;
 
 struct st_sg_corr_t {
@@ -44,7 +44,13 @@ struct st_sg_corr_t {
     size_t max_slots;
     size_t count;
     size_t capacity;
+    size_t key_offset; /* where each value holds its id */
 };
+
+static const sg_reqid_t *sg_corr_key(const sg_corr_t *corr, const void *value)
+{
+    return (const sg_reqid_t *)((const char *)value + corr->key_offset);
+}
 
 static uint64_t sg_corr_mix(uint64_t x)
 {
@@ -63,18 +69,21 @@ static uint32_t sg_corr_hash(const sg_reqid_t *id)
     return (uint32_t)sg_corr_mix(inner ^ id->time_ms ^ (uint64_t)id->loop << 48);
 }
 
-static int sg_corr_slot_is(const sg_corr_slot_t *slot, const sg_reqid_t *id, uint32_t hash)
+static int sg_corr_slot_is(const sg_corr_t *corr, const sg_corr_slot_t *slot, const sg_reqid_t *id, uint32_t hash)
 {
-    return slot->hash == hash && slot->counter == id->counter && slot->time_ms == id->time_ms && slot->instance == id->instance &&
-           slot->loop == id->loop;
+    if (slot->hash != hash)
+        return 0;
+    const sg_reqid_t *key = sg_corr_key(corr, slot->value);
+    return key->counter == id->counter && key->time_ms == id->time_ms && key->instance == id->instance && key->loop == id->loop;
 }
 
-sg_corr_t *sg_corr_create(size_t capacity)
+sg_corr_t *sg_corr_create(size_t capacity, size_t key_offset)
 {
     if (capacity == 0 || capacity > SG_CORR_MAX_CAPACITY)
         return NULL;
     sg_corr_t *corr = sg_calloc(1, sizeof(*corr));
     corr->capacity = capacity;
+    corr->key_offset = key_offset;
     corr->max_slots = 1;
     while (corr->max_slots * SG_CORR_LOAD_NUM < capacity * SG_CORR_LOAD_DEN)
         corr->max_slots *= 2;
@@ -93,7 +102,7 @@ void sg_corr_destroy(sg_corr_t *corr)
 static size_t sg_corr_probe(const sg_corr_t *corr, const sg_reqid_t *id, uint32_t hash)
 {
     size_t index = hash & corr->mask;
-    while (corr->slots[index].value != NULL && !sg_corr_slot_is(&corr->slots[index], id, hash))
+    while (corr->slots[index].value != NULL && !sg_corr_slot_is(corr, &corr->slots[index], id, hash))
         index = (index + 1) & corr->mask;
     return index;
 }
@@ -115,9 +124,10 @@ static void sg_corr_resize(sg_corr_t *corr, size_t n_slots)
     free(old);
 }
 
-int sg_corr_insert(sg_corr_t *corr, const sg_reqid_t *id, void *value)
+int sg_corr_insert(sg_corr_t *corr, void *value)
 {
     assert(value != NULL);
+    const sg_reqid_t *id = sg_corr_key(corr, value);
     uint32_t hash = sg_corr_hash(id);
     if (corr->slots != NULL && corr->slots[sg_corr_probe(corr, id, hash)].value != NULL)
         return SG_CORR_E_DUPLICATE;
@@ -135,10 +145,6 @@ int sg_corr_insert(sg_corr_t *corr, const sg_reqid_t *id, void *value)
     }
 
     sg_corr_slot_t *slot = &corr->slots[sg_corr_probe(corr, id, hash)];
-    slot->time_ms = id->time_ms;
-    slot->instance = id->instance;
-    slot->counter = id->counter;
-    slot->loop = id->loop;
     slot->hash = hash;
     slot->value = value;
     ++corr->count;

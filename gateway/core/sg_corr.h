@@ -6,6 +6,9 @@
  * caller turns into 503, so memory is bounded by configuration, not by how slow workers are.
  * Slots are allocated as the table fills, not up front, so a large limit costs nothing until
  * it is used.
+ *
+ * Values are records that hold their own id (an sg_reqid_t at a fixed offset in every value): the
+ * table keeps a pointer and a hash per entry, not a copy of the key.
  */
 #ifndef SG_CORR_H
 #define SG_CORR_H
@@ -25,15 +28,17 @@ enum {
 };
 
 /** Returns an empty table holding at most capacity entries (returns owned), or NULL when capacity is
- *  0 or above SG_CORR_MAX_CAPACITY. Aborts when out of memory. */
-sg_corr_t *sg_corr_create(size_t capacity);
+ *  0 or above SG_CORR_MAX_CAPACITY. Every value holds its id at key_offset bytes from its start
+ *  (offsetof), unchanged while the value is in the table. Aborts when out of memory. */
+sg_corr_t *sg_corr_create(size_t capacity, size_t key_offset);
 
 /** Frees the table, not the values it holds. NULL is a no-op. */
 void sg_corr_destroy(sg_corr_t *corr);
 
-/** Adds id -> value (borrowed; must not be NULL). Returns SG_CORR_OK, SG_CORR_E_DUPLICATE when
- *  id is present (the table is unchanged), or SG_CORR_E_FULL. Keys compare all four id fields. */
-int sg_corr_insert(sg_corr_t *corr, const sg_reqid_t *id, void *value);
+/** Adds value (borrowed; must not be NULL) under the id it holds. Returns SG_CORR_OK,
+ *  SG_CORR_E_DUPLICATE when that id is present (the table is unchanged), or SG_CORR_E_FULL. Keys
+ *  compare all four id fields. */
+int sg_corr_insert(sg_corr_t *corr, void *value);
 
 /** Returns the value stored for id, or NULL when absent. */
 void *sg_corr_find(const sg_corr_t *corr, const sg_reqid_t *id);

@@ -191,6 +191,31 @@ static void test_inflight_bytes_bound(void **state)
     close(second);
 }
 
+/* A request waiting for its reply holds nothing of its event once the broker has it (issue 13,
+ * memory): its bytes leave limits.inflight_bytes with the delivery report, so two waits of 60 KiB
+ * each leave room for a third under the 128 KiB bound while both still wait. */
+static void test_reply_wait_releases_its_event(void **state)
+{
+    int waiting[3];
+    for (int i = 0; i < 2; ++i)
+        waiting[i] = send_post("/ask", "Prefer: wait=20\r\n", 60 * 1024);
+    for (int i = 0; i < 200 && (metric("streamgate_inflight_requests") != 2 || metric("streamgate_pending_bytes") != 0); ++i)
+        wire_pause_ms(50);
+    assert_int_equal(metric("streamgate_inflight_requests"), 2);
+    assert_int_equal(metric("streamgate_pending_bytes"), 0);
+    waiting[2] = send_post("/ask", "Prefer: wait=20\r\n", 60 * 1024);
+    char type[64];
+    assert_int_equal(status_within(waiting[2], 1000, type, sizeof(type)), 0); /* waits, not 503 too-many-pending-bytes */
+    for (int i = 0; i < 3; ++i) {
+        assert_int_equal(status_within(waiting[i], 0, type, sizeof(type)), 0);
+        close(waiting[i]);
+    }
+    /* The clients left: their waits end and free their slots for the next tests. */
+    for (int i = 0; i < 200 && metric("streamgate_pending_requests") != 0; ++i)
+        wire_pause_ms(50);
+    assert_int_equal(metric("streamgate_pending_requests"), 0);
+}
+
 /* --- HTTP/2 rapid reset ------------------------------------------------------------------------- */
 
 static void test_rapid_reset_streams_are_limited(void **state)
@@ -282,6 +307,7 @@ int main(void)
         cmocka_unit_test(test_pending_counts_commands_without_reply),
         cmocka_unit_test(test_pending_is_exact_for_reply_waits),
         cmocka_unit_test(test_inflight_bytes_bound),
+        cmocka_unit_test(test_reply_wait_releases_its_event),
         cmocka_unit_test(test_rapid_reset_streams_are_limited),
         cmocka_unit_test(test_readyz_follows_the_brokers),
     };
