@@ -225,6 +225,9 @@ const char *sg_table_view_token_text(const sg_table_view_t *view, size_t *len);
 
 /** The largest stream time of topic's partitions in the view (0 when none). */
 int64_t sg_table_view_stream_time(const sg_table_view_t *view, const char *topic);
+/** The same as decimal text (borrowed, *len bytes, NUL-terminated), made once per commit, when
+ * every position of the view is of `topic` (a table reads one topic); else NULL. */
+const char *sg_table_view_stream_time_text(const sg_table_view_t *view, const char *topic, size_t *len);
 
 /* Called per row in key order; value is without the header; all pointers valid only during the
  * call. Non-zero stops the scan after this row. */

@@ -40,6 +40,7 @@
 
 #include "queries_int.h"
 
+#include <inttypes.h>
 #include <pthread.h>
 #include <rocksdb/c.h>
 #include <stdarg.h>
@@ -98,6 +99,8 @@ struct st_sg_table_view_t {
     size_t token_text_len;
     const char *one_topic;   /* the topic of every position, when they all have one (else NULL) */
     int64_t one_stream_time; /* then the largest stream time of its applied partitions */
+    char one_stream_time_text[24]; /* and that in decimal (a Stream-Time header per read) */
+    size_t one_stream_time_text_len;
     const char *error;       /* why the positions could not be read (corrupt record), or NULL */
 };
 
@@ -874,6 +877,8 @@ static sg_table_view_t *sg_table_view_new(sg_tables_t *tables, const sg_table_ba
     for (size_t i = 0; view->one_topic != NULL && i < n; i++)
         if (view->positions[i].next_offset > 0 && view->positions[i].stream_time_ms > view->one_stream_time)
             view->one_stream_time = view->positions[i].stream_time_ms;
+    int text_len = snprintf(view->one_stream_time_text, sizeof(view->one_stream_time_text), "%" PRId64, view->one_stream_time);
+    view->one_stream_time_text_len = text_len > 0 ? (size_t)text_len : 0;
     view->token = sg_token_create();
     for (size_t i = 0; i < n && view->token != NULL; i++) {
         const sg_table_view_pos_t *pos = &view->positions[i];
@@ -982,6 +987,14 @@ int64_t sg_table_view_stream_time(const sg_table_view_t *view, const char *topic
             stream_time = pos->stream_time_ms;
     }
     return stream_time;
+}
+
+const char *sg_table_view_stream_time_text(const sg_table_view_t *view, const char *topic, size_t *len)
+{
+    if (view->one_topic == NULL || strcmp(view->one_topic, topic) != 0)
+        return NULL;
+    *len = view->one_stream_time_text_len;
+    return view->one_stream_time_text;
 }
 
 static int sg_tables_position_locked(sg_tables_t *tables, const char *table_name, const char *topic, int32_t partition,
