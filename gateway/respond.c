@@ -38,7 +38,8 @@ int sg_http_method_is(h2o_req_t *req, const char *method)
 
 int sg_http_is_get_or_head(h2o_req_t *req)
 {
-    return sg_http_method_is(req, "GET") || sg_http_method_is(req, "HEAD");
+    return h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) ||
+           h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
 }
 
 int sg_http_wants_event_stream(h2o_req_t *req)
