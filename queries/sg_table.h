@@ -80,6 +80,10 @@ int sg_tables_health(sg_tables_t *tables, char *reason, size_t reasonlen);
  * still unavailable (why in err). The writer's thread (the materializer), no batch being committed. */
 int sg_tables_recover(sg_tables_t *tables, char *err, size_t errlen);
 
+/** Tests only: while `fail` is set, reopening the database for writing (sg_tables_recover) fails,
+ * so the reopen falls back to a read-only one, as on a file system that became read-only. */
+void sg_tables_test_fail_writable_open(sg_tables_t *tables, int fail);
+
 #define SG_TABLE_CACHE_DEFAULT_BYTES (512u * 1024u * 1024u)
 
 /** Sets the memory reads may keep (RocksDB's block cache and row cache, half each, shared by every
