@@ -16,7 +16,9 @@
  * delivery report, which a poll thread hands back to the request's loop (one wake-up per loop
  * per burst of reports, as the gateway does). `embedded` starts librdkafka's mock cluster in this
  * process (one broker, --topic with --partitions), as the gateway's `kafka.brokers: embedded`
- * does, so the broker's CPU is counted here too. No JSON, routing, headers on the event, request
+ * does, so the broker's CPU is counted here too. --topic may be given again: the first is produced
+ * to, the others only get a handle, as the gateway holds one for each route's topic (librdkafka's
+ * producer then serves every partition of them on each wake-up of its broker thread). No JSON, routing, headers on the event, request
  * ids or tokens: the gap between this and the gateway is streamgate's own code.
  *
  * Listener choice: one listening socket per thread, all bound to the same address with
@@ -80,6 +82,9 @@ static size_t sg_bench_buffer_bytes; /* --buffer-bytes: 0 leaves H2O's own (8 KB
 /* --kafka: the producer, its topic, and the thread that polls its delivery reports. */
 static rd_kafka_t *sg_bench_producer;
 static rd_kafka_topic_t *sg_bench_topic;
+#define SG_BENCH_MAX_TOPICS 8
+static const char *sg_bench_topic_names[SG_BENCH_MAX_TOPICS];
+static size_t sg_bench_topic_count;
 static pthread_t sg_bench_poller;
 
 typedef struct st_sg_bench_worker_t {
@@ -107,7 +112,7 @@ typedef struct st_sg_bench_produced_t {
 static h2o_globalconf_t sg_bench_config;
 static atomic_bool sg_bench_stopping;
 static atomic_ullong sg_bench_held;
-static pthread_barrier_t sg_bench_stopped;
+static pthread_barrier_t sg_bench_started, sg_bench_stopped;
 static sg_bench_worker_t *sg_bench_workers;
 static size_t sg_bench_worker_count;
 /* Handlers run on their loop's thread, so per-thread counters need no atomics. */
@@ -230,9 +235,19 @@ static void *worker_main(void *arg)
     /* Thread-local: set on the thread that accepts, before its first socket (as the gateway does). */
     if (sg_bench_buffer_bytes > 0)
         h2o_socket_buffer_prototype._initial_buf.capacity = sg_bench_buffer_bytes;
+    /* The loop and its context are made here, not in main(): H2O's sockets (the context's message
+     * queue has one) recycle their buffers into the free lists of the thread that made them, so
+     * contexts made on one thread would share its lists across the loops (a heap race once
+     * --kafka's delivery reports come through the queues). */
+    worker->loop = h2o_evloop_create();
+    h2o_context_init(&worker->context, worker->loop, &sg_bench_config);
+    worker->accept_ctx.ctx = &worker->context;
+    worker->accept_ctx.hosts = sg_bench_config.hosts;
+    h2o_multithread_register_receiver(worker->context.queue, &worker->deliveries, on_deliveries);
     h2o_socket_t *listener = h2o_evloop_socket_create(worker->loop, worker->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
     listener->data = &worker->accept_ctx;
     h2o_socket_read_start(listener, on_accept);
+    pthread_barrier_wait(&sg_bench_started);
 
     while (!atomic_load(&sg_bench_stopping))
         h2o_evloop_run(worker->loop, SG_BENCH_LOOP_WAIT_MS);
@@ -298,9 +313,9 @@ static void usage(FILE *out)
             "  --buffer-bytes N: H2O's buffers start at N bytes (its default 8192; streamgate's loops 1024).\n"
             "  --kafka embedded|BOOTSTRAP: produce each body (as its key and value) to --topic (default\n"
             "    bench.commands) with an idempotent acks=all producer and answer only from its delivery\n"
-            "    report; `embedded` starts librdkafka's mock cluster in this process with the topic on\n"
-            "    --partitions (default 4) partitions.\n",
-            SG_BENCH_MAX_HEADERS);
+            "    report; `embedded` starts librdkafka's mock cluster in this process with the topics on\n"
+            "    --partitions (default 4) partitions. Another --topic (up to %d) only gets a handle.\n",
+            SG_BENCH_MAX_HEADERS, SG_BENCH_MAX_TOPICS);
 }
 
 static int set_prop(rd_kafka_conf_t *conf, const char *name, const char *value)
@@ -314,7 +329,7 @@ static int set_prop(rd_kafka_conf_t *conf, const char *name, const char *value)
 
 /* --kafka embedded: librdkafka's mock cluster on a handle of its own (as the gateway's embedded
  * cluster), one broker, the topic created. Returns its bootstrap servers, or NULL. */
-static const char *start_mock_cluster(const char *topic, int partitions)
+static const char *start_mock_cluster(int partitions)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char err[256];
@@ -326,15 +341,16 @@ static const char *start_mock_cluster(const char *topic, int partitions)
         return NULL;
     }
     rd_kafka_mock_cluster_t *mock = rd_kafka_mock_cluster_new(host, 1);
-    if (mock == NULL || rd_kafka_mock_topic_create(mock, topic, partitions, 1) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        fprintf(stderr, "sg-bench-h2o: embedded cluster: cannot start it or create %s\n", topic);
-        return NULL;
-    }
+    for (size_t i = 0; i < sg_bench_topic_count; ++i)
+        if (mock == NULL || rd_kafka_mock_topic_create(mock, sg_bench_topic_names[i], partitions, 1) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            fprintf(stderr, "sg-bench-h2o: embedded cluster: cannot start it or create %s\n", sg_bench_topic_names[i]);
+            return NULL;
+        }
     return rd_kafka_mock_cluster_bootstraps(mock); /* the cluster lives until exit() */
 }
 
 /* The gateway's producer settings (bridge.c, kafka_conf.c), the poll thread started. */
-static int start_producer(const char *bootstraps, const char *topic)
+static int start_producer(const char *bootstraps)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char err[256];
@@ -348,14 +364,17 @@ static int start_producer(const char *bootstraps, const char *topic)
         fprintf(stderr, "sg-bench-h2o: producer: %s\n", err);
         return -1;
     }
-    sg_bench_topic = rd_kafka_topic_new(sg_bench_producer, topic, NULL);
-    /* Connected and the topic's leaders known before "listening on": no request waits for that. */
-    const struct rd_kafka_metadata *md = NULL;
-    if (sg_bench_topic == NULL || rd_kafka_metadata(sg_bench_producer, 0, sg_bench_topic, &md, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        fprintf(stderr, "sg-bench-h2o: no metadata for topic %s from %s\n", topic, bootstraps);
-        return -1;
+    for (size_t i = sg_bench_topic_count; i-- > 0;) {
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(sg_bench_producer, sg_bench_topic_names[i], NULL);
+        /* Connected and the leaders known before "listening on": no request waits for that. */
+        const struct rd_kafka_metadata *md = NULL;
+        if (rkt == NULL || rd_kafka_metadata(sg_bench_producer, 0, rkt, &md, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            fprintf(stderr, "sg-bench-h2o: no metadata for topic %s from %s\n", sg_bench_topic_names[i], bootstraps);
+            return -1;
+        }
+        rd_kafka_metadata_destroy(md);
+        sg_bench_topic = rkt; /* the first one's, in the end; the others stay until exit() */
     }
-    rd_kafka_metadata_destroy(md);
     if (pthread_create(&sg_bench_poller, NULL, dr_main, NULL) != 0) {
         fprintf(stderr, "sg-bench-h2o: cannot start the poll thread\n");
         return -1;
@@ -375,7 +394,7 @@ int main(int argc, char **argv)
         {"topic", required_argument, NULL, 'T'}, {"partitions", required_argument, NULL, 'p'},
         {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
     };
-    const char *kafka = NULL, *topic = "bench.commands";
+    const char *kafka = NULL;
     long partitions = 4;
     int opt;
     sg_bench_body = h2o_iovec_init(sg_bench_default_body, sizeof(sg_bench_default_body) - 1);
@@ -431,7 +450,13 @@ int main(int argc, char **argv)
             sg_bench_buffer_bytes = (size_t)bytes;
         } break;
         case 'k': kafka = optarg; break;
-        case 'T': topic = optarg; break;
+        case 'T':
+            if (sg_bench_topic_count == SG_BENCH_MAX_TOPICS) {
+                fprintf(stderr, "sg-bench-h2o: at most %d --topic\n", SG_BENCH_MAX_TOPICS);
+                return 2;
+            }
+            sg_bench_topic_names[sg_bench_topic_count++] = optarg;
+            break;
         case 'p': {
             char *end;
             partitions = strtol(optarg, &end, 10);
@@ -502,15 +527,12 @@ int main(int argc, char **argv)
                 return 1;
             }
         }
-        worker->loop = h2o_evloop_create();
-        h2o_context_init(&worker->context, worker->loop, &sg_bench_config);
-        worker->accept_ctx.ctx = &worker->context;
-        worker->accept_ctx.hosts = sg_bench_config.hosts;
-        h2o_multithread_register_receiver(worker->context.queue, &worker->deliveries, on_deliveries);
     }
     if (kafka != NULL) {
-        const char *bootstraps = strcmp(kafka, "embedded") == 0 ? start_mock_cluster(topic, (int)partitions) : kafka;
-        if (bootstraps == NULL || start_producer(bootstraps, topic) != 0)
+        if (sg_bench_topic_count == 0)
+            sg_bench_topic_names[sg_bench_topic_count++] = "bench.commands";
+        const char *bootstraps = strcmp(kafka, "embedded") == 0 ? start_mock_cluster((int)partitions) : kafka;
+        if (bootstraps == NULL || start_producer(bootstraps) != 0)
             return 1;
     }
 
@@ -521,7 +543,8 @@ int main(int argc, char **argv)
         snprintf(bound_port, sizeof(bound_port), "%s", port);
     }
 
-    if (pthread_barrier_init(&sg_bench_stopped, NULL, (unsigned)sg_bench_worker_count + 1) != 0) {
+    if (pthread_barrier_init(&sg_bench_started, NULL, (unsigned)sg_bench_worker_count + 1) != 0 ||
+        pthread_barrier_init(&sg_bench_stopped, NULL, (unsigned)sg_bench_worker_count + 1) != 0) {
         fprintf(stderr, "sg-bench-h2o: pthread_barrier_init failed\n");
         return 1;
     }
@@ -532,6 +555,7 @@ int main(int argc, char **argv)
             return 1;
         }
     }
+    pthread_barrier_wait(&sg_bench_started); /* every loop accepts */
     if (strchr(bound_host, ':') != NULL)
         fprintf(stderr, "listening on [%s]:%s\n", bound_host, bound_port);
     else
