@@ -4,6 +4,15 @@
  * 202 with a small JSON body) and nothing else: no routing, no Kafka, no storage. The gap
  * between its figures and streamgate's is the cost of everything streamgate adds. --status,
  * --body and --header change the fixed answer (the tables bench: GET 200 with a row-size body).
+ * --rocksdb DIR makes it bare H2O plus the one library call a point read cannot do without: each
+ * request's last path segment is looked up (rocksdb_get_pinned_cf, one reused ReadOptions per
+ * thread, perf counting off) in a column family of the RocksDB at DIR — the
+ * bench points it at the tables database a gateway just restored, so the rows, files and their
+ * options are the gateway's — and the value is answered 200 (404 when absent) with the fixed
+ * headers; block and row caches as sized on the command line, the column family read through
+ * once at start so the block cache holds what the gateway's own warm-up gives it. The gap
+ * between this and the gateway is what streamgate's code costs on a read; the gap between this
+ * and bare H2O is RocksDB's.
  * --hold never answers: each request stays open in H2O until its connection closes, so the
  * process's RSS per held request is the floor for the gateway's requests waiting for a reply;
  * main() then prints "held N" on stderr each second the count has changed, so a driver knows
@@ -57,6 +66,7 @@
 
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
+#include <rocksdb/c.h>
 
 #include "h2o.h"
 
@@ -78,6 +88,17 @@ static h2o_iovec_t sg_bench_header_values[SG_BENCH_MAX_HEADERS];
 static size_t sg_bench_header_count;
 static bool sg_bench_hold;
 static size_t sg_bench_buffer_bytes; /* --buffer-bytes: 0 leaves H2O's own (8 KB) */
+
+/* --rocksdb: the database, the family read, and the options of the lookup */
+static const char *sg_bench_db_dir;
+static const char *sg_bench_db_cf_name = "default";
+static size_t sg_bench_value_offset;       /* --value-offset: bytes of each value not answered */
+static size_t sg_bench_block_cache_bytes = 256u * 1024u * 1024u;
+static size_t sg_bench_row_cache_bytes;    /* 0: no row cache */
+static rocksdb_t *sg_bench_db;
+static rocksdb_column_family_handle_t *sg_bench_db_cf;
+static _Thread_local rocksdb_readoptions_t *sg_bench_read_options;
+#define SG_BENCH_PERF_DISABLE 1 /* rocksdb::PerfLevel::kDisable (the C API takes an int) */
 
 /* --kafka: the producer, its topic, and the thread that polls its delivery reports. */
 static rd_kafka_t *sg_bench_producer;
@@ -195,6 +216,27 @@ static void on_deliveries(h2o_multithread_receiver_t *receiver, h2o_linklist_t *
     }
 }
 
+/* --rocksdb: the value of the path's last segment (the bench's keys need no decoding), 404 when
+ * absent. */
+static void lookup_and_respond(h2o_req_t *req)
+{
+    size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    const char *key = req->path.base + path_len;
+    while (key > req->path.base && key[-1] != '/')
+        --key;
+    char *err = NULL;
+    rocksdb_pinnableslice_t *found = rocksdb_get_pinned_cf(sg_bench_db, sg_bench_read_options, sg_bench_db_cf, key,
+                                                           (size_t)(req->path.base + path_len - key), &err);
+    size_t len = 0;
+    const char *value = found != NULL ? rocksdb_pinnableslice_value(found, &len) : NULL;
+    if (err != NULL || value == NULL || len < sg_bench_value_offset)
+        respond(req, 404, "Not Found", h2o_iovec_init(NULL, 0));
+    else
+        respond(req, sg_bench_status, sg_bench_reason, h2o_strdup(&req->pool, value + sg_bench_value_offset, len - sg_bench_value_offset));
+    rocksdb_pinnableslice_destroy(found);
+    free(err);
+}
+
 static int on_request(h2o_handler_t *self, h2o_req_t *req)
 {
     sg_bench_worker_t *worker = sg_bench_current_worker;
@@ -213,6 +255,10 @@ static int on_request(h2o_handler_t *self, h2o_req_t *req)
     }
     if (sg_bench_producer != NULL && worker != NULL)
         return produce_request(worker, req);
+    if (sg_bench_db != NULL) {
+        lookup_and_respond(req);
+        return 0;
+    }
     respond(req, sg_bench_status, sg_bench_reason, sg_bench_body);
     return 0;
 }
@@ -232,6 +278,14 @@ static void *worker_main(void *arg)
     sg_bench_worker_t *worker = arg;
 
     sg_bench_current_worker = worker;
+    if (sg_bench_db != NULL) {
+        /* As the gateway's reads: one ReadOptions per thread, RocksDB's per-read perf counting off. */
+        sg_bench_read_options = rocksdb_readoptions_create();
+        rocksdb_set_perf_level(SG_BENCH_PERF_DISABLE);
+    }
+    /* Thread-local: set on the thread that accepts, before its first socket (as the gateway does). */
+    if (sg_bench_buffer_bytes > 0)
+        h2o_socket_buffer_prototype._initial_buf.capacity = sg_bench_buffer_bytes;
     /* Thread-local: set on the thread that accepts, before its first socket (as the gateway does). */
     if (sg_bench_buffer_bytes > 0)
         h2o_socket_buffer_prototype._initial_buf.capacity = sg_bench_buffer_bytes;
@@ -257,6 +311,66 @@ static void *worker_main(void *arg)
     for (;;)
         pause(); /* never returns: every signal is blocked in this thread */
     return NULL;
+}
+
+/* Opens sg_bench_db_dir with every column family it has (RocksDB wants them all), keeps
+ * sg_bench_db_cf_name's, and reads that family through once into the block cache. Returns 0, or
+ * -1 after saying why. Opened for writing although only read: with a row cache, RocksDB 7.8
+ * answers NotFound to the second read of a key in a database opened read-only (the row-cache
+ * hit), so a read-only open would measure 404s. */
+static int open_db(void)
+{
+    char *err = NULL;
+    rocksdb_options_t *options = rocksdb_options_create();
+    size_t n = 0;
+    char **names = rocksdb_list_column_families(options, sg_bench_db_dir, &n, &err);
+    if (err != NULL) {
+        fprintf(stderr, "sg-bench-h2o: %s: %s\n", sg_bench_db_dir, err);
+        free(err);
+        rocksdb_options_destroy(options);
+        return -1;
+    }
+    /* A whole-key Bloom filter (the files' filters are only read with a policy set), an LRU
+     * block cache and, if asked, a row cache: the read-side options the gateway's tables have. */
+    rocksdb_block_based_table_options_t *table = rocksdb_block_based_options_create();
+    rocksdb_block_based_options_set_filter_policy(table, rocksdb_filterpolicy_create_bloom(10));
+    rocksdb_block_based_options_set_whole_key_filtering(table, 1);
+    rocksdb_cache_t *block_cache = rocksdb_cache_create_lru(sg_bench_block_cache_bytes);
+    rocksdb_block_based_options_set_block_cache(table, block_cache);
+    rocksdb_options_set_block_based_table_factory(options, table);
+    if (sg_bench_row_cache_bytes > 0)
+        rocksdb_options_set_row_cache(options, rocksdb_cache_create_lru(sg_bench_row_cache_bytes));
+    const rocksdb_options_t **cf_options = calloc(n, sizeof(*cf_options));
+    rocksdb_column_family_handle_t **handles = calloc(n, sizeof(*handles));
+    if (cf_options == NULL || handles == NULL) {
+        fprintf(stderr, "sg-bench-h2o: out of memory\n");
+        abort();
+    }
+    for (size_t i = 0; i < n; ++i)
+        cf_options[i] = options;
+    sg_bench_db = rocksdb_open_column_families(options, sg_bench_db_dir, (int)n, (const char *const *)names, cf_options, handles, &err);
+    for (size_t i = 0; err == NULL && i < n; ++i)
+        if (strcmp(names[i], sg_bench_db_cf_name) == 0)
+            sg_bench_db_cf = handles[i];
+    if (err == NULL && sg_bench_db_cf == NULL)
+        fprintf(stderr, "sg-bench-h2o: %s has no column family %s\n", sg_bench_db_dir, sg_bench_db_cf_name);
+    else if (err != NULL)
+        fprintf(stderr, "sg-bench-h2o: cannot open %s: %s\n", sg_bench_db_dir, err);
+    rocksdb_list_column_families_destroy(names, n);
+    free(cf_options);
+    free(handles); /* the handles live as long as the process */
+    free(err);
+    if (sg_bench_db_cf == NULL)
+        return -1;
+    rocksdb_readoptions_t *warm = rocksdb_readoptions_create();
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(sg_bench_db, warm, sg_bench_db_cf);
+    size_t rows = 0;
+    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it))
+        ++rows;
+    rocksdb_iter_destroy(it);
+    rocksdb_readoptions_destroy(warm);
+    fprintf(stderr, "sg-bench-h2o: %s opened, %zu entries in %s\n", sg_bench_db_dir, rows, sg_bench_db_cf_name);
+    return 0;
 }
 
 /* Splits "HOST:PORT" or "[V6]:PORT" into caller buffers; returns 0 or -1. */
@@ -311,6 +425,10 @@ static void usage(FILE *out)
             "  --header adds a response header (up to %d; lower-case NAME).\n"
             "  --hold never answers: every request waits until its client goes away.\n"
             "  --buffer-bytes N: H2O's buffers start at N bytes (its default 8192; streamgate's loops 1024).\n"
+            "  --rocksdb DIR [--column-family NAME] [--value-offset N] [--cache-bytes N] [--row-cache-bytes N]:\n"
+            "    answer each request with the value of its last path segment in column family NAME (default\n"
+            "    \"default\") of the RocksDB at DIR (only read), from byte N of the value; 404 when absent.\n"
+            "    Block cache --cache-bytes (default 256 MiB), row cache --row-cache-bytes (default none).\n"
             "  --kafka embedded|BOOTSTRAP: produce each body (as its key and value) to --topic (default\n"
             "    bench.commands) with an idempotent acks=all producer and answer only from its delivery\n"
             "    report; `embedded` starts librdkafka's mock cluster in this process with the topics on\n"
@@ -382,6 +500,19 @@ static int start_producer(const char *bootstraps)
     return 0;
 }
 
+/* A decimal option value in [min, max] into *out; returns 0, or -1 after saying why. */
+static int parse_size(const char *name, const char *text, size_t min, size_t max, size_t *out)
+{
+    char *end;
+    unsigned long long value = strtoull(text, &end, 10);
+    if (*end != '\0' || end == text || text[0] == '-' || value < min || value > max) {
+        fprintf(stderr, "sg-bench-h2o: %s must be %zu..%zu\n", name, min, max);
+        return -1;
+    }
+    *out = (size_t)value;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *listen_address = "127.0.0.1:18080";
@@ -392,13 +523,15 @@ int main(int argc, char **argv)
         {"header", required_argument, NULL, 'H'}, {"hold", no_argument, NULL, 'o'},
         {"buffer-bytes", required_argument, NULL, 'B'}, {"kafka", required_argument, NULL, 'k'},
         {"topic", required_argument, NULL, 'T'}, {"partitions", required_argument, NULL, 'p'},
-        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
+        {"rocksdb", required_argument, NULL, 'r'}, {"column-family", required_argument, NULL, 'c'},
+        {"value-offset", required_argument, NULL, 'v'}, {"cache-bytes", required_argument, NULL, 'C'},
+        {"row-cache-bytes", required_argument, NULL, 'R'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
     };
     const char *kafka = NULL;
     long partitions = 4;
     int opt;
     sg_bench_body = h2o_iovec_init(sg_bench_default_body, sizeof(sg_bench_default_body) - 1);
-    while ((opt = getopt_long(argc, argv, "l:t:s:b:H:oB:k:T:p:h", long_options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "l:t:s:b:H:oB:k:T:p:r:c:v:C:R:h", long_options, NULL)) != -1) {
         switch (opt) {
         case 'l': listen_address = optarg; break;
         case 't': {
@@ -449,6 +582,20 @@ int main(int argc, char **argv)
             }
             sg_bench_buffer_bytes = (size_t)bytes;
         } break;
+        case 'r': sg_bench_db_dir = optarg; break;
+        case 'c': sg_bench_db_cf_name = optarg; break;
+        case 'v':
+            if (parse_size("--value-offset", optarg, 0, 1 << 20, &sg_bench_value_offset) != 0)
+                return 2;
+            break;
+        case 'C':
+            if (parse_size("--cache-bytes", optarg, 1 << 20, (size_t)1 << 40, &sg_bench_block_cache_bytes) != 0)
+                return 2;
+            break;
+        case 'R':
+            if (parse_size("--row-cache-bytes", optarg, 0, (size_t)1 << 40, &sg_bench_row_cache_bytes) != 0)
+                return 2;
+            break;
         case 'k': kafka = optarg; break;
         case 'T':
             if (sg_bench_topic_count == SG_BENCH_MAX_TOPICS) {
@@ -473,6 +620,9 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+
+    if (sg_bench_db_dir != NULL && open_db() != 0)
+        return 1;
 
     char host[256], port[16];
     if (split_host_port(listen_address, host, sizeof(host), port, sizeof(port)) != 0) {

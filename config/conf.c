@@ -2415,6 +2415,15 @@ static const prop_t limits_props[] = {
      .max = 600 * 1000,
      .def = "30s",
      .doc = "Longest such wait a client may ask for with Prefer: wait=N."},
+    {.name = "table_cache",
+     .type = PT_SIZE,
+     FIELD(sg_conf_t, limits.table_cache_bytes),
+     .min = 8 * 1024 * 1024,
+     .max = INT64_C(1) << 40,
+     .def = "512MiB",
+     .doc = "Memory the tables keep for reads, all tables together: half RocksDB's block cache (uncompressed "
+            "blocks, warmed after a restore while the tables fit), half its row cache (rows read recently). Both "
+            "fill only as they are used; size it to the tables' data for reads from memory."},
     {.name = "registry_write_rate",
      .type = PT_RATE,
      FIELD(sg_conf_t, limits.registry_write_rate),

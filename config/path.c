@@ -198,31 +198,38 @@ int sg_path_template_same_shape(const sg_path_template_t *a, const sg_path_templ
 }
 
 /* A NUL is refused: it would silently truncate the value for every C consumer downstream. */
-char *sg_path_decode(const char *src, size_t len, size_t *out_len)
+long sg_path_decode_into(const char *src, size_t len, char *out)
 {
-    char *out = sg_memdup(src, len);
     size_t o = 0;
     for (size_t i = 0; i < len; i++) {
         if (src[i] == '\0')
-            goto fail; /* a raw NUL (HTTP/2 paths can carry one) is refused like %00 */
+            return -1; /* a raw NUL (HTTP/2 paths can carry one) is refused like %00 */
         if (src[i] != '%') {
             out[o++] = src[i];
             continue;
         }
         if (i + 2 >= len || !is_hex(src[i + 1]) || !is_hex(src[i + 2]))
-            goto fail;
+            return -1;
         int byte = hex_value(src[i + 1]) * 16 + hex_value(src[i + 2]);
         if (byte == 0)
-            goto fail;
+            return -1;
         out[o++] = (char)byte;
         i += 2;
     }
     out[o] = '\0';
-    *out_len = o;
+    return (long)o;
+}
+
+char *sg_path_decode(const char *src, size_t len, size_t *out_len)
+{
+    char *out = sg_malloc(len + 1);
+    long decoded = sg_path_decode_into(src, len, out);
+    if (decoded < 0) {
+        free(out);
+        return NULL;
+    }
+    *out_len = (size_t)decoded;
     return out;
-fail:
-    free(out);
-    return NULL;
 }
 
 int sg_path_template_match(const sg_path_template_t *t, const char *path, size_t len, sg_path_match_t *m)

@@ -232,6 +232,7 @@ typedef struct st_sg_conf_t {
         uint64_t queued_bytes;         /* bytes written to a connection and not yet read by its client (16 MiB) */
         int64_t token_wait_ms;         /* a table read waits this long for its token by default (5s) */
         int64_t token_wait_max_ms;     /* and at most this long with Prefer: wait (30s) */
+        uint64_t table_cache_bytes;    /* RocksDB block and row caches of the tables, together (512 MiB) */
         sg_rate_t registry_write_rate; /* per client address, with or without auth; default 10/s */
         uint32_t registry_write_burst; /* default 20 */
     } limits;

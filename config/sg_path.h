@@ -55,6 +55,10 @@ int sg_path_template_match(const sg_path_template_t *t, const char *path, size_t
  * or NULL when an escape is malformed or the result would hold a NUL byte (%00 or a raw one). */
 char *sg_path_decode(const char *src, size_t len, size_t *out_len);
 
+/** The same into caller memory: `out` has room for len + 1 bytes. Returns the decoded length, or
+ * -1 (out's contents then undefined). */
+long sg_path_decode_into(const char *src, size_t len, char *out);
+
 /** Frees the values held by a match (the struct itself is caller memory). */
 void sg_path_match_dispose(sg_path_match_t *m);
 

@@ -433,8 +433,10 @@ static int run_gateway(const char *config_path)
             names[i] = conf->tables[i].name;
         char dir[4096];
         snprintf(dir, sizeof(dir), "%s/tables", conf->data_dir);
-        if ((tables = sg_tables_open(dir, names, conf->n_tables, err, sizeof(err))) == NULL ||
-            (materializer = sg_materializer_create(conf, bootstraps, tables, err, sizeof(err))) == NULL)
+        if ((tables = sg_tables_open(dir, names, conf->n_tables, err, sizeof(err))) == NULL)
+            goto done;
+        sg_tables_set_cache(tables, conf->limits.table_cache_bytes);
+        if ((materializer = sg_materializer_create(conf, bootstraps, tables, err, sizeof(err))) == NULL)
             goto done;
         sg_server_set_tables(server, tables, materializer);
         placement = sg_placement_create(conf, bootstraps, sg_deployment_instance(deployment), err, sizeof(err));

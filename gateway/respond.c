@@ -38,7 +38,8 @@ int sg_http_method_is(h2o_req_t *req, const char *method)
 
 int sg_http_is_get_or_head(h2o_req_t *req)
 {
-    return sg_http_method_is(req, "GET") || sg_http_method_is(req, "HEAD");
+    return h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) ||
+           h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
 }
 
 int sg_http_wants_event_stream(h2o_req_t *req)
@@ -77,23 +78,35 @@ void sg_http_retry_after(h2o_req_t *req, int seconds)
                    (size_t)n);
 }
 
-void sg_http_respond(h2o_req_t *req, int status, const char *content_type, const char *body, size_t len)
+/* Status, reason, Content-Type and CORS headers. Returns 0 when the status has no content (204
+ * and 304: no Content-Length either; a body would be read as the start of the next response on
+ * HTTP/1, and resets the stream on HTTP/2), else 1 with the content length set. */
+static int respond_head(h2o_req_t *req, int status, const char *content_type, size_t len)
 {
     req->res.status = status;
     req->res.reason = sg_http_reason(status);
-    if (!sg_http_status_has_content(status)) {
-        /* 204 and 304 have no content and no Content-Length (a body would be read as the start
-         * of the next response on HTTP/1, and resets the stream on HTTP/2). */
-        req->res.content_length = SIZE_MAX;
-        sg_cors_apply(sg_loop_of(req)->server->conf, req);
-        h2o_send_inline(req, "", 0);
-        return;
-    }
-    req->res.content_length = len;
-    if (content_type != NULL)
+    int has_content = sg_http_status_has_content(status);
+    req->res.content_length = has_content ? len : SIZE_MAX;
+    if (has_content && content_type != NULL)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
     sg_cors_apply(sg_loop_of(req)->server->conf, req);
+    return has_content;
+}
+
+void sg_http_respond(h2o_req_t *req, int status, const char *content_type, const char *body, size_t len)
+{
+    if (!respond_head(req, status, content_type, len))
+        len = 0;
     h2o_send_inline(req, body, len);
+}
+
+void sg_http_respond_pooled(h2o_req_t *req, int status, const char *content_type, h2o_iovec_t body)
+{
+    static h2o_generator_t generator = {NULL, NULL}; /* one final send: nothing to proceed or stop */
+    if (!respond_head(req, status, content_type, body.len))
+        body.len = 0;
+    h2o_start_response(req, &generator);
+    h2o_send(req, &body, 1, H2O_SEND_STATE_FINAL);
 }
 
 static h2o_iovec_t problem_body(h2o_req_t *req, const char *type, int status, const char *title, const char *field,

@@ -20,6 +20,8 @@
  * Content-Type. The reason phrase comes from the status. A status without content (204, 304)
  * is sent without body, Content-Type and Content-Length, whatever body is given. */
 void sg_http_respond(h2o_req_t *req, int status, const char *content_type, const char *body, size_t len);
+/** The same for a body already in req's pool (or living as long as req): sent without a copy. */
+void sg_http_respond_pooled(h2o_req_t *req, int status, const char *content_type, h2o_iovec_t body);
 
 /** Answers an RFC 9457 problem of `kind` (its status, title and Retry-After from the table), with
  * `field` (may be NULL) and a detail formatted from fmt. */

@@ -171,8 +171,8 @@ void sg_tables_start_read(h2o_req_t *req, const sg_table_conf_t *table, const ch
     h2o_iovec_t params[QP_COUNT];
     if (parse_query(req, params) != 0)
         return;
-    int forwarded = sg_http_header(req, H2O_STRLIT("streamgate-forwarded")).base != NULL;
-    if (params[QP_PARTITIONS].base != NULL && (!forwarded || key != NULL)) {
+    if (params[QP_PARTITIONS].base != NULL &&
+        (key != NULL || sg_http_header(req, H2O_STRLIT("streamgate-forwarded")).base == NULL)) {
         sg_problem(req, SG_PROBLEM_INVALID_QUERY, "partitions",
                    "partitions is set only by another instance of the deployment, on a scan of a partitioned table");
         return;
@@ -209,6 +209,14 @@ void sg_tables_start_read(h2o_req_t *req, const sg_table_conf_t *table, const ch
         sg_token_destroy(wanted);
         return;
     }
+    size_t table_index = (size_t)(table - conf->tables);
+    if (key != NULL && !sse && wanted == NULL && !fresh && min_stream_time < 0 &&
+        !sg_placement_is_partitioned(server->placement, table_index)) {
+        /* Nothing to wait for: answered from the current view at once (sg_tq_begin's answer
+         * without a wait, minus the record of one). */
+        sg_tables_read_point(req, table, key, keylen);
+        return;
+    }
     int64_t wait_ms = conf->limits.token_wait_ms;
     int async_ignored = 0;
     sg_http_parse_prefer(req, &async_ignored, &wait_ms);
@@ -235,7 +243,7 @@ void sg_tables_start_read(h2o_req_t *req, const sg_table_conf_t *table, const ch
     }
     sg_tq_t *tq = sg_calloc(1, sizeof(*tq));
     tq->table = table;
-    tq->table_index = (size_t)(table - conf->tables);
+    tq->table_index = table_index;
     tq->key = key;
     tq->keylen = keylen;
     tq->scan = scan;

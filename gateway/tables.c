@@ -178,9 +178,8 @@ static void store_unavailable(h2o_req_t *req, const sg_table_conf_t *table, cons
     sg_problem(req, SG_PROBLEM_STORE_UNAVAILABLE, NULL, "the table could not be read");
 }
 
-/* The row's answer; its Consistency-Token and Stream-Time are already added. */
-static void send_point(h2o_req_t *req, const sg_table_conf_t *table, int found, const void *value, size_t value_len,
-                       const sg_table_version_t *version)
+/* The row's answer (value in req's pool); its Consistency-Token and Stream-Time are already added. */
+static void send_point(h2o_req_t *req, const sg_table_conf_t *table, int found, h2o_iovec_t value, const sg_table_version_t *version)
 {
     if (!found) {
         sg_problem(req, SG_PROBLEM_NO_SUCH_ROW, "key", "table %s has no row for this key", table->name);
@@ -197,7 +196,7 @@ static void send_point(h2o_req_t *req, const sg_table_conf_t *table, int found, 
         sg_http_respond(req, 304, NULL, "", 0);
         return;
     }
-    sg_http_respond(req, 200, "application/json", value, value_len);
+    sg_http_respond_pooled(req, 200, "application/json", value);
 }
 
 typedef struct {
@@ -288,7 +287,8 @@ typedef struct {
     sg_table_version_t version;
 } sg_point_t;
 
-/* Under the table's read lock: copies the row and adds the view's headers (nothing else). */
+/* Under the table's read lock: copies the row into req's pool and adds the view's headers (nothing
+ * else). The header values are copied too: H2O's access log may read them once the view is gone. */
 static void on_point_read(void *arg, const sg_table_read_t *read)
 {
     sg_point_t *point = arg;
@@ -299,11 +299,15 @@ static void on_point_read(void *arg, const sg_table_read_t *read)
         point->version = read->version;
     }
     if (point->wanted == NULL) {
-        /* The common read: the view's own token, encoded once per commit. */
+        /* The common read: the view's own token and stream time, as text made once per commit. */
         size_t len;
         const char *text = sg_table_view_token_text(read->view, &len);
         sg_http_add_token(req, text, len);
-        add_stream_time(req, sg_table_view_stream_time(read->view, point->table->topic));
+        if ((text = sg_table_view_stream_time_text(read->view, point->table->topic, &len)) != NULL)
+            h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("stream-time"), 0, NULL,
+                                  h2o_strdup(&req->pool, text, len).base, len);
+        else
+            add_stream_time(req, sg_table_view_stream_time(read->view, point->table->topic));
     } else {
         sg_token_t *merged = sg_token_dup(sg_table_view_token(read->view));
         sg_token_merge(merged, point->wanted); /* one session token across instances and tables */
@@ -321,7 +325,12 @@ static void read_point(h2o_req_t *req, sg_server_t *server, const sg_table_conf_
     if (sg_tables_read(server->tables, table->name, key, keylen, on_point_read, &point, err, sizeof(err)) < 0)
         store_unavailable(req, table, err);
     else
-        send_point(req, table, point.found, point.value.base, point.value.len, &point.version);
+        send_point(req, table, point.found, point.value, &point.version);
+}
+
+void sg_tables_read_point(h2o_req_t *req, const sg_table_conf_t *table, const char *key, size_t keylen)
+{
+    read_point(req, sg_loop_of(req)->server, table, key, keylen, NULL);
 }
 
 static void answer_point(sg_tq_t *tq)
@@ -651,16 +660,16 @@ static void handle(h2o_req_t *req, const char *path, size_t path_len, sg_princip
         sg_tables_start_read(req, table, NULL, 0);
         return;
     }
-    size_t keylen = 0;
-    char *decoded = sg_path_decode(slash + 1, rest_len - (size_t)(slash + 1 - rest), &keylen);
-    if (decoded == NULL || keylen == 0 || keylen > SG_TABLE_MAX_KEY) {
-        free(decoded);
+    /* Decoded into the request's pool (the key lives as long as the request); a key is never
+     * longer than its encoding. */
+    size_t encoded_len = rest_len - (size_t)(slash + 1 - rest);
+    char *key = encoded_len <= 3 * SG_TABLE_MAX_KEY ? h2o_mem_alloc_pool(&req->pool, encoded_len + 1) : NULL;
+    long keylen = key != NULL ? sg_path_decode_into(slash + 1, encoded_len, key) : -1;
+    if (keylen <= 0 || keylen > SG_TABLE_MAX_KEY) {
         invalid_key(req, "key");
         return;
     }
-    char *key = h2o_strdup(&req->pool, decoded, keylen).base;
-    free(decoded);
-    sg_tables_start_read(req, table, key, keylen);
+    sg_tables_start_read(req, table, key, (size_t)keylen);
 }
 
 void sg_tables_handle_query(h2o_req_t *req, size_t query_index, const sg_path_match_t *match, sg_principal_t *principal)

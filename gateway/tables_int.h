@@ -47,6 +47,8 @@ void sg_tq_free(sg_tq_t *tq);
 void sg_tq_discard(h2o_req_t *req, sg_tq_t *tq);
 /** Consistency-Token and Stream-Time of `token` for the table's topic. */
 void sg_tables_add_read_headers(h2o_req_t *req, const sg_token_t *token, const char *topic);
+/** Answers a read of the row `key` (in req's pool) from the table's current view, at once. */
+void sg_tables_read_point(h2o_req_t *req, const sg_table_conf_t *table, const char *key, size_t keylen);
 /** A filled tq (conditions and what to read) starts: it waits, or is answered at once. Takes tq;
  * `wait_ms` bounds the wait. */
 void sg_tq_begin(h2o_req_t *req, sg_tq_t *tq, int64_t wait_ms);

@@ -80,6 +80,10 @@ int sg_tables_health(sg_tables_t *tables, char *reason, size_t reasonlen);
  * still unavailable (why in err). The writer's thread (the materializer), no batch being committed. */
 int sg_tables_recover(sg_tables_t *tables, char *err, size_t errlen);
 
+/** Tests only: while `fail` is set, reopening the database for writing (sg_tables_recover) fails,
+ * so the reopen falls back to a read-only one, as on a file system that became read-only. */
+void sg_tables_test_fail_writable_open(sg_tables_t *tables, int fail);
+
 #define SG_TABLE_CACHE_DEFAULT_BYTES (512u * 1024u * 1024u)
 
 /** Sets the memory reads may keep (RocksDB's block cache and row cache, half each, shared by every
@@ -225,6 +229,9 @@ const char *sg_table_view_token_text(const sg_table_view_t *view, size_t *len);
 
 /** The largest stream time of topic's partitions in the view (0 when none). */
 int64_t sg_table_view_stream_time(const sg_table_view_t *view, const char *topic);
+/** The same as decimal text (borrowed, *len bytes, NUL-terminated), made once per commit, when
+ * every position of the view is of `topic` (a table reads one topic); else NULL. */
+const char *sg_table_view_stream_time_text(const sg_table_view_t *view, const char *topic, size_t *len);
 
 /* Called per row in key order; value is without the header; all pointers valid only during the
  * call. Non-zero stops the scan after this row. */

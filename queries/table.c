@@ -40,6 +40,7 @@
 
 #include "queries_int.h"
 
+#include <inttypes.h>
 #include <pthread.h>
 #include <rocksdb/c.h>
 #include <stdarg.h>
@@ -98,6 +99,8 @@ struct st_sg_table_view_t {
     size_t token_text_len;
     const char *one_topic;   /* the topic of every position, when they all have one (else NULL) */
     int64_t one_stream_time; /* then the largest stream time of its applied partitions */
+    char one_stream_time_text[24]; /* and that in decimal (a Stream-Time header per read) */
+    size_t one_stream_time_text_len;
     const char *error;       /* why the positions could not be read (corrupt record), or NULL */
 };
 
@@ -136,6 +139,7 @@ struct st_sg_tables_t {
     _Atomic bool ingested;               /* a bulk batch was ingested since the last sg_tables_settle */
     int compression;                     /* the files' compression: LZ4 when this RocksDB build has it */
     _Atomic size_t block_cache_bytes;
+    bool test_fail_writable_open; /* sg_tables_test_fail_writable_open */
     sg_table_t *tables;
     size_t table_count;
 };
@@ -360,7 +364,7 @@ static char **sg_tables_cf_names(const char *dir, const char *const *table_names
 
 /* Point reads are the tables' hot path (bench/README.md, "Issue 13"): options for them on top of
  * the module's defaults. */
-static void sg_tables_tune(sg_tables_t *tables, rocksdb_options_t *options)
+static void sg_tables_tune(sg_tables_t *tables, rocksdb_options_t *options, bool row_cache)
 {
     rocksdb_block_based_table_options_t *table = rocksdb_block_based_options_create();
     /* As the module's defaults: a whole-key Bloom filter, so a 404 and every level a key is not
@@ -378,8 +382,10 @@ static void sg_tables_tune(sg_tables_t *tables, rocksdb_options_t *options)
     rocksdb_block_based_options_destroy(table);
     /* Rows read recently, by key: a read of one of them skips the index and data blocks of its
      * table file (a third of a read's instructions). Keyed by table file, so it serves reads at
-     * any snapshot newer than the file, i.e. every view's. */
-    rocksdb_options_set_row_cache(options, tables->row_cache);
+     * any snapshot newer than the file, i.e. every view's. Not on a database opened read-only:
+     * there RocksDB 7.8 answers "absent" to the second read of a row of a file (the row cache hit). */
+    if (row_cache)
+        rocksdb_options_set_row_cache(options, tables->row_cache);
     /* A Bloom filter over the memtables' keys: a read of a row that is not in them skips their
      * skip lists (the memtables hold the latest writes, reads are mostly of older rows). */
     rocksdb_options_set_memtable_prefix_bloom_size_ratio(options, 0.05);
@@ -410,7 +416,7 @@ static void sg_tables_ingest_setup(sg_tables_t *tables)
     if (dir != NULL)
         closedir(dir);
     tables->ingest_options = sg_queries_db_options(SG_TABLE_WRITE_BUFFER, 3, SG_TABLE_MAX_TOTAL_WAL, tables->compression);
-    sg_tables_tune(tables, tables->ingest_options);
+    sg_tables_tune(tables, tables->ingest_options, true);
 }
 
 /* Opens the database at tables->dir (read-only when asked: a stopped database's last state, for
@@ -418,6 +424,8 @@ static void sg_tables_ingest_setup(sg_tables_t *tables)
  * db_lock for writing, or is the only user. Returns 0, or -1 with err (tables->db NULL). */
 static int sg_tables_open_db(sg_tables_t *tables, bool read_only, char *err, size_t errlen)
 {
+    if (!read_only && tables->test_fail_writable_open)
+        return sg_errf(err, errlen, "tables: cannot open %s for writing (test)", tables->dir);
     size_t n = tables->table_count;
     const char **table_names = sg_calloc(n + 1, sizeof(*table_names));
     for (size_t i = 0; i < n; i++)
@@ -432,7 +440,7 @@ static int sg_tables_open_db(sg_tables_t *tables, bool read_only, char *err, siz
     for (size_t i = 0; i < sizeof(compressions) / sizeof(compressions[0]); i++) {
         char *errptr = NULL;
         tables->options = sg_queries_db_options(SG_TABLE_WRITE_BUFFER, 3, SG_TABLE_MAX_TOTAL_WAL, compressions[i]);
-        sg_tables_tune(tables, tables->options);
+        sg_tables_tune(tables, tables->options, !read_only);
         for (size_t j = 0; j < tables->cf_count; j++)
             cf_options[j] = tables->options;
         if (read_only)
@@ -592,6 +600,11 @@ static void sg_tables_unlock(sg_tables_t *tables)
 int sg_tables_health(sg_tables_t *tables, char *reason, size_t reasonlen)
 {
     return sg_queries_health_get(&tables->health, reason, reasonlen);
+}
+
+void sg_tables_test_fail_writable_open(sg_tables_t *tables, int fail)
+{
+    tables->test_fail_writable_open = fail != 0;
 }
 
 int sg_tables_recover(sg_tables_t *tables, char *err, size_t errlen)
@@ -874,6 +887,8 @@ static sg_table_view_t *sg_table_view_new(sg_tables_t *tables, const sg_table_ba
     for (size_t i = 0; view->one_topic != NULL && i < n; i++)
         if (view->positions[i].next_offset > 0 && view->positions[i].stream_time_ms > view->one_stream_time)
             view->one_stream_time = view->positions[i].stream_time_ms;
+    int text_len = snprintf(view->one_stream_time_text, sizeof(view->one_stream_time_text), "%" PRId64, view->one_stream_time);
+    view->one_stream_time_text_len = text_len > 0 ? (size_t)text_len : 0;
     view->token = sg_token_create();
     for (size_t i = 0; i < n && view->token != NULL; i++) {
         const sg_table_view_pos_t *pos = &view->positions[i];
@@ -982,6 +997,14 @@ int64_t sg_table_view_stream_time(const sg_table_view_t *view, const char *topic
             stream_time = pos->stream_time_ms;
     }
     return stream_time;
+}
+
+const char *sg_table_view_stream_time_text(const sg_table_view_t *view, const char *topic, size_t *len)
+{
+    if (view->one_topic == NULL || strcmp(view->one_topic, topic) != 0)
+        return NULL;
+    *len = view->one_stream_time_text_len;
+    return view->one_stream_time_text;
 }
 
 static int sg_tables_position_locked(sg_tables_t *tables, const char *table_name, const char *topic, int32_t partition,

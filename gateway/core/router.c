@@ -94,16 +94,20 @@ sg_router_status_t sg_router_lookup(const sg_router_t *router, const char *metho
 {
     memset(result, 0, sizeof(*result));
     const sg_router_entry_t *best = NULL;
+    sg_path_match_t best_match = {0}; /* kept: the route found is most often the best entry itself */
     for (size_t i = 0; i < router->n_entries; ++i) {
         const sg_router_entry_t *entry = &router->entries[i];
         if (best != NULL && entry->n_literals <= best->n_literals)
             continue;
         sg_path_match_t probe;
         int matched = sg_path_template_match(entry->tmpl, path, path_len, &probe);
-        if (matched < 0)
+        if (matched < 0) {
+            sg_path_match_dispose(&best_match);
             return result->status = SG_ROUTER_BAD_PATH;
+        }
         if (matched > 0) {
-            sg_path_match_dispose(&probe);
+            sg_path_match_dispose(&best_match);
+            best_match = probe;
             best = entry;
         }
     }
@@ -122,10 +126,17 @@ sg_router_status_t sg_router_lookup(const sg_router_t *router, const char *metho
     }
     if (router->with_options)
         append_method(result->allow, sizeof(result->allow), "OPTIONS");
-    if (found == NULL)
+    if (found == NULL) {
+        sg_path_match_dispose(&best_match);
         return result->status = SG_ROUTER_METHOD_NOT_ALLOWED;
+    }
     result->route = found->index;
     result->is_query = found->is_query;
+    if (found == best) {
+        result->match = best_match;
+        return result->status = SG_ROUTER_FOUND;
+    }
+    sg_path_match_dispose(&best_match);
     if (sg_path_template_match(found->tmpl, path, path_len, &result->match) <= 0)
         return result->status = SG_ROUTER_BAD_PATH; /* same shape matched above; defensive only */
     return result->status = SG_ROUTER_FOUND;

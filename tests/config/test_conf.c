@@ -581,8 +581,8 @@ static void test_err_unknown_key(void **state)
                              "deployment, log, schema_registry, auth, rate_limits)");
     expect_error("limits: {body: 1}\n", "t.yaml:1: limits.body: unknown key \"body\" "
                                         "(valid keys: body_bytes, header_bytes, pending, inflight_bytes, connections, "
-                                        "write_timeout, queued_bytes, token_wait, token_wait_max, registry_write_rate, "
-                                        "registry_write_burst)");
+                                        "write_timeout, queued_bytes, token_wait, token_wait_max, table_cache, "
+                                        "registry_write_rate, registry_write_burst)");
 }
 
 static void test_err_types(void **state)
@@ -1014,14 +1014,15 @@ static void test_dump_reference(void **state)
     size_t rows = 0;
     for (const char *p = text; (p = strstr(p, "\n| `")) != NULL; p++)
         rows++;
-    assert_int_equal(rows, 111); /* 48 + requests (3 rows) + reply.partitions + limits.token_wait(_max) + schema_registry
+    assert_int_equal(rows, 112); /* 48 + requests (3 rows) + reply.partitions + limits.token_wait(_max) + schema_registry
                                   * (2 rows) + log.level and the log section (2 rows) = 58; DESIGN §6 adds 34: scopes and
                                   * public on routes, tables and queries (6), limits.registry_write_rate/_burst (2),
                                   * auth (1) with jwt (1 + 13), api_keys (1 + 3) and principal_header (1), and
                                   * rate_limits (1 + 5); static (3 rows), log.format, log.access, log.access_format: 6;
                                   * hardening (issue 11) adds limits.inflight_bytes, connections, write_timeout and
                                   * queued_bytes: 4; the reply header names (3); DESIGN §8 adds deployment (1 + 3) and
-                                  * tables[].placement and .standbys (2) */
+                                  * tables[].placement and .standbys (2); issue 13 adds limits.table_cache (1) */
+    assert_non_null(strstr(text, "| `limits.table_cache` | size 8MiB..1024GiB | `512MiB` |"));
     assert_non_null(strstr(text, "| `auth.jwt.algorithms` | list of JWS algorithms | `[RS256, ES256]` |"));
     assert_non_null(strstr(text, "| `rate_limits[].rate` | rate (N/s, N/m, N/h) | required |"));
     assert_non_null(strstr(text, "| `auth.api_keys[].sha256` | SHA-256 (64 hex digits) | required |"));
