@@ -44,6 +44,11 @@
 #define SG_MAT_RESTORE_ROUND_MS 200
 #define SG_MAT_ROUND_BYTES (64u * 1024u * 1024u) /* keys + values a batch holds until its commit */
 #define SG_MAT_CATCHUP_WAIT_MS 5                 /* while restoring, wait this long for more of a round */
+/* Messages taken from the consumer queue in one call: per message, rd_kafka_consume_queue()
+ * pays for a clock read, the poll bookkeeping and a wait set-up (a third of the reading
+ * thread's time in a restore). A round may go past SG_MAT_ROUND_BYTES by one such batch, i.e.
+ * by no more than librdkafka had queued (queued.max.messages.kbytes). */
+#define SG_MAT_CONSUME_BATCH 256
 #define SG_MAT_RETRY_MS 500
 #define SG_MAT_LATEST_TIMEOUT_MS 2000 /* a fresh=latest query's ListOffsets round */
 /* Rounds handed to the commit thread and not yet written, at most: one being written while the
@@ -108,6 +113,7 @@ struct st_sg_materializer_t {
     sg_mat_table_t *state; /* per conf->tables[i] */
     sg_mat_part_t *parts;
     size_t n_parts;
+    size_t last_part; /* find_part's last answer: a fetch brings runs of one partition */
     sg_materializer_progress_cb progress_cb;
     void *ctx;
     pthread_t thread;
@@ -219,6 +225,15 @@ static int hand_off(sg_materializer_t *m, size_t table, sg_table_commit_t *commi
         return -1;
     }
     return 0;
+}
+
+/* Whether the commit thread has a round to write. */
+static int commit_busy(sg_materializer_t *m)
+{
+    pthread_mutex_lock(&m->commit_lock);
+    int busy = m->jobs_pending > 0;
+    pthread_mutex_unlock(&m->commit_lock);
+    return busy;
 }
 
 /* Waits until every handed-off round is written (or dropped). Returns 0, or -1 when a commit
@@ -505,9 +520,14 @@ static int setup(sg_materializer_t *m)
 
 static sg_mat_part_t *find_part(sg_materializer_t *m, const char *topic, int32_t partition)
 {
-    for (size_t i = 0; i < m->n_parts; ++i)
-        if (m->parts[i].partition == partition && strcmp(m->topics[m->parts[i].topic].name, topic) == 0)
+    size_t i = m->last_part;
+    if (i < m->n_parts && m->parts[i].partition == partition && strcmp(m->topics[m->parts[i].topic].name, topic) == 0)
+        return &m->parts[i];
+    for (i = 0; i < m->n_parts; ++i)
+        if (m->parts[i].partition == partition && strcmp(m->topics[m->parts[i].topic].name, topic) == 0) {
+            m->last_part = i;
             return &m->parts[i];
+        }
     return NULL;
 }
 
@@ -747,27 +767,35 @@ static int round_trip(sg_materializer_t *m)
     int rc = atomic_load(&m->commit_failed) ? -1 : 0;
     int restoring = !atomic_load(&m->caught_up);
     size_t max_records = restoring ? SG_MAT_RESTORE_ROUND_RECORDS : SG_MAT_ROUND_RECORDS;
-    while (rc == 0 && records < max_records && bytes < SG_MAT_ROUND_BYTES) {
-        int timeout;
-        if (records == 0) {
-            timeout = SG_MAT_POLL_MS;
-        } else {
+    rd_kafka_message_t *msgs[SG_MAT_CONSUME_BATCH];
+    while (rc == 0 && records < max_records && bytes < SG_MAT_ROUND_BYTES && !atomic_load(&m->stopping)) {
+        int timeout = SG_MAT_POLL_MS;
+        if (records > 0) {
             int64_t left = deadline - sg_mono_ms();
-            if (left <= 0)
+            /* Restoring, a round also goes on while the commit thread still writes the one
+             * before: reading on costs nothing then, and fewer, larger rounds are written (and
+             * ingested) for less. Caught up, it ends on time: reads may wait for its commit. */
+            if (left <= 0 && (!restoring || !commit_busy(m)))
                 break;
             /* Restoring: wait a little for a bigger batch. Caught up: commit what is here now. */
-            timeout = atomic_load(&m->caught_up) ? 0 : (int)(left < SG_MAT_CATCHUP_WAIT_MS ? left : SG_MAT_CATCHUP_WAIT_MS);
+            timeout = !restoring ? 0 : (int)(left > 0 && left < SG_MAT_CATCHUP_WAIT_MS ? left : SG_MAT_CATCHUP_WAIT_MS);
         }
-        rd_kafka_message_t *msg = rd_kafka_consume_queue(m->queue, timeout);
-        if (msg == NULL)
-            break;
-        if (records++ == 0)
-            deadline = sg_mono_ms() + (restoring ? SG_MAT_RESTORE_ROUND_MS : SG_MAT_ROUND_MS);
-        bytes += msg->len + msg->key_len;
-        rc = apply(m, msg);
-        rd_kafka_message_destroy(msg);
-        if (atomic_load(&m->stopping))
-            break;
+        /* What is queued already, without a wait; a wait only for the first of it. */
+        size_t want = max_records - records < SG_MAT_CONSUME_BATCH ? max_records - records : SG_MAT_CONSUME_BATCH;
+        ssize_t n = rd_kafka_consume_batch_queue(m->queue, 0, msgs, want);
+        if (n <= 0) {
+            if (timeout == 0 || (msgs[0] = rd_kafka_consume_queue(m->queue, timeout)) == NULL)
+                break;
+            n = 1;
+        }
+        for (ssize_t i = 0; i < n; ++i) {
+            if (records++ == 0)
+                deadline = sg_mono_ms() + (restoring ? SG_MAT_RESTORE_ROUND_MS : SG_MAT_ROUND_MS);
+            bytes += msgs[i]->len + msgs[i]->key_len;
+            if (rc == 0)
+                rc = apply(m, msgs[i]); /* after a failure the rest of the batch is dropped with the round */
+            rd_kafka_message_destroy(msgs[i]);
+        }
     }
     /* Written on the commit thread while the next round is read. A restore's large rounds are
      * bulk: ingested as table files. */
