@@ -52,6 +52,13 @@
 #define SG_MAT_CONSUME_BATCH 256
 #define SG_MAT_RETRY_MS 500
 #define SG_MAT_LATEST_TIMEOUT_MS 2000 /* a fresh=latest query's ListOffsets round */
+/* librdkafka stops fetching a partition while its queue (here: the consumer queue all partitions
+ * share) holds queued.min.messages (default 100000, one restore round) or
+ * queued.max.messages.kbytes (64 MiB), and librdkafka 2.0 fetches it again only a second later.
+ * A restore reads slower than librdkafka fetches, so with the default it hit the count every
+ * round and then waited for nothing: 1-5 s of a 1M-record restore went to empty polls (bench,
+ * "restore"). The count is lifted; the queue's bound is its size in bytes, as before. */
+#define SG_MAT_QUEUED_MIN_MESSAGES "10000000"
 /* Rounds handed to the commit thread and not yet written, at most: one being written while the
  * next is read is the overlap; more would only hold more memory. */
 #define SG_MAT_COMMIT_DEPTH 2
@@ -928,7 +935,9 @@ sg_materializer_t *sg_materializer_create(const sg_conf_t *conf, const char *boo
         return NULL;
     }
     if (sg_kafka_conf_assigning_consumer(rkconf, "streamgate-tables", 1, err, errlen) ||
-        sg_kafka_conf_set(rkconf, "auto.offset.reset", "error", err, errlen) || sg_kafka_conf_apply(rkconf, conf, err, errlen)) {
+        sg_kafka_conf_set(rkconf, "auto.offset.reset", "error", err, errlen) ||
+        sg_kafka_conf_set(rkconf, "queued.min.messages", SG_MAT_QUEUED_MIN_MESSAGES, err, errlen) ||
+        sg_kafka_conf_apply(rkconf, conf, err, errlen)) {
         rd_kafka_conf_destroy(rkconf);
         sg_materializer_destroy(m);
         return NULL;
