@@ -129,7 +129,7 @@ static int string(cursor_t *c)
     ++c->at; /* the opening quote */
     while (c->at < c->end) {
         /* Plain text eight bytes at a time: a table value's strings are most of its bytes, and a
-         * byte at a time was most of a restore's reading thread (bench/README.md, "restore"). */
+         * byte at a time they were a third of a restore's reading thread (bench/README.md). */
         while (c->end - c->at >= 8) {
             uint64_t word;
             memcpy(&word, c->at, 8);
