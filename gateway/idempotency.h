@@ -47,10 +47,4 @@ void sg_idem_release(sg_server_t *server, const sg_cmd_t *cmd);
  * Returns 0 marked, -1 when it could not be (the key is then released, as before). Bridge thread. */
 int sg_idem_mark_unknown(sg_server_t *server, const sg_cmd_t *cmd);
 
-/** The produce failed but the event may be in the log (POSSIBLY_PERSISTED): keeps the key claimed
- * as "outcome unknown" and submits a lookup that records the outcome (found) or releases the key
- * (not found). Returns 0 marked, -1 when it could not be (the key is then released, as before).
- * Bridge thread. */
-int sg_idem_mark_unknown(sg_server_t *server, const sg_cmd_t *cmd);
-
 #endif

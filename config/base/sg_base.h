@@ -73,5 +73,7 @@ typedef struct st_sg_sipkey_t {
  * MAC; the table must still compare the keys). The output bytes read little-endian, as the
  * reference emits them. */
 uint64_t sg_siphash13(const sg_sipkey_t *key, const void *data, size_t len);
+/** SipHash-2-4 of data[0..len) under key: the MAC strength (request ids), same output form. */
+uint64_t sg_siphash24(const sg_sipkey_t *key, const void *data, size_t len);
 
 #endif

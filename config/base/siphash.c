@@ -1,7 +1,13 @@
 /*
- * SipHash-1-3 (Aumasson and Bernstein, "SipHash: a fast short-input PRF", 2012; one compression
- * round per 8-byte word, three finalization rounds): a keyed hash for tables whose keys a client
- * chooses. Under a random key nobody who does not know it can predict a value or aim inputs at
+ * SipHash (Aumasson and Bernstein, "SipHash: a fast short-input PRF", 2012), written from its
+ * published description, in two strengths: c compression rounds per 8-byte word, d finalization
+ * rounds. OpenSSL only offers it through EVP_MAC, which allocates per call.
+ *
+ * SipHash-2-4 is the MAC of request ids (gateway/core/reqid.c): tagged on every request, checked
+ * on every reply, a few dozen cycles on the stack.
+ *
+ * SipHash-1-3 (one compression round, three finalization rounds) is a keyed hash for tables
+ * whose keys a client chooses. Under a random key nobody who does not know it can predict a value or aim inputs at
  * one bucket; it is not a MAC and not collision-resistant against someone who knows the key, so a
  * table that uses it still compares the keys themselves. 1-3 rather than 2-4 because the inputs
  * can be kilobytes (bearer tokens) and nothing here rests on it being a PRF against an attacker
@@ -46,7 +52,8 @@ static inline uint64_t load_le64(const uint8_t *in)
         v2 = rotl(v2, 32);                                                                                                         \
     } while (0)
 
-uint64_t sg_siphash13(const sg_sipkey_t *key, const void *data, size_t len)
+/* c and d are constants at both call sites, so each entry point compiles to straight-line rounds. */
+static inline uint64_t siphash(const sg_sipkey_t *key, const void *data, size_t len, int c, int d)
 {
     const uint8_t *in = data;
     /* Initialisation constants: "somepseudorandomlygeneratedbytes" in ASCII. */
@@ -59,7 +66,8 @@ uint64_t sg_siphash13(const sg_sipkey_t *key, const void *data, size_t len)
     for (; in != end; in += 8) {
         uint64_t m = load_le64(in);
         v3 ^= m;
-        SIPROUND;
+        for (int i = 0; i < c; i++)
+            SIPROUND;
         v0 ^= m;
     }
     /* The last word: the 0..7 remaining bytes, and len mod 256 in its top byte. */
@@ -67,12 +75,22 @@ uint64_t sg_siphash13(const sg_sipkey_t *key, const void *data, size_t len)
     for (size_t i = 0; i < len % 8; i++)
         last |= (uint64_t)in[i] << (8 * i);
     v3 ^= last;
-    SIPROUND;
+    for (int i = 0; i < c; i++)
+        SIPROUND;
     v0 ^= last;
 
     v2 ^= 0xff;
-    SIPROUND;
-    SIPROUND;
-    SIPROUND;
+    for (int i = 0; i < d; i++)
+        SIPROUND;
     return v0 ^ v1 ^ v2 ^ v3;
+}
+
+uint64_t sg_siphash13(const sg_sipkey_t *key, const void *data, size_t len)
+{
+    return siphash(key, data, len, 1, 3);
+}
+
+uint64_t sg_siphash24(const sg_sipkey_t *key, const void *data, size_t len)
+{
+    return siphash(key, data, len, 2, 4);
 }

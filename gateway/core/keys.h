@@ -20,4 +20,14 @@ json_t *sg_json_pointer_get(json_t *root, const char *pointer, char *err, size_t
  * when the value is not a non-empty string or an integer, or is longer than SG_KEY_MAX_BYTES. */
 int sg_key_from_json(const json_t *value, char *buf, size_t buflen, char *err, size_t errlen);
 
+/** The command path's fast lane: one pass over `text` without building a tree. Returns 1 when
+ * `text` is a JSON document that json_loadb(JSON_DECODE_ANY | JSON_REJECT_DUPLICATES) accepts
+ * and, if `pointer` is not NULL, the value there is one that sg_key_from_json turns into the same
+ * bytes: a non-empty string of at most SG_KEY_MAX_BYTES without escapes, or an integer; then
+ * *key / *key_len point into `text` (unless `pointer` is NULL). Returns 0 for everything else:
+ * invalid JSON, but also what it leaves to Jansson (bytes >= 0x80, \u escapes, numbers near
+ * Jansson's limits, deep or wide nesting, a key that is missing or of another type), so that the
+ * caller parses with Jansson, whose verdict and messages stay the contract. Any thread. */
+int sg_key_scan_json(const char *text, size_t len, const char *pointer, const char **key, size_t *key_len);
+
 #endif

@@ -4,7 +4,6 @@
  */
 #include "router.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -67,12 +66,27 @@ void sg_router_destroy(sg_router_t *router)
     free(router);
 }
 
+/* Appends what fits of `text` (the list stays NUL-terminated, truncated as snprintf would). */
+static size_t append_text(char *allow, size_t size, size_t len, const char *text, size_t text_len)
+{
+    size_t room = size - 1 - len;
+    if (text_len > room)
+        text_len = room;
+    memcpy(allow + len, text, text_len);
+    allow[len + text_len] = '\0';
+    return len + text_len;
+}
+
+/* Runs on every lookup (the Allow list is part of the result), so no printf: that was two
+ * snprintf calls, ~1.6k instructions, on every POST. */
 static void append_method(char *allow, size_t size, const char *method)
 {
     size_t len = strlen(allow);
     if (strstr(allow, method) != NULL) /* methods are distinct upper-case words; no false hits */
         return;
-    snprintf(allow + len, size - len, "%s%s", len ? ", " : "", method);
+    if (len > 0)
+        len = append_text(allow, size, len, ", ", 2);
+    append_text(allow, size, len, method, strlen(method));
 }
 
 sg_router_status_t sg_router_lookup(const sg_router_t *router, const char *method, size_t method_len, const char *path,

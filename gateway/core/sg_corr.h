@@ -2,8 +2,9 @@
  * The correlation table: pending requests of one event loop, keyed by request id.
  *
  * One table per loop and only that loop touches it, so there is no locking. Its capacity is
- * fixed at creation (the loop's share of limits.pending) and a full table is an error the
- * caller turns into 503, so memory is bounded by configuration, not by how slow workers are.
+ * fixed at creation (limits.pending: each loop's table could hold them all; the gateway-wide count
+ * is taken before a request is parked) and a full table is an error the caller turns into 503, so
+ * memory is bounded by configuration, not by how slow workers are.
  * Slots are allocated as the table fills, not up front, so a large limit costs nothing until
  * it is used.
  *

@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sg_base.h"
+
 #define SG_REQID_RAW_LEN 24
 #define SG_REQID_TEXT_LEN 32 /* 24 raw bytes -> 32 base64url chars, no padding */
 #define SG_REQID_TIME_MAX ((UINT64_C(1) << 48) - 1)
@@ -33,9 +35,8 @@ typedef struct st_sg_reqid_t {
     uint32_t counter;
 } sg_reqid_t;
 
-typedef struct st_sg_reqid_key_t {
-    uint64_t k0, k1; /* SipHash key words: key bytes 0..7 and 8..15, little-endian */
-} sg_reqid_key_t;
+/* The MAC key: SipHash-2-4's (sg_siphash24 in sg_base). */
+typedef sg_sipkey_t sg_reqid_key_t;
 
 /**
  * Derives the 128-bit MAC key from an arbitrary secret of len bytes (secret may be NULL when
@@ -57,8 +58,5 @@ void sg_reqid_format(const sg_reqid_key_t *key, const sg_reqid_t *id, char out[S
  * returns -1 otherwise and leaves out untouched. Any thread.
  */
 int sg_reqid_parse(const sg_reqid_key_t *key, const char *text, size_t len, sg_reqid_t *out);
-
-/** SipHash-2-4 of data[0..len) under key, as a 64-bit word (its output bytes read little-endian). */
-uint64_t sg_siphash24(const sg_reqid_key_t *key, const void *data, size_t len);
 
 #endif

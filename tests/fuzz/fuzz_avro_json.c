@@ -23,6 +23,7 @@
 
 #include <jansson.h>
 
+#include "avro_corpus.h"
 #include "avro_encode_ref.h"
 #include "sg_avro.h"
 #include "sg_frame.h"
@@ -33,104 +34,15 @@
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const char *const schema_texts[] = {
-    /* 0: every primitive, with defaults for some. */
-    "{\"type\":\"record\",\"name\":\"Prim\",\"fields\":["
-    "{\"name\":\"n\",\"type\":\"null\"},{\"name\":\"b\",\"type\":\"boolean\"},"
-    "{\"name\":\"i\",\"type\":\"int\"},{\"name\":\"l\",\"type\":\"long\"},"
-    "{\"name\":\"f\",\"type\":\"float\"},{\"name\":\"d\",\"type\":\"double\"},"
-    "{\"name\":\"s\",\"type\":\"string\"},{\"name\":\"by\",\"type\":\"bytes\"},"
-    "{\"name\":\"di\",\"type\":\"int\",\"default\":-7},{\"name\":\"ds\",\"type\":\"string\",\"default\":\"\\u00e9\"},"
-    "{\"name\":\"dby\",\"type\":\"bytes\",\"default\":\"\\u0001\\u00ff\"},"
-    "{\"name\":\"dd\",\"type\":\"double\",\"default\":0.5}]}",
-    /* 1: nested records, named references, namespaces, defaults of every shape. */
-    "{\"type\":\"record\",\"name\":\"Order\",\"namespace\":\"shop\",\"fields\":["
-    " {\"name\":\"customer\",\"type\":{\"type\":\"record\",\"name\":\"Party\",\"fields\":["
-    "   {\"name\":\"name\",\"type\":\"string\"},"
-    "   {\"name\":\"address\",\"type\":{\"type\":\"record\",\"name\":\"Addr\",\"namespace\":\"geo\",\"fields\":["
-    "     {\"name\":\"city\",\"type\":\"string\"},{\"name\":\"zip\",\"type\":[\"null\",\"string\"],\"default\":null}]},"
-    "    \"default\":{\"city\":\"Oslo\"}}]}},"
-    " {\"name\":\"seller\",\"type\":\"Party\",\"default\":{\"name\":\"S\",\"address\":{\"city\":\"Rome\",\"zip\":null}}},"
-    " {\"name\":\"ship_to\",\"type\":[\"null\",\"geo.Addr\"],\"default\":null},"
-    " {\"name\":\"items\",\"type\":{\"type\":\"array\",\"items\":{\"type\":\"record\",\"name\":\"Item\",\"fields\":["
-    "   {\"name\":\"sku\",\"type\":\"string\"},{\"name\":\"qty\",\"type\":\"int\",\"default\":1},"
-    "   {\"name\":\"price\",\"type\":\"double\"}]}},\"default\":[]},"
-    " {\"name\":\"tags\",\"type\":{\"type\":\"map\",\"values\":\"string\"},\"default\":{\"a\":\"b\"}},"
-    " {\"name\":\"state\",\"type\":{\"type\":\"enum\",\"name\":\"State\",\"symbols\":[\"NEW\",\"PAID\",\"SHIPPED\"]},\"default\":"
-    "\"NEW\"},"
-    " {\"name\":\"pick\",\"type\":[\"int\",\"string\"],\"default\":5},"
-    " {\"name\":\"note\",\"type\":[\"string\",\"null\"],\"default\":\"none\"}]}",
-    /* 2: arrays and maps, nested both ways. */
-    "{\"type\":\"record\",\"name\":\"Coll\",\"fields\":["
-    " {\"name\":\"aa\",\"type\":{\"type\":\"array\",\"items\":{\"type\":\"array\",\"items\":\"long\"}}},"
-    " {\"name\":\"am\",\"type\":{\"type\":\"array\",\"items\":{\"type\":\"map\",\"values\":\"boolean\"}}},"
-    " {\"name\":\"ma\",\"type\":{\"type\":\"map\",\"values\":{\"type\":\"array\",\"items\":\"string\"}}},"
-    " {\"name\":\"mm\",\"type\":{\"type\":\"map\",\"values\":{\"type\":\"map\",\"values\":\"float\"}}},"
-    " {\"name\":\"an\",\"type\":{\"type\":\"array\",\"items\":\"null\"},\"default\":[null]},"
-    " {\"name\":\"mb\",\"type\":{\"type\":\"map\",\"values\":\"bytes\"},\"default\":{}}]}",
-    /* 3: enums and fixed, also as named references. */
-    "{\"type\":\"record\",\"name\":\"EF\",\"namespace\":\"x.y\",\"fields\":["
-    " {\"name\":\"e\",\"type\":{\"type\":\"enum\",\"name\":\"Color\",\"symbols\":[\"RED\",\"GREEN\",\"BLUE\"]}},"
-    " {\"name\":\"e2\",\"type\":\"Color\",\"default\":\"BLUE\"},"
-    " {\"name\":\"fx\",\"type\":{\"type\":\"fixed\",\"name\":\"Four\",\"size\":4}},"
-    " {\"name\":\"fx2\",\"type\":\"x.y.Four\",\"default\":\"\\u0002\\u0001\\u00fe\\u00ff\"},"
-    " {\"name\":\"f1\",\"type\":{\"type\":\"fixed\",\"name\":\"One\",\"namespace\":\"z\",\"size\":1}},"
-    " {\"name\":\"es\",\"type\":{\"type\":\"array\",\"items\":\"Color\"}}]}",
-    /* 4: unions: null-unions in both orders, and general unions with named branches. */
-    "{\"type\":\"record\",\"name\":\"U\",\"namespace\":\"ns\",\"fields\":["
-    " {\"name\":\"opt\",\"type\":[\"null\",\"string\"]},"
-    " {\"name\":\"rev\",\"type\":[\"long\",\"null\"]},"
-    " {\"name\":\"optrec\",\"type\":[\"null\",{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"a\",\"type\":\"int\"}]}]}"
-    ","
-    " {\"name\":\"u\",\"type\":[\"null\",\"boolean\",\"int\",\"long\",\"float\",\"double\",\"string\",\"bytes\","
-    "   \"R\",{\"type\":\"array\",\"items\":\"int\"},{\"type\":\"map\",\"values\":\"string\"},"
-    "   {\"type\":\"enum\",\"name\":\"E\",\"symbols\":[\"A\",\"B\"]},{\"type\":\"fixed\",\"name\":\"F\",\"size\":2},"
-    "   {\"type\":\"record\",\"name\":\"R2\",\"namespace\":\"other\",\"fields\":[{\"name\":\"b\",\"type\":[\"null\",\"ns.R\"]}]}]},"
-    " {\"name\":\"two\",\"type\":[\"int\",\"string\"]},"
-    " {\"name\":\"arr\",\"type\":{\"type\":\"array\",\"items\":[\"null\",\"double\"]},\"default\":[]}]}",
-    /* 5: logical types, including inside unions and as defaults. */
-    "{\"type\":\"record\",\"name\":\"L\",\"fields\":["
-    " {\"name\":\"amount\",\"type\":{\"type\":\"bytes\",\"logicalType\":\"decimal\",\"precision\":5,\"scale\":2}},"
-    " {\"name\":\"fx\",\"type\":{\"type\":\"fixed\",\"name\":\"F8\",\"size\":8,\"logicalType\":\"decimal\",\"precision\":18,"
-    "\"scale\":4}},"
-    " {\"name\":\"big\",\"type\":{\"type\":\"bytes\",\"logicalType\":\"decimal\",\"precision\":153,\"scale\":20},\"default\":"
-    "\"\\u0001\"},"
-    " {\"name\":\"whole\",\"type\":{\"type\":\"bytes\",\"logicalType\":\"decimal\",\"precision\":3},\"default\":\"\\u00ff\"},"
-    " {\"name\":\"f1\",\"type\":{\"type\":\"fixed\",\"name\":\"F1\",\"size\":1,\"logicalType\":\"decimal\",\"precision\":2,"
-    "\"scale\":1},\"default\":\"\\u00f6\"},"
-    " {\"name\":\"id\",\"type\":{\"type\":\"string\",\"logicalType\":\"uuid\"}},"
-    " {\"name\":\"day\",\"type\":{\"type\":\"int\",\"logicalType\":\"date\"}},"
-    " {\"name\":\"tod\",\"type\":{\"type\":\"int\",\"logicalType\":\"time-millis\"}},"
-    " {\"name\":\"ts\",\"type\":{\"type\":\"long\",\"logicalType\":\"timestamp-millis\"}},"
-    " {\"name\":\"tsu\",\"type\":{\"type\":\"long\",\"logicalType\":\"timestamp-micros\"}},"
-    " {\"name\":\"maybe\",\"type\":[\"null\",{\"type\":\"int\",\"logicalType\":\"date\"}],\"default\":null},"
-    " {\"name\":\"lu\",\"type\":[\"null\",{\"type\":\"long\",\"logicalType\":\"timestamp-micros\"},"
-    "   {\"type\":\"string\",\"logicalType\":\"uuid\"},\"F8\"],\"default\":null},"
-    " {\"name\":\"days\",\"type\":{\"type\":\"map\",\"values\":{\"type\":\"int\",\"logicalType\":\"date\"}},\"default\":{\"z\":0}}]"
-    "}",
-    /* 6: a recursive list, for the depth limit. */
-    "{\"type\":\"record\",\"name\":\"Node\",\"fields\":[{\"name\":\"v\",\"type\":\"int\",\"default\":0},"
-    " {\"name\":\"next\",\"type\":[\"null\",\"Node\"],\"default\":null},"
-    " {\"name\":\"kids\",\"type\":{\"type\":\"array\",\"items\":\"Node\"},\"default\":[]}]}",
-    /* 7..9: bare (non-record) top-level schemas. */
-    /* parenthesised: one literal split over two lines, not two elements */
-    ("[\"null\",\"int\",\"string\",{\"type\":\"array\",\"items\":{\"type\":\"bytes\",\"logicalType\":\"decimal\",\"precision\":9,"
-     "\"scale\":3}}]"),
-    "{\"type\":\"map\",\"values\":[\"null\",{\"type\":\"long\",\"logicalType\":\"timestamp-millis\"}]}",
-    "{\"type\":\"array\",\"items\":{\"type\":\"string\",\"logicalType\":\"uuid\"}}",
-};
-
-#define NSCHEMAS (sizeof(schema_texts) / sizeof(schema_texts[0]))
-
-static sg_avro_schema_t *schemas[NSCHEMAS];
+static sg_avro_schema_t *schemas[AVRO_CORPUS_SCHEMAS];
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    for (size_t i = 0; i < NSCHEMAS; i++) {
+    for (size_t i = 0; i < AVRO_CORPUS_SCHEMAS; i++) {
         char err[256] = "";
-        schemas[i] = sg_avro_schema_parse(schema_texts[i], strlen(schema_texts[i]), err, sizeof(err));
+        schemas[i] = sg_avro_schema_parse(avro_corpus_schemas[i], strlen(avro_corpus_schemas[i]), err, sizeof(err));
         if (schemas[i] == NULL) {
             fprintf(stderr, "fuzz schema %zu rejected: %s\n", i, err);
             abort();
@@ -252,7 +164,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
-    const sg_avro_schema_t *schema = schemas[data[0] % NSCHEMAS];
+    const sg_avro_schema_t *schema = schemas[data[0] % AVRO_CORPUS_SCHEMAS];
     const uint8_t *body = data + 1;
     size_t len = size - 1;
     if (len <= FUZZ_MAX_JSON)
@@ -264,7 +176,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (sg_avro_unframe(data, size, &schema_id, &payload, &payload_len) == 0) {
         if (payload != data + SG_AVRO_FRAME_HEADER || payload_len != size - SG_AVRO_FRAME_HEADER)
             abort();
-        check_binary(schemas[schema_id % NSCHEMAS], payload, payload_len);
+        check_binary(schemas[schema_id % AVRO_CORPUS_SCHEMAS], payload, payload_len);
     }
     return 0;
 }

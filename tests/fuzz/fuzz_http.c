@@ -6,7 +6,7 @@
  *   0 router lookup: METHOD \0 PATH against a fixed route table (literal, parameterised and
  *     registry-like templates)           6 reply :status, header names and values
  *   1 percent-decoding of a path         7 HTTP/1 request heads (request smuggling checks)
- *   2 JSON pointer and event key: POINTER \0 JSON
+ *   2 JSON pointer and event key: POINTER \0 JSON (and the one-pass scan against Jansson)
  *   3 Prefer                             8 path templates: TEMPLATE \0 PATH
  *   4 Idempotency-Key                    9 request ids (GET /requests/{id})
  *   5 traceparent, and media types      10 query strings of table reads
@@ -112,17 +112,26 @@ static void fuzz_key(const uint8_t *data, size_t size)
     char *pointer, *text;
     size_t pointer_len, text_len;
     split(data, size, &pointer, &pointer_len, &text, &text_len);
+    /* The command path's one-pass scan must never take what Jansson refuses, and must find the
+     * key Jansson's path finds (with the pointer, and without one: validity alone). */
+    const char *scanned_key = NULL, *unused = NULL;
+    size_t scanned_len = 0, unused_len = 0;
+    int scanned = sg_key_scan_json(text, text_len, pointer, &scanned_key, &scanned_len);
+    int scanned_valid = sg_key_scan_json(text, text_len, NULL, &unused, &unused_len);
     json_t *root = json_loadb(text, text_len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, NULL);
+    CHECK(root != NULL || (!scanned && !scanned_valid));
     if (root != NULL) {
         char why[256], key[SG_KEY_MAX_BYTES + 1];
         why[0] = '\0';
         json_t *field = sg_json_pointer_get(root, pointer, why, sizeof(why));
+        int len = -1;
         if (field == NULL) {
             CHECK(why[0] != '\0');
         } else {
-            int len = sg_key_from_json(field, key, sizeof(key), why, sizeof(why));
+            len = sg_key_from_json(field, key, sizeof(key), why, sizeof(why));
             CHECK(len < 0 || (len > 0 && len <= SG_KEY_MAX_BYTES && key[len] == '\0'));
         }
+        CHECK(!scanned || (len > 0 && (size_t)len == scanned_len && memcmp(key, scanned_key, scanned_len) == 0));
         json_decref(root);
     }
     free(pointer);

@@ -20,123 +20,10 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "avro_corpus.h"
 #include "avro_encode_ref.h"
 #include "sg_avro.h"
 #include "sg_frame.h"
-
-/* Schemas: every type, named references, namespaces, unions of every shape, logical types,
- * defaults, recursion; and the bare (non-record) forms. */
-static const char *const schema_texts[] = {
-    /* 0: every primitive, with defaults for some. */
-    "{\"type\":\"record\",\"name\":\"Prim\",\"fields\":["
-    "{\"name\":\"n\",\"type\":\"null\"},{\"name\":\"b\",\"type\":\"boolean\"},"
-    "{\"name\":\"i\",\"type\":\"int\"},{\"name\":\"l\",\"type\":\"long\"},"
-    "{\"name\":\"f\",\"type\":\"float\"},{\"name\":\"d\",\"type\":\"double\"},"
-    "{\"name\":\"s\",\"type\":\"string\"},{\"name\":\"by\",\"type\":\"bytes\"},"
-    "{\"name\":\"di\",\"type\":\"int\",\"default\":-7},{\"name\":\"ds\",\"type\":\"string\",\"default\":\"\\u00e9\"},"
-    "{\"name\":\"dby\",\"type\":\"bytes\",\"default\":\"\\u0001\\u00ff\"},"
-    "{\"name\":\"dd\",\"type\":\"double\",\"default\":0.5}]}",
-    /* 1: nested records, named references, namespaces, defaults of every shape. */
-    "{\"type\":\"record\",\"name\":\"Order\",\"namespace\":\"shop\",\"fields\":["
-    " {\"name\":\"customer\",\"type\":{\"type\":\"record\",\"name\":\"Party\",\"fields\":["
-    "   {\"name\":\"name\",\"type\":\"string\"},"
-    "   {\"name\":\"address\",\"type\":{\"type\":\"record\",\"name\":\"Addr\",\"namespace\":\"geo\",\"fields\":["
-    "     {\"name\":\"city\",\"type\":\"string\"},{\"name\":\"zip\",\"type\":[\"null\",\"string\"],\"default\":null}]},"
-    "    \"default\":{\"city\":\"Oslo\"}}]}},"
-    " {\"name\":\"seller\",\"type\":\"Party\",\"default\":{\"name\":\"S\",\"address\":{\"city\":\"Rome\",\"zip\":null}}},"
-    " {\"name\":\"ship_to\",\"type\":[\"null\",\"geo.Addr\"],\"default\":null},"
-    " {\"name\":\"items\",\"type\":{\"type\":\"array\",\"items\":{\"type\":\"record\",\"name\":\"Item\",\"fields\":["
-    "   {\"name\":\"sku\",\"type\":\"string\"},{\"name\":\"qty\",\"type\":\"int\",\"default\":1},"
-    "   {\"name\":\"price\",\"type\":\"double\"}]}},\"default\":[]},"
-    " {\"name\":\"tags\",\"type\":{\"type\":\"map\",\"values\":\"string\"},\"default\":{\"a\":\"b\"}},"
-    " {\"name\":\"state\",\"type\":{\"type\":\"enum\",\"name\":\"State\",\"symbols\":[\"NEW\",\"PAID\",\"SHIPPED\"]},"
-    "\"default\":\"NEW\"},"
-    " {\"name\":\"pick\",\"type\":[\"int\",\"string\"],\"default\":5},"
-    " {\"name\":\"note\",\"type\":[\"string\",\"null\"],\"default\":\"none\"}]}",
-    /* 2: arrays and maps, nested both ways. */
-    "{\"type\":\"record\",\"name\":\"Coll\",\"fields\":["
-    " {\"name\":\"aa\",\"type\":{\"type\":\"array\",\"items\":{\"type\":\"array\",\"items\":\"long\"}}},"
-    " {\"name\":\"am\",\"type\":{\"type\":\"array\",\"items\":{\"type\":\"map\",\"values\":\"boolean\"}}},"
-    " {\"name\":\"ma\",\"type\":{\"type\":\"map\",\"values\":{\"type\":\"array\",\"items\":\"string\"}}},"
-    " {\"name\":\"mm\",\"type\":{\"type\":\"map\",\"values\":{\"type\":\"map\",\"values\":\"float\"}}},"
-    " {\"name\":\"an\",\"type\":{\"type\":\"array\",\"items\":\"null\"},\"default\":[null]},"
-    " {\"name\":\"mb\",\"type\":{\"type\":\"map\",\"values\":\"bytes\"},\"default\":{}}]}",
-    /* 3: enums and fixed, also as named references. */
-    "{\"type\":\"record\",\"name\":\"EF\",\"namespace\":\"x.y\",\"fields\":["
-    " {\"name\":\"e\",\"type\":{\"type\":\"enum\",\"name\":\"Color\",\"symbols\":[\"RED\",\"GREEN\",\"BLUE\"]}},"
-    " {\"name\":\"e2\",\"type\":\"Color\",\"default\":\"BLUE\"},"
-    " {\"name\":\"fx\",\"type\":{\"type\":\"fixed\",\"name\":\"Four\",\"size\":4}},"
-    " {\"name\":\"fx2\",\"type\":\"x.y.Four\",\"default\":\"\\u0002\\u0001\\u00fe\\u00ff\"},"
-    " {\"name\":\"f1\",\"type\":{\"type\":\"fixed\",\"name\":\"One\",\"namespace\":\"z\",\"size\":1}},"
-    " {\"name\":\"es\",\"type\":{\"type\":\"array\",\"items\":\"Color\"}}]}",
-    /* 4: unions: null-unions in both orders, and general unions with named branches. */
-    "{\"type\":\"record\",\"name\":\"U\",\"namespace\":\"ns\",\"fields\":["
-    " {\"name\":\"opt\",\"type\":[\"null\",\"string\"]},"
-    " {\"name\":\"rev\",\"type\":[\"long\",\"null\"]},"
-    " {\"name\":\"optrec\",\"type\":[\"null\",{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"a\",\"type\":\"int\"}]}]}"
-    ","
-    " {\"name\":\"u\",\"type\":[\"null\",\"boolean\",\"int\",\"long\",\"float\",\"double\",\"string\",\"bytes\","
-    "   \"R\",{\"type\":\"array\",\"items\":\"int\"},{\"type\":\"map\",\"values\":\"string\"},"
-    "   {\"type\":\"enum\",\"name\":\"E\",\"symbols\":[\"A\",\"B\"]},{\"type\":\"fixed\",\"name\":\"F\",\"size\":2},"
-    "   {\"type\":\"record\",\"name\":\"R2\",\"namespace\":\"other\",\"fields\":[{\"name\":\"b\",\"type\":[\"null\",\"ns.R\"]}]}]},"
-    " {\"name\":\"two\",\"type\":[\"int\",\"string\"]},"
-    " {\"name\":\"arr\",\"type\":{\"type\":\"array\",\"items\":[\"null\",\"double\"]},\"default\":[]}]}",
-    /* 5: logical types, including inside unions and as defaults. */
-    "{\"type\":\"record\",\"name\":\"L\",\"fields\":["
-    " {\"name\":\"amount\",\"type\":{\"type\":\"bytes\",\"logicalType\":\"decimal\",\"precision\":5,\"scale\":2}},"
-    " {\"name\":\"fx\",\"type\":{\"type\":\"fixed\",\"name\":\"F8\",\"size\":8,\"logicalType\":\"decimal\",\"precision\":18,"
-    "\"scale\":4}},"
-    " {\"name\":\"big\",\"type\":{\"type\":\"bytes\",\"logicalType\":\"decimal\",\"precision\":153,\"scale\":20},\"default\":"
-    "\"\\u0001\"},"
-    " {\"name\":\"whole\",\"type\":{\"type\":\"bytes\",\"logicalType\":\"decimal\",\"precision\":3},\"default\":\"\\u00ff\"},"
-    " {\"name\":\"f1\",\"type\":{\"type\":\"fixed\",\"name\":\"F1\",\"size\":1,\"logicalType\":\"decimal\",\"precision\":2,"
-    "\"scale\":1},\"default\":\"\\u00f6\"},"
-    " {\"name\":\"id\",\"type\":{\"type\":\"string\",\"logicalType\":\"uuid\"}},"
-    " {\"name\":\"day\",\"type\":{\"type\":\"int\",\"logicalType\":\"date\"}},"
-    " {\"name\":\"tod\",\"type\":{\"type\":\"int\",\"logicalType\":\"time-millis\"}},"
-    " {\"name\":\"ts\",\"type\":{\"type\":\"long\",\"logicalType\":\"timestamp-millis\"}},"
-    " {\"name\":\"tsu\",\"type\":{\"type\":\"long\",\"logicalType\":\"timestamp-micros\"}},"
-    " {\"name\":\"maybe\",\"type\":[\"null\",{\"type\":\"int\",\"logicalType\":\"date\"}],\"default\":null},"
-    " {\"name\":\"lu\",\"type\":[\"null\",{\"type\":\"long\",\"logicalType\":\"timestamp-micros\"},"
-    "   {\"type\":\"string\",\"logicalType\":\"uuid\"},\"F8\"],\"default\":null},"
-    " {\"name\":\"days\",\"type\":{\"type\":\"map\",\"values\":{\"type\":\"int\",\"logicalType\":\"date\"}},\"default\":{\"z\":0}}]"
-    "}",
-    /* 6: a recursive list, for the depth limit. */
-    "{\"type\":\"record\",\"name\":\"Node\",\"fields\":[{\"name\":\"v\",\"type\":\"int\",\"default\":0},"
-    " {\"name\":\"next\",\"type\":[\"null\",\"Node\"],\"default\":null},"
-    " {\"name\":\"kids\",\"type\":{\"type\":\"array\",\"items\":\"Node\"},\"default\":[]}]}",
-    /* 7..12: bare (non-record) top-level schemas. */
-    "[\"null\",\"int\",\"string\",{\"type\":\"array\",\"items\":{\"type\":\"bytes\",\"logicalType\":\"decimal\",\"precision\":9,"
-    "\"scale\":3}}]",
-    "{\"type\":\"map\",\"values\":[\"null\",{\"type\":\"long\",\"logicalType\":\"timestamp-millis\"}]}",
-    "{\"type\":\"array\",\"items\":{\"type\":\"string\",\"logicalType\":\"uuid\"}}",
-    "\"null\"",
-    "{\"type\":\"long\",\"logicalType\":\"timestamp-micros\"}",
-    "{\"type\":\"fixed\",\"name\":\"D16\",\"size\":16,\"logicalType\":\"decimal\",\"precision\":38,\"scale\":9}",
-    /* 13: the bench's order (bench/order.avsc without its docs). */
-    "{\"type\":\"record\",\"name\":\"Order\",\"namespace\":\"bench\",\"fields\":["
-    " {\"name\":\"id\",\"type\":\"string\"},{\"name\":\"customerId\",\"type\":\"string\"},"
-    " {\"name\":\"placedAt\",\"type\":{\"type\":\"long\",\"logicalType\":\"timestamp-millis\"}},"
-    " {\"name\":\"currency\",\"type\":\"string\"},"
-    " {\"name\":\"total\",\"type\":{\"type\":\"bytes\",\"logicalType\":\"decimal\",\"precision\":12,\"scale\":2}},"
-    " {\"name\":\"channel\",\"type\":\"string\"},"
-    " {\"name\":\"items\",\"type\":{\"type\":\"array\",\"items\":{\"type\":\"record\",\"name\":\"OrderItem\",\"fields\":["
-    "   {\"name\":\"sku\",\"type\":\"string\"},{\"name\":\"quantity\",\"type\":\"int\"},"
-    "   {\"name\":\"unitPrice\",\"type\":{\"type\":\"bytes\",\"logicalType\":\"decimal\",\"precision\":12,\"scale\":2}}]}}}]}",
-    /* 14: names that need escaping in a pointer come only from map keys; odd decimal and enum
-     * forms; a logical type in a union with a default, and a logical type that does not apply. */
-    "{\"type\":\"record\",\"name\":\"Odd\",\"fields\":["
-    " {\"name\":\"m\",\"type\":{\"type\":\"map\",\"values\":{\"type\":\"record\",\"name\":\"In\",\"fields\":["
-    "   {\"name\":\"x\",\"type\":\"int\"}]}},\"default\":{}},"
-    " {\"name\":\"w\",\"type\":[{\"type\":\"long\",\"logicalType\":\"timestamp-millis\"},\"null\"],\"default\":0},"
-    " {\"name\":\"nl\",\"type\":{\"type\":\"string\",\"logicalType\":\"date\"},\"default\":\"x\"},"
-    " {\"name\":\"dz\",\"type\":{\"type\":\"bytes\",\"logicalType\":\"decimal\",\"precision\":20,\"scale\":0},\"default\":"
-    "\"\\u0001\"},"
-    " {\"name\":\"e\",\"type\":{\"type\":\"enum\",\"name\":\"Sym\",\"symbols\":[\"A\",\"B_2\",\"c\"]},\"default\":\"c\"},"
-    " {\"name\":\"f\",\"type\":{\"type\":\"fixed\",\"name\":\"Tiny\",\"size\":2,\"logicalType\":\"decimal\",\"precision\":4,"
-    "\"scale\":1},\"default\":\"\\u0001\\u0002\"}]}",
-};
-#define NSCHEMAS (sizeof(schema_texts) / sizeof(schema_texts[0]))
 
 /* Values every schema is tried with (most are refusals for most schemas). */
 static const char *const common_values[] = {
@@ -321,14 +208,14 @@ static const case_t cases[] = {
     {14, "{\"e\":\"C\"}"},
 };
 
-static sg_avro_schema_t *schemas[NSCHEMAS];
+static sg_avro_schema_t *schemas[AVRO_CORPUS_SCHEMAS];
 
 static int setup(void **state)
 {
     (void)state;
-    for (size_t i = 0; i < NSCHEMAS; i++) {
+    for (size_t i = 0; i < AVRO_CORPUS_SCHEMAS; i++) {
         char err[256] = "";
-        schemas[i] = sg_avro_schema_parse(schema_texts[i], strlen(schema_texts[i]), err, sizeof(err));
+        schemas[i] = sg_avro_schema_parse(avro_corpus_schemas[i], strlen(avro_corpus_schemas[i]), err, sizeof(err));
         if (schemas[i] == NULL) {
             fprintf(stderr, "schema %zu rejected: %s\n", i, err);
             return -1;
@@ -340,7 +227,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    for (size_t i = 0; i < NSCHEMAS; i++)
+    for (size_t i = 0; i < AVRO_CORPUS_SCHEMAS; i++)
         sg_avro_schema_destroy(schemas[i]);
     return 0;
 }
@@ -417,7 +304,7 @@ static void test_same_as_reference(void **state)
 {
     (void)state;
     size_t pairs = 0, before = accepted;
-    for (size_t s = 0; s < NSCHEMAS; s++) {
+    for (size_t s = 0; s < AVRO_CORPUS_SCHEMAS; s++) {
         for (size_t v = 0; v < sizeof(common_values) / sizeof(common_values[0]); v++) {
             json_t *value = load(common_values[v]);
             compare(schemas[s], s, value, common_values[v]);
