@@ -9,7 +9,9 @@
  *
  * The clock starts right after rd_kafka_new(), before the metadata and watermark queries, like
  * the materializer's "caught up in X s", which counts from the start of its thread (the handle
- * exists by then) and includes its own metadata round trips.
+ * exists by then) and includes its own metadata round trips. The JSON line also gives the
+ * process's CPU time (user + system, all threads) when the last record arrived, to set beside
+ * the gateway's "process CPU" of the same moment.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -22,6 +24,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <sys/resource.h>
 
 #include <librdkafka/rdkafka.h>
 
@@ -260,6 +264,11 @@ int main(int argc, char **argv)
         rd_kafka_message_destroy(msg);
     }
     const int64_t end_ns = sg_bench_now_ns();
+    struct rusage self;
+    double cpu_seconds = getrusage(RUSAGE_SELF, &self) == 0
+                             ? (double)(self.ru_utime.tv_sec + self.ru_stime.tv_sec) +
+                                   (double)(self.ru_utime.tv_usec + self.ru_stime.tv_usec) / 1e6
+                             : -1.0;
     rd_kafka_queue_destroy(queue);
     free(parts);
     rd_kafka_destroy(rk);
@@ -268,9 +277,9 @@ int main(int argc, char **argv)
     double rps = seconds > 0 ? (double)records / seconds : 0;
     if (opts.json)
         printf("{\"tool\":\"sg-bench-consume\",\"topic\":\"%s\",\"partitions\":%d,\"records\":%" PRIu64 ",\"target\":%" PRId64
-               ",\"bytes\":%" PRIu64 ",\"seconds\":%.3f,\"setup_seconds\":%.3f,"
+               ",\"bytes\":%" PRIu64 ",\"seconds\":%.3f,\"setup_seconds\":%.3f,\"cpu_seconds\":%.3f,"
                "\"rps\":%.1f,\"errors\":%" PRIu64 ",\"complete\":%s,\"checksum\":%" PRIu64 "}\n",
-               opts.topic, n_parts, records, target, bytes, seconds, (double)(assigned_ns - start_ns) / 1e9, rps, errors,
+               opts.topic, n_parts, records, target, bytes, seconds, (double)(assigned_ns - start_ns) / 1e9, cpu_seconds, rps, errors,
                left == 0 ? "true" : "false", checksum);
     else
         printf("%s: %" PRIu64 " of %" PRId64 " records (%" PRIu64 " key+value bytes, %d partitions) in %.3f s"

@@ -105,6 +105,22 @@ struct st_sg_table_view_t {
 };
 
 typedef struct {
+    size_t key_at, keylen;     /* in the batch's arena */
+    size_t value_at, valuelen; /* header + value in the arena; valuelen 0: a tombstone */
+    size_t seq;                /* order of arrival: the last of a key wins */
+    const char *key;           /* resolved at commit, once the arena stops moving */
+    uint64_t prefix;           /* then: the key's first 8 bytes big-endian, zero-padded (sorts as the key) */
+} sg_table_row_t;
+
+/* A batch's row buffers, owned by whoever holds them. */
+typedef struct {
+    sg_table_row_t *rows;
+    size_t rows_cap;
+    char *arena;
+    size_t arena_cap;
+} sg_table_buffers_t;
+
+typedef struct {
     char *name;
     size_t name_len;
     rocksdb_column_family_handle_t *cf; /* borrowed from tables->cf_handles */
@@ -117,6 +133,11 @@ typedef struct {
      * view_lock and use it without any lock. */
     pthread_mutex_t view_lock;
     sg_table_view_t *view;
+    /* The buffers of the last bulk commit written, handed back by the thread that wrote it for
+     * the next bulk round (sg_table_batch_detach): a restore's rounds take turns with two sets
+     * of buffers instead of faulting fresh pages in for every round. Under spare_lock. */
+    pthread_mutex_t spare_lock;
+    sg_table_buffers_t spare;
 } sg_table_t;
 
 struct st_sg_tables_t {
@@ -143,13 +164,6 @@ struct st_sg_tables_t {
     sg_table_t *tables;
     size_t table_count;
 };
-
-typedef struct {
-    size_t key_at, keylen;     /* in the batch's arena */
-    size_t value_at, valuelen; /* header + value in the arena; valuelen 0: a tombstone */
-    size_t seq;                /* order of arrival: the last of a key wins */
-    const char *key;           /* resolved at commit, once the arena stops moving */
-} sg_table_row_t;
 
 typedef struct {
     char topic[SG_TOKEN_MAX_TOPIC_LEN + 1];
@@ -397,7 +411,10 @@ static void sg_tables_tune(sg_tables_t *tables, rocksdb_options_t *options, bool
 
 /* Bulk batches are written as table files in <dir>/ingest (the database's file system, so an
  * ingestion moves them in; RocksDB ignores a directory it did not make); what a crash left there
- * is removed. The files get the tables' options. */
+ * is removed. The files get the tables' options but no compression: LZ4 (with a 16 KiB memset
+ * per 4 KiB block) was ~46 % of the commit thread's instructions in a restore, and the files
+ * are rewritten compressed once, when sg_tables_settle merges them (bench/README.md,
+ * "restore"). Until then they take the room of the rows uncompressed. */
 static void sg_tables_ingest_setup(sg_tables_t *tables)
 {
     size_t len = strlen(tables->dir) + sizeof("/ingest");
@@ -415,7 +432,7 @@ static void sg_tables_ingest_setup(sg_tables_t *tables)
     }
     if (dir != NULL)
         closedir(dir);
-    tables->ingest_options = sg_queries_db_options(SG_TABLE_WRITE_BUFFER, 3, SG_TABLE_MAX_TOTAL_WAL, tables->compression);
+    tables->ingest_options = sg_queries_db_options(SG_TABLE_WRITE_BUFFER, 3, SG_TABLE_MAX_TOTAL_WAL, rocksdb_no_compression);
     sg_tables_tune(tables, tables->ingest_options, true);
 }
 
@@ -534,6 +551,7 @@ sg_tables_t *sg_tables_open(const char *dir, const char *const *table_names, siz
         table->pos_prefix_len = 1 + table->name_len;
         pthread_mutex_init(&table->commit_lock, NULL);
         pthread_mutex_init(&table->view_lock, NULL);
+        pthread_mutex_init(&table->spare_lock, NULL);
         atomic_init(&table->commits, 0);
     }
     tables->read_options = rocksdb_readoptions_create();
@@ -569,6 +587,9 @@ void sg_tables_close(sg_tables_t *tables)
         free(tables->tables[i].name);
         pthread_mutex_destroy(&tables->tables[i].commit_lock);
         pthread_mutex_destroy(&tables->tables[i].view_lock);
+        pthread_mutex_destroy(&tables->tables[i].spare_lock);
+        free(tables->tables[i].spare.rows);
+        free(tables->tables[i].spare.arena);
     }
     free(tables->tables);
     pthread_rwlock_destroy(&tables->db_lock);
@@ -1175,10 +1196,12 @@ size_t sg_table_batch_count(const sg_table_batch_t *batch)
     return batch->records;
 }
 
-/* Key order, then arrival order. */
+/* Key order, then arrival order. Most keys differ in their first 8 bytes: an integer compare. */
 static int sg_table_row_cmp(const void *a, const void *b)
 {
     const sg_table_row_t *x = a, *y = b;
+    if (x->prefix != y->prefix)
+        return x->prefix < y->prefix ? -1 : 1;
     int c = sg_table_keycmp(x->key, x->keylen, y->key, y->keylen);
     return c != 0 ? c : (x->seq > y->seq) - (x->seq < y->seq);
 }
@@ -1349,11 +1372,37 @@ struct st_sg_table_commit_t {
     sg_table_row_t *rows;
     size_t rows_count;
     char *arena;
+    size_t rows_cap, arena_cap;
     sg_table_batch_pos_t *positions; /* sorted by (topic bytes, partition) */
     size_t pos_count;
     bool legacy; /* the positions family still holds this table's positions: emptied by the write */
     bool bulk;
 };
+
+/* Takes the table's spare buffers (the slot is left empty). */
+static sg_table_buffers_t sg_table_spare_take(sg_table_t *table)
+{
+    pthread_mutex_lock(&table->spare_lock);
+    sg_table_buffers_t spare = table->spare;
+    table->spare = (sg_table_buffers_t){0};
+    pthread_mutex_unlock(&table->spare_lock);
+    return spare;
+}
+
+/* Takes *buffers as the table's spares when the slot is empty; frees them otherwise. */
+static void sg_table_spare_put(sg_table_t *table, sg_table_buffers_t *buffers)
+{
+    pthread_mutex_lock(&table->spare_lock);
+    bool parked = table->spare.rows == NULL && table->spare.arena == NULL;
+    if (parked)
+        table->spare = *buffers;
+    pthread_mutex_unlock(&table->spare_lock);
+    if (!parked) {
+        free(buffers->rows);
+        free(buffers->arena);
+    }
+    *buffers = (sg_table_buffers_t){0};
+}
 
 sg_table_commit_t *sg_table_batch_detach(sg_table_batch_t *batch)
 {
@@ -1368,7 +1417,9 @@ sg_table_commit_t *sg_table_batch_detach(sg_table_batch_t *batch)
     job->expect_commits = batch->base_commits;
     job->rows = batch->rows;
     job->rows_count = batch->rows_count;
+    job->rows_cap = batch->rows_cap;
     job->arena = batch->arena;
+    job->arena_cap = batch->arena_cap;
     job->legacy = batch->pos_legacy;
     job->bulk = batch->bulk;
     /* The whole positions record, sorted: a reader decodes it in token order. */
@@ -1379,9 +1430,27 @@ sg_table_commit_t *sg_table_batch_detach(sg_table_batch_t *batch)
         memcpy(job->positions, batch->positions, batch->pos_count * sizeof(*job->positions));
     job->pos_count = batch->pos_count;
     /* The batch goes on from the positions the job reaches, expecting the job's commit, in
-     * buffers as large as this round's (fresh: growing them again would copy every row). */
-    batch->rows = batch->rows_cap != 0 ? sg_reallocarray(NULL, batch->rows_cap, sizeof(*batch->rows)) : NULL;
-    batch->arena = batch->arena_cap != 0 ? sg_malloc(batch->arena_cap) : NULL;
+     * buffers at least as large as this round's (growing them again would copy every row): a
+     * bulk round's are the spares an earlier bulk commit left, when they are as large. */
+    sg_table_buffers_t spare = sg_table_spare_take(batch->table);
+    if (!batch->bulk || spare.rows_cap < batch->rows_cap) {
+        free(spare.rows);
+        spare.rows = NULL;
+        spare.rows_cap = batch->rows_cap;
+    }
+    if (!batch->bulk || spare.arena_cap < batch->arena_cap) {
+        free(spare.arena);
+        spare.arena = NULL;
+        spare.arena_cap = batch->arena_cap;
+    }
+    if (spare.rows == NULL && spare.rows_cap != 0)
+        spare.rows = sg_reallocarray(NULL, spare.rows_cap, sizeof(*spare.rows));
+    if (spare.arena == NULL && spare.arena_cap != 0)
+        spare.arena = sg_malloc(spare.arena_cap);
+    batch->rows = spare.rows;
+    batch->rows_cap = spare.rows_cap;
+    batch->arena = spare.arena;
+    batch->arena_cap = spare.arena_cap;
     batch->pos_legacy = false;
     sg_table_batch_clear(batch, false, batch->base_commits + 1);
     return job;
@@ -1391,8 +1460,13 @@ void sg_table_commit_destroy(sg_table_commit_t *job)
 {
     if (job == NULL)
         return;
-    free(job->rows);
-    free(job->arena);
+    sg_table_buffers_t buffers = {job->rows, job->rows_cap, job->arena, job->arena_cap};
+    if (job->bulk) {
+        sg_table_spare_put(job->table, &buffers);
+    } else {
+        free(buffers.rows);
+        free(buffers.arena);
+    }
     free(job->positions);
     free(job);
 }
@@ -1433,8 +1507,13 @@ static void sg_table_commit_sort(sg_table_commit_t *job)
 {
     if (job->rows_count == 0)
         return; /* positions only (rows may be NULL) */
-    for (size_t i = 0; i < job->rows_count; i++)
-        job->rows[i].key = job->arena + job->rows[i].key_at;
+    for (size_t i = 0; i < job->rows_count; i++) {
+        sg_table_row_t *row = &job->rows[i];
+        row->key = job->arena + row->key_at;
+        uint8_t head[8] = {0};
+        memcpy(head, row->key, row->keylen < sizeof(head) ? row->keylen : sizeof(head));
+        row->prefix = sg_table_get_uint(head, sizeof(head));
+    }
     qsort(job->rows, job->rows_count, sizeof(*job->rows), sg_table_row_cmp);
     size_t kept = 0;
     for (size_t i = 0; i < job->rows_count; i++) {

@@ -4,6 +4,7 @@
 #include "sg_jsonv.h"
 
 #include <stdint.h>
+#include <string.h>
 
 typedef struct {
     const unsigned char *at, *end;
@@ -110,10 +111,43 @@ static int utf8(cursor_t *c)
     return 1;
 }
 
+/* The bytes of `word` a string cannot take as they are (a quote, a backslash, a control
+ * character, a byte >= 0x80), as the top bit of each: 0 when there is none. Bit tricks (a byte
+ * is zero when subtracting one borrows from its top bit); a borrow can also flag a byte after a
+ * flagged one, never before the first, so the lowest flag is exact. */
+static uint64_t special_bytes(uint64_t word)
+{
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    uint64_t quote = word ^ (ones * '"'), backslash = word ^ (ones * '\\');
+    uint64_t zero_quote = (quote - ones) & ~quote, zero_backslash = (backslash - ones) & ~backslash;
+    uint64_t control = (word - ones * 0x20) & ~word;
+    return (zero_quote | zero_backslash | control | word) & highs;
+}
+
 static int string(cursor_t *c)
 {
     ++c->at; /* the opening quote */
     while (c->at < c->end) {
+        /* Plain text eight bytes at a time: a table value's strings are most of its bytes, and a
+         * byte at a time they were a third of a restore's reading thread (bench/README.md). */
+        while (c->end - c->at >= 8) {
+            uint64_t word;
+            memcpy(&word, c->at, 8);
+            uint64_t special = special_bytes(word);
+            if (special == 0) {
+                c->at += 8;
+                continue;
+            }
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            c->at += (unsigned)__builtin_ctzll(special) / 8; /* the first byte in memory is the lowest */
+#endif
+            break;
+        }
+        /* Then a byte at a time up to the special one (the last bytes, or a big-endian machine). */
+        while (c->at < c->end && *c->at >= 0x20 && *c->at < 0x80 && *c->at != '"' && *c->at != '\\')
+            ++c->at;
+        if (c->at >= c->end)
+            break;
         unsigned char ch = *c->at;
         if (ch == '"') {
             ++c->at;
@@ -144,11 +178,8 @@ static int string(cursor_t *c)
                        esc != 't') {
                 return 0;
             }
-        } else if (ch >= 0x80) {
-            if (!utf8(c))
-                return 0;
-        } else {
-            ++c->at;
+        } else if (!utf8(c)) { /* >= 0x80 */
+            return 0;
         }
     }
     return 0;

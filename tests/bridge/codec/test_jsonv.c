@@ -155,11 +155,52 @@ static void test_agrees_with_jansson(void **state)
     assert_int_equal(agreements, 200000);
 }
 
+/* Strings long enough for the eight-bytes-at-a-time path, with each byte that path must not
+ * skip (and the plain ones at its bounds: 0x20, 0x7f) at every place of a word; Jansson says
+ * what is valid. */
+static void test_long_strings(void **state)
+{
+    static const char *inserts[] = {"\x01", "\x1f", " ", "\x7f", "\"", "\\", "\\n", "\\u00e9", "\\x", "\xc3\xa9", "\xe2\x82\xac",
+                                    "\xf0\x9f\x98\x80", "\xc3", "\x80", "\xff", "\xed\xa0\x80"};
+    size_t checked = 0;
+    for (size_t i = 0; i < sizeof(inserts) / sizeof(inserts[0]); ++i) {
+        for (size_t at = 0; at <= 24; ++at) {
+            char doc[64];
+            size_t len = 0, insert_len = strlen(inserts[i]);
+            doc[len++] = '"';
+            memset(doc + len, 'a', at);
+            len += at;
+            memcpy(doc + len, inserts[i], insert_len);
+            len += insert_len;
+            memset(doc + len, 'b', 24 - at);
+            len += 24 - at;
+            doc[len++] = '"';
+            json_error_t error;
+            json_t *parsed = json_loadb(doc, len, JSON_DECODE_ANY, &error);
+            int theirs = parsed != NULL;
+            json_decref(parsed);
+            if (sg_jsonv_check(doc, len, NULL) != theirs) {
+                fprintf(stderr, "disagree (jansson %d) on insert %zu at %zu: %.*s\n", theirs, i, at, (int)len, doc);
+                fail();
+            }
+            ++checked;
+        }
+    }
+    assert_int_equal(checked, 25 * sizeof(inserts) / sizeof(inserts[0]));
+    /* the same string without an insert, and cut before its closing quote */
+    const char plain[] = "\"abcdefghijklmnopqrstuvwxyz0123456789\"";
+    assert_true(sg_jsonv_check(plain, sizeof(plain) - 1, NULL));
+    size_t stop = 0;
+    assert_false(sg_jsonv_check(plain, sizeof(plain) - 2, &stop));
+    assert_int_equal(stop, sizeof(plain) - 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fixed_cases),
         cmocka_unit_test(test_agrees_with_jansson),
+        cmocka_unit_test(test_long_strings),
     };
     return cmocka_run_group_tests_name("codec-jsonv", tests, NULL, NULL);
 }
