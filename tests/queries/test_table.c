@@ -1493,6 +1493,21 @@ static void assert_same_tables(sg_tables_t *got, sg_tables_t *want)
     assert_int_equal(got_stream, want_stream);
 }
 
+/* Tables on a 24 MiB tmpfs of which 10 MiB are taken (the test is skipped where no tmpfs can be
+ * mounted): a disk that fills after a few big batches. */
+static sg_tables_t *open_tables_on_small_disk(sg_test_tmpfs_t *fs)
+{
+    char why[512];
+    if (sg_test_tmpfs_mount(fs, 24, why, sizeof(why)) != 0) {
+        print_message("skipped: %s\n", why);
+        skip();
+    }
+    assert_int_equal(sg_test_tmpfs_fill(fs, 10), 0);
+    char dir[300];
+    snprintf(dir, sizeof(dir), "%s/tables", fs->dir);
+    return open_tables(dir);
+}
+
 /* The disk fills while a table is applied: commits fail (no crash: RocksDB 7.8's info log used to
  * abort the process here), the table reports it, reads serve the last commit; once room is back
  * a reopen resumes writes, and re-applying from the stored position gives exactly the state a
@@ -1501,15 +1516,7 @@ static void test_full_disk_stops_and_resumes(void **state)
 {
     fixture_t *fx = *state;
     sg_test_tmpfs_t fs;
-    char why[512];
-    if (sg_test_tmpfs_mount(&fs, 24, why, sizeof(why)) != 0) {
-        print_message("skipped: %s\n", why);
-        skip();
-    }
-    assert_int_equal(sg_test_tmpfs_fill(&fs, 10), 0);
-    char dir[300];
-    snprintf(dir, sizeof(dir), "%s/tables", fs.dir);
-    sg_tables_t *tables = open_tables(dir);
+    sg_tables_t *tables = open_tables_on_small_disk(&fs);
     char err[512] = "";
 
     int64_t next = 0;
@@ -1564,15 +1571,7 @@ static void test_full_disk_stops_and_resumes(void **state)
 static void test_read_only_reopen_keeps_reading(void **state)
 {
     sg_test_tmpfs_t fs;
-    char why[512];
-    if (sg_test_tmpfs_mount(&fs, 24, why, sizeof(why)) != 0) {
-        print_message("skipped: %s\n", why);
-        skip();
-    }
-    assert_int_equal(sg_test_tmpfs_fill(&fs, 10), 0);
-    char dir[300];
-    snprintf(dir, sizeof(dir), "%s/tables", fs.dir);
-    sg_tables_t *tables = open_tables(dir);
+    sg_tables_t *tables = open_tables_on_small_disk(&fs);
     char err[512] = "";
     /* Rows in a table file (a read-only database serves the rows of its files through the row
      * cache; those of the write-ahead log from memory), then the big stream fills the disk. */
