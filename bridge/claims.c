@@ -459,18 +459,19 @@ static int decide(sg_deployment_t *deployment, sg_claim_op_t *op, sg_idem_result
     return SG_CLAIMS_OK;
 }
 
-/* Answers a claim, and releases it when it did not win, so that no later reading of the log takes
- * it for the holder (`withdraw`; not at shutdown). Frees op. */
-static void answer_claim(sg_deployment_t *deployment, sg_claim_op_t *op, int rc, const sg_idem_result_t *result, int withdraw)
+/* Answers a claim through done_cb (taken from op, whose done_cb is then NULL), and releases it when
+ * it did not win, so that no later reading of the log takes it for the holder (`withdraw`; not at
+ * shutdown). Does not free op. */
+static void answer_claim(sg_deployment_t *deployment, sg_claim_op_t *op, sg_claims_done_cb done_cb, int rc,
+                         const sg_idem_result_t *result, int withdraw)
 {
     int won = rc == SG_CLAIMS_OK && result->kind == SG_IDEM_CLAIMED;
     const char *why = op->why[0] != '\0'        ? op->why
                       : rc == SG_CLAIMS_E_STORE ? "the request store refuses writes"
                                                 : "the claim was not read back in time";
-    op->done_cb(op->opaque, rc, result, rc == SG_CLAIMS_OK ? NULL : why);
+    done_cb(op->opaque, rc, result, rc == SG_CLAIMS_OK ? NULL : why);
     if (!won && withdraw)
         sg_claims_release(deployment, op->rec.route, op->rec.key, op->rec.id, op->rec.idlen);
-    free(op);
 }
 
 /* Where a record nobody answers stands: 1 done (in the log, or its claim is past caring), 0 not
@@ -502,7 +503,9 @@ void sg_claims_progress(sg_deployment_t *deployment)
 {
     typedef struct {
         sg_claim_op_t *op;
+        sg_claims_done_cb done_cb; /* a claim to answer (NULL: only to free) */
         int rc;
+        int keep; /* its delivery report is still to come (it writes into op): op stays linked */
         sg_idem_result_t result;
     } answer_t;
     answer_t answers[64];
@@ -515,7 +518,12 @@ void sg_claims_progress(sg_deployment_t *deployment)
         answer_t *answer = &answers[n];
         int finished = 1;
         memset(&answer->result, 0, sizeof(answer->result));
-        if (op->rec.op != OP_CLAIM) {
+        answer->done_cb = NULL;
+        answer->keep = 0;
+        if (op->rec.op == OP_CLAIM && op->done_cb == NULL) {
+            /* answered before its delivery report: freed once the report has come */
+            finished = op->delivered != 0;
+        } else if (op->rec.op != OP_CLAIM) {
             if (op->published_cb != NULL && op->delivered != 0) {
                 /* the first report answers whoever waits; a refused record is still tried again */
                 op->published_cb(op->opaque, op->delivered > 0 ? SG_CLAIMS_OK : SG_CLAIMS_E_UNAVAILABLE);
@@ -534,20 +542,28 @@ void sg_claims_progress(sg_deployment_t *deployment)
         } else {
             finished = 0;
         }
-        if (finished) {
-            *link = op->next;
-            answer->op = op;
-            ++n;
-        } else {
-            link = &op->next;
+        if (finished && op->rec.op == OP_CLAIM && op->done_cb != NULL) {
+            /* A claim answered while its record is still on its way (the store broke, or the
+             * deadline passed) stays linked: librdkafka's report of it comes later and writes
+             * into it. */
+            answer->done_cb = op->done_cb;
+            op->done_cb = NULL;
+            answer->keep = op->delivered == 0;
         }
+        answer->op = op;
+        if (finished)
+            ++n;
+        if (finished && !answer->keep)
+            *link = op->next;
+        else
+            link = &op->next;
     }
     int more = n == sizeof(answers) / sizeof(answers[0]);
     pthread_mutex_unlock(&deployment->ops_mutex);
     for (size_t i = 0; i < n; ++i) {
-        if (answers[i].op->rec.op == OP_CLAIM)
-            answer_claim(deployment, answers[i].op, answers[i].rc, &answers[i].result, 1);
-        else
+        if (answers[i].done_cb != NULL)
+            answer_claim(deployment, answers[i].op, answers[i].done_cb, answers[i].rc, &answers[i].result, 1);
+        if (!answers[i].keep)
             free(answers[i].op);
     }
     if (more)
@@ -567,7 +583,9 @@ void sg_claims_fail_all(sg_deployment_t *deployment, int rc, const char *why)
         ops = op->next;
         snprintf(op->why, sizeof(op->why), "%s", why);
         if (op->rec.op == OP_CLAIM) {
-            answer_claim(deployment, op, rc, &none, 0);
+            if (op->done_cb != NULL) /* else answered already */
+                answer_claim(deployment, op, op->done_cb, rc, &none, 0);
+            free(op);
         } else {
             if (op->published_cb != NULL)
                 op->published_cb(op->opaque, op->delivered > 0 ? SG_CLAIMS_OK : rc);

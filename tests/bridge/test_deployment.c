@@ -25,6 +25,8 @@
 #include "sg_cluster.h"
 #include "sg_deployment.h"
 
+#include "../queries/tmpfs.h"
+
 #define WAIT_MS 30000
 
 typedef struct {
@@ -503,6 +505,65 @@ static void test_claims_first_wins(void **state)
     destroy(&b, 1);
 }
 
+/* A request store that refuses writes (a full disk) answers claims at once, while their records
+ * are still on their way to the broker: the delivery reports that come after must find the
+ * claims' operations still there (the sanitizer build caught them freed). */
+static void test_claims_on_a_full_disk(void **state)
+{
+    sg_test_tmpfs_t fs;
+    char why[512];
+    if (sg_test_tmpfs_mount(&fs, 24, why, sizeof(why)) != 0) {
+        print_message("skipped: %s\n", why);
+        skip();
+    }
+    inst_t a = {0};
+    snprintf(a.dir, sizeof(a.dir), "%s/a", fs.dir);
+    assert_int_equal(mkdir(a.dir, 0700), 0);
+    create(&a, "deployment: {name: full}\n");
+    start(&a, 0, 1);
+    wait_ready(&a);
+    (void)sg_test_tmpfs_fill(&fs, 24); /* stops where the disk is full */
+
+    /* the first claim's record is folded into a store that refuses it: the claims stop there */
+    enum { CLAIMS = 20 };
+    int refused = 0;
+    for (int i = 0; i < CLAIMS; ++i) {
+        char key[32], id[33];
+        snprintf(key, sizeof(key), "full-%d", i);
+        request_id(id, "a", i);
+        answer_t answer;
+        claim(&a, key, "{\"n\":1}", id, &answer);
+        answer_wait(&answer);
+        assert_true(answer.rc == SG_CLAIMS_E_STORE || answer.rc == SG_CLAIMS_E_UNAVAILABLE);
+        refused += answer.rc == SG_CLAIMS_E_STORE;
+    }
+    assert_true(refused >= CLAIMS - 1);
+    assert_string_equal(sg_deployment_not_ready_because(a.deployment),
+                        "the Idempotency-Key claims cannot be stored (the request store refuses writes)");
+    sg_sleep_ms(500); /* the last delivery reports */
+
+    /* room again, and the store reopened (the gateway's once-a-second sweep does this): the
+     * deployment folds its topic again and claims are decided */
+    sg_test_tmpfs_free(&fs);
+    char err[512] = "";
+    int64_t until = sg_mono_ms() + WAIT_MS;
+    int recovered;
+    while ((recovered = sg_store_recover(a.store, err, sizeof(err))) != 0 && sg_mono_ms() < until)
+        sg_sleep_ms(100); /* it tries at most once per SG_STORAGE_RECOVER_INTERVAL_MS */
+    if (recovered != 0)
+        fail_msg("the store did not come back: %s", err);
+    wait_ready(&a);
+    char id[33];
+    request_id(id, "a", 100);
+    answer_t answer;
+    claim(&a, "full-after", "{\"n\":1}", id, &answer);
+    answer_wait(&answer);
+    assert_int_equal(answer.rc, SG_CLAIMS_OK);
+    assert_int_equal(answer.result.kind, SG_IDEM_CLAIMED);
+    destroy(&a, 1);
+    sg_test_tmpfs_unmount(&fs);
+}
+
 static void test_claim_needs_the_topic(void **state)
 {
     /* before the claims topic is read there is nothing to claim against: refused at once */
@@ -525,6 +586,7 @@ int main(void)
         cmocka_unit_test(test_secret_agreed),
         cmocka_unit_test(test_claims_first_wins),
         cmocka_unit_test(test_claim_needs_the_topic),
+        cmocka_unit_test(test_claims_on_a_full_disk),
     };
     return cmocka_run_group_tests_name("bridge-deployment", tests, setup, teardown);
 }
