@@ -302,7 +302,8 @@ static int produce_op(sg_deployment_t *deployment, sg_claim_op_t *op, char *err,
     return rc;
 }
 
-/* Links op (taken) and produces its record. Returns 0, or -1 with err (op freed). */
+/* Links op (taken) and produces its record. Returns 0, or -1 with err (op freed; a claim is then
+ * not answered through its done_cb). */
 static int publish(sg_deployment_t *deployment, sg_claim_op_t *op, char *err, size_t errlen)
 {
     int parts = atomic_load(&deployment->n_parts);
@@ -320,6 +321,13 @@ static int publish(sg_deployment_t *deployment, sg_claim_op_t *op, char *err, si
     if (produce_op(deployment, op, err, errlen) == 0)
         return 0;
     pthread_mutex_lock(&deployment->ops_mutex);
+    if (op->rec.op == OP_CLAIM && op->done_cb == NULL) {
+        /* The deployment thread answered the claim meanwhile (the store refused writes) and may
+         * still be using it: the answer stands, and its next pass frees it (no report comes). */
+        op->delivered = -1;
+        pthread_mutex_unlock(&deployment->ops_mutex);
+        return 0;
+    }
     for (sg_claim_op_t **link = &deployment->ops; *link != NULL; link = &(*link)->next)
         if (*link == op) {
             *link = op->next;

@@ -137,9 +137,7 @@ static void test_full_data_dir(void **state)
     sg_test_proc_t gw;
     assert_int_equal(sg_test_gateway_start_with_data(&gw, config, data), 0);
 
-    /* Fill the disk: rows until readiness fails (the table stopped applying). MAX_ROWS rows are
-     * twice the room left; on a loaded machine the table may still be applying them when the
-     * last is written, so readiness is then waited for (bounded). */
+    /* Fill the disk: rows until readiness fails (the table stopped applying). */
     char token[1024] = "";
     int rows = 0;
     while (rows < MAX_ROWS) {
@@ -151,7 +149,7 @@ static void test_full_data_dir(void **state)
                 break;
         }
     }
-    wait_ready_status(&gw, 503, 30000);
+    assert_true(rows < MAX_ROWS);
     /* Alive, not ready; commands that need no local state still go to Kafka. */
     assert_int_equal(kill(gw.pid, 0), 0);
     assert_int_equal(status_of(&gw, "GET", "/healthz", NULL, NULL, 0), 200);
