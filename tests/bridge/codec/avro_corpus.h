@@ -8,6 +8,10 @@
 #define AVRO_CORPUS_H
 
 #include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "sg_avro.h"
 
 static const char *const avro_corpus_schemas[] = {
     /* 0: every primitive, with defaults for some. */
@@ -120,5 +124,20 @@ static const char *const avro_corpus_schemas[] = {
     "\"scale\":1},\"default\":\"\\u0001\\u0002\"}]}",
 };
 #define AVRO_CORPUS_SCHEMAS (sizeof(avro_corpus_schemas) / sizeof(avro_corpus_schemas[0]))
+
+/* Parses every schema of the corpus into out. Returns 0, or -1 with err naming the schema that
+ * was rejected (those parsed before it are left in out). */
+static int avro_corpus_parse(sg_avro_schema_t *out[], char *err, size_t errlen)
+{
+    for (size_t i = 0; i < AVRO_CORPUS_SCHEMAS; i++) {
+        char why[256] = "";
+        out[i] = sg_avro_schema_parse(avro_corpus_schemas[i], strlen(avro_corpus_schemas[i]), why, sizeof(why));
+        if (out[i] == NULL) {
+            snprintf(err, errlen, "schema %zu rejected: %s", i, why);
+            return -1;
+        }
+    }
+    return 0;
+}
 
 #endif

@@ -213,13 +213,10 @@ static sg_avro_schema_t *schemas[AVRO_CORPUS_SCHEMAS];
 static int setup(void **state)
 {
     (void)state;
-    for (size_t i = 0; i < AVRO_CORPUS_SCHEMAS; i++) {
-        char err[256] = "";
-        schemas[i] = sg_avro_schema_parse(avro_corpus_schemas[i], strlen(avro_corpus_schemas[i]), err, sizeof(err));
-        if (schemas[i] == NULL) {
-            fprintf(stderr, "schema %zu rejected: %s\n", i, err);
-            return -1;
-        }
+    char err[512];
+    if (avro_corpus_parse(schemas, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return -1;
     }
     return 0;
 }
