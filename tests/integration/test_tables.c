@@ -184,7 +184,7 @@ static void test_tokens_ahead_bad_and_unknown(void **state)
     start = sg_test_now_ms();
     assert_int_equal(sg_test_http(&gw, "GET", "/tables/profiles/bob", headers, NULL, 0, &res), 0);
     assert_int_equal(res.status, 503);
-    assert_true(sg_test_now_ms() - start < 500);
+    assert_true(sg_test_now_ms() - start < 900); /* at once: not even the one-second wait above */
     sg_test_response_free(&res);
     /* the same token as ?token= holds the read back just the same */
     char ahead_path[1024];
