@@ -1532,9 +1532,13 @@ static void test_full_disk_stops_and_resumes(void **state)
         assert_int_equal(apply_big(tables, next, err, sizeof(err)), -1);
         assert_non_null(strstr(err, "storage unavailable"));
     }
-    /* No room yet: no reopen. */
+    /* No room yet: no reopen, and the error and the health say what a reopen needs. */
     assert_int_equal(sg_tables_recover(tables, err, sizeof(err)), 1);
-    assert_int_equal(sg_tables_health(tables, NULL, 0), SG_STORAGE_UNAVAILABLE);
+    assert_non_null(strstr(err, "tables: waiting for room in "));
+    assert_non_null(strstr(err, "a reopen writes the write-ahead log's "));
+    assert_int_equal(sg_tables_health(tables, reason, sizeof(reason)), SG_STORAGE_UNAVAILABLE);
+    assert_non_null(strstr(reason, "No space left"));
+    assert_non_null(strstr(reason, "; not reopened yet: tables: waiting for room in "));
     /* Reads serve the last committed state. */
     assert_position(tables, "users", "t", 0, 0, next, 10 * (next - 1));
     char *last = big_value(next - 1);
