@@ -23,6 +23,10 @@ struct rocksdb_options_t;
 struct rocksdb_options_t *sg_queries_db_options(size_t write_buffer, int max_write_buffers, uint64_t max_total_wal,
                                                 int compression);
 
+/** Turns off RocksDB's preallocation of its files (see common.c): takes options, returns the
+ * options to use instead (owned). */
+struct rocksdb_options_t *sg_queries_no_fallocate(struct rocksdb_options_t *options);
+
 /* A database's write health (sg_storage.h): an atomic state for the lock-free check on hot paths,
  * and the reason under a mutex. */
 typedef struct {
