@@ -135,6 +135,7 @@ struct st_sg_materializer_t {
     atomic_ullong skipped;          /* records not applied: not JSON, undecodable, over the limits */
     atomic_ullong rebuilds;         /* tables reset and rebuilt from the beginning of their topic */
     int storage_down;               /* the tables' storage was unavailable at the last check (logged) */
+    uint64_t recover_cause;         /* sg_log_cause_of the last failed reopen's error logged (0: none) */
     int policy_checked;             /* the topics' cleanup.policy has been asked for */
     rd_kafka_queue_t *policy_queue; /* its answer, until it came or timed out */
     int64_t policy_deadline_ms;
@@ -839,10 +840,18 @@ static int storage_ok(sg_materializer_t *m)
                      "has room again",
                      reason);
     }
-    char err[512];
-    if (sg_tables_recover(m->tables, err, sizeof(err)) != 0)
+    char err[1024];
+    if (sg_tables_recover(m->tables, err, sizeof(err)) != 0) {
+        /* Tried every SG_MAT_RETRY_MS: logged when the cause changes, not per attempt. */
+        uint64_t cause = sg_log_cause_of(err);
+        if (cause != m->recover_cause) {
+            m->recover_cause = cause;
+            sg_log_warn("tables: storage not back yet: %s", err);
+        }
         return 0;
+    }
     m->storage_down = 0;
+    m->recover_cause = 0;
     sg_log_info("tables: storage available again; resuming from the stored positions");
     return 1;
 }

@@ -78,7 +78,7 @@ static const char *not_ready_because(sg_server_t *server, char *why, size_t whyl
         return "the gateway is shutting down";
     /* A full (or failing) disk: the tables stop applying and request outcomes cannot be recorded.
      * Said first, so the reason is the disk and not "catching up". */
-    char reason[256];
+    char reason[1024];
     if (server->tables != NULL && sg_tables_health(server->tables, reason, sizeof(reason)) != SG_STORAGE_OK) {
         snprintf(why, whylen, "the tables' storage takes no writes: %s", reason);
         return why;
@@ -119,7 +119,7 @@ static void handle_readyz(h2o_req_t *req, const char *path, size_t path_len, sg_
 {
     if (!accept_request(req, "/readyz", path, path_len))
         return;
-    char text[512];
+    char text[1024]; /* as much as a problem detail takes */
     const char *why = not_ready_because(sg_loop_of(req)->server, text, sizeof(text));
     if (why != NULL)
         sg_problem(req, SG_PROBLEM_NOT_READY, NULL, "%s", why);

@@ -74,7 +74,7 @@ struct st_sg_server_t {
     struct st_sg_deployment_t *deployment;     /* Idempotency-Key claims, the secret; NULL until set */
     struct st_sg_placement_t *placement;       /* partitioned tables: owners, routing; NULL without them */
     sg_store_t *store;                         /* request outcomes (RocksDB at <data_dir>/state) */
-    int sweep_failing;                         /* the last sweep failed (logged once per change; main thread) */
+    uint64_t sweep_cause;                      /* sg_log_cause_of the last sweep's error, 0 if it worked (main thread) */
     struct st_sg_tables_t *tables;             /* materialized tables, or NULL (none configured) */
     struct st_sg_materializer_t *materializer; /* feeds them; readiness waits for it */
     struct st_sg_registry_t *registry;         /* schemas (built in or external client); NULL: none */

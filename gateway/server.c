@@ -306,16 +306,18 @@ void sg_server_set_auth(sg_server_t *server, struct st_sg_auth_t *auth)
 
 void sg_server_maintain(sg_server_t *server)
 {
-    char err[256];
+    char err[1024];
     size_t deleted = 0;
-    /* Called every second: a failing sweep (a full disk) is logged when it starts and ends failing,
-     * not every second in between; /readyz says why meanwhile. */
+    /* Called every second: a failing sweep (a full disk; the sweep is also what reopens the
+     * store) is logged when it starts failing, when its cause changes (why the reopen fails) and
+     * when it works again, not every second in between; /readyz says why meanwhile. */
     int failing = sg_store_sweep(server->store, sg_now_ms(), 10000, &deleted, err, sizeof(err)) < 0;
-    if (failing && !server->sweep_failing)
+    uint64_t cause = failing ? sg_log_cause_of(err) : 0;
+    if (failing && cause != server->sweep_cause)
         sg_log_error("request store sweep: %s", err);
-    else if (!failing && server->sweep_failing)
+    else if (!failing && server->sweep_cause != 0)
         sg_log_info("request store sweep: works again");
-    server->sweep_failing = failing;
+    server->sweep_cause = cause;
 }
 
 void sg_server_close_store(sg_server_t *server)

@@ -601,17 +601,17 @@ int sg_store_recover(sg_store_t *store, char *err, size_t errlen)
     int rc = 1;
     if (atomic_load(&store->health.state) == SG_STORAGE_OK) {
         rc = 0;
-    } else if (!sg_queries_health_should_try(&store->health, store->dir)) {
-        sg_errf(err, errlen, "store: waiting for room in %s", store->dir);
-    } else {
+    } else if (sg_queries_health_should_try(&store->health, "store", store->dir, err, errlen)) {
         /* As a restart: the WAL is replayed, so the records are those of the last successful
          * write, and RocksDB's stopped state (no write after a failed one) is gone. */
         pthread_rwlock_wrlock(&store->db_lock);
         sg_store_close_db(store);
-        rc = sg_store_open_db(store, false, err, errlen) == 0 ? 0 : 1;
+        char rw_err[512];
+        rc = sg_store_open_db(store, false, rw_err, sizeof(rw_err)) == 0 ? 0 : 1;
         if (rc != 0) {
             char ro_err[512];
-            sg_store_open_db(store, true, ro_err, sizeof(ro_err)); /* reads go on, or db stays NULL */
+            bool ro_failed = sg_store_open_db(store, true, ro_err, sizeof(ro_err)) != 0; /* reads go on, or db stays NULL */
+            sg_queries_reopen_failed(&store->health, "store", store->dir, rw_err, ro_failed ? ro_err : NULL, err, errlen);
         }
         pthread_rwlock_unlock(&store->db_lock);
         if (rc == 0)

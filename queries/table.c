@@ -632,20 +632,21 @@ int sg_tables_recover(sg_tables_t *tables, char *err, size_t errlen)
 {
     if (atomic_load(&tables->health.state) == SG_STORAGE_OK)
         return 0;
-    if (!sg_queries_health_should_try(&tables->health, tables->dir)) {
-        sg_errf(err, errlen, "tables: waiting for room in %s", tables->dir);
+    if (!sg_queries_health_should_try(&tables->health, "tables", tables->dir, err, errlen))
         return 1;
-    }
     /* Reopening is what a restart does: the WAL is replayed, so the rows and positions are those
      * of the last successful commit, and the stopped state (RocksDB refuses every write after a
      * failed one until it is cleared) is gone. Readers wait for the lock meanwhile. */
     pthread_rwlock_wrlock(&tables->db_lock);
     sg_tables_close_db(tables);
-    int rc = sg_tables_open_db(tables, false, err, errlen);
+    char rw_err[512];
+    int rc = sg_tables_open_db(tables, false, rw_err, sizeof(rw_err));
     if (rc != 0) {
         char ro_err[512];
-        if (sg_tables_open_db(tables, true, ro_err, sizeof(ro_err)) != 0)
+        bool ro_failed = sg_tables_open_db(tables, true, ro_err, sizeof(ro_err)) != 0;
+        if (ro_failed)
             tables->db = NULL; /* every call fails until the next attempt */
+        sg_queries_reopen_failed(&tables->health, "tables", tables->dir, rw_err, ro_failed ? ro_err : NULL, err, errlen);
     }
     pthread_rwlock_unlock(&tables->db_lock);
     if (rc != 0)

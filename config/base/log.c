@@ -87,3 +87,14 @@ int sg_log_once(sg_log_once_t *once, uint64_t cause)
     }
     return 0; /* full: stay quiet rather than flood the log */
 }
+
+uint64_t sg_log_cause_of(const char *message)
+{
+    uint64_t hash = 14695981039346656037u; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)message; *p != '\0'; ++p) {
+        if (*p >= '0' && *p <= '9')
+            continue;
+        hash = (hash ^ *p) * 1099511628211u;
+    }
+    return hash != 0 ? hash : 1;
+}

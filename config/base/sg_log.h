@@ -55,4 +55,8 @@ typedef struct st_sg_log_once_t {
 /** Returns 1 the first time `cause` is seen by `once` (log it then), 0 afterwards. */
 int sg_log_once(sg_log_once_t *once, uint64_t cause);
 
+/** A cause for an error message: a hash of its text without its digits, so the same failure
+ * repeated (naming another file number, offset or byte count each time) is one cause. Never 0. */
+uint64_t sg_log_cause_of(const char *message);
+
 #endif

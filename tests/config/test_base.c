@@ -140,6 +140,19 @@ static void test_log_once(void **state)
     assert_int_equal(sg_log_once(&once, 7), 0);
 }
 
+/* The same failure naming other file numbers or sizes is one cause; other words are another. */
+static void test_log_cause_of(void **state)
+{
+    (void)state;
+    uint64_t first = sg_log_cause_of("tables: cannot open /d/tables: IO error: While appending to file: /d/tables/000012.log");
+    assert_int_equal(sg_log_cause_of("tables: cannot open /d/tables: IO error: While appending to file: /d/tables/000019.log"),
+                     first);
+    assert_int_not_equal(sg_log_cause_of("tables: cannot open /d/tables: IO error: While appending to file: /d/tables/MANIFEST"),
+                         first);
+    assert_int_equal(sg_log_cause_of("waiting for room: 0 KiB free"), sg_log_cause_of("waiting for room: 3240 KiB free"));
+    assert_int_not_equal(sg_log_cause_of(""), 0);
+}
+
 static void test_helpers(void **state)
 {
     char err[16];
@@ -199,6 +212,7 @@ int main(void)
         cmocka_unit_test(test_b64url_strict),   cmocka_unit_test(test_log_levels_and_sink),
         cmocka_unit_test(test_log_level_names), cmocka_unit_test(test_log_once),
         cmocka_unit_test(test_helpers),         cmocka_unit_test(test_siphash13_vectors),
+        cmocka_unit_test(test_log_cause_of),
     };
     return cmocka_run_group_tests_name("base", tests, NULL, NULL);
 }

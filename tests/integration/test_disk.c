@@ -92,14 +92,35 @@ static int put_row(const sg_test_proc_t *gw, int i, const char *extra_headers, c
     return status;
 }
 
-/* Waits (bounded) until /readyz answers `want`. */
+/* Waits (bounded) until /readyz answers `want`; says why not when it does not. */
 static void wait_ready_status(const sg_test_proc_t *gw, int want, int64_t ms)
 {
     int64_t deadline = now_ms() + ms;
-    int status = 0;
-    while ((status = status_of(gw, "GET", "/readyz", NULL, NULL, 0)) != want && now_ms() < deadline)
+    sg_test_response_t res;
+    for (;;) {
+        assert_int_equal(sg_test_http(gw, "GET", "/readyz", NULL, NULL, 0, &res), 0);
+        if (res.status == want || now_ms() >= deadline)
+            break;
+        sg_test_response_free(&res);
         sleep_ms(100);
+    }
+    if (res.status != want)
+        fprintf(stderr, "/readyz: %d %s\n", res.status, res.body);
+    int status = res.status;
+    sg_test_response_free(&res);
     assert_int_equal(status, want);
+}
+
+/* Waits (bounded) until the table has applied row i (a read of k<i> with its token answers 200)
+ * or /readyz is 503 (the table stopped applying). */
+static void wait_applied_or_unready(const sg_test_proc_t *gw, int i, const char *token)
+{
+    char path[64], headers[1024];
+    snprintf(path, sizeof(path), "/tables/profiles/k%d", i);
+    snprintf(headers, sizeof(headers), "Consistency-Token: %s\r\nPrefer: wait=1\r\n", token);
+    int64_t deadline = now_ms() + 30000;
+    while (status_of(gw, "GET", path, headers, NULL, 0) != 200 && status_of(gw, "GET", "/readyz", NULL, NULL, 0) != 503)
+        assert_true(now_ms() < deadline);
 }
 
 /* GET /tables/profiles/k<i> with a token; fills the ETag; asserts the value is row i. */
@@ -137,11 +158,14 @@ static void test_full_data_dir(void **state)
     sg_test_proc_t gw;
     assert_int_equal(sg_test_gateway_start_with_data(&gw, config, data), 0);
 
-    /* Fill the disk: rows until readiness fails (the table stopped applying). */
+    /* Fill the disk: rows until readiness fails (the table stopped applying). The next row only
+     * once the table applied this one or stopped: the PUTs need no table, and under load the
+     * table lagged them by more rows than MAX_ROWS leaves beyond what the disk holds. */
     char token[1024] = "";
     int rows = 0;
     while (rows < MAX_ROWS) {
         assert_int_equal(put_row(&gw, rows, NULL, token, sizeof(token)), 202);
+        wait_applied_or_unready(&gw, rows, token);
         rows++;
         if (status_of(&gw, "GET", "/readyz", NULL, NULL, 0) == 503) {
             sleep_ms(500); /* the commit of the last rows may still be under way */

@@ -21,6 +21,7 @@
 
 #include <rocksdb/c.h>
 
+#include "sg_store.h"
 #include "sg_table.h"
 #include "tmpfs.h"
 
@@ -1532,9 +1533,13 @@ static void test_full_disk_stops_and_resumes(void **state)
         assert_int_equal(apply_big(tables, next, err, sizeof(err)), -1);
         assert_non_null(strstr(err, "storage unavailable"));
     }
-    /* No room yet: no reopen. */
+    /* No room yet: no reopen, and the error and the health say what a reopen needs. */
     assert_int_equal(sg_tables_recover(tables, err, sizeof(err)), 1);
-    assert_int_equal(sg_tables_health(tables, NULL, 0), SG_STORAGE_UNAVAILABLE);
+    assert_non_null(strstr(err, "tables: waiting for room in "));
+    assert_non_null(strstr(err, "a reopen writes the write-ahead log's "));
+    assert_int_equal(sg_tables_health(tables, reason, sizeof(reason)), SG_STORAGE_UNAVAILABLE);
+    assert_non_null(strstr(reason, "No space left"));
+    assert_non_null(strstr(reason, "; not reopened yet: tables: waiting for room in "));
     /* Reads serve the last committed state. */
     assert_position(tables, "users", "t", 0, 0, next, 10 * (next - 1));
     char *last = big_value(next - 1);
@@ -1622,6 +1627,50 @@ static void test_read_only_reopen_keeps_reading(void **state)
     sg_test_tmpfs_unmount(&fs);
 }
 
+/* The gateway's request store shares the tables' disk (both under data_dir). After a full disk
+ * the store, reopened first (its sweep tries every second), must leave the room the deleted file
+ * gave back to the tables, whose own reopen is what turns their write-ahead log back into free
+ * room. RocksDB used to preallocate the store's new log and manifest (12.8 MiB, more than the
+ * 10 MiB freed): the tables then waited for room forever (tests/integration/test_disk.c). */
+static void test_store_reopen_leaves_room_for_the_tables(void **state)
+{
+    (void)state;
+    sg_test_tmpfs_t fs;
+    sg_tables_t *tables = open_tables_on_small_disk(&fs);
+    char dir[300], err[1024] = "";
+    snprintf(dir, sizeof(dir), "%s/state", fs.dir);
+    sg_store_t *store = sg_store_open(dir, err, sizeof(err));
+    assert_non_null(store);
+    int64_t next = 0;
+    while (next < 40 && apply_big(tables, next, err, sizeof(err)) == 0)
+        next++;
+    assert_true(next > 0 && next < 40);
+    sg_request_record_t rec = {.state = SG_REQUEST_PENDING, .created_ms = 1, .expires_ms = INT64_MAX};
+    assert_int_equal(sg_store_put_request(store, "r1", 2, &rec, err, sizeof(err)), -1);
+    assert_int_equal(sg_store_health(store, NULL, 0), SG_STORAGE_UNAVAILABLE);
+
+    sg_test_tmpfs_free(&fs);
+    int tries = 0;
+    while (sg_store_recover(store, err, sizeof(err)) != 0) {
+        assert_true(++tries < 100); /* 10 s */
+        usleep(100 * 1000);
+    }
+    /* A write: RocksDB makes the new log's reservation with its first record. */
+    assert_int_equal(sg_store_put_request(store, "r2", 2, &rec, err, sizeof(err)), 0);
+    tries = 0;
+    while (sg_tables_recover(tables, err, sizeof(err)) != 0) {
+        if (++tries == 30) /* 3 s: a reopen is tried every second */
+            fail_msg("the tables did not reopen: %s", err);
+        usleep(100 * 1000);
+    }
+    assert_int_equal(sg_tables_health(tables, NULL, 0), SG_STORAGE_OK);
+    assert_position(tables, "users", "t", 0, 0, next, 10 * (next - 1));
+    assert_int_equal(apply_big(tables, next, err, sizeof(err)), 0);
+    sg_store_close(store);
+    sg_tables_close(tables);
+    sg_test_tmpfs_unmount(&fs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1647,6 +1696,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_second_layout_positions_move_into_the_table, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_disk_stops_and_resumes, setup, teardown),
         cmocka_unit_test(test_read_only_reopen_keeps_reading),
+        cmocka_unit_test(test_store_reopen_leaves_room_for_the_tables),
     };
     return cmocka_run_group_tests_name("queries-table", tests, NULL, NULL);
 }
