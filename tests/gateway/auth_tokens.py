@@ -19,7 +19,10 @@ import sys
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+from jwt.algorithms import RSAAlgorithm
+
+# JWK "crv" names of the curves the tests use.
+CURVES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
 
 
 def b64(data):
@@ -28,6 +31,18 @@ def b64(data):
 
 def segment(obj):
     return b64(json.dumps(obj, separators=(",", ":")).encode())
+
+
+def ec_jwk(public):
+    """The public JWK of an EC key, its x and y at the full size of the curve's coordinates.
+
+    RFC 7518 6.2.1.2 says they MUST be. PyJWT 2.6's ECAlgorithm.to_jwk (Debian's python3-jwt)
+    drops a coordinate's leading zero bytes, which one key in 128 has, and streamgate (cjose)
+    refuses such a key: the tests then failed at random, their key set one key short."""
+    numbers = public.public_numbers()
+    size = (public.curve.key_size + 7) // 8
+    return {"kty": "EC", "crv": CURVES[public.curve.name], "x": b64(numbers.x.to_bytes(size, "big")),
+            "y": b64(numbers.y.to_bytes(size, "big"))}
 
 
 def main():
@@ -41,9 +56,11 @@ def main():
         entries = []
         for entry in jwks["keys"]:
             public = keys[entry["key"]].public_key()
-            text = (RSAAlgorithm if isinstance(public, rsa.RSAPublicKey) else ECAlgorithm).to_jwk(public)
-            jwk = json.loads(text)
-            jwk.pop("key_ops", None)
+            if isinstance(public, rsa.RSAPublicKey):
+                jwk = json.loads(RSAAlgorithm.to_jwk(public))
+                jwk.pop("key_ops", None)
+            else:
+                jwk = ec_jwk(public)
             jwk["kid"] = entry["kid"]
             jwk["use"] = "sig"
             if "alg" in entry:
