@@ -177,6 +177,8 @@ struct st_sg_table_batch_t {
     uint64_t base_commits;           /* the table's commit count our cached positions are valid for */
     sg_table_batch_pos_t *positions; /* every stored position once loaded, plus new ones */
     size_t pos_count, pos_cap, pos_last;
+    size_t pos_last_checked; /* the length of positions[pos_last]'s topic once a put or advance has
+                              * checked it as a name (a put of the same topic skips the check), or 0 */
     bool pos_loaded;
     bool pos_legacy; /* loaded from the positions family (older layouts), which the next commit empties */
     bool bulk;       /* sg_table_batch_set_bulk */
@@ -1202,8 +1204,10 @@ static sg_table_batch_pos_t *sg_table_batch_pos(sg_table_batch_t *batch, const c
     /* A materializer's batch usually holds runs of one partition: try the last one first. */
     if (batch->pos_last < batch->pos_count) {
         sg_table_batch_pos_t *pos = &batch->positions[batch->pos_last];
-        if (pos->partition == partition && strcmp(pos->topic, topic) == 0)
+        if (pos->partition == partition && strcmp(pos->topic, topic) == 0) {
+            batch->pos_last_checked = topic_len;
             return pos;
+        }
     }
     if (!batch->pos_loaded) {
         if (sg_tables_lock(batch->tables, err, errlen) != 0)
@@ -1218,6 +1222,7 @@ static sg_table_batch_pos_t *sg_table_batch_pos(sg_table_batch_t *batch, const c
         batch->positions = stored;
         batch->pos_count = batch->pos_cap = (size_t)count;
         batch->pos_last = 0;
+        batch->pos_last_checked = 0;
         batch->pos_loaded = true;
         batch->pos_legacy = count > 0 && legacy;
     }
@@ -1225,6 +1230,7 @@ static sg_table_batch_pos_t *sg_table_batch_pos(sg_table_batch_t *batch, const c
         sg_table_batch_pos_t *pos = &batch->positions[i];
         if (pos->partition == partition && strcmp(pos->topic, topic) == 0) {
             batch->pos_last = i;
+            batch->pos_last_checked = topic_len;
             return pos;
         }
     }
@@ -1245,14 +1251,26 @@ static sg_table_batch_pos_t *sg_table_batch_pos(sg_table_batch_t *batch, const c
     pos->stream_time_ms = 0;
     pos->dirty = false;
     batch->pos_last = batch->pos_count++;
+    batch->pos_last_checked = topic_len;
     return pos;
 }
 
 int sg_table_batch_put(sg_table_batch_t *batch, const char *topic, int32_t partition, int64_t offset, int64_t timestamp_ms,
                        const void *key, size_t keylen, const void *value, size_t valuelen, char *err, size_t errlen)
 {
-    size_t topic_len = sg_table_check_topic(topic, partition, err, errlen);
-    if (topic_len == 0)
+    /* A materializer's batch holds runs of one partition: the same topic and partition as the
+     * last put's are valid, being equal to what was checked then (a name check per record was a
+     * fifth of this function in a restore). */
+    sg_table_batch_pos_t *pos = NULL;
+    size_t topic_len = 0;
+    if (batch->pos_last_checked != 0 && topic != NULL) {
+        sg_table_batch_pos_t *last = &batch->positions[batch->pos_last];
+        if (last->partition == partition && strcmp(last->topic, topic) == 0) {
+            pos = last;
+            topic_len = batch->pos_last_checked;
+        }
+    }
+    if (pos == NULL && (topic_len = sg_table_check_topic(topic, partition, err, errlen)) == 0)
         return -1;
     if (offset < 0 || offset == INT64_MAX) {
         sg_errf(err, errlen, "tables: offset %lld out of range", (long long)offset);
@@ -1266,8 +1284,7 @@ int sg_table_batch_put(sg_table_batch_t *batch, const char *topic, int32_t parti
         sg_errf(err, errlen, "tables: value of %zu bytes is over the limit of %u", valuelen, SG_TABLE_MAX_VALUE);
         return -1;
     }
-    sg_table_batch_pos_t *pos = sg_table_batch_pos(batch, topic, topic_len, partition, err, errlen);
-    if (pos == NULL)
+    if (pos == NULL && (pos = sg_table_batch_pos(batch, topic, topic_len, partition, err, errlen)) == NULL)
         return -1;
     if (offset < pos->next_offset)
         return 1;
@@ -1339,6 +1356,7 @@ static void sg_table_batch_clear(sg_table_batch_t *batch, bool forget, uint64_t 
     batch->arena_len = 0;
     if (forget) {
         batch->pos_count = 0;
+        batch->pos_last_checked = 0;
         batch->pos_loaded = false;
     }
     for (size_t i = 0; i < batch->pos_count; i++)
@@ -1415,6 +1433,7 @@ sg_table_commit_t *sg_table_batch_detach(sg_table_batch_t *batch)
     /* The whole positions record, sorted: a reader decodes it in token order. */
     qsort(batch->positions, batch->pos_count, sizeof(*batch->positions), sg_table_pos_cmp);
     batch->pos_last = 0;
+    batch->pos_last_checked = 0; /* another entry now (sorted) */
     job->positions = sg_calloc(batch->pos_count + 1, sizeof(*job->positions));
     if (batch->pos_count > 0)
         memcpy(job->positions, batch->positions, batch->pos_count * sizeof(*job->positions));
