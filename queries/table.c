@@ -38,6 +38,7 @@
  */
 #include "sg_table.h"
 
+#include "keysort.h"
 #include "queries_int.h"
 
 #include <inttypes.h>
@@ -107,10 +108,7 @@ struct st_sg_table_view_t {
 typedef struct {
     size_t key_at, keylen;     /* in the batch's arena */
     size_t value_at, valuelen; /* header + value in the arena; valuelen 0: a tombstone */
-    size_t seq;                /* order of arrival: the last of a key wins */
-    const char *key;           /* resolved at commit, once the arena stops moving */
-    uint64_t prefix;           /* then: the key's first 8 bytes big-endian, zero-padded (sorts as the key) */
-} sg_table_row_t;
+} sg_table_row_t; /* in order of arrival: the last of a key wins */
 
 /* A batch's row buffers, owned by whoever holds them. */
 typedef struct {
@@ -179,6 +177,8 @@ struct st_sg_table_batch_t {
     uint64_t base_commits;           /* the table's commit count our cached positions are valid for */
     sg_table_batch_pos_t *positions; /* every stored position once loaded, plus new ones */
     size_t pos_count, pos_cap, pos_last;
+    size_t pos_last_checked; /* the length of positions[pos_last]'s topic once a put or advance has
+                              * checked it as a name (a put of the same topic skips the check), or 0 */
     bool pos_loaded;
     bool pos_legacy; /* loaded from the positions family (older layouts), which the next commit empties */
     bool bulk;       /* sg_table_batch_set_bulk */
@@ -1197,16 +1197,6 @@ size_t sg_table_batch_count(const sg_table_batch_t *batch)
     return batch->records;
 }
 
-/* Key order, then arrival order. Most keys differ in their first 8 bytes: an integer compare. */
-static int sg_table_row_cmp(const void *a, const void *b)
-{
-    const sg_table_row_t *x = a, *y = b;
-    if (x->prefix != y->prefix)
-        return x->prefix < y->prefix ? -1 : 1;
-    int c = sg_table_keycmp(x->key, x->keylen, y->key, y->keylen);
-    return c != 0 ? c : (x->seq > y->seq) - (x->seq < y->seq);
-}
-
 /* The batch's view of (topic, partition): every stored position is loaded on first use; a
  * partition never applied starts at 0. */
 static sg_table_batch_pos_t *sg_table_batch_pos(sg_table_batch_t *batch, const char *topic, size_t topic_len, int32_t partition,
@@ -1215,8 +1205,10 @@ static sg_table_batch_pos_t *sg_table_batch_pos(sg_table_batch_t *batch, const c
     /* A materializer's batch usually holds runs of one partition: try the last one first. */
     if (batch->pos_last < batch->pos_count) {
         sg_table_batch_pos_t *pos = &batch->positions[batch->pos_last];
-        if (pos->partition == partition && strcmp(pos->topic, topic) == 0)
+        if (pos->partition == partition && strcmp(pos->topic, topic) == 0) {
+            batch->pos_last_checked = topic_len;
             return pos;
+        }
     }
     if (!batch->pos_loaded) {
         if (sg_tables_lock(batch->tables, err, errlen) != 0)
@@ -1231,6 +1223,7 @@ static sg_table_batch_pos_t *sg_table_batch_pos(sg_table_batch_t *batch, const c
         batch->positions = stored;
         batch->pos_count = batch->pos_cap = (size_t)count;
         batch->pos_last = 0;
+        batch->pos_last_checked = 0;
         batch->pos_loaded = true;
         batch->pos_legacy = count > 0 && legacy;
     }
@@ -1238,6 +1231,7 @@ static sg_table_batch_pos_t *sg_table_batch_pos(sg_table_batch_t *batch, const c
         sg_table_batch_pos_t *pos = &batch->positions[i];
         if (pos->partition == partition && strcmp(pos->topic, topic) == 0) {
             batch->pos_last = i;
+            batch->pos_last_checked = topic_len;
             return pos;
         }
     }
@@ -1258,14 +1252,26 @@ static sg_table_batch_pos_t *sg_table_batch_pos(sg_table_batch_t *batch, const c
     pos->stream_time_ms = 0;
     pos->dirty = false;
     batch->pos_last = batch->pos_count++;
+    batch->pos_last_checked = topic_len;
     return pos;
 }
 
 int sg_table_batch_put(sg_table_batch_t *batch, const char *topic, int32_t partition, int64_t offset, int64_t timestamp_ms,
                        const void *key, size_t keylen, const void *value, size_t valuelen, char *err, size_t errlen)
 {
-    size_t topic_len = sg_table_check_topic(topic, partition, err, errlen);
-    if (topic_len == 0)
+    /* A materializer's batch holds runs of one partition: the same topic and partition as the
+     * last put's are valid, being equal to what was checked then (a name check per record was a
+     * fifth of this function in a restore). */
+    sg_table_batch_pos_t *pos = NULL;
+    size_t topic_len = 0;
+    if (batch->pos_last_checked != 0 && topic != NULL) {
+        sg_table_batch_pos_t *last = &batch->positions[batch->pos_last];
+        if (last->partition == partition && strcmp(last->topic, topic) == 0) {
+            pos = last;
+            topic_len = batch->pos_last_checked;
+        }
+    }
+    if (pos == NULL && (topic_len = sg_table_check_topic(topic, partition, err, errlen)) == 0)
         return -1;
     if (offset < 0 || offset == INT64_MAX) {
         sg_errf(err, errlen, "tables: offset %lld out of range", (long long)offset);
@@ -1279,8 +1285,7 @@ int sg_table_batch_put(sg_table_batch_t *batch, const char *topic, int32_t parti
         sg_errf(err, errlen, "tables: value of %zu bytes is over the limit of %u", valuelen, SG_TABLE_MAX_VALUE);
         return -1;
     }
-    sg_table_batch_pos_t *pos = sg_table_batch_pos(batch, topic, topic_len, partition, err, errlen);
-    if (pos == NULL)
+    if (pos == NULL && (pos = sg_table_batch_pos(batch, topic, topic_len, partition, err, errlen)) == NULL)
         return -1;
     if (offset < pos->next_offset)
         return 1;
@@ -1298,7 +1303,7 @@ int sg_table_batch_put(sg_table_batch_t *batch, const char *topic, int32_t parti
         batch->arena_cap = cap;
     }
     sg_table_row_t *row = &batch->rows[batch->rows_count];
-    row->seq = batch->rows_count++;
+    batch->rows_count++;
     row->key_at = batch->arena_len;
     row->keylen = keylen;
     memcpy(batch->arena + batch->arena_len, key, keylen);
@@ -1352,6 +1357,7 @@ static void sg_table_batch_clear(sg_table_batch_t *batch, bool forget, uint64_t 
     batch->arena_len = 0;
     if (forget) {
         batch->pos_count = 0;
+        batch->pos_last_checked = 0;
         batch->pos_loaded = false;
     }
     for (size_t i = 0; i < batch->pos_count; i++)
@@ -1378,6 +1384,8 @@ struct st_sg_table_commit_t {
     size_t pos_count;
     bool legacy; /* the positions family still holds this table's positions: emptied by the write */
     bool bulk;
+    sg_keysort_item_t *order; /* once sorted: the rows to write, in key order, one per key (owned) */
+    size_t order_count;
 };
 
 /* Takes the table's spare buffers (the slot is left empty). */
@@ -1426,6 +1434,7 @@ sg_table_commit_t *sg_table_batch_detach(sg_table_batch_t *batch)
     /* The whole positions record, sorted: a reader decodes it in token order. */
     qsort(batch->positions, batch->pos_count, sizeof(*batch->positions), sg_table_pos_cmp);
     batch->pos_last = 0;
+    batch->pos_last_checked = 0; /* another entry now (sorted) */
     job->positions = sg_calloc(batch->pos_count + 1, sizeof(*job->positions));
     if (batch->pos_count > 0)
         memcpy(job->positions, batch->positions, batch->pos_count * sizeof(*job->positions));
@@ -1469,12 +1478,13 @@ void sg_table_commit_destroy(sg_table_commit_t *job)
         free(buffers.arena);
     }
     free(job->positions);
+    free(job->order);
     free(job);
 }
 
 size_t sg_table_commit_rows(const sg_table_commit_t *job)
 {
-    return job->rows_count;
+    return job->order != NULL ? job->order_count : job->rows_count;
 }
 
 /* The positions record of the job (owned, *len bytes). */
@@ -1502,29 +1512,29 @@ static uint8_t *sg_table_commit_pos_record(const sg_table_commit_t *job, size_t 
     return value;
 }
 
-/* Sorts the job's rows by key (arrival order within a key) and drops all but the last write of
- * each key. */
+/* Puts the job's rows in key order (arrival order within a key) in job->order, keeping only the
+ * last write of each key. Once per job: a job run again after a failure keeps its order. */
 static void sg_table_commit_sort(sg_table_commit_t *job)
 {
-    if (job->rows_count == 0)
-        return; /* positions only (rows may be NULL) */
-    for (size_t i = 0; i < job->rows_count; i++) {
-        sg_table_row_t *row = &job->rows[i];
-        row->key = job->arena + row->key_at;
-        uint8_t head[8] = {0};
-        memcpy(head, row->key, row->keylen < sizeof(head) ? row->keylen : sizeof(head));
-        row->prefix = sg_table_get_uint(head, sizeof(head));
-    }
-    qsort(job->rows, job->rows_count, sizeof(*job->rows), sg_table_row_cmp);
-    size_t kept = 0;
-    for (size_t i = 0; i < job->rows_count; i++) {
+    if (job->rows_count == 0 || job->order != NULL)
+        return; /* positions only (rows may be NULL), or sorted already */
+    size_t n = job->rows_count;
+    sg_keysort_item_t *items = sg_reallocarray(NULL, 2 * n, sizeof(*items)); /* the second half: the sort's scratch */
+    for (size_t i = 0; i < n; i++) {
         const sg_table_row_t *row = &job->rows[i];
-        const sg_table_row_t *next = i + 1 < job->rows_count ? &job->rows[i + 1] : NULL;
-        if (next != NULL && sg_table_keycmp(row->key, row->keylen, next->key, next->keylen) == 0)
-            continue; /* a later write of the same key in this batch wins */
-        job->rows[kept++] = *row;
+        const uint8_t *key = (const uint8_t *)job->arena + row->key_at;
+        items[i] = (sg_keysort_item_t){sg_keysort_prefix(key, row->keylen), key, row->keylen, i};
     }
-    job->rows_count = kept;
+    sg_keysort(items, items + n, n);
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        const sg_keysort_item_t *item = &items[i], *next = i + 1 < n ? &items[i + 1] : NULL;
+        if (next != NULL && next->prefix == item->prefix && sg_table_keycmp(item->key, item->keylen, next->key, next->keylen) == 0)
+            continue; /* a later write of the same key in this batch wins */
+        items[kept++] = *item;
+    }
+    job->order = items;
+    job->order_count = kept;
 }
 
 /* Writes the job as one WriteBatch: rows, the positions record (at the empty key of the table's
@@ -1534,12 +1544,14 @@ static int sg_table_commit_write(sg_table_commit_t *job, char *err, size_t errle
     sg_tables_t *tables = job->tables;
     sg_table_t *table = job->table;
     rocksdb_writebatch_t *writes = rocksdb_writebatch_create();
-    for (size_t i = 0; i < job->rows_count; i++) {
-        const sg_table_row_t *row = &job->rows[i];
+    for (size_t i = 0; i < job->order_count; i++) {
+        const sg_keysort_item_t *item = &job->order[i];
+        const sg_table_row_t *row = &job->rows[item->index];
         if (row->valuelen == 0)
-            rocksdb_writebatch_delete_cf(writes, table->cf, row->key, row->keylen);
+            rocksdb_writebatch_delete_cf(writes, table->cf, (const char *)item->key, item->keylen);
         else
-            rocksdb_writebatch_put_cf(writes, table->cf, row->key, row->keylen, job->arena + row->value_at, row->valuelen);
+            rocksdb_writebatch_put_cf(writes, table->cf, (const char *)item->key, item->keylen, job->arena + row->value_at,
+                                      row->valuelen);
     }
     size_t record_len;
     uint8_t *record = sg_table_commit_pos_record(job, &record_len);
@@ -1580,12 +1592,14 @@ static int sg_table_commit_ingest(sg_table_commit_t *job, char *err, size_t errl
     if (errptr == NULL)
         rocksdb_sstfilewriter_put(writer, "", 0, (const char *)record, record_len, &errptr);
     free(record);
-    for (size_t i = 0; i < job->rows_count && errptr == NULL; i++) {
-        const sg_table_row_t *row = &job->rows[i];
+    for (size_t i = 0; i < job->order_count && errptr == NULL; i++) {
+        const sg_keysort_item_t *item = &job->order[i];
+        const sg_table_row_t *row = &job->rows[item->index];
         if (row->valuelen == 0)
-            rocksdb_sstfilewriter_delete(writer, row->key, row->keylen, &errptr);
+            rocksdb_sstfilewriter_delete(writer, (const char *)item->key, item->keylen, &errptr);
         else
-            rocksdb_sstfilewriter_put(writer, row->key, row->keylen, job->arena + row->value_at, row->valuelen, &errptr);
+            rocksdb_sstfilewriter_put(writer, (const char *)item->key, item->keylen, job->arena + row->value_at, row->valuelen,
+                                      &errptr);
     }
     if (errptr == NULL)
         rocksdb_sstfilewriter_finish(writer, &errptr);
@@ -1624,7 +1638,7 @@ int sg_table_commit_run(sg_table_commit_t *job, char *err, size_t errlen)
         ret = SG_TABLE_ECONFLICT;
     } else {
         /* Bulk loading pays for itself on large batches only (a file, its sync, an ingestion). */
-        bool ingest = job->bulk && !job->legacy && job->rows_count >= SG_TABLE_BULK_MIN_ROWS;
+        bool ingest = job->bulk && !job->legacy && job->order_count >= SG_TABLE_BULK_MIN_ROWS;
         ret = ingest ? sg_table_commit_ingest(job, err, errlen) : sg_table_commit_write(job, err, errlen);
         if (ret == 0) {
             /* Published before the count moves: a waiter woken by the count finds the view. */

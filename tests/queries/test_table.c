@@ -1024,6 +1024,60 @@ static void test_detached_jobs_commit_in_order(void **state)
     assert_int_equal(sg_tables_commit_count(fx->tables, "users"), 3);
 }
 
+/* Keys written more than once in one batch: the last write wins, a tombstone included, whether
+ * the batch is written through a WriteBatch or ingested as a sorted file (which refuses a key
+ * twice). Keys that share their first 8 bytes, and short keys that differ only by a trailing NUL,
+ * are distinct rows. */
+static void test_last_write_of_a_key_wins(void **state)
+{
+    fixture_t *fx = *state;
+    char err[256] = "";
+    for (int bulk = 0; bulk <= 1; ++bulk) {
+        const char *table = bulk ? "users" : "orders";
+        sg_table_batch_t *batch = sg_table_batch_new(fx->tables, table);
+        sg_tables_set_restoring(fx->tables, bulk);
+        sg_table_batch_set_bulk(batch, bulk);
+        int64_t offset = 0;
+        int fillers = bulk ? 5000 : 10; /* past SG_TABLE_BULK_MIN_ROWS (4096) when bulk */
+        for (int round = 0; round < 3; ++round) {
+            char key[32], value[32];
+            for (int i = 0; i < fillers; ++i) {
+                snprintf(key, sizeof(key), "shared-prefix-%05d", (i * 7919) % fillers);
+                snprintf(value, sizeof(value), "%d", round);
+                put(batch, "t", 0, offset++, 1, key, value);
+            }
+            snprintf(value, sizeof(value), "\"r%d\"", round);
+            put(batch, "t", 0, offset++, 1, "again", value);
+            put(batch, "t", 0, offset++, 1, "gone", round < 2 ? value : NULL);  /* deleted last */
+            put(batch, "t", 0, offset++, 1, "back", round == 1 ? NULL : value); /* deleted, then written */
+            assert_int_equal(sg_table_batch_put(batch, "t", 0, offset++, 1, "a\0", 2, value, strlen(value), err, sizeof(err)), 0);
+            if (round == 0)
+                put(batch, "t", 0, offset++, 1, "a", "\"short\"");
+        }
+        commit(batch);
+        sg_table_batch_destroy(batch);
+        uint64_t in_memtable = UINT64_MAX;
+        assert_int_equal(sg_tables_property(fx->tables, table, "rocksdb.num-entries-active-mem-table", &in_memtable), 0);
+        assert_true(bulk ? in_memtable == 0 : in_memtable > 0); /* ingested as a file / written through the memtable */
+        assert_row(fx->tables, table, "again", "\"r2\"");
+        assert_row(fx->tables, table, "gone", NULL);
+        assert_row(fx->tables, table, "back", "\"r2\"");
+        assert_row(fx->tables, table, "a", "\"short\"");
+        void *value = NULL;
+        size_t len = 0;
+        assert_int_equal(sg_tables_get(fx->tables, table, "a\0", 2, &value, &len, NULL, NULL, err, sizeof(err)), 0);
+        assert_int_equal(len, 4);
+        assert_memory_equal(value, "\"r2\"", 4);
+        free(value);
+        assert_row(fx->tables, table, "shared-prefix-00000", "2");
+        char key[32];
+        snprintf(key, sizeof(key), "shared-prefix-%05d", fillers - 1);
+        assert_row(fx->tables, table, key, "2");
+        assert_position(fx->tables, table, "t", 0, 0, offset, 1);
+        sg_tables_set_restoring(fx->tables, 0);
+    }
+}
+
 #define BULK_ROWS 12000
 
 static void test_bulk_batches_are_ingested_with_their_positions(void **state)
@@ -1236,6 +1290,18 @@ static void test_invalid_arguments(void **state)
     assert_non_null(strstr(err, "key must be"));
     assert_int_equal(sg_table_batch_put(batch, "t", 0, 0, 0, "k", 1, big, (size_t)SG_TABLE_MAX_VALUE + 1, err, sizeof(err)), -1);
     assert_int_equal(sg_table_batch_count(batch), 0);
+    /* After a put of topic t, partition 0 (a put of the same skips the name check), other names
+     * and partitions are still checked, and so is the rest of a put of the same. */
+    assert_int_equal(sg_table_batch_put(batch, "t", 0, 0, 0, "k", 1, "v", 1, err, sizeof(err)), 0);
+    assert_int_equal(sg_table_batch_put(batch, "t ", 0, 1, 0, "k", 1, "v", 1, err, sizeof(err)), -1);
+    assert_int_equal(sg_table_batch_put(batch, "", 0, 1, 0, "k", 1, "v", 1, err, sizeof(err)), -1);
+    assert_int_equal(sg_table_batch_put(batch, NULL, 0, 1, 0, "k", 1, "v", 1, err, sizeof(err)), -1);
+    assert_int_equal(sg_table_batch_put(batch, "t", -1, 1, 0, "k", 1, "v", 1, err, sizeof(err)), -1);
+    assert_int_equal(sg_table_batch_put(batch, "t", 0, 1, 0, "k", 0, "v", 1, err, sizeof(err)), -1);
+    assert_int_equal(sg_table_batch_put(batch, "t", 0, -1, 0, "k", 1, "v", 1, err, sizeof(err)), -1);
+    assert_int_equal(sg_table_batch_put(batch, "t", 0, 0, 0, "k", 1, "v", 1, err, sizeof(err)), 1); /* applied already */
+    assert_int_equal(sg_table_batch_put(batch, "t", 0, 1, 0, "k", 1, "w", 1, err, sizeof(err)), 0);
+    assert_int_equal(sg_table_batch_count(batch), 2);
     assert_int_equal(sg_table_batch_advance(batch, "t", 0, -5, err, sizeof(err)), -1);
     void *value = NULL;
     size_t len = 0;
@@ -1688,6 +1754,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_read_carries_its_view, setup, teardown),
         cmocka_unit_test_setup_teardown(test_detached_jobs_commit_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bulk_batches_are_ingested_with_their_positions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_last_write_of_a_key_wins, setup, teardown),
         cmocka_unit_test_setup_teardown(test_settle_keeps_rows_and_positions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_reads_while_committing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_arguments, setup, teardown),

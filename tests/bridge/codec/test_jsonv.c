@@ -195,12 +195,121 @@ static void test_long_strings(void **state)
     assert_int_equal(stop, sizeof(plain) - 2);
 }
 
+/* Where a refused text stops (error_at): the offsets the validator has always reported, pinned
+ * for each kind of token, whitespace between tokens and the end of the text. */
+static void test_error_offsets(void **state)
+{
+    static const struct {
+        const char *text;
+        size_t at;
+    } cases[] = {
+        {"[1,]", 3},
+        {"{\"a\":1,}", 7},
+        {"{a:1}", 1},
+        {"{\"a\"1}", 4},
+        {"{\"a\" 1}", 5},
+        {"[1 2]", 3},
+        {"[1}", 2},
+        {"{\"a\":1]", 6},
+        {"[tru]", 1},
+        {"[-]", 2},
+        {"[1.]", 3},
+        {"[1e+]", 4},
+        {"[01]", 2},
+        {"[\"a\\x\"]", 5},
+        {"[\"\\u12\"]", 4},
+        {"\"\\ud800x\"", 7},
+        {"\"\\ud800\\u0041\"", 13},
+        {"\"ab\x01\"", 3},
+        {"\"ab\xc3\"", 3},
+        {"\"abc", 4},
+        {"1 2", 2},
+        {" [ 1 , 2 ] x", 11},
+        {"{ \"a\" : [ ] , }", 14},
+        {"[\t\n\r 1 ,\n", 9},
+        {"", 0},
+        {"  ", 2},
+        {"[1234567890123x]", 14},
+        {"[\"0123456789abcdef\x01\"]", 18},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); ++i) {
+        size_t at = 9999;
+        int ok = sg_jsonv_check(cases[i].text, strlen(cases[i].text), &at);
+        if (ok || at != cases[i].at)
+            fprintf(stderr, "case %zu (%s): ok %d at %zu, want refused at %zu\n", i, cases[i].text, ok, at, cases[i].at);
+        assert_false(ok);
+        assert_int_equal(at, cases[i].at);
+    }
+    /* Whitespace anywhere between tokens, none at all, and the objects and arrays of the nesting
+     * bound in turns (the kinds of the open containers cross the bit stack's 64-bit words). */
+    assert_true(check(" { \"a\" : [ 1 , { } , [ ] , \"s\" , true , false , null , -0.5e3 ] , \"b\" : { \"c\" : 2 } } "));
+    assert_true(check("\t{\n\"a\"\r:\t[\n1\r,{},[],\"s\",true,false,null,-0.5e3],\"b\":{\"c\":2}}\n"));
+    assert_true(check("{\"a\":[1,{},[],\"s\",true,false,null,-0.5e3],\"b\":{\"c\":2}}"));
+    static char deep[8 * SG_JSONV_MAX_DEPTH];
+    for (int extra = 0; extra <= 1; ++extra) {
+        size_t len = 0, last_open = 0;
+        int levels = SG_JSONV_MAX_DEPTH + extra;
+        for (int i = 0; i < levels; ++i) {
+            last_open = len;
+            if (i % 3 == 1) {
+                memcpy(deep + len, "{\"k\":", 5);
+                len += 5;
+            } else {
+                deep[len++] = '[';
+            }
+        }
+        deep[len++] = '0';
+        for (int i = levels - 1; i >= 0; --i)
+            deep[len++] = i % 3 == 1 ? '}' : ']';
+        size_t at = 0;
+        assert_int_equal(sg_jsonv_check(deep, len, &at), !extra);
+        if (extra)
+            assert_int_equal(at, last_open); /* the container one too deep */
+    }
+}
+
+/* Numbers long enough for the eight-digits-at-a-time path: every byte that ends a run of digits
+ * (or is not allowed there) at every place of a word and near the end of the text; Jansson says
+ * what is valid. */
+static void test_long_numbers(void **state)
+{
+    static const char *stops[] = {"",  ".", ".5", "e", "e7",   "E+1",  "/",    ":", "0", "9",
+                                  " ", ",", "]",  "x", "\x80", "\xff", "\x01", "-", "+"};
+    size_t checked = 0;
+    for (size_t i = 0; i < sizeof(stops) / sizeof(stops[0]); ++i) {
+        for (size_t digits = 1; digits <= 20; ++digits) {
+            for (int wrapped = 0; wrapped <= 1; ++wrapped) {
+                char doc[64];
+                size_t len = 0, stop_len = strlen(stops[i]);
+                if (wrapped)
+                    doc[len++] = '[';
+                for (size_t d = 0; d < digits; ++d)
+                    doc[len++] = (char)('1' + (d * 7) % 9);
+                memcpy(doc + len, stops[i], stop_len);
+                len += stop_len;
+                if (wrapped)
+                    doc[len++] = ']';
+                json_error_t error;
+                json_t *parsed = json_loadb(doc, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &error);
+                int theirs = parsed != NULL;
+                json_decref(parsed);
+                int ours = sg_jsonv_check(doc, len, NULL);
+                if (ours != theirs && !(ours && strstr(error.text, "too big integer") != NULL)) { /* Jansson's int64 limit */
+                    fprintf(stderr, "disagree (jansson %d) on stop %zu after %zu digits: %.*s\n", theirs, i, digits, (int)len, doc);
+                    fail();
+                }
+                ++checked;
+            }
+        }
+    }
+    assert_int_equal(checked, 2 * 20 * sizeof(stops) / sizeof(stops[0]));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fixed_cases),
-        cmocka_unit_test(test_agrees_with_jansson),
-        cmocka_unit_test(test_long_strings),
+        cmocka_unit_test(test_fixed_cases),   cmocka_unit_test(test_agrees_with_jansson), cmocka_unit_test(test_long_strings),
+        cmocka_unit_test(test_error_offsets), cmocka_unit_test(test_long_numbers),
     };
     return cmocka_run_group_tests_name("codec-jsonv", tests, NULL, NULL);
 }
