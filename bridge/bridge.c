@@ -547,6 +547,13 @@ int sg_bridge_create_topics(sg_bridge_t *bridge, int64_t timeout_ms, char *err, 
             sg_errf(err, errlen, "topics[%zu]: %s", i, rkerr);
             goto done;
         }
+        for (size_t c = 0; c < conf->topics[i].n_config; ++c) {
+            const sg_kv_t *kv = &conf->topics[i].config[c];
+            if (rd_kafka_NewTopic_set_config(newtopics[i], kv->key, kv->value) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+                sg_errf(err, errlen, "topics[%zu].config.%s: not accepted", i, kv->key);
+                goto done;
+            }
+        }
     }
     rd_kafka_queue_t *queue = rd_kafka_queue_new(bridge->rk);
     rd_kafka_AdminOptions_t *options = rd_kafka_AdminOptions_new(bridge->rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);

@@ -365,7 +365,8 @@ static void policy_check_poll(sg_materializer_t *m)
                 if (strcmp(rd_kafka_ConfigEntry_name(entries[e]), "cleanup.policy") == 0 && value != NULL &&
                     strstr(value, "compact") == NULL)
                     sg_log_warn("tables: topic %s has cleanup.policy=%s, not compact: records deleted by retention are "
-                                "lost to restores and rebuilds of its tables (a table is the latest value per key)",
+                                "lost to restores and rebuilds of its tables (a table is the latest value per key); "
+                                "topics[].config: {cleanup.policy: compact} creates it compacted",
                                 rd_kafka_ConfigResource_name(described[r]), value);
             }
         }

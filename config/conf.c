@@ -1003,7 +1003,7 @@ static int parse_properties(ctx_t *c, const prop_t *row, const node_t *value, ch
     if (node_is_null(value))
         return 0;
     if (value->kind != NODE_MAP)
-        return fail(c, value->line, path, "expected a mapping of librdkafka property names to values, got %s",
+        return fail(c, value->line, path, "expected a mapping of property names to values, got %s",
                     node_what(value, buf, sizeof(buf)));
     size_t n = value->n / 2;
     if ((int64_t)n > row->max)
@@ -2074,6 +2074,13 @@ static const prop_t topic_props[] = {
      .max = 32,
      .doc = "Replication factor when created. Default: the cluster's (default.replication.factor; 1 in embedded mode, "
             "where it is capped to the broker count)."},
+    {.name = "config",
+     .type = PT_PROPERTIES,
+     FIELD(sg_topic_conf_t, config),
+     .aux = offsetof(sg_topic_conf_t, n_config),
+     .max = 64,
+     .doc = "Topic configs set when the topic is created, as kafka-topics --config sets them (e.g. {cleanup.policy: "
+            "compact} for a table's topic); the broker checks them. Not used by the embedded cluster."},
     {0},
 };
 static const struct_desc_t topic_desc = {.name = "topic", .size = sizeof(sg_topic_conf_t), .props = topic_props};

@@ -120,6 +120,8 @@ typedef struct st_sg_topic_conf_t {
     char *name;
     int32_t partitions;  /* >= 1, default 1 */
     int16_t replication; /* >= 1, default 1 (capped to the broker count in embedded mode) */
+    sg_kv_t *config;     /* topic configs for CreateTopics (cleanup.policy, ...), in file order */
+    size_t n_config;
 } sg_topic_conf_t;
 
 typedef struct st_sg_schema_conf_t {

@@ -82,7 +82,7 @@ static const char full_yaml[] =
     "    client.id: \"042\"\n"                                                                              /* 16 */
     "topics:\n"                                                                                             /* 17 */
     "  - {name: orders.commands, partitions: 4, replication: 3}\n"                                          /* 18 */
-    "  - name: orders.replies\n"                                                                            /* 19 */
+    "  - {name: orders.replies, config: {cleanup.policy: compact, retention.ms: 3600000}}\n"                /* 19 */
     "schemas:\n"                                                                                            /* 20 */
     "  - {name: PlaceOrder, file: schemas/place_order.avsc}\n"                                              /* 21 */
     "routes:\n"                                                                                             /* 22 */
@@ -150,6 +150,12 @@ static void test_full_yaml(void **state)
     assert_string_equal(conf->topics[1].name, "orders.replies");
     assert_int_equal(conf->topics[1].partitions, 1);
     assert_int_equal(conf->topics[1].replication, 0); /* unset: the cluster's default */
+    assert_int_equal(conf->topics[0].n_config, 0);
+    assert_int_equal(conf->topics[1].n_config, 2); /* in file order, numbers as text */
+    assert_string_equal(conf->topics[1].config[0].key, "cleanup.policy");
+    assert_string_equal(conf->topics[1].config[0].value, "compact");
+    assert_string_equal(conf->topics[1].config[1].key, "retention.ms");
+    assert_string_equal(conf->topics[1].config[1].value, "3600000");
 
     assert_int_equal(conf->n_schemas, 1);
     assert_string_equal(conf->schemas[0].name, "PlaceOrder");
@@ -598,7 +604,7 @@ static void test_err_types(void **state)
     expect_error("topics: {name: a}\n", "t.yaml:1: topics: expected a list of topics, got a mapping");
     expect_error("topics:\n  - orders\n", "t.yaml:2: topics[0]: expected a mapping, got \"orders\"");
     expect_error("kafka:\n  properties: [a]\n",
-                 "t.yaml:2: kafka.properties: expected a mapping of librdkafka property names to values, got a list");
+                 "t.yaml:2: kafka.properties: expected a mapping of property names to values, got a list");
     expect_error("kafka:\n  properties:\n    acks: {x: 1}\n",
                  "t.yaml:3: kafka.properties.acks: expected a string, number or boolean, got a mapping");
     expect_error("cors:\n  origins: \"http://a\"\n", "t.yaml:2: cors.origins: expected a list, got \"http://a\"");
@@ -1014,14 +1020,16 @@ static void test_dump_reference(void **state)
     size_t rows = 0;
     for (const char *p = text; (p = strstr(p, "\n| `")) != NULL; p++)
         rows++;
-    assert_int_equal(rows, 112); /* 48 + requests (3 rows) + reply.partitions + limits.token_wait(_max) + schema_registry
+    assert_int_equal(rows, 113); /* 48 + requests (3 rows) + reply.partitions + limits.token_wait(_max) + schema_registry
                                   * (2 rows) + log.level and the log section (2 rows) = 58; DESIGN §6 adds 34: scopes and
                                   * public on routes, tables and queries (6), limits.registry_write_rate/_burst (2),
                                   * auth (1) with jwt (1 + 13), api_keys (1 + 3) and principal_header (1), and
                                   * rate_limits (1 + 5); static (3 rows), log.format, log.access, log.access_format: 6;
                                   * hardening (issue 11) adds limits.inflight_bytes, connections, write_timeout and
                                   * queued_bytes: 4; the reply header names (3); DESIGN §8 adds deployment (1 + 3) and
-                                  * tables[].placement and .standbys (2); issue 13 adds limits.table_cache (1) */
+                                  * tables[].placement and .standbys (2); issue 13 adds limits.table_cache (1);
+                                  * topics[].config (1) */
+    assert_non_null(strstr(text, "| `topics[].config` | mapping of string to scalar |  | Topic configs set when"));
     assert_non_null(strstr(text, "| `limits.table_cache` | size 8MiB..1024GiB | `512MiB` |"));
     assert_non_null(strstr(text, "| `auth.jwt.algorithms` | list of JWS algorithms | `[RS256, ES256]` |"));
     assert_non_null(strstr(text, "| `rate_limits[].rate` | rate (N/s, N/m, N/h) | required |"));

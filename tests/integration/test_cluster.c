@@ -253,25 +253,32 @@ static void test_not_ready_without_kafka(void **state)
     assert_int_equal(sg_test_proc_stop(&gw), 0);
 }
 
+/* Starts a gateway on `topics` (a YAML list) with kafka.create_topics on the cluster, and asserts
+ * that the start fails (exit 1) with `expected` in its output. */
+static void expect_start_refused(const char *topics, const char *expected)
+{
+    char text[1024], out[4096];
+    snprintf(text, sizeof(text),
+             "listen: [\"127.0.0.1:0\"]\ndata_dir: @DIR@/data\n"
+             "kafka: {brokers: \"%s\", create_topics: true}\n"
+             "topics: %s\n",
+             cluster.bootstrap, topics);
+    char *path = sg_test_write_temp("c.yaml", text);
+    assert_non_null(path);
+    const char *run[] = {sg_test_binary(), path, NULL};
+    assert_int_equal(sg_test_run(run, out, sizeof(out)), 1);
+    if (strstr(out, expected) == NULL)
+        fail_msg("unexpected output: %s", out);
+    sg_test_remove_temp(path);
+}
+
 static void test_create_topics_failure_stops_the_start(void **state)
 {
     /* librdkafka's mock cluster does not implement CreateTopics: the start must fail, saying
      * which setting caused it, rather than serve routes whose topics may not exist. */
     SG_TEST_MOCK_ONLY("real Kafka implements CreateTopics (test_create_topics_as_declared covers it there)");
-    char text[512], out[4096];
-    snprintf(text, sizeof(text),
-             "listen: [\"127.0.0.1:0\"]\ndata_dir: @DIR@/data\n"
-             "kafka: {brokers: \"%s\", create_topics: true}\n"
-             "topics: [{name: created.by.admin, partitions: 2}]\n",
-             cluster.bootstrap);
-    char *path = sg_test_write_temp("c.yaml", text);
-    assert_non_null(path);
-    const char *run[] = {sg_test_binary(), path, NULL};
-    assert_int_equal(sg_test_run(run, out, sizeof(out)), 1);
-    assert_non_null(strstr(out, "kafka.create_topics: "));
-    sg_test_remove_temp(path);
+    expect_start_refused("[{name: created.by.admin, partitions: 2}]", "kafka.create_topics: ");
 }
-
 typedef struct {
     int partitions;
     int min_replicas, max_replicas; /* per partition */
@@ -313,6 +320,58 @@ static int describe_topic(const char *topic, described_t *out)
     return brokers;
 }
 
+/* The value of one config of a topic, described by the broker (DescribeConfigs) into out.
+ * Returns 0, or -1 when the broker did not answer or has no such config. */
+static int topic_config(const char *topic, const char *name, char *out, size_t outlen)
+{
+    char err[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", cluster.bootstrap, err, sizeof(err));
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    assert_non_null(rk);
+    rd_kafka_ConfigResource_t *resource = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
+    rd_kafka_queue_t *queue = rd_kafka_queue_new(rk);
+    rd_kafka_DescribeConfigs(rk, &resource, 1, NULL, queue);
+    rd_kafka_event_t *event = rd_kafka_queue_poll(queue, 10000);
+    int rc = -1;
+    const rd_kafka_DescribeConfigs_result_t *result = event != NULL ? rd_kafka_event_DescribeConfigs_result(event) : NULL;
+    size_t n = 0;
+    const rd_kafka_ConfigResource_t **described = result != NULL ? rd_kafka_DescribeConfigs_result_resources(result, &n) : NULL;
+    if (n == 1 && rd_kafka_ConfigResource_error(described[0]) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        size_t n_entries = 0;
+        const rd_kafka_ConfigEntry_t **entries = rd_kafka_ConfigResource_configs(described[0], &n_entries);
+        for (size_t e = 0; e < n_entries && rc != 0; ++e)
+            if (strcmp(rd_kafka_ConfigEntry_name(entries[e]), name) == 0 && rd_kafka_ConfigEntry_value(entries[e]) != NULL) {
+                snprintf(out, outlen, "%s", rd_kafka_ConfigEntry_value(entries[e]));
+                rc = 0;
+            }
+    }
+    if (event != NULL)
+        rd_kafka_event_destroy(event);
+    rd_kafka_queue_destroy(queue);
+    rd_kafka_ConfigResource_destroy(resource);
+    rd_kafka_destroy(rk);
+    return rc;
+}
+
+/* Whether the gateway's log holds a line containing text, waiting for it up to timeout_ms. */
+static int log_says(const sg_test_proc_t *gw, const char *text, int timeout_ms)
+{
+    char path[512], line[1024];
+    snprintf(path, sizeof(path), "%s/log", gw->dir);
+    for (int waited = 0;; waited += 100) {
+        FILE *log = fopen(path, "r");
+        assert_non_null(log);
+        int found = 0;
+        while (!found && fgets(line, sizeof(line), log) != NULL)
+            found = strstr(line, text) != NULL;
+        fclose(log);
+        if (found || waited >= timeout_ms)
+            return found;
+        usleep(100 * 1000);
+    }
+}
+
 static void test_create_topics_as_declared(void **state)
 {
     /* kafka.create_topics creates the declared topics through the Admin API, with their
@@ -327,10 +386,12 @@ static void test_create_topics_as_declared(void **state)
     snprintf(config, sizeof(config),
              "listen: [\"127.0.0.1:0\"]\ndata_dir: @DIR@/data\n"
              "kafka: {brokers: \"%s\", create_topics: true}\n"
-             "topics: [{name: made.replicated, partitions: 3, replication: %d}, {name: made.default, partitions: 5},\n"
+             "topics: [{name: made.replicated, partitions: 3, replication: %d},\n"
+             "         {name: made.default, partitions: 5, config: {cleanup.policy: compact, retention.ms: 7200000}},\n"
              "         {name: ext.commands, partitions: 7}]\n"
              "routes:\n"
-             "  - {name: made, method: POST, path: \"/made/{id}\", topic: made.replicated, key: \"path:id\"}\n",
+             "  - {name: made, method: POST, path: \"/made/{id}\", topic: made.replicated, key: \"path:id\"}\n"
+             "tables: [{name: by_made, topic: made.replicated}, {name: by_default, topic: made.default}]\n",
              cluster.bootstrap, replication);
     sg_test_proc_t gw;
     assert_int_equal(sg_test_gateway_start(&gw, config), 0);
@@ -346,19 +407,22 @@ static void test_create_topics_as_declared(void **state)
     assert_int_equal(made.partitions, 5);
     assert_int_equal(made.min_replicas, replication);
     assert_int_equal(made.max_replicas, replication);
+    /* topics[].config is set at creation; a topic without it has the broker's defaults */
+    char value[64];
+    assert_int_equal(topic_config("made.default", "cleanup.policy", value, sizeof(value)), 0);
+    assert_string_equal(value, "compact");
+    assert_int_equal(topic_config("made.default", "retention.ms", value, sizeof(value)), 0);
+    assert_string_equal(value, "7200000");
+    assert_int_equal(topic_config("made.replicated", "cleanup.policy", value, sizeof(value)), 0);
+    assert_string_equal(value, "delete");
+    /* and the tables' check reads them: the table on the uncompacted topic is warned about, the
+     * other not (both topics' answers come in the one DescribeConfigs result) */
+    assert_true(log_says(&gw, "tables: topic made.replicated has cleanup.policy=delete, not compact", 15000));
+    assert_false(log_says(&gw, "tables: topic made.default has cleanup.policy", 0));
     /* a declared topic that exists with another partition count is used as it is, and said so */
     assert_int_equal(describe_topic("ext.commands", &made), brokers);
     assert_int_equal(made.partitions, before.partitions);
-    char log_path[512];
-    snprintf(log_path, sizeof(log_path), "%s/log", gw.dir);
-    FILE *log = fopen(log_path, "r");
-    assert_non_null(log);
-    char line[1024];
-    int warned = 0;
-    while (fgets(line, sizeof(line), log) != NULL)
-        warned |= strstr(line, "topic ext.commands exists with 3 partition(s), not the 7 declared") != NULL;
-    fclose(log);
-    assert_true(warned);
+    assert_true(log_says(&gw, "topic ext.commands exists with 3 partition(s), not the 7 declared", 0));
     /* and a command on the replicated topic is acknowledged by all in-sync replicas */
     sg_test_response_t res;
     assert_int_equal(sg_test_post_json(&gw, "/made/k", NULL, "{\"made\":1}", &res), 0);
@@ -368,20 +432,15 @@ static void test_create_topics_as_declared(void **state)
     assert_int_equal(sg_test_proc_stop(&gw), 0);
 
     /* more replicas than brokers: the broker refuses, and the start fails saying so */
-    char text[1024], out[4096];
-    snprintf(text, sizeof(text),
-             "listen: [\"127.0.0.1:0\"]\ndata_dir: @DIR@/data\n"
-             "kafka: {brokers: \"%s\", create_topics: true}\n"
-             "topics: [{name: made.impossible, partitions: 1, replication: %d}]\n",
-             cluster.bootstrap, brokers + 1);
-    char *path = sg_test_write_temp("c.yaml", text);
-    assert_non_null(path);
-    const char *run[] = {sg_test_binary(), path, NULL};
-    assert_int_equal(sg_test_run(run, out, sizeof(out)), 1);
-    if (strstr(out, "kafka.create_topics: topic made.impossible: ") == NULL)
-        fail_msg("unexpected output: %s", out);
-    sg_test_remove_temp(path);
+    char topics[128];
+    snprintf(topics, sizeof(topics), "[{name: made.impossible, partitions: 1, replication: %d}]", brokers + 1);
+    expect_start_refused(topics, "kafka.create_topics: topic made.impossible: ");
     assert_int_equal(describe_topic("made.impossible", &made), -1);
+
+    /* a topic config the broker refuses stops the start too, naming the topic */
+    expect_start_refused("[{name: made.misconfigured, config: {cleanup.policy: sometimes}}]",
+                         "kafka.create_topics: topic made.misconfigured: ");
+    assert_int_equal(describe_topic("made.misconfigured", &made), -1);
 }
 
 static void start_instance(sg_test_proc_t *gw)
