@@ -121,6 +121,36 @@ static bool known_asymmetric_alg(const char *alg)
     return false;
 }
 
+/* RFC 7518 6.2.1.2: an EC coordinate is spelled at the curve's full size, leading zero bytes
+ * included. Some key-set writers drop them (one key in 128 has such a coordinate), and cjose
+ * refuses the key with a bare "invalid argument": say which coordinate and why. Returns 0, or -1
+ * with the reason in why. */
+static int ec_coordinates_check(json_t *jwk, char *why, size_t whylen)
+{
+    static const struct {
+        const char *crv;
+        size_t bytes;
+    } curves[] = {{"P-256", 32}, {"P-384", 48}, {"P-521", 66}};
+    const char *crv = json_string_value(json_object_get(jwk, "crv"));
+    size_t bytes = 0;
+    for (size_t i = 0; crv != NULL && i < SG_ARRAY_SIZE(curves); i++)
+        if (strcmp(crv, curves[i].crv) == 0)
+            bytes = curves[i].bytes;
+    if (bytes == 0)
+        return 0; /* cjose names what is wrong with the curve */
+    static const char *const coordinates[] = {"x", "y"};
+    for (size_t i = 0; i < SG_ARRAY_SIZE(coordinates); i++) {
+        const char *text = json_string_value(json_object_get(jwk, coordinates[i]));
+        if (text == NULL)
+            continue;
+        size_t chars = strcspn(text, "=");
+        if (chars != (4 * bytes + 2) / 3) /* unpadded base64url of `bytes` bytes */
+            return sg_errf(why, whylen, "its %s is %zu bytes, %s needs %zu (RFC 7518 6.2.1.2: leading zero bytes included)",
+                           coordinates[i], chars * 3 / 4, crv, bytes);
+    }
+    return 0;
+}
+
 /* Fills *out from one JWK; returns 0, or -1 with the reason it is not used in why. */
 static int jwk_load(json_t *jwk, sg_jwk_t *out, char *why, size_t whylen)
 {
@@ -160,6 +190,8 @@ static int jwk_load(json_t *jwk, sg_jwk_t *out, char *why, size_t whylen)
     json_t *kid = json_object_get(jwk, "kid");
     if (kid != NULL && (!json_is_string(kid) || json_string_length(kid) > 256))
         return sg_errf(why, whylen, "its kid is not a string of at most 256 bytes");
+    if (out->kty == CJOSE_JWK_KTY_EC && ec_coordinates_check(jwk, why, whylen) != 0)
+        return -1;
     cjose_err cerr = {0};
     out->key = cjose_jwk_import_json((cjose_header_t *)jwk, &cerr);
     if (out->key == NULL)

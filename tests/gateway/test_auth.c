@@ -5,6 +5,7 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -614,6 +615,25 @@ static void test_hmac(void **state)
     sg_conf_destroy(own_conf);
 }
 
+/* The warnings logged while a test captures them (capture_warnings). */
+static char warnings[2048];
+
+static void capture_sink(void *ctx, sg_log_level_t level, const char *message, size_t len)
+{
+    (void)ctx;
+    size_t used = strlen(warnings);
+    if (level == SG_LOG_WARN && used + len + 2 < sizeof(warnings))
+        snprintf(warnings + used, sizeof(warnings) - used, "%.*s\n", (int)len, message);
+}
+
+/* Captures the warnings (on) into `warnings`, or logs errors only again (off). */
+static void capture_warnings(bool on)
+{
+    warnings[0] = '\0';
+    sg_log_set_sink(on ? capture_sink : NULL, NULL);
+    sg_log_set_level(on ? SG_LOG_WARN : SG_LOG_ERROR);
+}
+
 static void test_key_set_errors(void **state)
 {
     char err[512], text[1024];
@@ -655,6 +675,25 @@ static void test_key_set_errors(void **state)
             fail_msg("set %zu: got %s", i, err);
         sg_conf_destroy(own_conf);
     }
+
+    /* An EC coordinate without its leading zero byte (31 bytes for P-256): the key is skipped,
+     * and the log says which coordinate is short, not cjose's bare "invalid argument". */
+    fx_write(&fx, "short.json",
+             "{\"keys\": [{\"kty\": \"EC\", \"kid\": \"short-x\", \"crv\": \"P-256\",\n"
+             "  \"x\": \"vUh7WmMIq4hqE2LTfi_Ef7IP71M3VZ3WOy1yNjjCdu\",\n"
+             "  \"y\": \"ADysf02iwzw__CdWNPXOSDEbK-f-2FjtSD_w6fRP3jg\"}]}");
+    snprintf(text, sizeof(text), "auth:\n  jwt: {issuer: i, audience: a, jwks_file: \"%s/short.json\"}\n", fx.dir);
+    own_conf = load_conf(text);
+    capture_warnings(true);
+    assert_null(sg_auth_create(&own_conf->auth, err, sizeof(err)));
+    const char *said = strstr(warnings, "key 0 (kid short-x) is skipped: its x is 31 bytes, P-256 needs 32");
+    char seen[sizeof(warnings)];
+    snprintf(seen, sizeof(seen), "%s", warnings);
+    capture_warnings(false);
+    if (said == NULL)
+        fail_msg("warnings: %s", seen);
+    assert_non_null(strstr(err, "no usable key"));
+    sg_conf_destroy(own_conf);
 }
 
 /* EC keys whose public coordinate starts with a zero byte, as one EC key in 128 has (x on the
