@@ -276,6 +276,7 @@ static void serve_replies(sg_bridge_t *bridge)
 static void *bridge_main(void *arg)
 {
     sg_bridge_t *bridge = arg;
+    sg_thread_name("sg-kafka");
     fetch_metadata(bridge);
     while (bridge->consumer != NULL && !atomic_load(&bridge->stopping) && assign_replies(bridge) != 0) {
         sg_wake_wait(&bridge->wake, &bridge->stopping, SG_BRIDGE_POLL_MS);
@@ -439,6 +440,7 @@ static int probe_sleep(sg_bridge_t *bridge, int ms)
 static void *probe_main(void *arg)
 {
     sg_bridge_t *bridge = arg;
+    sg_thread_name("sg-kafka-probe");
     int64_t answering_since = 0; /* start of the current run of successful round trips, 0: none */
     atomic_store(&bridge->last_contact_ms, sg_mono_ms());
     while (!probe_sleep(bridge, SG_BRIDGE_PROBE_INTERVAL_MS)) {

@@ -456,6 +456,7 @@ static int create_topics(sg_deployment_t *deployment)
 static void *deployment_main(void *arg)
 {
     sg_deployment_t *deployment = arg;
+    sg_thread_name("sg-deployment");
     int created = 0;
     while (!atomic_load(&deployment->stopping)) {
         if (!deployment->set_up) {

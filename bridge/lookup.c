@@ -184,6 +184,7 @@ static int run_job(sg_lookup_t *lookup, const sg_lookup_job_t *job, int64_t *off
 static void *lookup_main(void *arg)
 {
     sg_lookup_t *lookup = arg;
+    sg_thread_name("sg-lookup");
     pthread_mutex_lock(&lookup->lock);
     for (;;) {
         while (lookup->head == NULL && !atomic_load(&lookup->stopping))

@@ -176,6 +176,7 @@ struct st_sg_materializer_t {
 static void *commit_main(void *arg)
 {
     sg_materializer_t *m = arg;
+    sg_thread_name("sg-tbl-commit");
     pthread_mutex_lock(&m->commit_lock);
     for (;;) {
         while (m->jobs_head == NULL && !m->commit_stopping)
@@ -734,6 +735,7 @@ void sg_materializer_table_stats(const sg_materializer_t *m, size_t table_index,
 static void *settle_main(void *arg)
 {
     sg_materializer_t *m = arg;
+    sg_thread_name("sg-tbl-settle");
     char err[512];
     int64_t start = sg_mono_ms();
     if (sg_tables_settle(m->tables, err, sizeof(err)) != 0)
@@ -860,6 +862,7 @@ static int storage_ok(sg_materializer_t *m)
 static void *materializer_main(void *arg)
 {
     sg_materializer_t *m = arg;
+    sg_thread_name("sg-tables");
     m->started_ms = m->logged_ms = sg_mono_ms();
     sg_tables_set_restoring(m->tables, 1); /* until caught up */
     while (!atomic_load(&m->stopping)) {
@@ -1008,6 +1011,7 @@ static void answer_latest(sg_materializer_t *m, sg_mat_latest_t *jobs)
 static void *latest_main(void *arg)
 {
     sg_materializer_t *m = arg;
+    sg_thread_name("sg-tbl-latest");
     pthread_mutex_lock(&m->latest_lock);
     for (;;) {
         while (m->latest_jobs == NULL && !atomic_load(&m->stopping))

@@ -460,6 +460,7 @@ static const char *why_not_ready(const sg_placement_t *placement)
 static void *placement_main(void *arg)
 {
     sg_placement_t *placement = arg;
+    sg_thread_name("sg-placement");
     while (!atomic_load(&placement->stopping)) {
         if (!placement->set_up) {
             if (setup(placement) != 0) {

@@ -462,6 +462,7 @@ static void consume(sg_registry_t *reg, int timeout_ms)
 static void *registry_main(void *arg)
 {
     sg_registry_t *reg = arg;
+    sg_thread_name("sg-registry");
     while (!atomic_load(&reg->stopping) && setup(reg) != 0)
         sg_bridge_sleep(&reg->stopping, SG_REG_SETUP_RETRY_MS);
     while (!atomic_load(&reg->stopping)) {

@@ -122,6 +122,9 @@ static pthread_cond_t loops_cond = PTHREAD_COND_INITIALIZER;
 static void *loop_main(void *arg)
 {
     sg_loop_t *loop = arg;
+    char name[16];
+    snprintf(name, sizeof(name), "sg-loop-%zu", loop->index);
+    sg_thread_name(name);
     init_loop_on_its_thread(loop);
     pthread_mutex_lock(&loops_mutex);
     loop->initialized = 1;

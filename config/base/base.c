@@ -2,10 +2,12 @@
  * See sg_base.h. The out-of-memory policy, clocks, error formatting, random bytes and
  * base64url, each written once for every module.
  */
+#define _GNU_SOURCE /* pthread_setname_np */
 #include "sg_base.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,6 +108,13 @@ void sg_sleep_ms(int64_t ms)
     struct timespec left = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
     while (nanosleep(&left, &left) != 0 && errno == EINTR)
         ;
+}
+
+void sg_thread_name(const char *name)
+{
+    char cut[16];
+    snprintf(cut, sizeof(cut), "%s", name);
+    pthread_setname_np(pthread_self(), cut); /* a name is a convenience: failure changes nothing */
 }
 
 int sg_random_bytes(void *buf, size_t len)

@@ -47,6 +47,9 @@ int64_t sg_mono_us(void);
 /** Sleeps `ms` milliseconds (restarted after signals). */
 void sg_sleep_ms(int64_t ms);
 
+/** Names the calling thread, as top -H, ps -L, gdb and perf show it (Linux keeps 15 bytes). */
+void sg_thread_name(const char *name);
+
 /** Fills buf with bytes from the kernel's random source. Returns 0 or -1 (errno set). */
 int sg_random_bytes(void *buf, size_t len);
 

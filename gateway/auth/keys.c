@@ -144,7 +144,7 @@ static int ec_coordinates_check(json_t *jwk, char *why, size_t whylen)
         if (text == NULL)
             continue;
         size_t chars = strcspn(text, "=");
-        if (chars != (4 * bytes + 2) / 3) /* unpadded base64url of `bytes` bytes */
+        if (chars != sg_b64url_encoded_len(bytes))
             return sg_errf(why, whylen, "its %s is %zu bytes, %s needs %zu (RFC 7518 6.2.1.2: leading zero bytes included)",
                            coordinates[i], chars * 3 / 4, crv, bytes);
     }
@@ -398,6 +398,7 @@ static int64_t next_fetch_ms(const sg_keysource_t *source)
 static void *refresh_main(void *arg)
 {
     sg_keysource_t *source = arg;
+    sg_thread_name("sg-keys");
     pthread_mutex_lock(&source->lock);
     while (!source->stopping) {
         int64_t due = next_fetch_ms(source);

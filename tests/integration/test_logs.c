@@ -1,7 +1,8 @@
 /*
  * Logs: log.format json (every line of the gateway's own log is a JSON object with ts, level and
  * msg), the access log (log.access: a line per request, with its status, in H2O's format), and
- * the start refusing a bad access-log format or file, naming the key.
+ * the start refusing a bad access-log format or file, naming the key; and the gateway's threads
+ * named for top -H, gdb and perf.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <dirent.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -152,12 +155,52 @@ static void test_bad_access_log_fails_the_start(void **state)
     sg_test_remove_temp(bad_file);
 }
 
+static void test_thread_names(void **state)
+{
+    /* Every thread of ours has a name (sg-...): the event loops, the Kafka poll and probe threads,
+     * the tables' threads, the deployment thread. */
+    sg_test_proc_t gw;
+    char config[1024];
+    snprintf(config, sizeof(config),
+             "listen: [\"127.0.0.1:0\"]\nthreads: 2\ndata_dir: @DIR@/data\n%s"
+             "tables: [{name: things, topic: logs.things}]\n",
+             routes);
+    assert_int_equal(sg_test_gateway_start(&gw, config), 0);
+    char dir_path[64], names[4096] = "\n";
+    snprintf(dir_path, sizeof(dir_path), "/proc/%d/task", (int)gw.pid);
+    DIR *dir = opendir(dir_path);
+    assert_non_null(dir);
+    for (struct dirent *task; (task = readdir(dir)) != NULL;) {
+        if (task->d_name[0] == '.')
+            continue;
+        char comm_path[128];
+        snprintf(comm_path, sizeof(comm_path), "%s/%s/comm", dir_path, task->d_name);
+        FILE *comm = fopen(comm_path, "r");
+        size_t used = strlen(names);
+        if (comm != NULL && fgets(names + used, (int)(sizeof(names) - used), comm) == NULL)
+            names[used] = '\0';
+        if (comm != NULL)
+            fclose(comm);
+    }
+    closedir(dir);
+    static const char *const expected[] = {"sg-loop-0", "sg-loop-1",     "sg-kafka",      "sg-kafka-probe",
+                                           "sg-tables", "sg-tbl-commit", "sg-tbl-latest", "sg-deployment"};
+    for (size_t i = 0; i < sizeof(expected) / sizeof(expected[0]); i++) {
+        char line[32];
+        snprintf(line, sizeof(line), "\n%s\n", expected[i]);
+        if (strstr(names, line) == NULL)
+            fail_msg("no thread named %s among:%s", expected[i], names);
+    }
+    assert_int_equal(sg_test_proc_stop(&gw), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_json_log_and_access_file),
         cmocka_unit_test(test_access_log_to_stdout_with_a_format),
         cmocka_unit_test(test_bad_access_log_fails_the_start),
+        cmocka_unit_test(test_thread_names),
     };
     return cmocka_run_group_tests_name("integration-logs", tests, NULL, NULL);
 }
