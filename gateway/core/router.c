@@ -15,7 +15,7 @@ typedef struct st_sg_router_entry_t {
     int is_query;
     sg_path_template_t *tmpl;
     size_t n_literals;
-    size_t shape;    /* index of the first entry of the same shape: entries of one shape share it */
+    size_t shape;                      /* index of the first entry of the same shape: entries of one shape share it */
     char allow[SG_ROUTER_ALLOW_BYTES]; /* the Allow list of the entry's shape, as a lookup reports it (rebuilt by each add) */
 } sg_router_entry_t;
 
