@@ -70,9 +70,13 @@ void sg_features_drain(sg_loop_t *loop)
             features[i]->drain(loop);
 }
 
-/* Whether path is `prefix` or continues it with '/'. */
+/* Whether path is `prefix` or continues it with '/'. Every prefix is '/' and at least one more
+ * byte, so the second byte decides for most: a strlen and a memcmp per feature were ~440
+ * instructions of every request to a route or query. */
 static int is_under(const char *path, size_t len, const char *prefix)
 {
+    if (len < 2 || path[1] != prefix[1])
+        return 0;
     size_t plen = strlen(prefix);
     return len >= plen && memcmp(path, prefix, plen) == 0 && (len == plen || path[plen] == '/');
 }

@@ -64,10 +64,21 @@ void sg_http_add_header(h2o_req_t *req, const char *name, size_t name_len, const
                           value_len);
 }
 
+/* Names H2O has no token for, as tokens of our own that h2o_add_header takes as they are
+ * (h2o_add_header_by_str allocates an iovec for the name in the pool on every call). H2O tells its
+ * tokens by their address in its own table, so to it these are plain names, as before; not const,
+ * like H2O's own table (header names are h2o_iovec_t *). */
+static h2o_token_t consistency_token_name = {{H2O_STRLIT("consistency-token")}};
+static h2o_token_t stream_time_name = {{H2O_STRLIT("stream-time")}};
+
 void sg_http_add_token(h2o_req_t *req, const char *text, size_t len)
 {
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("consistency-token"), 0, NULL,
-                          h2o_strdup(&req->pool, text, len).base, len);
+    h2o_add_header(&req->pool, &req->res.headers, &consistency_token_name, NULL, h2o_strdup(&req->pool, text, len).base, len);
+}
+
+void sg_http_add_stream_time(h2o_req_t *req, const char *text, size_t len)
+{
+    h2o_add_header(&req->pool, &req->res.headers, &stream_time_name, NULL, h2o_strdup(&req->pool, text, len).base, len);
 }
 
 void sg_http_retry_after(h2o_req_t *req, int seconds)

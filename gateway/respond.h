@@ -44,6 +44,9 @@ void sg_http_add_header(h2o_req_t *req, const char *name, size_t name_len, const
 /** Adds Consistency-Token: text[0..len) (copied). */
 void sg_http_add_token(h2o_req_t *req, const char *text, size_t len);
 
+/** Adds Stream-Time: text[0..len) (copied). */
+void sg_http_add_stream_time(h2o_req_t *req, const char *text, size_t len);
+
 /** The first request header called `name` (lower-case), or {NULL, 0}. */
 h2o_iovec_t sg_http_header(h2o_req_t *req, const char *name, size_t len);
 

@@ -91,8 +91,7 @@ static void add_stream_time(h2o_req_t *req, int64_t stream_time)
         digits[--at] = (char)('0' + left % 10);
         left /= 10;
     } while (left != 0);
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("stream-time"), 0, NULL,
-                          h2o_strdup(&req->pool, digits + at, sizeof(digits) - at).base, sizeof(digits) - at);
+    sg_http_add_stream_time(req, digits + at, sizeof(digits) - at);
 }
 
 void sg_tables_add_read_headers(h2o_req_t *req, const sg_token_t *token, const char *topic)
@@ -304,8 +303,7 @@ static void on_point_read(void *arg, const sg_table_read_t *read)
         const char *text = sg_table_view_token_text(read->view, &len);
         sg_http_add_token(req, text, len);
         if ((text = sg_table_view_stream_time_text(read->view, point->table->topic, &len)) != NULL)
-            h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("stream-time"), 0, NULL,
-                                  h2o_strdup(&req->pool, text, len).base, len);
+            sg_http_add_stream_time(req, text, len);
         else
             add_stream_time(req, sg_table_view_stream_time(read->view, point->table->topic));
     } else {

@@ -18,6 +18,8 @@
 
 typedef struct st_sg_router_t sg_router_t;
 
+#define SG_ROUTER_ALLOW_BYTES 96 /* an Allow list longer than this is cut (configs have a few methods per path) */
+
 typedef enum {
     SG_ROUTER_FOUND = 0,
     SG_ROUTER_NOT_FOUND,
@@ -30,7 +32,7 @@ typedef struct st_sg_router_result_t {
     size_t route;          /* the entry's index when FOUND: conf->routes (conf->queries if is_query), or sg_router_add's */
     int is_query;          /* a configured query: GET reading a table */
     sg_path_match_t match; /* parameters when FOUND; dispose with sg_path_match_dispose */
-    char allow[96];        /* "GET, POST, OPTIONS" when FOUND or METHOD_NOT_ALLOWED */
+    char allow[SG_ROUTER_ALLOW_BYTES]; /* "GET, POST, OPTIONS" when FOUND or METHOD_NOT_ALLOWED */
 } sg_router_result_t;
 
 /** Builds the table from conf->routes and conf->queries (GET; templates already validated by config), with OPTIONS in

@@ -27,6 +27,13 @@ static sg_router_status_t lookup(const sg_router_t *router, const char *method, 
     return sg_router_lookup(router, method, strlen(method), path, strlen(path), result);
 }
 
+/* Adds an entry that must parse. */
+static void add_ok(sg_router_t *router, const char *method, const char *tmpl, size_t index, int is_query)
+{
+    char err[256];
+    assert_int_equal(sg_router_add(router, method, tmpl, index, is_query, err, sizeof(err)), 0);
+}
+
 static void test_exact_and_params(void **state)
 {
     char err[256];
@@ -113,10 +120,10 @@ static void test_entries_without_options(void **state)
 {
     char err[256];
     sg_router_t *router = sg_router_create_empty(0);
-    assert_int_equal(sg_router_add(router, "GET", "/r/subjects", 7, 0, err, sizeof(err)), 0);
-    assert_int_equal(sg_router_add(router, "HEAD", "/r/subjects", 7, 0, err, sizeof(err)), 0);
-    assert_int_equal(sg_router_add(router, "POST", "/r/subjects/{subject}/versions", 8, 0, err, sizeof(err)), 0);
-    assert_int_equal(sg_router_add(router, "GET", "/r/subjects/{subject}/versions", 9, 0, err, sizeof(err)), 0);
+    add_ok(router, "GET", "/r/subjects", 7, 0);
+    add_ok(router, "HEAD", "/r/subjects", 7, 0);
+    add_ok(router, "POST", "/r/subjects/{subject}/versions", 8, 0);
+    add_ok(router, "GET", "/r/subjects/{subject}/versions", 9, 0);
     assert_int_equal(sg_router_add(router, "GET", "/r/{", 1, 0, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "'{'"));
     sg_router_result_t result;
@@ -138,12 +145,44 @@ static void test_entries_without_options(void **state)
     sg_router_destroy(router);
 }
 
+/* Allow lists are made as routes are added: shapes interleaved, a method twice in one shape (listed
+ * once), and a list longer than SG_ROUTER_ALLOW_BYTES cut as before (at a byte, not at a method). */
+static void test_allow_lists_per_shape(void **state)
+{
+    static const char *const methods[] = {"PROPFIND", "PROPPATCH", "MKCOL",  "COPY",       "MOVE",  "LOCK",
+                                          "UNLOCK",   "VERSION-CONTROL", "REPORT", "CHECKOUT", "CHECKIN", "UNCHECKOUT"};
+    sg_router_t *router = sg_router_create_empty(1);
+    add_ok(router, "GET", "/a/{x}", 0, 1);
+    add_ok(router, "POST", "/b", 1, 0);
+    add_ok(router, "PUT", "/a/{y}", 2, 0);
+    add_ok(router, "GET", "/a/{z}", 3, 0);
+    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); ++i)
+        add_ok(router, methods[i], "/long/{id}", 10 + i, 0);
+    sg_router_result_t result;
+    assert_int_equal(lookup(router, "GET", "/a/1", &result), SG_ROUTER_FOUND);
+    assert_int_equal(result.route, 3); /* the last of the shape with the method */
+    assert_int_equal(result.is_query, 0);
+    assert_string_equal(result.allow, "GET, PUT, OPTIONS");
+    sg_path_match_dispose(&result.match);
+    assert_int_equal(lookup(router, "DELETE", "/a/1", &result), SG_ROUTER_METHOD_NOT_ALLOWED);
+    assert_string_equal(result.allow, "GET, PUT, OPTIONS");
+    assert_int_equal(lookup(router, "GET", "/b", &result), SG_ROUTER_METHOD_NOT_ALLOWED);
+    assert_string_equal(result.allow, "POST, OPTIONS");
+    assert_int_equal(lookup(router, "GET", "/long/1", &result), SG_ROUTER_METHOD_NOT_ALLOWED);
+    assert_int_equal(strlen(result.allow), SG_ROUTER_ALLOW_BYTES - 1);
+    assert_string_equal(result.allow, "PROPFIND, PROPPATCH, MKCOL, COPY, MOVE, LOCK, UNLOCK, VERSION-CONTROL, REPORT, CHECKOUT, CHECKI");
+    assert_int_equal(lookup(router, "UNCHECKOUT", "/long/1", &result), SG_ROUTER_FOUND);
+    assert_int_equal(result.route, 21);
+    sg_path_match_dispose(&result.match);
+    sg_router_destroy(router);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exact_and_params),          cmocka_unit_test(test_literal_beats_parameter),
         cmocka_unit_test(test_not_found_and_not_allowed), cmocka_unit_test(test_bad_encoding),
-        cmocka_unit_test(test_entries_without_options),
+        cmocka_unit_test(test_entries_without_options),   cmocka_unit_test(test_allow_lists_per_shape),
     };
     return cmocka_run_group_tests_name("gateway-router", tests, NULL, NULL);
 }

@@ -142,6 +142,52 @@ static void test_read_your_write_etag_and_304(void **state)
     sg_test_response_free(&res);
 }
 
+/* The value of header `name` (lower case, as HTTP/2 sends it) in curl -i's output, or "". */
+static const char *raw_header(const char *raw, const char *name, char *value, size_t len)
+{
+    char wanted[64];
+    snprintf(wanted, sizeof(wanted), "\n%s: ", name);
+    const char *at = strstr(raw, wanted);
+    size_t n = at != NULL ? strcspn(at + strlen(wanted), "\r\n") : 0;
+    if (n >= len)
+        n = len - 1;
+    memcpy(value, at != NULL ? at + strlen(wanted) : "", n);
+    value[n] = '\0';
+    return value;
+}
+
+/* A plain point read (answered from the view at once) carries the same Consistency-Token,
+ * Stream-Time, ETag and body over HTTP/2 as over HTTP/1.1, on /tables and on a query: the
+ * header names are ours (no H2O token) and must reach HPACK as plain names. */
+static void test_point_read_headers_over_http2(void **state)
+{
+    char token[512], h1_token[512], h1_time[64], h1_etag[64], value[512];
+    put_profile("hpack", "{\"name\":\"Hopper\"}", token, sizeof(token));
+    sg_test_response_t res;
+    get_with_token("/tables/profiles/hpack", token, &res);
+    assert_int_equal(res.status, 200);
+    sg_test_response_free(&res);
+    assert_int_equal(sg_test_http(&gw, "GET", "/tables/profiles/hpack", NULL, NULL, 0, &res), 0);
+    assert_int_equal(res.status, 200);
+    assert_non_null(sg_test_header(&res, "consistency-token", h1_token, sizeof(h1_token)));
+    assert_non_null(sg_test_header(&res, "stream-time", h1_time, sizeof(h1_time)));
+    assert_non_null(sg_test_header(&res, "etag", h1_etag, sizeof(h1_etag)));
+    assert_true(strlen(h1_token) > 0 && atoll(h1_time) > 1600000000000LL);
+    sg_test_response_free(&res);
+    static const char *const paths[] = {"/tables/profiles/hpack", "/profiles/hpack"};
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); ++i) {
+        char url[256], out[8192];
+        snprintf(url, sizeof(url), "http://%s:%u%s", gw.host, gw.port, paths[i]);
+        const char *h2[] = {"/usr/bin/curl", "-sS", "-i", "--http2-prior-knowledge", url, NULL};
+        assert_int_equal(sg_test_run(h2, out, sizeof(out)), 0);
+        assert_true(strncmp(out, "HTTP/2 200", 10) == 0);
+        assert_string_equal(raw_header(out, "consistency-token", value, sizeof(value)), h1_token);
+        assert_string_equal(raw_header(out, "stream-time", value, sizeof(value)), h1_time);
+        assert_string_equal(raw_header(out, "etag", value, sizeof(value)), h1_etag);
+        assert_non_null(strstr(out, "\r\n\r\n{\"name\":\"Hopper\"}"));
+    }
+}
+
 static void test_tokens_ahead_bad_and_unknown(void **state)
 {
     char token[512], ahead[512], err[128];
@@ -659,6 +705,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_read_your_write_etag_and_304),
+        cmocka_unit_test(test_point_read_headers_over_http2),
         cmocka_unit_test(test_immediate_reads_give_back_their_pending_slot),
         cmocka_unit_test(test_tokens_ahead_bad_and_unknown),
         cmocka_unit_test(test_tombstone_deletes),
