@@ -45,9 +45,15 @@ static size_t append_text(char *allow, size_t size, size_t len, const char *text
 
 static void append_method(char *allow, size_t size, const char *method)
 {
-    size_t len = strlen(allow);
-    if (strstr(allow, method) != NULL) /* methods are distinct upper-case words; no false hits */
-        return;
+    size_t len = strlen(allow), mlen = strlen(method);
+    for (const char *item = allow; *item != '\0';) { /* listed already? whole words: not CHECKOUT in UNCHECKOUT */
+        size_t ilen = strcspn(item, ",");
+        if (ilen == mlen && memcmp(item, method, mlen) == 0)
+            return;
+        item += ilen;
+        if (*item == ',')
+            item += 2; /* ", " */
+    }
     if (len > 0)
         len = append_text(allow, size, len, ", ", 2);
     append_text(allow, size, len, method, strlen(method));

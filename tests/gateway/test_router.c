@@ -146,10 +146,11 @@ static void test_entries_without_options(void **state)
 }
 
 /* Allow lists are made as routes are added: shapes interleaved, a method twice in one shape (listed
- * once), and a list longer than SG_ROUTER_ALLOW_BYTES cut as before (at a byte, not at a method). */
+ * once), a method that ends another's name (listed too), and a list longer than SG_ROUTER_ALLOW_BYTES cut as before (at a byte, not
+ * at a method). */
 static void test_allow_lists_per_shape(void **state)
 {
-    static const char *const methods[] = {"PROPFIND", "PROPPATCH", "MKCOL",  "COPY",       "MOVE",  "LOCK",
+    static const char *const methods[] = {"PROPFIND", "PROPPATCH",       "MKCOL",  "COPY",     "MOVE",    "LOCK",
                                           "UNLOCK",   "VERSION-CONTROL", "REPORT", "CHECKOUT", "CHECKIN", "UNCHECKOUT"};
     sg_router_t *router = sg_router_create_empty(1);
     add_ok(router, "GET", "/a/{x}", 0, 1);
@@ -170,10 +171,16 @@ static void test_allow_lists_per_shape(void **state)
     assert_string_equal(result.allow, "POST, OPTIONS");
     assert_int_equal(lookup(router, "GET", "/long/1", &result), SG_ROUTER_METHOD_NOT_ALLOWED);
     assert_int_equal(strlen(result.allow), SG_ROUTER_ALLOW_BYTES - 1);
-    assert_string_equal(result.allow, "PROPFIND, PROPPATCH, MKCOL, COPY, MOVE, LOCK, UNLOCK, VERSION-CONTROL, REPORT, CHECKOUT, CHECKI");
+    assert_string_equal(result.allow,
+                        "PROPFIND, PROPPATCH, MKCOL, COPY, MOVE, LOCK, UNLOCK, VERSION-CONTROL, REPORT, CHECKOUT, CHECKI");
     assert_int_equal(lookup(router, "UNCHECKOUT", "/long/1", &result), SG_ROUTER_FOUND);
     assert_int_equal(result.route, 21);
     sg_path_match_dispose(&result.match);
+    /* a method whose name ends another's is listed too: whole words are compared */
+    add_ok(router, "UNCHECKOUT", "/w", 30, 0);
+    add_ok(router, "CHECKOUT", "/w", 31, 0);
+    assert_int_equal(lookup(router, "GET", "/w", &result), SG_ROUTER_METHOD_NOT_ALLOWED);
+    assert_string_equal(result.allow, "UNCHECKOUT, CHECKOUT, OPTIONS");
     sg_router_destroy(router);
 }
 
