@@ -52,7 +52,7 @@ static void append_method(char *allow, size_t size, const char *method)
             return;
         item += ilen;
         if (*item == ',')
-            item += 2; /* ", " */
+            item += item[1] == ' ' ? 2 : 1; /* ", ", or a list cut right after its comma */
     }
     if (len > 0)
         len = append_text(allow, size, len, ", ", 2);

@@ -145,9 +145,9 @@ static void test_entries_without_options(void **state)
     sg_router_destroy(router);
 }
 
-/* Allow lists are made as routes are added: shapes interleaved, a method twice in one shape (listed
- * once), a method that ends another's name (listed too), and a list longer than SG_ROUTER_ALLOW_BYTES cut as before (at a byte, not
- * at a method). */
+/* Allow lists are made as routes are added: shapes interleaved, a method twice in one shape
+ * (listed once), a method that ends another's name (listed too), and a list longer than
+ * SG_ROUTER_ALLOW_BYTES cut as before (at a byte, not at a method). */
 static void test_allow_lists_per_shape(void **state)
 {
     static const char *const methods[] = {"PROPFIND", "PROPPATCH",       "MKCOL",  "COPY",     "MOVE",    "LOCK",
@@ -181,6 +181,17 @@ static void test_allow_lists_per_shape(void **state)
     add_ok(router, "CHECKOUT", "/w", 31, 0);
     assert_int_equal(lookup(router, "GET", "/w", &result), SG_ROUTER_METHOD_NOT_ALLOWED);
     assert_string_equal(result.allow, "UNCHECKOUT, CHECKOUT, OPTIONS");
+    /* a list cut right after a comma (8 methods of 10 bytes: 94, then "," of the ninth's ", "):
+     * the next method's look-up stops at the cut (it read past the buffer before) */
+    static const char *const tens[] = {"METHOD-AA1", "METHOD-AA2", "METHOD-AA3", "METHOD-AA4",
+                                       "METHOD-AA5", "METHOD-AA6", "METHOD-AA7", "METHOD-AA8"};
+    for (size_t i = 0; i < sizeof(tens) / sizeof(tens[0]); ++i)
+        add_ok(router, tens[i], "/cut", 40 + i, 0);
+    add_ok(router, "GET", "/cut", 50, 0);
+    add_ok(router, "PUT", "/cut", 51, 0);
+    assert_int_equal(lookup(router, "DELETE", "/cut", &result), SG_ROUTER_METHOD_NOT_ALLOWED);
+    assert_int_equal(strlen(result.allow), SG_ROUTER_ALLOW_BYTES - 1);
+    assert_string_equal(result.allow + SG_ROUTER_ALLOW_BYTES - 3, "8,");
     sg_router_destroy(router);
 }
 
