@@ -122,9 +122,9 @@ static bool known_asymmetric_alg(const char *alg)
 }
 
 /* RFC 7518 6.2.1.2: an EC coordinate is spelled at the curve's full size, leading zero bytes
- * included. Some key-set writers drop them (one key in 128 has such a coordinate), and cjose
- * refuses the key with a bare "invalid argument": say which coordinate and why. Returns 0, or -1
- * with the reason in why. */
+ * included. Some key-set writers drop them (one P-256 or P-384 key in 128 has such a coordinate,
+ * most P-521 keys: 521 bits in 66 bytes), and cjose refuses the key with a bare "invalid
+ * argument": say which coordinate and why. Returns 0, or -1 with the reason in why. */
 static int ec_coordinates_check(json_t *jwk, char *why, size_t whylen)
 {
     static const struct {
@@ -145,8 +145,10 @@ static int ec_coordinates_check(json_t *jwk, char *why, size_t whylen)
             continue;
         size_t chars = strcspn(text, "=");
         if (chars != sg_b64url_encoded_len(bytes))
-            return sg_errf(why, whylen, "its %s is %zu bytes, %s needs %zu (RFC 7518 6.2.1.2: leading zero bytes included)",
-                           coordinates[i], chars * 3 / 4, crv, bytes);
+            return sg_errf(why, whylen,
+                           "its %s has %zu base64url characters (%zu bytes), %s needs %zu (%zu bytes, leading zero bytes "
+                           "included: RFC 7518 6.2.1.2)",
+                           coordinates[i], chars, chars * 3 / 4, crv, sg_b64url_encoded_len(bytes), bytes);
     }
     return 0;
 }

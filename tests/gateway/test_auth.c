@@ -676,24 +676,39 @@ static void test_key_set_errors(void **state)
         sg_conf_destroy(own_conf);
     }
 
-    /* An EC coordinate without its leading zero byte (31 bytes for P-256): the key is skipped,
-     * and the log says which coordinate is short, not cjose's bare "invalid argument". */
-    fx_write(&fx, "short.json",
-             "{\"keys\": [{\"kty\": \"EC\", \"kid\": \"short-x\", \"crv\": \"P-256\",\n"
-             "  \"x\": \"vUh7WmMIq4hqE2LTfi_Ef7IP71M3VZ3WOy1yNjjCdu\",\n"
-             "  \"y\": \"ADysf02iwzw__CdWNPXOSDEbK-f-2FjtSD_w6fRP3jg\"}]}");
-    snprintf(text, sizeof(text), "auth:\n  jwt: {issuer: i, audience: a, jwks_file: \"%s/short.json\"}\n", fx.dir);
-    own_conf = load_conf(text);
-    capture_warnings(true);
-    assert_null(sg_auth_create(&own_conf->auth, err, sizeof(err)));
-    const char *said = strstr(warnings, "key 0 (kid short-x) is skipped: its x is 31 bytes, P-256 needs 32");
-    char seen[sizeof(warnings)];
-    snprintf(seen, sizeof(seen), "%s", warnings);
-    capture_warnings(false);
-    if (said == NULL)
-        fail_msg("warnings: %s", seen);
-    assert_non_null(strstr(err, "no usable key"));
-    sg_conf_destroy(own_conf);
+    /* An EC coordinate not at its curve's size (a dropped leading zero byte, or one too many): the
+     * key is skipped, and the log says which coordinate, not cjose's bare "invalid argument". */
+    static const struct {
+        const char *jwk, *said;
+    } short_keys[] = {
+        {"{\"kty\": \"EC\", \"kid\": \"short-x\", \"crv\": \"P-256\", \"x\": \"vUh7WmMIq4hqE2LTfi_Ef7IP71M3VZ3WOy1yNjjCdu\",\n"
+         " \"y\": \"ADysf02iwzw__CdWNPXOSDEbK-f-2FjtSD_w6fRP3jg\"}",
+         "key 0 (kid short-x) is skipped: its x has 42 base64url characters (31 bytes), P-256 needs 43 (32 bytes"},
+        {"{\"kty\": \"EC\", \"kid\": \"short-y\", \"crv\": \"P-384\",\n"
+         " \"x\": \"AH34janIWv0GLUX_s-sZ-v4_6LnSOLBRUVGi_kIOIXD2t_YoQO3md-uvZdTBA10P\",\n"
+         " \"y\": \"uDXmuG8M39tufcz7pb6haa-OZ8Ycgau9NsEctsBXYoJgVLtk_LT4mXsJfKPqrrJ\"}",
+         "key 0 (kid short-y) is skipped: its y has 63 base64url characters (47 bytes), P-384 needs 64 (48 bytes"},
+        {"{\"kty\": \"EC\", \"kid\": \"long-x\", \"crv\": \"P-521\",\n"
+         " \"x\": \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\",\n"
+         " \"y\": \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"}",
+         "key 0 (kid long-x) is skipped: its x has 92 base64url characters (69 bytes), P-521 needs 88 (66 bytes"},
+    };
+    for (size_t i = 0; i < SG_ARRAY_SIZE(short_keys); i++) {
+        snprintf(text, sizeof(text), "{\"keys\": [%s]}", short_keys[i].jwk);
+        fx_write(&fx, "short.json", text);
+        snprintf(text, sizeof(text), "auth:\n  jwt: {issuer: i, audience: a, jwks_file: \"%s/short.json\"}\n", fx.dir);
+        own_conf = load_conf(text);
+        capture_warnings(true);
+        assert_null(sg_auth_create(&own_conf->auth, err, sizeof(err)));
+        const char *said = strstr(warnings, short_keys[i].said);
+        char seen[sizeof(warnings)];
+        snprintf(seen, sizeof(seen), "%s", warnings);
+        capture_warnings(false);
+        if (said == NULL)
+            fail_msg("key %zu: warnings: %s", i, seen);
+        assert_non_null(strstr(err, "no usable key"));
+        sg_conf_destroy(own_conf);
+    }
 }
 
 /* EC keys whose public coordinate starts with a zero byte, as one EC key in 128 has (x on the
