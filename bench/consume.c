@@ -6,8 +6,8 @@
  * bridge/materializer.c sets them), messages taken from the consumer queue as the materializer
  * takes them: up to 256 already queued with rd_kafka_consume_batch_queue() without a wait, and a
  * wait with rd_kafka_consume_queue() only when none is (one call per message costs the reading
- * thread ~12 % more, which would flatter the gateway's ratio). It stops once every partition has been read up to the high
- * watermark it queried at start; nothing is written anywhere.
+ * thread ~12 % more, which would flatter the gateway's ratio). It stops once every partition has
+ * been read up to the high watermark it queried at start; nothing is written anywhere.
  *
  * The clock starts right after rd_kafka_new(), before the metadata and watermark queries, like
  * the materializer's "caught up in X s", which counts from the start of its thread (the handle
