@@ -73,7 +73,12 @@ static h2o_token_t stream_time_name = {{H2O_STRLIT("stream-time")}};
 
 void sg_http_add_token(h2o_req_t *req, const char *text, size_t len)
 {
-    h2o_add_header(&req->pool, &req->res.headers, &consistency_token_name, NULL, h2o_strdup(&req->pool, text, len).base, len);
+    sg_http_add_pooled_token(req, h2o_strdup(&req->pool, text, len).base, len);
+}
+
+void sg_http_add_pooled_token(h2o_req_t *req, char *text, size_t len)
+{
+    h2o_add_header(&req->pool, &req->res.headers, &consistency_token_name, NULL, text, len);
 }
 
 void sg_http_add_stream_time(h2o_req_t *req, const char *text, size_t len)

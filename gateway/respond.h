@@ -43,6 +43,8 @@ void sg_http_add_header(h2o_req_t *req, const char *name, size_t name_len, const
 
 /** Adds Consistency-Token: text[0..len) (copied). */
 void sg_http_add_token(h2o_req_t *req, const char *text, size_t len);
+/** The same for text already in req's pool (not copied). */
+void sg_http_add_pooled_token(h2o_req_t *req, char *text, size_t len);
 
 /** Adds Stream-Time: text[0..len) (copied). */
 void sg_http_add_stream_time(h2o_req_t *req, const char *text, size_t len);

@@ -63,7 +63,7 @@ static void add_token(h2o_req_t *req, const sg_token_t *token)
     char *text = h2o_mem_alloc_pool(&req->pool, SG_TOKEN_MAX_TEXT + 1);
     size_t len = sg_token_encode(token, text, SG_TOKEN_MAX_TEXT + 1);
     if (len > 0 && len <= SG_TOKEN_MAX_TEXT)
-        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("consistency-token"), 0, NULL, text, len);
+        sg_http_add_pooled_token(req, text, len);
 }
 
 /* The view's stream time for the table's topic: the largest of its partitions'. */
