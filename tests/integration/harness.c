@@ -984,6 +984,36 @@ int sg_test_create_topic(const char *bootstrap, const char *topic, int partition
     return rc;
 }
 
+int sg_test_topic_config(const char *bootstrap, const char *topic, const char *name, char *out, size_t outlen)
+{
+    rd_kafka_t *rk = new_admin(bootstrap);
+    if (rk == NULL)
+        return -1;
+    rd_kafka_ConfigResource_t *resource = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
+    rd_kafka_queue_t *queue = rd_kafka_queue_new(rk);
+    rd_kafka_DescribeConfigs(rk, &resource, 1, NULL, queue);
+    rd_kafka_event_t *event = rd_kafka_queue_poll(queue, DEADLINE_MS);
+    const rd_kafka_DescribeConfigs_result_t *result = event != NULL ? rd_kafka_event_DescribeConfigs_result(event) : NULL;
+    size_t n = 0;
+    const rd_kafka_ConfigResource_t **described = result != NULL ? rd_kafka_DescribeConfigs_result_resources(result, &n) : NULL;
+    int rc = -1;
+    if (n == 1 && rd_kafka_ConfigResource_error(described[0]) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        size_t n_entries = 0;
+        const rd_kafka_ConfigEntry_t **entries = rd_kafka_ConfigResource_configs(described[0], &n_entries);
+        for (size_t e = 0; e < n_entries && rc != 0; ++e)
+            if (strcmp(rd_kafka_ConfigEntry_name(entries[e]), name) == 0 && rd_kafka_ConfigEntry_value(entries[e]) != NULL) {
+                snprintf(out, outlen, "%s", rd_kafka_ConfigEntry_value(entries[e]));
+                rc = 0;
+            }
+    }
+    if (event != NULL)
+        rd_kafka_event_destroy(event);
+    rd_kafka_queue_destroy(queue);
+    rd_kafka_ConfigResource_destroy(resource);
+    rd_kafka_destroy(rk);
+    return rc;
+}
+
 /* --- the worker ------------------------------------------------------------------------- */
 
 typedef struct st_due_t {

@@ -109,6 +109,10 @@ const char *sg_test_real_kafka(void);
  * topic is fine. Returns 0 or -1. */
 int sg_test_create_topic(const char *bootstrap, const char *topic, int partitions, int replication, const char *const *configs);
 
+/** The value of one config of a topic as the broker describes it (DescribeConfigs), into out.
+ * Returns 0, or -1 when the broker did not answer in time or has no such config. */
+int sg_test_topic_config(const char *bootstrap, const char *topic, const char *name, char *out, size_t outlen);
+
 /** Sends SIGTERM and waits up to 20 s. Returns the exit status, or -1 on a signal or timeout
  * (then the process is killed). Removes the temp dir. */
 int sg_test_proc_stop(sg_test_proc_t *proc);

@@ -331,40 +331,6 @@ static int describe_topic(const char *topic, described_t *out)
     return brokers;
 }
 
-/* The value of one config of a topic, described by the broker (DescribeConfigs) into out.
- * Returns 0, or -1 when the broker did not answer or has no such config. */
-static int topic_config(const char *topic, const char *name, char *out, size_t outlen)
-{
-    char err[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", cluster.bootstrap, err, sizeof(err));
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-    assert_non_null(rk);
-    rd_kafka_ConfigResource_t *resource = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
-    rd_kafka_queue_t *queue = rd_kafka_queue_new(rk);
-    rd_kafka_DescribeConfigs(rk, &resource, 1, NULL, queue);
-    rd_kafka_event_t *event = rd_kafka_queue_poll(queue, 10000);
-    int rc = -1;
-    const rd_kafka_DescribeConfigs_result_t *result = event != NULL ? rd_kafka_event_DescribeConfigs_result(event) : NULL;
-    size_t n = 0;
-    const rd_kafka_ConfigResource_t **described = result != NULL ? rd_kafka_DescribeConfigs_result_resources(result, &n) : NULL;
-    if (n == 1 && rd_kafka_ConfigResource_error(described[0]) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        size_t n_entries = 0;
-        const rd_kafka_ConfigEntry_t **entries = rd_kafka_ConfigResource_configs(described[0], &n_entries);
-        for (size_t e = 0; e < n_entries && rc != 0; ++e)
-            if (strcmp(rd_kafka_ConfigEntry_name(entries[e]), name) == 0 && rd_kafka_ConfigEntry_value(entries[e]) != NULL) {
-                snprintf(out, outlen, "%s", rd_kafka_ConfigEntry_value(entries[e]));
-                rc = 0;
-            }
-    }
-    if (event != NULL)
-        rd_kafka_event_destroy(event);
-    rd_kafka_queue_destroy(queue);
-    rd_kafka_ConfigResource_destroy(resource);
-    rd_kafka_destroy(rk);
-    return rc;
-}
-
 /* Whether the gateway's log holds a line containing text, waiting for it up to timeout_ms. */
 static int log_says(const sg_test_proc_t *gw, const char *text, int timeout_ms)
 {
@@ -420,11 +386,11 @@ static void test_create_topics_as_declared(void **state)
     assert_int_equal(made.max_replicas, replication);
     /* topics[].config is set at creation; a topic without it has the broker's defaults */
     char value[64];
-    assert_int_equal(topic_config("made.default", "cleanup.policy", value, sizeof(value)), 0);
+    assert_int_equal(sg_test_topic_config(cluster.bootstrap, "made.default", "cleanup.policy", value, sizeof(value)), 0);
     assert_string_equal(value, "compact");
-    assert_int_equal(topic_config("made.default", "retention.ms", value, sizeof(value)), 0);
+    assert_int_equal(sg_test_topic_config(cluster.bootstrap, "made.default", "retention.ms", value, sizeof(value)), 0);
     assert_string_equal(value, "7200000");
-    assert_int_equal(topic_config("made.replicated", "cleanup.policy", value, sizeof(value)), 0);
+    assert_int_equal(sg_test_topic_config(cluster.bootstrap, "made.replicated", "cleanup.policy", value, sizeof(value)), 0);
     assert_string_equal(value, "delete");
     /* and the tables' check reads them: the table on the uncompacted topic is warned about, the
      * other not (both topics' answers come in the one DescribeConfigs result) */
