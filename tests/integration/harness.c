@@ -320,6 +320,22 @@ int sg_test_cluster_start(sg_test_proc_t *cluster, const char *const *extra)
     return -1;
 }
 
+int sg_test_log_has(const sg_test_proc_t *proc, const char *text, int timeout_ms)
+{
+    char path[512], line[2048];
+    snprintf(path, sizeof(path), "%s/log", proc->dir);
+    for (int64_t deadline = sg_test_now_ms() + timeout_ms;; sg_test_sleep_ms(100)) {
+        FILE *log = fopen(path, "r");
+        int found = log != NULL ? 0 : -1;
+        while (log != NULL && !found && fgets(line, sizeof(line), log) != NULL)
+            found = strstr(line, text) != NULL;
+        if (log != NULL)
+            fclose(log);
+        if (found == 1 || sg_test_now_ms() >= deadline)
+            return found;
+    }
+}
+
 int sg_test_proc_stop(sg_test_proc_t *proc)
 {
     if (proc->external) {

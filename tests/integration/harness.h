@@ -117,6 +117,10 @@ int sg_test_topic_config(const char *bootstrap, const char *topic, const char *n
  * (then the process is killed). Removes the temp dir. */
 int sg_test_proc_stop(sg_test_proc_t *proc);
 
+/** Whether the process's log (<dir>/log) has a line containing text, waiting up to timeout_ms
+ * (0: as it is now) for one to appear. Returns 1 or 0, or -1 when there is no log to read. */
+int sg_test_log_has(const sg_test_proc_t *proc, const char *text, int timeout_ms);
+
 /** A suite's teardown: stops each process given (NULL-terminated) in order, like sg_test_proc_stop;
  * one that was never started (or is stopped already) is passed over. Returns 0 when every one
  * exited 0 (a clean SIGTERM shutdown is part of what the suites check), else -1. */

@@ -331,24 +331,6 @@ static int describe_topic(const char *topic, described_t *out)
     return brokers;
 }
 
-/* Whether the gateway's log holds a line containing text, waiting for it up to timeout_ms. */
-static int log_says(const sg_test_proc_t *gw, const char *text, int timeout_ms)
-{
-    char path[512], line[1024];
-    snprintf(path, sizeof(path), "%s/log", gw->dir);
-    for (int waited = 0;; waited += 100) {
-        FILE *log = fopen(path, "r");
-        assert_non_null(log);
-        int found = 0;
-        while (!found && fgets(line, sizeof(line), log) != NULL)
-            found = strstr(line, text) != NULL;
-        fclose(log);
-        if (found || waited >= timeout_ms)
-            return found;
-        usleep(100 * 1000);
-    }
-}
-
 static void test_create_topics_as_declared(void **state)
 {
     /* kafka.create_topics creates the declared topics through the Admin API, with their
@@ -394,12 +376,12 @@ static void test_create_topics_as_declared(void **state)
     assert_string_equal(value, "delete");
     /* and the tables' check reads them: the table on the uncompacted topic is warned about, the
      * other not (both topics' answers come in the one DescribeConfigs result) */
-    assert_true(log_says(&gw, "tables: topic made.replicated has cleanup.policy=delete, not compact", 15000));
-    assert_false(log_says(&gw, "tables: topic made.default has cleanup.policy", 0));
+    assert_int_equal(sg_test_log_has(&gw, "tables: topic made.replicated has cleanup.policy=delete, not compact", 15000), 1);
+    assert_int_equal(sg_test_log_has(&gw, "tables: topic made.default has cleanup.policy", 0), 0);
     /* a declared topic that exists with another partition count is used as it is, and said so */
     assert_int_equal(describe_topic("ext.commands", &made), brokers);
     assert_int_equal(made.partitions, before.partitions);
-    assert_true(log_says(&gw, "topic ext.commands exists with 3 partition(s), not the 7 declared", 0));
+    assert_int_equal(sg_test_log_has(&gw, "topic ext.commands exists with 3 partition(s), not the 7 declared", 0), 1);
     /* and a command on the replicated topic is acknowledged by all in-sync replicas */
     sg_test_response_t res;
     assert_int_equal(sg_test_post_json(&gw, "/made/k", NULL, "{\"made\":1}", &res), 0);
