@@ -85,6 +85,11 @@ int sg_cluster_set_follower(sg_cluster_t *cluster, const char *topic, int32_t pa
     return check(rd_kafka_mock_partition_set_follower(cluster->mock, topic, partition, broker), "follower", err, errlen);
 }
 
+struct rd_kafka_mock_cluster_s *sg_cluster_mock(sg_cluster_t *cluster)
+{
+    return cluster->mock;
+}
+
 int sg_cluster_set_rtt(sg_cluster_t *cluster, int32_t broker, int rtt_ms, char *err, size_t errlen)
 {
     return check(rd_kafka_mock_broker_set_rtt(cluster->mock, broker, rtt_ms), "rtt", err, errlen);

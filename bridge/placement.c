@@ -27,6 +27,9 @@
 #define SG_PL_RETRY_MS 500
 #define SG_PL_PUBLISH_EVERY_MS (SG_PLACEMENT_LEASE_MS / 3)
 #define SG_PL_NAME_MAX 136
+/* A crashed instance's partitions move after the session timeout: the broker's minimum
+ * (group.min.session.timeout.ms, 6 s by default) keeps failover short. */
+#define SG_PL_SESSION_TIMEOUT_MS 6000
 
 typedef struct {
     char instance[SG_PL_NAME_MAX];
@@ -45,6 +48,7 @@ typedef struct {
     rd_kafka_queue_t *group_queue;
     int subscribed;
     int assigned_once; /* the group has given this instance its (possibly empty) assignment */
+    int kept;          /* joined without a first assignment at shutdown: not destroyed (see there) */
     int dirty;         /* the owned set changed: publish now */
     atomic_int n_partitions;
     _Atomic uint8_t owned[SG_PLACEMENT_MAX_PARTITIONS]; /* written by the thread (rebalance) */
@@ -336,13 +340,13 @@ static int make_group(sg_placement_t *placement, sg_pl_table_t *table, const cha
     rd_kafka_conf_t *rkconf = sg_kafka_conf_new(bootstraps, "streamgate-placement", err, errlen);
     if (rkconf == NULL)
         return -1;
-    /* A crashed instance's partitions move after session.timeout.ms: the broker's minimum
-     * (group.min.session.timeout.ms, 6 s by default) keeps failover short. */
+    char session_ms[16];
+    snprintf(session_ms, sizeof(session_ms), "%d", SG_PL_SESSION_TIMEOUT_MS);
     if (sg_kafka_conf_set(rkconf, "group.id", table->group_id, err, errlen) ||
         sg_kafka_conf_set(rkconf, "partition.assignment.strategy", "cooperative-sticky", err, errlen) ||
         sg_kafka_conf_set(rkconf, "enable.auto.commit", "false", err, errlen) ||
         sg_kafka_conf_set(rkconf, "enable.auto.offset.store", "false", err, errlen) ||
-        sg_kafka_conf_set(rkconf, "session.timeout.ms", "6000", err, errlen) ||
+        sg_kafka_conf_set(rkconf, "session.timeout.ms", session_ms, err, errlen) ||
         sg_kafka_conf_set(rkconf, "heartbeat.interval.ms", "1000", err, errlen) ||
         sg_kafka_conf_apply(rkconf, placement->conf, err, errlen)) {
         rd_kafka_conf_destroy(rkconf);
@@ -655,6 +659,40 @@ const char *sg_placement_not_ready_because(const sg_placement_t *placement)
     return placement != NULL ? atomic_load(&placement->not_ready) : NULL;
 }
 
+/* librdkafka 2.0 aborts (an assertion in rd_kafka_sticky_assignor_state_destroy) when it destroys
+ * a cooperative-sticky member whose group has answered its JoinGroup but not yet its first
+ * SyncGroup: the assignor's state only exists from the first assignment on (librdkafka#4312,
+ * fixed in 2.3.0), and a closing consumer drops the assignment that would create it. So a table
+ * whose group has a member id and no first assignment is served here until the assignment comes,
+ * for up to the session timeout (after which the coordinator has given up on this member anyway);
+ * if it still has none, its consumer is closed but kept (not destroyed: the process is ending) and
+ * that is logged. One that never joined (no member id) closes as usual: librdkafka ignores a
+ * JoinGroup answer that arrives once it is closing. */
+static void await_first_assignment(sg_pl_table_t *table)
+{
+    char *member = rd_kafka_memberid(table->group);
+    int joined = member != NULL && member[0] != '\0';
+    if (member != NULL)
+        rd_kafka_mem_free(table->group, member);
+    if (!joined)
+        return;
+    sg_log_info("placement: table %s: the group has not assigned this instance its partitions yet; waiting up to %d ms "
+                "for that before leaving it (librdkafka 2.0 aborts destroying a member in between)",
+                table->name, SG_PL_SESSION_TIMEOUT_MS);
+    int64_t until = sg_mono_ms() + SG_PL_SESSION_TIMEOUT_MS;
+    while (!table->assigned_once && sg_mono_ms() < until) {
+        rd_kafka_message_t *msg = rd_kafka_consumer_poll(table->group, SG_PL_POLL_MS);
+        if (msg != NULL)
+            rd_kafka_message_destroy(msg);
+    }
+    if (!table->assigned_once) {
+        table->kept = 1;
+        sg_log_warn("placement: table %s: no first assignment in %d ms; its group consumer is closed but not destroyed "
+                    "(librdkafka#4312)",
+                    table->name, SG_PL_SESSION_TIMEOUT_MS);
+    }
+}
+
 void sg_placement_shutdown(sg_placement_t *placement, int timeout_ms)
 {
     if (placement == NULL || placement->shut)
@@ -668,9 +706,14 @@ void sg_placement_shutdown(sg_placement_t *placement, int timeout_ms)
     }
     /* Leaving the groups first hands this instance's partitions over at once; the tombstones
      * then take it out of every instance's owner map and standby ring. */
-    for (size_t t = 0; t < placement->n_tables; ++t)
-        if (placement->tables[t].group != NULL && placement->tables[t].subscribed)
-            rd_kafka_consumer_close(placement->tables[t].group);
+    for (size_t t = 0; t < placement->n_tables; ++t) {
+        sg_pl_table_t *table = &placement->tables[t];
+        if (table->group != NULL && table->subscribed) {
+            if (!table->assigned_once)
+                await_first_assignment(table);
+            rd_kafka_consumer_close(table->group);
+        }
+    }
     if (placement->producer != NULL) {
         for (size_t t = 0; t < placement->n_tables; ++t)
             if (placement->set_up)
@@ -690,7 +733,7 @@ void sg_placement_destroy(sg_placement_t *placement)
         sg_pl_table_t *table = &placement->tables[t];
         if (table->group_queue != NULL)
             rd_kafka_queue_destroy(table->group_queue);
-        if (table->group != NULL)
+        if (table->group != NULL && !table->kept)
             rd_kafka_destroy(table->group);
         free(table->members);
     }

@@ -26,6 +26,10 @@ int sg_cluster_set_leader(sg_cluster_t *cluster, const char *topic, int32_t part
 int sg_cluster_set_follower(sg_cluster_t *cluster, const char *topic, int32_t partition, int32_t broker, char *err, size_t errlen);
 int sg_cluster_set_rtt(sg_cluster_t *cluster, int32_t broker, int rtt_ms, char *err, size_t errlen);
 
+/** The mock cluster itself, for tests that script its answers with librdkafka's rd_kafka_mock_*
+ * calls (rdkafka_mock.h); owned by the cluster. */
+struct rd_kafka_mock_cluster_s *sg_cluster_mock(sg_cluster_t *cluster);
+
 /** The bootstrap list ("127.0.0.1:PORT,..."), owned by the cluster. */
 const char *sg_cluster_bootstraps(const sg_cluster_t *cluster);
 

@@ -1,8 +1,10 @@
 /*
  * bridge/placement.c's partitioner: a key's partition as a partitioned table computes it is the
  * partition the gateway's producer (sg_kafka_conf_durable_producer) puts it in, checked against
- * the delivery reports of a real produce to the mock cluster; and Kafka's own murmur2 values.
+ * the delivery reports of a real produce to the mock cluster; Kafka's own murmur2 values; and a
+ * placement stopped between its group's JoinGroup and first SyncGroup answers (librdkafka#4312).
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,9 +14,14 @@
 
 #include <cmocka.h>
 
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
 #include "bridge_int.h"
 #include "sg_cluster.h"
 #include "sg_placement.h"
+#include "sg_base.h"
+#include "sg_log.h"
 
 #define KEYS 500
 #define PARTITIONS 7
@@ -83,11 +90,84 @@ static void test_kafka_murmur2_values(void **state)
                          (int32_t)((uint32_t)cases[i].murmur2 & 0x7fffffffu));
 }
 
+/* The log lines of a test (any thread), under a mutex. */
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static char log_text[16384];
+
+static void capture_sink(void *ctx, sg_log_level_t level, const char *message, size_t len)
+{
+    (void)ctx;
+    (void)level;
+    pthread_mutex_lock(&log_lock);
+    size_t used = strlen(log_text);
+    if (used + len + 2 < sizeof(log_text))
+        snprintf(log_text + used, sizeof(log_text) - used, "%.*s\n", (int)len, message);
+    pthread_mutex_unlock(&log_lock);
+}
+
+#define SYNC_GROUP_API_KEY 14 /* Kafka's SyncGroup request */
+
+/* A placement stopped after its table's group answered the JoinGroup and before the first
+ * SyncGroup answer: librdkafka 2.0 aborts destroying the group consumer then (librdkafka#4312),
+ * which killed a gateway stopped during its start (SIGABRT instead of exit 0). The mock holds
+ * the first SyncGroup answer for SYNC_DELAY_MS; the placement is stopped as soon as the mock has
+ * received that request (its scripted delay is taken off its stack). Without the wait for the
+ * first assignment in sg_placement_shutdown this test dies in sg_placement_destroy. */
+#define SYNC_DELAY_MS 2500
+static void test_stopped_between_join_and_first_assignment(void **state)
+{
+    char err[512];
+    sg_cluster_t *cluster = sg_cluster_create(1, err, sizeof(err));
+    assert_non_null(cluster);
+    assert_int_equal(sg_cluster_create_topic(cluster, "pl.rows", 4, 1, err, sizeof(err)), 0);
+    char text[512];
+    snprintf(text, sizeof(text),
+             "data_dir: /tmp\nkafka: {brokers: \"%s\"}\ndeployment: {name: pl}\n"
+             "tables: [{name: rows, topic: pl.rows, placement: partitioned}]\n",
+             sg_cluster_bootstraps(cluster));
+    sg_conf_t *conf = sg_conf_load_string("t.yaml", text, strlen(text), err, sizeof(err));
+    if (conf == NULL)
+        fail_msg("%s", err);
+    rd_kafka_mock_cluster_t *mock = sg_cluster_mock(cluster);
+    assert_int_equal(rd_kafka_mock_broker_push_request_error_rtts(mock, 1, SYNC_GROUP_API_KEY, 1, RD_KAFKA_RESP_ERR_NO_ERROR,
+                                                                  SYNC_DELAY_MS),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+    log_text[0] = '\0';
+    sg_log_set_sink(capture_sink, NULL);
+    sg_placement_t *placement = sg_placement_create(conf, sg_cluster_bootstraps(cluster), "pl-a", err, sizeof(err));
+    if (placement == NULL)
+        fail_msg("%s", err);
+    assert_int_equal(sg_placement_start(placement, "http://127.0.0.1:1", err, sizeof(err)), 0);
+    size_t pending = 1;
+    int64_t until = sg_mono_ms() + 30000;
+    while (pending > 0 && sg_mono_ms() < until) {
+        sg_sleep_ms(5);
+        assert_int_equal(rd_kafka_mock_broker_error_stack_cnt(mock, 1, SYNC_GROUP_API_KEY, &pending), RD_KAFKA_RESP_ERR_NO_ERROR);
+    }
+    assert_int_equal(pending, 0); /* the SyncGroup request is at the mock, its answer held */
+    assert_non_null(sg_placement_not_ready_because(placement));
+    int64_t stop_at = sg_mono_ms();
+    sg_placement_shutdown(placement, 0);
+    int64_t waited = sg_mono_ms() - stop_at;
+    sg_placement_destroy(placement);
+    sg_log_set_sink(NULL, NULL);
+    fprintf(stderr, "stopped %lld ms after the SyncGroup request reached the mock\n", (long long)waited);
+    pthread_mutex_lock(&log_lock);
+    assert_non_null(strstr(log_text, "placement: table rows: the group has not assigned this instance its partitions yet; "
+                                     "waiting up to"));
+    assert_non_null(strstr(log_text, "placement: table rows: 4 partition(s) assigned to this instance"));
+    assert_null(strstr(log_text, "not destroyed"));
+    pthread_mutex_unlock(&log_lock);
+    sg_conf_destroy(conf);
+    sg_cluster_destroy(cluster);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_producer_partitions_as_reads_look),
         cmocka_unit_test(test_kafka_murmur2_values),
+        cmocka_unit_test(test_stopped_between_join_and_first_assignment),
     };
     return cmocka_run_group_tests_name("bridge-placement", tests, NULL, NULL);
 }
