@@ -48,7 +48,7 @@ typedef struct {
     rd_kafka_queue_t *group_queue;
     int subscribed;
     int assigned_once; /* the group has given this instance its (possibly empty) assignment */
-    int kept;          /* joined without a first assignment at shutdown: not destroyed (see there) */
+    int unassigned;    /* joined, and still without a first assignment at shutdown (see there) */
     int dirty;         /* the owned set changed: publish now */
     atomic_int n_partitions;
     _Atomic uint8_t owned[SG_PLACEMENT_MAX_PARTITIONS]; /* written by the thread (rebalance) */
@@ -664,10 +664,11 @@ const char *sg_placement_not_ready_because(const sg_placement_t *placement)
  * SyncGroup: the assignor's state only exists from the first assignment on (librdkafka#4312,
  * fixed in 2.3.0), and a closing consumer drops the assignment that would create it. So a table
  * whose group has a member id and no first assignment is served here until the assignment comes,
- * for up to the session timeout (after which the coordinator has given up on this member anyway);
- * if it still has none, its consumer is closed but kept (not destroyed: the process is ending) and
- * that is logged. One that never joined (no member id) closes as usual: librdkafka ignores a
- * JoinGroup answer that arrives once it is closing. */
+ * for up to the session timeout (after which the coordinator has given up on this member anyway).
+ * If it still has none, its consumer is closed but never destroyed (the process is ending; its
+ * queue's wake-up callback is turned off, as it names this placement), and that is logged. One
+ * that never joined (no member id) closes as usual: librdkafka ignores a JoinGroup answer that
+ * arrives once it is closing. */
 static void await_first_assignment(sg_pl_table_t *table)
 {
     char *member = rd_kafka_memberid(table->group);
@@ -686,9 +687,9 @@ static void await_first_assignment(sg_pl_table_t *table)
             rd_kafka_message_destroy(msg);
     }
     if (!table->assigned_once) {
-        table->kept = 1;
-        sg_log_warn("placement: table %s: no first assignment in %d ms; its group consumer is closed but not destroyed "
-                    "(librdkafka#4312)",
+        table->unassigned = 1;
+        sg_log_warn("placement: table %s: no first assignment in %d ms; its group consumer is closed and left "
+                    "undestroyed, as librdkafka 2.0 would abort destroying it (librdkafka#4312)",
                     table->name, SG_PL_SESSION_TIMEOUT_MS);
     }
 }
@@ -731,9 +732,11 @@ void sg_placement_destroy(sg_placement_t *placement)
     sg_placement_shutdown(placement, 0);
     for (size_t t = 0; t < placement->n_tables; ++t) {
         sg_pl_table_t *table = &placement->tables[t];
-        if (table->group_queue != NULL)
+        if (table->group_queue != NULL) {
+            rd_kafka_queue_cb_event_enable(table->group_queue, NULL, NULL); /* it names placement->wake */
             rd_kafka_queue_destroy(table->group_queue);
-        if (table->group != NULL && !table->kept)
+        }
+        if (table->group != NULL && !table->unassigned)
             rd_kafka_destroy(table->group);
         free(table->members);
     }
