@@ -24,10 +24,11 @@
 
 #define SG_BRIDGE_POLL_MS 100
 #define SG_BRIDGE_METADATA_TIMEOUT_MS 2000
-/* Broker reachability (sg_bridge_reachable): a metadata round trip every second, on a thread of its
- * own (never the bridge thread, which must not wait for a broker), with hysteresis. */
+/* Broker reachability (sg_bridge_reachable): round trips every second, on a thread of its own
+ * (never the bridge thread, which must not wait for a broker), with hysteresis. A round trip may
+ * take up to its timeout: a broker answering in 1 s is slow, not gone. */
 #define SG_BRIDGE_PROBE_INTERVAL_MS 1000
-#define SG_BRIDGE_PROBE_TIMEOUT_MS 1000
+#define SG_BRIDGE_PROBE_TIMEOUT_MS 2000
 
 struct st_sg_bridge_topic_t {
     char *name;
@@ -68,6 +69,7 @@ struct st_sg_bridge_t {
     atomic_int reachable;         /* with hysteresis; 1 until the first SG_BRIDGE_UNREACHABLE_AFTER_MS pass */
     atomic_llong last_contact_ms; /* sg_mono_ms of the last successful round trip */
     atomic_int last_error;        /* rd_kafka_resp_err_t of the last failed round trip */
+    atomic_int leaders_failed;    /* the last failure was the leaders' round trip, not the metadata */
     atomic_int ready;
     atomic_int stopping;
     atomic_llong flush_timeout_ms;
@@ -434,9 +436,29 @@ static int probe_sleep(sg_bridge_t *bridge, int ms)
     return atomic_load(&bridge->stopping);
 }
 
-/* Every second, a metadata request to any broker (librdkafka picks one it is connected to): a
- * real round trip, so a broker that is up but not answering (stopped, overloaded, partitioned)
- * counts as unreachable too, which a connection state would not show. */
+/* A ListOffsets round trip to the leader of every partition of the topics in md that exist (the
+ * routes' topics: the producer knows no others), all at once (one request per leader). */
+static rd_kafka_resp_err_t probe_leaders(sg_bridge_t *bridge, const struct rd_kafka_metadata *md)
+{
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(16);
+    for (int t = 0; t < md->topic_cnt; ++t)
+        for (int p = 0; md->topics[t].err == RD_KAFKA_RESP_ERR_NO_ERROR && p < md->topics[t].partition_cnt; ++p)
+            rd_kafka_topic_partition_list_add(parts, md->topics[t].topic, md->topics[t].partitions[p].id)->offset =
+                RD_KAFKA_OFFSET_END; /* as a timestamp: the latest offset */
+    rd_kafka_resp_err_t rkerr = RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (parts->cnt > 0)
+        rkerr = rd_kafka_offsets_for_times(bridge->rk, parts, SG_BRIDGE_PROBE_TIMEOUT_MS);
+    rd_kafka_topic_partition_list_destroy(parts);
+    return rkerr;
+}
+
+/* Every second, a metadata request to any broker (librdkafka picks one it is connected to), then a
+ * round trip to every leader of the routes' partitions: real round trips, so a broker that is up
+ * but not answering (stopped, overloaded, partitioned) counts as unreachable too, which a
+ * connection state would not show. The leaders' round trip is what sees a cluster that lost the
+ * majority of its nodes: the one left still answers metadata, stale (its controller quorum is
+ * gone, so nobody records the others as dead), while the partitions led by the dead nodes take
+ * no writes. */
 static void *probe_main(void *arg)
 {
     sg_bridge_t *bridge = arg;
@@ -446,9 +468,14 @@ static void *probe_main(void *arg)
     while (!probe_sleep(bridge, SG_BRIDGE_PROBE_INTERVAL_MS)) {
         const struct rd_kafka_metadata *md = NULL;
         rd_kafka_resp_err_t rkerr = rd_kafka_metadata(bridge->rk, 0, NULL, &md, SG_BRIDGE_PROBE_TIMEOUT_MS);
+        int leaders = 0;
+        if (rkerr == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            rkerr = probe_leaders(bridge, md);
+            leaders = rkerr != RD_KAFKA_RESP_ERR_NO_ERROR;
+            rd_kafka_metadata_destroy(md);
+        }
         int64_t now = sg_mono_ms();
         if (rkerr == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            rd_kafka_metadata_destroy(md);
             atomic_store(&bridge->last_contact_ms, now);
             if (answering_since == 0)
                 answering_since = now;
@@ -459,9 +486,10 @@ static void *probe_main(void *arg)
         } else {
             answering_since = 0;
             atomic_store(&bridge->last_error, (int)rkerr);
+            atomic_store(&bridge->leaders_failed, leaders);
             if (atomic_load(&bridge->reachable) && now - atomic_load(&bridge->last_contact_ms) >= SG_BRIDGE_UNREACHABLE_AFTER_MS) {
                 atomic_store(&bridge->reachable, 0);
-                sg_log_warn("kafka: no broker has answered for %lld ms: %s",
+                sg_log_warn("kafka: %s for %lld ms: %s", leaders ? "the partition leaders have not all answered" : "no broker has answered",
                             (long long)(now - atomic_load(&bridge->last_contact_ms)), rd_kafka_err2str(rkerr));
             }
         }
@@ -474,8 +502,10 @@ int sg_bridge_reachable(const sg_bridge_t *bridge, char *why, size_t whylen)
     if (atomic_load(&bridge->reachable))
         return 1;
     long long silent_ms = sg_mono_ms() - atomic_load(&bridge->last_contact_ms);
-    sg_errf(why, whylen, "no Kafka broker has answered for %lld s (last error: %s)", silent_ms / 1000,
-            rd_kafka_err2str((rd_kafka_resp_err_t)atomic_load(&bridge->last_error)));
+    sg_errf(why, whylen, "%s for %lld s (last error: %s)",
+            atomic_load(&bridge->leaders_failed) ? "the leaders of the routes' partitions have not all answered"
+                                                 : "no Kafka broker has answered",
+            silent_ms / 1000, rd_kafka_err2str((rd_kafka_resp_err_t)atomic_load(&bridge->last_error)));
     return 0;
 }
 

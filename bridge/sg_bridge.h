@@ -111,8 +111,9 @@ int sg_bridge_is_ready(const sg_bridge_t *bridge);
 #define SG_BRIDGE_UNREACHABLE_AFTER_MS 5000 /* no broker round trip succeeded for this long: unreachable */
 #define SG_BRIDGE_REACHABLE_AFTER_MS 2000   /* round trips succeeded for this long: reachable again */
 
-/** Whether the brokers answer: a metadata round trip is made every second (from sg_bridge_start, on
- * a thread of the bridge's own); none succeeding for SG_BRIDGE_UNREACHABLE_AFTER_MS makes it 0,
+/** Whether the brokers answer: a metadata round trip and one to every leader of the routes'
+ * partitions are made every second (from sg_bridge_start, on a thread of the bridge's own); none
+ * succeeding for SG_BRIDGE_UNREACHABLE_AFTER_MS makes it 0,
  * with the reason in why, and SG_BRIDGE_REACHABLE_AFTER_MS of successes make it 1 again. 1 before
  * the first SG_BRIDGE_UNREACHABLE_AFTER_MS have passed. Any thread. */
 int sg_bridge_reachable(const sg_bridge_t *bridge, char *why, size_t whylen);

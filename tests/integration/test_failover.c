@@ -39,12 +39,6 @@
 
 #include "harness.h"
 
-/* /readyz following broker reachability is the hardening work's (another branch). Until it is on
- * main, the majority-loss test prints what /readyz did and marks that one assertion pending. */
-#ifndef SG_READYZ_FOLLOWS_BROKERS
-#define SG_READYZ_FOLLOWS_BROKERS 0
-#endif
-
 #define PRODUCE_TIMEOUT_MS 5000
 #define ANSWER_BOUND_MS (PRODUCE_TIMEOUT_MS + 1000)
 
@@ -761,12 +755,7 @@ static void test_majority_loss(void **state)
             (long long)ready_again);
     assert_true(first_202 >= 0);
     assert_true(ready_again >= 0);
-    if (SG_READYZ_FOLLOWS_BROKERS)
-        assert_true(readyz_503_after >= 0 && readyz_503_after <= 10000);
-    else if (readyz_503_after < 0)
-        fprintf(stderr, "PENDING (not asserted): /readyz did not turn 503 with a majority of the brokers down; it needs "
-                        "/readyz to follow broker reachability (the gateway hardening work); build with "
-                        "-DSG_READYZ_FOLLOWS_BROKERS=1 once that is on main\n");
+    assert_true(readyz_503_after >= 0 && readyz_503_after <= 10000);
     assert_int_equal(sg_test_proc_stop(&gw), 0);
 }
 
