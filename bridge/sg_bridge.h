@@ -113,9 +113,9 @@ int sg_bridge_is_ready(const sg_bridge_t *bridge);
 
 /** Whether the brokers answer: a metadata round trip and one to every leader of the routes'
  * partitions are made every second (from sg_bridge_start, on a thread of the bridge's own); none
- * succeeding for SG_BRIDGE_UNREACHABLE_AFTER_MS makes it 0,
- * with the reason in why, and SG_BRIDGE_REACHABLE_AFTER_MS of successes make it 1 again. 1 before
- * the first SG_BRIDGE_UNREACHABLE_AFTER_MS have passed. Any thread. */
+ * succeeding for SG_BRIDGE_UNREACHABLE_AFTER_MS makes it 0, with the reason in why, and
+ * SG_BRIDGE_REACHABLE_AFTER_MS of successes make it 1 again. 1 before the first
+ * SG_BRIDGE_UNREACHABLE_AFTER_MS have passed. Any thread. */
 int sg_bridge_reachable(const sg_bridge_t *bridge, char *why, size_t whylen);
 
 /** Number of messages produced and not yet reported. Any thread. */
